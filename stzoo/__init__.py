@@ -1,0 +1,25 @@
+"""stzoo: a model zoo for spatiotemporal predictive learning (video / field forecasting).
+
+    import stzoo
+    p = stzoo.load("tau-mmnist")
+    future = p.predict(frames)
+"""
+
+from stzoo.api import info, list_models, load
+from stzoo.errors import (
+    ConfigError,
+    InputError,
+    InputTypeError,
+    StzooError,
+    UnknownModelError,
+    WeightsNotAvailableError,
+)
+from stzoo.hub import ChecksumError
+from stzoo.models import build_model
+from stzoo.predictor import Predictor
+
+__version__ = "0.1.0"
+
+__all__ = ["load", "list_models", "info", "build_model", "Predictor", "StzooError", "InputError",
+           "InputTypeError", "UnknownModelError", "ConfigError", "WeightsNotAvailableError",
+           "ChecksumError", "__version__"]

@@ -1,0 +1,3 @@
+from stzoo.cli import main
+
+raise SystemExit(main())

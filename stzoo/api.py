@@ -1,0 +1,77 @@
+"""The front door: ``list_models``, ``info`` and ``load``."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from stzoo.errors import InputError
+from stzoo.hub import load_safetensors, resolve_weights
+from stzoo.manifest import InputSpec, get_entry, load_manifest
+from stzoo.models import build_model
+from stzoo.predictor import Predictor, parse_dtype
+
+__all__ = ["list_models", "info", "load", "load_state_dict_strict"]
+
+
+def list_models(pretrained: bool | None = None) -> list[str]:
+    """Zoo names, sorted. ``pretrained=True``: only those with released weights."""
+    models = load_manifest()["models"]
+    names = sorted(models)
+    if pretrained is None:
+        return names
+    return [n for n in names if bool(get_entry(n).get("weights")) == pretrained]
+
+
+def info(name: str) -> dict[str, Any]:
+    """The manifest entry of ``name`` (architecture, config, input spec, weights, metrics, ...)."""
+    return get_entry(name)
+
+
+def load_state_dict_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into ``model`` requiring every key to match, with a readable error."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} key(s), e.g. {missing[:3]}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} key(s), e.g. {unexpected[:3]}")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} shape mismatch(es), e.g. {k}: file {tuple(state[k].shape)} vs "
+                         f"model {tuple(own[k].shape)}")
+        raise InputError(f"weights in {source} do not fit the model: " + "; ".join(parts))
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+
+
+def load(name: str, *, pretrained: bool = True, weights: str | os.PathLike | None = None,
+         device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
+         batch_size: int = 16) -> Predictor:
+    """Build zoo model ``name`` and (by default) its verified released weights.
+
+    Args:
+        name: a zoo name from :func:`list_models`, e.g. ``"tau-mmnist"``.
+        pretrained: load the released weights (``False``: random initialisation).
+        weights: a local safetensors file to load instead of the released one (checked against the
+            manifest's sha256 when the entry has released weights).
+        device: e.g. ``"cpu"``, ``"cuda"``; default CPU.
+        dtype: ``"float32"`` (default), ``"bfloat16"`` or ``"float16"``.
+        batch_size: sequences per forward pass in :meth:`Predictor.predict`.
+    """
+    entry = get_entry(name)
+    model = build_model(entry["architecture"], entry["config"])
+    if pretrained or weights is not None:
+        path = resolve_weights(entry, weights)
+        load_state_dict_strict(model, load_safetensors(path), str(path))
+    try:
+        model = model.to(device=torch.device(device) if device is not None else "cpu", dtype=parse_dtype(dtype))
+    except (RuntimeError, AssertionError) as exc:
+        raise InputError(f"cannot move {entry['name']} to device {device!r}: {exc}") from exc
+    return Predictor(model, InputSpec.from_dict(entry["input"]), name=entry["name"], entry=entry,
+                     batch_size=batch_size)

@@ -1,0 +1,12 @@
+"""Datasets: MNIST digits and Moving MNIST."""
+
+from stzoo.data.mnist import find_mnist_dir, load_mnist
+from stzoo.data.moving_mnist import (
+    TEST_SEED,
+    MovingMNIST,
+    load_canonical_test_seq,
+    moving_mnist_test_set,
+)
+
+__all__ = ["load_mnist", "find_mnist_dir", "MovingMNIST", "moving_mnist_test_set",
+           "load_canonical_test_seq", "TEST_SEED"]

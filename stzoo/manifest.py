@@ -1,0 +1,94 @@
+"""The weights manifest: which zoo names exist, their architecture, config, input spec, weights and
+measured metrics. The file ships inside the package (``stzoo/weights_manifest.json``; the repo root
+has a link to it) and is validated against ``stzoo/weights_manifest.schema.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from stzoo.errors import UnknownModelError
+
+__all__ = ["InputSpec", "load_manifest", "load_schema", "validate_manifest", "resolve_name", "get_entry",
+           "MANIFEST_FILE"]
+
+MANIFEST_FILE = "weights_manifest.json"
+SCHEMA_FILE = "weights_manifest.schema.json"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a model expects: frames in/out, channels, training size and value range."""
+
+    frames_in: int
+    frames_out: int
+    channels: int
+    height: int
+    width: int
+    value_range: tuple[float, float] = (0.0, 1.0)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "InputSpec":
+        return cls(int(d["frames_in"]), int(d["frames_out"]), int(d["channels"]), int(d["height"]),
+                   int(d["width"]), tuple(float(v) for v in d.get("value_range", (0.0, 1.0))))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"frames_in": self.frames_in, "frames_out": self.frames_out, "channels": self.channels,
+                "height": self.height, "width": self.width, "value_range": list(self.value_range)}
+
+
+def _read_package_json(name: str) -> dict[str, Any]:
+    return json.loads(resources.files("stzoo").joinpath(name).read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def _manifest_cached() -> dict[str, Any]:
+    return _read_package_json(MANIFEST_FILE)
+
+
+def load_manifest() -> dict[str, Any]:
+    """The packaged manifest (a fresh copy: callers may modify it)."""
+    return copy.deepcopy(_manifest_cached())
+
+
+def load_schema() -> dict[str, Any]:
+    return _read_package_json(SCHEMA_FILE)
+
+
+def validate_manifest(manifest: dict[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` if ``manifest`` does not follow the schema, and
+    ``ValueError`` if an alias points nowhere. Needs the optional ``jsonschema`` package."""
+    import jsonschema
+
+    jsonschema.validate(manifest, load_schema())
+    models = manifest["models"]
+    for name, entry in models.items():
+        if "alias" in entry and entry["alias"] not in models:
+            raise ValueError(f"alias {name} -> {entry['alias']} points at no entry")
+        if "alias" in entry and "alias" in models[entry["alias"]]:
+            raise ValueError(f"alias {name} -> {entry['alias']} points at another alias")
+
+
+def resolve_name(name: str, manifest: dict[str, Any] | None = None) -> str:
+    """Follow an alias (``tau-mmnist`` → the entry it names); raise a clear error if unknown."""
+    models = (manifest or _manifest_cached())["models"]
+    if name not in models:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(models), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise UnknownModelError(f"unknown model {name!r}.{hint} Known: {', '.join(sorted(models))} "
+                                "(see stzoo.list_models()).")
+    return models[name].get("alias", name)
+
+
+def get_entry(name: str, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest entry of ``name`` (aliases followed), with its canonical ``name`` added."""
+    manifest = manifest or _manifest_cached()
+    real = resolve_name(name, manifest)
+    return {"name": real, **copy.deepcopy(manifest["models"][real])}

@@ -1,0 +1,52 @@
+"""Pure architectures. No file, network or environment access here.
+
+Every model is built from a plain, JSON-serialisable config dict::
+
+    model = build_model("tau", {"hid_S": 16, "hid_T": 128, "N_T": 4})
+
+and exposes ``frames_in``, ``frames_out``, ``channels`` and ``recurrent``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from torch import nn
+
+from stzoo.errors import ConfigError, UnknownModelError
+from stzoo.models.convlstm import ConvLSTM
+from stzoo.models.sa_convlstm import SAConvLSTM
+from stzoo.models.tau import TAU
+
+__all__ = ["ARCHITECTURES", "build_model", "TAU", "ConvLSTM", "SAConvLSTM", "count_parameters"]
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"tau": TAU, "convlstm": ConvLSTM, "sa_convlstm": SAConvLSTM}
+
+
+def _accepted(cls: type) -> set[str]:
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if klass is nn.Module or "__init__" not in vars(klass):
+            continue
+        sig = inspect.signature(klass.__init__)
+        names |= {n for n, p in sig.parameters.items()
+                  if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    return names
+
+
+def build_model(arch: str, config: dict[str, Any] | None = None) -> nn.Module:
+    """Build architecture ``arch`` ("tau", "convlstm", "sa_convlstm") from a config dict."""
+    if arch not in ARCHITECTURES:
+        raise UnknownModelError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+    cls = ARCHITECTURES[arch]
+    config = dict(config or {})
+    unknown = set(config) - _accepted(cls)
+    if unknown:
+        raise ConfigError(f"{arch} does not take config key(s) {sorted(unknown)}; "
+                          f"it takes {sorted(_accepted(cls))}")
+    return cls(**config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,276 @@
+"""TAU: Temporal Attention Unit inside the SimVP framework (Tan et al., CVPR 2023).
+
+Reads top to bottom like the paper:
+
+1. a spatial **encoder** turns every frame into a ``hid_S``-channel feature map at 1/4 size,
+2. a **translator** stacks the T frames along channels (T·hid_S) and runs ``N_T`` TAU blocks,
+   each = statical attention × dynamical attention × input, followed by a conv MLP,
+3. a spatial **decoder** maps features back to frames, with a skip from the first encoder layer.
+
+The parameter layout follows the TAU authors' reference implementation, so the paper's Moving MNIST
+configuration has exactly 44,656,001 parameters. This module does no I/O; build it from a plain dict
+with :func:`stzoo.models.build_model` or ``TAU(**config)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from stzoo.errors import ConfigError, InputError
+
+__all__ = ["TAU", "TAU_DEFAULTS"]
+
+TAU_DEFAULTS: dict[str, Any] = {
+    "frames": 10,
+    "channels": 1,
+    "height": 64,
+    "width": 64,
+    "hid_S": 64,
+    "hid_T": 512,
+    "N_S": 4,
+    "N_T": 8,
+    "mlp_ratio": 8.0,
+    "drop": 0.0,
+    "drop_path": 0.0,
+    "kernel_size": 21,
+    "spatio_kernel": 3,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Spatial encoder / decoder
+# --------------------------------------------------------------------------------------------
+class ConvNormAct(nn.Module):
+    """3×3 conv (optionally stride 2, or followed by PixelShuffle(2)) → GroupNorm(2) → SiLU."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int = 3, down: bool = False, up: bool = False):
+        super().__init__()
+        stride = 2 if down else 1
+        padding = (kernel - stride + 1) // 2
+        if up:
+            self.conv = nn.Sequential(nn.Conv2d(c_in, c_out * 4, kernel, 1, padding), nn.PixelShuffle(2))
+        else:
+            self.conv = nn.Conv2d(c_in, c_out, kernel, stride, padding)
+        self.norm = nn.GroupNorm(2, c_out)
+        self.act = nn.SiLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.norm(self.conv(x)))
+
+
+def _strides(n: int) -> list[bool]:
+    """Which of the ``n`` spatial layers change resolution: every second one (1, 2, 1, 2, ...)."""
+    return [i % 2 == 1 for i in range(n)]
+
+
+class Encoder(nn.Module):
+    def __init__(self, c_in: int, hid: int, n_layers: int, kernel: int):
+        super().__init__()
+        downs = _strides(n_layers)
+        self.layers = nn.ModuleList(
+            ConvNormAct(c_in if i == 0 else hid, hid, kernel, down=d) for i, d in enumerate(downs)
+        )
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        skip = x = self.layers[0](x)
+        for layer in self.layers[1:]:
+            x = layer(x)
+        return x, skip
+
+
+class Decoder(nn.Module):
+    def __init__(self, hid: int, c_out: int, n_layers: int, kernel: int):
+        super().__init__()
+        ups = list(reversed(_strides(n_layers)))
+        self.layers = nn.ModuleList(ConvNormAct(hid, hid, kernel, up=u) for u in ups)
+        self.readout = nn.Conv2d(hid, c_out, 1)
+
+    def forward(self, x: Tensor, skip: Tensor) -> Tensor:
+        for layer in self.layers[:-1]:
+            x = layer(x)
+        x = self.layers[-1](x + skip)
+        return self.readout(x)
+
+
+# --------------------------------------------------------------------------------------------
+# Temporal Attention Unit
+# --------------------------------------------------------------------------------------------
+class TemporalAttentionModule(nn.Module):
+    """SA(h) · DA(h) · h.
+
+    Statical attention SA: 5×5 depthwise conv → 7×7 depthwise conv with dilation 3 → 1×1 conv
+    (a 21×21 receptive field, decomposed). Dynamical attention DA: squeeze-excitation over
+    channels, sigmoid(FC(ReLU(FC(avgpool(h))))), both FCs without bias.
+    """
+
+    def __init__(self, dim: int, kernel_size: int = 21, dilation: int = 3, reduction: int = 16):
+        super().__init__()
+        d_k = 2 * dilation - 1
+        dd_k = kernel_size // dilation + ((kernel_size // dilation) % 2 - 1)
+        self.conv0 = nn.Conv2d(dim, dim, d_k, padding=(d_k - 1) // 2, groups=dim)
+        self.conv_spatial = nn.Conv2d(
+            dim, dim, dd_k, padding=dilation * (dd_k - 1) // 2, groups=dim, dilation=dilation
+        )
+        self.conv1 = nn.Conv2d(dim, dim, 1)
+        # The reference implementation divides by max(dim // 16, 4): hidden = dim // that.
+        squeeze = dim // max(dim // reduction, 4)
+        self.fc = nn.Sequential(
+            nn.Linear(dim, squeeze, bias=False),
+            nn.ReLU(),
+            nn.Linear(squeeze, dim, bias=False),
+            nn.Sigmoid(),
+        )
+
+    def statical(self, h: Tensor) -> Tensor:
+        return self.conv1(self.conv_spatial(self.conv0(h)))
+
+    def dynamical(self, h: Tensor) -> Tensor:
+        return self.fc(h.mean(dim=(2, 3)))[:, :, None, None]
+
+    def forward(self, h: Tensor) -> Tensor:
+        return self.statical(h) * self.dynamical(h) * h
+
+
+class TemporalAttention(nn.Module):
+    """1×1 conv → GELU → TAU attention → 1×1 conv, plus the shortcut."""
+
+    def __init__(self, dim: int, kernel_size: int = 21):
+        super().__init__()
+        self.proj_1 = nn.Conv2d(dim, dim, 1)
+        self.act = nn.GELU()
+        self.tau = TemporalAttentionModule(dim, kernel_size)
+        self.proj_2 = nn.Conv2d(dim, dim, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj_2(self.tau(self.act(self.proj_1(x)))) + x
+
+
+class MixMlp(nn.Module):
+    """1×1 (expand) → 3×3 depthwise → GELU → 1×1 (project)."""
+
+    def __init__(self, dim: int, hidden: int, drop: float = 0.0):
+        super().__init__()
+        self.fc1 = nn.Conv2d(dim, hidden, 1)
+        self.dwconv = nn.Conv2d(hidden, hidden, 3, 1, 1, groups=hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Conv2d(hidden, dim, 1)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.dwconv(self.fc1(x))))))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop the whole residual branch per sample while training."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+
+class TAUBlock(nn.Module):
+    """x + s1 · TA(BN(x)), then x + s2 · MLP(BN(x)); optionally a 1×1 conv to a new width."""
+
+    def __init__(self, dim: int, out_dim: int, kernel_size: int, mlp_ratio: float, drop: float,
+                 drop_path: float, init_value: float = 1e-2):
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(dim)
+        self.attn = TemporalAttention(dim, kernel_size)
+        self.norm2 = nn.BatchNorm2d(dim)
+        self.mlp = MixMlp(dim, int(dim * mlp_ratio), drop)
+        self.layer_scale_1 = nn.Parameter(torch.full((dim,), init_value))
+        self.layer_scale_2 = nn.Parameter(torch.full((dim,), init_value))
+        self.drop_path = DropPath(drop_path)
+        self.reduction = nn.Conv2d(dim, out_dim, 1) if dim != out_dim else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.drop_path(self.layer_scale_1[:, None, None] * self.attn(self.norm1(x)))
+        x = x + self.drop_path(self.layer_scale_2[:, None, None] * self.mlp(self.norm2(x)))
+        return x if self.reduction is None else self.reduction(x)
+
+
+class Translator(nn.Module):
+    """N_T TAU blocks over B×(T·hid_S)×H'×W'; the first narrows to hid_T, the last widens back."""
+
+    def __init__(self, c_in: int, c_hid: int, n_blocks: int, kernel_size: int, mlp_ratio: float,
+                 drop: float, drop_path: float):
+        super().__init__()
+        rates = torch.linspace(0, drop_path, n_blocks).tolist()
+        widths = [c_in] + [c_hid] * (n_blocks - 1) + [c_in]
+        self.blocks = nn.ModuleList(
+            TAUBlock(widths[i], widths[i + 1], kernel_size, mlp_ratio, drop, rates[i])
+            for i in range(n_blocks)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+# --------------------------------------------------------------------------------------------
+# The whole net
+# --------------------------------------------------------------------------------------------
+class TAU(nn.Module):
+    """SimVP-style TAU. Maps B×T×C×H×W frames to the next T frames (same shape).
+
+    ``height`` and ``width`` must be divisible by ``2 ** (N_S // 2)``. ``height``/``width`` in the
+    config are the training size; any size that satisfies the divisibility runs.
+    """
+
+    arch = "tau"
+    recurrent = False
+
+    def __init__(self, frames: int = 10, channels: int = 1, height: int = 64, width: int = 64,
+                 hid_S: int = 64, hid_T: int = 512, N_S: int = 4, N_T: int = 8,
+                 mlp_ratio: float = 8.0, drop: float = 0.0, drop_path: float = 0.0,
+                 kernel_size: int = 21, spatio_kernel: int = 3):
+        super().__init__()
+        if N_T < 2:
+            raise ConfigError(f"TAU needs N_T >= 2 translator blocks, got N_T={N_T}")
+        if N_S < 2 or N_S % 2:
+            raise ConfigError(f"TAU needs an even N_S >= 2 (strides 1,2,1,2,...), got N_S={N_S}")
+        if hid_S % 2:
+            raise ConfigError(f"hid_S must be even (GroupNorm with 2 groups), got {hid_S}")
+        self.frames, self.channels = frames, channels
+        self.frames_in = self.frames_out = frames
+        self.height, self.width = height, width
+        self.hid_S = hid_S
+        self.downsample = 2 ** (N_S // 2)
+        self.encoder = Encoder(channels, hid_S, N_S, spatio_kernel)
+        self.translator = Translator(frames * hid_S, hid_T, N_T, kernel_size, mlp_ratio, drop, drop_path)
+        self.decoder = Decoder(hid_S, channels, N_S, spatio_kernel)
+
+    def check_input(self, x: Tensor) -> None:
+        """Raise a clear error if ``x`` cannot go through this net."""
+        if x.dim() != 5:
+            raise InputError(f"TAU expects B×T×C×H×W, got a tensor of shape {tuple(x.shape)}")
+        _, t, c, h, w = x.shape
+        if t != self.frames:
+            raise InputError(f"this TAU maps {self.frames} frames to {self.frames}; got {t} frames")
+        if c != self.channels:
+            raise InputError(f"this TAU expects {self.channels} channel(s), got {c}")
+        if h % self.downsample or w % self.downsample:
+            raise InputError(
+                f"TAU downsamples by {self.downsample}: height and width must be divisible by "
+                f"{self.downsample}, got {h}×{w}"
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.check_input(x)
+        b, t, c, h, w = x.shape
+        z, skip = self.encoder(x.reshape(b * t, c, h, w))
+        _, c_, h_, w_ = z.shape
+        z = self.translator(z.reshape(b, t * c_, h_, w_))
+        y = self.decoder(z.reshape(b * t, c_, h_, w_), skip)
+        return y.reshape(b, t, c, h, w)

@@ -1,0 +1,274 @@
+"""Train and evaluate zoo models on Moving MNIST; release weights into the manifest.
+
+The loop is small on purpose::
+
+    for step in range(start, total):              # one batch per step
+        batch = data for (epoch, batch index)      # a pure function of the seed: exact resume
+        loss = recipe loss(model(inputs), targets)
+        optimizer / OneCycle scheduler step
+        every few minutes: atomic checkpoint (model, optimizer, scheduler, RNG, step, wall-clock)
+
+Checkpoints carry optimizer state and live in the run folder; only :func:`release` writes the
+weights-only safetensors that the manifest points at.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from stzoo.data.moving_mnist import MovingMNIST, moving_mnist_test_set
+from stzoo.errors import ConfigError
+from stzoo.losses import mse_ddr_loss
+from stzoo.metrics import MetricAccumulator
+from stzoo.models import build_model, count_parameters
+
+__all__ = ["Recipe", "RECIPES", "train", "evaluate", "evaluate_copy_last", "release", "sha256_file"]
+
+
+@dataclass
+class Recipe:
+    """How one architecture is trained. Every field can be overridden from the CLI."""
+
+    lr: float = 1e-3
+    batch_size: int = 16
+    epochs: int = 200
+    epoch_size: int = 10000          # sequences per epoch (fresh ones every epoch)
+    loss: str = "mse"                # "mse" or "mse+ddr"
+    alpha: float = 0.1               # DDR weight
+    weight_decay: float = 0.0
+    scheduled_sampling: float = 0.0  # fraction of training over which teacher forcing decays 1 → 0
+    frames_in: int = 10
+    frames_out: int = 10
+    seed: int = 0
+    grad_clip: float = 1.0
+
+
+RECIPES: dict[str, Recipe] = {
+    "tau": Recipe(loss="mse+ddr", alpha=0.1),
+    "convlstm": Recipe(loss="mse", scheduled_sampling=0.5),
+    "sa_convlstm": Recipe(loss="mse", scheduled_sampling=0.5),
+}
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _to_float(batch: Tensor, device: torch.device) -> Tensor:
+    return batch.to(device, non_blocking=True).float().div_(255.0)
+
+
+def compute_loss(model: nn.Module, recipe: Recipe, seq: Tensor, teacher_p: float) -> Tensor:
+    """The recipe's loss on one batch of float sequences B×(T_in+T_out)×C×H×W."""
+    x, y = seq[:, :recipe.frames_in], seq[:, recipe.frames_in:recipe.frames_in + recipe.frames_out]
+    if getattr(model, "recurrent", False):
+        mask = None
+        if teacher_p > 0:
+            mask = torch.bernoulli(torch.full((x.shape[0], recipe.frames_out - 1), teacher_p, device=x.device))
+        pred = model(x, recipe.frames_out, target=y, teacher_mask=mask, return_context=True)
+        target = seq[:, 1:recipe.frames_in + recipe.frames_out]
+    else:
+        pred, target = model(x), y
+    if recipe.loss == "mse":
+        return F.mse_loss(pred.float(), target)
+    if recipe.loss == "mse+ddr":
+        return mse_ddr_loss(pred.float(), target, alpha=recipe.alpha)
+    raise ConfigError(f"unknown loss {recipe.loss!r}; use 'mse' or 'mse+ddr'")
+
+
+@torch.no_grad()
+def predict_future(model: nn.Module, x: Tensor, n_out: int) -> Tensor:
+    """Future frames from a model in eval mode (TAU maps T→T; recurrent models take ``n_out``)."""
+    return model(x, n_out) if getattr(model, "recurrent", False) else model(x)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset: MovingMNIST, *, frames_in: int = 10, frames_out: int = 10,
+             batch_size: int = 64, device: str | torch.device = "cpu", progress: bool = True,
+             predict: Callable[[Tensor], Tensor] | None = None) -> dict[str, Any]:
+    """MSE / MAE / SSIM / PSNR of ``model`` on the future frames of every sequence of ``dataset``."""
+    from tqdm.auto import tqdm
+
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    predict = predict or (lambda x: predict_future(model, x, frames_out))
+    acc = MetricAccumulator()
+    n = len(dataset)
+    for start in tqdm(range(0, n, batch_size), desc="evaluate", unit="batch", disable=not progress):
+        seq = _to_float(dataset.batch(start, min(start + batch_size, n)), device)
+        x, y = seq[:, :frames_in], seq[:, frames_in:frames_in + frames_out]
+        acc.update(predict(x).float(), y)
+    model.train(was_training)
+    return {**acc.result(), "sequences": acc.sequences}
+
+
+def evaluate_copy_last(dataset: MovingMNIST, frames_in: int = 10, frames_out: int = 10,
+                       batch_size: int = 256, progress: bool = True) -> dict[str, Any]:
+    """The copy-last-frame baseline: every future frame = the last observed frame."""
+    dummy = nn.Identity()
+    return evaluate(dummy, dataset, frames_in=frames_in, frames_out=frames_out, batch_size=batch_size,
+                    progress=progress,
+                    predict=lambda x: x[:, -1:].expand(-1, frames_out, -1, -1, -1))
+
+
+def _hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.machine()}, {torch.get_num_threads()} thread(s))"
+
+
+def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
+          mnist_dir: str | os.PathLike | None = None, recipe: Recipe | None = None,
+          device: str | None = None, max_steps: int | None = None, eval_sequences: int = 10000,
+          checkpoint_every_s: float = 300.0, log_every: int = 50, progress: bool = True,
+          command: str | None = None) -> dict[str, Any]:
+    """Train ``arch`` with ``config`` on on-the-fly Moving MNIST; resume from ``out_dir`` if it holds
+    a checkpoint. Returns the final summary (also written to ``out_dir/summary.json``).
+
+    ``max_steps`` stops early (the schedule is still laid out for the full ``recipe.epochs``), so a
+    long run can be done in slices; the final evaluation runs only once all steps are done, or
+    when ``max_steps`` is reached and ``eval_sequences`` > 0.
+    """
+    from tqdm.auto import tqdm
+
+    recipe = recipe or RECIPES[arch]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.manual_seed(recipe.seed)
+    model = build_model(arch, config).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    steps_per_epoch = math.ceil(recipe.epoch_size / recipe.batch_size)
+    total = steps_per_epoch * recipe.epochs
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=total)
+    data = MovingMNIST.from_mnist(mnist_dir, "train", num_sequences=recipe.epoch_size,
+                                  seq_len=recipe.frames_in + recipe.frames_out, seed=recipe.seed)
+    ckpt_path = out / "checkpoint.pt"
+    step, wall = 0, 0.0
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        if ck["arch"] != arch or ck["config"] != config:
+            raise ConfigError(f"{ckpt_path} was written for {ck['arch']} {ck['config']}, not {arch} {config}")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        torch.set_rng_state(ck["rng"])
+        if dev.type == "cuda" and ck.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(ck["cuda_rng"], dev)
+        step, wall = ck["step"], ck["wall_clock_s"]
+    meta = {"arch": arch, "config": config, "recipe": asdict(recipe), "parameters": count_parameters(model)}
+    atomic_write_text(out / "run.json", json.dumps(meta, indent=2))
+
+    def save_checkpoint() -> None:
+        atomic_torch_save({
+            "arch": arch, "config": config, "recipe": asdict(recipe), "model": model.state_dict(),
+            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+            "step": step, "wall_clock_s": wall}, ckpt_path)
+
+    stop = total if max_steps is None else min(total, max_steps)
+    log = open(out / "log.jsonl", "a")
+    model.train()
+    last_ckpt = time.monotonic()
+    t0 = time.monotonic()
+    running = None
+    bar = tqdm(total=stop, initial=step, desc=f"train {arch}", unit="step", disable=not progress,
+               mininterval=1.0 if sys.stderr.isatty() else 60.0)
+    try:
+        while step < stop:
+            epoch, i = divmod(step, steps_per_epoch)
+            data.set_epoch(epoch)
+            lo = i * recipe.batch_size
+            seq = _to_float(data.batch(lo, min(lo + recipe.batch_size, recipe.epoch_size)), dev)
+            teacher_p = 0.0
+            if recipe.scheduled_sampling > 0:
+                teacher_p = max(0.0, 1.0 - step / (recipe.scheduled_sampling * total))
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                loss = compute_loss(model, recipe, seq, teacher_p)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if recipe.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+            opt.step()
+            sched.step()
+            step += 1
+            value = float(loss)
+            running = value if running is None else 0.98 * running + 0.02 * value
+            bar.update(1)
+            bar.set_postfix(loss=f"{running:.5f}", epoch=epoch)
+            now = time.monotonic()
+            if step % log_every == 0 or step == stop:
+                log.write(json.dumps({"step": step, "epoch": epoch, "loss": value, "loss_avg": running,
+                                      "lr": sched.get_last_lr()[0], "teacher_p": teacher_p,
+                                      "wall_clock_s": wall + now - t0, "time": time.time()}) + "\n")
+                log.flush()
+            if now - last_ckpt >= checkpoint_every_s or step == stop:
+                wall += now - t0
+                t0 = now
+                save_checkpoint()
+                last_ckpt = now
+    except KeyboardInterrupt:
+        wall += time.monotonic() - t0
+        t0 = time.monotonic()
+        save_checkpoint()
+        raise
+    finally:
+        bar.close()
+        log.close()
+    summary: dict[str, Any] = {**meta, "step": step, "total_steps": total, "wall_clock_s": wall,
+                               "epochs_done": step / steps_per_epoch, "hardware": _hardware(dev),
+                               "torch": torch.__version__, "command": command}
+    if eval_sequences > 0:
+        test = moving_mnist_test_set(mnist_dir, eval_sequences)
+        summary["metrics"] = evaluate(model, test, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
+                                      device=dev, progress=progress)
+        summary["metrics"]["dataset"] = "stzoo-moving-mnist-test"
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    return summary
+
+
+def release(run_dir: str | os.PathLike, weights_path: str | os.PathLike, *, half: bool = False) -> dict[str, Any]:
+    """Write the run's final weights (no optimizer state) as safetensors; return path, sha256, size."""
+    from safetensors.torch import save_file
+
+    ck = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
+               for k, v in ck["model"].items()}
+    weights_path = Path(weights_path)
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = weights_path.with_name(weights_path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"arch": ck["arch"], "config": json.dumps(ck["config"])})
+    os.replace(tmp, weights_path)
+    return {"path": str(weights_path), "sha256": sha256_file(weights_path), "size": weights_path.stat().st_size}

@@ -1,0 +1,157 @@
+"""Manifest schema, list/info/load, weights verification, and the CLI."""
+
+import copy
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import stzoo
+import stzoo.manifest as manifest_mod
+from stzoo.cli import main
+from stzoo.errors import InputError, UnknownModelError, WeightsNotAvailableError
+from stzoo.hub import ChecksumError
+from stzoo.manifest import get_entry, load_manifest, validate_manifest
+from stzoo.models import build_model, count_parameters
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_manifest_follows_schema():
+    validate_manifest(load_manifest())
+
+
+def test_repo_root_manifest_is_the_packaged_one():
+    assert json.loads((REPO / "weights_manifest.json").read_text()) == load_manifest()
+
+
+def test_schema_rejects_broken_entries():
+    m = load_manifest()
+    bad = copy.deepcopy(m)
+    bad["models"]["tau-mmnist-s"].pop("input")
+    with pytest.raises(jsonschema.ValidationError):
+        validate_manifest(bad)
+    bad = copy.deepcopy(m)
+    bad["models"]["tau-mmnist-s"]["weights"] = {"filename": "x.safetensors", "sha256": "nothex", "size": 1,
+                                                "dtype": "float32"}
+    with pytest.raises(jsonschema.ValidationError):
+        validate_manifest(bad)
+    bad = copy.deepcopy(m)
+    bad["models"]["dangling"] = {"alias": "nowhere"}
+    with pytest.raises(ValueError, match="nowhere"):
+        validate_manifest(bad)
+
+
+@pytest.mark.parametrize("name", sorted(load_manifest()["models"]))
+def test_every_entry_builds_with_its_declared_parameter_count(name):
+    e = get_entry(name)
+    assert count_parameters(build_model(e["architecture"], e["config"])) == e["parameters"]
+
+
+def test_entry_weights_exist_and_match_sha256():
+    for name in stzoo.list_models(pretrained=True):
+        w = get_entry(name)["weights"]
+        path = REPO / "weights" / w["filename"]
+        assert path.is_file(), f"{name}: {path} missing"
+        assert path.stat().st_size == w["size"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == w["sha256"]
+
+
+def test_list_info_and_aliases():
+    names = stzoo.list_models()
+    assert {"tau-mmnist", "sa-convlstm-mmnist", "convlstm-mmnist"} <= set(names)
+    assert stzoo.info("tau-mmnist")["architecture"] == "tau"
+    with pytest.raises(UnknownModelError, match="Did you mean tau-mmnist"):
+        stzoo.info("tau-mnist")
+
+
+def test_load_random_init_and_dtype():
+    p = stzoo.load("convlstm-mmnist-s", pretrained=False, dtype="bfloat16")
+    assert p.dtype == torch.bfloat16 and not p.model.training
+    y = p.predict(np.zeros((10, 64, 64), np.uint8))
+    assert y.shape == (10, 64, 64) and y.dtype == np.uint8
+    with pytest.raises(InputError, match="dtype"):
+        stzoo.load("convlstm-mmnist-s", pretrained=False, dtype="int8")
+
+
+@pytest.fixture
+def fake_release(tmp_path, monkeypatch):
+    """A manifest entry with released weights in a local weights folder."""
+    e = get_entry("convlstm-mmnist-s")
+    torch.manual_seed(3)
+    model = build_model(e["architecture"], e["config"])
+    path = tmp_path / "w" / "tiny.safetensors"
+    path.parent.mkdir()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    m = load_manifest()
+    entry = m["models"]["convlstm-mmnist-s"]
+    entry["weights"] = {"filename": "tiny.safetensors", "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                        "size": path.stat().st_size, "dtype": "float32"}
+    monkeypatch.setattr(manifest_mod, "_manifest_cached", lambda: m)
+    monkeypatch.setenv("STZOO_WEIGHTS_DIR", str(path.parent))
+    return model, path
+
+
+def test_load_pretrained_from_weights_dir(fake_release):
+    model, _ = fake_release
+    p = stzoo.load("convlstm-mmnist")
+    for k, v in model.state_dict().items():
+        assert torch.equal(p.model.state_dict()[k], v)
+
+
+def test_load_rejects_tampered_weights(fake_release):
+    _, path = fake_release
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError, match="sha256"):
+        stzoo.load("convlstm-mmnist-s")
+
+
+def test_load_without_weights_says_what_to_do(monkeypatch, tmp_path):
+    with pytest.raises(WeightsNotAvailableError, match="pretrained=False"):
+        stzoo.load("sa-convlstm-mmnist")
+
+
+def test_load_rejects_weights_that_do_not_fit(tmp_path):
+    path = tmp_path / "other.safetensors"
+    save_file({"foo": torch.zeros(2)}, str(path))
+    with pytest.raises(InputError, match="missing"):
+        stzoo.load("sa-convlstm-mmnist", weights=path)
+
+
+# ---- CLI -----------------------------------------------------------------------------------
+def test_cli_list_and_info(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "tau-mmnist-paper" in out and "44.66 M" in out
+    assert main(["info", "sa-convlstm-mmnist"]) == 0
+    assert json.loads(capsys.readouterr().out)["architecture"] == "sa_convlstm"
+
+
+def test_cli_predict_gif_roundtrip(tmp_path, capsys):
+    from stzoo.io import read_frames, write_gif
+
+    write_gif(np.random.default_rng(0).integers(0, 255, (10, 64, 64), dtype=np.uint8), tmp_path / "in.gif")
+    assert main(["predict", "convlstm-mmnist-s", "--random", "--input", str(tmp_path / "in.gif"),
+                 "--output", str(tmp_path / "out.gif"), "--horizon", "3"]) == 0
+    assert read_frames(tmp_path / "out.gif").shape[0] == 3
+
+
+def test_cli_reports_user_errors_without_traceback(tmp_path, capsys):
+    assert main(["predict", "convlstm-mmnist-s", "--random", "--input", str(tmp_path / "missing.gif"),
+                 "--output", str(tmp_path / "o.gif")]) == 2
+    assert "stzoo: error:" in capsys.readouterr().err
+
+
+def test_console_entry_point_runs():
+    out = subprocess.run([sys.executable, "-m", "stzoo", "info", "tau-mmnist"], capture_output=True,
+                         text=True, check=True).stdout
+    assert json.loads(out)["name"] == "tau-mmnist-s"
