@@ -92,3 +92,28 @@ def get_entry(name: str, manifest: dict[str, Any] | None = None) -> dict[str, An
     manifest = manifest or _manifest_cached()
     real = resolve_name(name, manifest)
     return {"name": real, **copy.deepcopy(manifest["models"][real])}
+
+
+def zoo_table_markdown(manifest: dict[str, Any] | None = None) -> str:
+    """The model zoo as a Markdown table, generated from the manifest (README and docs use it)."""
+    manifest = manifest or _manifest_cached()
+    models = manifest["models"]
+    lines = ["| name | arch | params | weights | MSE ↓ | MAE ↓ | SSIM ↑ | PSNR ↑ | trained |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name in sorted(models):
+        e = models[name]
+        if "alias" in e:
+            lines.append(f"| `{name}` | alias of `{e['alias']}` | | | | | | | |")
+            continue
+        m = e.get("metrics", {})
+        t = e.get("training", {})
+        fmt = lambda k, d: f"{m[k]:.{d}f}" if k in m else "–"  # noqa: E731
+        trained = f"{t['epochs']:g} ep, {t['hardware']}" if t else "–"
+        lines.append(f"| `{name}` | {e['architecture']} | {e['parameters'] / 1e6:.2f} M | "
+                     f"{'yes' if e.get('weights') else 'not yet'} | {fmt('mse', 1)} | {fmt('mae', 1)} | "
+                     f"{fmt('ssim', 3)} | {fmt('psnr', 2)} | {trained} |")
+    for name, b in sorted(manifest.get("baselines", {}).items()):
+        m = b["metrics"]
+        lines.append(f"| *{name}* (baseline) | – | – | – | {m['mse']:.1f} | {m['mae']:.1f} | "
+                     f"{m['ssim']:.3f} | {m['psnr']:.2f} | – |")
+    return "\n".join(lines)

@@ -224,7 +224,7 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
             opt.step()
             sched.step()
             step += 1
-            value = float(loss)
+            value = float(loss.detach())
             running = value if running is None else 0.98 * running + 0.02 * value
             bar.update(1)
             bar.set_postfix(loss=f"{running:.5f}", epoch=epoch)
@@ -269,6 +269,61 @@ def release(run_dir: str | os.PathLike, weights_path: str | os.PathLike, *, half
     weights_path = Path(weights_path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = weights_path.with_name(weights_path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"arch": ck["arch"], "config": json.dumps(ck["config"])})
+    # One metadata key: safetensors stores a dict's keys in no fixed order, and the file's sha256
+    # must not change between two releases of the same run.
+    meta = json.dumps({"arch": ck["arch"], "config": ck["config"]}, sort_keys=True)
+    save_file(tensors, str(tmp), metadata={"stzoo": meta})
     os.replace(tmp, weights_path)
     return {"path": str(weights_path), "sha256": sha256_file(weights_path), "size": weights_path.stat().st_size}
+
+
+def release_to_manifest(name: str, run_dir: str | os.PathLike, *, weights_dir: str | os.PathLike,
+                        manifest_path: str | os.PathLike, mnist_dir: str | os.PathLike | None = None,
+                        eval_sequences: int = 10000, half: bool = False, command: str | None = None,
+                        progress: bool = True) -> dict[str, Any]:
+    """Release a finished run as zoo entry ``name``.
+
+    Writes ``weights_dir/<name>.safetensors`` (weights only), loads *that file* back into a fresh
+    model, measures it on the stzoo Moving MNIST test set, and writes sha256, size, metrics and the
+    run's provenance into the manifest entry. Returns the updated entry.
+    """
+    import datetime
+
+    from safetensors.torch import load_file
+
+    manifest_path = Path(manifest_path)
+    manifest = json.loads(manifest_path.read_text())
+    if name not in manifest["models"] or "alias" in manifest["models"][name]:
+        raise ConfigError(f"{name} is not a (non-alias) entry of {manifest_path}")
+    entry = manifest["models"][name]
+    run = Path(run_dir)
+    ck = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
+    if ck["arch"] != entry["architecture"] or ck["config"] != entry["config"]:
+        raise ConfigError(f"run {run} trained {ck['arch']} {ck['config']}, but {name} is "
+                          f"{entry['architecture']} {entry['config']}")
+    info = release(run, Path(weights_dir) / f"{name}.safetensors", half=half)
+    model = build_model(entry["architecture"], entry["config"])
+    model.load_state_dict({k: v.float() for k, v in load_file(info["path"]).items()})
+    recipe = Recipe(**ck["recipe"])
+    test = moving_mnist_test_set(mnist_dir, eval_sequences)
+    metrics = evaluate(model, test, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
+                       progress=progress)
+    steps_per_epoch = math.ceil(recipe.epoch_size / recipe.batch_size)
+    summary_path = run / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    entry["weights"] = {"filename": f"{name}.safetensors", "sha256": info["sha256"], "size": info["size"],
+                        "dtype": "float16" if half else "float32",
+                        "hub": {"repo_id": f"stzoo/{name}", "filename": "model.safetensors", "revision": "main"}}
+    entry["metrics"] = {"dataset": "stzoo Moving MNIST test (MNIST test digits, seed "
+                                   f"{test.seed}, 10→10)", "split": "test",
+                        "sequences": metrics["sequences"],
+                        **{k: round(metrics[k], 4) for k in ("mse", "mae", "ssim", "psnr")},
+                        "command": command or f"stzoo release {name}"}
+    entry["training"] = {"recipe": ck["recipe"], "epochs": round(ck["step"] / steps_per_epoch, 3),
+                         "steps": ck["step"], "hardware": summary.get("hardware", "unknown"),
+                         "wall_clock_s": round(ck["wall_clock_s"], 1),
+                         "command": summary.get("command") or "unknown",
+                         "torch": summary.get("torch", torch.__version__),
+                         "date": datetime.date.today().isoformat()}
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    return {"name": name, **entry}

@@ -117,14 +117,14 @@ def test_load_rejects_tampered_weights(fake_release):
 
 def test_load_without_weights_says_what_to_do(monkeypatch, tmp_path):
     with pytest.raises(WeightsNotAvailableError, match="pretrained=False"):
-        stzoo.load("sa-convlstm-mmnist")
+        stzoo.load("sa-convlstm-mmnist-paper")
 
 
 def test_load_rejects_weights_that_do_not_fit(tmp_path):
     path = tmp_path / "other.safetensors"
     save_file({"foo": torch.zeros(2)}, str(path))
     with pytest.raises(InputError, match="missing"):
-        stzoo.load("sa-convlstm-mmnist", weights=path)
+        stzoo.load("sa-convlstm-mmnist-paper", weights=path)
 
 
 # ---- CLI -----------------------------------------------------------------------------------
@@ -132,7 +132,7 @@ def test_cli_list_and_info(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "tau-mmnist-paper" in out and "44.66 M" in out
-    assert main(["info", "sa-convlstm-mmnist"]) == 0
+    assert main(["info", "sa-convlstm-mmnist-paper"]) == 0
     assert json.loads(capsys.readouterr().out)["architecture"] == "sa_convlstm"
 
 

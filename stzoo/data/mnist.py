@@ -32,6 +32,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise InputError(f"{path} is not an IDX file (bad magic number)")
     dtype_code, ndim = data[2], data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise InputError(f"{path}: header announces {ndim} dimensions but the file ends after {len(data)} bytes")
     if dtype_code != 0x08:
         raise InputError(f"{path}: only unsigned-byte IDX files are supported (type code {dtype_code:#x})")
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))

@@ -1,0 +1,374 @@
+"""Training loop, resume, evaluation and release (stzoo.train), on a tiny fake MNIST folder."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import stzoo.train as train_mod
+from stzoo.data.moving_mnist import MovingMNIST, moving_mnist_test_set
+from stzoo.errors import ConfigError
+from stzoo.models import build_model
+from stzoo.train import Recipe, compute_loss, evaluate, evaluate_copy_last, release, train
+
+TAU_CFG = {"frames": 4, "hid_S": 4, "hid_T": 8, "N_S": 2, "N_T": 2, "mlp_ratio": 2.0}
+LSTM_CFG = {"frames_in": 4, "frames_out": 4, "num_layers": 1, "num_hidden": 4, "filter_size": 3}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # the machine is shared with training jobs: with several intra-op threads these tiny convs
+    # spend ~100× longer waiting on each other than computing
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# ---------------------------------------------------------------------------------------------
+# a tiny fake MNIST folder
+# ---------------------------------------------------------------------------------------------
+def _write_idx_gz(path: Path, arr: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + np.ascontiguousarray(arr, np.uint8).tobytes())
+
+
+def _fake_digits(rng: np.random.Generator, n: int) -> np.ndarray:
+    d = np.zeros((n, 28, 28), np.uint8)
+    d[:, 6:22, 6:22] = rng.integers(100, 256, size=(n, 16, 16))
+    return d
+
+
+@pytest.fixture(scope="module")
+def mnist_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("fake_mnist")
+    rng = np.random.default_rng(0)
+    _write_idx_gz(root / "train-images-idx3-ubyte.gz", _fake_digits(rng, 64))
+    _write_idx_gz(root / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, 64).astype(np.uint8))
+    _write_idx_gz(root / "t10k-images-idx3-ubyte.gz", _fake_digits(rng, 32))
+    _write_idx_gz(root / "t10k-labels-idx1-ubyte.gz", rng.integers(0, 10, 32).astype(np.uint8))
+    return root
+
+
+def _log(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if line.strip()]
+
+
+def _ckpt(out: Path) -> dict:
+    return torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# independent numpy metrics (for the copy-last baseline and the evaluation summary)
+# ---------------------------------------------------------------------------------------------
+def _np_ssim(x: np.ndarray, y: np.ndarray) -> float:
+    g = np.exp(-((np.arange(11) - 5.0) ** 2) / (2 * 1.5 ** 2))
+    g /= g.sum()
+    win = np.outer(g, g)
+
+    def filt(img):
+        return np.einsum("ijkl,kl->ij", np.lib.stride_tricks.sliding_window_view(img, (11, 11)), win)
+
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    mx, my = filt(x), filt(y)
+    vx, vy, cxy = filt(x * x) - mx ** 2, filt(y * y) - my ** 2, filt(x * y) - mx * my
+    return float((((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))).mean())
+
+
+def _np_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """pred/target N×T×H×W in [0,1] (single channel); per-frame metrics averaged over all frames."""
+    pred = np.clip(pred, 0, 1)
+    err = pred - target
+    mse = (err ** 2).sum(axis=(2, 3))
+    mae = np.abs(err).sum(axis=(2, 3))
+    psnr = np.minimum(100.0, 10 * np.log10(1.0 / np.maximum((err ** 2).mean(axis=(2, 3)), 1e-10)))
+    ssim = np.array([[_np_ssim(pred[i, t], target[i, t]) for t in range(pred.shape[1])]
+                     for i in range(pred.shape[0])])
+    return {"mse": mse.mean(), "mae": mae.mean(), "psnr": psnr.mean(), "ssim": ssim.mean()}
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------------------------
+def test_tau_loss_goes_down(tmp_path, mnist_dir):
+    out = tmp_path / "run"
+    # 8 sequences per epoch, 2 steps per epoch, 6 epochs: the same few digits over and over
+    recipe = Recipe(lr=3e-2, epochs=6, epoch_size=8, batch_size=4, frames_in=4, frames_out=4,
+                    loss="mse+ddr", alpha=0.1)
+    summary = train("tau", TAU_CFG, out, mnist_dir=mnist_dir, recipe=recipe, device="cpu",
+                    eval_sequences=0, log_every=1, progress=False)
+    log = _log(out)
+    assert [r["step"] for r in log] == list(range(1, 13))
+    assert [r["epoch"] for r in log] == [e for e in range(6) for _ in range(2)]
+    losses = np.array([r["loss"] for r in log])
+    assert np.isfinite(losses).all()
+    assert losses[-3:].mean() < 0.6 * losses[:3].mean(), losses
+    assert summary["step"] == summary["total_steps"] == 12
+    assert summary["epochs_done"] == pytest.approx(6.0)
+    assert "metrics" not in summary
+    assert summary["parameters"] == sum(p.numel() for p in build_model("tau", TAU_CFG).parameters())
+    assert json.loads((out / "summary.json").read_text())["step"] == 12
+    run = json.loads((out / "run.json").read_text())
+    assert run["arch"] == "tau" and run["config"] == TAU_CFG and run["recipe"]["lr"] == 3e-2
+    ck = _ckpt(out)
+    assert ck["step"] == 12 and ck["arch"] == "tau" and ck["config"] == TAU_CFG
+
+
+def test_first_logged_loss_is_recipe_loss_on_first_batch(tmp_path, mnist_dir):
+    recipe = Recipe(lr=1e-3, epochs=1, epoch_size=6, batch_size=3, frames_in=4, frames_out=4,
+                    loss="mse+ddr", seed=5)
+    train("tau", TAU_CFG, tmp_path, mnist_dir=mnist_dir, recipe=recipe, device="cpu",
+          eval_sequences=0, log_every=1, progress=False)
+    first = _log(tmp_path)[0]
+    # rebuild the untrained model the way a run does (seeded), and the first batch by hand
+    torch.manual_seed(5)
+    model = build_model("tau", TAU_CFG).train()
+    data = MovingMNIST.from_mnist(mnist_dir, "train", num_sequences=6, seq_len=8, seed=5)
+    seq = torch.stack([torch.from_numpy(data.sequence(i)) for i in range(3)])[:, :, None].float() / 255
+    with torch.no_grad():
+        pred = model(seq[:, :4])
+    y = seq[:, 4:8].double().numpy()
+    p = pred.double().numpy()
+    mse = float(((p - y) ** 2).mean())
+    dp, dy = np.diff(p, axis=1).reshape(3, 3, -1) / 0.1, np.diff(y, axis=1).reshape(3, 3, -1) / 0.1
+    lp = dp - dp.max(-1, keepdims=True)
+    lp -= np.log(np.exp(lp).sum(-1, keepdims=True))
+    lq = dy - dy.max(-1, keepdims=True)
+    lq -= np.log(np.exp(lq).sum(-1, keepdims=True))
+    ddr = float((np.exp(lp) * (lp - lq)).sum(-1).mean()) / (64 * 64)
+    assert first["loss"] == pytest.approx(mse + 0.1 * ddr, rel=1e-4)
+
+
+def test_each_step_gets_its_epochs_batch(tmp_path, mnist_dir, monkeypatch):
+    """Step s trains on sequences [i·B, (i+1)·B) of epoch e = s // steps_per_epoch, i = s % steps_per_epoch."""
+    seen = []
+    real = train_mod.compute_loss
+
+    def recording(model, recipe, seq, teacher_p):
+        seen.append(seq.detach().clone())
+        return real(model, recipe, seq, teacher_p)
+
+    monkeypatch.setattr(train_mod, "compute_loss", recording)
+    recipe = Recipe(lr=1e-3, epochs=2, epoch_size=6, batch_size=4, frames_in=3, frames_out=2,
+                    loss="mse", seed=9)
+    train("convlstm", {**LSTM_CFG, "frames_in": 3, "frames_out": 2}, tmp_path, mnist_dir=mnist_dir,
+          recipe=recipe, device="cpu", eval_sequences=0, progress=False)
+    assert len(seen) == 4
+    for s, seq in enumerate(seen):
+        epoch, i = divmod(s, 2)
+        ds = MovingMNIST.from_mnist(mnist_dir, "train", num_sequences=6, seq_len=5, seed=9, epoch=epoch)
+        idx = range(4 * i, min(4 * i + 4, 6))
+        want = np.stack([ds.sequence(j) for j in idx])[:, :, None].astype(np.float32) / 255
+        assert seq.shape == want.shape, s
+        np.testing.assert_array_equal(seq.numpy(), want)
+
+
+def test_convlstm_scheduled_sampling_run(tmp_path, mnist_dir):
+    recipe = Recipe(lr=1e-2, epochs=2, epoch_size=8, batch_size=4, frames_in=4, frames_out=4,
+                    loss="mse", scheduled_sampling=0.5)
+    summary = train("convlstm", LSTM_CFG, tmp_path, mnist_dir=mnist_dir, recipe=recipe, device="cpu",
+                    eval_sequences=0, log_every=1, progress=False)
+    total = 4
+    assert summary["step"] == summary["total_steps"] == total
+    log = _log(tmp_path)
+    # teacher forcing decays linearly from 1 to 0 over the first half of the run, then stays 0
+    want = [max(0.0, 1.0 - s / (0.5 * total)) for s in range(total)]
+    assert [r["teacher_p"] for r in log] == pytest.approx(want)
+    assert all(math.isfinite(r["loss"]) for r in log)
+    ck = _ckpt(tmp_path)
+    assert ck["step"] == total and ck["arch"] == "convlstm"
+    model = build_model("convlstm", LSTM_CFG)
+    assert set(ck["model"]) == set(model.state_dict())
+    model.load_state_dict(ck["model"])  # loads cleanly
+    assert "optimizer" in ck and "scheduler" in ck
+
+
+def test_compute_loss_recurrent_covers_context_frames():
+    model = build_model("convlstm", LSTM_CFG)
+    recipe = Recipe(frames_in=4, frames_out=4, loss="mse")
+    seq = torch.rand(2, 8, 1, 16, 16)
+    loss = compute_loss(model, recipe, seq, teacher_p=0.0)
+    with torch.no_grad():
+        pred = model(seq[:, :4], 4, return_context=True)  # 3 context + 4 future frames
+    want = float(((pred.double() - seq[:, 1:8].double()) ** 2).mean())
+    assert loss.item() == pytest.approx(want, rel=1e-5)
+    with pytest.raises(ConfigError):
+        compute_loss(model, Recipe(frames_in=4, frames_out=4, loss="l1"), seq, 0.0)
+
+
+def _compare_state(a: dict, b: dict) -> None:
+    assert set(a) == set(b)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0, msg=k)
+
+
+def test_resume_equals_uninterrupted(tmp_path, mnist_dir):
+    # convlstm with scheduled sampling: the Bernoulli masks make the torch RNG part of the state
+    # scheduled_sampling=1: teacher forcing (random masks) stays on to the last step, so the
+    # resumed half also draws masks
+    recipe = Recipe(lr=1e-2, epochs=3, epoch_size=6, batch_size=4, frames_in=4, frames_out=4,
+                    loss="mse", scheduled_sampling=1.0)  # 2 steps per epoch (4 + 2 sequences)
+    kw = dict(mnist_dir=mnist_dir, recipe=recipe, device="cpu", eval_sequences=0, log_every=1,
+              progress=False)
+    full, part = tmp_path / "full", tmp_path / "part"
+    s_full = train("convlstm", LSTM_CFG, full, **kw)
+    s1 = train("convlstm", LSTM_CFG, part, max_steps=3, **kw)
+    assert s1["step"] == 3 and s1["total_steps"] == 6 and _ckpt(part)["step"] == 3
+    assert s1["epochs_done"] == pytest.approx(1.5)
+    s2 = train("convlstm", LSTM_CFG, part, **kw)
+    assert s2["step"] == s_full["step"] == 6
+    _compare_state(_ckpt(full)["model"], _ckpt(part)["model"])
+    # the per-step losses of the two slices line up with the uninterrupted run
+    lf, lp = _log(full), _log(part)
+    assert [r["step"] for r in lp] == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose([r["loss"] for r in lp], [r["loss"] for r in lf], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose([r["lr"] for r in lp], [r["lr"] for r in lf], rtol=1e-9)
+    # a third call has nothing left to do and does not move the weights
+    before = _ckpt(part)["model"]
+    assert train("convlstm", LSTM_CFG, part, **kw)["step"] == 6
+    _compare_state(before, _ckpt(part)["model"])
+
+
+def test_resume_after_keyboard_interrupt(tmp_path, mnist_dir, monkeypatch):
+    recipe = Recipe(lr=1e-2, epochs=2, epoch_size=8, batch_size=4, frames_in=4, frames_out=4, loss="mse+ddr")
+    kw = dict(mnist_dir=mnist_dir, recipe=recipe, device="cpu", eval_sequences=0, log_every=1,
+              progress=False)
+    full, part = tmp_path / "full", tmp_path / "part"
+    train("tau", TAU_CFG, full, **kw)
+
+    real = train_mod.compute_loss
+    calls = {"n": 0}
+
+    def interrupting(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "compute_loss", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        train("tau", TAU_CFG, part, **kw)
+    monkeypatch.setattr(train_mod, "compute_loss", real)
+    assert _ckpt(part)["step"] == 2
+    assert train("tau", TAU_CFG, part, **kw)["step"] == 4
+    _compare_state(_ckpt(full)["model"], _ckpt(part)["model"])
+
+
+def test_resume_with_other_config_is_refused(tmp_path, mnist_dir):
+    recipe = Recipe(epochs=1, epoch_size=2, batch_size=2, frames_in=4, frames_out=4, loss="mse")
+    kw = dict(mnist_dir=mnist_dir, recipe=recipe, device="cpu", eval_sequences=0, progress=False)
+    train("convlstm", LSTM_CFG, tmp_path, **kw)
+    with pytest.raises(ConfigError):
+        train("convlstm", {**LSTM_CFG, "num_hidden": 2}, tmp_path, **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation
+# ---------------------------------------------------------------------------------------------
+def test_train_with_evaluation_summary(tmp_path, mnist_dir):
+    recipe = Recipe(lr=1e-2, epochs=1, epoch_size=4, batch_size=4, frames_in=4, frames_out=4, loss="mse+ddr")
+    summary = train("tau", TAU_CFG, tmp_path, mnist_dir=mnist_dir, recipe=recipe, device="cpu",
+                    eval_sequences=3, progress=False)
+    m = summary["metrics"]
+    assert {"mse", "mae", "ssim", "psnr", "sequences", "dataset"} <= set(m)
+    assert m["sequences"] == 3 and m["dataset"] == "stzoo-moving-mnist-test"
+    on_disk = json.loads((tmp_path / "summary.json").read_text())["metrics"]
+    for k in ("mse", "mae", "ssim", "psnr"):
+        assert on_disk[k] == pytest.approx(m[k], rel=1e-12)
+    # recompute from the saved weights, with the test set (MNIST *test* digits) and numpy metrics
+    model = build_model("tau", TAU_CFG)
+    model.load_state_dict(_ckpt(tmp_path)["model"])
+    model.eval()
+    test = moving_mnist_test_set(mnist_dir, 3)
+    seq = test.batch(0, 3).float() / 255
+    with torch.no_grad():
+        pred = model(seq[:, :4])
+    want = _np_metrics(pred[:, :, 0].double().numpy(), seq[:, 4:8, 0].double().numpy())
+    for k in ("mse", "mae", "ssim", "psnr"):
+        assert m[k] == pytest.approx(want[k], rel=1e-4, abs=1e-5), k
+
+
+def test_evaluate_restores_training_mode_and_batches(mnist_dir):
+    model = build_model("tau", TAU_CFG).train()
+    test = moving_mnist_test_set(mnist_dir, 5)
+    a = evaluate(model, test, frames_in=4, frames_out=4, batch_size=2, progress=False)
+    assert model.training
+    b = evaluate(model, test, frames_in=4, frames_out=4, batch_size=5, progress=False)
+    assert a["sequences"] == b["sequences"] == 5
+    for k in ("mse", "mae", "ssim", "psnr"):
+        assert a[k] == pytest.approx(b[k], rel=1e-5), k
+
+
+def test_evaluate_copy_last_matches_hand_computation():
+    digits = np.zeros((3, 12, 12), np.uint8)
+    digits[:, 2:10, 2:10] = np.random.default_rng(7).integers(80, 256, size=(3, 8, 8))
+    ds = MovingMNIST(digits, num_sequences=3, seq_len=6, size=32, seed=11)
+    got = evaluate_copy_last(ds, frames_in=3, frames_out=3, batch_size=2, progress=False)
+    seqs = np.stack([ds.sequence(i) for i in range(3)]).astype(np.float64) / 255  # N×6×32×32
+    pred = np.repeat(seqs[:, 2:3], 3, axis=1)
+    want = _np_metrics(pred, seqs[:, 3:6])
+    assert got["sequences"] == 3
+    for k in ("mse", "mae", "ssim", "psnr"):
+        assert got[k] == pytest.approx(want[k], rel=1e-4, abs=1e-5), k
+    assert want["mse"] > 0  # the digits do move
+
+
+# ---------------------------------------------------------------------------------------------
+# release
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def finished_run(one_thread, tmp_path_factory, mnist_dir) -> Path:
+    out = tmp_path_factory.mktemp("release_run")
+    recipe = Recipe(lr=1e-2, epochs=1, epoch_size=4, batch_size=2, frames_in=4, frames_out=4, loss="mse")
+    train("convlstm", LSTM_CFG, out, mnist_dir=mnist_dir, recipe=recipe, device="cpu",
+          eval_sequences=0, progress=False)
+    return out
+
+
+@pytest.mark.parametrize("half", [False, True])
+def test_release(tmp_path, finished_run, half):
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    dest = tmp_path / "weights" / "sub" / "model.safetensors"
+    info = release(finished_run, dest, half=half)
+    assert Path(info["path"]) == dest and dest.is_file()
+    assert info["sha256"] == hashlib.sha256(dest.read_bytes()).hexdigest()
+    assert info["size"] == len(dest.read_bytes())
+    assert not list(dest.parent.glob("*.tmp"))
+
+    tensors = load_file(str(dest))
+    model_keys = set(build_model("convlstm", LSTM_CFG).state_dict())
+    assert set(tensors) == model_keys  # weights only: no optimizer / scheduler / rng entries
+    ck = _ckpt(finished_run)["model"]
+    for k, v in tensors.items():
+        want = ck[k].half() if half and ck[k].is_floating_point() else ck[k]
+        assert v.dtype == want.dtype, k
+        assert torch.equal(v, want), k
+        if ck[k].is_floating_point():
+            assert v.dtype == (torch.float16 if half else torch.float32), k
+    with safe_open(str(dest), "pt") as f:
+        meta = f.metadata()
+    assert json.loads(meta["stzoo"]) == {"arch": "convlstm", "config": LSTM_CFG}
+
+
+def test_release_half_is_smaller(tmp_path, finished_run):
+    a = release(finished_run, tmp_path / "a.safetensors")
+    h = release(finished_run, tmp_path / "h.safetensors", half=True)
+    assert h["sha256"] != a["sha256"]
+    assert h["size"] < a["size"]
+
+
+def test_release_same_weights_same_hash(tmp_path, finished_run):
+    # 16 releases of one checkpoint: with a random 2-key order, all 16 agreeing by chance has p = 2^-15
+    infos = [release(finished_run, tmp_path / f"w{i}.safetensors") for i in range(16)]
+    assert len({i["size"] for i in infos}) == 1
+    assert len({i["sha256"] for i in infos}) == 1
