@@ -14,7 +14,7 @@ from stzoo.errors import (
     UnknownModelError,
     WeightsNotAvailableError,
 )
-from stzoo.hub import ChecksumError
+from stzoo.hub import ChecksumError, HubError, InvalidHubIdError
 from stzoo.models import build_model
 from stzoo.predictor import Predictor
 
@@ -22,4 +22,4 @@ __version__ = "0.1.0"
 
 __all__ = ["load", "list_models", "info", "build_model", "Predictor", "StzooError", "InputError",
            "InputTypeError", "UnknownModelError", "ConfigError", "WeightsNotAvailableError",
-           "ChecksumError", "__version__"]
+           "ChecksumError", "HubError", "InvalidHubIdError", "__version__"]

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from stzoo.errors import InputError
-from stzoo.hub import load_safetensors, resolve_weights
+from stzoo.errors import InputError, UnknownModelError
+from stzoo.hub import HUB_PREFIX, load_safetensors, resolve_weights
 from stzoo.manifest import InputSpec, get_entry, load_manifest
 from stzoo.models import build_model
 from stzoo.predictor import Predictor, parse_dtype
@@ -50,13 +50,16 @@ def load_state_dict_strict(model: torch.nn.Module, state: dict[str, torch.Tensor
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
 
 
-def load(name: str, *, pretrained: bool = True, weights: str | os.PathLike | None = None,
+def load(name: str | os.PathLike, *, pretrained: bool = True, weights: str | os.PathLike | None = None,
          device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
          batch_size: int = 16) -> Predictor:
     """Build zoo model ``name`` and (by default) its verified released weights.
 
     Args:
-        name: a zoo name from :func:`list_models`, e.g. ``"tau-mmnist"``.
+        name: a zoo name from :func:`list_models`, e.g. ``"tau-mmnist"``; or a folder written by
+            :meth:`Predictor.save_pretrained`; or ``"hf-hub:owner/repo[@revision]"`` for such a
+            checkpoint on the Hugging Face Hub (see :mod:`stzoo.pretrained`). A zoo name wins over a
+            folder of the same name (write ``"./name"`` for the folder).
         pretrained: load the released weights (``False``: random initialisation).
         weights: a local safetensors file to load instead of the released one (checked against the
             manifest's sha256 when the entry has released weights).
@@ -64,7 +67,16 @@ def load(name: str, *, pretrained: bool = True, weights: str | os.PathLike | Non
         dtype: ``"float32"`` (default), ``"bfloat16"`` or ``"float16"``.
         batch_size: sequences per forward pass in :meth:`Predictor.predict`.
     """
-    entry = get_entry(name)
+    kwargs = dict(pretrained=pretrained, weights=weights, device=device, dtype=dtype, batch_size=batch_size)
+    if isinstance(name, os.PathLike) or (isinstance(name, str) and name.startswith(HUB_PREFIX)):
+        return _load_checkpoint(name, **kwargs)
+    try:
+        entry = get_entry(name)
+    except UnknownModelError as exc:
+        if isinstance(name, str) and os.path.isdir(os.path.expanduser(name)):
+            return _load_checkpoint(name, **kwargs)
+        raise UnknownModelError(f"{exc} (stzoo.load also takes a folder written by Predictor.save_pretrained, "
+                                "or 'hf-hub:owner/repo[@revision]'.)") from None
     model = build_model(entry["architecture"], entry["config"])
     if pretrained or weights is not None:
         path = resolve_weights(entry, weights)
@@ -75,3 +87,12 @@ def load(name: str, *, pretrained: bool = True, weights: str | os.PathLike | Non
         raise InputError(f"cannot move {entry['name']} to device {device!r}: {exc}") from exc
     return Predictor(model, InputSpec.from_dict(entry["input"]), name=entry["name"], entry=entry,
                      batch_size=batch_size)
+
+
+def _load_checkpoint(name: str | os.PathLike, **kwargs: Any) -> Predictor:
+    """A ``save_pretrained`` folder or an ``hf-hub:`` id (see :mod:`stzoo.pretrained`)."""
+    from stzoo.pretrained import load_from_hub, load_pretrained
+
+    if isinstance(name, str) and name.startswith(HUB_PREFIX):
+        return load_from_hub(name, **kwargs)
+    return load_pretrained(name, **kwargs)

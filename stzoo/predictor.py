@@ -7,6 +7,8 @@ native horizon, and gives the answer back in the kind, layout and dtype it came 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -132,3 +134,24 @@ class Predictor:
         finally:
             self.model.train(was_training)
         return fmt.restore(torch.cat(chunks, dim=0))
+
+    # ------------------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | os.PathLike, *, config: dict[str, Any] | None = None,
+                        name: str | None = None, repo_id: str | None = None, card: str | None = None) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and a ``README.md`` model card to ``directory``;
+        ``stzoo.load(directory)`` loads it back. See :func:`stzoo.pretrained.save_pretrained`."""
+        from stzoo.pretrained import save_pretrained
+
+        return save_pretrained(self, directory, config=config, name=name, repo_id=repo_id, card=card)
+
+    def push_to_hub(self, repo_id: str, *, revision: str | None = None, commit_message: str | None = None,
+                    private: bool | None = None, token: str | None = None,
+                    config: dict[str, Any] | None = None, card: str | None = None) -> str:
+        """Upload this model in the ``save_pretrained`` layout to Hub repo ``repo_id`` (created if
+        missing; token from ``token``, ``HF_TOKEN`` or ``hf auth login``; ``HF_ENDPOINT`` applies) and
+        return the commit id. ``stzoo.load("hf-hub:" + repo_id)`` loads it back.
+        See :func:`stzoo.pretrained.push_to_hub`."""
+        from stzoo.pretrained import push_to_hub
+
+        return push_to_hub(self, repo_id, revision=revision, commit_message=commit_message, private=private,
+                           token=token, config=config, card=card)

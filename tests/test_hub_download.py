@@ -1,0 +1,310 @@
+"""Weights through the real Hugging Face protocol: ``hf_hub_download`` runs for real, in a fresh process
+(HF_ENDPOINT / HF_HUB_OFFLINE / HF_HOME / HF_TOKEN are read when huggingface_hub is imported), against
+servers on 127.0.0.1 started here: the ``olah`` mirror for the happy paths, and tests/hf_server.FakeHub
+for error paths (404 entry vs revision, 401, 500, cut transfers, wrong bytes) and uploads.
+Nothing here reaches beyond 127.0.0.1.
+
+Each server's scenario runs in one or two client processes (to keep the suite fast); each test below
+checks one step's result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import save
+
+from hf_server import FakeHub, OlahServer, git_commit_files, olah_available
+from stzoo.manifest import InputSpec
+from stzoo.models import build_model
+from stzoo.predictor import Predictor
+
+REPO = Path(__file__).resolve().parents[1]
+CLIENT = Path(__file__).resolve().parent / "hub_client.py"
+CFG = {"num_layers": 1, "num_hidden": 4, "filter_size": 3}
+INPUT = {"frames_in": 4, "frames_out": 4, "channels": 1, "height": 16, "width": 16, "value_range": [0.0, 1.0]}
+TOKEN = "hf_stzoo_test_token"
+
+
+def tiny_predictor(seed: int) -> Predictor:
+    torch.manual_seed(seed)
+    return Predictor(build_model("convlstm", CFG), InputSpec(4, 4, 1, 16, 16), name=f"tiny-{seed}",
+                     entry={"architecture": "convlstm", "config": CFG})
+
+
+def tiny_bytes(seed: int) -> bytes:
+    return save({k: v.contiguous() for k, v in tiny_predictor(seed).model.state_dict().items()})
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def state_hash(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().float().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def entry(name: str, data: bytes, repo_id: str, filename: str, revision: str) -> dict[str, Any]:
+    return {"name": name, "architecture": "convlstm", "config": CFG, "input": INPUT, "parameters": 1,
+            "description": "test", "license": "Apache-2.0",
+            "weights": {"filename": f"{name}.safetensors", "sha256": sha(data), "size": len(data),
+                        "dtype": "float32", "hub": {"repo_id": repo_id, "filename": filename, "revision": revision}}}
+
+
+def run_client(tmp: Path, endpoint: str, hf_home: Path, steps: list[dict], *, models: dict | None = None,
+               offline: bool = False, token: str | None = None) -> list[dict[str, Any]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))
+           and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
+    env.update(HF_ENDPOINT=endpoint, HF_HOME=str(hf_home), HF_HUB_OFFLINE="1" if offline else "0",
+               HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1", HF_HUB_DISABLE_XET="1",
+               NO_PROXY="127.0.0.1,localhost", STZOO_WEIGHTS_DIR=str(tmp / "no-local-weights"),
+               PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
+    if token:
+        env["HF_TOKEN"] = token
+    cmd = tmp / f"steps-{len(list(tmp.glob('steps-*')))}.json"
+    cmd.write_text(json.dumps({"models": models or {}, "steps": steps}))
+    proc = subprocess.run([sys.executable, str(CLIENT), str(cmd)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    marker = "@@RESULTS@@"
+    if proc.returncode != 0 or marker not in proc.stdout:
+        raise AssertionError(f"client failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.split(marker, 1)[1])
+
+
+def ok(result: dict) -> dict:
+    assert result["ok"], result
+    return result
+
+
+def failed(result: dict, exc_type: str, *fragments: str) -> str:
+    assert not result["ok"], result
+    assert exc_type in result["types"], result
+    for f in fragments:
+        assert f in result["message"], (f, result["message"])
+    return result["message"]
+
+
+# =================================================================================================
+# olah: an independent Hub implementation, for the happy paths
+# =================================================================================================
+@pytest.fixture(scope="module")
+def olah_run(tmp_path_factory):
+    if not olah_available():
+        pytest.skip("olah is not installed (pip install -e '.[test]')")
+    tmp = tmp_path_factory.mktemp("olah")
+    a, b = tiny_predictor(1), tiny_predictor(2)
+    layout = {}
+    for tag, p in (("a", a), ("b", b)):
+        out = p.save_pretrained(tmp / f"layout-{tag}", repo_id="stzoo/tiny")
+        layout[tag] = {f.name: f.read_bytes() for f in out.iterdir()}
+    git_dir = tmp / "olah" / "mirrors" / "models" / "stzoo" / "tiny"
+    c1 = git_commit_files(git_dir, {**layout["a"], "other.safetensors": layout["a"]["model.safetensors"]}, "a", "v1")
+    c2 = git_commit_files(git_dir, layout["b"], "b")
+    wa, wb = layout["a"]["model.safetensors"], layout["b"]["model.safetensors"]
+    models = {"tiny-olah": entry("tiny-olah", wa, "stzoo/tiny", "model.safetensors", c1),
+              "tiny-olah-tag": entry("tiny-olah-tag", wa, "stzoo/tiny", "model.safetensors", "v1"),
+              "tiny-olah-other": entry("tiny-olah-other", wa, "stzoo/tiny", "other.safetensors", c1)}
+    hf_home = tmp / "hf"
+    with OlahServer(tmp / "olah") as olah:
+        online = run_client(tmp, olah.url, hf_home, models=models, steps=[
+            {"op": "locate", "entry": models["tiny-olah"]},                            # 0 first download
+            {"op": "locate", "entry": models["tiny-olah"]},                            # 1 cache hit
+            {"op": "locate", "entry": models["tiny-olah-tag"]},                        # 2 pinned by tag
+            {"op": "load", "spec": "hf-hub:stzoo/tiny"},                               # 3 main = b
+            {"op": "load", "spec": "hf-hub:stzoo/tiny@v1"},                            # 4 tag = a
+            {"op": "load", "spec": f"hf-hub:stzoo/tiny@{c1}"},                         # 5 commit = a
+            {"op": "cli", "argv": ["download", "tiny-olah", "hf-hub:stzoo/tiny@v1"]},  # 6
+        ])
+        offline = run_client(tmp, olah.url, hf_home, models=models, offline=True, steps=[
+            {"op": "locate", "entry": models["tiny-olah"]},                            # 0
+            {"op": "load", "spec": "hf-hub:stzoo/tiny@v1"},                            # 1
+            {"op": "load", "spec": "hf-hub:stzoo/tiny"},                               # 2
+            {"op": "locate", "entry": models["tiny-olah-other"]},                      # 3 not cached
+            {"op": "cli", "argv": ["cache"]},                                          # 4
+            {"op": "cli", "argv": ["download", "tiny-olah-other"]},                    # 5
+        ])
+        log = (tmp / "olah" / "olah.log").read_text(errors="replace")
+    return {"online": online, "offline": offline, "a": state_hash(a.model), "b": state_hash(b.model),
+            "wa": wa, "hf_home": hf_home, "c1": c1, "c2": c2, "log": log}
+
+
+def test_olah_first_download_then_cache_hit(olah_run):
+    first, second = ok(olah_run["online"][0]), ok(olah_run["online"][1])
+    assert first["source"] == "download" and first["sha256"] == sha(olah_run["wa"])
+    assert Path(first["path"]).is_relative_to(olah_run["hf_home"]) and olah_run["c1"] in first["path"]
+    assert second["source"] == "hf-cache" and second["path"] == first["path"]
+
+
+def test_olah_revision_pin(olah_run):
+    on = olah_run["online"]
+    assert ok(on[2])["sha256"] == sha(olah_run["wa"])  # tag v1, although main moved on
+    assert ok(on[3])["state"] == olah_run["b"] and ok(on[4])["state"] == olah_run["a"]
+    assert ok(on[5])["state"] == olah_run["a"] and olah_run["c1"] in on[5]["source"]
+
+
+def test_olah_cli_download_prints_where(olah_run):
+    out = ok(olah_run["online"][6])
+    assert out["rc"] == 0, out
+    assert f"tiny-olah: {olah_run['hf_home']}" in out["out"] and "sha256 verified" in out["out"]
+    assert "hf-hub:stzoo/tiny@v1: model.safetensors -> " in out["out"]
+
+
+def test_olah_offline_from_cache(olah_run):
+    off = olah_run["offline"]
+    assert ok(off[0])["source"] == "hf-cache"
+    assert ok(off[1])["state"] == olah_run["a"] and ok(off[2])["state"] == olah_run["b"]
+
+
+def test_offline_with_nothing_cached_says_where_and_how(olah_run):
+    msg = failed(olah_run["offline"][3], "WeightsNotAvailableError", "HF_HUB_OFFLINE", "models--stzoo--tiny",
+                 "stzoo download tiny-olah-other", "STZOO_WEIGHTS_DIR", "no-local-weights")
+    assert str(olah_run["hf_home"]) in msg
+    cli = ok(olah_run["offline"][5])
+    assert cli["rc"] == 2 and "stzoo: error:" in cli["err"] and "HF_HUB_OFFLINE" in cli["err"]
+
+
+def test_cli_cache_lists_cached_repos(olah_run):
+    out = ok(olah_run["offline"][4])
+    assert out["rc"] == 0
+    assert "stzoo/tiny" in out["out"] and "HF_HUB_OFFLINE is on" in out["out"]
+    assert "tiny-olah  hf cache" in out["out"] and "tiny-olah-other  not cached" in out["out"]
+
+
+# =================================================================================================
+# FakeHub: error paths, retries and uploads
+# =================================================================================================
+@pytest.fixture(scope="module")
+def fake_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fakehub")
+    wa, wb = tiny_bytes(1), tiny_bytes(2)
+    data = {"retry": tiny_bytes(3), "trunc": tiny_bytes(4), "dead": tiny_bytes(6)}  # distinct blobs
+    hf_home = tmp / "hf"
+    with FakeHub() as hub:
+        c1 = hub.add_commit("stzoo/fake", {"good.safetensors": wa}, tags=("v1",))
+        hub.add_commit("stzoo/fake", {"good.safetensors": wb, "bad.safetensors": wb,
+                                      **{f"{k}.safetensors": v for k, v in data.items()}})
+        hub.fault("HEAD", "retry.safetensors", {"status": 500})
+        hub.fault("GET", "retry.safetensors", {"status": 500})
+        hub.fault("GET", "trunc.safetensors", {"truncate": 100})
+        hub.fault("GET", "dead.safetensors", {"truncate": 50}, *[{"status": 503}] * 20)
+        e = {n: entry(n, wa, "stzoo/fake", f, r) for n, f, r in (
+            ("pinned", "good.safetensors", c1), ("retry", "retry.safetensors", "main"),
+            ("trunc", "trunc.safetensors", "main"), ("bad", "bad.safetensors", "main"),
+            ("dead", "dead.safetensors", "main"), ("noentry", "nothere.safetensors", "main"),
+            ("norev", "good.safetensors", "nope"), ("norepo", "good.safetensors", "main"))}
+        e.update({k: entry(k, v, "stzoo/fake", f"{k}.safetensors", "main") for k, v in data.items()})
+        e["norepo"]["weights"]["hub"]["repo_id"] = "stzoo/missing"
+        trav = [entry("trav1", wa, "stzoo/fake", "../../../etc/passwd", "main"),
+                entry("trav2", wa, "../fake", "good.safetensors", "main"),
+                entry("trav3", wa, "stzoo/fake", "good.safetensors", "../main")]
+        trav[0]["weights"]["filename"] = "../escape.safetensors"
+        online = run_client(tmp, hub.url, hf_home, token=TOKEN, steps=[
+            {"op": "requests"},                                                        # 0
+            {"op": "locate", "entry": e["pinned"]},                                    # 1
+            {"op": "requests"},                                                        # 2
+            {"op": "locate", "entry": e["pinned"]},                                    # 3 cache hit
+            {"op": "requests"},                                                        # 4
+            {"op": "locate", "entry": e["retry"]},                                     # 5
+            {"op": "locate", "entry": e["trunc"]},                                     # 6
+            {"op": "locate", "entry": e["bad"]},                                       # 7
+            {"op": "locate", "entry": e["dead"]},                                      # 8
+            {"op": "locate", "entry": e["noentry"]},                                   # 9
+            {"op": "locate", "entry": e["norev"]},                                     # 10
+            {"op": "locate", "entry": e["norepo"]},                                    # 11
+            {"op": "requests"},                                                        # 12
+            *[{"op": "locate", "entry": t} for t in trav],                             # 13-15
+            {"op": "load", "spec": "hf-hub:../fake"},                                  # 16
+            {"op": "load", "spec": "hf-hub:stzoo/fake@../../x"},                       # 17
+            {"op": "requests"},                                                        # 18
+            {"op": "files", "root": str(hf_home / "hub")},                             # 19
+            {"op": "push", "repo_id": "alice/pushed", "seed": 5, "config": CFG},       # 20
+            {"op": "load", "spec": "hf-hub:alice/pushed"},                             # 21
+            {"op": "save", "spec": "hf-hub:alice/pushed", "dir": str(tmp / "saved")},  # 22
+            {"op": "cli", "argv": ["hub", "push", str(tmp / "saved"), "--repo-id", "alice/pushed2"]},  # 23
+            {"op": "load", "spec": "hf-hub:alice/pushed2"},                            # 24
+        ])
+        log = list(hub.log)
+    return {"r": online, "log": log, "wa": wa, "wb": wb, "data": data, "hf_home": hf_home, "c1": c1,
+            "pushed": state_hash(tiny_predictor(5).model)}
+
+
+def test_fake_first_download_and_cache_hit_without_requests(fake_run):
+    r = fake_run["r"]
+    assert ok(r[1])["source"] == "download" and r[1]["sha256"] == sha(fake_run["wa"])
+    assert fake_run["c1"] in r[1]["path"]  # the pinned commit, not main
+    assert r[2]["count"] > r[0]["count"]
+    assert ok(r[3])["source"] == "hf-cache" and r[3]["path"] == r[1]["path"]
+    assert r[4]["count"] == r[2]["count"]  # a verified cached file needs no request at all
+
+
+def test_hf_token_is_sent(fake_run):
+    resolves = [x for x in fake_run["log"] if "/resolve/" in x["path"]]
+    assert resolves and all(x["authorization"] == f"Bearer {TOKEN}" for x in resolves)
+
+
+def test_500_then_retry(fake_run):
+    assert ok(fake_run["r"][5])["sha256"] == sha(fake_run["data"]["retry"])
+    calls = [x["method"] for x in fake_run["log"] if x["path"].endswith("/retry.safetensors")]
+    assert calls.count("HEAD") >= 2 and calls.count("GET") == 2, calls
+
+
+def test_truncated_transfer_is_retried_and_verified(fake_run):
+    assert ok(fake_run["r"][6])["sha256"] == sha(fake_run["data"]["trunc"])
+    gets = [x for x in fake_run["log"] if x["path"].endswith("/trunc.safetensors") and x["method"] == "GET"]
+    assert len(gets) == 2  # the cut one, then a complete one (resumed or whole)
+    assert not any(f.endswith(".incomplete") for f in fake_run["r"][19]["files"])
+
+
+def test_checksum_mismatch_is_an_error_and_leaves_no_cached_file(fake_run):
+    msg = failed(fake_run["r"][7], "ChecksumError", sha(fake_run["wa"]), sha(fake_run["wb"]), "bad.safetensors",
+                 "deleted from the Hugging Face cache")
+    assert "ValueError" in fake_run["r"][7]["types"] and msg
+    files = fake_run["r"][19]["files"]
+    assert not any(f.endswith("bad.safetensors") for f in files), files
+    assert not any(f.endswith("blobs/" + sha(fake_run["wb"])) for f in files), files
+
+
+def test_persistent_failure_mid_download_leaves_no_partial_file(fake_run):
+    failed(fake_run["r"][8], "WeightsNotAvailableError", "dead.safetensors", "tried 3 time(s)",
+           "No partial file was kept")
+    files = fake_run["r"][19]["files"]
+    assert not any("dead.safetensors" in f or f.endswith(".incomplete") for f in files), files
+
+
+def test_404_entry_revision_and_missing_repo(fake_run):
+    r = fake_run["r"]
+    failed(r[9], "WeightsNotAvailableError", "has no file 'nothere.safetensors'", "HTTP 404")
+    failed(r[10], "WeightsNotAvailableError", "revision 'nope' does not exist in stzoo/fake")
+    failed(r[11], "WeightsNotAvailableError", "stzoo/missing was not found", "HF_TOKEN")
+
+
+def test_path_traversal_ids_are_refused_before_any_request(fake_run):
+    r = fake_run["r"]
+    for i in range(13, 18):
+        failed(r[i], "InvalidHubIdError")
+        assert "ValueError" in r[i]["types"]
+    assert r[18]["count"] == r[12]["count"]
+    assert not any(".." in x["path"] for x in fake_run["log"])
+
+
+def test_push_to_hub_then_load_round_trip(fake_run):
+    r = fake_run["r"]
+    assert len(ok(r[20])["commit"]) == 40 and r[20]["state"] == fake_run["pushed"]
+    assert ok(r[21])["state"] == fake_run["pushed"]
+    cli = ok(r[23])
+    assert cli["rc"] == 0 and "pushed" in cli["out"], cli
+    assert ok(r[24])["state"] == fake_run["pushed"]
+    commits = [x for x in fake_run["log"] if x["method"] == "POST" and "/commit/" in x["path"]]
+    assert len(commits) == 2
