@@ -80,7 +80,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     recipe=_recipe_from_args(entry["architecture"], args), device=args.device,
                     max_steps=args.max_steps, eval_sequences=args.eval_sequences,
                     checkpoint_every_s=args.checkpoint_every,
-                    command="stzoo " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+                    command=args.command_line)
     print(json.dumps({k: summary[k] for k in ("step", "total_steps", "wall_clock_s", "metrics") if k in summary},
                      indent=2))
     return 0
@@ -118,7 +118,7 @@ def _cmd_release(args: argparse.Namespace) -> int:
         args.name, args.run, weights_dir=args.weights_dir or root.parent / "weights",
         manifest_path=args.manifest or root / "weights_manifest.json", mnist_dir=args.mnist_dir,
         eval_sequences=args.sequences, half=args.half,
-        command="stzoo " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+        command=args.command_line)
     print(json.dumps({k: entry[k] for k in ("name", "weights", "metrics")}, indent=2))
     return 0
 
@@ -335,7 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.command_line = "stzoo " + shlex.join(argv)  # recorded as provenance by train / release
     try:
         return args.func(args)
     except StzooError as exc:

@@ -372,3 +372,26 @@ def test_release_same_weights_same_hash(tmp_path, finished_run):
     infos = [release(finished_run, tmp_path / f"w{i}.safetensors") for i in range(16)]
     assert len({i["size"] for i in infos}) == 1
     assert len({i["sha256"] for i in infos}) == 1
+
+
+def test_cli_train_then_release_updates_a_manifest(tmp_path, mnist_dir, capsys):
+    """`stzoo train` (a couple of steps) then `stzoo release` into a copy of the manifest."""
+    from stzoo.cli import main
+    from stzoo.manifest import load_manifest, validate_manifest
+
+    run = tmp_path / "run"
+    assert main(["train", "convlstm-mmnist-s", "--out", str(run), "--mnist-dir", str(mnist_dir),
+                 "--epochs", "1", "--epoch-size", "4", "--batch-size", "2", "--eval-sequences", "0"]) == 0
+    assert _ckpt(run)["step"] == 2
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(load_manifest()))
+    assert main(["release", "convlstm-mmnist-s", "--run", str(run), "--mnist-dir", str(mnist_dir),
+                 "--sequences", "3", "--weights-dir", str(tmp_path / "w"), "--manifest", str(manifest)]) == 0
+    m = json.loads(manifest.read_text())
+    validate_manifest(m)
+    entry = m["models"]["convlstm-mmnist-s"]
+    f = tmp_path / "w" / "convlstm-mmnist-s.safetensors"
+    assert entry["weights"]["sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
+    assert entry["weights"]["size"] == f.stat().st_size
+    assert entry["metrics"]["sequences"] == 3 and entry["training"]["steps"] == 2
+    assert entry["training"]["command"].startswith("stzoo train convlstm-mmnist-s")
