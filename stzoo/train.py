@@ -14,7 +14,6 @@ weights-only safetensors that the manifest points at.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -31,6 +30,7 @@ from torch import Tensor, nn
 
 from stzoo.data.moving_mnist import MovingMNIST, moving_mnist_test_set
 from stzoo.errors import ConfigError
+from stzoo.hub import sha256_file
 from stzoo.losses import mse_ddr_loss
 from stzoo.metrics import MetricAccumulator
 from stzoo.models import build_model, count_parameters
@@ -61,14 +61,6 @@ RECIPES: dict[str, Recipe] = {
     "convlstm": Recipe(loss="mse", scheduled_sampling=0.5),
     "sa_convlstm": Recipe(loss="mse", scheduled_sampling=0.5),
 }
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
