@@ -33,7 +33,7 @@ from stzoo.errors import ConfigError
 from stzoo.hub import sha256_file
 from stzoo.losses import mse_ddr_loss
 from stzoo.metrics import MetricAccumulator
-from stzoo.models import build_model, count_parameters
+from stzoo.models import build_model, count_parameters, full_config
 
 __all__ = ["Recipe", "RECIPES", "train", "evaluate", "evaluate_copy_last", "release", "sha256_file"]
 
@@ -290,7 +290,8 @@ def release_to_manifest(name: str, run_dir: str | os.PathLike, *, weights_dir: s
     entry = manifest["models"][name]
     run = Path(run_dir)
     ck = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
-    if ck["arch"] != entry["architecture"] or ck["config"] != entry["config"]:
+    if ck["arch"] != entry["architecture"] or full_config(ck["arch"], ck["config"]) != full_config(
+            entry["architecture"], entry["config"]):
         raise ConfigError(f"run {run} trained {ck['arch']} {ck['config']}, but {name} is "
                           f"{entry['architecture']} {entry['config']}")
     info = release(run, Path(weights_dir) / f"{name}.safetensors", half=half)

@@ -116,3 +116,12 @@ def test_unknown_arch_and_config_keys():
         build_model("tau", {"hid_s": 4})
     with pytest.raises(ConfigError, match="N_T"):
         build_model("tau", {"N_T": 1})
+
+
+def test_full_config_fills_defaults_so_equal_models_compare_equal():
+    from stzoo.models import full_config
+
+    assert full_config("tau", {"hid_S": 16}) == full_config("tau", {"hid_S": 16, "N_S": 4, "mlp_ratio": 8.0})
+    assert full_config("tau", {"hid_S": 16}) != full_config("tau", {"hid_S": 32})
+    assert full_config("sa_convlstm", {})["attn_dim"] == 16  # subclass default
+    assert full_config("sa_convlstm", {})["patch_size"] == 4  # base-class default

@@ -19,7 +19,7 @@ from stzoo.models.convlstm import ConvLSTM
 from stzoo.models.sa_convlstm import SAConvLSTM
 from stzoo.models.tau import TAU
 
-__all__ = ["ARCHITECTURES", "build_model", "TAU", "ConvLSTM", "SAConvLSTM", "count_parameters"]
+__all__ = ["ARCHITECTURES", "build_model", "TAU", "ConvLSTM", "SAConvLSTM", "count_parameters", "full_config"]
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"tau": TAU, "convlstm": ConvLSTM, "sa_convlstm": SAConvLSTM}
 
@@ -46,6 +46,20 @@ def build_model(arch: str, config: dict[str, Any] | None = None) -> nn.Module:
         raise ConfigError(f"{arch} does not take config key(s) {sorted(unknown)}; "
                           f"it takes {sorted(_accepted(cls))}")
     return cls(**config)
+
+
+def full_config(arch: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``config`` with every constructor default of ``arch`` filled in (to compare two configs)."""
+    if arch not in ARCHITECTURES:
+        raise UnknownModelError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+    defaults: dict[str, Any] = {}
+    for klass in reversed(ARCHITECTURES[arch].__mro__):
+        if klass is nn.Module or "__init__" not in vars(klass):
+            continue
+        for n, p in inspect.signature(klass.__init__).parameters.items():
+            if n != "self" and p.default is not p.empty:
+                defaults[n] = p.default
+    return {**defaults, **(config or {})}
 
 
 def count_parameters(model: nn.Module) -> int:
