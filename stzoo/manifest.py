@@ -108,7 +108,8 @@ def zoo_table_markdown(manifest: dict[str, Any] | None = None) -> str:
         m = e.get("metrics", {})
         t = e.get("training", {})
         fmt = lambda k, d: f"{m[k]:.{d}f}" if k in m else "–"  # noqa: E731
-        trained = f"{t['epochs']:g} ep, {t['hardware']}" if t else "–"
+        seqs = t["epochs"] * t["recipe"].get("epoch_size", 0) if t else 0
+        trained = f"{t['epochs']:g} ep ({seqs:,.0f} seq), {t['hardware'].split(';')[0]})" if t else "–"
         lines.append(f"| `{name}` | {e['architecture']} | {e['parameters'] / 1e6:.2f} M | "
                      f"{'yes' if e.get('weights') else 'not yet'} | {fmt('mse', 1)} | {fmt('mae', 1)} | "
                      f"{fmt('ssim', 3)} | {fmt('psnr', 2)} | {trained} |")
