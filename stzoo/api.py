@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -77,16 +78,25 @@ def load(name: str | os.PathLike, *, pretrained: bool = True, weights: str | os.
             return _load_checkpoint(name, **kwargs)
         raise UnknownModelError(f"{exc} (stzoo.load also takes a folder written by Predictor.save_pretrained, "
                                 "or 'hf-hub:owner/repo[@revision]'.)") from None
+    path = resolve_weights(entry, weights) if pretrained or weights is not None else None
+    return assemble_predictor(entry, path, name=entry["name"], device=device, dtype=dtype,
+                              batch_size=batch_size)
+
+
+def assemble_predictor(entry: dict[str, Any], weights: Path | None, *, name: str | None,
+                       device: str | torch.device | None, dtype: str | torch.dtype | None,
+                       batch_size: int) -> Predictor:
+    """Build ``entry``'s architecture, load ``weights`` (already verified) strictly, move it to
+    ``device``/``dtype`` and wrap it in a :class:`Predictor`. Shared by zoo names and checkpoints."""
     model = build_model(entry["architecture"], entry["config"])
-    if pretrained or weights is not None:
-        path = resolve_weights(entry, weights)
-        load_state_dict_strict(model, load_safetensors(path), str(path))
+    if weights is not None:
+        load_state_dict_strict(model, load_safetensors(weights), str(weights))
     try:
         model = model.to(device=torch.device(device) if device is not None else "cpu", dtype=parse_dtype(dtype))
     except (RuntimeError, AssertionError) as exc:
-        raise InputError(f"cannot move {entry['name']} to device {device!r}: {exc}") from exc
-    return Predictor(model, InputSpec.from_dict(entry["input"]), name=entry["name"], entry=entry,
-                     batch_size=batch_size)
+        raise InputError(f"cannot move {name or entry.get('source', 'the model')} to device {device!r}: "
+                         f"{exc}") from exc
+    return Predictor(model, InputSpec.from_dict(entry["input"]), name=name, entry=entry, batch_size=batch_size)
 
 
 def _load_checkpoint(name: str | os.PathLike, **kwargs: Any) -> Predictor:

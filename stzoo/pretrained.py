@@ -27,7 +27,6 @@ import torch
 from stzoo.errors import ConfigError, InputError, StzooError, WeightsNotAvailableError
 from stzoo.hub import (HubError, hub_download, load_safetensors, parse_hub_id, sha256_file, validate_filename,
                        validate_repo_id, validate_revision, locate_weights)
-from stzoo.manifest import InputSpec
 
 if TYPE_CHECKING:
     from stzoo.predictor import Predictor
@@ -238,11 +237,8 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 def _build(cfg: dict[str, Any], weights: Path | None, expected_sha: str | None, source: str, *,
            device: str | torch.device | None, dtype: str | torch.dtype | None, batch_size: int) -> "Predictor":
-    from stzoo.api import load_state_dict_strict
-    from stzoo.models import build_model
-    from stzoo.predictor import Predictor, parse_dtype
+    from stzoo.api import assemble_predictor
 
-    model = build_model(cfg["architecture"], cfg["config"])
     if weights is not None:
         if not weights.is_file():
             raise WeightsNotAvailableError(f"weights file {weights} does not exist")
@@ -254,15 +250,10 @@ def _build(cfg: dict[str, Any], weights: Path | None, expected_sha: str | None, 
                 raise ChecksumError(
                     f"{weights} has sha256 {actual}, but {source}/{CONFIG_NAME} says {expected_sha}: the "
                     "checkpoint is corrupt or its files come from different saves. Save or download it again.")
-        load_state_dict_strict(model, load_safetensors(weights), str(weights))
-    try:
-        model = model.to(device=torch.device(device) if device is not None else "cpu", dtype=parse_dtype(dtype))
-    except (RuntimeError, AssertionError) as exc:
-        raise InputError(f"cannot move {cfg.get('name', source)} to device {device!r}: {exc}") from exc
     entry = {k: v for k, v in cfg.items() if k not in ("stzoo_format", "library", "stzoo_version")}
     entry["source"] = source
-    return Predictor(model, InputSpec.from_dict(cfg["input"]), name=cfg.get("name"), entry=entry,
-                     batch_size=batch_size)
+    return assemble_predictor(entry, weights, name=cfg.get("name"), device=device, dtype=dtype,
+                              batch_size=batch_size)
 
 
 def load_pretrained(directory: str | os.PathLike, *, pretrained: bool = True,
