@@ -24,22 +24,31 @@ __all__ = ["ARCHITECTURES", "build_model", "TAU", "ConvLSTM", "SAConvLSTM", "cou
 ARCHITECTURES: dict[str, type[nn.Module]] = {"tau": TAU, "convlstm": ConvLSTM, "sa_convlstm": SAConvLSTM}
 
 
-def _accepted(cls: type) -> set[str]:
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        if klass is nn.Module or "__init__" not in vars(klass):
+def _init_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """Named constructor parameters of ``cls`` and its model base classes (subclass wins)."""
+    params: dict[str, inspect.Parameter] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is nn.Module or "__init__" not in vars(klass) or not issubclass(klass, nn.Module):
             continue
-        sig = inspect.signature(klass.__init__)
-        names |= {n for n, p in sig.parameters.items()
-                  if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-    return names
+        for n, p in inspect.signature(klass.__init__).parameters.items():
+            if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                params[n] = p
+    return params
+
+
+def _accepted(cls: type) -> set[str]:
+    return set(_init_parameters(cls))
+
+
+def _arch_class(arch: str) -> type[nn.Module]:
+    if arch not in ARCHITECTURES:
+        raise UnknownModelError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+    return ARCHITECTURES[arch]
 
 
 def build_model(arch: str, config: dict[str, Any] | None = None) -> nn.Module:
     """Build architecture ``arch`` ("tau", "convlstm", "sa_convlstm") from a config dict."""
-    if arch not in ARCHITECTURES:
-        raise UnknownModelError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
-    cls = ARCHITECTURES[arch]
+    cls = _arch_class(arch)
     config = dict(config or {})
     unknown = set(config) - _accepted(cls)
     if unknown:
@@ -50,15 +59,8 @@ def build_model(arch: str, config: dict[str, Any] | None = None) -> nn.Module:
 
 def full_config(arch: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
     """``config`` with every constructor default of ``arch`` filled in (to compare two configs)."""
-    if arch not in ARCHITECTURES:
-        raise UnknownModelError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
-    defaults: dict[str, Any] = {}
-    for klass in reversed(ARCHITECTURES[arch].__mro__):
-        if klass is nn.Module or "__init__" not in vars(klass):
-            continue
-        for n, p in inspect.signature(klass.__init__).parameters.items():
-            if n != "self" and p.default is not p.empty:
-                defaults[n] = p.default
+    defaults = {n: p.default for n, p in _init_parameters(_arch_class(arch)).items()
+                if p.default is not p.empty}
     return {**defaults, **(config or {})}
 
 
