@@ -253,12 +253,16 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
 
 def release(run_dir: str | os.PathLike, weights_path: str | os.PathLike, *, half: bool = False) -> dict[str, Any]:
     """Write the run's final weights (no optimizer state) as safetensors; return path, sha256, size."""
+    ck = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    return _write_weights(ck, Path(weights_path), half)
+
+
+def _write_weights(ck: dict[str, Any], weights_path: Path, half: bool) -> dict[str, Any]:
+    """Weights-only safetensors of a loaded training checkpoint ``ck``, written atomically."""
     from safetensors.torch import save_file
 
-    ck = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
     tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
                for k, v in ck["model"].items()}
-    weights_path = Path(weights_path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = weights_path.with_name(weights_path.name + ".tmp")
     # One metadata key: safetensors stores a dict's keys in no fixed order, and the file's sha256
@@ -294,7 +298,7 @@ def release_to_manifest(name: str, run_dir: str | os.PathLike, *, weights_dir: s
             entry["architecture"], entry["config"]):
         raise ConfigError(f"run {run} trained {ck['arch']} {ck['config']}, but {name} is "
                           f"{entry['architecture']} {entry['config']}")
-    info = release(run, Path(weights_dir) / f"{name}.safetensors", half=half)
+    info = _write_weights(ck, Path(weights_dir) / f"{name}.safetensors", half)
     model = build_model(entry["architecture"], entry["config"])
     model.load_state_dict({k: v.float() for k, v in load_file(info["path"]).items()})
     recipe = Recipe(**ck["recipe"])
