@@ -1,0 +1,18 @@
+"""Import checkpoints trained with other libraries into stzoo.
+
+Each source library has its own module; the public entry points are re-exported here::
+
+    from stzoo.convert import from_openstl, convert_openstl
+
+    p = from_openstl("mmnist_tau_one_ep200.pth", arch="tau")        # a Predictor, ready to predict
+    convert_openstl("mmnist_tau_one_ep200.pth", "tau", "tau-openstl")  # a save_pretrained folder
+    p = stzoo.load("tau-openstl")
+
+See ``docs/openstl.md``.
+"""
+
+from stzoo.convert.openstl import (OPENSTL_LICENSE, OPENSTL_URL, ConversionReport, convert_openstl,
+                                   from_openstl, load_openstl_checkpoint, map_openstl_state_dict)
+
+__all__ = ["from_openstl", "convert_openstl", "load_openstl_checkpoint", "map_openstl_state_dict",
+           "ConversionReport", "OPENSTL_LICENSE", "OPENSTL_URL"]

@@ -1,0 +1,867 @@
+"""Import OpenSTL checkpoints (TAU and ConvLSTM) into stzoo.
+
+`OpenSTL <https://github.com/chengtan9907/OpenSTL>`_ (Apache-2.0), maintained by the TAU authors,
+publishes trained weights as PyTorch files. This module turns such a file into an stzoo model:
+
+* :func:`from_openstl` reads the file (``torch.load(..., weights_only=True)`` only), maps every tensor
+  onto stzoo's module names, checks keys and shapes strictly, and returns a
+  :class:`~stzoo.predictor.Predictor`;
+* :func:`convert_openstl` does the same and writes a ``save_pretrained`` folder (``config.json``,
+  ``model.safetensors``, ``README.md`` model card naming the origin, the original file and its
+  license) that ``stzoo.load(folder)`` loads.
+
+What is mapped (OpenSTL name → stzoo name):
+
+TAU (OpenSTL's ``SimVP_Model`` with ``model_type='tau'``)::
+
+    enc.enc.N.conv.conv.*             → encoder.layers.N.conv.*
+    enc.enc.N.conv.norm.*             → encoder.layers.N.norm.*
+    dec.dec.N.conv.conv[.0].*         → decoder.layers.N.conv[.0].*
+    dec.dec.N.conv.norm.*             → decoder.layers.N.norm.*
+    dec.readout.*                     → decoder.readout.*
+    hid.enc.N.reduction.*             → translator.blocks.N.reduction.*
+    hid.enc.N.block.attn.spatial_gating_unit.*  → translator.blocks.N.attn.tau.*
+    hid.enc.N.block.mlp.dwconv.dwconv.*         → translator.blocks.N.mlp.dwconv.*
+    hid.enc.N.block.*                 → translator.blocks.N.*   (norm1/2 incl. BatchNorm buffers,
+                                                                 layer_scale_1/2, proj_1/2, fc1/fc2)
+
+ConvLSTM (OpenSTL's ``ConvLSTM_Model``)::
+
+    cell_list.N.conv_x.0.weight       → cells.N.conv_x.weight   (layer 0: input channels permuted)
+    (no bias in OpenSTL)              → cells.N.conv_x.bias = 0
+    cell_list.N.conv_h.0.weight       → cells.N.conv_h.weight
+    conv_last.weight                  → readout.weight          (output channels permuted)
+    cell_list.N.conv_o.0.weight       → dropped: OpenSTL's forward never uses it
+    cell_list.N.conv_last.weight      → dropped: OpenSTL's forward never uses it
+
+OpenSTL's ConvLSTM cell adds no forget-gate bias in its forward (the ``_forget_bias`` attribute is
+never read) and its convolutions have no bias, so stzoo's ``conv_x`` bias is set to zero. OpenSTL's
+patch reshape (``reshape_patch``) orders the patch channels as ``(i·p + j)·C + c``, stzoo's
+``PixelUnshuffle`` as ``c·p² + i·p + j``; the first cell's input channels and the readout's output
+channels are permuted so the converted model computes exactly the same function.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import pickle
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+from torch import Tensor
+
+from stzoo.errors import ConfigError, InputError, WeightsNotAvailableError
+from stzoo.hub import sha256_file
+
+if TYPE_CHECKING:
+    from stzoo.predictor import Predictor
+
+__all__ = ["from_openstl", "convert_openstl", "load_openstl_checkpoint", "map_openstl_state_dict",
+           "read_openstl_config", "ConversionReport", "OPENSTL_URL", "OPENSTL_LICENSE"]
+
+OPENSTL_URL = "https://github.com/chengtan9907/OpenSTL"
+OPENSTL_LICENSE = "Apache-2.0"
+ARCHES = ("tau", "convlstm")
+
+# OpenSTL's Moving MNIST setting, used for what the weights cannot tell and the config does not say.
+_DEFAULTS = {"frames_in": 10, "frames_out": 10, "height": 64, "width": 64}
+_DEFAULT_NOTE = "default (OpenSTL's Moving MNIST setting)"
+
+# Config keys understood (OpenSTL's names and stzoo's), per architecture.
+_SPEC_KEYS = {"in_shape", "pre_seq_length", "aft_seq_length", "total_length", "frames", "frames_in",
+              "frames_out", "channels", "height", "width", "method"}
+_ARCH_KEYS = {
+    "tau": {"hid_S", "hid_T", "N_S", "N_T", "mlp_ratio", "model_type", "spatio_kernel", "spatio_kernel_enc",
+            "spatio_kernel_dec", "kernel_size", "drop", "drop_path"},
+    "convlstm": {"num_hidden", "num_layers", "filter_size", "stride", "patch_size", "layer_norm"},
+}
+# A file that needs anything from these modules to be unpickled is not a checkpoint: refuse it outright.
+_DANGEROUS_MODULES = ("os", "sys", "posix", "nt", "subprocess", "builtins", "shutil", "socket", "importlib",
+                      "runpy", "code", "pty", "ctypes", "pickle", "marshal")
+
+
+@dataclass
+class ConversionReport:
+    """What :func:`from_openstl` did: where the weights came from and how they were mapped.
+
+    Attributes:
+        arch: the stzoo architecture id (``"tau"`` or ``"convlstm"``).
+        openstl_model: the OpenSTL class the checkpoint belongs to.
+        source: the checkpoint's file name (``None`` for an in-memory dict).
+        sha256: the checkpoint file's sha256 (``None`` for an in-memory dict).
+        container: which of OpenSTL's formats it was (raw state_dict, a dict with ``state_dict``,
+            or a Lightning checkpoint).
+        prefix: the key prefix that was stripped (e.g. ``"model."``), or ``""``.
+        config: the stzoo model config the weights were loaded into.
+        input: the input spec (frames in/out, channels, training size, value range).
+        config_sources: for each config / input value, where it came from ("weights", "config",
+            "checkpoint hyper_parameters" or a default).
+        tensors_mapped: how many OpenSTL tensors became stzoo tensors.
+        parameters: the stzoo model's parameter count.
+        tensors_unused: OpenSTL tensors that its own forward pass never reads, dropped.
+        placeholders: Python objects in the file (outside the weights) that torch's weights-only
+            loader does not know, read as inert placeholders instead (their code never ran).
+        ignored_config: config entries that do not describe the model (e.g. training settings).
+    """
+
+    arch: str
+    openstl_model: str
+    source: str | None
+    sha256: str | None
+    container: str
+    prefix: str
+    config: dict[str, Any]
+    input: dict[str, Any]
+    config_sources: dict[str, str]
+    tensors_mapped: int
+    parameters: int
+    tensors_unused: list[str] = field(default_factory=list)
+    placeholders: list[str] = field(default_factory=list)
+    ignored_config: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable copy."""
+        return asdict(self)
+
+
+# ================================================================================================
+# Reading the file
+# ================================================================================================
+class _Placeholder:
+    """Stands in for an object that torch's weights-only loader does not know (e.g. a numpy array or
+    an ``argparse.Namespace`` in Lightning's ``hyper_parameters``). None of that object's code runs:
+    this class accepts any arguments and any state and keeps nothing."""
+
+    qualified_name = "?"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "_Placeholder":
+        return object.__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"<not loaded: {self.qualified_name}>"
+
+
+def _torch_load(path: Path) -> tuple[Any, list[str]]:
+    """``torch.load(path, weights_only=True)``; globals it does not know become inert placeholders."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True), []
+    except pickle.UnpicklingError as exc:
+        first_error = exc
+    except Exception as exc:  # not a torch file at all, truncated, ...
+        raise InputError(f"{path} could not be read by torch.load: {type(exc).__name__}: {exc}. Is it a "
+                         "PyTorch checkpoint (.pth / .ckpt) written by OpenSTL?") from exc
+    how = ("Save the weights alone with torch.save(model.state_dict(), 'weights.pth') where OpenSTL is "
+           "installed, and convert that file.")
+    get_unsafe = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)
+    if get_unsafe is None:
+        raise InputError(f"{path} holds Python objects that torch.load(weights_only=True) refuses "
+                         f"({first_error}). Upgrade torch (>= 2.6) to read it with placeholders, or: {how}")
+    try:
+        names = sorted(get_unsafe(str(path)))
+    except Exception:
+        names = []
+    bad = [n for n in names if n.split(".")[0] in _DANGEROUS_MODULES]
+    if not names or bad:
+        what = f"it calls {', '.join(bad)}, which no checkpoint needs" if bad else str(first_error)
+        raise InputError(f"refusing to read {path} with torch.load(weights_only=True): {what}. {how}")
+    stand_ins = [(type(f"_Unloaded_{i}", (_Placeholder,), {"qualified_name": n}), n) for i, n in enumerate(names)]
+    try:
+        with torch.serialization.safe_globals(stand_ins):
+            return torch.load(path, map_location="cpu", weights_only=True), names
+    except Exception as exc:
+        raise InputError(f"{path} could not be read with torch.load(weights_only=True): {first_error} "
+                         f"(with placeholders for {', '.join(names)}: {type(exc).__name__}: {exc}). {how}") from exc
+
+
+def _unpack(obj: Any, where: str) -> tuple[dict[str, Tensor], str, str, dict[str, Any]]:
+    """(state dict with the prefix stripped, container description, prefix, hyper_parameters)."""
+    hparams: dict[str, Any] = {}
+    if not isinstance(obj, Mapping):
+        raise InputError(f"{where} holds a {type(obj).__name__}, not a state_dict: expected a dict of tensors, a "
+                         "dict with a 'state_dict' entry, or a Lightning .ckpt")
+    if "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        state = obj["state_dict"]
+        lightning = any(k in obj for k in ("pytorch-lightning_version", "hyper_parameters", "optimizer_states"))
+        container = "Lightning checkpoint" if lightning else "dict with a 'state_dict' entry"
+        hp = obj.get("hyper_parameters")
+        if isinstance(hp, Mapping):
+            hparams = {str(k): v for k, v in hp.items()}
+        others = sorted(str(k) for k in obj if k not in ("state_dict", "hyper_parameters"))
+        notes = (["hyper_parameters read for the config"] if hparams else []) + \
+            ([f"{', '.join(others)} not used"] if others else [])
+        if notes:
+            container += f" ({'; '.join(notes)})"
+    else:
+        state, container = obj, "raw state_dict"
+    not_tensors = sorted(str(k) for k, v in state.items() if not isinstance(v, Tensor) or not isinstance(k, str))
+    if not_tensors:
+        raise InputError(f"{where}: the state_dict has entries that are not tensors: {not_tensors[:5]}"
+                         f"{' ...' if len(not_tensors) > 5 else ''}. Expected a dict of tensors, a dict with a "
+                         f"'state_dict' entry, or a Lightning .ckpt (top-level keys: {sorted(map(str, obj))[:8]})")
+    if not state:
+        raise InputError(f"{where}: the state_dict is empty")
+    prefix = ""
+    for p in ("model.", "module."):
+        inside = [k for k in state if k.startswith(p)]
+        if inside and len(inside) == len(state):
+            prefix += p
+            state = {k[len(p):]: v for k, v in state.items()}
+        elif inside:
+            outside = sorted(k for k in state if not k.startswith(p))
+            raise InputError(f"{where}: {len(inside)} keys carry the '{p}' prefix (a Lightning / DDP checkpoint) "
+                             f"but {len(outside)} do not: {outside[:8]}. Those are not part of an OpenSTL model.")
+    return dict(state), container, prefix, hparams
+
+
+def load_openstl_checkpoint(checkpoint: str | os.PathLike[str] | Mapping[str, Any]
+                            ) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Read an OpenSTL checkpoint in any of the formats OpenSTL writes.
+
+    Args:
+        checkpoint: a path to a ``.pth`` / ``.ckpt`` file, or an already loaded object. Accepted: a
+            raw ``state_dict``; a dict with a ``state_dict`` entry (plus optimizer etc., ignored); a
+            PyTorch Lightning checkpoint whose keys carry the ``model.`` prefix (a DDP ``module.``
+            prefix is stripped too). Files are read with ``torch.load(..., weights_only=True)`` only.
+
+    Returns:
+        ``(state, info)``: the state dict with the prefix stripped, and a dict with ``container``,
+        ``prefix``, ``hyper_parameters`` (Lightning's, else ``{}``), ``placeholders``, ``source`` and
+        ``sha256``.
+
+    Raises:
+        WeightsNotAvailableError: the file does not exist.
+        InputError: the file cannot be read safely, or holds no state dict.
+    """
+    placeholders: list[str] = []
+    source = sha = None
+    if isinstance(checkpoint, Mapping):
+        obj, where = checkpoint, "the given checkpoint dict"
+    else:
+        path = Path(checkpoint).expanduser()
+        if not path.is_file():
+            raise WeightsNotAvailableError(f"OpenSTL checkpoint {path} does not exist (or is not a file)")
+        obj, placeholders = _torch_load(path)
+        where, source, sha = str(path), path.name, sha256_file(path)
+    state, container, prefix, hparams = _unpack(obj, where)
+    return state, {"container": container, "prefix": prefix, "hyper_parameters": hparams,
+                   "placeholders": placeholders, "source": source, "sha256": sha}
+
+
+# ================================================================================================
+# The config: given by the user, found in the checkpoint, inferred from shapes
+# ================================================================================================
+def read_openstl_config(config: str | os.PathLike[str] | Mapping[str, Any] | None) -> tuple[dict[str, Any], bool]:
+    """Read a config given as a dict, a JSON string, a ``.json`` file or an OpenSTL ``.py`` config file.
+
+    OpenSTL's config files (e.g. ``configs/mmnist/TAU.py``) are parsed, never executed: only
+    assignments of literal values (``patch_size = 4``, ``num_hidden = '128,128,128,128'``) are read.
+
+    Returns:
+        ``(config, lenient)``: ``lenient`` is True for OpenSTL ``.py`` files, whose training settings
+        are ignored instead of being an error.
+
+    Raises:
+        ConfigError: the text is neither JSON nor a readable file.
+    """
+    if config is None:
+        return {}, False
+    if isinstance(config, Mapping):
+        return dict(config), False
+    text = str(config)
+    path = Path(text).expanduser()
+    if not text.lstrip().startswith("{") and path.suffix in (".py", ".json") and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    if not text.lstrip().startswith("{") and path.is_file():
+        body = path.read_text(encoding="utf-8")
+        if path.suffix == ".py":
+            return _parse_python_config(body, path), True
+        text = body
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"--config must be JSON (e.g. '{{\"patch_size\": 4}}'), a .json file or an OpenSTL .py "
+                          f"config file; {text[:80]!r} is none of these ({exc})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"the config must be a JSON object, got {type(value).__name__}")
+    return value, False
+
+
+def _parse_python_config(body: str, path: Path) -> dict[str, Any]:
+    try:
+        tree = ast.parse(body, filename=str(path))
+    except SyntaxError as exc:
+        raise ConfigError(f"{path} is not a readable OpenSTL config file: {exc}") from exc
+    out: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                continue  # not a literal (e.g. an expression): not a model setting OpenSTL configs use
+    return out
+
+
+def _as_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f"config {key} must be an integer, got {value!r}")
+    try:
+        out = int(value)
+    except ValueError:
+        raise ConfigError(f"config {key} must be an integer, got {value!r}") from None
+    if out != float(value):
+        raise ConfigError(f"config {key} must be an integer, got {value!r}")
+    return out
+
+
+def _normalise(raw: Mapping[str, Any], arch: str, lenient: bool, what: str) -> tuple[dict[str, Any], list[str]]:
+    """OpenSTL or stzoo names → one canonical dict; returns it and the ignored keys."""
+    known = _SPEC_KEYS | _ARCH_KEYS[arch]
+    ignored = sorted(k for k in raw if k not in known)
+    if ignored and not lenient:
+        other = _ARCH_KEYS["convlstm" if arch == "tau" else "tau"]
+        hint = f" ({', '.join(sorted(set(ignored) & other))} belong(s) to the other architecture)" \
+            if set(ignored) & other else ""
+        raise ConfigError(f"{what} has key(s) {ignored} that do not describe an OpenSTL {arch} model{hint}; "
+                          f"accepted: {sorted(known)}")
+    out: dict[str, Any] = {}
+
+    def put(key: str, value: Any, src: str) -> None:
+        if key in out and out[key] != value:
+            raise ConfigError(f"{what} contradicts itself: {key} is {out[key]!r} by one entry and {value!r} by {src}")
+        out[key] = value
+
+    if "in_shape" in raw:
+        shape = raw["in_shape"]
+        if isinstance(shape, str):
+            shape = [s for s in re.split(r"[,\s]+", shape.strip("[]() ")) if s]
+        if not isinstance(shape, (list, tuple)) or len(shape) != 4:
+            raise ConfigError(f"{what}: in_shape must be [T, C, H, W], got {raw['in_shape']!r}")
+        t, c, h, w = (_as_int("in_shape", s) for s in shape)
+        for k, v in (("frames_in", t), ("channels", c), ("height", h), ("width", w)):
+            put(k, v, "in_shape")
+    for src, dst in (("pre_seq_length", "frames_in"), ("frames_in", "frames_in"), ("aft_seq_length", "frames_out"),
+                     ("frames_out", "frames_out"), ("channels", "channels"), ("height", "height"),
+                     ("width", "width")):
+        if src in raw and raw[src] is not None:
+            put(dst, _as_int(src, raw[src]), src)
+    if "frames" in raw:
+        put("frames_in", _as_int("frames", raw["frames"]), "frames")
+    if "total_length" in raw and raw["total_length"] is not None and "frames_in" in out:
+        put("frames_out", _as_int("total_length", raw["total_length"]) - out["frames_in"], "total_length")
+    if raw.get("method") is not None:
+        put("method", str(raw["method"]).lower(), "method")
+    for key in sorted(_ARCH_KEYS[arch] & set(raw)):
+        value = raw[key]
+        if value is None:
+            continue
+        if key == "num_hidden":
+            if isinstance(value, str):
+                value = [_as_int("num_hidden", s) for s in value.split(",") if s.strip()]
+            elif isinstance(value, (list, tuple)):
+                value = [_as_int("num_hidden", s) for s in value]
+            else:
+                value = [_as_int("num_hidden", value)]
+        elif key in ("model_type",):
+            value = str(value).lower()
+        elif key in ("mlp_ratio", "drop", "drop_path"):
+            value = float(value)
+        elif key == "layer_norm":
+            value = bool(value)
+        else:
+            value = _as_int(key, value)
+        put(key, value, key)
+    return out, ignored
+
+
+def _is_plain(value: Any) -> bool:
+    """A JSON-like value (not a placeholder for an object that was not loaded)."""
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+class _Resolver:
+    """Collects the final config value by value, recording where each came from and checking the
+    config against what the weights say."""
+
+    def __init__(self, given: dict[str, Any], ckpt: dict[str, Any]):
+        self.given, self.ckpt = given, ckpt
+        self.sources: dict[str, str] = {}
+
+    def lookup(self, key: str) -> tuple[Any, str] | None:
+        if key in self.given:
+            return self.given[key], "config"
+        if key in self.ckpt:
+            return self.ckpt[key], "checkpoint hyper_parameters"
+        return None
+
+    def inferred(self, key: str, value: Any, *, out_key: str | None = None, label: str | None = None) -> Any:
+        """A value the weights determine; a config value must agree."""
+        found = self.lookup(key)
+        if found is not None and found[0] != value:
+            raise ConfigError(f"the {found[1]} says {key}={found[0]!r}, but the checkpoint's tensors have "
+                              f"{label or key}={value!r}: is this the right config for this checkpoint?")
+        self.sources[out_key or key] = "weights"
+        return value
+
+    def chosen(self, key: str, default: Any, *, note: str = _DEFAULT_NOTE) -> Any:
+        """A value the weights cannot tell: from the config, else the checkpoint, else the default."""
+        found = self.lookup(key)
+        if found is not None:
+            self.sources[key] = found[1]
+            return found[0]
+        self.sources[key] = note
+        return default
+
+
+# ================================================================================================
+# Key mapping
+# ================================================================================================
+_TAU_RULES: list[tuple[str, str]] = [
+    (r"^encoder\.layers\.(\d+)\.conv\.", r"enc.enc.\1.conv.conv."),
+    (r"^encoder\.layers\.(\d+)\.norm\.", r"enc.enc.\1.conv.norm."),
+    (r"^decoder\.layers\.(\d+)\.conv\.", r"dec.dec.\1.conv.conv."),
+    (r"^decoder\.layers\.(\d+)\.norm\.", r"dec.dec.\1.conv.norm."),
+    (r"^decoder\.readout\.", "dec.readout."),
+    (r"^translator\.blocks\.(\d+)\.reduction\.", r"hid.enc.\1.reduction."),
+    (r"^translator\.blocks\.(\d+)\.attn\.tau\.", r"hid.enc.\1.block.attn.spatial_gating_unit."),
+    (r"^translator\.blocks\.(\d+)\.mlp\.dwconv\.", r"hid.enc.\1.block.mlp.dwconv.dwconv."),
+    (r"^translator\.blocks\.(\d+)\.", r"hid.enc.\1.block."),
+]
+
+
+def _tau_key(stzoo_key: str) -> str:
+    for pattern, repl in _TAU_RULES:
+        new, n = re.subn(pattern, repl, stzoo_key)
+        if n:
+            return new
+    raise AssertionError(f"no OpenSTL name for stzoo key {stzoo_key}")  # stzoo's TAU changed: update the rules
+
+
+def _indices(state: Mapping[str, Tensor], pattern: str) -> list[int]:
+    return sorted({int(m.group(1)) for k in state if (m := re.match(pattern, k))})
+
+
+def _need(state: Mapping[str, Tensor], key: str, what: str) -> Tensor:
+    if key not in state:
+        sample = sorted(state)[:6]
+        raise InputError(f"this does not look like {what}: it has no tensor {key!r} (its keys start with {sample}). "
+                         "Check --arch, or whether the checkpoint comes from OpenSTL.")
+    return state[key]
+
+
+def _count(indices: list[int], what: str) -> int:
+    if indices != list(range(len(indices))):
+        raise InputError(f"{what} are numbered {indices}: some are missing (expected 0..{max(indices)})")
+    return len(indices)
+
+
+def _resolve_tau(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any], dict[str, Any], str]:
+    what = "OpenSTL's SimVP/TAU model (SimVP_Model)"
+    enc0 = _need(state, "enc.enc.0.conv.conv.weight", what)
+    method = r.lookup("method")
+    if method is not None and method[0] not in ("tau", "simvp"):
+        raise ConfigError(f"the {method[1]} says method={method[0]!r}, but --arch tau converts OpenSTL's TAU "
+                          "(method 'TAU', or 'SimVP' with model_type 'tau')")
+    model_type = r.lookup("model_type")
+    if model_type is not None and model_type[0] != "tau":
+        raise ConfigError(f"the {model_type[1]} says model_type={model_type[0]!r}: only SimVP with the TAU translator "
+                          "(model_type='tau') can be converted to stzoo's TAU")
+    if "hid.enc.0.block.attn.spatial_gating_unit.fc.0.weight" not in state:
+        conv1 = state.get("hid.enc.0.block.attn.spatial_gating_unit.conv1.weight")
+        gsta = conv1 is not None and conv1.dim() == 4 and conv1.shape[0] == 2 * conv1.shape[1]  # gated: 2·dim out
+        kind = "a SimVP gSTA translator (model_type='gsta')" if gsta else "a translator that is not TAU's"
+        raise InputError(f"this SimVP checkpoint has {kind}: it has no "
+                         "'hid.enc.0.block.attn.spatial_gating_unit.fc.0.weight' (TAU's dynamical attention). "
+                         "Only model_type='tau' converts to stzoo's TAU.")
+    if enc0.dim() != 4 or enc0.shape[-1] != enc0.shape[-2]:
+        raise InputError(f"enc.enc.0.conv.conv.weight has shape {tuple(enc0.shape)}; expected a square 2-D conv kernel")
+    n_s = _count(_indices(state, r"^enc\.enc\.(\d+)\."), "the encoder layers enc.enc.N")
+    n_t = _count(_indices(state, r"^hid\.enc\.(\d+)\."), "the translator blocks hid.enc.N")
+    if n_t < 2:
+        raise InputError(f"the translator has {n_t} block(s); OpenSTL's TAU has N_T >= 2")
+    dec0 = state.get("dec.dec.0.conv.conv.0.weight", state.get("dec.dec.0.conv.conv.weight"))
+    if dec0 is None:
+        raise InputError("the checkpoint has no decoder (dec.dec.0.conv.conv[.0].weight)")
+    c_in, hid_s, k_enc = int(enc0.shape[1]), int(enc0.shape[0]), int(enc0.shape[-1])
+    k_dec = int(dec0.shape[-1])
+    dim = int(_need(state, "hid.enc.0.block.norm1.weight", what).shape[0])
+    hid_t = int(_need(state, "hid.enc.1.block.norm1.weight", what).shape[0])
+    fc1 = int(_need(state, "hid.enc.1.block.mlp.fc1.weight", what).shape[0])
+    if dim % hid_s:
+        raise InputError(f"the translator's width {dim} is not a multiple of hid_S={hid_s}: not an OpenSTL TAU")
+    cfg: dict[str, Any] = {}
+    cfg["frames"] = r.inferred("frames_in", dim // hid_s, out_key="frames", label="frames (translator width / hid_S)")
+    cfg["channels"] = r.inferred("channels", c_in)
+    cfg["hid_S"] = r.inferred("hid_S", hid_s)
+    cfg["hid_T"] = r.inferred("hid_T", hid_t)
+    cfg["N_S"] = r.inferred("N_S", n_s)
+    cfg["N_T"] = r.inferred("N_T", n_t)
+    cfg["mlp_ratio"] = r.inferred("mlp_ratio", fc1 / hid_t)
+    r.inferred("spatio_kernel_enc", k_enc)  # only checked against the config: stzoo has one spatio_kernel
+    r.inferred("spatio_kernel_dec", k_dec)
+    del r.sources["spatio_kernel_enc"], r.sources["spatio_kernel_dec"]
+    if k_enc != k_dec:
+        raise ConfigError(f"the encoder uses {k_enc}×{k_enc} convs and the decoder {k_dec}×{k_dec}; "
+                          "stzoo's TAU has one spatio_kernel for both, so this checkpoint cannot be converted")
+    cfg["spatio_kernel"] = r.inferred("spatio_kernel", k_enc)
+    # OpenSTL's MetaBlock builds every TAU block with kernel_size=21; the conv shapes are checked below.
+    cfg["kernel_size"] = r.chosen("kernel_size", 21, note="OpenSTL's fixed TAU kernel (21)")
+    cfg["height"] = r.chosen("height", _DEFAULTS["height"])
+    cfg["width"] = r.chosen("width", _DEFAULTS["width"])
+    spec = {"frames_in": cfg["frames"], "frames_out": r.chosen("frames_out", cfg["frames"],
+                                                               note="= frames_in (TAU maps T frames to T)"),
+            "channels": c_in, "height": cfg["height"], "width": cfg["width"], "value_range": [0.0, 1.0]}
+    r.sources["channels"] = "weights"
+    return cfg, spec, "SimVP_Model (model_type='tau')"
+
+
+def _patch_permutation(channels: int, patch: int) -> Tensor:
+    """perm[s] = OpenSTL channel for stzoo channel s: s = c·p² + i·p + j  ↔  (i·p + j)·C + c."""
+    c = torch.arange(channels).view(channels, 1, 1)
+    i = torch.arange(patch).view(1, patch, 1)
+    j = torch.arange(patch).view(1, 1, patch)
+    return ((i * patch + j) * channels + c).reshape(-1)
+
+
+def _resolve_convlstm(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any], dict[str, Any], str]:
+    what = "OpenSTL's ConvLSTM model (ConvLSTM_Model)"
+    first = _need(state, "cell_list.0.conv_x.0.weight", what)
+    _need(state, "conv_last.weight", what)
+    method = r.lookup("method")
+    if method is not None and method[0] != "convlstm":
+        raise ConfigError(f"the {method[1]} says method={method[0]!r}, but --arch convlstm converts OpenSTL's ConvLSTM")
+    ln_keys = sorted(k for k in state if re.match(r"^cell_list\.\d+\.conv_[xho]\.1\.", k))
+    ln = r.lookup("layer_norm")
+    if ln_keys or (ln is not None and ln[0]):
+        why = f"it has LayerNorm tensors such as {ln_keys[:2]}" if ln_keys else f"the {ln[1]} says layer_norm=1"
+        raise InputError(f"this is OpenSTL's ConvLSTM with layer_norm=1 ({why}). Its LayerNorm normalises each gate "
+                         "pre-activation over channels × height × width at the training resolution; stzoo's ConvLSTM "
+                         "has no such layer, so this variant cannot be converted exactly. Only layer_norm=0 "
+                         "checkpoints are supported.")
+    stride = r.lookup("stride")
+    if stride is not None and stride[0] != 1:
+        raise ConfigError(f"the {stride[1]} says stride={stride[0]}; stzoo's ConvLSTM (like OpenSTL's Moving MNIST "
+                          "configs) uses stride 1 only")
+    n_layers = _count(_indices(state, r"^cell_list\.(\d+)\."), "the cells cell_list.N")
+    hidden = []
+    for n in range(n_layers):
+        w = _need(state, f"cell_list.{n}.conv_x.0.weight", what)
+        if w.dim() != 4 or w.shape[0] % 4:
+            raise InputError(f"cell_list.{n}.conv_x.0.weight has shape {tuple(w.shape)}; "
+                             "expected 4·hidden × in × k × k")
+        hidden.append(int(w.shape[0]) // 4)
+    given_hidden = r.lookup("num_hidden")
+    if given_hidden is not None and given_hidden[0] not in (hidden, hidden[:1] if len(set(hidden)) == 1 else None):
+        raise ConfigError(f"the {given_hidden[1]} says num_hidden={given_hidden[0]}, but the checkpoint's cells have "
+                          f"{hidden}")
+    if len(set(hidden)) != 1:
+        raise ConfigError(f"the cells have different hidden sizes {hidden}; stzoo's ConvLSTM uses one num_hidden for "
+                          "every layer, so this checkpoint cannot be converted")
+    r.sources["num_hidden"] = "weights"
+    k = int(first.shape[-1])
+    patch_ch = int(first.shape[1])
+    cfg: dict[str, Any] = {"num_layers": r.inferred("num_layers", n_layers), "num_hidden": hidden[0],
+                           "filter_size": r.inferred("filter_size", k)}
+    if k % 2 == 0 or first.shape[-2] != k:
+        raise InputError(f"cell_list.0.conv_x.0.weight has a {tuple(first.shape[-2:])} kernel; "
+                         "expected a square, odd one")
+    # patch_size and channels: only their product p²·C is in the weights.
+    p_found, c_found = r.lookup("patch_size"), r.lookup("channels")
+    candidates = [(p, patch_ch // (p * p)) for p in range(1, int(patch_ch ** 0.5) + 1) if patch_ch % (p * p) == 0]
+    if p_found is not None:
+        p = p_found[0]
+        r.sources["patch_size"] = p_found[1]
+        if p < 1 or patch_ch % (p * p):
+            raise ConfigError(f"the {p_found[1]} says patch_size={p}, but the first cell reads {patch_ch} channels, "
+                              f"which is not channels × {p}²")
+        c = patch_ch // (p * p)
+        if c_found is not None and c_found[0] != c:
+            raise ConfigError(f"patch_size={p} and channels={c_found[0]} give {p * p * c_found[0]} patch channels, "
+                              f"but the first cell reads {patch_ch}")
+        r.sources["channels"] = "weights (÷ patch_size²)" if c_found is None else c_found[1]
+    elif c_found is not None:
+        c = c_found[0]
+        r.sources["channels"] = c_found[1]
+        p = round((patch_ch / c) ** 0.5) if c > 0 and patch_ch % c == 0 else 0
+        if p < 1 or p * p * c != patch_ch:
+            raise ConfigError(f"channels={c} does not divide the first cell's {patch_ch} input channels into "
+                              "channels × patch_size²")
+        r.sources["patch_size"] = "weights (√(channels in / channels))"
+    elif len(candidates) == 1:
+        p, c = candidates[0]
+        r.sources["patch_size"] = r.sources["channels"] = "weights (the only factorisation)"
+    else:
+        options = ", ".join(f"patch_size={pp} with {cc} channel(s)" for pp, cc in candidates)
+        raise ConfigError(f"the first ConvLSTM cell reads {patch_ch} = patch_size² × channels values per position, "
+                          f"which could be {options}. Say which: pass config {{\"patch_size\": N}} (OpenSTL's Moving "
+                          "MNIST configs use patch_size 4 with 1 channel), e.g. --config '{\"patch_size\": 4}' or "
+                          "--config configs/mmnist/ConvLSTM.py")
+    cfg["patch_size"], cfg["channels"] = p, c
+    cfg["frames_in"] = r.chosen("frames_in", _DEFAULTS["frames_in"])
+    cfg["frames_out"] = r.chosen("frames_out", _DEFAULTS["frames_out"])
+    cfg["height"] = r.chosen("height", _DEFAULTS["height"])
+    cfg["width"] = r.chosen("width", _DEFAULTS["width"])
+    for key in ("height", "width"):
+        if cfg[key] % p:
+            raise ConfigError(f"{key}={cfg[key]} is not divisible by patch_size={p}")
+    spec = {"frames_in": cfg["frames_in"], "frames_out": cfg["frames_out"], "channels": c,
+            "height": cfg["height"], "width": cfg["width"], "value_range": [0.0, 1.0]}
+    return cfg, spec, "ConvLSTM_Model (layer_norm=0)"
+
+
+def _convlstm_pairs(model_keys: list[str], cfg: dict[str, Any]
+                    ) -> tuple[dict[str, tuple[str | None, Callable[[Tensor], Tensor] | None]],
+                               dict[str, tuple[int, ...]]]:
+    """stzoo key → (OpenSTL key or None for a zero bias, transform); and the known-unused OpenSTL keys."""
+    perm = _patch_permutation(cfg["channels"], cfg["patch_size"])
+    pairs: dict[str, tuple[str | None, Callable[[Tensor], Tensor] | None]] = {}
+    for key in model_keys:
+        m = re.match(r"^cells\.(\d+)\.(conv_x|conv_h)\.(weight|bias)$", key)
+        if m and m.group(3) == "bias":
+            pairs[key] = (None, None)  # OpenSTL's convs have no bias (and no forget bias in forward)
+        elif m:
+            n, conv = m.group(1), m.group(2)
+            first_input = conv == "conv_x" and n == "0"
+            pairs[key] = (f"cell_list.{n}.{conv}.0.weight", (lambda w: w[:, perm]) if first_input else None)
+        elif key == "readout.weight":
+            pairs[key] = ("conv_last.weight", lambda w: w[perm])
+        else:
+            raise AssertionError(f"no OpenSTL name for stzoo key {key}")  # stzoo's ConvLSTM changed
+    h, k = cfg["num_hidden"], cfg["filter_size"]
+    unused: dict[str, tuple[int, ...]] = {}
+    for n in range(cfg["num_layers"]):
+        unused[f"cell_list.{n}.conv_o.0.weight"] = (h, 2 * h, k, k)
+        unused[f"cell_list.{n}.conv_last.weight"] = (h, 2 * h, 1, 1)
+    return pairs, unused
+
+
+def _fmt_keys(keys: list[str], limit: int = 8) -> str:
+    return ", ".join(keys[:limit]) + (f" ... ({len(keys)} in all)" if len(keys) > limit else "")
+
+
+def map_openstl_state_dict(state: Mapping[str, Tensor], arch: str, config: Mapping[str, Any] | None = None, *,
+                           hyper_parameters: Mapping[str, Any] | None = None, lenient_config: bool = False
+                           ) -> tuple[dict[str, Tensor], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Map an OpenSTL state dict (prefix already stripped) onto stzoo's module names, strictly.
+
+    Args:
+        state: OpenSTL tensor name → tensor.
+        arch: ``"tau"`` or ``"convlstm"``.
+        config: OpenSTL or stzoo config values (e.g. ``{"patch_size": 4}``, ``{"in_shape": [10, 1, 64, 64]}``);
+            only what the weights cannot tell is needed, anything given is checked against the weights.
+        hyper_parameters: a Lightning checkpoint's ``hyper_parameters`` (used where ``config`` is silent).
+        lenient_config: ignore config keys that do not describe the model (for OpenSTL ``.py`` files).
+
+    Returns:
+        ``(stzoo_state, model_config, input_spec, details)``; ``details`` has ``config_sources``,
+        ``tensors_unused``, ``tensors_mapped``, ``openstl_model`` and ``ignored_config``.
+
+    Raises:
+        InputError: unknown, missing or wrongly shaped tensors (each named), or an unsupported variant.
+        ConfigError: the config is unreadable, incomplete or contradicts the weights.
+    """
+    from stzoo.models import build_model
+
+    arch = str(arch).lower().replace("-", "_")
+    if arch not in ARCHES:
+        raise ConfigError(f"arch must be one of {', '.join(ARCHES)} (OpenSTL's TAU or ConvLSTM), got {arch!r}")
+    given, ignored = _normalise(config or {}, arch, lenient_config, "the config")
+    ckpt_cfg, _ = _normalise({k: v for k, v in (hyper_parameters or {}).items()
+                              if k in _SPEC_KEYS | _ARCH_KEYS[arch] and _is_plain(v)},
+                             arch, True, "the checkpoint's hyper_parameters")
+    r = _Resolver(given, ckpt_cfg)
+    if arch == "tau":
+        cfg, spec, openstl_model = _resolve_tau(state, r)
+    else:
+        cfg, spec, openstl_model = _resolve_convlstm(state, r)
+    model_cfg = {k: v for k, v in cfg.items() if k not in ("frames_in", "frames_out")} if arch == "tau" else dict(cfg)
+    target = build_model(arch, model_cfg).state_dict()  # names, shapes and dtypes to map onto
+    if arch == "tau":
+        pairs: dict[str, tuple[str | None, Callable[[Tensor], Tensor] | None]] = {
+            k: (_tau_key(k), None) for k in target}
+        unused: dict[str, tuple[int, ...]] = {}  # every tensor of OpenSTL's TAU is used
+    else:
+        pairs, unused = _convlstm_pairs(list(target), cfg)
+    wanted = {src for src, _ in pairs.values() if src is not None}
+    unknown = sorted(set(state) - wanted - set(unused))
+    missing = sorted(wanted - set(state))
+    out: dict[str, Tensor] = {}
+    wrong: list[str] = []
+    for key, (src, transform) in pairs.items():
+        if src is None:
+            out[key] = torch.zeros(target[key].shape, dtype=target[key].dtype)
+            continue
+        if src not in state:
+            continue
+        tensor = state[src]
+        if tensor.dim() != target[key].dim() or (transform is None and tensor.shape != target[key].shape):
+            wrong.append(f"{src}: {tuple(tensor.shape)}, expected {tuple(target[key].shape)}")
+            continue
+        tensor = transform(tensor) if transform is not None else tensor
+        if tensor.shape != target[key].shape:
+            wrong.append(f"{src}: {tuple(state[src].shape)}, expected {tuple(target[key].shape)}")
+            continue
+        if tensor.is_floating_point() != target[key].is_floating_point():
+            wrong.append(f"{src}: dtype {tensor.dtype}, expected a {target[key].dtype} tensor")
+            continue
+        out[key] = tensor.detach().to(target[key].dtype).contiguous().clone()
+    for key, shape in unused.items():
+        if key in state and tuple(state[key].shape) != shape:
+            wrong.append(f"{key}: {tuple(state[key].shape)}, expected {shape}")
+    problems = []
+    if unknown:
+        problems.append(f"{len(unknown)} tensor(s) that an OpenSTL {openstl_model} of this size does not have: "
+                        f"{_fmt_keys(unknown)}")
+    if missing:
+        problems.append(f"{len(missing)} tensor(s) missing: {_fmt_keys(missing)}")
+    if wrong:
+        problems.append(f"{len(wrong)} tensor(s) with the wrong shape: {_fmt_keys(wrong, 5)}")
+    if problems:
+        raise InputError(f"the checkpoint does not match OpenSTL's {openstl_model} with config {model_cfg}: "
+                         + "; ".join(problems) + ". Nothing was converted. Check --arch and --config, and that the "
+                         "file is an unmodified OpenSTL checkpoint.")
+    details = {"config_sources": dict(sorted(r.sources.items())),
+               "tensors_unused": sorted(k for k in unused if k in state),
+               "tensors_mapped": len(wanted), "openstl_model": openstl_model, "ignored_config": ignored}
+    return out, model_cfg, spec, details
+
+
+# ================================================================================================
+# Front doors
+# ================================================================================================
+def from_openstl(checkpoint: str | os.PathLike[str] | Mapping[str, Any], arch: str,
+                 config: str | os.PathLike[str] | Mapping[str, Any] | None = None, *,
+                 device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
+                 batch_size: int = 16) -> "Predictor":
+    """Load an OpenSTL TAU or ConvLSTM checkpoint as an stzoo :class:`~stzoo.predictor.Predictor`.
+
+    Args:
+        checkpoint: a ``.pth`` / ``.ckpt`` path or an already loaded object: a raw state_dict, a dict
+            with a ``state_dict`` entry (plus optimizer etc.), or a Lightning checkpoint (``model.``
+            prefix). Files are read with ``torch.load(..., weights_only=True)`` only.
+        arch: ``"tau"`` (OpenSTL's SimVP with ``model_type='tau'``) or ``"convlstm"``.
+        config: what the weights cannot tell: a dict, a JSON string, a ``.json`` file or an OpenSTL
+            ``.py`` config file. OpenSTL names (``in_shape``, ``pre_seq_length``, ``aft_seq_length``,
+            ``patch_size``, ``num_hidden``, ``hid_S``, ...) and stzoo names (``frames_in``,
+            ``channels``, ``height``, ``width``, ...) both work. Needed for ConvLSTM's ``patch_size``
+            (or ``channels``) unless a Lightning checkpoint records it; everything else is inferred
+            from tensor shapes or defaults to OpenSTL's Moving MNIST setting (10 → 10 frames, 64×64).
+        device: e.g. ``"cuda"``; default CPU.
+        dtype: ``"float32"`` (default), ``"bfloat16"`` or ``"float16"``.
+        batch_size: sequences per forward pass in :meth:`Predictor.predict`.
+
+    Returns:
+        A Predictor (``name`` is ``None``; ``predictor.entry`` holds architecture, config, input spec,
+        description and license, and ``predictor.entry["openstl"]`` the :class:`ConversionReport` as
+        a dict). Save it with :func:`convert_openstl` or ``predictor.save_pretrained(dir)``.
+
+    Raises:
+        WeightsNotAvailableError: the file does not exist.
+        InputError: the file cannot be read safely, or its tensors do not match (named in the message).
+        ConfigError: the config is missing something the weights cannot tell, or contradicts them.
+    """
+    from stzoo.api import assemble_predictor, load_state_dict_strict
+    from stzoo.models import count_parameters
+
+    state, rep = _convert(checkpoint, arch, config)
+    entry = {"architecture": rep.arch, "config": rep.config, "input": rep.input,
+             "description": _description(rep), "license": OPENSTL_LICENSE, "openstl": rep.to_dict()}
+    predictor = assemble_predictor(entry, None, name=None, device=device, dtype=dtype, batch_size=batch_size)
+    load_state_dict_strict(predictor.model, state, rep.source or "the OpenSTL checkpoint")
+    rep.parameters = count_parameters(predictor.model)
+    entry["openstl"] = rep.to_dict()
+    return predictor
+
+
+def _convert(checkpoint: Any, arch: str, config: Any) -> tuple[dict[str, Tensor], ConversionReport]:
+    """Read, map and check; the stzoo state dict and the report (``parameters`` still 0)."""
+    raw_cfg, lenient = read_openstl_config(config)
+    state, info = load_openstl_checkpoint(checkpoint)
+    out, model_cfg, spec, details = map_openstl_state_dict(state, arch, raw_cfg, lenient_config=lenient,
+                                                           hyper_parameters=info["hyper_parameters"])
+    rep = ConversionReport(
+        arch=str(arch).lower().replace("-", "_"), openstl_model=details["openstl_model"], source=info["source"],
+        sha256=info["sha256"], container=info["container"], prefix=info["prefix"], config=model_cfg, input=spec,
+        config_sources=details["config_sources"], tensors_mapped=details["tensors_mapped"], parameters=0,
+        tensors_unused=details["tensors_unused"], placeholders=info["placeholders"],
+        ignored_config=details["ignored_config"])
+    return out, rep
+
+
+def _description(rep: ConversionReport) -> str:
+    origin = f"`{rep.source}`" if rep.source else "an in-memory checkpoint"
+    return (f"{'TAU' if rep.arch == 'tau' else 'ConvLSTM'} converted from the OpenSTL checkpoint {origin} "
+            f"({rep.openstl_model}; OpenSTL, {OPENSTL_URL}, {OPENSTL_LICENSE}) with stzoo.convert.from_openstl.")
+
+
+def _origin_section(rep: ConversionReport, license_id: str) -> str:
+    sha = f" (sha256 `{rep.sha256}`)" if rep.sha256 else ""
+    unused = (f"{len(rep.tensors_unused)} tensor(s) OpenSTL's own forward pass never reads were dropped: "
+              + ", ".join(f"`{k}`" for k in rep.tensors_unused)) if rep.tensors_unused else "no tensor was dropped"
+    sources = "\n".join(f"  - `{k}`: {v}" for k, v in rep.config_sources.items())
+    lines = ["## Origin", "",
+             f"Converted from a checkpoint of [OpenSTL]({OPENSTL_URL}) (the TAU authors' library, "
+             f"{OPENSTL_LICENSE}) with stzoo's OpenSTL importer (`stzoo convert openstl`).", "",
+             f"- original file: `{rep.source}`{sha}" if rep.source else "- original file: (an in-memory checkpoint)",
+             f"- OpenSTL model: `{rep.openstl_model}`",
+             f"- format: {rep.container}" + (f", key prefix `{rep.prefix}` removed" if rep.prefix else ""),
+             f"- license of the original weights: {license_id}",
+             f"- {rep.tensors_mapped} tensors mapped one to one; {unused}",
+             "- where each config value came from:", sources]
+    if rep.arch == "convlstm":
+        lines.append("- the first cell's input channels and the readout's output channels were permuted from "
+                     "OpenSTL's patch order ((i·p + j)·C + c) to stzoo's (c·p² + i·p + j); the `conv_x` "
+                     "biases are zero (OpenSTL's cell has none)")
+    if rep.placeholders:
+        lines.append(f"- objects in the file outside the weights, not loaded: {', '.join(rep.placeholders)}")
+    changed = " apart from the permutations above" if rep.arch == "convlstm" else ""
+    lines += ["", f"No value was changed{changed}: the model computes the function it computed in OpenSTL. "
+              "Metrics OpenSTL reports for these weights were not re-measured by stzoo.", ""]
+    return "\n".join(lines)
+
+
+def convert_openstl(checkpoint: str | os.PathLike[str] | Mapping[str, Any], arch: str,
+                    out_dir: str | os.PathLike[str], config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+                    *, name: str | None = None, license: str = OPENSTL_LICENSE) -> tuple[Path, ConversionReport]:
+    """Convert an OpenSTL checkpoint and write it as a ``save_pretrained`` folder.
+
+    The folder holds ``config.json``, ``model.safetensors`` and a ``README.md`` model card whose
+    "Origin" section names OpenSTL, the original file (and its sha256), the license and how each
+    config value was found. ``stzoo.load(out_dir)`` loads it.
+
+    Args:
+        checkpoint, arch, config: as for :func:`from_openstl`.
+        out_dir: the folder to write (created if missing; those three files are overwritten).
+        name: the checkpoint's name in the card (default ``<arch>-openstl-<file stem>``).
+        license: the license of the original weights (OpenSTL's published weights: Apache-2.0).
+
+    Returns:
+        ``(folder, report)``.
+    """
+    from stzoo import __version__
+    from stzoo.pretrained import model_card, save_pretrained
+
+    predictor = from_openstl(checkpoint, arch, config)
+    rep = ConversionReport(**predictor.entry["openstl"])
+    stem = Path(rep.source).stem if rep.source else "checkpoint"
+    name = name or f"{rep.arch.replace('_', '-')}-openstl-{re.sub(r'[^A-Za-z0-9_.-]+', '-', stem)}"
+    predictor.entry["license"] = license
+    card_cfg = {"name": name, "architecture": rep.arch, "config": rep.config, "input": rep.input,
+                "description": predictor.entry["description"], "license": license, "stzoo_version": __version__}
+    card = model_card(card_cfg)
+    card = card.replace("\n## Architecture\n", "\n" + _origin_section(rep, license) + "\n## Architecture\n", 1)
+    folder = save_pretrained(predictor, out_dir, name=name, card=card)
+    return folder, rep
