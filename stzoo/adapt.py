@@ -1,0 +1,219 @@
+"""Adapt a pretrained model to new data: other channel count, resolution or number of frames.
+
+:func:`adapt` builds the new architecture and copies every pretrained weight that still fits:
+
+* **channels** — only the first layer (which reads the frames) and the last layer (which writes
+  them) depend on the channel count. Their pretrained kernels are converted the way timm's
+  ``in_chans`` option does: going to one channel, the input kernels of the old channels are
+  *summed*; going to more channels, they are *repeated* and scaled by ``old / new`` so the
+  layer's response to a grey frame stays the same. Output kernels are repeated (grey → RGB
+  predicts the same value in each channel) or averaged (RGB → grey). For the recurrent models
+  the frame is first split into ``patch_size²`` patch channels per colour channel; the
+  conversion is done per patch position.
+* **resolution** — all layers are convolutions, so every weight carries over; only the size rule
+  of the architecture is checked (TAU: divisible by ``2 ** (N_S // 2)``; ConvLSTM / SA-ConvLSTM:
+  divisible by ``patch_size``).
+* **frames** — ConvLSTM / SA-ConvLSTM read any number of frames and roll out any number: nothing
+  changes. TAU's translator works on ``T·hid_S`` stacked channels, so the layers of its first and
+  last blocks whose width is ``T·hid_S`` are rebuilt at random initialisation; everything else
+  (encoder, decoder, the hidden blocks) is copied. TAU maps T frames to T frames, so
+  ``frames_in`` must equal ``frames_out``.
+
+The returned :class:`AdaptReport` lists which weights were copied, converted and re-initialised.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from stzoo.errors import ConfigError, InputError
+from stzoo.manifest import InputSpec
+from stzoo.models import build_model, full_config
+
+if TYPE_CHECKING:
+    from stzoo.predictor import Predictor
+
+__all__ = ["AdaptReport", "adapt", "check_resolution", "adapt_channels"]
+
+
+@dataclass
+class AdaptReport:
+    """What :func:`adapt` did to each weight of the new model.
+
+    Attributes:
+        changes: the requested changes, e.g. ``{"channels": (1, 3)}``.
+        copied: names of weights copied unchanged.
+        converted: name → how it was converted from the pretrained weight (channel changes).
+        reinitialised: names of weights left at their random initialisation.
+    """
+
+    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    copied: list[str] = field(default_factory=list)
+    converted: dict[str, str] = field(default_factory=dict)
+    reinitialised: list[str] = field(default_factory=list)
+
+    @property
+    def unchanged(self) -> bool:
+        return not self.converted and not self.reinitialised
+
+    def summary(self) -> str:
+        """A few lines for people: what changed and what it cost."""
+        if not self.changes:
+            return "no adaptation needed: the model fits the data as it is"
+        lines = ["adapted " + ", ".join(f"{k} {a} → {b}" for k, a, b in
+                                        ((k, *v) for k, v in self.changes.items())),
+                 f"  copied: {len(self.copied)} weight tensor(s)"]
+        if self.converted:
+            lines.append(f"  converted (channels): {', '.join(sorted(self.converted))}")
+        if self.reinitialised:
+            lines.append(f"  re-initialised ({len(self.reinitialised)}): {', '.join(self.reinitialised)}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"changes": {k: list(v) for k, v in self.changes.items()}, "copied": len(self.copied),
+                "converted": dict(self.converted), "reinitialised": list(self.reinitialised)}
+
+
+def check_resolution(arch: str, config: dict[str, Any], height: int, width: int) -> None:
+    """Raise :class:`~stzoo.errors.InputError` if ``arch`` with ``config`` cannot run at
+    ``height``×``width``, saying which sizes it can run at."""
+    cfg = full_config(arch, config)
+    if arch == "tau":
+        factor, what = 2 ** (int(cfg["N_S"]) // 2), f"TAU with N_S={cfg['N_S']} downsamples by"
+    else:
+        factor, what = int(cfg["patch_size"]), f"{arch} with patch_size={cfg['patch_size']} cuts frames into patches of"
+    if height < 1 or width < 1 or height % factor or width % factor:
+        near = f"{max(factor, height // factor * factor)}×{max(factor, width // factor * factor)}"
+        raise InputError(f"{what} {factor}: height and width must be multiples of {factor}, got {height}×{width}; "
+                         f"resize the frames, e.g. to {near}")
+
+
+# --------------------------------------------------------------------------------------------
+# channel conversion of one weight
+def adapt_channels(w: Tensor, dim: int, old: int, new: int, *, mode: str, group: int = 1) -> Tensor:
+    """Convert the channel axis ``dim`` of ``w`` from ``old`` to ``new`` colour channels.
+
+    Args:
+        w: the pretrained weight.
+        dim: the axis that holds ``old · group`` entries (colour channel major, then ``group``
+            sub-channels, e.g. patch positions).
+        old, new: colour channel counts.
+        mode: ``"in"`` for a layer that reads frames (sum to one channel; repeat and scale by
+            old/new for more), ``"out"`` for a layer that writes them (average to one channel;
+            repeat for more).
+        group: sub-channels per colour channel.
+    """
+    shape = list(w.shape)
+    if shape[dim] != old * group:
+        raise ConfigError(f"weight axis {dim} has {shape[dim]} entries, expected {old}·{group}")
+    v = w.reshape(shape[:dim] + [old, group] + shape[dim + 1:])
+    if new == 1:
+        v = v.sum(dim, keepdim=True) if mode == "in" else v.mean(dim, keepdim=True)
+    else:
+        reps = -(-new // old)
+        v = torch.cat([v] * reps, dim=dim).narrow(dim, 0, new)
+        if mode == "in":
+            v = v * (old / new)
+    return v.reshape(shape[:dim] + [new * group] + shape[dim + 1:]).contiguous()
+
+
+def _channel_layers(arch: str, cfg: dict[str, Any]) -> dict[str, tuple[int, str, int]]:
+    """Weights that depend on the channel count: name → (axis, mode, group)."""
+    if arch == "tau":
+        return {"encoder.layers.0.conv.weight": (1, "in", 1), "decoder.readout.weight": (0, "out", 1),
+                "decoder.readout.bias": (0, "out", 1)}
+    g = int(cfg["patch_size"]) ** 2
+    return {"cells.0.conv_x.weight": (1, "in", g), "cells.0.lstm.conv_x.weight": (1, "in", g),
+            "readout.weight": (0, "out", g), "norm_in.weight": (0, "out", g), "norm_in.bias": (0, "out", g)}
+
+
+def adapt(predictor: "Predictor", *, channels: int | None = None, height: int | None = None,
+          width: int | None = None, frames_in: int | None = None,
+          frames_out: int | None = None) -> tuple["Predictor", AdaptReport]:
+    """A new Predictor for other channels / size / frame counts, with every pretrained weight that fits.
+
+    Args:
+        predictor: the pretrained model (e.g. from :func:`stzoo.load`).
+        channels: colour channels of the new data (default: unchanged).
+        height, width: frame size of the new data (default: unchanged).
+        frames_in, frames_out: frames read / predicted (default: unchanged). For TAU both must be
+            equal.
+
+    Returns:
+        ``(new_predictor, report)``. ``new_predictor.entry`` records the new config and input spec;
+        ``report`` lists copied, converted and re-initialised weights. When nothing changes, the
+        new Predictor holds a copy of the same weights.
+
+    Raises:
+        InputError: a size the architecture cannot run at, or TAU with ``frames_in != frames_out``.
+        ConfigError: the Predictor does not record its architecture config.
+    """
+    entry = copy.deepcopy(predictor.entry or {})
+    arch = entry.get("architecture") or getattr(predictor.model, "arch", None)
+    if arch is None or "config" not in entry:
+        raise ConfigError("this Predictor does not record its architecture and config; build it with stzoo.load")
+    old_cfg, spec = dict(entry["config"]), predictor.spec
+    want = {"channels": channels or spec.channels, "height": height or spec.height,
+            "width": width or spec.width, "frames_in": frames_in or spec.frames_in,
+            "frames_out": frames_out or spec.frames_out}
+    check_resolution(arch, old_cfg, want["height"], want["width"])
+    new_cfg = dict(old_cfg)
+    if arch == "tau":
+        if want["frames_in"] != want["frames_out"]:
+            raise InputError(f"TAU maps T frames to T frames: frames_in ({want['frames_in']}) must equal "
+                             f"frames_out ({want['frames_out']}); predict longer horizons by rollout instead")
+        keys = {"channels": "channels", "height": "height", "width": "width", "frames_in": "frames"}
+    else:
+        keys = {k: k for k in ("channels", "height", "width", "frames_in", "frames_out")}
+    report = AdaptReport()
+    for k, ck in keys.items():
+        if want[k] != getattr(spec, k):
+            report.changes[k] = (getattr(spec, k), want[k])
+        if want[k] != full_config(arch, old_cfg).get(ck) or ck in old_cfg:
+            new_cfg[ck] = want[k]
+    if arch == "tau" and want["frames_out"] != spec.frames_out:
+        report.changes.setdefault("frames_out", (spec.frames_out, want["frames_out"]))
+
+    model = build_model(arch, new_cfg)
+    source = getattr(predictor, "reference_model", predictor.model)  # not a fused inference twin
+    old_state = {k: v.detach().to("cpu", torch.float32) for k, v in source.state_dict().items()}
+    new_state = model.state_dict()
+    layers = _channel_layers(arch, full_config(arch, old_cfg))
+    for name, target in new_state.items():
+        src = old_state.get(name)
+        if src is not None and src.shape == target.shape:
+            new_state[name] = src.to(target.dtype)
+            report.copied.append(name)
+            continue
+        if src is not None and name in layers and spec.channels != want["channels"]:
+            dim, mode, group = layers[name]
+            conv = adapt_channels(src, dim, spec.channels, want["channels"], mode=mode, group=group)
+            if conv.shape == target.shape:
+                new_state[name] = conv.to(target.dtype)
+                how = ("summed" if want["channels"] == 1 else "repeated, scaled by old/new") if mode == "in" \
+                    else ("averaged" if want["channels"] == 1 else "repeated")
+                report.converted[name] = f"{mode}put channels {spec.channels} → {want['channels']}: {how}"
+                continue
+        report.reinitialised.append(name)
+    model.load_state_dict(new_state)
+    p = next(source.parameters())
+    model = model.to(p.device, p.dtype)
+
+    from stzoo.predictor import Predictor
+
+    new_spec = InputSpec(want["frames_in"], want["frames_out"], want["channels"], want["height"], want["width"],
+                         spec.value_range)
+    entry["config"] = new_cfg
+    entry["input"] = {**entry.get("input", {}), **new_spec.to_dict()}
+    entry["architecture"] = arch
+    if report.changes:
+        entry["adapted"] = report.to_dict()
+        for stale in ("weights", "metrics", "training", "parameters"):
+            entry.pop(stale, None)
+    new = Predictor(model, new_spec, name=predictor.name, entry=entry, batch_size=predictor.batch_size)
+    return new, report

@@ -1,0 +1,328 @@
+"""Your own videos as training data: read many videos, convert them, cut them into clips.
+
+The pipeline behind :func:`stzoo.finetune.finetune`:
+
+1. :func:`load_videos` reads every video the user names (a file, a folder of frames, a folder of
+   videos, an array or tensor, or a list of any of these) into a ``T×C×H×W`` float32 tensor with
+   values in [0, 1], checking each one and naming it in every error;
+2. :func:`convert_video` converts channels (grey ↔ RGB) and resizes;
+3. :func:`split_videos` separates training and validation data *by video* (several videos) or *by
+   time* (validation = the end of each video), so no validation frame is ever trained on;
+4. :class:`ClipDataset` cuts sliding windows of ``T_in + T_out`` frames with a stride.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from stzoo.errors import InputError, InputTypeError
+
+__all__ = ["Video", "ClipDataset", "load_videos", "convert_video", "split_videos", "check_lengths",
+           "COLLECTION_SUFFIXES"]
+
+#: In a folder, files with these suffixes are whole videos (the folder is then a collection of
+#: videos); a folder holding only still images is one video, one frame per image.
+COLLECTION_SUFFIXES: tuple[str, ...] = (".gif", ".apng", ".npy", ".npz", ".mp4", ".m4v", ".avi", ".mov",
+                                        ".mkv", ".webm")
+
+# ITU-R BT.601 luma, the weights Pillow's "L" conversion uses.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass
+class Video:
+    """One video: its frames (``T×C×H×W`` float32 in [0, 1]) and a name used in messages."""
+
+    name: str
+    frames: Tensor
+
+    @property
+    def length(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def channels(self) -> int:
+        return int(self.frames.shape[1])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.frames.shape[2]), int(self.frames.shape[3])
+
+    def describe(self) -> str:
+        h, w = self.size
+        return f"{self.name} ({self.length} frames, {h}×{w}, {self.channels} channel(s))"
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+def _infer_layout(shape: tuple[int, ...], name: str) -> str:
+    """THW, THWC or TCHW for one video array (channels ≤ 4 are taken as a channel axis)."""
+    if len(shape) == 3:
+        return "THW"
+    if len(shape) == 4:
+        last, second = shape[-1], shape[1]
+        if last <= 4 and (second > 4 or shape[-1] != shape[-2]):
+            return "THWC"
+        if second <= 4:
+            return "TCHW"
+        raise InputError(f"cannot tell the channel axis of {name} with shape {shape}: expected T×H×W, "
+                         "T×H×W×C or T×C×H×W with C ≤ 4; pass data_layout='THWC' or 'TCHW'")
+    if len(shape) == 5:
+        raise InputError(f"{name} has 5 axes {shape}: for several videos pass a list of T×H×W[×C] "
+                         "arrays (one per video), not one batched array")
+    raise InputError(f"{name} must be a video T×H×W, T×H×W×C or T×C×H×W, got shape {shape}")
+
+
+def _array_to_video(a: np.ndarray | Tensor, name: str, layout: str | None) -> Video:
+    from stzoo.io import prepare_frames
+
+    shape = tuple(a.shape)
+    layout = (layout.upper() if layout else None) or _infer_layout(shape, name)
+    if layout not in ("THW", "THWC", "TCHW") or len(layout) != len(shape):
+        raise InputError(f"layout {layout!r} does not fit {name} with shape {shape}; use THW, THWC or TCHW")
+    channels = 1 if layout == "THW" else shape[layout.index("C")]
+    try:
+        x, _ = prepare_frames(a, channels=channels, layout=layout)
+    except (InputError, InputTypeError) as exc:
+        raise type(exc)(f"{name}: {exc}") from exc
+    return Video(name, x[0].float().cpu().contiguous())
+
+
+def _is_collection(folder: Path) -> bool:
+    return any(p.is_dir() or p.suffix.lower() in COLLECTION_SUFFIXES
+               for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def _read_path(path: Path, layout: str | None) -> list[Video]:
+    from stzoo.io import _natural_key, read_frames
+
+    if not path.exists():
+        raise InputError(f"no such file or folder: '{path}'")
+    if path.is_dir():
+        entries = [p for p in path.iterdir() if not p.name.startswith(".")]
+        if not entries:
+            raise InputError(f"folder '{path}' is empty: put the frames of a video (PNG/JPEG/... images) "
+                             "or video files (GIF, MP4, .npy, ...) in it")
+        if _is_collection(path):
+            videos: list[Video] = []
+            for p in sorted(entries, key=lambda p: _natural_key(p.name)):
+                if p.is_dir() or p.suffix.lower() in COLLECTION_SUFFIXES:
+                    videos.extend(_read_path(p, layout))
+            return videos
+    a = read_frames(path)  # images: T×H×W×C uint8; arrays: as stored; errors name the file
+    if isinstance(a, np.ndarray) and a.dtype == np.uint8 and path.suffix.lower() not in (".npy", ".npz"):
+        return [_array_to_video(a, f"'{path}'", "THWC")]
+    return [_array_to_video(a, f"'{path}'", layout)]
+
+
+def _frames_list_to_video(frames: Sequence[Any], name: str) -> Video:
+    from stzoo.io import _images_to_array
+
+    first = frames[0]
+    sizes = {(np.asarray(f).shape[:2] if not isinstance(f, Image.Image) else (f.height, f.width))
+             for f in frames}
+    if len(sizes) > 1:
+        raise InputError(f"{name}: frames of mixed sizes {sorted(sizes)}; every frame of a video must "
+                         "have the same height and width (resize them first, or let stzoo resize whole "
+                         "videos)")
+    if isinstance(first, Image.Image):
+        a = _images_to_array(frames, [f"{name} frame {i}" for i in range(len(frames))], None, sequence=False)
+        return _array_to_video(a, name, "THWC")
+    return _array_to_video(np.stack([np.asarray(f) for f in frames]), name, "THW")
+
+
+def load_videos(data: Any, *, layout: str | None = None) -> list[Video]:
+    """Read one or several videos.
+
+    Args:
+        data: one of
+
+            * a path: a GIF / APNG, an MP4 / AVI / MOV (needs ``pip install "stzoo[video]"``), a
+              ``.npy`` / ``.npz`` array, or a folder. A folder of still images (PNG, JPEG, ...) is
+              one video whose frames are in natural file-name order (``frame2`` before
+              ``frame10``); a folder holding video files (GIF, MP4, ``.npy``, ...) or sub-folders is
+              several videos, one per entry;
+            * a numpy array or torch tensor ``T×H×W``, ``T×H×W×C`` or ``T×C×H×W`` (uint8, or
+              float in [0, 1]);
+            * a list / tuple of PIL images or of 2-D arrays: the frames of one video;
+            * any other list / tuple: several videos, each any of the above.
+        layout: the layout of array data (``"THW"``, ``"THWC"`` or ``"TCHW"``) when it cannot be
+            inferred.
+
+    Returns:
+        The videos, each ``T×C×H×W`` float32 in [0, 1] on the CPU.
+
+    Raises:
+        InputError: a missing, empty, unreadable or corrupt file or folder, frames of mixed sizes
+            within a video, values out of range, an unknown layout (the message names the video).
+        InputTypeError: an object that is not a video.
+    """
+    if isinstance(data, (str, os.PathLike)):
+        return _read_path(Path(os.fspath(data)).expanduser(), layout)
+    if isinstance(data, (np.ndarray, Tensor)):
+        return [_array_to_video(data, "the array", layout)]
+    if isinstance(data, (list, tuple)):
+        if not data:
+            raise InputError("no videos given: the list of videos is empty")
+        if all(isinstance(f, Image.Image) for f in data) or all(
+                isinstance(f, np.ndarray) and f.ndim == 2 for f in data):
+            return [_frames_list_to_video(data, "the list of frames")]
+        videos: list[Video] = []
+        for i, item in enumerate(data):
+            found = load_videos(item, layout=layout)
+            if not isinstance(item, (str, os.PathLike)):
+                found = [Video(f"video {i} of the list", v.frames) for v in found]
+            videos.extend(found)
+        return videos
+    raise InputTypeError(f"cannot read videos from an object of type {type(data).__name__}: pass a path "
+                         "(GIF, MP4, .npy, folder), a numpy array / torch tensor, or a list of these")
+
+
+# --------------------------------------------------------------------------------------------
+# converting
+def convert_video(video: Video, *, channels: int | None = None, size: tuple[int, int] | None = None) -> Video:
+    """Convert ``video`` to ``channels`` (1 ↔ 3 ↔ N: grey is repeated, RGB → grey uses BT.601 luma,
+    RGBA drops alpha) and resize it to ``size`` = (height, width) (bilinear, antialiased)."""
+    x = video.frames
+    c = x.shape[1]
+    if channels is not None and channels != c:
+        if c == 4 and channels == 3:
+            x = x[:, :3]
+        elif c == 1:
+            x = x.expand(-1, channels, -1, -1)
+        elif c in (3, 4) and channels == 1:
+            w = torch.tensor(_LUMA, dtype=x.dtype)[None, :, None, None]
+            x = (x[:, :3] * w).sum(1, keepdim=True)
+        else:
+            raise InputError(f"cannot convert {video.describe()} to {channels} channel(s); only grey "
+                             "(1) ↔ RGB (3) ↔ RGBA (4) conversions exist: convert the data yourself")
+    if size is not None and tuple(size) != tuple(x.shape[-2:]):
+        x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
+        x = x.clamp_(0, 1)
+    return Video(video.name, x.contiguous())
+
+
+# --------------------------------------------------------------------------------------------
+# checking and splitting
+def check_lengths(videos: Sequence[Video], window: int, what: str = "") -> None:
+    """Raise a clear error if a video is shorter than one clip of ``window`` frames."""
+    short = [v for v in videos if v.length < window]
+    if short:
+        listed = "; ".join(v.describe() for v in short[:5])
+        raise InputError(f"{len(short)} {what}video(s) shorter than one clip of T_in + T_out = {window} frames: "
+                         f"{listed}. Use longer videos or a model with fewer input/output frames.")
+
+
+def split_videos(videos: Sequence[Video], val: float, *, split: str = "auto",
+                 window: int) -> tuple[list[Video], list[Video]]:
+    """Split into training and validation videos so that no frame is in both.
+
+    Args:
+        videos: the videos.
+        val: the validation fraction in [0, 1). 0 gives no validation data.
+        split: ``"video"``: the last ``max(1, round(val·n))`` videos are validation (needs ≥ 2
+            videos); ``"time"``: every video is cut in two, its last ``val`` fraction of frames is
+            validation; ``"auto"``: ``"video"`` for two or more videos, else ``"time"``.
+        window: frames per clip (T_in + T_out); both sides must hold at least one clip.
+
+    Returns:
+        ``(train, val)`` lists of videos.
+    """
+    if not 0 <= val < 1:
+        raise InputError(f"val must be a fraction in [0, 1), got {val}")
+    if split not in ("auto", "video", "time"):
+        raise InputError(f"split must be 'auto', 'video' or 'time', got {split!r}")
+    videos = list(videos)
+    if val == 0:
+        return videos, []
+    if split == "auto":
+        split = "video" if len(videos) >= 2 else "time"
+    if split == "video":
+        if len(videos) < 2:
+            raise InputError("split='video' needs at least two videos (one to train on, one to validate); "
+                             "use split='time' for a single video")
+        n_val = min(len(videos) - 1, max(1, round(val * len(videos))))
+        return videos[:-n_val], videos[-n_val:]
+    train, held = [], []
+    for v in videos:
+        cut = int(math.floor(v.length * (1 - val)))
+        if cut < window or v.length - cut < window:
+            raise InputError(
+                f"cannot split {v.describe()} by time into a training part and a validation part of at "
+                f"least {window} frames each (T_in + T_out) with val={val}: it needs at least "
+                f"{math.ceil(window / min(val, 1 - val))} frames. Use a longer video, several videos, "
+                "another val fraction, or val=0.")
+        train.append(Video(f"{v.name} frames 0-{cut - 1}", v.frames[:cut]))
+        held.append(Video(f"{v.name} frames {cut}-{v.length - 1}", v.frames[cut:]))
+    return train, held
+
+
+# --------------------------------------------------------------------------------------------
+# clips
+class ClipDataset(torch.utils.data.Dataset):
+    """Sliding windows of ``window`` frames over several videos.
+
+    Clip ``i`` is ``window`` consecutive frames of one video, starting every ``stride`` frames.
+    Items are ``window×C×H×W`` float32 tensors; :meth:`batch` stacks a range of them (the
+    interface :func:`stzoo.train.evaluate` reads).
+    """
+
+    def __init__(self, videos: Sequence[Video], window: int, stride: int = 1):
+        if window < 1 or stride < 1:
+            raise InputError(f"window and stride must be >= 1, got {window} and {stride}")
+        self.videos = list(videos)
+        self.window, self.stride = int(window), int(stride)
+        check_lengths(self.videos, self.window)
+        shapes = {tuple(v.frames.shape[1:]) for v in self.videos}
+        if len(shapes) > 1:
+            raise InputError(f"videos of one dataset must share channels and size, got C×H×W {sorted(shapes)}")
+        self.index = [(vi, s) for vi, v in enumerate(self.videos)
+                      for s in range(0, v.length - self.window + 1, self.stride)]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> Tensor:
+        vi, s = self.index[i]
+        return self.videos[vi].frames[s:s + self.window]
+
+    def take(self, indices: Sequence[int]) -> Tensor:
+        """The clips ``indices`` stacked, B×window×C×H×W."""
+        return torch.stack([self[int(i)] for i in indices])
+
+    def batch(self, lo: int, hi: int) -> Tensor:
+        """Clips ``lo`` … ``hi - 1`` stacked, B×window×C×H×W."""
+        return self.take(range(lo, hi))
+
+    def subset(self, indices: Sequence[int]) -> "ClipSubset":
+        """A view holding only the clips ``indices`` (e.g. one process's share)."""
+        return ClipSubset(self, list(indices))
+
+    def describe(self) -> str:
+        frames = sum(v.length for v in self.videos)
+        return (f"{len(self)} clips of {self.window} frames (stride {self.stride}) from {len(self.videos)} "
+                f"video(s), {frames} frames in all")
+
+
+class ClipSubset:
+    """Some clips of a :class:`ClipDataset`, with the same ``len`` / ``batch`` interface."""
+
+    def __init__(self, dataset: ClipDataset, indices: list[int]):
+        self.dataset, self.indices = dataset, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def batch(self, lo: int, hi: int) -> Tensor:
+        return self.dataset.take(self.indices[lo:hi])

@@ -1,0 +1,587 @@
+"""Fine-tune a zoo model on your own videos, on one device or data-parallel under ``torchrun``.
+
+The loop::
+
+    read + check every video  →  convert (channels, size)  →  split train / validation
+    adapt the model (channels / size / frames; see stzoo.adapt)
+    for each epoch:
+        for each batch of the epoch's shuffled clips (a pure function of seed and epoch):
+            loss, backward, clip, AdamW + OneCycle step
+            every `checkpoint_every` steps: atomic checkpoint (model, optimizer, scheduler, RNG)
+        validate (MSE / MAE / SSIM / PSNR); new best → write the save_pretrained folder
+        atomic checkpoint; early stopping after `patience` epochs without improvement
+
+All errors about the data are raised before the first step. The output folder holds the best
+model in the :func:`stzoo.pretrained.save_pretrained` layout (``stzoo.load(out_dir)`` loads it),
+plus ``checkpoint.pt`` (to resume), ``history.json`` and ``log.jsonl``.
+
+Distributed: launched with ``torchrun`` (``WORLD_SIZE`` > 1 in the environment), every process
+reads the data, :class:`torch.utils.data.DistributedSampler` gives each its share of every epoch,
+the model is wrapped in ``DistributedDataParallel`` (gloo on CPU, NCCL on GPUs), losses and
+metrics are averaged over all processes, and only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from stzoo.adapt import adapt, check_resolution
+from stzoo.data.clips import ClipDataset, Video, check_lengths, convert_video, load_videos, split_videos
+from stzoo.errors import ConfigError, InputError
+from stzoo.train import (Recipe, _hardware, atomic_torch_save, atomic_write_text, capture_rng_state,
+                         compute_loss, evaluate, make_optimizer, optimizer_step, restore_rng_state)
+
+if TYPE_CHECKING:
+    from stzoo.predictor import Predictor
+
+__all__ = ["finetune", "FinetuneResult", "FinetuneHistory", "CHECKPOINT_NAME"]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+HISTORY_NAME = "history.json"
+LOG_NAME = "log.jsonl"
+
+
+@dataclass
+class FinetuneHistory:
+    """What happened during :func:`finetune`.
+
+    Attributes:
+        epochs: one dict per finished epoch: ``epoch`` (1-based), ``step``, ``train_loss`` (mean over
+            the epoch and over all processes), ``lr``, ``wall_clock_s`` and, with validation data,
+            ``val`` (``mse``, ``mae``, ``ssim``, ``psnr`` and ``sequences`` over all processes, see
+            :mod:`stzoo.metrics`; ``local_sequences``: how many of those this process evaluated).
+        steps: ``{"step", "loss"}`` for every optimizer step run by this call (loss averaged over
+            processes).
+        best_epoch: the epoch whose weights were kept (lowest validation MSE; the last epoch when
+            there is no validation data).
+        best: that epoch's validation metrics (``None`` without validation data).
+        stopped_early: whether early stopping ended the run.
+        out_dir: the output folder.
+        data: a description of the training and validation data.
+        adaptation: what :func:`stzoo.adapt.adapt` changed (see :class:`stzoo.adapt.AdaptReport`).
+        world_size: how many processes trained.
+    """
+
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int | None = None
+    best: dict[str, float] | None = None
+    stopped_early: bool = False
+    out_dir: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    adaptation: dict[str, Any] = field(default_factory=dict)
+    world_size: int = 1
+
+    @property
+    def train_losses(self) -> list[float]:
+        """The per-step losses of this call, in order."""
+        return [s["loss"] for s in self.steps]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class FinetuneResult(NamedTuple):
+    """``(predictor, history)``: the fine-tuned model (best weights) and what happened."""
+
+    predictor: "Predictor"
+    history: FinetuneHistory
+
+
+# --------------------------------------------------------------------------------------------
+# distributed helpers
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    owned: bool = False  # we initialised the process group, so we tear it down
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def all_sum(self, values: list[float], device: torch.device) -> list[float]:
+        if self.world == 1:
+            return values
+        import torch.distributed as dist
+
+        t = torch.tensor(values, dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        return t.tolist()
+
+    def gather(self, obj: Any) -> list[Any]:
+        if self.world == 1:
+            return [obj]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.owned:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _setup(device: str | torch.device | None) -> tuple[_Dist, torch.device]:
+    """Join the process group when run under torchrun; pick the device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        dev = torch.device(device) if device is not None else torch.device(
+            "cuda" if torch.cuda.is_available() else "cpu")
+        return _Dist(), dev
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device is None:
+        dev = torch.device(f"cuda:{local}") if torch.cuda.is_available() else torch.device("cpu")
+    else:
+        dev = torch.device(device)
+        if dev.type == "cuda" and dev.index is None:
+            dev = torch.device(f"cuda:{local}")
+    owned = not dist.is_initialized()
+    if owned:
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return _Dist(dist.get_rank(), dist.get_world_size(), owned), dev
+
+
+# --------------------------------------------------------------------------------------------
+# preparation (everything that can fail on the data happens here, before training)
+def _target_channels(videos: Sequence[Video], channels: int | None) -> int:
+    if channels is not None:
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise InputError(f"channels must be a positive int or None, got {channels!r}")
+        return channels
+    found = {v.channels for v in videos}
+    if found <= {1}:
+        return 1
+    if found <= {1, 3, 4}:
+        return 3
+    if len(found) == 1:
+        return found.pop()
+    raise InputError(f"the videos have different channel counts {sorted(found)}; pass channels=N")
+
+
+def _target_size(videos: Sequence[Video], size: Any, spec_hw: tuple[int, int]) -> tuple[int, int]:
+    if size is None or size == "model":
+        return spec_hw
+    if size == "native":
+        sizes = {v.size for v in videos}
+        if len(sizes) > 1:
+            raise InputError(f"size='native' needs videos of one frame size, got {sorted(sizes)} (H×W); "
+                             "pass size='model' or size=(H, W) to resize them")
+        return sizes.pop()
+    if (isinstance(size, (tuple, list)) and len(size) == 2
+            and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)):
+        return int(size[0]), int(size[1])
+    raise InputError(f"size must be 'model', 'native' or (height, width), got {size!r}")
+
+
+def _apply_freeze(model: nn.Module, freeze: str | Sequence[str] | None) -> list[str]:
+    """Turn off gradients of parameters whose name starts with one of ``freeze``; return their names."""
+    if freeze is None:
+        return []
+    prefixes = [freeze] if isinstance(freeze, str) else list(freeze)
+    names = [n for n, _ in model.named_parameters()]
+    frozen: list[str] = []
+    for prefix in prefixes:
+        hit = [n for n in names if n == prefix or n.startswith(prefix.rstrip(".") + ".")]
+        if not hit:
+            tops = sorted({n.split(".")[0] for n in names})
+            raise InputError(f"freeze={prefix!r} matches no parameter; names start with {', '.join(tops)} "
+                             "(e.g. freeze='encoder' or freeze=['cells.0'])")
+        frozen += [n for n in hit if n not in frozen]
+    params = dict(model.named_parameters())
+    for n in frozen:
+        params[n].requires_grad_(False)
+    if len(frozen) == len(names):
+        raise InputError(f"freeze={freeze!r} freezes every parameter: nothing left to fine-tune")
+    return frozen
+
+
+def _data_summary(videos: Sequence[Video], limit: int = 5) -> str:
+    listed = "; ".join(v.describe() for v in videos[:limit])
+    more = f"; and {len(videos) - limit} more" if len(videos) > limit else ""
+    return f"{len(videos)} video(s): {listed}{more}"
+
+
+# --------------------------------------------------------------------------------------------
+def finetune(predictor: "Predictor", data: Any, *, epochs: int = 10, lr: float = 1e-4, batch_size: int = 8,
+             val: Any = 0.2, split: str = "auto", stride: int = 1, loss: str = "mse", alpha: float = 0.1,
+             freeze: str | Sequence[str] | None = None, device: str | torch.device | None = None,
+             amp: bool | None = None, out_dir: str | os.PathLike = "finetuned", resume: bool = False,
+             patience: int | None = 3, min_delta: float = 0.0, channels: int | None = None,
+             size: Any = "model", frames_in: int | None = None, frames_out: int | None = None,
+             data_layout: str | None = None, max_steps: int | None = None, seed: int = 0,
+             weight_decay: float = 0.0, grad_clip: float = 1.0, scheduled_sampling: float = 0.0,
+             checkpoint_every: int = 200, name: str | None = None, push_to_hub: str | None = None,
+             progress: bool = True, command: str | None = None) -> FinetuneResult:
+    """Fine-tune ``predictor`` on ``data`` and write the best model to ``out_dir``.
+
+    Args:
+        predictor: the starting model, e.g. ``stzoo.load("tau-mmnist")``. It is not modified.
+        data: the training videos: a path (GIF, MP4/AVI/MOV with ``stzoo[video]``, ``.npy``/``.npz``,
+            a folder of frames, a folder of videos), an array / tensor, or a list of these (see
+            :func:`stzoo.data.clips.load_videos`).
+        epochs: passes over the training clips.
+        lr: peak learning rate of the OneCycle schedule (AdamW).
+        batch_size: clips per optimizer step (per process under torchrun).
+        val: validation data: a fraction in [0, 1) of ``data`` held out (see ``split``; 0: no
+            validation, the last epoch is kept), or separate videos in any form ``data`` takes.
+        split: how a fraction is held out: ``"video"`` (whole videos), ``"time"`` (the end of every
+            video) or ``"auto"`` (by video for two or more videos, else by time).
+        stride: frames between the starts of consecutive clips.
+        loss: ``"mse"`` or ``"mse+ddr"`` (TAU's differential divergence regularisation, weight ``alpha``).
+        alpha: the DDR weight.
+        freeze: parameter-name prefixes to keep fixed, e.g. ``"encoder"`` or ``["cells.0"]``.
+        device: e.g. ``"cpu"``, ``"cuda"``; default CUDA when available (``cuda:LOCAL_RANK`` under
+            torchrun).
+        amp: bfloat16 autocast; default on for CUDA, off on the CPU.
+        out_dir: output folder: the save_pretrained files of the best model, ``checkpoint.pt``,
+            ``history.json`` and ``log.jsonl``.
+        resume: continue from ``out_dir/checkpoint.pt`` with the same optimizer, scheduler and RNG
+            state (a fresh start if there is none). Without it an existing checkpoint is an error.
+        patience: stop after this many epochs without a validation-MSE improvement larger than
+            ``min_delta`` (``None``: never stop early).
+        min_delta: the smallest MSE decrease that counts as an improvement.
+        channels: channels to train with (default: those of the data: 1 for grey videos, 3 if any
+            is colour). A model with another channel count is adapted (see :mod:`stzoo.adapt`).
+        size: ``"model"`` (resize to the model's training size), ``"native"`` (keep the data's
+            size; the model is adapted to it) or ``(height, width)``.
+        frames_in, frames_out: frames read and predicted (default: the model's; for TAU, which maps
+            T frames to T frames, giving one sets both).
+        data_layout: layout of array data when it cannot be inferred (``"THWC"``, ``"TCHW"``).
+        max_steps: stop after this many optimizer steps in all (the schedule still spans ``epochs``);
+            a checkpoint is written, and ``resume=True`` continues.
+        seed: seeds the shuffling and the initialisation of re-initialised layers.
+        weight_decay, grad_clip, scheduled_sampling: as in :class:`stzoo.train.Recipe`.
+        checkpoint_every: optimizer steps between checkpoints inside an epoch (one is also written
+            after every epoch).
+        name: the fine-tuned model's name (default ``<base>-finetuned``).
+        push_to_hub: a Hub repo id to upload the output folder to at the end.
+        progress: show progress bars.
+        command: the command line, recorded in the model card.
+
+    Returns:
+        :class:`FinetuneResult` ``(predictor, history)``: a new Predictor with the best weights, and
+        a :class:`FinetuneHistory`.
+
+    Raises:
+        InputError: bad data (unreadable, empty, too short, mixed sizes, ...), bad arguments, or a
+            size the architecture cannot run at — all before the first training step.
+        ConfigError: ``out_dir`` holds a checkpoint of another run, or one exists and ``resume`` is
+            False.
+    """
+    for label, v in (("epochs", epochs), ("batch_size", batch_size), ("stride", stride),
+                     ("checkpoint_every", checkpoint_every)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise InputError(f"{label} must be a positive int, got {v!r}")
+    if loss not in ("mse", "mse+ddr"):
+        raise InputError(f"loss must be 'mse' or 'mse+ddr', got {loss!r}")
+    if not lr > 0:
+        raise InputError(f"lr must be > 0, got {lr!r}")
+    spec = predictor.spec
+    arch = (predictor.entry or {}).get("architecture") or getattr(predictor.model, "arch", None)
+    if arch is None or "config" not in (predictor.entry or {}):
+        raise ConfigError("this Predictor does not record its architecture config; build it with stzoo.load")
+    if arch == "tau" and (frames_in is None) != (frames_out is None):  # TAU maps T frames to T frames
+        frames_in = frames_out = frames_in or frames_out
+    f_in, f_out = frames_in or spec.frames_in, frames_out or spec.frames_out
+    window = f_in + f_out
+
+    # ---- data: read, check, convert, split (all before any training) -------------------------
+    videos = load_videos(data, layout=data_layout)
+    check_lengths(videos, window)
+    held: list[Video] = []
+    if val is None or (isinstance(val, (int, float)) and not isinstance(val, bool)):
+        fraction = float(val or 0.0)
+    else:
+        fraction = 0.0
+        held = load_videos(val, layout=data_layout)
+        check_lengths(held, window, "validation ")
+    c = _target_channels(list(videos) + held, channels)
+    hw = _target_size(list(videos) + held, size, (spec.height, spec.width))
+    check_resolution(arch, predictor.entry["config"], *hw)
+    videos = [convert_video(v, channels=c, size=hw) for v in videos]
+    held = [convert_video(v, channels=c, size=hw) for v in held]
+    if fraction:
+        videos, held = split_videos(videos, fraction, split=split, window=window)
+    train_ds = ClipDataset(videos, window, stride)
+    val_ds = ClipDataset(held, window, stride) if held else None
+    recipe = Recipe(lr=lr, batch_size=batch_size, epochs=epochs, epoch_size=len(train_ds), loss=loss, alpha=alpha,
+                    weight_decay=weight_decay, scheduled_sampling=scheduled_sampling, frames_in=f_in,
+                    frames_out=f_out, seed=seed, grad_clip=grad_clip)
+    opts = _Options(out_dir=Path(out_dir).expanduser(), resume=resume, channels=c, size=hw, freeze=freeze, amp=amp,
+                    patience=patience, min_delta=min_delta, max_steps=max_steps, checkpoint_every=checkpoint_every,
+                    name=name, push_to_hub=push_to_hub, progress=progress, command=command)
+
+    dist_, dev = _setup(device)
+    try:
+        return _run(predictor, arch, train_ds, val_ds, recipe, opts, dist_, dev)
+    finally:
+        dist_.close()
+
+
+@dataclass
+class _Options:
+    """The settings of :func:`finetune` that are not part of the :class:`~stzoo.train.Recipe`."""
+
+    out_dir: Path
+    resume: bool
+    channels: int
+    size: tuple[int, int]
+    freeze: str | Sequence[str] | None
+    amp: bool | None
+    patience: int | None
+    min_delta: float
+    max_steps: int | None
+    checkpoint_every: int
+    name: str | None
+    push_to_hub: str | None
+    progress: bool
+    command: str | None
+
+
+def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipDataset | None, recipe: Recipe,
+         o: _Options, dist_: _Dist, dev: torch.device) -> FinetuneResult:
+    """The training loop of :func:`finetune`, on checked and converted data."""
+    from torch.utils.data import DistributedSampler
+    from tqdm.auto import tqdm
+
+    from stzoo.predictor import Predictor
+
+    out = o.out_dir
+    ckpt_path = out / CHECKPOINT_NAME
+    if ckpt_path.exists() and not o.resume:
+        raise ConfigError(f"{out} already holds a fine-tuning checkpoint ({CHECKPOINT_NAME}): pass resume=True "
+                          "(--resume) to continue that run, or choose another output folder")
+    torch.manual_seed(recipe.seed)
+    base, report = adapt(predictor, channels=o.channels, height=o.size[0], width=o.size[1],
+                         frames_in=recipe.frames_in, frames_out=recipe.frames_out)
+    model = base.model.to(dev).float().train()
+    frozen = _apply_freeze(model, o.freeze)
+    sampler = DistributedSampler(train_ds, num_replicas=dist_.world, rank=dist_.rank, shuffle=True,
+                                 seed=recipe.seed, drop_last=False)
+    steps_per_epoch = math.ceil(len(sampler) / recipe.batch_size)
+    total = steps_per_epoch * recipe.epochs
+    opt, sched = make_optimizer([p for p in model.parameters() if p.requires_grad], recipe, total)
+    net: nn.Module = model
+    if dist_.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    amp = o.amp if o.amp is not None else dev.type == "cuda"
+    base_name = predictor.name or f"{arch}-custom"
+    data_info = {"train": train_ds.describe() + "; " + _data_summary(train_ds.videos),
+                 "validation": (val_ds.describe() + "; " + _data_summary(val_ds.videos)) if val_ds else None,
+                 "channels": o.channels, "size": list(o.size), "frames_in": recipe.frames_in,
+                 "frames_out": recipe.frames_out}
+    fingerprint = {"arch": arch, "config": base.entry["config"], "recipe": asdict(recipe),
+                   "train_clips": len(train_ds), "val_clips": len(val_ds) if val_ds else 0,
+                   "world_size": dist_.world, "frozen": frozen}
+    history = FinetuneHistory(out_dir=str(out), data=data_info, adaptation=report.to_dict(), world_size=dist_.world)
+    step, wall, bad_epochs = 0, 0.0, 0
+    loss_sum, loss_n = 0.0, 0  # this epoch's training loss so far (kept across a resume)
+    best_state: dict[str, Tensor] | None = None
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        if ck["fingerprint"] != fingerprint:
+            diff = sorted(k for k in fingerprint if ck["fingerprint"].get(k) != fingerprint[k])
+            raise ConfigError(f"{ckpt_path} belongs to another fine-tuning run (different {', '.join(diff)}); "
+                              "use the same model, data and settings to resume, or another output folder")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        rngs = ck["rng"]
+        restore_rng_state(rngs[dist_.rank] if dist_.rank < len(rngs) else rngs[0], dev)
+        step, wall, bad_epochs = ck["step"], ck["wall_clock_s"], ck["bad_epochs"]
+        loss_sum, loss_n = ck["epoch_loss"]
+        history.epochs, history.stopped_early = ck["epochs"], ck["stopped_early"]
+        history.best_epoch, history.best = ck["best_epoch"], ck["best"]
+        if history.best_epoch is not None and (out / "model.safetensors").is_file():
+            from stzoo.hub import load_safetensors
+
+            best_state = load_safetensors(out / "model.safetensors")
+    if dist_.main:
+        out.mkdir(parents=True, exist_ok=True)
+
+    def entry_for(epoch_rec: dict[str, Any] | None) -> dict[str, Any]:
+        entry = {k: v for k, v in base.entry.items() if k not in ("adapted", "weights", "metrics", "training")}
+        entry["base_model"] = base_name
+        val_txt = ""
+        if epoch_rec and epoch_rec.get("val"):
+            v = epoch_rec["val"]
+            entry["metrics"] = {"dataset": f"fine-tuning validation data: {data_info['validation']}",
+                                "split": "validation", "sequences": int(v["sequences"]),
+                                **{k: round(float(v[k]), 4) for k in ("mse", "mae", "ssim", "psnr")},
+                                "command": o.command or "stzoo.finetune"}
+            val_txt = (f" Validation after epoch {epoch_rec['epoch']}: MSE {v['mse']:.4g}, SSIM {v['ssim']:.4g} "
+                       f"(per-frame sums, see stzoo.metrics).")
+        changes = "; ".join(f"{k} {x} → {y}" for k, (x, y) in report.changes.items())
+        entry["description"] = (f"{base_name} fine-tuned with stzoo on {data_info['train']}."
+                                + (f" Adapted: {changes}; re-initialised: {', '.join(report.reinitialised) or 'none'}."
+                                   if report.changes else "") + val_txt)
+        entry["training"] = {"recipe": asdict(recipe), "epochs": len(history.epochs), "steps": step,
+                             "hardware": _hardware(dev) + (f" × {dist_.world} processes" if dist_.world > 1 else ""),
+                             "wall_clock_s": round(wall, 1), "command": o.command or "stzoo.finetune",
+                             "date": datetime.date.today().isoformat()}
+        return entry
+
+    def make_predictor(state: dict[str, Tensor] | None, epoch_rec: dict[str, Any] | None) -> "Predictor":
+        m = base.model if state is None else _fresh(base, state)
+        return Predictor(m, base.spec, name=o.name or f"{base_name}-finetuned", entry=entry_for(epoch_rec),
+                         batch_size=predictor.batch_size)
+
+    def write_model(state: dict[str, Tensor] | None, epoch_rec: dict[str, Any] | None) -> None:
+        if dist_.main:
+            make_predictor(state, epoch_rec).save_pretrained(out)
+
+    def save_checkpoint() -> None:
+        rngs = dist_.gather(capture_rng_state(dev))
+        if dist_.main:
+            atomic_torch_save({"fingerprint": fingerprint, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                               "scheduler": sched.state_dict(), "rng": rngs, "step": step, "wall_clock_s": wall,
+                               "bad_epochs": bad_epochs, "epoch_loss": (loss_sum, loss_n), "epochs": history.epochs,
+                               "stopped_early": history.stopped_early, "best_epoch": history.best_epoch,
+                               "best": history.best}, ckpt_path)
+            atomic_write_text(out / HISTORY_NAME, json.dumps(history.to_dict(), indent=2, default=str))
+        dist_.barrier()
+
+    log = open(out / LOG_NAME, "a") if dist_.main else None
+    stop = total if o.max_steps is None else min(total, o.max_steps)
+    t0 = time.monotonic()
+    try:
+        while step < stop and not history.stopped_early:
+            epoch, i0 = divmod(step, steps_per_epoch)
+            sampler.set_epoch(epoch)
+            order = list(sampler)
+            bar = tqdm(total=steps_per_epoch, initial=i0, desc=f"finetune {epoch + 1}/{recipe.epochs}",
+                       unit="step", disable=not (o.progress and dist_.main),
+                       mininterval=1.0 if sys.stderr.isatty() else 30.0)
+            running = None
+            net.train()
+            for i in range(i0, steps_per_epoch):
+                idx = order[i * recipe.batch_size:(i + 1) * recipe.batch_size]
+                seq = train_ds.take(idx).to(dev, non_blocking=True)
+                teacher_p = 0.0
+                if recipe.scheduled_sampling > 0:
+                    teacher_p = max(0.0, 1.0 - step / (recipe.scheduled_sampling * total))
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                    loss = compute_loss(net, recipe, seq, teacher_p)
+                optimizer_step(loss, model, opt, sched, recipe.grad_clip)
+                step += 1
+                value = dist_.all_sum([float(loss.detach())], dev)[0] / dist_.world
+                history.steps.append({"step": step, "loss": value})
+                loss_sum, loss_n = loss_sum + value, loss_n + 1
+                running = value if running is None else 0.9 * running + 0.1 * value
+                bar.update(1)
+                bar.set_postfix(loss=f"{running:.5f}")
+                if log is not None:
+                    log.write(json.dumps({"step": step, "epoch": epoch + 1, "loss": value,
+                                          "lr": sched.get_last_lr()[0], "time": time.time()}) + "\n")
+                if step >= stop:
+                    break
+                if step % o.checkpoint_every == 0 and i + 1 < steps_per_epoch:
+                    wall, t0 = wall + time.monotonic() - t0, time.monotonic()
+                    save_checkpoint()
+            bar.close()
+            if i + 1 < steps_per_epoch:  # max_steps reached inside the epoch
+                break
+            epoch_loss, loss_sum, loss_n = (loss_sum / loss_n if loss_n else math.nan), 0.0, 0
+            rec: dict[str, Any] = {"epoch": epoch + 1, "step": step,
+                                   "train_loss": epoch_loss,
+                                   "lr": sched.get_last_lr()[0] if step < total else 0.0}
+            if val_ds is not None:
+                rec["val"] = _validate(model, val_ds, recipe, dist_, dev)
+                score = rec["val"]["mse"]
+                best = history.best["mse"] if history.best else math.inf
+                improved = score < best - o.min_delta
+            else:
+                improved = True
+            wall, t0 = wall + time.monotonic() - t0, time.monotonic()
+            rec["wall_clock_s"] = round(wall, 3)
+            history.epochs.append(rec)
+            if improved:
+                bad_epochs = 0
+                history.best_epoch, history.best = rec["epoch"], rec.get("val")
+                best_state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+                write_model(best_state, rec)
+            else:
+                bad_epochs += 1
+            if log is not None:
+                log.write(json.dumps({"epoch_end": rec}) + "\n")
+                log.flush()
+            if o.patience is not None and bad_epochs >= o.patience:
+                history.stopped_early = True
+            save_checkpoint()
+        wall, t0 = wall + time.monotonic() - t0, time.monotonic()
+        save_checkpoint()
+    except KeyboardInterrupt:
+        wall += time.monotonic() - t0
+        save_checkpoint()
+        raise
+    finally:
+        if log is not None:
+            log.close()
+
+    best_rec = next((r for r in history.epochs if r["epoch"] == history.best_epoch), None)
+    if best_state is None:  # no epoch finished yet (max_steps inside the first epoch): the current weights
+        best_state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+    write_model(best_state, best_rec)
+    if dist_.main:
+        atomic_write_text(out / HISTORY_NAME, json.dumps(history.to_dict(), indent=2, default=str))
+        if o.push_to_hub:
+            from stzoo.pretrained import push_folder
+
+            push_folder(out, o.push_to_hub, commit_message=f"Fine-tuned {base_name} with stzoo")
+    dist_.barrier()
+    result = make_predictor(best_state, best_rec)
+    result.model.to(dev)
+    return FinetuneResult(result, history)
+
+
+def _fresh(base: "Predictor", state: dict[str, Tensor]) -> nn.Module:
+    """A new module of ``base``'s architecture holding ``state``, in eval mode on the CPU."""
+    from stzoo.models import build_model
+
+    m = build_model(base.entry["architecture"], base.entry["config"])
+    m.load_state_dict({k: v.to("cpu") for k, v in state.items()})
+    return m.eval()
+
+
+@torch.no_grad()
+def _validate(model: nn.Module, val_ds: ClipDataset, recipe: Recipe, dist_: _Dist,
+              dev: torch.device) -> dict[str, float]:
+    """Metrics on this process's share of the validation clips, summed over all processes."""
+    share = val_ds.subset(range(dist_.rank, len(val_ds), dist_.world))
+    keys = ("mse", "mae", "ssim", "psnr")
+    if len(share):
+        m = evaluate(model, share, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
+                     batch_size=recipe.batch_size, device=dev, progress=False)
+        local = [m[k] * m["sequences"] for k in keys] + [float(m["sequences"])]
+    else:
+        local = [0.0] * (len(keys) + 1)
+    total = dist_.all_sum(local, dev)
+    n = total[-1]
+    return {**{k: total[j] / n for j, k in enumerate(keys)}, "sequences": int(n), "local_sequences": len(share)}

@@ -1,0 +1,444 @@
+"""Fine-tuning on your own videos (stzoo.finetune), clip data (stzoo.data.clips), adaptation (stzoo.adapt)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import stzoo
+from stzoo.adapt import adapt, adapt_channels, check_resolution
+from stzoo.cli import main
+from stzoo.data.clips import ClipDataset, convert_video, load_videos, split_videos
+from stzoo.errors import ConfigError, InputError
+from stzoo.finetune import CHECKPOINT_NAME, finetune
+from stzoo.io import read_frames, write_gif
+from stzoo.manifest import InputSpec
+from stzoo.models import build_model
+from stzoo.predictor import Predictor
+
+TAU_CFG = {"frames": 4, "height": 16, "width": 16, "hid_S": 4, "hid_T": 8, "N_S": 2, "N_T": 2, "mlp_ratio": 2.0}
+LSTM_CFG = {"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 1, "num_hidden": 8,
+            "filter_size": 3}
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+
+def square_video(seed: int = 0, frames: int = 24, size: int = 16, side: int = 4, rgb: bool = False) -> np.ndarray:
+    """A square bouncing around a black frame, T×H×W (or T×H×W×3 in one colour) uint8."""
+    rng = np.random.default_rng(seed)
+    v = np.zeros((frames, size, size), np.uint8)
+    y, x = (int(c) for c in rng.integers(0, size - side, 2))
+    dy, dx = 1, 2
+    for t in range(frames):
+        v[t, y:y + side, x:x + side] = 255
+        if not 0 <= y + dy <= size - side:
+            dy = -dy
+        if not 0 <= x + dx <= size - side:
+            dx = -dx
+        y, x = y + dy, x + dx
+    if rgb:
+        return np.stack([v, v // 2, v // 4], axis=-1)
+    return v
+
+
+def tiny(arch: str = "convlstm", channels: int = 1, seed: int = 0) -> Predictor:
+    cfg = dict(TAU_CFG if arch == "tau" else LSTM_CFG, channels=channels)
+    torch.manual_seed(seed)
+    model = build_model(arch, cfg)
+    spec = InputSpec(4, 4, channels, 16, 16)
+    return Predictor(model, spec, name=f"tiny-{arch}", entry={"architecture": arch, "config": cfg,
+                                                            "input": spec.to_dict()})
+
+
+def state_of(p: Predictor) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in p.model.state_dict().items()}
+
+
+FAST = dict(progress=False, patience=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+# ---------------------------------------------------------------------------------------------
+def test_loss_goes_down(tmp_path):
+    videos = [square_video(s) for s in range(3)]
+    _, hist = finetune(tiny(), videos, epochs=4, lr=2e-2, batch_size=8, val=0, out_dir=tmp_path, **FAST)
+    losses = hist.train_losses
+    assert len(losses) >= 20
+    assert np.mean(losses[-4:]) < 0.8 * np.mean(losses[:4])
+    assert [e["epoch"] for e in hist.epochs] == [1, 2, 3, 4]
+
+
+def test_tau_with_ddr_loss_runs_and_validates(tmp_path):
+    videos = [square_video(s) for s in range(3)]
+    p2, hist = finetune(tiny("tau"), videos, epochs=2, lr=1e-2, batch_size=4, loss="mse+ddr", val=0.34,
+                        out_dir=tmp_path, **FAST)
+    val = hist.epochs[-1]["val"]
+    assert val["sequences"] == 24 - 8 + 1  # the one held-out video, stride 1
+    assert 0 < val["mse"] and -1 <= val["ssim"] <= 1
+    assert p2.predict(videos[0][:4]).shape == (4, 16, 16)
+
+
+def test_original_predictor_is_not_modified(tmp_path):
+    p = tiny()
+    before = state_of(p)
+    p2, _ = p.finetune(square_video(), epochs=1, lr=1e-2, batch_size=4, val=0, out_dir=tmp_path, **FAST)
+    assert all(torch.equal(before[k], v) for k, v in state_of(p).items())
+    assert any(not torch.equal(before[k], v) for k, v in state_of(p2).items())
+
+
+def test_output_folder_loads_and_card_has_measured_numbers(tmp_path):
+    videos = [square_video(s) for s in range(3)]
+    p2, hist = tiny().finetune(videos, epochs=2, lr=1e-2, batch_size=8, val=0.34, out_dir=tmp_path, **FAST)
+    q = stzoo.load(tmp_path)
+    assert all(torch.equal(v, state_of(p2)[k]) for k, v in state_of(q).items())
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["base_model"] == "tiny-convlstm" and cfg["name"] == "tiny-convlstm-finetuned"
+    assert cfg["metrics"]["mse"] == round(hist.best["mse"], 4)
+    assert cfg["metrics"]["split"] == "validation"
+    card = (tmp_path / "README.md").read_text()
+    assert f"{hist.best['mse']:.4g}" in card and "video 2 of the list" in card  # the held-out video
+    assert "fine-tuned with stzoo on" in card
+    saved = json.loads((tmp_path / "history.json").read_text())
+    assert saved["best_epoch"] == hist.best_epoch
+    np.testing.assert_allclose(q.predict(videos[0][:4]), p2.predict(videos[0][:4]))
+
+
+def test_early_stopping_keeps_the_best_epoch(tmp_path):
+    # min_delta so large that only the first epoch (compared with +inf) counts as an improvement
+    p2, hist = finetune(tiny(), [square_video(s) for s in range(3)], epochs=5, lr=1e-2, batch_size=8, val=0.34,
+                        patience=1, min_delta=1e9, out_dir=tmp_path, progress=False)
+    assert hist.stopped_early and len(hist.epochs) == 2 and hist.best_epoch == 1
+    last = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=False)["model"]
+    best = state_of(stzoo.load(tmp_path))
+    assert all(torch.equal(best[k], v) for k, v in state_of(p2).items())
+    assert any(not torch.equal(best[k], last[k]) for k in best)  # epoch 2 trained on, but was not kept
+
+
+def test_resume_continues_exactly(tmp_path):
+    videos = [square_video(s) for s in range(3)]
+    kw = dict(epochs=3, lr=1e-2, batch_size=4, val=0.34, scheduled_sampling=0.5, **FAST)
+    p_full, full = finetune(tiny(), videos, out_dir=tmp_path / "full", **kw)
+    n = len(full.steps)
+    cut = n // 2 + 1  # inside the second epoch
+    finetune(tiny(), videos, out_dir=tmp_path / "cut", max_steps=cut, **kw)
+    (tmp_path / "cut" / (CHECKPOINT_NAME + ".tmp")).write_bytes(b"half a checkpoint from a kill -9")
+    p_res, rest = finetune(tiny(), videos, out_dir=tmp_path / "cut", resume=True, **kw)
+    assert [s["step"] for s in rest.steps] == list(range(cut + 1, n + 1))
+    np.testing.assert_allclose(rest.train_losses, full.train_losses[cut:], rtol=1e-5, atol=1e-7)
+    assert [e["epoch"] for e in rest.epochs] == [1, 2, 3]
+    np.testing.assert_allclose([e["train_loss"] for e in rest.epochs], [e["train_loss"] for e in full.epochs],
+                               rtol=1e-5)
+    for k, v in state_of(p_full).items():
+        torch.testing.assert_close(state_of(p_res)[k], v, rtol=1e-5, atol=1e-6)
+
+
+_CHILD = """
+import sys, time, torch
+sys.path.insert(0, {tests!r})
+torch.set_num_threads(1)
+import stzoo.finetune as ft
+from test_finetune import square_video, tiny
+real = ft.optimizer_step
+def slow(*args, **kwargs):  # slows the run down so the parent can kill it part-way; numerics unchanged
+    real(*args, **kwargs)
+    time.sleep(0.05)
+ft.optimizer_step = slow
+ft.finetune(tiny(), [square_video(s) for s in range(3)], out_dir={out!r}, **{kw!r})
+"""
+
+
+def test_resume_after_kill_9(tmp_path):
+    videos = [square_video(s) for s in range(3)]
+    kw = dict(epochs=8, lr=1e-2, batch_size=4, val=0.34, max_steps=40, checkpoint_every=3, progress=False,
+              patience=None)
+    out = tmp_path / "killed"
+    code = _CHILD.format(tests=str(Path(__file__).parent), out=str(out), kw=kw)
+    child = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / CHECKPOINT_NAME).exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+    assert child.returncode == -signal.SIGKILL, "the child finished before it could be killed"
+    killed_at = torch.load(out / CHECKPOINT_NAME, weights_only=False)["step"]
+    assert 0 < killed_at < 40
+    _, full = finetune(tiny(), videos, out_dir=tmp_path / "full", **kw)
+    _, rest = finetune(tiny(), videos, out_dir=out, resume=True, **kw)
+    assert rest.steps[0]["step"] == killed_at + 1
+    np.testing.assert_allclose(rest.train_losses, full.train_losses[killed_at:], rtol=1e-5, atol=1e-7)
+    assert [e["val"]["mse"] for e in rest.epochs] == pytest.approx([e["val"]["mse"] for e in full.epochs], rel=1e-5)
+
+
+def test_existing_checkpoint_needs_resume_and_same_run(tmp_path):
+    kw = dict(epochs=2, lr=1e-2, batch_size=4, val=0, out_dir=tmp_path, **FAST)
+    finetune(tiny(), square_video(), max_steps=2, **kw)
+    with pytest.raises(ConfigError, match="resume=True"):
+        finetune(tiny(), square_video(), **kw)
+    with pytest.raises(ConfigError, match="another fine-tuning run.*batch_size|recipe"):
+        finetune(tiny(), square_video(), resume=True, **{**kw, "batch_size": 2})
+
+
+def test_push_to_hub_uploads_the_output_folder(tmp_path, monkeypatch):
+    import stzoo.pretrained
+
+    calls = []
+    monkeypatch.setattr(stzoo.pretrained, "push_folder", lambda folder, repo, **kw: calls.append((folder, repo)))
+    finetune(tiny(), square_video(), epochs=1, batch_size=8, val=0, out_dir=tmp_path, push_to_hub="me/tuned", **FAST)
+    assert calls == [(tmp_path, "me/tuned")]
+
+
+def test_freeze_keeps_parameters(tmp_path):
+    p = tiny("tau")
+    before = state_of(p)
+    p2, _ = finetune(p, square_video(), epochs=1, lr=1e-2, batch_size=4, val=0, freeze="encoder",
+                     out_dir=tmp_path, **FAST)
+    after = state_of(p2)
+    assert all(torch.equal(after[k], before[k]) for k in before if k.startswith("encoder.") and "running" not in k)
+    assert not torch.equal(after["decoder.readout.weight"], before["decoder.readout.weight"])
+    with pytest.raises(InputError, match="matches no parameter"):
+        finetune(p, square_video(), val=0, freeze="nonexistent", out_dir=tmp_path / "x", **FAST)
+
+
+def test_cli_finetune(tmp_path, capsys):
+    tiny().save_pretrained(tmp_path / "base")
+    write_gif(square_video(1), tmp_path / "clip.gif")
+    out = tmp_path / "out"
+    rc = main(["finetune", str(tmp_path / "base"), "--data", str(tmp_path / "clip.gif"), str(tmp_path / "clip.gif"),
+               "--out", str(out), "--epochs", "1", "--batch-size", "8", "--lr", "0.01", "--val", "0.5"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "best_epoch" in printed and str(out) in printed
+    assert stzoo.load(out).spec.frames_in == 4
+    assert "stzoo finetune" in json.loads((out / "config.json").read_text())["training"]["command"]
+
+
+# ---------------------------------------------------------------------------------------------
+# bad data: clear errors before any training
+# ---------------------------------------------------------------------------------------------
+def _fails_before_training(data, match, tmp_path, **kw):
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match=match):
+        finetune(tiny(), data, epochs=1, out_dir=out, **FAST, **kw)
+    assert not (out / CHECKPOINT_NAME).exists()
+
+
+def test_video_shorter_than_one_clip(tmp_path):
+    _fails_before_training([square_video(0), square_video(1, frames=6)], r"shorter than one clip.*= 8 frames",
+                           tmp_path)
+
+
+def test_mixed_frame_sizes(tmp_path):
+    frames = [np.zeros((16, 16), np.uint8)] * 5 + [np.zeros((20, 16), np.uint8)] * 5
+    _fails_before_training(frames, "mixed sizes", tmp_path)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(10):
+        Image.fromarray(np.zeros((16 if i != 7 else 12, 16), np.uint8)).save(folder / f"f{i}.png")
+    _fails_before_training(folder, "differ in size", tmp_path)
+
+
+def test_corrupt_file(tmp_path):
+    (tmp_path / "broken.gif").write_bytes(b"GIF89a not really")
+    _fails_before_training(tmp_path / "broken.gif", "cannot read image file.*broken.gif", tmp_path)
+    (tmp_path / "broken.npy").write_bytes(b"\x93NUMPY garbage")
+    _fails_before_training(tmp_path / "broken.npy", "cannot read array file.*broken.npy", tmp_path)
+
+
+def test_corrupt_video_file(tmp_path):
+    pytest.importorskip("av")
+    (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 and then nothing")
+    _fails_before_training(tmp_path / "broken.mp4", "cannot read video file.*broken.mp4", tmp_path)
+
+
+def test_empty_folder_and_missing_path(tmp_path):
+    (tmp_path / "empty").mkdir()
+    _fails_before_training(tmp_path / "empty", "is empty", tmp_path)
+    _fails_before_training(tmp_path / "nope.gif", "no such file", tmp_path)
+    _fails_before_training([], "empty", tmp_path)
+
+
+def test_bad_values_and_split(tmp_path):
+    v = square_video().astype(np.float32) * 2.0  # floats must be in [0, 1]
+    _fails_before_training(v, "the array.*values in", tmp_path)
+    _fails_before_training(square_video(frames=12), "cannot split.*by time", tmp_path, val=0.5)
+    _fails_before_training(square_video(), "size must be", tmp_path, size=(16,))
+    _fails_before_training(square_video(), "multiples of 4", tmp_path, size=(18, 18))
+
+
+# ---------------------------------------------------------------------------------------------
+# reading and cutting data
+# ---------------------------------------------------------------------------------------------
+def test_folder_of_frames_is_sorted_naturally(tmp_path):
+    for i in range(12):
+        Image.fromarray(np.full((16, 16), i * 10, np.uint8)).save(tmp_path / f"frame{i}.png")
+    (video,) = load_videos(tmp_path)
+    np.testing.assert_allclose(video.frames[:, 0, 0, 0].numpy() * 255, np.arange(12) * 10, atol=1e-3)
+
+
+def test_folder_of_videos_and_lists(tmp_path):
+    write_gif(square_video(0), tmp_path / "a.gif")
+    np.save(tmp_path / "b.npy", square_video(1, frames=30))
+    (tmp_path / "c").mkdir()
+    for i in range(10):
+        Image.fromarray(square_video(2, frames=10)[i]).save(tmp_path / "c" / f"{i}.png")
+    videos = load_videos(tmp_path)
+    assert [v.length for v in videos] == [24, 30, 10]
+    assert all(v.channels == 1 for v in videos)
+    both = load_videos([square_video(0), torch.from_numpy(square_video(1, rgb=True))])
+    assert [v.channels for v in both] == [1, 3]
+    assert load_videos([Image.fromarray(f) for f in square_video()])[0].length == 24
+
+
+def test_read_mp4(tmp_path):
+    av = pytest.importorskip("av")
+    v = square_video(rgb=True, size=32)
+    with av.open(str(tmp_path / "clip.mp4"), "w") as c:
+        s = c.add_stream("mpeg4", rate=10)
+        s.width, s.height, s.pix_fmt = 32, 32, "yuv420p"
+        for f in v:
+            for packet in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    frames = read_frames(tmp_path / "clip.mp4")
+    assert frames.shape == (24, 32, 32, 3) and frames.dtype == np.uint8
+    assert np.abs(frames.astype(int) - v).mean() < 20  # lossy codec, but the same picture
+    (video,) = load_videos(tmp_path / "clip.mp4")
+    assert video.frames.shape == (24, 3, 32, 32)
+
+
+def test_missing_video_extra_is_named(tmp_path, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_av(name, *args, **kwargs):
+        if name == "av":
+            raise ImportError("No module named 'av'")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_av)
+    (tmp_path / "clip.mov").write_bytes(b"whatever")
+    with pytest.raises(InputError, match=r"stzoo\[video\]"):
+        read_frames(tmp_path / "clip.mov")
+
+
+def test_split_never_shares_frames():
+    videos = load_videos([square_video(s, frames=20 + s) for s in range(4)])
+    train, val = split_videos(videos, 0.25, window=8)
+    assert [v.name for v in val] == ["video 3 of the list"] and len(train) == 3
+    (one,) = load_videos(square_video(frames=40))
+    train, val = split_videos([one], 0.25, window=8)
+    assert train[0].length == 30 and val[0].length == 10
+    assert torch.equal(torch.cat([train[0].frames, val[0].frames]), one.frames)
+
+
+def test_clip_windows_and_conversion():
+    (v,) = load_videos(square_video(rgb=True))
+    ds = ClipDataset([v], window=8, stride=4)
+    assert len(ds) == 5 and torch.equal(ds[1], v.frames[4:12])
+    assert ds.batch(0, 3).shape == (3, 8, 3, 16, 16)
+    gray = convert_video(v, channels=1, size=(8, 8))
+    assert gray.frames.shape == (24, 1, 8, 8)
+    expected = (v.frames * torch.tensor([0.299, 0.587, 0.114])[None, :, None, None]).sum(1)
+    torch.testing.assert_close(convert_video(v, channels=1).frames[:, 0], expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# adaptation
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("arch", ["tau", "convlstm", "sa_convlstm"])
+def test_grey_model_on_rgb_predicts_the_same_for_grey_input(arch):
+    cfg = dict(TAU_CFG) if arch == "tau" else {**LSTM_CFG, "layer_norm": arch == "convlstm"}
+    model = build_model(arch, cfg)
+    spec = InputSpec(4, 4, 1, 16, 16)
+    p = Predictor(model, spec, name="g", entry={"architecture": arch, "config": cfg, "input": spec.to_dict()})
+    rgb, report = adapt(p, channels=3)
+    assert report.converted and not report.reinitialised
+    x = torch.rand(2, 4, 1, 16, 16)
+    with torch.no_grad():
+        y1 = p._forecast(x, 4)
+        y3 = rgb._forecast(x.expand(-1, -1, 3, -1, -1), 4)
+    torch.testing.assert_close(y3, y1.expand(-1, -1, 3, -1, -1), rtol=1e-4, atol=1e-5)
+    back, _ = adapt(rgb, channels=1)  # repeat + scale, then sum: the original kernels again
+    for k, v in state_of(p).items():
+        torch.testing.assert_close(state_of(back)[k], v)
+
+
+def test_adapt_channels_like_timm():
+    w = torch.randn(5, 3, 3, 3)
+    torch.testing.assert_close(adapt_channels(w, 1, 3, 1, mode="in"), w.sum(1, keepdim=True))
+    six = adapt_channels(w, 1, 3, 6, mode="in")
+    torch.testing.assert_close(six, torch.cat([w, w], 1) * 0.5)
+    torch.testing.assert_close(adapt_channels(w, 0, 5, 1, mode="out")[0], w.mean(0))
+
+
+def test_resolution_rules():
+    check_resolution("tau", TAU_CFG, 24, 40)
+    with pytest.raises(InputError, match="TAU with N_S=2 downsamples by 2.*multiples of 2"):
+        check_resolution("tau", TAU_CFG, 25, 40)
+    with pytest.raises(InputError, match="patch_size=4.*multiples of 4"):
+        check_resolution("convlstm", LSTM_CFG, 16, 18)
+    p2, report = adapt(tiny("tau"), height=24, width=32)
+    assert not report.reinitialised and p2.spec.height == 24
+    assert p2.predict(np.zeros((4, 24, 32), np.uint8)).shape == (4, 24, 32)
+
+
+def test_tau_frames_rebuilds_translator_ends_only():
+    p = tiny("tau")
+    p6, report = adapt(p, frames_in=6, frames_out=6)
+    assert report.reinitialised and all(k.startswith(("translator.blocks.0.", "translator.blocks.1."))
+                                        for k in report.reinitialised)
+    assert "encoder.layers.0.conv.weight" in report.copied and "decoder.readout.weight" in report.copied
+    assert "re-initialised" in report.summary()
+    assert p6.predict(np.zeros((6, 16, 16), np.uint8)).shape == (6, 16, 16)
+    with pytest.raises(InputError, match="frames_in .* must equal"):
+        adapt(p, frames_in=6, frames_out=4)
+
+
+def test_recurrent_frames_need_nothing():
+    p2, report = adapt(tiny(), frames_in=3, frames_out=7)
+    assert not report.reinitialised and not report.converted
+    assert p2.predict(np.zeros((3, 16, 16), np.uint8)).shape == (7, 16, 16)
+
+
+def test_finetune_adapts_grey_model_to_rgb_native_size(tmp_path):
+    videos = [square_video(s, rgb=True, size=24) for s in range(2)]
+    p2, hist = finetune(tiny("tau"), videos, epochs=1, batch_size=8, lr=1e-2, val=0.5, size="native",
+                        out_dir=tmp_path, **FAST)
+    assert hist.adaptation["changes"] == {"channels": [1, 3], "height": [16, 24], "width": [16, 24]}
+    q = stzoo.load(tmp_path)
+    assert q.spec.channels == 3 and q.spec.height == 24
+    assert q.predict(videos[0][:4]).shape == (4, 24, 24, 3)
+    assert "Adapted: channels 1 → 3" in (tmp_path / "README.md").read_text()
+
+
+def test_finetune_tau_on_other_frame_count(tmp_path):
+    p2, hist = finetune(tiny("tau"), square_video(), frames_in=3, epochs=1, batch_size=8, val=0, out_dir=tmp_path,
+                        **FAST)
+    assert (p2.spec.frames_in, p2.spec.frames_out) == (3, 3)
+    assert hist.adaptation["reinitialised"] and hist.data["frames_in"] == 3
+    assert "re-initialised: translator.blocks.0." in (tmp_path / "README.md").read_text()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_finetune_on_gpu_with_amp(tmp_path):
+    p2, hist = finetune(tiny(), [square_video(s) for s in range(2)], epochs=2, lr=1e-2, batch_size=8, val=0.5,
+                        device="cuda", amp=True, out_dir=tmp_path, **FAST)
+    assert p2.device.type == "cuda" and np.isfinite(hist.train_losses).all()
+    assert stzoo.load(tmp_path).spec.frames_in == 4
