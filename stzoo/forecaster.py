@@ -1,0 +1,263 @@
+"""``Forecaster``: rolling forecasts from a live stream of frames.
+
+A :class:`~stzoo.predictor.Predictor` answers "here is a clip, what comes next?". A
+:class:`Forecaster` answers the same question again and again while frames keep arriving from a
+camera, a radar or a sensor grid: :meth:`Forecaster.push` one frame at a time, and
+:meth:`Forecaster.forecast` whenever a forecast is wanted.
+
+Two ways to keep the context (``context=``):
+
+``"stream"`` (recurrent models only; their default)
+    The hidden state is carried forward over the whole stream since the last :meth:`reset`.
+    Every push costs one ``model.step`` and nothing else, so the cost per frame does not grow
+    with the stream. :meth:`forecast` rolls out from a copy of the state and leaves it as it was.
+    The forecast equals ``model(all frames pushed since reset, horizon)``; while at most
+    ``frames_in`` frames have been pushed that is exactly what ``Predictor.predict`` gives for
+    those frames.
+
+``"window"`` (TAU's only choice; optional for recurrent models)
+    The last ``frames_in`` frames are kept in a rolling buffer and every forecast recomputes them,
+    so the forecast equals ``Predictor.predict`` on those frames, always. A push only stores the
+    frame; a forecast costs one full forward pass over the window (a recurrent model:
+    ``frames_in + horizon - 1`` steps), which does not grow with the stream either.
+
+Only the model interface ``recurrent``, ``step(frame, states)``, ``init_states(batch, h, w, like)``
+and the forward pass (through the Predictor) is used, so fused modules with the same interface
+work unchanged.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from stzoo.errors import InputError, InputTypeError
+from stzoo.io import OutputFormat, prepare_frames
+from stzoo.predictor import Predictor
+
+__all__ = ["Forecaster", "CONTEXTS"]
+
+#: Accepted values of ``Forecaster(context=...)``.
+CONTEXTS: tuple[str, ...] = ("stream", "window")
+
+_FRAME_LAYOUTS: tuple[str, ...] = ("HW", "HWC", "CHW")
+
+
+def _clone_states(states: Any) -> Any:
+    """A deep copy of a (nested list/tuple of) state tensor(s)."""
+    if isinstance(states, Tensor):
+        return states.clone()
+    if isinstance(states, (list, tuple)):
+        return type(states)(_clone_states(s) for s in states)
+    return states
+
+
+def _positive_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class Forecaster:
+    """Rolling forecasts from frames that arrive one at a time.
+
+    Example::
+
+        p = stzoo.load("convlstm-mmnist")
+        f = stzoo.Forecaster(p, horizon=10)
+        for frame in camera:              # each frame H×W uint8 (or H×W×C, C×H×W; array/tensor/PIL)
+            f.push(frame)
+            if f.ready:
+                future = f.forecast()     # 10×H×W uint8: the next 10 frames
+
+    Args:
+        predictor: the model to run (from :func:`stzoo.load`). Its device and dtype are used.
+        horizon: frames per forecast (default ``spec.frames_out``); longer than the model's
+            native output length is rolled out autoregressively, as in ``Predictor.predict``.
+        context: ``"stream"`` (carry the recurrent state over the whole stream; recurrent models
+            only, their default) or ``"window"`` (recompute the last ``frames_in`` frames for
+            every forecast; TAU's default and only choice). See the module docstring.
+        min_frames: frames needed before the first forecast (default: ``predictor.min_frames``,
+            i.e. ``frames_in`` for TAU and 1 for recurrent models). Set it to ``frames_in`` to
+            wait for a full window with a recurrent model too.
+
+    Raises:
+        InputTypeError: ``predictor`` is not a :class:`~stzoo.predictor.Predictor`.
+        InputError: bad ``horizon``/``min_frames``, unknown ``context``, or ``"stream"`` for a
+            model that is not recurrent.
+    """
+
+    def __init__(self, predictor: Predictor, horizon: int | None = None, *, context: str | None = None,
+                 min_frames: int | None = None):
+        if not isinstance(predictor, Predictor):
+            raise InputTypeError(f"Forecaster needs a stzoo Predictor (e.g. stzoo.load(name)), got "
+                                 f"{type(predictor).__name__}")
+        self.predictor = predictor
+        self.horizon = _positive_int(predictor.spec.frames_out if horizon is None else horizon, "horizon")
+        recurrent = predictor.recurrent
+        if context is None:
+            context = "stream" if recurrent else "window"
+        if context not in CONTEXTS:
+            raise InputError(f"context must be one of {', '.join(map(repr, CONTEXTS))}, got {context!r}")
+        if context == "stream" and not recurrent:
+            raise InputError(f"context='stream' carries a recurrent hidden state, but "
+                             f"{predictor.name or type(predictor.model).__name__} is not recurrent; "
+                             f"use context='window' (it recomputes the last {predictor.spec.frames_in} frames)")
+        self.context = context
+        floor = predictor.min_frames
+        self.min_frames = floor if min_frames is None else _positive_int(min_frames, "min_frames")
+        if self.min_frames < floor:
+            raise InputError(f"min_frames must be at least {floor} for this model, got {self.min_frames}")
+        if context == "window" and self.min_frames > predictor.spec.frames_in:
+            raise InputError(f"with context='window' only the last {predictor.spec.frames_in} frames are kept, "
+                             f"so min_frames can be at most {predictor.spec.frames_in}, got {self.min_frames}")
+        self.reset()
+
+    # ------------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget every frame and the hidden state: the next push starts a new stream (which may
+        have another frame size)."""
+        self._window: deque[Tensor] = deque(maxlen=self.predictor.spec.frames_in)
+        self._states: Any = None
+        self._next: Tensor | None = None  # the recurrent model's prediction of the next frame
+        self._frame_shape: tuple[int, ...] | None = None
+        self._fmt: OutputFormat | None = None
+        self._cache: tuple[int, int, Tensor] | None = None  # (frames_seen, horizon, forecast)
+        self.frames_seen = 0
+
+    def __repr__(self) -> str:
+        return (f"Forecaster({self.predictor.name or type(self.predictor.model).__name__}, "
+                f"horizon={self.horizon}, context={self.context!r}, frames_seen={self.frames_seen}, "
+                f"frames_needed={self.frames_needed})")
+
+    @property
+    def frames_needed(self) -> int:
+        """How many more frames must be pushed before :meth:`forecast` works (0 when ready)."""
+        return max(0, self.min_frames - self.frames_seen)
+
+    @property
+    def ready(self) -> bool:
+        """Whether enough frames have been pushed for :meth:`forecast`."""
+        return self.frames_needed == 0
+
+    # ------------------------------------------------------------------------------------------
+    def _to_tensor(self, frame: Any, layout: str | None) -> tuple[Tensor, OutputFormat]:
+        """One frame → 1×1×C×H×W float32 in [0, 1], and the format to restore forecasts in."""
+        channels = self.predictor.spec.channels
+        if layout is not None:
+            if not isinstance(layout, str) or layout.upper() not in _FRAME_LAYOUTS:
+                raise InputError(f"layout of one frame must be one of {', '.join(_FRAME_LAYOUTS)}, got {layout!r}")
+            layout = "T" + layout.upper()
+        if isinstance(frame, Image.Image):
+            return prepare_frames([frame], channels=channels, layout=layout)
+        if not isinstance(frame, (np.ndarray, Tensor)):
+            raise InputTypeError(f"push takes one frame as a numpy array, torch tensor or PIL image, got "
+                                 f"{type(frame).__name__}")
+        if frame.ndim not in (2, 3):
+            raise InputError(f"push takes one frame (H×W, H×W×C or C×H×W), got an array of shape "
+                             f"{tuple(frame.shape)}; to start from a clip, push its frames one by one")
+        x, fmt = prepare_frames(frame[None], channels=channels, layout=layout)
+        if "B" in fmt.layout:  # a 3-D frame whose channels fit neither end, read as a batch
+            raise InputError(f"a frame of shape {tuple(frame.shape)} does not fit a {channels}-channel model: "
+                             f"expected {'H×W, ' if channels == 1 else ''}H×W×{channels} or {channels}×H×W (a clip: push "
+                             f"its frames one by one)")
+        return x, fmt
+
+    @torch.no_grad()
+    def push(self, frame: Any, *, layout: str | None = None) -> None:
+        """Append one frame to the stream.
+
+        With ``context="stream"`` this runs one ``model.step`` (the new hidden state and the
+        prediction of the next frame); with ``context="window"`` it only stores the frame.
+
+        Args:
+            frame: H×W, H×W×C or C×H×W numpy array or torch tensor (uint8 in [0, 255] or float in
+                [0, 1]), or a PIL image; the same kinds and value rules as ``Predictor.predict``.
+                Every frame of a stream must have the same channels, height and width.
+            layout: ``"HW"``, ``"HWC"`` or ``"CHW"`` to say which one it is, when the shape
+                leaves it ambiguous (e.g. a 3×3×3 frame); default: inferred from the shape.
+
+        Raises:
+            InputTypeError: ``frame`` is not an array, tensor or PIL image, or has a bad dtype.
+            InputError: wrong shape or channel count, values out of range, a frame size the model
+                cannot take, or a size that differs from the earlier frames of the stream.
+        """
+        x, fmt = self._to_tensor(frame, layout)
+        shape = tuple(x.shape[2:])
+        if self._frame_shape is None:
+            # the architecture's own size rules (e.g. divisible by the patch size), as in predict
+            self.predictor._check_tensor(x.expand(-1, self.predictor.min_frames, -1, -1, -1))
+        elif shape != self._frame_shape:
+            raise InputError(f"frame {self.frames_seen} has C×H×W = {shape}, but the earlier frames of this "
+                             f"stream have {self._frame_shape}; call reset() to start a stream of another size")
+        x = x[:, 0].to(self.predictor.device, self.predictor.dtype)  # 1×C×H×W
+        if self.context == "stream":
+            model = self.predictor.model
+            was_training = model.training
+            model.eval()
+            try:
+                if self._states is None:
+                    patch = int(getattr(model, "patch_size", 1))
+                    self._states = model.init_states(1, shape[1] // patch, shape[2] // patch, x)
+                self._next, self._states = model.step(x, self._states)
+            finally:
+                model.train(was_training)
+        else:
+            self._window.append(x)
+        self._frame_shape, self._fmt = shape, fmt
+        self.frames_seen += 1
+        self._cache = None
+
+    @torch.no_grad()
+    def _forecast_tensor(self, horizon: int) -> Tensor:
+        """The forecast as a 1×horizon×C×H×W float tensor on the model's device."""
+        if self._cache is not None and self._cache[:2] == (self.frames_seen, horizon):
+            return self._cache[2]
+        model = self.predictor.model
+        was_training = model.training
+        model.eval()
+        try:
+            if self.context == "stream":
+                assert self._next is not None
+                pred, states, outputs = self._next, _clone_states(self._states), [self._next]
+                for _ in range(horizon - 1):
+                    pred, states = model.step(pred, states)
+                    outputs.append(pred)
+                y = torch.stack(outputs, dim=1)
+            else:
+                y = self.predictor._forecast(torch.stack(list(self._window), dim=1), horizon)
+        finally:
+            model.train(was_training)
+        self._cache = (self.frames_seen, horizon, y)
+        return y
+
+    def forecast(self, horizon: int | None = None) -> Any:
+        """The next ``horizon`` frames after the frames pushed so far.
+
+        Does not change the stream: calling it again without a push returns the same forecast
+        (computed once).
+
+        Args:
+            horizon: frames to forecast (default: the Forecaster's ``horizon``).
+
+        Returns:
+            ``horizon`` frames in the kind, layout and dtype family of the most recently pushed
+            frame: H×W numpy frames give a ``horizon``×H×W numpy array, C×H×W tensors a
+            ``horizon``×C×H×W tensor on the same device, PIL images a list of PIL images.
+
+        Raises:
+            InputError: not enough frames yet (the message says how many more are needed; see
+                :attr:`frames_needed`), or a bad ``horizon``.
+        """
+        horizon = self.horizon if horizon is None else _positive_int(horizon, "horizon")
+        if not self.ready:
+            raise InputError(f"not enough frames to forecast yet: {self.frames_seen} pushed, "
+                             f"{self.min_frames} needed; push {self.frames_needed} more "
+                             f"(check Forecaster.ready / frames_needed before forecast())")
+        assert self._fmt is not None
+        return self._fmt.restore(self._forecast_tensor(horizon).float())

@@ -1,0 +1,134 @@
+"""ONNX export: every architecture runs in onnxruntime (CPU) like in torch, dynamic batch, errors, CLI."""
+
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+import stzoo
+from stzoo.cli import main
+from stzoo.errors import InputError, StzooError
+from stzoo.export import DEFAULT_ATOL, MissingDependencyError
+from stzoo.manifest import InputSpec
+from stzoo.models import build_model
+from stzoo.predictor import Predictor
+
+T_IN, T_OUT = 3, 2
+
+CONFIGS = {
+    "tau": {"frames": T_IN, "hid_S": 4, "hid_T": 8, "N_T": 2, "mlp_ratio": 2.0},
+    "convlstm": {"frames_in": T_IN, "frames_out": T_OUT, "num_layers": 2, "num_hidden": 4, "filter_size": 3},
+    "sa_convlstm": {"frames_in": T_IN, "frames_out": T_OUT, "num_layers": 1, "num_hidden": 4, "filter_size": 3,
+                    "attn_dim": 2},
+}
+
+
+def tiny(arch):
+    model = build_model(arch, CONFIGS[arch])
+    return Predictor(model, InputSpec(model.frames_in, model.frames_out, 1, 16, 16), name=f"tiny-{arch}")
+
+
+def run(path, x):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(["forecast"], {"frames": x.numpy()})[0]
+
+
+def torch_out(p, x):
+    with torch.no_grad():
+        return (p.model(x, p.spec.frames_out) if p.recurrent else p.model(x)).numpy()
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def exported(request, tmp_path_factory):
+    p = tiny(request.param)
+    path = tmp_path_factory.mktemp("onnx") / f"{request.param}.onnx"
+    return p, p.export_onnx(path, verify=False)
+
+
+def test_exported_graph_matches_torch_at_several_batch_sizes(exported):
+    p, result = exported
+    assert result.exporter == "dynamo" and result.max_abs_diff is None
+    t_out = p.spec.frames_out
+    assert result.input_shape == ("batch", T_IN, 1, 16, 16)
+    assert result.output_shape == ("batch", t_out, 1, 16, 16)
+    gen = torch.Generator().manual_seed(3)
+    for b in (1, 2, 5):  # traced at 2; 1 and 5 exercise the dynamic batch axis
+        x = torch.rand(b, T_IN, 1, 16, 16, generator=gen)
+        got = run(result.path, x)
+        assert got.shape == (b, t_out, 1, 16, 16)
+        assert np.max(np.abs(got - torch_out(p, x))) <= DEFAULT_ATOL
+
+
+def test_file_declares_opset_and_stzoo_metadata(exported):
+    p, result = exported
+    proto = onnx.load(str(result.path))
+    assert result.opset == max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    assert result.opset >= 17
+    meta = {m.key: m.value for m in proto.metadata_props}
+    assert meta["stzoo_name"] == p.name and meta["layout"] == "BTCHW"
+    assert (meta["frames_in"], meta["frames_out"]) == (str(T_IN), str(p.spec.frames_out))
+    assert meta["architecture"] == p.model.arch
+    assert not list(result.path.parent.glob(".*partial"))
+
+
+def test_static_batch_torchscript_and_verification(tmp_path):
+    p = tiny("tau")
+    path = tmp_path / "static.onnx"
+    result = p.export_onnx(path, batch=3, dynamic_batch=False, exporter="torchscript")
+    assert result.input_shape == (3, T_IN, 1, 16, 16) and result.checked_batches == (3,)
+    assert result.max_abs_diff is not None and result.max_abs_diff <= DEFAULT_ATOL
+    x = torch.rand(3, T_IN, 1, 16, 16)
+    assert np.max(np.abs(run(path, x) - torch_out(p, x))) <= DEFAULT_ATOL
+    with pytest.raises(Exception):  # a fixed batch of 3 refuses 2
+        run(path, torch.rand(2, T_IN, 1, 16, 16))
+    # a verification that fails keeps no file (and leaves an existing one alone)
+    with pytest.raises(StzooError, match="differs from the torch model"):
+        p.export_onnx(tmp_path / "strict.onnx", exporter="torchscript", atol=1e-12)
+    assert not (tmp_path / "strict.onnx").exists()
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_bad_arguments_are_refused_before_exporting(tmp_path):
+    p = tiny("convlstm")
+    with pytest.raises(InputError, match="exporter"):
+        p.export_onnx(tmp_path / "a.onnx", exporter="tflite")
+    with pytest.raises(InputError, match="batch"):
+        p.export_onnx(tmp_path / "a.onnx", batch=0)
+    with pytest.raises(InputError, match="divisible"):
+        p.export_onnx(tmp_path / "a.onnx", height=15)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("missing", ["onnx", "onnxscript", "onnxruntime"])
+def test_missing_package_names_the_extra(tmp_path, monkeypatch, missing):
+    monkeypatch.setitem(sys.modules, missing, None)  # makes `import missing` raise ImportError
+    with pytest.raises(MissingDependencyError, match=r"stzoo\[onnx\]") as info:
+        tiny("convlstm").export_onnx(tmp_path / "a.onnx")
+    assert missing in str(info.value) and isinstance(info.value, ImportError)
+
+
+def test_cli_export_shipped_model(tmp_path, capsys):
+    out = tmp_path / "convlstm.onnx"
+    assert main(["export", "convlstm-mmnist-s", "--format", "onnx", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "opset 20" in text and "batch×10×1×64×64" in text and "max |onnx - torch|" in text
+    p = stzoo.load("convlstm-mmnist-s")
+    x = torch.rand(2, 10, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    assert np.max(np.abs(run(out, x) - torch_out(p, x))) <= DEFAULT_ATOL
+    # the verified file gives what predict gives (predict clips to [0, 1] and returns T×H×W floats)
+    frames = x[0, :, 0].numpy()
+    np.testing.assert_allclose(np.clip(run(out, x[:1]), 0, 1)[0, :, 0], p.predict(frames), atol=DEFAULT_ATOL)
+
+
+def test_cli_export_static_batch_and_errors(tmp_path, capsys):
+    out = tmp_path / "tau.onnx"
+    p = tiny("tau")
+    ckpt = p.save_pretrained(tmp_path / "ckpt", config=CONFIGS["tau"])
+    assert main(["export", str(ckpt), "--out", str(out), "--static-batch", "--batch", "2",
+                 "--exporter", "torchscript"]) == 0
+    assert "2×3×1×16×16" in capsys.readouterr().out
+    assert main(["export", str(ckpt), "--out", str(out), "--height", "10"]) == 2
+    assert "divisible" in capsys.readouterr().err
