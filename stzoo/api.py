@@ -53,7 +53,7 @@ def load_state_dict_strict(model: torch.nn.Module, state: dict[str, torch.Tensor
 
 def load(name: str | os.PathLike, *, pretrained: bool = True, weights: str | os.PathLike | None = None,
          device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-         batch_size: int = 16) -> Predictor:
+         batch_size: int = 16, impl: str = "auto") -> Predictor:
     """Build zoo model ``name`` and (by default) its verified released weights.
 
     Args:
@@ -67,27 +67,36 @@ def load(name: str | os.PathLike, *, pretrained: bool = True, weights: str | os.
         device: e.g. ``"cpu"``, ``"cuda"``; default CPU.
         dtype: ``"float32"`` (default), ``"bfloat16"`` or ``"float16"``.
         batch_size: sequences per forward pass in :meth:`Predictor.predict`.
+        impl: ``"reference"`` (the readable paper-shaped modules of :mod:`stzoo.models`),
+            ``"fused"`` (their inference-only fast twins from :mod:`stzoo.kernels`, same weights,
+            CUDA graphs on CUDA) or ``"auto"`` (= ``"fused"`` where the architecture has a fused
+            twin, else ``"reference"``). ``Predictor.impl`` tells which runs;
+            see ``docs/kernels.md``.
     """
+    from stzoo.kernels import resolve_impl
+
+    resolve_impl(impl)  # fail early on a bad value
     kwargs = dict(pretrained=pretrained, weights=weights, device=device, dtype=dtype, batch_size=batch_size)
     if isinstance(name, os.PathLike) or (isinstance(name, str) and name.startswith(HUB_PREFIX)):
-        return _load_checkpoint(name, **kwargs)
+        return _load_checkpoint(name, **kwargs).use_impl(impl)
     try:
         entry = get_entry(name)
     except UnknownModelError as exc:
         if isinstance(name, str) and os.path.isdir(os.path.expanduser(name)):
-            return _load_checkpoint(name, **kwargs)
+            return _load_checkpoint(name, **kwargs).use_impl(impl)
         raise UnknownModelError(f"{exc} (stzoo.load also takes a folder written by Predictor.save_pretrained, "
                                 "or 'hf-hub:owner/repo[@revision]'.)") from None
     path = resolve_weights(entry, weights) if pretrained or weights is not None else None
     return assemble_predictor(entry, path, name=entry["name"], device=device, dtype=dtype,
-                              batch_size=batch_size)
+                              batch_size=batch_size, impl=impl)
 
 
 def assemble_predictor(entry: dict[str, Any], weights: Path | None, *, name: str | None,
                        device: str | torch.device | None, dtype: str | torch.dtype | None,
-                       batch_size: int) -> Predictor:
+                       batch_size: int, impl: str = "reference") -> Predictor:
     """Build ``entry``'s architecture, load ``weights`` (already verified) strictly, move it to
-    ``device``/``dtype`` and wrap it in a :class:`Predictor`. Shared by zoo names and checkpoints."""
+    ``device``/``dtype`` and wrap it in a :class:`Predictor` running implementation ``impl``
+    (see :func:`load`). Shared by zoo names and checkpoints."""
     model = build_model(entry["architecture"], entry["config"])
     if weights is not None:
         load_state_dict_strict(model, load_safetensors(weights), str(weights))
@@ -96,7 +105,8 @@ def assemble_predictor(entry: dict[str, Any], weights: Path | None, *, name: str
     except (RuntimeError, AssertionError) as exc:
         raise InputError(f"cannot move {name or entry.get('source', 'the model')} to device {device!r}: "
                          f"{exc}") from exc
-    return Predictor(model, InputSpec.from_dict(entry["input"]), name=name, entry=entry, batch_size=batch_size)
+    return Predictor(model, InputSpec.from_dict(entry["input"]), name=name, entry=entry,
+                     batch_size=batch_size).use_impl(impl)
 
 
 def _load_checkpoint(name: str | os.PathLike, **kwargs: Any) -> Predictor:

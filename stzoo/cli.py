@@ -45,17 +45,40 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from stzoo.api import load
     from stzoo.io import read_frames, write_gif
 
-    p = load(args.name, pretrained=not args.random, weights=args.weights, device=args.device)
+    p = load(args.name, pretrained=not args.random, weights=args.weights, device=args.device, impl=args.impl)
     frames = read_frames(args.input, channels=p.spec.channels)
     if frames.ndim == 3:
         frames = frames[..., None]
+    if not (args.output or args.strip or args.animation):
+        raise StzooError("nothing to write: give --output OUT.gif|.npy, --strip OUT.png and/or --animation OUT.gif")
     future = p.predict(frames, horizon=args.horizon, layout="THWC")
-    out = Path(args.output)
-    if out.suffix.lower() == ".npy":
-        np.save(out, future)
-    else:
-        write_gif(future, out, fps=args.fps)
-    print(f"wrote {future.shape[0]} predicted frames to {out}")
+    if args.output:
+        out = Path(args.output)
+        if out.suffix.lower() == ".npy":
+            np.save(out, future)
+        else:
+            write_gif(future, out, fps=args.fps)
+        print(f"wrote {future.shape[0]} predicted frames to {out}")
+    if args.strip or args.animation:
+        from stzoo import viz
+
+        used = frames[-p.spec.frames_in:]  # the frames the model read
+        start = len(frames) - len(used) + 1
+        truth = read_frames(args.truth, channels=p.spec.channels) if args.truth else None
+        if truth is not None:
+            if truth.ndim == 3:
+                truth = truth[..., None]
+            if len(truth) < len(future):
+                raise StzooError(f"--truth holds {len(truth)} frames but {len(future)} were predicted; give at "
+                                 "least as many true future frames (or a shorter --horizon)")
+            truth = truth[:len(future)]
+        if args.strip:
+            viz.save_strip(used, future, args.strip, target=truth, start=start)
+            print(f"wrote a strip of {len(used)} input and {len(future)} predicted frames"
+                  f"{' (with ground truth and error)' if truth is not None else ''} to {args.strip}")
+        if args.animation:
+            viz.save_gif(used, future, args.animation, target=truth, fps=args.fps, start=start)
+            print(f"wrote an annotated animation ({len(used) + len(future)} frames) to {args.animation}")
     return 0
 
 
@@ -83,6 +106,45 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     command=args.command_line)
     print(json.dumps({k: summary[k] for k in ("step", "total_steps", "wall_clock_s", "metrics") if k in summary},
                      indent=2))
+    return 0
+
+
+def _parse_size(text: str) -> str | tuple[int, int]:
+    if text in ("model", "native"):
+        return text
+    try:
+        h, w = (int(v) for v in text.lower().replace("×", "x").split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'model', 'native' or HxW (e.g. 64x64), got {text!r}") from None
+    return h, w
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    import os
+
+    import torch
+
+    from stzoo.api import load
+    from stzoo.finetune import finetune
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    p = load(args.name, pretrained=not args.random, weights=args.weights)
+    data = args.data[0] if len(args.data) == 1 else args.data
+    val = args.val if args.val_data is None else (args.val_data[0] if len(args.val_data) == 1 else args.val_data)
+    result, history = finetune(
+        p, data, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, val=val, split=args.split,
+        stride=args.stride, loss=args.loss, alpha=args.alpha, freeze=args.freeze or None, device=args.device,
+        amp=args.amp, out_dir=args.out, resume=args.resume, patience=None if args.patience == 0 else args.patience,
+        channels=args.channels, size=args.size, frames_in=args.frames_in, frames_out=args.frames_out,
+        max_steps=args.max_steps, seed=args.seed, weight_decay=args.weight_decay,
+        scheduled_sampling=args.scheduled_sampling, checkpoint_every=args.checkpoint_every, name=args.model_name,
+        push_to_hub=args.push_to_hub, command=args.command_line)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
+        print(json.dumps({"out_dir": history.out_dir, "best_epoch": history.best_epoch, "best": history.best,
+                          "epochs": len(history.epochs), "stopped_early": history.stopped_early,
+                          "adaptation": history.adaptation}, indent=2))
+        print(f"load it with stzoo.load({history.out_dir!r})")
     return 0
 
 
@@ -130,8 +192,16 @@ def _cmd_zoo_table(args: argparse.Namespace) -> int:
     from stzoo.manifest import zoo_table_markdown
 
     table = zoo_table_markdown()
+    if args.docs:
+        from stzoo.docs_gen import write_docs
+
+        changed = write_docs(args.docs)
+        print(f"docs pages generated from the manifest in {args.docs}: {len(changed)} file(s) changed")
+        for path in changed:
+            print(f"  {path}")
     if not args.write:
-        print(table)
+        if not args.docs:
+            print(table)
         return 0
     path = Path(args.write)
     text = path.read_text(encoding="utf-8")
@@ -141,6 +211,20 @@ def _cmd_zoo_table(args: argparse.Namespace) -> int:
     tail = rest.split(TABLE_END, 1)[1]
     path.write_text(f"{head}{TABLE_START}\n{table}\n{TABLE_END}{tail}", encoding="utf-8")
     print(f"updated the zoo table in {path}")
+    return 0
+
+
+def _cmd_zoo_stats(args: argparse.Namespace) -> int:
+    from stzoo.docs_gen import update_manifest_stats
+
+    manifest = args.manifest or Path(__file__).resolve().parent / "weights_manifest.json"
+    written = update_manifest_stats(manifest, speed=args.speed, names=args.names or None, threads=args.threads,
+                                    iters=args.iters, machine=args.machine, command=args.command_line)
+    for name, rec in written.items():
+        speed = rec.get("speed")
+        print(f"{name}: {rec['flops']['flops'] / 1e9:.2f} GFLOPs"
+              + (f", {speed['seq_per_s']:.2f} seq/s on CPU ({speed['threads']} thread(s))" if speed else ""))
+    print(f"updated {manifest}")
     return 0
 
 
@@ -246,6 +330,122 @@ def _cmd_hub_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert_openstl(args: argparse.Namespace) -> int:
+    from stzoo.convert import convert_openstl
+
+    folder, rep = convert_openstl(args.checkpoint, args.arch, args.out, config=args.config, name=args.name,
+                                  license=args.license)
+    print(f"converted {rep.source} ({rep.openstl_model}, {rep.container}) to stzoo {rep.arch}: "
+          f"{rep.tensors_mapped} tensors mapped, {len(rep.tensors_unused)} unused OpenSTL tensors dropped, "
+          f"{rep.parameters:,} parameters")
+    print(f"config: {json.dumps(rep.config)}")
+    if rep.placeholders:
+        print(f"objects outside the weights, not loaded: {', '.join(rep.placeholders)}")
+    print(f"wrote {folder} (config.json, model.safetensors, README.md); load it with stzoo.load({str(folder)!r})")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from stzoo.api import info, list_models
+    from stzoo.bench import format_table, measure
+
+    names = args.names or [n for n in list_models(pretrained=True) if info(n)["name"] == n]
+    results = []
+    for name in names:
+        for batch in args.batch:
+            for impl in args.impl:
+                r = measure(name, impl=impl, batch=batch, device=args.device, dtype=args.dtype,
+                            warmup=args.warmup, iters=args.iters)
+                results.append(r)
+                if args.json:
+                    print(json.dumps(r.to_dict()), flush=True)
+    if not args.json:
+        print(format_table(results))
+    return 0
+
+
+def _cmd_stream(args: argparse.Namespace) -> int:
+    import time
+
+    import numpy as np
+
+    from stzoo.api import load
+    from stzoo.forecaster import Forecaster
+    from stzoo.io import read_frames, write_gif
+
+    if args.every < 1:
+        raise StzooError(f"--every must be >= 1, got {args.every}")
+    p = load(args.name, pretrained=not args.random, weights=args.weights, device=args.device, impl=args.impl)
+    frames = read_frames(args.input, channels=p.spec.channels)
+    f = Forecaster(p, horizon=args.horizon, context=args.context, min_frames=args.min_frames)
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    print(f"streaming {len(frames)} frames of {args.input} through {p.name or args.name} "
+          f"(context={f.context}, horizon={f.horizon}, first forecast after {f.min_frames} frame(s))")
+    scale = 255.0 if frames.dtype.kind in "ui" else 1.0
+    records, push_s, forecast_s = [], 0.0, 0.0
+    for t, frame in enumerate(frames, start=1):
+        start = time.perf_counter()
+        f.push(frame)
+        push_s += time.perf_counter() - start
+        if not f.ready or (t - f.min_frames) % args.every:
+            continue
+        start = time.perf_counter()
+        future = f.forecast()
+        forecast_s += time.perf_counter() - start
+        observed = frames[t:t + f.horizon]  # the frames that really came next, where the input has them
+        rec: dict = {"after_frame": t, "horizon": f.horizon}
+        line = f"after frame {t}: forecast of frames {t + 1}-{t + f.horizon}"
+        if len(observed):
+            err = np.asarray(future[:len(observed)], np.float64) / scale - np.asarray(observed, np.float64) / scale
+            rec["mse_vs_observed"], rec["frames_compared"] = float(np.mean(err ** 2)), len(observed)
+            line += f"; MSE vs the {len(observed)} observed frame(s) {rec['mse_vs_observed']:.5f}"
+        if out is not None:
+            target = out / f"forecast_{t:06d}.{args.save}"
+            if args.save == "npy":
+                np.save(target, future)
+            else:
+                write_gif(future, target, fps=args.fps)
+            rec["file"] = target.name
+            line += f" -> {target}"
+        records.append(rec)
+        print(line)
+    if not records:
+        raise StzooError(f"{args.input} has {len(frames)} frame(s), fewer than the {f.min_frames} this model "
+                         f"needs before its first forecast")
+    summary = {"model": p.name or args.name, "input": str(args.input), "frames": len(frames),
+               "context": f.context, "horizon": f.horizon, "forecasts": records,
+               "mean_push_ms": 1e3 * push_s / len(frames), "mean_forecast_ms": 1e3 * forecast_s / len(records)}
+    if out is not None:
+        (out / "forecasts.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    print(f"{len(records)} forecast(s) from {len(frames)} frames; mean push {summary['mean_push_ms']:.2f} ms, "
+          f"mean forecast {summary['mean_forecast_ms']:.2f} ms" + (f"; wrote {out}" if out is not None else ""))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from stzoo.api import load
+
+    p = load(args.name, pretrained=not args.random, weights=args.weights)
+    result = p.export_onnx(args.out, batch=args.batch, dynamic_batch=not args.static_batch, opset=args.opset,
+                           exporter=args.exporter, height=args.height, width=args.width, verify=not args.no_verify)
+    shape = lambda s: "×".join(str(d) for d in s)  # noqa: E731
+    print(f"wrote {result.path}: ONNX opset {result.opset} ({result.exporter} exporter), "
+          f"input 'frames' {shape(result.input_shape)} → output 'forecast' {shape(result.output_shape)} (float32)")
+    if result.max_abs_diff is not None:
+        print(f"verified with onnxruntime (CPU) at batch {', '.join(map(str, result.checked_batches))}: "
+              f"max |onnx - torch| = {result.max_abs_diff:.2e}")
+    return 0
+
+
+def _add_model_source(p: argparse.ArgumentParser) -> None:
+    """The model arguments of `stream` and `export`: NAME, --weights, --random."""
+    p.add_argument("name", help="zoo name, save_pretrained folder or hf-hub:owner/repo")
+    p.add_argument("--weights", default=None, help="local safetensors file instead of the release")
+    p.add_argument("--random", action="store_true", help="use random weights (for a smoke test)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stzoo", description="Spatiotemporal forecasting model zoo.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -259,13 +459,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="forecast the frames that follow a GIF / image folder / .npy")
     p.add_argument("name")
     p.add_argument("--input", required=True, help="GIF, folder of images, or .npy (T×H×W[×C])")
-    p.add_argument("--output", required=True, help="OUT.gif (or .npy)")
+    p.add_argument("--output", default=None, help="OUT.gif (or .npy): the predicted frames")
+    p.add_argument("--strip", default=None, metavar="OUT.png",
+                   help="a paper-style strip: input | (ground truth | prediction | |error| with --truth)")
+    p.add_argument("--animation", default=None, metavar="OUT.gif",
+                   help="an annotated GIF: the input, then the forecast (beside the truth with --truth)")
+    p.add_argument("--truth", default=None, help="the frames that really followed (GIF / folder / .npy), "
+                   "for the strip's ground-truth and error rows")
     p.add_argument("--horizon", type=int, default=None)
     p.add_argument("--weights", default=None, help="local safetensors file instead of the release")
     p.add_argument("--random", action="store_true", help="use random weights (for a smoke test)")
     p.add_argument("--device", default=None)
     p.add_argument("--fps", type=float, default=5.0)
+    p.add_argument("--impl", choices=["auto", "reference", "fused"], default="auto",
+                   help="reference modules or their fused fast twins (auto = fused); see docs/kernels.md")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("bench", help="sequences/s, latency and peak memory per model × impl × batch",
+                       description="Time forecasts (random weights and inputs; speed does not depend on them). "
+                       "See docs/benchmarks.md for how the numbers are taken.")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="zoo names (default: every entry with released weights)")
+    p.add_argument("--impl", nargs="+", choices=["auto", "reference", "fused"], default=["reference", "fused"])
+    p.add_argument("--batch", nargs="+", type=int, default=[1, 16])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--json", action="store_true", help="print one JSON object per measurement instead")
+    p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("train", help="train a zoo entry's architecture on Moving MNIST (resumable)")
     p.add_argument("name")
@@ -280,6 +502,44 @@ def build_parser() -> argparse.ArgumentParser:
                       ("loss", str), ("alpha", float), ("seed", int), ("scheduled_sampling", float)):
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("finetune", help="fine-tune a zoo model on your own videos (resumable; torchrun for DDP)",
+                       description="Fine-tune NAME (a zoo name, a save_pretrained folder or hf-hub:owner/repo) on "
+                       "your videos and write the best model to --out in the save_pretrained layout. Run it with "
+                       "`torchrun --nproc_per_node=N -m stzoo.cli finetune ...` for data-parallel training.")
+    p.add_argument("name")
+    p.add_argument("--data", required=True, nargs="+", metavar="PATH",
+                   help="video file(s) (GIF, MP4/AVI/MOV with stzoo[video], .npy/.npz), folders of frames or of videos")
+    p.add_argument("--out", required=True, help="output folder (best model, checkpoint.pt, history.json)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--val", type=float, default=0.2, help="fraction held out for validation (0: none)")
+    p.add_argument("--val-data", nargs="+", default=None, metavar="PATH", help="separate validation videos")
+    p.add_argument("--split", choices=("auto", "video", "time"), default="auto")
+    p.add_argument("--stride", type=int, default=1, help="frames between clip starts")
+    p.add_argument("--loss", choices=("mse", "mse+ddr"), default="mse")
+    p.add_argument("--alpha", type=float, default=0.1, help="DDR weight for --loss mse+ddr")
+    p.add_argument("--freeze", nargs="*", default=None, metavar="PREFIX", help="parameter-name prefixes to keep fixed")
+    p.add_argument("--patience", type=int, default=3, help="early stopping patience in epochs (0: off)")
+    p.add_argument("--channels", type=int, default=None, help="train with this many channels (default: the data's)")
+    p.add_argument("--size", type=_parse_size, default="model", help="'model' (default), 'native' or HxW")
+    p.add_argument("--frames-in", type=int, default=None)
+    p.add_argument("--frames-out", type=int, default=None)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--scheduled-sampling", type=float, default=0.0)
+    p.add_argument("--checkpoint-every", type=int, default=200, help="optimizer steps between checkpoints")
+    p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="bfloat16 autocast")
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--weights", default=None, help="local safetensors file instead of the release")
+    p.add_argument("--random", action="store_true", help="start from random weights")
+    p.add_argument("--model-name", default=None, help="name in the model card (default NAME-finetuned)")
+    p.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="upload the result to this Hub repo")
+    p.set_defaults(func=_cmd_finetune)
 
     p = sub.add_parser("evaluate", help="MSE/MAE/SSIM/PSNR on the stzoo Moving MNIST test set")
     p.add_argument("name", help="zoo name, or copy-last-frame for the baseline")
@@ -303,7 +563,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("zoo-table", help="print the zoo table (Markdown) generated from the manifest")
     p.add_argument("--write", default=None, metavar="FILE", help="replace the table between markers in FILE")
+    p.add_argument("--docs", default=None, metavar="DIR",
+                   help="also write the docs pages generated from the manifest (DIR/zoo.md, DIR/models/*.md)")
     p.set_defaults(func=_cmd_zoo_table)
+
+    p = sub.add_parser("zoo-stats", help="(maintainers) count GFLOPs and measure CPU speed into the manifest",
+                       description="Count each entry's forward FLOPs with torch.utils.flop_counter.FlopCounterMode "
+                       "and, with --speed, measure CPU sequences/s with stzoo.bench.measure; both are written into "
+                       "the manifest with their provenance. Then run `stzoo zoo-table --write README.md --docs docs`.")
+    p.add_argument("names", nargs="*", metavar="NAME", help="entries to update (default: all non-alias entries)")
+    p.add_argument("--speed", action="store_true", help="also measure CPU speed (batch 1, float32)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for the speed measurement")
+    p.add_argument("--iters", type=int, default=10, help="timed forecasts per entry")
+    p.add_argument("--machine", default=None, help="machine description to store (default: read from this one)")
+    p.add_argument("--manifest", default=None, help="default: the package's weights_manifest.json")
+    p.set_defaults(func=_cmd_zoo_stats)
 
     p = sub.add_parser("download", help="pre-fetch verified weights (e.g. for an offline machine)",
                        description="Fetch zoo weights into the Hugging Face cache (HF_HOME / HF_HUB_CACHE; "
@@ -331,6 +605,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--message", default=None, help="commit message")
     p.add_argument("--private", action="store_true", help="create the repo private")
     p.set_defaults(func=_cmd_hub_push)
+
+    p = sub.add_parser("convert", help="import a checkpoint trained with another library")
+    convert_sub = p.add_subparsers(dest="convert_source", required=True)
+    p = convert_sub.add_parser(
+        "openstl", help="an OpenSTL TAU or ConvLSTM checkpoint (.pth / .ckpt) → a save_pretrained folder",
+        description="Convert an OpenSTL checkpoint (raw state_dict, a dict with 'state_dict', or a Lightning "
+        ".ckpt; read with torch.load(weights_only=True) only) into a folder that stzoo.load(DIR) loads. Keys "
+        "and shapes are checked strictly. See docs/openstl.md.")
+    p.add_argument("checkpoint", metavar="CKPT", help="the OpenSTL .pth / .ckpt file")
+    p.add_argument("--arch", required=True, choices=["tau", "convlstm"], help="OpenSTL's TAU or ConvLSTM")
+    p.add_argument("--config", default=None, metavar="JSON|FILE",
+                   help="what the weights cannot tell, e.g. '{\"patch_size\": 4}' for ConvLSTM; JSON, a .json "
+                   "file or an OpenSTL .py config (e.g. configs/mmnist/ConvLSTM.py)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write")
+    p.add_argument("--name", default=None, help="name in the model card (default <arch>-openstl-<file stem>)")
+    p.add_argument("--license", default="Apache-2.0", help="license of the original weights (default: OpenSTL's, "
+                   "Apache-2.0)")
+    p.set_defaults(func=_cmd_convert_openstl)
+
+    p = sub.add_parser("stream", help="feed a video frame by frame and print rolling forecasts",
+                       description="Push the frames of a video (GIF, folder of images, .npy, or MP4 & co. with "
+                       "stzoo[video]) one at a time through a stzoo.Forecaster, as a live source would, and "
+                       "forecast every K frames once enough context has arrived. Each forecast is compared with "
+                       "the frames that really followed, where the input has them. See docs/deploy.md.")
+    _add_model_source(p)
+    p.add_argument("--input", required=True, metavar="VIDEO", help="GIF, folder of images, .npy, or a video file")
+    p.add_argument("--horizon", type=int, default=None, help="frames per forecast (default: the model's frames_out)")
+    p.add_argument("--every", type=int, default=1, metavar="K", help="forecast every K frames (default 1)")
+    p.add_argument("--context", choices=["stream", "window"], default=None,
+                   help="carry the recurrent state over the whole stream, or recompute the last frames_in "
+                   "frames (default: stream for recurrent models, window for TAU)")
+    p.add_argument("--min-frames", type=int, default=None, help="frames before the first forecast")
+    p.add_argument("--out", default=None, metavar="DIR", help="save every forecast and forecasts.json here")
+    p.add_argument("--save", choices=["gif", "npy"], default="gif", help="file type of saved forecasts")
+    p.add_argument("--fps", type=float, default=5.0)
+    p.add_argument("--device", default=None)
+    p.add_argument("--impl", choices=["auto", "reference", "fused"], default="auto")
+    p.set_defaults(func=_cmd_stream)
+
+    p = sub.add_parser("export", help="export a model to ONNX (native lengths, dynamic batch)",
+                       description="Write the model as an ONNX file mapping frames (B×frames_in×C×H×W float32 in "
+                       "[0, 1]) to forecast (B×frames_out×C×H×W); recurrent models are unrolled. Only the batch "
+                       "axis is dynamic. The file is checked with onnxruntime against torch before it is kept. "
+                       "Needs pip install \"stzoo[onnx]\". See docs/deploy.md.")
+    _add_model_source(p)
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--out", required=True, metavar="FILE", help="the .onnx file to write")
+    p.add_argument("--batch", type=int, default=1, help="example batch size (the only one with --static-batch)")
+    p.add_argument("--static-batch", action="store_true", help="fix the batch size instead of leaving it dynamic")
+    p.add_argument("--height", type=int, default=None, help="frame height (default: the training size)")
+    p.add_argument("--width", type=int, default=None, help="frame width (default: the training size)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's, 20 for dynamo)")
+    p.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo")
+    p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime check")
+    p.set_defaults(func=_cmd_export)
     return parser
 
 

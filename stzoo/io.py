@@ -36,7 +36,7 @@ from PIL import GifImagePlugin, Image, ImageSequence
 
 from stzoo.errors import InputError, InputTypeError
 
-__all__ = ["LAYOUTS", "IMAGE_SUFFIXES", "ARRAY_SUFFIXES", "OutputFormat", "prepare_frames",
+__all__ = ["LAYOUTS", "IMAGE_SUFFIXES", "ARRAY_SUFFIXES", "VIDEO_SUFFIXES", "OutputFormat", "prepare_frames",
            "read_frames", "write_gif"]
 
 #: Accepted layouts of a frame sequence (B: batch, T: time, C: channel, H: height, W: width).
@@ -48,6 +48,9 @@ IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".apng", ".jpg", ".jpeg", ".bmp", ".g
 
 #: File suffixes (lower case) read with numpy.
 ARRAY_SUFFIXES: tuple[str, ...] = (".npy", ".npz")
+
+#: File suffixes (lower case) read as video through PyAV (the optional extra ``stzoo[video]``).
+VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".m4v", ".avi", ".mov", ".mkv", ".webm")
 
 _UNBATCHED_LAYOUTS: tuple[str, ...] = ("THW", "THWC", "TCHW")
 
@@ -259,6 +262,32 @@ def _read_array_file(path: Path) -> np.ndarray:
             from exc
 
 
+def _read_video_file(path: Path, channels: int | None) -> np.ndarray:
+    """All frames of an MP4 / AVI / MOV / ... file, decoded with PyAV (``pip install stzoo[video]``)."""
+    try:
+        import av
+    except ImportError as exc:
+        raise InputError(f"reading '{path}' needs PyAV, which is not installed: run "
+                         "`pip install \"stzoo[video]\"` (or `pip install av`), or convert the video to "
+                         "a GIF / folder of images / .npy first") from exc
+    frames: list[Image.Image] = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise InputError(f"'{path}' holds no video stream")
+            for frame in container.decode(video=0):
+                frames.append(frame.to_image())
+    except InputError:
+        raise
+    except Exception as exc:  # PyAV raises its own FFmpegError family, plus OSError / ValueError
+        raise InputError(f"cannot read video file '{path}': {type(exc).__name__}: {exc}") from exc
+    if not frames:
+        raise InputError(f"video file '{path}' holds no frames")
+    names = [f"'{path}' frame {i}" for i in range(len(frames))]
+    # Decoded frames are RGB: a grey video is recognised by three equal channels.
+    return _images_to_array(frames, names, channels, sequence=True)
+
+
 def read_frames(path: str | os.PathLike, *, channels: int | None = None) -> np.ndarray:
     """Read a frame sequence from disk.
 
@@ -272,7 +301,9 @@ def read_frames(path: str | os.PathLike, *, channels: int | None = None) -> np.n
               of a multi-frame file), sorted *naturally* by file name (``frame2`` before
               ``frame10``);
             * a ``.npy`` file, or a ``.npz`` file (the array named ``'frames'`` if there is one,
-              else the first array).
+              else the first array);
+            * a video file (``.mp4 .m4v .avi .mov .mkv .webm``), decoded with PyAV, which the
+              optional extra ``pip install "stzoo[video]"`` installs.
         channels: for images only: 1 converts every frame to grayscale ('L'), 3 to 'RGB'. With
             ``None``, the sequence is grayscale when every frame is ('1', 'L', 'LA', 16-bit grey,
             or a palette whose used colours are all grey; for GIF frames after the first, which
@@ -301,8 +332,11 @@ def read_frames(path: str | os.PathLike, *, channels: int | None = None) -> np.n
         return _read_array_file(p)
     if suffix in IMAGE_SUFFIXES:
         return _read_image_file(p, channels)
+    if suffix in VIDEO_SUFFIXES:
+        return _read_video_file(p, channels)
     raise InputError(f"cannot read '{p}': unsupported suffix {p.suffix!r}; expected a folder of "
-                     f"images or a file ending in {', '.join(IMAGE_SUFFIXES + ARRAY_SUFFIXES)}")
+                     f"images or a file ending in "
+                     f"{', '.join(IMAGE_SUFFIXES + ARRAY_SUFFIXES + VIDEO_SUFFIXES)}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 from stzoo.errors import UnknownModelError
 
 __all__ = ["InputSpec", "load_manifest", "load_schema", "validate_manifest", "resolve_name", "get_entry",
-           "MANIFEST_FILE"]
+           "MANIFEST_FILE", "zoo_table_markdown", "format_gflops", "format_speed"]
 
 MANIFEST_FILE = "weights_manifest.json"
 SCHEMA_FILE = "weights_manifest.schema.json"
@@ -94,27 +94,55 @@ def get_entry(name: str, manifest: dict[str, Any] | None = None) -> dict[str, An
     return {"name": real, **copy.deepcopy(manifest["models"][real])}
 
 
-def zoo_table_markdown(manifest: dict[str, Any] | None = None) -> str:
-    """The model zoo as a Markdown table, generated from the manifest (README and docs use it)."""
+def format_gflops(entry: dict[str, Any]) -> str:
+    """An entry's stored forward-pass GFLOPs (``entry["flops"]``) for tables, or "–" if not counted."""
+    flops = entry.get("flops")
+    return f"{flops['flops'] / 1e9:.2f}" if flops else "–"
+
+
+def format_speed(entry: dict[str, Any], device: str = "cpu") -> str:
+    """An entry's measured sequences per second on ``device`` for tables, or "–" if not measured."""
+    speed = (entry.get("speed") or {}).get(device)
+    if not speed:
+        return "–"
+    v = speed["seq_per_s"]
+    return f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+
+
+def zoo_table_markdown(manifest: dict[str, Any] | None = None, *, link_prefix: str | None = None) -> str:
+    """The model zoo as a Markdown table, generated from the manifest (README and docs use it).
+
+    Args:
+        manifest: the manifest dict (default: the packaged one).
+        link_prefix: if given, each entry's name links to ``f"{link_prefix}{name}.md"`` (its model
+            card in the docs, e.g. ``"models/"``).
+
+    Returns:
+        The table: one row per entry (aliases say what they point at) and per baseline.
+    """
     manifest = manifest or _manifest_cached()
     models = manifest["models"]
-    lines = ["| name | arch | params | weights | MSE ↓ | MAE ↓ | SSIM ↑ | PSNR ↑ | trained |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| name | arch | params | GFLOPs | weights | MSE ↓ | MAE ↓ | SSIM ↑ | PSNR ↑ | CPU seq/s ↑ | trained |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def label(name: str) -> str:
+        return f"[`{name}`]({link_prefix}{name}.md)" if link_prefix is not None else f"`{name}`"
+
     for name in sorted(models):
         e = models[name]
         if "alias" in e:
-            lines.append(f"| `{name}` | alias of `{e['alias']}` | | | | | | | |")
+            lines.append(f"| {label(name)} | alias of {label(e['alias'])} | | | | | | | | | |")
             continue
         m = e.get("metrics", {})
         t = e.get("training", {})
         fmt = lambda k, d: f"{m[k]:.{d}f}" if k in m else "–"  # noqa: E731
         seqs = t["epochs"] * t["recipe"].get("epoch_size", 0) if t else 0
         trained = f"{t['epochs']:g} ep ({seqs:,.0f} seq), {t['hardware'].split(';')[0]})" if t else "–"
-        lines.append(f"| `{name}` | {e['architecture']} | {e['parameters'] / 1e6:.2f} M | "
+        lines.append(f"| {label(name)} | {e['architecture']} | {e['parameters'] / 1e6:.2f} M | {format_gflops(e)} | "
                      f"{'yes' if e.get('weights') else 'not yet'} | {fmt('mse', 1)} | {fmt('mae', 1)} | "
-                     f"{fmt('ssim', 3)} | {fmt('psnr', 2)} | {trained} |")
+                     f"{fmt('ssim', 3)} | {fmt('psnr', 2)} | {format_speed(e)} | {trained} |")
     for name, b in sorted(manifest.get("baselines", {}).items()):
         m = b["metrics"]
-        lines.append(f"| *{name}* (baseline) | – | – | – | {m['mse']:.1f} | {m['mae']:.1f} | "
-                     f"{m['ssim']:.3f} | {m['psnr']:.2f} | – |")
+        lines.append(f"| *{name}* (baseline) | – | – | – | – | {m['mse']:.1f} | {m['mae']:.1f} | "
+                     f"{m['ssim']:.3f} | {m['psnr']:.2f} | – | – |")
     return "\n".join(lines)

@@ -43,21 +43,60 @@ class Predictor:
         spec: the :class:`~stzoo.manifest.InputSpec` (frames in/out, channels, size, value range).
         name: the zoo name, if it came from the zoo.
         batch_size: sequences per forward pass; bigger inputs are split so memory stays bounded.
+        impl: ``"reference"`` or ``"fused"`` — which implementation ``model`` is (see
+            :meth:`use_impl` and ``docs/kernels.md``).
+        cuda_graphs: replay CUDA graphs (cached per input shape) in :meth:`predict` on CUDA.
+            ``None`` (default): on for the fused implementation, off for the reference. No effect
+            on CPU.
     """
 
     def __init__(self, model: nn.Module, spec: InputSpec, *, name: str | None = None,
-                 entry: dict[str, Any] | None = None, batch_size: int = 16):
+                 entry: dict[str, Any] | None = None, batch_size: int = 16, cuda_graphs: bool | None = None):
         self.model = model.eval()
         self.spec = spec
         self.name = name
         self.entry = entry or {}
         self.batch_size = int(batch_size)
+        self.cuda_graphs = cuda_graphs
+        self._graphed: Any = None  # stzoo.kernels.graphs.GraphedCall for self.model, made on first use
+
+    @property
+    def impl(self) -> str:
+        """``"fused"`` when :attr:`model` is a fused twin from :mod:`stzoo.kernels`, else ``"reference"``."""
+        from stzoo.kernels import is_fused
+
+        return "fused" if is_fused(self.model) else "reference"
+
+    @property
+    def reference_model(self) -> nn.Module:
+        """The reference module (:attr:`model` itself for ``impl == "reference"``)."""
+        return getattr(self.model, "reference", self.model) if self.impl == "fused" else self.model
+
+    def use_impl(self, impl: str) -> "Predictor":
+        """Switch this Predictor to ``impl`` (``"auto"``, ``"reference"`` or ``"fused"``) in place.
+
+        Both implementations come from the same weights: ``"fused"`` folds the reference model
+        (:func:`stzoo.kernels.fuse`), ``"reference"`` goes back to it; ``"auto"`` is ``"fused"``
+        where the architecture has a fused twin, else ``"reference"``. Returns ``self``.
+
+        Raises:
+            ConfigError: ``impl`` is not one of those, or the architecture has no fused twin.
+        """
+        from stzoo.kernels import FUSED, fuse, resolve_impl
+
+        want = resolve_impl(impl)
+        if impl == "auto" and getattr(self.reference_model, "arch", None) not in FUSED:
+            want = "reference"  # an architecture without a fused twin
+        if want != self.impl:
+            self.model = fuse(self.model) if want == "fused" else self.reference_model.eval()
+            self._graphed = None
+        return self
 
     def __repr__(self) -> str:
         p = next(self.model.parameters())
         return (f"Predictor({self.name or type(self.model).__name__}: {self.spec.frames_in} → "
                 f"{self.spec.frames_out} frames, {self.spec.channels} channel(s), device={p.device}, "
-                f"dtype={p.dtype})")
+                f"dtype={p.dtype}, impl={self.impl})")
 
     @property
     def device(self) -> torch.device:
@@ -87,14 +126,26 @@ class Predictor:
             check(x[:, -self.spec.frames_in:] if not self.recurrent else x[:, :1])
         return x[:, -self.spec.frames_in:]
 
+    def _runner(self, x: Tensor) -> Any:
+        """``self.model``, or on CUDA (with :attr:`cuda_graphs`) a CUDA-graph replayer of it."""
+        use = self.cuda_graphs if self.cuda_graphs is not None else self.impl == "fused"
+        if not (use and x.is_cuda):
+            return self.model
+        if self._graphed is None or self._graphed.fn is not self.model:
+            from stzoo.kernels.graphs import GraphedCall
+
+            self._graphed = GraphedCall(self.model)
+        return self._graphed
+
     @torch.no_grad()
     def _forecast(self, x: Tensor, horizon: int) -> Tensor:
         """x: B×T×C×H×W on the model's device/dtype → B×horizon×C×H×W."""
+        run = self._runner(x)
         if self.recurrent:
-            return self.model(x, horizon)
+            return run(x, horizon)
         outputs, window, made = [], x, 0
         while made < horizon:  # TAU paper §4.4: feed predictions back in
-            y = self.model(window)
+            y = run(window)
             outputs.append(y)
             made += y.shape[1]
             window = torch.cat([window, y], dim=1)[:, -self.spec.frames_in:]
@@ -155,3 +206,31 @@ class Predictor:
 
         return push_to_hub(self, repo_id, revision=revision, commit_message=commit_message, private=private,
                            token=token, config=config, card=card)
+
+    def export_onnx(self, path: str | os.PathLike, *, batch: int = 1, dynamic_batch: bool = True,
+                    **kwargs: Any) -> Any:
+        """Write the model as an ONNX file, frames_in frames in → frames_out frames out (recurrent
+        models unrolled), verified against torch with onnxruntime; returns a
+        :class:`stzoo.export.OnnxExport`. Needs ``pip install "stzoo[onnx]"``. Further keyword
+        arguments (``height``, ``width``, ``opset``, ``exporter``, ``verify``, ``atol``) and the
+        details are in :func:`stzoo.export.export_onnx`."""
+        from stzoo.export import export_onnx
+
+        return export_onnx(self, path, batch=batch, dynamic_batch=dynamic_batch, **kwargs)
+
+    def finetune(self, data: Any, *, epochs: int = 10, lr: float = 1e-4, batch_size: int = 8, val: Any = 0.2,
+                 loss: str = "mse", freeze: Any = None, device: str | torch.device | None = None,
+                 amp: bool | None = None, out_dir: str | os.PathLike = "finetuned", resume: bool = False,
+                 **kwargs: Any) -> Any:
+        """Fine-tune this model on your own videos; returns ``(fine_tuned_predictor, history)``.
+
+        This Predictor is not modified. The best model is written to ``out_dir`` in the
+        ``save_pretrained`` layout (``stzoo.load(out_dir)`` loads it). Every argument, including
+        those passed through ``kwargs`` (``split``, ``stride``, ``patience``, ``channels``, ``size``,
+        ``frames_in``, ``frames_out``, ``max_steps``, ``push_to_hub``, ...), is described in
+        :func:`stzoo.finetune.finetune`.
+        """
+        from stzoo.finetune import finetune
+
+        return finetune(self, data, epochs=epochs, lr=lr, batch_size=batch_size, val=val, loss=loss,
+                        freeze=freeze, device=device, amp=amp, out_dir=out_dir, resume=resume, **kwargs)

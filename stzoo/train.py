@@ -35,7 +35,9 @@ from stzoo.losses import mse_ddr_loss
 from stzoo.metrics import MetricAccumulator
 from stzoo.models import build_model, count_parameters, full_config
 
-__all__ = ["Recipe", "RECIPES", "train", "evaluate", "evaluate_copy_last", "release", "sha256_file"]
+__all__ = ["Recipe", "RECIPES", "train", "evaluate", "evaluate_copy_last", "release", "sha256_file",
+           "atomic_torch_save", "atomic_write_text", "capture_rng_state", "restore_rng_state",
+           "make_optimizer", "optimizer_step", "compute_loss", "predict_future"]
 
 
 @dataclass
@@ -64,6 +66,8 @@ RECIPES: dict[str, Recipe] = {
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file, fsync, then rename over ``path``: a crash (even kill -9)
+    leaves either the old checkpoint or the new one, never a half-written file."""
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
     with open(tmp, "rb") as f:
@@ -72,19 +76,58 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
 
 
+def capture_rng_state(device: torch.device) -> dict[str, Any]:
+    """The torch RNG state of the CPU (and of ``device`` if it is a GPU), to store in a checkpoint."""
+    return {"rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def restore_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    """Undo :func:`capture_rng_state`: the next random draws repeat those of the saved run."""
+    torch.set_rng_state(state["rng"])
+    if device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+
+
+def make_optimizer(params: Any, recipe: Recipe, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW with ``recipe.lr`` / ``recipe.weight_decay`` and a OneCycle schedule over ``total_steps``."""
+    opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=max(1, total_steps))
+    return opt, sched
+
+
+def optimizer_step(loss: Tensor, model: nn.Module, opt: torch.optim.Optimizer, sched: Any,
+                   grad_clip: float) -> None:
+    """Backward pass, optional gradient-norm clipping, optimizer and scheduler step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], grad_clip)
+    opt.step()
+    sched.step()
+
+
 def _to_float(batch: Tensor, device: torch.device) -> Tensor:
-    return batch.to(device, non_blocking=True).float().div_(255.0)
+    """A batch on ``device`` as float in [0, 1]: uint8 is divided by 255, floats are taken as they are."""
+    batch = batch.to(device, non_blocking=True)
+    return batch.float().div_(255.0) if batch.dtype == torch.uint8 else batch.float()
+
+
+def _is_recurrent(model: nn.Module) -> bool:
+    """Whether ``model`` (or the module a DistributedDataParallel wrapper holds) is recurrent."""
+    return bool(getattr(getattr(model, "module", model), "recurrent", False))
 
 
 def compute_loss(model: nn.Module, recipe: Recipe, seq: Tensor, teacher_p: float) -> Tensor:
     """The recipe's loss on one batch of float sequences B×(T_in+T_out)×C×H×W."""
     x, y = seq[:, :recipe.frames_in], seq[:, recipe.frames_in:recipe.frames_in + recipe.frames_out]
-    if getattr(model, "recurrent", False):
+    if _is_recurrent(model):
         mask = None
         if teacher_p > 0:
             mask = torch.bernoulli(torch.full((x.shape[0], recipe.frames_out - 1), teacher_p, device=x.device))
@@ -102,7 +145,7 @@ def compute_loss(model: nn.Module, recipe: Recipe, seq: Tensor, teacher_p: float
 @torch.no_grad()
 def predict_future(model: nn.Module, x: Tensor, n_out: int) -> Tensor:
     """Future frames from a model in eval mode (TAU maps T→T; recurrent models take ``n_out``)."""
-    return model(x, n_out) if getattr(model, "recurrent", False) else model(x)
+    return model(x, n_out) if _is_recurrent(model) else model(x)
 
 
 @torch.no_grad()
@@ -161,10 +204,9 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(recipe.seed)
     model = build_model(arch, config).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     steps_per_epoch = math.ceil(recipe.epoch_size / recipe.batch_size)
     total = steps_per_epoch * recipe.epochs
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=total)
+    opt, sched = make_optimizer(model.parameters(), recipe, total)
     data = MovingMNIST.from_mnist(mnist_dir, "train", num_sequences=recipe.epoch_size,
                                   seq_len=recipe.frames_in + recipe.frames_out, seed=recipe.seed)
     ckpt_path = out / "checkpoint.pt"
@@ -176,9 +218,7 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
-        torch.set_rng_state(ck["rng"])
-        if dev.type == "cuda" and ck.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(ck["cuda_rng"], dev)
+        restore_rng_state(ck, dev)
         step, wall = ck["step"], ck["wall_clock_s"]
     meta = {"arch": arch, "config": config, "recipe": asdict(recipe), "parameters": count_parameters(model)}
     atomic_write_text(out / "run.json", json.dumps(meta, indent=2))
@@ -186,8 +226,7 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
     def save_checkpoint() -> None:
         atomic_torch_save({
             "arch": arch, "config": config, "recipe": asdict(recipe), "model": model.state_dict(),
-            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), **capture_rng_state(dev),
             "step": step, "wall_clock_s": wall}, ckpt_path)
 
     stop = total if max_steps is None else min(total, max_steps)
@@ -209,12 +248,7 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
                 teacher_p = max(0.0, 1.0 - step / (recipe.scheduled_sampling * total))
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
                 loss = compute_loss(model, recipe, seq, teacher_p)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if recipe.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-            opt.step()
-            sched.step()
+            optimizer_step(loss, model, opt, sched, recipe.grad_clip)
             step += 1
             value = float(loss.detach())
             running = value if running is None else 0.98 * running + 0.02 * value

@@ -1,0 +1,370 @@
+"""Generated documentation and the manifest's computed columns (maintainer tools).
+
+Everything the docs say about the zoo comes from ``weights_manifest.json``, so it cannot drift:
+
+* :func:`zoo_page` — ``docs/zoo.md``: the zoo table (:func:`stzoo.manifest.zoo_table_markdown`,
+  the same one the README carries) with each name linking to its model card, and what the
+  columns mean;
+* :func:`model_card_page` — ``docs/models/<name>.md``: one card per zoo entry (aliases included);
+* :func:`write_docs` writes both (``stzoo zoo-table --docs docs``); :func:`stale_docs` lists the
+  files that differ from what the manifest gives (the tests use it).
+
+Two manifest fields are computed rather than typed, by ``stzoo zoo-stats`` (:func:`update_manifest_stats`):
+
+* ``flops`` — :func:`count_flops`: floating-point operations of one forward pass on the native
+  input, counted with ``torch.utils.flop_counter.FlopCounterMode`` (deterministic; the tests
+  recount it);
+* ``speed`` — :func:`measure_speed`: sequences per second measured with :func:`stzoo.bench.measure`,
+  stored with the machine, thread count, date and command that produced it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stzoo.errors import StzooError
+from stzoo.manifest import format_gflops, format_speed, load_manifest, zoo_table_markdown
+
+__all__ = ["FLOP_COUNTER", "GENERATED_NOTE", "count_flops", "measure_speed", "machine_description",
+           "update_manifest_stats", "zoo_page", "model_card_page", "generated_docs", "write_docs", "stale_docs"]
+
+FLOP_COUNTER = "torch.utils.flop_counter.FlopCounterMode"
+GENERATED_NOTE = ("<!-- Generated from stzoo/weights_manifest.json by `stzoo zoo-table --docs docs`. "
+                  "Do not edit by hand: edit the manifest and regenerate. -->")
+STRIP_IMAGE = "assets/tau-mmnist-strip.png"
+
+
+# ---- computed manifest fields -----------------------------------------------------------------
+def count_flops(entry: dict[str, Any]) -> dict[str, Any]:
+    """Count the FLOPs of one forward pass of ``entry``'s architecture on its native input.
+
+    The model is built from the entry's config (random weights: the count does not depend on
+    them), moved to the ``meta`` device (no memory, no arithmetic) and run once on a batch of one
+    sequence of ``frames_in`` frames: ``model(x)`` for TAU, ``model(x, frames_out)`` for the
+    recurrent models (so their count covers all ``frames_in + frames_out - 1`` steps).
+    ``FlopCounterMode`` counts 2 FLOPs per multiply-accumulate of convolutions and matrix
+    products and ignores element-wise work (activations, norms, gates), as most papers do.
+
+    Args:
+        entry: a manifest entry (not an alias) with ``architecture``, ``config`` and ``input``.
+
+    Returns:
+        The manifest's ``flops`` record: ``flops`` (int), ``input_shape`` (B, T, C, H, W),
+        ``frames_out``, ``counter`` and ``torch`` (the version that counted).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from stzoo.models import build_model
+
+    spec = entry["input"]
+    shape = [1, int(spec["frames_in"]), int(spec["channels"]), int(spec["height"]), int(spec["width"])]
+    model = build_model(entry["architecture"], entry["config"]).eval().to("meta")
+    x = torch.zeros(shape, device="meta")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        if getattr(model, "recurrent", False):
+            model(x, int(spec["frames_out"]))
+        else:
+            model(x)
+    return {"flops": int(counter.get_total_flops()), "input_shape": shape, "frames_out": int(spec["frames_out"]),
+            "counter": FLOP_COUNTER, "torch": torch.__version__.split("+")[0]}
+
+
+def machine_description(threads: int) -> str:
+    """A one-line description of this machine for speed records: CPU model, cores, threads used."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}; {os.cpu_count()} logical cores, {threads} thread(s) used; {platform.system()}"
+
+
+def measure_speed(name: str, *, threads: int = 1, batch: int = 1, warmup: int = 2, iters: int = 10,
+                  machine: str | None = None, command: str = "") -> dict[str, Any]:
+    """Measure forecast throughput of zoo entry ``name`` on the CPU with :func:`stzoo.bench.measure`.
+
+    The network is built with random weights (``pretrained=False``): speed does not depend on the
+    weight values, and entries without released weights get a number too.
+
+    Args:
+        name: a zoo name.
+        threads: ``torch.set_num_threads`` for the measurement.
+        batch: sequences per forecast, passed to :func:`stzoo.bench.measure`.
+        warmup: untimed forecasts first, passed to :func:`stzoo.bench.measure`.
+        iters: timed forecasts, passed to :func:`stzoo.bench.measure`.
+        machine: description stored with the number (default :func:`machine_description`).
+        command: the command line that asked for it, stored as provenance.
+
+    Returns:
+        The manifest's ``speed["cpu"]`` record.
+
+    Raises:
+        StzooError: :mod:`stzoo.bench` is not available.
+    """
+    try:
+        from stzoo.bench import measure
+    except ImportError as exc:
+        raise StzooError(f"measuring speed needs stzoo.bench.measure, which could not be imported ({exc})") from exc
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        result = measure(name, impl="auto", batch=batch, device="cpu",
+                         dtype="float32", warmup=warmup, iters=iters)
+    finally:
+        torch.set_num_threads(previous)
+    d = result.to_dict() if hasattr(result, "to_dict") else dict(vars(result))
+    return {"seq_per_s": round(float(d["seq_per_s"]), 3), "latency_ms": round(float(d["latency_ms"]), 2),
+            "batch": batch, "dtype": "float32", "impl": str(d.get("impl", "auto")), "threads": threads,
+            "peak_mem_mb": d.get("peak_mem_mb"), "iters": iters, "machine": machine or machine_description(threads),
+            "date": _dt.date.today().isoformat(), "torch": torch.__version__.split("+")[0], "command": command}
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def update_manifest_stats(manifest_path: str | os.PathLike, *, speed: bool = False, names: list[str] | None = None,
+                          threads: int = 1, iters: int = 10, machine: str | None = None,
+                          command: str = "") -> dict[str, Any]:
+    """Recount ``flops`` (and, with ``speed``, remeasure ``speed.cpu``) of manifest entries, in place.
+
+    Args:
+        manifest_path: the ``weights_manifest.json`` to update (written atomically).
+        speed: also measure CPU speed (slow-ish: a few seconds per entry).
+        names: entries to update (default: every non-alias entry).
+        threads: CPU threads for the speed measurement (see :func:`measure_speed`).
+        iters: timed forecasts per entry.
+        machine: machine description stored with the speed (default: read from this machine).
+        command: the command line stored as provenance.
+
+    Returns:
+        ``{name: {"flops": ..., "speed": ...}}`` of what was written.
+    """
+    from tqdm import tqdm
+
+    path = Path(manifest_path)
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    models = manifest["models"]
+    todo = names or [n for n in sorted(models) if "alias" not in models[n]]
+    for n in todo:
+        if n not in models or "alias" in models[n]:
+            raise StzooError(f"{n!r} is not a (non-alias) entry of {path}")
+    written: dict[str, Any] = {}
+    for n in tqdm(todo, desc="zoo stats", unit="model"):
+        entry = models[n]
+        entry["flops"] = count_flops(entry)
+        written[n] = {"flops": entry["flops"]}
+        if speed:
+            entry.setdefault("speed", {})["cpu"] = measure_speed(n, threads=threads, iters=iters, machine=machine,
+                                                                 command=command)
+            written[n]["speed"] = entry["speed"]["cpu"]
+        _write_json_atomic(path, manifest)  # after every entry: nothing measured is lost on a crash
+    return written
+
+
+# ---- pages ------------------------------------------------------------------------------------
+def _speed_sources(models: dict[str, Any]) -> list[str]:
+    seen: dict[tuple[str, str], list[str]] = {}
+    for name, e in sorted(models.items()):
+        s = (e.get("speed") or {}).get("cpu")
+        if s:
+            seen.setdefault((s["machine"], s["date"]), []).append(name)
+    return [f"{machine} on {date} (batch 1, float32): {', '.join(f'`{n}`' for n in names)}"
+            for (machine, date), names in seen.items()]
+
+
+def zoo_page(manifest: dict[str, Any] | None = None) -> str:
+    """The text of ``docs/zoo.md``: the zoo table with links to the model cards, and its legend."""
+    manifest = manifest or load_manifest()
+    models = manifest["models"]
+    sources = _speed_sources(models)
+    metrics = next((e["metrics"] for e in models.values() if e.get("metrics")), None)
+    flops = next((e["flops"] for e in models.values() if e.get("flops")), None)
+    lines = [GENERATED_NOTE, "", "# Model zoo", "",
+             "Every row comes from `weights_manifest.json` (shipped inside the package); the tests regenerate "
+             "this page and fail if it differs. Click a name for its model card.", "",
+             zoo_table_markdown(manifest, link_prefix="models/"), "",
+             f"![{'tau-mmnist'} on a test sequence: input, ground truth, prediction, absolute error]({STRIP_IMAGE})",
+             "", "## What the columns mean", "",
+             "- **params**: the parameter count stored in the manifest (a test rebuilds each model and recounts it).",
+             "- **GFLOPs**: floating-point operations (10⁹) of *one forward pass* on the native input, batch 1 "
+             + (f"({'×'.join(map(str, flops['input_shape']))} in, {flops['frames_out']} frames out; for the "
+                f"recurrent models that pass runs all {flops['input_shape'][1] + flops['frames_out'] - 1} steps), "
+                if flops else "") + "counted by "
+             f"`stzoo zoo-stats` with `{FLOP_COUNTER}`. It counts **2 FLOPs per multiply-accumulate** of "
+             "convolutions and matrix products and ignores element-wise work. Tables made with fvcore (as in "
+             "many papers and OpenSTL) count one multiply-accumulate as one \"FLOP\": divide our number by 2 "
+             "to compare with them.",
+             "- **MSE / MAE / SSIM / PSNR**: measured by `stzoo evaluate` / `stzoo release` on "
+             + (f"{metrics['dataset']}, {metrics['sequences']:,} sequences" if metrics else "the stzoo test set")
+             + ". MSE and MAE are summed over the pixels of a frame and averaged over frames (the TAU paper's "
+             "convention); SSIM and PSNR are per frame, averaged. See each model card for the exact command.",
+             "- **CPU seq/s**: sequences forecast per second (10 frames in, 10 out, batch 1, float32), measured "
+             "by `stzoo zoo-stats --speed` with `stzoo.bench.measure`; a number from one machine, comparable "
+             "only within one run. "
+             + ("Measured on: " + "; ".join(sources) + "." if sources else "Not measured yet (–)."),
+             "- **trained**: epochs, sequences seen and hardware of the run that produced the weights.",
+             "- **–**: not measured / not released yet. Entries named `…-paper` are the papers' configurations, "
+             "shipped as architectures (`stzoo.load(name, pretrained=False)`) until weights are trained.", ""]
+    return "\n".join(lines)
+
+
+def _fence(obj: Any) -> list[str]:
+    return ["```json", json.dumps(obj, indent=2, ensure_ascii=False), "```"]
+
+
+def model_card_page(name: str, manifest: dict[str, Any] | None = None) -> str:
+    """The text of ``docs/models/<name>.md``: everything the manifest knows about one zoo entry."""
+    manifest = manifest or load_manifest()
+    models = manifest["models"]
+    raw = models[name]
+    if "alias" in raw:
+        target = raw["alias"]
+        return "\n".join([GENERATED_NOTE, "", f"# {name}", "", raw.get("description", ""), "",
+                          f"`{name}` is an alias: it loads [`{target}`]({target}.md), and will follow the zoo's best "
+                          "model of this kind as new weights are released. Pin the target name for reproducible "
+                          "results.", "", "```python", "import stzoo", "",
+                          f'p = stzoo.load("{name}")   # = stzoo.load("{target}")', "```", ""])
+    e = raw
+    spec = e["input"]
+    aliases = sorted(n for n, v in models.items() if v.get("alias") == name)
+    flops = e.get("flops")
+    flops_text = (f"{format_gflops(e)} GFLOPs ({flops['flops'] / 2e9:.2f} GMACs), input "
+                  f"{'×'.join(map(str, flops['input_shape']))}, {flops['frames_out']} frames out" if flops else "–")
+    value_range = "[" + ", ".join(f"{v:g}" for v in spec["value_range"]) + "]"
+    lines = [GENERATED_NOTE, "", f"# {name}", "", e["description"], "",
+             "| | |", "|---|---|",
+             f"| architecture | `{e['architecture']}` ([architectures](../architectures.md)) |",
+             f"| parameters | {e['parameters']:,} |",
+             f"| compute | {flops_text} |",
+             f"| input | {spec['frames_in']} frames in → {spec['frames_out']} out, {spec['channels']} channel(s), "
+             f"trained at {spec['height']}×{spec['width']}, values in {value_range}"
+             + (f" ({spec['normalization']})" if spec.get("normalization") else "") + " |",
+             f"| weights | {'released' if e.get('weights') else 'not released yet'} |",
+             f"| CPU speed | {format_speed(e)} seq/s |" if (e.get("speed") or {}).get("cpu") else "| CPU speed | – |",
+             f"| license | {e['license']} |"]
+    if aliases:
+        lines.append(f"| aliases | {', '.join(f'[`{a}`]({a}.md)' for a in aliases)} |")
+    lines += ["", "## Use", "", "```python", "import stzoo", ""]
+    if e.get("weights"):
+        lines += [f'p = stzoo.load("{name}")          # verified weights (sha256) from the release',
+                  "future = p.predict(frames)            # frames: T×H×W uint8 or float in [0, 1]"]
+    else:
+        lines += [f'p = stzoo.load("{name}", pretrained=False)   # the architecture, randomly initialised',
+                  '# or your own trained file: stzoo.load(..., weights="model.safetensors")']
+    lines += ["```", "", "Command line: `stzoo info " + name + "`" + (f", `stzoo predict {name} --input clip.gif "
+              "--output future.gif --strip strip.png`" if e.get("weights") else "") + ". See "
+              "[predicting](../predicting.md).", "", "## Config", "", *_fence(e["config"]), ""]
+    w = e.get("weights")
+    lines += ["## Weights", ""]
+    if w:
+        lines += [f"- file: `{w['filename']}` ({w['size']:,} bytes, {w['dtype']}, safetensors)",
+                  f"- sha256: `{w['sha256']}` (checked before every load)"]
+        if w.get("hub"):
+            h = w["hub"]
+            lines.append(f"- Hugging Face Hub: `{h['repo_id']}`, file `{h['filename']}`, revision `{h['revision']}`")
+        lines += ["", "Offline use, mirrors and the cache: [hub](../hub.md)."]
+    else:
+        lines.append("Not released yet. Train them with `stzoo train " + name + " --out runs/" + name + "`.")
+    lines += ["", "## Metrics", ""]
+    m = e.get("metrics")
+    if m:
+        lines += [f"On {m['dataset']} ({m['split']} split, {m['sequences']:,} sequences):", "",
+                  "| MSE ↓ | MAE ↓ | SSIM ↑ | PSNR ↑ |", "|---|---|---|---|",
+                  f"| {m['mse']:.4f} | {m['mae']:.4f} | {m['ssim']:.4f} | {m['psnr']:.4f} |", ""]
+        if m.get("command"):
+            lines += [f"Measured with `{m['command']}`.", ""]
+    else:
+        lines += ["Not measured (no released weights).", ""]
+    speed = e.get("speed") or {}
+    lines += ["## Speed", ""]
+    if speed:
+        lines += ["| device | seq/s | latency (ms) | batch | dtype | threads | machine | date |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for dev, s in sorted(speed.items()):
+            lines.append(f"| {dev} | {s['seq_per_s']:g} | {s['latency_ms']:g} | {s['batch']} | {s['dtype']} | "
+                         f"{s.get('threads', '–')} | {s['machine']} | {s['date']} |")
+        cmds = sorted({s["command"] for s in speed.values() if s.get("command")})
+        lines += [""] + [f"Measured with `{c}`." for c in cmds] + ([""] if cmds else [])
+    else:
+        lines += ["Not measured yet.", ""]
+    t = e.get("training")
+    lines += ["## Training", ""]
+    if t:
+        for key, label in (("epochs", "epochs"), ("steps", "steps"), ("hardware", "hardware"),
+                           ("wall_clock_s", "wall clock (s)"), ("torch", "torch"), ("date", "date")):
+            if key in t:
+                lines.append(f"- {label}: {t[key]}")
+        lines += [f"- command: `{t['command']}`"] + ([f"- note: {t['note']}"] if t.get("note") else [])
+        lines += ["", "Recipe:", "", *_fence(t["recipe"]), ""]
+    else:
+        lines += ["Not trained yet.", ""]
+    return "\n".join(lines)
+
+
+def generated_docs(manifest: dict[str, Any] | None = None) -> dict[str, str]:
+    """Every generated docs file: ``{path relative to docs/: text}``."""
+    manifest = manifest or load_manifest()
+    pages = {"zoo.md": zoo_page(manifest)}
+    for name in sorted(manifest["models"]):
+        pages[f"models/{name}.md"] = model_card_page(name, manifest)
+    return pages
+
+
+def _generated_files_on_disk(docs: Path) -> list[str]:
+    folder = docs / "models"
+    if not folder.is_dir():
+        return []
+    return sorted(f"models/{p.name}" for p in folder.glob("*.md")
+                  if p.read_text(encoding="utf-8").startswith(GENERATED_NOTE))
+
+
+def stale_docs(docs_dir: str | os.PathLike, manifest: dict[str, Any] | None = None) -> list[str]:
+    """Generated docs files that are missing, differ from the manifest, or belong to no entry."""
+    docs = Path(docs_dir)
+    pages = generated_docs(manifest)
+    stale = [rel for rel, text in pages.items()
+             if not (docs / rel).is_file() or (docs / rel).read_text(encoding="utf-8") != text]
+    return stale + [rel for rel in _generated_files_on_disk(docs) if rel not in pages]
+
+
+def write_docs(docs_dir: str | os.PathLike, manifest: dict[str, Any] | None = None) -> list[Path]:
+    """Write the generated pages into ``docs_dir`` (and delete generated cards of removed entries).
+
+    Returns:
+        The files written or deleted (unchanged files are left alone).
+    """
+    docs = Path(docs_dir)
+    pages = generated_docs(manifest)
+    changed = []
+    for rel, text in pages.items():
+        path = docs / rel
+        if path.is_file() and path.read_text(encoding="utf-8") == text:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        changed.append(path)
+    for rel in _generated_files_on_disk(docs):
+        if rel not in pages:
+            (docs / rel).unlink()
+            changed.append(docs / rel)
+    return changed
