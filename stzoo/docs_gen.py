@@ -24,7 +24,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ import torch
 
 from stzoo.errors import StzooError
 from stzoo.manifest import format_gflops, format_speed, load_manifest, zoo_table_markdown
+from stzoo.train import atomic_write_text
 
 __all__ = ["FLOP_COUNTER", "GENERATED_NOTE", "count_flops", "measure_speed", "machine_description",
            "update_manifest_stats", "zoo_page", "model_card_page", "generated_docs", "write_docs", "stale_docs"]
@@ -130,18 +130,6 @@ def measure_speed(name: str, *, threads: int = 1, batch: int = 1, warmup: int = 
             "date": _dt.date.today().isoformat(), "torch": torch.__version__.split("+")[0], "command": command}
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def update_manifest_stats(manifest_path: str | os.PathLike, *, speed: bool = False, names: list[str] | None = None,
                           threads: int = 1, iters: int = 10, machine: str | None = None,
                           command: str = "") -> dict[str, Any]:
@@ -177,7 +165,9 @@ def update_manifest_stats(manifest_path: str | os.PathLike, *, speed: bool = Fal
             entry.setdefault("speed", {})["cpu"] = measure_speed(n, threads=threads, iters=iters, machine=machine,
                                                                  command=command)
             written[n]["speed"] = entry["speed"]["cpu"]
-        _write_json_atomic(path, manifest)  # after every entry: nothing measured is lost on a crash
+        # After every entry, so nothing measured is lost on a crash; the same writer and format
+        # as train.release_to_manifest.
+        atomic_write_text(path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return written
 
 
