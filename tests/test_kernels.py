@@ -125,6 +125,43 @@ def test_recurrent_parity_cpu(arch, cfg, batch, t, n_out, size):
             assert max_diff(a, b) <= TOL
 
 
+@pytest.mark.parametrize("path", ["explicit", "sdpa"])
+@pytest.mark.parametrize("c,d,batch,grid", [(8, 4, 1, (6, 5)), (4, 8, 2, (7, 7)), (16, 16, 3, (4, 9))])
+def test_sam_both_attention_paths_match_reference(path, c, d, batch, grid):
+    """The self-attention memory alone, on each CPU attention path (stored scores / one SDPA call),
+    with W_z folded into the values, against the paper-shaped reference."""
+    from stzoo.kernels.sa_convlstm import FusedSelfAttentionMemory
+    from stzoo.models.sa_convlstm import SelfAttentionMemory
+
+    ref = trained_like(SelfAttentionMemory(c, d), seed=c + d)
+    sam = FusedSelfAttentionMemory(ref)
+    sam.explicit_max_positions = 10**9 if path == "explicit" else 0
+    g = torch.Generator().manual_seed(4)
+    h, m = torch.randn(batch, c, *grid, generator=g), torch.randn(batch, c, *grid, generator=g)
+    with torch.no_grad():
+        (h_ref, m_ref), (h_f, m_f) = ref(h, m), sam(h, m)
+    assert h_ref.abs().max() > 1e-3 and m_ref.abs().max() > 1e-3
+    assert max_diff(h_f, h_ref) <= 1e-5 and max_diff(m_f, m_ref) <= 1e-5
+
+
+def test_sam_sdpa_path_uses_a_blocked_kernel_on_cpu():
+    """On a large grid the CPU path must reach PyTorch's flash kernel, not the math fallback that
+    stores the N×N scores (which happens silently when Q/K/V layouts or head sizes are off)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from stzoo.kernels.sa_convlstm import FusedSelfAttentionMemory
+    from stzoo.models.sa_convlstm import SelfAttentionMemory
+
+    sam = FusedSelfAttentionMemory(SelfAttentionMemory(16, 4).eval())
+    h, m = torch.randn(1, 16, 24, 24), torch.randn(1, 16, 24, 24)
+    assert 24 * 24 > sam.explicit_max_positions
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        sam(h, m)
+    names = {e.key for e in prof.key_averages()}
+    assert any("flash" in n for n in names), sorted(n for n in names if "attention" in n)
+    assert not any("attention_math" in n for n in names)
+
+
 def test_elementwise_kernels_match_formulas():
     g = torch.Generator().manual_seed(3)
     gates, c = torch.randn(2, 12, 5, 5, generator=g) * 3, torch.randn(2, 3, 5, 5, generator=g)
