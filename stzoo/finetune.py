@@ -198,6 +198,11 @@ def _target_size(videos: Sequence[Video], size: Any, spec_hw: tuple[int, int]) -
     raise InputError(f"size must be 'model', 'native' or (height, width), got {size!r}")
 
 
+def _matches(name: str, prefix: str) -> bool:
+    """True when dotted ``name`` is ``prefix`` or lies under it (``encoder`` matches ``encoder.0.conv``)."""
+    return name == prefix or name.startswith(prefix.rstrip(".") + ".")
+
+
 def _apply_freeze(model: nn.Module, freeze: str | Sequence[str] | None) -> list[str]:
     """Turn off gradients of parameters whose name starts with one of ``freeze``; return their names."""
     if freeze is None:
@@ -206,7 +211,7 @@ def _apply_freeze(model: nn.Module, freeze: str | Sequence[str] | None) -> list[
     names = [n for n, _ in model.named_parameters()]
     frozen: list[str] = []
     for prefix in prefixes:
-        hit = [n for n in names if n == prefix or n.startswith(prefix.rstrip(".") + ".")]
+        hit = [n for n in names if _matches(n, prefix)]
         if not hit:
             tops = sorted({n.split(".")[0] for n in names})
             raise InputError(f"freeze={prefix!r} matches no parameter; names start with {', '.join(tops)} "
@@ -218,6 +223,21 @@ def _apply_freeze(model: nn.Module, freeze: str | Sequence[str] | None) -> list[
     if len(frozen) == len(names):
         raise InputError(f"freeze={freeze!r} freezes every parameter: nothing left to fine-tune")
     return frozen
+
+
+def _frozen_norm_layers(model: nn.Module, freeze: str | Sequence[str] | None) -> list[nn.Module]:
+    """BatchNorm-style layers (running statistics) that lie under one of the ``freeze`` prefixes.
+
+    A frozen part of the network should not change at all, but in training mode such a layer
+    normalises with batch statistics and keeps updating its running mean and variance, gradients or
+    not. Fine-tuning puts these layers in eval mode after every ``train()``: they then normalise
+    with, and keep, their stored statistics."""
+    if freeze is None:
+        return []
+    prefixes = [freeze] if isinstance(freeze, str) else list(freeze)
+    return [m for name, m in model.named_modules()
+            if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats
+            and any(_matches(name, p) for p in prefixes)]
 
 
 def _data_summary(videos: Sequence[Video], limit: int = 5) -> str:
@@ -255,6 +275,7 @@ def finetune(predictor: "Predictor", data: Any, *, epochs: int = 10, lr: float =
         loss: ``"mse"`` or ``"mse+ddr"`` (TAU's differential divergence regularisation, weight ``alpha``).
         alpha: the DDR weight.
         freeze: parameter-name prefixes to keep fixed, e.g. ``"encoder"`` or ``["cells.0"]``.
+            BatchNorm layers under them stay in eval mode (running statistics used and kept).
         device: e.g. ``"cpu"``, ``"cuda"``; default CUDA when available (``cuda:LOCAL_RANK`` under
             torchrun).
         amp: bfloat16 autocast; default on for CUDA, off on the CPU.
@@ -381,6 +402,7 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
                          frames_in=recipe.frames_in, frames_out=recipe.frames_out)
     model = base.model.to(dev).float().train()
     frozen = _apply_freeze(model, o.freeze)
+    frozen_norms = _frozen_norm_layers(model, o.freeze)
     sampler = DistributedSampler(train_ds, num_replicas=dist_.world, rank=dist_.rank, shuffle=True,
                                  seed=recipe.seed, drop_last=False)
     steps_per_epoch = math.ceil(len(sampler) / recipe.batch_size)
@@ -481,6 +503,8 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
                        mininterval=1.0 if sys.stderr.isatty() else 30.0)
             running = None
             net.train()
+            for norm in frozen_norms:  # frozen BatchNorm layers keep (and use) their running statistics
+                norm.eval()
             for i in range(i0, steps_per_epoch):
                 idx = order[i * recipe.batch_size:(i + 1) * recipe.batch_size]
                 seq = train_ds.take(idx).to(dev, non_blocking=True)

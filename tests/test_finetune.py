@@ -214,6 +214,20 @@ def test_freeze_keeps_parameters(tmp_path):
         finetune(p, square_video(), val=0, freeze="nonexistent", out_dir=tmp_path / "x", **FAST)
 
 
+def test_freeze_keeps_batchnorm_statistics(tmp_path):
+    """TAU's translator has BatchNorm layers: frozen, their running statistics must not move (they
+    do move when the translator trains, which shows the check can fail)."""
+    p = tiny("tau")
+    before = state_of(p)
+    running = [k for k in before if k.startswith("translator.") and k.endswith(("running_mean", "running_var"))]
+    assert running
+    kw = dict(epochs=1, lr=1e-2, batch_size=4, val=0, **FAST)
+    frozen = state_of(finetune(p, square_video(), freeze="translator", out_dir=tmp_path / "frozen", **kw)[0])
+    assert all(torch.equal(frozen[k], before[k]) for k in before if k.startswith("translator."))
+    trained = state_of(finetune(p, square_video(), freeze="encoder", out_dir=tmp_path / "trained", **kw)[0])
+    assert any(not torch.equal(trained[k], before[k]) for k in running)
+
+
 def test_cli_finetune(tmp_path, capsys):
     tiny().save_pretrained(tmp_path / "base")
     write_gif(square_video(1), tmp_path / "clip.gif")
