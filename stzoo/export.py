@@ -192,7 +192,7 @@ def export_onnx(predictor: "Predictor", path: str | os.PathLike, *, batch: int =
     trace_batch = max(batch, 2) if dynamic_batch else batch
     gen = torch.Generator().manual_seed(0)
     example = torch.rand(trace_batch, spec.frames_in, spec.channels, h, w, generator=gen)
-    predictor._check_tensor(example)  # the architecture's size rules, with a readable error
+    predictor.check_input(example)  # the architecture's size rules, with a readable error
 
     # the reference module (plain torch ops) also when the Predictor runs a fused twin
     source = getattr(predictor, "reference_model", predictor.model)

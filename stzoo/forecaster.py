@@ -191,7 +191,7 @@ class Forecaster:
         shape = tuple(x.shape[2:])
         if self._frame_shape is None:
             # the architecture's own size rules (e.g. divisible by the patch size), as in predict
-            self.predictor._check_tensor(x.expand(-1, self.predictor.min_frames, -1, -1, -1))
+            self.predictor.check_input(x.expand(-1, self.predictor.min_frames, -1, -1, -1))
         elif shape != self._frame_shape:
             raise InputError(f"frame {self.frames_seen} has C×H×W = {shape}, but the earlier frames of this "
                              f"stream have {self._frame_shape}; call reset() to start a stream of another size")
@@ -230,7 +230,7 @@ class Forecaster:
                     outputs.append(pred)
                 y = torch.stack(outputs, dim=1)
             else:
-                y = self.predictor._forecast(torch.stack(list(self._window), dim=1), horizon)
+                y = self.predictor.forecast_tensor(torch.stack(list(self._window), dim=1), horizon)
         finally:
             model.train(was_training)
         self._cache = (self.frames_seen, horizon, y)

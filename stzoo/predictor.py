@@ -116,7 +116,14 @@ class Predictor:
         return 1 if self.recurrent else self.spec.frames_in
 
     # ------------------------------------------------------------------------------------------
-    def _check_tensor(self, x: Tensor) -> Tensor:
+    def check_input(self, x: Tensor) -> Tensor:
+        """Check a B×T×C×H×W tensor against this model's input rules and return the frames it reads.
+
+        Raises :class:`~stzoo.errors.InputError` with a readable message when there are too few
+        frames or the architecture's channel / size rules fail (e.g. sides divisible by the patch
+        size). Returns the last ``spec.frames_in`` frames (all of them for recurrent models, which
+        read any number). :meth:`predict` calls this; streaming and export code call it directly.
+        """
         b, t, c, h, w = x.shape
         if t < self.min_frames:
             raise InputError(f"{self.name or 'this model'} needs at least {self.min_frames} input frames, "
@@ -138,8 +145,15 @@ class Predictor:
         return self._graphed
 
     @torch.no_grad()
-    def _forecast(self, x: Tensor, horizon: int) -> Tensor:
-        """x: B×T×C×H×W on the model's device/dtype → B×horizon×C×H×W."""
+    def forecast_tensor(self, x: Tensor, horizon: int) -> Tensor:
+        """The tensor core of :meth:`predict`: ``x`` (B×T×C×H×W, already checked with
+        :meth:`check_input`, on the model's device and dtype, values in [0, 1]) → the next
+        ``horizon`` frames, B×horizon×C×H×W, in the model's dtype.
+
+        No format conversion, batching or train/eval switching: the caller keeps the model in eval
+        mode. TAU horizons longer than ``frames_out`` are rolled out by feeding predictions back in
+        (TAU paper §4.4); recurrent models roll out natively. On CUDA with the fused implementation
+        this replays CUDA graphs (:attr:`cuda_graphs`)."""
         run = self._runner(x)
         if self.recurrent:
             return run(x, horizon)
@@ -174,14 +188,14 @@ class Predictor:
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
             raise InputError(f"horizon must be a positive integer, got {horizon!r}")
         x, fmt = prepare_frames(frames, channels=self.spec.channels, layout=layout)
-        x = self._check_tensor(x)
+        x = self.check_input(x)
         was_training = self.model.training
         self.model.eval()
         chunks = []
         try:
             for start in range(0, x.shape[0], self.batch_size):
                 xb = x[start:start + self.batch_size].to(self.device, self.dtype)
-                chunks.append(self._forecast(xb, horizon).float().to(x.device))
+                chunks.append(self.forecast_tensor(xb, horizon).float().to(x.device))
         finally:
             self.model.train(was_training)
         return fmt.restore(torch.cat(chunks, dim=0))

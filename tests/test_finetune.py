@@ -386,8 +386,8 @@ def test_grey_model_on_rgb_predicts_the_same_for_grey_input(arch):
     assert report.converted and not report.reinitialised
     x = torch.rand(2, 4, 1, 16, 16)
     with torch.no_grad():
-        y1 = p._forecast(x, 4)
-        y3 = rgb._forecast(x.expand(-1, -1, 3, -1, -1), 4)
+        y1 = p.forecast_tensor(x, 4)
+        y3 = rgb.forecast_tensor(x.expand(-1, -1, 3, -1, -1), 4)
     torch.testing.assert_close(y3, y1.expand(-1, -1, 3, -1, -1), rtol=1e-4, atol=1e-5)
     back, _ = adapt(rgb, channels=1)  # repeat + scale, then sum: the original kernels again
     for k, v in state_of(p).items():
