@@ -102,7 +102,8 @@ def adapt_channels(w: Tensor, dim: int, old: int, new: int, *, mode: str, group:
         w: the pretrained weight.
         dim: the axis that holds ``old · group`` entries (colour channel major, then ``group``
             sub-channels, e.g. patch positions).
-        old, new: colour channel counts.
+        old: the colour channel count ``w`` was trained for.
+        new: the colour channel count wanted.
         mode: ``"in"`` for a layer that reads frames (sum to one channel; repeat and scale by
             old/new for more), ``"out"`` for a layer that writes them (average to one channel;
             repeat for more).
@@ -140,9 +141,10 @@ def adapt(predictor: "Predictor", *, channels: int | None = None, height: int | 
     Args:
         predictor: the pretrained model (e.g. from :func:`stzoo.load`).
         channels: colour channels of the new data (default: unchanged).
-        height, width: frame size of the new data (default: unchanged).
-        frames_in, frames_out: frames read / predicted (default: unchanged). For TAU both must be
-            equal.
+        height: frame height of the new data (default: unchanged).
+        width: frame width of the new data (default: unchanged).
+        frames_in: frames read (default: unchanged). For TAU it must equal ``frames_out``.
+        frames_out: frames predicted (default: unchanged).
 
     Returns:
         ``(new_predictor, report)``. ``new_predictor.entry`` records the new config and input spec;

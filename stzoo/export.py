@@ -152,8 +152,9 @@ def export_onnx(predictor: "Predictor", path: str | os.PathLike, *, batch: int =
         batch: batch size of the example input; with ``dynamic_batch=False`` the only batch size
             the file accepts.
         dynamic_batch: make the batch axis dynamic (any B >= 1). T, C, H and W are always fixed.
-        height, width: frame size to export for (default: the size the model was trained on,
-            ``spec.height`` × ``spec.width``); must suit the architecture (e.g. divisible by 4).
+        height: frame height to export for (default: the height the model was trained on,
+            ``spec.height``); must suit the architecture (e.g. divisible by 4).
+        width: frame width, likewise (default ``spec.width``).
         opset: ONNX opset to target (default: the exporter's own default; the dynamo exporter of
             torch 2.13 writes opset 20, the TorchScript one here 17).
         exporter: ``"dynamo"`` (``torch.onnx.export(..., dynamo=True)``, torch's default, needs

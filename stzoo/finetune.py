@@ -290,13 +290,16 @@ def finetune(predictor: "Predictor", data: Any, *, epochs: int = 10, lr: float =
             is colour). A model with another channel count is adapted (see :mod:`stzoo.adapt`).
         size: ``"model"`` (resize to the model's training size), ``"native"`` (keep the data's
             size; the model is adapted to it) or ``(height, width)``.
-        frames_in, frames_out: frames read and predicted (default: the model's; for TAU, which maps
-            T frames to T frames, giving one sets both).
+        frames_in: frames read (default: the model's; for TAU, which maps T frames to T frames,
+            giving one of ``frames_in`` / ``frames_out`` sets both).
+        frames_out: frames predicted (default: the model's).
         data_layout: layout of array data when it cannot be inferred (``"THWC"``, ``"TCHW"``).
         max_steps: stop after this many optimizer steps in all (the schedule still spans ``epochs``);
             a checkpoint is written, and ``resume=True`` continues.
         seed: seeds the shuffling and the initialisation of re-initialised layers.
-        weight_decay, grad_clip, scheduled_sampling: as in :class:`stzoo.train.Recipe`.
+        weight_decay: as in :class:`stzoo.train.Recipe`.
+        grad_clip: as in :class:`stzoo.train.Recipe`.
+        scheduled_sampling: as in :class:`stzoo.train.Recipe`.
         checkpoint_every: optimizer steps between checkpoints inside an epoch (one is also written
             after every epoch).
         name: the fine-tuned model's name (default ``<base>-finetuned``).

@@ -560,12 +560,12 @@ class OutputFormat:
             dropped for unbatched input, which needs B == 1):
 
             * numpy in: numpy of the same dtype; uint8 and other integer dtypes get
-              ``round(clip(y, 0, 1) * 255)``, float dtypes ``clip(y, 0, 1)``;
+                ``round(clip(y, 0, 1) * 255)``, float dtypes ``clip(y, 0, 1)``;
             * torch in: a tensor on the input's device with the input's dtype (same rules);
             * list/tuple of PIL images in: a list/tuple of PIL images, mode 'L' (1 channel) or
-              'RGB' (3 channels);
+                'RGB' (3 channels);
             * list/tuple of arrays in: a list/tuple of arrays, each in the input frames' layout
-              (H×W, H×W×C or C×H×W) and dtype;
+                (H×W, H×W×C or C×H×W) and dtype;
             * path in: a uint8 numpy array T'×H×W×C (B×T'×H×W×C if the file held a batch).
 
         Raises:

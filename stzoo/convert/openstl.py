@@ -843,7 +843,9 @@ def convert_openstl(checkpoint: str | os.PathLike[str] | Mapping[str, Any], arch
     config value was found. ``stzoo.load(out_dir)`` loads it.
 
     Args:
-        checkpoint, arch, config: as for :func:`from_openstl`.
+        checkpoint: as for :func:`from_openstl`.
+        arch: as for :func:`from_openstl`.
+        config: as for :func:`from_openstl`.
         out_dir: the folder to write (created if missing; those three files are overwritten).
         name: the checkpoint's name in the card (default ``<arch>-openstl-<file stem>``).
         license: the license of the original weights (OpenSTL's published weights: Apache-2.0).
