@@ -137,7 +137,9 @@ def zoo_table_markdown(manifest: dict[str, Any] | None = None, *, link_prefix: s
         t = e.get("training", {})
         fmt = lambda k, d: f"{m[k]:.{d}f}" if k in m else "–"  # noqa: E731
         seqs = t["epochs"] * t["recipe"].get("epoch_size", 0) if t else 0
-        trained = f"{t['epochs']:g} ep ({seqs:,.0f} seq), {t['hardware'].split(';')[0]})" if t else "–"
+        hardware = t["hardware"].split(";")[0] if t else ""  # the part before any remark
+        hardware += ")" * (hardware.count("(") - hardware.count(")"))  # close what the cut left open
+        trained = f"{t['epochs']:g} ep ({seqs:,.0f} seq), {hardware}" if t else "–"
         lines.append(f"| {label(name)} | {e['architecture']} | {e['parameters'] / 1e6:.2f} M | {format_gflops(e)} | "
                      f"{'yes' if e.get('weights') else 'not yet'} | {fmt('mse', 1)} | {fmt('mae', 1)} | "
                      f"{fmt('ssim', 3)} | {fmt('psnr', 2)} | {format_speed(e)} | {trained} |")
