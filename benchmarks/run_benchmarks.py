@@ -152,6 +152,7 @@ def pair(name: str, batch: int, repeats: int, *, device: str = "cpu", config: di
             fns["floor"] = arithmetic_replay(run(fused))
         t = interleaved(fns, repeats)
     out = {"name": name, "label": label or f"`{name}`", "batch": batch, "device": device, "repeats": repeats,
+           "patch": (config or {}).get("patch_size"),
            "max_abs_diff": diff, "flops": flops, "reference_s": med(t["reference"]), "fused_s": med(t["fused"]),
            "ratio": med(t["reference"]) / med(t["fused"]), "all": t}
     if floor:
@@ -252,9 +253,7 @@ def targets_section(results: list[dict[str, Any]]) -> list[str]:
     L = ["", "## The CPU speed targets", "",
          "| case | target | measured | bound (reference / arithmetic floor) | verdict |", "|---|---|---|---|---|"]
     for name, batch, patch, target in CPU_TARGETS:
-        hits = [r for r in results if r["name"] == name and r["batch"] == batch
-                and (patch is None) == ("patch" not in r["label"])
-                and (patch is None or f"patch {patch} " in r["label"])]
+        hits = [r for r in results if (r["name"], r["batch"], r["patch"]) == (name, batch, patch)]
         if not hits:
             continue
         r = hits[0]

@@ -203,11 +203,18 @@ def _matches(name: str, prefix: str) -> bool:
     return name == prefix or name.startswith(prefix.rstrip(".") + ".")
 
 
-def _apply_freeze(model: nn.Module, freeze: str | Sequence[str] | None) -> list[str]:
-    """Turn off gradients of parameters whose name starts with one of ``freeze``; return their names."""
+def _freeze_prefixes(freeze: str | Sequence[str] | None) -> list[str]:
+    """``freeze`` as a list of prefixes (``None`` → none)."""
     if freeze is None:
         return []
-    prefixes = [freeze] if isinstance(freeze, str) else list(freeze)
+    return [freeze] if isinstance(freeze, str) else list(freeze)
+
+
+def _apply_freeze(model: nn.Module, freeze: str | Sequence[str] | None) -> list[str]:
+    """Turn off gradients of parameters whose name starts with one of ``freeze``; return their names."""
+    prefixes = _freeze_prefixes(freeze)
+    if not prefixes:
+        return []
     names = [n for n, _ in model.named_parameters()]
     frozen: list[str] = []
     for prefix in prefixes:
@@ -232,9 +239,7 @@ def _frozen_norm_layers(model: nn.Module, freeze: str | Sequence[str] | None) ->
     normalises with batch statistics and keeps updating its running mean and variance, gradients or
     not. Fine-tuning puts these layers in eval mode after every ``train()``: they then normalise
     with, and keep, their stored statistics."""
-    if freeze is None:
-        return []
-    prefixes = [freeze] if isinstance(freeze, str) else list(freeze)
+    prefixes = _freeze_prefixes(freeze)
     return [m for name, m in model.named_modules()
             if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats
             and any(_matches(name, p) for p in prefixes)]

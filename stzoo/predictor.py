@@ -121,8 +121,9 @@ class Predictor:
 
         Raises :class:`~stzoo.errors.InputError` with a readable message when there are too few
         frames or the architecture's channel / size rules fail (e.g. sides divisible by the patch
-        size). Returns the last ``spec.frames_in`` frames (all of them for recurrent models, which
-        read any number). :meth:`predict` calls this; streaming and export code call it directly.
+        size). Returns the last ``spec.frames_in`` frames: extra leading frames are dropped, for
+        recurrent models too (which also accept fewer). :meth:`predict` calls this; streaming and
+        export code call it directly.
         """
         b, t, c, h, w = x.shape
         if t < self.min_frames:
