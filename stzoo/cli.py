@@ -99,11 +99,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     entry = info(args.name)
+    init_from = args.init_from
+    if init_from == "released":
+        from stzoo.hub import resolve_weights
+        init_from = resolve_weights(entry)
     summary = train(entry["architecture"], entry["config"], args.out, mnist_dir=args.mnist_dir,
                     recipe=_recipe_from_args(entry["architecture"], args), device=args.device,
                     max_steps=args.max_steps, eval_sequences=args.eval_sequences,
                     checkpoint_every_s=args.checkpoint_every,
-                    command=args.command_line)
+                    command=args.command_line, init_from=init_from, dtype=args.dtype)
     print(json.dumps({k: summary[k] for k in ("step", "total_steps", "wall_clock_s", "metrics") if k in summary},
                      indent=2))
     return 0
@@ -498,6 +502,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--eval-sequences", type=int, default=10000)
     p.add_argument("--checkpoint-every", type=float, default=300.0, help="seconds between checkpoints")
+    p.add_argument("--init-from", default=None,
+                   help="warm-start a new run: 'released' (the entry's released weights) or a .safetensors path")
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
+                   help="training precision; auto = bf16 autocast where the device has native bf16")
     for name, typ in (("epochs", int), ("epoch_size", int), ("batch_size", int), ("lr", float),
                       ("loss", str), ("alpha", float), ("seed", int), ("scheduled_sampling", float)):
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)

@@ -178,6 +178,38 @@ def evaluate_copy_last(dataset: MovingMNIST, frames_in: int = 10, frames_out: in
                     predict=lambda x: x[:, -1:].expand(-1, frames_out, -1, -1, -1))
 
 
+def cpu_bf16_units() -> list[str]:
+    """The native bfloat16 units this CPU reports (``amx_bf16``, ``avx512_bf16``); [] if none or unknown."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return []
+    return [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+
+
+def cpu_description() -> str:
+    """CPU model name and bf16 units, e.g. ``"AMD EPYC (avx512_bf16)"``, for run metadata."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    units = cpu_bf16_units()
+    return f"{name} ({', '.join(units) if units else 'no native bf16'})"
+
+
+def resolve_train_dtype(dtype: str, device: torch.device) -> bool:
+    """Whether to train under bfloat16 autocast: ``"auto"`` picks it on CUDA and on CPUs with native bf16."""
+    if dtype not in ("auto", "float32", "bfloat16"):
+        raise ConfigError(f"dtype must be 'auto', 'float32' or 'bfloat16', got {dtype!r}")
+    if dtype == "auto":
+        return device.type == "cuda" or (device.type == "cpu" and bool(cpu_bf16_units()))
+    return dtype == "bfloat16"
+
+
 def _hardware(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -188,13 +220,19 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
           mnist_dir: str | os.PathLike | None = None, recipe: Recipe | None = None,
           device: str | None = None, max_steps: int | None = None, eval_sequences: int = 10000,
           checkpoint_every_s: float = 300.0, log_every: int = 50, progress: bool = True,
-          command: str | None = None) -> dict[str, Any]:
+          command: str | None = None, init_from: str | os.PathLike | None = None,
+          dtype: str = "auto") -> dict[str, Any]:
     """Train ``arch`` with ``config`` on on-the-fly Moving MNIST; resume from ``out_dir`` if it holds
     a checkpoint. Returns the final summary (also written to ``out_dir/summary.json``).
 
     ``max_steps`` stops early (the schedule is still laid out for the full ``recipe.epochs``), so a
     long run can be done in slices; the final evaluation runs only once all steps are done, or
     when ``max_steps`` is reached and ``eval_sequences`` > 0.
+
+    ``init_from`` (a ``.safetensors`` file with this architecture's keys) warm-starts a *new* run
+    from those weights with a fresh schedule; a run that already has a checkpoint resumes from it
+    instead. ``dtype`` is ``"float32"``, ``"bfloat16"`` (autocast; weights and optimizer stay fp32)
+    or ``"auto"`` (bfloat16 where the device has native bf16 units, else float32).
     """
     from tqdm.auto import tqdm
 
@@ -211,6 +249,14 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
                                   seq_len=recipe.frames_in + recipe.frames_out, seed=recipe.seed)
     ckpt_path = out / "checkpoint.pt"
     step, wall = 0, 0.0
+    amp = resolve_train_dtype(dtype, dev)
+    init_info = None
+    if init_from is not None and not ckpt_path.exists():
+        from safetensors.torch import load_file
+
+        init_path = Path(init_from)
+        model.load_state_dict({k: v.float() for k, v in load_file(str(init_path)).items()})
+        init_info = {"path": init_path.name, "sha256": sha256_file(init_path)}
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
         if ck["arch"] != arch or ck["config"] != config:
@@ -220,8 +266,14 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
         sched.load_state_dict(ck["scheduler"])
         restore_rng_state(ck, dev)
         step, wall = ck["step"], ck["wall_clock_s"]
-    meta = {"arch": arch, "config": config, "recipe": asdict(recipe), "parameters": count_parameters(model)}
-    atomic_write_text(out / "run.json", json.dumps(meta, indent=2))
+    meta = {"arch": arch, "config": config, "recipe": asdict(recipe), "parameters": count_parameters(model),
+            "dtype": "bfloat16" if amp else "float32", "cpu": cpu_description()}
+    run_json = out / "run.json"
+    if init_info is None and run_json.exists():  # a resumed warm start keeps its start weights' record
+        init_info = json.loads(run_json.read_text()).get("init_from")
+    if init_info is not None:
+        meta["init_from"] = init_info
+    atomic_write_text(run_json, json.dumps(meta, indent=2))
 
     def save_checkpoint() -> None:
         atomic_torch_save({
@@ -246,7 +298,7 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
             teacher_p = 0.0
             if recipe.scheduled_sampling > 0:
                 teacher_p = max(0.0, 1.0 - step / (recipe.scheduled_sampling * total))
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                 loss = compute_loss(model, recipe, seq, teacher_p)
             optimizer_step(loss, model, opt, sched, recipe.grad_clip)
             step += 1

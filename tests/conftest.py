@@ -7,11 +7,32 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread(request):
+    """One intra-op thread for every test unless it is marked ``@pytest.mark.threads(n)``: tiny
+    convolutions on a shared 2-core machine otherwise spend most of their time waiting on each other."""
+    marker = request.node.get_closest_marker("threads")
+    n_before = torch.get_num_threads()
+    torch.set_num_threads(int(marker.args[0]) if marker else 1)
+    yield
+    torch.set_num_threads(n_before)
+
+
 @pytest.fixture(scope="module")
 def one_thread():
-    """One intra-op thread for a test module: tiny convolutions on a shared machine otherwise spend
-    most of their time waiting on each other. Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+    """Kept for modules that still ask for it; the autouse ``_one_thread`` already does this."""
     yield
-    torch.set_num_threads(n)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "threads(n): run this test with n torch intra-op threads")
+    config.addinivalue_line("markers", "hostile: a hostile-input case run in a limited subprocess")
+
+
+def pytest_terminal_summary(terminalreporter):
+    from hostile import RESULTS
+
+    if RESULTS:
+        clean = sum(r["clean"] for r in RESULTS)
+        terminalreporter.write_line(f"hostile-input cases: {len(RESULTS)} tried, {clean} clean refusals, "
+                                    f"{len(RESULTS) - clean} leaks")
