@@ -125,7 +125,7 @@ def test_tau_loss_goes_down(tmp_path, mnist_dir):
 def test_first_logged_loss_is_recipe_loss_on_first_batch(tmp_path, mnist_dir):
     recipe = Recipe(lr=1e-3, epochs=1, epoch_size=6, batch_size=3, frames_in=4, frames_out=4,
                     loss="mse+ddr", seed=5)
-    train("tau", TAU_CFG, tmp_path, mnist_dir=mnist_dir, recipe=recipe, device="cpu",
+    train("tau", TAU_CFG, tmp_path, dtype="float32", mnist_dir=mnist_dir, recipe=recipe, device="cpu",
           eval_sequences=0, log_every=1, progress=False)
     first = _log(tmp_path)[0]
     # rebuild the untrained model the way a run does (seeded), and the first batch by hand
