@@ -412,6 +412,10 @@ def main(argv: list[str] | None = None) -> int:
           "growing the RSS, so numbers from one process running several measurements are lower bounds. The "
           "memory table above runs each configuration in a fresh process for that reason. Where the peak "
           "cannot be reset, `peak_mem_mb` is `None` (printed `n/a`)."]
+    old = Path(args.out).read_text(encoding="utf-8") if Path(args.out).exists() else ""
+    start, end = "<!-- eval-cost:start -->", "<!-- eval-cost:end -->"
+    if start in old and end in old.split(start, 1)[1]:  # the section benchmarks/eval_cost.py maintains: kept
+        L += ["", start + old.split(start, 1)[1].split(end, 1)[0] + end]
     Path(args.out).write_text("\n".join(L) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
     return 0

@@ -5,7 +5,7 @@
     future = p.predict(frames)
 """
 
-from stzoo.api import info, list_models, load
+from stzoo.api import create, info, list_models, load
 from stzoo.errors import (
     ConfigError,
     InputError,
@@ -15,13 +15,15 @@ from stzoo.errors import (
     WeightsNotAvailableError,
 )
 from stzoo.hub import ChecksumError, HubError, InvalidHubIdError
-from stzoo.models import build_model
+from stzoo.models import Architecture, ModelConfig, Recipe, build_model, cfg_field
+from stzoo.models import register as register_architecture
 from stzoo.predictor import Predictor
 from stzoo.forecaster import Forecaster
 from stzoo import viz  # noqa: E402  (stzoo.viz.save_strip / save_gif without a separate import)
 
-__version__ = "0.1.0"
+from stzoo.version import __version__
 
-__all__ = ["load", "list_models", "info", "build_model", "Predictor", "Forecaster", "StzooError", "InputError",
+__all__ = ["load", "create", "list_models", "info", "build_model", "register_architecture", "Architecture",
+           "ModelConfig", "Recipe", "cfg_field", "Predictor", "Forecaster", "StzooError", "InputError",
            "InputTypeError", "UnknownModelError", "ConfigError", "WeightsNotAvailableError",
            "ChecksumError", "HubError", "InvalidHubIdError", "__version__"]

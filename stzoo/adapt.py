@@ -33,7 +33,7 @@ from torch import Tensor
 
 from stzoo.errors import ConfigError, InputError
 from stzoo.manifest import InputSpec
-from stzoo.models import build_model, full_config
+from stzoo.models import build_model, get_architecture
 
 if TYPE_CHECKING:
     from stzoo.predictor import Predictor
@@ -81,16 +81,14 @@ class AdaptReport:
 
 def check_resolution(arch: str, config: dict[str, Any], height: int, width: int) -> None:
     """Raise :class:`~stzoo.errors.InputError` if ``arch`` with ``config`` cannot run at
-    ``height``×``width``, saying which sizes it can run at."""
-    cfg = full_config(arch, config)
-    if arch == "tau":
-        factor, what = 2 ** (int(cfg["N_S"]) // 2), f"TAU with N_S={cfg['N_S']} downsamples by"
-    else:
-        factor, what = int(cfg["patch_size"]), f"{arch} with patch_size={cfg['patch_size']} cuts frames into patches of"
+    ``height``×``width``, saying which sizes it can run at (read from the architecture's declaration)."""
+    spec = get_architecture(arch)
+    cfg = spec.make_config(config)
+    factor = spec.size_multiple(cfg)
     if height < 1 or width < 1 or height % factor or width % factor:
         near = f"{max(factor, height // factor * factor)}×{max(factor, width // factor * factor)}"
-        raise InputError(f"{what} {factor}: height and width must be multiples of {factor}, got {height}×{width}; "
-                         f"resize the frames, e.g. to {near}")
+        raise InputError(f"{spec.size_reason(cfg)}: height and width must be multiples of {factor}, got "
+                         f"{height}×{width}; resize the frames, e.g. to {near}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -123,16 +121,6 @@ def adapt_channels(w: Tensor, dim: int, old: int, new: int, *, mode: str, group:
     return v.reshape(shape[:dim] + [new * group] + shape[dim + 1:]).contiguous()
 
 
-def _channel_layers(arch: str, cfg: dict[str, Any]) -> dict[str, tuple[int, str, int]]:
-    """Weights that depend on the channel count: name → (axis, mode, group)."""
-    if arch == "tau":
-        return {"encoder.layers.0.conv.weight": (1, "in", 1), "decoder.readout.weight": (0, "out", 1),
-                "decoder.readout.bias": (0, "out", 1)}
-    g = int(cfg["patch_size"]) ** 2
-    return {"cells.0.conv_x.weight": (1, "in", g), "cells.0.lstm.conv_x.weight": (1, "in", g),
-            "readout.weight": (0, "out", g), "norm_in.weight": (0, "out", g), "norm_in.bias": (0, "out", g)}
-
-
 def adapt(predictor: "Predictor", *, channels: int | None = None, height: int | None = None,
           width: int | None = None, frames_in: int | None = None,
           frames_out: int | None = None) -> tuple["Predictor", AdaptReport]:
@@ -156,36 +144,37 @@ def adapt(predictor: "Predictor", *, channels: int | None = None, height: int | 
         ConfigError: the Predictor does not record its architecture config.
     """
     entry = copy.deepcopy(predictor.entry or {})
-    arch = entry.get("architecture") or getattr(predictor.model, "arch", None)
-    if arch is None or "config" not in entry:
-        raise ConfigError("this Predictor does not record its architecture and config; build it with stzoo.load")
-    old_cfg, spec = dict(entry["config"]), predictor.spec
+    source = getattr(predictor, "reference_model", predictor.model)  # not a fused inference twin
+    old = getattr(source, "config", None)
+    if old is None:
+        raise ConfigError("this Predictor's model does not record its config (model.config); build it with "
+                          "stzoo.load or stzoo.models.build_model")
+    arch_spec = get_architecture(source)
+    arch, spec = arch_spec.name, predictor.spec
     want = {"channels": channels or spec.channels, "height": height or spec.height,
             "width": width or spec.width, "frames_in": frames_in or spec.frames_in,
             "frames_out": frames_out or spec.frames_out}
-    check_resolution(arch, old_cfg, want["height"], want["width"])
-    new_cfg = dict(old_cfg)
-    if arch == "tau":
-        if want["frames_in"] != want["frames_out"]:
-            raise InputError(f"TAU maps T frames to T frames: frames_in ({want['frames_in']}) must equal "
-                             f"frames_out ({want['frames_out']}); predict longer horizons by rollout instead")
-        keys = {"channels": "channels", "height": "height", "width": "width", "frames_in": "frames"}
-    else:
-        keys = {k: k for k in ("channels", "height", "width", "frames_in", "frames_out")}
+    check_resolution(arch, old, want["height"], want["width"])
+    changes: dict[str, Any] = {}
+    for k, key in arch_spec.spec_keys.items():
+        if key in changes and changes[key] != want[k]:
+            tied = [s for s, c in arch_spec.spec_keys.items() if c == key]
+            raise InputError(f"{arch} ties {' and '.join(tied)} to one setting ({key!r}): "
+                             + " must equal ".join(f"{t} ({want[t]})" for t in tied)
+                             + "; predict longer horizons by rollout instead")
+        changes[key] = want[k]
+    new_cfg = old.replace(**changes)
     report = AdaptReport()
-    for k, ck in keys.items():
+    for k in want:
         if want[k] != getattr(spec, k):
             report.changes[k] = (getattr(spec, k), want[k])
-        if want[k] != full_config(arch, old_cfg).get(ck) or ck in old_cfg:
-            new_cfg[ck] = want[k]
-    if arch == "tau" and want["frames_out"] != spec.frames_out:
-        report.changes.setdefault("frames_out", (spec.frames_out, want["frames_out"]))
+    new_cfg_dict = {k: v for k, v in new_cfg.to_dict().items()
+                    if k in (entry.get("config") or {}) or v != arch_spec.config().to_dict()[k]}
 
     model = build_model(arch, new_cfg)
-    source = getattr(predictor, "reference_model", predictor.model)  # not a fused inference twin
     old_state = {k: v.detach().to("cpu", torch.float32) for k, v in source.state_dict().items()}
     new_state = model.state_dict()
-    layers = _channel_layers(arch, full_config(arch, old_cfg))
+    layers = arch_spec.channel_params(old)
     for name, target in new_state.items():
         src = old_state.get(name)
         if src is not None and src.shape == target.shape:
@@ -193,7 +182,7 @@ def adapt(predictor: "Predictor", *, channels: int | None = None, height: int | 
             report.copied.append(name)
             continue
         if src is not None and name in layers and spec.channels != want["channels"]:
-            dim, mode, group = layers[name]
+            dim, mode, group = layers[name].axis, layers[name].mode, layers[name].group
             conv = adapt_channels(src, dim, spec.channels, want["channels"], mode=mode, group=group)
             if conv.shape == target.shape:
                 new_state[name] = conv.to(target.dtype)
@@ -206,16 +195,14 @@ def adapt(predictor: "Predictor", *, channels: int | None = None, height: int | 
     p = next(source.parameters())
     model = model.to(p.device, p.dtype)
 
-    from stzoo.predictor import Predictor
-
     new_spec = InputSpec(want["frames_in"], want["frames_out"], want["channels"], want["height"], want["width"],
                          spec.value_range)
-    entry["config"] = new_cfg
+    entry["config"] = new_cfg_dict
     entry["input"] = {**entry.get("input", {}), **new_spec.to_dict()}
     entry["architecture"] = arch
     if report.changes:
         entry["adapted"] = report.to_dict()
         for stale in ("weights", "metrics", "training", "parameters"):
             entry.pop(stale, None)
-    new = Predictor(model, new_spec, name=predictor.name, entry=entry, batch_size=predictor.batch_size)
+    new = predictor.derive(model, new_spec, entry=entry)
     return new, report

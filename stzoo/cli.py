@@ -83,9 +83,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _recipe_from_args(arch: str, args: argparse.Namespace):
-    from stzoo.train import RECIPES
+    from stzoo.models import get_architecture
 
-    recipe = RECIPES[arch]
+    recipe = get_architecture(arch).recipe
     overrides = {f.name: getattr(args, f.name) for f in fields(recipe) if getattr(args, f.name, None) is not None}
     return replace(recipe, **overrides)
 
@@ -107,7 +107,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     recipe=_recipe_from_args(entry["architecture"], args), device=args.device,
                     max_steps=args.max_steps, eval_sequences=args.eval_sequences,
                     checkpoint_every_s=args.checkpoint_every,
-                    command=args.command_line, init_from=init_from, dtype=args.dtype)
+                    command=args.command_line, init_from=init_from, dtype=args.dtype,
+                    time_budget_s=args.time_budget * 60 if args.time_budget is not None else None)
     print(json.dumps({k: summary[k] for k in ("step", "total_steps", "wall_clock_s", "metrics") if k in summary},
                      indent=2))
     return 0
@@ -157,17 +158,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     from stzoo.api import load
     from stzoo.data import moving_mnist_test_set
+    from stzoo.errors import InputError
     from stzoo.train import evaluate, evaluate_copy_last
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    test = moving_mnist_test_set(args.mnist_dir, args.sequences)
+    if args.batch_size < 1 or args.sequences < 1:
+        raise InputError(f"--batch-size and --sequences must be at least 1, got {args.batch_size} and "
+                         f"{args.sequences}")
+    test = moving_mnist_test_set(args.mnist_dir, args.sequences, cache=args.cache)
     if args.name == "copy-last-frame":
-        result = evaluate_copy_last(test)
+        result = evaluate_copy_last(test, batch_size=args.batch_size)
     else:
         p = load(args.name, weights=args.weights, device=args.device)
         result = evaluate(p.model, test, frames_in=p.spec.frames_in, frames_out=p.spec.frames_out,
-                          device=p.device)
+                          batch_size=args.batch_size, device=p.device)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -506,6 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="warm-start a new run: 'released' (the entry's released weights) or a .safetensors path")
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
                    help="training precision; auto = bf16 autocast where the device has native bf16")
+    p.add_argument("--time-budget", type=float, default=None, metavar="MIN",
+                   help="lay the learning-rate schedule over MIN minutes of training and stop, annealed and "
+                   "checkpointed, when they are spent (or when --epochs are done, if sooner)")
     for name, typ in (("epochs", int), ("epoch_size", int), ("batch_size", int), ("lr", float),
                       ("loss", str), ("alpha", float), ("seed", int), ("scheduled_sampling", float)):
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)
@@ -549,13 +557,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="upload the result to this Hub repo")
     p.set_defaults(func=_cmd_finetune)
 
-    p = sub.add_parser("evaluate", help="MSE/MAE/SSIM/PSNR on the stzoo Moving MNIST test set")
+    p = sub.add_parser("evaluate", help="MSE/MAE/SSIM/PSNR on the stzoo Moving MNIST test set",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Measure a zoo model (or the copy-last-frame baseline) on the first N "
+                       "sequences of the stzoo Moving MNIST test set and print the metrics as JSON. The test "
+                       "set is generated once and then memory-mapped from CACHE/moving-mnist, where CACHE is "
+                       "$STZOO_CACHE, else $XDG_CACHE_HOME/stzoo, else ~/.cache/stzoo (82 MB per 1,000 "
+                       "sequences; delete the folder to reclaim the space).")
     p.add_argument("name", help="zoo name, or copy-last-frame for the baseline")
-    p.add_argument("--mnist-dir", default=None)
-    p.add_argument("--sequences", type=int, default=10000)
-    p.add_argument("--weights", default=None)
-    p.add_argument("--device", default=None)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--mnist-dir", default=None,
+                   help="folder of the MNIST IDX files; if not given, $STZOO_MNIST_DIR")
+    p.add_argument("--sequences", type=int, default=10000, help="number of test sequences to evaluate on")
+    p.add_argument("--batch-size", type=int, default=64, help="sequences per forward pass")
+    p.add_argument("--weights", default=None,
+                   help="local safetensors file instead of the released weights")
+    p.add_argument("--device", default=None, help="torch device; if not given, the model's default (cpu)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads; if not given, torch's default")
+    p.add_argument("--no-cache", dest="cache", action="store_false", default=True,
+                   help="generate the test sequences batch by batch instead of memory-mapping the cached "
+                   "file (same sequences; nothing written to disk). Cache used by default: %(default)s")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("release", help="(maintainers) write a run's weights, measure them, update the manifest")
@@ -622,7 +643,9 @@ def build_parser() -> argparse.ArgumentParser:
         ".ckpt; read with torch.load(weights_only=True) only) into a folder that stzoo.load(DIR) loads. Keys "
         "and shapes are checked strictly. See docs/openstl.md.")
     p.add_argument("checkpoint", metavar="CKPT", help="the OpenSTL .pth / .ckpt file")
-    p.add_argument("--arch", required=True, choices=["tau", "convlstm"], help="OpenSTL's TAU or ConvLSTM")
+    p.add_argument("--arch", required=True, metavar="METHOD",
+                   help="OpenSTL's method name, any case (e.g. TAU, ConvLSTM); `stzoo convert openstl --help` "
+                   "lists those stzoo imports in docs/openstl.md")
     p.add_argument("--config", default=None, metavar="JSON|FILE",
                    help="what the weights cannot tell, e.g. '{\"patch_size\": 4}' for ConvLSTM; JSON, a .json "
                    "file or an OpenSTL .py config (e.g. configs/mmnist/ConvLSTM.py)")

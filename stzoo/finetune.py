@@ -39,8 +39,10 @@ from torch import Tensor, nn
 from stzoo.adapt import adapt, check_resolution
 from stzoo.data.clips import ClipDataset, Video, check_lengths, convert_video, load_videos, split_videos
 from stzoo.errors import ConfigError, InputError
-from stzoo.train import (Recipe, _hardware, atomic_torch_save, atomic_write_text, capture_rng_state,
-                         compute_loss, evaluate, make_optimizer, optimizer_step, restore_rng_state)
+from stzoo.models import get_architecture
+from stzoo.train import (STATE_DICT, Recipe, _hardware, atomic_torch_save, atomic_write_text, capture_rng_state,
+                         checkpoint_error, compute_loss, describe_differences, evaluate, load_checkpoint,
+                         make_optimizer, optimizer_step, restore_rng_state)
 
 if TYPE_CHECKING:
     from stzoo.predictor import Predictor
@@ -50,6 +52,12 @@ __all__ = ["finetune", "FinetuneResult", "FinetuneHistory", "CHECKPOINT_NAME"]
 CHECKPOINT_NAME = "checkpoint.pt"
 HISTORY_NAME = "history.json"
 LOG_NAME = "log.jsonl"
+
+#: what a fine-tuning checkpoint holds (``step_log``, the N×2 [step, loss] of every step so far, is optional)
+_CHECKPOINT_KEYS: dict[str, Any] = {
+    "fingerprint": dict, "model": STATE_DICT, "optimizer": dict, "scheduler": dict, "rng": list, "step": int,
+    "wall_clock_s": (int, float), "bad_epochs": int, "epoch_loss": (tuple, list), "epochs": list,
+    "stopped_early": bool, "best_epoch": (int, type(None)), "best": (dict, type(None))}
 
 
 @dataclass
@@ -62,7 +70,8 @@ class FinetuneHistory:
             ``val`` (``mse``, ``mae``, ``ssim``, ``psnr`` and ``sequences`` over all processes, see
             :mod:`stzoo.metrics`; ``local_sequences``: how many of those this process evaluated).
         steps: ``{"step", "loss"}`` for every optimizer step run by this call (loss averaged over
-            processes).
+            processes). ``history.json`` in the output folder lists every step of the run, across
+            resumes.
         best_epoch: the epoch whose weights were kept (lowest validation MSE; the last epoch when
             there is no validation data).
         best: that epoch's validation metrics (``None`` without validation data).
@@ -331,10 +340,14 @@ def finetune(predictor: "Predictor", data: Any, *, epochs: int = 10, lr: float =
     if not lr > 0:
         raise InputError(f"lr must be > 0, got {lr!r}")
     spec = predictor.spec
-    arch = (predictor.entry or {}).get("architecture") or getattr(predictor.model, "arch", None)
-    if arch is None or "config" not in (predictor.entry or {}):
-        raise ConfigError("this Predictor does not record its architecture config; build it with stzoo.load")
-    if arch == "tau" and (frames_in is None) != (frames_out is None):  # TAU maps T frames to T frames
+    source = getattr(predictor, "reference_model", predictor.model)
+    if getattr(source, "config", None) is None:
+        raise ConfigError("this Predictor's model does not record its config (model.config); build it with "
+                          "stzoo.load or stzoo.models.build_model")
+    arch_spec = get_architecture(source)
+    arch = arch_spec.name
+    tied = arch_spec.spec_keys["frames_in"] == arch_spec.spec_keys["frames_out"]
+    if tied and (frames_in is None) != (frames_out is None):  # e.g. TAU maps T frames to T frames
         frames_in = frames_out = frames_in or frames_out
     f_in, f_out = frames_in or spec.frames_in, frames_out or spec.frames_out
     window = f_in + f_out
@@ -351,7 +364,7 @@ def finetune(predictor: "Predictor", data: Any, *, epochs: int = 10, lr: float =
         check_lengths(held, window, "validation ")
     c = _target_channels(list(videos) + held, channels)
     hw = _target_size(list(videos) + held, size, (spec.height, spec.width))
-    check_resolution(arch, predictor.entry["config"], *hw)
+    check_resolution(arch, source.config, *hw)
     videos = [convert_video(v, channels=c, size=hw) for v in videos]
     held = [convert_video(v, channels=c, size=hw) for v in held]
     if fraction:
@@ -398,8 +411,6 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
     from torch.utils.data import DistributedSampler
     from tqdm.auto import tqdm
 
-    from stzoo.predictor import Predictor
-
     out = o.out_dir
     ckpt_path = out / CHECKPOINT_NAME
     if ckpt_path.exists() and not o.resume:
@@ -434,19 +445,36 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
     step, wall, bad_epochs = 0, 0.0, 0
     loss_sum, loss_n = 0.0, 0  # this epoch's training loss so far (kept across a resume)
     best_state: dict[str, Tensor] | None = None
+    earlier_steps: list[dict[str, float]] = []  # the steps of the calls before a resume (for history.json)
     if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
-        if ck["fingerprint"] != fingerprint:
-            diff = sorted(k for k in fingerprint if ck["fingerprint"].get(k) != fingerprint[k])
-            raise ConfigError(f"{ckpt_path} belongs to another fine-tuning run (different {', '.join(diff)}); "
-                              "use the same model, data and settings to resume, or another output folder")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        rngs = ck["rng"]
-        restore_rng_state(rngs[dist_.rank] if dist_.rank < len(rngs) else rngs[0], dev)
-        step, wall, bad_epochs = ck["step"], ck["wall_clock_s"], ck["bad_epochs"]
-        loss_sum, loss_n = ck["epoch_loss"]
+        remedy = ("Delete it and run without --resume (resume=False) to start afresh, or choose another "
+                  "output folder (--out / out_dir).")
+        ck = load_checkpoint(ckpt_path, dev, _CHECKPOINT_KEYS, remedy=remedy)
+        diffs = describe_differences(ck["fingerprint"], fingerprint)
+        if diffs:
+            raise ConfigError(f"{ckpt_path} belongs to another fine-tuning run: {'; '.join(diffs)}. To resume it, "
+                              "use the same model, data and settings (e.g. the same --lr, --epochs, --batch-size); "
+                              "otherwise choose another output folder (--out / out_dir)")
+        try:
+            if not 0 <= ck["step"] <= total or not all(isinstance(r, dict) and isinstance(r.get("epoch"), int)
+                                                        for r in ck["epochs"]):
+                raise ValueError("its step count or epoch records are out of range")
+            if ck["best"] is not None and not isinstance(ck["best"].get("mse"), (int, float)):
+                raise ValueError("its best epoch has no validation MSE")
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            rngs = ck["rng"]
+            restore_rng_state(rngs[dist_.rank] if dist_.rank < len(rngs) else rngs[0], dev)
+            loss_sum, loss_n = (float(v) for v in ck["epoch_loss"])
+            loss_n = int(loss_n)
+            log_t = ck.get("step_log")
+            if log_t is not None:
+                earlier_steps = [{"step": int(a), "loss": float(b)} for a, b in log_t.reshape(-1, 2).tolist()]
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+            detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise checkpoint_error(ckpt_path, f"its state does not fit this run ({detail})", remedy) from None
+        step, wall, bad_epochs = ck["step"], float(ck["wall_clock_s"]), ck["bad_epochs"]
         history.epochs, history.stopped_early = ck["epochs"], ck["stopped_early"]
         history.best_epoch, history.best = ck["best_epoch"], ck["best"]
         if history.best_epoch is not None and (out / "model.safetensors").is_file():
@@ -480,22 +508,28 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
 
     def make_predictor(state: dict[str, Tensor] | None, epoch_rec: dict[str, Any] | None) -> "Predictor":
         m = base.model if state is None else _fresh(base, state)
-        return Predictor(m, base.spec, name=o.name or f"{base_name}-finetuned", entry=entry_for(epoch_rec),
-                         batch_size=predictor.batch_size)
+        return base.derive(m, base.spec, name=o.name or f"{base_name}-finetuned", entry=entry_for(epoch_rec))
 
     def write_model(state: dict[str, Tensor] | None, epoch_rec: dict[str, Any] | None) -> None:
         if dist_.main:
             make_predictor(state, epoch_rec).save_pretrained(out)
 
+    def write_history() -> None:  # every epoch and every step of the run, this call's and the earlier ones
+        doc = history.to_dict()
+        doc["steps"] = earlier_steps + doc["steps"]
+        atomic_write_text(out / HISTORY_NAME, json.dumps(doc, indent=2, default=str))
+
     def save_checkpoint() -> None:
         rngs = dist_.gather(capture_rng_state(dev))
         if dist_.main:
+            steps = earlier_steps + history.steps
+            step_log = torch.tensor([[s["step"], s["loss"]] for s in steps], dtype=torch.float64).reshape(-1, 2)
             atomic_torch_save({"fingerprint": fingerprint, "model": model.state_dict(), "optimizer": opt.state_dict(),
                                "scheduler": sched.state_dict(), "rng": rngs, "step": step, "wall_clock_s": wall,
                                "bad_epochs": bad_epochs, "epoch_loss": (loss_sum, loss_n), "epochs": history.epochs,
                                "stopped_early": history.stopped_early, "best_epoch": history.best_epoch,
-                               "best": history.best}, ckpt_path)
-            atomic_write_text(out / HISTORY_NAME, json.dumps(history.to_dict(), indent=2, default=str))
+                               "best": history.best, "step_log": step_log}, ckpt_path)
+            write_history()
         dist_.barrier()
 
     log = open(out / LOG_NAME, "a") if dist_.main else None
@@ -520,7 +554,7 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
                 if recipe.scheduled_sampling > 0:
                     teacher_p = max(0.0, 1.0 - step / (recipe.scheduled_sampling * total))
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                    loss = compute_loss(net, recipe, seq, teacher_p)
+                    loss = compute_loss(net, recipe, seq, teacher_p, progress=step / total)
                 optimizer_step(loss, model, opt, sched, recipe.grad_clip)
                 step += 1
                 value = dist_.all_sum([float(loss.detach())], dev)[0] / dist_.world
@@ -532,6 +566,7 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
                 if log is not None:
                     log.write(json.dumps({"step": step, "epoch": epoch + 1, "loss": value,
                                           "lr": sched.get_last_lr()[0], "time": time.time()}) + "\n")
+                    log.flush()
                 if step >= stop:
                     break
                 if step % o.checkpoint_every == 0 and i + 1 < steps_per_epoch:
@@ -582,7 +617,7 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
         best_state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
     write_model(best_state, best_rec)
     if dist_.main:
-        atomic_write_text(out / HISTORY_NAME, json.dumps(history.to_dict(), indent=2, default=str))
+        write_history()
         if o.push_to_hub:
             from stzoo.pretrained import push_folder
 

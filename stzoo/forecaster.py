@@ -38,7 +38,7 @@ from torch import Tensor
 
 from stzoo.errors import InputError, InputTypeError
 from stzoo.io import OutputFormat, prepare_frames
-from stzoo.predictor import Predictor
+from stzoo.predictor import Predictor, check_count, check_horizon, check_output_size
 
 __all__ = ["Forecaster", "CONTEXTS"]
 
@@ -58,9 +58,8 @@ def _clone_states(states: Any) -> Any:
 
 
 def _positive_int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputError(f"{what} must be a positive integer, got {value!r}")
-    return int(value)
+    """A count (an int or any ``numbers.Integral`` such as ``np.int64``, not a bool) that is at least 1."""
+    return check_count(value, what)
 
 
 class Forecaster:
@@ -85,20 +84,34 @@ class Forecaster:
         min_frames: frames needed before the first forecast (default: ``predictor.min_frames``,
             i.e. ``frames_in`` for TAU and 1 for recurrent models). Set it to ``frames_in`` to
             wait for a full window with a recurrent model too.
+        max_horizon: the longest horizon accepted, here and by :meth:`forecast` (default
+            :data:`stzoo.predictor.MAX_HORIZON`, 10,000 frames).
+        max_output_bytes: the largest forecast :meth:`forecast` makes, in bytes of float32
+            ``horizon·C·H·W·4`` (default :data:`stzoo.predictor.MAX_OUTPUT_BYTES`, 2 GiB).
+
+    Counts (``horizon``, ``min_frames``) are ints or numpy integers, not bools.
 
     Raises:
         InputTypeError: ``predictor`` is not a :class:`~stzoo.predictor.Predictor`.
-        InputError: bad ``horizon``/``min_frames``, unknown ``context``, or ``"stream"`` for a
-            model that is not recurrent.
+        InputError: bad ``horizon``/``min_frames`` (not a positive integer, or a horizon above
+            ``max_horizon``), unknown ``context``, or ``"stream"`` for a model that is not recurrent.
     """
 
     def __init__(self, predictor: Predictor, horizon: int | None = None, *, context: str | None = None,
-                 min_frames: int | None = None):
+                 min_frames: int | None = None, max_horizon: int | None = None,
+                 max_output_bytes: int | None = None):
         if not isinstance(predictor, Predictor):
             raise InputTypeError(f"Forecaster needs a stzoo Predictor (e.g. stzoo.load(name)), got "
                                  f"{type(predictor).__name__}")
         self.predictor = predictor
-        self.horizon = _positive_int(predictor.spec.frames_out if horizon is None else horizon, "horizon")
+        if max_horizon is not None:
+            check_count(max_horizon, "max_horizon", "max_horizon=20000")
+        if max_output_bytes is not None:
+            check_count(max_output_bytes, "max_output_bytes", "max_output_bytes=2**32")
+        self.max_horizon, self.max_output_bytes = max_horizon, max_output_bytes
+        what = "horizon" if horizon is not None else "horizon (the default, spec.frames_out)"
+        self.horizon = check_horizon(predictor.spec.frames_out if horizon is None else horizon,
+                                     max_horizon=max_horizon, what=what)
         recurrent = predictor.recurrent
         if context is None:
             context = "stream" if recurrent else "window"
@@ -161,12 +174,14 @@ class Forecaster:
         if frame.ndim not in (2, 3):
             raise InputError(f"push takes one frame (H×W, H×W×C or C×H×W), got an array of shape "
                              f"{tuple(frame.shape)}; to start from a clip, push its frames one by one")
-        x, fmt = prepare_frames(frame[None], channels=channels, layout=layout)
-        if "B" in fmt.layout:  # a 3-D frame whose channels fit neither end, read as a batch
+        if layout is None and frame.ndim == 3 and channels not in (frame.shape[0], frame.shape[-1]):
+            # checked before prepare_frames, which would read the leading 1 and the three axes as BTHW
+            alpha = (" (RGBA? stzoo does not drop alpha from arrays: pass frame[..., :3] to an RGB model, "
+                     "or convert to grey)" if frame.shape[-1] == 4 else "")
             raise InputError(f"a frame of shape {tuple(frame.shape)} does not fit a {channels}-channel model: "
                              f"expected {'H×W, ' if channels == 1 else ''}H×W×{channels} or {channels}×H×W (a clip: push "
-                             f"its frames one by one)")
-        return x, fmt
+                             f"its frames one by one){alpha}")
+        return prepare_frames(frame[None], channels=channels, layout=layout)
 
     @torch.no_grad()
     def push(self, frame: Any, *, layout: str | None = None) -> None:
@@ -214,7 +229,8 @@ class Forecaster:
         self._cache = None
 
     @torch.no_grad()
-    def _forecast_tensor(self, horizon: int) -> Tensor:
+    def _forecast_tensor(self, horizon: int, max_horizon: int | None = None,
+                         max_output_bytes: int | None = None) -> Tensor:
         """The forecast as a 1×horizon×C×H×W float tensor on the model's device."""
         if self._cache is not None and self._cache[:2] == (self.frames_seen, horizon):
             return self._cache[2]
@@ -230,20 +246,28 @@ class Forecaster:
                     outputs.append(pred)
                 y = torch.stack(outputs, dim=1)
             else:
-                y = self.predictor.forecast_tensor(torch.stack(list(self._window), dim=1), horizon)
+                y = self.predictor.forecast_tensor(torch.stack(list(self._window), dim=1), horizon,
+                                                   max_horizon=max_horizon, max_output_bytes=max_output_bytes)
         finally:
             model.train(was_training)
         self._cache = (self.frames_seen, horizon, y)
         return y
 
-    def forecast(self, horizon: int | None = None) -> Any:
+    def forecast(self, horizon: int | None = None, *, max_horizon: int | None = None,
+                 max_output_bytes: int | None = None) -> Any:
         """The next ``horizon`` frames after the frames pushed so far.
 
         Does not change the stream: calling it again without a push returns the same forecast
         (computed once).
 
         Args:
-            horizon: frames to forecast (default: the Forecaster's ``horizon``).
+            horizon: frames to forecast (default: the Forecaster's ``horizon``); an int or numpy
+                integer from 1 to ``max_horizon``.
+            max_horizon: the longest horizon accepted (default: the Forecaster's ``max_horizon``,
+                else :data:`stzoo.predictor.MAX_HORIZON`).
+            max_output_bytes: the largest forecast accepted, in bytes of float32 ``horizon·C·H·W·4``
+                (default: the Forecaster's ``max_output_bytes``, else
+                :data:`stzoo.predictor.MAX_OUTPUT_BYTES`). Both are checked before the model runs.
 
         Returns:
             ``horizon`` frames in the kind, layout and dtype family of the most recently pushed
@@ -252,12 +276,21 @@ class Forecaster:
 
         Raises:
             InputError: not enough frames yet (the message says how many more are needed; see
-                :attr:`frames_needed`), or a bad ``horizon``.
+                :attr:`frames_needed`), a bad ``horizon`` (not a positive integer, or above
+                ``max_horizon``), or a forecast bigger than ``max_output_bytes``.
         """
-        horizon = self.horizon if horizon is None else _positive_int(horizon, "horizon")
+        max_horizon = self.max_horizon if max_horizon is None else max_horizon
+        max_output_bytes = self.max_output_bytes if max_output_bytes is None else max_output_bytes
+        horizon = check_horizon(self.horizon if horizon is None else horizon, max_horizon=max_horizon)
         if not self.ready:
             raise InputError(f"not enough frames to forecast yet: {self.frames_seen} pushed, "
                              f"{self.min_frames} needed; push {self.frames_needed} more "
                              f"(check Forecaster.ready / frames_needed before forecast())")
-        assert self._fmt is not None
-        return self._fmt.restore(self._forecast_tensor(horizon).float())
+        assert self._fmt is not None and self._frame_shape is not None
+        # checked here (not only in forecast_tensor) so that a cached forecast obeys the limits too
+        if self.context == "stream":  # one model.step per frame
+            check_output_size(1, horizon, *self._frame_shape, max_output_bytes=max_output_bytes)
+        else:
+            self.predictor.check_forecast((1, len(self._window)) + self._frame_shape, horizon,
+                                          max_horizon=max_horizon, max_output_bytes=max_output_bytes)
+        return self._fmt.restore(self._forecast_tensor(horizon, max_horizon, max_output_bytes).float())

@@ -14,9 +14,12 @@ Resolution order for a manifest entry's weights:
 Whatever the source, the file's sha256 is compared with the manifest before anything is read from
 it, and it is read only with ``safetensors`` (never pickle). A file in the Hugging Face cache that
 fails the check is deleted from the cache (blob and snapshot link), so it can never be picked up
-later as if it were good. ``hf_hub_download`` writes to a temporary file and moves it into place
-only when complete, so a broken transfer never leaves a partial file behind; transient failures
-(connection drops, HTTP 5xx/408/429) are retried :data:`DOWNLOAD_ATTEMPTS` times.
+later as if it were good; a download that fails it is deleted and fetched once more
+(:data:`CHECKSUM_ATTEMPTS`) before :class:`ChecksumError`. The same holds for ``hf-hub:``
+checkpoints, whose config.json records the sha256 of their weights. ``hf_hub_download`` writes to
+a temporary file and moves it into place only when complete, so a broken transfer never leaves a
+partial file behind; transient failures (connection drops, HTTP 5xx/408/429) are retried
+:data:`DOWNLOAD_ATTEMPTS` times.
 """
 
 from __future__ import annotations
@@ -35,10 +38,12 @@ import torch
 
 from stzoo.errors import InputError, StzooError, WeightsNotAvailableError
 
-__all__ = ["ChecksumError", "InvalidHubIdError", "HubError", "resolve_weights", "locate_weights",
+__all__ = ["ChecksumError", "InvalidHubIdError", "HubError", "CorruptWeightsError", "check_finite",
+           "check_local_path", "resolve_weights", "locate_weights",
            "WeightsLocation", "load_safetensors", "sha256_file", "local_weights_dirs", "hub_download",
            "validate_repo_id", "validate_filename", "validate_revision", "parse_hub_id", "hf_cache_dir",
-           "purge_cached_file", "cache_report", "WEIGHTS_DIR_ENV", "HUB_PREFIX", "DOWNLOAD_ATTEMPTS"]
+           "purge_cached_file", "cache_report", "WEIGHTS_DIR_ENV", "HUB_PREFIX", "DOWNLOAD_ATTEMPTS",
+           "CHECKSUM_ATTEMPTS"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,9 @@ HUB_PREFIX = "hf-hub:"
 DOWNLOAD_ATTEMPTS = 3
 #: Seconds to wait before the second attempt; doubled for each further one.
 RETRY_WAIT_S = 2.0
+#: How many times a file whose bytes do not have the expected sha256 is downloaded (each bad copy is
+#: deleted from the cache first) before :class:`ChecksumError` is raised.
+CHECKSUM_ATTEMPTS = 2
 
 T = TypeVar("T")
 
@@ -65,13 +73,47 @@ class HubError(StzooError, OSError):
     """Talking to the Hugging Face Hub (or the mirror in ``HF_ENDPOINT``) failed, e.g. an upload."""
 
 
+class CorruptWeightsError(InputError):
+    """A weights file cannot be read as safetensors, or it holds NaN / infinite values. A ``ValueError``."""
+
+
 # ---- ids and names ----------------------------------------------------------------------------
-_REPO_PART = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+_REPO_PART = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")  # used with fullmatch (no `$`)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Unicode categories refused in file names and revisions: control, format (bidi overrides such as
+#: U+202E, zero-width characters), surrogates, line and paragraph separators.
+_BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_PERCENT_ENCODED = re.compile(r"%(?:2e|2f|5c|25|00)", re.IGNORECASE)  # '.', '/', '\\', '%', NUL
+#: Longest path component (bytes, UTF-8) and whole relative name (characters) accepted in a repo.
+MAX_COMPONENT_BYTES = 255
+MAX_FILENAME_CHARS = 1024
+#: Longest owner or name part of a repo id (the Hub's own limit on names).
+MAX_REPO_PART = 96
+
+
+def _short(value: object, limit: int = 80) -> str:
+    """``repr(value)``, cut to about ``limit`` characters (error messages must stay readable)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" ({len(value)} characters)" if isinstance(value, (str, bytes)) else ""
+    return text[:limit] + "..." + size
 
 
 def _bad(kind: str, value: object, why: str, expected: str) -> InvalidHubIdError:
-    return InvalidHubIdError(f"invalid Hugging Face {kind} {value!r}: {why}. Expected {expected}.")
+    return InvalidHubIdError(f"invalid Hugging Face {kind} {_short(value)}: {why}. Expected {expected}.")
+
+
+def _odd_character(text: str) -> str | None:
+    """The first control / format / separator character of ``text``, described, or None."""
+    import unicodedata
+
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if cat in _BAD_CATEGORIES:
+            name = unicodedata.name(ch, "")
+            return f"U+{ord(ch):04X}" + (f" {name}" if name else "") + f" (Unicode category {cat})"
+    return None
 
 
 def validate_repo_id(repo_id: object) -> str:
@@ -82,32 +124,59 @@ def validate_repo_id(repo_id: object) -> str:
         raise _bad("repo id", repo_id, "not a non-empty string", expected)
     if "\\" in repo_id:
         raise _bad("repo id", repo_id, "it contains a backslash", expected)
-    if repo_id.startswith("/") or re.match(r"^[A-Za-z]:", repo_id):
+    if repo_id.startswith("/") or re.match(r"[A-Za-z]:", repo_id):
         raise _bad("repo id", repo_id, "it is an absolute path", expected)
     if ".." in repo_id or "--" in repo_id:
         raise _bad("repo id", repo_id, "it contains '..' or '--'", expected)
     parts = repo_id.split("/")
     if len(parts) != 2:
         raise _bad("repo id", repo_id, f"it has {len(parts) - 1} '/' instead of exactly one", expected)
-    if len(parts[1]) > 96 or not all(_REPO_PART.match(p) for p in parts):
-        raise _bad("repo id", repo_id, "it has characters or a length a Hub repo id cannot have", expected)
+    if any(len(p) > MAX_REPO_PART for p in parts):
+        raise _bad("repo id", repo_id, f"its owner or name is longer than {MAX_REPO_PART} characters", expected)
+    if not all(_REPO_PART.fullmatch(p) for p in parts):
+        raise _bad("repo id", repo_id, "it has characters a Hub repo id cannot have "
+                   "(spaces, newlines, control characters, or a leading/trailing '.', '-' or '_')", expected)
     return repo_id
 
 
 def validate_filename(filename: object) -> str:
-    """Return ``filename`` if it is a safe relative path inside a repo; raise otherwise."""
+    """Return ``filename`` if it is a safe relative path inside a repo; raise otherwise.
+
+    Refused: backslashes, absolute paths (``/``, ``~``, drive letters), control / format / separator
+    characters (Unicode categories Cc, Cf, Cs, Zl, Zp: NUL, newlines, bidi overrides such as U+202E,
+    zero-width characters), percent-encoded dots, slashes, backslashes, percent signs or NULs
+    (``%2e%2e/x``), empty components and components made only of dots (``.``, ``..``, ``...``), a
+    component longer than :data:`MAX_COMPONENT_BYTES` bytes and a name longer than
+    :data:`MAX_FILENAME_CHARS` characters.
+    """
     expected = "a relative path inside the repo using '/', e.g. 'model.safetensors' or 'sub/model.safetensors'"
     if not isinstance(filename, str) or not filename:
         raise _bad("file name", filename, "not a non-empty string", expected)
+    if len(filename) > MAX_FILENAME_CHARS:
+        raise _bad("file name", filename, f"it is {len(filename)} characters long (at most "
+                   f"{MAX_FILENAME_CHARS})", expected)
     if "\\" in filename:
         raise _bad("file name", filename, "it contains a backslash", expected)
-    if filename.startswith(("/", "~")) or re.match(r"^[A-Za-z]:", filename):
+    if filename.startswith(("/", "~")) or re.match(r"[A-Za-z]:", filename):
         raise _bad("file name", filename, "it is an absolute path", expected)
-    if _CONTROL.search(filename):
-        raise _bad("file name", filename, "it contains control characters", expected)
+    odd = "control characters" if _CONTROL.search(filename) else _odd_character(filename)
+    if odd:
+        raise _bad("file name", filename, f"it contains {odd}", expected)
+    if _PERCENT_ENCODED.search(filename):
+        raise _bad("file name", filename, "it contains a percent-encoded '.', '/', '\\', '%' or NUL "
+                   "(e.g. %2e or %2f), which a server may decode into a path traversal", expected)
     parts = filename.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        raise _bad("file name", filename, "it has an empty, '.' or '..' path component", expected)
+    if any(p == "" or set(p) == {"."} for p in parts):
+        raise _bad("file name", filename, "it has an empty component or one made only of dots "
+                   "('.', '..', '...')", expected)
+    for p in parts:
+        try:
+            size = len(p.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise _bad("file name", filename, "it is not valid Unicode text", expected) from None
+        if size > MAX_COMPONENT_BYTES:
+            raise _bad("file name", filename, f"a path component is {size} bytes long (at most "
+                       f"{MAX_COMPONENT_BYTES})", expected)
     return filename
 
 
@@ -118,8 +187,8 @@ def validate_revision(revision: object) -> str:
         raise _bad("revision", revision, "not a non-empty string of at most 255 characters", expected)
     if "\\" in revision or ".." in revision or revision.startswith("/") or revision.endswith("/"):
         raise _bad("revision", revision, "it contains a backslash or '..', or starts/ends with '/'", expected)
-    if _CONTROL.search(revision) or " " in revision:
-        raise _bad("revision", revision, "it contains spaces or control characters", expected)
+    if _CONTROL.search(revision) or " " in revision or _odd_character(revision):
+        raise _bad("revision", revision, "it contains spaces, control or format characters", expected)
     return revision
 
 
@@ -146,6 +215,44 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+#: What the OS can look up at all (Linux NAME_MAX and PATH_MAX, in bytes).
+_NAME_MAX, _PATH_MAX = 255, 4096
+
+
+def check_local_path(path: str | os.PathLike, what: str = "path") -> Path:
+    """``path`` with ``~`` expanded, as a :class:`~pathlib.Path`, if the OS can look it up at all.
+
+    Raises :class:`~stzoo.errors.InputError` for a NUL byte, text that cannot be encoded for the file
+    system, a component longer than 255 bytes or a path of 4096 bytes or more (where the OS itself would
+    fail with ``OSError: File name too long``), and :class:`~stzoo.errors.InputTypeError` for a
+    non-path.
+    """
+    from stzoo.errors import InputTypeError
+
+    try:
+        text = os.fspath(path)
+    except TypeError:
+        raise InputTypeError(f"{what} must be a str or os.PathLike, got {type(path).__name__}") from None
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    shown = _short(text)
+    if "\x00" in text:
+        raise InputError(f"{what} {shown} contains a NUL byte: no file can have that name")
+    text = os.path.expanduser(text)
+    try:
+        raw = os.fsencode(text)
+    except UnicodeError:
+        raise InputError(f"{what} {shown} cannot be encoded for the file system (invalid Unicode)") from None
+    if len(raw) >= _PATH_MAX:
+        raise InputError(f"{what} {shown} is {len(raw)} bytes long; the operating system accepts paths of at "
+                         f"most {_PATH_MAX - 1} bytes. Pass a shorter path (e.g. relative to the working folder).")
+    longest = max(raw.split(b"/"), key=len)
+    if len(longest) > _NAME_MAX:
+        raise InputError(f"{what} {shown} has a file or folder name {len(longest)} bytes long; the operating "
+                         f"system accepts at most {_NAME_MAX} bytes per name. Check the path.")
+    return Path(text)
+
+
 def local_weights_dirs() -> list[Path]:
     """Folders searched for release weights, in order."""
     dirs = []
@@ -157,24 +264,62 @@ def local_weights_dirs() -> list[Path]:
     return dirs
 
 
-def verify(path: Path, expected: str | None) -> Path:
-    """Return ``path`` if its sha256 is ``expected`` (or nothing is expected); raise otherwise."""
+def verify(path: Path, expected: str | None, *, expected_by: str | None = None) -> Path:
+    """Return ``path`` if its sha256 is ``expected`` (or nothing is expected); raise otherwise.
+
+    ``expected_by`` names what recorded the hash (default: the manifest), for the message."""
     if expected is None:
         return path
     actual = sha256_file(path)
     if actual != expected:
+        if expected_by is None:
+            raise ChecksumError(
+                f"{path} has sha256 {actual}, but the manifest expects {expected}. The file is corrupt, "
+                "truncated or not the released one: delete it and fetch it again (stzoo download NAME).")
         raise ChecksumError(
-            f"{path} has sha256 {actual}, but the manifest expects {expected}. The file is corrupt, "
-            "truncated or not the released one: delete it and fetch it again (stzoo download NAME)."
-        )
+            f"{path} has sha256 {actual}, but {expected_by} says {expected}: the checkpoint is corrupt or its "
+            "files come from different saves. Save or download it again.")
     return path
 
 
 def load_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a safetensors file (never pickle)."""
+    """Read a safetensors file (never pickle).
+
+    Raises:
+        WeightsNotAvailableError: the file does not exist or cannot be opened.
+        CorruptWeightsError: it is not a readable safetensors file (bad header, truncated data, ...).
+    """
     from safetensors.torch import load_file
 
-    return load_file(str(path))
+    try:
+        return load_file(str(path))
+    except StzooError:
+        raise
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        raise WeightsNotAvailableError(f"cannot open weights file {path}: {exc.strerror or exc}") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # safetensors' SafetensorError, OSError on short reads, ...
+        raise CorruptWeightsError(
+            f"weights file {path} is not a readable safetensors file ({type(exc).__name__}: "
+            f"{_first_line(exc)[:300]}). It is corrupt or truncated, or not a safetensors file at all: "
+            "save or download it again.") from exc
+
+
+def check_finite(state: dict[str, torch.Tensor], source: str | os.PathLike) -> None:
+    """Raise :class:`CorruptWeightsError` naming ``source`` and the first tensor (in the file's order)
+    that holds a NaN or an infinity. One ``isfinite(...).all()`` per floating-point tensor."""
+    for key, t in state.items():
+        if not (t.is_floating_point() or t.is_complex()) or bool(torch.isfinite(t).all()):
+            continue
+        finite = torch.isfinite(t)
+        n_nan = int(torch.isnan(t).sum())
+        n_bad = int((~finite).sum())
+        raise CorruptWeightsError(
+            f"weights file {source} holds non-finite values: tensor {key!r} (shape {tuple(t.shape)}) has "
+            f"{n_nan} NaN and {n_bad - n_nan} infinite value(s) of {t.numel()}. Such weights only produce "
+            "NaN forecasts, so they were not loaded; the checkpoint comes from a diverged training run or "
+            "is corrupt. Use an earlier checkpoint or train again with a lower learning rate.")
 
 
 # ---- the Hugging Face cache and downloads ------------------------------------------------------
@@ -211,13 +356,45 @@ def cached_file(repo_id: str, filename: str, revision: str | None) -> Path | Non
     return Path(found) if isinstance(found, str) and os.path.isfile(found) else None
 
 
-def purge_cached_file(path: Path) -> None:
-    """Delete a file from the Hugging Face cache: its snapshot link and the blob it points to."""
+def purge_cached_file(path: Path, expected_sha256: str | None = None) -> list[Path]:
+    """Delete a file from the Hugging Face cache: its snapshot link and the blob it points to.
+
+    With ``expected_sha256`` (the good file's sha256, which is also the name of its blob for an LFS
+    file), a blob of that name whose content does not have that sha256 is deleted too: that is a bad
+    transfer stored under the good name, which ``hf_hub_download`` would otherwise link again on the
+    next download without fetching anything (it also catches the bad bytes when the snapshot entry is a
+    copy, not a link, as on file systems without symlinks).
+
+    Returns the paths that could not be deleted (empty when the cache is clean). Never raises ``OSError``.
+    """
     path = Path(path)
-    blob = path.resolve() if path.is_symlink() else None
-    path.unlink(missing_ok=True)
-    if blob is not None and blob.parent.name == "blobs":
-        blob.unlink(missing_ok=True)
+    targets = []
+    try:
+        if path.is_symlink():
+            blob = path.resolve()
+            if blob.parent.name == "blobs":
+                targets.append(blob)
+    except (OSError, RuntimeError):  # a link loop
+        pass
+    targets.insert(0, path)
+    if expected_sha256 is not None:
+        # <repo folder>/snapshots/<commit>/<filename...> -> <repo folder>/blobs/<sha256>
+        for parent in path.parents:
+            if parent.name == "snapshots":
+                named = parent.parent / "blobs" / expected_sha256
+                try:
+                    if named.is_file() and named not in targets and sha256_file(named) != expected_sha256:
+                        targets.append(named)
+                except OSError:
+                    targets.append(named)
+                break
+    left = []
+    for target in targets:
+        try:
+            target.unlink(missing_ok=True)
+        except OSError:
+            left.append(target)
+    return left
 
 
 def _hf_errors() -> Any:
@@ -319,13 +496,16 @@ def _explain(exc: BaseException, what: str, repo_id: str, filename: str, revisio
 
 def hub_download(repo_id: str, filename: str, revision: str | None = None, *, sha256: str | None = None,
                  what: str | None = None, looked: list[str] | None = None,
-                 name: str | None = None) -> tuple[Path, str]:
+                 name: str | None = None, expected_by: str = "the stzoo manifest") -> tuple[Path, str]:
     """Fetch ``filename`` of Hub repo ``repo_id`` at ``revision`` into the Hugging Face cache.
 
-    With ``sha256`` (the manifest's), a verified copy already in the cache is used without any network
-    access, a cached copy that fails the check is deleted and fetched anew, and a downloaded copy that
-    fails it is deleted and :class:`ChecksumError` raised. Without it, ``hf_hub_download`` decides
-    (it checks the revision online unless offline).
+    With ``sha256`` (the manifest's, or the one a checkpoint's config.json records; ``expected_by``
+    says which, for messages), a verified copy already in the cache is used without any network
+    access, a cached copy that fails the check is deleted (snapshot link and blob) and fetched anew, and
+    a downloaded copy that fails it is deleted and fetched once more (:data:`CHECKSUM_ATTEMPTS`); if
+    that one is bad too, it is deleted as well and :class:`ChecksumError` raised, so a bad transfer
+    never stays in the cache under the good name. Without ``sha256``, ``hf_hub_download`` decides (it
+    checks the revision online unless offline).
 
     Returns:
         ``(path, source)`` where source is ``"hf-cache"`` (verified cached copy, no request made),
@@ -345,30 +525,48 @@ def hub_download(repo_id: str, filename: str, revision: str | None = None, *, sh
                 return cached, "hf-cache"
             log.warning("%s in the Hugging Face cache has the wrong sha256; deleting it and fetching again",
                         cached)
-            purge_cached_file(cached)
+            _purge_or_raise(cached, sha256, what)
         if hf_offline():
             raise WeightsNotAvailableError(_offline_message(what, repo_id, filename, revision, looked, name))
 
     from huggingface_hub import hf_hub_download
 
-    try:
-        path = Path(_with_retries(lambda: hf_hub_download(repo_id, filename, revision=revision),
-                                  f"downloading {repo_id}/{filename}"))
-    except StzooError:
-        raise
-    except Exception as exc:
-        raise _explain(exc, what, repo_id, filename, revision, looked, name) from exc
-    if sha256 is not None:
+    for attempt in range(1, CHECKSUM_ATTEMPTS + 1):
+        try:
+            path = Path(_with_retries(lambda: hf_hub_download(repo_id, filename, revision=revision),
+                                      f"downloading {repo_id}/{filename}"))
+        except StzooError:
+            raise
+        except Exception as exc:
+            raise _explain(exc, what, repo_id, filename, revision, looked, name) from exc
+        if sha256 is None:
+            return path, "hf-hub"
         actual = sha256_file(path)
-        if actual != sha256:
-            purge_cached_file(path)
-            raise ChecksumError(
-                f"{what}: {repo_id}/{filename}@{revision or 'main'} downloaded from {hf_endpoint()} has "
-                f"sha256 {actual}, but the stzoo manifest expects {sha256}. It is not the released file "
-                f"(a wrong or tampered mirror, or a rewritten repo), so it was not used and was deleted "
-                f"from the Hugging Face cache ({path}). Check HF_ENDPOINT and try again; if it persists, "
-                "please report it.")
-    return path, ("download" if sha256 is not None else "hf-hub")
+        if actual == sha256:
+            return path, "download"
+        # A bad transfer (or a bad blob already cached under the good name, which hf_hub_download links
+        # again without fetching anything): never leave it in the cache, and fetch once more.
+        _purge_or_raise(path, sha256, what)
+        if attempt < CHECKSUM_ATTEMPTS:
+            log.warning("%s/%s@%s from %s has sha256 %s instead of %s; deleted it from the Hugging Face "
+                        "cache, downloading it once more", repo_id, filename, revision or "main",
+                        hf_endpoint(), actual, sha256)
+    raise ChecksumError(
+        f"{what}: {repo_id}/{filename}@{revision or 'main'} downloaded from {hf_endpoint()} has "
+        f"sha256 {actual}, but {expected_by} expects {sha256} (tried {CHECKSUM_ATTEMPTS} downloads). It is "
+        f"not the released file (a wrong or tampered mirror, a corrupting proxy, or a rewritten repo), so it "
+        f"was not used and was deleted from the Hugging Face cache ({path}). Check HF_ENDPOINT and try "
+        "again; if it persists, please report it.")
+
+
+def _purge_or_raise(path: Path, sha256: str, what: str) -> None:
+    """:func:`purge_cached_file`, or :class:`ChecksumError` if a bad file could not be deleted."""
+    left = purge_cached_file(path, sha256)
+    if left:
+        raise ChecksumError(
+            f"{what}: {path} in the Hugging Face cache does not have the expected sha256 {sha256}, and it "
+            f"could not be deleted ({', '.join(map(str, left))}: is the cache read-only?). Delete "
+            "those files by hand, then try again.")
 
 
 # ---- manifest entries --------------------------------------------------------------------------
@@ -385,7 +583,7 @@ def locate_weights(entry: dict[str, Any], weights: str | os.PathLike | None = No
     spec = entry.get("weights")
     name = entry.get("name", "?")
     if weights is not None:
-        path = Path(weights).expanduser()
+        path = check_local_path(weights, "weights file")
         if not path.is_file():
             raise WeightsNotAvailableError(f"weights file {path} does not exist")
         return WeightsLocation(verify(path, spec["sha256"] if spec else None), "file")

@@ -25,6 +25,7 @@ import io as _io
 import math
 import os
 import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +37,8 @@ from PIL import GifImagePlugin, Image, ImageSequence
 
 from stzoo.errors import InputError, InputTypeError
 
-__all__ = ["LAYOUTS", "IMAGE_SUFFIXES", "ARRAY_SUFFIXES", "VIDEO_SUFFIXES", "OutputFormat", "prepare_frames",
-           "read_frames", "write_gif"]
+__all__ = ["LAYOUTS", "IMAGE_SUFFIXES", "ARRAY_SUFFIXES", "VIDEO_SUFFIXES", "OutputFormat", "peek_shape",
+           "prepare_frames", "read_frames", "write_gif"]
 
 #: Accepted layouts of a frame sequence (B: batch, T: time, C: channel, H: height, W: width).
 LAYOUTS: tuple[str, ...] = ("THW", "THWC", "TCHW", "BTHW", "BTHWC", "BTCHW")
@@ -103,6 +104,61 @@ def _as_path(path: Any, what: str = "path") -> Path:
     raise InputTypeError(f"{what} must be a str or os.PathLike, got {type(path).__name__}")
 
 
+def _short_path(p: Path | str, limit: int = 120) -> str:
+    """A path for error messages, shortened in the middle when it is very long."""
+    text = str(p)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit // 2]}...[{len(text)} characters in all]...{text[-limit // 4:]}"
+
+
+def _stat_path(p: Path, what: str = "path") -> os.stat_result:
+    """``os.stat(p)`` (following links), with every failure as an :class:`InputError`.
+
+    Only stats the path, so it never blocks, also on a FIFO or a device file.
+    """
+    try:
+        return os.stat(p)
+    except FileNotFoundError:
+        raise InputError(f"no such file or folder: '{_short_path(p)}'") from None
+    except (OSError, ValueError) as exc:  # ENAMETOOLONG, EACCES, ELOOP, embedded NUL (ValueError)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(f"cannot use {what} '{_short_path(p)}': {reason}; pass the path of an "
+                         f"existing file or folder") from None
+
+
+def _check_regular_file(p: Path, st: os.stat_result) -> None:
+    """Refuse anything but a regular file (FIFOs, sockets and devices could block or never end)."""
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"'{_short_path(p)}' is not a regular file or a folder (it is a FIFO, "
+                         f"socket or device), so stzoo does not read it: reading it could block or "
+                         f"never end; copy the data into a regular file first")
+
+
+def _output_file(path: Any) -> Path:
+    """Check a path to write to: its folder exists and it is not an existing non-regular file."""
+    p = _as_path(path)
+
+    def stat_or_none(q: Path) -> os.stat_result | None:
+        try:
+            return os.stat(q)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:  # ENAMETOOLONG, EACCES, ELOOP, embedded NUL
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise InputError(f"cannot write '{_short_path(p)}': {reason}") from None
+
+    parent = stat_or_none(p.parent)
+    if parent is None or not stat.S_ISDIR(parent.st_mode):
+        raise InputError(f"cannot write '{_short_path(p)}': folder '{_short_path(p.parent)}' "
+                         f"does not exist")
+    st = stat_or_none(p)
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise InputError(f"cannot write '{_short_path(p)}': it exists and is not a regular file "
+                         f"(a folder, FIFO, socket or device); pick another file name")
+    return p
+
+
 def _natural_key(name: str) -> tuple[Any, ...]:
     """Sort key that orders embedded numbers by value: ``frame2`` before ``frame10``."""
     parts = re.split(r"([0-9]+)", name)
@@ -163,18 +219,51 @@ def _is_gray(im: Image.Image, *, later_frame: bool = False) -> bool:
     return False
 
 
-def _image_to_array(im: Image.Image, gray: bool) -> np.ndarray:
+def _float_image_scale(images: Sequence[Image.Image], names: Sequence[str]) -> float:
+    """The factor that maps the 'F' (32-bit float) images of a sequence to 0-255.
+
+    Decided by the value range of all of them together, so every frame is read the same way:
+    values in [0, 1] (give or take rounding noise) are taken as [0, 1] (factor 255), otherwise
+    values in [0, 255] as 8-bit levels (factor 1). NaN / inf or values outside [0, 255] are refused.
+    """
+    lo, hi = math.inf, -math.inf
+    for im, name in zip(images, names):
+        if im.mode != "F":
+            continue
+        a = np.asarray(im, dtype=np.float32)
+        if not np.isfinite(a).all():
+            raise InputError(f"image {name} (mode 'F', 32-bit float) contains NaN or infinite values")
+        if a.size:
+            lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
+    if lo >= -_FLOAT_TOLERANCE and hi <= 1 + _FLOAT_TOLERANCE:
+        return 255.0
+    if lo >= -0.5 and hi <= 255.5:
+        return 1.0
+    raise InputError(f"mode 'F' (32-bit float) frames hold values in [{lo:.4g}, {hi:.4g}] (the "
+                     f"sequence that starts with image {names[0]}); stzoo reads float images with "
+                     f"values in [0, 1] or in [0, 255] and does not clip them; scale them to one "
+                     f"of those ranges first")
+
+
+def _image_to_array(im: Image.Image, gray: bool, float_scale: float = 1.0) -> np.ndarray:
     """One image as an H×W×1 (``gray``) or H×W×3 uint8 array.
 
-    16-bit grey ('I;16', 'I') is scaled to 8 bits (divided by 257); 'F' is clipped to [0, 255].
-    Alpha channels are dropped.
+    16-bit grey ('I;16', 'I') is scaled to 8 bits (divided by 257); an 'I' image with values
+    outside [0, 65535] is refused. 'F' is multiplied by ``float_scale`` (see
+    :func:`_float_image_scale`). Alpha channels are dropped.
     """
     if im.mode in _WIDE_GRAY_MODES:
         a = np.asarray(im)
         if im.mode == "F":
-            a = np.clip(np.nan_to_num(a.astype(np.float64)), 0, 255)
+            a = np.clip(np.nan_to_num(a.astype(np.float64)) * float_scale, 0, 255)
         else:
-            a = np.clip(a.astype(np.float64), 0, 65535) / 257.0
+            a = a.astype(np.int64)
+            if a.size and (int(a.min()) < 0 or int(a.max()) > 65535):
+                raise ValueError(f"it holds values in [{int(a.min())}, {int(a.max())}], outside "
+                                 f"the 16-bit range [0, 65535] that stzoo reads from integer grey "
+                                 f"images (it does not clip them); scale the values to 0-65535 "
+                                 f"(or convert to 8-bit mode 'L') first")
+            a = a / 257.0
         g = np.rint(a).astype(np.uint8)[..., None]
         return g if gray else np.repeat(g, 3, axis=-1)
     out = np.asarray(im.convert("L" if gray else "RGB"), dtype=np.uint8)
@@ -189,14 +278,21 @@ def _images_to_array(images: Sequence[Image.Image], names: Sequence[str], channe
 
     ``sequence`` says the images are the frames of one multi-frame file (see :func:`_is_gray`).
     """
+    first = images[0]
+    for im, name in zip(images, names):
+        if im.size != first.size:
+            raise InputError(f"frames differ in size: image {name} is {im.height}x{im.width} (HxW) "
+                             f"but image {names[0]} is {first.height}x{first.width}; every frame of "
+                             f"a sequence must have the same size (resize them first)")
     if channels is None:
         gray = all(_is_gray(im, later_frame=sequence and i > 0) for i, im in enumerate(images))
     else:
         gray = channels == 1
+    float_scale = _float_image_scale(images, names) if any(im.mode == "F" for im in images) else 1.0
     arrays = []
     for im, name in zip(images, names):
         try:
-            arrays.append(_image_to_array(im, gray))
+            arrays.append(_image_to_array(im, gray, float_scale))
         except _READ_ERRORS as exc:
             raise InputError(f"cannot convert image {name} (mode {im.mode}) to "
                              f"{'grayscale' if gray else 'RGB'}: {exc}") from exc
@@ -307,8 +403,21 @@ def read_frames(path: str | os.PathLike, *, channels: int | None = None) -> np.n
         channels: for images only: 1 converts every frame to grayscale ('L'), 3 to 'RGB'. With
             ``None``, the sequence is grayscale when every frame is ('1', 'L', 'LA', 16-bit grey,
             or a palette whose used colours are all grey; for GIF frames after the first, which
-            Pillow decodes as RGB, three equal channels), otherwise RGB. Alpha is dropped and
-            16-bit grey is scaled to 8 bits. Ignored for ``.npy`` / ``.npz``.
+            Pillow decodes as RGB, three equal channels), otherwise RGB. Ignored for ``.npy`` /
+            ``.npz``. How pixel values are read:
+
+            * alpha ('RGBA', 'LA', 'PA', ...) is dropped: the colour values are kept as they are,
+              not blended onto a background;
+            * 16-bit grey ('I;16', 'I;16B', ...) and 32-bit integer grey ('I') are read as
+              16-bit and scaled to 8 bits (divided by 257); an 'I' image with values outside
+              [0, 65535] is refused rather than clipped;
+            * 32-bit float grey ('F') is decided by the value range of all 'F' frames of the
+              sequence together: values in [0, 1] are taken as [0, 1] (times 255), otherwise
+              values in [0, 255] as 8-bit levels; NaN / inf or values outside [0, 255] are
+              refused.
+
+            Only folders and regular files are read: FIFOs, sockets and devices are refused
+            before they are opened.
 
     Returns:
         For images: a T×H×W×C uint8 array (C = 1 or 3). For ``.npy`` / ``.npz``: the stored array
@@ -316,17 +425,19 @@ def read_frames(path: str | os.PathLike, *, channels: int | None = None) -> np.n
 
     Raises:
         InputTypeError: ``path`` is not a str / os.PathLike, or ``channels`` is not an int.
-        InputError: the path does not exist, the folder holds no images, a file cannot be read
-            (the file is named), the images of a folder differ in size (the first mismatching
-            file and both sizes are named), the suffix is not supported, or ``channels`` is not
-            1, 3 or None.
+        InputError: the path does not exist or cannot be used (too long, no permission), is
+            not a folder or regular file, the folder holds no images, a file cannot be read
+            (the file is named), the frames of a folder or multi-page file differ in size (the
+            first mismatching frame and both sizes are named), pixel values cannot be read
+            without clipping ('I', 'F' above), the suffix is not supported, or ``channels`` is
+            not 1, 3 or None.
     """
     p = _as_path(path)
     channels = _check_image_channels(channels, allow_none=True)
-    if not p.exists():
-        raise InputError(f"no such file or folder: '{p}'")
-    if p.is_dir():
+    st = _stat_path(p)  # stat only: never opens (and so never blocks on) a FIFO or device
+    if stat.S_ISDIR(st.st_mode):
         return _read_folder(p, channels)
+    _check_regular_file(p, st)
     suffix = p.suffix.lower()
     if suffix in ARRAY_SUFFIXES:
         return _read_array_file(p)
@@ -372,6 +483,17 @@ def _check_numpy_dtype(a: np.ndarray, desc: str) -> None:
     if a.dtype.kind not in "iuf":
         raise InputTypeError(f"unsupported dtype {a.dtype} ({desc}); expected uint8, another "
                              f"integer type with values in [0, 255], or float in [0, 1]")
+
+
+def _check_tensor_has_data(t: torch.Tensor) -> None:
+    """Refuse tensors whose values cannot be read: nested tensors and tensors on the meta device."""
+    if getattr(t, "is_nested", False):
+        raise InputTypeError("nested tensors are not accepted as frames; pass a dense tensor in one "
+                             "of the layouts " + ", ".join(LAYOUTS))
+    if t.device.type == "meta":
+        raise InputError(f"the {_describe(t)} holds no values (the meta device only records shapes); "
+                         f"pass a tensor on the CPU or a GPU, e.g. materialise it with "
+                         f"torch.empty_like(t, device='cpu') and fill it first")
 
 
 def _check_torch_dtype(t: torch.Tensor, desc: str) -> None:
@@ -423,6 +545,42 @@ def _check_layout_arg(layout: Any) -> str | None:
     return upper
 
 
+#: Sizes of a last axis that may hold colour channels (grey + alpha, RGB, RGBA) ...
+_COLOUR_AXIS_SIZES = (2, 3, 4)
+#: ... and of an axis before H×W (C×H×W: RGB, RGBA; 2 is left alone, a plausible T) ...
+_LEADING_COLOUR_AXIS_SIZES = (3, 4)
+#: ... when the two axes that would then be H and W are at least this long (image-sized).
+_IMAGE_SIDE = 16
+
+_GREY_RECIPE = "np.rint(frames[..., :3] @ [0.299, 0.587, 0.114]).astype(np.uint8) for uint8 frames"
+
+
+def _looks_like_channels(shape: tuple[int, ...], axis: int) -> bool:
+    """Whether ``shape[axis]`` looks like a colour channel axis of H×W×C / C×H×W frames.
+
+    True when the two axes beside it that would be H×W (the two before a last axis; the two
+    after any other) are both at least :data:`_IMAGE_SIDE` long and it has 2, 3 or 4 entries
+    (a last axis) or 3 or 4 (an axis before H×W).
+    """
+    n = len(shape)
+    axis %= n
+    last = axis == n - 1
+    sides = shape[axis - 2:axis] if last else shape[axis + 1:axis + 3]
+    sizes = _COLOUR_AXIS_SIZES if last else _LEADING_COLOUR_AXIS_SIZES
+    return shape[axis] in sizes and len(sides) == 2 and all(s >= _IMAGE_SIDE for s in sides)
+
+
+def _colour_hint(shape: tuple[int, ...], channels: int) -> str:
+    """Advice for colour / alpha channels that do not match the model (empty if none seen)."""
+    if shape and shape[-1] == 4 and channels in (1, 3) and _looks_like_channels(shape, -1):
+        target = ("RGB with frames[..., :3]" if channels == 3 else f"grey, e.g. {_GREY_RECIPE}")
+        return (f"; for RGBA H×W×4 frames, convert to {target} (stzoo does not drop alpha or mix "
+                f"colours of arrays itself)")
+    if shape and shape[-1] == 3 and channels == 1 and _looks_like_channels(shape, -1):
+        return f"; for RGB H×W×3 frames, convert to grey, e.g. {_GREY_RECIPE}, or use a 3-channel model"
+    return ""
+
+
 def _infer_layout(shape: tuple[int, ...], channels: int, allowed: tuple[str, ...],
                   desc: str) -> str:
     """Guess the layout of an array from its shape and the model's channel count.
@@ -431,9 +589,16 @@ def _infer_layout(shape: tuple[int, ...], channels: int, allowed: tuple[str, ...
     """
     ndim = len(shape)
     c = channels
-    hint = "pass layout='...' to say which axis is which"
+    hint = "pass layout='...' to say which axis is which" + _colour_hint(shape, c)
     if ndim == 3:
         if c == 1:
+            if _looks_like_channels(shape, -1):
+                raise InputError(
+                    f"the {desc} would be read as THW ({shape[0]} frames of {shape[1]}x{shape[2]}), "
+                    f"but its last axis, of size {shape[-1]}, looks like the colour channels of "
+                    f"one H×W×{shape[-1]} image, and this model takes 1 (grey) channel; pass "
+                    f"layout='THW' if the THW reading is right, else pass T grey frames (a "
+                    f"T×H×W array){_colour_hint(shape, c)}")
             return "THW"
         raise InputError(f"a 3-D input is read as THW (one channel), but the model expects {c} "
                          f"channels ({desc}); pass a 4-D T×H×W×{c} (THWC) or T×{c}×H×W (TCHW) "
@@ -447,6 +612,17 @@ def _infer_layout(shape: tuple[int, ...], channels: int, allowed: tuple[str, ...
         if second:
             return "TCHW"
         if c == 1 and "BTHW" in allowed:
+            # Never let a colour axis (RGB / RGBA THWC or TCHW video) pass as B, T, H or W.
+            suspect = [i for i in (3, 1) if _looks_like_channels(shape, i)]
+            if suspect:
+                i = suspect[0]
+                raise InputError(
+                    f"the {desc} would be read as BTHW ({shape[0]} sequences of {shape[1]} "
+                    f"frames of {shape[2]}x{shape[3]}), but its axis {i}, of size {shape[i]}, "
+                    f"looks like a colour channel axis ({'THWC' if i == 3 else 'TCHW'} with "
+                    f"{shape[i]} channels), and this model takes 1 (grey) channel; pass "
+                    f"layout='BTHW' if the BTHW reading is right, else pass grey frames "
+                    f"(T×H×W){_colour_hint(shape, c)}")
             return "BTHW"
         raise InputError(f"cannot tell the layout of the {desc} for a model with {c} "
                          f"channel(s): expected THWC (last axis of size {c}) or TCHW (axis 1 "
@@ -637,6 +813,7 @@ def _prepare_tensor(t: torch.Tensor, channels: int,
                     layout: str | None) -> tuple[torch.Tensor, OutputFormat]:
     """Validate a torch tensor and convert it, keeping its device."""
     t = t.detach()
+    _check_tensor_has_data(t)
     desc = _describe(t)
     _check_torch_dtype(t, desc)
     if t.ndim in (3, 4, 5):
@@ -650,7 +827,7 @@ def _prepare_path(path: str | os.PathLike, channels: int,
                   layout: str | None) -> tuple[torch.Tensor, OutputFormat]:
     """Read a file / folder and convert it; the result is restored as uint8 (B)THWC."""
     p = _as_path(path)
-    is_array = p.suffix.lower() in ARRAY_SUFFIXES and not p.is_dir()
+    is_array = p.suffix.lower() in ARRAY_SUFFIXES and not stat.S_ISDIR(_stat_path(p).st_mode)
     if is_array:
         a = read_frames(p)
         if not isinstance(a, np.ndarray):  # pragma: no cover - np.load returns arrays
@@ -719,10 +896,39 @@ def _prepare_array_list(arrays: list | tuple, channels: int,
         raise InputError(f"frames of shape {_shape_str(first.shape)} (H×W) have one channel, "
                          f"but the model expects {channels}; pass H×W×{channels} or "
                          f"{channels}×H×W frames")
+    if first.ndim == 2 and layout is None:
+        layout = "THW"  # H×W frames have no channel axis to mistake for anything else
     stacked = np.stack(arrays)
     x, layout = _prepare_numpy(stacked, channels, layout, _UNBATCHED_LAYOUTS)
     return x, OutputFormat("arrays", layout, channels, dtype=first.dtype,
                            container=tuple if isinstance(arrays, tuple) else list)
+
+
+def peek_shape(frames: Any, *, channels: int,
+               layout: str | None = None) -> tuple[int, int, int, int, int] | None:
+    """The B×T×C×H×W shape :func:`prepare_frames` would give ``frames``, from the shape alone.
+
+    Nothing is converted or allocated, so callers can refuse an input (or the forecast it would
+    lead to) before paying for it. Only numpy arrays and dense torch tensors are peeked at; for
+    other kinds (paths, lists), or when :func:`prepare_frames` would refuse the input anyway,
+    the answer is ``None`` (and :func:`prepare_frames` raises the error).
+    """
+    try:
+        if isinstance(frames, torch.Tensor):
+            if getattr(frames, "is_nested", False) or frames.layout != torch.strided:
+                return None
+        elif not isinstance(frames, np.ndarray):
+            return None
+        if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or channels < 1:
+            return None
+        shape = tuple(int(s) for s in frames.shape)
+        if len(shape) not in (3, 4, 5) or 0 in shape:
+            return None
+        lay = _resolve_layout(shape, int(channels), _check_layout_arg(layout), LAYOUTS, "input")
+    except (InputError, InputTypeError):
+        return None
+    dims = dict(zip(lay, shape))
+    return (dims.get("B", 1), dims["T"], dims.get("C", 1), dims["H"], dims["W"])
 
 
 def prepare_frames(frames: Any, *, channels: int,
@@ -744,7 +950,8 @@ def prepare_frames(frames: Any, *, channels: int,
             dtypes: uint8 (divided by 255); other integer types with all values in [0, 255]
             (divided by 255); float16/32/64 (and torch bfloat16) with values in [0, 1] (values
             at most 1e-3 outside are clipped). bool, complex, object and string data are
-            rejected, as are NaN / inf and empty inputs.
+            rejected, as are NaN / inf, empty inputs, nested tensors and tensors on the meta
+            device.
         channels: channel count C of the model.
         layout: layout of ``frames`` (one of :data:`LAYOUTS`, any case). For a list of arrays it
             is the layout of the stacked sequence (THW, THWC or TCHW); for images (PIL list or
@@ -758,6 +965,21 @@ def prepare_frames(frames: Any, *, channels: int,
               hold, the same tie-break as for 4-D (BTCHW if ``shape[-1] == shape[-2]``);
             * a frame of a list: HWC if ``shape[-1] == C``, else CHW if ``shape[0] == C``
               (same tie-break), H×W if 2-D and C == 1.
+
+            A colour axis is never read as B, T, H or W: for a 1-channel model, a 3-D input
+            whose last axis has 2-4 entries after two axes of at least 16 (one H×W×C image), and
+            a 4-D input that would be BTHW but whose last axis has 2-4 entries after two axes
+            of at least 16 (T×H×W×C colour video), or whose axis 1 has 3 or 4 entries before
+            two axes of at least 16 (T×C×H×W colour video), are refused with an
+            :class:`~stzoo.errors.InputError` that names the layout considered; pass
+            ``layout=`` (e.g. ``layout='BTHW'`` for a batch of 3- or 4-frame grey clips) to
+            read them anyway.
+
+            Colour and alpha in arrays: stzoo does not convert arrays between colour spaces.
+            RGBA (4-channel) or RGB arrays for a grey model, and RGBA arrays for an RGB model,
+            are refused with advice (drop alpha with ``frames[..., :3]``; mix RGB to grey).
+            PIL images and image files are converted by Pillow instead, which drops alpha (see
+            :func:`read_frames`).
 
     Returns:
         ``(x, fmt)``: ``x`` is a contiguous, detached float32 tensor B×T×C×H×W in [0, 1] (on the
@@ -809,6 +1031,7 @@ def _frames_to_uint8(frames: Any) -> np.ndarray:
     """Validate frames for :func:`write_gif`; return T×H×W×C uint8 (C = 1 or 3)."""
     if isinstance(frames, torch.Tensor):
         t = frames.detach()
+        _check_tensor_has_data(t)
         frames = t.to(device="cpu", dtype=torch.float32).numpy() if t.dtype in _TORCH_FLOATS \
             else t.cpu().numpy()
     if not isinstance(frames, np.ndarray):
@@ -849,16 +1072,15 @@ def write_gif(frames: np.ndarray, path: str | os.PathLike, *, fps: float = 5.0) 
         InputTypeError: ``frames`` is not an array, has an unsupported dtype, or ``fps`` is not
             a number.
         InputError: bad shape, values out of range, NaN, empty frames, ``fps`` not positive, or
-            the file cannot be written.
+            the file cannot be written (its folder is missing, the path is too long, or it
+            names an existing folder, FIFO, socket or device).
     """
     data = _frames_to_uint8(frames)
     if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)):
         raise InputTypeError(f"fps must be a number, got {type(fps).__name__}")
     if not math.isfinite(float(fps)) or fps <= 0:
         raise InputError(f"fps must be a positive finite number, got {fps}")
-    p = _as_path(path)
-    if not p.parent.is_dir():
-        raise InputError(f"cannot write '{p}': folder '{p.parent}' does not exist")
+    p = _output_file(path)
     duration_ms = 10 * max(1, round(100.0 / float(fps)))
 
     gray = data.shape[-1] == 1

@@ -72,17 +72,28 @@ def validate_manifest(manifest: dict[str, Any]) -> None:
             raise ValueError(f"alias {name} -> {entry['alias']} points at no entry")
         if "alias" in entry and "alias" in models[entry["alias"]]:
             raise ValueError(f"alias {name} -> {entry['alias']} points at another alias")
+        if "alias" not in entry:
+            from stzoo.models import make_config  # every entry names a registered architecture and a valid config
+
+            make_config(entry["architecture"], entry["config"])
 
 
 def resolve_name(name: str, manifest: dict[str, Any] | None = None) -> str:
     """Follow an alias (``tau-mmnist`` → the entry it names); raise a clear error if unknown."""
+    from stzoo.errors import InputTypeError
+
+    if not isinstance(name, str):
+        raise InputTypeError(f"a zoo model name is a str such as 'tau-mmnist' (see stzoo.list_models()), "
+                             f"got {type(name).__name__} {str(name)[:80]!r}")
     models = (manifest or _manifest_cached())["models"]
     if name not in models:
         import difflib
 
-        close = difflib.get_close_matches(name, list(models), n=3)
+        longest = max(map(len, models), default=0)
+        close = difflib.get_close_matches(name, list(models), n=3) if len(name) <= 2 * longest + 8 else []
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise UnknownModelError(f"unknown model {name!r}.{hint} Known: {', '.join(sorted(models))} "
+        shown = repr(name) if len(name) <= 100 else f"{name[:100]!r}... ({len(name)} characters)"
+        raise UnknownModelError(f"unknown model {shown}.{hint} Known: {', '.join(sorted(models))} "
                                 "(see stzoo.list_models()).")
     return models[name].get("alias", name)
 

@@ -15,8 +15,9 @@ import torch
 from torch import Tensor, nn
 
 from stzoo.errors import InputError
-from stzoo.io import prepare_frames
+from stzoo.io import peek_shape, prepare_frames
 from stzoo.manifest import InputSpec
+from stzoo.models.base import ARCHITECTURES, check_frames
 
 __all__ = ["Predictor"]
 
@@ -33,6 +34,148 @@ def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
     elif dtype in _DTYPES:
         return _DTYPES[dtype]
     raise InputError(f"dtype must be one of {sorted(_DTYPES)} (or the torch dtypes), got {dtype!r}")
+
+
+def check_batch_size(batch_size: Any) -> int:
+    """``batch_size`` as an ``int`` if it is a positive integer (Python or numpy integer, not a bool).
+
+    Raises:
+        InputTypeError: not an integer (e.g. ``1.5``, ``"8"``, ``None``, ``True``).
+        InputError: zero or negative.
+    """
+    import operator
+
+    from stzoo.errors import InputTypeError
+
+    if isinstance(batch_size, bool) or getattr(batch_size, "dtype", None) == bool:
+        raise InputTypeError(f"batch_size must be a positive integer (sequences per forward pass), got "
+                             f"{batch_size!r}")
+    try:
+        n = operator.index(batch_size)  # int, numpy integers, 0-d integer tensors; not floats or strings
+    except TypeError:
+        raise InputTypeError(f"batch_size must be a positive integer (sequences per forward pass), got "
+                             f"{type(batch_size).__name__} {str(batch_size)[:50]!r}") from None
+    if n < 1:
+        raise InputError(f"batch_size must be a positive integer (sequences per forward pass), got {n}: "
+                         "use 1 or more, e.g. batch_size=16")
+    return int(n)
+
+
+def parse_device(device: Any) -> torch.device:
+    """``device`` (``None`` = CPU, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device``, a CUDA index)
+    as a ``torch.device`` a model can run on here.
+
+    Raises:
+        InputTypeError: not a str, ``torch.device`` or int.
+        InputError: not a device name torch knows, the ``meta`` device (it holds no data), or an
+            accelerator this machine does not have.
+    """
+    from stzoo.errors import InputTypeError
+
+    if device is None:
+        return torch.device("cpu")
+    if isinstance(device, bool) or not isinstance(device, (str, torch.device, int)):
+        raise InputTypeError(f"device must be a string such as 'cpu' or 'cuda', a torch.device or a CUDA "
+                             f"index, got {type(device).__name__}")
+    try:
+        dev = device if isinstance(device, torch.device) else torch.device(device)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise InputError(f"device {str(device)[:80]!r} is not a device torch knows ({str(exc).splitlines()[0][:200]}); "
+                         "use e.g. 'cpu', 'cuda' or 'cuda:0'") from None
+    if dev.type == "meta":
+        raise InputError("device 'meta' holds no data: a model moved there loses its weights and cannot "
+                         "predict. Use device='cpu' or 'cuda'")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {str(dev)!r} asked for, but CUDA is not available here (torch "
+                         f"{torch.__version__}, CUDA build: {torch.version.cuda or 'no'}). Use device='cpu'.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InputError(f"device {str(dev)!r} asked for, but this machine has {torch.cuda.device_count()} "
+                         "CUDA device(s): use an index below that, or 'cuda'")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise InputError(f"device {str(dev)!r} asked for, but MPS is not available here. Use device='cpu'.")
+    return dev
+
+
+#: The longest forecast, in frames, that :meth:`Predictor.predict`, :meth:`Predictor.forecast_tensor` and
+#: :class:`stzoo.Forecaster` make unless told otherwise: a longer ``horizon`` is refused before anything
+#: runs. Pass ``max_horizon=`` to those calls, or raise this constant, for longer rollouts.
+MAX_HORIZON: int = 10_000
+
+#: The largest forecast they make unless told otherwise, in bytes of float32: ``B·frames·C·H·W·4`` must
+#: not exceed it (2 GiB). ``frames`` is the horizon, rounded up to whole model passes for TAU (which
+#: makes ``frames_out`` frames per pass). Peak memory is a few times this (the rolled-out chunks, their
+#: concatenation and the conversion back to the input's dtype). Pass ``max_output_bytes=`` to those
+#: calls, or raise this constant, for bigger forecasts.
+MAX_OUTPUT_BYTES: int = 2 ** 31
+
+
+def _show(value: Any) -> str:
+    """``repr(value)`` for an error message, short, also for ints too long to print."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - e.g. ints above sys.get_int_max_str_digits, a broken __repr__
+        bits = value.bit_length() if isinstance(value, int) else 0
+        return f"an integer of about {int(bits * 0.30103) + 1} digits" if bits else type(value).__name__
+    return text if len(text) <= 60 else text[:40] + "..." + text[-10:]
+
+
+def check_count(value: Any, what: str, example: str | None = None) -> int:
+    """``value`` as an int if it is a positive integer: an int or any ``numbers.Integral`` such as
+    ``np.int64``, but not a bool. Everything else is an :class:`InputError` naming ``what``."""
+    import numbers
+
+    import numpy as np
+
+    example = example or f"{what.split()[0]}=10"
+
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise InputError(f"{what} must be a positive integer (an int or numpy integer), got "
+                         f"{_show(value)} of type {type(value).__name__}; pass e.g. {example}")
+    n = int(value)
+    if n < 1:
+        raise InputError(f"{what} must be a positive integer, got {_show(n)}; pass e.g. {example}")
+    return n
+
+
+def check_horizon(horizon: Any, *, max_horizon: Any = None, what: str = "horizon") -> int:
+    """``horizon`` (frames to forecast) as an int, checked; used by predict and Forecaster.
+
+    Accepts an int or any ``numbers.Integral`` (numpy integers) but not a bool, from 1 to
+    ``max_horizon`` (default :data:`MAX_HORIZON`, read at call time).
+
+    Raises:
+        InputError: not an integer (``"16"``, ``16.0``, ``None``, ``True``), below 1, above the limit,
+            or a bad ``max_horizon``.
+    """
+    limit = MAX_HORIZON if max_horizon is None else check_count(max_horizon, "max_horizon", "max_horizon=20000")
+    n = check_count(horizon, what)
+    if n > limit:
+        raise InputError(f"{what}={_show(n)} is longer than the {limit} frames stzoo forecasts at most "
+                         f"(stzoo.predictor.MAX_HORIZON); ask for fewer frames, or pass max_horizon= (or "
+                         f"raise stzoo.predictor.MAX_HORIZON) if you really want a rollout that long")
+    return n
+
+
+def check_output_size(batch: int, frames: int, channels: int, height: int, width: int, *,
+                      max_output_bytes: Any = None) -> None:
+    """Refuse a forecast of ``batch·frames·channels·height·width`` float32 values above
+    ``max_output_bytes`` (default :data:`MAX_OUTPUT_BYTES`, read at call time). Pure arithmetic:
+    nothing is allocated.
+
+    Raises:
+        InputError: the forecast would be bigger, or ``max_output_bytes`` is not a positive integer.
+    """
+    limit = (MAX_OUTPUT_BYTES if max_output_bytes is None
+             else check_count(max_output_bytes, "max_output_bytes", "max_output_bytes=2**32"))
+    size = 4 * int(batch) * int(frames) * int(channels) * int(height) * int(width)
+    if size > limit:
+        gib = f"{size / 2**30:.3g} GiB" if size.bit_length() < 1000 else "far too much memory"
+        raise InputError(f"a forecast of {_show(frames)} frames (horizon) for {batch} sequence(s) of "
+                         f"{channels}×{height}×{width} would take {gib} as float32 (B·frames·C·H·W·4 = "
+                         f"{_show(size)} bytes), more than the limit of {_show(limit)} bytes "
+                         f"(stzoo.predictor.MAX_OUTPUT_BYTES); ask for a shorter horizon, fewer sequences "
+                         f"or smaller frames, or pass max_output_bytes= (or raise "
+                         f"stzoo.predictor.MAX_OUTPUT_BYTES) to allow it")
 
 
 class Predictor:
@@ -56,9 +199,18 @@ class Predictor:
         self.spec = spec
         self.name = name
         self.entry = entry or {}
-        self.batch_size = int(batch_size)
+        self.batch_size = batch_size  # checked by the property's setter
         self.cuda_graphs = cuda_graphs
         self._graphed: Any = None  # stzoo.kernels.graphs.GraphedCall for self.model, made on first use
+
+    @property
+    def batch_size(self) -> int:
+        """Sequences per forward pass in :meth:`predict` (a positive integer; checked when set)."""
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: Any) -> None:
+        self._batch_size = check_batch_size(value)
 
     @property
     def impl(self) -> str:
@@ -91,6 +243,15 @@ class Predictor:
             self.model = fuse(self.model) if want == "fused" else self.reference_model.eval()
             self._graphed = None
         return self
+
+    def derive(self, model: nn.Module, spec: InputSpec | None = None, *, entry: dict[str, Any] | None = None,
+               name: str | None = None) -> "Predictor":
+        """A new Predictor of the same kind for ``model`` (e.g. an adapted or fine-tuned copy), keeping
+        this one's batch size and CUDA-graph setting. Code that builds Predictors from a given one
+        (adapt, finetune) calls this instead of importing the class, so it never imports inference code."""
+        return type(self)(model, spec or self.spec, name=self.name if name is None else name,
+                          entry=self.entry if entry is None else entry, batch_size=self.batch_size,
+                          cuda_graphs=self.cuda_graphs)
 
     def __repr__(self) -> str:
         p = next(self.model.parameters())
@@ -129,9 +290,18 @@ class Predictor:
         if t < self.min_frames:
             raise InputError(f"{self.name or 'this model'} needs at least {self.min_frames} input frames, "
                              f"got {t} (input shape B×T×C×H×W = {tuple(x.shape)})")
-        check = getattr(self.model, "check_input", None)
-        if check is not None:  # size/channel rules of the architecture, e.g. divisible by 4
-            check(x[:, -self.spec.frames_in:] if not self.recurrent else x[:, :1])
+        reads = x[:, -self.spec.frames_in:] if not self.recurrent else x[:, :1]
+        ref = self.reference_model
+        arch = ARCHITECTURES.get(getattr(ref, "arch", None))
+        if arch is not None and getattr(ref, "config", None) is not None:
+            # the architecture's declared contract (channels, size divisibility), one sentence per broken rule
+            problems = check_frames(arch, ref.config, tuple(reads.shape))
+            if problems:
+                raise InputError(f"{self.name or arch.name}: " + "; ".join(problems))
+        else:
+            check = getattr(self.model, "check_input", None)
+            if check is not None:  # a model outside the registry: its own rules
+                check(reads)
         return x[:, -self.spec.frames_in:]
 
     def _runner(self, x: Tensor) -> Any:
@@ -145,8 +315,32 @@ class Predictor:
             self._graphed = GraphedCall(self.model)
         return self._graphed
 
+    def check_forecast(self, shape: tuple[int, ...], horizon: Any, *, max_horizon: Any = None,
+                       max_output_bytes: Any = None, what: str = "horizon") -> int:
+        """Check that a forecast of ``horizon`` frames for B×T×C×H×W input of ``shape`` stays within
+        the limits (:data:`MAX_HORIZON`, :data:`MAX_OUTPUT_BYTES`, or the ``max_*`` arguments); return
+        the horizon as an int. Pure arithmetic, nothing is allocated. For TAU the frames counted are
+        the horizon rounded up to whole passes of ``frames_out`` frames (what the rollout makes).
+
+        Raises:
+            InputError: a bad horizon (not a positive integer, e.g. ``"16"``, ``16.0``, ``None``,
+                ``True``; or above the limit), or a forecast above the size limit.
+        """
+        n = check_horizon(horizon, max_horizon=max_horizon, what=what)
+        frames = n
+        if not self.recurrent:  # each pass makes frames_out frames
+            per_pass = max(1, int(getattr(self.model, "frames_out", 0) or self.spec.frames_out))
+            frames = -(-n // per_pass) * per_pass
+        if len(shape) != 5:
+            raise InputError(f"expected the shape of a B×T×C×H×W input, got {tuple(shape)}; convert frames "
+                             f"with stzoo.io.prepare_frames (or use predict, which does)")
+        b, _, c, h, w = shape
+        check_output_size(b, frames, c, h, w, max_output_bytes=max_output_bytes)
+        return n
+
     @torch.no_grad()
-    def forecast_tensor(self, x: Tensor, horizon: int) -> Tensor:
+    def forecast_tensor(self, x: Tensor, horizon: int, *, max_horizon: int | None = None,
+                        max_output_bytes: int | None = None) -> Tensor:
         """The tensor core of :meth:`predict`: ``x`` (B×T×C×H×W, already checked with
         :meth:`check_input`, on the model's device and dtype, values in [0, 1]) → the next
         ``horizon`` frames, B×horizon×C×H×W, in the model's dtype.
@@ -154,20 +348,29 @@ class Predictor:
         No format conversion, batching or train/eval switching: the caller keeps the model in eval
         mode. TAU horizons longer than ``frames_out`` are rolled out by feeding predictions back in
         (TAU paper §4.4); recurrent models roll out natively. On CUDA with the fused implementation
-        this replays CUDA graphs (:attr:`cuda_graphs`)."""
+        this replays CUDA graphs (:attr:`cuda_graphs`).
+
+        ``horizon``, ``max_horizon`` and ``max_output_bytes`` are checked first, as in :meth:`predict`
+        (see :meth:`check_forecast`): a forecast above the limits is refused before anything runs."""
+        horizon = self.check_forecast(tuple(x.shape), horizon, max_horizon=max_horizon,
+                                      max_output_bytes=max_output_bytes)
         run = self._runner(x)
         if self.recurrent:
             return run(x, horizon)
         outputs, window, made = [], x, 0
         while made < horizon:  # TAU paper §4.4: feed predictions back in
             y = run(window)
+            if y.ndim != 5 or y.shape[1] < 1:  # a model that makes no frames would loop forever
+                raise InputError(f"the model returned {tuple(y.shape)} for a window of {tuple(window.shape)}: "
+                                 f"no frames to roll out from; expected B×T×C×H×W with T ≥ 1")
             outputs.append(y)
             made += y.shape[1]
             window = torch.cat([window, y], dim=1)[:, -self.spec.frames_in:]
         return torch.cat(outputs, dim=1)[:, :horizon]
 
     @torch.no_grad()
-    def predict(self, frames: Any, horizon: int | None = None, *, layout: str | None = None) -> Any:
+    def predict(self, frames: Any, horizon: int | None = None, *, layout: str | None = None,
+                max_horizon: int | None = None, max_output_bytes: int | None = None) -> Any:
         """Forecast the frames that follow ``frames``.
 
         Args:
@@ -177,26 +380,45 @@ class Predictor:
                 float in [0, 1]. If more frames are given than the model reads
                 (``spec.frames_in``), the last ones are used; TAU needs exactly ``frames_in`` frames,
                 the recurrent models at least one.
-            horizon: how many future frames (default ``spec.frames_out``); longer horizons are
-                rolled out autoregressively.
+            horizon: how many future frames (default ``spec.frames_out``): an int or numpy integer
+                (not a bool) from 1 to ``max_horizon``. Longer horizons than the model's native
+                output are rolled out autoregressively.
             layout: force the layout (e.g. ``"BTHW"``) instead of inferring it.
+            max_horizon: the longest horizon accepted (default :data:`MAX_HORIZON`, 10,000 frames).
+            max_output_bytes: the largest forecast accepted, in bytes of float32
+                ``B·frames·C·H·W·4`` (default :data:`MAX_OUTPUT_BYTES`, 2 GiB; for TAU ``frames`` is
+                the horizon rounded up to whole passes of ``frames_out``). Both limits are checked
+                before the model runs, in microseconds.
 
         Returns:
             The forecast as the same kind of object, layout and dtype family as ``frames``
             (a path gives a T×H×W×C uint8 numpy array).
+
+        Raises:
+            InputError: bad frames (see :func:`stzoo.io.prepare_frames`), a bad horizon (``"16"``,
+                ``16.0``, ``True``, 0, negative, or above ``max_horizon``), or a forecast bigger than
+                ``max_output_bytes``.
+            InputTypeError: frames of a kind or dtype stzoo cannot read.
         """
+        what = "horizon" if horizon is not None else "horizon (the default, spec.frames_out)"
         horizon = self.spec.frames_out if horizon is None else horizon
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise InputError(f"horizon must be a positive integer, got {horizon!r}")
+        horizon = check_horizon(horizon, max_horizon=max_horizon, what=what)  # before reading frames
+        shape = peek_shape(frames, channels=self.spec.channels, layout=layout)
+        if shape is not None:  # arrays and tensors: the forecast size is known before converting them
+            self.check_forecast(shape, horizon, max_horizon=max_horizon, max_output_bytes=max_output_bytes,
+                                what=what)
         x, fmt = prepare_frames(frames, channels=self.spec.channels, layout=layout)
         x = self.check_input(x)
+        self.check_forecast(tuple(x.shape), horizon, max_horizon=max_horizon,
+                            max_output_bytes=max_output_bytes, what=what)
         was_training = self.model.training
         self.model.eval()
         chunks = []
         try:
             for start in range(0, x.shape[0], self.batch_size):
                 xb = x[start:start + self.batch_size].to(self.device, self.dtype)
-                chunks.append(self.forecast_tensor(xb, horizon).float().to(x.device))
+                chunks.append(self.forecast_tensor(xb, horizon, max_horizon=max_horizon,
+                                                   max_output_bytes=max_output_bytes).float().to(x.device))
         finally:
             self.model.train(was_training)
         return fmt.restore(torch.cat(chunks, dim=0))

@@ -1,5 +1,7 @@
-"""Community and fine-tuned checkpoints: the ``save_pretrained`` folder layout, loading it from a
-folder or from the Hugging Face Hub (``hf-hub:owner/repo[@revision]``), and publishing it.
+"""Community and fine-tuned checkpoints: the ``save_pretrained`` folder layout (writing it, reading its
+config) and publishing it. Loading a folder or ``hf-hub:owner/repo[@revision]`` back into a Predictor
+is :mod:`stzoo.api`'s job (``stzoo.load``); this module knows config dicts and state dicts, never how
+a Predictor is built.
 
 A checkpoint folder holds three files::
 
@@ -8,7 +10,7 @@ A checkpoint folder holds three files::
     model.safetensors  the state dict (safetensors only: never pickle)
     README.md          a generated model card
 
-Loading checks every key and shape (:func:`stzoo.api.load_state_dict_strict`): missing or unexpected
+Loading checks every key and shape (:func:`stzoo.models.load_state_dict_strict`): missing or unexpected
 keys are an error, never silently ignored (unlike ``PyTorchModelHubMixin``'s ``strict=False``
 default, which is why stzoo does not use that mixin).
 """
@@ -31,8 +33,8 @@ from stzoo.hub import (HubError, hub_download, load_safetensors, parse_hub_id, s
 if TYPE_CHECKING:
     from stzoo.predictor import Predictor
 
-__all__ = ["save_pretrained", "load_pretrained", "load_from_hub", "push_to_hub", "push_folder",
-           "export_release", "model_card", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "FORMAT_VERSION"]
+__all__ = ["save_pretrained", "read_config", "push_to_hub", "push_folder", "export_release", "model_card",
+           "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "FORMAT_VERSION"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -42,7 +44,7 @@ _META_KEYS = ("description", "license", "metrics", "training")
 
 
 def _version() -> str:
-    from stzoo import __version__
+    from stzoo.version import __version__
 
     return __version__
 
@@ -75,28 +77,207 @@ def _predictor_config(predictor: "Predictor", config: dict[str, Any] | None,
 
 
 def _check_config_rebuilds(cfg: dict[str, Any], state: dict[str, torch.Tensor], source: str) -> None:
-    from stzoo.api import load_state_dict_strict
-    from stzoo.models import build_model
+    from stzoo.models import build_model, load_state_dict_strict
 
     load_state_dict_strict(build_model(cfg["architecture"], cfg["config"]), state, source)
 
 
-def _write_folder(directory: Path, cfg: dict[str, Any], weights_file: Path | None,
-                  state: dict[str, torch.Tensor] | None, repo_id: str | None, card: str | None) -> Path:
+# A folder is written whole under a hidden sibling name (".<name>.stzoo-tmp-<random>") and then put in
+# place: a crash at any moment leaves the previous folder or the new one, never a mix of the two.
+_TMP_TAG, _OLD_TAG = ".stzoo-tmp-", ".stzoo-old-"
+_FOLDER_FILES = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file or a folder to disk (skipped where the OS does not allow it, e.g. folders on Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_files(folder: Path, cfg: dict[str, Any], weights_file: Path | None, state: dict[str, torch.Tensor] | None,
+                 repo_id: str | None, card: str | None, suffix: str = "") -> list[Path]:
+    """Write weights, config.json (with the weights' sha256) and the card into ``folder``, each name
+    followed by ``suffix``, and flush them to disk. Files get the usual mode (0666 less the umask)."""
+    import stat
+
     from safetensors.torch import save_file
 
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / (WEIGHTS_NAME + ".tmp")
+    w, c, r = (folder / (n + suffix) for n in _FOLDER_FILES)
     if state is not None:
-        save_file(state, str(tmp), metadata={"format": "pt", "stzoo_architecture": cfg["architecture"]})
+        # one metadata key: safetensors stores a dict's keys in no fixed order, and two saves of the
+        # same weights must give the same file (the same sha256)
+        meta = json.dumps({"arch": cfg["architecture"], "config": cfg["config"]}, sort_keys=True)
+        save_file(state, str(w), metadata={"stzoo": meta})
     else:
-        shutil.copyfile(weights_file, tmp)
-    os.replace(tmp, directory / WEIGHTS_NAME)
-    w = directory / WEIGHTS_NAME
+        shutil.copyfile(weights_file, w)
     cfg = {**cfg, "weights": {"filename": WEIGHTS_NAME, "sha256": sha256_file(w), "size": w.stat().st_size}}
-    (directory / CONFIG_NAME).write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (directory / CARD_NAME).write_text(card if card is not None else model_card(cfg, repo_id=repo_id),
-                                       encoding="utf-8")
+    c.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    r.write_text(card if card is not None else model_card(cfg, repo_id=repo_id), encoding="utf-8")
+    # safetensors writes through a private temporary file (mode 0600): give the weights the mode the
+    # umask gave config.json, so the folder can be shared like any other
+    os.chmod(w, stat.S_IMODE(c.stat().st_mode))
+    for f in (w, c, r):
+        _fsync(f)
+    return [w, c, r]
+
+
+def _sibling(target: Path, tag: str) -> Path:
+    import secrets
+
+    return target.with_name(f".{target.name}{tag}{secrets.token_hex(6)}")
+
+
+def _clean_leftovers(target: Path) -> None:
+    """Remove what an interrupted earlier save left next to ``target``: half-written folders, and the
+    previous folder (put back in place if that save died between its two renames)."""
+    prefix = "." + target.name
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return
+    olds = []
+    for e in entries:
+        if e.name.startswith(prefix + _TMP_TAG):
+            shutil.rmtree(e.path, ignore_errors=True)
+        elif e.name.startswith(prefix + _OLD_TAG):
+            olds.append(Path(e.path))
+    olds.sort(key=lambda p: p.stat().st_mtime)
+    if olds and not os.path.lexists(target):
+        os.rename(olds.pop(), target)
+    for old in olds:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _link_or_copy(src: str, dst: str) -> str:
+    try:
+        os.link(src, dst)  # the same file under the new folder (an open log keeps writing into it)
+    except OSError:
+        shutil.copy2(src, dst)
+    return dst
+
+
+def _carry_over(old: Path, new: Path) -> None:
+    """Give ``new`` every entry of ``old`` except the files being replaced (hard links where possible)."""
+    skip = set(_FOLDER_FILES) | {n + ".tmp" for n in _FOLDER_FILES}
+    for e in os.scandir(old):
+        if e.name in skip:
+            continue
+        dst = new / e.name
+        if e.is_symlink():
+            os.symlink(os.readlink(e.path), dst)
+        elif e.is_dir():
+            shutil.copytree(e.path, dst, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(e.path, str(dst))
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where that is not available."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    at_fdcwd, rename_exchange = -100, 2
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _swap_in(staging: Path, target: Path) -> bool:
+    """Put the finished folder ``staging`` at ``target``; the previous folder is removed afterwards.
+    False (nothing changed) when ``target`` cannot be moved, e.g. it is a mount point."""
+    if not os.path.lexists(target):
+        os.rename(staging, target)
+    elif _exchange(staging, target):
+        _fsync(target.parent)
+        shutil.rmtree(staging, ignore_errors=True)  # now the previous folder
+        return True
+    else:
+        old = _sibling(target, _OLD_TAG)
+        try:
+            os.rename(target, old)
+        except OSError:
+            return False
+        try:
+            os.rename(staging, target)
+        except BaseException:
+            os.rename(old, target)
+            raise
+        _fsync(target.parent)
+        shutil.rmtree(old, ignore_errors=True)
+        return True
+    _fsync(target.parent)
+    return True
+
+
+def _write_in_place(target: Path, *args: Any) -> None:
+    """The fallback when the folder cannot be replaced as a whole: each file through a temporary name
+    and a rename (each file is whole, but a crash between the renames can mix two saves)."""
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    try:
+        written = _write_files(target, *args, suffix=".tmp")
+        for f in written:
+            os.replace(f, f.with_name(f.name[:-len(".tmp")]))
+    except BaseException:
+        for f in written:
+            f.unlink(missing_ok=True)
+        raise
+    _fsync(target)
+
+
+def _write_folder(directory: Path, cfg: dict[str, Any], weights_file: Path | None,
+                  state: dict[str, torch.Tensor] | None, repo_id: str | None, card: str | None) -> Path:
+    """Write the checkpoint folder ``directory`` so that it is, at every moment, either the previous
+    folder or the new one: everything is written under a hidden sibling name, flushed, then swapped in
+    (other files of an existing folder are kept). Leftovers of a killed save are removed here."""
+    import stat
+
+    target = Path(os.path.abspath(directory))
+    if target.is_symlink():  # replace the folder the link points to, keep the link
+        target = Path(os.path.realpath(target))
+    if target.exists() and not target.is_dir():
+        raise InputError(f"{directory} exists and is not a folder: give a folder path to save the checkpoint in")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _clean_leftovers(target)
+    args = (cfg, weights_file, state, repo_id, card)
+    cwd = os.path.realpath(os.getcwd())
+    if cwd == os.path.realpath(target) or cwd.startswith(os.path.realpath(target) + os.sep):
+        _write_in_place(target, *args)  # moving the working directory away would strand relative paths
+        return directory
+    staging = _sibling(target, _TMP_TAG)
+    try:
+        os.mkdir(staging)
+    except OSError:  # e.g. no write access to the parent folder
+        _write_in_place(target, *args)
+        return directory
+    try:
+        _write_files(staging, *args)
+        if target.is_dir():
+            _carry_over(target, staging)
+            os.chmod(staging, stat.S_IMODE(target.stat().st_mode))
+        _fsync(staging)
+        swapped = _swap_in(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if not swapped:
+        shutil.rmtree(staging, ignore_errors=True)
+        _write_in_place(target, *args)
     return directory
 
 
@@ -106,7 +287,9 @@ def save_pretrained(predictor: "Predictor", directory: str | os.PathLike, *, con
 
     Args:
         predictor: the model to save (its current weights, in its current dtype, moved to CPU).
-        directory: created if missing; those three files are overwritten.
+        directory: created if missing; those three files are replaced (other files are kept). The
+            folder is written under a temporary name next to it and then swapped in, so a crash
+            leaves either the previous folder or the new one.
         config: the architecture config, needed only for a Predictor not made by :func:`stzoo.load`.
         name: the checkpoint's name in the card (default: the Predictor's).
         repo_id: the Hub repo it is meant for (used in the card's "how to load").
@@ -206,7 +389,10 @@ def model_card(cfg: dict[str, Any], *, repo_id: str | None = None) -> str:
 
 
 # ---- reading ----------------------------------------------------------------------------------
-def _read_config(path: Path) -> dict[str, Any]:
+def read_config(path: Path) -> dict[str, Any]:
+    from stzoo.hub import check_local_path
+
+    path = check_local_path(path, "checkpoint config")  # too long for the OS: InputError, not OSError
     if not path.is_file():
         raise WeightsNotAvailableError(
             f"{path} does not exist: {path.parent} is not a checkpoint folder written by "
@@ -214,7 +400,9 @@ def _read_config(path: Path) -> dict[str, Any]:
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
-        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+        raise ConfigError(f"{path} is not valid JSON: {str(exc)[:300]}") from exc
+    except OSError as exc:
+        raise WeightsNotAvailableError(f"cannot read {path}: {exc.strerror or exc}") from exc
     problems = []
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path} must hold a JSON object, got {type(cfg).__name__}")
@@ -230,67 +418,16 @@ def _read_config(path: Path) -> dict[str, Any]:
     needed = ("frames_in", "frames_out", "channels", "height", "width")
     if not isinstance(spec, dict) or any(k not in spec for k in needed):
         problems.append(f"'input' must be an object with {', '.join(needed)}")
+    weights = cfg.get("weights")
+    sha = weights.get("sha256") if isinstance(weights, dict) else None
+    if weights is not None and not isinstance(weights, dict):
+        problems.append("'weights' must be an object with the sha256 of the weights file")
+    elif sha is not None and not (isinstance(sha, str) and len(sha) == 64
+                                  and all(c in "0123456789abcdef" for c in sha)):
+        problems.append(f"'weights.sha256' must be 64 lowercase hex digits, got {str(sha)[:80]!r}")
     if problems:
         raise ConfigError(f"{path} is not a valid stzoo checkpoint config: " + "; ".join(problems))
     return cfg
-
-
-def _build(cfg: dict[str, Any], weights: Path | None, expected_sha: str | None, source: str, *,
-           device: str | torch.device | None, dtype: str | torch.dtype | None, batch_size: int) -> "Predictor":
-    from stzoo.api import assemble_predictor
-
-    if weights is not None:
-        if not weights.is_file():
-            raise WeightsNotAvailableError(f"weights file {weights} does not exist")
-        if expected_sha is not None:
-            actual = sha256_file(weights)
-            if actual != expected_sha:
-                from stzoo.hub import ChecksumError
-
-                raise ChecksumError(
-                    f"{weights} has sha256 {actual}, but {source}/{CONFIG_NAME} says {expected_sha}: the "
-                    "checkpoint is corrupt or its files come from different saves. Save or download it again.")
-    entry = {k: v for k, v in cfg.items() if k not in ("stzoo_format", "library", "stzoo_version")}
-    entry["source"] = source
-    return assemble_predictor(entry, weights, name=cfg.get("name"), device=device, dtype=dtype,
-                              batch_size=batch_size)
-
-
-def load_pretrained(directory: str | os.PathLike, *, pretrained: bool = True,
-                    weights: str | os.PathLike | None = None, device: str | torch.device | None = None,
-                    dtype: str | torch.dtype | None = None, batch_size: int = 16) -> "Predictor":
-    """Load a folder written by :func:`save_pretrained` (what ``stzoo.load(folder)`` does)."""
-    folder = Path(directory).expanduser()
-    cfg = _read_config(folder / CONFIG_NAME)
-    if weights is not None:
-        w, sha = Path(weights).expanduser(), None
-    elif pretrained:
-        w, sha = folder / WEIGHTS_NAME, (cfg.get("weights") or {}).get("sha256")
-    else:
-        w, sha = None, None
-    return _build(cfg, w, sha, str(folder), device=device, dtype=dtype, batch_size=batch_size)
-
-
-def load_from_hub(spec: str, *, pretrained: bool = True, weights: str | os.PathLike | None = None,
-                  device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-                  batch_size: int = 16) -> "Predictor":
-    """Load ``"hf-hub:owner/repo[@revision]"``: its config.json and model.safetensors, from the same
-    commit, through the Hugging Face cache (``HF_ENDPOINT`` / ``HF_HUB_OFFLINE`` / ``HF_TOKEN`` apply)."""
-    repo_id, revision = parse_hub_id(spec)
-    what = f"stzoo.load({spec!r})"
-    cfg_path, _ = hub_download(repo_id, CONFIG_NAME, revision, what=what, name=spec)
-    cfg = _read_config(cfg_path)
-    commit = cfg_path.parent.name  # snapshots/<commit>/config.json: fetch the weights from that commit
-    pin = commit if len(commit) == 40 and all(c in "0123456789abcdef" for c in commit) else revision
-    w: Path | None = None
-    sha = None
-    if weights is not None:
-        w = Path(weights).expanduser()
-    elif pretrained:
-        w, _ = hub_download(repo_id, WEIGHTS_NAME, pin, what=what, name=spec)
-        sha = (cfg.get("weights") or {}).get("sha256")
-    return _build(cfg, w, sha, f"hf-hub:{repo_id}@{pin or 'main'}", device=device, dtype=dtype,
-                  batch_size=batch_size)
 
 
 # ---- publishing -------------------------------------------------------------------------------

@@ -20,49 +20,43 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stzoo.data.moving_mnist import MovingMNIST, moving_mnist_test_set
-from stzoo.errors import ConfigError
+from stzoo.errors import CheckpointError, ConfigError, WeightsNotAvailableError
 from stzoo.hub import sha256_file
 from stzoo.losses import mse_ddr_loss
 from stzoo.metrics import MetricAccumulator
-from stzoo.models import build_model, count_parameters, full_config
+from stzoo.models import (ARCHITECTURES, Recipe, build_model, count_parameters, eval_mode, full_config,
+                          get_architecture)
 
 __all__ = ["Recipe", "RECIPES", "train", "evaluate", "evaluate_copy_last", "release", "sha256_file",
            "atomic_torch_save", "atomic_write_text", "capture_rng_state", "restore_rng_state",
-           "make_optimizer", "optimizer_step", "compute_loss", "predict_future"]
+           "make_optimizer", "optimizer_step", "compute_loss", "predict_future", "load_checkpoint",
+           "checkpoint_error", "describe_differences", "STATE_DICT", "TRAIN_CHECKPOINT_KEYS"]
 
 
-@dataclass
-class Recipe:
-    """How one architecture is trained. Every field can be overridden from the CLI."""
+class _Recipes(Mapping):
+    """architecture id → its default :class:`Recipe`, read from the registry (external ones included)."""
 
-    lr: float = 1e-3
-    batch_size: int = 16
-    epochs: int = 200
-    epoch_size: int = 10000          # sequences per epoch (fresh ones every epoch)
-    loss: str = "mse"                # "mse" or "mse+ddr"
-    alpha: float = 0.1               # DDR weight
-    weight_decay: float = 0.0
-    scheduled_sampling: float = 0.0  # fraction of training over which teacher forcing decays 1 → 0
-    frames_in: int = 10
-    frames_out: int = 10
-    seed: int = 0
-    grad_clip: float = 1.0
+    def __getitem__(self, arch: str) -> Recipe:
+        return get_architecture(arch).recipe
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(ARCHITECTURES)
+
+    def __len__(self) -> int:
+        return len(ARCHITECTURES)
 
 
-RECIPES: dict[str, Recipe] = {
-    "tau": Recipe(loss="mse+ddr", alpha=0.1),
-    "convlstm": Recipe(loss="mse", scheduled_sampling=0.5),
-    "sa_convlstm": Recipe(loss="mse", scheduled_sampling=0.5),
-}
+#: the default recipe of every registered architecture (declared in its model file)
+RECIPES: Mapping[str, Recipe] = _Recipes()
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -78,7 +72,10 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -95,11 +92,150 @@ def restore_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda_rng"], device)
 
 
+# ---- reading checkpoints back (never unpickling code) ------------------------------------------
+#: expected type of a checkpoint entry that is a state dict: ``{str: Tensor}``
+STATE_DICT = "state dict"
+
+#: what a checkpoint written by :func:`train` holds (``cuda_rng`` / ``dtype`` are optional)
+TRAIN_CHECKPOINT_KEYS: dict[str, Any] = {
+    "arch": str, "config": dict, "recipe": dict, "model": STATE_DICT, "optimizer": dict, "scheduler": dict,
+    "rng": torch.Tensor, "step": int, "wall_clock_s": (int, float)}
+
+
+def checkpoint_error(path: str | os.PathLike, reason: str, remedy: str) -> CheckpointError:
+    """The one error for a checkpoint that cannot be used: which file, what is wrong, what to do."""
+    return CheckpointError(f"{path} is not a checkpoint stzoo can use: {reason}. {remedy}")
+
+
+def _type_name(expected: Any) -> str:
+    if expected is STATE_DICT:
+        return "a state dict (names → tensors)"
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
+
+
+def _has_type(value: Any, expected: Any) -> bool:
+    if expected is STATE_DICT:
+        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                               for k, v in value.items())
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    if isinstance(value, bool) and bool not in kinds:  # True is an int to isinstance, not to a checkpoint
+        return False
+    return isinstance(value, kinds)
+
+
+def _load_failure(exc: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in words (without torch's advice to
+    load the file without ``weights_only``, which would run whatever code it carries)."""
+    import pickle
+
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError):
+        marker = "Unsupported global: GLOBAL "
+        if marker in text:
+            what = text.split(marker, 1)[1].split()[0]
+            return (f"it refers to the Python object {what}, which no checkpoint stzoo writes holds (a crafted "
+                    "file can run code that way; it was not loaded, nothing was run)")
+        return "it is not a file torch.save wrote (or it is corrupt); nothing in it was run"
+    first = text.strip().splitlines()[0][:200] if text.strip() else "no details"
+    return f"it cannot be read: it is truncated or corrupt ({type(exc).__name__}: {first})"
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device, required_keys: Mapping[str, Any], *,
+                    remedy: str) -> dict[str, Any]:
+    """Read a checkpoint that :func:`train` or :func:`stzoo.finetune.finetune` wrote, safely.
+
+    The file is read with ``torch.load(weights_only=True)`` only: tensors, numbers, strings and plain
+    containers, never arbitrary Python objects, so a crafted file cannot run code. It must be a dict
+    holding every key of ``required_keys`` with a value of the type given there (a type, a tuple of
+    types, or :data:`STATE_DICT`). Anything else (a truncated or corrupt file, other contents, a
+    pickle that wants to call a function) raises one :class:`~stzoo.errors.CheckpointError` naming
+    the file and ending with ``remedy`` (what the user can do about it).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise WeightsNotAvailableError(f"there is no checkpoint at {path}. {remedy}")
+    if not path.is_file():
+        raise checkpoint_error(path, "it is not a file", remedy)
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except MemoryError as exc:
+        raise checkpoint_error(path, "it does not fit in memory", remedy) from exc
+    except BaseException as exc:  # noqa: BLE001 - whatever a damaged or crafted file makes torch raise
+        raise checkpoint_error(path, _load_failure(exc), remedy) from None
+    if not isinstance(ck, dict):
+        raise checkpoint_error(path, f"it holds a {type(ck).__name__}, not the dict of a stzoo checkpoint", remedy)
+    problems = [f"'{k}' is missing" for k in required_keys if k not in ck]
+    problems += [f"'{k}' is a {type(ck[k]).__name__}, expected {_type_name(t)}"
+                 for k, t in required_keys.items() if k in ck and not _has_type(ck[k], t)]
+    if problems:
+        shown = "; ".join(problems[:6]) + (f"; and {len(problems) - 6} more" if len(problems) > 6 else "")
+        raise checkpoint_error(path, f"it does not have the contents stzoo writes ({shown})", remedy)
+    return ck
+
+
+_MISSING = object()
+
+
+def describe_differences(stored: Mapping[str, Any], requested: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """``"recipe.lr: 0.001 in the checkpoint, 0.5 requested"`` for every field (dotted names into
+    nested dicts) whose stored and requested values differ; [] when they agree."""
+    out: list[str] = []
+    for key in sorted(set(stored) | set(requested), key=str):
+        a, b = stored.get(key, _MISSING), requested.get(key, _MISSING)
+        name = f"{prefix}{key}"
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += describe_differences(a, b, name + ".")
+        elif a is _MISSING or b is _MISSING or _plain(a) != _plain(b):
+            out.append(f"{name}: {_show(a)} in the checkpoint, {_show(b)} requested")
+    return out
+
+
+def _plain(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _show(v: Any) -> str:
+    return "absent" if v is _MISSING else repr(_plain(v))
+
+
 def make_optimizer(params: Any, recipe: Recipe, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
     """AdamW with ``recipe.lr`` / ``recipe.weight_decay`` and a OneCycle schedule over ``total_steps``."""
     opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=max(1, total_steps))
     return opt, sched
+
+
+def one_cycle_lr(max_lr: float, frac: float, *, pct_start: float = 0.3, div_factor: float = 25.0,
+                 final_div_factor: float = 1e4) -> float:
+    """The learning rate of torch's OneCycleLR (cosine, two phases, its defaults) at fraction ``frac`` of
+    the schedule: from ``max_lr / div_factor`` up to ``max_lr`` over ``pct_start``, then down to
+    ``max_lr / div_factor / final_div_factor``. Used when the schedule runs on wall-clock time."""
+    frac = min(max(frac, 0.0), 1.0)
+    initial = max_lr / div_factor
+    if frac <= pct_start:
+        start, end, pct = initial, max_lr, frac / pct_start
+    else:
+        start, end, pct = max_lr, initial / final_div_factor, (frac - pct_start) / (1 - pct_start)
+    return end + (start - end) / 2 * (1 + math.cos(math.pi * pct))
+
+
+class _NoSchedule:
+    """Stands in for the scheduler when the learning rate follows the clock (see :func:`train`)."""
+
+    def step(self) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"clock": True}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    def get_last_lr(self) -> list[float]:
+        return [float("nan")]
 
 
 def optimizer_step(loss: Tensor, model: nn.Module, opt: torch.optim.Optimizer, sched: Any,
@@ -124,10 +260,20 @@ def _is_recurrent(model: nn.Module) -> bool:
     return bool(getattr(getattr(model, "module", model), "recurrent", False))
 
 
-def compute_loss(model: nn.Module, recipe: Recipe, seq: Tensor, teacher_p: float) -> Tensor:
-    """The recipe's loss on one batch of float sequences B×(T_in+T_out)×C×H×W."""
+def compute_loss(model: nn.Module, recipe: Recipe, seq: Tensor, teacher_p: float, *,
+                 progress: float = 0.0) -> Tensor:
+    """The recipe's loss on one batch of float sequences B×(T_in+T_out)×C×H×W.
+
+    An architecture that declares its own ``training_forward`` (see :class:`stzoo.models.Architecture`)
+    makes the prediction itself from the batch and ``progress`` (fraction of training done) and may add
+    a loss term of its own; the others are run here, the recurrent ones with scheduled sampling at
+    teacher-forcing probability ``teacher_p``. The recipe's loss (MSE or MSE+DDR) is applied to both."""
+    own = getattr(getattr(model, "module", model), "arch", None)
+    extra = None
     x, y = seq[:, :recipe.frames_in], seq[:, recipe.frames_in:recipe.frames_in + recipe.frames_out]
-    if _is_recurrent(model):
+    if own in ARCHITECTURES and ARCHITECTURES[own].training_forward is not None:
+        pred, target, extra = ARCHITECTURES[own].training_forward(model, recipe, seq, progress)
+    elif _is_recurrent(model):
         mask = None
         if teacher_p > 0:
             mask = torch.bernoulli(torch.full((x.shape[0], recipe.frames_out - 1), teacher_p, device=x.device))
@@ -136,10 +282,12 @@ def compute_loss(model: nn.Module, recipe: Recipe, seq: Tensor, teacher_p: float
     else:
         pred, target = model(x), y
     if recipe.loss == "mse":
-        return F.mse_loss(pred.float(), target)
-    if recipe.loss == "mse+ddr":
-        return mse_ddr_loss(pred.float(), target, alpha=recipe.alpha)
-    raise ConfigError(f"unknown loss {recipe.loss!r}; use 'mse' or 'mse+ddr'")
+        loss = F.mse_loss(pred.float(), target)
+    elif recipe.loss == "mse+ddr":
+        loss = mse_ddr_loss(pred.float(), target, alpha=recipe.alpha)
+    else:
+        raise ConfigError(f"unknown loss {recipe.loss!r}; use 'mse' or 'mse+ddr'")
+    return loss if extra is None else loss + extra
 
 
 @torch.no_grad()
@@ -152,20 +300,25 @@ def predict_future(model: nn.Module, x: Tensor, n_out: int) -> Tensor:
 def evaluate(model: nn.Module, dataset: MovingMNIST, *, frames_in: int = 10, frames_out: int = 10,
              batch_size: int = 64, device: str | torch.device = "cpu", progress: bool = True,
              predict: Callable[[Tensor], Tensor] | None = None) -> dict[str, Any]:
-    """MSE / MAE / SSIM / PSNR of ``model`` on the future frames of every sequence of ``dataset``."""
+    """MSE / MAE / SSIM / PSNR of ``model`` on the future frames of every sequence of ``dataset``.
+
+    Each batch is ``dataset.batch(start, stop)``: a slice of the memory-mapped file for the cached
+    test set (:func:`~stzoo.data.moving_mnist_test_set`), so nothing is regenerated per call. The
+    default batch of 64 is kept on measurement: on one core of the 2-core CPU machine, 8 to 64
+    sequences per batch gave the same cost per sequence within the noise for TAU-s and ConvLSTM-s,
+    and the metrics bound their own memory (``stzoo.metrics.SSIM_CHUNK``).
+    """
     from tqdm.auto import tqdm
 
     device = torch.device(device)
-    was_training = model.training
-    model.eval()
     predict = predict or (lambda x: predict_future(model, x, frames_out))
     acc = MetricAccumulator()
     n = len(dataset)
-    for start in tqdm(range(0, n, batch_size), desc="evaluate", unit="batch", disable=not progress):
-        seq = _to_float(dataset.batch(start, min(start + batch_size, n)), device)
-        x, y = seq[:, :frames_in], seq[:, frames_in:frames_in + frames_out]
-        acc.update(predict(x).float(), y)
-    model.train(was_training)
+    with eval_mode(model):
+        for start in tqdm(range(0, n, batch_size), desc="evaluate", unit="batch", disable=not progress):
+            seq = _to_float(dataset.batch(start, min(start + batch_size, n)), device)
+            x, y = seq[:, :frames_in], seq[:, frames_in:frames_in + frames_out]
+            acc.update(predict(x).float(), y)
     return {**acc.result(), "sequences": acc.sequences}
 
 
@@ -216,12 +369,21 @@ def _hardware(device: torch.device) -> str:
     return f"CPU ({platform.machine()}, {torch.get_num_threads()} thread(s))"
 
 
+def _read_run_json(path: Path) -> dict[str, Any]:
+    """A run folder's ``run.json`` as a dict ({} if it is missing or not a JSON object)."""
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
 def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
           mnist_dir: str | os.PathLike | None = None, recipe: Recipe | None = None,
           device: str | None = None, max_steps: int | None = None, eval_sequences: int = 10000,
           checkpoint_every_s: float = 300.0, log_every: int = 50, progress: bool = True,
           command: str | None = None, init_from: str | os.PathLike | None = None,
-          dtype: str = "auto") -> dict[str, Any]:
+          dtype: str = "auto", time_budget_s: float | None = None) -> dict[str, Any]:
     """Train ``arch`` with ``config`` on on-the-fly Moving MNIST; resume from ``out_dir`` if it holds
     a checkpoint. Returns the final summary (also written to ``out_dir/summary.json``).
 
@@ -233,8 +395,18 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
     from those weights with a fresh schedule; a run that already has a checkpoint resumes from it
     instead. ``dtype`` is ``"float32"``, ``"bfloat16"`` (autocast; weights and optimizer stay fp32)
     or ``"auto"`` (bfloat16 where the device has native bf16 units, else float32).
+
+    ``time_budget_s`` lays the one-cycle learning-rate schedule over wall-clock time instead of steps:
+    at every step the schedule stands at ``max(step / total_steps, training seconds / time_budget_s)``
+    (the same OneCycle curve, :func:`one_cycle_lr`; no momentum cycling), and the run stops, fully
+    annealed, checkpointed and summarised, when that reaches 1 — on any machine, however fast. Such a
+    run is not step-for-step reproducible (where it stops depends on the machine's speed); the steps
+    it took are recorded.
     """
     from tqdm.auto import tqdm
+
+    if time_budget_s is not None and not (isinstance(time_budget_s, (int, float)) and time_budget_s > 0):
+        raise ConfigError(f"time_budget_s must be a positive number of seconds, got {time_budget_s!r}")
 
     recipe = recipe or RECIPES[arch]
     out = Path(out_dir)
@@ -245,6 +417,8 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
     steps_per_epoch = math.ceil(recipe.epoch_size / recipe.batch_size)
     total = steps_per_epoch * recipe.epochs
     opt, sched = make_optimizer(model.parameters(), recipe, total)
+    if time_budget_s is not None:
+        sched = _NoSchedule()
     data = MovingMNIST.from_mnist(mnist_dir, "train", num_sequences=recipe.epoch_size,
                                   seq_len=recipe.frames_in + recipe.frames_out, seed=recipe.seed)
     ckpt_path = out / "checkpoint.pt"
@@ -257,29 +431,54 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
         init_path = Path(init_from)
         model.load_state_dict({k: v.float() for k, v in load_file(str(init_path)).items()})
         init_info = {"path": init_path.name, "sha256": sha256_file(init_path)}
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
-        if ck["arch"] != arch or ck["config"] != config:
-            raise ConfigError(f"{ckpt_path} was written for {ck['arch']} {ck['config']}, not {arch} {config}")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        restore_rng_state(ck, dev)
-        step, wall = ck["step"], ck["wall_clock_s"]
+    resumed = ckpt_path.exists()
+    if resumed:
+        remedy = "Delete it to start this run afresh, or point --out (out_dir) at another folder."
+        ck = load_checkpoint(ckpt_path, dev, TRAIN_CHECKPOINT_KEYS, remedy=remedy)
+        diffs = describe_differences({"arch": ck["arch"], "config": ck["config"], "recipe": ck["recipe"],
+                                      "time_budget_s": ck.get("time_budget_s")},
+                                     {"arch": arch, "config": config, "recipe": asdict(recipe),
+                                      "time_budget_s": time_budget_s})
+        if diffs:
+            raise ConfigError(
+                f"{ckpt_path} belongs to a run with other settings, so it cannot be resumed with these: "
+                f"{'; '.join(diffs)}. To resume it, repeat the original values (e.g. the same --lr, --epochs, "
+                "--batch-size); to train with the new ones, use a new --out folder.")
+        if not 0 <= ck["step"] <= total:
+            raise checkpoint_error(ckpt_path, f"its step {ck['step']} is outside 0..{total}", remedy)
+        try:
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            restore_rng_state(ck, dev)
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+            reason = f"its state does not fit this model and optimizer ({type(exc).__name__}: " \
+                     f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else 'no details'})"
+            raise checkpoint_error(ckpt_path, reason, remedy) from None
+        step, wall = ck["step"], float(ck["wall_clock_s"])
+    dtype_used = "bfloat16" if amp else "float32"
     meta = {"arch": arch, "config": config, "recipe": asdict(recipe), "parameters": count_parameters(model),
-            "dtype": "bfloat16" if amp else "float32", "cpu": cpu_description()}
+            "dtype": dtype_used, "cpu": cpu_description()}
     run_json = out / "run.json"
-    if init_info is None and run_json.exists():  # a resumed warm start keeps its start weights' record
-        init_info = json.loads(run_json.read_text()).get("init_from")
+    previous = _read_run_json(run_json)
+    if init_info is None:  # a resumed warm start keeps its start weights' record
+        init_info = previous.get("init_from")
     if init_info is not None:
         meta["init_from"] = init_info
+    # the precision may change on resume (e.g. another machine): run.json keeps where each one began
+    history = previous.get("dtype_history") if resumed else None
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        history = [{"from_step": 0, "dtype": previous["dtype"]}] if resumed and "dtype" in previous else []
+    if not history or history[-1].get("dtype") != dtype_used:
+        history.append({"from_step": step, "dtype": dtype_used})
+    meta["dtype_history"] = history
     atomic_write_text(run_json, json.dumps(meta, indent=2))
 
     def save_checkpoint() -> None:
         atomic_torch_save({
             "arch": arch, "config": config, "recipe": asdict(recipe), "model": model.state_dict(),
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), **capture_rng_state(dev),
-            "step": step, "wall_clock_s": wall}, ckpt_path)
+            "step": step, "wall_clock_s": wall, "dtype": dtype_used, "time_budget_s": time_budget_s}, ckpt_path)
 
     stop = total if max_steps is None else min(total, max_steps)
     log = open(out / "log.jsonl", "a")
@@ -295,13 +494,20 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
             data.set_epoch(epoch)
             lo = i * recipe.batch_size
             seq = _to_float(data.batch(lo, min(lo + recipe.batch_size, recipe.epoch_size)), dev)
+            frac = step / total  # how far through the schedule: by steps, or by the clock
+            if time_budget_s is not None:
+                frac = max(frac, (wall + time.monotonic() - t0) / time_budget_s)
+                for group in opt.param_groups:
+                    group["lr"] = one_cycle_lr(recipe.lr, frac)
             teacher_p = 0.0
             if recipe.scheduled_sampling > 0:
-                teacher_p = max(0.0, 1.0 - step / (recipe.scheduled_sampling * total))
+                teacher_p = max(0.0, 1.0 - frac / recipe.scheduled_sampling)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                loss = compute_loss(model, recipe, seq, teacher_p)
+                loss = compute_loss(model, recipe, seq, teacher_p, progress=min(frac, 1.0))
             optimizer_step(loss, model, opt, sched, recipe.grad_clip)
             step += 1
+            if time_budget_s is not None and frac >= 1.0:
+                stop = step  # the clock's schedule is done: checkpoint and finish below
             value = float(loss.detach())
             running = value if running is None else 0.98 * running + 0.02 * value
             bar.update(1)
@@ -309,7 +515,7 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
             now = time.monotonic()
             if step % log_every == 0 or step == stop:
                 log.write(json.dumps({"step": step, "epoch": epoch, "loss": value, "loss_avg": running,
-                                      "lr": sched.get_last_lr()[0], "teacher_p": teacher_p,
+                                      "lr": opt.param_groups[0]["lr"], "teacher_p": teacher_p,
                                       "wall_clock_s": wall + now - t0, "time": time.time()}) + "\n")
                 log.flush()
             if now - last_ckpt >= checkpoint_every_s or step == stop:
@@ -326,6 +532,7 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
         bar.close()
         log.close()
     summary: dict[str, Any] = {**meta, "step": step, "total_steps": total, "wall_clock_s": wall,
+                               "time_budget_s": time_budget_s,
                                "epochs_done": step / steps_per_epoch, "hardware": _hardware(dev),
                                "torch": torch.__version__, "command": command}
     if eval_sequences > 0:
@@ -339,13 +546,27 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
 
 def release(run_dir: str | os.PathLike, weights_path: str | os.PathLike, *, half: bool = False) -> dict[str, Any]:
     """Write the run's final weights (no optimizer state) as safetensors; return path, sha256, size."""
-    ck = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
-    return _write_weights(ck, Path(weights_path), half)
+    return _write_weights(_release_checkpoint(Path(run_dir)), Path(weights_path), half)
+
+
+def _release_checkpoint(run: Path) -> dict[str, Any]:
+    """The checkpoint of run folder ``run``, read safely for a release."""
+    path = run / "checkpoint.pt"
+    remedy = (f"Give the folder of a run that `stzoo train NAME --out {run}` wrote (its checkpoint.pt), or "
+              "train the run again into a new --out folder.")
+    ck = load_checkpoint(path, "cpu", TRAIN_CHECKPOINT_KEYS, remedy=remedy)
+    try:
+        json.dumps({"arch": ck["arch"], "config": ck["config"], "recipe": ck["recipe"]})
+        Recipe(**ck["recipe"])
+    except (TypeError, ValueError) as exc:
+        raise checkpoint_error(path, f"its arch / config / recipe are not what stzoo writes ({exc})",
+                               remedy) from None
+    return ck
 
 
 def _write_weights(ck: dict[str, Any], weights_path: Path, half: bool) -> dict[str, Any]:
     """Weights-only safetensors of a loaded training checkpoint ``ck``, written atomically."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
                for k, v in ck["model"].items()}
@@ -354,7 +575,11 @@ def _write_weights(ck: dict[str, Any], weights_path: Path, half: bool) -> dict[s
     # One metadata key: safetensors stores a dict's keys in no fixed order, and the file's sha256
     # must not change between two releases of the same run.
     meta = json.dumps({"arch": ck["arch"], "config": ck["config"]}, sort_keys=True)
-    save_file(tensors, str(tmp), metadata={"stzoo": meta})
+    data = save(tensors, metadata={"stzoo": meta})
+    with open(tmp, "wb") as f:  # open(): the umask's mode (save_file would make the file 0600)
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, weights_path)
     return {"path": str(weights_path), "sha256": sha256_file(weights_path), "size": weights_path.stat().st_size}
 
@@ -379,13 +604,18 @@ def release_to_manifest(name: str, run_dir: str | os.PathLike, *, weights_dir: s
         raise ConfigError(f"{name} is not a (non-alias) entry of {manifest_path}")
     entry = manifest["models"][name]
     run = Path(run_dir)
-    ck = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
+    ck = _release_checkpoint(run)
     if ck["arch"] != entry["architecture"] or full_config(ck["arch"], ck["config"]) != full_config(
             entry["architecture"], entry["config"]):
         raise ConfigError(f"run {run} trained {ck['arch']} {ck['config']}, but {name} is "
                           f"{entry['architecture']} {entry['config']}")
-    info = _write_weights(ck, Path(weights_dir) / f"{name}.safetensors", half)
     model = build_model(entry["architecture"], entry["config"])
+    try:  # the checkpoint's weights must fit the entry's model before anything is written
+        model.load_state_dict({k: v.float() for k, v in ck["model"].items()})
+    except RuntimeError as exc:
+        raise checkpoint_error(run / "checkpoint.pt", f"its weights do not fit {name}'s model ("
+                               f"{str(exc).strip().splitlines()[0][:200]})", "Release the run that trained it.") from None
+    info = _write_weights(ck, Path(weights_dir) / f"{name}.safetensors", half)
     model.load_state_dict({k: v.float() for k, v in load_file(info["path"]).items()})
     recipe = Recipe(**ck["recipe"])
     test = moving_mnist_test_set(mnist_dir, eval_sequences)

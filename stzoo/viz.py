@@ -41,7 +41,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from stzoo.errors import InputError, InputTypeError
-from stzoo.io import _as_path, _frames_to_uint8, write_gif
+from stzoo.io import _check_tensor_has_data, _frames_to_uint8, _output_file, write_gif
 
 __all__ = ["as_display_frames", "error_heatmap", "heat_colors", "prediction_strip", "save_strip",
            "animation_frames", "save_gif"]
@@ -75,6 +75,7 @@ def as_display_frames(frames: Any, what: str = "frames") -> np.ndarray:
         InputError: the shape is not one of the above, or values are out of range / NaN.
     """
     if isinstance(frames, torch.Tensor):
+        _check_tensor_has_data(frames)  # a meta tensor has nothing to draw
         t = frames.detach().cpu()
         frames = t.float().numpy() if t.is_floating_point() else t.numpy()
     if not isinstance(frames, np.ndarray):
@@ -265,10 +266,8 @@ def prediction_strip(inputs: Any, prediction: Any, target: Any = None, *, scale:
 
 
 def _output_path(path: str | os.PathLike) -> Path:
-    p = _as_path(path)
-    if not p.parent.is_dir():
-        raise InputError(f"cannot write '{p}': folder '{p.parent}' does not exist")
-    return p
+    # the folder must exist; an over-long path or an existing FIFO / device is refused, not opened
+    return _output_file(path)
 
 
 def save_strip(inputs: Any, prediction: Any, path: str | os.PathLike, *, target: Any = None,

@@ -155,7 +155,7 @@ def test_other_simvp_translators_and_wrong_arch_are_refused():
     with pytest.raises(InputError, match="ConvLSTM"):
         from_openstl(state, "convlstm", {"patch_size": 1})
     with pytest.raises(ConfigError, match="arch must be one of"):
-        from_openstl(state, "predrnn")
+        from_openstl(state, "no_such_method")
 
 
 # ---- ConvLSTM --------------------------------------------------------------------------------------

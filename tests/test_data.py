@@ -20,6 +20,13 @@ HAVE_REAL_MNIST = (REAL_MNIST / "t10k-images-idx3-ubyte.gz").is_file() or (
 needs_real_mnist = pytest.mark.skipif(
     not HAVE_REAL_MNIST, reason=f"real MNIST IDX files not found in {REAL_MNIST}")
 
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """moving_mnist_test_set() caches its sequences under $STZOO_CACHE: keep them out of ~/.cache."""
+    monkeypatch.setenv("STZOO_CACHE", str(tmp_path / "stzoo-cache"))
+
+
 TRAIN_IMG, TRAIN_LBL = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
 TEST_IMG, TEST_LBL = "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"
 

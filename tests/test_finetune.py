@@ -120,7 +120,7 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path):
     p2, hist = finetune(tiny(), [square_video(s) for s in range(3)], epochs=5, lr=1e-2, batch_size=8, val=0.34,
                         patience=1, min_delta=1e9, out_dir=tmp_path, progress=False)
     assert hist.stopped_early and len(hist.epochs) == 2 and hist.best_epoch == 1
-    last = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=False)["model"]
+    last = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)["model"]
     best = state_of(stzoo.load(tmp_path))
     assert all(torch.equal(best[k], v) for k, v in state_of(p2).items())
     assert any(not torch.equal(best[k], last[k]) for k in best)  # epoch 2 trained on, but was not kept
@@ -175,7 +175,7 @@ def test_resume_after_kill_9(tmp_path):
     finally:
         child.wait()
     assert child.returncode == -signal.SIGKILL, "the child finished before it could be killed"
-    killed_at = torch.load(out / CHECKPOINT_NAME, weights_only=False)["step"]
+    killed_at = torch.load(out / CHECKPOINT_NAME, weights_only=True)["step"]
     assert 0 < killed_at < 40
     _, full = finetune(tiny(), videos, out_dir=tmp_path / "full", **kw)
     _, rest = finetune(tiny(), videos, out_dir=out, resume=True, **kw)
@@ -191,6 +191,47 @@ def test_existing_checkpoint_needs_resume_and_same_run(tmp_path):
         finetune(tiny(), square_video(), **kw)
     with pytest.raises(ConfigError, match="another fine-tuning run.*batch_size|recipe"):
         finetune(tiny(), square_video(), resume=True, **{**kw, "batch_size": 2})
+
+
+def test_other_settings_on_resume_name_each_field_and_both_values(tmp_path):
+    kw = dict(epochs=2, lr=1e-2, batch_size=4, val=0, out_dir=tmp_path, **FAST)
+    finetune(tiny(), square_video(), max_steps=2, **kw)
+    with pytest.raises(ConfigError) as err:
+        finetune(tiny(), square_video(), resume=True, **{**kw, "lr": 0.5, "epochs": 3})
+    msg = str(err.value)
+    assert "recipe.lr: 0.01 in the checkpoint, 0.5 requested" in msg
+    assert "recipe.epochs: 2 in the checkpoint, 3 requested" in msg
+    assert msg.count("in the checkpoint") == 2 and "--out" in msg
+
+
+def test_history_json_keeps_every_step_and_epoch_across_resumes(tmp_path):
+    videos = [square_video(s) for s in range(3)]
+    kw = dict(epochs=3, lr=1e-2, batch_size=4, val=0.34, out_dir=tmp_path, **FAST)
+    _, first = finetune(tiny(), videos, max_steps=7, **kw)   # inside epoch 2
+    _, second = finetune(tiny(), videos, max_steps=16, resume=True, **kw)
+    _, third = finetune(tiny(), videos, resume=True, **kw)
+    saved = json.loads((tmp_path / "history.json").read_text())
+    n = third.steps[-1]["step"]
+    assert [s["step"] for s in saved["steps"]] == list(range(1, n + 1))
+    assert [s["loss"] for s in saved["steps"]] == [s["loss"] for s in first.steps + second.steps + third.steps]
+    assert [e["epoch"] for e in saved["epochs"]] == [1, 2, 3]
+    assert [s["step"] for s in third.steps] == list(range(17, n + 1))  # the returned history: this call's steps
+
+
+def test_log_lines_are_on_disk_after_each_step(tmp_path, monkeypatch):
+    import stzoo.finetune as ft
+
+    real, seen = ft.optimizer_step, []
+
+    def counting(*args, **kwargs):  # before each step, count the step lines already on disk
+        log = tmp_path / "log.jsonl"
+        seen.append(sum('"step"' in line and "epoch_end" not in line
+                        for line in log.read_text().splitlines()) if log.exists() else 0)
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(ft, "optimizer_step", counting)
+    finetune(tiny(), square_video(), epochs=1, lr=1e-2, batch_size=4, val=0, out_dir=tmp_path, **FAST)
+    assert seen == list(range(len(seen))) and len(seen) >= 4
 
 
 def test_push_to_hub_uploads_the_output_folder(tmp_path, monkeypatch):

@@ -268,3 +268,48 @@ def test_cli_stream(tmp_path, capsys):
 
     rc = main(["stream", str(ckpt), "--input", str(tmp_path / "clip.gif"), "--min-frames", "8"])
     assert rc == 2 and "fewer than the 8" in capsys.readouterr().err
+
+
+def test_numpy_integer_counts_and_horizon_limits(monkeypatch):
+    import stzoo.predictor as sp
+
+    p = rec_predictor()
+    f = stzoo.Forecaster(p, horizon=np.int64(3), min_frames=np.int32(2))
+    assert f.horizon == 3 and type(f.horizon) is int and f.min_frames == 2
+    for bad in ("3", 3.0, True, -1):
+        with pytest.raises(InputError, match="horizon must be a positive integer"):
+            stzoo.Forecaster(p, horizon=bad)
+    with pytest.raises(InputError, match="MAX_HORIZON"):
+        stzoo.Forecaster(p, horizon=10**9)
+    g = stzoo.Forecaster(p, horizon=50, max_horizon=50)
+    frame = clip(1, 16, 16)[0]
+    for ctx_f in (f, g, stzoo.Forecaster(p, context="window")):
+        ctx_f.push(frame)
+        ctx_f.push(frame)
+    assert f.forecast(horizon=np.int64(2)).shape == (2, 16, 16)
+    with pytest.raises(InputError, match="horizon"):
+        f.forecast(horizon=10**9)
+    with pytest.raises(InputError, match="horizon must be a positive integer"):
+        f.forecast(horizon="2")
+    assert g.forecast().shape == (50, 16, 16)
+    with pytest.raises(InputError, match="max_output_bytes"):  # stream: one frame per step
+        f.forecast(horizon=3, max_output_bytes=3 * 4 * 16 * 16 - 1)
+    assert f.forecast(horizon=3, max_output_bytes=3 * 4 * 16 * 16).shape == (3, 16, 16)
+    w = stzoo.Forecaster(p, context="window", max_output_bytes=4 * 16 * 16)
+    w.push(frame)
+    assert w.forecast(horizon=1).shape == (1, 16, 16)
+    with pytest.raises(InputError, match="max_output_bytes"):  # window: checked by forecast_tensor
+        w.forecast(horizon=2)
+    monkeypatch.setattr(sp, "MAX_OUTPUT_BYTES", 4 * 16 * 16)
+    with pytest.raises(InputError, match="MAX_OUTPUT_BYTES"):
+        f.forecast(horizon=4)
+
+
+def test_rgba_frame_is_refused_not_read_as_a_batch():
+    f = stzoo.Forecaster(rec_predictor())
+    with pytest.raises(InputError, match=r"does not fit a 1-channel model.*RGBA"):
+        f.push(clip(1, 16, 16, 4, dtype=np.uint8)[0])
+    g = stzoo.Forecaster(rec_predictor(channels=3))
+    with pytest.raises(InputError, match=r"does not fit a 3-channel model.*\[\.\.\., :3\]"):
+        g.push(clip(1, 16, 16, 4, dtype=np.uint8)[0])
+    assert f.frames_seen == g.frames_seen == 0

@@ -163,3 +163,60 @@ def test_cli_download_needs_names_or_all(capsys):
     assert "invalid Hugging Face repo id" in capsys.readouterr().err
     assert main(["hub", "push", "sa-convlstm-mmnist-paper", "--repo-id", "alice/x"]) == 2
     assert "no released weights" in capsys.readouterr().err
+
+
+# ---- hostile ids and names (security issue, item 9) -----------------------------------------------
+@pytest.mark.parametrize("bad", ["stzoo/tiny\n", "stzoo\n/tiny", "a/b\r", "a/b\x00", "a" * 97 + "/b",
+                                 "a/" + "b" * 97, "a/b\u202e", "a/b "])
+def test_repo_ids_with_trailing_newline_or_too_long_are_refused(bad):
+    with pytest.raises(InvalidHubIdError) as info:
+        validate_repo_id(bad)
+    assert len(str(info.value)) < 600  # a long id is shown cut, not in full
+
+
+@pytest.mark.parametrize("bad", [
+    "%2e%2e/x", "%2E%2E/%2e%2E/etc/passwd", "..%2fx", "a%2Fb", "a%5cb", "%252e%252e/x", "a%00b",  # percent-encoded
+    "...", "a/.../b", "....", "a/..",                                                      # only dots
+    "model\u202egpj.safetensors", "a\u200bb", "\ufeffmodel.safetensors", "a\u2066b", "a\u00adb",  # Cf
+    "a\x85b", "a\u2028b", "a\ud800b",                                                      # Cc, Zl, Cs
+    "x" * 10000, "a/" + "b" * 256, "é" * 128,                                              # too long
+])
+def test_hostile_filenames_are_refused(bad):
+    with pytest.raises(InvalidHubIdError) as info:
+        validate_filename(bad)
+    assert isinstance(info.value, ValueError) and len(str(info.value)) < 600
+
+
+@pytest.mark.parametrize("good", ["model.safetensors", "sub/model.safetensors", ".gitattributes", "a..b",
+                                  "v1.0/x.safetensors", "100%.txt", "a%20b", "ünïcode-name.safetensors",
+                                  "x" * 255, "/".join(["d" * 255] * 4)])
+def test_ordinary_filenames_still_pass(good):
+    assert validate_filename(good) == good
+
+
+@pytest.mark.parametrize("bad", ["main\n", "v1\u202e", "refs/pr/1\u200b"])
+def test_revisions_with_control_or_format_characters_are_refused(bad):
+    with pytest.raises(InvalidHubIdError):
+        validate_revision(bad)
+
+
+def test_corrupt_cache_blob_named_after_the_good_file_is_purged(tmp_path):
+    """purge_cached_file also deletes blobs/<expected sha256> when its content is not that file, even when
+    the snapshot entry is a copy rather than a link (file systems without symlinks)."""
+    from stzoo.hub import purge_cached_file
+
+    good = b"good bytes"
+    sha = hashlib.sha256(good).hexdigest()
+    repo = tmp_path / "models--a--b"
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "snapshots" / "c").mkdir(parents=True)
+    (repo / "blobs" / sha).write_bytes(b"bad! bytes")
+    link = repo / "snapshots" / "c" / "model.safetensors"
+    link.write_bytes(b"bad! bytes")  # a copy, not a link
+    assert purge_cached_file(link, sha) == []
+    assert not link.exists() and not (repo / "blobs" / sha).exists()
+    (repo / "blobs" / sha).write_bytes(good)  # a good blob of that name is kept
+    link.symlink_to(repo / "blobs" / "other")
+    (repo / "blobs" / "other").write_bytes(b"other")
+    assert purge_cached_file(link, sha) == []
+    assert (repo / "blobs" / sha).read_bytes() == good and not (repo / "blobs" / "other").exists()

@@ -308,3 +308,114 @@ def test_push_to_hub_then_load_round_trip(fake_run):
     assert ok(r[24])["state"] == fake_run["pushed"]
     commits = [x for x in fake_run["log"] if x["method"] == "POST" and "/commit/" in x["path"]]
     assert len(commits) == 2
+
+
+# =================================================================================================
+# FakeHub: a bad transfer must not poison the cache (hf-hub: checkpoints and zoo entries)
+# =================================================================================================
+def flipped(data: bytes) -> bytes:
+    """``data`` with its last 4 bytes (in the tensor data, not the header) flipped: same size."""
+    return data[:-4] + bytes(b ^ 0xFF for b in data[-4:])
+
+
+class FlakyFile(dict):
+    """A FakeHub commit's files in which ``key`` comes back, for the first ``bad_gets`` GET requests of
+    it, with a few bytes flipped (same size), while HEAD announces the good file's ETag and size: a
+    corrupted transfer (or a tampering proxy) that huggingface_hub stores under the good file's blob name."""
+
+    def __init__(self, files: dict[str, bytes], hub: FakeHub, repo_id: str, key: str, bad_gets: int) -> None:
+        super().__init__(files)
+        self.hub, self.repo_id, self.key, self.bad, self.bad_gets = hub, repo_id, key, flipped(files[key]), bad_gets
+
+    def gets(self) -> int:
+        return len([r for r in self.hub.requests("GET", f"/{self.repo_id}/resolve/")
+                    if r["path"].endswith("/" + self.key)])
+
+    def __getitem__(self, name: str) -> bytes:
+        data = super().__getitem__(name)
+        # FakeHub logs each request before answering it, and the client sends one at a time
+        if name == self.key and self.hub.log[-1]["method"] == "GET" and self.gets() <= self.bad_gets:
+            return self.bad
+        return data
+
+
+@pytest.fixture(scope="module")
+def poison_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("poison")
+    hf_home = tmp / "hf"
+    preds = {"flaky": tiny_predictor(11), "rotten": tiny_predictor(12)}
+    with FakeHub() as hub:
+        flaky: dict[str, FlakyFile] = {}
+        for name, p in preds.items():
+            out = p.save_pretrained(tmp / name, repo_id=f"stzoo/{name}")
+            files = {f.name: f.read_bytes() for f in out.iterdir()}
+            commit = hub.add_commit(f"stzoo/{name}", files)
+            flaky[name] = FlakyFile(files, hub, f"stzoo/{name}", "model.safetensors",
+                                    bad_gets=1 if name == "flaky" else 10 ** 9)
+            hub.repos[f"stzoo/{name}"]["commits"][commit] = flaky[name]
+        wz = tiny_bytes(13)
+        zc = hub.add_commit("stzoo/zooflaky", {"w.safetensors": wz})
+        flaky["zoo"] = FlakyFile({"w.safetensors": wz}, hub, "stzoo/zooflaky", "w.safetensors", bad_gets=1)
+        hub.repos["stzoo/zooflaky"]["commits"][zc] = flaky["zoo"]
+        zoo = entry("zoo-flaky", wz, "stzoo/zooflaky", "w.safetensors", zc)
+        online = run_client(tmp, hub.url, hf_home, steps=[
+            {"op": "load", "spec": "hf-hub:stzoo/flaky"},                    # 0 bad, purged, good
+            {"op": "load", "spec": "hf-hub:stzoo/rotten"},                   # 1 bad twice
+            {"op": "locate", "entry": zoo},                                  # 2 zoo entry: bad, purged, good
+            {"op": "files", "root": str(hf_home / "hub")},                   # 3
+            {"op": "load", "spec": "hf-hub:stzoo/flaky"},                    # 4 verified cached copy
+        ])
+        gets_online = {k: f.gets() for k, f in flaky.items()}
+        offline = run_client(tmp, hub.url, hf_home, offline=True, steps=[
+            {"op": "load", "spec": "hf-hub:stzoo/flaky"},                    # 0
+            {"op": "load", "spec": "hf-hub:stzoo/rotten"},                   # 1 nothing (bad) cached
+            {"op": "cli", "argv": ["download", "hf-hub:stzoo/rotten"]},      # 2
+            {"op": "locate", "entry": zoo},                                  # 3
+        ])
+        flaky["rotten"].bad_gets = 0  # the server (or the proxy) is mended
+        mended = run_client(tmp, hub.url, hf_home, steps=[{"op": "load", "spec": "hf-hub:stzoo/rotten"}])
+        gets_mended = flaky["rotten"].gets()
+    return {"online": online, "offline": offline, "mended": mended, "gets": gets_online,
+            "gets_mended": gets_mended, "states": {k: state_hash(p.model) for k, p in preds.items()},
+            "good": {k: sha((tmp / k / "model.safetensors").read_bytes()) for k in preds},
+            "bad": sha(flaky["rotten"].bad),
+            "wz": wz}
+
+
+def test_bad_transfer_of_hub_checkpoint_is_purged_and_fetched_again(poison_run):
+    on = poison_run["online"]
+    assert ok(on[0])["state"] == poison_run["states"]["flaky"]
+    assert poison_run["gets"]["flaky"] == 2  # the bad one, then the good one
+    assert ok(on[4])["state"] == poison_run["states"]["flaky"]  # the cached copy is the good one
+    assert ok(poison_run["offline"][0])["state"] == poison_run["states"]["flaky"]
+
+
+def test_bad_transfer_of_zoo_weights_is_purged_and_fetched_again(poison_run):
+    r = ok(poison_run["online"][2])
+    assert r["source"] == "download" and r["sha256"] == sha(poison_run["wz"])
+    assert poison_run["gets"]["zoo"] == 2
+    assert ok(poison_run["offline"][3])["source"] == "hf-cache"
+
+
+def test_always_bad_transfer_raises_and_leaves_nothing_cached(poison_run):
+    good, bad = poison_run["good"]["rotten"], poison_run["bad"]
+    failed(poison_run["online"][1], "ChecksumError", good, bad, "config.json of stzoo/rotten",
+           "tried 2 downloads", "deleted from the Hugging Face cache")
+    assert poison_run["gets"]["rotten"] == 2  # one retry, no more
+    files = [f for f in poison_run["online"][3]["files"] if f.startswith("models--stzoo--rotten/")]
+    assert not any(f.endswith("model.safetensors") or "/blobs/" + good in f or "/blobs/" + bad in f
+                   or f.endswith(".incomplete") for f in files), files
+    assert any(f.endswith("config.json") for f in files), files  # the config itself was fine
+
+
+def test_offline_after_an_always_bad_transfer_does_not_point_at_a_bad_file(poison_run):
+    off = poison_run["offline"]
+    failed(off[1], "WeightsNotAvailableError", "not available offline", "model.safetensors")
+    cli = ok(off[2])
+    assert cli["rc"] == 2 and "not available offline" in cli["err"], cli
+    assert "model.safetensors ->" not in cli["out"], cli
+
+
+def test_mended_server_then_loads(poison_run):
+    assert ok(poison_run["mended"][0])["state"] == poison_run["states"]["rotten"]
+    assert poison_run["gets_mended"] == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -577,3 +578,133 @@ def test_restore_errors() -> None:
         fmt.restore(torch.zeros(1, 3, 4))
     with pytest.raises(InputTypeError, match="torch tensor"):
         fmt.restore(np.zeros((1, 1, 1, 3, 4)))
+
+
+# --------------------------------------------------------------------------------------------
+# colour axes, wide PIL modes, odd files (see also tests/test_hostile_frames.py)
+
+
+@pytest.mark.parametrize("shape, axis", [((10, 64, 64, 4), 3), ((10, 64, 64, 3), 3), ((10, 4, 64, 64), 1),
+                                         ((10, 3, 32, 48), 1)])
+def test_colour_axis_is_never_read_as_bthw(shape: tuple, axis: int) -> None:
+    with pytest.raises(InputError) as info:
+        prepare_frames(_u8(*shape), channels=1)
+    msg = str(info.value)
+    assert "would be read as BTHW" in msg and f"axis {axis}" in msg and "layout='BTHW'" in msg
+
+
+def test_colour_axis_layout_override_and_small_frames_still_bthw() -> None:
+    a = _u8(10, 64, 64, 4)
+    x, fmt = prepare_frames(a, channels=1, layout="BTHW")  # said explicitly: read as asked
+    assert fmt.layout == "BTHW" and x.shape == (10, 64, 1, 64, 4)
+    _, fmt = prepare_frames(_u8(2, 3, 4, 5), channels=1)  # small axes do not look like images
+    assert fmt.layout == "BTHW"
+    _, fmt = prepare_frames(_u8(2, 2, 32, 32), channels=1)  # 2 before H×W: a plausible T, not a colour axis
+    assert fmt.layout == "BTHW"
+    _, fmt = prepare_frames(_u8(2, 3, 64, 64, 1), channels=1)
+    assert fmt.layout == "BTHWC"
+
+
+def test_single_colour_image_is_not_read_as_frames() -> None:
+    with pytest.raises(InputError, match=r"would be read as THW.*layout='THW'"):
+        prepare_frames(_u8(64, 64, 3), channels=1)
+    _, fmt = prepare_frames(_u8(64, 64, 3), channels=1, layout="THW")
+    assert fmt.layout == "THW"
+    x, _ = prepare_frames(list(_u8(20, 64, 3)), channels=1)  # a list of H×W frames is unambiguous
+    assert x.shape == (1, 20, 1, 64, 3)
+
+
+def test_rgba_array_into_rgb_model_says_how_to_drop_alpha() -> None:
+    with pytest.raises(InputError, match=r"frames\[\.\.\., :3\]"):
+        prepare_frames(_u8(10, 64, 64, 4), channels=3)
+
+
+def test_rgba_pil_images_drop_alpha() -> None:
+    rgba = _u8(3, 8, 8, 4)
+    x, _ = prepare_frames([Image.fromarray(f, "RGBA") for f in rgba], channels=3)
+    np.testing.assert_array_equal(np.rint(x[0].permute(0, 2, 3, 1).numpy() * 255), rgba[..., :3])
+
+
+def test_pil_mode_f_range_decides_scale() -> None:
+    unit = np.array([[0.0, 0.5, 1.0]], np.float32)
+    x, _ = prepare_frames([Image.fromarray(unit)], channels=1)  # [0, 1] is taken as [0, 1]
+    assert np.rint(x.flatten().numpy() * 255).tolist() == [0, 128, 255]
+    levels = np.array([[0.0, 1.0, 200.0]], np.float32)
+    x, _ = prepare_frames([Image.fromarray(levels)], channels=1)  # beyond 1: 8-bit levels
+    assert np.rint(x.flatten().numpy() * 255).tolist() == [0, 1, 200]
+    # decided for the whole sequence: a dark frame next to a bright one keeps its levels
+    x, _ = prepare_frames([Image.fromarray(np.float32([[0.0, 1.0]])), Image.fromarray(np.float32([[0.0, 255.0]]))],
+                          channels=1)
+    assert np.rint(x.flatten().numpy() * 255).tolist() == [0, 1, 0, 255]
+    with pytest.raises(InputError, match=r"\[0, 1\] or in \[0, 255\]"):
+        prepare_frames([Image.fromarray(np.float32([[-3.0, 1.0]]))], channels=1)
+
+
+def test_pil_mode_i_above_16_bit_refused_and_i16_kept(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"70000.*65535"):
+        prepare_frames([Image.fromarray(np.full((4, 4), 70000, np.int32))], channels=1)
+    x, _ = prepare_frames([Image.fromarray(np.int32([[0, 257 * 100, 65535]]))], channels=1)
+    assert np.rint(x.flatten().numpy() * 255).tolist() == [0, 100, 255]
+    im16 = Image.fromarray(np.uint16([[0, 257 * 7, 65535]]))
+    assert im16.mode.startswith("I;16")
+    x, _ = prepare_frames([im16], channels=1)
+    assert np.rint(x.flatten().numpy() * 255).tolist() == [0, 7, 255]
+    im16.save(tmp_path / "w.tif")
+    assert read_frames(tmp_path / "w.tif")[0, 0, :, 0].tolist() == [0, 7, 255]
+
+
+def test_multipage_tiff_of_mixed_sizes(tmp_path: Path) -> None:
+    pages = [Image.fromarray(_u8(8, 8)), Image.fromarray(_u8(4, 6))]
+    pages[0].save(tmp_path / "m.tif", save_all=True, append_images=pages[1:])
+    with pytest.raises(InputError, match=r"frame 1.* 4x6 .*frame 0.* 8x8"):
+        read_frames(tmp_path / "m.tif")
+    same = [Image.fromarray(f) for f in _u8(3, 8, 8)]
+    same[0].save(tmp_path / "ok.tif", save_all=True, append_images=same[1:])
+    assert read_frames(tmp_path / "ok.tif").shape == (3, 8, 8, 1)
+
+
+def test_meta_and_nested_tensors_refused() -> None:
+    with pytest.raises(InputError, match="meta"):
+        prepare_frames(torch.empty(3, 8, 8, device="meta"), channels=1)
+    with pytest.raises(InputError, match="meta"):
+        write_gif(torch.empty(3, 8, 8, device="meta"), "unused.gif")
+    nested = torch.nested.nested_tensor([torch.zeros(2, 8, 8), torch.zeros(3, 8, 8)], layout=torch.jagged)
+    with pytest.raises(InputTypeError, match="nested"):
+        prepare_frames(nested, channels=1)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_non_regular_files_refused_before_opening(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "x.gif")  # opening it would block until a writer comes
+    with pytest.raises(InputError, match="not a regular file"):
+        read_frames(tmp_path / "x.gif")
+    with pytest.raises(InputError, match="not a regular file"):
+        write_gif(_u8(2, 4, 4), tmp_path / "x.gif")
+    with pytest.raises(InputError, match="not a regular file"):
+        write_gif(_u8(2, 4, 4), tmp_path)  # a folder
+    (tmp_path / "frames").mkdir()
+    os.mkfifo(tmp_path / "frames" / "f0.png")  # a FIFO among the images of a folder is skipped
+    Image.fromarray(_u8(4, 4)).save(tmp_path / "frames" / "f1.png")
+    assert read_frames(tmp_path / "frames").shape == (1, 4, 4, 1)
+
+
+def test_overlong_paths_refused(tmp_path: Path) -> None:
+    long = "a" * 5000 + ".gif"
+    for call in (lambda: read_frames(long), lambda: prepare_frames(long, channels=1),
+                 lambda: prepare_frames(long[:-4] + ".npy", channels=1), lambda: write_gif(_u8(2, 4, 4), long)):
+        with pytest.raises(InputError, match="too long") as info:
+            call()
+        assert "5004 characters" in str(info.value) and len(str(info.value)) < 500
+    with pytest.raises(InputError, match="no such file"):
+        read_frames(tmp_path / ("b" * 200 + ".gif"))
+
+
+def test_peek_shape_reads_the_shape_only() -> None:
+    from stzoo.io import peek_shape
+
+    assert peek_shape(np.zeros((5, 8, 8), np.uint8), channels=1) == (1, 5, 1, 8, 8)
+    assert peek_shape(torch.zeros(2, 5, 3, 8, 8), channels=3) == (2, 5, 3, 8, 8)
+    assert peek_shape(np.zeros((2, 5, 8, 8, 3)), channels=3, layout="bthwc") == (2, 5, 3, 8, 8)
+    assert peek_shape(torch.empty(5, 8, 8, device="meta"), channels=1) == (1, 5, 1, 8, 8)
+    for refused in (np.zeros((5, 8, 8)), "clip.gif", [np.zeros((8, 8))]):
+        assert peek_shape(refused, channels=3) is None  # prepare_frames gives the error / reads it

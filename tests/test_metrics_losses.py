@@ -257,3 +257,107 @@ def test_mse_ddr_loss(alpha):
     assert mse_ddr_loss(pred, target, alpha=alpha).item() == pytest.approx(want, rel=1e-5)
     want_tau = float(((p - y) ** 2).mean()) + alpha * np_ddr(p, y, 0.5, "mean")
     assert mse_ddr_loss(pred, target, alpha=alpha, tau=0.5).item() == pytest.approx(want_tau, rel=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# the vectorised SSIM / frame_metrics against the implementation they replaced
+# ---------------------------------------------------------------------------------------------
+def reference_frame_ssim(pred: torch.Tensor, target: torch.Tensor, window: int = 11,
+                         sigma: float = 1.5) -> torch.Tensor:
+    """stzoo.metrics.frame_ssim as released (one 11×11 conv2d per map): the numbers in the manifest."""
+    pred, target = pred.float().clamp(0, 1), target.float()
+    b, t, c, h, w = pred.shape
+    x = pred.reshape(b * t * c, 1, h, w)
+    y = target.reshape(b * t * c, 1, h, w)
+    g = torch.exp(-((torch.arange(window, dtype=torch.float64) - (window - 1) / 2) ** 2) / (2 * sigma ** 2))
+    g = g / g.sum()
+    k = (g[:, None] * g[None, :]).float()[None, None]
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    mu_x, mu_y = torch.nn.functional.conv2d(x, k), torch.nn.functional.conv2d(y, k)
+    sxx = torch.nn.functional.conv2d(x * x, k) - mu_x ** 2
+    syy = torch.nn.functional.conv2d(y * y, k) - mu_y ** 2
+    sxy = torch.nn.functional.conv2d(x * y, k) - mu_x * mu_y
+    ssim = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2))
+    return ssim.mean(dim=(1, 2, 3)).reshape(b, t, c).mean(-1)
+
+
+def moving_mnist_like(b: int, t: int, c: int, h: int, w: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sparse bright strokes on black (as in Moving MNIST) and a blurred, noisy, partly wrong forecast."""
+    g = torch.Generator().manual_seed(seed)
+    target = (torch.rand(b, t, c, h, w, generator=g) > 0.85).float() * torch.rand(b, t, c, h, w, generator=g)
+    pred = torch.nn.functional.avg_pool2d(target.reshape(-1, 1, h, w), 3, 1, 1).reshape(b, t, c, h, w)
+    pred = pred + 0.15 * torch.randn(b, t, c, h, w, generator=g)  # out of [0, 1]: clipped
+    pred[0, 0] = 0.0  # an all-black forecast
+    pred[-1, -1] = target[-1, -1]  # a perfect one
+    return pred, target
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 1, 64, 64), (2, 3, 3, 17, 29), (1, 2, 1, 11, 11), (2, 1, 2, 40, 12)])
+def test_ssim_matches_released_implementation(shape):
+    pred, target = moving_mnist_like(*shape, seed=sum(shape))
+    got, want = frame_ssim(pred, target), reference_frame_ssim(pred, target)
+    assert got.shape == want.shape == shape[:2] and got.dtype == torch.float32
+    assert (got - want).abs().max().item() <= 1e-5
+    assert want.std().item() > 0.05  # the cases span a real range of SSIM values
+
+
+def test_ssim_chunks_give_the_same_frames(monkeypatch):
+    import stzoo.metrics as metrics
+
+    pred, target = moving_mnist_like(5, 3, 1, 32, 32, seed=7)  # 15 frames
+    whole = frame_ssim(pred, target)
+    monkeypatch.setattr(metrics, "SSIM_CHUNK", 1)  # 4 frames of 32×32 per step: 4 chunks, the last short
+    chunked = frame_ssim(pred, target)
+    assert torch.allclose(chunked, whole, atol=1e-6, rtol=0)
+    assert (chunked - reference_frame_ssim(pred, target)).abs().max().item() <= 1e-5
+
+
+def test_ssim_each_frame_is_its_own():
+    # a batch gives each frame the value it has alone: no mixing across frames, channels or chunks
+    pred, target = moving_mnist_like(2, 3, 2, 24, 24, seed=11)
+    batch = frame_ssim(pred, target)
+    for i in range(2):
+        for j in range(3):
+            alone = frame_ssim(pred[i:i + 1, j:j + 1], target[i:i + 1, j:j + 1])
+            assert abs(alone.item() - batch[i, j].item()) <= 1e-6
+
+
+def test_ssim_window_and_sigma_are_honoured():
+    pred, target = moving_mnist_like(2, 2, 1, 20, 20, seed=3)
+    for window, sigma in ((7, 1.0), (11, 1.5), (15, 3.0)):
+        got = frame_ssim(pred, target, window=window, sigma=sigma)
+        want = reference_frame_ssim(pred, target, window=window, sigma=sigma)
+        assert (got - want).abs().max().item() <= 1e-5
+    assert (frame_ssim(pred, target, window=7) - frame_ssim(pred, target)).abs().max().item() > 1e-3
+
+
+def test_frame_metrics_match_the_single_metrics():
+    from stzoo.metrics import frame_metrics
+
+    pred, target = moving_mnist_like(3, 4, 1, 64, 64, seed=5)
+    got = frame_metrics(pred, target)
+    assert set(got) == {"mse", "mae", "ssim", "psnr"}
+    torch.testing.assert_close(got["mse"], frame_mse(pred, target), rtol=1e-6, atol=0)
+    torch.testing.assert_close(got["mae"], frame_mae(pred, target), rtol=1e-6, atol=0)
+    torch.testing.assert_close(got["psnr"], frame_psnr(pred, target), rtol=1e-6, atol=0)
+    assert (got["ssim"] - reference_frame_ssim(pred, target)).abs().max().item() <= 1e-5
+    assert got["psnr"][-1, -1].item() == 100.0  # the perfect frame is capped
+
+
+def test_accumulator_matches_released_metrics():
+    # the sums MetricAccumulator reports are those of the released per-frame functions
+    batches = [moving_mnist_like(4, 10, 1, 64, 64, seed=s) for s in (1, 2)]
+    acc = MetricAccumulator()
+    sums = {"mse": 0.0, "mae": 0.0, "ssim": 0.0, "psnr": 0.0}
+    for pred, target in batches:
+        acc.update(pred, target)
+        p = pred.double().clamp(0, 1)
+        sums["mse"] += float((p - target.double()).pow(2).flatten(2).sum(-1).sum())
+        sums["mae"] += float((p - target.double()).abs().flatten(2).sum(-1).sum())
+        sums["ssim"] += float(reference_frame_ssim(pred, target).double().sum())
+        mse = (p - target.double()).pow(2).flatten(2).mean(-1)
+        sums["psnr"] += float((10 * torch.log10(1.0 / mse.clamp_min(1e-10))).clamp_max(100.0).sum())
+    res = acc.result()
+    assert acc.frames == 80 and acc.sequences == 8
+    for k in sums:
+        assert res[k] == pytest.approx(sums[k] / 80, rel=1e-5, abs=1e-6), k

@@ -13,6 +13,11 @@ SMALL = {
     "tau": {"hid_S": 8, "hid_T": 16, "N_S": 4, "N_T": 2, "mlp_ratio": 2.0},
     "convlstm": {"num_layers": 2, "num_hidden": 8, "patch_size": 4, "filter_size": 3},
     "sa_convlstm": {"num_layers": 2, "num_hidden": 8, "patch_size": 4, "filter_size": 3, "attn_dim": 4},
+    "simvp": {"hid_S": 8, "hid_T": 16, "N_S": 4, "N_T": 2, "mlp_ratio": 2.0},
+    "predrnn": {"num_layers": 2, "num_hidden": 8, "patch_size": 4, "filter_size": 3},
+    "predrnn_v2": {"num_layers": 2, "num_hidden": 8, "patch_size": 4, "filter_size": 3},
+    "predrnnpp": {"num_layers": 2, "num_hidden": 8, "patch_size": 4, "filter_size": 3},
+    "mim": {"num_layers": 2, "num_hidden": 8, "patch_size": 4, "filter_size": 3},
 }
 
 

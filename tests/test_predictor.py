@@ -190,3 +190,86 @@ def test_bad_horizon(p, horizon):
 def test_errors_are_builtin_subclasses():
     assert issubclass(InputError, ValueError) and issubclass(InputTypeError, TypeError)
     assert issubclass(InputError, stzoo.StzooError)
+
+
+# ---- horizon types and forecast-size limits ----------------------------------------------------
+@pytest.mark.parametrize("horizon", ["16", 16.0, -3, np.float32(2.0), [2]])
+def test_bad_horizon_values_named(p, horizon):
+    with pytest.raises(InputError, match="horizon must be a positive integer"):
+        p.predict(frames_u8(T, 16, 16), horizon=horizon)
+
+
+def test_numpy_and_integral_horizons_accepted(p):
+    for h in (np.int64(5), np.int32(3), np.uint8(2)):
+        out = p.predict(frames_u8(T, 16, 16), horizon=h)
+        assert out.shape == (int(h), 16, 16)
+
+
+def test_forecast_tensor_checks_horizon():
+    p = rec_predictor()
+    x = torch.rand(1, T, 1, 16, 16)
+    assert p.forecast_tensor(x, np.int64(2)).shape == (1, 2, 1, 16, 16)
+    with pytest.raises(InputError, match="horizon"):
+        p.forecast_tensor(x, None)
+    with pytest.raises(InputError, match="MAX_HORIZON"):
+        p.forecast_tensor(x, 10**9)
+
+
+def test_horizon_limit_and_override(p, monkeypatch):
+    import stzoo.predictor as sp
+
+    x = frames_u8(T, 16, 16)
+    with pytest.raises(InputError, match=r"horizon=10001 .*10000 frames.*max_horizon="):
+        p.predict(x, horizon=10_001)
+    assert p.predict(x, horizon=6, max_horizon=6).shape == (6, 16, 16)
+    with pytest.raises(InputError, match="horizon=7"):
+        p.predict(x, horizon=7, max_horizon=6)
+    monkeypatch.setattr(sp, "MAX_HORIZON", 5)  # the module constant is read at call time
+    with pytest.raises(InputError, match="5 frames"):
+        p.predict(x, horizon=6)
+    with pytest.raises(InputError, match="horizon"):
+        p.predict(x, horizon=10**5000)  # too long to print: still a clean message
+    with pytest.raises(InputError, match="max_horizon"):
+        p.predict(x, horizon=2, max_horizon=0)
+
+
+def test_output_bytes_limit_counts_batch_frames_and_tau_passes(p, monkeypatch):
+    import stzoo.predictor as sp
+
+    x = frames_u8(3, T, 1, 16, 16)  # BTCHW: B×T×H×W with T = 4 would look like T×C×H×W RGBA
+    one_frame = 4 * 16 * 16  # float32 bytes of one 1×16×16 frame
+    # TAU makes T frames per pass: horizon 5 is rolled out as 2 passes, 2T frames per sequence
+    assert p.predict(x, horizon=5, max_output_bytes=3 * 2 * T * one_frame).shape == (3, 5, 1, 16, 16)
+    with pytest.raises(InputError, match="max_output_bytes"):
+        p.predict(x, horizon=5, max_output_bytes=3 * 2 * T * one_frame - 1)
+    rec = rec_predictor()  # recurrent: exactly horizon frames
+    assert rec.predict(x, horizon=5, max_output_bytes=3 * 5 * one_frame).shape == (3, 5, 1, 16, 16)
+    with pytest.raises(InputError, match=r"5 frames \(horizon\) for 3 sequence"):
+        rec.predict(x, horizon=5, max_output_bytes=3 * 5 * one_frame - 1)
+    monkeypatch.setattr(sp, "MAX_OUTPUT_BYTES", one_frame)
+    with pytest.raises(InputError, match="MAX_OUTPUT_BYTES"):
+        rec.predict(x[0], horizon=2)
+
+
+def test_huge_frames_out_is_refused_before_running():
+    import dataclasses
+    import time
+
+    p = rec_predictor()
+    p.spec = dataclasses.replace(p.spec, frames_out=10**9)
+    t0 = time.perf_counter()
+    with pytest.raises(InputError, match=r"spec\.frames_out"):
+        p.predict(frames_u8(T, 16, 16))
+    assert time.perf_counter() - t0 < 1.0
+    assert p.predict(frames_u8(T, 16, 16), horizon=2).shape == (2, 16, 16)
+
+
+def test_limits_are_checked_before_frames_are_read(p):
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(InputError, match="horizon"):
+        p.predict("no/such/file.gif", horizon=10**9)  # the horizon is refused first
+    with pytest.raises(InputError, match="max_output_bytes"):
+        p.predict(np.zeros((256, T, 512, 512), np.uint8), horizon=10_000, layout="BTHW")
+    assert time.perf_counter() - t0 < 1.0  # neither the path nor the 256 MB array is read

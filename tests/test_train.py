@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -63,7 +64,8 @@ def _log(out: Path) -> list[dict]:
 
 
 def _ckpt(out: Path) -> dict:
-    return torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+    # weights_only=True: what train writes is tensors, numbers, strings and plain containers only
+    return torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,9 +154,9 @@ def test_each_step_gets_its_epochs_batch(tmp_path, mnist_dir, monkeypatch):
     seen = []
     real = train_mod.compute_loss
 
-    def recording(model, recipe, seq, teacher_p):
+    def recording(model, recipe, seq, teacher_p, **kwargs):
         seen.append(seq.detach().clone())
-        return real(model, recipe, seq, teacher_p)
+        return real(model, recipe, seq, teacher_p, **kwargs)
 
     monkeypatch.setattr(train_mod, "compute_loss", recording)
     recipe = Recipe(lr=1e-3, epochs=2, epoch_size=6, batch_size=4, frames_in=3, frames_out=2,
@@ -268,6 +270,34 @@ def test_resume_with_other_config_is_refused(tmp_path, mnist_dir):
     train("convlstm", LSTM_CFG, tmp_path, **kw)
     with pytest.raises(ConfigError):
         train("convlstm", {**LSTM_CFG, "num_hidden": 2}, tmp_path, **kw)
+
+
+@pytest.mark.parametrize("change", [{"lr": 0.5}, {"epochs": 3}, {"batch_size": 1}, {"lr": 0.5, "seed": 7}])
+def test_resume_with_other_recipe_is_refused(tmp_path, mnist_dir, change):
+    # lr used to be recorded but silently not used; epochs / batch_size crashed inside OneCycleLR
+    recipe = Recipe(lr=1e-2, epochs=2, epoch_size=4, batch_size=2, frames_in=4, frames_out=4, loss="mse")
+    kw = dict(mnist_dir=mnist_dir, device="cpu", eval_sequences=0, progress=False)
+    train("convlstm", LSTM_CFG, tmp_path, recipe=recipe, max_steps=1, **kw)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    with pytest.raises(ConfigError, match="new --out") as err:
+        train("convlstm", LSTM_CFG, tmp_path, recipe=dataclasses.replace(recipe, **change), **kw)
+    for field, value in change.items():
+        assert f"recipe.{field}: {getattr(recipe, field)!r} in the checkpoint, {value!r} requested" in str(err.value)
+    assert str(err.value).count("in the checkpoint") == len(change)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+    assert train("convlstm", LSTM_CFG, tmp_path, recipe=recipe, **kw)["step"] == 4  # the original values resume
+
+
+def test_resume_in_another_dtype_is_recorded(tmp_path, mnist_dir):
+    recipe = Recipe(lr=1e-2, epochs=1, epoch_size=4, batch_size=2, frames_in=4, frames_out=4, loss="mse")
+    kw = dict(mnist_dir=mnist_dir, recipe=recipe, device="cpu", eval_sequences=0, progress=False)
+    train("convlstm", LSTM_CFG, tmp_path, max_steps=1, dtype="float32", **kw)
+    assert _ckpt(tmp_path)["dtype"] == "float32"
+    s = train("convlstm", LSTM_CFG, tmp_path, dtype="bfloat16", **kw)
+    assert s["step"] == 2 and s["dtype"] == "bfloat16" and _ckpt(tmp_path)["dtype"] == "bfloat16"
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["dtype"] == "bfloat16"
+    assert run["dtype_history"] == [{"from_step": 0, "dtype": "float32"}, {"from_step": 1, "dtype": "bfloat16"}]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -395,3 +425,42 @@ def test_cli_train_then_release_updates_a_manifest(tmp_path, mnist_dir, capsys):
     assert entry["weights"]["size"] == f.stat().st_size
     assert entry["metrics"]["sequences"] == 3 and entry["training"]["steps"] == 2
     assert entry["training"]["command"].startswith("stzoo train convlstm-mmnist-s")
+
+
+def test_one_cycle_lr_matches_torch_onecycle():
+    from stzoo.train import one_cycle_lr
+
+    # torch ends the warm-up at step pct·T − 1 rather than pct·(T − 1): the same curve up to one step
+    n = 5001
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=n, cycle_momentum=False)
+    for step in range(n):
+        if step % 50 == 0 or step == n - 1:
+            want = opt.param_groups[0]["lr"]
+            assert one_cycle_lr(1e-3, step / (n - 1)) == pytest.approx(want, rel=2e-3, abs=2e-9), step
+        opt.step()
+        sched.step()
+
+
+def test_time_budget_anneals_and_stops_on_the_clock(tmp_path, mnist_dir, monkeypatch):
+    """With a time budget the schedule follows a (here simulated) clock: the run stops once the budget is
+    spent, however many steps were planned, with the learning rate annealed to the end of the cycle."""
+    clock = {"t": 0.0}
+    monkeypatch.setattr(train_mod.time, "monotonic", lambda: clock["t"])
+    real = train_mod.compute_loss
+
+    def tick(*args, **kwargs):
+        clock["t"] += 10.0  # every step "takes" 10 s
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "compute_loss", tick)
+    recipe = Recipe(lr=1e-3, epochs=50, epoch_size=6, batch_size=3, frames_in=3, frames_out=2, loss="mse")
+    summary = train("convlstm", {**LSTM_CFG, "frames_in": 3, "frames_out": 2}, tmp_path, mnist_dir=mnist_dir,
+                    recipe=recipe, device="cpu", eval_sequences=0, progress=False, time_budget_s=55.0,
+                    log_every=1, dtype="float32")
+    assert summary["step"] == 7 < summary["total_steps"] == 100  # frac 0, 10/55, ..., 60/55 ≥ 1 → 7 steps
+    lrs = [r["lr"] for r in _log(tmp_path)]
+    assert lrs[-1] == pytest.approx(1e-3 / 25 / 1e4, rel=1e-6)  # fully annealed at the last step
+    assert max(lrs) > 0.5e-3
+    with pytest.raises(train_mod.ConfigError, match="time_budget_s"):
+        train("convlstm", LSTM_CFG, tmp_path / "x", mnist_dir=mnist_dir, recipe=recipe, time_budget_s=-1)

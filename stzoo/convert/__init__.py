@@ -11,8 +11,13 @@ Each source library has its own module; the public entry points are re-exported 
 See ``docs/openstl.md``.
 """
 
-from stzoo.convert.openstl import (OPENSTL_LICENSE, OPENSTL_URL, ConversionReport, convert_openstl,
-                                   from_openstl, load_openstl_checkpoint, map_openstl_state_dict)
+from stzoo.convert.openstl import (OPENSTL_LICENSE, OPENSTL_METHODS, OPENSTL_URL, ConversionReport, OpenSTLMethod,
+                                   convert_openstl, from_openstl, load_openstl_checkpoint, map_openstl_state_dict,
+                                   register_openstl)
+# one importer per further OpenSTL method; importing it registers it
+from stzoo.convert import openstl_mim as _openstl_mim, openstl_predrnn as _openstl_predrnn  # noqa: F401
+from stzoo.convert import openstl_predrnnpp as _openstl_predrnnpp, openstl_simvp as _openstl_simvp  # noqa: F401
 
 __all__ = ["from_openstl", "convert_openstl", "load_openstl_checkpoint", "map_openstl_state_dict",
-           "ConversionReport", "OPENSTL_LICENSE", "OPENSTL_URL"]
+           "ConversionReport", "OpenSTLMethod", "OPENSTL_METHODS", "register_openstl", "OPENSTL_LICENSE",
+           "OPENSTL_URL"]

@@ -63,24 +63,73 @@ if TYPE_CHECKING:
     from stzoo.predictor import Predictor
 
 __all__ = ["from_openstl", "convert_openstl", "load_openstl_checkpoint", "map_openstl_state_dict",
-           "read_openstl_config", "ConversionReport", "OPENSTL_URL", "OPENSTL_LICENSE"]
+           "read_openstl_config", "ConversionReport", "OpenSTLMethod", "OPENSTL_METHODS", "register_openstl",
+           "openstl_method", "OPENSTL_URL", "OPENSTL_LICENSE"]
 
 OPENSTL_URL = "https://github.com/chengtan9907/OpenSTL"
 OPENSTL_LICENSE = "Apache-2.0"
-ARCHES = ("tau", "convlstm")
-
 # OpenSTL's Moving MNIST setting, used for what the weights cannot tell and the config does not say.
 _DEFAULTS = {"frames_in": 10, "frames_out": 10, "height": 64, "width": 64}
 _DEFAULT_NOTE = "default (OpenSTL's Moving MNIST setting)"
 
-# Config keys understood (OpenSTL's names and stzoo's), per architecture.
+# Config keys that describe the input (OpenSTL's names and stzoo's), the same for every method.
 _SPEC_KEYS = {"in_shape", "pre_seq_length", "aft_seq_length", "total_length", "frames", "frames_in",
               "frames_out", "channels", "height", "width", "method"}
-_ARCH_KEYS = {
-    "tau": {"hid_S", "hid_T", "N_S", "N_T", "mlp_ratio", "model_type", "spatio_kernel", "spatio_kernel_enc",
-            "spatio_kernel_dec", "kernel_size", "drop", "drop_path"},
-    "convlstm": {"num_hidden", "num_layers", "filter_size", "stride", "patch_size", "layer_norm"},
-}
+
+Pairs = dict[str, tuple[str | None, Callable[[Tensor], Tensor] | None]]
+
+
+@dataclass(frozen=True)
+class OpenSTLMethod:
+    """How one OpenSTL method's checkpoints become an stzoo architecture (one per importer).
+
+    Attributes:
+        arch: the stzoo architecture id the weights load into.
+        names: OpenSTL method names accepted as ``arch=`` (compared lower-case, ``-`` read as ``_``).
+        label: the method's name for people ("TAU").
+        config_keys: config keys (OpenSTL's and stzoo's) that describe this model besides the input ones.
+        resolve: ``(state, resolver) -> (stzoo config incl. input keys, input spec, OpenSTL class name)``:
+            reads the sizes from tensor shapes and checks the config against them.
+        pairs: ``(stzoo keys, config) -> (stzoo key → (OpenSTL key or None for zeros, transform), unused)``,
+            ``unused`` mapping OpenSTL keys its forward never reads to their expected shapes.
+        model_config: the stzoo model config from the resolved one (drop input-only keys).
+        card_notes: extra lines for the model card's Origin section (how values were transformed).
+    """
+
+    arch: str
+    names: tuple[str, ...]
+    label: str
+    config_keys: frozenset[str]
+    resolve: Callable[[Mapping[str, Tensor], Any], tuple[dict[str, Any], dict[str, Any], str]]
+    pairs: Callable[[list[str], dict[str, Any]], tuple[Pairs, dict[str, tuple[int, ...]]]]
+    model_config: Callable[[dict[str, Any]], dict[str, Any]] = dict
+    card_notes: tuple[str, ...] = ()
+
+
+#: stzoo architecture id → its OpenSTL importer
+OPENSTL_METHODS: dict[str, OpenSTLMethod] = {}
+
+
+def register_openstl(method: OpenSTLMethod) -> OpenSTLMethod:
+    """Add an importer to :data:`OPENSTL_METHODS` (one per stzoo architecture)."""
+    taken = {n: m.arch for m in OPENSTL_METHODS.values() for n in m.names if m.arch != method.arch}
+    clash = sorted(n for n in method.names if n in taken)
+    if clash:
+        raise ConfigError(f"OpenSTL method name(s) {clash} already belong to {taken[clash[0]]}")
+    OPENSTL_METHODS[method.arch] = method
+    return method
+
+
+def openstl_method(arch: str) -> OpenSTLMethod:
+    """The importer for ``arch``: an stzoo architecture id or an OpenSTL method name, any case."""
+    key = str(arch).lower().replace("-", "_")
+    for m in OPENSTL_METHODS.values():
+        if key == m.arch or key in m.names:
+            return m
+    known = sorted({n for m in OPENSTL_METHODS.values() for n in (m.arch, *m.names)})
+    raise ConfigError(f"arch must be one of the OpenSTL methods stzoo imports ({', '.join(known)}), got {arch!r}")
+
+
 # A file that needs anything from these modules to be unpickled is not a checkpoint: refuse it outright.
 _DANGEROUS_MODULES = ("os", "sys", "posix", "nt", "subprocess", "builtins", "shutil", "socket", "importlib",
                       "runpy", "code", "pty", "ctypes", "pickle", "marshal")
@@ -325,15 +374,16 @@ def _as_int(key: str, value: Any) -> int:
     return out
 
 
-def _normalise(raw: Mapping[str, Any], arch: str, lenient: bool, what: str) -> tuple[dict[str, Any], list[str]]:
+def _normalise(raw: Mapping[str, Any], method: OpenSTLMethod, lenient: bool, what: str
+               ) -> tuple[dict[str, Any], list[str]]:
     """OpenSTL or stzoo names → one canonical dict; returns it and the ignored keys."""
-    known = _SPEC_KEYS | _ARCH_KEYS[arch]
+    known = _SPEC_KEYS | method.config_keys
     ignored = sorted(k for k in raw if k not in known)
     if ignored and not lenient:
-        other = _ARCH_KEYS["convlstm" if arch == "tau" else "tau"]
-        hint = f" ({', '.join(sorted(set(ignored) & other))} belong(s) to the other architecture)" \
-            if set(ignored) & other else ""
-        raise ConfigError(f"{what} has key(s) {ignored} that do not describe an OpenSTL {arch} model{hint}; "
+        others = {k: m.label for m in OPENSTL_METHODS.values() if m is not method for k in m.config_keys}
+        belong = sorted(k for k in ignored if k in others)
+        hint = (" (" + ", ".join(f"{k} belongs to {others[k]}" for k in belong) + ")") if belong else ""
+        raise ConfigError(f"{what} has key(s) {ignored} that do not describe an OpenSTL {method.label} model{hint}; "
                           f"accepted: {sorted(known)}")
     out: dict[str, Any] = {}
 
@@ -362,7 +412,7 @@ def _normalise(raw: Mapping[str, Any], arch: str, lenient: bool, what: str) -> t
         put("frames_out", _as_int("total_length", raw["total_length"]) - out["frames_in"], "total_length")
     if raw.get("method") is not None:
         put("method", str(raw["method"]).lower(), "method")
-    for key in sorted(_ARCH_KEYS[arch] & set(raw)):
+    for key in sorted(method.config_keys & set(raw)):
         value = raw[key]
         if value is None:
             continue
@@ -648,6 +698,25 @@ def _convlstm_pairs(model_keys: list[str], cfg: dict[str, Any]
     return pairs, unused
 
 
+register_openstl(OpenSTLMethod(
+    arch="tau", names=("tau",), label="TAU",
+    config_keys=frozenset({"hid_S", "hid_T", "N_S", "N_T", "mlp_ratio", "model_type", "spatio_kernel",
+                           "spatio_kernel_enc", "spatio_kernel_dec", "kernel_size", "drop", "drop_path"}),
+    resolve=_resolve_tau,
+    pairs=lambda keys, cfg: ({k: (_tau_key(k), None) for k in keys}, {}),  # every OpenSTL TAU tensor is used
+    model_config=lambda cfg: {k: v for k, v in cfg.items() if k not in ("frames_in", "frames_out")},
+))
+
+register_openstl(OpenSTLMethod(
+    arch="convlstm", names=("convlstm",), label="ConvLSTM",
+    config_keys=frozenset({"num_hidden", "num_layers", "filter_size", "stride", "patch_size", "layer_norm"}),
+    resolve=_resolve_convlstm, pairs=_convlstm_pairs,
+    card_notes=("the first cell's input channels and the readout's output channels were permuted from "
+                "OpenSTL's patch order ((i·p + j)·C + c) to stzoo's (c·p² + i·p + j); the `conv_x` biases are "
+                "zero (OpenSTL's cell has none)",),
+))
+
+
 def _fmt_keys(keys: list[str], limit: int = 8) -> str:
     return ", ".join(keys[:limit]) + (f" ... ({len(keys)} in all)" if len(keys) > limit else "")
 
@@ -675,26 +744,16 @@ def map_openstl_state_dict(state: Mapping[str, Tensor], arch: str, config: Mappi
     """
     from stzoo.models import build_model
 
-    arch = str(arch).lower().replace("-", "_")
-    if arch not in ARCHES:
-        raise ConfigError(f"arch must be one of {', '.join(ARCHES)} (OpenSTL's TAU or ConvLSTM), got {arch!r}")
-    given, ignored = _normalise(config or {}, arch, lenient_config, "the config")
+    method = openstl_method(arch)
+    given, ignored = _normalise(config or {}, method, lenient_config, "the config")
     ckpt_cfg, _ = _normalise({k: v for k, v in (hyper_parameters or {}).items()
-                              if k in _SPEC_KEYS | _ARCH_KEYS[arch] and _is_plain(v)},
-                             arch, True, "the checkpoint's hyper_parameters")
+                              if k in _SPEC_KEYS | method.config_keys and _is_plain(v)},
+                             method, True, "the checkpoint's hyper_parameters")
     r = _Resolver(given, ckpt_cfg)
-    if arch == "tau":
-        cfg, spec, openstl_model = _resolve_tau(state, r)
-    else:
-        cfg, spec, openstl_model = _resolve_convlstm(state, r)
-    model_cfg = {k: v for k, v in cfg.items() if k not in ("frames_in", "frames_out")} if arch == "tau" else dict(cfg)
-    target = build_model(arch, model_cfg).state_dict()  # names, shapes and dtypes to map onto
-    if arch == "tau":
-        pairs: dict[str, tuple[str | None, Callable[[Tensor], Tensor] | None]] = {
-            k: (_tau_key(k), None) for k in target}
-        unused: dict[str, tuple[int, ...]] = {}  # every tensor of OpenSTL's TAU is used
-    else:
-        pairs, unused = _convlstm_pairs(list(target), cfg)
+    cfg, spec, openstl_model = method.resolve(state, r)
+    model_cfg = method.model_config(cfg)
+    target = build_model(method.arch, model_cfg).state_dict()  # names, shapes and dtypes to map onto
+    pairs, unused = method.pairs(list(target), cfg)
     wanted = {src for src, _ in pairs.values() if src is not None}
     unknown = sorted(set(state) - wanted - set(unused))
     missing = sorted(wanted - set(state))
@@ -793,7 +852,7 @@ def _convert(checkpoint: Any, arch: str, config: Any) -> tuple[dict[str, Tensor]
     out, model_cfg, spec, details = map_openstl_state_dict(state, arch, raw_cfg, lenient_config=lenient,
                                                            hyper_parameters=info["hyper_parameters"])
     rep = ConversionReport(
-        arch=str(arch).lower().replace("-", "_"), openstl_model=details["openstl_model"], source=info["source"],
+        arch=openstl_method(arch).arch, openstl_model=details["openstl_model"], source=info["source"],
         sha256=info["sha256"], container=info["container"], prefix=info["prefix"], config=model_cfg, input=spec,
         config_sources=details["config_sources"], tensors_mapped=details["tensors_mapped"], parameters=0,
         tensors_unused=details["tensors_unused"], placeholders=info["placeholders"],
@@ -803,7 +862,7 @@ def _convert(checkpoint: Any, arch: str, config: Any) -> tuple[dict[str, Tensor]
 
 def _description(rep: ConversionReport) -> str:
     origin = f"`{rep.source}`" if rep.source else "an in-memory checkpoint"
-    return (f"{'TAU' if rep.arch == 'tau' else 'ConvLSTM'} converted from the OpenSTL checkpoint {origin} "
+    return (f"{openstl_method(rep.arch).label} converted from the OpenSTL checkpoint {origin} "
             f"({rep.openstl_model}; OpenSTL, {OPENSTL_URL}, {OPENSTL_LICENSE}) with stzoo.convert.from_openstl.")
 
 
@@ -821,13 +880,11 @@ def _origin_section(rep: ConversionReport, license_id: str) -> str:
              f"- license of the original weights: {license_id}",
              f"- {rep.tensors_mapped} tensors mapped one to one; {unused}",
              "- where each config value came from:", sources]
-    if rep.arch == "convlstm":
-        lines.append("- the first cell's input channels and the readout's output channels were permuted from "
-                     "OpenSTL's patch order ((i·p + j)·C + c) to stzoo's (c·p² + i·p + j); the `conv_x` "
-                     "biases are zero (OpenSTL's cell has none)")
+    notes = openstl_method(rep.arch).card_notes
+    lines += [f"- {note}" for note in notes]
     if rep.placeholders:
         lines.append(f"- objects in the file outside the weights, not loaded: {', '.join(rep.placeholders)}")
-    changed = " apart from the permutations above" if rep.arch == "convlstm" else ""
+    changed = " apart from what is said above" if notes else ""
     lines += ["", f"No value was changed{changed}: the model computes the function it computed in OpenSTL. "
               "Metrics OpenSTL reports for these weights were not re-measured by stzoo.", ""]
     return "\n".join(lines)
@@ -853,7 +910,7 @@ def convert_openstl(checkpoint: str | os.PathLike[str] | Mapping[str, Any], arch
     Returns:
         ``(folder, report)``.
     """
-    from stzoo import __version__
+    from stzoo.version import __version__
     from stzoo.pretrained import model_card, save_pretrained
 
     predictor = from_openstl(checkpoint, arch, config)

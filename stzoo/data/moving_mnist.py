@@ -11,12 +11,31 @@ Test set: :func:`moving_mnist_test_set` draws 10,000 sequences from the MNIST **
 seed :data:`TEST_SEED`. It is *not* the canonical ``mnist_test_seq.npy`` of Srivastava et al. (whose
 digits and trajectories were drawn once and never published as code); numbers measured on the two
 are close in scale but not identical. Use :func:`load_canonical_test_seq` for that file.
+
+Cache: generating the test set costs a few seconds per 10,000 sequences on a CPU core, so
+:func:`moving_mnist_test_set` stores it once as an uncompressed ``.npy`` (N×T×H×W uint8, 82 MB
+per 1,000 sequences of 20×64×64) and memory-maps it on later calls. The folder is
+:func:`cache_root` ``/ "moving-mnist"``: ``$STZOO_CACHE`` if set, else ``$XDG_CACHE_HOME/stzoo``,
+else ``~/.cache/stzoo``. The file name holds every input of the generator (seed, epoch, sequence
+length, number of digits, canvas size, number of sequences and a SHA-256 fingerprint of the digit
+images), so any change gives a different file; a file for more sequences with the same key serves
+a prefix of it. Files are written atomically (temporary file, fsync, rename) and spot-checked
+against freshly generated sequences when opened. A cache folder that cannot be written (read-only,
+full) only costs a warning: the sequences are then generated batch by batch as before. Delete the
+folder to reclaim the space.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
+import shutil
+import tempfile
+import time
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,10 +45,44 @@ from stzoo.data.mnist import load_mnist
 from stzoo.errors import InputError
 
 __all__ = ["MovingMNIST", "trajectory", "moving_mnist_test_set", "load_canonical_test_seq",
-           "TEST_SEED", "CANONICAL_URL"]
+           "TEST_SEED", "CANONICAL_URL", "cache_root", "digits_fingerprint"]
 
 TEST_SEED = 20261123
 CANONICAL_URL = "http://www.cs.toronto.edu/~nitish/unsupervised_video/mnist_test_seq.npy"
+CACHE_ENV = "STZOO_CACHE"
+#: bump when :meth:`MovingMNIST.sequence` changes what it draws, so old cache files are not reused
+GENERATOR_VERSION = 1
+_CHUNK = 256  # sequences generated and written per step when filling a cache file
+_STALE_PART_S = 3600.0  # temporary files of a crashed writer older than this are removed
+
+
+def cache_root() -> Path:
+    """stzoo's cache folder: ``$STZOO_CACHE``, else ``$XDG_CACHE_HOME/stzoo``, else ``~/.cache/stzoo``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "stzoo"
+
+
+def digits_fingerprint(digits: np.ndarray) -> str:
+    """SHA-256 (hex) of a digit array's shape, dtype and bytes: which digits a sequence was drawn from."""
+    h = hashlib.sha256(f"{digits.shape}|{digits.dtype.str}|".encode())
+    h.update(np.ascontiguousarray(digits).data)
+    return h.hexdigest()
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def trajectory(rng: np.random.Generator, length: int, span: int, step: float = 0.1) -> np.ndarray:
@@ -74,6 +127,8 @@ class MovingMNIST(Dataset):
         self.digits, self.num_sequences = digits, int(num_sequences)
         self.seq_len, self.num_digits, self.size = seq_len, num_digits, size
         self.seed, self.epoch = int(seed), int(epoch)
+        self._frames: np.ndarray | None = None  # the cached sequences (N'×T×H×W, N' ≥ N), if any
+        self._cache_file: Path | None = None
 
     @classmethod
     def from_mnist(cls, root: str | os.PathLike | None = None, split: str = "train", **kwargs) -> "MovingMNIST":
@@ -81,6 +136,8 @@ class MovingMNIST(Dataset):
         return cls(load_mnist(root, split)[0], **kwargs)
 
     def set_epoch(self, epoch: int) -> None:
+        if int(epoch) != self.epoch:
+            self._frames, self._cache_file = None, None  # the cache holds one epoch's sequences
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
@@ -90,6 +147,12 @@ class MovingMNIST(Dataset):
         """Sequence ``index`` of the current epoch as a ``seq_len×size×size`` uint8 array."""
         if not 0 <= index < self.num_sequences:
             raise IndexError(f"index {index} out of range for {self.num_sequences} sequences")
+        if self._frames is not None:
+            return np.array(self._frames[index])
+        return self._generate(index)
+
+    def _generate(self, index: int) -> np.ndarray:
+        """Draw sequence ``index`` (never from the cache): the definition of the data set."""
         rng = np.random.default_rng([self.seed, self.epoch, index])
         dh, dw = self.digits.shape[1:]
         canvas = np.zeros((self.seq_len, self.size, self.size), dtype=np.uint8)
@@ -105,13 +168,160 @@ class MovingMNIST(Dataset):
 
     def batch(self, start: int, stop: int) -> torch.Tensor:
         """Sequences ``start..stop-1`` stacked: B×T×1×H×W uint8."""
+        if self._frames is not None and 0 <= start < stop <= min(self.num_sequences, len(self._frames)):
+            return torch.from_numpy(np.array(self._frames[start:stop])).unsqueeze(2)
         return torch.stack([self[i] for i in range(start, stop)])
+
+    # ---- the on-disk cache -------------------------------------------------------------------
+    @property
+    def cache_file(self) -> Path | None:
+        """The memory-mapped file the sequences are read from, or None (generated on the fly)."""
+        return self._cache_file
+
+    def cache_stem(self) -> str:
+        """The cache file name without the sequence count: every other input of the generator."""
+        return (f"mmnist-v{GENERATOR_VERSION}-seed{self.seed}-epoch{self.epoch}-t{self.seq_len}-"
+                f"d{self.num_digits}-s{self.size}-{digits_fingerprint(self.digits)[:32]}")
+
+    def use_cache(self, folder: str | os.PathLike | None = None) -> Path | None:
+        """Read the sequences from a memory-mapped file in ``folder``, writing it first if needed.
+
+        ``folder`` defaults to ``cache_root() / "moving-mnist"``. Returns the file used, or None
+        (after a warning) when no file could be read or written; the data set then generates its
+        sequences on the fly, exactly as without a cache.
+        """
+        folder = Path(folder).expanduser() if folder is not None else cache_root() / "moving-mnist"
+        stem, n = self.cache_stem(), self.num_sequences
+        path = folder / f"{stem}-n{n}.npy"
+        candidates = [path] + sorted((p for p in self._larger_files(folder, stem) if p != path),
+                                     key=lambda p: int(p.name.rsplit("-n", 1)[1][:-4]))
+        for candidate in candidates:
+            frames = self._open_cached(candidate)
+            if frames is not None:
+                self._frames, self._cache_file = frames, candidate
+                return candidate
+        try:
+            self._write_cache(path)
+        except OSError as exc:
+            warnings.warn(f"could not write the Moving MNIST cache {path} ({exc}); generating the "
+                          f"{n} sequences in memory instead (set ${CACHE_ENV} to a writable folder to "
+                          "cache them)", RuntimeWarning, stacklevel=2)
+            return None
+        frames = self._open_cached(path)
+        if frames is None:
+            return None
+        self._frames, self._cache_file = frames, path
+        return path
+
+    def _larger_files(self, folder: Path, stem: str) -> list[Path]:
+        """Cache files of the same key holding more sequences (their first N are ours)."""
+        out = []
+        try:
+            for p in folder.glob(f"{stem}-n*.npy"):
+                count = p.name[len(stem) + 2:-4]
+                if count.isdigit() and int(count) > self.num_sequences:
+                    out.append(p)
+        except OSError:
+            pass
+        return out
+
+    def _open_cached(self, path: Path) -> np.ndarray | None:
+        """``path`` memory-mapped if it holds this data set's sequences; None if absent or wrong."""
+        if not path.is_file():
+            return None
+        shape = (self.seq_len, self.size, self.size)
+        try:
+            frames = np.load(path, mmap_mode="r", allow_pickle=False)
+            if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != shape \
+                    or frames.shape[0] < self.num_sequences:
+                raise ValueError(f"holds {frames.shape} {frames.dtype}, expected ≥{self.num_sequences}×"
+                                 f"{'×'.join(map(str, shape))} uint8")
+            for i in {0, self.num_sequences // 2, self.num_sequences - 1}:  # spot check: same generator
+                if not np.array_equal(frames[i], self._generate(i)):
+                    raise ValueError(f"sequence {i} differs from the generator's")
+        except (OSError, ValueError) as exc:
+            warnings.warn(f"ignoring the Moving MNIST cache file {path}: {exc}", RuntimeWarning, stacklevel=3)
+            return None
+        return frames
+
+    def _write_cache(self, path: Path) -> None:
+        """Generate every sequence into ``path`` atomically (temporary file, fsync, rename)."""
+        n, shape = self.num_sequences, (self.seq_len, self.size, self.size)
+        folder = path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        need = n * int(np.prod(shape)) + 4096
+        free = shutil.disk_usage(folder).free
+        if free < need + (64 << 20):
+            raise OSError(errno.ENOSPC, f"{need / 2**20:.0f} MiB needed, {free / 2**20:.0f} MiB free")
+        self._remove_stale_parts(folder, path.name)
+        fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=folder)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                if hasattr(os, "fchmod"):
+                    os.fchmod(f.fileno(), 0o644)  # mkstemp's 0600 would hide a shared cache from others
+                np.lib.format.write_array_header_1_0(
+                    f, {"descr": np.dtype(np.uint8).str, "fortran_order": False, "shape": (n, *shape)})
+                buf = np.empty((min(_CHUNK, n), *shape), dtype=np.uint8)
+                for start in range(0, n, _CHUNK):
+                    k = min(_CHUNK, n - start)
+                    for j in range(k):
+                        buf[j] = self._generate(start + j)
+                    self._write_chunk(f, buf[:k])
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            raise
+        _fsync_dir(folder)
+
+    @staticmethod
+    def _write_chunk(f: Any, chunk: np.ndarray) -> None:
+        f.write(memoryview(np.ascontiguousarray(chunk)).cast("B"))
+
+    @staticmethod
+    def _remove_stale_parts(folder: Path, name: str) -> None:
+        """Delete temporary files that a writer of ``name`` left behind (killed, or out of space)."""
+        now = time.time()
+        for part in folder.glob(f"{name}.*.part"):
+            try:
+                if now - part.stat().st_mtime > _STALE_PART_S:
+                    part.unlink()
+            except OSError:
+                pass
+
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers and pickles get the file name, not a copy of the memory-mapped data
+        state = dict(self.__dict__)
+        state["_frames"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        path = self.__dict__.get("_cache_file")
+        if path is not None:
+            try:
+                self._frames = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError):
+                self._frames, self._cache_file = None, None
 
 
 def moving_mnist_test_set(root: str | os.PathLike | None = None, num_sequences: int = 10000,
-                          seed: int = TEST_SEED) -> MovingMNIST:
-    """The fixed stzoo test set: ``num_sequences`` sequences of MNIST *test* digits, seed ``seed``."""
-    return MovingMNIST.from_mnist(root, "test", num_sequences=num_sequences, seed=seed, epoch=0)
+                          seed: int = TEST_SEED, cache: bool | str | os.PathLike = True) -> MovingMNIST:
+    """The fixed stzoo test set: ``num_sequences`` sequences of MNIST *test* digits, seed ``seed``.
+
+    ``cache``: True (default) keeps the sequences in a memory-mapped file under :func:`cache_root`
+    (see the module docstring), a folder puts that file there instead, False generates them on the
+    fly. The sequences are the same bytes either way.
+    """
+    ds = MovingMNIST.from_mnist(root, "test", num_sequences=num_sequences, seed=seed, epoch=0)
+    if cache is not False and ds.num_sequences > 0:
+        ds.use_cache(None if cache is True else cache)
+    return ds
 
 
 def load_canonical_test_seq(path: str | os.PathLike, download: bool = False) -> np.ndarray:

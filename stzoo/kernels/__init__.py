@@ -20,6 +20,7 @@ from torch import nn
 
 from stzoo.errors import ConfigError
 from stzoo.kernels.base import FusedTrainingError, InferenceOnly
+from stzoo.models.base import eval_mode
 from stzoo.kernels.convlstm import FusedConvLSTM
 from stzoo.kernels.sa_convlstm import FusedSAConvLSTM
 from stzoo.kernels.tau import FusedTAU
@@ -65,9 +66,7 @@ def fuse(model: nn.Module) -> nn.Module:
     if arch not in FUSED:
         raise ConfigError(f"no fused implementation for architecture {arch!r} ({type(model).__name__}); "
                           f"fused ones exist for {', '.join(sorted(FUSED))}. Use impl='reference'.")
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         dtype = next(model.parameters()).dtype
         if dtype in (torch.float16, torch.bfloat16):
             # fold in fp32 (products of BN scales, layer scales and weights), then store in 16 bits
@@ -75,6 +74,4 @@ def fuse(model: nn.Module) -> nn.Module:
             fused._keep_reference(model)
         else:
             fused = FUSED[arch].from_reference(model)
-    finally:
-        model.train(was_training)
     return fused.eval()

@@ -55,7 +55,7 @@ def from_reference_recurrent(cls: type, ref: RecurrentForecaster, make_cell: Any
     ``make_cell(ref_cell)`` for every cell (shared by ConvLSTM and SA-ConvLSTM)."""
     obj = cls.__new__(cls)
     nn.Module.__init__(obj)
-    for attr in ("frames_in", "frames_out", "channels", "height", "width", "patch_size", "num_layers",
+    for attr in ("config", "frames_in", "frames_out", "channels", "height", "width", "patch_size", "num_layers",
                  "num_hidden"):
         setattr(obj, attr, getattr(ref, attr))
     if hasattr(ref, "attn_dim"):

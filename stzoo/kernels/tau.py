@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor, nn
 
 from stzoo.kernels.base import InferenceOnly, frozen
@@ -223,7 +224,8 @@ class FusedTAU(InferenceOnly):
 
     def __init__(self, ref: TAU):
         super().__init__()
-        for attr in ("frames", "channels", "frames_in", "frames_out", "height", "width", "hid_S", "downsample"):
+        for attr in ("config", "frames", "channels", "frames_in", "frames_out", "height", "width", "hid_S",
+                     "downsample"):
             setattr(self, attr, getattr(ref, attr))
         self.enc = nn.ModuleList(_FusedConvNormAct(layer) for layer in ref.encoder.layers)
         self.blocks = nn.ModuleList(FusedTAUBlock(block) for block in ref.translator.blocks)
@@ -251,12 +253,11 @@ class FusedTAU(InferenceOnly):
         z = skip = self.enc[0](z)
         for layer in self.enc[1:]:
             z = layer(z)
-        bt, c_, h_, w_ = z.shape
-        # (B·T)×C'×H'×W' channels-last → B×H'×W'×(T·C') rows for the translator
-        rows = z.permute(0, 2, 3, 1).reshape(b, t, h_, w_, c_).permute(0, 2, 3, 1, 4).reshape(b, h_, w_, t * c_)
+        # (B·T)×C'×H'×W' channels-last → B×H'×W'×(T·C') rows for the translator, and back
+        rows = rearrange(z, "(b t) c h w -> b h w (t c)", b=b)
         for block in self.blocks:
             rows = block(rows)
-        z = rows.reshape(b, h_, w_, t, c_).permute(0, 3, 1, 2, 4).reshape(bt, h_, w_, c_).permute(0, 3, 1, 2)
+        z = rearrange(rows, "b h w (t c) -> (b t) h w c", t=t).permute(0, 3, 1, 2)  # channels-last NCHW view
         for layer in self.dec[:-1]:
             z = layer(z)
         z = self.dec[-1](z + skip)

@@ -1,68 +1,68 @@
 """Pure architectures. No file, network or environment access here.
 
-Every model is built from a plain, JSON-serialisable config dict::
+Each architecture lives in one file (``tau.py``, ``simvp.py``, ``convlstm.py``, ``sa_convlstm.py``,
+``predrnn.py``, ...) that declares a
+config dataclass, the modules and an :class:`~stzoo.models.base.Architecture` (see
+:mod:`stzoo.models.base` for the protocol). Build one from a plain JSON-serialisable dict::
 
     model = build_model("tau", {"hid_S": 16, "hid_T": 128, "N_T": 4})
+    model.config            # TAUConfig(frames=10, ..., hid_S=16, ...): what it was built with
 
-and exposes ``frames_in``, ``frames_out``, ``channels`` and ``recurrent``.
+Every model exposes ``arch``, ``config``, ``frames_in``, ``frames_out``, ``channels`` and ``recurrent``.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from torch import nn
 
-from stzoo.errors import ConfigError, UnknownModelError
-from stzoo.models.convlstm import ConvLSTM
-from stzoo.models.sa_convlstm import SAConvLSTM
-from stzoo.models.tau import TAU
+from stzoo.errors import ConfigError
+# importing each architecture's file registers it
+from stzoo.models import convlstm as _convlstm, sa_convlstm as _sa_convlstm, tau as _tau  # noqa: F401
+from stzoo.models import mim as _mim, predrnn as _predrnn, predrnnpp as _predrnnpp, simvp as _simvp  # noqa: F401
+from stzoo.models.base import (ARCHITECTURES, MAX_PARAMETERS, Architecture, ChannelParam, ModelConfig, Recipe,
+                               cfg_field, check_frames, count_parameters, eval_mode, get_architecture,
+                               load_state_dict_strict, parameters_of, register)
+from stzoo.models.convlstm import ConvLSTM, ConvLSTMConfig
+from stzoo.models.mim import MIM, MIMConfig
+from stzoo.models.predrnn import PredRNN, PredRNNConfig, PredRNNv2, PredRNNv2Config
+from stzoo.models.predrnnpp import PredRNNpp, PredRNNppConfig
+from stzoo.models.sa_convlstm import SAConvLSTM, SAConvLSTMConfig
+from stzoo.models.simvp import SimVP, SimVPConfig
+from stzoo.models.tau import TAU, TAUConfig
 
-__all__ = ["ARCHITECTURES", "build_model", "TAU", "ConvLSTM", "SAConvLSTM", "count_parameters", "full_config"]
-
-ARCHITECTURES: dict[str, type[nn.Module]] = {"tau": TAU, "convlstm": ConvLSTM, "sa_convlstm": SAConvLSTM}
-
-
-def _init_parameters(cls: type) -> dict[str, inspect.Parameter]:
-    """Named constructor parameters of ``cls`` and its model base classes (subclass wins)."""
-    params: dict[str, inspect.Parameter] = {}
-    for klass in reversed(cls.__mro__):
-        if klass is nn.Module or "__init__" not in vars(klass) or not issubclass(klass, nn.Module):
-            continue
-        for n, p in inspect.signature(klass.__init__).parameters.items():
-            if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                params[n] = p
-    return params
-
-
-def _accepted(cls: type) -> set[str]:
-    return set(_init_parameters(cls))
+__all__ = ["ARCHITECTURES", "Architecture", "ModelConfig", "Recipe", "ChannelParam", "cfg_field", "register",
+           "get_architecture", "build_model", "make_config", "full_config", "check_frames", "count_parameters",
+           "parameters_of", "eval_mode", "load_state_dict_strict", "MAX_PARAMETERS", "TAU", "TAUConfig", "ConvLSTM",
+           "ConvLSTMConfig", "SAConvLSTM", "SAConvLSTMConfig", "SimVP", "SimVPConfig", "PredRNN", "PredRNNConfig",
+           "PredRNNv2", "PredRNNv2Config", "PredRNNpp", "PredRNNppConfig", "MIM", "MIMConfig"]
 
 
-def _arch_class(arch: str) -> type[nn.Module]:
-    if arch not in ARCHITECTURES:
-        raise UnknownModelError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
-    return ARCHITECTURES[arch]
+def make_config(arch: str, config: dict[str, Any] | ModelConfig | None = None) -> ModelConfig:
+    """The checked config object of ``arch`` for a dict (unknown keys, bad types and ranges refused)."""
+    return get_architecture(arch).make_config(config)
 
 
-def build_model(arch: str, config: dict[str, Any] | None = None) -> nn.Module:
-    """Build architecture ``arch`` ("tau", "convlstm", "sa_convlstm") from a config dict."""
-    cls = _arch_class(arch)
-    config = dict(config or {})
-    unknown = set(config) - _accepted(cls)
-    if unknown:
-        raise ConfigError(f"{arch} does not take config key(s) {sorted(unknown)}; "
-                          f"it takes {sorted(_accepted(cls))}")
-    return cls(**config)
+def build_model(arch: str, config: dict[str, Any] | ModelConfig | None = None, *,
+                max_parameters: int | None = MAX_PARAMETERS) -> nn.Module:
+    """Build architecture ``arch`` (e.g. ``"tau"``) from a config dict or config object.
+
+    The config is checked field by field first, and the parameter count is taken on the meta device
+    before anything is allocated: a model with more than ``max_parameters`` values (default
+    :data:`MAX_PARAMETERS`; ``None`` for no limit) is refused with a :class:`ConfigError`.
+    """
+    spec = get_architecture(arch)
+    cfg = spec.make_config(config)
+    if max_parameters is not None:
+        n = parameters_of(spec, cfg)
+        if n > max_parameters:
+            raise ConfigError(f"{arch} with this config has {n:,} parameters, above the limit of "
+                              f"{max_parameters:,}; check the config, or pass max_parameters=None (or a "
+                              "larger number) to build_model if you mean it")
+    return spec.model(cfg)
 
 
-def full_config(arch: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``config`` with every constructor default of ``arch`` filled in (to compare two configs)."""
-    defaults = {n: p.default for n, p in _init_parameters(_arch_class(arch)).items()
-                if p.default is not p.empty}
-    return {**defaults, **(config or {})}
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+def full_config(arch: str, config: dict[str, Any] | ModelConfig | None = None) -> dict[str, Any]:
+    """``config`` with every default of ``arch`` filled in (to compare two configs)."""
+    return make_config(arch, config).to_dict()

@@ -11,12 +11,20 @@ so a 64×64 frame with patch size 4 becomes a 16-channel 16×16 grid.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
-from stzoo.models.recurrent import RecurrentForecaster
+from stzoo.models.base import Architecture, register
+from stzoo.models.recurrent import RecurrentConfig, RecurrentForecaster, recurrent_declaration
 
-__all__ = ["ConvLSTM", "ConvLSTMCell"]
+__all__ = ["ConvLSTM", "ConvLSTMCell", "ConvLSTMConfig", "ARCHITECTURE"]
+
+
+@dataclass
+class ConvLSTMConfig(RecurrentConfig):
+    """ConvLSTM's settings: those of every patch-reshape recurrent net (see RecurrentConfig)."""
 
 
 class ConvLSTMCell(nn.Module):
@@ -46,6 +54,13 @@ class ConvLSTM(RecurrentForecaster):
     """A stack of ConvLSTM cells with a 1×1 readout. Any T in, any number of frames out."""
 
     arch = "convlstm"
+    config_class = ConvLSTMConfig
 
     def make_cell(self, c_in: int, c_hid: int, filter_size: int) -> nn.Module:
         return ConvLSTMCell(c_in, c_hid, filter_size)
+
+
+ARCHITECTURE = register(Architecture(
+    name="convlstm", model=ConvLSTM, config=ConvLSTMConfig, **recurrent_declaration("cells.0.conv_x.weight"),
+    description="ConvLSTM (Shi et al., NeurIPS 2015): stacked convolutional LSTM cells over patch grids",
+))

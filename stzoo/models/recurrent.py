@@ -7,33 +7,77 @@ by a scheduled-sampling mask) for as many frames as asked.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from stzoo.errors import ConfigError, InputError
+from stzoo.models.base import ChannelParam, ModelConfig, Recipe, cfg_field, raise_if_bad_frames
 
-__all__ = ["RecurrentForecaster"]
+__all__ = ["RecurrentForecaster", "RecurrentConfig", "RECURRENT_RECIPE", "recurrent_declaration"]
+
+
+@dataclass
+class RecurrentConfig(ModelConfig):
+    """Settings shared by the recurrent nets. Defaults: 4 layers × 64 hidden, patch 4, 5×5 filters."""
+
+    frames_in: int = cfg_field(10, lo=1, hi=1000)     # frames read by default (any T runs)
+    frames_out: int = cfg_field(10, lo=1, hi=1000)    # frames predicted by default (any horizon runs)
+    channels: int = cfg_field(1, lo=1, hi=64)         # colour channels of a frame
+    height: int = cfg_field(64, lo=1, hi=8192)        # training size (any multiple of patch_size runs)
+    width: int = cfg_field(64, lo=1, hi=8192)         # (training width)
+    num_layers: int = cfg_field(4, lo=1, hi=32)       # stacked cells
+    num_hidden: int = cfg_field(64, lo=1, hi=2048)    # hidden channels of every cell
+    patch_size: int = cfg_field(4, lo=1, hi=64)       # frames enter as patch_size² channels per colour channel
+    filter_size: int = cfg_field(5, lo=1, hi=15)      # gate convolution kernel (odd)
+    layer_norm: bool = False                          # LayerNorm over the patch channels of each input frame
+
+    def validate(self) -> None:
+        super().validate()
+        if self.filter_size % 2 == 0:
+            raise ConfigError(f"filter_size must be odd so the state keeps its size, got {self.filter_size}")
+
+
+#: default recipe of the recurrent nets: MSE on every one-step prediction, scheduled sampling over half the run
+RECURRENT_RECIPE = Recipe(loss="mse", scheduled_sampling=0.5)
+
+
+def recurrent_declaration(first_cell_input: str) -> dict[str, Any]:
+    """The :class:`~stzoo.models.base.Architecture` fields every patch-reshape recurrent net shares.
+
+    ``first_cell_input`` is the weight of the first cell that reads the patch channels."""
+    def channel_params(cfg: RecurrentConfig) -> dict[str, ChannelParam]:
+        g = cfg.patch_size ** 2
+        return {first_cell_input: ChannelParam(1, "in", g), "readout.weight": ChannelParam(0, "out", g),
+                "norm_in.weight": ChannelParam(0, "out", g), "norm_in.bias": ChannelParam(0, "out", g)}
+
+    return dict(recipe=RECURRENT_RECIPE, any_frames=True,
+                spec_keys={k: k for k in ("frames_in", "frames_out", "channels", "height", "width")},
+                size_multiple=lambda cfg: cfg.patch_size,
+                size_reason=lambda cfg: f"patch_size={cfg.patch_size} cuts frames into patches (patch size {cfg.patch_size})",
+                channel_params=channel_params)
 
 
 class RecurrentForecaster(nn.Module):
     """Base class: patch reshape in, a stack of cells, a 1×1 readout, pixel shuffle out.
 
-    Subclasses implement :meth:`make_cell` and :meth:`init_state` / :meth:`cell_step`.
+    Subclasses set ``config_class`` and implement :meth:`make_cell`; each cell implements
+    ``init_state(batch, h, w, like)`` and ``forward(x, state) -> (output, state)``.
     """
 
     arch = ""
     recurrent = True
+    config_class: type[RecurrentConfig] = RecurrentConfig
 
-    def __init__(self, frames_in: int = 10, frames_out: int = 10, channels: int = 1,
-                 height: int = 64, width: int = 64, num_layers: int = 4, num_hidden: int = 64,
-                 patch_size: int = 4, filter_size: int = 5, layer_norm: bool = False):
+    def __init__(self, config: RecurrentConfig | None = None, **overrides: Any):
         super().__init__()
-        if num_layers < 1 or num_hidden < 1:
-            raise ConfigError(f"need num_layers >= 1 and num_hidden >= 1, got {num_layers}, {num_hidden}")
-        if filter_size % 2 == 0:
-            raise ConfigError(f"filter_size must be odd so the state keeps its size, got {filter_size}")
+        cfg = self.config = self.config_class.from_dict({**(config.to_dict() if config else {}), **overrides})
+        frames_in, frames_out, channels, height, width = (cfg.frames_in, cfg.frames_out, cfg.channels,
+                                                          cfg.height, cfg.width)
+        num_layers, num_hidden, patch_size = cfg.num_layers, cfg.num_hidden, cfg.patch_size
+        filter_size, layer_norm = cfg.filter_size, cfg.layer_norm
         self.frames_in, self.frames_out = frames_in, frames_out
         self.channels, self.height, self.width = channels, height, width
         self.patch_size, self.num_layers, self.num_hidden = patch_size, num_layers, num_hidden
@@ -53,18 +97,8 @@ class RecurrentForecaster(nn.Module):
 
     # -- helpers ------------------------------------------------------------------------------
     def check_input(self, x: Tensor) -> None:
-        if x.dim() != 5:
-            raise InputError(f"{type(self).__name__} expects B×T×C×H×W, got shape {tuple(x.shape)}")
-        _, t, c, h, w = x.shape
-        if t < 1:
-            raise InputError("need at least one input frame")
-        if c != self.channels:
-            raise InputError(f"this model expects {self.channels} channel(s), got {c}")
-        p = self.patch_size
-        if h % p or w % p:
-            raise InputError(
-                f"height and width must be divisible by the patch size {p}, got {h}×{w}"
-            )
+        """Raise one clear error listing every rule of the input contract ``x`` breaks."""
+        raise_if_bad_frames(self, x)
 
     def _encode(self, frame: Tensor) -> Tensor:
         z = self.patchify(frame)

@@ -17,13 +17,23 @@ carried to the next step; C_t and M_t are carried too.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
 from stzoo.models.convlstm import ConvLSTMCell
-from stzoo.models.recurrent import RecurrentForecaster
+from stzoo.models.base import Architecture, cfg_field, register
+from stzoo.models.recurrent import RecurrentConfig, RecurrentForecaster, recurrent_declaration
 
-__all__ = ["SAConvLSTM", "SelfAttentionMemory", "SAConvLSTMCell"]
+__all__ = ["SAConvLSTM", "SelfAttentionMemory", "SAConvLSTMCell", "SAConvLSTMConfig", "ARCHITECTURE"]
+
+
+@dataclass
+class SAConvLSTMConfig(RecurrentConfig):
+    """SA-ConvLSTM's settings: the recurrent ones plus the width of the attention's queries and keys."""
+
+    attn_dim: int = cfg_field(16, lo=1, hi=1024)  # d of Q and K in the self-attention memory
 
 
 class SelfAttentionMemory(nn.Module):
@@ -34,7 +44,9 @@ class SelfAttentionMemory(nn.Module):
         self.v_h = nn.Conv2d(c_hid, c_hid, 1)
         self.k_m = nn.Conv2d(c_hid, attn_dim, 1)
         self.v_m = nn.Conv2d(c_hid, c_hid, 1)
-        self.fuse = nn.Conv2d(2 * c_hid, c_hid, 1)  # W_z
+        # W_z. The attribute keeps the name of the released checkpoints' keys (`...sam.fuse.weight`); it is not
+        # one of the fused twins of stzoo.kernels.
+        self.fuse = nn.Conv2d(2 * c_hid, c_hid, 1)
         # depthwise-separable conv producing i', g', o' from [Z ; H]
         self.gates_dw = nn.Conv2d(2 * c_hid, 2 * c_hid, kernel_size, padding=kernel_size // 2,
                                   groups=2 * c_hid)
@@ -80,10 +92,19 @@ class SAConvLSTM(RecurrentForecaster):
     """A stack of SA-ConvLSTM cells. Any T in, any number of frames out."""
 
     arch = "sa_convlstm"
+    config_class = SAConvLSTMConfig
 
-    def __init__(self, *args, attn_dim: int = 16, **kwargs):
-        self.attn_dim = attn_dim
-        super().__init__(*args, **kwargs)
+    def __init__(self, config: SAConvLSTMConfig | None = None, **overrides):
+        cfg = SAConvLSTMConfig.from_dict({**(config.to_dict() if config else {}), **overrides})
+        self.attn_dim = cfg.attn_dim
+        super().__init__(cfg)
 
     def make_cell(self, c_in: int, c_hid: int, filter_size: int) -> nn.Module:
         return SAConvLSTMCell(c_in, c_hid, filter_size, self.attn_dim)
+
+
+ARCHITECTURE = register(Architecture(
+    name="sa_convlstm", model=SAConvLSTM, config=SAConvLSTMConfig,
+    **recurrent_declaration("cells.0.lstm.conv_x.weight"),
+    description="SA-ConvLSTM (Lin et al., AAAI 2020): ConvLSTM cells with a self-attention memory",
+))

@@ -14,30 +14,45 @@ with :func:`stzoo.models.build_model` or ``TAU(**config)``.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import torch
+from einops import rearrange
 from torch import Tensor, nn
 
-from stzoo.errors import ConfigError, InputError
+from stzoo.errors import ConfigError
+from stzoo.models.base import (Architecture, ChannelParam, ModelConfig, Recipe, cfg_field, raise_if_bad_frames,
+                               register)
 
-__all__ = ["TAU", "TAU_DEFAULTS"]
+__all__ = ["TAU", "TAUConfig", "ARCHITECTURE"]
 
-TAU_DEFAULTS: dict[str, Any] = {
-    "frames": 10,
-    "channels": 1,
-    "height": 64,
-    "width": 64,
-    "hid_S": 64,
-    "hid_T": 512,
-    "N_S": 4,
-    "N_T": 8,
-    "mlp_ratio": 8.0,
-    "drop": 0.0,
-    "drop_path": 0.0,
-    "kernel_size": 21,
-    "spatio_kernel": 3,
-}
+
+@dataclass
+class TAUConfig(ModelConfig):
+    """TAU's settings. The defaults are the paper's Moving MNIST configuration (44,656,001 parameters)."""
+
+    frames: int = cfg_field(10, lo=1, hi=1000)           # T: frames read and predicted per call
+    channels: int = cfg_field(1, lo=1, hi=64)            # colour channels of a frame
+    height: int = cfg_field(64, lo=1, hi=8192)           # training size (any multiple of the downsampling runs)
+    width: int = cfg_field(64, lo=1, hi=8192)         # (training width)
+    hid_S: int = cfg_field(64, lo=2, hi=1024)            # channels of the spatial encoder / decoder (even)
+    hid_T: int = cfg_field(512, lo=1, hi=8192)           # channels inside the translator's hidden blocks
+    N_S: int = cfg_field(4, lo=2, hi=16)                 # encoder (= decoder) layers, strides 1,2,1,2,... (even)
+    N_T: int = cfg_field(8, lo=2, hi=64)                 # TAU blocks in the translator
+    mlp_ratio: float = cfg_field(8.0, lo=0.01, hi=64.0)  # MLP expansion inside each TAU block
+    drop: float = cfg_field(0.0, lo=0.0, hi=0.99)        # dropout in the MLPs
+    drop_path: float = cfg_field(0.0, lo=0.0, hi=0.99)   # stochastic depth, rising linearly over the blocks
+    kernel_size: int = cfg_field(21, lo=3, hi=63)        # statical attention's nominal kernel (5×5 ∘ 7×7 dil. 3 at 21)
+    spatio_kernel: int = cfg_field(3, lo=1, hi=15)       # conv kernel of the encoder / decoder (odd)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.N_S % 2:
+            raise ConfigError(f"TAU needs an even N_S >= 2 (strides 1,2,1,2,...), got N_S={self.N_S}")
+        if self.hid_S % 2:
+            raise ConfigError(f"hid_S must be even (GroupNorm with 2 groups), got {self.hid_S}")
+        if self.spatio_kernel % 2 == 0:
+            raise ConfigError(f"spatio_kernel must be odd so frames keep their size, got {self.spatio_kernel}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -102,7 +117,7 @@ class TemporalAttentionModule(nn.Module):
     """SA(h) · DA(h) · h.
 
     Statical attention SA: 5×5 depthwise conv → 7×7 depthwise conv with dilation 3 → 1×1 conv
-    (a 21×21 receptive field, decomposed). Dynamical attention DA: squeeze-excitation over
+    (the paper's "21×21" large kernel, decomposed; the composed receptive field spans 5 + 6·3 = 23). Dynamical attention DA: squeeze-excitation over
     channels, sigmoid(FC(ReLU(FC(avgpool(h))))), both FCs without bias.
     """
 
@@ -205,7 +220,7 @@ class Translator(nn.Module):
     def __init__(self, c_in: int, c_hid: int, n_blocks: int, kernel_size: int, mlp_ratio: float,
                  drop: float, drop_path: float):
         super().__init__()
-        rates = torch.linspace(0, drop_path, n_blocks).tolist()
+        rates = torch.linspace(0, drop_path, n_blocks, device="cpu").tolist()
         widths = [c_in] + [c_hid] * (n_blocks - 1) + [c_in]
         self.blocks = nn.ModuleList(
             TAUBlock(widths[i], widths[i + 1], kernel_size, mlp_ratio, drop, rates[i])
@@ -231,46 +246,47 @@ class TAU(nn.Module):
     arch = "tau"
     recurrent = False
 
-    def __init__(self, frames: int = 10, channels: int = 1, height: int = 64, width: int = 64,
-                 hid_S: int = 64, hid_T: int = 512, N_S: int = 4, N_T: int = 8,
-                 mlp_ratio: float = 8.0, drop: float = 0.0, drop_path: float = 0.0,
-                 kernel_size: int = 21, spatio_kernel: int = 3):
+    def __init__(self, config: TAUConfig | None = None, **overrides):
         super().__init__()
-        if N_T < 2:
-            raise ConfigError(f"TAU needs N_T >= 2 translator blocks, got N_T={N_T}")
-        if N_S < 2 or N_S % 2:
-            raise ConfigError(f"TAU needs an even N_S >= 2 (strides 1,2,1,2,...), got N_S={N_S}")
-        if hid_S % 2:
-            raise ConfigError(f"hid_S must be even (GroupNorm with 2 groups), got {hid_S}")
-        self.frames, self.channels = frames, channels
-        self.frames_in = self.frames_out = frames
-        self.height, self.width = height, width
-        self.hid_S = hid_S
-        self.downsample = 2 ** (N_S // 2)
-        self.encoder = Encoder(channels, hid_S, N_S, spatio_kernel)
-        self.translator = Translator(frames * hid_S, hid_T, N_T, kernel_size, mlp_ratio, drop, drop_path)
-        self.decoder = Decoder(hid_S, channels, N_S, spatio_kernel)
+        cfg = self.config = TAUConfig.from_dict({**(config.to_dict() if config else {}), **overrides})
+        self.frames, self.channels = cfg.frames, cfg.channels
+        self.frames_in = self.frames_out = cfg.frames
+        self.height, self.width = cfg.height, cfg.width
+        self.hid_S = cfg.hid_S
+        self.downsample = 2 ** (cfg.N_S // 2)
+        self.encoder = Encoder(cfg.channels, cfg.hid_S, cfg.N_S, cfg.spatio_kernel)         # (B·T)×hid_S×H/4×W/4
+        self.translator = Translator(cfg.frames * cfg.hid_S, cfg.hid_T, cfg.N_T, cfg.kernel_size, cfg.mlp_ratio,
+                                     cfg.drop, cfg.drop_path)                                # B×(T·hid_S)×H/4×W/4
+        self.decoder = Decoder(cfg.hid_S, cfg.channels, cfg.N_S, cfg.spatio_kernel)        # (B·T)×C×H×W
 
     def check_input(self, x: Tensor) -> None:
-        """Raise a clear error if ``x`` cannot go through this net."""
-        if x.dim() != 5:
-            raise InputError(f"TAU expects B×T×C×H×W, got a tensor of shape {tuple(x.shape)}")
-        _, t, c, h, w = x.shape
-        if t != self.frames:
-            raise InputError(f"this TAU maps {self.frames} frames to {self.frames}; got {t} frames")
-        if c != self.channels:
-            raise InputError(f"this TAU expects {self.channels} channel(s), got {c}")
-        if h % self.downsample or w % self.downsample:
-            raise InputError(
-                f"TAU downsamples by {self.downsample}: height and width must be divisible by "
-                f"{self.downsample}, got {h}×{w}"
-            )
+        """Raise one clear error listing every rule of the input contract ``x`` breaks."""
+        raise_if_bad_frames(self, x)
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
-        b, t, c, h, w = x.shape
-        z, skip = self.encoder(x.reshape(b * t, c, h, w))
-        _, c_, h_, w_ = z.shape
-        z = self.translator(z.reshape(b, t * c_, h_, w_))
-        y = self.decoder(z.reshape(b * t, c_, h_, w_), skip)
-        return y.reshape(b, t, c, h, w)
+        b = x.shape[0]
+        z, skip = self.encoder(rearrange(x, "b t c h w -> (b t) c h w"))          # (B·T)×hid_S×H'×W'
+        z = self.translator(rearrange(z, "(b t) c h w -> b (t c) h w", b=b))     # frames stacked on channels
+        y = self.decoder(rearrange(z, "b (t c) h w -> (b t) c h w", c=self.hid_S), skip)
+        return rearrange(y, "(b t) c h w -> b t c h w", b=b)
+
+
+# --------------------------------------------------------------------------------------------
+# What generic code reads
+# --------------------------------------------------------------------------------------------
+ARCHITECTURE = register(Architecture(
+    name="tau", model=TAU, config=TAUConfig,
+    recipe=Recipe(loss="mse+ddr", alpha=0.1),
+    any_frames=False,
+    spec_keys={"frames_in": "frames", "frames_out": "frames", "channels": "channels", "height": "height",
+               "width": "width"},
+    size_multiple=lambda cfg: 2 ** (cfg.N_S // 2),
+    size_reason=lambda cfg: f"TAU with N_S={cfg.N_S} downsamples by {2 ** (cfg.N_S // 2)}",
+    channel_params=lambda cfg: {"encoder.layers.0.conv.weight": ChannelParam(1, "in"),
+                                "decoder.readout.weight": ChannelParam(0, "out"),
+                                "decoder.readout.bias": ChannelParam(0, "out")},
+    # the translator's first block works on T·hid_S channels; the last one widens back to T·hid_S
+    frames_params=lambda cfg: ["translator.blocks.0.", f"translator.blocks.{cfg.N_T - 1}.reduction."],
+    description="TAU (Tan et al., CVPR 2023): SimVP encoder/decoder around Temporal Attention Units",
+))

@@ -1,0 +1,176 @@
+"""The package's layering: no import cycle (imports inside functions count; TYPE_CHECKING ones do not),
+and no branch on an architecture's name outside models/, kernels/ and convert/."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[1] / "stzoo"
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(PKG.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    t = node.test
+    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (
+        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """stzoo modules imported anywhere in ``path`` (except under ``if TYPE_CHECKING:``)."""
+    tree = ast.parse(path.read_text())
+    me = _module_name(path)
+    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    found: set[str] = set()
+
+    def resolve(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("stzoo"):
+                    found.add(resolve(a.name))
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1]
+                                + ([node.module] if node.module else []))
+            if base.startswith("stzoo"):
+                for a in node.names:
+                    sub = f"{base}.{a.name}"
+                    found.add(sub if sub in modules else resolve(base))
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    found.discard(None)
+    found.discard(me)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = {_module_name(p): p for p in PKG.rglob("*.py")}
+    modules = set(files)
+    return {m: _imports(p, modules) for m, p in files.items()}
+
+
+def _package_of(mod: str, graph: dict[str, set[str]]) -> list[str]:
+    """A module's parent packages: importing stzoo.a.b runs stzoo/__init__ and stzoo/a/__init__ first."""
+    parts = mod.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts)) if ".".join(parts[:i]) in graph]
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    colour: dict[str, int] = {}
+    stack: list[str] = []
+
+    def dfs(m: str) -> list[str] | None:
+        colour[m] = 1
+        stack.append(m)
+        for n in sorted(graph.get(m, ())):
+            if colour.get(n) == 1:
+                return stack[stack.index(n):] + [n]
+            if colour.get(n) is None:
+                cyc = dfs(n)
+                if cyc:
+                    return cyc
+        stack.pop()
+        colour[m] = 2
+        return None
+
+    for m in sorted(graph):
+        if colour.get(m) is None:
+            cyc = dfs(m)
+            if cyc:
+                return cyc
+    return None
+
+
+def test_no_import_cycle():
+    graph = import_graph()
+    # the top-level package re-exports the front door; a cycle through it is one only if a module
+    # below imports `stzoo` itself (checked by leaving stzoo's own edges in)
+    graph = {m: {n for n in deps} for m, deps in graph.items()}
+    graph.pop("stzoo", None)  # stzoo/__init__ imports the public names; nothing below may need it first
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " → ".join(cycle)
+
+
+def test_nothing_below_imports_the_top_level_package():
+    graph = import_graph()
+    offenders = sorted(m for m, deps in graph.items() if "stzoo" in deps and m != "stzoo.__main__")
+    assert not offenders, f"modules that import the top-level `stzoo` (a hidden cycle): {offenders}"
+
+
+_ARCH_BRANCH = re.compile(r"""(==|!=|\bin\b)\s*\(?\s*["'](tau|convlstm|sa_convlstm)["']|["'](tau|convlstm|sa_convlstm)["']\s*(==|!=)""")
+
+
+def test_no_architecture_branch_outside_models_kernels_convert():
+    allowed = ("models", "kernels", "convert")
+    hits = []
+    for path in PKG.rglob("*.py"):
+        rel = path.relative_to(PKG)
+        if rel.parts[0] in allowed:
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if _ARCH_BRANCH.search(line):
+                hits.append(f"{rel}:{n}: {line.strip()}")
+    assert not hits, "branches on an architecture name:\n" + "\n".join(hits)
+
+
+def test_cycle_finder_sees_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+# The layers of docs/architecture.md, lowest first. A module may import modules of its own layer or
+# below, never above (imports inside functions count; `if TYPE_CHECKING:` ones do not).
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("core", ("stzoo.errors", "stzoo.version")),
+    ("pure", ("stzoo.models", "stzoo.metrics", "stzoo.losses", "stzoo.manifest", "stzoo.io", "stzoo.data",
+              "stzoo.viz")),
+    ("kernels", ("stzoo.kernels",)),
+    ("hub", ("stzoo.hub", "stzoo.pretrained", "stzoo.export")),
+    ("training", ("stzoo.adapt", "stzoo.train", "stzoo.finetune")),
+    ("inference", ("stzoo.predictor", "stzoo.forecaster", "stzoo.api", "stzoo.bench")),
+    ("tools", ("stzoo.convert", "stzoo.docs_gen", "stzoo.cli", "stzoo.__main__", "stzoo")),
+]
+
+
+def layer_of(module: str) -> int:
+    best, depth = None, -1
+    for i, (_, prefixes) in enumerate(LAYERS):
+        for p in prefixes:
+            if (module == p or module.startswith(p + ".")) and len(p) > depth:
+                best, depth = i, len(p)
+    assert best is not None, f"{module} is in no layer of LAYERS: add it (and to docs/architecture.md)"
+    return best
+
+
+def test_imports_only_go_down_the_layers():
+    graph = import_graph()
+    up = sorted(f"{m} ({LAYERS[layer_of(m)][0]}) imports {d} ({LAYERS[layer_of(d)][0]})"
+                for m, deps in graph.items() for d in deps if layer_of(d) > layer_of(m))
+    assert not up, "imports that go up a layer:\n" + "\n".join(up)
+
+
+def test_models_import_only_errors_and_each_other():
+    graph = import_graph()
+    bad = sorted(f"{m} imports {d}" for m, deps in graph.items() if m.startswith("stzoo.models")
+                 for d in deps if not d.startswith(("stzoo.models", "stzoo.errors")))
+    assert not bad, "\n".join(bad)
