@@ -134,7 +134,9 @@ def section(table_rows: list[str], batch: int, notes: list[str] = ()) -> str:
         "*forward only s*: the mean of three runs of just the forward passes on the same N sequences, "
         "interleaved with the two commands in one process (forward, cold, forward, warm, forward). *cold*: an "
         "empty cache, so the command generates the N sequences and writes them (82 MB per 1,000) before "
-        "evaluating; *warm*: the next call memory-maps that file (from the page cache). Target: ratio ≤ 1.5×. "
+        "evaluating; *warm*: the next call memory-maps that file (from the page cache). The cache lives in "
+        "`$STZOO_CACHE/moving-mnist`, by default `$XDG_CACHE_HOME/stzoo/moving-mnist` or "
+        "`~/.cache/stzoo/moving-mnist` (delete it to reclaim the space). Target: ratio ≤ 1.5×. "
         f"Batch {batch}, fp32, the models' default (fused) implementation.", "",
         HEAD, "|" + "---|" * (HEAD.count(" | ") + 1), *table_rows, "", *notes])
 

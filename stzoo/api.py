@@ -20,10 +20,27 @@ __all__ = ["list_models", "info", "load", "create", "load_pretrained", "load_fro
            "load_state_dict_strict"]
 
 
-def list_models(pretrained: bool | None = None) -> list[str]:
-    """Zoo names, sorted. ``pretrained=True``: only those with released weights."""
+def list_models(filter: str | None = None, pretrained: bool | None = None) -> list[str]:
+    """Zoo names, sorted.
+
+    Args:
+        filter: a shell-style wildcard pattern (timm's idiom), e.g. ``"tau*"`` or ``"*-mmnist-s"``;
+            ``None`` for every name.
+        pretrained: ``True``: only names with released weights; ``False``: only names without.
+
+    Example::
+
+        stzoo.list_models("tau*", pretrained=True)   # ['tau-mmnist', 'tau-mmnist-s']
+    """
+    import fnmatch
+
+    if filter is not None and not isinstance(filter, str):
+        raise InputTypeError(f"list_models takes a wildcard pattern such as 'tau*' as its first argument, got "
+                             f"{type(filter).__name__}; write list_models(pretrained=True) for the models with weights")
     models = load_manifest()["models"]
     names = sorted(models)
+    if filter is not None:
+        names = [n for n in names if fnmatch.fnmatchcase(n, filter)]
     if pretrained is None:
         return names
     return [n for n in names if bool(get_entry(n).get("weights")) == pretrained]

@@ -638,14 +638,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert", help="import a checkpoint trained with another library")
     convert_sub = p.add_subparsers(dest="convert_source", required=True)
     p = convert_sub.add_parser(
-        "openstl", help="an OpenSTL TAU or ConvLSTM checkpoint (.pth / .ckpt) → a save_pretrained folder",
+        "openstl", help="an OpenSTL checkpoint (.pth / .ckpt; TAU, SimVP, ConvLSTM, PredRNN, PredRNN-V2, PredRNN++, "
+        "MIM) → a save_pretrained folder",
         description="Convert an OpenSTL checkpoint (raw state_dict, a dict with 'state_dict', or a Lightning "
         ".ckpt; read with torch.load(weights_only=True) only) into a folder that stzoo.load(DIR) loads. Keys "
         "and shapes are checked strictly. See docs/openstl.md.")
     p.add_argument("checkpoint", metavar="CKPT", help="the OpenSTL .pth / .ckpt file")
     p.add_argument("--arch", required=True, metavar="METHOD",
-                   help="OpenSTL's method name, any case (e.g. TAU, ConvLSTM); `stzoo convert openstl --help` "
-                   "lists those stzoo imports in docs/openstl.md")
+                   help="OpenSTL's method name, any case: TAU, SimVP (with the config's model_type), SimVP_gSTA, "
+                   "ConvLSTM, PredRNN, PredRNNv2, PredRNNpp, MIM")
     p.add_argument("--config", default=None, metavar="JSON|FILE",
                    help="what the weights cannot tell, e.g. '{\"patch_size\": 4}' for ConvLSTM; JSON, a .json "
                    "file or an OpenSTL .py config (e.g. configs/mmnist/ConvLSTM.py)")

@@ -155,3 +155,12 @@ def test_console_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "stzoo", "info", "tau-mmnist"], capture_output=True,
                          text=True, check=True).stdout
     assert json.loads(out)["name"] == "tau-mmnist-s"
+
+
+def test_list_models_takes_a_wildcard_first():
+    assert stzoo.list_models("tau*") == sorted(n for n in stzoo.list_models() if n.startswith("tau"))
+    assert "tau-mmnist-s" in stzoo.list_models("tau*", pretrained=True)
+    assert all(n.endswith("-paper") for n in stzoo.list_models("*-paper"))
+    assert stzoo.list_models("no-such-*") == []
+    with pytest.raises(stzoo.InputTypeError, match="pretrained=True"):
+        stzoo.list_models(True)

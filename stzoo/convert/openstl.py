@@ -1,4 +1,4 @@
-"""Import OpenSTL checkpoints (TAU and ConvLSTM) into stzoo.
+"""Import OpenSTL checkpoints into stzoo (TAU and ConvLSTM here; one ``openstl_<method>.py`` per further method).
 
 `OpenSTL <https://github.com/chengtan9907/OpenSTL>`_ (Apache-2.0), maintained by the TAU authors,
 publishes trained weights as PyTorch files. This module turns such a file into an stzoo model:
@@ -805,7 +805,7 @@ def from_openstl(checkpoint: str | os.PathLike[str] | Mapping[str, Any], arch: s
                  config: str | os.PathLike[str] | Mapping[str, Any] | None = None, *,
                  device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
                  batch_size: int = 16) -> "Predictor":
-    """Load an OpenSTL TAU or ConvLSTM checkpoint as an stzoo :class:`~stzoo.predictor.Predictor`.
+    """Load an OpenSTL checkpoint (any method in :data:`OPENSTL_METHODS`) as an stzoo :class:`~stzoo.predictor.Predictor`.
 
     Args:
         checkpoint: a ``.pth`` / ``.ckpt`` path or an already loaded object: a raw state_dict, a dict
