@@ -2,6 +2,20 @@ import pytest
 import torch
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Test sets cached by stzoo.data go to a folder of this test session, never the user's ~/.cache."""
+    import os
+
+    old = os.environ.get("STZOO_CACHE")
+    os.environ["STZOO_CACHE"] = str(tmp_path_factory.mktemp("stzoo-cache"))
+    yield
+    if old is None:
+        os.environ.pop("STZOO_CACHE", None)
+    else:
+        os.environ["STZOO_CACHE"] = old
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
