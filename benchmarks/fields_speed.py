@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
           f"Python {platform.python_version()}), {date.today().isoformat()}; median of {args.repeats} "
           f"batches of {BATCH}×{FRAMES}×C×{SIZE}×{SIZE}. Command: `python benchmarks/fields_speed.py "
           f"--repeats {args.repeats}`\n")
-    print("| dataset | C | generate (seq/s) | TAU-s train step (seq/s) | generate ÷ train | share of an inline step spent generating |")
+    print("| dataset | C | generate (seq/s) | TAU-s train step (seq/s) | generate ÷ train "
+          "| share of an inline step spent generating |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, c, gen, train in rows:
         share = (1 / gen) / (1 / gen + 1 / train)

@@ -108,7 +108,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     max_steps=args.max_steps, eval_sequences=args.eval_sequences,
                     checkpoint_every_s=args.checkpoint_every,
                     command=args.command_line, init_from=init_from, dtype=args.dtype,
-                    time_budget_s=args.time_budget * 60 if args.time_budget is not None else None)
+                    time_budget_s=args.time_budget * 60 if args.time_budget is not None else None,
+                    dataset=args.dataset)
     print(json.dumps({k: summary[k] for k in ("step", "total_steps", "wall_clock_s", "metrics") if k in summary},
                      indent=2))
     return 0
@@ -177,6 +178,23 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_list(args: argparse.Namespace) -> int:
+    from stzoo.data.fields import DATASETS
+
+    for name, (_, channels, test_size, about) in DATASETS.items():
+        print(f"{name:14s} {channels} channel(s), test set {test_size:,} sequences: {about}")
+    return 0
+
+
+def _cmd_data_preview(args: argparse.Namespace) -> int:
+    from stzoo.data.fields import save_preview
+
+    kw = {"mnist_dir": args.mnist_dir} if args.name == "moving_mnist" else {}
+    frames = save_preview(args.name, args.out, index=args.index, split=args.split, fps=args.fps, **kw)
+    print(f"wrote {args.out}: sequence {args.index} of the {args.name} {args.split} set, {len(frames)} frames")
+    return 0
+
+
 def _cmd_release(args: argparse.Namespace) -> int:
     import torch
 
@@ -189,7 +207,7 @@ def _cmd_release(args: argparse.Namespace) -> int:
         args.name, args.run, weights_dir=args.weights_dir or root.parent / "weights",
         manifest_path=args.manifest or root / "weights_manifest.json", mnist_dir=args.mnist_dir,
         eval_sequences=args.sequences, half=args.half,
-        command=args.command_line)
+        command=args.command_line, prior_runs=args.prior_run, force=args.force)
     print(json.dumps({k: entry[k] for k in ("name", "weights", "metrics")}, indent=2))
     return 0
 
@@ -262,18 +280,25 @@ def _cmd_download(args: argparse.Namespace) -> int:
             return 0
     for name in names:
         if name.startswith(HUB_PREFIX):
-            from stzoo.pretrained import CONFIG_NAME, WEIGHTS_NAME
             from stzoo.hub import hub_download, parse_hub_id
+            from stzoo.pretrained import CONFIG_NAME, WEIGHTS_NAME, read_config
 
             repo_id, revision = parse_hub_id(name)
-            for filename in (CONFIG_NAME, WEIGHTS_NAME, "README.md"):
-                try:
-                    path, source = hub_download(repo_id, filename, revision, name=name)
-                except StzooError:
-                    if filename == "README.md":
-                        continue
-                    raise
-                print(f"{name}: {filename} -> {path} ({_SOURCES[source]})")
+            cfg_path, source = hub_download(repo_id, CONFIG_NAME, revision, name=name)
+            print(f"{name}: {CONFIG_NAME} -> {cfg_path} ({_SOURCES[source]})")
+            # the weights from the commit the config came from, checked against the sha256 it records
+            commit = cfg_path.parent.name
+            pin = commit if len(commit) == 40 and all(c in "0123456789abcdef" for c in commit) else revision
+            expected = (read_config(cfg_path).get("weights") or {}).get("sha256")
+            path, source = hub_download(repo_id, WEIGHTS_NAME, pin, sha256=expected, name=name,
+                                        expected_by=f"{CONFIG_NAME} of {repo_id}@{pin or 'main'}")
+            print(f"{name}: {WEIGHTS_NAME} -> {path} ({_SOURCES[source]}"
+                  f"{', sha256 verified' if expected else ''})")
+            try:
+                path, source = hub_download(repo_id, "README.md", pin, name=name)
+                print(f"{name}: README.md -> {path} ({_SOURCES[source]})")
+            except StzooError:
+                pass  # a model card is optional
             continue
         loc = locate_weights(get_entry(name))
         print(f"{name}: {loc.path} ({_SOURCES[loc.source]}, sha256 verified)")
@@ -511,6 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="warm-start a new run: 'released' (the entry's released weights) or a .safetensors path")
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
                    help="training precision; auto = bf16 autocast where the device has native bf16")
+    p.add_argument("--dataset", default="moving_mnist", metavar="NAME",
+                   help="training data: moving_mnist, grayscott or kolmogorov (stzoo data list)")
     p.add_argument("--time-budget", type=float, default=None, metavar="MIN",
                    help="lay the learning-rate schedule over MIN minutes of training and stop, annealed and "
                    "checkpointed, when they are spent (or when --epochs are done, if sooner)")
@@ -579,15 +606,34 @@ def build_parser() -> argparse.ArgumentParser:
                    "file (same sequences; nothing written to disk). Cache used by default: %(default)s")
     p.set_defaults(func=_cmd_evaluate)
 
+    p = sub.add_parser("data", help="the generated datasets: list them, look at one")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    p = data_sub.add_parser("list", help="the datasets stzoo train --dataset takes")
+    p.set_defaults(func=_cmd_data_list)
+    p = data_sub.add_parser("preview", help="write one sequence of a dataset as an animated GIF",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("name", help="dataset name (stzoo data list)")
+    p.add_argument("--out", required=True, help="GIF file to write")
+    p.add_argument("--index", type=int, default=0, help="which sequence")
+    p.add_argument("--split", default="test", choices=("train", "test"), help="training data or the fixed test set")
+    p.add_argument("--fps", type=float, default=5.0, help="frames per second of the GIF")
+    p.add_argument("--mnist-dir", default=None, help="folder of the MNIST IDX files, for moving_mnist")
+    p.set_defaults(func=_cmd_data_preview)
+
     p = sub.add_parser("release", help="(maintainers) write a run's weights, measure them, update the manifest")
     p.add_argument("name")
     p.add_argument("--run", required=True, help="run folder written by stzoo train")
-    p.add_argument("--mnist-dir", default=None)
-    p.add_argument("--sequences", type=int, default=10000)
+    p.add_argument("--prior-run", action="append", default=[], metavar="DIR",
+                   help="a run between the current release and --run (each warm-started from the previous "
+                   "one's weights), in order; repeat for several. They join the entry's training ledger")
+    p.add_argument("--force", action="store_true",
+                   help="replace the current release even if the new weights are not better on the test set")
+    p.add_argument("--mnist-dir", default=None, help="folder of the MNIST IDX files (or $STZOO_MNIST_DIR)")
+    p.add_argument("--sequences", type=int, default=10000, help="test sequences to measure on")
     p.add_argument("--half", action="store_true", help="store float16 weights")
     p.add_argument("--weights-dir", default=None, help="default: the checkout's weights/ folder")
     p.add_argument("--manifest", default=None, help="default: the package's weights_manifest.json")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.set_defaults(func=_cmd_release)
 
     p = sub.add_parser("zoo-table", help="print the zoo table (Markdown) generated from the manifest")

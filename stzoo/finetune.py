@@ -4,12 +4,14 @@ The loop::
 
     read + check every video  →  convert (channels, size)  →  split train / validation
     adapt the model (channels / size / frames; see stzoo.adapt)
-    for each epoch:
+    size the step budget from the data (steps="auto"); measure copy-last-frame on the validation clips
+    for each epoch (the last one may be shorter, so the run is exactly the budget):
         for each batch of the epoch's shuffled clips (a pure function of seed and epoch):
             loss, backward, clip, AdamW + OneCycle step
             every `checkpoint_every` steps: atomic checkpoint (model, optimizer, scheduler, RNG)
         validate (MSE / MAE / SSIM / PSNR); new best → write the save_pretrained folder
         atomic checkpoint; early stopping after `patience` epochs without improvement
+    compare the kept model with copy-last-frame; warn in plain words when it does not beat it
 
 All errors about the data are raised before the first step. The output folder holds the best
 model in the :func:`stzoo.pretrained.save_pretrained` layout (``stzoo.load(out_dir)`` loads it),
@@ -29,7 +31,8 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
@@ -37,21 +40,70 @@ import torch
 from torch import Tensor, nn
 
 from stzoo.adapt import adapt, check_resolution
-from stzoo.data.clips import ClipDataset, Video, check_lengths, convert_video, load_videos, split_videos
+from stzoo.data.clips import (ClipDataset, Video, arg, auto_split, check_lengths, convert_video, load_videos, naming,
+                              split_videos)
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import get_architecture
 from stzoo.train import (STATE_DICT, Recipe, _hardware, atomic_torch_save, atomic_write_text, capture_rng_state,
-                         checkpoint_error, compute_loss, describe_differences, evaluate, load_checkpoint,
-                         make_optimizer, optimizer_step, restore_rng_state)
+                         checkpoint_error, compute_loss, describe_differences, evaluate, evaluate_copy_last,
+                         load_checkpoint, make_optimizer, optimizer_step, restore_rng_state)
 
 if TYPE_CHECKING:
     from stzoo.predictor import Predictor
 
-__all__ = ["finetune", "FinetuneResult", "FinetuneHistory", "CHECKPOINT_NAME"]
+__all__ = ["finetune", "FinetuneResult", "FinetuneHistory", "FinetuneWarning", "CHECKPOINT_NAME", "DEFAULT_LR",
+           "AUTO_PASSES", "AUTO_MIN_STEPS", "AUTO_MAX_STEPS", "plan_steps"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 HISTORY_NAME = "history.json"
 LOG_NAME = "log.jsonl"
+
+#: the default peak learning rate (AdamW, OneCycle); chosen by measurement, see docs/finetuning.md
+DEFAULT_LR = 3e-3
+#: ``steps="auto"``: enough optimizer steps for every training clip to be seen about this many times ...
+AUTO_PASSES = 20
+#: ... but never fewer than this many steps ...
+AUTO_MIN_STEPS = 200
+#: ... nor more than this many (see :func:`plan_steps`)
+AUTO_MAX_STEPS = 2000
+#: at most this many training clips are scored (model and copy-last-frame) when there is no validation data
+TRAIN_CHECK_CLIPS = 256
+
+
+class FinetuneWarning(UserWarning):
+    """Issued when a fine-tune ends with a model that does not beat copying the last frame, or
+    without validation data."""
+
+
+def plan_steps(clips_per_process: int, batch_size: int, *, steps: int | str | None = "auto",
+               epochs: int | None = None) -> dict[str, Any]:
+    """The step budget of a fine-tune: ``steps``, ``epochs``, ``steps_per_epoch`` and the ``rule`` in words.
+
+    ``steps="auto"`` (the default) gives ``ceil(AUTO_PASSES · clips / batch_size)`` optimizer steps,
+    clamped to [``AUTO_MIN_STEPS``, ``AUTO_MAX_STEPS``]: every training clip is seen about
+    ``AUTO_PASSES`` times on a small data set, a tiny one still gets enough steps to adapt, and a
+    large one is capped (fewer passes over more data). ``steps=N`` asks for exactly ``N``;
+    ``epochs=N`` (instead of ``steps``) for ``N`` full passes. An epoch is one pass over the
+    training clips; validation and early stopping happen after each, and the last epoch is
+    shortened when the budget ends inside it.
+    """
+    per_epoch = max(1, math.ceil(clips_per_process / batch_size))
+    if epochs is not None:
+        if steps not in (None, "auto"):
+            raise InputError(f"give {arg('steps', '--steps')} or {arg('epochs', '--epochs')}, not both (got "
+                             f"{arg(f'steps={steps!r}', f'--steps {steps}')} and "
+                             f"{arg(f'epochs={epochs!r}', f'--epochs {epochs}')})")
+        total, rule = per_epoch * epochs, f"{epochs} epoch(s) of {per_epoch} step(s)"
+    elif steps in (None, "auto"):
+        wanted = math.ceil(AUTO_PASSES * clips_per_process / batch_size)
+        total = min(AUTO_MAX_STEPS, max(AUTO_MIN_STEPS, wanted))
+        rule = (f"auto: {AUTO_PASSES} passes over {clips_per_process} clip(s) in batches of {batch_size} = {wanted} "
+                f"step(s), kept within [{AUTO_MIN_STEPS}, {AUTO_MAX_STEPS}]")
+    else:
+        total, rule = int(steps), f"{int(steps)} step(s) requested"
+    n_epochs = math.ceil(total / per_epoch)
+    return {"steps": total, "epochs": n_epochs, "steps_per_epoch": per_epoch, "rule": rule,
+            "passes": round(total * batch_size / max(1, clips_per_process), 2)}
 
 #: what a fine-tuning checkpoint holds (``step_log``, the N×2 [step, loss] of every step so far, is optional)
 _CHECKPOINT_KEYS: dict[str, Any] = {
@@ -80,6 +132,16 @@ class FinetuneHistory:
         data: a description of the training and validation data.
         adaptation: what :func:`stzoo.adapt.adapt` changed (see :class:`stzoo.adapt.AdaptReport`).
         world_size: how many processes trained.
+        plan: the step budget (see :func:`plan_steps`): ``steps``, ``epochs``, ``steps_per_epoch``,
+            ``passes`` (times each training clip is seen), ``rule`` (how it was chosen).
+        persistence: the copy-last-frame baseline (every future frame = the last input frame) on
+            the validation clips, the same metrics as ``best``; ``None`` without validation data.
+        train_check: without validation data only: ``model`` (the kept weights) and
+            ``copy_last_frame`` metrics on up to 256 *training* clips, and ``clips``. A sanity
+            check, not a held-out measurement.
+        beats_persistence: whether the kept model's MSE is below copy-last-frame's (on the
+            validation clips, else on the training clips); ``None`` before the end.
+        warnings: plain-words warnings (also issued as :class:`FinetuneWarning`).
     """
 
     epochs: list[dict[str, Any]] = field(default_factory=list)
@@ -91,11 +153,34 @@ class FinetuneHistory:
     data: dict[str, Any] = field(default_factory=dict)
     adaptation: dict[str, Any] = field(default_factory=dict)
     world_size: int = 1
+    plan: dict[str, Any] = field(default_factory=dict)
+    persistence: dict[str, float] | None = None
+    train_check: dict[str, Any] | None = None
+    beats_persistence: bool | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def train_losses(self) -> list[float]:
         """The per-step losses of this call, in order."""
         return [s["loss"] for s in self.steps]
+
+    def summary(self) -> str:
+        """A few lines for people: budget, the kept model against copy-last-frame, warnings."""
+        p = self.plan
+        lines = [f"trained {p.get('steps', '?')} step(s) in {len(self.epochs)} epoch(s) ({p.get('rule', '')})"
+                 + (", stopped early" if self.stopped_early else "")]
+        if self.best is not None and self.persistence is not None:
+            b, c = self.best, self.persistence
+            lines.append(f"validation ({b['sequences']} clips), best epoch {self.best_epoch}: MSE {b['mse']:.4g}, "
+                         f"SSIM {b['ssim']:.4g}; copy-last-frame on the same clips: MSE {c['mse']:.4g}, "
+                         f"SSIM {c['ssim']:.4g} ({_verdict(b['mse'], c['mse'])})")
+        elif self.train_check is not None:
+            m, c = self.train_check["model"], self.train_check["copy_last_frame"]
+            lines.append(f"no validation data; on {self.train_check['clips']} training clips (seen in training): "
+                         f"MSE {m['mse']:.4g}, SSIM {m['ssim']:.4g}; copy-last-frame: MSE {c['mse']:.4g}, "
+                         f"SSIM {c['ssim']:.4g} ({_verdict(m['mse'], c['mse'])})")
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -180,7 +265,7 @@ def _setup(device: str | torch.device | None) -> tuple[_Dist, torch.device]:
 def _target_channels(videos: Sequence[Video], channels: int | None) -> int:
     if channels is not None:
         if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise InputError(f"channels must be a positive int or None, got {channels!r}")
+            raise InputError(f"{arg('channels', '--channels')} must be a positive int or None, got {channels!r}")
         return channels
     found = {v.channels for v in videos}
     if found <= {1}:
@@ -189,22 +274,44 @@ def _target_channels(videos: Sequence[Video], channels: int | None) -> int:
         return 3
     if len(found) == 1:
         return found.pop()
-    raise InputError(f"the videos have different channel counts {sorted(found)}; pass channels=N")
+    raise InputError(f"the videos have different channel counts {sorted(found)}; pass "
+                     + arg("channels=N", "--channels N"))
+
+
+def _size_arg(hw: tuple[int, int]) -> str:
+    return arg(f"size=({hw[0]}, {hw[1]})", f"--size {hw[0]}x{hw[1]}")
 
 
 def _target_size(videos: Sequence[Video], size: Any, spec_hw: tuple[int, int]) -> tuple[int, int]:
-    if size is None or size == "model":
+    if size == "model":
         return spec_hw
-    if size == "native":
+    if size is None or size == "native":
         sizes = {v.size for v in videos}
         if len(sizes) > 1:
-            raise InputError(f"size='native' needs videos of one frame size, got {sorted(sizes)} (H×W); "
-                             "pass size='model' or size=(H, W) to resize them")
+            largest = max(sizes, key=lambda hw: hw[0] * hw[1])
+            raise InputError(arg("size='native'", "--size native") + " (the default) trains at the videos' own "
+                             f"frame size, but they have several: {sorted(sizes)} (H×W); pass "
+                             f"{_size_arg(largest)} (or another H×W) to resize them all to one, or "
+                             + arg("size='model'", "--size model") + f" for the model's {spec_hw[0]}×{spec_hw[1]}")
         return sizes.pop()
     if (isinstance(size, (tuple, list)) and len(size) == 2
             and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)):
         return int(size[0]), int(size[1])
-    raise InputError(f"size must be 'model', 'native' or (height, width), got {size!r}")
+    raise InputError(f"{arg('size', '--size')} must be 'native', 'model' or "
+                     + arg("(height, width)", "HxW (e.g. 32x48)") + f", got {size!r}")
+
+
+def _check_size(arch: str, config: dict[str, Any], hw: tuple[int, int], size: Any) -> None:
+    """:func:`stzoo.adapt.check_resolution`, its error completed with the option that fixes it."""
+    try:
+        check_resolution(arch, config, *hw)
+    except InputError as exc:
+        spec = get_architecture(arch)
+        f = spec.size_multiple(spec.make_config(config))
+        near = (max(f, round(hw[0] / f) * f), max(f, round(hw[1] / f) * f))
+        what = "the videos' own size" if size in (None, "native") else "the size asked for"
+        raise InputError(f"{exc} ({what}); pass {_size_arg(near)} to fine-tune at the nearest size it can run "
+                         "at (the frames are resized)") from None
 
 
 def _matches(name: str, prefix: str) -> bool:
@@ -230,14 +337,17 @@ def _apply_freeze(model: nn.Module, freeze: str | Sequence[str] | None) -> list[
         hit = [n for n in names if _matches(n, prefix)]
         if not hit:
             tops = sorted({n.split(".")[0] for n in names})
-            raise InputError(f"freeze={prefix!r} matches no parameter; names start with {', '.join(tops)} "
-                             "(e.g. freeze='encoder' or freeze=['cells.0'])")
+            raise InputError(f"{arg(f'freeze={prefix!r}', f'--freeze {prefix}')} matches no parameter; names start "
+                             f"with {', '.join(tops)} (e.g. "
+                             + arg("freeze='encoder' or freeze=['cells.0']", "--freeze encoder or --freeze cells.0")
+                             + ")")
         frozen += [n for n in hit if n not in frozen]
     params = dict(model.named_parameters())
     for n in frozen:
         params[n].requires_grad_(False)
     if len(frozen) == len(names):
-        raise InputError(f"freeze={freeze!r} freezes every parameter: nothing left to fine-tune")
+        raise InputError(f"{arg(f'freeze={freeze!r}', '--freeze ' + ' '.join(prefixes))} freezes every parameter: "
+                         "nothing left to fine-tune")
     return frozen
 
 
@@ -261,16 +371,17 @@ def _data_summary(videos: Sequence[Video], limit: int = 5) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-def finetune(predictor: "Predictor", data: Any, *, epochs: int = 10, lr: float = 1e-4, batch_size: int = 8,
-             val: Any = 0.2, split: str = "auto", stride: int = 1, loss: str = "mse", alpha: float = 0.1,
-             freeze: str | Sequence[str] | None = None, device: str | torch.device | None = None,
-             amp: bool | None = None, out_dir: str | os.PathLike = "finetuned", resume: bool = False,
-             patience: int | None = 3, min_delta: float = 0.0, channels: int | None = None,
-             size: Any = "model", frames_in: int | None = None, frames_out: int | None = None,
-             data_layout: str | None = None, max_steps: int | None = None, seed: int = 0,
-             weight_decay: float = 0.0, grad_clip: float = 1.0, scheduled_sampling: float = 0.0,
-             checkpoint_every: int = 200, name: str | None = None, push_to_hub: str | None = None,
-             progress: bool = True, command: str | None = None) -> FinetuneResult:
+def finetune(predictor: "Predictor", data: Any, *, steps: int | str = "auto", epochs: int | None = None,
+             lr: float = DEFAULT_LR, batch_size: int = 8, val: Any = "auto", split: str = "auto", stride: int = 1,
+             loss: str = "mse", alpha: float = 0.1, freeze: str | Sequence[str] | None = None,
+             device: str | torch.device | None = None, amp: bool | None = None,
+             out_dir: str | os.PathLike = "finetuned", resume: bool = False, patience: int | None = 3,
+             min_delta: float = 0.0, channels: int | None = None, size: Any = "native",
+             frames_in: int | None = None, frames_out: int | None = None, data_layout: str | None = None,
+             max_steps: int | None = None, seed: int = 0, weight_decay: float = 0.0, grad_clip: float = 1.0,
+             scheduled_sampling: float = 0.0, checkpoint_every: int = 200, name: str | None = None,
+             push_to_hub: str | None = None, progress: bool = True, command: str | None = None,
+             cli: bool = False) -> FinetuneResult:
     """Fine-tune ``predictor`` on ``data`` and write the best model to ``out_dir``.
 
     Args:
@@ -278,11 +389,18 @@ def finetune(predictor: "Predictor", data: Any, *, epochs: int = 10, lr: float =
         data: the training videos: a path (GIF, MP4/AVI/MOV with ``stzoo[video]``, ``.npy``/``.npz``,
             a folder of frames, a folder of videos), an array / tensor, or a list of these (see
             :func:`stzoo.data.clips.load_videos`).
-        epochs: passes over the training clips.
-        lr: peak learning rate of the OneCycle schedule (AdamW).
+        steps: optimizer steps in all. ``"auto"`` (default) sizes them from the data: about
+            ``AUTO_PASSES`` passes over the training clips, at least ``AUTO_MIN_STEPS`` and at most
+            ``AUTO_MAX_STEPS`` (see :func:`plan_steps`); an int asks for exactly that many.
+        epochs: instead of ``steps``: this many full passes over the training clips.
+        lr: peak learning rate of the OneCycle schedule (AdamW): a warm-up from ``lr / 25`` over
+            the first 30 % of the steps, then a cosine decay to about zero.
         batch_size: clips per optimizer step (per process under torchrun).
-        val: validation data: a fraction in [0, 1) of ``data`` held out (see ``split``; 0: no
-            validation, the last epoch is kept), or separate videos in any form ``data`` takes.
+        val: validation data. ``"auto"`` (default): hold out the last 20 % (at least one clip)
+            when that leaves two clips' worth of frames to train on, else train without validation
+            and say so (see :func:`stzoo.data.clips.auto_split`); a fraction in [0, 1) of ``data``
+            held out (see ``split``; 0: no validation, the last epoch is kept); or separate
+            videos in any form ``data`` takes.
         split: how a fraction is held out: ``"video"`` (whole videos), ``"time"`` (the end of every
             video) or ``"auto"`` (by video for two or more videos, else by time).
         stride: frames between the starts of consecutive clips.
@@ -302,14 +420,16 @@ def finetune(predictor: "Predictor", data: Any, *, epochs: int = 10, lr: float =
         min_delta: the smallest MSE decrease that counts as an improvement.
         channels: channels to train with (default: those of the data: 1 for grey videos, 3 if any
             is colour). A model with another channel count is adapted (see :mod:`stzoo.adapt`).
-        size: ``"model"`` (resize to the model's training size), ``"native"`` (keep the data's
-            size; the model is adapted to it) or ``(height, width)``.
+        size: ``"native"`` (default: keep the data's frame size, so the model is trained at the
+            size it will predict at; the model is adapted to it, and an error says which size to
+            pass when the architecture cannot run at it), ``"model"`` (resize to the model's
+            training size) or ``(height, width)``.
         frames_in: frames read (default: the model's; for TAU, which maps T frames to T frames,
             giving one of ``frames_in`` / ``frames_out`` sets both).
         frames_out: frames predicted (default: the model's).
         data_layout: layout of array data when it cannot be inferred (``"THWC"``, ``"TCHW"``).
-        max_steps: stop after this many optimizer steps in all (the schedule still spans ``epochs``);
-            a checkpoint is written, and ``resume=True`` continues.
+        max_steps: stop after this many optimizer steps in all (the schedule still spans the whole
+            budget); a checkpoint is written, and ``resume=True`` continues.
         seed: seeds the shuffling and the initialisation of re-initialised layers.
         weight_decay: as in :class:`stzoo.train.Recipe`.
         grad_clip: as in :class:`stzoo.train.Recipe`.
@@ -318,12 +438,16 @@ def finetune(predictor: "Predictor", data: Any, *, epochs: int = 10, lr: float =
             after every epoch).
         name: the fine-tuned model's name (default ``<base>-finetuned``).
         push_to_hub: a Hub repo id to upload the output folder to at the end.
-        progress: show progress bars.
+        progress: show progress bars and print :meth:`FinetuneHistory.summary` at the end.
         command: the command line, recorded in the model card.
+        cli: name command-line flags (``--val 0``) instead of Python arguments (``val=0``) in
+            errors and warnings; ``stzoo finetune`` sets it.
 
     Returns:
         :class:`FinetuneResult` ``(predictor, history)``: a new Predictor with the best weights, and
-        a :class:`FinetuneHistory`.
+        a :class:`FinetuneHistory`. Every run compares the kept model with copying the last frame
+        on the validation clips (``history.persistence``, ``history.beats_persistence``, the
+        model card) and issues a :class:`FinetuneWarning` when it does not beat it.
 
     Raises:
         InputError: bad data (unreadable, empty, too short, mixed sizes, ...), bad arguments, or a
@@ -331,14 +455,42 @@ def finetune(predictor: "Predictor", data: Any, *, epochs: int = 10, lr: float =
         ConfigError: ``out_dir`` holds a checkpoint of another run, or one exists and ``resume`` is
             False.
     """
-    for label, v in (("epochs", epochs), ("batch_size", batch_size), ("stride", stride),
-                     ("checkpoint_every", checkpoint_every)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise InputError(f"{label} must be a positive int, got {v!r}")
+    with naming(cli):
+        return _finetune(predictor, data, steps=steps, epochs=epochs, lr=lr, batch_size=batch_size, val=val,
+                         split=split, stride=stride, loss=loss, alpha=alpha, freeze=freeze, device=device, amp=amp,
+                         out_dir=out_dir, resume=resume, patience=patience, min_delta=min_delta, channels=channels,
+                         size=size, frames_in=frames_in, frames_out=frames_out, data_layout=data_layout,
+                         max_steps=max_steps, seed=seed, weight_decay=weight_decay, grad_clip=grad_clip,
+                         scheduled_sampling=scheduled_sampling, checkpoint_every=checkpoint_every, name=name,
+                         push_to_hub=push_to_hub, progress=progress, command=command)
+
+
+def _positive_int(label: str, v: Any) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise InputError(f"{arg(label, '--' + label.replace('_', '-'))} must be a positive int, got {v!r}")
+
+
+def _finetune(predictor: "Predictor", data: Any, *, steps: int | str, epochs: int | None, lr: float,
+              batch_size: int, val: Any, split: str, stride: int, loss: str, alpha: float,
+              freeze: str | Sequence[str] | None, device: str | torch.device | None, amp: bool | None,
+              out_dir: str | os.PathLike, resume: bool, patience: int | None, min_delta: float,
+              channels: int | None, size: Any, frames_in: int | None, frames_out: int | None,
+              data_layout: str | None, max_steps: int | None, seed: int, weight_decay: float, grad_clip: float,
+              scheduled_sampling: float, checkpoint_every: int, name: str | None, push_to_hub: str | None,
+              progress: bool, command: str | None) -> FinetuneResult:
+    for label, v in (("batch_size", batch_size), ("stride", stride), ("checkpoint_every", checkpoint_every)):
+        _positive_int(label, v)
+    if epochs is not None:
+        _positive_int("epochs", epochs)
+    if steps not in (None, "auto"):
+        _positive_int("steps", steps)
+    if max_steps is not None:
+        _positive_int("max_steps", max_steps)
     if loss not in ("mse", "mse+ddr"):
-        raise InputError(f"loss must be 'mse' or 'mse+ddr', got {loss!r}")
-    if not lr > 0:
-        raise InputError(f"lr must be > 0, got {lr!r}")
+        raise InputError(f"{arg('loss', '--loss')} must be 'mse' or 'mse+ddr', got {loss!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        raise InputError(f"{arg('lr', '--lr')} must be > 0, got {lr!r}")
+    plan_steps(1, 1, steps=steps, epochs=epochs)  # steps and epochs together: refused before reading any data
     spec = predictor.spec
     source = getattr(predictor, "reference_model", predictor.model)
     if getattr(source, "config", None) is None:
@@ -356,27 +508,42 @@ def finetune(predictor: "Predictor", data: Any, *, epochs: int = 10, lr: float =
     videos = load_videos(data, layout=data_layout)
     check_lengths(videos, window)
     held: list[Video] = []
-    if val is None or (isinstance(val, (int, float)) and not isinstance(val, bool)):
-        fraction = float(val or 0.0)
+    auto_val = isinstance(val, str) and val == "auto"
+    if auto_val or val is None or (isinstance(val, (int, float)) and not isinstance(val, bool)):
+        fraction = 0.0 if auto_val else float(val or 0.0)
+        if not 0 <= fraction < 1:
+            raise InputError(f"{arg('val', '--val')} must be 'auto', a fraction in [0, 1) or validation videos, "
+                             f"got {val!r}")
+        split_note = "no validation (" + arg("val=0", "--val 0") + ")"
+    elif isinstance(val, str) and not os.path.exists(os.path.expanduser(val)) and not val.strip("0123456789.-"):
+        raise InputError(f"{arg('val', '--val')} must be 'auto', a fraction in [0, 1) or validation videos, "
+                         f"got {val!r}")
     else:
-        fraction = 0.0
         held = load_videos(val, layout=data_layout)
         check_lengths(held, window, "validation ")
+        split_note = f"validation: {len(held)} separate video(s)"
     c = _target_channels(list(videos) + held, channels)
     hw = _target_size(list(videos) + held, size, (spec.height, spec.width))
-    check_resolution(arch, source.config, *hw)
+    native = hw == _native_size(list(videos) + held)
+    _check_size(arch, source.config, hw, size)
     videos = [convert_video(v, channels=c, size=hw) for v in videos]
     held = [convert_video(v, channels=c, size=hw) for v in held]
-    if fraction:
+    if auto_val:
+        videos, held, split_note = auto_split(videos, window=window, split=split)
+    elif fraction:
+        by = split if split != "auto" else ("video" if len(videos) >= 2 else "time")
         videos, held = split_videos(videos, fraction, split=split, window=window)
+        split_note = (f"validation: a fraction {fraction:g} of the data, "
+                      + ("whole videos" if by == "video" else "the end of every video"))
     train_ds = ClipDataset(videos, window, stride)
     val_ds = ClipDataset(held, window, stride) if held else None
-    recipe = Recipe(lr=lr, batch_size=batch_size, epochs=epochs, epoch_size=len(train_ds), loss=loss, alpha=alpha,
-                    weight_decay=weight_decay, scheduled_sampling=scheduled_sampling, frames_in=f_in,
+    recipe = Recipe(lr=float(lr), batch_size=batch_size, epochs=epochs or 1, epoch_size=len(train_ds), loss=loss,
+                    alpha=alpha, weight_decay=weight_decay, scheduled_sampling=scheduled_sampling, frames_in=f_in,
                     frames_out=f_out, seed=seed, grad_clip=grad_clip)
     opts = _Options(out_dir=Path(out_dir).expanduser(), resume=resume, channels=c, size=hw, freeze=freeze, amp=amp,
                     patience=patience, min_delta=min_delta, max_steps=max_steps, checkpoint_every=checkpoint_every,
-                    name=name, push_to_hub=push_to_hub, progress=progress, command=command)
+                    name=name, push_to_hub=push_to_hub, progress=progress, command=command, steps=steps,
+                    epochs=epochs, native=native, split_note=split_note)
 
     dist_, dev = _setup(device)
     try:
@@ -403,6 +570,15 @@ class _Options:
     push_to_hub: str | None
     progress: bool
     command: str | None
+    steps: int | str | None
+    epochs: int | None
+    native: bool
+    split_note: str
+
+
+def _native_size(videos: Sequence[Video]) -> tuple[int, int] | None:
+    sizes = {v.size for v in videos}
+    return sizes.pop() if len(sizes) == 1 else None
 
 
 def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipDataset | None, recipe: Recipe,
@@ -414,8 +590,9 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
     out = o.out_dir
     ckpt_path = out / CHECKPOINT_NAME
     if ckpt_path.exists() and not o.resume:
-        raise ConfigError(f"{out} already holds a fine-tuning checkpoint ({CHECKPOINT_NAME}): pass resume=True "
-                          "(--resume) to continue that run, or choose another output folder")
+        raise ConfigError(f"{out} already holds a fine-tuning checkpoint ({CHECKPOINT_NAME}): pass "
+                          + arg("resume=True", "--resume") + " to continue that run, or choose another output folder ("
+                          + arg("out_dir", "--out") + ")")
     torch.manual_seed(recipe.seed)
     base, report = adapt(predictor, channels=o.channels, height=o.size[0], width=o.size[1],
                          frames_in=recipe.frames_in, frames_out=recipe.frames_out)
@@ -424,8 +601,10 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
     frozen_norms = _frozen_norm_layers(model, o.freeze)
     sampler = DistributedSampler(train_ds, num_replicas=dist_.world, rank=dist_.rank, shuffle=True,
                                  seed=recipe.seed, drop_last=False)
-    steps_per_epoch = math.ceil(len(sampler) / recipe.batch_size)
-    total = steps_per_epoch * recipe.epochs
+    plan = plan_steps(len(sampler), recipe.batch_size, steps=o.steps, epochs=o.epochs)
+    plan["train_clips"] = len(train_ds)
+    recipe = replace(recipe, epochs=plan["epochs"])
+    steps_per_epoch, total = plan["steps_per_epoch"], plan["steps"]
     opt, sched = make_optimizer([p for p in model.parameters() if p.requires_grad], recipe, total)
     net: nn.Module = model
     if dist_.world > 1:
@@ -436,25 +615,31 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
     base_name = predictor.name or f"{arch}-custom"
     data_info = {"train": train_ds.describe() + "; " + _data_summary(train_ds.videos),
                  "validation": (val_ds.describe() + "; " + _data_summary(val_ds.videos)) if val_ds else None,
-                 "channels": o.channels, "size": list(o.size), "frames_in": recipe.frames_in,
-                 "frames_out": recipe.frames_out}
+                 "split": o.split_note, "channels": o.channels, "size": list(o.size), "native_size": o.native,
+                 "frames_in": recipe.frames_in, "frames_out": recipe.frames_out}
     fingerprint = {"arch": arch, "config": base.entry["config"], "recipe": asdict(recipe),
                    "train_clips": len(train_ds), "val_clips": len(val_ds) if val_ds else 0,
                    "world_size": dist_.world, "frozen": frozen}
-    history = FinetuneHistory(out_dir=str(out), data=data_info, adaptation=report.to_dict(), world_size=dist_.world)
+    if o.epochs is None:  # with epochs=N the recipe fixes the budget; with steps, record it
+        fingerprint["total_steps"] = total
+    history = FinetuneHistory(out_dir=str(out), data=data_info, adaptation=report.to_dict(), world_size=dist_.world,
+                              plan=plan)
+    if val_ds is not None:  # the baseline every run is compared with, on the same validation clips
+        history.persistence = _measure(None, val_ds, range(len(val_ds)), recipe, dist_, dev)
     step, wall, bad_epochs = 0, 0.0, 0
     loss_sum, loss_n = 0.0, 0  # this epoch's training loss so far (kept across a resume)
     best_state: dict[str, Tensor] | None = None
     earlier_steps: list[dict[str, float]] = []  # the steps of the calls before a resume (for history.json)
     if ckpt_path.exists():
-        remedy = ("Delete it and run without --resume (resume=False) to start afresh, or choose another "
-                  "output folder (--out / out_dir).")
+        remedy = ("Delete it and run without " + arg("resume=True", "--resume") + " to start afresh, or choose "
+                  "another output folder (" + arg("out_dir", "--out") + ").")
         ck = load_checkpoint(ckpt_path, dev, _CHECKPOINT_KEYS, remedy=remedy)
         diffs = describe_differences(ck["fingerprint"], fingerprint)
         if diffs:
             raise ConfigError(f"{ckpt_path} belongs to another fine-tuning run: {'; '.join(diffs)}. To resume it, "
-                              "use the same model, data and settings (e.g. the same --lr, --epochs, --batch-size); "
-                              "otherwise choose another output folder (--out / out_dir)")
+                              "use the same model, data and settings (e.g. the same "
+                              + arg("lr, steps / epochs, batch_size", "--lr, --steps / --epochs, --batch-size")
+                              + "); otherwise choose another output folder (" + arg("out_dir", "--out") + ")")
         try:
             if not 0 <= ck["step"] <= total or not all(isinstance(r, dict) and isinstance(r.get("epoch"), int)
                                                         for r in ck["epochs"]):

@@ -13,7 +13,6 @@ tuned on Moving MNIST; ``reduction="sum"`` keeps the plain per-frame KL of the p
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 

@@ -151,6 +151,11 @@ def zoo_table_markdown(manifest: dict[str, Any] | None = None, *, link_prefix: s
         hardware = t["hardware"].split(";")[0] if t else ""  # the part before any remark
         hardware += ")" * (hardware.count("(") - hardware.count(")"))  # close what the cut left open
         trained = f"{t['epochs']:g} ep ({seqs:,.0f} seq), {hardware}" if t else "–"
+        if t.get("totals"):  # a ledger of runs: what all of them together cost
+            tot = t["totals"]
+            hours = ", ".join(f"{tot[k]:.2f} {label_} h" for k, label_ in (("cpu_hours", "CPU"), ("gpu_hours", "GPU"))
+                              if tot.get(k))
+            trained = f"{tot['sequences']:,} seq in {tot['runs']} run(s), {hours or '0 h'}"
         lines.append(f"| {label(name)} | {e['architecture']} | {e['parameters'] / 1e6:.2f} M | {format_gflops(e)} | "
                      f"{'yes' if e.get('weights') else 'not yet'} | {fmt('mse', 1)} | {fmt('mae', 1)} | "
                      f"{fmt('ssim', 3)} | {fmt('psnr', 2)} | {format_speed(e)} | {trained} |")

@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from stzoo.errors import ConfigError, InputError, StzooError, WeightsNotAvailableError
-from stzoo.hub import (HubError, hub_download, load_safetensors, parse_hub_id, sha256_file, validate_filename,
+from stzoo.hub import (HubError, load_safetensors, sha256_file, validate_filename,
                        validate_repo_id, validate_revision, locate_weights)
 
 if TYPE_CHECKING:
     from stzoo.predictor import Predictor
 
-__all__ = ["save_pretrained", "read_config", "push_to_hub", "push_folder", "export_release", "model_card",
+__all__ = ["save_pretrained", "read_config", "check_folder", "push_to_hub", "push_folder", "export_release", "model_card",
            "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "FORMAT_VERSION"]
 
 CONFIG_NAME = "config.json"
@@ -430,6 +430,24 @@ def read_config(path: Path) -> dict[str, Any]:
     return cfg
 
 
+def check_folder(directory: str | os.PathLike) -> dict[str, Any]:
+    """Check that a ``save_pretrained`` folder loads cleanly, without building a Predictor: its config is
+    valid, the weights match the sha256 config.json records, read with safetensors, hold no NaN / inf
+    and fit the architecture strictly. Returns the config."""
+    from stzoo.hub import check_finite, verify
+
+    folder = Path(directory).expanduser()
+    cfg = read_config(folder / CONFIG_NAME)
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        raise WeightsNotAvailableError(f"{folder} has no {WEIGHTS_NAME}: not a complete checkpoint folder")
+    verify(weights, (cfg.get("weights") or {}).get("sha256"), expected_by=f"{folder}/{CONFIG_NAME}")
+    state = load_safetensors(weights)
+    check_finite(state, weights)
+    _check_config_rebuilds(cfg, state, str(weights))
+    return cfg
+
+
 # ---- publishing -------------------------------------------------------------------------------
 def push_folder(directory: str | os.PathLike, repo_id: str, *, revision: str | None = None,
                 commit_message: str | None = None, private: bool | None = None, token: str | None = None,
@@ -446,7 +464,7 @@ def push_folder(directory: str | os.PathLike, repo_id: str, *, revision: str | N
     validate_repo_id(repo_id)
     if revision is not None:
         validate_revision(revision)
-    load_pretrained(folder)  # refuses a folder that does not load cleanly
+    check_folder(folder)  # refuses a folder that does not load cleanly
     files = {CONFIG_NAME: folder / CONFIG_NAME, WEIGHTS_NAME: folder / WEIGHTS_NAME}
     if (folder / CARD_NAME).is_file():
         files[CARD_NAME] = folder / CARD_NAME

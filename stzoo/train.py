@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from stzoo.data.fields import dataset_channels, get_dataset, test_set_size
 from stzoo.data.moving_mnist import MovingMNIST, moving_mnist_test_set
 from stzoo.errors import CheckpointError, ConfigError, WeightsNotAvailableError
 from stzoo.hub import sha256_file
@@ -369,6 +370,27 @@ def _hardware(device: torch.device) -> str:
     return f"CPU ({platform.machine()}, {torch.get_num_threads()} thread(s))"
 
 
+def training_data(dataset: str, recipe: Recipe, mnist_dir: str | os.PathLike | None = None) -> Any:
+    """The training sequences of ``dataset`` for ``recipe`` (epoch size, sequence length, seed)."""
+    kw: dict[str, Any] = {"mnist_dir": mnist_dir} if dataset == "moving_mnist" else {}
+    return get_dataset(dataset, "train", num_sequences=recipe.epoch_size,
+                       seq_len=recipe.frames_in + recipe.frames_out, seed=recipe.seed, **kw)
+
+
+def test_data(dataset: str, sequences: int, mnist_dir: str | os.PathLike | None = None) -> Any:
+    """The first ``sequences`` sequences of ``dataset``'s fixed test set (at most the whole set)."""
+    if dataset == "moving_mnist":
+        return moving_mnist_test_set(mnist_dir, sequences)
+    return get_dataset(dataset, "test", num_sequences=min(int(sequences), test_set_size(dataset)))
+
+
+def test_set_description(dataset: str, test: Any, recipe: Recipe) -> str:
+    """How a manifest names the test set metrics were measured on."""
+    if dataset == "moving_mnist":
+        return f"stzoo Moving MNIST test (MNIST test digits, seed {test.seed}, {recipe.frames_in}→{recipe.frames_out})"
+    return f"stzoo {dataset} test (seed {getattr(test, 'seed', '?')}, {recipe.frames_in}→{recipe.frames_out})"
+
+
 def _read_run_json(path: Path) -> dict[str, Any]:
     """A run folder's ``run.json`` as a dict ({} if it is missing or not a JSON object)."""
     try:
@@ -383,9 +405,11 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
           device: str | None = None, max_steps: int | None = None, eval_sequences: int = 10000,
           checkpoint_every_s: float = 300.0, log_every: int = 50, progress: bool = True,
           command: str | None = None, init_from: str | os.PathLike | None = None,
-          dtype: str = "auto", time_budget_s: float | None = None) -> dict[str, Any]:
-    """Train ``arch`` with ``config`` on on-the-fly Moving MNIST; resume from ``out_dir`` if it holds
-    a checkpoint. Returns the final summary (also written to ``out_dir/summary.json``).
+          dtype: str = "auto", time_budget_s: float | None = None,
+          dataset: str = "moving_mnist") -> dict[str, Any]:
+    """Train ``arch`` with ``config`` on a generated dataset (``dataset``: ``"moving_mnist"``, the
+    default, or one of :func:`stzoo.data.fields.list_datasets`, e.g. ``"grayscott"``); resume from
+    ``out_dir`` if it holds a checkpoint. Returns the final summary (also written to ``out_dir/summary.json``).
 
     ``max_steps`` stops early (the schedule is still laid out for the full ``recipe.epochs``), so a
     long run can be done in slices; the final evaluation runs only once all steps are done, or
@@ -419,8 +443,11 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
     opt, sched = make_optimizer(model.parameters(), recipe, total)
     if time_budget_s is not None:
         sched = _NoSchedule()
-    data = MovingMNIST.from_mnist(mnist_dir, "train", num_sequences=recipe.epoch_size,
-                                  seq_len=recipe.frames_in + recipe.frames_out, seed=recipe.seed)
+    data = training_data(dataset, recipe, mnist_dir)
+    want_c = dataset_channels(dataset)
+    if getattr(model, "channels", want_c) != want_c:
+        raise ConfigError(f"{dataset} frames have {want_c} channel(s), but this {arch} config has "
+                          f"{model.channels}; set channels={want_c} in the config (or pick another dataset)")
     ckpt_path = out / "checkpoint.pt"
     step, wall = 0, 0.0
     amp = resolve_train_dtype(dtype, dev)
@@ -436,8 +463,9 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
         remedy = "Delete it to start this run afresh, or point --out (out_dir) at another folder."
         ck = load_checkpoint(ckpt_path, dev, TRAIN_CHECKPOINT_KEYS, remedy=remedy)
         diffs = describe_differences({"arch": ck["arch"], "config": ck["config"], "recipe": ck["recipe"],
-                                      "time_budget_s": ck.get("time_budget_s")},
-                                     {"arch": arch, "config": config, "recipe": asdict(recipe),
+                                      "time_budget_s": ck.get("time_budget_s"),
+                                      "dataset": ck.get("dataset", "moving_mnist")},
+                                     {"arch": arch, "config": config, "recipe": asdict(recipe), "dataset": dataset,
                                       "time_budget_s": time_budget_s})
         if diffs:
             raise ConfigError(
@@ -458,7 +486,8 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
         step, wall = ck["step"], float(ck["wall_clock_s"])
     dtype_used = "bfloat16" if amp else "float32"
     meta = {"arch": arch, "config": config, "recipe": asdict(recipe), "parameters": count_parameters(model),
-            "dtype": dtype_used, "cpu": cpu_description()}
+            "dataset": dataset, "dtype": dtype_used, "cpu": cpu_description(), "hardware": _hardware(dev),
+            "command": command, "time_budget_s": time_budget_s}
     run_json = out / "run.json"
     previous = _read_run_json(run_json)
     if init_info is None:  # a resumed warm start keeps its start weights' record
@@ -478,7 +507,8 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
         atomic_torch_save({
             "arch": arch, "config": config, "recipe": asdict(recipe), "model": model.state_dict(),
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), **capture_rng_state(dev),
-            "step": step, "wall_clock_s": wall, "dtype": dtype_used, "time_budget_s": time_budget_s}, ckpt_path)
+            "step": step, "wall_clock_s": wall, "dtype": dtype_used, "time_budget_s": time_budget_s,
+            "dataset": dataset}, ckpt_path)
 
     stop = total if max_steps is None else min(total, max_steps)
     log = open(out / "log.jsonl", "a")
@@ -536,10 +566,10 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
                                "epochs_done": step / steps_per_epoch, "hardware": _hardware(dev),
                                "torch": torch.__version__, "command": command}
     if eval_sequences > 0:
-        test = moving_mnist_test_set(mnist_dir, eval_sequences)
+        test = test_data(dataset, eval_sequences, mnist_dir)
         summary["metrics"] = evaluate(model, test, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
                                       device=dev, progress=progress)
-        summary["metrics"]["dataset"] = "stzoo-moving-mnist-test"
+        summary["metrics"]["dataset"] = test_set_description(dataset, test, recipe)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary
 
@@ -584,15 +614,74 @@ def _write_weights(ck: dict[str, Any], weights_path: Path, half: bool) -> dict[s
     return {"path": str(weights_path), "sha256": sha256_file(weights_path), "size": weights_path.stat().st_size}
 
 
+def _weights_sha(ck: dict[str, Any]) -> str:
+    """sha256 of the weights file :func:`release` would write for checkpoint ``ck`` (deterministic)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return _write_weights(ck, Path(tmp) / "w.safetensors", False)["sha256"]
+
+
+def _ledger_record(run: Path, ck: dict[str, Any], result_sha: str) -> dict[str, Any]:
+    """One line of a zoo entry's training ledger: what a run folder contributed."""
+    meta = _read_run_json(run / "run.json")
+    summary_path = run / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    recipe = ck["recipe"]
+    hardware = summary.get("hardware") or meta.get("hardware") or (
+        f"CPU ({meta['cpu']})" if meta.get("cpu") else "unknown")
+    return {"run": run.name, "init_sha256": (meta.get("init_from") or {}).get("sha256"),
+            "result_sha256": result_sha, "steps": int(ck["step"]),
+            "sequences": int(ck["step"]) * int(recipe["batch_size"]),
+            "wall_clock_s": round(float(ck["wall_clock_s"]), 1), "hardware": hardware,
+            "cpu": meta.get("cpu"), "dtype": ck.get("dtype") or meta.get("dtype", "float32"),
+            "dataset": ck.get("dataset", "moving_mnist"), "recipe": recipe,
+            "time_budget_s": ck.get("time_budget_s"),
+            "command": summary.get("command") or meta.get("command") or "not recorded",
+            "torch": summary.get("torch", torch.__version__)}
+
+
+def _legacy_record(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The single run an entry released before ledgers existed, as a ledger line (None if untrained)."""
+    t, w = entry.get("training"), entry.get("weights")
+    if not t or not w:
+        return None
+    steps = int(t.get("steps") or 0)
+    return {"run": "released " + str(t.get("date", "earlier")), "init_sha256": None,
+            "result_sha256": w["sha256"], "steps": steps,
+            "sequences": steps * int(t["recipe"].get("batch_size", 0)) if steps else
+            int(round(t["epochs"] * t["recipe"].get("epoch_size", 0))),
+            "wall_clock_s": t["wall_clock_s"], "hardware": t["hardware"], "cpu": None,
+            "dtype": "float32", "dataset": "moving_mnist", "recipe": t["recipe"], "time_budget_s": None,
+            "command": t["command"], "torch": t.get("torch", "unknown")}
+
+
+def ledger_totals(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sequences, steps and device hours summed over a ledger (GPU when the hardware is not a CPU)."""
+    cpu = sum(r["wall_clock_s"] for r in runs if str(r["hardware"]).startswith("CPU"))
+    gpu = sum(r["wall_clock_s"] for r in runs if not str(r["hardware"]).startswith("CPU"))
+    return {"runs": len(runs), "sequences": sum(r["sequences"] for r in runs), "steps": sum(r["steps"] for r in runs),
+            "cpu_hours": round(cpu / 3600, 2), "gpu_hours": round(gpu / 3600, 2)}
+
+
 def release_to_manifest(name: str, run_dir: str | os.PathLike, *, weights_dir: str | os.PathLike,
                         manifest_path: str | os.PathLike, mnist_dir: str | os.PathLike | None = None,
                         eval_sequences: int = 10000, half: bool = False, command: str | None = None,
-                        progress: bool = True) -> dict[str, Any]:
-    """Release a finished run as zoo entry ``name``.
+                        progress: bool = True, prior_runs: list[str | os.PathLike] = (),
+                        force: bool = False) -> dict[str, Any]:
+    """Release a finished run as zoo entry ``name``, if it is better than the entry's current release.
 
-    Writes ``weights_dir/<name>.safetensors`` (weights only), loads *that file* back into a fresh
-    model, measures it on the stzoo Moving MNIST test set, and writes sha256, size, metrics and the
-    run's provenance into the manifest entry. Returns the updated entry.
+    Writes the run's weights (weights only) to a candidate file, loads *that file* back into a fresh
+    model, measures it on the dataset's fixed test set, and — when there is no earlier release, or its
+    MSE on the same test set is lower (or ``force``) — moves it to ``weights_dir/<name>.safetensors``
+    and writes sha256, size, metrics and provenance into the manifest entry. Otherwise nothing changes
+    and a :class:`ConfigError` says both numbers.
+
+    The entry's ``training`` block keeps a ledger, ``training["runs"]``: every run that led to these
+    weights (start weights' sha256, steps, sequences, wall-clock, hardware, dtype, command) and
+    ``training["totals"]``. A run warm-started (``stzoo train --init-from``) from the current release
+    extends its ledger; ``prior_runs`` are run folders between the two (each warm-started from the
+    previous one's final weights), checked by sha256 so the chain cannot be made up.
     """
     import datetime
 
@@ -615,28 +704,72 @@ def release_to_manifest(name: str, run_dir: str | os.PathLike, *, weights_dir: s
     except RuntimeError as exc:
         raise checkpoint_error(run / "checkpoint.pt", f"its weights do not fit {name}'s model ("
                                f"{str(exc).strip().splitlines()[0][:200]})", "Release the run that trained it.") from None
-    info = _write_weights(ck, Path(weights_dir) / f"{name}.safetensors", half)
-    model.load_state_dict({k: v.float() for k, v in load_file(info["path"]).items()})
+
+    # the ledger: earlier release → prior runs → this run, each starting from the previous one's weights
+    chain = [Path(r) for r in prior_runs] + [run]
+    records = []
+    for folder in chain[:-1]:
+        pck = _release_checkpoint(folder)
+        records.append(_ledger_record(folder, pck, _weights_sha(pck)))
+    dataset = ck.get("dataset", "moving_mnist")
+    final_path = Path(weights_dir) / f"{name}.safetensors"
+    candidate = final_path.with_name(final_path.name + ".candidate")
+    info = _write_weights(ck, candidate, half)
+    records.append(_ledger_record(run, ck, info["sha256"]))
+    previous = list((entry.get("training") or {}).get("runs") or [])
+    if not previous and (legacy := _legacy_record(entry)) is not None:
+        previous = [legacy]
+    start = records[0]["init_sha256"]
+    if start is not None and (not previous or start != previous[-1]["result_sha256"]):
+        if not entry.get("weights") or start != entry["weights"]["sha256"]:
+            candidate.unlink(missing_ok=True)
+            raise ConfigError(f"{chain[0]} started from weights with sha256 {start}, which are neither {name}'s "
+                              "current release nor the end of its ledger; pass the runs in between with "
+                              "prior_runs (stzoo release --prior-run DIR), in order")
+    if start is None:
+        previous = []  # trained from scratch: the ledger starts again
+    for before, after in zip(records, records[1:]):
+        if after["init_sha256"] != before["result_sha256"]:
+            candidate.unlink(missing_ok=True)
+            raise ConfigError(f"run {after['run']} did not start from the final weights of {before['run']} "
+                              f"(sha256 {after['init_sha256']} vs {before['result_sha256']})")
+
+    model.load_state_dict({k: v.float() for k, v in load_file(str(candidate)).items()})
     recipe = Recipe(**ck["recipe"])
-    test = moving_mnist_test_set(mnist_dir, eval_sequences)
+    test = test_data(dataset, eval_sequences, mnist_dir)
     metrics = evaluate(model, test, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
                        progress=progress)
-    steps_per_epoch = math.ceil(recipe.epoch_size / recipe.batch_size)
-    summary_path = run / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    described = test_set_description(dataset, test, recipe)
+    old = entry.get("metrics")
+    if (old and entry.get("weights") and not force and old.get("dataset") == described
+            and old.get("sequences") == metrics["sequences"] and round(metrics["mse"], 4) >= old["mse"]):
+        candidate.unlink(missing_ok=True)
+        raise ConfigError(f"not released: {run} scores MSE {metrics['mse']:.2f} on {described} "
+                          f"({metrics['sequences']} sequences), not better than the current release's "
+                          f"{old['mse']:.2f}; pass --force to replace it anyway")
+    os.replace(candidate, final_path)
+    info["path"] = str(final_path)
     entry["weights"] = {"filename": f"{name}.safetensors", "sha256": info["sha256"], "size": info["size"],
                         "dtype": "float16" if half else "float32",
                         "hub": {"repo_id": f"stzoo/{name}", "filename": "model.safetensors", "revision": "main"}}
-    entry["metrics"] = {"dataset": "stzoo Moving MNIST test (MNIST test digits, seed "
-                                   f"{test.seed}, 10→10)", "split": "test",
-                        "sequences": metrics["sequences"],
+    entry["metrics"] = {"dataset": described, "split": "test", "sequences": metrics["sequences"],
                         **{k: round(metrics[k], 4) for k in ("mse", "mae", "ssim", "psnr")},
                         "command": command or f"stzoo release {name}"}
+    runs = previous + records
+    last = records[-1]
+    steps_per_epoch = math.ceil(recipe.epoch_size / recipe.batch_size)
     entry["training"] = {"recipe": ck["recipe"], "epochs": round(ck["step"] / steps_per_epoch, 3),
-                         "steps": ck["step"], "hardware": summary.get("hardware", "unknown"),
-                         "wall_clock_s": round(ck["wall_clock_s"], 1),
-                         "command": summary.get("command") or "unknown",
-                         "torch": summary.get("torch", torch.__version__),
-                         "date": datetime.date.today().isoformat()}
+                         "steps": ck["step"], "hardware": last["hardware"],
+                         "wall_clock_s": last["wall_clock_s"], "command": last["command"],
+                         "torch": last["torch"], "date": datetime.date.today().isoformat(),
+                         "runs": runs, "totals": ledger_totals(runs)}
+    if dataset != "moving_mnist":  # the persistence baseline of that test set, measured beside the model
+        base = evaluate_copy_last(test, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
+                                  progress=progress)
+        manifest.setdefault("baselines", {})[f"copy-last-frame ({dataset})"] = {
+            "description": f"every future frame = the last observed frame, on {described}",
+            "metrics": {"dataset": described, "split": "test", "sequences": base["sequences"],
+                        **{k: round(base[k], 4) for k in ("mse", "mae", "ssim", "psnr")},
+                        "command": command or f"stzoo release {name}"}}
     atomic_write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return {"name": name, **entry}

@@ -18,6 +18,7 @@ from stzoo.data.kolmogorov import (RK4_LIMIT, Kolmogorov, SpectralNS2D, kolmogor
                                    unit_to_vorticity, vorticity_to_unit)
 from stzoo.data.kolmogorov import TEST_SEED as KF_TEST_SEED
 from stzoo.errors import ConfigError, InputError, StzooError
+from stzoo.train import evaluate_copy_last
 
 
 # ---- helpers ----------------------------------------------------------------------------------
@@ -349,5 +350,34 @@ def test_dataset_registry():
         fields.get_dataset("nope")
     with pytest.raises(ConfigError):
         fields.get_dataset("grayscott", "val")
-    base = fields.persistence_baseline(g, frames_in=1, frames_out=1)
+    base = evaluate_copy_last(g, frames_in=1, frames_out=1, progress=False)
     assert base["sequences"] == 3 and base["mse"] > 0
+    assert [fields.test_set_size(n) for n in fields.list_datasets()] == [10000, 1000, 500]
+    assert len(fields.get_dataset("grayscott", "test", seq_len=1, size=16, burn_in=1)) == 1000
+
+
+def test_preview_gif(tmp_path):
+    from PIL import Image
+
+    frames = fields.save_preview("grayscott", tmp_path / "gs.gif", index=1, seq_len=3, size=16, burn_in=5,
+                                 frame_every=5)
+    assert frames.shape == (3, 16, 34) and frames.min() == 0.0 and frames.max() == 1.0    # U | gap | V
+    with Image.open(tmp_path / "gs.gif") as im:
+        assert im.n_frames == 3 and im.size == (34, 16)
+    one = fields.preview_frames(torch.full((2, 1, 8, 8), 0.25))
+    assert one.shape == (2, 8, 8) and np.all(one == 0.25)
+    assert np.all(fields.preview_frames(torch.full((2, 1, 8, 8), 51, dtype=torch.uint8)) == np.float32(0.2))
+    with pytest.raises(InputError):
+        fields.preview_frames(np.zeros((2, 3, 8, 8)))
+
+
+def test_moving_mnist_goes_through_its_own_constructors(monkeypatch):
+    import stzoo.data.moving_mnist as mm
+
+    calls = []
+    monkeypatch.setattr(mm.MovingMNIST, "from_mnist", classmethod(lambda cls, root, split, **kw: calls.append(
+        ("train", root, split, kw)) or "train-set"))
+    monkeypatch.setattr(mm, "moving_mnist_test_set", lambda root, **kw: calls.append(("test", root, kw)) or "test-set")
+    assert fields.get_dataset("moving_mnist", "train", mnist_dir="/m", num_sequences=5, seed=3) == "train-set"
+    assert fields.get_dataset("moving_mnist", "test", mnist_dir="/m", num_sequences=7) == "test-set"
+    assert calls == [("train", "/m", "train", {"num_sequences": 5, "seed": 3}), ("test", "/m", {"num_sequences": 7})]

@@ -309,7 +309,7 @@ def test_train_with_evaluation_summary(tmp_path, mnist_dir):
                     eval_sequences=3, progress=False)
     m = summary["metrics"]
     assert {"mse", "mae", "ssim", "psnr", "sequences", "dataset"} <= set(m)
-    assert m["sequences"] == 3 and m["dataset"] == "stzoo-moving-mnist-test"
+    assert m["sequences"] == 3 and m["dataset"] .startswith("stzoo Moving MNIST test (MNIST test digits, seed 20261123")
     on_disk = json.loads((tmp_path / "summary.json").read_text())["metrics"]
     for k in ("mse", "mae", "ssim", "psnr"):
         assert on_disk[k] == pytest.approx(m[k], rel=1e-12)
@@ -464,3 +464,68 @@ def test_time_budget_anneals_and_stops_on_the_clock(tmp_path, mnist_dir, monkeyp
     assert max(lrs) > 0.5e-3
     with pytest.raises(train_mod.ConfigError, match="time_budget_s"):
         train("convlstm", LSTM_CFG, tmp_path / "x", mnist_dir=mnist_dir, recipe=recipe, time_budget_s=-1)
+
+
+def test_release_keeps_a_ledger_of_warm_started_runs(tmp_path, mnist_dir):
+    """A → released; B warm-started from the release and C from B's weights; releasing C with B as a prior
+    run gives the ledger A, B, C with its totals. A chain with a gap, and a release that is not better, are
+    refused and leave the manifest and the weights file as they were."""
+    from stzoo.manifest import load_manifest, validate_manifest
+    from stzoo.train import release_to_manifest
+
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(load_manifest()))
+    wdir = tmp_path / "w"
+    recipe = Recipe(lr=1e-2, epochs=1, epoch_size=4, batch_size=2, frames_in=4, frames_out=4, loss="mse")
+    kw = dict(mnist_dir=mnist_dir, device="cpu", eval_sequences=0, progress=False, dtype="float32")
+    cfg = {"num_layers": 2, "num_hidden": 32, "patch_size": 4, "filter_size": 5}  # convlstm-mmnist-s
+    rel = dict(weights_dir=wdir, manifest_path=manifest, mnist_dir=mnist_dir, eval_sequences=3, progress=False)
+
+    train("convlstm", cfg, tmp_path / "A", recipe=recipe, **kw)
+    release_to_manifest("convlstm-mmnist-s", tmp_path / "A", **rel)
+    released = wdir / "convlstm-mmnist-s.safetensors"
+    first_sha = hashlib.sha256(released.read_bytes()).hexdigest()
+    with pytest.raises(train_mod.ConfigError, match="not better"):
+        release_to_manifest("convlstm-mmnist-s", tmp_path / "A", **rel)  # the same weights again
+    assert hashlib.sha256(released.read_bytes()).hexdigest() == first_sha
+    assert not list(wdir.glob("*.candidate"))
+
+    train("convlstm", cfg, tmp_path / "B", recipe=dataclasses.replace(recipe, seed=1), init_from=released, **kw)
+    b_weights = tmp_path / "b.safetensors"
+    release(tmp_path / "B", b_weights)
+    train("convlstm", cfg, tmp_path / "C", recipe=dataclasses.replace(recipe, seed=2), init_from=b_weights, **kw)
+    before = manifest.read_text()
+    with pytest.raises(train_mod.ConfigError, match="prior_runs"):
+        release_to_manifest("convlstm-mmnist-s", tmp_path / "C", **rel)  # B is missing from the chain
+    assert manifest.read_text() == before
+    entry = release_to_manifest("convlstm-mmnist-s", tmp_path / "C", prior_runs=[tmp_path / "B"], force=True, **rel)
+    runs = entry["training"]["runs"]
+    assert [r["run"] for r in runs] == ["A", "B", "C"]
+    assert runs[0]["init_sha256"] is None and runs[1]["init_sha256"] == first_sha == runs[0]["result_sha256"]
+    assert runs[2]["init_sha256"] == runs[1]["result_sha256"] == hashlib.sha256(b_weights.read_bytes()).hexdigest()
+    assert runs[2]["result_sha256"] == entry["weights"]["sha256"]
+    totals = entry["training"]["totals"]
+    assert totals["runs"] == 3 and totals["steps"] == 6 and totals["sequences"] == 12
+    assert totals["cpu_hours"] == pytest.approx(sum(r["wall_clock_s"] for r in runs) / 3600, abs=0.01)
+    validate_manifest(json.loads(manifest.read_text()))
+    from stzoo.manifest import zoo_table_markdown
+
+    row = next(ln for ln in zoo_table_markdown(json.loads(manifest.read_text())).splitlines()
+               if ln.startswith("| `convlstm-mmnist-s`"))
+    assert "12 seq in 3 run(s)" in row
+
+
+def test_train_on_a_generated_field_dataset(tmp_path):
+    """--dataset: Gray-Scott frames (2 channels, floats) train a 2-channel model; 1 channel is refused."""
+    recipe = Recipe(lr=1e-3, epochs=1, epoch_size=2, batch_size=2, frames_in=2, frames_out=2, loss="mse")
+    cfg = {"frames": 2, "channels": 2, "height": 64, "width": 64, "hid_S": 8, "hid_T": 16, "N_T": 2}
+    s = train("tau", cfg, tmp_path / "gs", recipe=recipe, device="cpu", eval_sequences=2, progress=False,
+              dataset="grayscott", dtype="float32")
+    assert s["step"] == 1 and s["dataset"] == "grayscott" and math.isfinite(s["metrics"]["mse"])
+    assert s["metrics"]["dataset"].startswith("stzoo grayscott test")
+    with pytest.raises(train_mod.ConfigError, match="2 channel"):
+        train("tau", {**cfg, "channels": 1}, tmp_path / "gs1", recipe=recipe, device="cpu", eval_sequences=0,
+              progress=False, dataset="grayscott")
+    with pytest.raises(train_mod.ConfigError, match="dataset"):  # resuming on another dataset
+        train("tau", {**cfg, "channels": 1}, tmp_path / "gs", recipe=recipe, device="cpu", eval_sequences=0,
+              progress=False, dataset="kolmogorov")

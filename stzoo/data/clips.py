@@ -13,9 +13,11 @@ The pipeline behind :func:`stzoo.finetune.finetune`:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +30,8 @@ from torch import Tensor
 
 from stzoo.errors import InputError, InputTypeError
 
-__all__ = ["Video", "ClipDataset", "load_videos", "convert_video", "split_videos", "check_lengths",
-           "COLLECTION_SUFFIXES"]
+__all__ = ["Video", "ClipDataset", "load_videos", "convert_video", "split_videos", "auto_split", "check_lengths",
+           "COLLECTION_SUFFIXES", "AUTO_VAL_FRACTION", "arg", "naming"]
 
 #: In a folder, files with these suffixes are whole videos (the folder is then a collection of
 #: videos); a folder holding only still images is one video, one frame per image.
@@ -38,6 +40,29 @@ COLLECTION_SUFFIXES: tuple[str, ...] = (".gif", ".apng", ".npy", ".npz", ".mp4",
 
 # ITU-R BT.601 luma, the weights Pillow's "L" conversion uses.
 _LUMA = (0.299, 0.587, 0.114)
+
+#: the fraction of the data ``val="auto"`` holds out (see :func:`auto_split`)
+AUTO_VAL_FRACTION = 0.2
+
+# Whether messages name command-line flags (``--val 0``) or Python arguments (``val=0``): the
+# ``stzoo finetune`` command sets it for the duration of the call (see :func:`naming`).
+_CLI_NAMES: contextvars.ContextVar[bool] = contextvars.ContextVar("stzoo_cli_names", default=False)
+
+
+@contextlib.contextmanager
+def naming(cli: bool) -> Iterator[None]:
+    """Inside this block, :func:`arg` (and so every data error) names CLI flags if ``cli`` else
+    Python arguments."""
+    token = _CLI_NAMES.set(bool(cli))
+    try:
+        yield
+    finally:
+        _CLI_NAMES.reset(token)
+
+
+def arg(python: str, cli: str) -> str:
+    """``python`` (e.g. ``"val=0"``) in Python, ``cli`` (e.g. ``"--val 0"``) under ``stzoo finetune``."""
+    return cli if _CLI_NAMES.get() else python
 
 
 @dataclass
@@ -77,7 +102,8 @@ def _infer_layout(shape: tuple[int, ...], name: str) -> str:
         if second <= 4:
             return "TCHW"
         raise InputError(f"cannot tell the channel axis of {name} with shape {shape}: expected T×H×W, "
-                         "T×H×W×C or T×C×H×W with C ≤ 4; pass data_layout='THWC' or 'TCHW'")
+                         "T×H×W×C or T×C×H×W with C ≤ 4; pass "
+                         + arg("data_layout='THWC' or 'TCHW'", "--data-layout THWC or TCHW"))
     if len(shape) == 5:
         raise InputError(f"{name} has 5 axes {shape}: for several videos pass a list of T×H×W[×C] "
                          "arrays (one per video), not one batched array")
@@ -90,7 +116,8 @@ def _array_to_video(a: np.ndarray | Tensor, name: str, layout: str | None) -> Vi
     shape = tuple(a.shape)
     layout = (layout.upper() if layout else None) or _infer_layout(shape, name)
     if layout not in ("THW", "THWC", "TCHW") or len(layout) != len(shape):
-        raise InputError(f"layout {layout!r} does not fit {name} with shape {shape}; use THW, THWC or TCHW")
+        raise InputError(f"layout {layout!r} does not fit {name} with shape {shape}; use "
+                         + arg("data_layout='THW', 'THWC' or 'TCHW'", "--data-layout THW, THWC or TCHW"))
     channels = 1 if layout == "THW" else shape[layout.index("C")]
     try:
         x, _ = prepare_frames(a, channels=channels, layout=layout)
@@ -221,7 +248,8 @@ def check_lengths(videos: Sequence[Video], window: int, what: str = "") -> None:
     if short:
         listed = "; ".join(v.describe() for v in short[:5])
         raise InputError(f"{len(short)} {what}video(s) shorter than one clip of T_in + T_out = {window} frames: "
-                         f"{listed}. Use longer videos or a model with fewer input/output frames.")
+                         f"{listed}. Use longer videos, or read and predict fewer frames ("
+                         + arg("frames_in=N, frames_out=N", "--frames-in N --frames-out N") + ").")
 
 
 def split_videos(videos: Sequence[Video], val: float, *, split: str = "auto",
@@ -240,9 +268,9 @@ def split_videos(videos: Sequence[Video], val: float, *, split: str = "auto",
         ``(train, val)`` lists of videos.
     """
     if not 0 <= val < 1:
-        raise InputError(f"val must be a fraction in [0, 1), got {val}")
+        raise InputError(f"{arg('val', '--val')} must be a fraction in [0, 1) or 'auto', got {val}")
     if split not in ("auto", "video", "time"):
-        raise InputError(f"split must be 'auto', 'video' or 'time', got {split!r}")
+        raise InputError(f"{arg('split', '--split')} must be 'auto', 'video' or 'time', got {split!r}")
     videos = list(videos)
     if val == 0:
         return videos, []
@@ -250,8 +278,8 @@ def split_videos(videos: Sequence[Video], val: float, *, split: str = "auto",
         split = "video" if len(videos) >= 2 else "time"
     if split == "video":
         if len(videos) < 2:
-            raise InputError("split='video' needs at least two videos (one to train on, one to validate); "
-                             "use split='time' for a single video")
+            raise InputError(arg("split='video'", "--split video") + " needs at least two videos (one to train on, "
+                             "one to validate); use " + arg("split='time'", "--split time") + " for a single video")
         n_val = min(len(videos) - 1, max(1, round(val * len(videos))))
         return videos[:-n_val], videos[-n_val:]
     train, held = [], []
@@ -260,12 +288,53 @@ def split_videos(videos: Sequence[Video], val: float, *, split: str = "auto",
         if cut < window or v.length - cut < window:
             raise InputError(
                 f"cannot split {v.describe()} by time into a training part and a validation part of at "
-                f"least {window} frames each (T_in + T_out) with val={val}: it needs at least "
+                f"least {window} frames each (T_in + T_out) with {arg(f'val={val}', f'--val {val}')}: it needs at least "
                 f"{math.ceil(window / min(val, 1 - val))} frames. Use a longer video, several videos, "
-                "another val fraction, or val=0.")
+                f"another {arg('val', '--val')} fraction, " + arg("val='auto'", "--val auto")
+                + " (which trains without validation when the video is too short to split), or "
+                + arg("val=0", "--val 0") + ".")
         train.append(Video(f"{v.name} frames 0-{cut - 1}", v.frames[:cut]))
         held.append(Video(f"{v.name} frames {cut}-{v.length - 1}", v.frames[cut:]))
     return train, held
+
+
+def auto_split(videos: Sequence[Video], *, window: int, split: str = "auto",
+               fraction: float = AUTO_VAL_FRACTION) -> tuple[list[Video], list[Video], str]:
+    """The ``val="auto"`` split: validation data when the videos can spare it, none when they cannot.
+
+    * By video (two or more videos, or ``split="video"``): the last ``max(1, round(fraction·n))``
+      videos, as :func:`split_videos` does.
+    * By time (one video, or ``split="time"``): the last ``fraction`` of every video's frames, but
+      at least one clip (``window`` frames), provided at least two clips' worth of frames
+      (``2·window``) stay for training. A 75-frame video with 20-frame clips keeps frames 0-54 to
+      train on and validates on frames 55-74.
+    * Otherwise (e.g. one 48-frame video with 20-frame clips): no validation; everything is trained
+      on and the returned note says why.
+
+    Returns:
+        ``(train, val, note)``: ``note`` describes the split in words (for logs and the history).
+    """
+    videos = list(videos)
+    if split not in ("auto", "video", "time"):
+        raise InputError(f"{arg('split', '--split')} must be 'auto', 'video' or 'time', got {split!r}")
+    if split == "auto":
+        split = "video" if len(videos) >= 2 else "time"
+    if split == "video":
+        train, held = split_videos(videos, fraction, split="video", window=window)
+        return train, held, f"validation: the last {len(held)} of {len(videos)} videos (whole videos)"
+    cuts = []
+    for v in videos:
+        n_val = max(v.length - int(math.floor(v.length * (1 - fraction))), window)
+        if v.length - n_val < 2 * window:
+            return videos, [], (
+                f"no validation: {v.describe()} is too short to hold out one clip ({window} frames) and keep "
+                f"two clips' worth ({2 * window} frames) for training, so every frame is trained on. Give "
+                f"at least {3 * window} frames per video, a second video, or separate validation videos ("
+                + arg("val=[...]", "--val-data PATH") + ") to measure the model on frames it has not seen")
+        cuts.append(v.length - n_val)
+    train = [Video(f"{v.name} frames 0-{c - 1}", v.frames[:c]) for v, c in zip(videos, cuts)]
+    held = [Video(f"{v.name} frames {c}-{v.length - 1}", v.frames[c:]) for v, c in zip(videos, cuts)]
+    return train, held, "validation: the end of every video (at least one clip each, never trained on)"
 
 
 # --------------------------------------------------------------------------------------------
