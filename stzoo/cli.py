@@ -125,31 +125,59 @@ def _parse_size(text: str) -> str | tuple[int, int]:
     return h, w
 
 
+def _parse_steps(text: str) -> str | int:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number of steps, got {text!r}") from None
+
+
+def _parse_val(text: str) -> str | float:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a fraction in [0, 1) (0: no validation; separate "
+                                         f"videos go to --val-data), got {text!r}") from None
+
+
 def _cmd_finetune(args: argparse.Namespace) -> int:
     import os
+    import warnings
 
     import torch
 
     from stzoo.api import load
-    from stzoo.finetune import finetune
+    from stzoo.finetune import FinetuneWarning, finetune
 
     if args.threads:
         torch.set_num_threads(args.threads)
     p = load(args.name, pretrained=not args.random, weights=args.weights)
     data = args.data[0] if len(args.data) == 1 else args.data
     val = args.val if args.val_data is None else (args.val_data[0] if len(args.val_data) == 1 else args.val_data)
-    result, history = finetune(
-        p, data, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, val=val, split=args.split,
-        stride=args.stride, loss=args.loss, alpha=args.alpha, freeze=args.freeze or None, device=args.device,
-        amp=args.amp, out_dir=args.out, resume=args.resume, patience=None if args.patience == 0 else args.patience,
-        channels=args.channels, size=args.size, frames_in=args.frames_in, frames_out=args.frames_out,
-        max_steps=args.max_steps, seed=args.seed, weight_decay=args.weight_decay,
-        scheduled_sampling=args.scheduled_sampling, checkpoint_every=args.checkpoint_every, name=args.model_name,
-        push_to_hub=args.push_to_hub, command=args.command_line)
+    with warnings.catch_warnings():  # the summary below prints them, in words, once
+        warnings.simplefilter("ignore", FinetuneWarning)
+        result, history = finetune(
+            p, data, steps=args.steps, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, val=val,
+            split=args.split, stride=args.stride, loss=args.loss, alpha=args.alpha, freeze=args.freeze or None,
+            device=args.device, amp=args.amp, out_dir=args.out, resume=args.resume,
+            patience=None if args.patience == 0 else args.patience, min_delta=args.min_delta,
+            channels=args.channels, size=args.size, frames_in=args.frames_in, frames_out=args.frames_out,
+            data_layout=args.data_layout, max_steps=args.max_steps, seed=args.seed, weight_decay=args.weight_decay,
+            grad_clip=args.grad_clip, scheduled_sampling=args.scheduled_sampling,
+            checkpoint_every=args.checkpoint_every, name=args.model_name, push_to_hub=args.push_to_hub,
+            progress=not args.quiet, command=args.command_line, cli=True)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
         print(json.dumps({"out_dir": history.out_dir, "best_epoch": history.best_epoch, "best": history.best,
+                          "copy_last_frame": history.persistence, "beats_copy_last_frame": history.beats_persistence,
+                          "train_check": history.train_check, "steps": history.plan.get("steps"),
                           "epochs": len(history.epochs), "stopped_early": history.stopped_early,
-                          "adaptation": history.adaptation}, indent=2))
+                          "split": history.data.get("split"), "adaptation": history.adaptation,
+                          "warnings": history.warnings}, indent=2))
+        print(history.summary())
         print(f"load it with stzoo.load({history.out_dir!r})")
     return 0
 
@@ -546,42 +574,83 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)
     p.set_defaults(func=_cmd_train)
 
+    from stzoo.finetune import AUTO_MAX_STEPS, AUTO_MIN_STEPS, AUTO_PASSES, DEFAULT_LR
+
     p = sub.add_parser("finetune", help="fine-tune a zoo model on your own videos (resumable; torchrun for DDP)",
                        description="Fine-tune NAME (a zoo name, a save_pretrained folder or hf-hub:owner/repo) on "
-                       "your videos and write the best model to --out in the save_pretrained layout. Run it with "
-                       "`torchrun --nproc_per_node=N -m stzoo.cli finetune ...` for data-parallel training.")
-    p.add_argument("name")
+                       "your videos and write the best model to --out in the save_pretrained layout. The defaults "
+                       "size the step budget from the data, train at the videos' own frame size, hold out "
+                       "validation clips when the data can spare them, and compare the result with copying the "
+                       "last frame. Run it with `torchrun --nproc_per_node=N -m stzoo.cli finetune ...` for "
+                       "data-parallel training. See docs/finetuning.md.")
+    p.add_argument("name", help="the model to start from: a zoo name (stzoo list), a save_pretrained folder or "
+                   "hf-hub:owner/repo")
     p.add_argument("--data", required=True, nargs="+", metavar="PATH",
-                   help="video file(s) (GIF, MP4/AVI/MOV with stzoo[video], .npy/.npz), folders of frames or of videos")
-    p.add_argument("--out", required=True, help="output folder (best model, checkpoint.pt, history.json)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--val", type=float, default=0.2, help="fraction held out for validation (0: none)")
-    p.add_argument("--val-data", nargs="+", default=None, metavar="PATH", help="separate validation videos")
-    p.add_argument("--split", choices=("auto", "video", "time"), default="auto")
-    p.add_argument("--stride", type=int, default=1, help="frames between clip starts")
-    p.add_argument("--loss", choices=("mse", "mse+ddr"), default="mse")
-    p.add_argument("--alpha", type=float, default=0.1, help="DDR weight for --loss mse+ddr")
-    p.add_argument("--freeze", nargs="*", default=None, metavar="PREFIX", help="parameter-name prefixes to keep fixed")
-    p.add_argument("--patience", type=int, default=3, help="early stopping patience in epochs (0: off)")
-    p.add_argument("--channels", type=int, default=None, help="train with this many channels (default: the data's)")
-    p.add_argument("--size", type=_parse_size, default="model", help="'model' (default), 'native' or HxW")
-    p.add_argument("--frames-in", type=int, default=None)
-    p.add_argument("--frames-out", type=int, default=None)
-    p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--scheduled-sampling", type=float, default=0.0)
-    p.add_argument("--checkpoint-every", type=int, default=200, help="optimizer steps between checkpoints")
-    p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="bfloat16 autocast")
-    p.add_argument("--device", default=None)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--weights", default=None, help="local safetensors file instead of the release")
-    p.add_argument("--random", action="store_true", help="start from random weights")
-    p.add_argument("--model-name", default=None, help="name in the model card (default NAME-finetuned)")
-    p.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="upload the result to this Hub repo")
+                   help="video file(s) (GIF, MP4/AVI/MOV with stzoo[video], .npy/.npz), folders of frames or of "
+                   "videos (required)")
+    p.add_argument("--out", required=True, help="output folder: best model, checkpoint.pt, history.json (required)")
+    p.add_argument("--steps", type=_parse_steps, default="auto", metavar="N|auto",
+                   help=f"optimizer steps in all; auto: {AUTO_PASSES} passes over the training clips, kept within "
+                   f"[{AUTO_MIN_STEPS}, {AUTO_MAX_STEPS}] (default: auto)")
+    p.add_argument("--epochs", type=int, default=None, metavar="N",
+                   help="instead of --steps: N full passes over the training clips (default: set by --steps)")
+    p.add_argument("--lr", type=float, default=DEFAULT_LR,
+                   help="peak learning rate: AdamW, OneCycle warm-up over 30%% of the steps then cosine decay "
+                   f"(default: {DEFAULT_LR:g})")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="clips per step, per process (default: 8)")
+    p.add_argument("--val", type=_parse_val, default="auto", metavar="auto|FRACTION",
+                   help="validation: auto holds out the last 20%% (at least one clip) when the data can spare it, "
+                   "else trains without validation and says so; a fraction holds out that much; 0: none "
+                   "(default: auto)")
+    p.add_argument("--val-data", nargs="+", default=None, metavar="PATH",
+                   help="separate validation videos instead of --val (default: none)")
+    p.add_argument("--split", choices=("auto", "video", "time"), default="auto",
+                   help="how --val holds data out: whole videos, the end of every video, or auto: by video for "
+                   "two or more videos, else by time (default: auto)")
+    p.add_argument("--stride", type=int, default=1, metavar="N", help="frames between clip starts (default: 1)")
+    p.add_argument("--loss", choices=("mse", "mse+ddr"), default="mse", help="training loss (default: mse)")
+    p.add_argument("--alpha", type=float, default=0.1, help="DDR weight for --loss mse+ddr (default: 0.1)")
+    p.add_argument("--freeze", nargs="*", default=None, metavar="PREFIX",
+                   help="parameter-name prefixes to keep fixed, e.g. encoder (default: none)")
+    p.add_argument("--patience", type=int, default=0, metavar="N",
+                   help="stop after N validations without a better validation MSE; 0: never, the best "
+                   "validation is kept anyway (default: 0)")
+    p.add_argument("--min-delta", type=float, default=0.0,
+                   help="smallest validation-MSE decrease that counts as better (default: 0)")
+    p.add_argument("--channels", type=int, default=None, metavar="N",
+                   help="train with N channels (default: the data's: 1 if every video is grey, else 3)")
+    p.add_argument("--size", type=_parse_size, default="native", metavar="native|model|HxW",
+                   help="frame size to train at: native keeps the videos' own size (the model is adapted to it), "
+                   "model resizes to the model's training size, HxW to that (default: native)")
+    p.add_argument("--frames-in", type=int, default=None, metavar="N",
+                   help="frames read per forecast (default: the model's)")
+    p.add_argument("--frames-out", type=int, default=None, metavar="N",
+                   help="frames predicted per forecast (default: the model's)")
+    p.add_argument("--data-layout", choices=("THW", "THWC", "TCHW"), default=None,
+                   help="axis order of .npy/.npz data when it cannot be inferred (default: inferred)")
+    p.add_argument("--max-steps", type=int, default=None, metavar="N",
+                   help="stop after N steps in all, the schedule still spanning the whole budget; --resume "
+                   "continues (default: no limit)")
+    p.add_argument("--seed", type=int, default=0, help="shuffling and initialisation seed (default: 0)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (default: 0)")
+    p.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clipping; 0: off (default: 1.0)")
+    p.add_argument("--scheduled-sampling", type=float, default=0.0, metavar="FRACTION",
+                   help="recurrent models: fraction of training over which teacher forcing decays from 1 to 0 "
+                   "(default: 0)")
+    p.add_argument("--checkpoint-every", type=int, default=200, metavar="N",
+                   help="optimizer steps between checkpoints inside an epoch (default: 200)")
+    p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt (default: off)")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="bfloat16 autocast (default: on for CUDA, off on the CPU)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads (default: torch's)")
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="local safetensors file instead of the released weights (default: the release)")
+    p.add_argument("--random", action="store_true", help="start from random weights (default: off)")
+    p.add_argument("--model-name", default=None, help="name in the model card (default: NAME-finetuned)")
+    p.add_argument("--push-to-hub", default=None, metavar="REPO_ID",
+                   help="upload the result to this Hub repo (default: no upload)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (default: off)")
     p.set_defaults(func=_cmd_finetune)
 
     p = sub.add_parser("evaluate", help="MSE/MAE/SSIM/PSNR on the stzoo Moving MNIST test set",
@@ -684,15 +753,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert", help="import a checkpoint trained with another library")
     convert_sub = p.add_subparsers(dest="convert_source", required=True)
     p = convert_sub.add_parser(
-        "openstl", help="an OpenSTL checkpoint (.pth / .ckpt; TAU, SimVP, ConvLSTM, PredRNN, PredRNN-V2, PredRNN++, "
-        "MIM) → a save_pretrained folder",
+        "openstl", help="an OpenSTL checkpoint (.pth / .ckpt; any of the 14 methods in docs/openstl.md, "
+        "e.g. TAU, SimVP, PredRNN, MIM, SwinLSTM) → a save_pretrained folder",
         description="Convert an OpenSTL checkpoint (raw state_dict, a dict with 'state_dict', or a Lightning "
         ".ckpt; read with torch.load(weights_only=True) only) into a folder that stzoo.load(DIR) loads. Keys "
         "and shapes are checked strictly. See docs/openstl.md.")
     p.add_argument("checkpoint", metavar="CKPT", help="the OpenSTL .pth / .ckpt file")
     p.add_argument("--arch", required=True, metavar="METHOD",
                    help="OpenSTL's method name, any case: TAU, SimVP (with the config's model_type), SimVP_gSTA, "
-                   "ConvLSTM, PredRNN, PredRNNv2, PredRNNpp, MIM")
+                   "ConvLSTM, PredRNN, PredRNNv2, PredRNNpp, MIM, MAU, PhyDNet, E3DLSTM, MMVP, SwinLSTM, PredFormer")
     p.add_argument("--config", default=None, metavar="JSON|FILE",
                    help="what the weights cannot tell, e.g. '{\"patch_size\": 4}' for ConvLSTM; JSON, a .json "
                    "file or an OpenSTL .py config (e.g. configs/mmnist/ConvLSTM.py)")

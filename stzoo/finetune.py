@@ -68,6 +68,9 @@ AUTO_MIN_STEPS = 200
 AUTO_MAX_STEPS = 2000
 #: at most this many training clips are scored (model and copy-last-frame) when there is no validation data
 TRAIN_CHECK_CLIPS = 256
+#: with more epochs than this (small data, many short epochs), validation, the choice of the best
+#: weights and the end-of-epoch checkpoint happen every ``ceil(epochs / MAX_VALIDATIONS)`` epochs
+MAX_VALIDATIONS = 20
 
 
 class FinetuneWarning(UserWarning):
@@ -103,7 +106,8 @@ def plan_steps(clips_per_process: int, batch_size: int, *, steps: int | str | No
         total, rule = int(steps), f"{int(steps)} step(s) requested"
     n_epochs = math.ceil(total / per_epoch)
     return {"steps": total, "epochs": n_epochs, "steps_per_epoch": per_epoch, "rule": rule,
-            "passes": round(total * batch_size / max(1, clips_per_process), 2)}
+            "passes": round(total * batch_size / max(1, clips_per_process), 2),
+            "validate_every": math.ceil(n_epochs / MAX_VALIDATIONS)}
 
 #: what a fine-tuning checkpoint holds (``step_log``, the N×2 [step, loss] of every step so far, is optional)
 _CHECKPOINT_KEYS: dict[str, Any] = {
@@ -308,7 +312,7 @@ def _check_size(arch: str, config: dict[str, Any], hw: tuple[int, int], size: An
     except InputError as exc:
         spec = get_architecture(arch)
         f = spec.size_multiple(spec.make_config(config))
-        near = (max(f, round(hw[0] / f) * f), max(f, round(hw[1] / f) * f))
+        near = (max(f, int(hw[0] / f + 0.5) * f), max(f, int(hw[1] / f + 0.5) * f))  # halves round up
         what = "the videos' own size" if size in (None, "native") else "the size asked for"
         raise InputError(f"{exc} ({what}); pass {_size_arg(near)} to fine-tune at the nearest size it can run "
                          "at (the frames are resized)") from None
@@ -375,7 +379,7 @@ def finetune(predictor: "Predictor", data: Any, *, steps: int | str = "auto", ep
              lr: float = DEFAULT_LR, batch_size: int = 8, val: Any = "auto", split: str = "auto", stride: int = 1,
              loss: str = "mse", alpha: float = 0.1, freeze: str | Sequence[str] | None = None,
              device: str | torch.device | None = None, amp: bool | None = None,
-             out_dir: str | os.PathLike = "finetuned", resume: bool = False, patience: int | None = 3,
+             out_dir: str | os.PathLike = "finetuned", resume: bool = False, patience: int | None = None,
              min_delta: float = 0.0, channels: int | None = None, size: Any = "native",
              frames_in: int | None = None, frames_out: int | None = None, data_layout: str | None = None,
              max_steps: int | None = None, seed: int = 0, weight_decay: float = 0.0, grad_clip: float = 1.0,
@@ -415,8 +419,10 @@ def finetune(predictor: "Predictor", data: Any, *, steps: int | str = "auto", ep
             ``history.json`` and ``log.jsonl``.
         resume: continue from ``out_dir/checkpoint.pt`` with the same optimizer, scheduler and RNG
             state (a fresh start if there is none). Without it an existing checkpoint is an error.
-        patience: stop after this many epochs without a validation-MSE improvement larger than
-            ``min_delta`` (``None``: never stop early).
+        patience: stop after this many validations without a validation-MSE improvement larger
+            than ``min_delta``. ``None`` (default): never stop early; the best validation is kept
+            anyway, and with the OneCycle schedule the best epochs come late (measured, see
+            docs/finetuning.md).
         min_delta: the smallest MSE decrease that counts as an improvement.
         channels: channels to train with (default: those of the data: 1 for grey videos, 3 if any
             is colour). A model with another channel count is adapted (see :mod:`stzoo.adapt`).
@@ -462,7 +468,7 @@ def finetune(predictor: "Predictor", data: Any, *, steps: int | str = "auto", ep
                          size=size, frames_in=frames_in, frames_out=frames_out, data_layout=data_layout,
                          max_steps=max_steps, seed=seed, weight_decay=weight_decay, grad_clip=grad_clip,
                          scheduled_sampling=scheduled_sampling, checkpoint_every=checkpoint_every, name=name,
-                         push_to_hub=push_to_hub, progress=progress, command=command)
+                         push_to_hub=push_to_hub, progress=progress, command=command, cli=cli)
 
 
 def _positive_int(label: str, v: Any) -> None:
@@ -477,7 +483,7 @@ def _finetune(predictor: "Predictor", data: Any, *, steps: int | str, epochs: in
               channels: int | None, size: Any, frames_in: int | None, frames_out: int | None,
               data_layout: str | None, max_steps: int | None, seed: int, weight_decay: float, grad_clip: float,
               scheduled_sampling: float, checkpoint_every: int, name: str | None, push_to_hub: str | None,
-              progress: bool, command: str | None) -> FinetuneResult:
+              progress: bool, command: str | None, cli: bool) -> FinetuneResult:
     for label, v in (("batch_size", batch_size), ("stride", stride), ("checkpoint_every", checkpoint_every)):
         _positive_int(label, v)
     if epochs is not None:
@@ -514,11 +520,12 @@ def _finetune(predictor: "Predictor", data: Any, *, steps: int | str, epochs: in
         if not 0 <= fraction < 1:
             raise InputError(f"{arg('val', '--val')} must be 'auto', a fraction in [0, 1) or validation videos, "
                              f"got {val!r}")
-        split_note = "no validation (" + arg("val=0", "--val 0") + ")"
+        split_note = arg("val=0", "--val 0") + " was given" if not auto_val else ""
     elif isinstance(val, str) and not os.path.exists(os.path.expanduser(val)) and not val.strip("0123456789.-"):
         raise InputError(f"{arg('val', '--val')} must be 'auto', a fraction in [0, 1) or validation videos, "
                          f"got {val!r}")
     else:
+        fraction = 0.0
         held = load_videos(val, layout=data_layout)
         check_lengths(held, window, "validation ")
         split_note = f"validation: {len(held)} separate video(s)"
@@ -543,7 +550,7 @@ def _finetune(predictor: "Predictor", data: Any, *, steps: int | str, epochs: in
     opts = _Options(out_dir=Path(out_dir).expanduser(), resume=resume, channels=c, size=hw, freeze=freeze, amp=amp,
                     patience=patience, min_delta=min_delta, max_steps=max_steps, checkpoint_every=checkpoint_every,
                     name=name, push_to_hub=push_to_hub, progress=progress, command=command, steps=steps,
-                    epochs=epochs, native=native, split_note=split_note)
+                    epochs=epochs, native=native, split_note=split_note, auto_val=auto_val, cli=cli)
 
     dist_, dev = _setup(device)
     try:
@@ -574,6 +581,8 @@ class _Options:
     epochs: int | None
     native: bool
     split_note: str
+    auto_val: bool
+    cli: bool
 
 
 def _native_size(videos: Sequence[Video]) -> tuple[int, int] | None:
@@ -673,19 +682,35 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
         entry = {k: v for k, v in base.entry.items() if k not in ("adapted", "weights", "metrics", "training")}
         entry["base_model"] = base_name
         val_txt = ""
+        pers = history.persistence
         if epoch_rec and epoch_rec.get("val"):
             v = epoch_rec["val"]
             entry["metrics"] = {"dataset": f"fine-tuning validation data: {data_info['validation']}",
                                 "split": "validation", "sequences": int(v["sequences"]),
                                 **{k: round(float(v[k]), 4) for k in ("mse", "mae", "ssim", "psnr")},
+                                **({f"copy_last_frame_{k}": round(float(pers[k]), 4) for k in ("mse", "ssim")}
+                                   if pers else {}),
                                 "command": o.command or "stzoo.finetune"}
             val_txt = (f" Validation after epoch {epoch_rec['epoch']}: MSE {v['mse']:.4g}, SSIM {v['ssim']:.4g} "
-                       f"(per-frame sums, see stzoo.metrics).")
+                       f"(per-frame sums, see stzoo.metrics)")
+            if pers:
+                val_txt += (f"; copying the last frame on the same clips: MSE {pers['mse']:.4g}, SSIM "
+                            f"{pers['ssim']:.4g} ({_verdict(v['mse'], pers['mse'])})")
+            val_txt += "."
+        elif history.train_check is not None:
+            m, cl = history.train_check["model"], history.train_check["copy_last_frame"]
+            val_txt = (f" No validation data ({o.split_note}). On {history.train_check['clips']} training clips "
+                       f"(seen in training, so not a held-out measurement): MSE {m['mse']:.4g}, SSIM {m['ssim']:.4g}; "
+                       f"copying the last frame: MSE {cl['mse']:.4g}, SSIM {cl['ssim']:.4g} "
+                       f"({_verdict(m['mse'], cl['mse'])}).")
+        if history.warnings:
+            val_txt += " Warning: " + " ".join(history.warnings)
         changes = "; ".join(f"{k} {x} → {y}" for k, (x, y) in report.changes.items())
         entry["description"] = (f"{base_name} fine-tuned with stzoo on {data_info['train']}."
                                 + (f" Adapted: {changes}; re-initialised: {', '.join(report.reinitialised) or 'none'}."
                                    if report.changes else "") + val_txt)
         entry["training"] = {"recipe": asdict(recipe), "epochs": len(history.epochs), "steps": step,
+                             "budget": plan["rule"],
                              "hardware": _hardware(dev) + (f" × {dist_.world} processes" if dist_.world > 1 else ""),
                              "wall_clock_s": round(wall, 1), "command": o.command or "stzoo.finetune",
                              "date": datetime.date.today().isoformat()}
@@ -723,16 +748,17 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
     try:
         while step < stop and not history.stopped_early:
             epoch, i0 = divmod(step, steps_per_epoch)
+            epoch_len = min(steps_per_epoch, total - epoch * steps_per_epoch)  # the last epoch may be shorter
             sampler.set_epoch(epoch)
             order = list(sampler)
-            bar = tqdm(total=steps_per_epoch, initial=i0, desc=f"finetune {epoch + 1}/{recipe.epochs}",
+            bar = tqdm(total=epoch_len, initial=i0, desc=f"finetune {epoch + 1}/{recipe.epochs}",
                        unit="step", disable=not (o.progress and dist_.main),
                        mininterval=1.0 if sys.stderr.isatty() else 30.0)
             running = None
             net.train()
             for norm in frozen_norms:  # frozen BatchNorm layers keep (and use) their running statistics
                 norm.eval()
-            for i in range(i0, steps_per_epoch):
+            for i in range(i0, epoch_len):
                 idx = order[i * recipe.batch_size:(i + 1) * recipe.batch_size]
                 seq = train_ds.take(idx).to(dev, non_blocking=True)
                 teacher_p = 0.0
@@ -754,22 +780,25 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
                     log.flush()
                 if step >= stop:
                     break
-                if step % o.checkpoint_every == 0 and i + 1 < steps_per_epoch:
+                if step % o.checkpoint_every == 0 and i + 1 < epoch_len:
                     wall, t0 = wall + time.monotonic() - t0, time.monotonic()
                     save_checkpoint()
             bar.close()
-            if i + 1 < steps_per_epoch:  # max_steps reached inside the epoch
+            if i + 1 < epoch_len:  # max_steps reached inside the epoch
                 break
             epoch_loss, loss_sum, loss_n = (loss_sum / loss_n if loss_n else math.nan), 0.0, 0
             rec: dict[str, Any] = {"epoch": epoch + 1, "step": step,
                                    "train_loss": epoch_loss,
                                    "lr": sched.get_last_lr()[0] if step < total else 0.0}
-            if val_ds is not None:
-                rec["val"] = _validate(model, val_ds, recipe, dist_, dev)
+            # many short epochs (small data): validate, keep the best, checkpoint every `validate_every` of them
+            report = (epoch + 1) % plan["validate_every"] == 0 or step >= total
+            improved = False
+            if report and val_ds is not None:
+                rec["val"] = _measure(model, val_ds, range(len(val_ds)), recipe, dist_, dev)
                 score = rec["val"]["mse"]
                 best = history.best["mse"] if history.best else math.inf
                 improved = score < best - o.min_delta
-            else:
+            elif report:
                 improved = True
             wall, t0 = wall + time.monotonic() - t0, time.monotonic()
             rec["wall_clock_s"] = round(wall, 3)
@@ -779,14 +808,15 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
                 history.best_epoch, history.best = rec["epoch"], rec.get("val")
                 best_state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
                 write_model(best_state, rec)
-            else:
+            elif report:
                 bad_epochs += 1
             if log is not None:
                 log.write(json.dumps({"epoch_end": rec}) + "\n")
                 log.flush()
             if o.patience is not None and bad_epochs >= o.patience:
                 history.stopped_early = True
-            save_checkpoint()
+            if report:
+                save_checkpoint()
         wall, t0 = wall + time.monotonic() - t0, time.monotonic()
         save_checkpoint()
     except KeyboardInterrupt:
@@ -800,9 +830,14 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
     best_rec = next((r for r in history.epochs if r["epoch"] == history.best_epoch), None)
     if best_state is None:  # no epoch finished yet (max_steps inside the first epoch): the current weights
         best_state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+    _compare(history, model, best_state, train_ds, val_ds, recipe, o, dist_, dev, finished=step >= total)
     write_model(best_state, best_rec)
     if dist_.main:
         write_history()
+        if o.progress and not o.cli:  # the command line prints its own summary
+            print(history.summary(), file=sys.stderr)
+        for w in history.warnings:
+            warnings.warn(w, FinetuneWarning, stacklevel=4)
         if o.push_to_hub:
             from stzoo.pretrained import push_folder
 
@@ -823,17 +858,77 @@ def _fresh(base: "Predictor", state: dict[str, Tensor]) -> nn.Module:
 
 
 @torch.no_grad()
-def _validate(model: nn.Module, val_ds: ClipDataset, recipe: Recipe, dist_: _Dist,
-              dev: torch.device) -> dict[str, float]:
-    """Metrics on this process's share of the validation clips, summed over all processes."""
-    share = val_ds.subset(range(dist_.rank, len(val_ds), dist_.world))
+def _measure(model: nn.Module | None, ds: ClipDataset, indices: Sequence[int], recipe: Recipe, dist_: _Dist,
+             dev: torch.device) -> dict[str, float]:
+    """Metrics of ``model`` (``None``: copy-last-frame) on the clips ``indices`` of ``ds``, each
+    process scoring its share, summed over all processes."""
+    indices = list(indices)
+    share = ds.subset(indices[dist_.rank::dist_.world])
     keys = ("mse", "mae", "ssim", "psnr")
     if len(share):
-        m = evaluate(model, share, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
-                     batch_size=recipe.batch_size, device=dev, progress=False)
+        if model is None:
+            m = evaluate_copy_last(share, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
+                                   batch_size=recipe.batch_size, progress=False)
+        else:
+            m = evaluate(model, share, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
+                         batch_size=recipe.batch_size, device=dev, progress=False)
         local = [m[k] * m["sequences"] for k in keys] + [float(m["sequences"])]
     else:
         local = [0.0] * (len(keys) + 1)
     total = dist_.all_sum(local, dev)
     n = total[-1]
     return {**{k: total[j] / n for j, k in enumerate(keys)}, "sequences": int(n), "local_sequences": len(share)}
+
+
+def _verdict(mse: float, baseline: float) -> str:
+    """How an MSE compares with copy-last-frame's, in words."""
+    if mse < baseline:
+        return f"{100 * (1 - mse / baseline):.0f} % lower than copy-last-frame"
+    return f"{mse / baseline:.2g}× copy-last-frame's: NOT better than repeating the last frame"
+
+
+def _compare(history: FinetuneHistory, model: nn.Module, best_state: dict[str, Tensor], train_ds: ClipDataset,
+             val_ds: ClipDataset | None, recipe: Recipe, o: _Options, dist_: _Dist, dev: torch.device, *,
+             finished: bool) -> None:
+    """Set ``history.beats_persistence``, ``train_check`` (no validation data) and ``warnings``."""
+    history.warnings = []
+    if val_ds is None:
+        if o.auto_val:  # asked for validation ("auto") but the data could not spare any: say so
+            history.warnings.append(
+                f"there was no validation data ({o.split_note}), so the kept weights are the last step's and "
+                "nothing measured them on frames they were not trained on.")
+        n = len(train_ds)
+        idx = sorted({round(i * (n - 1) / max(1, min(n, TRAIN_CHECK_CLIPS) - 1)) for i in range(min(n, TRAIN_CHECK_CLIPS))})
+        live = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(best_state)
+        try:
+            mine = _measure(model, train_ds, idx, recipe, dist_, dev)
+        finally:
+            model.load_state_dict(live)
+        history.train_check = {"clips": len(idx), "model": mine,
+                               "copy_last_frame": _measure(None, train_ds, idx, recipe, dist_, dev)}
+        score, base, where = mine["mse"], history.train_check["copy_last_frame"]["mse"], "even on its training clips"
+    elif history.best is not None and history.persistence is not None:
+        score, base, where = history.best["mse"], history.persistence["mse"], "on the validation clips"
+    else:  # stopped (max_steps) before the first validation
+        history.beats_persistence = None
+        return
+    history.beats_persistence = bool(score < base)
+    if history.beats_persistence or not finished:
+        return
+    tips = []
+    if o.epochs is not None:
+        tips.append("more passes (" + arg(f"epochs={2 * o.epochs}", f"--epochs {2 * o.epochs}") + ")")
+    else:
+        more = 2 * history.plan["steps"]
+        tips.append("more steps (" + arg(f"steps={more}", f"--steps {more}") + ")")
+    tips.append("a higher learning rate (" + arg(f"lr={3 * recipe.lr:g}", f"--lr {3 * recipe.lr:g}") + ")")
+    if not o.native:
+        tips.append("training at the videos' own size (" + arg("size='native'", "--size native") + ")")
+    if history.stopped_early:
+        tips.append("no early stopping (" + arg("patience=None", "--patience 0") + ")")
+    tips.append("more or longer videos")
+    history.warnings.append(
+        f"the fine-tuned model does not beat copying the last frame {where}: MSE {score:.4g} against {base:.4g} "
+        f"for repeating the last input frame, so its forecasts are worse than doing nothing. Try "
+        + ", ".join(tips[:-1]) + " or " + tips[-1] + ".")

@@ -97,7 +97,7 @@ def timm_attn_mask(resolution: int, w: int, s: int) -> Tensor:
             cnt += 1
     mw = window_partition(img, w).view(-1, w * w)
     mask = mw.unsqueeze(1) - mw.unsqueeze(2)
-    return mask.masked_fill(mask != 0, float(-100.0)).masked_fill(mask == 0, float(0.0))
+    return mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
 
 
 def layout(img_size: int, patch_size: int, embed_dim: int, depths_down, depths_up, num_heads):
@@ -192,7 +192,7 @@ def _window_attention(sd: dict, b: str, x: Tensor, heads: int, w: int, mask: Ten
 
 def _stb(sd: dict, b: str, x: Tensor, hx: Tensor | None, res: int, heads: int, window_size: int, index: int):
     w, s = timm_window(res, window_size, index)
-    bsz, length, c = x.shape
+    bsz, _, c = x.shape
     shortcut = x
     x = _ln(sd, f"{b}.norm1", x)
     if hx is not None:

@@ -13,8 +13,9 @@ a periodic change of width (the stride), turning back at the edges. On top of it
 
 Because the motion is slow, copying the last observed frame ("persistence") is a strong
 baseline, as it is on much real footage; a useful forecaster has to beat it. ``scene`` fixes the
-background (one camera), ``seed`` the figure and its path, so clips of one scene differ in who
-walks where, like several recordings from one camera.
+background (one camera), ``figure`` the walker's looks (texture, tone, size), ``seed`` the path,
+pace and noise: clips with one scene and one figure are like several recordings of one person
+walking past one camera; changing ``figure`` too asks a model to generalise to other people.
 """
 
 from __future__ import annotations
@@ -40,19 +41,23 @@ def _texture(rng: np.random.Generator, n: int, max_freq: float, channels: int):
 
 
 def realistic_video(frames: int = 48, height: int = 32, width: int = 48, *, rgb: bool = True, seed: int = 0,
-                    scene: int | None = None, speed: float | None = None, noise: float = 0.015) -> np.ndarray:
+                    scene: int | None = None, figure: int | None = None, speed: float | None = None,
+                    noise: float = 0.015, light: float = 0.03) -> np.ndarray:
     """One clip, ``frames×height×width×3`` uint8 (RGB) or ``frames×height×width`` (grey).
 
     Args:
         frames, height, width: the clip's size (any resolution).
         rgb: three channels (else grey).
-        seed: the figure: its texture, size, start, direction and speed.
+        seed: the walk: start, direction, pace, stride and bob phases, light drift, camera noise.
         scene: the background (default: ``seed``); clips with the same scene share the camera view.
+        figure: the walker's texture, tone and size (default: ``seed``).
         speed: pixels per frame of the walk (default: drawn in [0.25, 0.5]).
         noise: standard deviation of the camera noise, in [0, 1] units.
+        light: amplitude of the slow illumination drift (0.03: ±3 %).
     """
     c = 3 if rgb else 1
     scene_rng = np.random.default_rng(10_000 + (seed if scene is None else scene))
+    fig_rng = np.random.default_rng(20_000 + (seed if figure is None else figure))
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
 
@@ -64,9 +69,9 @@ def realistic_video(frames: int = 48, height: int = 32, width: int = 48, *, rgb:
     background = tint + 0.15 * bg_tex(yy, xx) + 0.2 * grad
 
     # the figure: body ellipse + head disc, textured, walking with a bob and a stride
-    fig_tex = _texture(rng, 10, 0.2, c)
-    fig_tone = rng.uniform(0.1, 0.9, (c, 1, 1))
-    body_h, body_w = height * rng.uniform(0.22, 0.3), height * rng.uniform(0.09, 0.13)
+    fig_tex = _texture(fig_rng, 10, 0.2, c)
+    fig_tone = fig_rng.uniform(0.1, 0.9, (c, 1, 1))
+    body_h, body_w = height * fig_rng.uniform(0.22, 0.3), height * fig_rng.uniform(0.09, 0.13)
     head_r = body_w * 0.8
     speed = rng.uniform(0.25, 0.5) if speed is None else speed
     vx = speed * rng.choice([-1.0, 1.0])
@@ -85,8 +90,8 @@ def realistic_video(frames: int = 48, height: int = 32, width: int = 48, *, rgb:
         edge = np.minimum(body, head)
         mask = 1.0 / (1.0 + np.exp((edge - 1.0) / 0.08))  # soft, sub-pixel edge
         figure = fig_tone + 0.25 * fig_tex(dy, dx)  # texture attached to the figure
-        light = 1.0 + 0.03 * np.sin(2 * np.pi * t / light_period + light_phase)
-        out[t] = light * (mask * figure + (1 - mask) * background)
+        gain = 1.0 + light * np.sin(2 * np.pi * t / light_period + light_phase)
+        out[t] = gain * (mask * figure + (1 - mask) * background)
         x += vx
         if not body_w + 1 <= x <= width - body_w - 1:  # turn back at the edges
             vx = -vx
@@ -97,7 +102,9 @@ def realistic_video(frames: int = 48, height: int = 32, width: int = 48, *, rgb:
 
 
 def realistic_clips(n: int, frames: int = 48, height: int = 32, width: int = 48, *, rgb: bool = True,
-                    first_seed: int = 0, scene: int | None = 0, **kwargs) -> list[np.ndarray]:
-    """``n`` clips from seeds ``first_seed …``; with ``scene`` set, all from one camera view."""
-    return [realistic_video(frames, height, width, rgb=rgb, seed=first_seed + i, scene=scene, **kwargs)
-            for i in range(n)]
+                    first_seed: int = 0, scene: int | None = 0, figure: int | None = 0,
+                    **kwargs) -> list[np.ndarray]:
+    """``n`` clips from seeds ``first_seed …``: by default one camera view and one walker (``scene``
+    and ``figure`` 0), like several recordings of one person; ``None`` draws them per clip."""
+    return [realistic_video(frames, height, width, rgb=rgb, seed=first_seed + i, scene=scene, figure=figure,
+                            **kwargs) for i in range(n)]

@@ -288,15 +288,35 @@ def test_training_loss_is_mse_plus_l1_and_trains():
 def test_onnx_export_matches_torch(tmp_path):
     import onnxruntime as ort
 
+    # 2 frames in, 2 out: 3 steps, so the window slides and the recalled history grows (15 s at 3 → 2 instead of 8 s)
     p = from_openstl(_state(hidden=(4, 4), size=8, seed=8), "e3dlstm",
-                     {"patch_size": 4, "pre_seq_length": 3, "aft_seq_length": 2})
+                     {"patch_size": 4, "pre_seq_length": 2, "aft_seq_length": 2})
     result = p.export_onnx(tmp_path / "e3d.onnx")
     assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-4
     session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
     for b in (1, 3):
-        x = torch.rand(b, 3, 1, 8, 8)
+        x = torch.rand(b, 2, 1, 8, 8)
         got = session.run(["forecast"], {"frames": x.numpy()})[0]
         with torch.no_grad():
             want = p.model(x, 2).numpy()
         assert got.shape == (b, 2, 1, 8, 8)
         assert np.max(np.abs(got - want)) <= 1e-4
+
+
+def test_config_fields_are_commented_and_the_model_file_imports_only_models_and_errors():
+    import ast
+    import dataclasses
+    import inspect
+
+    from stzoo.models import ModelConfig
+    from stzoo.models.e3dlstm import E3DLSTMConfig
+
+    source = "".join(inspect.getsource(k) for k in E3DLSTMConfig.__mro__ if issubclass(k, ModelConfig) and k is not ModelConfig)
+    for f in dataclasses.fields(E3DLSTMConfig):
+        line = next(ln for ln in source.splitlines() if ln.strip().startswith(f"{f.name}:"))
+        assert "#" in line, f"{f.name} has no comment: {line.strip()}"
+    tree = ast.parse(inspect.getsource(stzoo.models.e3dlstm))
+    names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+    assert [m for m in names if m.startswith("stzoo")] and all(
+        m.startswith(("stzoo.models", "stzoo.errors")) for m in names if m.startswith("stzoo"))

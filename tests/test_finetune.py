@@ -201,7 +201,7 @@ def test_other_settings_on_resume_name_each_field_and_both_values(tmp_path):
     msg = str(err.value)
     assert "recipe.lr: 0.01 in the checkpoint, 0.5 requested" in msg
     assert "recipe.epochs: 2 in the checkpoint, 3 requested" in msg
-    assert msg.count("in the checkpoint") == 2 and "--out" in msg
+    assert msg.count("in the checkpoint") == 2 and "out_dir" in msg and "--out" not in msg  # Python names
 
 
 def test_history_json_keeps_every_step_and_epoch_across_resumes(tmp_path):
@@ -497,3 +497,194 @@ def test_finetune_on_gpu_with_amp(tmp_path):
                         device="cuda", amp=True, out_dir=tmp_path, **FAST)
     assert p2.device.type == "cuda" and np.isfinite(hist.train_losses).all()
     assert stzoo.load(tmp_path).spec.frames_in == 4
+
+
+# ---------------------------------------------------------------------------------------------
+# defaults that work: step budget, native size, validation that fits, copy-last-frame baseline
+# ---------------------------------------------------------------------------------------------
+from realistic_video import realistic_clips, realistic_video  # noqa: E402
+from stzoo.finetune import (AUTO_MAX_STEPS, AUTO_MIN_STEPS, AUTO_PASSES, DEFAULT_LR,  # noqa: E402
+                            FinetuneWarning, plan_steps)
+
+
+def tiny10(arch: str = "tau", seed: int = 0) -> Predictor:
+    """A tiny model reading 10 frames and predicting 10, like the zoo models (clips of 20 frames)."""
+    cfg = dict(TAU_CFG, frames=10) if arch == "tau" else dict(LSTM_CFG, frames_in=10, frames_out=10)
+    torch.manual_seed(seed)
+    spec = InputSpec(10, 10, 1, 16, 16)
+    return Predictor(build_model(arch, cfg), spec, name=f"tiny10-{arch}",
+                     entry={"architecture": arch, "config": cfg, "input": spec.to_dict()})
+
+
+def test_auto_step_budget_rule():
+    small = plan_steps(10, 8)
+    assert small["steps"] == AUTO_MIN_STEPS and small["steps_per_epoch"] == 2
+    assert small["epochs"] == -(-AUTO_MIN_STEPS // 2)
+    n = 8 * (AUTO_MIN_STEPS + 40) // AUTO_PASSES  # inside the bounds: AUTO_PASSES passes over the clips
+    mid = plan_steps(n, 8)
+    assert mid["steps"] == -(-AUTO_PASSES * n // 8) and AUTO_MIN_STEPS < mid["steps"] < AUTO_MAX_STEPS
+    assert mid["passes"] == pytest.approx(AUTO_PASSES, rel=0.01)
+    big = plan_steps(100_000, 8)
+    assert big["steps"] == AUTO_MAX_STEPS and big["epochs"] == 1  # one (shortened) pass
+    assert plan_steps(10, 8, epochs=3)["steps"] == 6 and plan_steps(10, 8, steps=7)["epochs"] == 4
+    with pytest.raises(InputError, match=r"steps or epochs, not both"):
+        plan_steps(10, 8, steps=7, epochs=3)
+
+
+def test_steps_budget_is_exact_and_the_short_last_epoch_is_validated(tmp_path):
+    videos = [square_video(s) for s in range(3)]  # 2 training videos → 34 clips → 5 steps per epoch
+    _, hist = finetune(tiny(), videos, steps=12, lr=1e-2, batch_size=8, val=0.34, out_dir=tmp_path, **FAST)
+    assert len(hist.steps) == 12 and hist.plan["steps_per_epoch"] == 5
+    assert [e["step"] for e in hist.epochs] == [5, 10, 12] and all("val" in e for e in hist.epochs)
+    assert json.loads((tmp_path / "history.json").read_text())["plan"]["steps"] == 12
+
+
+def test_resume_with_a_step_budget(tmp_path):
+    videos = [square_video(s) for s in range(3)]
+    kw = dict(steps=12, lr=1e-2, batch_size=8, val=0.34, **FAST)
+    _, full = finetune(tiny(), videos, out_dir=tmp_path / "full", **kw)
+    finetune(tiny(), videos, out_dir=tmp_path / "cut", max_steps=7, **kw)
+    _, rest = finetune(tiny(), videos, out_dir=tmp_path / "cut", resume=True, **kw)
+    assert [s["step"] for s in rest.steps] == list(range(8, 13))
+    np.testing.assert_allclose(rest.train_losses, full.train_losses[7:], rtol=1e-5, atol=1e-7)
+    with pytest.raises(ConfigError, match=r"total_steps: 12 in the checkpoint, 20 requested"):
+        finetune(tiny(), videos, out_dir=tmp_path / "cut", resume=True, **{**kw, "steps": 20})
+
+
+def test_default_size_is_native(tmp_path):
+    videos = [square_video(s, size=24) for s in range(2)]
+    p2, hist = finetune(tiny("tau"), videos, steps=2, batch_size=8, val=0, out_dir=tmp_path, **FAST)
+    assert hist.adaptation["changes"] == {"height": [16, 24], "width": [16, 24]} and hist.data["native_size"]
+    assert p2.spec.height == 24 and stzoo.load(tmp_path).spec.width == 24
+    _, model_size = finetune(tiny("tau"), videos, steps=2, batch_size=8, val=0, size="model",
+                             out_dir=tmp_path / "m", **FAST)
+    assert model_size.adaptation["changes"] == {} and model_size.data["size"] == [16, 16]
+
+
+def test_native_size_errors_name_the_size_to_pass(tmp_path, capsys):
+    _fails_before_training(square_video(size=18), r"multiples of 4.*pass size=\(20, 20\)", tmp_path)
+    _fails_before_training([square_video(size=16), square_video(size=24)],
+                           r"several: \[\(16, 16\), \(24, 24\)\].*pass size=\(24, 24\)", tmp_path)
+    tiny().save_pretrained(tmp_path / "base")
+    np.save(tmp_path / "odd.npy", square_video(size=18))
+    rc = main(["finetune", str(tmp_path / "base"), "--data", str(tmp_path / "odd.npy"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--size 20x20" in err and "size=(" not in err
+
+
+def test_separate_validation_videos(tmp_path):
+    _, hist = finetune(tiny(), [square_video(0), square_video(1)], val=[square_video(2)], steps=4, batch_size=8,
+                       out_dir=tmp_path, **FAST)
+    assert hist.epochs[-1]["val"]["sequences"] == 17 and hist.persistence["sequences"] == 17
+    assert hist.data["split"] == "validation: 1 separate video(s)"
+
+
+def test_auto_validation_fits_the_data():
+    from stzoo.data.clips import auto_split
+
+    (v75,) = load_videos(square_video(frames=75))
+    train, held, note = auto_split([v75], window=20)
+    assert (train[0].length, held[0].length) == (55, 20) and "end of every video" in note  # 20 % < one clip
+    (v100,) = load_videos(square_video(frames=100))
+    assert [v.length for v in auto_split([v100], window=20)[1]] == [20]
+    (v48,) = load_videos(square_video(frames=48))
+    train, held, note = auto_split([v48], window=20)
+    assert held == [] and train[0].length == 48 and "too short" in note and "val=[...]" in note
+    several = load_videos([square_video(s) for s in range(5)])
+    train, held, _ = auto_split(several, window=8)
+    assert len(train) == 4 and [v.name for v in held] == ["video 4 of the list"]
+
+
+def test_copy_last_frame_baseline_in_history_card_and_config(tmp_path):
+    from stzoo.train import evaluate_copy_last
+
+    videos = [square_video(s) for s in range(3)]
+    _, hist = finetune(tiny(), videos, steps=10, lr=1e-2, batch_size=8, out_dir=tmp_path, **FAST)  # val="auto"
+    held = ClipDataset(load_videos(videos[2:]), 8)
+    expected = evaluate_copy_last(held, frames_in=4, frames_out=4, progress=False)
+    assert hist.persistence["sequences"] == len(held) == hist.best["sequences"]
+    for k in ("mse", "mae", "ssim", "psnr"):
+        assert hist.persistence[k] == pytest.approx(expected[k], rel=1e-6)
+    assert hist.beats_persistence == (hist.best["mse"] < hist.persistence["mse"])
+    saved = json.loads((tmp_path / "history.json").read_text())
+    assert saved["persistence"]["mse"] == pytest.approx(expected["mse"]) and saved["beats_persistence"] is not None
+    metrics = json.loads((tmp_path / "config.json").read_text())["metrics"]
+    assert metrics["copy_last_frame_mse"] == round(expected["mse"], 4)
+    card = (tmp_path / "README.md").read_text()
+    assert f"copying the last frame on the same clips: MSE {expected['mse']:.4g}" in card
+    assert f"copy-last-frame on the same clips: MSE {expected['mse']:.4g}" in hist.summary()
+
+
+def test_warns_when_the_model_does_not_beat_copy_last_frame(tmp_path, capsys):
+    videos = realistic_clips(3, frames=24, height=24, width=24, rgb=False)  # slow motion: persistence is strong
+    # a random model and a tiny learning rate for 2 steps: worse than repeating the last frame
+    with pytest.warns(FinetuneWarning, match=r"does not beat copying the last frame.*steps=4.*lr=3e-06.*"
+                                             r"size='native'") as caught:
+        _, hist = finetune(tiny(), videos, steps=2, lr=1e-6, batch_size=8, size=(16, 16), out_dir=tmp_path, **FAST)
+    assert hist.beats_persistence is False and hist.best["mse"] > hist.persistence["mse"]
+    assert "--steps" not in str(caught[0].message)
+    assert "Warning: the fine-tuned model does not beat" in (tmp_path / "README.md").read_text()
+    assert json.loads((tmp_path / "history.json").read_text())["warnings"] == hist.warnings
+    # the same on the command line: flags, printed once in the summary, not as a Python warning
+    tiny().save_pretrained(tmp_path / "base")
+    for i, v in enumerate(videos):
+        write_gif(v, tmp_path / f"clip{i}.gif")
+    rc = main(["finetune", str(tmp_path / "base"), "--data", *(str(tmp_path / f"clip{i}.gif") for i in range(3)),
+               "--out", str(tmp_path / "cli"), "--steps", "2", "--lr", "1e-6", "--size", "16x16", "--quiet"])
+    out = capsys.readouterr()
+    assert rc == 0 and "warning: the fine-tuned model does not beat copying the last frame" in out.out
+    assert "--steps 4" in out.out and "--lr 3e-06" in out.out and "--size native" in out.out
+    assert "steps=4" not in out.out and "FinetuneWarning" not in out.err
+    assert '"beats_copy_last_frame": false' in out.out
+
+
+def test_one_short_clip_trains_without_validation_and_says_so(tmp_path, capsys):
+    clip = square_video(frames=48)  # shorter than 3 clips of 20 frames: nothing to spare for validation
+    with pytest.warns(FinetuneWarning, match="no validation data.*too short"):
+        p2, hist = finetune(tiny10(), clip, lr=1e-2, out_dir=tmp_path / "py", **FAST)
+    auto = min(AUTO_MAX_STEPS, max(AUTO_MIN_STEPS, -(-AUTO_PASSES * 29 // 8)))  # 29 clips, batches of 8
+    assert hist.best is None and hist.persistence is None and hist.plan["steps"] == auto
+    assert hist.train_check["clips"] == 48 - 20 + 1 and "too short" in hist.data["split"]
+    assert hist.beats_persistence == (hist.train_check["model"]["mse"] < hist.train_check["copy_last_frame"]["mse"])
+    assert p2.predict(clip[:10]).shape == (10, 16, 16)
+    assert "No validation data" in (tmp_path / "py" / "README.md").read_text()
+    # the command line, every option at its default
+    tiny10().save_pretrained(tmp_path / "base")
+    write_gif(clip, tmp_path / "clip.gif")
+    rc = main(["finetune", str(tmp_path / "base"), "--data", str(tmp_path / "clip.gif"), "--out", str(tmp_path / "cli")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "warning: there was no validation data" in out and "--val-data PATH" in out
+    assert "val=[...]" not in out and stzoo.load(tmp_path / "cli").spec.frames_in == 10
+
+
+def test_errors_name_flags_on_the_cli_and_arguments_in_python(tmp_path, capsys):
+    with pytest.raises(InputError) as err:
+        finetune(tiny(), square_video(frames=12), val=0.5, out_dir=tmp_path / "py", **FAST)
+    assert "val=0" in str(err.value) and "--val" not in str(err.value)
+    tiny().save_pretrained(tmp_path / "base")
+    write_gif(square_video(frames=12), tmp_path / "short.gif")
+    rc = main(["finetune", str(tmp_path / "base"), "--data", str(tmp_path / "short.gif"), "--out", str(tmp_path / "o"),
+               "--val", "0.5"])
+    err_text = capsys.readouterr().err
+    assert rc == 2 and "--val 0" in err_text and "val=0" not in err_text.replace("--val 0", "")
+    rc = main(["finetune", str(tmp_path / "base"), "--data", str(tmp_path / "short.gif"), "--out", str(tmp_path / "o"),
+               "--steps", "3", "--epochs", "2"])
+    assert rc == 2 and "give --steps or --epochs, not both" in capsys.readouterr().err
+    with pytest.raises(InputError, match=r"give steps or epochs, not both"):
+        finetune(tiny(), square_video(), steps=3, epochs=2, out_dir=tmp_path / "py", **FAST)
+
+
+def test_finetune_help_shows_every_option_with_its_default():
+    import argparse
+
+    from stzoo.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    ft = sub.choices["finetune"]
+    options = [a for a in ft._actions if a.option_strings and a.dest != "help"]
+    assert len(options) > 30
+    missing = [a.option_strings[0] for a in options if not a.required and (not a.help or "(default:" not in a.help)]
+    assert missing == []
+    text = " ".join(ft.format_help().split())  # unwrapped
+    for shown in ("--steps N|auto", "(default: auto)", "(default: native)", f"(default: {DEFAULT_LR:g})"):
+        assert shown in text

@@ -416,14 +416,14 @@ def _normalise(raw: Mapping[str, Any], method: OpenSTLMethod, lenient: bool, wha
         value = raw[key]
         if value is None:
             continue
-        if key == "num_hidden":
+        if key in ("num_hidden", "depths_downsample", "depths_upsample", "num_heads"):
             if isinstance(value, str):
                 value = [_as_int("num_hidden", s) for s in value.split(",") if s.strip()]
             elif isinstance(value, (list, tuple)):
                 value = [_as_int("num_hidden", s) for s in value]
             else:
                 value = [_as_int("num_hidden", value)]
-        elif key in ("model_type",):
+        elif key in ("model_type", "cell_mode", "model_mode"):
             value = str(value).lower()
         elif key in ("mlp_ratio", "drop", "drop_path"):
             value = float(value)

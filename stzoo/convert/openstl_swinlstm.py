@@ -28,15 +28,17 @@ Dropped, with their shapes checked:
 The sizes are read from the tensors: embed_dim and channels from the patch embedding, the stages and
 blocks from the key numbering, heads and windows from the relative position tables, mlp_ratio from the
 MLPs, the training size from an ``attn_mask`` (else the config, else 64×64). OpenSTL's config gives the
-depths and heads as strings (``depths_downsample = '2,6'``); they are not read (the weights tell them)
-and a ``.py`` config file lists them among the ignored settings. SwinLSTM-B (``STconvert``) is refused.
+depths and heads as strings (``depths_downsample = '2,6'``), which the shared config reader does not parse
+yet: they are not among this importer's config keys, so a ``.py`` config file lists them among the ignored
+settings (the weights tell them). The resolver already compares them (``depths_downsample``,
+``depths_upsample``, ``num_heads``, as int lists) for when they are. SwinLSTM-B (``STconvert``) is refused.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -103,10 +105,10 @@ def _resolve(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any],
     cfg["channels"] = r.inferred("channels", c)
     cfg["patch_size"] = r.inferred("patch_size", p)
     cfg["embed_dim"] = r.inferred("embed_dim", e)
-    cfg["depths_down"] = down
-    cfg["depths_up"] = [up[n - 1 - k] for k in range(n)]  # OpenSTL's depths_upsample order
-    cfg["num_heads"] = down_heads
-    r.sources.update({"depths_down": "weights", "depths_up": "weights", "num_heads": "weights"})
+    # OpenSTL's names; a config's values are compared once its '2,6'-style strings are parsed (see the docstring)
+    cfg["depths_down"] = r.inferred("depths_downsample", down, out_key="depths_down")
+    cfg["depths_up"] = r.inferred("depths_upsample", [up[n - 1 - k] for k in range(n)], out_key="depths_up")
+    cfg["num_heads"] = r.inferred("num_heads", down_heads)
     cfg["window_size"] = r.inferred("window_size", max(windows))
     cfg["mlp_ratio"] = r.inferred("mlp_ratio", fc1.shape[0] / e)
     masks = sorted(k for k in state if k.endswith(".attn_mask"))
@@ -215,7 +217,8 @@ def _pairs(model_keys: list[str], cfg: dict[str, Any]
 
 SWINLSTM = register_openstl(OpenSTLMethod(
     arch="swinlstm", names=("swinlstm", "swinlstm_d"), label="SwinLSTM-D",
-    config_keys=frozenset({"patch_size", "window_size", "embed_dim", "mlp_ratio"}),
+    config_keys=frozenset({"patch_size", "window_size", "embed_dim", "mlp_ratio", "depths_downsample",
+                           "depths_upsample", "num_heads"}),
     resolve=_resolve, pairs=_pairs,
     card_notes=("OpenSTL's `Upsample.patch_embed` and the `red` layers of the odd-numbered Swin blocks are built "
                 "but never called by its forward: dropped; timm's saved `relative_position_index` / `attn_mask` "

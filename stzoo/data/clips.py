@@ -327,7 +327,7 @@ def auto_split(videos: Sequence[Video], *, window: int, split: str = "auto",
         n_val = max(v.length - int(math.floor(v.length * (1 - fraction))), window)
         if v.length - n_val < 2 * window:
             return videos, [], (
-                f"no validation: {v.describe()} is too short to hold out one clip ({window} frames) and keep "
+                f"{v.describe()} is too short to hold out one clip ({window} frames) and keep "
                 f"two clips' worth ({2 * window} frames) for training, so every frame is trained on. Give "
                 f"at least {3 * window} frames per video, a second video, or separate validation videos ("
                 + arg("val=[...]", "--val-data PATH") + ") to measure the model on frames it has not seen")

@@ -21,22 +21,32 @@ from stzoo.errors import ConfigError
 # importing each architecture's file registers it
 from stzoo.models import convlstm as _convlstm, sa_convlstm as _sa_convlstm, tau as _tau  # noqa: F401
 from stzoo.models import mim as _mim, predrnn as _predrnn, predrnnpp as _predrnnpp, simvp as _simvp  # noqa: F401
+from stzoo.models import mau as _mau, phydnet as _phydnet, predformer as _predformer, swinlstm as _swinlstm  # noqa: F401
+from stzoo.models import e3dlstm as _e3dlstm, mmvp as _mmvp  # noqa: F401
 from stzoo.models.base import (ARCHITECTURES, MAX_PARAMETERS, Architecture, ChannelParam, ModelConfig, Recipe,
                                cfg_field, check_frames, count_parameters, eval_mode, get_architecture,
                                load_state_dict_strict, parameters_of, register)
 from stzoo.models.convlstm import ConvLSTM, ConvLSTMConfig
+from stzoo.models.e3dlstm import E3DLSTM, E3DLSTMConfig
+from stzoo.models.mau import MAU, MAUConfig
 from stzoo.models.mim import MIM, MIMConfig
+from stzoo.models.mmvp import MMVP, MMVPConfig
+from stzoo.models.phydnet import PhyDNet, PhyDNetConfig
+from stzoo.models.predformer import PredFormer, PredFormerConfig
 from stzoo.models.predrnn import PredRNN, PredRNNConfig, PredRNNv2, PredRNNv2Config
 from stzoo.models.predrnnpp import PredRNNpp, PredRNNppConfig
 from stzoo.models.sa_convlstm import SAConvLSTM, SAConvLSTMConfig
 from stzoo.models.simvp import SimVP, SimVPConfig
+from stzoo.models.swinlstm import SwinLSTM, SwinLSTMConfig
 from stzoo.models.tau import TAU, TAUConfig
 
 __all__ = ["ARCHITECTURES", "Architecture", "ModelConfig", "Recipe", "ChannelParam", "cfg_field", "register",
            "get_architecture", "build_model", "make_config", "full_config", "check_frames", "count_parameters",
            "parameters_of", "eval_mode", "load_state_dict_strict", "MAX_PARAMETERS", "TAU", "TAUConfig", "ConvLSTM",
            "ConvLSTMConfig", "SAConvLSTM", "SAConvLSTMConfig", "SimVP", "SimVPConfig", "PredRNN", "PredRNNConfig",
-           "PredRNNv2", "PredRNNv2Config", "PredRNNpp", "PredRNNppConfig", "MIM", "MIMConfig"]
+           "PredRNNv2", "PredRNNv2Config", "PredRNNpp", "PredRNNppConfig", "MIM", "MIMConfig", "MAU", "MAUConfig", "PhyDNet",
+           "PhyDNetConfig", "PredFormer", "PredFormerConfig", "SwinLSTM", "SwinLSTMConfig", "E3DLSTM", "E3DLSTMConfig", "MMVP",
+           "MMVPConfig"]
 
 
 def make_config(arch: str, config: dict[str, Any] | ModelConfig | None = None) -> ModelConfig:

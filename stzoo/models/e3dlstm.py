@@ -32,15 +32,23 @@ OpenSTL checkpoints convert exactly (``stzoo.convert.openstl_e3dlstm``). Decisio
   ``i_m = f_m = g_m = m_m = 0``, and ``M_t = σ(f'_x + 1) ∘ tanh(0) + σ(i'_x) ∘ tanh(g'_x)`` loses its
   forget term. stzoo computes exactly that function, without the dead weights: ``conv_gm`` and the
   forget-gate rows of ``conv_x`` (its 7th chunk, ``temp_f_x``) are left out. M_t is then a fresh
-  per-step feature of the input, not a memory carried through the layers as the paper's zigzag
-  figure shows; the zigzag paper version cannot be had from OpenSTL's weights, so it is not offered.
+  per-step feature of the input, not a memory carried up the layers and on to the next step as the
+  paper describes (PredRNN's zigzag); that version cannot be had from OpenSTL's weights, so it is
+  not offered.
 * **attention tokens.** OpenSTL reshapes the channels-first B×N×w×h×w tensors as ``reshape(B, −1, N)``
   without moving the channel axis last, so a "token" is N consecutive values of the flattened
   (channel, depth, row, column) array, not the N-channel vector of one position (the authors' code is
   channels-last, where it is). stzoo keeps OpenSTL's reading: that is what OpenSTL's weights were
   trained with.
 * **no biases, LayerNorm over the cell only** (OpenSTL's ``layer_norm=0``, its Moving MNIST setting),
-  output gate ``σ(tanh(·))`` as in both codes.
+  output gate ``σ(tanh(·))`` as in both codes. (The authors' convolutions have biases, so there
+  ``conv_gm`` of the zero memory is its bias, a learned constant, and the forget term survives as
+  ``σ(f'_x + b_f + 1) ∘ tanh(b_m)``; their 3-D convs pad the depth ("same") where OpenSTL convolves
+  without depth padding and repeats the result. Neither can be reproduced from OpenSTL weights.)
+* **OpenSTL cannot build it at HEAD**: ``openstl/methods/e3dlstm.py`` reads ``self.args.num_hidden``,
+  an attribute its Lightning ``Base_method`` no longer has (it keeps ``self.hparams``). That concerns
+  only OpenSTL's training entry point; the model class is unchanged, and checkpoints of earlier
+  versions convert.
 
 Parameter count. OpenSTL's Moving MNIST config (``configs/mmnist/E3DLSTM.py``: 4 × 128 hidden,
 2×5×5 kernels, window 2, patch 4, 64×64 frames) has 51,347,456 parameters, of which 13,107,200 are the

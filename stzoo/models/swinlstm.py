@@ -21,7 +21,7 @@ layer, 2C → C, with the block's own first LayerNorm applied to both), otherwis
     W-MSA: softmax(q kᵀ / √d + B) v per head, B = table[relative position] (a learnt
     (2·window − 1)² × heads table of relative position biases).
 
-**The -D network** (``depths_down`` = ``depths_up`` reversed, ``L`` stages each way)::
+**The -D network** (``L`` = ``len(depths_down)`` stages each way)::
 
     embed(frame)                                  B×(h·w)×E
     down cell k (k = 0 … L−1) at grid h/2^k, E·2^k channels, then patch merging
@@ -34,7 +34,8 @@ Each cell carries its own (H, C) from step to step; there are no skips between t
 At a stage whose grid (at the configured training size) is no larger than ``window_size``, the window
 is the whole grid and no block shifts, exactly as timm's Swin block decides; the window of every stage
 is then fixed, and the shifted-window masks are computed for the grid of the frames at hand, so any
-frame size whose grids those windows tile runs (:func:`size_multiple`).
+frame size whose grids those windows tile runs (:func:`size_multiple`), square or not. (OpenSTL's model
+runs at its configured square size only: timm's blocks keep masks for that grid.)
 
 Layout and defaults follow OpenSTL's ``SwinLSTM_D_Model`` (``openstl/models/swinlstm_model.py``,
 ``openstl/modules/swinlstm_modules.py``, built on timm ≤ 0.6's ``SwinTransformerBlock``,
