@@ -791,14 +791,14 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
                                    "train_loss": epoch_loss,
                                    "lr": sched.get_last_lr()[0] if step < total else 0.0}
             # many short epochs (small data): validate, keep the best, checkpoint every `validate_every` of them
-            report = (epoch + 1) % plan["validate_every"] == 0 or step >= total
+            at_report = (epoch + 1) % plan["validate_every"] == 0 or step >= total
             improved = False
-            if report and val_ds is not None:
+            if at_report and val_ds is not None:
                 rec["val"] = _measure(model, val_ds, range(len(val_ds)), recipe, dist_, dev)
                 score = rec["val"]["mse"]
                 best = history.best["mse"] if history.best else math.inf
                 improved = score < best - o.min_delta
-            elif report:
+            elif at_report:
                 improved = True
             wall, t0 = wall + time.monotonic() - t0, time.monotonic()
             rec["wall_clock_s"] = round(wall, 3)
@@ -808,14 +808,14 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
                 history.best_epoch, history.best = rec["epoch"], rec.get("val")
                 best_state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
                 write_model(best_state, rec)
-            elif report:
+            elif at_report:
                 bad_epochs += 1
             if log is not None:
                 log.write(json.dumps({"epoch_end": rec}) + "\n")
                 log.flush()
             if o.patience is not None and bad_epochs >= o.patience:
                 history.stopped_early = True
-            if report:
+            if at_report:
                 save_checkpoint()
         wall, t0 = wall + time.monotonic() - t0, time.monotonic()
         save_checkpoint()

@@ -38,6 +38,7 @@ from torch import Tensor
 
 from stzoo.errors import InputError, InputTypeError
 from stzoo.io import OutputFormat, prepare_frames
+from stzoo.models.base import eval_mode
 from stzoo.predictor import Predictor, check_count, check_horizon, check_output_size
 
 __all__ = ["Forecaster", "CONTEXTS"]
@@ -213,15 +214,11 @@ class Forecaster:
         x = x[:, 0].to(self.predictor.device, self.predictor.dtype)  # 1×C×H×W
         if self.context == "stream":
             model = self.predictor.model
-            was_training = model.training
-            model.eval()
-            try:
+            with eval_mode(model):
                 if self._states is None:
                     patch = int(getattr(model, "patch_size", 1))
                     self._states = model.init_states(1, shape[1] // patch, shape[2] // patch, x)
                 self._next, self._states = model.step(x, self._states)
-            finally:
-                model.train(was_training)
         else:
             self._window.append(x)
         self._frame_shape, self._fmt = shape, fmt
@@ -235,9 +232,7 @@ class Forecaster:
         if self._cache is not None and self._cache[:2] == (self.frames_seen, horizon):
             return self._cache[2]
         model = self.predictor.model
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             if self.context == "stream":
                 assert self._next is not None
                 pred, states, outputs = self._next, _clone_states(self._states), [self._next]
@@ -248,8 +243,6 @@ class Forecaster:
             else:
                 y = self.predictor.forecast_tensor(torch.stack(list(self._window), dim=1), horizon,
                                                    max_horizon=max_horizon, max_output_bytes=max_output_bytes)
-        finally:
-            model.train(was_training)
         self._cache = (self.frames_seen, horizon, y)
         return y
 

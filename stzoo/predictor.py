@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from stzoo.errors import InputError
 from stzoo.io import peek_shape, prepare_frames
 from stzoo.manifest import InputSpec
-from stzoo.models.base import ARCHITECTURES, check_frames
+from stzoo.models.base import ARCHITECTURES, check_frames, eval_mode
 
 __all__ = ["Predictor"]
 
@@ -411,16 +411,12 @@ class Predictor:
         x = self.check_input(x)
         self.check_forecast(tuple(x.shape), horizon, max_horizon=max_horizon,
                             max_output_bytes=max_output_bytes, what=what)
-        was_training = self.model.training
-        self.model.eval()
         chunks = []
-        try:
+        with eval_mode(self.model):
             for start in range(0, x.shape[0], self.batch_size):
                 xb = x[start:start + self.batch_size].to(self.device, self.dtype)
                 chunks.append(self.forecast_tensor(xb, horizon, max_horizon=max_horizon,
                                                    max_output_bytes=max_output_bytes).float().to(x.device))
-        finally:
-            self.model.train(was_training)
         return fmt.restore(torch.cat(chunks, dim=0))
 
     # ------------------------------------------------------------------------------------------

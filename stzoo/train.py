@@ -1,4 +1,7 @@
-"""Train and evaluate zoo models on Moving MNIST; release weights into the manifest.
+"""Train zoo models on generated data (Moving MNIST, physical fields): the optimizer, the loss and the loop.
+
+Checkpoint handling lives in :mod:`stzoo.checkpoints`, measuring in :mod:`stzoo.evaluation` and
+releasing into the manifest in :mod:`stzoo.release`; their names are re-exported here.
 
 The loop is small on purpose::
 
@@ -22,25 +25,29 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stzoo.data.fields import dataset_channels, get_dataset, test_set_size
-from stzoo.data.moving_mnist import MovingMNIST, moving_mnist_test_set
-from stzoo.errors import CheckpointError, ConfigError, WeightsNotAvailableError
+from stzoo.checkpoints import (STATE_DICT, TRAIN_CHECKPOINT_KEYS, atomic_torch_save, atomic_write_text,  # noqa: F401
+                               capture_rng_state, checkpoint_error, describe_differences, load_checkpoint,
+                               read_run_json, restore_rng_state)
+from stzoo.data.fields import dataset_channels, get_dataset
+from stzoo.errors import ConfigError
+from stzoo.evaluation import (_is_recurrent, _to_float, evaluate, evaluate_copy_last, predict_future,  # noqa: F401
+                              test_data, test_set_description)
 from stzoo.hub import sha256_file
 from stzoo.losses import mse_ddr_loss
-from stzoo.metrics import MetricAccumulator
-from stzoo.models import (ARCHITECTURES, Recipe, build_model, count_parameters, eval_mode, full_config,
-                          get_architecture)
+from stzoo.models import ARCHITECTURES, Recipe, build_model, count_parameters, get_architecture
+from stzoo.release import _write_weights, ledger_totals, release, release_to_manifest  # noqa: F401
 
 __all__ = ["Recipe", "RECIPES", "train", "evaluate", "evaluate_copy_last", "release", "sha256_file",
            "atomic_torch_save", "atomic_write_text", "capture_rng_state", "restore_rng_state",
            "make_optimizer", "optimizer_step", "compute_loss", "predict_future", "load_checkpoint",
-           "checkpoint_error", "describe_differences", "STATE_DICT", "TRAIN_CHECKPOINT_KEYS"]
+           "checkpoint_error", "describe_differences", "STATE_DICT", "TRAIN_CHECKPOINT_KEYS", "release_to_manifest",
+           "ledger_totals", "test_data", "training_data", "one_cycle_lr", "resolve_train_dtype", "cpu_description"]
 
 
 class _Recipes(Mapping):
@@ -58,148 +65,6 @@ class _Recipes(Mapping):
 
 #: the default recipe of every registered architecture (declared in its model file)
 RECIPES: Mapping[str, Recipe] = _Recipes()
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file, fsync, then rename over ``path``: a crash (even kill -9)
-    leaves either the old checkpoint or the new one, never a half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def capture_rng_state(device: torch.device) -> dict[str, Any]:
-    """The torch RNG state of the CPU (and of ``device`` if it is a GPU), to store in a checkpoint."""
-    return {"rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
-
-
-def restore_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    """Undo :func:`capture_rng_state`: the next random draws repeat those of the saved run."""
-    torch.set_rng_state(state["rng"])
-    if device.type == "cuda" and state.get("cuda_rng") is not None:
-        torch.cuda.set_rng_state(state["cuda_rng"], device)
-
-
-# ---- reading checkpoints back (never unpickling code) ------------------------------------------
-#: expected type of a checkpoint entry that is a state dict: ``{str: Tensor}``
-STATE_DICT = "state dict"
-
-#: what a checkpoint written by :func:`train` holds (``cuda_rng`` / ``dtype`` are optional)
-TRAIN_CHECKPOINT_KEYS: dict[str, Any] = {
-    "arch": str, "config": dict, "recipe": dict, "model": STATE_DICT, "optimizer": dict, "scheduler": dict,
-    "rng": torch.Tensor, "step": int, "wall_clock_s": (int, float)}
-
-
-def checkpoint_error(path: str | os.PathLike, reason: str, remedy: str) -> CheckpointError:
-    """The one error for a checkpoint that cannot be used: which file, what is wrong, what to do."""
-    return CheckpointError(f"{path} is not a checkpoint stzoo can use: {reason}. {remedy}")
-
-
-def _type_name(expected: Any) -> str:
-    if expected is STATE_DICT:
-        return "a state dict (names → tensors)"
-    kinds = expected if isinstance(expected, tuple) else (expected,)
-    return " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
-
-
-def _has_type(value: Any, expected: Any) -> bool:
-    if expected is STATE_DICT:
-        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                               for k, v in value.items())
-    kinds = expected if isinstance(expected, tuple) else (expected,)
-    if isinstance(value, bool) and bool not in kinds:  # True is an int to isinstance, not to a checkpoint
-        return False
-    return isinstance(value, kinds)
-
-
-def _load_failure(exc: BaseException) -> str:
-    """Why ``torch.load(weights_only=True)`` refused a file, in words (without torch's advice to
-    load the file without ``weights_only``, which would run whatever code it carries)."""
-    import pickle
-
-    text = str(exc)
-    if isinstance(exc, pickle.UnpicklingError):
-        marker = "Unsupported global: GLOBAL "
-        if marker in text:
-            what = text.split(marker, 1)[1].split()[0]
-            return (f"it refers to the Python object {what}, which no checkpoint stzoo writes holds (a crafted "
-                    "file can run code that way; it was not loaded, nothing was run)")
-        return "it is not a file torch.save wrote (or it is corrupt); nothing in it was run"
-    first = text.strip().splitlines()[0][:200] if text.strip() else "no details"
-    return f"it cannot be read: it is truncated or corrupt ({type(exc).__name__}: {first})"
-
-
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device, required_keys: Mapping[str, Any], *,
-                    remedy: str) -> dict[str, Any]:
-    """Read a checkpoint that :func:`train` or :func:`stzoo.finetune.finetune` wrote, safely.
-
-    The file is read with ``torch.load(weights_only=True)`` only: tensors, numbers, strings and plain
-    containers, never arbitrary Python objects, so a crafted file cannot run code. It must be a dict
-    holding every key of ``required_keys`` with a value of the type given there (a type, a tuple of
-    types, or :data:`STATE_DICT`). Anything else (a truncated or corrupt file, other contents, a
-    pickle that wants to call a function) raises one :class:`~stzoo.errors.CheckpointError` naming
-    the file and ending with ``remedy`` (what the user can do about it).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise WeightsNotAvailableError(f"there is no checkpoint at {path}. {remedy}")
-    if not path.is_file():
-        raise checkpoint_error(path, "it is not a file", remedy)
-    try:
-        ck = torch.load(path, map_location=device, weights_only=True)
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except MemoryError as exc:
-        raise checkpoint_error(path, "it does not fit in memory", remedy) from exc
-    except BaseException as exc:  # noqa: BLE001 - whatever a damaged or crafted file makes torch raise
-        raise checkpoint_error(path, _load_failure(exc), remedy) from None
-    if not isinstance(ck, dict):
-        raise checkpoint_error(path, f"it holds a {type(ck).__name__}, not the dict of a stzoo checkpoint", remedy)
-    problems = [f"'{k}' is missing" for k in required_keys if k not in ck]
-    problems += [f"'{k}' is a {type(ck[k]).__name__}, expected {_type_name(t)}"
-                 for k, t in required_keys.items() if k in ck and not _has_type(ck[k], t)]
-    if problems:
-        shown = "; ".join(problems[:6]) + (f"; and {len(problems) - 6} more" if len(problems) > 6 else "")
-        raise checkpoint_error(path, f"it does not have the contents stzoo writes ({shown})", remedy)
-    return ck
-
-
-_MISSING = object()
-
-
-def describe_differences(stored: Mapping[str, Any], requested: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """``"recipe.lr: 0.001 in the checkpoint, 0.5 requested"`` for every field (dotted names into
-    nested dicts) whose stored and requested values differ; [] when they agree."""
-    out: list[str] = []
-    for key in sorted(set(stored) | set(requested), key=str):
-        a, b = stored.get(key, _MISSING), requested.get(key, _MISSING)
-        name = f"{prefix}{key}"
-        if isinstance(a, Mapping) and isinstance(b, Mapping):
-            out += describe_differences(a, b, name + ".")
-        elif a is _MISSING or b is _MISSING or _plain(a) != _plain(b):
-            out.append(f"{name}: {_show(a)} in the checkpoint, {_show(b)} requested")
-    return out
-
-
-def _plain(v: Any) -> Any:
-    return list(v) if isinstance(v, tuple) else v
-
-
-def _show(v: Any) -> str:
-    return "absent" if v is _MISSING else repr(_plain(v))
 
 
 def make_optimizer(params: Any, recipe: Recipe, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
@@ -250,17 +115,6 @@ def optimizer_step(loss: Tensor, model: nn.Module, opt: torch.optim.Optimizer, s
     sched.step()
 
 
-def _to_float(batch: Tensor, device: torch.device) -> Tensor:
-    """A batch on ``device`` as float in [0, 1]: uint8 is divided by 255, floats are taken as they are."""
-    batch = batch.to(device, non_blocking=True)
-    return batch.float().div_(255.0) if batch.dtype == torch.uint8 else batch.float()
-
-
-def _is_recurrent(model: nn.Module) -> bool:
-    """Whether ``model`` (or the module a DistributedDataParallel wrapper holds) is recurrent."""
-    return bool(getattr(getattr(model, "module", model), "recurrent", False))
-
-
 def compute_loss(model: nn.Module, recipe: Recipe, seq: Tensor, teacher_p: float, *,
                  progress: float = 0.0) -> Tensor:
     """The recipe's loss on one batch of float sequences B×(T_in+T_out)×C×H×W.
@@ -289,47 +143,6 @@ def compute_loss(model: nn.Module, recipe: Recipe, seq: Tensor, teacher_p: float
     else:
         raise ConfigError(f"unknown loss {recipe.loss!r}; use 'mse' or 'mse+ddr'")
     return loss if extra is None else loss + extra
-
-
-@torch.no_grad()
-def predict_future(model: nn.Module, x: Tensor, n_out: int) -> Tensor:
-    """Future frames from a model in eval mode (TAU maps T→T; recurrent models take ``n_out``)."""
-    return model(x, n_out) if _is_recurrent(model) else model(x)
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, dataset: MovingMNIST, *, frames_in: int = 10, frames_out: int = 10,
-             batch_size: int = 64, device: str | torch.device = "cpu", progress: bool = True,
-             predict: Callable[[Tensor], Tensor] | None = None) -> dict[str, Any]:
-    """MSE / MAE / SSIM / PSNR of ``model`` on the future frames of every sequence of ``dataset``.
-
-    Each batch is ``dataset.batch(start, stop)``: a slice of the memory-mapped file for the cached
-    test set (:func:`~stzoo.data.moving_mnist_test_set`), so nothing is regenerated per call. The
-    default batch of 64 is kept on measurement: on one core of the 2-core CPU machine, 8 to 64
-    sequences per batch gave the same cost per sequence within the noise for TAU-s and ConvLSTM-s,
-    and the metrics bound their own memory (``stzoo.metrics.SSIM_CHUNK``).
-    """
-    from tqdm.auto import tqdm
-
-    device = torch.device(device)
-    predict = predict or (lambda x: predict_future(model, x, frames_out))
-    acc = MetricAccumulator()
-    n = len(dataset)
-    with eval_mode(model):
-        for start in tqdm(range(0, n, batch_size), desc="evaluate", unit="batch", disable=not progress):
-            seq = _to_float(dataset.batch(start, min(start + batch_size, n)), device)
-            x, y = seq[:, :frames_in], seq[:, frames_in:frames_in + frames_out]
-            acc.update(predict(x).float(), y)
-    return {**acc.result(), "sequences": acc.sequences}
-
-
-def evaluate_copy_last(dataset: MovingMNIST, frames_in: int = 10, frames_out: int = 10,
-                       batch_size: int = 256, progress: bool = True) -> dict[str, Any]:
-    """The copy-last-frame baseline: every future frame = the last observed frame."""
-    dummy = nn.Identity()
-    return evaluate(dummy, dataset, frames_in=frames_in, frames_out=frames_out, batch_size=batch_size,
-                    progress=progress,
-                    predict=lambda x: x[:, -1:].expand(-1, frames_out, -1, -1, -1))
 
 
 def cpu_bf16_units() -> list[str]:
@@ -376,28 +189,6 @@ def training_data(dataset: str, recipe: Recipe, mnist_dir: str | os.PathLike | N
     return get_dataset(dataset, "train", num_sequences=recipe.epoch_size,
                        seq_len=recipe.frames_in + recipe.frames_out, seed=recipe.seed, **kw)
 
-
-def test_data(dataset: str, sequences: int, mnist_dir: str | os.PathLike | None = None) -> Any:
-    """The first ``sequences`` sequences of ``dataset``'s fixed test set (at most the whole set)."""
-    if dataset == "moving_mnist":
-        return moving_mnist_test_set(mnist_dir, sequences)
-    return get_dataset(dataset, "test", num_sequences=min(int(sequences), test_set_size(dataset)))
-
-
-def test_set_description(dataset: str, test: Any, recipe: Recipe) -> str:
-    """How a manifest names the test set metrics were measured on."""
-    if dataset == "moving_mnist":
-        return f"stzoo Moving MNIST test (MNIST test digits, seed {test.seed}, {recipe.frames_in}→{recipe.frames_out})"
-    return f"stzoo {dataset} test (seed {getattr(test, 'seed', '?')}, {recipe.frames_in}→{recipe.frames_out})"
-
-
-def _read_run_json(path: Path) -> dict[str, Any]:
-    """A run folder's ``run.json`` as a dict ({} if it is missing or not a JSON object)."""
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
 
 
 def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
@@ -489,7 +280,7 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
             "dataset": dataset, "dtype": dtype_used, "cpu": cpu_description(), "hardware": _hardware(dev),
             "command": command, "time_budget_s": time_budget_s}
     run_json = out / "run.json"
-    previous = _read_run_json(run_json)
+    previous = read_run_json(run_json)
     if init_info is None:  # a resumed warm start keeps its start weights' record
         init_info = previous.get("init_from")
     if init_info is not None:
@@ -573,203 +364,3 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary
 
-
-def release(run_dir: str | os.PathLike, weights_path: str | os.PathLike, *, half: bool = False) -> dict[str, Any]:
-    """Write the run's final weights (no optimizer state) as safetensors; return path, sha256, size."""
-    return _write_weights(_release_checkpoint(Path(run_dir)), Path(weights_path), half)
-
-
-def _release_checkpoint(run: Path) -> dict[str, Any]:
-    """The checkpoint of run folder ``run``, read safely for a release."""
-    path = run / "checkpoint.pt"
-    remedy = (f"Give the folder of a run that `stzoo train NAME --out {run}` wrote (its checkpoint.pt), or "
-              "train the run again into a new --out folder.")
-    ck = load_checkpoint(path, "cpu", TRAIN_CHECKPOINT_KEYS, remedy=remedy)
-    try:
-        json.dumps({"arch": ck["arch"], "config": ck["config"], "recipe": ck["recipe"]})
-        Recipe(**ck["recipe"])
-    except (TypeError, ValueError) as exc:
-        raise checkpoint_error(path, f"its arch / config / recipe are not what stzoo writes ({exc})",
-                               remedy) from None
-    return ck
-
-
-def _write_weights(ck: dict[str, Any], weights_path: Path, half: bool) -> dict[str, Any]:
-    """Weights-only safetensors of a loaded training checkpoint ``ck``, written atomically."""
-    from safetensors.torch import save
-
-    tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
-               for k, v in ck["model"].items()}
-    weights_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = weights_path.with_name(weights_path.name + ".tmp")
-    # One metadata key: safetensors stores a dict's keys in no fixed order, and the file's sha256
-    # must not change between two releases of the same run.
-    meta = json.dumps({"arch": ck["arch"], "config": ck["config"]}, sort_keys=True)
-    data = save(tensors, metadata={"stzoo": meta})
-    with open(tmp, "wb") as f:  # open(): the umask's mode (save_file would make the file 0600)
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, weights_path)
-    return {"path": str(weights_path), "sha256": sha256_file(weights_path), "size": weights_path.stat().st_size}
-
-
-def _weights_sha(ck: dict[str, Any]) -> str:
-    """sha256 of the weights file :func:`release` would write for checkpoint ``ck`` (deterministic)."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        return _write_weights(ck, Path(tmp) / "w.safetensors", False)["sha256"]
-
-
-def _ledger_record(run: Path, ck: dict[str, Any], result_sha: str) -> dict[str, Any]:
-    """One line of a zoo entry's training ledger: what a run folder contributed."""
-    meta = _read_run_json(run / "run.json")
-    summary_path = run / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    recipe = ck["recipe"]
-    hardware = summary.get("hardware") or meta.get("hardware") or (
-        f"CPU ({meta['cpu']})" if meta.get("cpu") else "unknown")
-    return {"run": run.name, "init_sha256": (meta.get("init_from") or {}).get("sha256"),
-            "result_sha256": result_sha, "steps": int(ck["step"]),
-            "sequences": int(ck["step"]) * int(recipe["batch_size"]),
-            "wall_clock_s": round(float(ck["wall_clock_s"]), 1), "hardware": hardware,
-            "cpu": meta.get("cpu"), "dtype": ck.get("dtype") or meta.get("dtype", "float32"),
-            "dataset": ck.get("dataset", "moving_mnist"), "recipe": recipe,
-            "time_budget_s": ck.get("time_budget_s"),
-            "command": summary.get("command") or meta.get("command") or "not recorded",
-            "torch": summary.get("torch", torch.__version__)}
-
-
-def _legacy_record(entry: dict[str, Any]) -> dict[str, Any] | None:
-    """The single run an entry released before ledgers existed, as a ledger line (None if untrained)."""
-    t, w = entry.get("training"), entry.get("weights")
-    if not t or not w:
-        return None
-    steps = int(t.get("steps") or 0)
-    return {"run": "released " + str(t.get("date", "earlier")), "init_sha256": None,
-            "result_sha256": w["sha256"], "steps": steps,
-            "sequences": steps * int(t["recipe"].get("batch_size", 0)) if steps else
-            int(round(t["epochs"] * t["recipe"].get("epoch_size", 0))),
-            "wall_clock_s": t["wall_clock_s"], "hardware": t["hardware"], "cpu": None,
-            "dtype": "float32", "dataset": "moving_mnist", "recipe": t["recipe"], "time_budget_s": None,
-            "command": t["command"], "torch": t.get("torch", "unknown")}
-
-
-def ledger_totals(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Sequences, steps and device hours summed over a ledger (GPU when the hardware is not a CPU)."""
-    cpu = sum(r["wall_clock_s"] for r in runs if str(r["hardware"]).startswith("CPU"))
-    gpu = sum(r["wall_clock_s"] for r in runs if not str(r["hardware"]).startswith("CPU"))
-    return {"runs": len(runs), "sequences": sum(r["sequences"] for r in runs), "steps": sum(r["steps"] for r in runs),
-            "cpu_hours": round(cpu / 3600, 2), "gpu_hours": round(gpu / 3600, 2)}
-
-
-def release_to_manifest(name: str, run_dir: str | os.PathLike, *, weights_dir: str | os.PathLike,
-                        manifest_path: str | os.PathLike, mnist_dir: str | os.PathLike | None = None,
-                        eval_sequences: int = 10000, half: bool = False, command: str | None = None,
-                        progress: bool = True, prior_runs: list[str | os.PathLike] = (),
-                        force: bool = False) -> dict[str, Any]:
-    """Release a finished run as zoo entry ``name``, if it is better than the entry's current release.
-
-    Writes the run's weights (weights only) to a candidate file, loads *that file* back into a fresh
-    model, measures it on the dataset's fixed test set, and — when there is no earlier release, or its
-    MSE on the same test set is lower (or ``force``) — moves it to ``weights_dir/<name>.safetensors``
-    and writes sha256, size, metrics and provenance into the manifest entry. Otherwise nothing changes
-    and a :class:`ConfigError` says both numbers.
-
-    The entry's ``training`` block keeps a ledger, ``training["runs"]``: every run that led to these
-    weights (start weights' sha256, steps, sequences, wall-clock, hardware, dtype, command) and
-    ``training["totals"]``. A run warm-started (``stzoo train --init-from``) from the current release
-    extends its ledger; ``prior_runs`` are run folders between the two (each warm-started from the
-    previous one's final weights), checked by sha256 so the chain cannot be made up.
-    """
-    import datetime
-
-    from safetensors.torch import load_file
-
-    manifest_path = Path(manifest_path)
-    manifest = json.loads(manifest_path.read_text())
-    if name not in manifest["models"] or "alias" in manifest["models"][name]:
-        raise ConfigError(f"{name} is not a (non-alias) entry of {manifest_path}")
-    entry = manifest["models"][name]
-    run = Path(run_dir)
-    ck = _release_checkpoint(run)
-    if ck["arch"] != entry["architecture"] or full_config(ck["arch"], ck["config"]) != full_config(
-            entry["architecture"], entry["config"]):
-        raise ConfigError(f"run {run} trained {ck['arch']} {ck['config']}, but {name} is "
-                          f"{entry['architecture']} {entry['config']}")
-    model = build_model(entry["architecture"], entry["config"])
-    try:  # the checkpoint's weights must fit the entry's model before anything is written
-        model.load_state_dict({k: v.float() for k, v in ck["model"].items()})
-    except RuntimeError as exc:
-        raise checkpoint_error(run / "checkpoint.pt", f"its weights do not fit {name}'s model ("
-                               f"{str(exc).strip().splitlines()[0][:200]})", "Release the run that trained it.") from None
-
-    # the ledger: earlier release → prior runs → this run, each starting from the previous one's weights
-    chain = [Path(r) for r in prior_runs] + [run]
-    records = []
-    for folder in chain[:-1]:
-        pck = _release_checkpoint(folder)
-        records.append(_ledger_record(folder, pck, _weights_sha(pck)))
-    dataset = ck.get("dataset", "moving_mnist")
-    final_path = Path(weights_dir) / f"{name}.safetensors"
-    candidate = final_path.with_name(final_path.name + ".candidate")
-    info = _write_weights(ck, candidate, half)
-    records.append(_ledger_record(run, ck, info["sha256"]))
-    previous = list((entry.get("training") or {}).get("runs") or [])
-    if not previous and (legacy := _legacy_record(entry)) is not None:
-        previous = [legacy]
-    start = records[0]["init_sha256"]
-    if start is not None and (not previous or start != previous[-1]["result_sha256"]):
-        if not entry.get("weights") or start != entry["weights"]["sha256"]:
-            candidate.unlink(missing_ok=True)
-            raise ConfigError(f"{chain[0]} started from weights with sha256 {start}, which are neither {name}'s "
-                              "current release nor the end of its ledger; pass the runs in between with "
-                              "prior_runs (stzoo release --prior-run DIR), in order")
-    if start is None:
-        previous = []  # trained from scratch: the ledger starts again
-    for before, after in zip(records, records[1:]):
-        if after["init_sha256"] != before["result_sha256"]:
-            candidate.unlink(missing_ok=True)
-            raise ConfigError(f"run {after['run']} did not start from the final weights of {before['run']} "
-                              f"(sha256 {after['init_sha256']} vs {before['result_sha256']})")
-
-    model.load_state_dict({k: v.float() for k, v in load_file(str(candidate)).items()})
-    recipe = Recipe(**ck["recipe"])
-    test = test_data(dataset, eval_sequences, mnist_dir)
-    metrics = evaluate(model, test, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
-                       progress=progress)
-    described = test_set_description(dataset, test, recipe)
-    old = entry.get("metrics")
-    if (old and entry.get("weights") and not force and old.get("dataset") == described
-            and old.get("sequences") == metrics["sequences"] and round(metrics["mse"], 4) >= old["mse"]):
-        candidate.unlink(missing_ok=True)
-        raise ConfigError(f"not released: {run} scores MSE {metrics['mse']:.2f} on {described} "
-                          f"({metrics['sequences']} sequences), not better than the current release's "
-                          f"{old['mse']:.2f}; pass --force to replace it anyway")
-    os.replace(candidate, final_path)
-    info["path"] = str(final_path)
-    entry["weights"] = {"filename": f"{name}.safetensors", "sha256": info["sha256"], "size": info["size"],
-                        "dtype": "float16" if half else "float32",
-                        "hub": {"repo_id": f"stzoo/{name}", "filename": "model.safetensors", "revision": "main"}}
-    entry["metrics"] = {"dataset": described, "split": "test", "sequences": metrics["sequences"],
-                        **{k: round(metrics[k], 4) for k in ("mse", "mae", "ssim", "psnr")},
-                        "command": command or f"stzoo release {name}"}
-    runs = previous + records
-    last = records[-1]
-    steps_per_epoch = math.ceil(recipe.epoch_size / recipe.batch_size)
-    entry["training"] = {"recipe": ck["recipe"], "epochs": round(ck["step"] / steps_per_epoch, 3),
-                         "steps": ck["step"], "hardware": last["hardware"],
-                         "wall_clock_s": last["wall_clock_s"], "command": last["command"],
-                         "torch": last["torch"], "date": datetime.date.today().isoformat(),
-                         "runs": runs, "totals": ledger_totals(runs)}
-    if dataset != "moving_mnist":  # the persistence baseline of that test set, measured beside the model
-        base = evaluate_copy_last(test, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
-                                  progress=progress)
-        manifest.setdefault("baselines", {})[f"copy-last-frame ({dataset})"] = {
-            "description": f"every future frame = the last observed frame, on {described}",
-            "metrics": {"dataset": described, "split": "test", "sequences": base["sequences"],
-                        **{k: round(base[k], 4) for k in ("mse", "mae", "ssim", "psnr")},
-                        "command": command or f"stzoo release {name}"}}
-    atomic_write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    return {"name": name, **entry}

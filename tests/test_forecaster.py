@@ -215,7 +215,7 @@ def test_bad_arguments_and_frames():
 
 
 def test_fused_implementation_streams_like_its_predict():
-    kernels = pytest.importorskip("stzoo.kernels")
+    import stzoo.kernels as kernels  # a broken kernels package must fail here, not skip
     p = rec_predictor()
     if p.model.arch not in getattr(kernels, "FUSED", {}):
         pytest.skip("no fused ConvLSTM")

@@ -146,7 +146,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "stzoo.viz")),
     ("kernels", ("stzoo.kernels",)),
     ("hub", ("stzoo.hub", "stzoo.pretrained", "stzoo.export")),
-    ("training", ("stzoo.adapt", "stzoo.train", "stzoo.finetune")),
+    ("training", ("stzoo.checkpoints", "stzoo.evaluation", "stzoo.adapt", "stzoo.train", "stzoo.release",
+                  "stzoo.finetune")),
     ("inference", ("stzoo.predictor", "stzoo.forecaster", "stzoo.api", "stzoo.bench")),
     ("tools", ("stzoo.convert", "stzoo.docs_gen", "stzoo.cli", "stzoo.__main__", "stzoo")),
 ]

@@ -1,0 +1,172 @@
+"""Run folders that survive a crash: atomic writes, RNG state, and checkpoints read without unpickling.
+
+Every checkpoint stzoo writes holds tensors, plain containers, numbers and strings only, so it loads
+with ``torch.load(weights_only=True)``; :func:`load_checkpoint` checks its keys and types and turns
+anything else (a crafted pickle, a truncated file, another program's file) into one
+:class:`~stzoo.errors.CheckpointError` that names the file and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from stzoo.errors import CheckpointError, WeightsNotAvailableError
+
+__all__ = ["atomic_torch_save", "atomic_write_text", "capture_rng_state", "restore_rng_state", "load_checkpoint",
+           "checkpoint_error", "describe_differences", "read_run_json", "STATE_DICT", "TRAIN_CHECKPOINT_KEYS"]
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file, fsync, then rename over ``path``: a crash (even kill -9)
+    leaves either the old checkpoint or the new one, never a half-written file."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def capture_rng_state(device: torch.device) -> dict[str, Any]:
+    """The torch RNG state of the CPU (and of ``device`` if it is a GPU), to store in a checkpoint."""
+    return {"rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def restore_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    """Undo :func:`capture_rng_state`: the next random draws repeat those of the saved run."""
+    torch.set_rng_state(state["rng"])
+    if device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+
+
+# ---- reading checkpoints back (never unpickling code) ------------------------------------------
+#: expected type of a checkpoint entry that is a state dict: ``{str: Tensor}``
+STATE_DICT = "state dict"
+
+#: what a checkpoint written by :func:`train` holds (``cuda_rng`` / ``dtype`` are optional)
+TRAIN_CHECKPOINT_KEYS: dict[str, Any] = {
+    "arch": str, "config": dict, "recipe": dict, "model": STATE_DICT, "optimizer": dict, "scheduler": dict,
+    "rng": torch.Tensor, "step": int, "wall_clock_s": (int, float)}
+
+
+def checkpoint_error(path: str | os.PathLike, reason: str, remedy: str) -> CheckpointError:
+    """The one error for a checkpoint that cannot be used: which file, what is wrong, what to do."""
+    return CheckpointError(f"{path} is not a checkpoint stzoo can use: {reason}. {remedy}")
+
+
+def _type_name(expected: Any) -> str:
+    if expected is STATE_DICT:
+        return "a state dict (names → tensors)"
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
+
+
+def _has_type(value: Any, expected: Any) -> bool:
+    if expected is STATE_DICT:
+        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                               for k, v in value.items())
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    if isinstance(value, bool) and bool not in kinds:  # True is an int to isinstance, not to a checkpoint
+        return False
+    return isinstance(value, kinds)
+
+
+def _load_failure(exc: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in words (without torch's advice to
+    load the file without ``weights_only``, which would run whatever code it carries)."""
+    import pickle
+
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError):
+        marker = "Unsupported global: GLOBAL "
+        if marker in text:
+            what = text.split(marker, 1)[1].split()[0]
+            return (f"it refers to the Python object {what}, which no checkpoint stzoo writes holds (a crafted "
+                    "file can run code that way; it was not loaded, nothing was run)")
+        return "it is not a file torch.save wrote (or it is corrupt); nothing in it was run"
+    first = text.strip().splitlines()[0][:200] if text.strip() else "no details"
+    return f"it cannot be read: it is truncated or corrupt ({type(exc).__name__}: {first})"
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device, required_keys: Mapping[str, Any], *,
+                    remedy: str) -> dict[str, Any]:
+    """Read a checkpoint that :func:`train` or :func:`stzoo.finetune.finetune` wrote, safely.
+
+    The file is read with ``torch.load(weights_only=True)`` only: tensors, numbers, strings and plain
+    containers, never arbitrary Python objects, so a crafted file cannot run code. It must be a dict
+    holding every key of ``required_keys`` with a value of the type given there (a type, a tuple of
+    types, or :data:`STATE_DICT`). Anything else (a truncated or corrupt file, other contents, a
+    pickle that wants to call a function) raises one :class:`~stzoo.errors.CheckpointError` naming
+    the file and ending with ``remedy`` (what the user can do about it).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise WeightsNotAvailableError(f"there is no checkpoint at {path}. {remedy}")
+    if not path.is_file():
+        raise checkpoint_error(path, "it is not a file", remedy)
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except MemoryError as exc:
+        raise checkpoint_error(path, "it does not fit in memory", remedy) from exc
+    except BaseException as exc:  # noqa: BLE001 - whatever a damaged or crafted file makes torch raise
+        raise checkpoint_error(path, _load_failure(exc), remedy) from None
+    if not isinstance(ck, dict):
+        raise checkpoint_error(path, f"it holds a {type(ck).__name__}, not the dict of a stzoo checkpoint", remedy)
+    problems = [f"'{k}' is missing" for k in required_keys if k not in ck]
+    problems += [f"'{k}' is a {type(ck[k]).__name__}, expected {_type_name(t)}"
+                 for k, t in required_keys.items() if k in ck and not _has_type(ck[k], t)]
+    if problems:
+        shown = "; ".join(problems[:6]) + (f"; and {len(problems) - 6} more" if len(problems) > 6 else "")
+        raise checkpoint_error(path, f"it does not have the contents stzoo writes ({shown})", remedy)
+    return ck
+
+
+_MISSING = object()
+
+
+def describe_differences(stored: Mapping[str, Any], requested: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """``"recipe.lr: 0.001 in the checkpoint, 0.5 requested"`` for every field (dotted names into
+    nested dicts) whose stored and requested values differ; [] when they agree."""
+    out: list[str] = []
+    for key in sorted(set(stored) | set(requested), key=str):
+        a, b = stored.get(key, _MISSING), requested.get(key, _MISSING)
+        name = f"{prefix}{key}"
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += describe_differences(a, b, name + ".")
+        elif a is _MISSING or b is _MISSING or _plain(a) != _plain(b):
+            out.append(f"{name}: {_show(a)} in the checkpoint, {_show(b)} requested")
+    return out
+
+
+def _plain(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _show(v: Any) -> str:
+    return "absent" if v is _MISSING else repr(_plain(v))
+
+
+def read_run_json(path: Path) -> dict[str, Any]:
+    """A run folder's ``run.json`` as a dict ({} if it is missing or not a JSON object)."""
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
