@@ -59,12 +59,12 @@ HISTORY_NAME = "history.json"
 LOG_NAME = "log.jsonl"
 
 #: the default peak learning rate (AdamW, OneCycle); chosen by measurement, see docs/finetuning.md
-DEFAULT_LR = 3e-3
+DEFAULT_LR = 1e-2
 #: ``steps="auto"``: enough optimizer steps for every training clip to be seen about this many times ...
-AUTO_PASSES = 20
+AUTO_PASSES = 40
 #: ... but never fewer than this many steps ...
-AUTO_MIN_STEPS = 200
-#: ... nor more than this many (see :func:`plan_steps`)
+AUTO_MIN_STEPS = 100
+#: ... nor more than this many (a time cap: about 9 minutes at 32×48 on one CPU core; see :func:`plan_steps`)
 AUTO_MAX_STEPS = 2000
 #: at most this many training clips are scored (model and copy-last-frame) when there is no validation data
 TRAIN_CHECK_CLIPS = 256
@@ -125,6 +125,8 @@ class FinetuneHistory:
             the epoch and over all processes), ``lr``, ``wall_clock_s`` and, with validation data,
             ``val`` (``mse``, ``mae``, ``ssim``, ``psnr`` and ``sequences`` over all processes, see
             :mod:`stzoo.metrics`; ``local_sequences``: how many of those this process evaluated).
+            With more than ``MAX_VALIDATIONS`` epochs only every ``plan["validate_every"]``-th epoch
+            (and the last) is validated.
         steps: ``{"step", "loss"}`` for every optimizer step run by this call (loss averaged over
             processes). ``history.json`` in the output folder lists every step of the run, across
             resumes.
