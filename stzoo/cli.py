@@ -125,25 +125,6 @@ def _parse_size(text: str) -> str | tuple[int, int]:
     return h, w
 
 
-def _parse_steps(text: str) -> str | int:
-    if text == "auto":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a number of steps, got {text!r}") from None
-
-
-def _parse_val(text: str) -> str | float:
-    if text == "auto":
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a fraction in [0, 1) (0: no validation; separate "
-                                         f"videos go to --val-data), got {text!r}") from None
-
-
 def _cmd_finetune(args: argparse.Namespace) -> int:
     import os
     import warnings
@@ -575,6 +556,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     from stzoo.finetune import AUTO_MAX_STEPS, AUTO_MIN_STEPS, AUTO_PASSES, DEFAULT_LR
+
+    def _parse_steps(text: str) -> str | int:
+        if text == "auto":
+            return text
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected 'auto' or a number of steps, got {text!r}") from None
+
+    def _parse_val(text: str) -> str | float:
+        if text == "auto":
+            return text
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected 'auto' or a fraction in [0, 1) (0: no validation; "
+                                             f"separate videos go to --val-data), got {text!r}") from None
 
     p = sub.add_parser("finetune", help="fine-tune a zoo model on your own videos (resumable; torchrun for DDP)",
                        description="Fine-tune NAME (a zoo name, a save_pretrained folder or hf-hub:owner/repo) on "

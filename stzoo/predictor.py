@@ -451,19 +451,14 @@ class Predictor:
 
         return export_onnx(self, path, batch=batch, dynamic_batch=dynamic_batch, **kwargs)
 
-    def finetune(self, data: Any, *, epochs: int = 10, lr: float = 1e-4, batch_size: int = 8, val: Any = 0.2,
-                 loss: str = "mse", freeze: Any = None, device: str | torch.device | None = None,
-                 amp: bool | None = None, out_dir: str | os.PathLike = "finetuned", resume: bool = False,
-                 **kwargs: Any) -> Any:
+    def finetune(self, data: Any, **kwargs: Any) -> Any:
         """Fine-tune this model on your own videos; returns ``(fine_tuned_predictor, history)``.
 
-        This Predictor is not modified. The best model is written to ``out_dir`` in the
-        ``save_pretrained`` layout (``stzoo.load(out_dir)`` loads it). Every argument, including
-        those passed through ``kwargs`` (``split``, ``stride``, ``patience``, ``channels``, ``size``,
-        ``frames_in``, ``frames_out``, ``max_steps``, ``push_to_hub``, ...), is described in
-        :func:`stzoo.finetune.finetune`.
+        This Predictor is not modified. The best model is written to ``out_dir`` (default
+        ``"finetuned"``) in the ``save_pretrained`` layout (``stzoo.load(out_dir)`` loads it). Every
+        argument and its default (a step budget sized from the data, lr, native size, validation
+        split, ...) is described in :func:`stzoo.finetune.finetune`; the defaults live there only.
         """
         from stzoo.finetune import finetune
 
-        return finetune(self, data, epochs=epochs, lr=lr, batch_size=batch_size, val=val, loss=loss,
-                        freeze=freeze, device=device, amp=amp, out_dir=out_dir, resume=resume, **kwargs)
+        return finetune(self, data, **kwargs)

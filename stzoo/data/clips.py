@@ -8,6 +8,8 @@ The pipeline behind :func:`stzoo.finetune.finetune`:
 2. :func:`convert_video` converts channels (grey ↔ RGB) and resizes;
 3. :func:`split_videos` separates training and validation data *by video* (several videos) or *by
    time* (validation = the end of each video), so no validation frame is ever trained on;
+   :func:`auto_split` (``val="auto"``) does the same when the data can spare a validation part and
+   trains on everything, saying why, when it cannot (one short clip);
 4. :class:`ClipDataset` cuts sliding windows of ``T_in + T_out`` frames with a stride.
 """
 
