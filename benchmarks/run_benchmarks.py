@@ -398,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
           "(not interleaved)."]
     L += ["", "## `stzoo bench` and `stzoo.bench.measure`", "",
           "```bash", "stzoo bench tau-mmnist-s sa-convlstm-mmnist-s --impl reference fused --batch 1 16",
-          "stzoo bench tau-mmnist-paper --device cuda --dtype bfloat16 --impl fused --batch 16 --json", "```", "",
+          "stzoo bench tau-mmnist-paper --device cuda --dtype bfloat16 --impl fused --batch 16 --json",
+          "stzoo bench tau-mmnist-s --train   # training steps/s, float32 and bfloat16 autocast", "```", "",
           "`stzoo.bench.measure(name_or_predictor, impl=, batch=, device=, dtype=, warmup=, iters=)` returns a "
           "`BenchResult` (`seq_per_s`, `latency_ms`, `peak_mem_mb`, ..., `to_dict()`). It times "
           "`Predictor.predict` on random frames (native horizon): `warmup` untimed calls, then the median of "
@@ -411,11 +412,21 @@ def main(argv: list[str] | None = None) -> int:
           "`tracemalloc` cannot see; but memory the process already holds from earlier work is reused without "
           "growing the RSS, so numbers from one process running several measurements are lower bounds. The "
           "memory table above runs each configuration in a fresh process for that reason. Where the peak "
-          "cannot be reset, `peak_mem_mb` is `None` (printed `n/a`)."]
+          "cannot be reset, `peak_mem_mb` is `None` (printed `n/a`).", "",
+          ("`stzoo bench --train` (`stzoo.bench.measure_train(name, batch=, device=, dtype=, warmup=, iters=)`, "
+          "a `TrainBenchResult`) times the training step `stzoo train` runs — `compute_loss` (recipe loss, "
+          "scheduled sampling, an architecture's own training forward) under bf16 autocast for "
+          "`dtype=\"bfloat16\"`, then `optimizer_step` (backward, clipping, AdamW + OneCycle) — on one random "
+          "batch at the recipe batch size (16 for most): `warmup` (1) untimed steps, the median of `iters` (3) "
+          "timed ones; steps/s = 1 / median, sequences/s = batch × steps/s. Like training it tunes the C "
+          "allocator first (`stzoo.runtime.tune_allocator`), and it prints (or records, with `--json`) the CPU "
+          "model, its kernel-relevant flags, its bf16 units and the allocator with the numbers.")]
     old = Path(args.out).read_text(encoding="utf-8") if Path(args.out).exists() else ""
-    start, end = "<!-- eval-cost:start -->", "<!-- eval-cost:end -->"
-    if start in old and end in old.split(start, 1)[1]:  # the section benchmarks/eval_cost.py maintains: kept
-        L += ["", start + old.split(start, 1)[1].split(end, 1)[0] + end]
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _sections import keep_sections
+
+    for kept in keep_sections(old):  # the sections eval_cost.py, bf16.py, allocator.py, compile_cost.py maintain
+        L += ["", kept]
     Path(args.out).write_text("\n".join(L) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
     return 0

@@ -3,9 +3,12 @@
 A toy forecaster is defined below (its config, the module, its declaration), registered, and then:
 built with random weights, asked for a forecast, fine-tuned for a few steps on a generated video,
 saved with ``save_pretrained`` and loaded back with ``stzoo.load(dir)``, and exported to ONNX.
-Outputs go to ``custom_arch_out/`` in the current folder.  Run:  python examples/custom_architecture.py
+Outputs go to the folder given with ``--out`` (default: a new temporary folder).
+Run:  python examples/custom_architecture.py [--out DIR]
 """
 
+import argparse
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,12 +56,16 @@ stzoo.register_architecture(stzoo.Architecture(
     frames_params=lambda cfg: ["body.0.", "body.2."], description="a toy forecaster from the example"))
 
 # ---- using it --------------------------------------------------------------------------------------
-out = Path("custom_arch_out")
+parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+parser.add_argument("--out", default=None, metavar="DIR",
+                    help="folder for what this example writes (default: a new temporary folder, printed)")
+args = parser.parse_args()
+out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="stzoo-example-"))
+out.mkdir(parents=True, exist_ok=True)
 torch.manual_seed(0)
 video = np.zeros((40, 32, 32), np.uint8)                # a bright square drifting right and down
 for t in range(40):
     video[t, 4 + t // 3:12 + t // 3, (2 * t) % 24:(2 * t) % 24 + 8] = 255
-out.mkdir(exist_ok=True)
 np.save(out / "video.npy", video)
 
 p = stzoo.create("stacknet", {"hidden": 8})

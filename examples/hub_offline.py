@@ -8,28 +8,37 @@ What a real offline setup looks like:
     export STZOO_WEIGHTS_DIR=/data/stzoo-weights HF_HUB_OFFLINE=1
 
 This example does the folder route without touching the network: it takes the released files that
-stzoo finds locally (a source checkout ships them in weights/), copies them into ./offline-weights,
-and then, with HF_HUB_OFFLINE=1 and an empty Hugging Face cache in ./hf-home, loads every model
-from that folder, shows that a corrupted copy is refused, and shows the error for a file that is
-not available offline.
+stzoo finds locally (the small ones ship inside the package, stzoo/weights), copies them into
+OUT/offline-weights, and then, with HF_HUB_OFFLINE=1 and an empty Hugging Face cache in OUT/hf-home,
+loads every model from that folder, shows that a corrupted copy is refused, and shows the error for a
+file that is not available offline. OUT is ``--out`` (default: a new temporary folder).
 
-    python examples/hub_offline.py
+    python examples/hub_offline.py [--out DIR]
 """
 
+import argparse
 import os
 import shutil
+import tempfile
 from pathlib import Path
+
+parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+parser.add_argument("--out", default=None, metavar="DIR",
+                    help="folder for what this example writes (default: a new temporary folder, printed)")
+args = parser.parse_args()
+out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="stzoo-example-"))
+out.mkdir(parents=True, exist_ok=True)
 
 # huggingface_hub reads these when it is first imported: set them before importing stzoo.
 os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["HF_HOME"] = str(Path("hf-home").resolve())
+os.environ["HF_HOME"] = str((out / "hf-home").resolve())
 
 import numpy as np  # noqa: E402
 
 import stzoo  # noqa: E402
 from stzoo.hub import WEIGHTS_DIR_ENV, cache_report, locate_weights  # noqa: E402
 
-folder = Path("offline-weights").resolve()
+folder = (out / "offline-weights").resolve()
 folder.mkdir(exist_ok=True)
 
 # 1. Find each released file (verifying its sha256) and copy it into the offline folder.
@@ -72,3 +81,4 @@ except stzoo.StzooError as exc:
     print(f"not available offline ({type(exc).__name__}): {str(exc)[:100]}...")
 else:
     raise SystemExit("an uncached Hub checkpoint loaded in offline mode: this should never happen")
+print(f"outputs (the offline folder and the empty Hugging Face cache) are in {out}")

@@ -7,11 +7,13 @@ A real run starts from a file OpenSTL wrote, e.g. its published ``mmnist_tau_one
 
 This example downloads nothing: it writes a small ConvLSTM checkpoint with random weights in the
 layout OpenSTL's Lightning trainer saves (``state_dict`` with ``model.``-prefixed keys, optimizer
-state, ``hyper_parameters``), converts it into ./openstl-convlstm and loads that folder.
+state, ``hyper_parameters``), converts it into OUT/openstl-convlstm and loads that folder. OUT is
+``--out`` (default: a new temporary folder).
 
-    python examples/openstl_import.py
+    python examples/openstl_import.py [--out DIR]
 """
 
+import argparse
 import tempfile
 from pathlib import Path
 
@@ -44,10 +46,16 @@ def openstl_convlstm_checkpoint(path: Path) -> None:
                                      "lr": 1e-3}}, path)
 
 
+parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+parser.add_argument("--out", default=None, metavar="DIR",
+                    help="folder for what this example writes (default: a new temporary folder, printed)")
+args = parser.parse_args()
+out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="stzoo-example-"))
+out.mkdir(parents=True, exist_ok=True)
 with tempfile.TemporaryDirectory() as tmp:
     ckpt = Path(tmp) / "epoch=1-step=100.ckpt"
     openstl_convlstm_checkpoint(ckpt)
-    folder, report = convert_openstl(ckpt, "convlstm", "openstl-convlstm")  # patch_size from hyper_parameters
+    folder, report = convert_openstl(ckpt, "convlstm", out / "openstl-convlstm")  # patch_size from hyper_parameters
 
 print(f"converted {report.source} ({report.container}): {report.tensors_mapped} tensors mapped, "
       f"dropped as unused by OpenSTL: {report.tensors_unused}")

@@ -4,14 +4,16 @@ The clip is Moving MNIST from the stzoo test set when MNIST is found (``$STZOO_M
 folder given as the first argument); otherwise two synthetic shapes drifting across a 64×64 canvas.
 Nothing is downloaded.
 
-    python examples/predict_gif.py [PATH/TO/MNIST]
+    python examples/predict_gif.py [PATH/TO/MNIST] [--out DIR]
 
-Writes to the current folder: clip.gif (the 20-frame clip), future.gif (the predicted frames),
-forecast.gif (input then forecast, beside the truth, labelled) and strip.png (input | ground truth |
-prediction | absolute error).
+Writes to ``--out`` (default: a new temporary folder): clip.gif (the 20-frame clip), future.gif (the
+predicted frames), forecast.gif (input then forecast, beside the truth, labelled) and strip.png (input |
+ground truth | prediction | absolute error).
 """
 
-import sys
+import argparse
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -42,7 +44,16 @@ def moving_mnist_clip(root: str | None) -> np.ndarray | None:
         return None
 
 
-clip = moving_mnist_clip(sys.argv[1] if len(sys.argv) > 1 else None)
+parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+parser.add_argument("mnist_dir", nargs="?", default=None,
+                    help="folder of the MNIST IDX files (default: $STZOO_MNIST_DIR, else synthetic shapes)")
+parser.add_argument("--out", default=None, metavar="DIR",
+                    help="folder for what this example writes (default: a new temporary folder, printed)")
+args = parser.parse_args()
+out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="stzoo-example-"))
+out.mkdir(parents=True, exist_ok=True)
+
+clip = moving_mnist_clip(args.mnist_dir)
 source = "Moving MNIST test sequence 0"
 if clip is None:
     clip, source = synthetic_clip(), "synthetic shapes"
@@ -51,13 +62,13 @@ p = stzoo.load("tau-mmnist")
 n_in, n_out = p.spec.frames_in, p.spec.frames_out
 past, truth = clip[:n_in], clip[n_in:n_in + n_out]
 
-write_gif(clip, "clip.gif", fps=5)
+write_gif(clip, out / "clip.gif", fps=5)
 future = p.predict(past)  # (10, 64, 64) uint8, same layout and dtype as past
-write_gif(future, "future.gif", fps=5)
-stzoo.viz.save_gif(past, future, "forecast.gif", target=truth, fps=4)
-stzoo.viz.save_strip(past, future, "strip.png", target=truth)
+write_gif(future, out / "future.gif", fps=5)
+stzoo.viz.save_gif(past, future, out / "forecast.gif", target=truth, fps=4)
+stzoo.viz.save_strip(past, future, out / "strip.png", target=truth)
 
 # MSE summed over a frame's pixels (values in [0, 1]) and averaged over frames, as in the zoo table
 mse = float((((future.astype(np.float64) - truth) / 255.0) ** 2).sum(axis=(1, 2)).mean())
 print(f"{p.name} on {source}: {n_in} frames in, {n_out} predicted; MSE per frame {mse:.1f}")
-print("wrote clip.gif, future.gif, forecast.gif and strip.png")
+print(f"wrote clip.gif, future.gif, forecast.gif and strip.png in {out}")

@@ -1,7 +1,8 @@
 """Forecast 10 Moving-MNIST-like frames with the released tau-mmnist weights.
 
-Run from a source checkout (the weights ship in weights/) or anywhere with network access to
-the Hugging Face Hub:  python examples/quickstart.py
+Runs offline: the small released weights ship inside the package (stzoo/weights), whether installed
+from a checkout or a wheel; larger ones come from the Hugging Face Hub.  python examples/quickstart.py
+Writes nothing.
 """
 
 import numpy as np

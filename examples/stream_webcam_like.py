@@ -4,10 +4,16 @@ A generated video (two squares bouncing around a 64×64 frame) plays the part of
 frames arrive one at a time, each is pushed into a Forecaster, and every 5 frames the next 10
 frames are forecast and scored against what really came next. The ConvLSTM carries its hidden
 state across the whole stream, so a new frame costs one recurrent step. The last forecast is
-saved as forecast.gif in the current folder. Runs offline with the shipped small weights.
+saved as forecast.gif in ``--out`` (default: a new temporary folder). Runs offline with the shipped
+small weights.
+
+    python examples/stream_webcam_like.py [--out DIR]
 """
 
+import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -33,6 +39,12 @@ def camera(n_frames: int = 40, size: int = 64):
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="folder for what this example writes (default: a new temporary folder, printed)")
+    args = parser.parse_args()
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="stzoo-example-"))
+    out.mkdir(parents=True, exist_ok=True)
     predictor = stzoo.load("convlstm-mmnist")
     forecaster = stzoo.Forecaster(predictor, horizon=10, min_frames=5)
     history, pending = [], []  # pending: (frame index, forecast) waiting for the truth to arrive
@@ -49,9 +61,9 @@ def main() -> None:
         if forecaster.ready and t % 5 == 0:
             pending.append((t, forecaster.forecast()))
     elapsed = time.perf_counter() - start
-    write_gif(pending[-1][1], "forecast.gif")
+    write_gif(pending[-1][1], out / "forecast.gif")
     print(f"pushed {forecaster.frames_seen} frames ({forecaster.context} context) in {elapsed:.2f} s; "
-          f"wrote the last forecast (made after frame {pending[-1][0]}) to forecast.gif")
+          f"wrote the last forecast (made after frame {pending[-1][0]}) to {out / 'forecast.gif'}")
 
 
 if __name__ == "__main__":

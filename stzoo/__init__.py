@@ -15,6 +15,7 @@ from stzoo.errors import (
     WeightsNotAvailableError,
 )
 from stzoo.hub import ChecksumError, HubError, InvalidHubIdError
+from stzoo.io import FramesWarning
 from stzoo.models import Architecture, ModelConfig, Recipe, build_model, cfg_field
 from stzoo.models import register as register_architecture
 from stzoo.predictor import Predictor
@@ -26,4 +27,4 @@ from stzoo.version import __version__
 __all__ = ["load", "create", "list_models", "info", "build_model", "register_architecture", "Architecture",
            "ModelConfig", "Recipe", "cfg_field", "Predictor", "Forecaster", "StzooError", "InputError",
            "InputTypeError", "UnknownModelError", "ConfigError", "WeightsNotAvailableError",
-           "ChecksumError", "HubError", "InvalidHubIdError", "__version__"]
+           "ChecksumError", "HubError", "InvalidHubIdError", "FramesWarning", "__version__"]

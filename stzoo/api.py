@@ -15,6 +15,7 @@ from stzoo.manifest import InputSpec, get_entry, load_manifest
 from stzoo.models import build_model, get_architecture, load_state_dict_strict
 from stzoo.pretrained import CONFIG_NAME, WEIGHTS_NAME, read_config
 from stzoo.predictor import Predictor, check_batch_size, parse_device, parse_dtype
+from stzoo.runtime import warn_if_slow_bf16
 
 __all__ = ["list_models", "info", "load", "create", "load_pretrained", "load_from_hub", "assemble_predictor",
            "load_state_dict_strict"]
@@ -65,7 +66,11 @@ def load(name: str | os.PathLike, *, pretrained: bool = True, weights: str | os.
         weights: a local safetensors file to load instead of the released one (checked against the
             manifest's sha256 when the entry has released weights).
         device: e.g. ``"cpu"``, ``"cuda"``; default CPU (``"meta"`` is refused: it holds no weights).
-        dtype: ``"float32"`` (default), ``"bfloat16"`` or ``"float16"``.
+        dtype: ``"float32"`` (default: exact), ``"bfloat16"`` or ``"float16"``. bfloat16 is fast
+            on CUDA and on CPUs with native bf16 units (AMX, AVX512-BF16; see
+            :func:`stzoo.runtime.native_bf16`); on a CPU without them it is slower than float32 and
+            ``load`` says so with a :class:`~stzoo.runtime.PerformanceWarning` (measured in
+            ``docs/benchmarks.md``).
         batch_size: sequences per forward pass in :meth:`Predictor.predict`, a positive integer
             (numpy integers too); checked here, before any weights are read.
         impl: ``"reference"`` (the readable paper-shaped modules of :mod:`stzoo.models`),
@@ -130,6 +135,8 @@ def assemble_predictor(entry: dict[str, Any], weights: Path | None, *, name: str
     except (RuntimeError, AssertionError) as exc:
         raise InputError(f"cannot move {name or entry.get('source', 'the model')} to device {device!r}: "
                          f"{exc}") from exc
+    if parse_dtype(dtype) == torch.bfloat16:
+        warn_if_slow_bf16(dev)  # a CPU without AMX / AVX512-BF16: slower than fp32, say so once
     return Predictor(model, InputSpec.from_dict(entry["input"]), name=name, entry=entry,
                      batch_size=batch_size).use_impl(impl)
 

@@ -18,6 +18,15 @@ Peak memory:
   the RSS, so for a clean number measure each configuration in a fresh process, as
   ``benchmarks/`` does. Where that file cannot be written (not Linux, or a restricted sandbox),
   ``peak_mem_mb`` is ``None``.
+
+Training (``stzoo bench --train``, :func:`measure_train`) times the project's real training step,
+the one :func:`stzoo.train.train` runs: :func:`stzoo.train.compute_loss` (the recipe's loss, scheduled
+sampling for recurrent models, an architecture's own ``training_forward``) under bfloat16 autocast
+when asked, then :func:`stzoo.train.optimizer_step` (backward, gradient clipping, AdamW, OneCycle),
+on a random batch of ``T_in + T_out`` frames. Steps/s is ``1 / median step time``; sequences/s is
+``batch`` times that. Like ``train``, it raises the C allocator's thresholds first
+(:func:`stzoo.runtime.tune_allocator`), and every row records the CPU model, its kernel-relevant
+flags, its bf16 units and the allocator it ran with.
 """
 
 from __future__ import annotations
@@ -31,7 +40,8 @@ import torch
 
 from stzoo.errors import InputError
 
-__all__ = ["BenchResult", "measure", "make_call", "format_table", "rss_mb", "PeakRSS"]
+__all__ = ["BenchResult", "measure", "make_call", "format_table", "rss_mb", "PeakRSS", "TrainBenchResult",
+           "measure_train", "make_train_step", "format_train_table", "TRAIN_DTYPES"]
 
 
 @dataclass
@@ -199,5 +209,155 @@ def format_table(results: list[BenchResult]) -> str:
     header = ("model", "impl", "batch", "device", "dtype", "seq/s", "latency ms", "peak MiB")
     rows = [(r.name, r.impl, str(r.batch), r.device, r.dtype, f"{r.seq_per_s:.2f}", f"{r.latency_ms:.1f}",
              "n/a" if r.peak_mem_mb is None else f"{r.peak_mem_mb:.0f}") for r in results]
+    widths = [max(len(row[i]) for row in rows + [header]) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header] + rows)
+
+
+# ---- training steps -------------------------------------------------------------------------------
+#: What ``dtype`` means for a training step: fp32 throughout, or bf16 autocast (weights, gradients and
+#: optimizer state stay fp32, as in :func:`stzoo.train.train`); ``"auto"`` = bf16 where
+#: :func:`stzoo.runtime.native_bf16` says the device has native units, else fp32.
+TRAIN_DTYPES = ("float32", "bfloat16", "auto")
+
+
+@dataclass
+class TrainBenchResult:
+    """One measurement of :func:`measure_train`."""
+
+    name: str
+    arch: str
+    batch: int
+    device: str
+    dtype: str
+    steps_per_s: float
+    seq_per_s: float
+    step_ms: float
+    peak_mem_mb: float | None
+    loss: float
+    frames_in: int
+    frames_out: int
+    height: int
+    width: int
+    iters: int
+    warmup: int
+    cpu: str
+    cpu_flags: list[str]
+    bf16_units: list[str]
+    cpu_capability: str
+    threads: int
+    allocator: str
+    torch_version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict of every field."""
+        return asdict(self)
+
+
+def _resolve_train_dtype(dtype: str, device: torch.device) -> bool:
+    from stzoo.runtime import native_bf16
+
+    if dtype not in TRAIN_DTYPES:
+        raise InputError(f"training dtype must be one of {', '.join(TRAIN_DTYPES)}, got {dtype!r}")
+    return native_bf16(device) if dtype == "auto" else dtype == "bfloat16"
+
+
+def make_train_step(name: str, *, batch: int | None = None, device: str = "cpu", dtype: str = "float32",
+                    config: dict[str, Any] | None = None, seed: int = 0) -> tuple[Callable[[], float], dict[str, Any]]:
+    """A no-argument function running one real training step of zoo entry ``name`` (random weights,
+    the same random batch every call) and returning its loss, plus a dict describing the setup
+    (``name``, ``arch``, ``batch``, ``device``, ``dtype``, ``frames_in``, ``frames_out``, ``height``,
+    ``width``). ``config`` overrides entries of the zoo config (e.g. a tiny model for a test);
+    ``batch`` defaults to the architecture's recipe batch size. See :func:`measure_train`."""
+    import dataclasses
+
+    from stzoo.manifest import get_entry
+    from stzoo.models import build_model, get_architecture
+    from stzoo.predictor import parse_device
+    from stzoo.train import compute_loss, make_optimizer, optimizer_step
+
+    entry = get_entry(name)
+    arch = get_architecture(entry["architecture"])
+    recipe = arch.recipe
+    batch = recipe.batch_size if batch is None else batch
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise InputError(f"batch must be a positive integer, got {batch!r}")
+    recipe = dataclasses.replace(recipe, batch_size=batch)
+    dev = parse_device(device)
+    amp = _resolve_train_dtype(dtype, dev)
+    torch.manual_seed(seed)
+    model = build_model(arch.name, {**entry["config"], **(config or {})}).to(dev).train()
+    opt, sched = make_optimizer(model.parameters(), recipe, total_steps=10**6)
+    spec = entry["input"]
+    channels = int(getattr(model, "channels", spec["channels"]))
+    g = torch.Generator().manual_seed(seed)
+    seq = torch.rand(batch, recipe.frames_in + recipe.frames_out, channels, spec["height"], spec["width"],
+                     generator=g).to(dev)
+    teacher_p = 1.0 if recipe.scheduled_sampling > 0 else 0.0  # the start of training
+
+    def step() -> float:
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            loss = compute_loss(model, recipe, seq, teacher_p, progress=0.0)
+        optimizer_step(loss, model, opt, sched, recipe.grad_clip)
+        return float(loss.detach())  # also waits for the device
+
+    setup = {"name": entry["name"], "arch": arch.name, "batch": batch, "device": str(dev),
+             "dtype": "bfloat16" if amp else "float32", "frames_in": recipe.frames_in,
+             "frames_out": recipe.frames_out, "height": spec["height"], "width": spec["width"]}
+    return step, setup
+
+
+def measure_train(name: str, *, batch: int | None = None, device: str = "cpu", dtype: str = "float32",
+                  warmup: int = 1, iters: int = 3, config: dict[str, Any] | None = None) -> TrainBenchResult:
+    """Time ``iters`` real training steps of zoo entry ``name`` after ``warmup`` untimed ones.
+
+    Args:
+        name: a zoo name (random weights; the speed does not depend on them).
+        batch: sequences per step (default: the architecture's recipe batch size, 16 for most).
+        device: ``"cpu"``, ``"cuda"``, ...
+        dtype: ``"float32"``, ``"bfloat16"`` (autocast, as ``stzoo train --dtype bfloat16``) or
+            ``"auto"`` (bf16 where the device has native bf16, see :func:`stzoo.runtime.native_bf16`).
+        warmup: untimed steps first (allocations, oneDNN primitive creation, optimizer state).
+        iters: timed steps; the step time is their median.
+        config: overrides of the zoo config (e.g. smaller widths).
+
+    Calls :func:`stzoo.runtime.tune_allocator` first, as training does (``STZOO_MALLOC_TUNING=0``
+    leaves the allocator alone); the result says which allocator ran.
+
+    Raises:
+        InputError: bad ``batch`` / ``iters`` / ``warmup`` / ``dtype`` / device.
+    """
+    from stzoo.runtime import machine_description, tune_allocator
+
+    if iters < 1 or warmup < 0:
+        raise InputError(f"need iters >= 1 and warmup >= 0, got iters={iters}, warmup={warmup}")
+    tune_allocator()
+    step, setup = make_train_step(name, batch=batch, device=device, dtype=dtype, config=config)
+    dev = torch.device(setup["device"])
+    times, loss = [], float("nan")
+    with PeakRSS() as mem:
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+            base = torch.cuda.memory_allocated(dev)
+        for _ in range(warmup):
+            step()
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            loss = step()
+            _sync(dev)
+            times.append(time.perf_counter() - t0)
+    peak = (torch.cuda.max_memory_allocated(dev) - base) / 2**20 if dev.type == "cuda" else mem.mb
+    dt = statistics.median(times)
+    machine = machine_description()
+    return TrainBenchResult(**setup, steps_per_s=1.0 / dt, seq_per_s=setup["batch"] / dt, step_ms=dt * 1e3,
+                            peak_mem_mb=peak, loss=loss, iters=iters, warmup=warmup,
+                            **{k: machine[k] for k in ("cpu", "cpu_flags", "bf16_units", "cpu_capability",
+                                                       "threads", "allocator", "torch_version")})
+
+
+def format_train_table(results: list[TrainBenchResult]) -> str:
+    """Fixed-width text table of ``results`` (what ``stzoo bench --train`` prints below its machine line)."""
+    header = ("model", "batch", "device", "dtype", "steps/s", "seq/s", "step ms", "peak MiB")
+    rows = [(r.name, str(r.batch), r.device, r.dtype, f"{r.steps_per_s:.3f}", f"{r.seq_per_s:.2f}",
+             f"{r.step_ms:.0f}", "n/a" if r.peak_mem_mb is None else f"{r.peak_mem_mb:.0f}") for r in results]
     widths = [max(len(row[i]) for row in rows + [header]) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header] + rows)

@@ -40,45 +40,77 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    import numpy as np
+    import re
+    import warnings
 
-    from stzoo.api import load
-    from stzoo.io import read_frames, write_gif
+    from stzoo.io import FramesWarning
 
-    p = load(args.name, pretrained=not args.random, weights=args.weights, device=args.device, impl=args.impl)
-    frames = read_frames(args.input, channels=p.spec.channels)
-    if frames.ndim == 3:
-        frames = frames[..., None]
     if not (args.output or args.strip or args.animation):
-        raise StzooError("nothing to write: give --output OUT.gif|.npy, --strip OUT.png and/or --animation OUT.gif")
-    future = p.predict(frames, horizon=args.horizon, layout="THWC")
+        raise StzooError("nothing to write: give --output (OUT.gif, OUT.mp4 / .avi / .webm, OUT.npy or a folder "
+                         "OUT/ of PNGs), --strip OUT.png and/or --animation OUT.gif")
+
+    def show(message: Warning | str, *_: object, **__: object) -> None:  # a CLI line, not a source location
+        print(f"stzoo: warning: {message}", file=sys.stderr)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", FramesWarning)
+            warnings.showwarning = show
+            return _predict_to_files(args)
+    except StzooError as exc:  # the Python API's `layout=` is --layout here
+        text = re.sub(r"\blayout='([A-Za-z]+)'", r"--layout \1", str(exc))
+        raise StzooError(re.sub(r"\blayout=", "--layout", text)) from None
+
+
+def _predict_to_files(args: argparse.Namespace) -> int:
+    """`stzoo predict`: every output is checked before the model is loaded or run."""
+    from stzoo.api import load
+    from stzoo.io import (
+        check_output_path,
+        frames_layout,
+        read_frames,
+        to_thwc,
+        write_frames,
+    )
+
+    kind = check_output_path(args.output) if args.output else None  # an unknown suffix fails here
+    p = load(args.name, pretrained=not args.random, weights=args.weights, device=args.device, impl=args.impl,
+             dtype=args.dtype)
+    frames = read_frames(args.input)  # images: T×H×W×C uint8, grey or RGB as stored; arrays: as stored
+    layout = frames_layout(frames, channels=p.spec.channels, layout=args.layout)
+    dims = dict(zip(layout, frames.shape))
+    images = kind in ("gif", "video", "folder") or args.strip or args.animation
+    if images and dims.get("B", 1) > 1:
+        raise StzooError(f"{args.input} holds a batch of {dims['B']} sequences (layout {layout}): only --output "
+                         f"OUT.npy writes a batch; GIFs, videos, PNG folders, --strip and --animation show one")
+    if kind == "video":
+        check_output_path(args.output, height=dims["H"], width=dims["W"])
+    future = p.predict(frames, horizon=args.horizon, layout=layout)
     if args.output:
-        out = Path(args.output)
-        if out.suffix.lower() == ".npy":
-            np.save(out, future)
-        else:
-            write_gif(future, out, fps=args.fps)
-        print(f"wrote {future.shape[0]} predicted frames to {out}")
+        write_frames(future, args.output, fps=args.fps, layout=layout)
+        print(f"wrote {future.shape[layout.index('T')]} predicted frames to {args.output} "
+              f"({'a folder of PNGs' if kind == 'folder' else kind}, the input's layout {layout})")
     if args.strip or args.animation:
         from stzoo import viz
 
-        used = frames[-p.spec.frames_in:]  # the frames the model read
-        start = len(frames) - len(used) + 1
-        truth = read_frames(args.truth, channels=p.spec.channels) if args.truth else None
-        if truth is not None:
-            if truth.ndim == 3:
-                truth = truth[..., None]
-            if len(truth) < len(future):
-                raise StzooError(f"--truth holds {len(truth)} frames but {len(future)} were predicted; give at "
+        seq, fut = to_thwc(frames, layout), to_thwc(future, layout)
+        used = seq[-p.spec.frames_in:]  # the frames the model read
+        start = len(seq) - len(used) + 1
+        truth = None
+        if args.truth:
+            raw = read_frames(args.truth)
+            truth = to_thwc(raw, frames_layout(raw, channels=p.spec.channels), channels=fut.shape[-1])
+            if len(truth) < len(fut):
+                raise StzooError(f"--truth holds {len(truth)} frames but {len(fut)} were predicted; give at "
                                  "least as many true future frames (or a shorter --horizon)")
-            truth = truth[:len(future)]
+            truth = truth[:len(fut)]
         if args.strip:
-            viz.save_strip(used, future, args.strip, target=truth, start=start)
-            print(f"wrote a strip of {len(used)} input and {len(future)} predicted frames"
+            viz.save_strip(used, fut, args.strip, target=truth, start=start)
+            print(f"wrote a strip of {len(used)} input and {len(fut)} predicted frames"
                   f"{' (with ground truth and error)' if truth is not None else ''} to {args.strip}")
         if args.animation:
-            viz.save_gif(used, future, args.animation, target=truth, fps=args.fps, start=start)
-            print(f"wrote an annotated animation ({len(used) + len(future)} frames) to {args.animation}")
+            viz.save_gif(used, fut, args.animation, target=truth, fps=args.fps, start=start)
+            print(f"wrote an annotated animation ({len(used) + len(fut)} frames) to {args.animation}")
     return 0
 
 
@@ -109,7 +141,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     checkpoint_every_s=args.checkpoint_every,
                     command=args.command_line, init_from=init_from, dtype=args.dtype,
                     time_budget_s=args.time_budget * 60 if args.time_budget is not None else None,
-                    dataset=args.dataset)
+                    dataset=args.dataset, budget_clock=args.budget_clock,
+                    curve_every_s=args.curve_every * 60 if args.curve_every is not None else None,
+                    curve_sequences=args.curve_sequences, data_workers=args.data_workers)
     print(json.dumps({k: summary[k] for k in ("step", "total_steps", "wall_clock_s", "metrics") if k in summary},
                      indent=2))
     return 0
@@ -213,7 +247,7 @@ def _cmd_release(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     root = Path(__file__).resolve().parent
     entry = release_to_manifest(
-        args.name, args.run, weights_dir=args.weights_dir or root.parent / "weights",
+        args.name, args.run, weights_dir=args.weights_dir or root / "weights",  # = stzoo.hub.packaged_weights_dir()
         manifest_path=args.manifest or root / "weights_manifest.json", mnist_dir=args.mnist_dir,
         eval_sequences=args.sequences, half=args.half,
         command=args.command_line, prior_runs=args.prior_run, force=args.force)
@@ -390,18 +424,47 @@ def _cmd_convert_openstl(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from stzoo.api import info, list_models
-    from stzoo.bench import format_table, measure
+    from stzoo.bench import format_table, format_train_table, measure, measure_train
+    from stzoo.errors import InputError
+    from stzoo.runtime import machine_description, tune_allocator
 
     names = args.names or [n for n in list_models(pretrained=True) if info(n)["name"] == n]
+    allowed = ("float32", "bfloat16", "auto") if args.train else ("float32", "bfloat16", "float16")
+    dtypes = args.dtype or (["float32", "bfloat16"] if args.train else ["float32"])
+    bad = [d for d in dtypes if d not in allowed]
+    if bad:
+        raise InputError(f"--dtype {bad[0]} is not one of {', '.join(allowed)}"
+                         f"{' (with --train)' if args.train else ''}")
+    if args.train:
+        tune_allocator()  # as stzoo train does: the numbers are those a training run gets
+        results: list = []
+        for name in names:
+            for batch in args.batch or [None]:
+                for dtype in dtypes:
+                    r = measure_train(name, batch=batch, device=args.device, dtype=dtype,
+                                      warmup=1 if args.warmup is None else args.warmup,
+                                      iters=3 if args.iters is None else args.iters)
+                    results.append(r)
+                    if args.json:
+                        print(json.dumps(r.to_dict()), flush=True)
+        if not args.json:
+            m = machine_description()
+            print(f"# CPU: {m['cpu']}; flags: {' '.join(m['cpu_flags']) or 'none of note'}; bf16 units: "
+                  f"{', '.join(m['bf16_units']) or 'none'}; torch CPU kernels: {m['cpu_capability']}; "
+                  f"threads: {m['threads']}; allocator: {m['allocator']}; torch {m['torch_version']}")
+            print(format_train_table(results))
+        return 0
     results = []
     for name in names:
-        for batch in args.batch:
+        for batch in args.batch or [1, 16]:
             for impl in args.impl:
-                r = measure(name, impl=impl, batch=batch, device=args.device, dtype=args.dtype,
-                            warmup=args.warmup, iters=args.iters)
-                results.append(r)
-                if args.json:
-                    print(json.dumps(r.to_dict()), flush=True)
+                for dtype in dtypes:
+                    r = measure(name, impl=impl, batch=batch, device=args.device, dtype=dtype,
+                                warmup=2 if args.warmup is None else args.warmup,
+                                iters=10 if args.iters is None else args.iters)
+                    results.append(r)
+                    if args.json:
+                        print(json.dumps(r.to_dict()), flush=True)
     if not args.json:
         print(format_table(results))
     return 0
@@ -419,14 +482,13 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     if args.every < 1:
         raise StzooError(f"--every must be >= 1, got {args.every}")
     p = load(args.name, pretrained=not args.random, weights=args.weights, device=args.device, impl=args.impl)
-    frames = read_frames(args.input, channels=p.spec.channels)
+    frames = read_frames(args.input)  # grey or RGB as stored: the Forecaster converts (and says so) as predict does
     f = Forecaster(p, horizon=args.horizon, context=args.context, min_frames=args.min_frames)
     out = Path(args.out) if args.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     print(f"streaming {len(frames)} frames of {args.input} through {p.name or args.name} "
           f"(context={f.context}, horizon={f.horizon}, first forecast after {f.min_frames} frame(s))")
-    scale = 255.0 if frames.dtype.kind in "ui" else 1.0
     records, push_s, forecast_s = [], 0.0, 0.0
     for t, frame in enumerate(frames, start=1):
         start = time.perf_counter()
@@ -440,10 +502,11 @@ def _cmd_stream(args: argparse.Namespace) -> int:
         observed = frames[t:t + f.horizon]  # the frames that really came next, where the input has them
         rec: dict = {"after_frame": t, "horizon": f.horizon}
         line = f"after frame {t}: forecast of frames {t + 1}-{t + f.horizon}"
-        if len(observed):
-            err = np.asarray(future[:len(observed)], np.float64) / scale - np.asarray(observed, np.float64) / scale
-            rec["mse_vs_observed"], rec["frames_compared"] = float(np.mean(err ** 2)), len(observed)
-            line += f"; MSE vs the {len(observed)} observed frame(s) {rec['mse_vs_observed']:.5f}"
+        if len(observed):  # MSE / SSIM per frame as in the zoo table (stzoo.metrics; Forecaster.compare)
+            score = f.compare(observed)
+            rec.update(mse=score["mse"], ssim=score["ssim"], frames_compared=score["frames"])
+            line += (f"; vs the {score['frames']} observed frame(s): MSE {score['mse']:.2f} per frame (zoo-table "
+                     f"convention), SSIM {score['ssim']:.3f}")
         if out is not None:
             target = out / f"forecast_{t:06d}.{args.save}"
             if args.save == "npy":
@@ -459,7 +522,9 @@ def _cmd_stream(args: argparse.Namespace) -> int:
                          f"needs before its first forecast")
     summary = {"model": p.name or args.name, "input": str(args.input), "frames": len(frames),
                "context": f.context, "horizon": f.horizon, "forecasts": records,
-               "mean_push_ms": 1e3 * push_s / len(frames), "mean_forecast_ms": 1e3 * forecast_s / len(records)}
+               "mean_push_ms": 1e3 * push_s / len(frames), "mean_forecast_ms": 1e3 * forecast_s / len(records),
+               "mse_convention": "squared error summed over the C·H·W values of a frame in [0, 1], averaged over "
+                                 "frames (the zoo table's; see docs/predicting.md)"}
     if out is not None:
         (out / "forecasts.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     print(f"{len(records)} forecast(s) from {len(frames)} frames; mean push {summary['mean_push_ms']:.2f} ms, "
@@ -484,75 +549,144 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _add_model_source(p: argparse.ArgumentParser) -> None:
     """The model arguments of `stream` and `export`: NAME, --weights, --random."""
-    p.add_argument("name", help="zoo name, save_pretrained folder or hf-hub:owner/repo")
-    p.add_argument("--weights", default=None, help="local safetensors file instead of the release")
-    p.add_argument("--random", action="store_true", help="use random weights (for a smoke test)")
+    p.add_argument("name", help="zoo name (stzoo list), save_pretrained folder or hf-hub:owner/repo[@revision]")
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="local safetensors file instead of the released weights (default: the release)")
+    p.add_argument("--random", action="store_true", help="use random weights, for a smoke test (default: off)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stzoo", description="Spatiotemporal forecasting model zoo.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("list", help="list zoo models").set_defaults(func=_cmd_list)
+    sub.add_parser("list", help="list zoo models: architecture, parameters, released weights, test MSE",
+                   description="List every zoo entry (aliases say what they point at) with its architecture, "
+                   "parameter count, whether weights are released, and its MSE on the stzoo Moving MNIST test "
+                   "set.").set_defaults(func=_cmd_list)
 
     p = sub.add_parser("info", help="show a model's manifest entry")
-    p.add_argument("name")
+    p.add_argument("name", help="zoo name or alias (stzoo list); the entry is printed as JSON")
     p.set_defaults(func=_cmd_info)
 
-    p = sub.add_parser("predict", help="forecast the frames that follow a GIF / image folder / .npy")
-    p.add_argument("name")
-    p.add_argument("--input", required=True, help="GIF, folder of images, or .npy (T×H×W[×C])")
-    p.add_argument("--output", default=None, help="OUT.gif (or .npy): the predicted frames")
+    p = sub.add_parser("predict", help="forecast the frames that follow a clip (GIF, video, image folder, .npy)",
+                       description="Forecast the frames that follow the clip --input and write them as the name "
+                       "of --output asks (GIF, video, .npy, folder of PNGs), in the input's layout and channels. "
+                       "RGB clips for a grey model are converted to their luminance (and back), with a warning. "
+                       "See docs/predicting.md.")
+    p.add_argument("name", help="the model: a zoo name (stzoo list), a save_pretrained folder or hf-hub:owner/repo")
+    p.add_argument("--input", required=True, metavar="CLIP",
+                   help="GIF / APNG, folder of images, video (.mp4, .avi, ... with the video extra) or .npy / .npz "
+                   "(T×H×W, T×H×W×C, T×C×H×W or batched) (required)")
+    p.add_argument("--output", default=None, metavar="OUT",
+                   help="the forecast, written as its name asks: OUT.gif; OUT.mp4, .avi or .webm (video extra: "
+                   "pip install -e \".[video]\"); OUT.npy (the input's layout and dtype); or a folder of PNGs "
+                   "(OUT/, a name without a suffix, or an existing folder); any other suffix is refused before "
+                   "the model runs (default: none)")
     p.add_argument("--strip", default=None, metavar="OUT.png",
-                   help="a paper-style strip: input | (ground truth | prediction | |error| with --truth)")
+                   help="a paper-style strip: input | (ground truth | prediction | |error| with --truth) "
+                   "(default: none)")
     p.add_argument("--animation", default=None, metavar="OUT.gif",
-                   help="an annotated GIF: the input, then the forecast (beside the truth with --truth)")
-    p.add_argument("--truth", default=None, help="the frames that really followed (GIF / folder / .npy), "
-                   "for the strip's ground-truth and error rows")
-    p.add_argument("--horizon", type=int, default=None)
-    p.add_argument("--weights", default=None, help="local safetensors file instead of the release")
-    p.add_argument("--random", action="store_true", help="use random weights (for a smoke test)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--fps", type=float, default=5.0)
+                   help="an annotated GIF: the input, then the forecast (beside the truth with --truth) "
+                   "(default: none)")
+    p.add_argument("--truth", default=None, metavar="CLIP",
+                   help="the frames that really followed (GIF / folder / video / .npy), for the ground-truth and "
+                   "error rows of --strip and --animation (default: none)")
+    p.add_argument("--horizon", type=int, default=None, metavar="N",
+                   help="frames to forecast; beyond the model's native output it rolls out on its own "
+                   "predictions (default: the model's frames_out)")
+    p.add_argument("--layout", type=str.upper, default=None,
+                   choices=("THW", "THWC", "TCHW", "BTHW", "BTHWC", "BTCHW"),
+                   help="axis order of an array --input whose shape leaves it ambiguous; images are always "
+                   "T×H×W×C (default: inferred from the shape)")
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="local safetensors file instead of the released weights (default: the release)")
+    p.add_argument("--random", action="store_true", help="use random weights, for a smoke test (default: off)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="precision of the weights and the forecast: float32 is exact; bfloat16 is faster on "
+                   "GPUs and on CPUs with native bf16, and slightly less exact (default: float32)")
+    p.add_argument("--fps", type=float, default=5.0,
+                   help="frames per second of GIF and video outputs and of --animation (default: 5)")
     p.add_argument("--impl", choices=["auto", "reference", "fused"], default="auto",
-                   help="reference modules or their fused fast twins (auto = fused); see docs/kernels.md")
+                   help="reference modules or their fused fast twins (auto = fused where one exists); see "
+                   "docs/kernels.md (default: auto)")
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("bench", help="sequences/s, latency and peak memory per model × impl × batch",
-                       description="Time forecasts (random weights and inputs; speed does not depend on them). "
-                       "See docs/benchmarks.md for how the numbers are taken.")
+    p = sub.add_parser("bench", help="sequences/s, latency and peak memory per model × impl × batch "
+                       "(--train: training steps/s per dtype)",
+                       description="Time forecasts, or with --train real training steps (random weights and "
+                       "inputs; speed does not depend on them). See docs/benchmarks.md for how the numbers are "
+                       "taken.")
     p.add_argument("names", nargs="*", metavar="NAME",
                    help="zoo names (default: every entry with released weights)")
-    p.add_argument("--impl", nargs="+", choices=["auto", "reference", "fused"], default=["reference", "fused"])
-    p.add_argument("--batch", nargs="+", type=int, default=[1, 16])
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--iters", type=int, default=10)
-    p.add_argument("--json", action="store_true", help="print one JSON object per measurement instead")
+    p.add_argument("--train", action="store_true",
+                   help="time training steps instead of forecasts: the step stzoo train runs (recipe loss, "
+                   "backward, gradient clipping, AdamW + OneCycle) with the C allocator tuned as in training; "
+                   "prints steps/s and sequences/s per --dtype and the CPU model, flags and allocator "
+                   "(default: off, time forecasts)")
+    p.add_argument("--impl", nargs="+", choices=["auto", "reference", "fused"], default=["reference", "fused"],
+                   help="implementations to time (default: reference fused; not used with --train, which "
+                   "trains the reference modules)")
+    p.add_argument("--batch", nargs="+", type=int, default=None,
+                   help="sequences per forecast / per training step (default: 1 16; with --train: the "
+                   "architecture's recipe batch size, 16 for most)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument("--dtype", nargs="+", default=None, metavar="DTYPE",
+                   help="forecasts: float32, bfloat16 or float16 weights and inputs; --train: float32, bfloat16 "
+                   "(autocast, weights stay fp32) or auto (bf16 where the device has native bf16) "
+                   "(default: float32; with --train: float32 bfloat16)")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="untimed calls / steps first (default: 2; with --train: 1)")
+    p.add_argument("--iters", type=int, default=None,
+                   help="timed calls / steps, of which the median is reported (default: 10; with --train: 3)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object per measurement instead of a table (default: off)")
     p.set_defaults(func=_cmd_bench)
 
-    p = sub.add_parser("train", help="train a zoo entry's architecture on Moving MNIST (resumable)")
-    p.add_argument("name")
-    p.add_argument("--out", required=True, help="run folder (checkpoint, logs); resumes if it exists")
-    p.add_argument("--mnist-dir", default=None, help="folder of the MNIST IDX files (or $STZOO_MNIST_DIR)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--eval-sequences", type=int, default=10000)
-    p.add_argument("--checkpoint-every", type=float, default=300.0, help="seconds between checkpoints")
+    p = sub.add_parser("train", help="train a zoo entry's architecture on a generated dataset (resumable)")
+    p.add_argument("name", help="zoo entry whose architecture, config and recipe to train (stzoo list)")
+    p.add_argument("--out", required=True, help="run folder (checkpoint, logs); resumes if it exists (required)")
+    p.add_argument("--mnist-dir", default=None, help="folder of the MNIST IDX files (default: $STZOO_MNIST_DIR)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available, else cpu)")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--max-steps", type=int, default=None, metavar="N",
+                   help="stop after N steps in all (the schedule still spans the whole run); running the same "
+                   "command again resumes (default: no limit)")
+    p.add_argument("--eval-sequences", type=int, default=10000, metavar="N",
+                   help="test sequences of the final evaluation in summary.json; 0 skips it (default: 10000)")
+    p.add_argument("--checkpoint-every", type=float, default=300.0, metavar="S",
+                   help="seconds between checkpoints (default: 300)")
     p.add_argument("--init-from", default=None,
-                   help="warm-start a new run: 'released' (the entry's released weights) or a .safetensors path")
+                   help="warm-start a new run: 'released' (the entry's released weights) or a .safetensors path "
+                   "(default: random initialisation)")
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
-                   help="training precision; auto = bf16 autocast where the device has native bf16")
+                   help="training precision; auto = bf16 autocast where the device has native bf16 (default: auto)")
     p.add_argument("--dataset", default="moving_mnist", metavar="NAME",
-                   help="training data: moving_mnist, grayscott or kolmogorov (stzoo data list)")
+                   help="training data: moving_mnist, grayscott or kolmogorov (stzoo data list) (default: moving_mnist)")
     p.add_argument("--time-budget", type=float, default=None, metavar="MIN",
                    help="lay the learning-rate schedule over MIN minutes of training and stop, annealed and "
-                   "checkpointed, when they are spent (or when --epochs are done, if sooner)")
-    for name, typ in (("epochs", int), ("epoch_size", int), ("batch_size", int), ("lr", float),
-                      ("loss", str), ("alpha", float), ("seed", int), ("scheduled_sampling", float)):
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None)
+                   "checkpointed, when they are spent (or when --epochs are done, if sooner) (default: none)")
+    p.add_argument("--budget-clock", choices=("wall", "cpu"), default="wall",
+                   help="what --time-budget and --curve-every count: wall-clock seconds, or this process's CPU "
+                   "seconds (the same compute for every run with fixed --threads, however busy the machine) "
+                   "(default: wall)")
+    p.add_argument("--curve-every", type=float, default=None, metavar="MIN",
+                   help="every MIN minutes of budget, measure the model on the first --curve-sequences test "
+                   "sequences and append the result to OUT/curve.jsonl (default: off)")
+    p.add_argument("--data-workers", type=int, default=0, metavar="N",
+                   help="processes that generate training batches ahead of the loop (the same sequences); "
+                   "for a GPU, which would wait for the CPU otherwise (default: 0, in the loop)")
+    p.add_argument("--curve-sequences", type=int, default=64, metavar="N",
+                   help="test sequences each --curve-every measurement uses (default: 64)")
+    for name, typ, what in (("epochs", int, "epochs of --epoch-size sequences"),
+                            ("epoch_size", int, "sequences per epoch"), ("batch_size", int, "sequences per step"),
+                            ("lr", float, "peak learning rate (OneCycle)"), ("loss", str, "mse or mse+ddr"),
+                            ("alpha", float, "DDR weight of the mse+ddr loss"),
+                            ("seed", int, "initialisation and data-order seed"),
+                            ("scheduled_sampling", float,
+                             "recurrent models: fraction of training over which teacher forcing decays to 0")):
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None,
+                       help=f"{what} (default: the entry's recipe)")
     p.set_defaults(func=_cmd_train)
 
     from stzoo.finetune import AUTO_MAX_STEPS, AUTO_MIN_STEPS, AUTO_PASSES, DEFAULT_LR
@@ -652,61 +786,72 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_finetune)
 
     p = sub.add_parser("evaluate", help="MSE/MAE/SSIM/PSNR on the stzoo Moving MNIST test set",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        description="Measure a zoo model (or the copy-last-frame baseline) on the first N "
                        "sequences of the stzoo Moving MNIST test set and print the metrics as JSON. The test "
                        "set is generated once and then memory-mapped from CACHE/moving-mnist, where CACHE is "
                        "$STZOO_CACHE, else $XDG_CACHE_HOME/stzoo, else ~/.cache/stzoo (82 MB per 1,000 "
                        "sequences; delete the folder to reclaim the space).")
     p.add_argument("name", help="zoo name, or copy-last-frame for the baseline")
-    p.add_argument("--mnist-dir", default=None,
-                   help="folder of the MNIST IDX files; if not given, $STZOO_MNIST_DIR")
-    p.add_argument("--sequences", type=int, default=10000, help="number of test sequences to evaluate on")
-    p.add_argument("--batch-size", type=int, default=64, help="sequences per forward pass")
-    p.add_argument("--weights", default=None,
-                   help="local safetensors file instead of the released weights")
-    p.add_argument("--device", default=None, help="torch device; if not given, the model's default (cpu)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch intra-op threads; if not given, torch's default")
+    p.add_argument("--mnist-dir", default=None, metavar="DIR",
+                   help="folder of the MNIST IDX files (default: $STZOO_MNIST_DIR)")
+    p.add_argument("--sequences", type=int, default=10000, metavar="N",
+                   help="number of test sequences to evaluate on; 10000 is the whole test set (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N",
+                   help="sequences per forward pass (default: %(default)s)")
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="local safetensors file instead of the released weights (default: the release)")
+    p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: the model's, cpu)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--no-cache", dest="cache", action="store_false", default=True,
                    help="generate the test sequences batch by batch instead of memory-mapping the cached "
-                   "file (same sequences; nothing written to disk). Cache used by default: %(default)s")
+                   "file (same sequences; nothing written to disk) (default: use the cache)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("data", help="the generated datasets: list them, look at one")
     data_sub = p.add_subparsers(dest="data_command", required=True)
     p = data_sub.add_parser("list", help="the datasets stzoo train --dataset takes")
     p.set_defaults(func=_cmd_data_list)
-    p = data_sub.add_parser("preview", help="write one sequence of a dataset as an animated GIF",
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = data_sub.add_parser("preview", help="write one sequence of a dataset as an animated GIF")
     p.add_argument("name", help="dataset name (stzoo data list)")
-    p.add_argument("--out", required=True, help="GIF file to write")
-    p.add_argument("--index", type=int, default=0, help="which sequence")
-    p.add_argument("--split", default="test", choices=("train", "test"), help="training data or the fixed test set")
-    p.add_argument("--fps", type=float, default=5.0, help="frames per second of the GIF")
-    p.add_argument("--mnist-dir", default=None, help="folder of the MNIST IDX files, for moving_mnist")
+    p.add_argument("--out", required=True, metavar="FILE.gif", help="GIF file to write (required)")
+    p.add_argument("--index", type=int, default=0, metavar="N", help="which sequence (default: %(default)s)")
+    p.add_argument("--split", default="test", choices=("train", "test"),
+                   help="training data or the fixed test set (default: %(default)s)")
+    p.add_argument("--fps", type=float, default=5.0, help="frames per second of the GIF (default: %(default)g)")
+    p.add_argument("--mnist-dir", default=None, metavar="DIR",
+                   help="folder of the MNIST IDX files, for moving_mnist (default: $STZOO_MNIST_DIR)")
     p.set_defaults(func=_cmd_data_preview)
 
     p = sub.add_parser("release", help="(maintainers) write a run's weights, measure them, update the manifest")
-    p.add_argument("name")
-    p.add_argument("--run", required=True, help="run folder written by stzoo train")
+    p.add_argument("name", help="zoo entry to release (stzoo list); not an alias")
+    p.add_argument("--run", required=True, metavar="DIR", help="run folder written by stzoo train (required)")
     p.add_argument("--prior-run", action="append", default=[], metavar="DIR",
                    help="a run between the current release and --run (each warm-started from the previous "
-                   "one's weights), in order; repeat for several. They join the entry's training ledger")
+                   "one's weights), in order; repeat for several. They join the entry's training ledger "
+                   "(default: none)")
     p.add_argument("--force", action="store_true",
-                   help="replace the current release even if the new weights are not better on the test set")
-    p.add_argument("--mnist-dir", default=None, help="folder of the MNIST IDX files (or $STZOO_MNIST_DIR)")
-    p.add_argument("--sequences", type=int, default=10000, help="test sequences to measure on")
-    p.add_argument("--half", action="store_true", help="store float16 weights")
-    p.add_argument("--weights-dir", default=None, help="default: the checkout's weights/ folder")
-    p.add_argument("--manifest", default=None, help="default: the package's weights_manifest.json")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+                   help="replace the current release even if the new weights are not better on the test set "
+                   "(default: off)")
+    p.add_argument("--mnist-dir", default=None, metavar="DIR",
+                   help="folder of the MNIST IDX files (default: $STZOO_MNIST_DIR)")
+    p.add_argument("--sequences", type=int, default=10000, metavar="N",
+                   help="test sequences to measure on (default: %(default)s)")
+    p.add_argument("--half", action="store_true", help="store float16 weights (default: float32)")
+    p.add_argument("--weights-dir", default=None, metavar="DIR",
+                   help="where the released file goes (default: the package's stzoo/weights/ folder, which "
+                   "ships in the wheel)")
+    p.add_argument("--manifest", default=None, metavar="FILE",
+                   help="manifest to update (default: the package's weights_manifest.json)")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads (default: torch's choice)")
     p.set_defaults(func=_cmd_release)
 
     p = sub.add_parser("zoo-table", help="print the zoo table (Markdown) generated from the manifest")
-    p.add_argument("--write", default=None, metavar="FILE", help="replace the table between markers in FILE")
+    p.add_argument("--write", default=None, metavar="FILE",
+                   help="replace the table between the zoo-table markers in FILE, e.g. README.md (default: print it)")
     p.add_argument("--docs", default=None, metavar="DIR",
-                   help="also write the docs pages generated from the manifest (DIR/zoo.md, DIR/models/*.md)")
+                   help="also write the docs pages generated from the manifest (DIR/zoo.md, DIR/models/*.md), "
+                   "e.g. docs (default: none)")
     p.set_defaults(func=_cmd_zoo_table)
 
     p = sub.add_parser("zoo-stats", help="(maintainers) count GFLOPs and measure CPU speed into the manifest",
@@ -714,11 +859,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "and, with --speed, measure CPU sequences/s with stzoo.bench.measure; both are written into "
                        "the manifest with their provenance. Then run `stzoo zoo-table --write README.md --docs docs`.")
     p.add_argument("names", nargs="*", metavar="NAME", help="entries to update (default: all non-alias entries)")
-    p.add_argument("--speed", action="store_true", help="also measure CPU speed (batch 1, float32)")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for the speed measurement")
-    p.add_argument("--iters", type=int, default=10, help="timed forecasts per entry")
+    p.add_argument("--speed", action="store_true", help="also measure CPU speed, batch 1, float32 (default: off)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="CPU threads for the speed measurement (default: %(default)s)")
+    p.add_argument("--iters", type=int, default=10, metavar="N",
+                   help="timed forecasts per entry (default: %(default)s)")
     p.add_argument("--machine", default=None, help="machine description to store (default: read from this one)")
-    p.add_argument("--manifest", default=None, help="default: the package's weights_manifest.json")
+    p.add_argument("--manifest", default=None, metavar="FILE",
+                   help="manifest to update (default: the package's weights_manifest.json)")
     p.set_defaults(func=_cmd_zoo_stats)
 
     p = sub.add_parser("download", help="pre-fetch verified weights (e.g. for an offline machine)",
@@ -726,12 +874,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "HF_ENDPOINT picks a mirror), check their sha256, and print where each file is. "
                        "Copy that cache to an offline machine and set HF_HUB_OFFLINE=1 there, or put the files "
                        "in a folder named by STZOO_WEIGHTS_DIR.")
-    p.add_argument("names", nargs="*", metavar="NAME", help="zoo names, or hf-hub:owner/repo[@revision]")
-    p.add_argument("--all", action="store_true", help="every zoo entry with released weights")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="zoo names, or hf-hub:owner/repo[@revision] (give names or --all)")
+    p.add_argument("--all", action="store_true", help="every zoo entry with released weights (default: off)")
     p.set_defaults(func=_cmd_download)
 
     p = sub.add_parser("cache", help="show which weights are cached locally, and their sizes")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--json", action="store_true", help="machine-readable JSON output (default: a table)")
     p.set_defaults(func=_cmd_cache)
 
     p = sub.add_parser("hub", help="(maintainers) Hugging Face Hub publishing")
@@ -741,11 +890,11 @@ def build_parser() -> argparse.ArgumentParser:
                            "Hub repo, created if missing. NAME: a zoo entry (its verified release file, byte for "
                            "byte); DIR: a folder written by Predictor.save_pretrained (loaded first, strictly). "
                            "The token comes from HF_TOKEN or `hf auth login`.")
-    p.add_argument("source", metavar="NAME|DIR")
-    p.add_argument("--repo-id", required=True, help="owner/name on the Hub")
-    p.add_argument("--revision", default=None, help="branch to commit to (default main)")
-    p.add_argument("--message", default=None, help="commit message")
-    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("source", metavar="NAME|DIR", help="a zoo entry with released weights, or a save_pretrained folder")
+    p.add_argument("--repo-id", required=True, help="owner/name on the Hub (required)")
+    p.add_argument("--revision", default=None, help="branch to commit to, created if missing (default: main)")
+    p.add_argument("--message", default=None, help="commit message (default: \"Upload NAME with stzoo VERSION\")")
+    p.add_argument("--private", action="store_true", help="create the repo private (default: public)")
     p.set_defaults(func=_cmd_hub_push)
 
     p = sub.add_parser("convert", help="import a checkpoint trained with another library")
@@ -762,48 +911,61 @@ def build_parser() -> argparse.ArgumentParser:
                    "ConvLSTM, PredRNN, PredRNNv2, PredRNNpp, MIM, MAU, PhyDNet, E3DLSTM, MMVP, SwinLSTM, PredFormer")
     p.add_argument("--config", default=None, metavar="JSON|FILE",
                    help="what the weights cannot tell, e.g. '{\"patch_size\": 4}' for ConvLSTM; JSON, a .json "
-                   "file or an OpenSTL .py config (e.g. configs/mmnist/ConvLSTM.py)")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder to write")
-    p.add_argument("--name", default=None, help="name in the model card (default <arch>-openstl-<file stem>)")
+                   "file or an OpenSTL .py config (e.g. configs/mmnist/ConvLSTM.py) (default: read everything "
+                   "from the checkpoint)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write (required)")
+    p.add_argument("--name", default=None, help="name in the model card (default: <arch>-openstl-<file stem>)")
     p.add_argument("--license", default="Apache-2.0", help="license of the original weights (default: OpenSTL's, "
                    "Apache-2.0)")
     p.set_defaults(func=_cmd_convert_openstl)
 
     p = sub.add_parser("stream", help="feed a video frame by frame and print rolling forecasts",
                        description="Push the frames of a video (GIF, folder of images, .npy, or MP4 & co. with "
-                       "stzoo[video]) one at a time through a stzoo.Forecaster, as a live source would, and "
+                       "the video extra: pip install -e \".[video]\") one at a time through a stzoo.Forecaster, "
+                       "as a live source would, and "
                        "forecast every K frames once enough context has arrived. Each forecast is compared with "
                        "the frames that really followed, where the input has them. See docs/deploy.md.")
     _add_model_source(p)
-    p.add_argument("--input", required=True, metavar="VIDEO", help="GIF, folder of images, .npy, or a video file")
-    p.add_argument("--horizon", type=int, default=None, help="frames per forecast (default: the model's frames_out)")
-    p.add_argument("--every", type=int, default=1, metavar="K", help="forecast every K frames (default 1)")
+    p.add_argument("--input", required=True, metavar="VIDEO",
+                   help="GIF, folder of images, .npy, or a video file (required)")
+    p.add_argument("--horizon", type=int, default=None, metavar="N",
+                   help="frames per forecast (default: the model's frames_out)")
+    p.add_argument("--every", type=int, default=1, metavar="K", help="forecast every K frames (default: 1)")
     p.add_argument("--context", choices=["stream", "window"], default=None,
                    help="carry the recurrent state over the whole stream, or recompute the last frames_in "
                    "frames (default: stream for recurrent models, window for TAU)")
-    p.add_argument("--min-frames", type=int, default=None, help="frames before the first forecast")
-    p.add_argument("--out", default=None, metavar="DIR", help="save every forecast and forecasts.json here")
-    p.add_argument("--save", choices=["gif", "npy"], default="gif", help="file type of saved forecasts")
-    p.add_argument("--fps", type=float, default=5.0)
-    p.add_argument("--device", default=None)
-    p.add_argument("--impl", choices=["auto", "reference", "fused"], default="auto")
+    p.add_argument("--min-frames", type=int, default=None, metavar="N",
+                   help="frames before the first forecast (default: the fewest the model needs)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="save every forecast and forecasts.json here (default: print only, save nothing)")
+    p.add_argument("--save", choices=["gif", "npy"], default="gif",
+                   help="file type of the forecasts saved in --out (default: gif)")
+    p.add_argument("--fps", type=float, default=5.0, help="frames per second of saved GIFs (default: 5)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: the model's, cpu)")
+    p.add_argument("--impl", choices=["auto", "reference", "fused"], default="auto",
+                   help="reference modules or their fused fast twins; auto = fused (default: auto)")
     p.set_defaults(func=_cmd_stream)
 
     p = sub.add_parser("export", help="export a model to ONNX (native lengths, dynamic batch)",
                        description="Write the model as an ONNX file mapping frames (B×frames_in×C×H×W float32 in "
                        "[0, 1]) to forecast (B×frames_out×C×H×W); recurrent models are unrolled. Only the batch "
                        "axis is dynamic. The file is checked with onnxruntime against torch before it is kept. "
-                       "Needs pip install \"stzoo[onnx]\". See docs/deploy.md.")
+                       "Needs the onnx extra (in a checkout: pip install -e \".[onnx]\"). See docs/deploy.md.")
     _add_model_source(p)
-    p.add_argument("--format", choices=["onnx"], default="onnx")
-    p.add_argument("--out", required=True, metavar="FILE", help="the .onnx file to write")
-    p.add_argument("--batch", type=int, default=1, help="example batch size (the only one with --static-batch)")
-    p.add_argument("--static-batch", action="store_true", help="fix the batch size instead of leaving it dynamic")
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="file format; only onnx so far (default: onnx)")
+    p.add_argument("--out", required=True, metavar="FILE", help="the .onnx file to write (required)")
+    p.add_argument("--batch", type=int, default=1, metavar="N",
+                   help="example batch size, the only one accepted with --static-batch (default: 1)")
+    p.add_argument("--static-batch", action="store_true",
+                   help="fix the batch size instead of leaving it dynamic (default: dynamic)")
     p.add_argument("--height", type=int, default=None, help="frame height (default: the training size)")
     p.add_argument("--width", type=int, default=None, help="frame width (default: the training size)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's, 20 for dynamo)")
-    p.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo")
-    p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime check")
+    p.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo",
+                   help="torch.onnx exporter: dynamo (torch.export based) or the older torchscript one "
+                   "(default: dynamo)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the onnxruntime check against torch (default: verify)")
     p.set_defaults(func=_cmd_export)
     return parser
 

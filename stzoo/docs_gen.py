@@ -5,7 +5,10 @@ Everything the docs say about the zoo comes from ``weights_manifest.json``, so i
 * :func:`zoo_page` — ``docs/zoo.md``: the zoo table (:func:`stzoo.manifest.zoo_table_markdown`,
   the same one the README carries) with each name linking to its model card, and what the
   columns mean;
-* :func:`model_card_page` — ``docs/models/<name>.md``: one card per zoo entry (aliases included);
+* :func:`model_card_page` — ``docs/models/<name>.md``: one card per zoo entry (aliases included),
+  opening with the Hub metadata (:func:`stzoo.pretrained.card_metadata`: ``pipeline_tag``,
+  ``datasets``, ``license``, ...) and showing recorded commands without machine-specific paths
+  (:func:`stzoo.pretrained.display_command`);
 * :func:`write_docs` writes both (``stzoo zoo-table --docs docs``); :func:`stale_docs` lists the
   files that differ from what the manifest gives (the tests use it).
 
@@ -31,6 +34,7 @@ import torch
 
 from stzoo.errors import StzooError
 from stzoo.manifest import format_gflops, format_speed, load_manifest, zoo_table_markdown
+from stzoo.pretrained import card_metadata, display_command, front_matter
 from stzoo.train import atomic_write_text
 
 __all__ = ["FLOP_COUNTER", "GENERATED_NOTE", "count_flops", "measure_speed", "machine_description",
@@ -241,7 +245,9 @@ def model_card_page(name: str, manifest: dict[str, Any] | None = None) -> str:
     flops_text = (f"{format_gflops(e)} GFLOPs ({flops['flops'] / 2e9:.2f} GMACs), input "
                   f"{'×'.join(map(str, flops['input_shape']))}, {flops['frames_out']} frames out" if flops else "–")
     value_range = "[" + ", ".join(f"{v:g}" for v in spec["value_range"]) + "]"
-    lines = [GENERATED_NOTE, "", f"# {name}", "", e["description"], "",
+    # the same Hub metadata as the README.md that `stzoo hub push` uploads (MkDocs reads it as page meta)
+    lines = [front_matter(card_metadata({"name": name, **e})), GENERATED_NOTE, "", f"# {name}", "",
+             e["description"], "",
              "| | |", "|---|---|",
              f"| architecture | `{e['architecture']}` ([architectures](../architectures.md)) |",
              f"| parameters | {e['parameters']:,} |",
@@ -282,7 +288,7 @@ def model_card_page(name: str, manifest: dict[str, Any] | None = None) -> str:
                   "| MSE ↓ | MAE ↓ | SSIM ↑ | PSNR ↑ |", "|---|---|---|---|",
                   f"| {m['mse']:.4f} | {m['mae']:.4f} | {m['ssim']:.4f} | {m['psnr']:.4f} |", ""]
         if m.get("command"):
-            lines += [f"Measured with `{m['command']}`.", ""]
+            lines += [f"Measured with `{display_command(m['command'])}`.", ""]
     else:
         lines += ["Not measured (no released weights).", ""]
     speed = e.get("speed") or {}
@@ -293,7 +299,7 @@ def model_card_page(name: str, manifest: dict[str, Any] | None = None) -> str:
         for dev, s in sorted(speed.items()):
             lines.append(f"| {dev} | {s['seq_per_s']:g} | {s['latency_ms']:g} | {s['batch']} | {s['dtype']} | "
                          f"{s.get('threads', '–')} | {s['machine']} | {s['date']} |")
-        cmds = sorted({s["command"] for s in speed.values() if s.get("command")})
+        cmds = sorted({display_command(s["command"]) for s in speed.values() if s.get("command")})
         lines += [""] + [f"Measured with `{c}`." for c in cmds] + ([""] if cmds else [])
     else:
         lines += ["Not measured yet.", ""]
@@ -304,7 +310,7 @@ def model_card_page(name: str, manifest: dict[str, Any] | None = None) -> str:
                            ("wall_clock_s", "wall clock (s)"), ("torch", "torch"), ("date", "date")):
             if key in t:
                 lines.append(f"- {label}: {t[key]}")
-        lines += [f"- command: `{t['command']}`"] + ([f"- note: {t['note']}"] if t.get("note") else [])
+        lines += [f"- command: `{display_command(t['command'])}`"] + ([f"- note: {t['note']}"] if t.get("note") else [])
         lines += ["", "Recipe:", "", *_fence(t["recipe"]), ""]
     else:
         lines += ["Not trained yet.", ""]
@@ -324,8 +330,15 @@ def _generated_files_on_disk(docs: Path) -> list[str]:
     folder = docs / "models"
     if not folder.is_dir():
         return []
-    return sorted(f"models/{p.name}" for p in folder.glob("*.md")
-                  if p.read_text(encoding="utf-8").startswith(GENERATED_NOTE))
+    return sorted(f"models/{p.name}" for p in folder.glob("*.md") if _is_generated(p.read_text(encoding="utf-8")))
+
+
+def _is_generated(text: str) -> bool:
+    """Whether a page was written by :func:`write_docs`: the note opens it, or follows its front matter."""
+    if text.startswith("---\n"):
+        end = text.find("\n---\n", 4)
+        text = text[end + len("\n---\n"):] if end >= 0 else text
+    return text.startswith(GENERATED_NOTE)
 
 
 def stale_docs(docs_dir: str | os.PathLike, manifest: dict[str, Any] | None = None) -> list[str]:

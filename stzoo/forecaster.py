@@ -37,11 +37,17 @@ from PIL import Image
 from torch import Tensor
 
 from stzoo.errors import InputError, InputTypeError
-from stzoo.io import OutputFormat, prepare_frames
+from stzoo.io import (
+    OutputFormat,
+    convertible_channels,
+    infer_frame_layout,
+    prepare_frames,
+)
+from stzoo.metrics import frame_metrics, frame_mse, frame_psnr
 from stzoo.models.base import eval_mode
 from stzoo.predictor import Predictor, check_count, check_horizon, check_output_size
 
-__all__ = ["Forecaster", "CONTEXTS"]
+__all__ = ["CONTEXTS", "Forecaster"]
 
 #: Accepted values of ``Forecaster(context=...)``.
 CONTEXTS: tuple[str, ...] = ("stream", "window")
@@ -74,6 +80,11 @@ class Forecaster:
             f.push(frame)
             if f.ready:
                 future = f.forecast()     # 10×H×W uint8: the next 10 frames
+        f.compare(next_frames)            # {"mse", "mae", "ssim", "psnr", "frames"}, as in the zoo table
+
+    Frames are read as by ``Predictor.predict``: RGB frames for a grey model are converted to their
+    luminance (grey frames for an RGB model repeated into R, G and B) and forecasts come back with
+    the pushed frames' channels, with the Predictor's one-time :class:`~stzoo.io.FramesWarning`.
 
     Args:
         predictor: the model to run (from :func:`stzoo.load`). Its device and dtype are used.
@@ -142,6 +153,7 @@ class Forecaster:
         self._frame_shape: tuple[int, ...] | None = None
         self._fmt: OutputFormat | None = None
         self._cache: tuple[int, int, Tensor] | None = None  # (frames_seen, horizon, forecast)
+        self._seq_layout: str | None = None  # layout of a sequence of the pushed frames (THW, THWC, TCHW)
         self.frames_seen = 0
 
     def __repr__(self) -> str:
@@ -160,29 +172,39 @@ class Forecaster:
         return self.frames_needed == 0
 
     # ------------------------------------------------------------------------------------------
-    def _to_tensor(self, frame: Any, layout: str | None) -> tuple[Tensor, OutputFormat]:
-        """One frame → 1×1×C×H×W float32 in [0, 1], and the format to restore forecasts in."""
+    def _to_tensor(self, frame: Any, layout: str | None) -> tuple[Tensor, OutputFormat, str]:
+        """One frame → 1×1×C×H×W float32 in [0, 1], the format to restore forecasts in, and the
+        layout of a sequence of such frames (THW, THWC or TCHW).
+
+        Grey ↔ RGB frames are converted as in ``Predictor.predict`` (with its one-time warning).
+        """
         channels = self.predictor.spec.channels
         if layout is not None:
             if not isinstance(layout, str) or layout.upper() not in _FRAME_LAYOUTS:
                 raise InputError(f"layout of one frame must be one of {', '.join(_FRAME_LAYOUTS)}, got {layout!r}")
             layout = "T" + layout.upper()
         if isinstance(frame, Image.Image):
-            return prepare_frames([frame], channels=channels, layout=layout)
+            x, fmt = prepare_frames([frame], channels=channels, layout=layout)
+            return x, fmt, "THWC"
         if not isinstance(frame, (np.ndarray, Tensor)):
             raise InputTypeError(f"push takes one frame as a numpy array, torch tensor or PIL image, got "
                                  f"{type(frame).__name__}")
         if frame.ndim not in (2, 3):
             raise InputError(f"push takes one frame (H×W, H×W×C or C×H×W), got an array of shape "
                              f"{tuple(frame.shape)}; to start from a clip, push its frames one by one")
-        if layout is None and frame.ndim == 3 and channels not in (frame.shape[0], frame.shape[-1]):
-            # checked before prepare_frames, which would read the leading 1 and the three axes as BTHW
-            alpha = (" (RGBA? stzoo does not drop alpha from arrays: pass frame[..., :3] to an RGB model, "
-                     "or convert to grey)" if frame.shape[-1] == 4 else "")
-            raise InputError(f"a frame of shape {tuple(frame.shape)} does not fit a {channels}-channel model: "
-                             f"expected {'H×W, ' if channels == 1 else ''}H×W×{channels} or {channels}×H×W (a clip: push "
-                             f"its frames one by one){alpha}")
-        return prepare_frames(frame[None], channels=channels, layout=layout)
+        if layout is None:
+            # decided on the frame itself: a sequence of one frame could be read as a batch (BTHW)
+            frame_layout = infer_frame_layout(tuple(frame.shape), channels)
+            if frame_layout is None:
+                alpha = (" (RGBA? stzoo does not drop alpha from arrays: pass frame[..., :3], which a grey "
+                         "model reads converted to grey)" if frame.shape[-1] == 4 else "")
+                takes = " or ".join(str(k) for k in (channels,) + convertible_channels(channels))
+                raise InputError(f"a frame of shape {tuple(frame.shape)} does not fit a {channels}-channel model: "
+                                 f"expected H×W, H×W×C or C×H×W with C = {takes} (a clip: push its frames one by "
+                                 f"one){alpha}")
+            layout = "T" + frame_layout
+        x, fmt = prepare_frames(frame[None], channels=channels, layout=layout)
+        return x, fmt, layout
 
     @torch.no_grad()
     def push(self, frame: Any, *, layout: str | None = None) -> None:
@@ -203,7 +225,8 @@ class Forecaster:
             InputError: wrong shape or channel count, values out of range, a frame size the model
                 cannot take, or a size that differs from the earlier frames of the stream.
         """
-        x, fmt = self._to_tensor(frame, layout)
+        x, fmt, seq_layout = self._to_tensor(frame, layout)
+        self.predictor.warn_conversion(fmt)
         shape = tuple(x.shape[2:])
         if self._frame_shape is None:
             # the architecture's own size rules (e.g. divisible by the patch size), as in predict
@@ -221,7 +244,7 @@ class Forecaster:
                 self._next, self._states = model.step(x, self._states)
         else:
             self._window.append(x)
-        self._frame_shape, self._fmt = shape, fmt
+        self._frame_shape, self._fmt, self._seq_layout = shape, fmt, seq_layout
         self.frames_seen += 1
         self._cache = None
 
@@ -287,3 +310,64 @@ class Forecaster:
             self.predictor.check_forecast((1, len(self._window)) + self._frame_shape, horizon,
                                           max_horizon=max_horizon, max_output_bytes=max_output_bytes)
         return self._fmt.restore(self._forecast_tensor(horizon, max_horizon, max_output_bytes).float())
+
+    def compare(self, observed: Any, *, layout: str | None = None) -> dict[str, float]:
+        """Score the forecast from the frames pushed so far against the frames that really came next.
+
+        The metrics are those of the zoo table (:mod:`stzoo.metrics`, the TAU paper's and OpenSTL's
+        convention): **MSE** and **MAE** are the squared / absolute error *summed over the C·H·W
+        values of a frame*, with values in [0, 1], then averaged over the frames compared (a 64×64
+        grey frame off by 0.1 everywhere has MSE 40.96); **SSIM** and **PSNR** are per frame,
+        averaged. They are computed in the model's channels: observed RGB frames for a grey model
+        are converted to grey as pushed frames are.
+
+        Args:
+            observed: the frames that followed the pushed ones, as one sequence: an array or
+                tensor (T×H×W, T×H×W×C or T×C×H×W; read in the layout of the pushed frames), a
+                list of frames or of PIL images. The first ``len(observed)`` forecast frames are
+                compared with them (the forecast is rolled out further if ``observed`` is longer
+                than ``horizon``).
+            layout: the layout of ``observed`` (THW, THWC or TCHW) when it differs from the
+                pushed frames'.
+
+        Returns:
+            ``{"mse", "mae", "ssim", "psnr", "frames"}``: the means and the number of frames
+            compared. ``ssim`` is NaN for frames smaller than 11×11 (the SSIM window).
+
+        Raises:
+            InputError: not enough frames pushed yet, ``observed`` holds no frames, more than one
+                sequence, or frames of another size than the pushed ones; the errors of
+                :meth:`forecast`.
+        """
+        if not self.ready:
+            raise InputError(f"nothing to compare yet: {self.frames_seen} frame(s) pushed, {self.min_frames} needed "
+                             f"before the first forecast; push {self.frames_needed} more")
+        assert self._frame_shape is not None
+        if layout is None and isinstance(observed, (np.ndarray, Tensor)) and self._seq_layout is not None \
+                and observed.ndim == len(self._seq_layout):
+            layout = self._seq_layout  # the pushed frames' layout, not a guess from the shape
+        target, _ = prepare_frames(observed, channels=self.predictor.spec.channels, layout=layout)
+        if target.shape[0] != 1:
+            raise InputError(f"compare takes the observed frames of this one stream, got {target.shape[0]} sequences")
+        if tuple(target.shape[2:]) != self._frame_shape:
+            raise InputError(f"the observed frames have C×H×W = {tuple(target.shape[2:])} (in the model's channels), "
+                             f"but the pushed frames have {self._frame_shape}")
+        n = int(target.shape[1])
+        horizon = max(n, self.horizon)  # the cached forecast when it is long enough
+        max_horizon, max_output_bytes = self.max_horizon, self.max_output_bytes
+        check_horizon(horizon, max_horizon=max_horizon, what="frames to compare")
+        if self.context == "stream":
+            check_output_size(1, horizon, *self._frame_shape, max_output_bytes=max_output_bytes)
+        else:
+            self.predictor.check_forecast((1, len(self._window)) + self._frame_shape, horizon,
+                                          max_horizon=max_horizon, max_output_bytes=max_output_bytes)
+        pred = self._forecast_tensor(horizon, max_horizon, max_output_bytes)[:, :n].float().cpu()
+        target = target.float().cpu()
+        try:
+            values = frame_metrics(pred, target)
+        except InputError:  # frames smaller than the SSIM window
+            values = {"mse": frame_mse(pred, target), "mae": (pred.clamp(0, 1) - target).abs().flatten(2).sum(-1),
+                      "ssim": torch.full_like(frame_mse(pred, target), float("nan")), "psnr": frame_psnr(pred, target)}
+        out = {k: float(v.double().mean()) for k, v in values.items()}
+        out["frames"] = n
+        return out

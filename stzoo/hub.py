@@ -4,8 +4,10 @@ Hugging Face cache (uploads live in :mod:`stzoo.pretrained`, which calls back in
 Resolution order for a manifest entry's weights:
 
 1. ``weights=`` given by the caller (a local file);
-2. a local release folder: ``$STZOO_WEIGHTS_DIR``, else the repo's ``weights/`` folder when
-   running from a source checkout;
+2. a local release folder: ``$STZOO_WEIGHTS_DIR`` (your override), then the weights shipped inside
+   the package, ``stzoo/weights/<name>.safetensors`` (the small releases are package data, so
+   ``pip install .`` or a wheel loads them with no network; in a source checkout this is the same
+   folder, reachable also through the ``weights/`` link at the repo root);
 3. the Hugging Face cache (``HF_HOME`` / ``HF_HUB_CACHE``), then a download with
    ``huggingface_hub.hf_hub_download`` of the manifest's ``repo_id`` / ``filename`` / pinned
    ``revision``. ``HF_ENDPOINT`` (mirrors), ``HF_HUB_OFFLINE`` and ``HF_TOKEN`` are honoured by
@@ -40,7 +42,8 @@ from stzoo.errors import InputError, StzooError, WeightsNotAvailableError
 
 __all__ = ["ChecksumError", "InvalidHubIdError", "HubError", "CorruptWeightsError", "check_finite",
            "check_local_path", "resolve_weights", "locate_weights",
-           "WeightsLocation", "load_safetensors", "sha256_file", "local_weights_dirs", "hub_download",
+           "WeightsLocation", "load_safetensors", "sha256_file", "local_weights_dirs", "packaged_weights_dir",
+           "hub_download",
            "validate_repo_id", "validate_filename", "validate_revision", "parse_hub_id", "hf_cache_dir",
            "purge_cached_file", "cache_report", "WEIGHTS_DIR_ENV", "HUB_PREFIX", "DOWNLOAD_ATTEMPTS",
            "CHECKSUM_ATTEMPTS"]
@@ -48,6 +51,8 @@ __all__ = ["ChecksumError", "InvalidHubIdError", "HubError", "CorruptWeightsErro
 log = logging.getLogger(__name__)
 
 WEIGHTS_DIR_ENV = "STZOO_WEIGHTS_DIR"
+#: The package's folder of shipped release weights (package data), relative to ``stzoo/``.
+PACKAGED_WEIGHTS = "weights"
 HUB_PREFIX = "hf-hub:"
 #: How many times a download is tried when it fails for a reason that may pass (network, HTTP 5xx).
 DOWNLOAD_ATTEMPTS = 3
@@ -253,14 +258,20 @@ def check_local_path(path: str | os.PathLike, what: str = "path") -> Path:
     return Path(text)
 
 
+def packaged_weights_dir() -> Path:
+    """The folder of release weights shipped inside the package (``stzoo/weights``; package data of
+    the wheel, and the checkout's own folder in an editable install)."""
+    return Path(__file__).resolve().parent / PACKAGED_WEIGHTS
+
+
 def local_weights_dirs() -> list[Path]:
-    """Folders searched for release weights, in order."""
+    """Folders searched for release weights, in order: ``$STZOO_WEIGHTS_DIR``, then the packaged ones."""
     dirs = []
     if os.environ.get(WEIGHTS_DIR_ENV):
         dirs.append(Path(os.environ[WEIGHTS_DIR_ENV]).expanduser())
-    checkout = Path(__file__).resolve().parent.parent / "weights"
-    if checkout.is_dir() and (checkout.parent / "pyproject.toml").is_file():
-        dirs.append(checkout)
+    packaged = packaged_weights_dir()
+    if packaged.is_dir():
+        dirs.append(packaged)
     return dirs
 
 
@@ -445,16 +456,72 @@ def _with_retries(fn: Callable[[], T], what: str, attempts: int | None = None) -
 
 
 def _offline_message(what: str, repo_id: str, filename: str, revision: str | None,
-                     looked: list[str], name: str | None) -> str:
+                     looked: list[str], name: str | None, local_filename: str | None = None,
+                     unreachable: str | None = None) -> str:
+    """Why a file is not available without the Hub, and what to do. ``local_filename`` is the name a
+    zoo entry's file has in a local weights folder (``<name>.safetensors``, which differs from the
+    Hub's ``model.safetensors``); ``unreachable`` says why the Hub could not be asked (HF_HUB_OFFLINE
+    unset but no network), instead of HF_HUB_OFFLINE."""
     target = name or f"hf-hub:{repo_id}" + (f"@{revision}" if revision else "")
-    local = "; ".join(looked) if looked else "no local weights folder"
-    return (
-        f"{what}: {filename} is not available offline. HF_HUB_OFFLINE is set, and the file is not in "
-        f"the Hugging Face cache ({_repo_cache_folder(repo_id)}, revision {revision or 'main'}); local "
-        f"places looked in: {local}. To pre-fetch it, run `stzoo download {target}` on a machine with "
-        f"network (it prints where the file went) and copy that cache here (HF_HOME / HF_HUB_CACHE), "
-        f"or put {filename} in a folder and point {WEIGHTS_DIR_ENV} at it; or unset HF_HUB_OFFLINE."
-    )
+    cache = f"{_repo_cache_folder(repo_id)}, revision {revision or 'main'}"
+    why = unreachable or "HF_HUB_OFFLINE is set"
+    fetch = (f"run `stzoo download {target}` on a machine with network (it prints where the file went) and copy "
+             "that Hugging Face cache here (HF_HOME / HF_HUB_CACHE)")
+    last = ("; or set HF_HUB_OFFLINE=1 to skip the Hub at once on a machine without network." if unreachable
+            else "; or unset HF_HUB_OFFLINE.")
+    if local_filename:
+        local = "; ".join(looked) if looked else "no local weights folder"
+        return (f"{what}: {local_filename} is not available offline ({why}). Looked for {local_filename} in the "
+                f"local weights folders ({local}) and for {repo_id}/{filename} in the Hugging Face cache ({cache}): "
+                f"neither has it. Put {local_filename} in a folder and point {WEIGHTS_DIR_ENV} at it, or {fetch}"
+                + last)
+    return (f"{what}: {repo_id}/{filename} is not available offline ({why}), and it is not in the Hugging Face "
+            f"cache ({cache}). {fetch[0].upper() + fetch[1:]}, or copy the repo's files ({filename} and the "
+            "others) into a folder and load that folder with stzoo.load(\"path/to/folder\")" + last)
+
+
+#: Exception class names (of httpx / httpx2 / httpcore / requests / urllib3) meaning the endpoint could not
+#: be reached at all: no network, no DNS, a refused connection or a dead proxy.
+_UNREACHABLE_NAMES = frozenset({"ConnectError", "ConnectTimeout", "ProxyError", "NewConnectionError",
+                                "NameResolutionError", "MaxRetryError"})
+_HTTP_MODULES = ("httpx", "httpx2", "httpcore", "httpcore2", "requests", "urllib3")
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        for cls in type(e).__mro__:
+            if cls.__name__ in _UNREACHABLE_NAMES and cls.__module__.split(".")[0] in _HTTP_MODULES:
+                return True
+        if type(e).__name__ == "ConnectionError" and type(e).__module__.split(".")[0] == "requests":
+            return True
+        stack += [e.__cause__, e.__context__]
+    return False
+
+
+def _probe_endpoint(repo_id: str, filename: str, revision: str | None) -> BaseException | None:
+    """One HEAD request for the file, with no retries: the error if the endpoint cannot be reached at all,
+    else None (reachable: whatever the answer, ``hf_hub_download`` deals with it).
+
+    ``hf_hub_download`` retries a failed connection five times with back-off (about 25 s of warnings)
+    when nothing is cached; this lets a machine without network fail at once instead."""
+    import inspect
+
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    url = hf_hub_url(repo_id, filename, revision=revision)
+    takes = inspect.signature(get_hf_file_metadata).parameters
+    kwargs = {"retry_on_errors": False} if "retry_on_errors" in takes else {}  # older versions do not retry HEAD
+    try:
+        get_hf_file_metadata(url, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - any answer but "unreachable" is left to hf_hub_download
+        return exc if _is_unreachable(exc) else None
+    return None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -463,14 +530,15 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _explain(exc: BaseException, what: str, repo_id: str, filename: str, revision: str | None,
-             looked: list[str], name: str | None) -> StzooError:
+             looked: list[str], name: str | None, local_filename: str | None = None) -> StzooError:
     """Turn a huggingface_hub / network error into an stzoo error that says what to do."""
     e = _hf_errors()
     rev = revision or "main"
     where = f"{repo_id}/{filename}@{rev} on {hf_endpoint()}"
     also = f" Also looked in: {'; '.join(looked)}." if looked else ""
     if hf_offline() or isinstance(exc, getattr(e, "OfflineModeIsEnabled", ())):
-        return WeightsNotAvailableError(_offline_message(what, repo_id, filename, revision, looked, name))
+        return WeightsNotAvailableError(_offline_message(what, repo_id, filename, revision, looked, name,
+                                                         local_filename))
     if isinstance(exc, e.RevisionNotFoundError):
         return WeightsNotAvailableError(
             f"{what}: revision {rev!r} does not exist in {repo_id} on {hf_endpoint()} (HTTP 404). "
@@ -496,7 +564,8 @@ def _explain(exc: BaseException, what: str, repo_id: str, filename: str, revisio
 
 def hub_download(repo_id: str, filename: str, revision: str | None = None, *, sha256: str | None = None,
                  what: str | None = None, looked: list[str] | None = None,
-                 name: str | None = None, expected_by: str = "the stzoo manifest") -> tuple[Path, str]:
+                 name: str | None = None, expected_by: str = "the stzoo manifest",
+                 local_filename: str | None = None) -> tuple[Path, str]:
     """Fetch ``filename`` of Hub repo ``repo_id`` at ``revision`` into the Hugging Face cache.
 
     With ``sha256`` (the manifest's, or the one a checkpoint's config.json records; ``expected_by``
@@ -511,6 +580,11 @@ def hub_download(repo_id: str, filename: str, revision: str | None = None, *, sh
         ``(path, source)`` where source is ``"hf-cache"`` (verified cached copy, no request made),
         ``"download"`` (fetched and verified) or, without ``sha256``, ``"hf-hub"`` (huggingface_hub
         checked the revision and fetched the file or reused its cached copy).
+
+    Offline (``HF_HUB_OFFLINE``), or when the endpoint cannot be reached at all (no network, dead
+    proxy) and nothing usable is cached, it fails at once, with no retries, with a
+    :class:`~stzoo.errors.WeightsNotAvailableError` that names the file looked for: ``local_filename``
+    (a zoo entry's ``<name>.safetensors`` in a local weights folder) as well as the Hub file.
     """
     validate_repo_id(repo_id)
     validate_filename(filename)
@@ -527,7 +601,15 @@ def hub_download(repo_id: str, filename: str, revision: str | None = None, *, sh
                         cached)
             _purge_or_raise(cached, sha256, what)
         if hf_offline():
-            raise WeightsNotAvailableError(_offline_message(what, repo_id, filename, revision, looked, name))
+            raise WeightsNotAvailableError(_offline_message(what, repo_id, filename, revision, looked, name,
+                                                            local_filename))
+    if not hf_offline() and (sha256 is not None or cached_file(repo_id, filename, revision) is None):
+        down = _probe_endpoint(repo_id, filename, revision)
+        if down is not None:
+            reason = (f"{hf_endpoint()} cannot be reached: {type(down).__name__}: {_first_line(down)[:200]}; "
+                      "check the network, HF_ENDPOINT and proxy settings")
+            raise WeightsNotAvailableError(_offline_message(what, repo_id, filename, revision, looked, name,
+                                                            local_filename, unreachable=reason)) from down
 
     from huggingface_hub import hf_hub_download
 
@@ -538,7 +620,7 @@ def hub_download(repo_id: str, filename: str, revision: str | None = None, *, sh
         except StzooError:
             raise
         except Exception as exc:
-            raise _explain(exc, what, repo_id, filename, revision, looked, name) from exc
+            raise _explain(exc, what, repo_id, filename, revision, looked, name, local_filename) from exc
         if sha256 is None:
             return path, "hf-hub"
         actual = sha256_file(path)
@@ -606,7 +688,8 @@ def locate_weights(entry: dict[str, Any], weights: str | os.PathLike | None = No
             f"{name}: {spec['filename']} not found (looked in {looked or 'no local weights folder'}) and the "
             f"manifest names no Hub repo for it. Put the file in a folder and set {WEIGHTS_DIR_ENV} to it.")
     path, source = hub_download(hub["repo_id"], hub["filename"], hub["revision"], sha256=spec["sha256"],
-                                what=f"weights of {name}", looked=looked, name=name)
+                                what=f"weights of {name}", looked=looked, name=name,
+                                local_filename=spec["filename"])
     return WeightsLocation(path, source)
 
 

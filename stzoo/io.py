@@ -3,8 +3,10 @@
 Three jobs live here:
 
 * :func:`read_frames` loads a sequence from disk: an animated GIF / APNG (or any single image),
-  a folder of images, or a ``.npy`` / ``.npz`` file.
-* :func:`write_gif` writes a sequence as a looping animated GIF.
+  a folder of images, a video, or a ``.npy`` / ``.npz`` file.
+* :func:`write_frames` writes a sequence as the kind of file its name asks for: a looping
+  animated GIF (:func:`write_gif`), a video (:func:`write_video`), a ``.npy`` array or a folder
+  of PNGs (:func:`write_png_folder`); :func:`check_output_path` checks a name before any work.
 * :func:`prepare_frames` turns whatever a user hands to ``Predictor.predict`` (numpy array, torch
   tensor, list of PIL images or of arrays, or a path) into the ``B×T×C×H×W`` float32 tensor with
   values in ``[0, 1]`` that the models consume, and returns an :class:`OutputFormat` whose
@@ -37,8 +39,11 @@ from PIL import GifImagePlugin, Image, ImageSequence
 
 from stzoo.errors import InputError, InputTypeError
 
-__all__ = ["LAYOUTS", "IMAGE_SUFFIXES", "ARRAY_SUFFIXES", "VIDEO_SUFFIXES", "OutputFormat", "peek_shape",
-           "prepare_frames", "read_frames", "write_gif"]
+__all__ = ["ARRAY_SUFFIXES", "IMAGE_SUFFIXES", "LAYOUTS", "LUMA", "OUTPUT_KINDS", "VIDEO_SUFFIXES",
+           "VIDEO_WRITE_CODECS", "FramesWarning", "OutputFormat", "check_output_path", "convert_channels",
+           "convertible_channels", "frames_layout", "infer_frame_layout", "output_kind", "peek_shape",
+           "prepare_frames", "read_frames", "to_thwc", "write_frames", "write_gif", "write_png_folder",
+           "write_video"]
 
 #: Accepted layouts of a frame sequence (B: batch, T: time, C: channel, H: height, W: width).
 LAYOUTS: tuple[str, ...] = ("THW", "THWC", "TCHW", "BTHW", "BTHWC", "BTCHW")
@@ -552,7 +557,50 @@ _LEADING_COLOUR_AXIS_SIZES = (3, 4)
 #: ... when the two axes that would then be H and W are at least this long (image-sized).
 _IMAGE_SIDE = 16
 
-_GREY_RECIPE = "np.rint(frames[..., :3] @ [0.299, 0.587, 0.114]).astype(np.uint8) for uint8 frames"
+#: ITU-R BT.601 luma weights of R, G and B: the ones Pillow's 'L' conversion uses.
+LUMA: tuple[float, float, float] = (0.299, 0.587, 0.114)
+
+
+class FramesWarning(UserWarning):
+    """Frames were accepted after a conversion or outside what the model was trained on.
+
+    :class:`~stzoo.predictor.Predictor` and :class:`~stzoo.forecaster.Forecaster` emit it once per
+    Predictor and cause: RGB frames converted to grey for a 1-channel model (or grey to RGB for a
+    3-channel one), or a frame size other than the training size.
+    """
+
+
+def convertible_channels(channels: int) -> tuple[int, ...]:
+    """Channel counts of input frames that are converted to ``channels`` rather than refused.
+
+    RGB (3) frames feed a grey (1-channel) model through their luminance (:data:`LUMA`), grey frames
+    feed an RGB model repeated into R, G and B; other counts (alpha, 2-channel fields) convert to
+    nothing: ``(3,)`` for 1, ``(1,)`` for 3, ``()`` otherwise.
+    """
+    return {1: (3,), 3: (1,)}.get(int(channels), ())
+
+
+def convert_channels(x: torch.Tensor, channels: int, *, dim: int = 2) -> torch.Tensor:
+    """Convert axis ``dim`` of float frames (B×T×C×H×W by default) from grey to RGB or back.
+
+    3 → 1 is the BT.601 luminance ``0.299·R + 0.587·G + 0.114·B`` (:data:`LUMA`), 1 → 3 repeats the
+    grey value into R, G and B; an axis that already has ``channels`` entries is returned as is.
+
+    Raises:
+        InputError: any other pair of channel counts.
+    """
+    have = x.shape[dim]
+    if have == channels:
+        return x
+    if have == 3 and channels == 1:
+        shape = [1] * x.ndim
+        shape[dim] = 3
+        w = torch.tensor(LUMA, dtype=x.dtype, device=x.device).reshape(shape)
+        return (x * w).sum(dim=dim, keepdim=True).clamp_(0.0, 1.0)
+    if have == 1 and channels == 3:
+        return x.expand(*[3 if i == dim % x.ndim else -1 for i in range(x.ndim)]).contiguous()
+    raise InputError(f"cannot convert frames with {have} channel(s) to {channels}: only grey (1) ↔ RGB (3) "
+                     f"is converted")
 
 
 def _looks_like_channels(shape: tuple[int, ...], axis: int) -> bool:
@@ -573,12 +621,72 @@ def _looks_like_channels(shape: tuple[int, ...], axis: int) -> bool:
 def _colour_hint(shape: tuple[int, ...], channels: int) -> str:
     """Advice for colour / alpha channels that do not match the model (empty if none seen)."""
     if shape and shape[-1] == 4 and channels in (1, 3) and _looks_like_channels(shape, -1):
-        target = ("RGB with frames[..., :3]" if channels == 3 else f"grey, e.g. {_GREY_RECIPE}")
-        return (f"; for RGBA H×W×4 frames, convert to {target} (stzoo does not drop alpha or mix "
-                f"colours of arrays itself)")
-    if shape and shape[-1] == 3 and channels == 1 and _looks_like_channels(shape, -1):
-        return f"; for RGB H×W×3 frames, convert to grey, e.g. {_GREY_RECIPE}, or use a 3-channel model"
+        then = " (the RGB frames are then converted to grey)" if channels == 1 else ""
+        return (f"; for RGBA H×W×4 frames, drop alpha with frames[..., :3]{then}: stzoo does not drop "
+                f"alpha from arrays itself")
     return ""
+
+
+def _channel_axis_matches(shape: tuple[int, ...], axis: int, count: int, exact: bool) -> bool:
+    """Whether ``shape[axis]`` can be the channel axis of ``count`` channels.
+
+    ``exact`` (the model's own channel count) needs the size only; a count that is converted
+    (:func:`convertible_channels`) also needs the axis to look like one: a size-1 axis, or a colour
+    axis beside two image-sized axes (:func:`_looks_like_channels`), so that e.g. the 3 of a
+    2×3×4×5 batch is not read as RGB.
+    """
+    if shape[axis] != count:
+        return False
+    return exact or count == 1 or _looks_like_channels(shape, axis)
+
+
+def _pick_channel_axis(shape: tuple[int, ...], channels: int, axes: tuple[int, int]) -> int | None:
+    """Which of ``axes`` (a last axis, then an axis before H×W) holds the channels, or None.
+
+    The model's channel count is tried first, then a convertible one. When both axes fit, the
+    last axis wins unless the last two axes are equal (they look like H×W).
+    """
+    last, lead = axes
+    for count in (channels,) + convertible_channels(channels):
+        exact = count == channels
+        at_last = _channel_axis_matches(shape, last, count, exact)
+        at_lead = _channel_axis_matches(shape, lead, count, exact)
+        if at_last and at_lead:
+            return lead if shape[-1] == shape[-2] else last
+        if at_last:
+            return last
+        if at_lead:
+            return lead
+    return None
+
+
+def infer_frame_layout(shape: tuple[int, ...], channels: int) -> str | None:
+    """``'HWC'``, ``'CHW'`` (or ``'HW'`` for 2-D) for the shape of ONE frame, or None if no axis fits.
+
+    The model's channel count first, then a convertible one (:func:`convertible_channels`);
+    when both the last and the first axis fit, HWC wins unless the last two axes are equal.
+    """
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 2:
+        return "HW" if channels == 1 or 1 in convertible_channels(channels) else None
+    if len(shape) != 3:
+        return None
+    for count in (channels,) + convertible_channels(channels):
+        last, first = shape[-1] == count, shape[0] == count
+        if last and first:
+            return "CHW" if shape[-1] == shape[-2] else "HWC"
+        if last:
+            return "HWC"
+        if first:
+            return "CHW"
+    return None
+
+
+def _takes(channels: int) -> str:
+    """'1 (grey) channel', '3 (RGB) channels or grey frames (converted)', ... for messages."""
+    alt = convertible_channels(channels)
+    name = {1: "1 (grey) channel", 3: "3 (RGB) channels"}.get(channels, f"{channels} channel(s)")
+    return name + (f" (or {alt[0]}, converted)" if alt else "")
 
 
 def _infer_layout(shape: tuple[int, ...], channels: int, allowed: tuple[str, ...],
@@ -589,30 +697,27 @@ def _infer_layout(shape: tuple[int, ...], channels: int, allowed: tuple[str, ...
     """
     ndim = len(shape)
     c = channels
+    grey_ok = c == 1 or 1 in convertible_channels(c)  # frames without a channel axis are grey
     hint = "pass layout='...' to say which axis is which" + _colour_hint(shape, c)
     if ndim == 3:
-        if c == 1:
-            if _looks_like_channels(shape, -1):
-                raise InputError(
-                    f"the {desc} would be read as THW ({shape[0]} frames of {shape[1]}x{shape[2]}), "
-                    f"but its last axis, of size {shape[-1]}, looks like the colour channels of "
-                    f"one H×W×{shape[-1]} image, and this model takes 1 (grey) channel; pass "
-                    f"layout='THW' if the THW reading is right, else pass T grey frames (a "
-                    f"T×H×W array){_colour_hint(shape, c)}")
-            return "THW"
-        raise InputError(f"a 3-D input is read as THW (one channel), but the model expects {c} "
-                         f"channels ({desc}); pass a 4-D T×H×W×{c} (THWC) or T×{c}×H×W (TCHW) "
-                         f"array")
+        if not grey_ok:
+            raise InputError(f"a 3-D input is read as THW (one channel), but the model expects {c} "
+                             f"channels ({desc}); pass a 4-D T×H×W×{c} (THWC) or T×{c}×H×W (TCHW) "
+                             f"array")
+        if _looks_like_channels(shape, -1):
+            raise InputError(
+                f"the {desc} would be read as THW ({shape[0]} grey frames of {shape[1]}x{shape[2]}), "
+                f"but its last axis, of size {shape[-1]}, looks like the colour channels of one "
+                f"H×W×{shape[-1]} image; pass layout='THW' if the THW reading is right, else pass a "
+                f"sequence with a time axis (T×H×W×{shape[-1]}; frames[None] for one frame)"
+                f"{_colour_hint(shape, c)}")
+        return "THW"
     if ndim == 4:
-        last, second = shape[-1] == c, shape[1] == c
-        if last and second:
-            return "TCHW" if shape[-1] == shape[-2] else "THWC"
-        if last:
-            return "THWC"
-        if second:
-            return "TCHW"
-        if c == 1 and "BTHW" in allowed:
-            # Never let a colour axis (RGB / RGBA THWC or TCHW video) pass as B, T, H or W.
+        axis = _pick_channel_axis(shape, c, (3, 1))
+        if axis is not None:
+            return "THWC" if axis == 3 else "TCHW"
+        if grey_ok and "BTHW" in allowed:
+            # Never let a colour axis (RGBA / grey+alpha THWC or TCHW video) pass as B, T, H or W.
             suspect = [i for i in (3, 1) if _looks_like_channels(shape, i)]
             if suspect:
                 i = suspect[0]
@@ -620,31 +725,30 @@ def _infer_layout(shape: tuple[int, ...], channels: int, allowed: tuple[str, ...
                     f"the {desc} would be read as BTHW ({shape[0]} sequences of {shape[1]} "
                     f"frames of {shape[2]}x{shape[3]}), but its axis {i}, of size {shape[i]}, "
                     f"looks like a colour channel axis ({'THWC' if i == 3 else 'TCHW'} with "
-                    f"{shape[i]} channels), and this model takes 1 (grey) channel; pass "
-                    f"layout='BTHW' if the BTHW reading is right, else pass grey frames "
-                    f"(T×H×W){_colour_hint(shape, c)}")
+                    f"{shape[i]} channels), and this model takes {_takes(c)}; pass "
+                    f"layout='BTHW' if the BTHW reading is right, else pass frames with "
+                    f"{'1 or 3' if 3 in (c,) + convertible_channels(c) else c} channel(s)"
+                    f"{_colour_hint(shape, c)}")
             return "BTHW"
-        raise InputError(f"cannot tell the layout of the {desc} for a model with {c} "
-                         f"channel(s): expected THWC (last axis of size {c}) or TCHW (axis 1 "
-                         f"of size {c}); {hint}")
+        raise InputError(f"cannot tell the layout of the {desc} for a model that takes {_takes(c)}: "
+                         f"expected THWC (last axis of size {c}) or TCHW (axis 1 of size {c}); {hint}")
     if ndim == 5:
-        last, third = shape[-1] == c, shape[2] == c
-        if last and third:
-            return "BTCHW" if shape[-1] == shape[-2] else "BTHWC"
-        if last:
-            return "BTHWC"
-        if third:
-            return "BTCHW"
-        raise InputError(f"cannot tell the layout of the {desc} for a model with {c} "
-                         f"channel(s): expected BTHWC (last axis {c}) or BTCHW (axis 2 of size "
-                         f"{c}); {hint}")
+        axis = _pick_channel_axis(shape, c, (4, 2))
+        if axis is not None:
+            return "BTHWC" if axis == 4 else "BTCHW"
+        raise InputError(f"cannot tell the layout of the {desc} for a model that takes {_takes(c)}: "
+                         f"expected BTHWC (last axis {c}) or BTCHW (axis 2 of size {c}); {hint}")
     raise AssertionError("unreachable: ndim checked before")  # pragma: no cover
 
 
 def _resolve_layout(shape: tuple[int, ...], channels: int, layout: str | None,
                     allowed: tuple[str, ...], desc: str) -> str:
-    """Check the shape against ``layout`` (or infer it) and check the channel count."""
+    """Check the shape against ``layout`` (or infer it) and check the channel count.
+
+    A channel count that :func:`convertible_channels` converts to ``channels`` is accepted.
+    """
     ndims = sorted({len(lay) for lay in allowed})
+    given = layout is not None
     if layout is not None:
         if layout not in allowed:
             raise InputError(f"layout {layout!r} is not accepted here; expected one of "
@@ -653,16 +757,23 @@ def _resolve_layout(shape: tuple[int, ...], channels: int, layout: str | None,
             raise InputError(f"layout {layout!r} needs a {len(layout)}-D input, got a {desc}")
     else:
         if len(shape) not in ndims:
-            extra = (" (a single frame? the input needs a time axis T)"
+            extra = (" (a single frame? the input needs a time axis T: frames[None])"
                      if len(shape) == min(ndims) - 1 else "")
             raise InputError(f"expected a {ndims[0]}-D to {ndims[-1]}-D input (layouts "
                              f"{', '.join(allowed)}), got a {desc}{extra}")
         layout = _infer_layout(shape, channels, allowed, desc)
     got = shape[layout.index("C")] if "C" in layout else 1
-    if got != channels:
+    if got != channels and got not in convertible_channels(channels):
+        how = "the layout passed" if given else "the layout inferred from the shape"
         raise InputError(f"expected {channels} channel(s), got {got} ({desc}, read as layout "
-                         f"{layout})")
+                         f"{layout}, {how}); if that is not its layout, pass layout= (one of "
+                         f"{', '.join(allowed)}){_colour_hint(shape, channels)}")
     return layout
+
+
+def _channels_of(shape: tuple[int, ...], layout: str) -> int:
+    """The channel count of an input of ``shape`` read as ``layout`` (1 without a C axis)."""
+    return int(shape[layout.index("C")]) if "C" in layout else 1
 
 
 def _check_not_empty(shape: tuple[int, ...], desc: str) -> None:
@@ -710,6 +821,11 @@ class OutputFormat:
         device: torch device of the input tensor (kind 'torch').
         container: ``list`` or ``tuple`` (kinds 'pil', 'arrays').
         pil_mode: ``'L'`` or ``'RGB'`` (kind 'pil').
+        source_channels: channel count of the input frames when it differs from ``channels``
+            (they were converted, see :func:`convert_channels`); ``None`` when they match.
+        layout_inferred: whether ``layout`` was inferred from the shape (not passed as ``layout=``
+            and not implied by the kind, as for images).
+        source_shape: shape of the input array / tensor (None for images and lists).
     """
 
     kind: str
@@ -719,11 +835,22 @@ class OutputFormat:
     device: torch.device | None = None
     container: type = list
     pil_mode: str | None = None
+    source_channels: int | None = None
+    layout_inferred: bool = False
+    source_shape: tuple[int, ...] | None = None
 
     @property
     def batched(self) -> bool:
         """Whether the input had a batch axis B."""
         return "B" in self.layout
+
+    @property
+    def conversion(self) -> str | None:
+        """``'RGB → grey'`` or ``'grey → RGB'`` when the input frames were converted, else None."""
+        if self.source_channels is None or self.source_channels == self.channels:
+            return None
+        names = {1: "grey", 3: "RGB"}
+        return f"{names.get(self.source_channels, self.source_channels)} → {names.get(self.channels, self.channels)}"
 
     def restore(self, y: torch.Tensor) -> Any:
         """Convert a model output back into the form of the input.
@@ -732,17 +859,20 @@ class OutputFormat:
             y: B×T'×C×H×W float tensor, values in [0, 1] (values outside are clipped).
 
         Returns:
-            An object of the input's kind with T' frames, in the input's layout (the batch axis
-            dropped for unbatched input, which needs B == 1):
+            An object of the input's kind with T' frames, in the input's layout and with the
+            input's channel count (the batch axis dropped for unbatched input, which needs
+            B == 1). When the input was converted (:attr:`source_channels`), the forecast is
+            converted back: a grey forecast is repeated into R, G and B, an RGB forecast becomes
+            its luminance (:func:`convert_channels`).
 
             * numpy in: numpy of the same dtype; uint8 and other integer dtypes get
                 ``round(clip(y, 0, 1) * 255)``, float dtypes ``clip(y, 0, 1)``;
             * torch in: a tensor on the input's device with the input's dtype (same rules);
-            * list/tuple of PIL images in: a list/tuple of PIL images, mode 'L' (1 channel) or
-                'RGB' (3 channels);
+            * list/tuple of PIL images in: a list/tuple of PIL images, mode 'L' (grey) or 'RGB';
             * list/tuple of arrays in: a list/tuple of arrays, each in the input frames' layout
                 (H×W, H×W×C or C×H×W) and dtype;
-            * path in: a uint8 numpy array T'×H×W×C (B×T'×H×W×C if the file held a batch).
+            * path in: images (GIF, APNG, folder, video) give a uint8 numpy array T'×H×W×C; a
+                ``.npy`` / ``.npz`` file gives what the array it holds gives (its layout and dtype).
 
         Raises:
             InputTypeError: ``y`` is not a torch tensor.
@@ -761,6 +891,8 @@ class OutputFormat:
             raise InputError(f"the input had no batch axis, so the output must have B == 1, "
                              f"got {_describe(y)}")
         y = y.detach()
+        if self.source_channels is not None and self.source_channels != self.channels:
+            y = convert_channels(y.float().clamp(0, 1), self.source_channels)
         if self.kind == "torch":
             return self._restore_torch(y)
         out = self._restore_numpy(y)
@@ -797,16 +929,26 @@ class OutputFormat:
 # prepare_frames
 
 
+def _source(channels: int, got: int) -> int | None:
+    """``source_channels`` of an :class:`OutputFormat`: the input's count if it differs."""
+    return None if got == channels else got
+
+
 def _prepare_numpy(a: np.ndarray, channels: int, layout: str | None,
-                   allowed: tuple[str, ...] = LAYOUTS) -> tuple[torch.Tensor, str]:
-    """Validate a numpy array and convert it to B×T×C×H×W float32; return it and its layout."""
+                   allowed: tuple[str, ...] = LAYOUTS) -> tuple[torch.Tensor, str, int]:
+    """Validate a numpy array and convert it to B×T×C×H×W float32 with ``channels`` channels.
+
+    Returns the tensor, the layout of ``a`` and the channel count of ``a`` (grey ↔ RGB frames
+    are converted, see :func:`convert_channels`).
+    """
     desc = _describe(a)
     _check_numpy_dtype(a, desc)
     if a.ndim in {len(lay) for lay in allowed}:
         _check_not_empty(a.shape, desc)
     layout = _resolve_layout(tuple(a.shape), channels, layout, allowed, desc)
     values = _numpy_to_unit_float(a, desc)
-    return _to_btchw(torch.from_numpy(np.ascontiguousarray(values)), layout), layout
+    x = _to_btchw(torch.from_numpy(np.ascontiguousarray(values)), layout)
+    return convert_channels(x, channels), layout, _channels_of(tuple(a.shape), layout)
 
 
 def _prepare_tensor(t: torch.Tensor, channels: int,
@@ -818,32 +960,42 @@ def _prepare_tensor(t: torch.Tensor, channels: int,
     _check_torch_dtype(t, desc)
     if t.ndim in (3, 4, 5):
         _check_not_empty(tuple(t.shape), desc)
+    inferred = layout is None
     layout = _resolve_layout(tuple(t.shape), channels, layout, LAYOUTS, desc)
-    x = _to_btchw(_torch_to_unit_float(t, desc), layout)
-    return x, OutputFormat("torch", layout, channels, dtype=t.dtype, device=t.device)
+    x = convert_channels(_to_btchw(_torch_to_unit_float(t, desc), layout), channels)
+    got = _channels_of(tuple(t.shape), layout)
+    return x, OutputFormat("torch", layout, channels, dtype=t.dtype, device=t.device,
+                           source_channels=_source(channels, got), layout_inferred=inferred,
+                           source_shape=tuple(int(s) for s in t.shape))
 
 
 def _prepare_path(path: str | os.PathLike, channels: int,
                   layout: str | None) -> tuple[torch.Tensor, OutputFormat]:
-    """Read a file / folder and convert it; the result is restored as uint8 (B)THWC."""
+    """Read a file / folder and convert it.
+
+    Arrays (``.npy`` / ``.npz``) follow the numpy rules (the result has their layout and dtype);
+    images are read with their own channels (grey or RGB) and restored as uint8 T×H×W×C.
+    """
     p = _as_path(path)
     is_array = p.suffix.lower() in ARRAY_SUFFIXES and not stat.S_ISDIR(_stat_path(p).st_mode)
     if is_array:
         a = read_frames(p)
         if not isinstance(a, np.ndarray):  # pragma: no cover - np.load returns arrays
             raise InputTypeError(f"'{p}' does not hold a numpy array")
-        x, layout = _prepare_numpy(a, channels, layout)
-    else:
-        if channels not in (1, 3):
-            raise InputError(f"images can only feed models with 1 or 3 channels, this model "
-                             f"expects {channels}; pass a numpy array or tensor instead of "
-                             f"'{p}'")
-        if layout not in (None, "THWC"):
-            raise InputError(f"layout={layout!r} does not apply to images read from '{p}' "
-                             f"(they are read as THWC); leave layout=None")
-        x, layout = _prepare_numpy(read_frames(p, channels=channels), channels, "THWC")
-    out_layout = "BTHWC" if "B" in layout else "THWC"
-    return x, OutputFormat("path", out_layout, channels, dtype=np.dtype(np.uint8))
+        inferred = layout is None
+        x, layout, got = _prepare_numpy(a, channels, layout)
+        return x, OutputFormat("path", layout, channels, dtype=a.dtype, source_channels=_source(channels, got),
+                               layout_inferred=inferred, source_shape=tuple(int(s) for s in a.shape))
+    if channels not in (1, 3):
+        raise InputError(f"images can only feed models with 1 or 3 channels, this model "
+                         f"expects {channels}; pass a numpy array or tensor instead of "
+                         f"'{p}'")
+    if layout not in (None, "THWC"):
+        raise InputError(f"layout={layout!r} does not apply to images read from '{p}' "
+                         f"(they are read as THWC); leave layout=None")
+    x, _, got = _prepare_numpy(read_frames(p), channels, "THWC")
+    return x, OutputFormat("path", "THWC", channels, dtype=np.dtype(np.uint8),
+                           source_channels=_source(channels, got))
 
 
 def _prepare_pil_list(images: list | tuple, channels: int,
@@ -866,12 +1018,11 @@ def _prepare_pil_list(images: list | tuple, channels: int,
         if im.width == 0 or im.height == 0:
             raise InputError(f"empty input: PIL image {i} has size {im.height}x{im.width}")
     names = [f"{i} of the list" for i in range(len(images))]
-    a = _images_to_array(images, names, channels, sequence=False)
-    x, _ = _prepare_numpy(a, channels, "THWC")
-    mode = "L" if channels == 1 else "RGB"
+    a = _images_to_array(images, names, None, sequence=False)  # grey or RGB, as the images are
+    x, _, got = _prepare_numpy(a, channels, "THWC")
     return x, OutputFormat("pil", "THWC", channels, dtype=np.dtype(np.uint8),
                            container=tuple if isinstance(images, tuple) else list,
-                           pil_mode=mode)
+                           pil_mode="L" if got == 1 else "RGB", source_channels=_source(channels, got))
 
 
 def _prepare_array_list(arrays: list | tuple, channels: int,
@@ -892,16 +1043,33 @@ def _prepare_array_list(arrays: list | tuple, channels: int,
         raise InputError(f"a list of frames is one sequence: layout must be one of "
                          f"{', '.join(_UNBATCHED_LAYOUTS)}, got {layout!r}")
     _check_numpy_dtype(first, f"frames: {_describe(first)}")
-    if first.ndim == 2 and channels != 1 and layout is None:
-        raise InputError(f"frames of shape {_shape_str(first.shape)} (H×W) have one channel, "
-                         f"but the model expects {channels}; pass H×W×{channels} or "
-                         f"{channels}×H×W frames")
-    if first.ndim == 2 and layout is None:
-        layout = "THW"  # H×W frames have no channel axis to mistake for anything else
+    inferred = layout is None
+    if layout is None:
+        frame_layout = infer_frame_layout(first.shape, channels)
+        if first.ndim == 2 and frame_layout is None:
+            raise InputError(f"frames of shape {_shape_str(first.shape)} (H×W) have one channel, "
+                             f"but the model expects {channels}; pass H×W×{channels} or "
+                             f"{channels}×H×W frames")
+        if frame_layout is not None:  # one frame has no batch or time axis to mistake for C
+            layout = "T" + frame_layout
     stacked = np.stack(arrays)
-    x, layout = _prepare_numpy(stacked, channels, layout, _UNBATCHED_LAYOUTS)
+    x, layout, got = _prepare_numpy(stacked, channels, layout, _UNBATCHED_LAYOUTS)
     return x, OutputFormat("arrays", layout, channels, dtype=first.dtype,
-                           container=tuple if isinstance(arrays, tuple) else list)
+                           container=tuple if isinstance(arrays, tuple) else list,
+                           source_channels=_source(channels, got), layout_inferred=inferred,
+                           source_shape=(len(arrays),) + tuple(int(s) for s in first.shape))
+
+
+def frames_layout(frames: Any, *, channels: int, layout: str | None = None) -> str:
+    """The layout :func:`prepare_frames` reads a numpy array or torch tensor ``frames`` in.
+
+    From the shape alone (nothing is converted). Raises the :class:`~stzoo.errors.InputError`
+    :func:`prepare_frames` would raise for a shape it cannot read.
+    """
+    if not isinstance(frames, (np.ndarray, torch.Tensor)):
+        raise InputTypeError(f"frames_layout takes a numpy array or torch tensor, got {type(frames).__name__}")
+    shape = tuple(int(s) for s in frames.shape)
+    return _resolve_layout(shape, int(channels), _check_layout_arg(layout), LAYOUTS, _describe(frames))
 
 
 def peek_shape(frames: Any, *, channels: int,
@@ -911,7 +1079,8 @@ def peek_shape(frames: Any, *, channels: int,
     Nothing is converted or allocated, so callers can refuse an input (or the forecast it would
     lead to) before paying for it. Only numpy arrays and dense torch tensors are peeked at; for
     other kinds (paths, lists), or when :func:`prepare_frames` would refuse the input anyway,
-    the answer is ``None`` (and :func:`prepare_frames` raises the error).
+    the answer is ``None`` (and :func:`prepare_frames` raises the error). C is the model's
+    ``channels`` (grey ↔ RGB input is converted to it).
     """
     try:
         if isinstance(frames, torch.Tensor):
@@ -928,7 +1097,7 @@ def peek_shape(frames: Any, *, channels: int,
     except (InputError, InputTypeError):
         return None
     dims = dict(zip(lay, shape))
-    return (dims.get("B", 1), dims["T"], dims.get("C", 1), dims["H"], dims["W"])
+    return (dims.get("B", 1), dims["T"], int(channels), dims["H"], dims["W"])
 
 
 def prepare_frames(frames: Any, *, channels: int,
@@ -939,13 +1108,13 @@ def prepare_frames(frames: Any, *, channels: int,
         frames: one of
 
             * a numpy array or torch tensor in one of :data:`LAYOUTS`;
-            * a list / tuple of PIL images (same size and mode; one sequence), converted to 'L'
-              for a 1-channel model and 'RGB' for a 3-channel one;
+            * a list / tuple of PIL images (same size and mode; one sequence), read as grey or
+              RGB as they are (see :func:`read_frames`, ``channels=None``);
             * a list / tuple of numpy arrays, one frame each (H×W, H×W×C or C×H×W; same shape
               and dtype), forming one sequence;
-            * a str / os.PathLike naming a GIF / APNG, a folder of images, or a ``.npy`` /
-              ``.npz`` file (read with :func:`read_frames`; arrays from ``.npy`` / ``.npz`` then
-              follow the numpy rules).
+            * a str / os.PathLike naming a GIF / APNG, a folder of images, a video, or a ``.npy``
+              / ``.npz`` file (read with :func:`read_frames`, images with their own channels;
+              arrays from ``.npy`` / ``.npz`` then follow the numpy rules).
 
             dtypes: uint8 (divided by 255); other integer types with all values in [0, 255]
             (divided by 255); float16/32/64 (and torch bfloat16) with values in [0, 1] (values
@@ -955,30 +1124,36 @@ def prepare_frames(frames: Any, *, channels: int,
         channels: channel count C of the model.
         layout: layout of ``frames`` (one of :data:`LAYOUTS`, any case). For a list of arrays it
             is the layout of the stacked sequence (THW, THWC or TCHW); for images (PIL list or
-            image path) only None or 'THWC' is accepted. ``None`` infers it from the shape:
+            image path) only None or 'THWC' is accepted. ``None`` infers it from the shape. A
+            channel axis is looked for with the model's count C first, then with the count
+            converted to it (3 for C == 1, 1 for C == 3; see "Grey and RGB" below), which must
+            look like a channel axis: size 1, or 3 next to two axes of at least 16:
 
-            * 3-D: THW (only when C == 1);
-            * 4-D: THWC if ``shape[-1] == C``, else TCHW if ``shape[1] == C``, else BTHW if
-              C == 1. When both ``shape[-1]`` and ``shape[1]`` equal C, THWC wins unless
-              ``shape[-1] == shape[-2]`` (the last two axes look like H×W), then TCHW;
-            * 5-D: BTHWC if ``shape[-1] == C``, else BTCHW if ``shape[2] == C``; when both
-              hold, the same tie-break as for 4-D (BTCHW if ``shape[-1] == shape[-2]``);
-            * a frame of a list: HWC if ``shape[-1] == C``, else CHW if ``shape[0] == C``
-              (same tie-break), H×W if 2-D and C == 1.
+            * 3-D: THW (grey; C == 1, or C == 3 converted);
+            * 4-D: THWC if ``shape[-1]`` is a channel axis, else TCHW if ``shape[1]`` is, else
+              BTHW (grey). When both are, THWC wins unless ``shape[-1] == shape[-2]`` (the last
+              two axes look like H×W), then TCHW;
+            * 5-D: BTHWC if ``shape[-1]`` is a channel axis, else BTCHW if ``shape[2]`` is; when
+              both are, the same tie-break as for 4-D;
+            * a frame of a list: HWC if ``shape[-1]`` is C (then the converted count), else CHW
+              if ``shape[0]`` is (same tie-break), H×W if 2-D.
 
-            A colour axis is never read as B, T, H or W: for a 1-channel model, a 3-D input
-            whose last axis has 2-4 entries after two axes of at least 16 (one H×W×C image), and
-            a 4-D input that would be BTHW but whose last axis has 2-4 entries after two axes
-            of at least 16 (T×H×W×C colour video), or whose axis 1 has 3 or 4 entries before
-            two axes of at least 16 (T×C×H×W colour video), are refused with an
-            :class:`~stzoo.errors.InputError` that names the layout considered; pass
-            ``layout=`` (e.g. ``layout='BTHW'`` for a batch of 3- or 4-frame grey clips) to
-            read them anyway.
+            A colour axis is never read as B, T, H or W: a 3-D input whose last axis has 2-4
+            entries after two axes of at least 16 (one H×W×C image), and a 4-D input that would
+            be BTHW but whose last axis has 2-4 entries after two axes of at least 16 (e.g.
+            T×H×W×4 RGBA video), or whose axis 1 has 3 or 4 entries before two axes of at least
+            16, are refused with an :class:`~stzoo.errors.InputError` that names the layout
+            considered; pass ``layout=`` (e.g. ``layout='BTHW'`` for a batch of 3- or 4-frame
+            grey clips) to read them anyway.
 
-            Colour and alpha in arrays: stzoo does not convert arrays between colour spaces.
-            RGBA (4-channel) or RGB arrays for a grey model, and RGBA arrays for an RGB model,
-            are refused with advice (drop alpha with ``frames[..., :3]``; mix RGB to grey).
-            PIL images and image files are converted by Pillow instead, which drops alpha (see
+            Grey and RGB: one rule for every kind of input. RGB frames for a 1-channel model
+            are converted to their luminance ``0.299·R + 0.587·G + 0.114·B`` (ITU-R BT.601, the
+            weights of Pillow's 'L'), grey frames for a 3-channel model are repeated into R, G
+            and B (:func:`convert_channels`); ``fmt.source_channels`` records it and
+            :meth:`OutputFormat.restore` converts the forecast back to the input's channel
+            count. Callers warn about it (``Predictor.predict`` does, once). Alpha is not
+            converted in arrays: RGBA (4-channel) arrays are refused with advice (drop alpha
+            with ``frames[..., :3]``); PIL images and image files drop alpha (see
             :func:`read_frames`).
 
     Returns:
@@ -1004,8 +1179,10 @@ def prepare_frames(frames: Any, *, channels: int,
     if isinstance(frames, torch.Tensor):
         return _prepare_tensor(frames, channels, layout)
     if isinstance(frames, np.ndarray):
-        x, layout = _prepare_numpy(frames, channels, layout)
-        return x, OutputFormat("numpy", layout, channels, dtype=frames.dtype)
+        inferred = layout is None
+        x, layout, got = _prepare_numpy(frames, channels, layout)
+        return x, OutputFormat("numpy", layout, channels, dtype=frames.dtype, source_channels=_source(channels, got),
+                               layout_inferred=inferred, source_shape=tuple(int(s) for s in frames.shape))
     if isinstance(frames, (str, os.PathLike)):
         return _prepare_path(frames, channels, layout)
     if isinstance(frames, (list, tuple)):
@@ -1107,3 +1284,273 @@ def write_gif(frames: np.ndarray, path: str | os.PathLike, *, fps: float = 5.0) 
         p.write_bytes(buf.getvalue())
     except OSError as exc:
         raise InputError(f"cannot write '{p}': {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# write_frames: a forecast to the kind of file its name asks for
+
+#: Video suffixes (lower case) :func:`write_frames` writes with PyAV (the ``video`` extra), and
+#: the codecs tried for each, in order (the first one this FFmpeg build has is used).
+VIDEO_WRITE_CODECS: dict[str, tuple[str, ...]] = {".mp4": ("libx264", "mpeg4"), ".avi": ("mpeg4", "mjpeg"),
+                                                  ".webm": ("libvpx-vp9", "libvpx")}
+
+#: The kinds of output :func:`write_frames` writes, for messages.
+OUTPUT_KINDS = ("an animated GIF (.gif), a video (.mp4, .avi, .webm; needs the video extra), a numpy "
+                "array (.npy), or a folder of PNGs (a path without a suffix, one ending in '/', or an "
+                "existing folder)")
+
+_VIDEO_EXTRA = "pip install -e \".[video]\" in a stzoo checkout (or pip install av)"
+
+#: File names of the frames :func:`write_frames` writes into a folder (``frame_000000.png``, ...).
+PNG_FRAME_NAME = "frame_{:06d}.png"
+
+
+def _is_dir(p: Path) -> bool:
+    """Whether ``p`` is an existing folder (False for anything the OS cannot look up)."""
+    try:
+        return stat.S_ISDIR(os.stat(p).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def output_kind(path: str | os.PathLike) -> str:
+    """What :func:`write_frames` writes for ``path``: ``'gif'``, ``'video'``, ``'npy'`` or ``'folder'``.
+
+    Decided by the name alone: ``.gif``, ``.mp4`` / ``.avi`` / ``.webm`` (any case), ``.npy``; a
+    folder of PNGs for a path without a suffix, one that ends in ``/``, or an existing folder.
+
+    Raises:
+        InputTypeError: ``path`` is not a str / os.PathLike.
+        InputError: any other suffix (the message lists the accepted kinds).
+    """
+    p = _as_path(path, "output path")
+    raw = os.fspath(path)
+    suffix = p.suffix.lower()
+    if raw.endswith(("/", os.sep)) or _is_dir(p) or not suffix:
+        return "folder"
+    if suffix == ".gif":
+        return "gif"
+    if suffix == ".npy":
+        return "npy"
+    if suffix in VIDEO_WRITE_CODECS:
+        return "video"
+    hint = " (for PNG frames, name a folder, e.g. 'out/')" if suffix in (".png", ".apng") else ""
+    raise InputError(f"cannot write '{_short_path(p)}': stzoo does not know what to write for the suffix "
+                     f"{p.suffix!r}{hint}; accepted: {OUTPUT_KINDS}")
+
+
+def _has_encoder(av: Any, name: str) -> bool:
+    """Whether PyAV's FFmpeg build can encode with codec ``name``."""
+    try:
+        av.codec.Codec(name, "w")
+    except Exception:  # noqa: BLE001 - PyAV raises its own error family for a missing encoder
+        return False
+    return True
+
+
+def _video_codec(path: Path) -> tuple[Any, str]:
+    """PyAV and the first codec of :data:`VIDEO_WRITE_CODECS` it can encode for ``path``'s suffix."""
+    try:
+        import av
+    except ImportError:
+        raise InputError(f"writing the video '{_short_path(path)}' needs PyAV, which is not installed: install "
+                         f"the video extra ({_VIDEO_EXTRA}), or write a .gif, a .npy or a folder of PNGs "
+                         f"instead") from None
+    names = VIDEO_WRITE_CODECS[path.suffix.lower()]
+    for name in names:
+        if _has_encoder(av, name):
+            return av, name
+    raise InputError(f"cannot write '{_short_path(path)}': this FFmpeg build has none of the encoders "
+                     f"{', '.join(names)}; write another video kind, a .gif, a .npy or a folder of PNGs")
+
+
+def _check_output_folder(p: Path) -> None:
+    """An output folder must exist, or its parent must (it is then created)."""
+    if _is_dir(p):
+        return
+    if not _is_dir(p.parent):
+        raise InputError(f"cannot write the folder '{_short_path(p)}': its parent folder "
+                         f"'{_short_path(p.parent)}' does not exist")
+    if os.path.lexists(p):
+        raise InputError(f"cannot write the folder '{_short_path(p)}': a file of that name exists")
+
+
+def check_output_path(path: str | os.PathLike, *, height: int | None = None,
+                      width: int | None = None) -> str:
+    """Check that :func:`write_frames` can write ``path`` before any work is done; return its kind.
+
+    Checks the kind (:func:`output_kind`), that the folder it goes into exists, that a file
+    output does not name an existing folder, FIFO or device, and for videos that PyAV and an
+    encoder are there and (when ``height`` / ``width`` are given) that both are even, as the
+    yuv420p videos players expect need.
+
+    Raises:
+        InputError: any of those fails (the message says what to do).
+    """
+    kind = output_kind(path)
+    p = _as_path(path, "output path")
+    if kind == "folder":
+        _check_output_folder(p)
+        return kind
+    _output_file(p)
+    if kind == "video":
+        _video_codec(p)
+        if (height is not None and height % 2) or (width is not None and width % 2):
+            raise InputError(f"cannot write '{_short_path(p)}': video frames need an even height and width "
+                             f"(yuv420p), got {height}×{width}; write a .gif, a .npy or a folder of PNGs "
+                             f"instead, or crop the frames to an even size")
+    return kind
+
+
+def to_thwc(frames: Any, layout: str, *, channels: int | None = None) -> np.ndarray:
+    """``frames`` (a numpy array or tensor in ``layout``) as one T×H×W×C numpy sequence.
+
+    A batch axis of size 1 is dropped; a frame without a channel axis gets one (C = 1). With
+    ``channels``, grey ↔ RGB frames are converted to that count (:func:`convert_channels`),
+    keeping the dtype. Used to write or show a forecast returned in another layout.
+
+    Raises:
+        InputError: ``layout`` is unknown or does not fit, the batch holds more than one
+            sequence, or the channels cannot be converted.
+    """
+    lay = _check_layout_arg(layout)
+    if lay is None:
+        raise InputError("to_thwc needs the layout of the frames, e.g. layout='TCHW'")
+    if isinstance(frames, torch.Tensor):
+        t = frames.detach().cpu()
+        frames = t.float().numpy() if t.dtype == torch.bfloat16 else t.numpy()
+    a = np.asarray(frames)
+    if a.ndim != len(lay):
+        raise InputError(f"layout {lay!r} needs a {len(lay)}-D input, got {_describe(a)}")
+    if "B" in lay:
+        if a.shape[0] != 1:
+            raise InputError(f"{_describe(a)} holds {a.shape[0]} sequences (layout {lay}); one sequence can be "
+                             f"written as images or video: write a .npy, or pass one sequence")
+        a, lay = a[0], lay[1:]
+    if "C" not in lay:
+        a, lay = a[..., None], lay + "C"
+    a = np.ascontiguousarray(np.transpose(a, [lay.index(ch) for ch in "THWC"]))
+    if channels is not None and a.shape[-1] != channels:
+        values = torch.from_numpy(_numpy_to_unit_float(a, _describe(a)))
+        conv = convert_channels(values, channels, dim=-1).numpy()
+        if a.dtype.kind == "f":
+            return np.ascontiguousarray(conv.astype(a.dtype))
+        return np.ascontiguousarray(np.clip(np.rint(conv * 255.0), 0, 255).astype(a.dtype))
+    return a
+
+
+def write_video(frames: Any, path: str | os.PathLike, *, fps: float = 5.0) -> Path:
+    """Write frames as a video (``.mp4``, ``.avi`` or ``.webm``) with PyAV (the ``video`` extra).
+
+    Args:
+        frames: T×H×W, T×H×W×1 or T×H×W×3 (uint8, integers in [0, 255] or floats in [0, 1], as
+            for :func:`write_gif`); grey frames are written as grey RGB. Height and width must
+            be even (yuv420p).
+        path: the file to write; the codec follows the suffix (:data:`VIDEO_WRITE_CODECS`).
+        fps: frames per second (> 0).
+
+    Returns:
+        The path written.
+
+    Raises:
+        InputError: PyAV or an encoder is missing (the message names the video extra), an odd
+            frame size, bad frames or ``fps``, or the file cannot be written.
+    """
+    data = _frames_to_uint8(frames)
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)):
+        raise InputTypeError(f"fps must be a number, got {type(fps).__name__}")
+    if not math.isfinite(float(fps)) or fps <= 0:
+        raise InputError(f"fps must be a positive finite number, got {fps}")
+    p = _as_path(path)
+    if p.suffix.lower() not in VIDEO_WRITE_CODECS:
+        raise InputError(f"cannot write '{_short_path(p)}' as a video: expected a name ending in "
+                         f"{', '.join(VIDEO_WRITE_CODECS)}")
+    h, w = data.shape[1:3]
+    check_output_path(p, height=h, width=w)
+    av, codec = _video_codec(p)
+    rgb = np.repeat(data, 3, axis=-1) if data.shape[-1] == 1 else data
+    from fractions import Fraction
+
+    try:
+        with av.open(str(p), "w") as container:
+            stream = container.add_stream(codec, rate=Fraction(float(fps)).limit_denominator(1000))
+            stream.width, stream.height = w, h
+            stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+            if codec == "libx264":
+                stream.options = {"crf": "17"}
+            for f in rgb:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+    except Exception as exc:  # PyAV raises its own FFmpegError family, plus OSError / ValueError
+        raise InputError(f"cannot write video '{_short_path(p)}' ({codec}): {type(exc).__name__}: {exc}") from exc
+    return p
+
+
+def write_png_folder(frames: Any, folder: str | os.PathLike) -> Path:
+    """Write frames as numbered PNG files (:data:`PNG_FRAME_NAME`) in ``folder``.
+
+    The folder is created if its parent exists. :func:`read_frames` reads it back in order,
+    exactly (PNG is lossless; grey frames are 8-bit grey 'L' files, RGB frames 'RGB').
+
+    Raises:
+        InputError: bad frames, the parent folder is missing, or the folder already holds other
+            images (they would mix with these frames when the folder is read back).
+    """
+    data = _frames_to_uint8(frames)
+    p = _as_path(folder, "output folder")
+    _check_output_folder(p)
+    names = [PNG_FRAME_NAME.format(i) for i in range(len(data))]
+    if _is_dir(p):
+        others = sorted(f.name for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES
+                        and not f.name.startswith(".") and f.name not in set(names))
+        if others:
+            raise InputError(f"folder '{_short_path(p)}' already holds {len(others)} other image file(s) (e.g. "
+                             f"'{others[0]}') that would mix with the forecast when the folder is read back; "
+                             f"write into an empty or new folder")
+    try:
+        p.mkdir(exist_ok=True)
+        for name, f in zip(names, data):
+            Image.fromarray(np.ascontiguousarray(f[..., 0] if f.shape[-1] == 1 else f)).save(p / name)
+    except OSError as exc:
+        raise InputError(f"cannot write into folder '{_short_path(p)}': {exc}") from exc
+    return p
+
+
+def write_frames(frames: Any, path: str | os.PathLike, *, fps: float = 5.0, layout: str | None = None) -> str:
+    """Write a forecast to ``path`` as the kind of file its name asks for; return that kind.
+
+    ``.gif`` (:func:`write_gif`), ``.mp4`` / ``.avi`` / ``.webm`` (:func:`write_video`, the
+    ``video`` extra), ``.npy`` (``np.save`` of ``frames`` exactly as given: layout and dtype kept),
+    or a folder of PNGs (:func:`write_png_folder`) for a path without a suffix, one ending in
+    ``/`` or an existing folder. Anything else is refused (:func:`output_kind`).
+
+    Args:
+        frames: a numpy array or tensor. For images and videos it is one sequence in ``layout``
+            (default T×H×W[×C]); see :func:`to_thwc`.
+        path: where to write.
+        fps: frames per second of GIFs and videos.
+        layout: the layout of ``frames`` (e.g. the input's, which ``predict`` keeps).
+
+    Raises:
+        InputError: an unknown suffix, a missing video extra, or frames that cannot be written.
+    """
+    kind = check_output_path(path)
+    p = _as_path(path, "output path")
+    if kind == "npy":
+        a = frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
+        try:
+            np.save(p, a, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot write '{_short_path(p)}': {exc}") from exc
+        return kind
+    if layout is not None:
+        frames = to_thwc(frames, layout)
+    if kind == "gif":
+        write_gif(frames, p, fps=fps)
+    elif kind == "video":
+        write_video(frames, p, fps=fps)
+    else:
+        write_png_folder(frames, p)
+    return kind

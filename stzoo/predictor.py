@@ -8,6 +8,7 @@ native horizon, and gives the answer back in the kind, layout and dtype it came 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from stzoo.errors import InputError
-from stzoo.io import peek_shape, prepare_frames
+from stzoo.io import LAYOUTS, FramesWarning, OutputFormat, peek_shape, prepare_frames
 from stzoo.manifest import InputSpec
 from stzoo.models.base import ARCHITECTURES, check_frames, eval_mode
 
@@ -178,6 +179,28 @@ def check_output_size(batch: int, frames: int, channels: int, height: int, width
                          f"stzoo.predictor.MAX_OUTPUT_BYTES) to allow it")
 
 
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` for a ``warnings.warn`` made by the caller of this function that points
+    at the first frame outside stzoo and torch (torch's ``no_grad`` decorators add frames)."""
+    import sys
+
+    inside = tuple(os.path.dirname(os.path.abspath(f)) + os.sep for f in (__file__, torch.__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(inside):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _layout_note(fmt: OutputFormat) -> str:
+    """For an error about frames whose layout was inferred from their shape: which layout that was,
+    and the ``layout=`` argument that overrides it (empty when the layout was given or implied)."""
+    if not fmt.layout_inferred or fmt.source_shape is None:
+        return ""
+    shape = "×".join(str(s) for s in fmt.source_shape)
+    return (f" (the input of shape {shape} was read as layout {fmt.layout}, inferred from its shape; if that "
+            f"is not its layout, pass layout=, one of {', '.join(LAYOUTS)})")
+
+
 class Predictor:
     """A model plus what it expects. Build one with :func:`stzoo.load`.
 
@@ -202,6 +225,7 @@ class Predictor:
         self.batch_size = batch_size  # checked by the property's setter
         self.cuda_graphs = cuda_graphs
         self._graphed: Any = None  # stzoo.kernels.graphs.GraphedCall for self.model, made on first use
+        self._warned: set[Any] = set()  # causes of FramesWarning already shown (see warn_once)
 
     @property
     def batch_size(self) -> int:
@@ -224,7 +248,7 @@ class Predictor:
         """The reference module (:attr:`model` itself for ``impl == "reference"``)."""
         return getattr(self.model, "reference", self.model) if self.impl == "fused" else self.model
 
-    def use_impl(self, impl: str) -> "Predictor":
+    def use_impl(self, impl: str) -> Predictor:
         """Switch this Predictor to ``impl`` (``"auto"``, ``"reference"`` or ``"fused"``) in place.
 
         Both implementations come from the same weights: ``"fused"`` folds the reference model
@@ -245,7 +269,7 @@ class Predictor:
         return self
 
     def derive(self, model: nn.Module, spec: InputSpec | None = None, *, entry: dict[str, Any] | None = None,
-               name: str | None = None) -> "Predictor":
+               name: str | None = None) -> Predictor:
         """A new Predictor of the same kind for ``model`` (e.g. an adapted or fine-tuned copy), keeping
         this one's batch size and CUDA-graph setting. Code that builds Predictors from a given one
         (adapt, finetune) calls this instead of importing the class, so it never imports inference code."""
@@ -261,7 +285,84 @@ class Predictor:
 
     @property
     def device(self) -> torch.device:
+        """Where the model's weights are."""
         return next(self.model.parameters()).device
+
+    def to(self, device: Any = None, dtype: Any = None) -> Predictor:
+        """Move the model to ``device`` and / or cast it to ``dtype`` in place; return ``self``.
+
+        As ``nn.Module.to``: ``p.to("cuda")``, ``p.to(torch.bfloat16)``, ``p.to("cuda", "bfloat16")``,
+        so ``p = stzoo.load(name).to("cuda")`` works. The reference module behind a fused one
+        (:attr:`reference_model`) moves too, so :meth:`use_impl` keeps the device and dtype.
+
+        Args:
+            device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device`` or a CUDA index
+                (checked as in :func:`stzoo.load`); ``None`` keeps the device. A dtype in this
+                place is taken as ``dtype``, as torch does.
+            dtype: ``"float32"``, ``"bfloat16"``, ``"float16"`` (or ``fp32`` / ``bf16`` /
+                ``fp16``, or the torch dtypes); ``None`` keeps the dtype.
+
+        Raises:
+            InputError: an unknown device or dtype, an accelerator this machine does not have, or
+                a model that cannot be moved there.
+        """
+        if isinstance(device, torch.dtype) or (isinstance(device, str) and device in _DTYPES):
+            if dtype is not None:
+                raise InputError(f"to() got two dtypes, {device!r} and {dtype!r}; pass a device and a dtype, "
+                                 f"e.g. p.to('cuda', 'bfloat16')")
+            device, dtype = None, device
+        kwargs: dict[str, Any] = {}
+        if device is not None:
+            kwargs["device"] = parse_device(device)
+        if dtype is not None:
+            kwargs["dtype"] = parse_dtype(dtype)
+        if not kwargs:
+            return self
+        modules = [self.model] + ([self.reference_model] if self.impl == "fused" else [])
+        try:
+            for module in modules:
+                module.to(**kwargs)
+        except (RuntimeError, AssertionError) as exc:
+            where = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+            raise InputError(f"cannot move {self.name or 'the model'} to {where}: {exc}") from exc
+        self._graphed = None  # CUDA graphs are recorded for one device and dtype
+        return self
+
+    def __call__(self, frames: Any, horizon: int | None = None, **kwargs: Any) -> Any:
+        """Same as :meth:`predict`: ``p(frames)`` forecasts the frames that follow ``frames``."""
+        return self.predict(frames, horizon, **kwargs)
+
+    # ------------------------------------------------------------------------------------------
+    def warn_once(self, key: Any, message: str) -> None:
+        """Emit ``message`` as a :class:`~stzoo.io.FramesWarning` the first time this Predictor
+        meets ``key`` (a cause, e.g. ``("size", 32, 32)``); later calls with the same key are silent.
+        The warning points at the first caller outside stzoo."""
+        warned = self.__dict__.setdefault("_warned", set())  # also for Predictors made without __init__
+        if key in warned:
+            return
+        warned.add(key)
+        warnings.warn(message, FramesWarning, stacklevel=_user_stacklevel())
+
+    def warn_conversion(self, fmt: OutputFormat) -> None:
+        """Warn once (:meth:`warn_once`) when :func:`~stzoo.io.prepare_frames` converted the input
+        between grey and RGB (``fmt.conversion``); :meth:`predict` and :class:`stzoo.Forecaster` call it."""
+        conversion = fmt.conversion
+        if conversion is None:
+            return
+        who = self.name or "this model"
+        if conversion == "RGB → grey":
+            message = (f"{who} takes grey frames: the RGB frames were converted to their luminance "
+                       f"0.299·R + 0.587·G + 0.114·B (ITU-R BT.601, as Pillow's 'L'), and the grey forecast "
+                       f"comes back repeated into R, G and B, in the input's layout. For a colour forecast, "
+                       f"adapt the model to RGB and fine-tune it: stzoo finetune NAME --data VIDEOS --channels 3 "
+                       f"(Python: stzoo.adapt.adapt(p, channels=3), then p.finetune(videos)). Shown once.")
+        else:
+            message = (f"{who} takes RGB frames: the grey frames were repeated into R, G and B, and the RGB "
+                       f"forecast comes back as its luminance 0.299·R + 0.587·G + 0.114·B, in the input's "
+                       f"layout. For a grey model, adapt it and fine-tune: stzoo finetune NAME --data VIDEOS "
+                       f"--channels 1 (Python: stzoo.adapt.adapt(p, channels=1), then p.finetune(videos)). "
+                       f"Shown once.")
+        self.warn_once(("channels", conversion), message)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -282,13 +383,17 @@ class Predictor:
 
         Raises :class:`~stzoo.errors.InputError` with a readable message when there are too few
         frames or the architecture's channel / size rules fail (e.g. sides divisible by the patch
-        size). Returns the last ``spec.frames_in`` frames: extra leading frames are dropped, for
-        recurrent models too (which also accept fewer). :meth:`predict` calls this; streaming and
-        export code call it directly.
+        size, or a model whose weights fix the frame size, such as MIM, MAU and E3D-LSTM). A frame
+        size the architecture allows but that is not the training size (``spec.height`` ×
+        ``spec.width``) runs, with a one-time :class:`~stzoo.io.FramesWarning` that the weights
+        were not trained there. Returns the last ``spec.frames_in`` frames: extra leading frames
+        are dropped, for recurrent models too (which also accept fewer). :meth:`predict` calls
+        this; streaming and export code call it directly.
         """
-        b, t, c, h, w = x.shape
+        _, t, _, h, w = x.shape
+        who = self.name or "this model"
         if t < self.min_frames:
-            raise InputError(f"{self.name or 'this model'} needs at least {self.min_frames} input frames, "
+            raise InputError(f"{who} needs at least {self.min_frames} input frames, "
                              f"got {t} (input shape B×T×C×H×W = {tuple(x.shape)})")
         reads = x[:, -self.spec.frames_in:] if not self.recurrent else x[:, :1]
         ref = self.reference_model
@@ -298,10 +403,19 @@ class Predictor:
             problems = check_frames(arch, ref.config, tuple(reads.shape))
             if problems:
                 raise InputError(f"{self.name or arch.name}: " + "; ".join(problems))
-        else:
-            check = getattr(self.model, "check_input", None)
-            if check is not None:  # a model outside the registry: its own rules
+        check = getattr(ref, "check_input", None)
+        if check is not None:  # the model's own rules too: e.g. weights that fix the frame size (MIM, MAU)
+            try:
                 check(reads)
+            except InputError as exc:
+                raise InputError(f"{self.name or (arch.name if arch else type(ref).__name__)}: {exc}") from None
+        if (h, w) != (self.spec.height, self.spec.width):
+            self.warn_once(("size", h, w),
+                           f"{who} was trained on {self.spec.height}×{self.spec.width} frames; its architecture "
+                           f"runs at {h}×{w} too, but that is outside what the weights were trained on, so "
+                           f"expect worse forecasts (they are not measured there). Resize the frames to "
+                           f"{self.spec.height}×{self.spec.width}, or fine-tune at {h}×{w}: stzoo finetune NAME "
+                           f"--data VIDEOS (it trains at the videos' own size by default). Shown once per size.")
         return x[:, -self.spec.frames_in:]
 
     def _runner(self, x: Tensor) -> Any:
@@ -391,11 +505,18 @@ class Predictor:
                 before the model runs, in microseconds.
 
         Returns:
-            The forecast as the same kind of object, layout and dtype family as ``frames``
-            (a path gives a T×H×W×C uint8 numpy array).
+            The forecast as the same kind of object, layout, dtype family and channel count as
+            ``frames``: a numpy T×H×W uint8 array gives T'×H×W uint8; a path to images (GIF,
+            folder, video) gives a T'×H×W×C uint8 numpy array; a ``.npy`` / ``.npz`` path gives
+            what its array gives. RGB frames for a grey model are converted to their luminance
+            (grey frames for an RGB model repeated into R, G and B) and the forecast is converted
+            back, with a one-time :class:`~stzoo.io.FramesWarning`; so is a frame size other than
+            the training size that the architecture allows (see :meth:`check_input`).
 
         Raises:
-            InputError: bad frames (see :func:`stzoo.io.prepare_frames`), a bad horizon (``"16"``,
+            InputError: bad frames (see :func:`stzoo.io.prepare_frames`; when the layout was
+                inferred from the shape, the message names it and the ``layout=`` argument), a
+                frame size or count the model cannot take, a bad horizon (``"16"``,
                 ``16.0``, ``True``, 0, negative, or above ``max_horizon``), or a forecast bigger than
                 ``max_output_bytes``.
             InputTypeError: frames of a kind or dtype stzoo cannot read.
@@ -408,7 +529,11 @@ class Predictor:
             self.check_forecast(shape, horizon, max_horizon=max_horizon, max_output_bytes=max_output_bytes,
                                 what=what)
         x, fmt = prepare_frames(frames, channels=self.spec.channels, layout=layout)
-        x = self.check_input(x)
+        try:
+            x = self.check_input(x)
+        except InputError as exc:
+            raise InputError(f"{exc}{_layout_note(fmt)}") from None
+        self.warn_conversion(fmt)
         self.check_forecast(tuple(x.shape), horizon, max_horizon=max_horizon,
                             max_output_bytes=max_output_bytes, what=what)
         chunks = []

@@ -69,6 +69,22 @@ def _weights_sha(ck: dict[str, Any]) -> str:
         return _write_weights(ck, Path(tmp) / "w.safetensors", False)["sha256"]
 
 
+def _measured_by_run(run: Path, weights_sha: str, described: str, sequences: int) -> dict[str, Any] | None:
+    """The metrics ``stzoo train`` measured at the end of ``run``, if they are of exactly these weights
+    (same sha256 of the weights file) on exactly this test set (same description, same number of
+    sequences); otherwise None and the release measures them itself. Same evaluation code either way."""
+    path = run / "summary.json"
+    try:
+        summary = json.loads(path.read_text())
+        m = summary["metrics"]
+        if (summary.get("weights_sha256") == weights_sha and m.get("dataset") == described
+                and m.get("sequences") == sequences and all(isinstance(m[k], float) for k in ("mse", "mae", "ssim", "psnr"))):
+            return m
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
 def _ledger_record(run: Path, ck: dict[str, Any], result_sha: str) -> dict[str, Any]:
     """One line of a zoo entry's training ledger: what a run folder contributed."""
     meta = read_run_json(run / "run.json")
@@ -80,7 +96,8 @@ def _ledger_record(run: Path, ck: dict[str, Any], result_sha: str) -> dict[str, 
     return {"run": run.name, "init_sha256": (meta.get("init_from") or {}).get("sha256"),
             "result_sha256": result_sha, "steps": int(ck["step"]),
             "sequences": int(ck["step"]) * int(recipe["batch_size"]),
-            "wall_clock_s": round(float(ck["wall_clock_s"]), 1), "hardware": hardware,
+            "wall_clock_s": round(float(ck["wall_clock_s"]), 1),
+            **({"cpu_s": round(float(ck["cpu_s"]), 1)} if ck.get("cpu_s") else {}), "hardware": hardware,
             "cpu": meta.get("cpu"), "dtype": ck.get("dtype") or meta.get("dtype", "float32"),
             "dataset": ck.get("dataset", "moving_mnist"), "recipe": recipe,
             "time_budget_s": ck.get("time_budget_s"),
@@ -184,12 +201,20 @@ def release_to_manifest(name: str, run_dir: str | os.PathLike, *, weights_dir: s
     model.load_state_dict({k: v.float() for k, v in load_file(str(candidate)).items()})
     recipe = Recipe(**ck["recipe"])
     test = test_data(dataset, eval_sequences, mnist_dir)
-    metrics = evaluate(model, test, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
-                       progress=progress)
     described = test_set_description(dataset, test, recipe)
     old = entry.get("metrics")
-    if (old and entry.get("weights") and not force and old.get("dataset") == described
-            and old.get("sequences") == metrics["sequences"] and round(metrics["mse"], 4) >= old["mse"]):
+    if (old and entry.get("weights") and not force
+            and (old.get("dataset"), old.get("sequences")) != (described, len(test))):
+        candidate.unlink(missing_ok=True)
+        raise ConfigError(f"not released: {name}'s current release was measured on {old.get('dataset')} "
+                          f"({old.get('sequences')} sequences) and this run on {described} "
+                          f"({len(test)} sequences), so they cannot be compared; measure on the same "
+                          f"test set (--sequences {old.get('sequences')}) or pass --force to replace it anyway")
+    metrics = None if half else _measured_by_run(run, info["sha256"], described, len(test))
+    if metrics is None:
+        metrics = evaluate(model, test, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
+                           progress=progress)
+    if (old and entry.get("weights") and not force and round(metrics["mse"], 4) >= old["mse"]):
         candidate.unlink(missing_ok=True)
         raise ConfigError(f"not released: {run} scores MSE {metrics['mse']:.2f} on {described} "
                           f"({metrics['sequences']} sequences), not better than the current release's "

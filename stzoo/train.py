@@ -40,8 +40,9 @@ from stzoo.evaluation import (_is_recurrent, _to_float, evaluate, evaluate_copy_
                               test_data, test_set_description)
 from stzoo.hub import sha256_file
 from stzoo.losses import mse_ddr_loss
+from stzoo.runtime import cpu_bf16_units, cpu_description, native_bf16, tune_allocator  # noqa: F401
 from stzoo.models import ARCHITECTURES, Recipe, build_model, count_parameters, get_architecture
-from stzoo.release import _write_weights, ledger_totals, release, release_to_manifest  # noqa: F401
+from stzoo.release import _weights_sha, _write_weights, ledger_totals, release, release_to_manifest  # noqa: F401
 
 __all__ = ["Recipe", "RECIPES", "train", "evaluate", "evaluate_copy_last", "release", "sha256_file",
            "atomic_torch_save", "atomic_write_text", "capture_rng_state", "restore_rng_state",
@@ -65,6 +66,9 @@ class _Recipes(Mapping):
 
 #: the default recipe of every registered architecture (declared in its model file)
 RECIPES: Mapping[str, Recipe] = _Recipes()
+
+#: What a training time budget counts: elapsed seconds, or this process's CPU seconds.
+BUDGET_CLOCKS = ("wall", "cpu")
 
 
 def make_optimizer(params: Any, recipe: Recipe, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
@@ -145,42 +149,79 @@ def compute_loss(model: nn.Module, recipe: Recipe, seq: Tensor, teacher_p: float
     return loss if extra is None else loss + extra
 
 
-def cpu_bf16_units() -> list[str]:
-    """The native bfloat16 units this CPU reports (``amx_bf16``, ``avx512_bf16``); [] if none or unknown."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return []
-    return [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
-
-
-def cpu_description() -> str:
-    """CPU model name and bf16 units, e.g. ``"AMD EPYC (avx512_bf16)"``, for run metadata."""
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    units = cpu_bf16_units()
-    return f"{name} ({', '.join(units) if units else 'no native bf16'})"
-
-
 def resolve_train_dtype(dtype: str, device: torch.device) -> bool:
-    """Whether to train under bfloat16 autocast: ``"auto"`` picks it on CUDA and on CPUs with native bf16."""
+    """Whether to train under bfloat16 autocast: ``"auto"`` picks it where the device computes bf16 natively
+    (:func:`stzoo.runtime.native_bf16`: a CUDA GPU that supports it, a CPU with AMX / AVX512-BF16)."""
     if dtype not in ("auto", "float32", "bfloat16"):
         raise ConfigError(f"dtype must be 'auto', 'float32' or 'bfloat16', got {dtype!r}")
-    if dtype == "auto":
-        return device.type == "cuda" or (device.type == "cpu" and bool(cpu_bf16_units()))
-    return dtype == "bfloat16"
+    return native_bf16(device) if dtype == "auto" else dtype == "bfloat16"
 
 
 def _hardware(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"CPU ({platform.machine()}, {torch.get_num_threads()} thread(s))"
+
+
+_WORKER_DATA: Any = None  # a BatchPrefetcher worker's dataset, set once when the worker starts
+
+
+def _init_worker(data: Any) -> None:
+    global _WORKER_DATA
+    torch.set_num_threads(1)
+    _WORKER_DATA = data
+
+
+def _make_batch(data: Any, epoch: int, lo: int, hi: int) -> Tensor:
+    """Sequences ``lo..hi-1`` of ``epoch`` of ``data`` (None: the worker's own copy)."""
+    data = _WORKER_DATA if data is None else data
+    data.set_epoch(epoch)
+    return data.batch(lo, hi)
+
+
+class BatchPrefetcher:
+    """Training batches generated ahead of the loop by ``workers`` processes, in step order.
+
+    Every batch is a pure function of (epoch, first index, last index), so the sequences are exactly
+    those the loop would generate itself; only *where* they are computed changes. ``workers=0``
+    generates each batch in the loop (the default, right for a CPU that is busy with the model).
+    """
+
+    def __init__(self, data: Any, recipe: Recipe, steps_per_epoch: int, workers: int = 0, ahead: int = 2):
+        self.data, self.recipe, self.steps_per_epoch = data, recipe, steps_per_epoch
+        self.workers, self.ahead = int(workers), max(1, int(ahead))
+        self.pool = None
+        self.pending: dict[int, Any] = {}
+        if self.workers > 0:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            # the dataset (MNIST digits and all) goes to each worker once, not with every batch
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                            initargs=(data,))
+
+    def _span(self, step: int) -> tuple[int, int, int]:
+        epoch, i = divmod(step, self.steps_per_epoch)
+        lo = i * self.recipe.batch_size
+        return epoch, lo, min(lo + self.recipe.batch_size, self.recipe.epoch_size)
+
+    def get(self, step: int, stop: int) -> Tensor:
+        """The batch of ``step``; queues the next ones (up to ``stop``) on the workers."""
+        if self.pool is None:
+            epoch, lo, hi = self._span(step)
+            return _make_batch(self.data, epoch, lo, hi)
+        for s in range(step, min(stop, step + self.workers * self.ahead)):
+            if s not in self.pending:
+                self.pending[s] = self.pool.submit(_make_batch, None, *self._span(s))
+        for s in [s for s in self.pending if s < step]:  # e.g. after a resume: nothing stale stays queued
+            self.pending.pop(s).cancel()
+        return self.pending.pop(step).result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
 
 
 def training_data(dataset: str, recipe: Recipe, mnist_dir: str | os.PathLike | None = None) -> Any:
@@ -197,7 +238,9 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
           checkpoint_every_s: float = 300.0, log_every: int = 50, progress: bool = True,
           command: str | None = None, init_from: str | os.PathLike | None = None,
           dtype: str = "auto", time_budget_s: float | None = None,
-          dataset: str = "moving_mnist") -> dict[str, Any]:
+          dataset: str = "moving_mnist", budget_clock: str = "wall",
+          curve_every_s: float | None = None, curve_sequences: int = 64,
+          data_workers: int = 0) -> dict[str, Any]:
     """Train ``arch`` with ``config`` on a generated dataset (``dataset``: ``"moving_mnist"``, the
     default, or one of :func:`stzoo.data.fields.list_datasets`, e.g. ``"grayscott"``); resume from
     ``out_dir`` if it holds a checkpoint. Returns the final summary (also written to ``out_dir/summary.json``).
@@ -217,12 +260,36 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
     annealed, checkpointed and summarised, when that reaches 1 — on any machine, however fast. Such a
     run is not step-for-step reproducible (where it stops depends on the machine's speed); the steps
     it took are recorded.
+
+    ``budget_clock`` says which seconds the budget counts: ``"wall"`` (the default: elapsed time) or
+    ``"cpu"`` (this process's CPU time, :func:`time.process_time`). With a fixed thread count the CPU
+    clock gives every run the same compute however busy the machine is, which is what a
+    compute-matched comparison needs; both clocks are recorded either way.
+
+    ``curve_every_s`` records a learning curve: every that many budget seconds (and at the end) the
+    model is measured on the first ``curve_sequences`` sequences of the dataset's test set, and a line
+    ``{"step", "sequences", "wall_clock_s", "cpu_s", "mse", "mae", "ssim", "psnr"}`` is appended to
+    ``out_dir/curve.jsonl``. These measurements are only recorded (nothing is selected on them) and their
+    own time is left out of both clocks.
+
+    ``data_workers`` > 0 generates the training batches ahead of the loop in that many processes
+    (:class:`BatchPrefetcher`; the same sequences, in the same order) — for a GPU, which would
+    otherwise wait for the CPU to draw each batch.
     """
     from tqdm.auto import tqdm
 
     if time_budget_s is not None and not (isinstance(time_budget_s, (int, float)) and time_budget_s > 0):
         raise ConfigError(f"time_budget_s must be a positive number of seconds, got {time_budget_s!r}")
+    if budget_clock not in BUDGET_CLOCKS:
+        raise ConfigError(f"budget_clock must be one of {', '.join(BUDGET_CLOCKS)}, got {budget_clock!r}")
+    if curve_every_s is not None and not (isinstance(curve_every_s, (int, float)) and curve_every_s > 0):
+        raise ConfigError(f"curve_every_s must be a positive number of seconds, got {curve_every_s!r}")
+    if not (isinstance(data_workers, int) and 0 <= data_workers <= 256):
+        raise ConfigError(f"data_workers must be an integer in 0..256, got {data_workers!r}")
+    if not (isinstance(curve_sequences, int) and curve_sequences > 0):
+        raise ConfigError(f"curve_sequences must be a positive integer, got {curve_sequences!r}")
 
+    allocator = tune_allocator()
     recipe = recipe or RECIPES[arch]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -240,7 +307,7 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
         raise ConfigError(f"{dataset} frames have {want_c} channel(s), but this {arch} config has "
                           f"{model.channels}; set channels={want_c} in the config (or pick another dataset)")
     ckpt_path = out / "checkpoint.pt"
-    step, wall = 0, 0.0
+    step, wall, cpu = 0, 0.0, 0.0
     amp = resolve_train_dtype(dtype, dev)
     init_info = None
     if init_from is not None and not ckpt_path.exists():
@@ -255,9 +322,10 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
         ck = load_checkpoint(ckpt_path, dev, TRAIN_CHECKPOINT_KEYS, remedy=remedy)
         diffs = describe_differences({"arch": ck["arch"], "config": ck["config"], "recipe": ck["recipe"],
                                       "time_budget_s": ck.get("time_budget_s"),
+                                      "budget_clock": ck.get("budget_clock", "wall"),
                                       "dataset": ck.get("dataset", "moving_mnist")},
                                      {"arch": arch, "config": config, "recipe": asdict(recipe), "dataset": dataset,
-                                      "time_budget_s": time_budget_s})
+                                      "time_budget_s": time_budget_s, "budget_clock": budget_clock})
         if diffs:
             raise ConfigError(
                 f"{ckpt_path} belongs to a run with other settings, so it cannot be resumed with these: "
@@ -274,11 +342,12 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
             reason = f"its state does not fit this model and optimizer ({type(exc).__name__}: " \
                      f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else 'no details'})"
             raise checkpoint_error(ckpt_path, reason, remedy) from None
-        step, wall = ck["step"], float(ck["wall_clock_s"])
+        step, wall, cpu = ck["step"], float(ck["wall_clock_s"]), float(ck.get("cpu_s", 0.0))
     dtype_used = "bfloat16" if amp else "float32"
     meta = {"arch": arch, "config": config, "recipe": asdict(recipe), "parameters": count_parameters(model),
             "dataset": dataset, "dtype": dtype_used, "cpu": cpu_description(), "hardware": _hardware(dev),
-            "command": command, "time_budget_s": time_budget_s}
+            "command": command, "time_budget_s": time_budget_s, "budget_clock": budget_clock,
+            "torch_threads": torch.get_num_threads(), "allocator": allocator}
     run_json = out / "run.json"
     previous = read_run_json(run_json)
     if init_info is None:  # a resumed warm start keeps its start weights' record
@@ -298,26 +367,46 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
         atomic_torch_save({
             "arch": arch, "config": config, "recipe": asdict(recipe), "model": model.state_dict(),
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), **capture_rng_state(dev),
-            "step": step, "wall_clock_s": wall, "dtype": dtype_used, "time_budget_s": time_budget_s,
-            "dataset": dataset}, ckpt_path)
+            "step": step, "wall_clock_s": wall, "cpu_s": cpu, "dtype": dtype_used,
+            "time_budget_s": time_budget_s, "budget_clock": budget_clock, "dataset": dataset}, ckpt_path)
+
+    curve_test = test_data(dataset, curve_sequences, mnist_dir) if curve_every_s is not None else None
+
+    def record_curve() -> None:
+        m = evaluate(model, curve_test, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
+                     device=dev, progress=False)
+        model.train()
+        with open(out / "curve.jsonl", "a") as f:
+            f.write(json.dumps({"step": step, "sequences": step * recipe.batch_size, "wall_clock_s": wall,
+                                "cpu_s": cpu, **{k: m[k] for k in ("mse", "mae", "ssim", "psnr")},
+                                "curve_sequences": m["sequences"]}) + "\n")
+
+    def spent(now_wall: float, now_cpu: float) -> float:
+        """Budget seconds used so far, on the chosen clock."""
+        return (cpu + now_cpu - c0) if budget_clock == "cpu" else (wall + now_wall - t0)
 
     stop = total if max_steps is None else min(total, max_steps)
     log = open(out / "log.jsonl", "a")
     model.train()
     last_ckpt = time.monotonic()
-    t0 = time.monotonic()
+    t0, c0 = time.monotonic(), time.process_time()
+    next_curve = None
+    if curve_every_s is not None:
+        next_curve = (math.floor((cpu if budget_clock == "cpu" else wall) / curve_every_s) + 1) * curve_every_s
+        if step == 0 and not (out / "curve.jsonl").exists():
+            record_curve()  # the starting point
+            t0, c0 = time.monotonic(), time.process_time()
     running = None
+    batches = BatchPrefetcher(data, recipe, steps_per_epoch, workers=data_workers)
     bar = tqdm(total=stop, initial=step, desc=f"train {arch}", unit="step", disable=not progress,
                mininterval=1.0 if sys.stderr.isatty() else 60.0)
     try:
         while step < stop:
-            epoch, i = divmod(step, steps_per_epoch)
-            data.set_epoch(epoch)
-            lo = i * recipe.batch_size
-            seq = _to_float(data.batch(lo, min(lo + recipe.batch_size, recipe.epoch_size)), dev)
+            epoch = step // steps_per_epoch
+            seq = _to_float(batches.get(step, stop), dev)
             frac = step / total  # how far through the schedule: by steps, or by the clock
             if time_budget_s is not None:
-                frac = max(frac, (wall + time.monotonic() - t0) / time_budget_s)
+                frac = max(frac, spent(time.monotonic(), time.process_time()) / time_budget_s)
                 for group in opt.param_groups:
                     group["lr"] = one_cycle_lr(recipe.lr, frac)
             teacher_p = 0.0
@@ -333,26 +422,35 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
             running = value if running is None else 0.98 * running + 0.02 * value
             bar.update(1)
             bar.set_postfix(loss=f"{running:.5f}", epoch=epoch)
-            now = time.monotonic()
+            now, cnow = time.monotonic(), time.process_time()
             if step % log_every == 0 or step == stop:
                 log.write(json.dumps({"step": step, "epoch": epoch, "loss": value, "loss_avg": running,
                                       "lr": opt.param_groups[0]["lr"], "teacher_p": teacher_p,
-                                      "wall_clock_s": wall + now - t0, "time": time.time()}) + "\n")
+                                      "wall_clock_s": wall + now - t0, "cpu_s": cpu + cnow - c0,
+                                      "time": time.time()}) + "\n")
                 log.flush()
-            if now - last_ckpt >= checkpoint_every_s or step == stop:
-                wall += now - t0
-                t0 = now
-                save_checkpoint()
-                last_ckpt = now
+            curve_due = next_curve is not None and (spent(now, cnow) >= next_curve or step == stop)
+            if curve_due or now - last_ckpt >= checkpoint_every_s or step == stop:
+                wall, cpu = wall + now - t0, cpu + cnow - c0
+                if curve_due:
+                    record_curve()
+                    used = cpu if budget_clock == "cpu" else wall
+                    while next_curve <= used:
+                        next_curve += curve_every_s
+                if now - last_ckpt >= checkpoint_every_s or step == stop:
+                    save_checkpoint()
+                    last_ckpt = time.monotonic()
+                t0, c0 = time.monotonic(), time.process_time()
     except KeyboardInterrupt:
-        wall += time.monotonic() - t0
-        t0 = time.monotonic()
+        wall, cpu = wall + time.monotonic() - t0, cpu + time.process_time() - c0
+        t0, c0 = time.monotonic(), time.process_time()
         save_checkpoint()
         raise
     finally:
+        batches.close()
         bar.close()
         log.close()
-    summary: dict[str, Any] = {**meta, "step": step, "total_steps": total, "wall_clock_s": wall,
+    summary: dict[str, Any] = {**meta, "step": step, "total_steps": total, "wall_clock_s": wall, "cpu_s": cpu,
                                "time_budget_s": time_budget_s,
                                "epochs_done": step / steps_per_epoch, "hardware": _hardware(dev),
                                "torch": torch.__version__, "command": command}
@@ -361,6 +459,8 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
         summary["metrics"] = evaluate(model, test, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
                                       device=dev, progress=progress)
         summary["metrics"]["dataset"] = test_set_description(dataset, test, recipe)
+        # which weights were measured: stzoo release reuses these metrics for exactly this file
+        summary["weights_sha256"] = _weights_sha({"arch": arch, "config": config, "model": model.state_dict()})
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary
 

@@ -206,7 +206,7 @@ def test_bad_arguments_and_frames():
     with pytest.raises(InputError, match="does not fit a 1-channel model"):
         f.push(clip(2, 16, 16))
     with pytest.raises(InputError, match="does not fit a 1-channel model"):
-        f.push(clip(1, 16, 16, 3)[0])
+        f.push(clip(1, 16, 16, 2)[0])  # (an RGB frame would be converted to grey)
     with pytest.raises(InputTypeError):
         f.push([[0.0]])
     with pytest.raises(InputError, match="divisible"):
@@ -262,9 +262,13 @@ def test_cli_stream(tmp_path, capsys):
     for frame in video[:4]:
         f.push(frame)
     np.testing.assert_array_equal(read_frames(out / "forecast_000004.gif")[..., 0], f.forecast())
-    # MSE against the frames that really followed, in [0, 1] units
-    expected = np.mean((f.forecast().astype(float) / 255 - video[4:7].astype(float) / 255) ** 2)
-    assert summary["forecasts"][1]["mse_vs_observed"] == pytest.approx(expected)
+    # MSE against the frames that really followed, in the zoo table's convention: squared error summed
+    # over the pixels of a frame (values in [0, 1]), averaged over frames; from the uint8 forecast within rounding
+    rec = summary["forecasts"][1]
+    assert rec["frames_compared"] == 3 and rec["mse"] == pytest.approx(f.compare(video[4:7])["mse"])
+    per_frame = ((f.forecast().astype(float) / 255 - video[4:7].astype(float) / 255) ** 2).sum(axis=(1, 2))
+    assert rec["mse"] == pytest.approx(per_frame.mean(), rel=0.02)
+    assert rec["mse"] > 16 * 16 * 1e-3  # a sum over 256 pixels, not a per-pixel mean
 
     rc = main(["stream", str(ckpt), "--input", str(tmp_path / "clip.gif"), "--min-frames", "8"])
     assert rc == 2 and "fewer than the 8" in capsys.readouterr().err

@@ -87,8 +87,8 @@ def test_bad_limit_arguments(limit):
 
 
 # ---- 6: colour axes are never read as B / T / H / W -------------------------------------------------
-@pytest.mark.parametrize("shape", [(10, 64, 64, 4), (10, 4, 64, 64), (10, 64, 64, 3), (64, 64, 4)],
-                         ids=["THWC-rgba", "TCHW-rgba", "THWC-rgb", "one-HWC-image"])
+@pytest.mark.parametrize("shape", [(10, 64, 64, 4), (10, 4, 64, 64), (10, 64, 64, 2), (64, 64, 4)],
+                         ids=["THWC-rgba", "TCHW-rgba", "THWC-grey-alpha", "one-HWC-image"])  # RGB: converted
 def test_colour_video_into_grey_model(shape):
     r = refuse(timed(TAU, f"p.predict(np.zeros({shape}, np.uint8))"), match="layout=", within=30)
     assert "would be read as" in r["message"]  # names the layout it considered

@@ -220,3 +220,44 @@ def test_corrupt_cache_blob_named_after_the_good_file_is_purged(tmp_path):
     (repo / "blobs" / "other").write_bytes(b"other")
     assert purge_cached_file(link, sha) == []
     assert (repo / "blobs" / sha).read_bytes() == good and not (repo / "blobs" / "other").exists()
+
+
+# ---- model cards of fine-tuned folders: Hub metadata, base model, no machine paths --------------------
+def _front_matter(card: str) -> dict:
+    yaml = pytest.importorskip("yaml")
+    assert card.startswith("---\n")
+    return yaml.safe_load(card[4:].partition("\n---\n")[0])
+
+
+def test_finetuned_folder_card_names_its_base_model_and_hides_machine_paths(tmp_path, capsys):
+    """`stzoo finetune` on a zoo model: the README.md it writes (what `--push-to-hub` uploads) has the Hub
+    metadata, base_model = the zoo entry's Hub repo, and the recorded command without the absolute paths
+    of this machine; config.json keeps the full command."""
+    rng = np.random.default_rng(0)
+    clip = (rng.random((24, 16, 16)) * 40).astype(np.uint8)
+    clip[:, 4:9, 4:9] = 255
+    data = tmp_path / "clips" / "clip.npy"
+    data.parent.mkdir()
+    np.save(data, clip)
+    out = tmp_path / "ft"
+    rc = main(["finetune", "convlstm-mmnist", "--data", str(data), "--out", str(out), "--steps", "2", "--val", "0",
+               "--batch-size", "2", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    card = (out / "README.md").read_text(encoding="utf-8")
+    meta = _front_matter(card)
+    base = get_entry("convlstm-mmnist")
+    assert meta["library_name"] == "stzoo" and meta["pipeline_tag"] == "video-to-video"
+    assert meta["base_model"] == base["weights"]["hub"]["repo_id"] == "stzoo/convlstm-mmnist-s"
+    assert meta["license"] == "apache-2.0" and "convlstm" in meta["tags"]
+    assert "datasets" not in meta  # the user's own clips are no Hub dataset
+    cfg = json.loads((out / "config.json").read_text())
+    assert str(data) in cfg["training"]["command"]  # full provenance stays in config.json
+    assert str(tmp_path) not in card and "/tmp" not in card  # neither in the command nor the description
+    assert f"--data clips/clip.npy --out {tmp_path.name}/ft --steps 2" in card  # the last two components
+
+
+def test_saved_zoo_model_is_not_its_own_base_model(tmp_path):
+    p = stzoo.load("convlstm-mmnist-s", pretrained=False)
+    p.save_pretrained(tmp_path)
+    meta = _front_matter((tmp_path / "README.md").read_text())
+    assert "base_model" not in meta and meta["datasets"] == ["ylecun/mnist"]

@@ -167,14 +167,17 @@ def test_layout_unknown_and_wrong_type() -> None:
         prepare_frames(_u8(2, 3, 3), channels=1, layout=3)
 
 
-def test_3d_input_needs_one_channel() -> None:
-    with pytest.raises(InputError, match=r"3-D input is read as THW.*expects 3 channels"):
-        prepare_frames(_u8(2, 4, 5), channels=3)
+def test_3d_input_is_grey_frames() -> None:
+    # grey T×H×W frames feed an RGB model repeated into R, G and B; other channel counts refuse them
+    x, fmt = prepare_frames(_u8(2, 4, 5), channels=3)
+    assert x.shape == (1, 2, 3, 4, 5) and fmt.layout == "THW" and fmt.source_channels == 1
+    with pytest.raises(InputError, match=r"3-D input is read as THW.*expects 2 channels"):
+        prepare_frames(_u8(2, 4, 5), channels=2)
 
 
 def test_4d_uninferable_layout_message() -> None:
     with pytest.raises(InputError) as info:
-        prepare_frames(_u8(2, 5, 4, 6), channels=3)
+        prepare_frames(_u8(2, 5, 4, 6), channels=2)
     msg = str(info.value)
     assert "(2, 5, 4, 6)" in msg and "THWC" in msg and "TCHW" in msg and "layout=" in msg
 
@@ -185,8 +188,8 @@ def test_5d_uninferable_layout_message() -> None:
 
 
 def test_wrong_channel_count_with_channelless_layout() -> None:
-    with pytest.raises(InputError, match=r"expected 3 channel\(s\), got 1"):
-        prepare_frames(_u8(2, 3, 4), channels=3, layout="THW")
+    with pytest.raises(InputError, match=r"expected 2 channel\(s\), got 1 .*layout THW, the layout passed"):
+        prepare_frames(_u8(2, 3, 4), channels=2, layout="THW")
 
 
 @pytest.mark.parametrize("shape", [(4, 5), (7,), (1, 2, 3, 4, 5, 6)])
@@ -336,15 +339,16 @@ def test_pil_tuple_gray_round_trip() -> None:
     np.testing.assert_array_equal(np.stack([np.asarray(im) for im in out]), a)
 
 
-def test_pil_list_converted_to_model_channels() -> None:
+def test_pil_list_converted_to_model_channels_and_back() -> None:
     rgb = [Image.fromarray(f) for f in _u8(2, 4, 5, 3)]
     x, fmt = prepare_frames(rgb, channels=1)
-    assert x.shape == (1, 2, 1, 4, 5)
-    assert [im.mode for im in fmt.restore(x)] == ["L", "L"]
+    assert x.shape == (1, 2, 1, 4, 5) and fmt.conversion == "RGB → grey"
+    assert [im.mode for im in fmt.restore(x)] == ["RGB", "RGB"]  # the input's mode
     gray = [Image.fromarray(f) for f in _u8(2, 4, 5)]
-    x, _ = prepare_frames(gray, channels=3)
-    assert x.shape == (1, 2, 3, 4, 5)
+    x, fmt = prepare_frames(gray, channels=3)
+    assert x.shape == (1, 2, 3, 4, 5) and fmt.conversion == "grey → RGB"
     assert torch.equal(x[:, :, 0], x[:, :, 2])
+    assert [im.mode for im in fmt.restore(x)] == ["L", "L"]
 
 
 def test_pil_list_mixed_size_and_mode() -> None:
@@ -389,8 +393,8 @@ def test_array_list_errors() -> None:
         prepare_frames([_u8(4, 5), _u8(4, 6)], channels=1)
     with pytest.raises(InputError, match="frame 1 is float32 but frame 0 is uint8"):
         prepare_frames([_u8(4, 5), np.zeros((4, 5), np.float32)], channels=1)
-    with pytest.raises(InputError, match=r"one channel, but the model expects 3"):
-        prepare_frames([_u8(4, 5)], channels=3)
+    with pytest.raises(InputError, match=r"one channel, but the model expects 2"):
+        prepare_frames([_u8(4, 5)], channels=2)
     with pytest.raises(InputTypeError, match="only PIL images or only numpy arrays"):
         prepare_frames([_u8(4, 5), Image.new("L", (5, 4))], channels=1)
     with pytest.raises(InputTypeError, match="only PIL images or only numpy arrays"):
@@ -457,8 +461,9 @@ def test_prepare_from_gif_path(tmp_path: Path) -> None:
     out = fmt.restore(x)
     assert out.dtype == np.uint8 and out.shape == (3, 4, 5, 1)
     np.testing.assert_array_equal(out[..., 0], a)
-    x3, fmt3 = prepare_frames(tmp_path / "g.gif", channels=3)
-    assert x3.shape == (1, 3, 3, 4, 5) and fmt3.restore(x3).shape == (3, 4, 5, 3)
+    x3, fmt3 = prepare_frames(tmp_path / "g.gif", channels=3)  # grey GIF, RGB model: back as grey
+    assert x3.shape == (1, 3, 3, 4, 5) and fmt3.restore(x3).shape == (3, 4, 5, 1)
+    np.testing.assert_array_equal(fmt3.restore(x3)[..., 0], a)
 
 
 def test_folder_natural_sort(tmp_path: Path) -> None:
@@ -528,11 +533,11 @@ def test_npy_and_npz(tmp_path: Path) -> None:
     assert read_frames(tmp_path / "b.npz").shape == (3, 4, 5)
     np.savez(tmp_path / "c.npz", first=_u8(2, 2, 2), second=np.zeros(1))
     assert read_frames(tmp_path / "c.npz").shape == (2, 2, 2)
-    x, fmt = prepare_frames(tmp_path / "a.npy", channels=1)
-    assert fmt.layout == "BTHWC" and x.shape == (2, 3, 1, 4, 4)
+    x, fmt = prepare_frames(tmp_path / "a.npy", channels=1)  # an array file follows the numpy rules
+    assert fmt.layout == "BTCHW" and x.shape == (2, 3, 1, 4, 4)
     out = fmt.restore(x)
-    assert out.dtype == np.uint8 and out.shape == (2, 3, 4, 4, 1)
-    np.testing.assert_array_equal(out[..., 0], np.rint(a[:, :, 0] * 255).astype(np.uint8))
+    assert out.dtype == np.float32 and out.shape == (2, 3, 1, 4, 4)
+    np.testing.assert_array_equal(out, a)
     np.savez(tmp_path / "empty.npz")
     with pytest.raises(InputError, match="holds no arrays"):
         read_frames(tmp_path / "empty.npz")
@@ -584,8 +589,8 @@ def test_restore_errors() -> None:
 # colour axes, wide PIL modes, odd files (see also tests/test_hostile_frames.py)
 
 
-@pytest.mark.parametrize("shape, axis", [((10, 64, 64, 4), 3), ((10, 64, 64, 3), 3), ((10, 4, 64, 64), 1),
-                                         ((10, 3, 32, 48), 1)])
+@pytest.mark.parametrize("shape, axis", [((10, 64, 64, 4), 3), ((10, 64, 64, 2), 3), ((10, 4, 64, 64), 1),
+                                         ((10, 4, 32, 48), 1)])
 def test_colour_axis_is_never_read_as_bthw(shape: tuple, axis: int) -> None:
     with pytest.raises(InputError) as info:
         prepare_frames(_u8(*shape), channels=1)
@@ -706,5 +711,6 @@ def test_peek_shape_reads_the_shape_only() -> None:
     assert peek_shape(torch.zeros(2, 5, 3, 8, 8), channels=3) == (2, 5, 3, 8, 8)
     assert peek_shape(np.zeros((2, 5, 8, 8, 3)), channels=3, layout="bthwc") == (2, 5, 3, 8, 8)
     assert peek_shape(torch.empty(5, 8, 8, device="meta"), channels=1) == (1, 5, 1, 8, 8)
+    assert peek_shape(np.zeros((5, 8, 8)), channels=3) == (1, 5, 3, 8, 8)  # grey frames, converted to RGB
     for refused in (np.zeros((5, 8, 8)), "clip.gif", [np.zeros((8, 8))]):
-        assert peek_shape(refused, channels=3) is None  # prepare_frames gives the error / reads it
+        assert peek_shape(refused, channels=2) is None  # prepare_frames gives the error / reads it

@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -415,6 +416,13 @@ def test_cli_train_then_release_updates_a_manifest(tmp_path, mnist_dir, capsys):
     assert _ckpt(run)["step"] == 2
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps(load_manifest()))
+    released = json.loads(manifest.read_text())["models"]["convlstm-mmnist-s"]["metrics"]["sequences"]
+    capsys.readouterr()
+    assert main(["release", "convlstm-mmnist-s", "--run", str(run), "--mnist-dir", str(mnist_dir),  # 3 test
+                 "--sequences", "3", "--weights-dir", str(tmp_path / "w"), "--manifest", str(manifest)]) != 0
+    assert "cannot be compared" in capsys.readouterr().err  # sequences vs the release's 10000
+    assert released != 3 and not (tmp_path / "w" / "convlstm-mmnist-s.safetensors").exists()
+    manifest.write_text(json.dumps(_without_release(load_manifest(), "convlstm-mmnist-s")))
     assert main(["release", "convlstm-mmnist-s", "--run", str(run), "--mnist-dir", str(mnist_dir),
                  "--sequences", "3", "--weights-dir", str(tmp_path / "w"), "--manifest", str(manifest)]) == 0
     m = json.loads(manifest.read_text())
@@ -425,6 +433,13 @@ def test_cli_train_then_release_updates_a_manifest(tmp_path, mnist_dir, capsys):
     assert entry["weights"]["size"] == f.stat().st_size
     assert entry["metrics"]["sequences"] == 3 and entry["training"]["steps"] == 2
     assert entry["training"]["command"].startswith("stzoo train convlstm-mmnist-s")
+
+
+def _without_release(manifest: dict, name: str) -> dict:
+    """A manifest in which entry ``name`` has no released weights yet."""
+    for key in ("weights", "metrics", "training"):
+        manifest["models"][name].pop(key, None)
+    return manifest
 
 
 def test_one_cycle_lr_matches_torch_onecycle():
@@ -474,7 +489,7 @@ def test_release_keeps_a_ledger_of_warm_started_runs(tmp_path, mnist_dir):
     from stzoo.train import release_to_manifest
 
     manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps(load_manifest()))
+    manifest.write_text(json.dumps(_without_release(load_manifest(), "convlstm-mmnist-s")))
     wdir = tmp_path / "w"
     recipe = Recipe(lr=1e-2, epochs=1, epoch_size=4, batch_size=2, frames_in=4, frames_out=4, loss="mse")
     kw = dict(mnist_dir=mnist_dir, device="cpu", eval_sequences=0, progress=False, dtype="float32")
@@ -529,3 +544,119 @@ def test_train_on_a_generated_field_dataset(tmp_path):
     with pytest.raises(train_mod.ConfigError, match="dataset"):  # resuming on another dataset
         train("tau", {**cfg, "channels": 1}, tmp_path / "gs", recipe=recipe, device="cpu", eval_sequences=0,
               progress=False, dataset="kolmogorov")
+
+
+# ---------------------------------------------------------------------------------------------
+# CPU-time budgets, learning curves, and releases that reuse the run's own measurement
+# ---------------------------------------------------------------------------------------------
+def _simulated_clocks(monkeypatch, wall_per_step: float, cpu_per_step: float) -> dict:
+    """Both clocks advance only inside a training step, by the given amounts."""
+    clock = {"wall": 0.0, "cpu": 0.0}
+    monkeypatch.setattr(train_mod.time, "monotonic", lambda: clock["wall"])
+    monkeypatch.setattr(train_mod.time, "process_time", lambda: clock["cpu"])
+    real = train_mod.compute_loss
+
+    def tick(*args, **kwargs):
+        clock["wall"] += wall_per_step
+        clock["cpu"] += cpu_per_step
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "compute_loss", tick)
+    return clock
+
+
+def test_cpu_budget_clock_stops_on_cpu_seconds(tmp_path, mnist_dir, monkeypatch):
+    """budget_clock='cpu' spends the budget in CPU seconds: a busy machine (wall 10 s, CPU 1 s a step)
+    gets as many steps as an idle one would; with the wall clock the same run stops 10× sooner."""
+    _simulated_clocks(monkeypatch, wall_per_step=10.0, cpu_per_step=1.0)
+    recipe = Recipe(lr=1e-3, epochs=50, epoch_size=6, batch_size=3, frames_in=3, frames_out=2, loss="mse")
+    cfg = {**LSTM_CFG, "frames_in": 3, "frames_out": 2}
+    kw = dict(mnist_dir=mnist_dir, recipe=recipe, device="cpu", eval_sequences=0, progress=False,
+              time_budget_s=55.0, dtype="float32")
+    on_cpu = train("convlstm", cfg, tmp_path / "cpu", budget_clock="cpu", **kw)
+    on_wall = train("convlstm", cfg, tmp_path / "wall", **kw)
+    assert on_cpu["step"] == 56 and on_wall["step"] == 7  # 55/1 → 56 steps; 55/10 → 7 steps
+    assert on_cpu["cpu_s"] == pytest.approx(56.0) and on_cpu["wall_clock_s"] == pytest.approx(560.0)
+    assert _ckpt(tmp_path / "cpu")["cpu_s"] == pytest.approx(56.0)
+    assert json.loads((tmp_path / "cpu" / "run.json").read_text())["budget_clock"] == "cpu"
+    with pytest.raises(train_mod.ConfigError, match="budget_clock"):  # resuming on the other clock
+        train("convlstm", cfg, tmp_path / "cpu", budget_clock="wall", **kw)
+    with pytest.raises(train_mod.ConfigError, match="budget_clock must be one of"):
+        train("convlstm", cfg, tmp_path / "x", budget_clock="gpu", **kw)
+
+
+def test_learning_curve_points_and_final_point_match_evaluation(tmp_path, mnist_dir, monkeypatch):
+    _simulated_clocks(monkeypatch, wall_per_step=1.0, cpu_per_step=10.0)
+    recipe = Recipe(lr=1e-2, epochs=50, epoch_size=6, batch_size=3, frames_in=4, frames_out=4, loss="mse")
+    summary = train("tau", TAU_CFG, tmp_path, mnist_dir=mnist_dir, recipe=recipe, device="cpu",
+                    eval_sequences=5, progress=False, time_budget_s=55.0, budget_clock="cpu",
+                    curve_every_s=20.0, curve_sequences=5, dtype="float32")
+    curve = [json.loads(line) for line in (tmp_path / "curve.jsonl").read_text().splitlines()]
+    # the start, every 20 CPU seconds (steps 2, 4, 6) and the end (step 7); evaluation time is not counted
+    assert [c["step"] for c in curve] == [0, 2, 4, 6, 7]
+    assert [c["cpu_s"] for c in curve] == pytest.approx([0, 20, 40, 60, 70])
+    assert all(c["curve_sequences"] == 5 and c["sequences"] == 3 * c["step"] for c in curve)
+    for k in ("mse", "mae", "ssim", "psnr"):  # the last point is the final model on the same 5 sequences
+        assert curve[-1][k] == pytest.approx(summary["metrics"][k], rel=1e-9)
+    assert curve[0]["mse"] != pytest.approx(curve[-1]["mse"])
+    with pytest.raises(train_mod.ConfigError, match="curve_every_s"):
+        train("tau", TAU_CFG, tmp_path / "x", mnist_dir=mnist_dir, recipe=recipe, curve_every_s=0)
+
+
+def test_release_reuses_the_runs_measurement_only_for_those_weights(tmp_path, mnist_dir, monkeypatch):
+    """stzoo release skips its own evaluation when the run measured exactly these weights on exactly this
+    test set; another test-set size, or a summary whose weights hash does not match, is measured again."""
+    import stzoo.release as release_mod
+    from stzoo.manifest import load_manifest
+    from stzoo.train import release_to_manifest
+
+    cfg = {"num_layers": 2, "num_hidden": 32, "patch_size": 4, "filter_size": 5}  # convlstm-mmnist-s
+    recipe = Recipe(lr=1e-2, epochs=1, epoch_size=4, batch_size=2, frames_in=10, frames_out=10, loss="mse")
+    summary = train("convlstm", cfg, tmp_path / "run", mnist_dir=mnist_dir, recipe=recipe, device="cpu",
+                    eval_sequences=3, progress=False, dtype="float32")
+    calls = []
+    real = release_mod.evaluate
+    monkeypatch.setattr(release_mod, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def rel(n: int, name: str) -> dict:
+        manifest = tmp_path / f"{name}.json"
+        manifest.write_text(json.dumps(_without_release(load_manifest(), "convlstm-mmnist-s")))
+        return release_to_manifest("convlstm-mmnist-s", tmp_path / "run", weights_dir=tmp_path / name,
+                                   manifest_path=manifest, mnist_dir=mnist_dir, eval_sequences=n, progress=False)
+
+    entry = rel(3, "same")
+    assert calls == [] and entry["weights"]["sha256"] == summary["weights_sha256"]
+    assert entry["metrics"]["mse"] == pytest.approx(summary["metrics"]["mse"], abs=1e-4)
+    entry2 = rel(2, "fewer")
+    assert calls == [1] and entry2["metrics"]["sequences"] == 2
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    s["weights_sha256"] = "0" * 64
+    (tmp_path / "run" / "summary.json").write_text(json.dumps(s))
+    entry3 = rel(3, "tampered")
+    assert calls == [1, 1] and entry3["metrics"]["mse"] == pytest.approx(summary["metrics"]["mse"], abs=1e-4)
+
+
+def test_tune_allocator_is_idempotent_and_can_be_turned_off():
+    import subprocess
+    import sys
+
+    code = "from stzoo.runtime import tune_allocator as t; a = t(); assert t() == a; print(a)"
+    on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "STZOO_MALLOC_TUNING": "0"}).stdout
+    assert "STZOO_MALLOC_TUNING=0" in off
+    import platform
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert "mmap_threshold=1024 MiB" in on
+
+
+def test_data_workers_give_the_same_run(tmp_path, mnist_dir):
+    """Batches generated ahead by worker processes are the very batches of the in-loop path."""
+    recipe = Recipe(lr=1e-2, epochs=2, epoch_size=6, batch_size=2, frames_in=4, frames_out=4, loss="mse")
+    kw = dict(mnist_dir=mnist_dir, recipe=recipe, device="cpu", eval_sequences=0, progress=False, dtype="float32")
+    train("tau", TAU_CFG, tmp_path / "a", **kw)
+    train("tau", TAU_CFG, tmp_path / "b", data_workers=2, **kw)
+    _compare_state(_ckpt(tmp_path / "a")["model"], _ckpt(tmp_path / "b")["model"])
+    assert [r["loss"] for r in _log(tmp_path / "a")] == [r["loss"] for r in _log(tmp_path / "b")]
+    with pytest.raises(train_mod.ConfigError, match="data_workers"):
+        train("tau", TAU_CFG, tmp_path / "c", data_workers=-1, **kw)

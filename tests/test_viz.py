@@ -129,7 +129,7 @@ def test_cli_predict_writes_strip_animation_and_frames(tmp_path):
     assert main(args + ["--strip", str(tmp_path / "plain.png")]) == 0
     assert main(args + ["--truth", str(tmp_path / "truth.npy"), "--strip", str(tmp_path / "full.png"),
                         "--animation", str(tmp_path / "anim.gif"), "--output", str(tmp_path / "y.npy")]) == 0
-    assert np.load(tmp_path / "y.npy").shape == (10, 64, 64, 1)
+    assert np.load(tmp_path / "y.npy").shape == (10, 64, 64)  # T×H×W in, T×H×W out
     with Image.open(tmp_path / "plain.png") as a, Image.open(tmp_path / "full.png") as b:
         assert b.height > a.height
     assert read_frames(tmp_path / "anim.gif").shape[0] == 10 + 10  # the 10 frames the model read + 10
