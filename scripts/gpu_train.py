@@ -119,7 +119,7 @@ def cmd_install(args: argparse.Namespace) -> None:
     src = Path(getattr(args, "from"))
     record = json.loads((src / "entry.json").read_text())
     name, entry = record["name"], record["entry"]
-    weights_dir = Path(args.weights_dir or ROOT / "weights")
+    weights_dir = Path(args.weights_dir or ROOT / "stzoo" / "weights")
     weights_dir.mkdir(parents=True, exist_ok=True)
     dest = weights_dir / entry["weights"]["filename"]
     sha = join_parts(src, f"{name}.safetensors", dest)
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("install", help="join fetched parts, verify, put weights and entry into the zoo")
     p.add_argument("--from", required=True, help="folder holding the fetched files (required)")
-    p.add_argument("--weights-dir", default=None, help="default: the checkout's weights/")
+    p.add_argument("--weights-dir", default=None, help="default: stzoo/weights/ (package data)")
     p.add_argument("--manifest", default=None, help="default: stzoo/weights_manifest.json")
     p.set_defaults(func=cmd_install)
     args = parser.parse_args(argv)

@@ -16,6 +16,7 @@ from stzoo.errors import (
 )
 from stzoo.hub import ChecksumError, HubError, InvalidHubIdError
 from stzoo.io import FramesWarning
+from stzoo.runtime import PerformanceWarning
 from stzoo.models import Architecture, ModelConfig, Recipe, build_model, cfg_field
 from stzoo.models import register as register_architecture
 from stzoo.predictor import Predictor
@@ -27,4 +28,4 @@ from stzoo.version import __version__
 __all__ = ["load", "create", "list_models", "info", "build_model", "register_architecture", "Architecture",
            "ModelConfig", "Recipe", "cfg_field", "Predictor", "Forecaster", "StzooError", "InputError",
            "InputTypeError", "UnknownModelError", "ConfigError", "WeightsNotAvailableError",
-           "ChecksumError", "HubError", "InvalidHubIdError", "FramesWarning", "__version__"]
+           "ChecksumError", "HubError", "InvalidHubIdError", "FramesWarning", "PerformanceWarning", "__version__"]

@@ -464,6 +464,9 @@ def finetune(predictor: "Predictor", data: Any, *, steps: int | str = "auto", ep
         ConfigError: ``out_dir`` holds a checkpoint of another run, or one exists and ``resume`` is
             False.
     """
+    from stzoo.runtime import tune_allocator
+
+    tune_allocator()  # a long loop: keep the step's large buffers in the heap (see stzoo.runtime)
     with naming(cli):
         return _finetune(predictor, data, steps=steps, epochs=epochs, lr=lr, batch_size=batch_size, val=val,
                          split=split, stride=stride, loss=loss, alpha=alpha, freeze=freeze, device=device, amp=amp,

@@ -50,3 +50,17 @@ def pytest_terminal_summary(terminalreporter):
         clean = sum(r["clean"] for r in RESULTS)
         terminalreporter.write_line(f"hostile-input cases: {len(RESULTS)} tried, {clean} clean refusals, "
                                     f"{len(RESULTS) - clean} leaks")
+
+
+@pytest.fixture(scope="module")
+def fake_mnist(tmp_path_factory):
+    """A folder of tiny fake MNIST IDX files (32 training and 16 test "digits"), for end-to-end runs."""
+    import numpy as np
+    from test_train import _fake_digits, _write_idx_gz
+
+    root = tmp_path_factory.mktemp("fake_mnist")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 32), ("t10k", 16)):
+        _write_idx_gz(root / f"{split}-images-idx3-ubyte.gz", _fake_digits(rng, n))
+        _write_idx_gz(root / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, n).astype(np.uint8))
+    return root

@@ -7,9 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from test_train import _fake_digits, _write_idx_gz
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,27 +19,17 @@ def _script():
     return mod
 
 
-@pytest.fixture(scope="module")
-def mnist(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("fake_mnist")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 32), ("t10k", 16)):
-        _write_idx_gz(root / f"{split}-images-idx3-ubyte.gz", _fake_digits(rng, n))
-        _write_idx_gz(root / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, n).astype(np.uint8))
-    return root
-
-
-def test_run_collect_page(tmp_path, mnist):
+def test_run_collect_page(tmp_path, fake_mnist):
     cm = _script()
     runs, results, page = tmp_path / "runs", tmp_path / "cm.json", tmp_path / "docs" / "compute-matched.md"
     cm.main(["run", "--names", "convlstm-mmnist-s", "--runs", str(runs), "--budget", "0.05", "--workers", "1",
-             "--eval-sequences", "4", "--curve-every", "0.02", "--dtype", "float32", "--mnist-dir", str(mnist)])
+             "--eval-sequences", "4", "--curve-every", "0.02", "--dtype", "float32", "--mnist-dir", str(fake_mnist)])
     run = runs / "convlstm-mmnist-s"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["budget_clock"] == "cpu" and summary["time_budget_s"] == pytest.approx(3.0)
     assert summary["cpu_s"] >= 3.0 and summary["torch_threads"] == 1
     assert json.loads((run / "inference.json").read_text())["seq_per_s"] > 0
-    cm.main(["collect", "--runs", str(runs), "--results", str(results), "--mnist-dir", str(mnist)])
+    cm.main(["collect", "--runs", str(runs), "--results", str(results), "--mnist-dir", str(fake_mnist)])
     data = json.loads(results.read_text())
     (rec,) = data["runs"]
     assert rec["metrics"]["mse"] == summary["metrics"]["mse"] and rec["steps"] == summary["step"]
@@ -58,7 +46,7 @@ def test_run_collect_page(tmp_path, mnist):
     # a finished run is not trained again
     before = (run / "checkpoint.pt").stat().st_mtime_ns
     cm.main(["run", "--names", "convlstm-mmnist-s", "--runs", str(runs), "--budget", "0.05", "--workers", "1",
-             "--eval-sequences", "4", "--mnist-dir", str(mnist)])
+             "--eval-sequences", "4", "--mnist-dir", str(fake_mnist)])
     assert (run / "checkpoint.pt").stat().st_mtime_ns == before
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors.torch import load_file
-from test_train import _fake_digits, _write_idx_gz
 
 from stzoo.manifest import load_manifest, validate_manifest
 from stzoo.models import build_model
@@ -23,16 +22,6 @@ def _script():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
-
-
-@pytest.fixture(scope="module")
-def mnist(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("fake_mnist")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 32), ("t10k", 16)):
-        _write_idx_gz(root / f"{split}-images-idx3-ubyte.gz", _fake_digits(rng, n))
-        _write_idx_gz(root / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, n).astype(np.uint8))
-    return root
 
 
 def test_split_and_join_round_trip(tmp_path):
@@ -51,10 +40,10 @@ def test_split_and_join_round_trip(tmp_path):
         gpu.join_parts(tmp_path, "w.bin", tmp_path / "again.bin")
 
 
-def test_train_pack_install_on_cpu(tmp_path, mnist):
+def test_train_pack_install_on_cpu(tmp_path, fake_mnist):
     gpu = _script()
     out, run = tmp_path / "out", tmp_path / "run"
-    gpu.main(["train", "--mnist-dir", str(mnist), "--out", str(out), "--run", str(run), "--name", "tau-mmnist-s",
+    gpu.main(["train", "--mnist-dir", str(fake_mnist), "--out", str(out), "--run", str(run), "--name", "tau-mmnist-s",
               "--device", "cpu", "--minutes", "0.05", "--batch-size", "2", "--data-workers", "1",
               "--eval-sequences", "4", "--dtype", "float32"])
     files = sorted(p.name for p in out.iterdir())
