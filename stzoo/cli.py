@@ -643,7 +643,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print one JSON object per measurement instead of a table (default: off)")
     p.set_defaults(func=_cmd_bench)
 
-    p = sub.add_parser("train", help="train a zoo entry's architecture on a generated dataset (resumable)")
+    p = sub.add_parser("train", help="train a zoo entry's architecture on a generated dataset (resumable)",
+                       description="Train NAME's architecture, config and recipe. The recipes' default is the papers' "
+                       "schedule, 200 epochs of 10,000 sequences: days on a 2-core CPU. On a CPU give a budget instead, "
+                       "e.g. `stzoo train tau-mmnist-s --out runs/tau --time-budget 60` (the schedule is laid over 60 "
+                       "minutes and the run stops annealed). See docs/training.md.")
     p.add_argument("name", help="zoo entry whose architecture, config and recipe to train (stzoo list)")
     p.add_argument("--out", required=True, help="run folder (checkpoint, logs); resumes if it exists (required)")
     p.add_argument("--mnist-dir", default=None, help="folder of the MNIST IDX files (default: $STZOO_MNIST_DIR)")
@@ -678,7 +682,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "for a GPU, which would wait for the CPU otherwise (default: 0, in the loop)")
     p.add_argument("--curve-sequences", type=int, default=64, metavar="N",
                    help="test sequences each --curve-every measurement uses (default: 64)")
-    for name, typ, what in (("epochs", int, "epochs of --epoch-size sequences"),
+    for name, typ, what in (("epochs", int, "epochs of --epoch-size sequences (the recipes: 200, days on a CPU)"),
                             ("epoch_size", int, "sequences per epoch"), ("batch_size", int, "sequences per step"),
                             ("lr", float, "peak learning rate (OneCycle)"), ("loss", str, "mse or mse+ddr"),
                             ("alpha", float, "DDR weight of the mse+ddr loss"),

@@ -6,7 +6,7 @@ The exported graph maps ``frames`` (B×frames_in×C×H×W, float32, values in [0
 T, C, H and W are fixed at export time. The output is the raw model output, not clipped to [0, 1]
 (``Predictor.predict`` clips when it converts back to images).
 
-Needs the ``onnx`` extra: ``pip install "stzoo[onnx]"`` (onnx, onnxruntime, onnxscript).
+Needs the ``onnx`` extra: ``pip install -e ".[onnx]"`` from a checkout (onnx, onnxruntime, onnxscript).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def _require(module: str, purpose: str) -> Any:
     except ImportError as exc:
         raise MissingDependencyError(
             f"{purpose} needs the '{module}' package, which is not installed; install the ONNX extra: "
-            f"pip install \"stzoo[onnx]\" (onnx, onnxruntime, onnxscript)") from exc
+            f"pip install -e \".[onnx]\" from a checkout (onnx, onnxruntime, onnxscript)") from exc
 
 
 class _NativeLengths(nn.Module):

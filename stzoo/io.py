@@ -364,12 +364,12 @@ def _read_array_file(path: Path) -> np.ndarray:
 
 
 def _read_video_file(path: Path, channels: int | None) -> np.ndarray:
-    """All frames of an MP4 / AVI / MOV / ... file, decoded with PyAV (``pip install stzoo[video]``)."""
+    """All frames of an MP4 / AVI / MOV / ... file, decoded with PyAV (``pip install -e ".[video]"`` from a checkout)."""
     try:
         import av
     except ImportError as exc:
         raise InputError(f"reading '{path}' needs PyAV, which is not installed: run "
-                         "`pip install \"stzoo[video]\"` (or `pip install av`), or convert the video to "
+                         "`pip install -e \".[video]\"` from a checkout (or `pip install av`), or convert the video to "
                          "a GIF / folder of images / .npy first") from exc
     frames: list[Image.Image] = []
     try:
@@ -404,7 +404,7 @@ def read_frames(path: str | os.PathLike, *, channels: int | None = None) -> np.n
             * a ``.npy`` file, or a ``.npz`` file (the array named ``'frames'`` if there is one,
               else the first array);
             * a video file (``.mp4 .m4v .avi .mov .mkv .webm``), decoded with PyAV, which the
-              optional extra ``pip install "stzoo[video]"`` installs.
+              optional extra ``pip install -e ".[video]"`` installs.
         channels: for images only: 1 converts every frame to grayscale ('L'), 3 to 'RGB'. With
             ``None``, the sequence is grayscale when every frame is ('1', 'L', 'LA', 16-bit grey,
             or a palette whose used colours are all grey; for GIF frames after the first, which

@@ -569,7 +569,7 @@ class Predictor:
                     **kwargs: Any) -> Any:
         """Write the model as an ONNX file, frames_in frames in → frames_out frames out (recurrent
         models unrolled), verified against torch with onnxruntime; returns a
-        :class:`stzoo.export.OnnxExport`. Needs ``pip install "stzoo[onnx]"``. Further keyword
+        :class:`stzoo.export.OnnxExport`. Needs ``pip install -e ".[onnx]"`` (from a checkout). Further keyword
         arguments (``height``, ``width``, ``opset``, ``exporter``, ``verify``, ``atol``) and the
         details are in :func:`stzoo.export.export_onnx`."""
         from stzoo.export import export_onnx
