@@ -117,14 +117,19 @@ def frame_ssim(pred: Tensor, target: Tensor, window: int = 11, sigma: float = 1.
 
 
 def frame_metrics(pred: Tensor, target: Tensor) -> dict[str, Tensor]:
-    """``{"mse", "mae", "ssim", "psnr"}`` per frame (each B×T), sharing the clamp and the difference."""
+    """``{"mse", "mae", "ssim", "psnr"}`` per frame (each B×T), sharing the clamp and the difference.
+
+    SSIM is not defined for frames smaller than its 11×11 window: there it is NaN (so an evaluation or a
+    fine-tune of tiny clips reports MSE / MAE / PSNR instead of failing; :func:`frame_ssim` raises)."""
     pred, target = _check(pred, target)
+    h, w = pred.shape[-2:]
+    ssim = (_ssim_checked(pred, target, 11, 1.5) if h >= 11 and w >= 11
+            else torch.full(pred.shape[:2], math.nan, dtype=torch.float64))
     diff = pred - target
     sq = diff.square().flatten(2)
     mse = sq.sum(-1)
     psnr = (10 * torch.log10(1.0 / sq.mean(-1).clamp_min(1e-10))).clamp_max(100.0)
-    return {"mse": mse, "mae": diff.abs_().flatten(2).sum(-1), "ssim": _ssim_checked(pred, target, 11, 1.5),
-            "psnr": psnr}
+    return {"mse": mse, "mae": diff.abs_().flatten(2).sum(-1), "ssim": ssim, "psnr": psnr}
 
 
 @dataclass

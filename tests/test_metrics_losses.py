@@ -361,3 +361,19 @@ def test_accumulator_matches_released_metrics():
     assert acc.frames == 80 and acc.sequences == 8
     for k in sums:
         assert res[k] == pytest.approx(sums[k] / 80, rel=1e-5, abs=1e-6), k
+
+
+def test_metrics_of_frames_smaller_than_the_ssim_window():
+    """8×8 frames: MSE / MAE / PSNR as usual, SSIM NaN (undefined) instead of an error mid-evaluation;
+    asking for SSIM itself still refuses."""
+    from stzoo.errors import InputError
+    from stzoo.metrics import MetricAccumulator, frame_ssim
+
+    x = torch.rand(2, 3, 1, 8, 8)
+    acc = MetricAccumulator()
+    acc.update(x * 0.5, x)
+    r = acc.result()
+    assert math.isnan(r["ssim"])
+    assert r["mse"] == pytest.approx(float((0.25 * x.square()).sum() / 6), rel=1e-5)
+    with pytest.raises(InputError, match="11×11"):
+        frame_ssim(x, x)
