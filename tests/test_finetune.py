@@ -389,7 +389,7 @@ def test_missing_video_extra_is_named(tmp_path, monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_av)
     (tmp_path / "clip.mov").write_bytes(b"whatever")
-    with pytest.raises(InputError, match=r"stzoo\[video\]"):
+    with pytest.raises(InputError, match=r"\.\[video\]"):
         read_frames(tmp_path / "clip.mov")
 
 
