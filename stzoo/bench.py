@@ -253,14 +253,6 @@ class TrainBenchResult:
         return asdict(self)
 
 
-def _resolve_train_dtype(dtype: str, device: torch.device) -> bool:
-    from stzoo.runtime import native_bf16
-
-    if dtype not in TRAIN_DTYPES:
-        raise InputError(f"training dtype must be one of {', '.join(TRAIN_DTYPES)}, got {dtype!r}")
-    return native_bf16(device) if dtype == "auto" else dtype == "bfloat16"
-
-
 def make_train_step(name: str, *, batch: int | None = None, device: str = "cpu", dtype: str = "float32",
                     config: dict[str, Any] | None = None, seed: int = 0) -> tuple[Callable[[], float], dict[str, Any]]:
     """A no-argument function running one real training step of zoo entry ``name`` (random weights,
@@ -283,7 +275,9 @@ def make_train_step(name: str, *, batch: int | None = None, device: str = "cpu",
         raise InputError(f"batch must be a positive integer, got {batch!r}")
     recipe = dataclasses.replace(recipe, batch_size=batch)
     dev = parse_device(device)
-    amp = _resolve_train_dtype(dtype, dev)
+    from stzoo.runtime import resolve_train_dtype
+
+    amp = resolve_train_dtype(dtype, dev, InputError)
     torch.manual_seed(seed)
     model = build_model(arch.name, {**entry["config"], **(config or {})}).to(dev).train()
     opt, sched = make_optimizer(model.parameters(), recipe, total_steps=10**6)

@@ -141,9 +141,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     checkpoint_every_s=args.checkpoint_every,
                     command=args.command_line, init_from=init_from, dtype=args.dtype,
                     time_budget_s=args.time_budget * 60 if args.time_budget is not None else None,
-                    dataset=args.dataset, budget_clock=args.budget_clock,
+                    dataset=args.dataset or entry.get("dataset", "moving_mnist"), budget_clock=args.budget_clock,
                     curve_every_s=args.curve_every * 60 if args.curve_every is not None else None,
-                    curve_sequences=args.curve_sequences, data_workers=args.data_workers)
+                    curve_sequences=args.curve_sequences, data_workers=args.data_workers,
+                    data_pool=args.data_pool)
     print(json.dumps({k: summary[k] for k in ("step", "total_steps", "wall_clock_s", "metrics") if k in summary},
                      indent=2))
     return 0
@@ -168,6 +169,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     from stzoo.api import load
     from stzoo.finetune import FinetuneWarning, finetune
 
+    amp = _finetune_amp(args)  # a contradiction is reported before anything loads
     if args.threads:
         torch.set_num_threads(args.threads)
     p = load(args.name, pretrained=not args.random, weights=args.weights)
@@ -178,7 +180,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         result, history = finetune(
             p, data, steps=args.steps, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, val=val,
             split=args.split, stride=args.stride, loss=args.loss, alpha=args.alpha, freeze=args.freeze or None,
-            device=args.device, amp=args.amp, out_dir=args.out, resume=args.resume,
+            device=args.device, amp=amp, out_dir=args.out, resume=args.resume,
             patience=None if args.patience == 0 else args.patience, min_delta=args.min_delta,
             channels=args.channels, size=args.size, frames_in=args.frames_in, frames_out=args.frames_out,
             data_layout=args.data_layout, max_steps=args.max_steps, seed=args.seed, weight_decay=args.weight_decay,
@@ -197,27 +199,45 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finetune_amp(args: argparse.Namespace) -> bool | None:
+    """finetune's ``amp`` from ``--dtype`` and the older ``--amp`` / ``--no-amp`` (which must agree)."""
+    from stzoo.errors import InputError
+
+    by_dtype = {"auto": None, "float32": False, "bfloat16": True}[args.dtype]
+    if args.amp is not None and by_dtype is not None and args.amp != by_dtype:
+        raise InputError(f"--{'amp' if args.amp else 'no-amp'} contradicts --dtype {args.dtype}; give one of them")
+    return args.amp if args.amp is not None else by_dtype
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
     from stzoo.api import load
-    from stzoo.data import moving_mnist_test_set
-    from stzoo.errors import InputError
-    from stzoo.train import evaluate, evaluate_copy_last
+    from stzoo.data.fields import list_datasets, test_set_size
+    from stzoo.errors import ConfigError, InputError
+    from stzoo.pretrained import training_dataset
+    from stzoo.train import evaluate, evaluate_copy_last, test_data
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.batch_size < 1 or args.sequences < 1:
+    if args.batch_size < 1 or (args.sequences is not None and args.sequences < 1):
         raise InputError(f"--batch-size and --sequences must be at least 1, got {args.batch_size} and "
                          f"{args.sequences}")
-    test = moving_mnist_test_set(args.mnist_dir, args.sequences, cache=args.cache)
-    if args.name == "copy-last-frame":
+    p = None if args.name == "copy-last-frame" else load(args.name, weights=args.weights, device=args.device)
+    dataset = args.dataset or (p is not None and training_dataset(p.entry)) or "moving_mnist"
+    if dataset not in list_datasets():
+        raise ConfigError(f"unknown dataset {dataset!r}; known: {', '.join(list_datasets())}")
+    sequences = args.sequences or test_set_size(dataset)
+    test = test_data(dataset, sequences, args.mnist_dir, cache=args.cache, progress=True)
+    if p is None:
         result = evaluate_copy_last(test, batch_size=args.batch_size)
     else:
-        p = load(args.name, weights=args.weights, device=args.device)
+        if p.spec.channels != (c := int(test.batch(0, 1).shape[2])):
+            raise ConfigError(f"{args.name} takes {p.spec.channels}-channel frames, but the {dataset} test set has "
+                              f"{c}; pick its own dataset with --dataset")
         result = evaluate(p.model, test, frames_in=p.spec.frames_in, frames_out=p.spec.frames_out,
                           batch_size=args.batch_size, device=p.device)
-    print(json.dumps(result, indent=2))
+    print(json.dumps({"dataset": dataset, **result}, indent=2))
     return 0
 
 
@@ -665,8 +685,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: random initialisation)")
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
                    help="training precision; auto = bf16 autocast where the device has native bf16 (default: auto)")
-    p.add_argument("--dataset", default="moving_mnist", metavar="NAME",
-                   help="training data: moving_mnist, grayscott or kolmogorov (stzoo data list) (default: moving_mnist)")
+    p.add_argument("--dataset", default=None, metavar="NAME",
+                   help="training data: moving_mnist, grayscott or kolmogorov (stzoo data list) (default: the "
+                   "entry's dataset, moving_mnist for the -mmnist entries)")
     p.add_argument("--time-budget", type=float, default=None, metavar="MIN",
                    help="lay the learning-rate schedule over MIN minutes of training and stop, annealed and "
                    "checkpointed, when they are spent (or when --epochs are done, if sooner) (default: none)")
@@ -680,6 +701,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-workers", type=int, default=0, metavar="N",
                    help="processes that generate training batches ahead of the loop (the same sequences); "
                    "for a GPU, which would wait for the CPU otherwise (default: 0, in the loop)")
+    p.add_argument("--data-pool", type=int, default=None, metavar="N",
+                   help="train on a fixed pool of N sequences, generated once into OUT/pool.npy (resumable, "
+                   "outside the budget clocks; by --data-workers processes if given) and drawn in a new order "
+                   "every epoch, instead of fresh sequences: for data that costs more to generate than to "
+                   "train on, e.g. kolmogorov on a CPU (default: fresh sequences)")
     p.add_argument("--curve-sequences", type=int, default=64, metavar="N",
                    help="test sequences each --curve-every measurement uses (default: 64)")
     for name, typ, what in (("epochs", int, "epochs of --epoch-size sequences (the recipes: 200, days on a CPU)"),
@@ -776,8 +802,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=200, metavar="N",
                    help="optimizer steps between checkpoints inside an epoch (default: 200)")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt (default: off)")
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
+                   help="training precision: bfloat16 autocast (weights stay float32) or float32; auto = bf16 "
+                   "where the device has native bf16 units (a recent GPU, a CPU with AMX / AVX512-BF16) "
+                   "(default: auto)")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="bfloat16 autocast (default: on for CUDA, off on the CPU)")
+                   help="the same as --dtype bfloat16 (--amp) or --dtype float32 (--no-amp) (default: --dtype)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads (default: torch's)")
     p.add_argument("--weights", default=None, metavar="FILE",
@@ -789,17 +819,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars (default: off)")
     p.set_defaults(func=_cmd_finetune)
 
-    p = sub.add_parser("evaluate", help="MSE/MAE/SSIM/PSNR on the stzoo Moving MNIST test set",
+    p = sub.add_parser("evaluate", help="MSE/MAE/SSIM/PSNR on a dataset's fixed test set",
                        description="Measure a zoo model (or the copy-last-frame baseline) on the first N "
-                       "sequences of the stzoo Moving MNIST test set and print the metrics as JSON. The test "
-                       "set is generated once and then memory-mapped from CACHE/moving-mnist, where CACHE is "
-                       "$STZOO_CACHE, else $XDG_CACHE_HOME/stzoo, else ~/.cache/stzoo (82 MB per 1,000 "
-                       "sequences; delete the folder to reclaim the space).")
+                       "sequences of a dataset's fixed test set (the model's own dataset unless --dataset says "
+                       "otherwise) and print the metrics as JSON. The test set is generated once and then "
+                       "memory-mapped from CACHE/moving-mnist or CACHE/fields, where CACHE is $STZOO_CACHE, else "
+                       "$XDG_CACHE_HOME/stzoo, else ~/.cache/stzoo (Moving MNIST: 82 MB per 1,000 sequences; "
+                       "Gray-Scott: 655 MB, Kolmogorov: 164 MB for the whole sets; delete the folder to reclaim "
+                       "the space).")
     p.add_argument("name", help="zoo name, or copy-last-frame for the baseline")
+    p.add_argument("--dataset", default=None, metavar="NAME",
+                   help="moving_mnist, grayscott or kolmogorov (stzoo data list) (default: the model's training "
+                   "dataset; moving_mnist for copy-last-frame)")
     p.add_argument("--mnist-dir", default=None, metavar="DIR",
                    help="folder of the MNIST IDX files (default: $STZOO_MNIST_DIR)")
-    p.add_argument("--sequences", type=int, default=10000, metavar="N",
-                   help="number of test sequences to evaluate on; 10000 is the whole test set (default: %(default)s)")
+    p.add_argument("--sequences", type=int, default=None, metavar="N",
+                   help="number of test sequences to evaluate on (default: the whole test set: 10000 for "
+                   "moving_mnist, 1000 grayscott, 500 kolmogorov)")
     p.add_argument("--batch-size", type=int, default=64, metavar="N",
                    help="sequences per forward pass (default: %(default)s)")
     p.add_argument("--weights", default=None, metavar="FILE",

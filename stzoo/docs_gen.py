@@ -289,8 +289,10 @@ def model_card_page(name: str, manifest: dict[str, Any] | None = None) -> str:
                   f"| {m['mse']:.4f} | {m['mae']:.4f} | {m['ssim']:.4f} | {m['psnr']:.4f} |", ""]
         if m.get("command"):
             lines += [f"Measured with `{display_command(m['command'])}`.", ""]
+        lines += _baseline_lines(manifest, e, m)
     else:
         lines += ["Not measured (no released weights).", ""]
+    lines += _forecast_lines(name, e)
     speed = e.get("speed") or {}
     lines += ["## Speed", ""]
     if speed:
@@ -315,6 +317,50 @@ def model_card_page(name: str, manifest: dict[str, Any] | None = None) -> str:
     else:
         lines += ["Not trained yet.", ""]
     return "\n".join(lines)
+
+
+def _baseline_lines(manifest: dict[str, Any], e: dict[str, Any], m: dict[str, Any]) -> list[str]:
+    """The copy-last-frame baseline measured on the same test set as the entry's metrics, if recorded."""
+    dataset = e.get("dataset", "moving_mnist")
+    key = "copy-last-frame" if dataset == "moving_mnist" else f"copy-last-frame ({dataset})"
+    base = ((manifest.get("baselines") or {}).get(key) or {}).get("metrics")
+    if not base or (base.get("dataset"), base.get("sequences")) != (m.get("dataset"), m.get("sequences")):
+        return []  # only a baseline measured on exactly the same sequences is put beside the model
+    ratio = f" The model's MSE is {base['mse'] / m['mse']:.2f}× lower." if m.get("mse") else ""
+    return [f"Copying the last input frame scores MSE {base['mse']:.4f}, MAE {base['mae']:.4f}, "
+            f"SSIM {base['ssim']:.4f}, PSNR {base['psnr']:.4f} on {base['sequences']:,} sequences of the same "
+            f"test set.{ratio}", ""]
+
+
+#: lead times a model card's rollout table shows (those up to the horizon, and the horizon itself)
+ROLLOUT_ROWS = (1, 5, 10, 15, 20, 25, 30, 40, 50, 60)
+
+
+def _forecast_lines(name: str, e: dict[str, Any]) -> list[str]:
+    """The card's forecast strip and rollout table, where the manifest records them."""
+    strip, roll = e.get("strip"), e.get("rollout")
+    if not strip and not roll:
+        return []
+    lines = ["## Forecast", ""]
+    if strip:
+        two = e["input"]["channels"] == 2
+        lines += [f"![{name}: input, ground truth, prediction, absolute error](../{strip['path']})",
+                  "", f"Test sequence {strip['sequence']} of {strip['dataset']}: input, ground truth, prediction and "
+                  "|error|." + (" U and V side by side, each stretched by the ground truth's own minimum and maximum; "
+                                "the error is in units of those displayed ranges." if two else ""), ""]
+    if roll:
+        h, fo = roll["horizon"], e["input"]["frames_out"]
+        rows = [t for t in ROLLOUT_ROWS if t < h] + [h]
+        lines += [f"Rollout to {h} frames ({h // fo}× the {fo} it was trained to predict; beyond {fo} the model's own "
+                  f"predictions are fed back in) on the first {roll['sequences']:,} sequences of {roll['dataset']}. "
+                  "MSE per frame at each lead time:", "",
+                  "| lead time | model MSE | copy-last MSE | copy-last ÷ model |", "|---|---|---|---|"]
+        for t in rows:
+            mse, base = roll["mse"][t - 1], roll["copy_last_mse"][t - 1]
+            lines.append(f"| {t} | {mse:.2f} | {base:.2f} | {base / mse:.2f} |" if mse > 0 else
+                         f"| {t} | {mse:.2f} | {base:.2f} | – |")
+        lines += ["", f"Measured with `{display_command(roll['command'])}`.", ""]
+    return lines
 
 
 def generated_docs(manifest: dict[str, Any] | None = None) -> dict[str, str]:

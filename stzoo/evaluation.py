@@ -8,12 +8,12 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from stzoo.data.fields import get_dataset, test_set_size
+from stzoo.data.fields import cached_test_set
 from stzoo.data.moving_mnist import MovingMNIST, moving_mnist_test_set
 from stzoo.metrics import MetricAccumulator
 from stzoo.models import Recipe, eval_mode
 
-__all__ = ["evaluate", "evaluate_copy_last", "predict_future", "test_data", "test_set_description"]
+__all__ = ["evaluate", "evaluate_copy_last", "predict_future", "rollout_errors", "test_data", "test_set_description"]
 
 
 def _to_float(batch: Tensor, device: torch.device) -> Tensor:
@@ -68,11 +68,50 @@ def evaluate_copy_last(dataset: MovingMNIST, frames_in: int = 10, frames_out: in
                     predict=lambda x: x[:, -1:].expand(-1, frames_out, -1, -1, -1))
 
 
-def test_data(dataset: str, sequences: int, mnist_dir: str | os.PathLike | None = None) -> Any:
-    """The first ``sequences`` sequences of ``dataset``'s fixed test set (at most the whole set)."""
+@torch.no_grad()
+def rollout_errors(predictor: Any, dataset: Any, horizon: int, *, batch_size: int = 16,
+                   progress: bool = True) -> dict[str, Any]:
+    """Per-lead-time MSE of a forecast ``horizon`` frames long, against copying the last frame.
+
+    ``predictor`` is a :class:`stzoo.Predictor`; ``dataset`` holds sequences of at least
+    ``spec.frames_in + horizon`` frames (a test set made with a longer ``seq_len``). A horizon above
+    the model's ``frames_out`` is rolled out as :meth:`stzoo.Predictor.forecast_tensor` does (TAU feeds
+    its predictions back in; the recurrent models run on). The MSE of lead time ``t`` is the
+    squared error summed over the C×H×W values of frame ``t`` in [0, 1] (predictions clipped to
+    [0, 1] first) and averaged over the sequences, the convention of :func:`evaluate`.
+
+    Returns:
+        ``{"horizon", "sequences", "mse": [...], "copy_last_mse": [...]}`` with one value per lead time.
+    """
+    from tqdm.auto import tqdm
+
+    fi = predictor.spec.frames_in
+    first = dataset.batch(0, 1)
+    if first.shape[1] < fi + horizon:
+        raise ValueError(f"the sequences have {first.shape[1]} frames; a {horizon}-frame rollout after "
+                         f"{fi} inputs needs {fi + horizon} (make the test set with seq_len={fi + horizon})")
+    model_sum = torch.zeros(horizon, dtype=torch.float64)
+    copy_sum = torch.zeros(horizon, dtype=torch.float64)
+    n = len(dataset)
+    with eval_mode(predictor.model):
+        for start in tqdm(range(0, n, batch_size), desc="rollout", unit="batch", disable=not progress):
+            seq = _to_float(dataset.batch(start, min(start + batch_size, n)), torch.device("cpu"))
+            x, y = seq[:, :fi], seq[:, fi:fi + horizon].double()
+            pred = predictor.forecast_tensor(x.to(predictor.device, predictor.dtype), horizon).double().cpu()
+            pred = pred.clamp_(0.0, 1.0)  # scored as evaluate() scores it (stzoo.metrics clips to [0, 1])
+            model_sum += (pred - y).pow(2).sum(dim=(2, 3, 4)).sum(dim=0)
+            copy_sum += (x[:, -1:].double() - y).pow(2).sum(dim=(2, 3, 4)).sum(dim=0)
+    return {"horizon": int(horizon), "sequences": n, "mse": [round(float(v) / n, 4) for v in model_sum],
+            "copy_last_mse": [round(float(v) / n, 4) for v in copy_sum]}
+
+
+def test_data(dataset: str, sequences: int, mnist_dir: str | os.PathLike | None = None, *,
+              cache: bool | str | os.PathLike = True, progress: bool = False) -> Any:
+    """The first ``sequences`` sequences of ``dataset``'s fixed test set (at most the whole set),
+    memory-mapped from stzoo's cache unless ``cache`` is False (the same sequences either way)."""
     if dataset == "moving_mnist":
-        return moving_mnist_test_set(mnist_dir, sequences)
-    return get_dataset(dataset, "test", num_sequences=min(int(sequences), test_set_size(dataset)))
+        return moving_mnist_test_set(mnist_dir, sequences, cache=cache)
+    return cached_test_set(dataset, sequences, cache=cache, progress=progress)
 
 
 def test_set_description(dataset: str, test: Any, recipe: Recipe) -> str:

@@ -44,6 +44,7 @@ from stzoo.data.clips import (ClipDataset, Video, arg, auto_split, check_lengths
                               split_videos)
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import get_architecture
+from stzoo.runtime import cpu_description, native_bf16
 from stzoo.train import (STATE_DICT, Recipe, _hardware, atomic_torch_save, atomic_write_text, capture_rng_state,
                          checkpoint_error, compute_loss, describe_differences, evaluate, evaluate_copy_last,
                          load_checkpoint, make_optimizer, optimizer_step, restore_rng_state)
@@ -417,7 +418,10 @@ def finetune(predictor: "Predictor", data: Any, *, steps: int | str = "auto", ep
             BatchNorm layers under them stay in eval mode (running statistics used and kept).
         device: e.g. ``"cpu"``, ``"cuda"``; default CUDA when available (``cuda:LOCAL_RANK`` under
             torchrun).
-        amp: bfloat16 autocast; default on for CUDA, off on the CPU.
+        amp: bfloat16 autocast (weights and optimizer stay float32); default (None): on where the device
+            computes bf16 natively (:func:`stzoo.runtime.native_bf16`: a CUDA GPU that supports it, a
+            CPU with AMX or AVX512-BF16), off elsewhere. The choice is recorded in the model's
+            ``training`` block.
         out_dir: output folder: the save_pretrained files of the best model, ``checkpoint.pt``,
             ``history.json`` and ``log.jsonl``.
         resume: continue from ``out_dir/checkpoint.pt`` with the same optimizer, scheduler and RNG
@@ -626,7 +630,7 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    amp = o.amp if o.amp is not None else dev.type == "cuda"
+    amp = o.amp if o.amp is not None else native_bf16(dev)
     base_name = predictor.name or f"{arch}-custom"
     data_info = {"train": train_ds.describe() + "; " + _data_summary(train_ds.videos),
                  "validation": (val_ds.describe() + "; " + _data_summary(val_ds.videos)) if val_ds else None,
@@ -718,6 +722,7 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
         entry["training"] = {"recipe": asdict(recipe), "epochs": len(history.epochs), "steps": step,
                              "budget": plan["rule"],
                              "hardware": _hardware(dev) + (f" × {dist_.world} processes" if dist_.world > 1 else ""),
+                             "dtype": "bfloat16" if amp else "float32", "cpu": cpu_description(),
                              "wall_clock_s": round(wall, 1), "command": o.command or "stzoo.finetune",
                              "date": datetime.date.today().isoformat()}
         return entry

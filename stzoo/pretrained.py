@@ -385,8 +385,10 @@ def display_text(text: str) -> str:
     return _PATH_IN_TEXT.sub(lambda m: _short_path(m.group(0)), text)
 
 
-def _training_dataset(cfg: dict[str, Any]) -> str | None:
+def training_dataset(cfg: dict[str, Any]) -> str | None:
     """The stzoo dataset (``moving_mnist``, ...) the weights were trained on, where the record says."""
+    if cfg.get("dataset"):
+        return str(cfg["dataset"])
     training = cfg.get("training") or {}
     if training.get("dataset"):
         return str(training["dataset"])
@@ -430,7 +432,7 @@ def card_metadata(cfg: dict[str, Any]) -> dict[str, Any]:
     for a model derived from another one, e.g. a fine-tuned zoo model.
     """
     arch = str(cfg["architecture"])
-    dataset = _training_dataset(cfg)
+    dataset = training_dataset(cfg)
     tags = ["stzoo", "video-prediction", "spatiotemporal-forecasting", arch.replace("_", "-")]
     if dataset in DATASET_TAGS:
         tags.append(DATASET_TAGS[dataset])

@@ -100,6 +100,7 @@ def _ledger_record(run: Path, ck: dict[str, Any], result_sha: str) -> dict[str, 
             **({"cpu_s": round(float(ck["cpu_s"]), 1)} if ck.get("cpu_s") else {}), "hardware": hardware,
             "cpu": meta.get("cpu"), "dtype": ck.get("dtype") or meta.get("dtype", "float32"),
             "dataset": ck.get("dataset", "moving_mnist"), "recipe": recipe,
+            **({"data_pool": int(ck["data_pool"])} if ck.get("data_pool") else {}),
             "time_budget_s": ck.get("time_budget_s"),
             "command": summary.get("command") or meta.get("command") or "not recorded",
             "torch": summary.get("torch", torch.__version__)}

@@ -34,7 +34,8 @@ from typing import Any
 
 __all__ = ["BF16_DOC", "BF16_UNITS", "MMAP_THRESHOLD", "PerformanceWarning", "allocator_description",
            "bf16_cost_warning", "cpu_bf16_units", "cpu_description", "cpu_model", "machine_description",
-           "native_bf16", "onednn_bf16", "read_cpu_flags", "tune_allocator", "warn_if_slow_bf16"]
+           "native_bf16", "onednn_bf16", "read_cpu_flags", "resolve_train_dtype", "tune_allocator",
+           "warn_if_slow_bf16", "TRAIN_DTYPES"]
 
 #: Blocks up to this size stay in the heap instead of being mmap'ed and unmapped each time (1 GiB).
 MMAP_THRESHOLD = 1 << 30
@@ -162,6 +163,19 @@ def native_bf16(device: Any = "cpu") -> bool:
         except (RuntimeError, AssertionError):
             return False
     return False
+
+
+#: the training precisions stzoo train / finetune / bench --train take
+TRAIN_DTYPES = ("auto", "float32", "bfloat16")
+
+
+def resolve_train_dtype(dtype: str, device: Any, error: type[Exception] = ValueError) -> bool:
+    """Whether to train under bfloat16 autocast: ``"auto"`` picks it where ``device`` computes bf16
+    natively (:func:`native_bf16`: a CUDA GPU that supports it, a CPU with AMX / AVX512-BF16),
+    ``"bfloat16"`` always, ``"float32"`` never. Anything else raises ``error``."""
+    if dtype not in TRAIN_DTYPES:
+        raise error(f"dtype must be one of {', '.join(repr(d) for d in TRAIN_DTYPES)}, got {dtype!r}")
+    return native_bf16(device) if dtype == "auto" else dtype == "bfloat16"
 
 
 def cpu_description() -> str:

@@ -41,6 +41,7 @@ from stzoo.evaluation import (_is_recurrent, _to_float, evaluate, evaluate_copy_
 from stzoo.hub import sha256_file
 from stzoo.losses import mse_ddr_loss
 from stzoo.runtime import cpu_bf16_units, cpu_description, native_bf16, tune_allocator  # noqa: F401
+from stzoo.runtime import resolve_train_dtype as _resolve_dtype
 from stzoo.models import ARCHITECTURES, Recipe, build_model, count_parameters, get_architecture
 from stzoo.release import _weights_sha, _write_weights, ledger_totals, release, release_to_manifest  # noqa: F401
 
@@ -150,11 +151,8 @@ def compute_loss(model: nn.Module, recipe: Recipe, seq: Tensor, teacher_p: float
 
 
 def resolve_train_dtype(dtype: str, device: torch.device) -> bool:
-    """Whether to train under bfloat16 autocast: ``"auto"`` picks it where the device computes bf16 natively
-    (:func:`stzoo.runtime.native_bf16`: a CUDA GPU that supports it, a CPU with AMX / AVX512-BF16)."""
-    if dtype not in ("auto", "float32", "bfloat16"):
-        raise ConfigError(f"dtype must be 'auto', 'float32' or 'bfloat16', got {dtype!r}")
-    return native_bf16(device) if dtype == "auto" else dtype == "bfloat16"
+    """:func:`stzoo.runtime.resolve_train_dtype`, refusing a bad ``dtype`` with a ConfigError."""
+    return _resolve_dtype(dtype, device, ConfigError)
 
 
 def _hardware(device: torch.device) -> str:
@@ -231,6 +229,31 @@ def training_data(dataset: str, recipe: Recipe, mnist_dir: str | os.PathLike | N
                        seq_len=recipe.frames_in + recipe.frames_out, seed=recipe.seed, **kw)
 
 
+def _pooled(dataset: str, recipe: Recipe, mnist_dir: Any, size: int, path: Path, workers: int,
+            progress: bool) -> Any:
+    """The training data of ``recipe`` served from a fixed pool of ``size`` sequences in ``path``."""
+    from dataclasses import replace
+
+    from stzoo.data.pool import SequencePool
+
+    fill_recipe = replace(recipe, epoch_size=size)
+    source = training_data(dataset, fill_recipe, mnist_dir)
+    make = None
+    prefetch = None
+    if workers > 0:
+        prefetch = BatchPrefetcher(source, fill_recipe, math.ceil(size / recipe.batch_size), workers=workers)
+        n_steps = math.ceil(size / recipe.batch_size)
+
+        def make(spans: list[tuple[int, int]]):
+            first = spans[0][0] // recipe.batch_size if spans else 0
+            return (prefetch.get(s, n_steps) for s in range(first, first + len(spans)))
+    try:
+        return SequencePool(source, path, seed=recipe.seed, size=size, epoch_size=recipe.epoch_size,
+                            chunk=recipe.batch_size, make_batches=make, progress=progress)
+    finally:
+        if prefetch is not None:
+            prefetch.close()
+
 
 def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
           mnist_dir: str | os.PathLike | None = None, recipe: Recipe | None = None,
@@ -240,7 +263,7 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
           dtype: str = "auto", time_budget_s: float | None = None,
           dataset: str = "moving_mnist", budget_clock: str = "wall",
           curve_every_s: float | None = None, curve_sequences: int = 64,
-          data_workers: int = 0) -> dict[str, Any]:
+          data_workers: int = 0, data_pool: int | None = None) -> dict[str, Any]:
     """Train ``arch`` with ``config`` on a generated dataset (``dataset``: ``"moving_mnist"``, the
     default, or one of :func:`stzoo.data.fields.list_datasets`, e.g. ``"grayscott"``); resume from
     ``out_dir`` if it holds a checkpoint. Returns the final summary (also written to ``out_dir/summary.json``).
@@ -275,6 +298,13 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
     ``data_workers`` > 0 generates the training batches ahead of the loop in that many processes
     (:class:`BatchPrefetcher`; the same sequences, in the same order) — for a GPU, which would
     otherwise wait for the CPU to draw each batch.
+
+    ``data_pool`` = N trains on a fixed pool of N sequences instead of fresh ones every epoch: they are
+    generated once (sequences 0..N-1 of epoch 0, by ``data_workers`` processes if > 0) into
+    ``out_dir/pool.npy`` (:class:`stzoo.data.pool.SequencePool`, memory-mapped, resumable) and each
+    epoch of ``recipe.epoch_size`` sequences is drawn from it in a new order. For datasets that cost
+    more to generate than to train on (Kolmogorov flow on a CPU); the model sees fewer distinct
+    sequences, so compare its test curve with a fresh-data run before relying on it.
     """
     from tqdm.auto import tqdm
 
@@ -286,6 +316,9 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
         raise ConfigError(f"curve_every_s must be a positive number of seconds, got {curve_every_s!r}")
     if not (isinstance(data_workers, int) and 0 <= data_workers <= 256):
         raise ConfigError(f"data_workers must be an integer in 0..256, got {data_workers!r}")
+    if data_pool is not None and not (isinstance(data_pool, int) and not isinstance(data_pool, bool)
+                                      and data_pool > 0):
+        raise ConfigError(f"data_pool must be a positive integer (sequences), got {data_pool!r}")
     if not (isinstance(curve_sequences, int) and curve_sequences > 0):
         raise ConfigError(f"curve_sequences must be a positive integer, got {curve_sequences!r}")
 
@@ -323,8 +356,10 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
         diffs = describe_differences({"arch": ck["arch"], "config": ck["config"], "recipe": ck["recipe"],
                                       "time_budget_s": ck.get("time_budget_s"),
                                       "budget_clock": ck.get("budget_clock", "wall"),
-                                      "dataset": ck.get("dataset", "moving_mnist")},
+                                      "dataset": ck.get("dataset", "moving_mnist"),
+                                      "data_pool": ck.get("data_pool")},
                                      {"arch": arch, "config": config, "recipe": asdict(recipe), "dataset": dataset,
+                                      "data_pool": data_pool,
                                       "time_budget_s": time_budget_s, "budget_clock": budget_clock})
         if diffs:
             raise ConfigError(
@@ -348,6 +383,8 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
             "dataset": dataset, "dtype": dtype_used, "cpu": cpu_description(), "hardware": _hardware(dev),
             "command": command, "time_budget_s": time_budget_s, "budget_clock": budget_clock,
             "torch_threads": torch.get_num_threads(), "allocator": allocator}
+    if data_pool is not None:
+        meta["data_pool"] = data_pool
     run_json = out / "run.json"
     previous = read_run_json(run_json)
     if init_info is None:  # a resumed warm start keeps its start weights' record
@@ -368,7 +405,8 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
             "arch": arch, "config": config, "recipe": asdict(recipe), "model": model.state_dict(),
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), **capture_rng_state(dev),
             "step": step, "wall_clock_s": wall, "cpu_s": cpu, "dtype": dtype_used,
-            "time_budget_s": time_budget_s, "budget_clock": budget_clock, "dataset": dataset}, ckpt_path)
+            "time_budget_s": time_budget_s, "budget_clock": budget_clock, "dataset": dataset,
+            **({"data_pool": data_pool} if data_pool is not None else {})}, ckpt_path)
 
     curve_test = test_data(dataset, curve_sequences, mnist_dir) if curve_every_s is not None else None
 
@@ -386,6 +424,9 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
         return (cpu + now_cpu - c0) if budget_clock == "cpu" else (wall + now_wall - t0)
 
     stop = total if max_steps is None else min(total, max_steps)
+    # the pool is generated (or found) once the run is known to go ahead; its time is outside both clocks
+    if data_pool is not None and step < stop:
+        data = _pooled(dataset, recipe, mnist_dir, data_pool, out / "pool.npy", data_workers, progress)
     log = open(out / "log.jsonl", "a")
     model.train()
     last_ckpt = time.monotonic()
@@ -397,7 +438,8 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
             record_curve()  # the starting point
             t0, c0 = time.monotonic(), time.process_time()
     running = None
-    batches = BatchPrefetcher(data, recipe, steps_per_epoch, workers=data_workers)
+    # a pool is read from disk: cheap enough in the loop, whatever made it
+    batches = BatchPrefetcher(data, recipe, steps_per_epoch, workers=0 if data_pool is not None else data_workers)
     bar = tqdm(total=stop, initial=step, desc=f"train {arch}", unit="step", disable=not progress,
                mininterval=1.0 if sys.stderr.isatty() else 60.0)
     try:

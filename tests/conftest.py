@@ -64,3 +64,20 @@ def fake_mnist(tmp_path_factory):
         _write_idx_gz(root / f"{split}-images-idx3-ubyte.gz", _fake_digits(rng, n))
         _write_idx_gz(root / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, n).astype(np.uint8))
     return root
+
+
+@pytest.fixture
+def load_script():
+    """``load_script("name")``: the module ``scripts/name.py`` of the repository, imported from its file."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, root / "scripts" / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load

@@ -3,24 +3,15 @@ is exactly what its committed records generate (the numbers are not typed by han
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("compute_matched", ROOT / "scripts" / "compute_matched.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
-
-def test_run_collect_page(tmp_path, fake_mnist):
-    cm = _script()
+def test_run_collect_page(tmp_path, fake_mnist, load_script):
+    cm = load_script("compute_matched")
     runs, results, page = tmp_path / "runs", tmp_path / "cm.json", tmp_path / "docs" / "compute-matched.md"
     cm.main(["run", "--names", "convlstm-mmnist-s", "--runs", str(runs), "--budget", "0.05", "--workers", "1",
              "--eval-sequences", "4", "--curve-every", "0.02", "--dtype", "float32", "--mnist-dir", str(fake_mnist)])
@@ -50,8 +41,8 @@ def test_run_collect_page(tmp_path, fake_mnist):
     assert (run / "checkpoint.pt").stat().st_mtime_ns == before
 
 
-def test_committed_page_is_generated_from_committed_records():
-    cm = _script()
+def test_committed_page_is_generated_from_committed_records(load_script):
+    cm = load_script("compute_matched")
     if not cm.RESULTS.exists():
         pytest.skip("no compute-matched records committed yet")
     data = json.loads(cm.RESULTS.read_text())

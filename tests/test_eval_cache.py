@@ -372,4 +372,4 @@ def test_cli_evaluate_help_states_every_default(capsys):
     assert starts[:-1] == sorted(starts[:-1])
     for action, start, end in zip(listed, starts, starts[1:]):
         assert action.help and "default" in options[start:end], (action.dest, options[start:end])
-    assert "(default: 10000)" in options and "(default: 64)" in options
+    assert "(default: the whole test set: 10000 for moving_mnist" in options and "(default: 64)" in options

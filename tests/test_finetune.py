@@ -734,3 +734,32 @@ def test_default_finetune_of_a_released_model_beats_copy_last_frame_on_held_out_
 
     tuned = evaluate(p.model, ds, frames_in=10, frames_out=10, progress=False)["mse"]
     assert tuned < _copy_last_mse(held)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_default_precision_follows_the_cpus_bf16_units(tmp_path, monkeypatch, native):
+    """amp=None (the default, --dtype auto) trains under bf16 autocast exactly where the device computes
+    bf16 natively, and the model's training block says which precision it got."""
+    import stzoo.finetune as ft
+
+    monkeypatch.setattr(ft, "native_bf16", lambda device: native)
+    seen = []
+    real = torch.autocast
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("enabled", True))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ft.torch, "autocast", spy)
+    finetune(tiny(), [square_video(s) for s in range(2)], epochs=1, batch_size=4, out_dir=tmp_path, **FAST)
+    assert seen and set(seen) == {native}
+    training = json.loads((tmp_path / "config.json").read_text())["training"]
+    assert training["dtype"] == ("bfloat16" if native else "float32") and training["cpu"]
+
+
+def test_cli_finetune_dtype_and_amp_must_agree(tmp_path, capsys):
+    from stzoo.cli import main
+
+    assert main(["finetune", "x", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--dtype", "float32",
+                 "--amp"]) != 0
+    assert "contradicts --dtype float32" in capsys.readouterr().err

@@ -3,9 +3,7 @@ train → measure → release into a manifest copy → split into ≤ 16 MiB par
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,18 +12,11 @@ from safetensors.torch import load_file
 from stzoo.manifest import load_manifest, validate_manifest
 from stzoo.models import build_model
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("gpu_train", ROOT / "scripts" / "gpu_train.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
-
-def test_split_and_join_round_trip(tmp_path):
-    gpu = _script()
+def test_split_and_join_round_trip(tmp_path, load_script):
+    gpu = load_script("gpu_train")
     src = tmp_path / "w.bin"
     data = np.random.default_rng(0).integers(0, 256, 2500, dtype=np.uint8).tobytes()
     src.write_bytes(data)
@@ -40,8 +31,8 @@ def test_split_and_join_round_trip(tmp_path):
         gpu.join_parts(tmp_path, "w.bin", tmp_path / "again.bin")
 
 
-def test_train_pack_install_on_cpu(tmp_path, fake_mnist):
-    gpu = _script()
+def test_train_pack_install_on_cpu(tmp_path, fake_mnist, load_script):
+    gpu = load_script("gpu_train")
     out, run = tmp_path / "out", tmp_path / "run"
     gpu.main(["train", "--mnist-dir", str(fake_mnist), "--out", str(out), "--run", str(run), "--name", "tau-mmnist-s",
               "--device", "cpu", "--minutes", "0.05", "--batch-size", "2", "--data-workers", "1",
