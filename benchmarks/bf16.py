@@ -8,7 +8,9 @@ on a busy machine):
 * ``infer-paper``: the same for the paper TAU config (``tau-mmnist-paper``, random weights);
 * ``train-s``: one real training step of TAU-s at its recipe batch size (16) —
   :func:`stzoo.bench.make_train_step`, i.e. ``compute_loss`` + ``optimizer_step`` of ``stzoo train`` —
-  in float32 vs under bfloat16 autocast.
+  in float32 vs under bfloat16 autocast;
+* ``train-paper``: the same for the paper TAU config (batch 16; do not run it on a CPU without bf16
+  units, where one bf16 step takes many minutes).
 
 Both sides are built once with the same weights and input, warmed up once (the paper case warms up
 at batch 1: a bf16 call at batch 16 takes minutes on a CPU without bf16 units), then timed
@@ -49,6 +51,7 @@ CASES = {  # case: (kind, zoo name, batch, warm-up batch, default repeats)
     "infer-s": ("inference", "tau-mmnist-s", 16, 16, 3),
     "infer-paper": ("inference", "tau-mmnist-paper", 16, 1, 1),
     "train-s": ("training step", "tau-mmnist-s", 16, 16, 2),
+    "train-paper": ("training step", "tau-mmnist-paper", 16, 16, 1),
 }
 HEAD = ["case", "model", "batch", "float32 s", "bfloat16 s", "speed bf16 / fp32", "max abs diff", "repeats",
         *MACHINE_HEAD]
@@ -104,7 +107,7 @@ INTRO = [
     "implementation (fused), `Predictor.predict` of 16 random sequences; *max abs diff* is between the two "
     "forecasts of the warm-up call (values in [0, 1]; batch 16, batch 1 for the paper config). Training step: `stzoo.bench.make_train_step` (the recipe loss, backward, "
     "clipping, AdamW + OneCycle of `stzoo train`), fp32 against bf16 autocast (weights stay fp32), at the "
-    "recipe batch size 16. *bf16 units*: the CPU's native bf16 flags (`amx_bf16`, `avx512_bf16`, see "
+    "recipe batch size 16 (TAU-s and the paper config). *bf16 units*: the CPU's native bf16 flags (`amx_bf16`, `avx512_bf16`, see "
     "`stzoo.runtime.native_bf16`); *flags*: the kernel-relevant ones it has."),
     "",
     ("On a CPU without bf16 units `stzoo.load(..., dtype=\"bfloat16\")` issues a `stzoo.runtime."
@@ -120,7 +123,7 @@ def main() -> None:
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES), help="what to measure")
     ap.add_argument("--repeats", type=int, default=None,
-                    help="timed calls per side (default: 3 infer-s, 1 infer-paper, 2 train-s)")
+                    help="timed calls per side (default: 3 infer-s, 1 infer-paper, 2 train-s, 1 train-paper)")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")),
                     help="torch intra-op threads")
     ap.add_argument("--write", default=None, metavar="FILE", help="update the bf16 section of FILE")

@@ -120,6 +120,10 @@ def format_speed(entry: dict[str, Any], device: str = "cpu") -> str:
     return f"{v:.1f}" if v >= 10 else f"{v:.2f}"
 
 
+#: how the zoo table names each dataset's fixed test set
+DATASET_LABELS = {"moving_mnist": "Moving MNIST", "grayscott": "Gray–Scott", "kolmogorov": "Kolmogorov"}
+
+
 def zoo_table_markdown(manifest: dict[str, Any] | None = None, *, link_prefix: str | None = None) -> str:
     """The model zoo as a Markdown table, generated from the manifest (README and docs use it).
 
@@ -133,8 +137,12 @@ def zoo_table_markdown(manifest: dict[str, Any] | None = None, *, link_prefix: s
     """
     manifest = manifest or _manifest_cached()
     models = manifest["models"]
-    lines = ["| name | arch | params | GFLOPs | weights | MSE ↓ | MAE ↓ | SSIM ↑ | PSNR ↑ | CPU seq/s ↑ | trained |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| name | arch | params | GFLOPs | weights | test set | MSE ↓ | MAE ↓ | SSIM ↑ | PSNR ↑ | CPU seq/s ↑ | "
+             "trained |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def test_set(dataset: str, m: dict[str, Any]) -> str:
+        """Which test set, and how many of its sequences, a row's metrics come from."""
+        return f"{DATASET_LABELS.get(dataset, dataset)} ({m['sequences']:,})" if m.get("sequences") else "–"
 
     def label(name: str) -> str:
         return f"[`{name}`]({link_prefix}{name}.md)" if link_prefix is not None else f"`{name}`"
@@ -142,7 +150,7 @@ def zoo_table_markdown(manifest: dict[str, Any] | None = None, *, link_prefix: s
     for name in sorted(models):
         e = models[name]
         if "alias" in e:
-            lines.append(f"| {label(name)} | alias of {label(e['alias'])} | | | | | | | | | |")
+            lines.append(f"| {label(name)} | alias of {label(e['alias'])} | | | | | | | | | | |")
             continue
         m = e.get("metrics", {})
         t = e.get("training", {})
@@ -157,10 +165,12 @@ def zoo_table_markdown(manifest: dict[str, Any] | None = None, *, link_prefix: s
                               if tot.get(k))
             trained = f"{tot['sequences']:,} seq in {tot['runs']} run(s), {hours or '0 h'}"
         lines.append(f"| {label(name)} | {e['architecture']} | {e['parameters'] / 1e6:.2f} M | {format_gflops(e)} | "
-                     f"{'yes' if e.get('weights') else 'not yet'} | {fmt('mse', 1)} | {fmt('mae', 1)} | "
+                     f"{'yes' if e.get('weights') else 'not yet'} | {test_set(e.get('dataset', 'moving_mnist'), m)} | "
+                     f"{fmt('mse', 1)} | {fmt('mae', 1)} | "
                      f"{fmt('ssim', 3)} | {fmt('psnr', 2)} | {format_speed(e)} | {trained} |")
     for name, b in sorted(manifest.get("baselines", {}).items()):
         m = b["metrics"]
-        lines.append(f"| *{name}* (baseline) | – | – | – | – | {m['mse']:.1f} | {m['mae']:.1f} | "
+        dataset = name[name.index("(") + 1:-1] if name.endswith(")") and "(" in name else "moving_mnist"
+        lines.append(f"| *{name}* (baseline) | – | – | – | – | {test_set(dataset, m)} | {m['mse']:.1f} | {m['mae']:.1f} | "
                      f"{m['ssim']:.3f} | {m['psnr']:.2f} | – | – |")
     return "\n".join(lines)
