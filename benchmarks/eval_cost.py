@@ -87,13 +87,17 @@ def time_forward(model: torch.nn.Module, x: torch.Tensor, n_out: int, batch: int
 
 def measure(name: str, n: int, threads: int, batch: int, mnist_dir: str | None) -> list[dict]:
     import stzoo
-    from stzoo.data import moving_mnist_test_set
+    from stzoo.evaluation import _to_float, test_data
+    from stzoo.pretrained import training_dataset
 
     p = stzoo.load(name)
     model = p.model.eval()
     fi, fo = p.spec.frames_in, p.spec.frames_out
-    test = moving_mnist_test_set(mnist_dir, n, cache=False)
-    x = torch.cat([test.batch(lo, min(lo + 256, n))[:, :fi].float().div_(255) for lo in range(0, n, 256)])
+    dataset = training_dataset(p.entry) or "moving_mnist"  # what `stzoo evaluate NAME` measures on
+    test = test_data(dataset, n, mnist_dir, cache=False)
+    n = len(test)
+    x = torch.cat([_to_float(test.batch(lo, min(lo + 256, n))[:, :fi], torch.device("cpu"))
+                   for lo in range(0, n, 256)])
     time_forward(model, x[:batch], fo, batch)  # warm-up: first-call allocations, oneDNN primitives
     cache = tempfile.mkdtemp(prefix="stzoo-eval-cost-")
     before = os.environ.get("STZOO_CACHE")
@@ -135,8 +139,9 @@ def section(table_rows: list[str], batch: int, notes: list[str] = ()) -> str:
         "interleaved with the two commands in one process (forward, cold, forward, warm, forward). *cold*: an "
         "empty cache, so the command generates the N sequences and writes them (82 MB per 1,000) before "
         "evaluating; *warm*: the next call memory-maps that file (from the page cache). The cache lives in "
-        "`$STZOO_CACHE/moving-mnist`, by default `$XDG_CACHE_HOME/stzoo/moving-mnist` or "
-        "`~/.cache/stzoo/moving-mnist` (delete it to reclaim the space). Target: ratio ≤ 1.5×. "
+        "`$STZOO_CACHE/moving-mnist` (the field datasets' in `$STZOO_CACHE/fields`, float32), by default "
+        "under `$XDG_CACHE_HOME/stzoo` or `~/.cache/stzoo` (delete it to reclaim the space); each model is "
+        "measured on its own dataset's test set. Target: ratio ≤ 1.5×. "
         f"Batch {batch}, fp32, the models' default (fused) implementation.", "",
         HEAD, "|" + "---|" * (HEAD.count(" | ") + 1), *table_rows, "", *notes])
 

@@ -289,7 +289,7 @@ def model_card_page(name: str, manifest: dict[str, Any] | None = None) -> str:
                   f"| {m['mse']:.4f} | {m['mae']:.4f} | {m['ssim']:.4f} | {m['psnr']:.4f} |", ""]
         if m.get("command"):
             lines += [f"Measured with `{display_command(m['command'])}`.", ""]
-        lines += _baseline_lines(manifest, e, m)
+        lines += _baseline_lines(manifest, e, m) + _bf16_lines(name, e)
     else:
         lines += ["Not measured (no released weights).", ""]
     lines += _forecast_lines(name, e)
@@ -330,6 +330,19 @@ def _baseline_lines(manifest: dict[str, Any], e: dict[str, Any], m: dict[str, An
     return [f"Copying the last input frame scores MSE {base['mse']:.4f}, MAE {base['mae']:.4f}, "
             f"SSIM {base['ssim']:.4f}, PSNR {base['psnr']:.4f} on {base['sequences']:,} sequences of the same "
             f"test set.{ratio}", ""]
+
+
+def _bf16_lines(name: str, e: dict[str, Any]) -> list[str]:
+    """What ``stzoo.load(name, dtype="bfloat16")`` changes in the test metrics, where measured."""
+    b = e.get("bf16")
+    if not b:
+        return []
+    f32, b16 = b["float32"], b["bfloat16"]
+    change = f"{b['mse_change_pct']:+.2f} %" if b.get("mse_change_pct") is not None else "–"
+    return [f"With `stzoo.load(\"{name}\", dtype=\"bfloat16\")` on the first {b['sequences']:,} sequences of {b['dataset']}: MSE {b16['mse']:.4f} against "
+            f"{f32['mse']:.4f} in float32 ({change}), SSIM {b16['ssim']:.4f} against {f32['ssim']:.4f} "
+            f"(measured on {b['cpu']} with `{display_command(b['command'])}`; when to pick bf16: "
+            "[benchmarks](../benchmarks.md)).", ""]
 
 
 #: lead times a model card's rollout table shows (those up to the horizon, and the horizon itself)
