@@ -23,7 +23,7 @@ def test_examples_exist():
 
 #: examples that write files (the others only print)
 WRITERS = {"custom_architecture.py", "finetune_own_video.py", "hub_offline.py", "openstl_import.py",
-           "predict_gif.py", "stream_webcam_like.py"}
+           "predict_gif.py", "stream_webcam_like.py", "forecast_fields.py"}
 
 
 def run_example(script: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
