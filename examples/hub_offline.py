@@ -50,10 +50,11 @@ for name in names:
 
 # 2. Point stzoo at the folder (searched before everything else) and load from it, offline.
 os.environ[WEIGHTS_DIR_ENV] = str(folder)
-frames = np.zeros((10, 64, 64), dtype=np.uint8)
-frames[:, 24:36, 24:36] = 255
 for name in names:
     p = stzoo.load(name)
+    # a bright square on black, with as many channels as the model reads (T×C×H×W, floats in [0, 1])
+    frames = np.zeros((p.spec.frames_in, p.spec.channels, p.spec.height, p.spec.width), dtype=np.float32)
+    frames[:, :, 24:36, 24:36] = 1.0
     where = locate_weights(stzoo.info(name))
     print(f"{name}: loaded offline from {where.path.parent.name}/ ({where.source}), "
           f"forecast shape {p.predict(frames).shape}")
