@@ -241,8 +241,8 @@ def _pooled(dataset: str, recipe: Recipe, mnist_dir: Any, size: int, path: Path,
     make = None
     prefetch = None
     if workers > 0:
-        prefetch = BatchPrefetcher(source, fill_recipe, math.ceil(size / recipe.batch_size), workers=workers)
         n_steps = math.ceil(size / recipe.batch_size)
+        prefetch = BatchPrefetcher(source, fill_recipe, n_steps, workers=workers)
 
         def make(spans: list[tuple[int, int]]):
             first = spans[0][0] // recipe.batch_size if spans else 0

@@ -34,6 +34,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from stzoo.checkpoints import atomic_write_text
 from stzoo.errors import ConfigError
 
 __all__ = ["SequencePool", "CachedSequences", "describe_dataset", "fill_sequences"]
@@ -83,15 +84,10 @@ def fill_sequences(data: Any, path: str | os.PathLike, size: int, *, chunk: int 
     is overwritten. One writer per file: give concurrent processes their own paths.
     """
     path = Path(path)
-    record_path = path.with_name(path.name + ".json")
-    want = {"format": _FORMAT, "dataset": describe_dataset(data), "size": size, "epoch": 0}
-    record: dict[str, Any] = {}
-    if record_path.exists() and path.exists():
-        try:
-            record = json.loads(record_path.read_text())
-        except (OSError, ValueError):
-            record = {}
-    done = int(record.get("done", 0)) if all(record.get(k) == v for k, v in want.items()) else 0
+    record_path = _record_path(path)
+    want = _wanted(data, size)
+    record = _record(path, want) if path.exists() else None
+    done = int(record.get("done", 0)) if record else 0
     if done < size:
         data.set_epoch(0)
         if done == 0:  # a new file, or one made for other data: start afresh
@@ -101,7 +97,7 @@ def fill_sequences(data: Any, path: str | os.PathLike, size: int, *, chunk: int 
             arr[: len(first)] = first
             arr.flush()
             done = len(first)
-            _atomic_json(record_path, {**want, "done": done, "shape": list(arr.shape), "dtype": str(arr.dtype)})
+            _write_record(record_path, want, done, arr)
             del arr
         arr = np.load(path, mmap_mode="r+")
         spans = [(lo, min(lo + chunk, size)) for lo in range(done, size, chunk)]
@@ -113,7 +109,7 @@ def fill_sequences(data: Any, path: str | os.PathLike, size: int, *, chunk: int 
             for (lo, hi), batch in zip(spans, batches):
                 arr[lo:hi] = batch.numpy()
                 arr.flush()
-                _atomic_json(record_path, {**want, "done": hi, "shape": list(arr.shape), "dtype": str(arr.dtype)})
+                _write_record(record_path, want, hi, arr)
                 bar.update(hi - lo)
         finally:
             bar.close()
@@ -121,10 +117,27 @@ def fill_sequences(data: Any, path: str | os.PathLike, size: int, *, chunk: int 
     return np.load(path, mmap_mode="r")
 
 
-def _atomic_json(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+def _record_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _wanted(data: Any, size: int) -> dict[str, Any]:
+    """What the record of a file holding sequences ``0..size-1`` of epoch 0 of ``data`` must say."""
+    return {"format": _FORMAT, "dataset": describe_dataset(data), "size": size, "epoch": 0}
+
+
+def _record(path: Path, want: dict[str, Any]) -> dict[str, Any] | None:
+    """The record beside ``path`` if it exists, can be read and was written for ``want``; else None."""
+    try:
+        record = json.loads(_record_path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and all(record.get(k) == v for k, v in want.items()) else None
+
+
+def _write_record(record_path: Path, want: dict[str, Any], done: int, arr: np.ndarray) -> None:
+    atomic_write_text(record_path, json.dumps({**want, "done": done, "shape": list(arr.shape),
+                                               "dtype": str(arr.dtype)}, indent=2))
 
 
 class SequencePool:
@@ -217,23 +230,22 @@ class CachedSequences:
         self._frames = self._open(data, chunk, progress)
 
     def _open(self, data: Any, chunk: int, progress: bool) -> np.ndarray:
-        record = self.path.with_name(self.path.name + ".json")
-        want = {"format": _FORMAT, "dataset": describe_dataset(data), "size": self.size, "epoch": 0}
-        try:
-            old = json.loads(record.read_text())
-            if all(old.get(k) == v for k, v in want.items()) and old.get("done") == self.size:
+        record = _record_path(self.path)
+        old = _record(self.path, _wanted(data, self.size))
+        if old is not None and old.get("done") == self.size:
+            try:
                 frames = np.load(self.path, mmap_mode="r")
                 if frames.shape == tuple(old.get("shape", ())) and str(frames.dtype) == old.get("dtype"):
                     return frames
-        except (OSError, ValueError):  # missing, unreadable or damaged: made again below
-            pass
+            except (OSError, ValueError):  # missing, unreadable or damaged: made again below
+                pass
         tmp = self.path.with_name(f"{self.path.stem}.{os.getpid()}.partial.npy")
         try:
             fill_sequences(data, tmp, self.size, chunk=chunk, progress=progress, desc="generate test set")
             os.replace(tmp, self.path)  # the data first, then its record: a reader checks the record
-            os.replace(tmp.with_name(tmp.name + ".json"), record)
+            os.replace(_record_path(tmp), record)
         finally:
-            for leftover in (tmp, tmp.with_name(tmp.name + ".json")):
+            for leftover in (tmp, _record_path(tmp)):
                 leftover.unlink(missing_ok=True)
         return np.load(self.path, mmap_mode="r")
 
