@@ -34,7 +34,6 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from stzoo.checkpoints import atomic_write_text
 from stzoo.errors import ConfigError
 
 __all__ = ["SequencePool", "CachedSequences", "describe_dataset", "fill_sequences"]
@@ -136,8 +135,11 @@ def _record(path: Path, want: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _write_record(record_path: Path, want: dict[str, Any], done: int, arr: np.ndarray) -> None:
-    atomic_write_text(record_path, json.dumps({**want, "done": done, "shape": list(arr.shape),
-                                               "dtype": str(arr.dtype)}, indent=2))
+    """Replace the record atomically (a temporary file and a rename; ``stzoo.checkpoints`` has the same
+    helper, but it sits in the training layer above ``stzoo.data``)."""
+    tmp = record_path.with_name(record_path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps({**want, "done": done, "shape": list(arr.shape), "dtype": str(arr.dtype)}, indent=2))
+    os.replace(tmp, record_path)
 
 
 class SequencePool:
