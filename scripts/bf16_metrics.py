@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--sequences must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
+    from stzoo.release import update_manifest
+
     path = Path(args.manifest)
     manifest = json.loads(path.read_text())
     models = manifest["models"]
@@ -80,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: float32 and bfloat16 on {args.sequences} test sequences", file=sys.stderr, flush=True)
         block = {**measure(name, args.sequences, args.mnist_dir), "command": command}
         models[name]["bf16"] = block
-        path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")  # after every model
+        # after every model, under the manifest's lock: only this entry's bf16 block changes on disk
+        update_manifest(path, lambda current, name=name, block=block: current["models"][name].update(bf16=block))
         print(json.dumps({"name": name, "mse_float32": block["float32"]["mse"],
                           "mse_bfloat16": block["bfloat16"]["mse"], "change_pct": block["mse_change_pct"]}))
     return 0

@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     import stzoo
+    from stzoo.release import update_manifest
     from stzoo.data.fields import cached_test_set, channel_ranges, preview_frames
     from stzoo.evaluation import rollout_errors, test_set_description
     from stzoo.models import Recipe
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     save_strip(shown[:fi], shown[fi + fo:], strip, target=shown[fi:fi + fo])
     entry["strip"] = {"path": f"assets/{strip.name}", "sequence": args.index,
                       "dataset": test_set_description(dataset, long_test, recipe)}
-    manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    update_manifest(manifest_path, lambda current: current["models"][args.name].update(
+        rollout=entry["rollout"], strip=entry["strip"]))  # under the manifest's lock; only these two fields
     ratio = [c / m if m > 0 else float("inf") for m, c in zip(result["mse"], result["copy_last_mse"])]
     print(json.dumps({"name": args.name, "strip": str(strip), "horizon": horizon,
                       "mse_first_last": [result["mse"][0], result["mse"][-1]],

@@ -8,7 +8,7 @@ import shlex
 import sys
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from stzoo.errors import StzooError
 
@@ -122,6 +122,30 @@ def _recipe_from_args(arch: str, args: argparse.Namespace):
     return replace(recipe, **overrides)
 
 
+def _parse_config_setting(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` of ``--config``; VALUE is read as JSON (``8``, ``0.5``, ``true``), else kept as text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. num_hidden=64), got {text!r}")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return key.strip(), parsed
+
+
+def train_config(arch: str, config: dict[str, Any], settings: list[tuple[str, Any]] | None) -> dict[str, Any]:
+    """The entry's ``config`` with ``--config`` settings applied, checked by the architecture (a
+    :class:`ConfigError` names an unknown key or a bad value)."""
+    from stzoo.models import make_config
+
+    if not settings:
+        return dict(config)
+    changed = {**config, **dict(settings)}
+    make_config(arch, changed)  # refuse unknown keys and bad values before anything is built
+    return changed
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -131,11 +155,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     entry = info(args.name)
+    config = train_config(entry["architecture"], entry["config"], args.config)
     init_from = args.init_from
     if init_from == "released":
         from stzoo.hub import resolve_weights
         init_from = resolve_weights(entry)
-    summary = train(entry["architecture"], entry["config"], args.out, mnist_dir=args.mnist_dir,
+    summary = train(entry["architecture"], config, args.out, mnist_dir=args.mnist_dir,
                     recipe=_recipe_from_args(entry["architecture"], args), device=args.device,
                     max_steps=args.max_steps, eval_sequences=args.eval_sequences,
                     checkpoint_every_s=args.checkpoint_every,
@@ -708,6 +733,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "train on, e.g. kolmogorov on a CPU (default: fresh sequences)")
     p.add_argument("--curve-sequences", type=int, default=64, metavar="N",
                    help="test sequences each --curve-every measurement uses (default: 64)")
+    p.add_argument("--config", action="append", type=_parse_config_setting, default=None, metavar="KEY=VALUE",
+                   help="change one setting of the entry's architecture config, e.g. --config num_hidden=64 "
+                   "(repeatable; a size sweep). The run then trains another model than NAME's, which "
+                   "`stzoo release NAME` refuses (default: the entry's config)")
     for name, typ, what in (("epochs", int, "epochs of --epoch-size sequences (the recipes: 200, days on a CPU)"),
                             ("epoch_size", int, "sequences per epoch"), ("batch_size", int, "sequences per step"),
                             ("lr", float, "peak learning rate (OneCycle)"), ("loss", str, "mse or mse+ddr"),

@@ -784,7 +784,7 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
                 loss_sum, loss_n = loss_sum + value, loss_n + 1
                 running = value if running is None else 0.9 * running + 0.1 * value
                 bar.update(1)
-                bar.set_postfix(loss=f"{running:.5f}")
+                bar.set_postfix(loss=f"{running:.5f}", refresh=False)
                 if log is not None:
                     log.write(json.dumps({"step": step, "epoch": epoch + 1, "loss": value,
                                           "lr": sched.get_last_lr()[0], "time": time.time()}) + "\n")

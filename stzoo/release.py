@@ -7,7 +7,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -244,5 +244,31 @@ def release_to_manifest(name: str, run_dir: str | os.PathLike, *, weights_dir: s
             "metrics": {"dataset": described, "split": "test", "sequences": base["sequences"],
                         **{k: round(base[k], 4) for k in ("mse", "mae", "ssim", "psnr")},
                         "command": command or f"stzoo release {name}"}}
-    atomic_write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    baselines = manifest.get("baselines", {})
+    new_baseline = f"copy-last-frame ({dataset})" if dataset != "moving_mnist" else None
+
+    def apply(current: dict[str, Any]) -> None:
+        # only this entry (and its baseline) change: another release or script may have written the file
+        # during the evaluation above, and its changes stay
+        current["models"][name] = entry
+        if new_baseline is not None:
+            current.setdefault("baselines", {})[new_baseline] = baselines[new_baseline]
+
+    update_manifest(manifest_path, apply)
     return {"name": name, **entry}
+
+
+def update_manifest(path: str | os.PathLike, change: Callable[[dict[str, Any]], None]) -> None:
+    """Read the manifest at ``path``, let ``change`` edit it, and write it back atomically, holding an
+    exclusive lock on ``PATH.lock`` meanwhile (where the OS has ``fcntl``), so that two releases at
+    once cannot lose each other's entries."""
+    path = Path(path)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        try:
+            import fcntl
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except ImportError:  # Windows: no advisory lock; a single writer is assumed
+            pass
+        manifest = json.loads(path.read_text())
+        change(manifest)
+        atomic_write_text(path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")

@@ -463,7 +463,7 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
             value = float(loss.detach())
             running = value if running is None else 0.98 * running + 0.02 * value
             bar.update(1)
-            bar.set_postfix(loss=f"{running:.5f}", epoch=epoch)
+            bar.set_postfix(loss=f"{running:.5f}", epoch=epoch, refresh=False)
             now, cnow = time.monotonic(), time.process_time()
             if step % log_every == 0 or step == stop:
                 log.write(json.dumps({"step": step, "epoch": epoch, "loss": value, "loss_avg": running,

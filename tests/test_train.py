@@ -435,6 +435,73 @@ def test_cli_train_then_release_updates_a_manifest(tmp_path, mnist_dir, capsys):
     assert entry["training"]["command"].startswith("stzoo train convlstm-mmnist-s")
 
 
+def test_release_keeps_what_another_writer_put_in_the_manifest_meanwhile(tmp_path, mnist_dir, monkeypatch):
+    """Two releases (or a release and scripts/bf16_metrics.py) at once: the one that finishes last writes
+    only its own entry into the manifest as it is then, so the other's change is not lost."""
+    import stzoo.release as release_mod
+    from stzoo.cli import main
+    from stzoo.manifest import load_manifest
+
+    run = tmp_path / "run"
+    assert main(["train", "convlstm-mmnist-s", "--out", str(run), "--mnist-dir", str(mnist_dir), "--epochs", "1",
+                 "--epoch-size", "2", "--batch-size", "2", "--eval-sequences", "0"]) == 0
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(_without_release(load_manifest(), "convlstm-mmnist-s")))
+    real = release_mod.evaluate
+
+    def evaluate_while_another_writer_edits(*args, **kwargs):
+        other = json.loads(manifest.read_text())
+        other["models"]["tau-mmnist-s"]["bf16"] = {"written": "meanwhile"}
+        manifest.write_text(json.dumps(other))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(release_mod, "evaluate", evaluate_while_another_writer_edits)
+    assert main(["release", "convlstm-mmnist-s", "--run", str(run), "--mnist-dir", str(mnist_dir),
+                 "--sequences", "2", "--weights-dir", str(tmp_path / "w"), "--manifest", str(manifest)]) == 0
+    m = json.loads(manifest.read_text())
+    assert m["models"]["tau-mmnist-s"]["bf16"] == {"written": "meanwhile"}
+    assert m["models"]["convlstm-mmnist-s"]["metrics"]["sequences"] == 2
+
+
+def test_cli_train_config_setting_trains_another_size_which_release_refuses(tmp_path, mnist_dir, capsys):
+    """`--config KEY=VALUE` changes the trained model (recorded in run.json and the checkpoint), is checked
+    by the architecture before anything runs, and `stzoo release NAME` refuses the run (not NAME's model)."""
+    from stzoo.cli import main
+
+    run = tmp_path / "run"
+    base = ["train", "convlstm-mmnist-s", "--out", str(run), "--mnist-dir", str(mnist_dir), "--epochs", "1",
+            "--epoch-size", "2", "--batch-size", "2", "--eval-sequences", "0"]
+    assert main(base + ["--config", "num_hidden=8", "--config", "num_layers=1"]) == 0
+    ck = _ckpt(run)
+    assert ck["config"]["num_hidden"] == 8 and ck["config"]["num_layers"] == 1
+    small = build_model("convlstm", ck["config"])
+    assert sum(v.numel() for v in ck["model"].values()) == sum(p.numel() for p in small.state_dict().values())
+    assert json.loads((run / "run.json").read_text())["config"]["num_hidden"] == 8
+    capsys.readouterr()
+    assert main(base[:2] + ["--out", str(tmp_path / "bad"), "--config", "hidden=8"]) != 0
+    assert "does not take config key(s) ['hidden']" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(SystemExit):
+        main(base + ["--config", "num_hidden"])  # not KEY=VALUE: argparse's usage error
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+    from stzoo.manifest import load_manifest
+
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps(_without_release(load_manifest(), "convlstm-mmnist-s")))
+    assert main(["release", "convlstm-mmnist-s", "--run", str(run), "--mnist-dir", str(mnist_dir),
+                 "--sequences", "2", "--weights-dir", str(tmp_path / "w"), "--manifest", str(manifest)]) != 0
+    assert "but convlstm-mmnist-s is" in capsys.readouterr().err
+
+
+def test_progress_bar_is_not_redrawn_every_step_off_a_terminal(tmp_path, mnist_dir, capsys):
+    """Off a terminal (a log file under nohup) the bar redraws at most about once a minute, not per step."""
+    train("convlstm", {"num_layers": 1, "num_hidden": 4, "patch_size": 4, "filter_size": 3}, tmp_path / "r",
+          mnist_dir=mnist_dir, recipe=Recipe(epochs=1, epoch_size=24, batch_size=2), eval_sequences=0,
+          progress=True)
+    err = capsys.readouterr().err
+    assert err.count("train convlstm") <= 3, err  # 12 steps: start, (maybe one timed redraw), close
+
+
 def _without_release(manifest: dict, name: str) -> dict:
     """A manifest in which entry ``name`` has no released weights yet."""
     for key in ("weights", "metrics", "training"):
