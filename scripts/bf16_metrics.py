@@ -81,7 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         print(f"{name}: float32 and bfloat16 on {args.sequences} test sequences", file=sys.stderr, flush=True)
         block = {**measure(name, args.sequences, args.mnist_dir), "command": command}
-        models[name]["bf16"] = block
         # after every model, under the manifest's lock: only this entry's bf16 block changes on disk
         update_manifest(path, lambda current, name=name, block=block: current["models"][name].update(bf16=block))
         print(json.dumps({"name": name, "mse_float32": block["float32"]["mse"],

@@ -115,6 +115,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_install(args: argparse.Namespace) -> None:
     from stzoo.manifest import validate_manifest
+    from stzoo.release import update_manifest
 
     src = Path(getattr(args, "from"))
     record = json.loads((src / "entry.json").read_text())
@@ -128,14 +129,14 @@ def cmd_install(args: argparse.Namespace) -> None:
         raise SystemExit(f"{src}: the joined weights have sha256 {sha}, not the released "
                          f"{entry['weights']['sha256']}; fetch the parts again")
     manifest_path = Path(args.manifest or ROOT / "stzoo" / "weights_manifest.json")
-    manifest = json.loads(manifest_path.read_text())
-    if name not in manifest["models"]:
-        raise SystemExit(f"{name} is not an entry of {manifest_path}")
-    manifest["models"][name] = entry
-    validate_manifest(manifest)
-    tmp = manifest_path.with_name(manifest_path.name + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    os.replace(tmp, manifest_path)
+
+    def install(manifest: dict) -> None:
+        if name not in manifest["models"]:
+            raise SystemExit(f"{name} is not an entry of {manifest_path}")
+        manifest["models"][name] = entry
+        validate_manifest(manifest)
+
+    update_manifest(manifest_path, install)  # under the manifest's lock, as stzoo release writes it
     print(f"installed {name}: {dest} (sha256 {sha[:12]}…), metrics {entry['metrics']['mse']:.2f} MSE")
 
 

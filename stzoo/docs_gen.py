@@ -35,7 +35,7 @@ import torch
 from stzoo.errors import StzooError
 from stzoo.manifest import format_gflops, format_speed, load_manifest, zoo_table_markdown
 from stzoo.pretrained import card_metadata, display_command, front_matter
-from stzoo.train import atomic_write_text
+from stzoo.release import update_manifest
 
 __all__ = ["FLOP_COUNTER", "GENERATED_NOTE", "count_flops", "measure_speed", "machine_description",
            "update_manifest_stats", "zoo_page", "model_card_page", "generated_docs", "write_docs", "stale_docs"]
@@ -163,15 +163,18 @@ def update_manifest_stats(manifest_path: str | os.PathLike, *, speed: bool = Fal
     written: dict[str, Any] = {}
     for n in tqdm(todo, desc="zoo stats", unit="model"):
         entry = models[n]
-        entry["flops"] = count_flops(entry)
-        written[n] = {"flops": entry["flops"]}
+        written[n] = {"flops": count_flops(entry)}
         if speed:
-            entry.setdefault("speed", {})["cpu"] = measure_speed(n, threads=threads, iters=iters, machine=machine,
-                                                                 command=command)
-            written[n]["speed"] = entry["speed"]["cpu"]
-        # After every entry, so nothing measured is lost on a crash; the same writer and format
-        # as train.release_to_manifest.
-        atomic_write_text(path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+            written[n]["speed"] = measure_speed(n, threads=threads, iters=iters, machine=machine, command=command)
+
+        def put(current: dict[str, Any], n: str = n, rec: dict[str, Any] = written[n]) -> None:
+            current["models"][n]["flops"] = rec["flops"]
+            if "speed" in rec:
+                current["models"][n].setdefault("speed", {})["cpu"] = rec["speed"]
+
+        # After every entry, so nothing measured is lost on a crash; under the manifest's lock, changing
+        # only this entry's fields (the writer of stzoo release)
+        update_manifest(path, put)
     return written
 
 

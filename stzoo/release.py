@@ -236,23 +236,22 @@ def release_to_manifest(name: str, run_dir: str | os.PathLike, *, weights_dir: s
                          "wall_clock_s": last["wall_clock_s"], "command": last["command"],
                          "torch": last["torch"], "date": datetime.date.today().isoformat(),
                          "runs": runs, "totals": ledger_totals(runs)}
+    baseline: dict[str, Any] = {}
     if dataset != "moving_mnist":  # the persistence baseline of that test set, measured beside the model
         base = evaluate_copy_last(test, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
                                   progress=progress)
-        manifest.setdefault("baselines", {})[f"copy-last-frame ({dataset})"] = {
+        baseline[f"copy-last-frame ({dataset})"] = {
             "description": f"every future frame = the last observed frame, on {described}",
             "metrics": {"dataset": described, "split": "test", "sequences": base["sequences"],
                         **{k: round(base[k], 4) for k in ("mse", "mae", "ssim", "psnr")},
                         "command": command or f"stzoo release {name}"}}
-    baselines = manifest.get("baselines", {})
-    new_baseline = f"copy-last-frame ({dataset})" if dataset != "moving_mnist" else None
 
     def apply(current: dict[str, Any]) -> None:
         # only this entry (and its baseline) change: another release or script may have written the file
         # during the evaluation above, and its changes stay
         current["models"][name] = entry
-        if new_baseline is not None:
-            current.setdefault("baselines", {})[new_baseline] = baselines[new_baseline]
+        if baseline:
+            current.setdefault("baselines", {}).update(baseline)
 
     update_manifest(manifest_path, apply)
     return {"name": name, **entry}
