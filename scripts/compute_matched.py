@@ -27,7 +27,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "compute_matched.json"
@@ -43,9 +43,14 @@ def zoo_names() -> list[str]:
     return sorted(n for n, e in models.items() if n.endswith("-mmnist-s") and "alias" not in e)
 
 
-def run_one(name: str, args: argparse.Namespace) -> str:
-    """Train ``name`` into ``runs/NAME`` (or resume it), then time its inference on one thread."""
-    out = Path(args.runs) / name
+def run_one(name: str, args: argparse.Namespace, *, label: str | None = None,
+            config: dict[str, Any] | None = None) -> str:
+    """Train ``name`` into ``runs/NAME`` (or resume it), then time its inference on one thread.
+
+    With ``config`` (overrides of the entry's config, as ``stzoo train --config``) the run trains
+    another size of the architecture into ``runs/NAME@LABEL``; its speed is of that size too."""
+    folder = f"{name}@{label}" if label else name
+    out = Path(args.runs) / folder
     out.mkdir(parents=True, exist_ok=True)
     log = open(out / "driver.log", "a")
     if not (out / "summary.json").exists():
@@ -53,24 +58,27 @@ def run_one(name: str, args: argparse.Namespace) -> str:
                "--time-budget", str(args.budget), "--budget-clock", "cpu", "--dtype", args.dtype,
                "--curve-every", str(args.curve_every), "--curve-sequences", str(args.curve_sequences),
                "--eval-sequences", str(args.eval_sequences), "--checkpoint-every", "120"]
+        for key, value in (config or {}).items():
+            cmd += ["--config", f"{key}={json.dumps(value)}"]
         if args.mnist_dir:
             cmd += ["--mnist-dir", args.mnist_dir]
         log.write(f"{time.ctime()} {' '.join(cmd)}\n")
         log.flush()
         rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
         if rc:
-            return f"{name}: train failed (rc {rc}), see {out / 'driver.log'}"
+            return f"{folder}: train failed (rc {rc}), see {out / 'driver.log'}"
     speed = out / "inference.json"
     if not speed.exists():
         code = ("import json,sys,torch; torch.set_num_threads(1); from stzoo.docs_gen import measure_speed; "
-                f"print(json.dumps(measure_speed({name!r}, threads=1, batch=16, warmup=1, iters=3)))")
+                f"print(json.dumps(measure_speed({name!r}, threads=1, batch=16, warmup=1, iters=3, "
+                f"config=json.loads({json.dumps(config or {})!r}))))")
         res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              env={**os.environ, "OMP_NUM_THREADS": "1"})
         if res.returncode:
             log.write(res.stderr)
-            return f"{name}: speed measurement failed, see {out / 'driver.log'}"
+            return f"{folder}: speed measurement failed, see {out / 'driver.log'}"
         speed.write_text(res.stdout.strip().splitlines()[-1] + "\n")
-    return f"{name}: done"
+    return f"{folder}: done"
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -86,6 +94,7 @@ def collect(runs: Path, names: list[str] | None = None, mnist_dir: str | None = 
     import torch
     from torch import nn
 
+    from stzoo.docs_gen import count_flops
     from stzoo.train import evaluate, evaluate_copy_last, test_data
 
     models = load_manifest()["models"]
@@ -97,12 +106,18 @@ def collect(runs: Path, names: list[str] | None = None, mnist_dir: str | None = 
         curve = [json.loads(line) for line in (folder / "curve.jsonl").read_text().splitlines() if line.strip()] \
             if (folder / "curve.jsonl").exists() else []
         speed = json.loads((folder / "inference.json").read_text()) if (folder / "inference.json").exists() else {}
-        entry = models.get(folder.name, {})
+        zoo_name, _, label = folder.name.partition("@")  # NAME@LABEL: another size (see run_one)
+        entry = models.get(zoo_name, {})
+        overrides = {k: v for k, v in s["config"].items() if (entry.get("config") or {}).get(k) != v}
+        flops = (entry.get("flops") or {}).get("flops")
+        if overrides and "architecture" in entry:
+            flops = count_flops({**entry, "config": s["config"]})["flops"]
         budget.add(s.get("time_budget_s"))
         eval_n.add((s.get("metrics") or {}).get("sequences"))
         records.append({
-            "name": folder.name, "architecture": s["arch"], "config": s["config"], "parameters": s["parameters"],
-            "flops": (entry.get("flops") or {}).get("flops"), "recipe": s["recipe"], "dtype": s["dtype"],
+            "name": folder.name, "zoo_name": zoo_name, "size": label or None, "overrides": overrides,
+            "architecture": s["arch"], "config": s["config"], "parameters": s["parameters"],
+            "flops": flops, "recipe": s["recipe"], "dtype": s["dtype"],
             "cpu": s["cpu"], "threads": s.get("torch_threads"), "budget_clock": s.get("budget_clock"),
             "time_budget_s": s.get("time_budget_s"), "steps": s["step"],
             "sequences": s["step"] * s["recipe"]["batch_size"], "cpu_s": round(s.get("cpu_s", 0.0), 1),
@@ -209,8 +224,15 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd"]
 
 
-def plot_svg(data: dict[str, Any]) -> str:
-    """Test MSE against CPU minutes, one line per run, as a self-contained SVG (no plotting library)."""
+PLOT_TITLE = "Moving MNIST: test MSE (first 64 test sequences) against CPU minutes, same budget for every method"
+
+
+def plot_svg(data: dict[str, Any], *, title: str = PLOT_TITLE,
+             label: Callable[[dict[str, Any]], str] | None = None) -> str:
+    """Test MSE against CPU minutes, one line per run, as a self-contained SVG (no plotting library).
+
+    ``label(run)`` names a run in the legend (default: its zoo name without ``-mmnist-s``)."""
+    label = label or (lambda r: r["name"].removesuffix("-mmnist-s"))
     runs = [r for r in sorted(data["runs"], key=lambda r: r["name"]) if r["curve"]]
     w, h, left, right, top, bottom = 860, 480, 60, 200, 30, 45
     xs = [c["cpu_s"] / 60 for r in runs for c in r["curve"]] or [1.0]
@@ -226,8 +248,7 @@ def plot_svg(data: dict[str, Any]) -> str:
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
            'font-family="sans-serif" font-size="11">', f'<rect width="{w}" height="{h}" fill="white"/>',
-           f'<text x="{left}" y="18" font-size="13">Moving MNIST: test MSE (first 64 test sequences) against CPU '
-           'minutes, same budget for every method</text>']
+           f'<text x="{left}" y="18" font-size="13">{title}</text>']
     for i in range(6):  # grid and tick labels
         yv, xv = y0 + (y1 - y0) * i / 5, x1 * i / 5
         out.append(f'<line x1="{left}" x2="{w - right}" y1="{py(yv):.1f}" y2="{py(yv):.1f}" stroke="#ddd"/>')
@@ -247,7 +268,7 @@ def plot_svg(data: dict[str, Any]) -> str:
         ly = top + 14 * i + 10
         out.append(f'<line x1="{w - right + 12}" x2="{w - right + 32}" y1="{ly}" y2="{ly}" stroke="{color}" '
                    'stroke-width="2"/>')
-        out.append(f'<text x="{w - right + 38}" y="{ly + 4}">{r["name"].removesuffix("-mmnist-s")}</text>')
+        out.append(f'<text x="{w - right + 38}" y="{ly + 4}">{label(r)}</text>')
     if data["copy_last"]:
         ly = top + 14 * len(runs) + 10
         out.append(f'<line x1="{w - right + 12}" x2="{w - right + 32}" y1="{ly}" y2="{ly}" stroke="#555" '

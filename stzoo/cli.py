@@ -49,13 +49,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise StzooError("nothing to write: give --output (OUT.gif, OUT.mp4 / .avi / .webm, OUT.npy or a folder "
                          "OUT/ of PNGs), --strip OUT.png and/or --animation OUT.gif")
 
-    def show(message: Warning | str, *_: object, **__: object) -> None:  # a CLI line, not a source location
-        print(f"stzoo: warning: {message}", file=sys.stderr)
-
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("always", FramesWarning)
-            warnings.showwarning = show
+            warnings.simplefilter("always", FramesWarning)  # each conversion said, not only the first
+            warnings.showwarning = show_warning
             return _predict_to_files(args)
     except StzooError as exc:  # the Python API's `layout=` is --layout here
         text = re.sub(r"\blayout='([A-Za-z]+)'", r"--layout \1", str(exc))
@@ -1039,12 +1036,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def show_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+    """A warning as one command-line line, not a source location: ``stzoo: warning: ...``; warnings of
+    other packages (torch, ...) keep their category name so that they can be told apart."""
+    package = getattr(category, "__module__", "").split(".")[0]
+    kind = "" if package == "stzoo" else category.__name__ + (f" (from {package})" if package != "builtins" else "") + ": "
+    print(f"stzoo: warning: {kind}{message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.command_line = "stzoo " + shlex.join(argv)  # recorded as provenance by train / release
     try:
-        return args.func(args)
+        with warnings.catch_warnings():  # every command: warnings as CLI lines, restored afterwards
+            warnings.showwarning = show_warning
+            return args.func(args)
     except StzooError as exc:
         print(f"stzoo: error: {exc}", file=sys.stderr)
         return 2

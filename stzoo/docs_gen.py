@@ -95,7 +95,8 @@ def machine_description(threads: int) -> str:
 
 
 def measure_speed(name: str, *, threads: int = 1, batch: int = 1, warmup: int = 2, iters: int = 10,
-                  machine: str | None = None, command: str = "") -> dict[str, Any]:
+                  machine: str | None = None, command: str = "",
+                  config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Measure forecast throughput of zoo entry ``name`` on the CPU with :func:`stzoo.bench.measure`.
 
     The network is built with random weights (``pretrained=False``): speed does not depend on the
@@ -109,9 +110,11 @@ def measure_speed(name: str, *, threads: int = 1, batch: int = 1, warmup: int = 
         iters: timed forecasts, passed to :func:`stzoo.bench.measure`.
         machine: description stored with the number (default :func:`machine_description`).
         command: the command line that asked for it, stored as provenance.
+        config: overrides of the entry's config (another size of the architecture, as
+            ``stzoo train --config``); checked like the zoo's own configs.
 
     Returns:
-        The manifest's ``speed["cpu"]`` record.
+        The manifest's ``speed["cpu"]`` record (with ``config`` when overrides were given).
 
     Raises:
         StzooError: :mod:`stzoo.bench` is not available.
@@ -120,15 +123,26 @@ def measure_speed(name: str, *, threads: int = 1, batch: int = 1, warmup: int = 
         from stzoo.bench import measure
     except ImportError as exc:
         raise StzooError(f"measuring speed needs stzoo.bench.measure, which could not be imported ({exc})") from exc
+    subject: Any = name
+    if config:
+        from stzoo.api import assemble_predictor
+        from stzoo.manifest import get_entry
+        from stzoo.models import make_config
+
+        entry = dict(get_entry(name))
+        entry["config"] = make_config(entry["architecture"], {**entry["config"], **config}).to_dict()
+        subject = assemble_predictor(entry, None, name=name, device="cpu", dtype="float32", batch_size=16,
+                                     impl="auto")
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        result = measure(name, impl="auto", batch=batch, device="cpu",
+        result = measure(subject, impl="auto", batch=batch, device="cpu",
                          dtype="float32", warmup=warmup, iters=iters)
     finally:
         torch.set_num_threads(previous)
     d = result.to_dict() if hasattr(result, "to_dict") else dict(vars(result))
-    return {"seq_per_s": round(float(d["seq_per_s"]), 3), "latency_ms": round(float(d["latency_ms"]), 2),
+    extra = {"config": dict(config)} if config else {}
+    return {**extra, "seq_per_s": round(float(d["seq_per_s"]), 3), "latency_ms": round(float(d["latency_ms"]), 2),
             "batch": batch, "dtype": "float32", "impl": str(d.get("impl", "auto")), "threads": threads,
             "peak_mem_mb": d.get("peak_mem_mb"), "iters": iters, "machine": machine or machine_description(threads),
             "date": _dt.date.today().isoformat(), "torch": torch.__version__.split("+")[0], "command": command}

@@ -317,3 +317,29 @@ def test_rgba_frame_is_refused_not_read_as_a_batch():
     with pytest.raises(InputError, match=r"does not fit a 3-channel model.*\[\.\.\., :3\]"):
         g.push(clip(1, 16, 16, 4, dtype=np.uint8)[0])
     assert f.frames_seen == g.frames_seen == 0
+
+
+def test_cli_stream_says_warnings_as_command_line_lines(tmp_path, capsys):
+    p = rec_predictor()
+    ckpt = p.save_pretrained(tmp_path / "ckpt", config={"frames_in": T, "frames_out": T, "num_layers": 2,
+                                                        "num_hidden": 4, "filter_size": 3})
+    rgb = np.stack([clip(5, 16, 16, dtype=np.uint8)] * 3, axis=-1)
+    rgb[..., 0] //= 2  # not grey: the grey model converts the frames and says so
+    write_gif(rgb, tmp_path / "rgb.gif")
+    assert main(["stream", str(ckpt), "--input", str(tmp_path / "rgb.gif"), "--min-frames", "2"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    said = [line for line in err if line.startswith("stzoo: warning: ")]
+    assert said and any("grey" in line for line in said), err
+    assert not any("warnings.warn" in line or "UserWarning" in line or ".py:" in line for line in err), err
+
+
+def test_cli_warning_lines_name_the_category_of_other_packages(capsys):
+    from stzoo.cli import show_warning
+    from stzoo.io import FramesWarning
+
+    show_warning(FramesWarning("resized"), FramesWarning, "x.py", 1)
+    show_warning(UserWarning("plain"), UserWarning, "x.py", 1)
+    show_warning(FutureWarning("soon"), type("TorchFuture", (FutureWarning,), {"__module__": "torch.nn"}), "x.py", 1)
+    assert capsys.readouterr().err.splitlines() == [
+        "stzoo: warning: resized", "stzoo: warning: UserWarning: plain",
+        "stzoo: warning: TorchFuture (from torch): soon"]
