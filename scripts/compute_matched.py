@@ -288,30 +288,45 @@ def cmd_page(args: argparse.Namespace) -> None:
     print(f"wrote {page} and {plot}")
 
 
+def add_training_args(p: argparse.ArgumentParser, *, budget: float, curve_every: float) -> None:
+    """The options of a ``run`` command that every run gets the same (what :func:`run_one` reads)."""
+    p.add_argument("--budget", type=float, default=budget, help=f"CPU minutes per run (default: {budget:g})")
+    p.add_argument("--eval-sequences", type=int, default=1000, help="final test sequences (default: 1000)")
+    p.add_argument("--curve-every", type=float, default=curve_every,
+                   help=f"CPU minutes between curve points (default: {curve_every:g})")
+    p.add_argument("--curve-sequences", type=int, default=64, help="test sequences per curve point (default: 64)")
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"), help="(default: auto)")
+    p.add_argument("--mnist-dir", default=None, help="folder of the MNIST IDX files (default: $STZOO_MNIST_DIR)")
+
+
+def add_report_commands(sub: Any, *, runs: Path, results: Path, page: Path, collect: Callable[..., None],
+                        make_page: Callable[..., None]) -> argparse.ArgumentParser:
+    """The ``collect`` (runs → records) and ``page`` (records → docs page and plots) commands;
+    returns the ``collect`` parser for options of its own."""
+    p = sub.add_parser("collect", help=f"finished runs → {results.relative_to(ROOT)}")
+    p.add_argument("--runs", default=str(runs), help="folder of the run folders (default: %(default)s)")
+    p.add_argument("--mnist-dir", default=None, help="folder of the MNIST IDX files (default: $STZOO_MNIST_DIR)")
+    p.add_argument("--results", default=str(results), help="file to write (default: %(default)s)")
+    p.set_defaults(func=collect)
+    q = sub.add_parser("page", help=f"{results.relative_to(ROOT)} → {page.relative_to(ROOT)} and its plots")
+    q.add_argument("--results", default=str(results), help="collected records (default: %(default)s)")
+    q.add_argument("--page", default=str(page), help="page to write; plots go to its assets/ (default: %(default)s)")
+    q.set_defaults(func=make_page)
+    return p
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("run", help="train (or resume) every run, two at a time by default")
     p.add_argument("--names", nargs="+", default=None, help="zoo names (default: every *-mmnist-s entry)")
     p.add_argument("--runs", default=str(ROOT / "runs" / "compute-matched"), help="folder of the run folders")
-    p.add_argument("--budget", type=float, default=8.0, help="CPU minutes per run (default: 8)")
     p.add_argument("--workers", type=int, default=2, help="runs at a time, one thread each (default: 2)")
-    p.add_argument("--eval-sequences", type=int, default=1000, help="final test sequences (default: 1000)")
-    p.add_argument("--curve-every", type=float, default=1.0, help="CPU minutes between curve points (default: 1)")
-    p.add_argument("--curve-sequences", type=int, default=64, help="test sequences per curve point (default: 64)")
-    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"), help="(default: auto)")
-    p.add_argument("--mnist-dir", default=None, help="folder of the MNIST IDX files (default: $STZOO_MNIST_DIR)")
+    add_training_args(p, budget=8.0, curve_every=1.0)
     p.set_defaults(func=cmd_run)
-    p = sub.add_parser("collect", help="finished runs → benchmarks/results/compute_matched.json")
-    p.add_argument("--runs", default=str(ROOT / "runs" / "compute-matched"))
-    p.add_argument("--names", nargs="+", default=None)
-    p.add_argument("--mnist-dir", default=None, help="folder of the MNIST IDX files (default: $STZOO_MNIST_DIR)")
-    p.add_argument("--results", default=str(RESULTS), help="file to write (default: %(default)s)")
-    p.set_defaults(func=cmd_collect)
-    p = sub.add_parser("page", help="benchmarks/results/compute_matched.json → docs/compute-matched.md + plot")
-    p.add_argument("--results", default=str(RESULTS), help="collected records (default: %(default)s)")
-    p.add_argument("--page", default=str(PAGE), help="page to write; the plot goes to its assets/ (default: %(default)s)")
-    p.set_defaults(func=cmd_page)
+    p = add_report_commands(sub, runs=ROOT / "runs" / "compute-matched", results=RESULTS, page=PAGE,
+                            collect=cmd_collect, make_page=cmd_page)
+    p.add_argument("--names", nargs="+", default=None, help="only these run folders (default: all)")
     args = parser.parse_args(argv)
     args.func(args)
 
