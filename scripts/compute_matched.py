@@ -228,23 +228,26 @@ PLOT_TITLE = "Moving MNIST: test MSE (first 64 test sequences) against CPU minut
 
 
 def plot_svg(data: dict[str, Any], *, title: str = PLOT_TITLE,
-             label: Callable[[dict[str, Any]], str] | None = None) -> str:
+             label: Callable[[dict[str, Any]], str] | None = None,
+             y_range: tuple[float, float] | None = None) -> str:
     """Test MSE against CPU minutes, one line per run, as a self-contained SVG (no plotting library).
 
-    ``label(run)`` names a run in the legend (default: its zoo name without ``-mmnist-s``)."""
+    ``label(run)`` names a run in the legend (default: its zoo name without ``-mmnist-s``).
+    ``y_range`` fixes the MSE axis (default: 0 to the largest value); points outside it are drawn
+    at its edge."""
     label = label or (lambda r: r["name"].removesuffix("-mmnist-s"))
     runs = [r for r in sorted(data["runs"], key=lambda r: r["name"]) if r["curve"]]
     w, h, left, right, top, bottom = 860, 480, 60, 200, 30, 45
     xs = [c["cpu_s"] / 60 for r in runs for c in r["curve"]] or [1.0]
     ys = [c["mse"] for r in runs for c in r["curve"]] + ([data["copy_last"]["mse"]] if data["copy_last"] else [])
     x1 = max(xs) or 1.0
-    y0, y1 = 0.0, max(ys or [1.0]) * 1.05
+    y0, y1 = y_range or (0.0, max(ys or [1.0]) * 1.05)
 
     def px(x: float) -> float:
         return left + (w - left - right) * x / x1
 
     def py(y: float) -> float:
-        return top + (h - top - bottom) * (1 - (y - y0) / (y1 - y0))
+        return top + (h - top - bottom) * (1 - (min(max(y, y0), y1) - y0) / (y1 - y0))
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
            'font-family="sans-serif" font-size="11">', f'<rect width="{w}" height="{h}" fill="white"/>',

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,20 @@ def _overrides_text(r: dict[str, Any]) -> str:
     return ", ".join(f"`{k}={json.dumps(v)}`" for k, v in r["overrides"].items()) or "the zoo entry"
 
 
+def final_slope(r: dict[str, Any]) -> float | None:
+    """How fast the run's curve was still falling at the end: test MSE drop per CPU-minute between its
+    last two curve points at least 30 CPU-seconds apart (None without such a pair)."""
+    pts = sorted(r.get("curve") or [], key=lambda c: c["cpu_s"])
+    if not pts:
+        return None
+    last = pts[-1]
+    earlier = [c for c in pts if c["cpu_s"] <= last["cpu_s"] - 30]
+    if not earlier:
+        return None
+    prev = earlier[-1]
+    return (prev["mse"] - last["mse"]) / ((last["cpu_s"] - prev["cpu_s"]) / 60)
+
+
 def plot_path(page: Path, zoo_name: str) -> Path:
     return page.parent / "assets" / f"size-sweep-{zoo_name.removesuffix('-mmnist-s')}.svg"
 
@@ -113,16 +128,19 @@ def page_text(data: dict[str, Any], page: Path = PAGE) -> str:
         group = sorted((r for r in runs if r["zoo_name"] == zoo_name), key=lambda r: _size_key(r["size"]))
         arch = group[0]["architecture"]
         lines += [f"## {arch} (`{zoo_name}`)", "",
-                  "| size | config change | params | GFLOPs / seq | steps | train seq/s | MSE ↓ | MAE ↓ | SSIM ↑ |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| size | config change | params | GFLOPs / seq | steps | train seq/s | MSE ↓ | MAE ↓ | SSIM ↑ | "
+                  "still falling (MSE / CPU-min) |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for r in group:
             m = r["metrics"] or {}
             sps = r["sequences"] / r["cpu_s"] if r["cpu_s"] else float("nan")
             gflops = f"{r['flops'] / 1e9:.2f}" if r.get("flops") else "–"
             mark = " **(best)**" if best.get(zoo_name) is r else ""
+            slope = final_slope(r)
             lines.append(f"| {r['size']}{mark} | {_overrides_text(r)} | {r['parameters'] / 1e6:.2f} M | {gflops} | "
                          f"{r['steps']} | {sps:.2f} | {m.get('mse', float('nan')):.1f} | "
-                         f"{m.get('mae', float('nan')):.1f} | {m.get('ssim', float('nan')):.3f} |")
+                         f"{m.get('mae', float('nan')):.1f} | {m.get('ssim', float('nan')):.3f} | "
+                         f"{'–' if slope is None else f'{slope:.1f}'} |")
         lines += ["", f"![{arch}: test MSE against CPU minutes per size](assets/{plot_path(page, zoo_name).name})", ""]
     if base:
         lines += [f"Copying the last input frame scores MSE {base['mse']:.1f} / SSIM {base['ssim']:.3f} on the same "
@@ -135,6 +153,8 @@ def page_text(data: dict[str, Any], page: Path = PAGE) -> str:
                      f"the budget, {r['metrics']['mse']:.1f}" + (f" (against {gap})" if gap else "") + ".")
     lines += [
         "",
+        "*Still falling* is the drop of the curve's test MSE per CPU-minute over its last segment: how much the "
+        "size was still gaining when the budget ran out. "
         "This ranks how fast each size *starts* to learn. A bigger size that is still falling steeply at the end "
         "of its curve may overtake over many hours; the released `-s` weights keep their size because they carry "
         "hours of warm-started training (see each model card's ledger), which a new size would have to earn again.",
@@ -156,9 +176,16 @@ def plots(data: dict[str, Any], page: Path = PAGE) -> dict[Path, str]:
     for zoo_name in sorted({r["zoo_name"] for r in data["runs"]}):
         group = {**data, "runs": [r for r in data["runs"] if r["zoo_name"] == zoo_name]}
         arch = group["runs"][0]["architecture"]
+        # zoomed on where the sizes differ: from below the lowest point to above copy-last (the random
+        # start, far above, is drawn at the top edge)
+        ys = [c["mse"] for r in group["runs"] for c in r["curve"]]
+        top = max(ys + [data["copy_last"]["mse"] if data["copy_last"] else 0.0])
+        if data["copy_last"]:
+            top = min(top, data["copy_last"]["mse"] * 1.1)
+        y_range = (10 * math.floor(min(ys) * 0.8 / 10), 10 * math.ceil(top / 10)) if ys else None
         out[plot_path(page, zoo_name)] = cm.plot_svg(
             group, title=f"{arch} on Moving MNIST: test MSE (first 64 test sequences) against CPU minutes, per size",
-            label=lambda r: f"{r['size']} ({r['parameters'] / 1e6:.2f} M)")
+            label=lambda r: f"{r['size']} ({r['parameters'] / 1e6:.2f} M)", y_range=y_range)
     return out
 
 
