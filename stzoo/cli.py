@@ -51,8 +51,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("always", FramesWarning)  # each conversion said, not only the first
-            warnings.showwarning = show_warning
+            warnings.simplefilter("always", FramesWarning)  # each conversion said (main prints them as lines)
             return _predict_to_files(args)
     except StzooError as exc:  # the Python API's `layout=` is --layout here
         text = re.sub(r"\blayout='([A-Za-z]+)'", r"--layout \1", str(exc))
@@ -134,13 +133,9 @@ def _parse_config_setting(text: str) -> tuple[str, Any]:
 def train_config(arch: str, config: dict[str, Any], settings: list[tuple[str, Any]] | None) -> dict[str, Any]:
     """The entry's ``config`` with ``--config`` settings applied, checked by the architecture (a
     :class:`ConfigError` names an unknown key or a bad value)."""
-    from stzoo.models import make_config
+    from stzoo.models import override_config
 
-    if not settings:
-        return dict(config)
-    changed = {**config, **dict(settings)}
-    make_config(arch, changed)  # refuse unknown keys and bad values before anything is built
-    return changed
+    return override_config(arch, config, dict(settings)) if settings else dict(config)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -127,10 +127,10 @@ def measure_speed(name: str, *, threads: int = 1, batch: int = 1, warmup: int = 
     if config:
         from stzoo.api import assemble_predictor
         from stzoo.manifest import get_entry
-        from stzoo.models import make_config
+        from stzoo.models import override_config
 
         entry = dict(get_entry(name))
-        entry["config"] = make_config(entry["architecture"], {**entry["config"], **config}).to_dict()
+        entry["config"] = override_config(entry["architecture"], entry["config"], config)
         subject = assemble_predictor(entry, None, name=name, device="cpu", dtype="float32", batch_size=16,
                                      impl="auto")
     previous = torch.get_num_threads()

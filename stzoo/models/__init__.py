@@ -41,7 +41,7 @@ from stzoo.models.swinlstm import SwinLSTM, SwinLSTMConfig
 from stzoo.models.tau import TAU, TAUConfig
 
 __all__ = ["ARCHITECTURES", "Architecture", "ModelConfig", "Recipe", "ChannelParam", "cfg_field", "register",
-           "get_architecture", "build_model", "make_config", "full_config", "check_frames", "count_parameters",
+           "get_architecture", "build_model", "make_config", "override_config", "full_config", "check_frames", "count_parameters",
            "parameters_of", "eval_mode", "load_state_dict_strict", "MAX_PARAMETERS", "TAU", "TAUConfig", "ConvLSTM",
            "ConvLSTMConfig", "SAConvLSTM", "SAConvLSTMConfig", "SimVP", "SimVPConfig", "PredRNN", "PredRNNConfig",
            "PredRNNv2", "PredRNNv2Config", "PredRNNpp", "PredRNNppConfig", "MIM", "MIMConfig", "MAU", "MAUConfig", "PhyDNet",
@@ -52,6 +52,14 @@ __all__ = ["ARCHITECTURES", "Architecture", "ModelConfig", "Recipe", "ChannelPar
 def make_config(arch: str, config: dict[str, Any] | ModelConfig | None = None) -> ModelConfig:
     """The checked config object of ``arch`` for a dict (unknown keys, bad types and ranges refused)."""
     return get_architecture(arch).make_config(config)
+
+
+def override_config(arch: str, config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with ``overrides`` applied (another size of ``arch``, as ``stzoo train --config``),
+    checked by the architecture first: a :class:`ConfigError` names an unknown key or a bad value."""
+    changed = {**config, **overrides}
+    make_config(arch, changed)
+    return changed
 
 
 def build_model(arch: str, config: dict[str, Any] | ModelConfig | None = None, *,
