@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import os
 import pickle
 import re
@@ -518,6 +519,137 @@ def _count(indices: list[int], what: str) -> int:
     return len(indices)
 
 
+# ================================================================================================
+# Pieces the recurrent and patch-based importers share (ConvLSTM here; PredRNN, PredRNN-V2,
+# PredRNN++, MIM, E3D-LSTM and PredFormer in their modules)
+# ================================================================================================
+RECURRENT_KEYS = frozenset({"num_hidden", "num_layers", "filter_size", "stride", "patch_size", "layer_norm"})
+
+
+def check_recurrent_variant(state: Mapping[str, Tensor], r: _Resolver, *, label: str, names: tuple[str, ...],
+                            arch: str, ln_pattern: str) -> None:
+    """Refuse what stzoo cannot convert exactly: another method named by the config, OpenSTL's
+    ``layer_norm=1`` variant (its LayerNorms over channels × height × width of every gate), stride ≠ 1."""
+    method = r.lookup("method")
+    if method is not None and method[0] not in names:
+        raise ConfigError(f"the {method[1]} says method={method[0]!r}, but --arch {arch} converts OpenSTL's {label} "
+                          f"(method {' or '.join(repr(n) for n in names)})")
+    ln_keys = sorted(k for k in state if re.match(ln_pattern, k))
+    ln = r.lookup("layer_norm")
+    if ln_keys or (ln is not None and ln[0]):
+        why = f"it has LayerNorm tensors such as {ln_keys[:2]}" if ln_keys else f"the {ln[1]} says layer_norm=1"
+        raise InputError(f"this is OpenSTL's {label} with layer_norm=1 ({why}). Its LayerNorms normalise each gate "
+                         "pre-activation over channels × height × width at the training resolution; stzoo's "
+                         f"{label} has no such layers, so this variant cannot be converted exactly. Only "
+                         "layer_norm=0 checkpoints (OpenSTL's default configs) are supported.")
+    stride = r.lookup("stride")
+    if stride is not None and stride[0] != 1:
+        raise ConfigError(f"the {stride[1]} says stride={stride[0]}; stzoo's {label} (like OpenSTL's configs) uses "
+                          "stride 1 only")
+
+
+def gate_hidden(state: Mapping[str, Tensor], n_layers: int, key: str, gates: int, what: str) -> list[int]:
+    """Each layer's hidden size from a gate convolution ``key`` (``{n}`` for the layer) whose output rows
+    are ``gates``·hidden."""
+    hidden = []
+    for n in range(n_layers):
+        name = key.format(n=n)
+        w = _need(state, name, what)
+        if w.dim() != 4 or w.shape[0] % gates:
+            raise InputError(f"{name} has shape {tuple(w.shape)}; expected {gates}·hidden × in × k × k")
+        hidden.append(int(w.shape[0]) // gates)
+    return hidden
+
+
+def uniform_hidden(hidden: list[int], r: _Resolver, label: str) -> int:
+    """The one hidden size of every layer (stzoo has one ``num_hidden``), checked against the config."""
+    given = r.lookup("num_hidden")
+    if given is not None and given[0] not in (hidden, hidden[:1] if len(set(hidden)) == 1 else None):
+        raise ConfigError(f"the {given[1]} says num_hidden={given[0]}, but the checkpoint's layers have {hidden}")
+    if len(set(hidden)) != 1:
+        raise ConfigError(f"the layers have different hidden sizes {hidden}; stzoo's {label} uses one num_hidden "
+                          "for every layer, so this checkpoint cannot be converted")
+    r.sources["num_hidden"] = "weights"
+    return hidden[0]
+
+
+def odd_square_kernel(w: Tensor, name: str) -> int:
+    """The side of ``w``'s square, odd kernel (its last two dimensions)."""
+    k = int(w.shape[-1])
+    if w.dim() < 4 or k % 2 == 0 or w.shape[-2] != k:
+        raise InputError(f"{name} has shape {tuple(w.shape)}; expected a square, odd kernel in its last two "
+                         "dimensions")
+    return k
+
+
+def resolve_patch_and_channels(r: _Resolver, patch_ch: int, label: str, grid: tuple[int, int] | None = None,
+                               config_file: str = "configs/mmnist/<Method>.py", *, reader: str | None = None,
+                               per: str = "position",
+                               usual: str = "OpenSTL's Moving MNIST configs use patch_size 4 with 1 channel",
+                               how: str | None = None) -> tuple[int, int]:
+    """``(patch_size, channels)`` from the ``patch_ch = patch_size² · channels`` values that the first
+    layer (``reader``, by default the first ``label`` cell) reads per position.
+
+    The weights hold only the product; the config's ``patch_size``, ``channels`` and (with ``grid``, the
+    patch grid a model with per-position weights was built for) ``height`` / ``width`` pick the
+    factorisation. One left: used; none: the config contradicts the weights; several: the config must say
+    (``usual`` names the common choice, ``how`` how to pass it; by default ``--config`` or ``config_file``)."""
+    reads = f"{reader or f'the first {label} cell'} reads {patch_ch} = patch_size² × channels values per {per}"
+    found = {k: r.lookup(k) for k in ("patch_size", "channels", "height", "width")}
+    candidates = [(p, patch_ch // (p * p)) for p in range(1, math.isqrt(patch_ch) + 1) if patch_ch % (p * p) == 0]
+
+    def fits(p: int, c: int) -> bool:
+        if found["patch_size"] is not None and found["patch_size"][0] != p:
+            return False
+        if found["channels"] is not None and found["channels"][0] != c:
+            return False
+        if grid is not None:
+            for key, cells in (("height", grid[0]), ("width", grid[1])):
+                if found[key] is not None and found[key][0] != cells * p:
+                    return False
+        return True
+
+    left = [pc for pc in candidates if fits(*pc)]
+    given = {k: v for k, v in found.items() if v is not None and (k in ("patch_size", "channels") or grid is not None)}
+    said = ", ".join(f"{k}={v[0]} ({v[1]})" for k, v in given.items())
+    if not left:
+        grid_note = f" and a {grid[0]}×{grid[1]} patch grid" if grid is not None else ""
+        raise ConfigError(f"{said} do not fit the weights: {reads}{grid_note}, so "
+                          + "; ".join(f"patch_size={p} would mean {c} channel(s)"
+                                      + (f" and {grid[0] * p}×{grid[1] * p} frames" if grid is not None else "")
+                                      for p, c in candidates))
+    if len(left) > 1:
+        options = ", ".join(f"patch_size={p} with {c} channel(s)" for p, c in left)
+        how = how or f"--config '{{\"patch_size\": 4}}' or --config {config_file}"
+        raise ConfigError(f"{reads}, which could be {options}. Say which: pass config {{\"patch_size\": N}} "
+                          f"({usual}), e.g. {how}")
+    p, c = left[0]
+    how_found = "the only factorisation" + (" that fits the config" if given else "")
+    r.sources["patch_size"] = found["patch_size"][1] if found["patch_size"] is not None else f"weights ({how_found})"
+    r.sources["channels"] = found["channels"][1] if found["channels"] is not None else f"weights ({how_found})"
+    return p, c
+
+
+def patch_spec(r: _Resolver, cfg: dict[str, Any], p: int, c: int, *, grid: tuple[int, int] | None = None,
+               grid_source: str = "") -> dict[str, Any]:
+    """Fill ``cfg``'s patch_size, channels, frames_in / frames_out (config, else OpenSTL's Moving MNIST
+    setting) and height / width (``grid`` × patch_size where per-position weights fix them, else the config
+    or the default, divisible by patch_size); return the input spec."""
+    cfg["patch_size"], cfg["channels"] = p, c
+    for key in ("frames_in", "frames_out"):
+        cfg[key] = r.chosen(key, _DEFAULTS[key])
+    for i, key in enumerate(("height", "width")):
+        if grid is not None:
+            cfg[key] = grid[i] * p  # resolve_patch_and_channels checked a given height / width against this
+            r.sources[key] = grid_source
+        else:
+            cfg[key] = r.chosen(key, _DEFAULTS[key])
+            if cfg[key] % p:
+                raise ConfigError(f"{key}={cfg[key]} is not divisible by patch_size={p}")
+    return {"frames_in": cfg["frames_in"], "frames_out": cfg["frames_out"], "channels": c,
+            "height": cfg["height"], "width": cfg["width"], "value_range": [0.0, 1.0]}
+
+
 def _resolve_tau(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any], dict[str, Any], str]:
     what = "OpenSTL's SimVP/TAU model (SimVP_Model)"
     enc0 = _need(state, "enc.enc.0.conv.conv.weight", what)
@@ -590,86 +722,17 @@ def _resolve_convlstm(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[s
     what = "OpenSTL's ConvLSTM model (ConvLSTM_Model)"
     first = _need(state, "cell_list.0.conv_x.0.weight", what)
     _need(state, "conv_last.weight", what)
-    method = r.lookup("method")
-    if method is not None and method[0] != "convlstm":
-        raise ConfigError(f"the {method[1]} says method={method[0]!r}, but --arch convlstm converts OpenSTL's ConvLSTM")
-    ln_keys = sorted(k for k in state if re.match(r"^cell_list\.\d+\.conv_[xho]\.1\.", k))
-    ln = r.lookup("layer_norm")
-    if ln_keys or (ln is not None and ln[0]):
-        why = f"it has LayerNorm tensors such as {ln_keys[:2]}" if ln_keys else f"the {ln[1]} says layer_norm=1"
-        raise InputError(f"this is OpenSTL's ConvLSTM with layer_norm=1 ({why}). Its LayerNorm normalises each gate "
-                         "pre-activation over channels × height × width at the training resolution; stzoo's ConvLSTM "
-                         "has no such layer, so this variant cannot be converted exactly. Only layer_norm=0 "
-                         "checkpoints are supported.")
-    stride = r.lookup("stride")
-    if stride is not None and stride[0] != 1:
-        raise ConfigError(f"the {stride[1]} says stride={stride[0]}; stzoo's ConvLSTM (like OpenSTL's Moving MNIST "
-                          "configs) uses stride 1 only")
+    check_recurrent_variant(state, r, label="ConvLSTM", names=("convlstm",), arch="convlstm",
+                            ln_pattern=r"^cell_list\.\d+\.conv_[xho]\.1\.")
     n_layers = _count(_indices(state, r"^cell_list\.(\d+)\."), "the cells cell_list.N")
-    hidden = []
-    for n in range(n_layers):
-        w = _need(state, f"cell_list.{n}.conv_x.0.weight", what)
-        if w.dim() != 4 or w.shape[0] % 4:
-            raise InputError(f"cell_list.{n}.conv_x.0.weight has shape {tuple(w.shape)}; "
-                             "expected 4·hidden × in × k × k")
-        hidden.append(int(w.shape[0]) // 4)
-    given_hidden = r.lookup("num_hidden")
-    if given_hidden is not None and given_hidden[0] not in (hidden, hidden[:1] if len(set(hidden)) == 1 else None):
-        raise ConfigError(f"the {given_hidden[1]} says num_hidden={given_hidden[0]}, but the checkpoint's cells have "
-                          f"{hidden}")
-    if len(set(hidden)) != 1:
-        raise ConfigError(f"the cells have different hidden sizes {hidden}; stzoo's ConvLSTM uses one num_hidden for "
-                          "every layer, so this checkpoint cannot be converted")
-    r.sources["num_hidden"] = "weights"
-    k = int(first.shape[-1])
-    patch_ch = int(first.shape[1])
-    cfg: dict[str, Any] = {"num_layers": r.inferred("num_layers", n_layers), "num_hidden": hidden[0],
-                           "filter_size": r.inferred("filter_size", k)}
-    if k % 2 == 0 or first.shape[-2] != k:
-        raise InputError(f"cell_list.0.conv_x.0.weight has a {tuple(first.shape[-2:])} kernel; "
-                         "expected a square, odd one")
+    hidden = gate_hidden(state, n_layers, "cell_list.{n}.conv_x.0.weight", 4, what)
+    cfg: dict[str, Any] = {"num_layers": r.inferred("num_layers", n_layers),
+                           "num_hidden": uniform_hidden(hidden, r, "ConvLSTM"),
+                           "filter_size": r.inferred("filter_size",
+                                                     odd_square_kernel(first, "cell_list.0.conv_x.0.weight"))}
     # patch_size and channels: only their product p²·C is in the weights.
-    p_found, c_found = r.lookup("patch_size"), r.lookup("channels")
-    candidates = [(p, patch_ch // (p * p)) for p in range(1, int(patch_ch ** 0.5) + 1) if patch_ch % (p * p) == 0]
-    if p_found is not None:
-        p = p_found[0]
-        r.sources["patch_size"] = p_found[1]
-        if p < 1 or patch_ch % (p * p):
-            raise ConfigError(f"the {p_found[1]} says patch_size={p}, but the first cell reads {patch_ch} channels, "
-                              f"which is not channels × {p}²")
-        c = patch_ch // (p * p)
-        if c_found is not None and c_found[0] != c:
-            raise ConfigError(f"patch_size={p} and channels={c_found[0]} give {p * p * c_found[0]} patch channels, "
-                              f"but the first cell reads {patch_ch}")
-        r.sources["channels"] = "weights (÷ patch_size²)" if c_found is None else c_found[1]
-    elif c_found is not None:
-        c = c_found[0]
-        r.sources["channels"] = c_found[1]
-        p = round((patch_ch / c) ** 0.5) if c > 0 and patch_ch % c == 0 else 0
-        if p < 1 or p * p * c != patch_ch:
-            raise ConfigError(f"channels={c} does not divide the first cell's {patch_ch} input channels into "
-                              "channels × patch_size²")
-        r.sources["patch_size"] = "weights (√(channels in / channels))"
-    elif len(candidates) == 1:
-        p, c = candidates[0]
-        r.sources["patch_size"] = r.sources["channels"] = "weights (the only factorisation)"
-    else:
-        options = ", ".join(f"patch_size={pp} with {cc} channel(s)" for pp, cc in candidates)
-        raise ConfigError(f"the first ConvLSTM cell reads {patch_ch} = patch_size² × channels values per position, "
-                          f"which could be {options}. Say which: pass config {{\"patch_size\": N}} (OpenSTL's Moving "
-                          "MNIST configs use patch_size 4 with 1 channel), e.g. --config '{\"patch_size\": 4}' or "
-                          "--config configs/mmnist/ConvLSTM.py")
-    cfg["patch_size"], cfg["channels"] = p, c
-    cfg["frames_in"] = r.chosen("frames_in", _DEFAULTS["frames_in"])
-    cfg["frames_out"] = r.chosen("frames_out", _DEFAULTS["frames_out"])
-    cfg["height"] = r.chosen("height", _DEFAULTS["height"])
-    cfg["width"] = r.chosen("width", _DEFAULTS["width"])
-    for key in ("height", "width"):
-        if cfg[key] % p:
-            raise ConfigError(f"{key}={cfg[key]} is not divisible by patch_size={p}")
-    spec = {"frames_in": cfg["frames_in"], "frames_out": cfg["frames_out"], "channels": c,
-            "height": cfg["height"], "width": cfg["width"], "value_range": [0.0, 1.0]}
-    return cfg, spec, "ConvLSTM_Model (layer_norm=0)"
+    p, c = resolve_patch_and_channels(r, int(first.shape[1]), "ConvLSTM", config_file="configs/mmnist/ConvLSTM.py")
+    return cfg, patch_spec(r, cfg, p, c), "ConvLSTM_Model (layer_norm=0)"
 
 
 def _convlstm_pairs(model_keys: list[str], cfg: dict[str, Any]

@@ -35,10 +35,9 @@ from typing import Any, Callable
 from torch import Tensor
 
 import stzoo.models.e3dlstm  # noqa: F401  (registers the "e3dlstm" architecture)
-from stzoo.convert.openstl import (_DEFAULT_NOTE, _DEFAULTS, OpenSTLMethod, _count, _indices, _need,
-                                   _patch_permutation, _Resolver, register_openstl)
-from stzoo.convert.openstl_predrnnpp import (_RECURRENT_KEYS, check_recurrent_variant, resolve_patch_and_channels,
-                                             uniform_hidden)
+from stzoo.convert.openstl import (RECURRENT_KEYS, OpenSTLMethod, _count, _indices, _need, _patch_permutation,
+                                   _Resolver, check_recurrent_variant, patch_spec, register_openstl,
+                                   resolve_patch_and_channels, uniform_hidden)
 from stzoo.errors import InputError
 
 __all__ = ["E3DLSTM"]
@@ -81,14 +80,7 @@ def _resolve(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any],
                            "window_length": r.inferred("window_length", window)}
     p, c = resolve_patch_and_channels(r, int(first.shape[1]), "E3D-LSTM", grid=grid,
                                       config_file="configs/mmnist/E3DLSTM.py")
-    cfg["patch_size"], cfg["channels"] = p, c
-    cfg["frames_in"] = r.chosen("frames_in", _DEFAULTS["frames_in"], note=_DEFAULT_NOTE)
-    cfg["frames_out"] = r.chosen("frames_out", _DEFAULTS["frames_out"], note=_DEFAULT_NOTE)
-    for key, cells in (("height", grid[0]), ("width", grid[1])):
-        cfg[key] = cells * p  # resolve_patch_and_channels checked a given height / width against this
-        r.sources[key] = "weights (LayerNorm grid × patch_size)"
-    spec = {"frames_in": cfg["frames_in"], "frames_out": cfg["frames_out"], "channels": c,
-            "height": cfg["height"], "width": cfg["width"], "value_range": [0.0, 1.0]}
+    spec = patch_spec(r, cfg, p, c, grid=grid, grid_source="weights (LayerNorm grid × patch_size)")
     return cfg, spec, "E3DLSTM_Model (layer_norm=0)"
 
 
@@ -122,7 +114,7 @@ def _pairs(model_keys: list[str], cfg: dict[str, Any]
 
 E3DLSTM = register_openstl(OpenSTLMethod(
     arch="e3dlstm", names=("e3dlstm", "e3d_lstm"), label="E3D-LSTM",
-    config_keys=_RECURRENT_KEYS | {"window_length"}, resolve=_resolve, pairs=_pairs,
+    config_keys=RECURRENT_KEYS | {"window_length"}, resolve=_resolve, pairs=_pairs,
     card_notes=("the first cell's input channels and the readout's output channels were permuted from OpenSTL's "
                 "patch order ((i·p + j)·C + c) to stzoo's (c·p² + i·p + j)",
                 "the last hidden-size rows of every `conv_x` (the forget gate of the global memory) and every "

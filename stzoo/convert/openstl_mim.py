@@ -33,10 +33,9 @@ from typing import Any, Callable
 from torch import Tensor
 
 import stzoo.models.mim  # noqa: F401  (registers the "mim" architecture)
-from stzoo.convert.openstl import (_DEFAULT_NOTE, _DEFAULTS, OpenSTLMethod, _count, _indices, _need,
-                                   _patch_permutation, _Resolver, register_openstl)
-from stzoo.convert.openstl_predrnnpp import (_RECURRENT_KEYS, check_recurrent_variant, resolve_patch_and_channels,
-                                             uniform_hidden)
+from stzoo.convert.openstl import (RECURRENT_KEYS, OpenSTLMethod, _count, _indices, _need, _patch_permutation,
+                                   _Resolver, check_recurrent_variant, patch_spec, register_openstl,
+                                   resolve_patch_and_channels, uniform_hidden)
 from stzoo.errors import InputError
 
 __all__ = ["MIM"]
@@ -75,14 +74,7 @@ def _resolve(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any],
                            "num_hidden": uniform_hidden(hidden, r, "MIM"),
                            "filter_size": r.inferred("filter_size", int(first.shape[-1]))}
     p, c = resolve_patch_and_channels(r, int(first.shape[1]), "MIM", grid=grid, config_file="configs/mmnist/MIM.py")
-    cfg["patch_size"], cfg["channels"] = p, c
-    cfg["frames_in"] = r.chosen("frames_in", _DEFAULTS["frames_in"], note=_DEFAULT_NOTE)
-    cfg["frames_out"] = r.chosen("frames_out", _DEFAULTS["frames_out"], note=_DEFAULT_NOTE)
-    for key, cells in (("height", grid[0]), ("width", grid[1])):
-        cfg[key] = cells * p  # resolve_patch_and_channels checked a given height / width against this
-        r.sources[key] = "weights (peephole grid × patch_size)"
-    spec = {"frames_in": cfg["frames_in"], "frames_out": cfg["frames_out"], "channels": c,
-            "height": cfg["height"], "width": cfg["width"], "value_range": [0.0, 1.0]}
+    spec = patch_spec(r, cfg, p, c, grid=grid, grid_source="weights (peephole grid × patch_size)")
     return cfg, spec, "MIM_Model (layer_norm=0)"
 
 
@@ -121,7 +113,7 @@ def _pairs(model_keys: list[str], cfg: dict[str, Any]
 
 MIM = register_openstl(OpenSTLMethod(
     arch="mim", names=("mim",), label="MIM",
-    config_keys=_RECURRENT_KEYS, resolve=_resolve, pairs=_pairs,
+    config_keys=RECURRENT_KEYS, resolve=_resolve, pairs=_pairs,
     card_notes=("the first cell's input channels and the readout's output channels were permuted from OpenSTL's "
                 "patch order ((i·p + j)·C + c) to stzoo's (c·p² + i·p + j)",
                 "OpenSTL's MIM blocks carry MIM-S's cell (`convlstm_c`) from one forward call to the next; stzoo "

@@ -45,7 +45,7 @@ from torch import Tensor
 
 import stzoo.models.predformer  # noqa: F401  (registers the architecture)
 from stzoo.convert.openstl import (_DEFAULTS, OpenSTLMethod, _count, _indices, _need, _patch_permutation,
-                                   _Resolver, read_openstl_config, register_openstl)
+                                   _Resolver, read_openstl_config, register_openstl, resolve_patch_and_channels)
 from stzoo.errors import ConfigError, InputError
 
 __all__ = ["PREDFORMER", "predformer_config"]
@@ -83,40 +83,6 @@ def predformer_config(config: Any) -> dict[str, Any]:
     if "method" in raw:
         out["method"] = raw["method"]
     return out
-
-
-def _patch_and_channels(r: _Resolver, patch_ch: int) -> tuple[int, int]:
-    """patch_size and channels from the embedding's C·p² input columns and the config."""
-    p_found, c_found = r.lookup("patch_size"), r.lookup("channels")
-    if p_found is not None:
-        p = p_found[0]
-        if p < 1 or patch_ch % (p * p):
-            raise ConfigError(f"the {p_found[1]} says patch_size={p}, but the patch embedding reads {patch_ch} "
-                              f"values per patch, which is not channels × {p}²")
-        c = patch_ch // (p * p)
-        if c_found is not None and c_found[0] != c:
-            raise ConfigError(f"patch_size={p} and channels={c_found[0]} give {p * p * c_found[0]} values per "
-                              f"patch, but the patch embedding reads {patch_ch}")
-        r.sources["patch_size"] = p_found[1]
-        r.sources["channels"] = "weights (÷ patch_size²)" if c_found is None else c_found[1]
-        return p, c
-    if c_found is not None:
-        c = c_found[0]
-        p = round((patch_ch / c) ** 0.5) if c > 0 and patch_ch % c == 0 else 0
-        if p < 1 or p * p * c != patch_ch:
-            raise ConfigError(f"channels={c} does not divide the patch embedding's {patch_ch} inputs into "
-                              "channels × patch_size²")
-        r.sources["channels"] = c_found[1]
-        r.sources["patch_size"] = "weights (√(values per patch / channels))"
-        return p, c
-    options = [(p, patch_ch // (p * p)) for p in range(1, int(patch_ch ** 0.5) + 1) if patch_ch % (p * p) == 0]
-    if len(options) == 1:
-        r.sources["patch_size"] = r.sources["channels"] = "weights (the only factorisation)"
-        return options[0]
-    listed = ", ".join(f"patch_size={p} with {c} channel(s)" for p, c in options)
-    raise ConfigError(f"the patch embedding reads {patch_ch} = patch_size² × channels values per patch, which "
-                      f"could be {listed}. Say which: pass config {{\"patch_size\": N}} (the authors' Moving MNIST "
-                      "config uses patch_size 8 with 1 channel), or predformer_config('configs/mmnist/PredFormer.py')")
 
 
 def _resolve(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any], dict[str, Any], str]:
@@ -179,7 +145,9 @@ def _resolve(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any],
         raise InputError(f"with heads={heads} and dim_head={inner // heads} the authors' attention "
                          f"{'has no' if has_out else 'has an'} output projection (to_out), but the checkpoint "
                          f"{'has one' if has_out else 'has none'}: check heads / dim_head")
-    p, c = _patch_and_channels(r, patch_ch)
+    p, c = resolve_patch_and_channels(r, patch_ch, "PredFormer", reader="the patch embedding", per="patch",
+                                      usual="the authors' Moving MNIST config uses patch_size 8 with 1 channel",
+                                      how="predformer_config('configs/mmnist/PredFormer.py')")
     cfg["patch_size"], cfg["channels"] = p, c
     cfg["frames"] = r.chosen("frames_in", _DEFAULTS["frames_in"])
     r.sources["frames"] = r.sources.pop("frames_in")
