@@ -9,6 +9,7 @@ weights stzoo leaves out).
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,8 @@ from stzoo.train import compute_loss
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import openstl_reference as ref  # noqa: E402
 import openstl_reference_e3dlstm as re3  # noqa: E402
+from contract import (assert_long_forecast_streams, assert_onnx_matches_torch,  # noqa: E402
+                      assert_rgb_adaptation_matches_grey, assert_save_load_identical, assert_trains)
 
 TOL = 1e-5
 TINY = {"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 2, "num_hidden": 8,
@@ -229,94 +232,37 @@ def test_config_defaults_recipe_and_size_rule():
 
 def test_predict_beyond_frames_out_and_streaming():
     p = stzoo.create("e3dlstm", TINY)
-    frames = np.random.default_rng(0).random((4, 16, 16)).astype(np.float32)
-    long = p.predict(frames, horizon=9)
-    assert long.shape == (9, 16, 16) and np.isfinite(long).all() and long.std() > 1e-4
-    np.testing.assert_allclose(long[:4], p.predict(frames), atol=1e-6)
-    f = stzoo.Forecaster(p, horizon=9)
-    for frame in frames:
-        f.push(frame)
-    np.testing.assert_allclose(np.asarray(f.forecast(), np.float32), long, atol=1e-5)
+    long = assert_long_forecast_streams(p, np.random.default_rng(0).random((4, 16, 16)).astype(np.float32), 9)
+    assert long.std() > 1e-4
 
 
 def test_grey_model_on_rgb_predicts_the_same_for_grey_input():
-    state = _state(seed=6)
-    p = from_openstl(state, "e3dlstm", {"patch_size": 4, "pre_seq_length": 4, "aft_seq_length": 4})
-    rgb, report = adapt(p, channels=3)
-    assert set(report.converted) == {"cells.0.conv_x.weight", "readout.weight"} and not report.reinitialised
+    p = from_openstl(_state(seed=6), "e3dlstm", {"patch_size": 4, "pre_seq_length": 4, "aft_seq_length": 4})
     x = torch.rand(2, 4, 1, 16, 16)
+    assert_rgb_adaptation_matches_grey(p, x, 5, converted={"cells.0.conv_x.weight", "readout.weight"})
     with torch.no_grad():
-        y1 = p.forecast_tensor(x, 5)
-        y3 = rgb.forecast_tensor(x.expand(-1, -1, 3, -1, -1), 5)
-    torch.testing.assert_close(y3, y1.expand(-1, -1, 3, -1, -1), rtol=1e-4, atol=1e-5)
-    assert float(y1.std()) > 1e-2
+        assert float(p.forecast_tensor(x, 5).std()) > 1e-2
 
 
 def test_save_pretrained_and_load_give_identical_output(tmp_path):
     p = from_openstl(_state(seed=2), "e3dlstm", {"patch_size": 4, "pre_seq_length": 4, "aft_seq_length": 4})
-    p.save_pretrained(tmp_path / "e3d")
-    q = stzoo.load(tmp_path / "e3d")
-    x = torch.rand(2, 4, 1, 16, 16)
-    with torch.no_grad():
-        assert torch.equal(q.model(x, 6), p.model(x, 6))
-    assert q.model.arch == "e3dlstm" and q.model.config == p.model.config
+    assert_save_load_identical(p, tmp_path / "e3d", torch.rand(2, 4, 1, 16, 16), 6)
 
 
 def test_training_loss_is_mse_plus_l1_and_trains():
     model = build_model("e3dlstm", TINY)
-    recipe = get_architecture("e3dlstm").recipe
-    recipe = type(recipe)(**{**recipe.__dict__, "frames_in": 4, "frames_out": 4})
+    recipe = replace(get_architecture("e3dlstm").recipe, frames_in=4, frames_out=4)
     seq = torch.rand(2, 8, 1, 16, 16)
     # past the scheduled-sampling phase (progress >= 0.4) the rollout is deterministic: check the formula
     loss = compute_loss(model, recipe, seq, 0.0, progress=0.9)
     pred = model(seq[:, :4], 4, return_context=True)
     target = seq[:, 1:]
     torch.testing.assert_close(loss, F.mse_loss(pred, target) + F.l1_loss(pred, target))
-    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    for _ in range(2):
-        loss = compute_loss(model, recipe, seq, 0.5, progress=0.2)  # η = 0.5: sampled teacher forcing
-        assert loss.ndim == 0 and torch.isfinite(loss)
-        opt.zero_grad()
-        loss.backward()
-        for name, prm in model.named_parameters():  # no dead weight left: every one gets a gradient
-            assert prm.grad is not None and torch.isfinite(prm.grad).all() and prm.grad.abs().sum() > 0, name
-        opt.step()
-    assert all(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert_trains(model, recipe, seq, teacher=0.5, progress=0.2)  # η = 0.5: sampled teacher forcing
 
 
 def test_onnx_export_matches_torch(tmp_path):
-    import onnxruntime as ort
-
     # 2 frames in, 2 out: 3 steps, so the window slides and the recalled history grows (15 s at 3 → 2 instead of 8 s)
     p = from_openstl(_state(hidden=(4, 4), size=8, seed=8), "e3dlstm",
                      {"patch_size": 4, "pre_seq_length": 2, "aft_seq_length": 2})
-    result = p.export_onnx(tmp_path / "e3d.onnx")
-    assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-4
-    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
-    for b in (1, 3):
-        x = torch.rand(b, 2, 1, 8, 8)
-        got = session.run(["forecast"], {"frames": x.numpy()})[0]
-        with torch.no_grad():
-            want = p.model(x, 2).numpy()
-        assert got.shape == (b, 2, 1, 8, 8)
-        assert np.max(np.abs(got - want)) <= 1e-4
-
-
-def test_config_fields_are_commented_and_the_model_file_imports_only_models_and_errors():
-    import ast
-    import dataclasses
-    import inspect
-
-    from stzoo.models import ModelConfig
-    from stzoo.models.e3dlstm import E3DLSTMConfig
-
-    source = "".join(inspect.getsource(k) for k in E3DLSTMConfig.__mro__ if issubclass(k, ModelConfig) and k is not ModelConfig)
-    for f in dataclasses.fields(E3DLSTMConfig):
-        line = next(ln for ln in source.splitlines() if ln.strip().startswith(f"{f.name}:"))
-        assert "#" in line, f"{f.name} has no comment: {line.strip()}"
-    tree = ast.parse(inspect.getsource(stzoo.models.e3dlstm))
-    names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
-    names += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
-    assert [m for m in names if m.startswith("stzoo")] and all(
-        m.startswith(("stzoo.models", "stzoo.errors")) for m in names if m.startswith("stzoo"))
+    assert_onnx_matches_torch(p, tmp_path / "e3d.onnx", 2, 2)

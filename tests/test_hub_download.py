@@ -112,7 +112,7 @@ def olah_run(tmp_path_factory):
     git_dir = tmp / "olah" / "mirrors" / "models" / "stzoo" / "tiny"
     c1 = git_commit_files(git_dir, {**layout["a"], "other.safetensors": layout["a"]["model.safetensors"]}, "a", "v1")
     c2 = git_commit_files(git_dir, layout["b"], "b")
-    wa, wb = layout["a"]["model.safetensors"], layout["b"]["model.safetensors"]
+    wa = layout["a"]["model.safetensors"]
     models = {"tiny-olah": entry("tiny-olah", wa, "stzoo/tiny", "model.safetensors", c1),
               "tiny-olah-tag": entry("tiny-olah-tag", wa, "stzoo/tiny", "model.safetensors", "v1"),
               "tiny-olah-other": entry("tiny-olah-other", wa, "stzoo/tiny", "other.safetensors", c1)}

@@ -8,6 +8,7 @@ layout and compared with an independent re-statement of its forward pass
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +24,12 @@ from stzoo.convert.openstl import read_openstl_config
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
 from stzoo.models.mau import MAUCell
-from stzoo.train import compute_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import openstl_reference as ref  # noqa: E402
 import openstl_reference_mau as rm  # noqa: E402
+from contract import (assert_long_forecast_streams, assert_onnx_matches_torch,  # noqa: E402
+                      assert_rgb_adaptation_matches_grey, assert_save_load_identical, assert_trains)
 
 TOL = 1e-5
 TINY = {"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 2, "num_hidden": 8,
@@ -233,71 +235,29 @@ def test_config_defaults_size_rule_and_recipe():
 
 def test_predict_beyond_frames_out_and_streaming():
     p = stzoo.create("mau", TINY)
-    frames = np.random.default_rng(0).random((4, 16, 16)).astype(np.float32)
-    long = p.predict(frames, horizon=9)
-    assert long.shape == (9, 16, 16) and np.isfinite(long).all()
-    np.testing.assert_allclose(long[:4], p.predict(frames), atol=1e-6)
-    f = stzoo.Forecaster(p, horizon=9)
-    for frame in frames:
-        f.push(frame)
-    np.testing.assert_allclose(np.asarray(f.forecast(), np.float32), long, atol=1e-5)
+    assert_long_forecast_streams(p, np.random.default_rng(0).random((4, 16, 16)).astype(np.float32), 9)
 
 
 def test_grey_model_on_rgb_predicts_the_same_for_grey_input():
-    state = _state(seed=6)
-    p = from_openstl(state, "mau", {"pre_seq_length": 4, "aft_seq_length": 4})
-    rgb, report = adapt(p, channels=3)
-    assert set(report.converted) == {"encoder.0.weight", "readout.weight", "readout.bias"}
-    assert not report.reinitialised
-    x = torch.rand(2, 4, 1, 16, 16)
-    with torch.no_grad():
-        y1 = p.forecast_tensor(x, 5)
-        y3 = rgb.forecast_tensor(x.expand(-1, -1, 3, -1, -1), 5)
-    torch.testing.assert_close(y3, y1.expand(-1, -1, 3, -1, -1), rtol=1e-4, atol=1e-5)
+    p = from_openstl(_state(seed=6), "mau", {"pre_seq_length": 4, "aft_seq_length": 4})
+    assert_rgb_adaptation_matches_grey(p, torch.rand(2, 4, 1, 16, 16), 5,
+                                       converted={"encoder.0.weight", "readout.weight", "readout.bias"})
 
 
 def test_save_pretrained_and_load_give_identical_output(tmp_path):
     p = from_openstl(_state(seed=2), "mau", {"pre_seq_length": 4, "aft_seq_length": 4, "tau": 2})
-    p.save_pretrained(tmp_path / "mau")
-    q = stzoo.load(tmp_path / "mau")
-    x = torch.rand(2, 4, 1, 16, 16)
-    with torch.no_grad():
-        assert torch.equal(q.model(x, 6), p.model(x, 6))
-    assert q.model.arch == "mau" and q.model.config == p.model.config and q.model.tau == 2
+    q = assert_save_load_identical(p, tmp_path / "mau", torch.rand(2, 4, 1, 16, 16), 6)
+    assert q.model.tau == 2
 
 
 def test_training_loss_is_finite_and_trains():
     torch.manual_seed(0)
-    model = build_model("mau", TINY)
-    recipe = get_architecture("mau").recipe
-    recipe = type(recipe)(**{**recipe.__dict__, "frames_in": 4, "frames_out": 4})
-    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-    seq = torch.rand(2, 8, 1, 16, 16)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    for _ in range(2):
-        loss = compute_loss(model, recipe, seq, 0.5, progress=0.5)
-        assert loss.ndim == 0 and torch.isfinite(loss)
-        opt.zero_grad()
-        loss.backward()
-        for name, prm in model.named_parameters():  # every weight reaches the output
-            assert prm.grad is not None and torch.isfinite(prm.grad).all() and prm.grad.abs().sum() > 0, name
-        opt.step()
-    assert all(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    recipe = replace(get_architecture("mau").recipe, frames_in=4, frames_out=4)
+    assert_trains(build_model("mau", TINY), recipe, torch.rand(2, 8, 1, 16, 16))
 
 
 def test_onnx_export_matches_torch(tmp_path):
-    import onnxruntime as ort
-
     # 3 frames in, 2 out, τ = 2: the history window slides within the exported graph
     p = from_openstl(_state(hidden=(4, 4), size=8, seed=8), "mau", {"pre_seq_length": 3, "aft_seq_length": 2,
                                                                     "tau": 2})
-    result = p.export_onnx(tmp_path / "mau.onnx")
-    assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-4
-    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
-    for b in (1, 3):
-        x = torch.rand(b, 3, 1, 8, 8)
-        got = session.run(["forecast"], {"frames": x.numpy()})[0]
-        with torch.no_grad():
-            want = p.model(x, 2).numpy()
-        assert got.shape == (b, 2, 1, 8, 8)
-        assert np.max(np.abs(got - want)) <= 1e-4
+    assert_onnx_matches_torch(p, tmp_path / "mau.onnx", 3, 2)

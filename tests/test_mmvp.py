@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,6 @@ import torch.nn.functional as F
 import stzoo
 import stzoo.convert.openstl_mmvp  # noqa: F401  (registers the importer)
 import stzoo.models.mmvp  # noqa: F401  (registers the architecture)
-from stzoo.adapt import adapt
 from stzoo.convert import from_openstl, map_openstl_state_dict
 from stzoo.convert.openstl import read_openstl_config
 from stzoo.errors import ConfigError, InputError
@@ -30,6 +30,8 @@ from stzoo.train import compute_loss
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import openstl_reference as ref  # noqa: E402
 import openstl_reference_mmvp as rv  # noqa: E402
+from contract import (assert_onnx_matches_torch, assert_rgb_adaptation_matches_grey,  # noqa: E402
+                      assert_save_load_identical, assert_trains)
 
 TOL = 1e-5
 SIZES = {"hid_S": 8, "hid_T": 8, "rrdb_encoder_num": 1, "rrdb_decoder_num": 1, "rrdb_enhance_num": 1}
@@ -239,90 +241,34 @@ def test_predict_beyond_frames_out_by_rollout():
 
 def test_grey_model_on_rgb_predicts_the_same_for_grey_input():
     p = from_openstl(_state(seed=6), "mmvp", {"height": 32, "width": 32})
-    rgb, report = adapt(p, channels=3)
-    assert set(report.converted) == set(get_architecture("mmvp").channel_params(p.model.config))
-    assert not report.reinitialised
     x = torch.rand(2, 4, 1, 32, 32)
+    assert_rgb_adaptation_matches_grey(p, x, 6, converted=set(get_architecture("mmvp").channel_params(p.model.config)))
     with torch.no_grad():
-        y1 = p.forecast_tensor(x, 6)
-        y3 = rgb.forecast_tensor(x.expand(-1, -1, 3, -1, -1), 6)
-    torch.testing.assert_close(y3, y1.expand(-1, -1, 3, -1, -1), rtol=1e-4, atol=1e-5)
-    assert float(y1.std()) > 1e-2
+        assert float(p.forecast_tensor(x, 6).std()) > 1e-2
 
 
 def test_save_pretrained_and_load_give_identical_output(tmp_path):
     p = from_openstl(_state(seed=2), "mmvp", {"height": 32, "width": 32})
-    p.save_pretrained(tmp_path / "mmvp")
-    q = stzoo.load(tmp_path / "mmvp")
-    x = torch.rand(2, 4, 1, 32, 32)
-    with torch.no_grad():
-        assert torch.equal(q.model(x), p.model(x))
-    assert q.model.arch == "mmvp" and q.model.config == p.model.config
+    assert_save_load_identical(p, tmp_path / "mmvp", torch.rand(2, 4, 1, 32, 32))
 
 
 def test_training_loss_is_mse_and_trains():
     model = build_model("mmvp", TINY)
-    recipe = get_architecture("mmvp").recipe
-    recipe = type(recipe)(**{**recipe.__dict__, "frames_in": 4, "frames_out": 4})
+    recipe = replace(get_architecture("mmvp").recipe, frames_in=4, frames_out=4)
     seq = torch.rand(3, 8, 1, 32, 32)
     loss = compute_loss(model, recipe, seq, 0.0, progress=0.5)
     torch.testing.assert_close(loss, F.mse_loss(model(seq[:, :4]), seq[:, 4:]))  # train mode: batch statistics
     # a conv bias right before a BatchNorm has no gradient in training mode (the batch mean absorbs it; it
     # still shifts the output in eval mode, against the running mean): only those may stay put
-    absorbed = re.compile(r"^(filter_(high|low)\.conv\d|predictor\.(pre1|pre2|down1|down2|fuse|up)|"
-                          r"predictor\.time\d\.conv)\.bias$")
-    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-    before = {k: v.clone() for k, v in model.named_parameters()}
-    for _ in range(2):
-        loss = compute_loss(model, recipe, seq, 0.0, progress=0.5)
-        assert loss.ndim == 0 and torch.isfinite(loss)
-        opt.zero_grad()
-        loss.backward()
-        top = max(float(prm.grad.abs().max()) for prm in model.parameters())
-        for name, prm in model.named_parameters():  # nothing dead: every other weight gets a gradient
-            assert prm.grad is not None and torch.isfinite(prm.grad).all(), name
-            if absorbed.match(name):
-                assert float(prm.grad.abs().max()) < 1e-4 * top, name
-            else:
-                assert float(prm.grad.abs().sum()) > 0, name
-        opt.step()
-    changed = {k for k, v in model.named_parameters() if not torch.equal(before[k], v)}
-    assert {k for k in before if not absorbed.match(k)} <= changed
-    assert len([k for k in before if absorbed.match(k)]) == 6 + 8  # the two filters' 3 + 3, the predictor's 8
+    absorbed = (r"^(filter_(high|low)\.conv\d|predictor\.(pre1|pre2|down1|down2|fuse|up)|"
+                r"predictor\.time\d\.conv)\.bias$")
+    assert_trains(model, recipe, seq, teacher=0.0, absorbed=absorbed)
+    # the two filters' 3 + 3 and the predictor's 8
+    assert len([k for k, _ in model.named_parameters() if re.match(absorbed, k)]) == 6 + 8
 
 
 def test_onnx_export_matches_torch(tmp_path):
-    import onnxruntime as ort
-
     # 3 frames in, 2 out, one RRDB (in the enhancer): the dynamo export takes ~20 s at 4 → 4 with three RRDBs
     state = _state(3, 2, seed=8, rrdb_encoder_num=0, rrdb_decoder_num=0, rrdb_enhance_num=1)
     p = from_openstl(state, "mmvp", {"height": 32, "width": 32})
-    result = p.export_onnx(tmp_path / "mmvp.onnx")
-    assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-4
-    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
-    for b in (1, 3):
-        x = torch.rand(b, 3, 1, 32, 32)
-        got = session.run(["forecast"], {"frames": x.numpy()})[0]
-        with torch.no_grad():
-            want = p.model(x).numpy()
-        assert got.shape == (b, 2, 1, 32, 32)
-        assert np.max(np.abs(got - want)) <= 1e-4
-
-
-def test_config_fields_are_commented_and_the_model_file_imports_only_models_and_errors():
-    import ast
-    import dataclasses
-    import inspect
-
-    from stzoo.models import ModelConfig
-    from stzoo.models.mmvp import MMVPConfig
-
-    source = "".join(inspect.getsource(k) for k in MMVPConfig.__mro__ if issubclass(k, ModelConfig) and k is not ModelConfig)
-    for f in dataclasses.fields(MMVPConfig):
-        line = next(ln for ln in source.splitlines() if ln.strip().startswith(f"{f.name}:"))
-        assert "#" in line, f"{f.name} has no comment: {line.strip()}"
-    tree = ast.parse(inspect.getsource(stzoo.models.mmvp))
-    names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
-    names += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
-    assert [m for m in names if m.startswith("stzoo")] and all(
-        m.startswith(("stzoo.models", "stzoo.errors")) for m in names if m.startswith("stzoo"))
+    assert_onnx_matches_torch(p, tmp_path / "mmvp.onnx", 3, 2, any_frames=False)

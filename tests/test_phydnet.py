@@ -18,16 +18,16 @@ import torch
 import stzoo
 import stzoo.convert.openstl_phydnet  # noqa: F401  (registers the importer)
 import stzoo.models.phydnet as phydnet
-from stzoo.adapt import adapt
 from stzoo.convert import from_openstl, map_openstl_state_dict
 from stzoo.convert.openstl import read_openstl_config
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
-from stzoo.train import compute_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import openstl_reference as ref  # noqa: E402
 import openstl_reference_phydnet as rp  # noqa: E402
+from contract import (assert_long_forecast_streams, assert_onnx_matches_torch,  # noqa: E402
+                      assert_rgb_adaptation_matches_grey, assert_save_load_identical, assert_trains)
 
 TOL = 1e-5
 TINY = {"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "nf": 16, "conv_layers": 2, "conv_hidden": 8}
@@ -194,70 +194,35 @@ def test_config_defaults_size_rule_and_recipe():
 
 def test_predict_beyond_frames_out_and_streaming():
     p = stzoo.create("phydnet", TINY)
-    frames = np.random.default_rng(0).random((4, 16, 16)).astype(np.float32)
-    long = p.predict(frames, horizon=9)
-    assert long.shape == (9, 16, 16) and np.isfinite(long).all()
-    np.testing.assert_allclose(long[:4], p.predict(frames), atol=1e-6)
-    f = stzoo.Forecaster(p, horizon=9)
-    for frame in frames:
-        f.push(frame)
-    np.testing.assert_allclose(np.asarray(f.forecast(), np.float32), long, atol=1e-5)
+    assert_long_forecast_streams(p, np.random.default_rng(0).random((4, 16, 16)).astype(np.float32), 9)
 
 
 def test_grey_model_on_rgb_predicts_the_same_for_grey_input():
     state = rp.phydnet_state_dict(seed=6, **SMALL)
     p = from_openstl(state, "phydnet", {"pre_seq_length": 4, "aft_seq_length": 4, "height": 16, "width": 16})
-    rgb, report = adapt(p, channels=3)
-    assert set(report.converted) == {"encoder.layers.0.conv.weight", "decoder.out.weight", "decoder.out.bias"}
-    assert not report.reinitialised
-    x = torch.rand(2, 4, 1, 16, 16)
-    with torch.no_grad():
-        y1 = p.forecast_tensor(x, 5)
-        y3 = rgb.forecast_tensor(x.expand(-1, -1, 3, -1, -1), 5)
-    torch.testing.assert_close(y3, y1.expand(-1, -1, 3, -1, -1), rtol=1e-4, atol=1e-5)
+    assert_rgb_adaptation_matches_grey(
+        p, torch.rand(2, 4, 1, 16, 16), 5,
+        converted={"encoder.layers.0.conv.weight", "decoder.out.weight", "decoder.out.bias"})
 
 
 def test_save_pretrained_and_load_give_identical_output(tmp_path):
     p = from_openstl(rp.phydnet_state_dict(seed=2, **SMALL), "phydnet", {"patch_size": 2, "height": 16, "width": 16})
-    p.save_pretrained(tmp_path / "phydnet")
-    q = stzoo.load(tmp_path / "phydnet")
-    x = torch.rand(2, 4, 1, 16, 16)
-    with torch.no_grad():
-        assert torch.equal(q.model(x, 6), p.model(x, 6))
-    assert q.model.arch == "phydnet" and q.model.config == p.model.config and q.model.patch_size == 2
+    q = assert_save_load_identical(p, tmp_path / "phydnet", torch.rand(2, 4, 1, 16, 16), 6)
+    assert q.model.patch_size == 2
 
 
 def test_training_loss_is_finite_and_trains():
     torch.manual_seed(0)
     model = build_model("phydnet", TINY)
     recipe = replace(get_architecture("phydnet").recipe, frames_in=4, frames_out=4)
-    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-    seq = torch.rand(2, 8, 1, 16, 16)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    for _ in range(2):
-        loss = compute_loss(model, recipe, seq, 0.5, progress=0.5)
-        assert loss.ndim == 0 and torch.isfinite(loss)
-        with torch.no_grad():  # the moment term is part of it
+
+    def includes_the_moment_term(loss):
+        with torch.no_grad():
             assert float(loss) > float(phydnet.moment_loss(model)) / 7 > 0
-        opt.zero_grad()
-        loss.backward()
-        for name, prm in model.named_parameters():  # every weight reaches the loss
-            assert prm.grad is not None and torch.isfinite(prm.grad).all() and prm.grad.abs().sum() > 0, name
-        opt.step()
-    assert all(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+    assert_trains(model, recipe, torch.rand(2, 8, 1, 16, 16), on_loss=includes_the_moment_term)
 
 
 def test_onnx_export_matches_torch(tmp_path):
-    import onnxruntime as ort
-
     p = stzoo.create("phydnet", {**TINY, "frames_in": 3, "frames_out": 2, "height": 8, "width": 8})
-    result = p.export_onnx(tmp_path / "phydnet.onnx")
-    assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-4
-    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
-    for b in (1, 3):
-        x = torch.rand(b, 3, 1, 8, 8)
-        got = session.run(["forecast"], {"frames": x.numpy()})[0]
-        with torch.no_grad():
-            want = p.model(x, 2).numpy()
-        assert got.shape == (b, 2, 1, 8, 8)
-        assert np.max(np.abs(got - want)) <= 1e-4
+    assert_onnx_matches_torch(p, tmp_path / "phydnet.onnx", 3, 2)

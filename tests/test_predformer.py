@@ -8,7 +8,6 @@ pass (``tests/openstl_reference_predformer.py``, which names the files it comes 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import sys
 from pathlib import Path
@@ -29,6 +28,7 @@ from stzoo.train import compute_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import openstl_reference_predformer as ref  # noqa: E402
+from contract import assert_onnx_matches_torch, assert_save_load_identical  # noqa: E402
 
 TOL = 1e-5  # max |stzoo − authors| / max |authors|, fp32
 PAPER_COUNT = 25_297_728  # configs/mmnist/PredFormer.py with Ndepth 6 (TSST); the paper's Table 2: 25.3 M
@@ -82,11 +82,7 @@ def test_default_config_is_the_authors_mmnist_tsst_with_its_parameter_count():
     assert not spec.any_frames and spec.frames_params(cfg) == [] and spec.resolution_params(cfg) == []
 
 
-def test_every_config_field_is_commented_and_bad_values_are_refused():
-    source = inspect.getsource(pf.PredFormerConfig)
-    for f in dataclasses.fields(pf.PredFormerConfig):
-        line = next(ln for ln in source.splitlines() if ln.strip().startswith(f"{f.name}:"))
-        assert "#" in line, f"predformer.{f.name} has no comment"
+def test_bad_config_values_and_inputs_are_refused():  # the comment on every field: test_protocol.py
     for bad, match in [({"dim": 255}, "even"), ({"heads": 0}, "heads"), ({"Ndepth": "6"}, "whole number"),
                        ({"drop_path": 1.5}, "drop_path")]:
         with pytest.raises(ConfigError, match=match):
@@ -233,11 +229,7 @@ def test_grey_model_adapted_to_rgb_predicts_the_same_on_each_channel():
 def test_save_pretrained_then_load_gives_the_same_forecast(tmp_path):
     torch.manual_seed(2)
     p = stzoo.create("predformer", {**TINY, "scale_dim": 3})
-    q = stzoo.load(p.save_pretrained(tmp_path / "m"))
-    assert q.model.config == p.model.config and q.model.arch == "predformer"
-    x = _seq(2, 4)
-    with torch.no_grad():
-        assert torch.equal(q.forecast_tensor(x, 6), p.forecast_tensor(x, 6))
+    assert_save_load_identical(p, tmp_path / "m", _seq(2, 4))
 
 
 def test_two_training_steps_with_the_recipe_loss():
@@ -265,15 +257,6 @@ def test_two_training_steps_with_the_recipe_loss():
 def test_onnx_export_runs_in_onnxruntime_like_torch(tmp_path):
     # the TorchScript exporter keeps this file under its time budget; the default (dynamo) exporter gave the
     # same outputs on this config when tried by hand (export_onnx's own check: max |Δ| 4.2e-7, 7.4 s)
-    import onnxruntime as ort
-
     torch.manual_seed(4)
-    p = stzoo.create("predformer", TINY)
-    result = p.export_onnx(tmp_path / "predformer.onnx", exporter="torchscript", verify=False)
-    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
-    for b in (1, 3):
-        x = _seq(b, 4, seed=b)
-        got = session.run(["forecast"], {"frames": x.numpy()})[0]
-        with torch.no_grad():
-            want = p.model(x).numpy()
-        assert got.shape == (b, 4, 1, 16, 16) and np.max(np.abs(got - want)) <= 1e-4
+    assert_onnx_matches_torch(stzoo.create("predformer", TINY), tmp_path / "predformer.onnx", 4, 4,
+                              exporter="torchscript", verify=False, any_frames=False)

@@ -4,7 +4,6 @@ and the generic machinery (create / predict, adapt, save / load, compute_loss, O
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import math
 import sys
@@ -26,6 +25,7 @@ from stzoo.train import Recipe, compute_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import openstl_reference_predrnn as ref  # noqa: E402
+from contract import assert_save_load_identical  # noqa: E402
 
 TOL = 1e-5  # max |stzoo − OpenSTL| / max |OpenSTL|, fp32
 ARCHS = ["predrnn", "predrnn_v2"]
@@ -63,13 +63,7 @@ def test_default_config_is_openstl_mmnist_with_the_stated_parameter_count(arch):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_every_config_field_is_commented_and_bad_values_are_refused(arch):
-    spec = get_architecture(arch)
-    source = "".join(inspect.getsource(k) for k in spec.config.__mro__ if dataclasses.is_dataclass(k)
-                     and k.__module__.startswith("stzoo.models.") and k.__name__ != "ModelConfig")
-    for f in dataclasses.fields(spec.config):
-        line = next(ln for ln in source.splitlines() if ln.strip().startswith(f"{f.name}:"))
-        assert "#" in line, f"{arch}.{f.name} has no comment"
+def test_bad_config_values_are_refused(arch):  # the comment on every field: test_protocol.py
     with pytest.raises(ConfigError, match="filter_size"):
         build_model(arch, {**TINY, "filter_size": 4})
     with pytest.raises(ConfigError, match="num_hidden"):
@@ -295,13 +289,7 @@ def test_grey_model_adapted_to_rgb_predicts_the_same_on_each_channel(arch):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_save_pretrained_and_load_give_identical_output(tmp_path, arch):
     cfg = {**TINY, "decouple_beta": 0.05} if arch == "predrnn_v2" else TINY
-    p = stzoo.create(arch, cfg)
-    folder = p.save_pretrained(tmp_path / "m")
-    q = stzoo.load(folder)
-    assert q.model.arch == arch and q.model.config == p.model.config
-    x = _seq(2, 4)
-    with torch.no_grad():
-        torch.testing.assert_close(q.model.eval()(x, 5), p.model.eval()(x, 5), rtol=0, atol=0)
+    assert_save_load_identical(stzoo.create(arch, cfg), tmp_path / "m", _seq(2, 4), 5)
 
 
 # The default (dynamo) exporter takes 10-20 s per model here, so it runs once, on the smaller rollout of

@@ -8,6 +8,7 @@ layout and compared with an independent re-statement of its forward pass
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +18,15 @@ import torch
 import stzoo
 import stzoo.convert.openstl_predrnnpp  # noqa: F401  (registers the importer)
 import stzoo.models.predrnnpp  # noqa: F401  (registers the architecture)
-from stzoo.adapt import adapt
 from stzoo.convert import from_openstl, map_openstl_state_dict
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
-from stzoo.train import compute_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import openstl_reference as ref  # noqa: E402
 import openstl_reference_predrnnpp as rp  # noqa: E402
+from contract import (assert_long_forecast_streams, assert_onnx_matches_torch,  # noqa: E402
+                      assert_rgb_adaptation_matches_grey, assert_save_load_identical, assert_trains)
 
 TOL = 1e-5
 TINY = {"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 2, "num_hidden": 8,
@@ -192,72 +193,27 @@ def test_config_defaults_and_limits():
 
 def test_predict_beyond_frames_out_and_streaming():
     p = stzoo.create("predrnnpp", TINY)
-    frames = np.random.default_rng(0).random((4, 16, 16)).astype(np.float32)
-    long = p.predict(frames, horizon=9)
-    assert long.shape == (9, 16, 16) and np.isfinite(long).all()
-    np.testing.assert_allclose(long[:4], p.predict(frames), atol=1e-6)  # a longer rollout starts the same
-    f = stzoo.Forecaster(p, horizon=9)
-    for frame in frames:
-        f.push(frame)
-    np.testing.assert_allclose(np.asarray(f.forecast(), np.float32), long, atol=1e-5)
+    assert_long_forecast_streams(p, np.random.default_rng(0).random((4, 16, 16)).astype(np.float32), 9)
 
 
 def test_grey_model_on_rgb_predicts_the_same_for_grey_input():
-    p = stzoo.create("predrnnpp", TINY)
-    rgb, report = adapt(p, channels=3)
-    assert set(report.converted) == {"cells.0.conv_x.weight", "readout.weight"} and not report.reinitialised
-    x = torch.rand(2, 4, 1, 16, 16)
-    with torch.no_grad():
-        y1 = p.forecast_tensor(x, 5)
-        y3 = rgb.forecast_tensor(x.expand(-1, -1, 3, -1, -1), 5)
-    torch.testing.assert_close(y3, y1.expand(-1, -1, 3, -1, -1), rtol=1e-4, atol=1e-5)
+    assert_rgb_adaptation_matches_grey(stzoo.create("predrnnpp", TINY), torch.rand(2, 4, 1, 16, 16), 5,
+                                       converted={"cells.0.conv_x.weight", "readout.weight"})
 
 
 def test_save_pretrained_and_load_give_identical_output(tmp_path):
     state = rp.predrnnpp_state_dict(patch_channels=16, num_hidden=[8, 8], filter_size=3, seed=2)
     p = from_openstl(state, "predrnnpp", {"patch_size": 4, "in_shape": [4, 1, 16, 16], "aft_seq_length": 4})
-    p.save_pretrained(tmp_path / "pp")
-    q = stzoo.load(tmp_path / "pp")
-    x = torch.rand(2, 4, 1, 16, 16)
-    with torch.no_grad():
-        assert torch.equal(q.model(x, 6), p.model(x, 6))
-    assert q.model.arch == "predrnnpp" and q.model.config == p.model.config
+    assert_save_load_identical(p, tmp_path / "pp", torch.rand(2, 4, 1, 16, 16), 6)
 
 
 def test_training_loss_is_finite_and_trains():
-    model = build_model("predrnnpp", TINY)
-    recipe = get_architecture("predrnnpp").recipe
-    recipe = type(recipe)(**{**recipe.__dict__, "frames_in": 4, "frames_out": 4, "lr": 1e-3})
-    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-    seq = torch.rand(2, 8, 1, 16, 16)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    losses = []
-    for _ in range(2):
-        loss = compute_loss(model, recipe, seq, 0.5, progress=0.5)
-        assert loss.ndim == 0 and torch.isfinite(loss)
-        opt.zero_grad()
-        loss.backward()
-        for name, prm in model.named_parameters():
-            assert prm.grad is not None and torch.isfinite(prm.grad).all(), name
-        opt.step()
-        losses.append(float(loss.detach()))
-    assert all(not torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert losses[1] != losses[0]
+    recipe = replace(get_architecture("predrnnpp").recipe, frames_in=4, frames_out=4)
+    assert_trains(build_model("predrnnpp", TINY), recipe, torch.rand(2, 8, 1, 16, 16), lr=1e-3)
 
 
 def test_onnx_export_matches_torch(tmp_path):
-    import onnxruntime as ort
-
     # the default (dynamo) exporter; a small graph (2 frames in, 2 out: 3 unrolled steps) keeps it quick
     p = stzoo.create("predrnnpp", {**TINY, "frames_in": 2, "frames_out": 2, "height": 8, "width": 8,
                                    "num_hidden": 4})
-    result = p.export_onnx(tmp_path / "pp.onnx")
-    assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-4  # export_onnx's own check
-    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
-    for b in (1, 3):  # a dynamic batch axis
-        x = torch.rand(b, 2, 1, 8, 8)
-        got = session.run(["forecast"], {"frames": x.numpy()})[0]
-        with torch.no_grad():
-            want = p.model(x, 2).numpy()
-        assert got.shape == (b, 2, 1, 8, 8)
-        assert np.max(np.abs(got - want)) <= 1e-4
+    assert_onnx_matches_torch(p, tmp_path / "pp.onnx", 2, 2)

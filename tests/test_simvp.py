@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
 
@@ -32,6 +31,8 @@ from stzoo.train import compute_loss
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import openstl_reference as ref_tau  # noqa: E402
 import openstl_reference_simvp as ref  # noqa: E402
+from contract import (assert_onnx_matches_torch, assert_rgb_adaptation_matches_grey,  # noqa: E402
+                      assert_save_load_identical)
 
 TOL = 1e-5  # max |stzoo − OpenSTL| / max |OpenSTL|, fp32
 PAPER = {"gsta": 46_769_665, "incepu": 57_946_113}  # configs/mmnist/simvp/SimVP_gSTA.py, SimVP_IncepU.py
@@ -301,25 +302,12 @@ def test_predict_beyond_frames_out_rolls_out(kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_grey_model_on_rgb_predicts_the_same_for_grey_input(kind):
-    p = tiny(kind)
-    rgb, report = adapt(p, channels=3)
-    assert report.converted and not report.reinitialised
-    x = torch.rand(2, 4, 1, 16, 16)
-    with torch.no_grad():
-        y1 = p.forecast_tensor(x, 4)
-        y3 = rgb.forecast_tensor(x.expand(-1, -1, 3, -1, -1), 4)
-    torch.testing.assert_close(y3, y1.expand(-1, -1, 3, -1, -1), rtol=1e-4, atol=1e-5)
+    assert_rgb_adaptation_matches_grey(tiny(kind), torch.rand(2, 4, 1, 16, 16), 4)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_save_pretrained_then_load_gives_the_same_forecast(tmp_path, kind):
-    p = tiny(kind, seed=5)
-    p.save_pretrained(tmp_path / kind, name=f"simvp-{kind}-test")
-    q = stzoo.load(tmp_path / kind)
-    assert q.model.config == p.model.config and q.model.arch == "simvp"
-    x = torch.rand(2, 4, 1, 16, 16)
-    with torch.no_grad():
-        assert torch.equal(q.forecast_tensor(x, 6), p.forecast_tensor(x, 6))
+    assert_save_load_identical(tiny(kind, seed=5), tmp_path / kind, torch.rand(2, 4, 1, 16, 16))
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -349,12 +337,5 @@ def test_two_training_steps_with_the_recipe_loss(kind):
 def test_onnx_export_runs_in_onnxruntime_like_torch(tmp_path, kind):
     # the TorchScript exporter keeps this file under its time budget; the default (dynamo) exporter gave
     # the same outputs (max |Δ| ≤ 3e-6 on these configs) when tried by hand
-    p = tiny(kind, seed=6)
-    result = p.export_onnx(tmp_path / f"{kind}.onnx", exporter="torchscript", verify=False)
-    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
-    for b in (1, 3):
-        x = torch.rand(b, 4, 1, 16, 16)
-        got = session.run(["forecast"], {"frames": x.numpy()})[0]
-        with torch.no_grad():
-            want = p.model(x).numpy()
-        assert got.shape == (b, 4, 1, 16, 16) and np.max(np.abs(got - want)) <= 1e-4
+    assert_onnx_matches_torch(tiny(kind, seed=6), tmp_path / f"{kind}.onnx", 4, 4, exporter="torchscript",
+                              verify=False, any_frames=False)

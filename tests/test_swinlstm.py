@@ -8,7 +8,6 @@ OpenSTL is not installable from the package index, so its checkpoints are built 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ from stzoo.train import compute_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import openstl_reference_swinlstm as ref  # noqa: E402
+from contract import assert_save_load_identical  # noqa: E402
 
 TOL = 1e-5  # max |stzoo − OpenSTL| / max |OpenSTL|, fp32
 OPENSTL_COUNT = 20_191_969  # configs/mmnist/SwinLSTM-D.py in OpenSTL
@@ -76,11 +76,7 @@ def test_default_config_is_openstl_mmnist_and_the_parameter_count_is_openstls_le
     assert spec.any_frames and spec.training_forward is None
 
 
-def test_every_config_field_is_commented_and_bad_values_are_refused():
-    source = inspect.getsource(swin.SwinLSTMConfig)
-    for f in dataclasses.fields(swin.SwinLSTMConfig):
-        line = next(ln for ln in source.splitlines() if ln.strip().startswith(f"{f.name}:"))
-        assert "#" in line, f"swinlstm.{f.name} has no comment"
+def test_bad_config_values_are_refused():  # the comment on every field: test_protocol.py
     for bad, match in [({"patch_size": 4}, "patch_size"), ({"depths_down": "2,6"}, "depths_down"),
                        ({"depths_up": [6, 2, 2]}, "as many stages"), ({"num_heads": [3, 8]}, r"num_heads\[0\]"),
                        ({"height": 48}, "multiple of 32"), ({"width": 66}, "multiples of 8"),
@@ -254,12 +250,7 @@ def test_grey_model_adapted_to_rgb_predicts_the_same_on_each_channel():
 
 def test_save_pretrained_and_load_give_identical_output(tmp_path):
     torch.manual_seed(2)
-    p = stzoo.create("swinlstm", {**TINY, "mlp_ratio": 2.0})
-    q = stzoo.load(p.save_pretrained(tmp_path / "m"))
-    assert q.model.arch == "swinlstm" and q.model.config == p.model.config
-    x = _seq(2, 4)
-    with torch.no_grad():
-        torch.testing.assert_close(q.model.eval()(x, 5), p.model.eval()(x, 5), rtol=0, atol=0)
+    assert_save_load_identical(stzoo.create("swinlstm", {**TINY, "mlp_ratio": 2.0}), tmp_path / "m", _seq(2, 4), 5)
 
 
 def test_two_step_training_loss_is_finite_backpropagates_and_is_openstls():

@@ -1,0 +1,111 @@
+"""Checks every architecture's tests share: what generic code (Predictor, Forecaster, adapt,
+save_pretrained / load, the training loss, the ONNX export) promises of any model.
+
+Each ``test_<arch>.py`` calls these with its own tiny config and states what is particular to the
+architecture (which weights ``adapt`` converts, which biases a BatchNorm absorbs, which exporter).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+import stzoo
+from stzoo.adapt import adapt
+from stzoo.train import compute_loss
+
+
+def assert_long_forecast_streams(p: Any, frames: np.ndarray, horizon: int, *, atol: float = 1e-5) -> np.ndarray:
+    """``predict(horizon=…)`` beyond ``frames_out`` starts with the native forecast, and a
+    :class:`~stzoo.Forecaster` fed the same frames one by one forecasts the same. Returns the long forecast."""
+    long = p.predict(frames, horizon=horizon)
+    assert long.shape == (horizon, *frames.shape[1:]) and np.isfinite(long).all()
+    native = p.predict(frames)
+    np.testing.assert_allclose(long[:len(native)], native, atol=1e-6)
+    stream = stzoo.Forecaster(p, horizon=horizon)
+    for frame in frames:
+        stream.push(frame)
+    np.testing.assert_allclose(np.asarray(stream.forecast(), np.float32), np.asarray(long, np.float32), atol=atol)
+    return long
+
+
+def assert_rgb_adaptation_matches_grey(p: Any, x: torch.Tensor, horizon: int, *,
+                                       converted: set[str] | None = None) -> Any:
+    """``adapt(p, channels=3)`` converts only channel weights (exactly ``converted`` when given),
+    re-initialises nothing, and forecasts a grey clip repeated on 3 channels as the grey model does."""
+    rgb, report = adapt(p, channels=3)
+    assert report.converted and not report.reinitialised
+    if converted is not None:
+        assert set(report.converted) == converted
+    with torch.no_grad():
+        y1 = p.forecast_tensor(x, horizon)
+        y3 = rgb.forecast_tensor(x.expand(-1, -1, 3, -1, -1), horizon)
+    torch.testing.assert_close(y3, y1.expand(-1, -1, 3, -1, -1), rtol=1e-4, atol=1e-5)
+    return rgb
+
+
+def assert_save_load_identical(p: Any, folder: Path, x: torch.Tensor, *args: Any) -> Any:
+    """``save_pretrained`` then ``stzoo.load`` gives the same architecture, config and outputs
+    (``model(x, *args)``, in eval mode, bit for bit). Returns the loaded predictor."""
+    q = stzoo.load(p.save_pretrained(folder))
+    assert q.model.arch == p.model.arch and q.model.config == p.model.config
+    with torch.no_grad():
+        assert torch.equal(q.model.eval()(x, *args), p.model.eval()(x, *args))
+    return q
+
+
+def assert_trains(model: torch.nn.Module, recipe: Any, seq: torch.Tensor, *, teacher: float = 0.5,
+                  progress: float = 0.5, lr: float | None = None, absorbed: str | None = None,
+                  on_loss: Callable[[torch.Tensor], None] | None = None) -> None:
+    """Two optimiser steps on the recipe's loss (at ``teacher`` forcing and ``progress`` through the
+    run): a finite scalar, a finite gradient on every weight, a
+    non-zero one on every weight but those matching ``absorbed`` (a regex of biases a BatchNorm in
+    training mode absorbs: theirs is ~0), and every other weight changed. ``on_loss`` checks the loss."""
+    pattern = re.compile(absorbed) if absorbed else None
+    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr if lr is None else lr)
+    before = {k: v.clone() for k, v in model.named_parameters()}
+    model.train()
+    for _ in range(2):
+        loss = compute_loss(model, recipe, seq, teacher, progress=progress)
+        assert loss.ndim == 0 and torch.isfinite(loss)
+        if on_loss is not None:
+            on_loss(loss)
+        opt.zero_grad()
+        loss.backward()
+        top = max(float(prm.grad.abs().max()) for prm in model.parameters() if prm.grad is not None)
+        for name, prm in model.named_parameters():  # nothing dead: every weight reaches the loss
+            assert prm.grad is not None and torch.isfinite(prm.grad).all(), name
+            if pattern is not None and pattern.match(name):
+                assert float(prm.grad.abs().max()) < 1e-4 * top, name
+            else:
+                assert float(prm.grad.abs().sum()) > 0, name
+        opt.step()
+    changed = {k for k, v in model.named_parameters() if not torch.equal(before[k], v)}
+    assert {k for k in before if pattern is None or not pattern.match(k)} <= changed
+
+
+def assert_onnx_matches_torch(p: Any, path: Path, frames_in: int, frames_out: int, *, exporter: str | None = None,
+                              verify: bool = True, any_frames: bool = True) -> None:
+    """The exported graph, run by onnxruntime at batch 1 and 3, gives the model's forecast within 1e-4.
+    ``verify``: export_onnx's own check ran and passed too."""
+    import onnxruntime as ort
+
+    kw = {} if exporter is None else {"exporter": exporter}
+    result = p.export_onnx(path, verify=verify, **kw)
+    if verify:
+        assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-4
+    if exporter is not None:
+        assert result.exporter == exporter
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    spec = p.spec
+    for b in (1, 3):
+        x = torch.rand(b, frames_in, spec.channels, spec.height, spec.width, generator=torch.Generator().manual_seed(b))
+        got = session.run(["forecast"], {"frames": x.numpy()})[0]
+        with torch.no_grad():
+            want = (p.model.eval()(x, frames_out) if any_frames else p.model.eval()(x)).numpy()
+        assert got.shape == (b, frames_out, spec.channels, spec.height, spec.width) == want.shape
+        assert np.max(np.abs(got - want)) <= 1e-4
