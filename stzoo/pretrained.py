@@ -30,6 +30,7 @@ import torch
 from stzoo.errors import ConfigError, InputError, StzooError, WeightsNotAvailableError
 from stzoo.hub import (HubError, load_safetensors, sha256_file, validate_filename,
                        validate_repo_id, validate_revision, locate_weights)
+from stzoo.runtime import fsync_path
 
 if TYPE_CHECKING:
     from stzoo.predictor import Predictor
@@ -90,20 +91,6 @@ _TMP_TAG, _OLD_TAG = ".stzoo-tmp-", ".stzoo-old-"
 _FOLDER_FILES = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)
 
 
-def _fsync(path: Path) -> None:
-    """Flush a file or a folder to disk (skipped where the OS does not allow it, e.g. folders on Windows)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_files(folder: Path, cfg: dict[str, Any], weights_file: Path | None, state: dict[str, torch.Tensor] | None,
                  repo_id: str | None, card: str | None, suffix: str = "") -> list[Path]:
     """Write weights, config.json (with the weights' sha256) and the card into ``folder``, each name
@@ -127,7 +114,7 @@ def _write_files(folder: Path, cfg: dict[str, Any], weights_file: Path | None, s
     # umask gave config.json, so the folder can be shared like any other
     os.chmod(w, stat.S_IMODE(c.stat().st_mode))
     for f in (w, c, r):
-        _fsync(f)
+        fsync_path(f)
     return [w, c, r]
 
 
@@ -205,7 +192,7 @@ def _swap_in(staging: Path, target: Path) -> bool:
     if not os.path.lexists(target):
         os.rename(staging, target)
     elif _exchange(staging, target):
-        _fsync(target.parent)
+        fsync_path(target.parent)
         shutil.rmtree(staging, ignore_errors=True)  # now the previous folder
         return True
     else:
@@ -219,10 +206,10 @@ def _swap_in(staging: Path, target: Path) -> bool:
         except BaseException:
             os.rename(old, target)
             raise
-        _fsync(target.parent)
+        fsync_path(target.parent)
         shutil.rmtree(old, ignore_errors=True)
         return True
-    _fsync(target.parent)
+    fsync_path(target.parent)
     return True
 
 
@@ -239,7 +226,7 @@ def _write_in_place(target: Path, *args: Any) -> None:
         for f in written:
             f.unlink(missing_ok=True)
         raise
-    _fsync(target)
+    fsync_path(target)
 
 
 def _write_folder(directory: Path, cfg: dict[str, Any], weights_file: Path | None,
@@ -272,7 +259,7 @@ def _write_folder(directory: Path, cfg: dict[str, Any], weights_file: Path | Non
         if target.is_dir():
             _carry_over(target, staging)
             os.chmod(staging, stat.S_IMODE(target.stat().st_mode))
-        _fsync(staging)
+        fsync_path(staging)
         swapped = _swap_in(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

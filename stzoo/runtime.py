@@ -19,6 +19,8 @@ It is also the one home of *what the machine can do fast*: which native bfloat16
 and benchmark rows (:func:`cpu_model`, :func:`cpu_description`, :func:`machine_description`). The CPU
 flags are read from ``/proc/cpuinfo`` (``lscpu`` where that file cannot be read), once per process,
 by :func:`read_cpu_flags`: tests replace that one function to simulate a CPU with or without bf16 units.
+
+And :func:`fsync_path`, the one way stzoo flushes a file or a folder entry to disk in its atomic writes.
 """
 
 from __future__ import annotations
@@ -250,3 +252,18 @@ def warn_if_slow_bf16(device: Any = "cpu") -> bool:
         return False
     warnings.warn(text, PerformanceWarning, stacklevel=_caller_stacklevel())
     return True
+
+
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a file, or a folder's entries (after a rename into it), to disk. Skipped where the OS does
+    not allow it (folders on Windows, some network file systems): a best effort, never an error."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

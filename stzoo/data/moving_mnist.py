@@ -43,6 +43,7 @@ from torch.utils.data import Dataset
 
 from stzoo.data.mnist import load_mnist
 from stzoo.errors import InputError
+from stzoo.runtime import fsync_path
 
 __all__ = ["MovingMNIST", "trajectory", "moving_mnist_test_set", "load_canonical_test_seq",
            "TEST_SEED", "CANONICAL_URL", "cache_root", "digits_fingerprint"]
@@ -70,19 +71,6 @@ def digits_fingerprint(digits: np.ndarray) -> str:
     h = hashlib.sha256(f"{digits.shape}|{digits.dtype.str}|".encode())
     h.update(np.ascontiguousarray(digits).data)
     return h.hexdigest()
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def trajectory(rng: np.random.Generator, length: int, span: int, step: float = 0.1) -> np.ndarray:
@@ -277,7 +265,7 @@ class MovingMNIST(Dataset):
             except OSError:
                 pass
             raise
-        _fsync_dir(folder)
+        fsync_path(folder)
 
     @staticmethod
     def _write_chunk(f: Any, chunk: np.ndarray) -> None:

@@ -57,7 +57,7 @@ from torch import Tensor, nn
 from stzoo.errors import ConfigError
 from stzoo.models.base import (Architecture, ChannelParam, ModelConfig, Recipe, cfg_field, raise_if_bad_frames,
                                register)
-from stzoo.models.tau import ConvNormAct, Decoder, DropPath, Encoder, MixMlp
+from stzoo.models.tau import ConvNormAct, Decoder, DropPath, Encoder, MixMlp, large_kernel_convs
 
 __all__ = ["SimVP", "SimVPConfig", "ARCHITECTURE", "INCEP_KERNELS", "INCEP_GROUPS"]
 
@@ -181,11 +181,7 @@ class GatedAttention(nn.Module):
 
     def __init__(self, dim: int, kernel_size: int = 21, dilation: int = 3):
         super().__init__()
-        d_k = 2 * dilation - 1
-        dd_k = kernel_size // dilation + ((kernel_size // dilation) % 2 - 1)
-        self.conv0 = nn.Conv2d(dim, dim, d_k, padding=(d_k - 1) // 2, groups=dim)
-        self.conv_spatial = nn.Conv2d(dim, dim, dd_k, padding=dilation * (dd_k - 1) // 2, groups=dim,
-                                      dilation=dilation)
+        self.conv0, self.conv_spatial = large_kernel_convs(dim, kernel_size, dilation)
         self.conv1 = nn.Conv2d(dim, 2 * dim, 1)
 
     def forward(self, h: Tensor) -> Tensor:

@@ -113,22 +113,28 @@ class Decoder(nn.Module):
 # --------------------------------------------------------------------------------------------
 # Temporal Attention Unit
 # --------------------------------------------------------------------------------------------
+def large_kernel_convs(dim: int, kernel_size: int = 21, dilation: int = 3) -> tuple[nn.Conv2d, nn.Conv2d]:
+    """A ``kernel_size``² depthwise kernel decomposed into two (the large-kernel attention of VAN, used by
+    TAU's statical attention and SimVP's gSTA): a (2·dilation − 1)² depthwise conv, then a depthwise conv
+    of about ``kernel_size / dilation`` (made odd) with that dilation. Both keep the frame size."""
+    d_k = 2 * dilation - 1
+    dd_k = kernel_size // dilation + ((kernel_size // dilation) % 2 - 1)
+    return (nn.Conv2d(dim, dim, d_k, padding=(d_k - 1) // 2, groups=dim),
+            nn.Conv2d(dim, dim, dd_k, padding=dilation * (dd_k - 1) // 2, groups=dim, dilation=dilation))
+
+
 class TemporalAttentionModule(nn.Module):
     """SA(h) · DA(h) · h.
 
     Statical attention SA: 5×5 depthwise conv → 7×7 depthwise conv with dilation 3 → 1×1 conv
-    (the paper's "21×21" large kernel, decomposed; the composed receptive field spans 5 + 6·3 = 23). Dynamical attention DA: squeeze-excitation over
-    channels, sigmoid(FC(ReLU(FC(avgpool(h))))), both FCs without bias.
+    (the paper's "21×21" large kernel, decomposed; the composed receptive field spans 5 + 6·3 = 23).
+    Dynamical attention DA: squeeze-excitation over channels, sigmoid(FC(ReLU(FC(avgpool(h))))), both
+    FCs without bias.
     """
 
     def __init__(self, dim: int, kernel_size: int = 21, dilation: int = 3, reduction: int = 16):
         super().__init__()
-        d_k = 2 * dilation - 1
-        dd_k = kernel_size // dilation + ((kernel_size // dilation) % 2 - 1)
-        self.conv0 = nn.Conv2d(dim, dim, d_k, padding=(d_k - 1) // 2, groups=dim)
-        self.conv_spatial = nn.Conv2d(
-            dim, dim, dd_k, padding=dilation * (dd_k - 1) // 2, groups=dim, dilation=dilation
-        )
+        self.conv0, self.conv_spatial = large_kernel_convs(dim, kernel_size, dilation)
         self.conv1 = nn.Conv2d(dim, dim, 1)
         # The reference implementation divides by max(dim // 16, 4): hidden = dim // that.
         squeeze = dim // max(dim // reduction, 4)
