@@ -48,10 +48,10 @@ def assert_rgb_adaptation_matches_grey(p: Any, x: torch.Tensor, horizon: int, *,
     return rgb
 
 
-def assert_save_load_identical(p: Any, folder: Path, x: torch.Tensor, *args: Any) -> Any:
-    """``save_pretrained`` then ``stzoo.load`` gives the same architecture, config and outputs
-    (``model(x, *args)``, in eval mode, bit for bit). Returns the loaded predictor."""
-    q = stzoo.load(p.save_pretrained(folder))
+def assert_save_load_identical(p: Any, folder: Path, x: torch.Tensor, *args: Any, name: str | None = None) -> Any:
+    """``save_pretrained`` (under ``name`` when given) then ``stzoo.load`` gives the same architecture,
+    config and outputs (``model(x, *args)``, in eval mode, bit for bit). Returns the loaded predictor."""
+    q = stzoo.load(p.save_pretrained(folder) if name is None else p.save_pretrained(folder, name=name))
     assert q.model.arch == p.model.arch and q.model.config == p.model.config
     with torch.no_grad():
         assert torch.equal(q.model.eval()(x, *args), p.model.eval()(x, *args))
@@ -62,16 +62,19 @@ def assert_trains(model: torch.nn.Module, recipe: Any, seq: torch.Tensor, *, tea
                   progress: float = 0.5, lr: float | None = None, absorbed: str | None = None,
                   on_loss: Callable[[torch.Tensor], None] | None = None) -> None:
     """Two optimiser steps on the recipe's loss (at ``teacher`` forcing and ``progress`` through the
-    run): a finite scalar, a finite gradient on every weight, a
-    non-zero one on every weight but those matching ``absorbed`` (a regex of biases a BatchNorm in
-    training mode absorbs: theirs is ~0), and every other weight changed. ``on_loss`` checks the loss."""
+    run): a finite scalar that moves between the steps, a finite gradient on every weight, a non-zero
+    one on every weight but those matching ``absorbed`` (a regex of biases a BatchNorm in training mode
+    absorbs: theirs is ~0), and every other entry of the state dict (buffers too) changed. ``on_loss``
+    checks the loss."""
     pattern = re.compile(absorbed) if absorbed else None
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr if lr is None else lr)
-    before = {k: v.clone() for k, v in model.named_parameters()}
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     model.train()
+    losses = []
     for _ in range(2):
         loss = compute_loss(model, recipe, seq, teacher, progress=progress)
         assert loss.ndim == 0 and torch.isfinite(loss)
+        losses.append(float(loss.detach()))
         if on_loss is not None:
             on_loss(loss)
         opt.zero_grad()
@@ -84,7 +87,8 @@ def assert_trains(model: torch.nn.Module, recipe: Any, seq: torch.Tensor, *, tea
             else:
                 assert float(prm.grad.abs().sum()) > 0, name
         opt.step()
-    changed = {k for k, v in model.named_parameters() if not torch.equal(before[k], v)}
+    assert losses[1] != losses[0]
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(before[k], v)}
     assert {k for k in before if pattern is None or not pattern.match(k)} <= changed
 
 

@@ -39,6 +39,7 @@ from stzoo.errors import InputError
 
 __all__ = ["PREDRNN", "PREDRNN_V2"]
 
+
 def _resolver(v2: bool) -> Callable[[Mapping[str, Tensor], _Resolver], tuple[dict[str, Any], dict[str, Any], str]]:
     label, cls = ("PredRNN-V2", "PredRNNv2_Model") if v2 else ("PredRNN", "PredRNN_Model")
     methods = ("predrnnv2", "predrnn_v2") if v2 else ("predrnn",)
@@ -93,17 +94,16 @@ def _pairs(model_keys: list[str], cfg: dict[str, Any]
     return pairs, {}
 
 
-_KEYS = RECURRENT_KEYS
 _NOTE = ("the first cell's input channels and the readout's output channels were permuted from OpenSTL's patch "
          "order ((i·p + j)·C + c) to stzoo's (c·p² + i·p + j); OpenSTL's convolutions have no bias and neither do "
          "stzoo's; both add the constant forget-gate bias 1 in the forward")
 
 PREDRNN = register_openstl(OpenSTLMethod(
-    arch="predrnn", names=("predrnn",), label="PredRNN", config_keys=_KEYS, resolve=_resolver(False),
+    arch="predrnn", names=("predrnn",), label="PredRNN", config_keys=RECURRENT_KEYS, resolve=_resolver(False),
     pairs=_pairs, card_notes=(_NOTE,),
 ))
 
 PREDRNN_V2 = register_openstl(OpenSTLMethod(
-    arch="predrnn_v2", names=("predrnnv2", "predrnn_v2"), label="PredRNN-V2", config_keys=_KEYS,
+    arch="predrnn_v2", names=("predrnnv2", "predrnn_v2"), label="PredRNN-V2", config_keys=RECURRENT_KEYS,
     resolve=_resolver(True), pairs=_pairs, card_notes=(_NOTE,),
 ))

@@ -32,6 +32,7 @@ from stzoo.errors import InputError
 
 __all__ = ["PREDRNNPP"]
 
+
 def _resolve(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any], dict[str, Any], str]:
     what = "OpenSTL's PredRNN++ model (PredRNNpp_Model)"
     first = _need(state, "cell_list.0.conv_x.0.weight", what)
