@@ -1,6 +1,6 @@
 """What ``stzoo.runtime.tune_allocator`` does to a TAU-s training step: a ratio in one run.
 
-Two worker subprocesses of this script hold the same TAU-s training setup (``stzoo.bench.
+Two worker subprocesses of this script hold the same TAU-s training setup (``stzoo.tools.bench.
 make_train_step``: the recipe loss, backward, clipping, AdamW + OneCycle of ``stzoo train``; batch 16,
 float32, one thread): one with ``STZOO_MALLOC_TUNING=0`` (glibc's default mmap threshold), one with
 the default (``tune_allocator()`` called first, as ``stzoo train`` does). After one untimed warm-up
@@ -40,7 +40,7 @@ def worker(model: str, batch: int) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from stzoo.bench import make_train_step
+    from stzoo.tools.bench import make_train_step
     from stzoo.runtime import machine_description, tune_allocator
 
     allocator = tune_allocator()
@@ -133,7 +133,7 @@ def main() -> None:
             "(called by `stzoo train`, `stzoo finetune` and `stzoo bench --train`, never on import) raises glibc's "
             "mmap and trim thresholds so the large activation blocks of a training step stay in malloc's heap "
             "instead of being mapped, zeroed by the kernel and unmapped at every step. Two worker processes hold "
-            "the same TAU-s training step (batch 16, fp32, `stzoo.bench.make_train_step`), one with "
+            "the same TAU-s training step (batch 16, fp32, `stzoo.tools.bench.make_train_step`), one with "
             "`STZOO_MALLOC_TUNING=0`, one tuned; after a warm-up step each, they run one step at a time, "
             "alternating, so both see the same load. Medians per step: wall seconds, minor page faults "
             "(`ru_minflt`) and system CPU seconds (`ru_stime`); *speed* = untuned / tuned step time."),

@@ -7,7 +7,7 @@ on a busy machine):
   ``Predictor.predict`` of 16 random sequences, float32 vs bfloat16 (weights and inputs);
 * ``infer-paper``: the same for the paper TAU config (``tau-mmnist-paper``, random weights);
 * ``train-s``: one real training step of TAU-s at its recipe batch size (16) —
-  :func:`stzoo.bench.make_train_step`, i.e. ``compute_loss`` + ``optimizer_step`` of ``stzoo train`` —
+  :func:`stzoo.tools.bench.make_train_step`, i.e. ``compute_loss`` + ``optimizer_step`` of ``stzoo train`` —
   in float32 vs under bfloat16 autocast;
 * ``train-paper``: the same for the paper TAU config (batch 16; do not run it on a CPU without bf16
   units, where one bf16 step takes many minutes).
@@ -61,7 +61,7 @@ def inference(name: str, batch: int, warm_batch: int) -> tuple[Any, Any, float]:
     """Timed calls of the fp32 and the bf16 Predictor (same random weights), warmed up; max |Δ| of the
     warm-up forecasts."""
     import stzoo
-    from stzoo.bench import make_call
+    from stzoo.tools.bench import make_call
 
     torch.manual_seed(0)
     p32 = stzoo.load(name, pretrained=False)
@@ -84,7 +84,7 @@ def run_case(case: str, repeats: int | None) -> list[str]:
     if kind == "inference":
         a, b, diff = inference(name, batch, warm)
     else:
-        from stzoo.bench import make_train_step
+        from stzoo.tools.bench import make_train_step
 
         a, _ = make_train_step(name, batch=batch, dtype="float32")
         b, _ = make_train_step(name, batch=batch, dtype="bfloat16")
@@ -105,7 +105,7 @@ INTRO = [
     "with the same weights and input, warmed up, then timed alternately; *speed* = float32 median / "
     "bfloat16 median, so above 1× bf16 is faster. Inference: `stzoo.load(NAME, dtype=...)` with its default "
     "implementation (fused), `Predictor.predict` of 16 random sequences; *max abs diff* is between the two "
-    "forecasts of the warm-up call (values in [0, 1]; batch 16, batch 1 for the paper config). Training step: `stzoo.bench.make_train_step` (the recipe loss, backward, "
+    "forecasts of the warm-up call (values in [0, 1]; batch 16, batch 1 for the paper config). Training step: `stzoo.tools.bench.make_train_step` (the recipe loss, backward, "
     "clipping, AdamW + OneCycle of `stzoo train`), fp32 against bf16 autocast (weights stay fp32), at the "
     "recipe batch size 16 (TAU-s and the paper config). *bf16 units*: the CPU's native bf16 flags (`amx_bf16`, `avx512_bf16`, see "
     "`stzoo.runtime.native_bf16`); *flags*: the kernel-relevant ones it has."),

@@ -3,7 +3,7 @@
 For each model, in one process and interleaved (forward, evaluate with a cold cache, forward,
 evaluate with a warm cache, forward), it times:
 
-* **evaluate**: the whole command, ``stzoo.cli.main(["evaluate", NAME, "--sequences", N, ...])``:
+* **evaluate**: the whole command, ``stzoo.cli.main.main(["evaluate", NAME, "--sequences", N, ...])``:
   loading the model, building (cold: generating and writing; warm: memory-mapping) the cached
   test set, the forward passes, the metrics. The cache is a fresh temporary ``$STZOO_CACHE``,
   removed at the end (the warm run reads the file the cold run wrote, from the page cache).
@@ -60,7 +60,7 @@ def cpu() -> tuple[str, dict[str, bool]]:
 
 
 def time_evaluate(name: str, n: int, threads: int, batch: int, mnist_dir: str | None) -> float:
-    from stzoo.cli import main
+    from stzoo.cli.main import main
 
     argv = ["evaluate", name, "--sequences", str(n), "--threads", str(threads), "--batch-size", str(batch)]
     if mnist_dir:
@@ -76,7 +76,7 @@ def time_evaluate(name: str, n: int, threads: int, batch: int, mnist_dir: str | 
 
 
 def time_forward(model: torch.nn.Module, x: torch.Tensor, n_out: int, batch: int) -> float:
-    from stzoo.train import predict_future
+    from stzoo.training.train import predict_future
 
     start = time.perf_counter()
     with torch.no_grad():
@@ -87,8 +87,8 @@ def time_forward(model: torch.nn.Module, x: torch.Tensor, n_out: int, batch: int
 
 def measure(name: str, n: int, threads: int, batch: int, mnist_dir: str | None) -> list[dict]:
     import stzoo
-    from stzoo.evaluation import _to_float, test_data
-    from stzoo.pretrained import training_dataset
+    from stzoo.training.evaluation import _to_float, test_data
+    from stzoo.zoo.folder import training_dataset
 
     p = stzoo.load(name)
     model = p.model.eval()

@@ -1,6 +1,6 @@
 """What the default fine-tune costs and how good it is, on realistic footage nobody trained on.
 
-For each released model and each data set, it runs ``stzoo.finetune.finetune(model, clips,
+For each released model and each data set, it runs ``stzoo.training.finetune.finetune(model, clips,
 out_dir=...)`` with **every option at its default** (step budget, learning rate, schedule,
 validation split, native size) and records:
 
@@ -44,8 +44,8 @@ from realistic_video import realistic_clips  # noqa: E402
 
 import stzoo  # noqa: E402
 from stzoo.data.clips import ClipDataset, load_videos  # noqa: E402
-from stzoo.finetune import FinetuneWarning, finetune  # noqa: E402
-from stzoo.train import evaluate, evaluate_copy_last  # noqa: E402
+from stzoo.training.finetune import FinetuneWarning, finetune  # noqa: E402
+from stzoo.training.train import evaluate, evaluate_copy_last  # noqa: E402
 
 START, END = "<!-- finetune-defaults:start -->", "<!-- finetune-defaults:end -->"
 DATASETS = {"RGB 32×48": dict(height=32, width=48, rgb=True), "grey 32×32": dict(height=32, width=32, rgb=False)}

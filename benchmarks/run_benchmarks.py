@@ -162,7 +162,7 @@ def pair(name: str, batch: int, repeats: int, *, device: str = "cpu", config: di
 
 _MEM_CHILD = r"""
 import json, sys, time, torch
-from stzoo.bench import PeakRSS
+from stzoo.tools.bench import PeakRSS
 from stzoo.models import build_model
 from stzoo.kernels import fuse
 cfg, impl, size, n_in, n_out = json.loads(sys.argv[1])
@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
               "sets the state grid to 16×16 / 32×32 / 64×64 (N = 256 / 1,024 / 4,096 positions). Batch 1, "
               "4 frames in, 4 out (7 cell steps). Each row runs in a fresh process: the model is built, then two "
               "calls run; peak memory is the peak RSS during both calls above the RSS before the first "
-              "(`stzoo.bench.PeakRSS`), and the time is that of the second call (a single call, so only a rough "
+              "(`stzoo.tools.bench.PeakRSS`), and the time is that of the second call (a single call, so only a rough "
               "indication, not an interleaved ratio).", "",
               "| state | positions N | impl | peak MiB | seconds (second call) |", "|---|---|---|---|---|"]
         for m in mem:
@@ -396,11 +396,11 @@ def main(argv: list[str] | None = None) -> int:
           "peak. See [kernels](kernels.md) for what each fused model changes.",
           "- `stzoo bench` prints the same kind of numbers for any zoo entry, one configuration at a time "
           "(not interleaved)."]
-    L += ["", "## `stzoo bench` and `stzoo.bench.measure`", "",
+    L += ["", "## `stzoo bench` and `stzoo.tools.bench.measure`", "",
           "```bash", "stzoo bench tau-mmnist-s sa-convlstm-mmnist-s --impl reference fused --batch 1 16",
           "stzoo bench tau-mmnist-paper --device cuda --dtype bfloat16 --impl fused --batch 16 --json",
           "stzoo bench tau-mmnist-s --train   # training steps/s, float32 and bfloat16 autocast", "```", "",
-          "`stzoo.bench.measure(name_or_predictor, impl=, batch=, device=, dtype=, warmup=, iters=)` returns a "
+          "`stzoo.tools.bench.measure(name_or_predictor, impl=, batch=, device=, dtype=, warmup=, iters=)` returns a "
           "`BenchResult` (`seq_per_s`, `latency_ms`, `peak_mem_mb`, ..., `to_dict()`). It times "
           "`Predictor.predict` on random frames (native horizon): `warmup` untimed calls, then the median of "
           "`iters` timed ones; sequences/s = batch / median latency. Zoo names are loaded with random weights "
@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
           "growing the RSS, so numbers from one process running several measurements are lower bounds. The "
           "memory table above runs each configuration in a fresh process for that reason. Where the peak "
           "cannot be reset, `peak_mem_mb` is `None` (printed `n/a`).", "",
-          ("`stzoo bench --train` (`stzoo.bench.measure_train(name, batch=, device=, dtype=, warmup=, iters=)`, "
+          ("`stzoo bench --train` (`stzoo.tools.bench.measure_train(name, batch=, device=, dtype=, warmup=, iters=)`, "
           "a `TrainBenchResult`) times the training step `stzoo train` runs — `compute_loss` (recipe loss, "
           "scheduled sampling, an architecture's own training forward) under bf16 autocast for "
           "`dtype=\"bfloat16\"`, then `optimizer_step` (backward, clipping, AdamW + OneCycle) — on one random "

@@ -36,7 +36,7 @@ os.environ["HF_HOME"] = str((out / "hf-home").resolve())
 import numpy as np  # noqa: E402
 
 import stzoo  # noqa: E402
-from stzoo.hub import WEIGHTS_DIR_ENV, cache_report, locate_weights  # noqa: E402
+from stzoo.zoo.hub import WEIGHTS_DIR_ENV, cache_report, locate_weights  # noqa: E402
 
 folder = (out / "offline-weights").resolve()
 folder.mkdir(exist_ok=True)

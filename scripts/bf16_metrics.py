@@ -2,7 +2,7 @@
 
 For every zoo entry with released weights (or the NAMEs given) this loads the model twice —
 ``stzoo.load(name)`` (float32, the default) and ``stzoo.load(name, dtype="bfloat16")`` — measures both
-on the same first ``--sequences`` sequences of the entry's own test set (:func:`stzoo.evaluation.evaluate`,
+on the same first ``--sequences`` sequences of the entry's own test set (:func:`stzoo.training.evaluation.evaluate`,
 the convention of every metric in the zoo) and writes the pair, the relative MSE change and the
 machine into the entry's ``bf16`` block of the manifest. Then regenerate the pages:
 ``stzoo zoo-table --write README.md --docs docs``.
@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def measure(name: str, sequences: int, mnist_dir: str | None) -> dict:
     """float32 and bfloat16 metrics of zoo entry ``name`` on the first ``sequences`` of its test set."""
     import stzoo
-    from stzoo.evaluation import evaluate, test_data, test_set_description
+    from stzoo.training.evaluation import evaluate, test_data, test_set_description
     from stzoo.models import Recipe
-    from stzoo.pretrained import training_dataset
+    from stzoo.zoo.folder import training_dataset
     from stzoo.runtime import cpu_description
 
     p32 = stzoo.load(name)
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--sequences must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
-    from stzoo.release import update_manifest
+    from stzoo.tools.release import update_manifest
 
     path = Path(args.manifest)
     manifest = json.loads(path.read_text())

@@ -37,7 +37,7 @@ PLOT = ROOT / "docs" / "assets" / "compute-matched.svg"
 
 def zoo_names() -> list[str]:
     """Every trainable Moving MNIST ``-s`` entry of the manifest (one per architecture / variant)."""
-    from stzoo.manifest import load_manifest
+    from stzoo.zoo.manifest import load_manifest
 
     models = load_manifest()["models"]
     return sorted(n for n, e in models.items() if n.endswith("-mmnist-s") and "alias" not in e)
@@ -54,7 +54,7 @@ def run_one(name: str, args: argparse.Namespace, *, label: str | None = None,
     out.mkdir(parents=True, exist_ok=True)
     log = open(out / "driver.log", "a")
     if not (out / "summary.json").exists():
-        cmd = [sys.executable, "-m", "stzoo.cli", "train", name, "--out", str(out), "--threads", "1",
+        cmd = [sys.executable, "-m", "stzoo.cli.main", "train", name, "--out", str(out), "--threads", "1",
                "--time-budget", str(args.budget), "--budget-clock", "cpu", "--dtype", args.dtype,
                "--curve-every", str(args.curve_every), "--curve-sequences", str(args.curve_sequences),
                "--eval-sequences", str(args.eval_sequences), "--checkpoint-every", "120"]
@@ -69,7 +69,7 @@ def run_one(name: str, args: argparse.Namespace, *, label: str | None = None,
             return f"{folder}: train failed (rc {rc}), see {out / 'driver.log'}"
     speed = out / "inference.json"
     if not speed.exists():
-        code = ("import json,sys,torch; torch.set_num_threads(1); from stzoo.docs_gen import measure_speed; "
+        code = ("import json,sys,torch; torch.set_num_threads(1); from stzoo.tools.docs_gen import measure_speed; "
                 f"print(json.dumps(measure_speed({name!r}, threads=1, batch=16, warmup=1, iters=3, "
                 f"config=json.loads({json.dumps(config or {})!r}))))")
         res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -90,12 +90,12 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 def collect(runs: Path, names: list[str] | None = None, mnist_dir: str | None = None) -> dict[str, Any]:
     """Small records of finished runs: settings, clocks, final metrics, curve, speed (no weights)."""
-    from stzoo.manifest import load_manifest
+    from stzoo.zoo.manifest import load_manifest
     import torch
     from torch import nn
 
-    from stzoo.docs_gen import count_flops
-    from stzoo.train import evaluate, evaluate_copy_last, test_data
+    from stzoo.tools.docs_gen import count_flops
+    from stzoo.training.train import evaluate, evaluate_copy_last, test_data
 
     models = load_manifest()["models"]
     records, budget, eval_n = [], set(), set()
@@ -200,7 +200,7 @@ def page_text(data: dict[str, Any]) -> str:
     lines += [
         "",
         "Train seq/s = training sequences seen / CPU seconds of the run (one thread). Infer seq/s = forecasts per "
-        "second at batch 16 on one thread (`stzoo.docs_gen.measure_speed`), measured right after each run. "
+        "second at batch 16 on one thread (`stzoo.tools.docs_gen.measure_speed`), measured right after each run. "
         "Steps differ because a step of each method costs a different amount of compute; that is the point.",
         "",
         "![test MSE against CPU time](assets/compute-matched.svg)",

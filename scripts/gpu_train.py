@@ -73,9 +73,9 @@ def join_parts(folder: Path, name: str, dest: Path) -> str:
 def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
-    from stzoo.cli import main as cli
-    from stzoo.manifest import load_manifest
-    from stzoo.train import release_to_manifest
+    from stzoo.cli.main import main as cli
+    from stzoo.zoo.manifest import load_manifest
+    from stzoo.tools.release import release_to_manifest
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -114,8 +114,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_install(args: argparse.Namespace) -> None:
-    from stzoo.manifest import validate_manifest
-    from stzoo.release import update_manifest
+    from stzoo.zoo.manifest import validate_manifest
+    from stzoo.tools.release import update_manifest
 
     src = Path(getattr(args, "from"))
     record = json.loads((src / "entry.json").read_text())

@@ -1,7 +1,7 @@
 """Regenerate the README / docs strip image from the shipped weights.
 
 Predicts one sequence of the stzoo Moving MNIST test set (MNIST test digits, seed 20261123) with a
-released zoo model and draws input | ground truth | prediction | |error| with stzoo.viz.
+released zoo model and draws input | ground truth | prediction | |error| with stzoo.frames.viz.
 
     python scripts/make_readme_strip.py --mnist-dir PATH/TO/MNIST          # writes docs/assets/
     python scripts/make_readme_strip.py --model convlstm-mmnist --index 7 --out /tmp/strip.png
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import stzoo
 from stzoo.data import moving_mnist_test_set
-from stzoo.viz import save_strip
+from stzoo.frames.viz import save_strip
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "docs" / "assets" / "tau-mmnist-strip.png"

@@ -6,7 +6,7 @@ For zoo entry NAME (released weights, a dataset of its own: ``stzoo data list``)
    inputs) on the first ``--sequences`` sequences of its dataset's test set, made that much longer
    (the same seeds, so their first 20 frames are the test set's own), and writes the per-lead-time MSE
    of the model and of copying the last frame into the manifest entry's ``rollout`` block
-   (:func:`stzoo.evaluation.rollout_errors`);
+   (:func:`stzoo.training.evaluation.rollout_errors`);
 2. draws test sequence ``--index`` as input | truth | prediction | |error| into
    ``docs/assets/NAME-strip.png`` and names it in the entry's ``strip`` field. Two-channel frames
    (Gray–Scott's U and V) are drawn side by side, each channel stretched by the ground truth's own
@@ -49,11 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     import stzoo
-    from stzoo.release import update_manifest
+    from stzoo.tools.release import update_manifest
     from stzoo.data.fields import cached_test_set, channel_ranges, preview_frames
-    from stzoo.evaluation import rollout_errors, test_set_description
+    from stzoo.training.evaluation import rollout_errors, test_set_description
     from stzoo.models import Recipe
-    from stzoo.viz import save_strip
+    from stzoo.frames.viz import save_strip
 
     manifest_path = Path(args.manifest)
     manifest = json.loads(manifest_path.read_text())

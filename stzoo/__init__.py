@@ -14,14 +14,14 @@ from stzoo.errors import (
     UnknownModelError,
     WeightsNotAvailableError,
 )
-from stzoo.hub import ChecksumError, HubError, InvalidHubIdError
-from stzoo.io import FramesWarning
+from stzoo.zoo.hub import ChecksumError, HubError, InvalidHubIdError
+from stzoo.frames.io import FramesWarning
 from stzoo.runtime import PerformanceWarning
 from stzoo.models import Architecture, ModelConfig, Recipe, build_model, cfg_field
 from stzoo.models import register as register_architecture
-from stzoo.predictor import Predictor
-from stzoo.forecaster import Forecaster
-from stzoo import viz  # noqa: E402  (stzoo.viz.save_strip / save_gif without a separate import)
+from stzoo.inference.predictor import Predictor
+from stzoo.inference.forecaster import Forecaster
+from stzoo.frames import viz  # noqa: E402  (stzoo.viz.save_strip / save_gif without a separate import)
 
 from stzoo.version import __version__
 

@@ -1,3 +1,3 @@
-from stzoo.cli import main
+from stzoo.cli.main import main
 
 raise SystemExit(main())

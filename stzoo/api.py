@@ -9,12 +9,12 @@ from typing import Any
 import torch
 
 from stzoo.errors import InputError, InputTypeError, UnknownModelError, WeightsNotAvailableError
-from stzoo.hub import (HUB_PREFIX, check_finite, check_local_path, hub_download, load_safetensors, parse_hub_id,
+from stzoo.zoo.hub import (HUB_PREFIX, check_finite, check_local_path, hub_download, load_safetensors, parse_hub_id,
                        resolve_weights, verify)
-from stzoo.manifest import InputSpec, get_entry, load_manifest
+from stzoo.zoo.manifest import InputSpec, get_entry, load_manifest
 from stzoo.models import build_model, get_architecture, load_state_dict_strict
-from stzoo.pretrained import CONFIG_NAME, WEIGHTS_NAME, read_config
-from stzoo.predictor import Predictor, check_batch_size, parse_device, parse_dtype
+from stzoo.zoo.folder import CONFIG_NAME, WEIGHTS_NAME, read_config
+from stzoo.inference.predictor import Predictor, check_batch_size, parse_device, parse_dtype
 from stzoo.runtime import warn_if_slow_bf16
 
 __all__ = ["list_models", "info", "load", "create", "load_pretrained", "load_from_hub", "assemble_predictor",
@@ -60,7 +60,7 @@ def load(name: str | os.PathLike, *, pretrained: bool = True, weights: str | os.
     Args:
         name: a zoo name from :func:`list_models`, e.g. ``"tau-mmnist"``; or a folder written by
             :meth:`Predictor.save_pretrained`; or ``"hf-hub:owner/repo[@revision]"`` for such a
-            checkpoint on the Hugging Face Hub (see :mod:`stzoo.pretrained`). A zoo name wins over a
+            checkpoint on the Hugging Face Hub (see :mod:`stzoo.zoo.folder`). A zoo name wins over a
             folder of the same name (write ``"./name"`` for the folder).
         pretrained: load the released weights (``False``: random initialisation).
         weights: a local safetensors file to load instead of the released one (checked against the
@@ -84,7 +84,7 @@ def load(name: str | os.PathLike, *, pretrained: bool = True, weights: str | os.
             wrong type.
         InputError: a bad ``batch_size``, ``device`` or ``dtype``, a path the OS cannot look up, or
             weights that are not a readable safetensors file or hold NaN / inf
-            (:class:`~stzoo.hub.CorruptWeightsError`).
+            (:class:`~stzoo.zoo.hub.CorruptWeightsError`).
         UnknownModelError: ``name`` is neither a zoo name nor a folder.
     """
     from stzoo.kernels import resolve_impl
@@ -142,7 +142,7 @@ def assemble_predictor(entry: dict[str, Any], weights: Path | None, *, name: str
 
 
 def _load_checkpoint(name: str | os.PathLike, **kwargs: Any) -> Predictor:
-    """A ``save_pretrained`` folder or an ``hf-hub:`` id (see :mod:`stzoo.pretrained`)."""
+    """A ``save_pretrained`` folder or an ``hf-hub:`` id (see :mod:`stzoo.zoo.folder`)."""
     if isinstance(name, str) and name.startswith(HUB_PREFIX):
         return load_from_hub(name, **kwargs)
     return load_pretrained(name, **kwargs)
@@ -191,10 +191,10 @@ def _build_checkpoint(cfg: dict[str, Any], weights: Path | None, expected_sha: s
 def load_pretrained(directory: str | os.PathLike, *, pretrained: bool = True,
                     weights: str | os.PathLike | None = None, device: str | torch.device | None = None,
                     dtype: str | torch.dtype | None = None, batch_size: int = 16) -> "Predictor":
-    """Load a folder written by :func:`~stzoo.pretrained.save_pretrained` (what ``stzoo.load(folder)`` does).
+    """Load a folder written by :func:`~stzoo.zoo.folder.save_pretrained` (what ``stzoo.load(folder)`` does).
 
     The weights are checked against the sha256 in config.json, read only with safetensors (a corrupt
-    file is a :class:`~stzoo.hub.CorruptWeightsError` naming it) and refused if they hold NaN / inf.
+    file is a :class:`~stzoo.zoo.hub.CorruptWeightsError` naming it) and refused if they hold NaN / inf.
     ``batch_size`` and ``device`` are checked before anything is read."""
     check_batch_size(batch_size)
     parse_device(device)
@@ -217,8 +217,8 @@ def load_from_hub(spec: str, *, pretrained: bool = True, weights: str | os.PathL
 
     The weights are checked against the sha256 config.json records before they are read: a copy in the
     cache that fails the check is deleted and fetched again, a download that fails it is deleted and
-    fetched once more, and if that one fails too it is deleted and :class:`~stzoo.hub.ChecksumError`
-    raised, so a bad transfer never stays in the cache (see :func:`stzoo.hub.hub_download`)."""
+    fetched once more, and if that one fails too it is deleted and :class:`~stzoo.zoo.hub.ChecksumError`
+    raised, so a bad transfer never stays in the cache (see :func:`stzoo.zoo.hub.hub_download`)."""
     repo_id, revision = parse_hub_id(spec)
     check_batch_size(batch_size)
     parse_device(device)

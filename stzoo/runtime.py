@@ -10,7 +10,7 @@ same step then takes ~3.2 s with ~0 page faults (``benchmarks/allocator.py`` mea
 the machine at hand). The price is that the process keeps its peak heap instead of returning it to
 the system between steps — the right trade for a training or evaluation loop, not for a library call
 in someone else's program, so :func:`tune_allocator` is called by stzoo's long-running commands only
-(``stzoo.train.train``, ``stzoo.finetune.finetune``, ``stzoo bench --train``), never on import.
+(``stzoo.training.train.train``, ``stzoo.training.finetune.finetune``, ``stzoo bench --train``), never on import.
 
 Set ``STZOO_MALLOC_TUNING=0`` to leave the allocator alone.
 

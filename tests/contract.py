@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 import stzoo
-from stzoo.adapt import adapt
-from stzoo.train import compute_loss
+from stzoo.training.adapt import adapt
+from stzoo.training.train import compute_loss
 
 
 def assert_long_forecast_streams(p: Any, frames: np.ndarray, horizon: int, *, atol: float = 1e-5) -> np.ndarray:

@@ -16,7 +16,7 @@ from test_finetune import square_video, tiny  # noqa: E402
 
 from safetensors.torch import save_file  # noqa: E402
 
-from stzoo.finetune import finetune  # noqa: E402
+from stzoo.training.finetune import finetune  # noqa: E402
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ def files_under(root: str) -> list[str]:
 
 def run_step(step: dict[str, Any]) -> dict[str, Any]:
     import stzoo
-    from stzoo import hub
+    from stzoo.zoo import hub
 
     op = step["op"]
     if op == "locate":
@@ -47,7 +47,7 @@ def run_step(step: dict[str, Any]) -> dict[str, Any]:
         p = stzoo.load(step["spec"], pretrained=step.get("pretrained", True))
         return {"name": p.name, "state": state_hash(p.model), "source": p.entry.get("source")}
     if op == "cli":
-        from stzoo.cli import main
+        from stzoo.cli.main import main
 
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -56,9 +56,9 @@ def run_step(step: dict[str, Any]) -> dict[str, Any]:
     if op == "push":
         import torch
 
-        from stzoo.manifest import InputSpec
+        from stzoo.zoo.manifest import InputSpec
         from stzoo.models import build_model
-        from stzoo.predictor import Predictor
+        from stzoo.inference.predictor import Predictor
 
         torch.manual_seed(step.get("seed", 0))
         cfg = step["config"]
@@ -82,10 +82,10 @@ def run_step(step: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     command = json.loads(Path(sys.argv[1]).read_text())
-    import stzoo.hub
-    import stzoo.manifest as manifest_mod
+    import stzoo.zoo.hub
+    import stzoo.zoo.manifest as manifest_mod
 
-    stzoo.hub.RETRY_WAIT_S = 0.05  # keep the retry tests fast
+    stzoo.zoo.hub.RETRY_WAIT_S = 0.05  # keep the retry tests fast
     if command.get("models"):
         m = manifest_mod.load_manifest()
         m["models"].update(command["models"])

@@ -1,4 +1,4 @@
-"""stzoo.bench.measure and `stzoo bench` (no timed assertions: only that numbers are produced)."""
+"""stzoo.tools.bench.measure and `stzoo bench` (no timed assertions: only that numbers are produced)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import stzoo
-from stzoo.bench import BenchResult, PeakRSS, format_table, measure
-from stzoo.cli import main
+from stzoo.tools.bench import BenchResult, PeakRSS, format_table, measure
+from stzoo.cli.main import main
 from stzoo.errors import InputError
 
 
@@ -81,7 +81,7 @@ TINY_TAU = {"hid_S": 4, "hid_T": 8, "N_S": 2, "N_T": 2, "mlp_ratio": 2.0}
 
 
 def test_measure_train_fields():
-    from stzoo.bench import TrainBenchResult, measure_train
+    from stzoo.tools.bench import TrainBenchResult, measure_train
     from stzoo.runtime import allocator_description
 
     r = measure_train("tau-mmnist-s", batch=2, warmup=0, iters=1, config=TINY_TAU)
@@ -98,7 +98,7 @@ def test_measure_train_fields():
 
 def test_measure_train_bf16_autocast_and_auto(monkeypatch):
     import stzoo.runtime
-    from stzoo.bench import measure_train
+    from stzoo.tools.bench import measure_train
 
     r = measure_train("tau-mmnist-s", batch=1, warmup=0, iters=1, dtype="bfloat16", config=TINY_TAU)
     assert r.dtype == "bfloat16" and math.isfinite(r.loss)
@@ -110,14 +110,14 @@ def test_measure_train_bf16_autocast_and_auto(monkeypatch):
 
 @pytest.mark.parametrize("kwargs", [{"iters": 0}, {"warmup": -1}, {"batch": 0}, {"dtype": "float16"}])
 def test_measure_train_rejects_bad_arguments(kwargs):
-    from stzoo.bench import measure_train
+    from stzoo.tools.bench import measure_train
 
     with pytest.raises(InputError):
         measure_train("tau-mmnist-s", **{"warmup": 0, "iters": 1, "config": TINY_TAU, **kwargs})
 
 
 def test_make_train_step_trains():
-    from stzoo.bench import make_train_step
+    from stzoo.tools.bench import make_train_step
 
     step, setup = make_train_step("tau-mmnist-s", batch=2, config=TINY_TAU)
     assert setup["batch"] == 2 and setup["dtype"] == "float32"
@@ -128,16 +128,16 @@ def test_make_train_step_trains():
 @pytest.fixture
 def tiny_train(monkeypatch):
     """stzoo bench --train on a tiny TAU config (the CLI takes zoo names; the shape is what is tested)."""
-    import stzoo.bench
+    import stzoo.tools.bench
 
-    real = stzoo.bench.measure_train
+    real = stzoo.tools.bench.measure_train
     seen = []
 
     def tiny(name, **kw):
         seen.append(kw)
         return real(name, config=TINY_TAU, **kw)
 
-    monkeypatch.setattr(stzoo.bench, "measure_train", tiny)
+    monkeypatch.setattr(stzoo.tools.bench, "measure_train", tiny)
     return seen
 
 

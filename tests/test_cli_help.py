@@ -1,6 +1,6 @@
 """Every option of every `stzoo` subcommand says what it does, and what it defaults to.
 
-The test walks ``stzoo.cli.build_parser()`` (nested subcommands included: ``data preview``, ``hub push``,
+The test walks ``stzoo.cli.main.build_parser()`` (nested subcommands included: ``data preview``, ``hub push``,
 ``convert openstl``) and names every option that breaks the rule, so one run lists all of them.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from stzoo.cli import build_parser
+from stzoo.cli.main import build_parser
 
 
 def _subparsers(parser: argparse.ArgumentParser, prefix: str = "stzoo"):

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import stzoo
-from stzoo.cli import main
+from stzoo.cli.main import main
 from stzoo.convert import convert_openstl, from_openstl, load_openstl_checkpoint, map_openstl_state_dict
 from stzoo.errors import ConfigError, InputError, WeightsNotAvailableError
 from stzoo.models import build_model, count_parameters

@@ -3,9 +3,9 @@
 import re
 from pathlib import Path
 
-from stzoo.docs_gen import GENERATED_NOTE
-from stzoo.manifest import zoo_table_markdown
-from stzoo.pretrained import DATASET_HUB_IDS, PIPELINE_TAG, display_command
+from stzoo.tools.docs_gen import GENERATED_NOTE
+from stzoo.zoo.manifest import zoo_table_markdown
+from stzoo.zoo.folder import DATASET_HUB_IDS, PIPELINE_TAG, display_command
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -14,7 +14,7 @@ def test_readme_zoo_table_matches_manifest():
     text = README.read_text(encoding="utf-8")
     assert zoo_table_markdown() in text, (
         "README.md's zoo table is out of date; regenerate it with "
-        "`python -c 'from stzoo.manifest import zoo_table_markdown; print(zoo_table_markdown())'`")
+        "`python -c 'from stzoo.zoo.manifest import zoo_table_markdown; print(zoo_table_markdown())'`")
 
 
 def test_readme_names_the_test_command():
@@ -47,8 +47,8 @@ import json  # noqa: E402
 
 import pytest  # noqa: E402
 
-from stzoo.docs_gen import count_flops, generated_docs, stale_docs, write_docs  # noqa: E402
-from stzoo.manifest import load_manifest, validate_manifest  # noqa: E402
+from stzoo.tools.docs_gen import count_flops, generated_docs, stale_docs, write_docs  # noqa: E402
+from stzoo.zoo.manifest import load_manifest, validate_manifest  # noqa: E402
 
 DOCS = README.parent / "docs"
 
@@ -159,7 +159,7 @@ def test_cards_show_no_machine_specific_paths():
     # already machine-independent: kept exactly
     ("stzoo zoo-stats --speed --machine 'AMD EPYC; 2 cores'", "stzoo zoo-stats --speed --machine 'AMD EPYC; 2 cores'"),
     ("stzoo release c --run runs/c --mnist-dir ../mnist", "stzoo release c --run runs/c --mnist-dir ../mnist"),
-    ("stzoo.finetune", "stzoo.finetune"),
+    ("stzoo.training.finetune", "stzoo.training.finetune"),
 ])
 def test_display_command_cuts_machine_paths(recorded, shown):
     assert display_command(recorded) == shown

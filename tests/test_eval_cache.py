@@ -15,10 +15,10 @@ import pytest
 import torch
 
 import stzoo.data.moving_mnist as mm
-from stzoo.cli import build_parser, main
+from stzoo.cli.main import build_parser, main
 from stzoo.data.moving_mnist import (TEST_SEED, MovingMNIST, cache_root, digits_fingerprint,
                                      moving_mnist_test_set)
-from stzoo.train import evaluate_copy_last
+from stzoo.training.train import evaluate_copy_last
 
 REAL_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 needs_real_mnist = pytest.mark.skipif(

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from stzoo.cli import main
+from stzoo.cli.main import main
 from stzoo.data import GrayScott
 from stzoo.data.fields import cached_test_set, get_dataset
 from stzoo.errors import ConfigError

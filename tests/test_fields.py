@@ -18,7 +18,7 @@ from stzoo.data.kolmogorov import (RK4_LIMIT, Kolmogorov, SpectralNS2D, kolmogor
                                    unit_to_vorticity, vorticity_to_unit)
 from stzoo.data.kolmogorov import TEST_SEED as KF_TEST_SEED
 from stzoo.errors import ConfigError, InputError, StzooError
-from stzoo.train import evaluate_copy_last
+from stzoo.training.train import evaluate_copy_last
 
 
 # ---- helpers ----------------------------------------------------------------------------------

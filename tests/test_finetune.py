@@ -1,4 +1,4 @@
-"""Fine-tuning on your own videos (stzoo.finetune), clip data (stzoo.data.clips), adaptation (stzoo.adapt)."""
+"""Fine-tuning on your own videos (stzoo.training.finetune), clip data (stzoo.data.clips), adaptation (stzoo.training.adapt)."""
 
 from __future__ import annotations
 
@@ -16,15 +16,15 @@ import torch
 from PIL import Image
 
 import stzoo
-from stzoo.adapt import adapt, adapt_channels, check_resolution
-from stzoo.cli import main
+from stzoo.training.adapt import adapt, adapt_channels, check_resolution
+from stzoo.cli.main import main
 from stzoo.data.clips import ClipDataset, convert_video, load_videos, split_videos
 from stzoo.errors import ConfigError, InputError
-from stzoo.finetune import CHECKPOINT_NAME, finetune
-from stzoo.io import read_frames, write_gif
-from stzoo.manifest import InputSpec
+from stzoo.training.finetune import CHECKPOINT_NAME, finetune
+from stzoo.frames.io import read_frames, write_gif
+from stzoo.zoo.manifest import InputSpec
 from stzoo.models import build_model
-from stzoo.predictor import Predictor
+from stzoo.inference.predictor import Predictor
 
 TAU_CFG = {"frames": 4, "height": 16, "width": 16, "hid_S": 4, "hid_T": 8, "N_S": 2, "N_T": 2, "mlp_ratio": 2.0}
 LSTM_CFG = {"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 1, "num_hidden": 8,
@@ -148,7 +148,7 @@ _CHILD = """
 import sys, time, torch
 sys.path.insert(0, {tests!r})
 torch.set_num_threads(1)
-import stzoo.finetune as ft
+import stzoo.training.finetune as ft
 from test_finetune import square_video, tiny
 real = ft.optimizer_step
 def slow(*args, **kwargs):  # slows the run down so the parent can kill it part-way; numerics unchanged
@@ -219,7 +219,7 @@ def test_history_json_keeps_every_step_and_epoch_across_resumes(tmp_path):
 
 
 def test_log_lines_are_on_disk_after_each_step(tmp_path, monkeypatch):
-    import stzoo.finetune as ft
+    import stzoo.training.finetune as ft
 
     real, seen = ft.optimizer_step, []
 
@@ -235,10 +235,10 @@ def test_log_lines_are_on_disk_after_each_step(tmp_path, monkeypatch):
 
 
 def test_push_to_hub_uploads_the_output_folder(tmp_path, monkeypatch):
-    import stzoo.pretrained
+    import stzoo.zoo.folder
 
     calls = []
-    monkeypatch.setattr(stzoo.pretrained, "push_folder", lambda folder, repo, **kw: calls.append((folder, repo)))
+    monkeypatch.setattr(stzoo.zoo.folder, "push_folder", lambda folder, repo, **kw: calls.append((folder, repo)))
     finetune(tiny(), square_video(), epochs=1, batch_size=8, val=0, out_dir=tmp_path, push_to_hub="me/tuned", **FAST)
     assert calls == [(tmp_path, "me/tuned")]
 
@@ -503,7 +503,7 @@ def test_finetune_on_gpu_with_amp(tmp_path):
 # defaults that work: step budget, native size, validation that fits, copy-last-frame baseline
 # ---------------------------------------------------------------------------------------------
 from realistic_video import realistic_clips, realistic_video  # noqa: E402
-from stzoo.finetune import (AUTO_MAX_STEPS, AUTO_MIN_STEPS, AUTO_PASSES, DEFAULT_LR,  # noqa: E402
+from stzoo.training.finetune import (AUTO_MAX_STEPS, AUTO_MIN_STEPS, AUTO_PASSES, DEFAULT_LR,  # noqa: E402
                             FinetuneWarning, plan_steps)
 
 
@@ -596,7 +596,7 @@ def test_auto_validation_fits_the_data():
 
 
 def test_copy_last_frame_baseline_in_history_card_and_config(tmp_path):
-    from stzoo.train import evaluate_copy_last
+    from stzoo.training.train import evaluate_copy_last
 
     videos = [square_video(s) for s in range(3)]
     _, hist = finetune(tiny(), videos, steps=10, lr=1e-2, batch_size=8, out_dir=tmp_path, **FAST)  # val="auto"
@@ -677,7 +677,7 @@ def test_errors_name_flags_on_the_cli_and_arguments_in_python(tmp_path, capsys):
 def test_finetune_help_shows_every_option_with_its_default():
     import argparse
 
-    from stzoo.cli import build_parser
+    from stzoo.cli.main import build_parser
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     ft = sub.choices["finetune"]
@@ -694,7 +694,7 @@ def test_finetune_help_shows_every_option_with_its_default():
 # realistic footage (tests/realistic_video.py)
 # ---------------------------------------------------------------------------------------------
 def _copy_last_mse(clips, window: int = 20) -> float:
-    from stzoo.train import evaluate_copy_last
+    from stzoo.training.train import evaluate_copy_last
 
     return evaluate_copy_last(ClipDataset(load_videos(clips), window), frames_in=window // 2,
                               frames_out=window // 2, progress=False)["mse"]
@@ -730,7 +730,7 @@ def test_default_finetune_of_a_released_model_beats_copy_last_frame_on_held_out_
     assert hist.adaptation["changes"]["channels"] == [1, 3] and hist.data["size"] == [24, 32]
     assert hist.beats_persistence and hist.best["mse"] < hist.persistence["mse"] and hist.warnings == []
     ds = ClipDataset(load_videos(held), 20)
-    from stzoo.train import evaluate
+    from stzoo.training.train import evaluate
 
     tuned = evaluate(p.model, ds, frames_in=10, frames_out=10, progress=False)["mse"]
     assert tuned < _copy_last_mse(held)
@@ -740,7 +740,7 @@ def test_default_finetune_of_a_released_model_beats_copy_last_frame_on_held_out_
 def test_default_precision_follows_the_cpus_bf16_units(tmp_path, monkeypatch, native):
     """amp=None (the default, --dtype auto) trains under bf16 autocast exactly where the device computes
     bf16 natively, and the model's training block says which precision it got."""
-    import stzoo.finetune as ft
+    import stzoo.training.finetune as ft
 
     monkeypatch.setattr(ft, "native_bf16", lambda device: native)
     seen = []
@@ -758,7 +758,7 @@ def test_default_precision_follows_the_cpus_bf16_units(tmp_path, monkeypatch, na
 
 
 def test_cli_finetune_dtype_and_amp_must_agree(tmp_path, capsys):
-    from stzoo.cli import main
+    from stzoo.cli.main import main
 
     assert main(["finetune", "x", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--dtype", "float32",
                  "--amp"]) != 0

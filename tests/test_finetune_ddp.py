@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 import stzoo
-from stzoo.hub import load_safetensors
+from stzoo.zoo.hub import load_safetensors
 
 WORKER = Path(__file__).with_name("ddp_finetune_worker.py")
 

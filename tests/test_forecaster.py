@@ -9,12 +9,12 @@ import torch
 from PIL import Image
 
 import stzoo
-from stzoo.cli import main
+from stzoo.cli.main import main
 from stzoo.errors import InputError, InputTypeError
-from stzoo.io import read_frames, write_gif
-from stzoo.manifest import InputSpec
+from stzoo.frames.io import read_frames, write_gif
+from stzoo.zoo.manifest import InputSpec
 from stzoo.models import build_model
-from stzoo.predictor import Predictor
+from stzoo.inference.predictor import Predictor
 
 T = 4
 
@@ -275,7 +275,7 @@ def test_cli_stream(tmp_path, capsys):
 
 
 def test_numpy_integer_counts_and_horizon_limits(monkeypatch):
-    import stzoo.predictor as sp
+    import stzoo.inference.predictor as sp
 
     p = rec_predictor()
     f = stzoo.Forecaster(p, horizon=np.int64(3), min_frames=np.int32(2))
@@ -334,8 +334,8 @@ def test_cli_stream_says_warnings_as_command_line_lines(tmp_path, capsys):
 
 
 def test_cli_warning_lines_name_the_category_of_other_packages(capsys):
-    from stzoo.cli import show_warning
-    from stzoo.io import FramesWarning
+    from stzoo.cli.main import show_warning
+    from stzoo.frames.io import FramesWarning
 
     show_warning(FramesWarning("resized"), FramesWarning, "x.py", 1)
     show_warning(UserWarning("plain"), UserWarning, "x.py", 1)

@@ -14,13 +14,13 @@ import torch
 from PIL import Image
 
 import stzoo
-from stzoo.cli import build_parser, main
+from stzoo.cli.main import build_parser, main
 from stzoo.errors import InputError
-from stzoo.io import LUMA, FramesWarning, prepare_frames, read_frames, write_gif
-from stzoo.manifest import InputSpec
+from stzoo.frames.io import LUMA, FramesWarning, prepare_frames, read_frames, write_gif
+from stzoo.zoo.manifest import InputSpec
 from stzoo.metrics import frame_mse
 from stzoo.models import build_model
-from stzoo.predictor import Predictor
+from stzoo.inference.predictor import Predictor
 
 T = 4
 SIZE = 16

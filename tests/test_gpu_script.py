@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from stzoo.manifest import load_manifest, validate_manifest
+from stzoo.zoo.manifest import load_manifest, validate_manifest
 from stzoo.models import build_model
 
 

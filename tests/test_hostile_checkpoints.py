@@ -27,12 +27,13 @@ import pytest
 import torch
 
 import stzoo
-import stzoo.manifest
-import stzoo.pretrained as pretrained
+import stzoo.zoo.manifest
+import stzoo.zoo.folder as pretrained
 from hostile import refuse
 from stzoo.errors import CheckpointError
-from stzoo.finetune import CHECKPOINT_NAME, finetune
-from stzoo.train import Recipe, load_checkpoint, release, train
+from stzoo.training.finetune import CHECKPOINT_NAME, finetune
+from stzoo.training.train import Recipe, load_checkpoint, train
+from stzoo.tools.release import release
 from test_finetune import square_video, tiny
 from test_train import LSTM_CFG, _fake_digits, _write_idx_gz
 
@@ -113,14 +114,14 @@ def _copy(run: Path, tmp_path: Path) -> Path:
 
 
 def _train_code(out: Path, mnist: Path) -> str:
-    return (f"from stzoo.train import Recipe, train\n"
+    return (f"from stzoo.training.train import Recipe, train\n"
             f"train('convlstm', {LSTM_CFG!r}, {str(out)!r}, mnist_dir={str(mnist)!r}, recipe=Recipe(**{RECIPE!r}), "
             "device='cpu', eval_sequences=0, progress=False)\n")
 
 
 def _finetune_code(out: Path) -> str:
     return (f"import sys\nsys.path.insert(0, {TESTS!r})\nfrom test_finetune import square_video, tiny\n"
-            f"from stzoo.finetune import finetune\n"
+            f"from stzoo.training.finetune import finetune\n"
             f"finetune(tiny(), square_video(), out_dir={str(out)!r}, resume=True, **{FT_KW!r})\n")
 
 
@@ -168,7 +169,7 @@ def test_release_refuses_foreign_checkpoint(kind, tmp_path, train_run):
     marker = tmp_path / "marker"
     damage(out / "checkpoint.pt", kind, marker)
     dest = tmp_path / "w.safetensors"
-    r = refuse(f"from stzoo.train import release\nrelease({str(out)!r}, {str(dest)!r})", match="checkpoint",
+    r = refuse(f"from stzoo.tools.release import release\nrelease({str(out)!r}, {str(dest)!r})", match="checkpoint",
                within=60)
     assert r["type"] == "CheckpointError"
     _check(r, out / "checkpoint.pt", marker)
@@ -181,8 +182,8 @@ def test_release_to_manifest_refuses_crafted_pickle(tmp_path, train_run):
     marker = tmp_path / "marker"
     damage(out / "checkpoint.pt", "evil", marker)
     manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps(stzoo.manifest.load_manifest()))
-    r = refuse(f"from stzoo.train import release_to_manifest\nrelease_to_manifest('convlstm-mmnist-s', "
+    manifest.write_text(json.dumps(stzoo.zoo.manifest.load_manifest()))
+    r = refuse(f"from stzoo.tools.release import release_to_manifest\nrelease_to_manifest('convlstm-mmnist-s', "
                f"{str(out)!r}, weights_dir={str(tmp_path / 'w')!r}, manifest_path={str(manifest)!r}, "
                "eval_sequences=1, progress=False)", match="crafted", within=60)
     _check(r, out / "checkpoint.pt", marker)
@@ -248,7 +249,7 @@ def test_crash_mid_save_keeps_the_previous_folder(tmp_path, monkeypatch):
 _KILLED_SAVE = """
 import os, sys
 sys.path.insert(0, {tests!r})
-import stzoo.pretrained as pretrained
+import stzoo.zoo.folder as pretrained
 from test_finetune import tiny
 def die(*args, **kwargs):  # like kill -9 in the middle of the save: no cleanup runs
     os._exit(17)

@@ -20,9 +20,9 @@ from safetensors.torch import load_file, save, save_file
 import stzoo
 from hf_server import FakeHub
 from hostile import refuse
-from stzoo.manifest import InputSpec
+from stzoo.zoo.manifest import InputSpec
 from stzoo.models import build_model
-from stzoo.predictor import Predictor
+from stzoo.inference.predictor import Predictor
 
 pytestmark = pytest.mark.hostile
 
@@ -193,7 +193,7 @@ def test_repo_id_with_a_trailing_newline():
     ("x" * 10000, "10000 characters"),
 ], ids=["pct-dots", "pct-slash", "dots", "bidi", "10k"])
 def test_hostile_file_names_are_refused_before_any_request(filename, match):
-    code = f"from stzoo import hub; hub.hub_download('stzoo/tiny', {filename!r}, 'main', sha256='0' * 64)"
+    code = f"from stzoo.zoo import hub; hub.hub_download('stzoo/tiny', {filename!r}, 'main', sha256='0' * 64)"
     r = refuse(code, match=match)
     assert r["type"] == "InvalidHubIdError" and len(r["message"]) < 1500
 

@@ -10,15 +10,15 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import stzoo
-import stzoo.manifest as manifest_mod
-from stzoo.cli import main
+import stzoo.zoo.manifest as manifest_mod
+from stzoo.cli.main import main
 from stzoo.errors import ConfigError, InputError, UnknownModelError, WeightsNotAvailableError
-from stzoo.hub import (ChecksumError, InvalidHubIdError, parse_hub_id, validate_filename, validate_repo_id,
+from stzoo.zoo.hub import (ChecksumError, InvalidHubIdError, parse_hub_id, validate_filename, validate_repo_id,
                        validate_revision)
-from stzoo.manifest import InputSpec, get_entry, load_manifest
+from stzoo.zoo.manifest import InputSpec, get_entry, load_manifest
 from stzoo.models import build_model
-from stzoo.predictor import Predictor
-from stzoo.pretrained import export_release
+from stzoo.inference.predictor import Predictor
+from stzoo.zoo.folder import export_release
 
 CFG = {"num_layers": 1, "num_hidden": 4, "filter_size": 3}
 
@@ -203,7 +203,7 @@ def test_revisions_with_control_or_format_characters_are_refused(bad):
 def test_corrupt_cache_blob_named_after_the_good_file_is_purged(tmp_path):
     """purge_cached_file also deletes blobs/<expected sha256> when its content is not that file, even when
     the snapshot entry is a copy rather than a link (file systems without symlinks)."""
-    from stzoo.hub import purge_cached_file
+    from stzoo.zoo.hub import purge_cached_file
 
     good = b"good bytes"
     sha = hashlib.sha256(good).hexdigest()

@@ -23,9 +23,9 @@ import torch
 from safetensors.torch import save
 
 from hf_server import FakeHub, OlahServer, git_commit_files, olah_available
-from stzoo.manifest import InputSpec
+from stzoo.zoo.manifest import InputSpec
 from stzoo.models import build_model
-from stzoo.predictor import Predictor
+from stzoo.inference.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
 CLIENT = Path(__file__).resolve().parent / "hub_client.py"

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from stzoo import hub
+from stzoo.zoo import hub
 from stzoo.errors import WeightsNotAvailableError
-from stzoo.manifest import get_entry, load_manifest
+from stzoo.zoo.manifest import get_entry, load_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -134,7 +134,7 @@ def test_offline_error_for_a_hub_id_points_at_a_folder_not_the_weights_env(offli
 # ---- no network at all (HF_HUB_OFFLINE unset): fail fast, no retry noise ---------------------------
 CLIENT = """
 import json, sys, time
-from stzoo import hub
+from stzoo.zoo import hub
 hub.local_weights_dirs = lambda: []
 entry = json.loads(sys.argv[1])
 start = time.perf_counter()

@@ -100,7 +100,7 @@ import json, sys
 from pathlib import Path
 import numpy as np
 import stzoo
-from stzoo.hub import locate_weights, local_weights_dirs
+from stzoo.zoo.hub import locate_weights, local_weights_dirs
 site = Path(sys.argv[1]).resolve()
 loc = locate_weights(stzoo.info("tau-mmnist"))
 p = stzoo.load("tau-mmnist")

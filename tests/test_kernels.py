@@ -325,8 +325,8 @@ def test_gpu_jiterator_kernels():
 
 
 def test_auto_falls_back_to_reference_without_a_fused_twin():
-    from stzoo.manifest import InputSpec
-    from stzoo.predictor import Predictor
+    from stzoo.zoo.manifest import InputSpec
+    from stzoo.inference.predictor import Predictor
 
     class Identity(torch.nn.Module):
         arch, recurrent = "identity", False

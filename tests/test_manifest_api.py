@@ -14,11 +14,11 @@ import torch
 from safetensors.torch import save_file
 
 import stzoo
-import stzoo.manifest as manifest_mod
-from stzoo.cli import main
+import stzoo.zoo.manifest as manifest_mod
+from stzoo.cli.main import main
 from stzoo.errors import InputError, UnknownModelError, WeightsNotAvailableError
-from stzoo.hub import ChecksumError
-from stzoo.manifest import get_entry, load_manifest, validate_manifest
+from stzoo.zoo.hub import ChecksumError
+from stzoo.zoo.manifest import get_entry, load_manifest, validate_manifest
 from stzoo.models import build_model, count_parameters
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,7 +137,7 @@ def test_cli_list_and_info(capsys):
 
 
 def test_cli_predict_gif_roundtrip(tmp_path, capsys):
-    from stzoo.io import read_frames, write_gif
+    from stzoo.frames.io import read_frames, write_gif
 
     write_gif(np.random.default_rng(0).integers(0, 255, (10, 64, 64), dtype=np.uint8), tmp_path / "in.gif")
     assert main(["predict", "convlstm-mmnist-s", "--random", "--input", str(tmp_path / "in.gif"),

@@ -18,7 +18,7 @@ import torch
 import stzoo
 import stzoo.convert.openstl_mau as importer
 import stzoo.models.mau  # noqa: F401  (registers the architecture)
-from stzoo.adapt import adapt
+from stzoo.training.adapt import adapt
 from stzoo.convert import from_openstl, map_openstl_state_dict
 from stzoo.convert.openstl import read_openstl_config
 from stzoo.errors import ConfigError, InputError

@@ -1,4 +1,4 @@
-"""Evaluation metrics (stzoo.metrics) and training losses (stzoo.losses), checked against numpy."""
+"""Evaluation metrics (stzoo.metrics) and training losses (stzoo.training.losses), checked against numpy."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from stzoo.errors import InputError
-from stzoo.losses import ddr_loss, mse_ddr_loss
+from stzoo.training.losses import ddr_loss, mse_ddr_loss
 from stzoo.metrics import (MetricAccumulator, evaluate_frames, frame_mae, frame_mse, frame_psnr,
                            frame_ssim)
 

@@ -25,7 +25,7 @@ from stzoo.convert import from_openstl, map_openstl_state_dict
 from stzoo.convert.openstl import read_openstl_config
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
-from stzoo.train import compute_loss
+from stzoo.training.train import compute_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import openstl_reference as ref  # noqa: E402

@@ -11,12 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-import stzoo.manifest as manifest_mod
+import stzoo.zoo.manifest as manifest_mod
 from stzoo.data.fields import cached_test_set
-from stzoo.docs_gen import model_card_page
-from stzoo.evaluation import evaluate
-from stzoo.manifest import load_manifest, validate_manifest
-from stzoo.train import Recipe, release_to_manifest, train
+from stzoo.tools.docs_gen import model_card_page
+from stzoo.training.evaluation import evaluate
+from stzoo.zoo.manifest import load_manifest, validate_manifest
+from stzoo.training.train import Recipe, train
+from stzoo.tools.release import release_to_manifest
 
 TINY = {"frames": 10, "channels": 2, "hid_S": 8, "hid_T": 16, "N_S": 2, "N_T": 2, "mlp_ratio": 2.0}
 

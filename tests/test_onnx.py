@@ -9,12 +9,12 @@ import pytest
 import torch
 
 import stzoo
-from stzoo.cli import main
+from stzoo.cli.main import main
 from stzoo.errors import InputError, StzooError
-from stzoo.export import DEFAULT_ATOL, MissingDependencyError
-from stzoo.manifest import InputSpec
+from stzoo.inference.export import DEFAULT_ATOL, MissingDependencyError
+from stzoo.zoo.manifest import InputSpec
 from stzoo.models import build_model
-from stzoo.predictor import Predictor
+from stzoo.inference.predictor import Predictor
 
 T_IN, T_OUT = 3, 2
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-import stzoo.train as train_mod
+import stzoo.training.train as train_mod
 from stzoo.data.pool import SequencePool, describe_dataset
 from stzoo.errors import ConfigError
-from stzoo.train import Recipe, train
+from stzoo.training.train import Recipe, train
 
 
 class Counted:

@@ -19,12 +19,12 @@ import torch
 import stzoo
 import stzoo.convert.openstl_predformer  # noqa: F401  (registers the importer)
 import stzoo.models.predformer as pf
-from stzoo.adapt import adapt
+from stzoo.training.adapt import adapt
 from stzoo.convert.openstl import from_openstl, map_openstl_state_dict
 from stzoo.convert.openstl_predformer import predformer_config
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
-from stzoo.train import compute_loss
+from stzoo.training.train import compute_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import openstl_reference_predformer as ref  # noqa: E402

@@ -7,10 +7,10 @@ from PIL import Image
 
 import stzoo
 from stzoo.errors import InputError, InputTypeError
-from stzoo.io import write_gif
-from stzoo.manifest import InputSpec
+from stzoo.frames.io import write_gif
+from stzoo.zoo.manifest import InputSpec
 from stzoo.models import build_model
-from stzoo.predictor import Predictor
+from stzoo.inference.predictor import Predictor
 
 T = 4
 
@@ -217,7 +217,7 @@ def test_forecast_tensor_checks_horizon():
 
 
 def test_horizon_limit_and_override(p, monkeypatch):
-    import stzoo.predictor as sp
+    import stzoo.inference.predictor as sp
 
     x = frames_u8(T, 16, 16)
     with pytest.raises(InputError, match=r"horizon=10001 .*10000 frames.*max_horizon="):
@@ -235,7 +235,7 @@ def test_horizon_limit_and_override(p, monkeypatch):
 
 
 def test_output_bytes_limit_counts_batch_frames_and_tau_passes(p, monkeypatch):
-    import stzoo.predictor as sp
+    import stzoo.inference.predictor as sp
 
     x = frames_u8(3, T, 1, 16, 16)  # BTCHW: B×T×H×W with T = 4 would look like T×C×H×W RGBA
     one_frame = 4 * 16 * 16  # float32 bytes of one 1×16×16 frame

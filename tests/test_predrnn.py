@@ -15,13 +15,13 @@ import torch
 
 import stzoo
 import stzoo.convert.openstl_predrnn  # noqa: F401  (registers the importers; imports stzoo.models.predrnn)
-from stzoo.adapt import adapt
+from stzoo.training.adapt import adapt
 from stzoo.convert.openstl import from_openstl, map_openstl_state_dict
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
 from stzoo.models.predrnn import (PredRNNv2Config, decoupling_loss, predrnn_v2_training_forward,
                                   reverse_sampling_probabilities, v2_sampling_masks)
-from stzoo.train import Recipe, compute_loss
+from stzoo.training.train import Recipe, compute_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import openstl_reference_predrnn as ref  # noqa: E402

@@ -122,7 +122,7 @@ def test_declarations_name_real_weights():
 
 
 def test_recipes_come_from_the_declarations():
-    from stzoo.train import RECIPES
+    from stzoo.training.train import RECIPES
 
     assert RECIPES["tau"].loss == "mse+ddr"
     assert RECIPES["convlstm"].scheduled_sampling == 0.5
@@ -167,7 +167,7 @@ def toy():
 
 
 def test_registered_architecture_works_with_generic_code(toy, tmp_path):
-    from stzoo.adapt import adapt
+    from stzoo.training.adapt import adapt
 
     p = stzoo.create("toy_protocol", {"frames_out": 2})
     assert p.spec.frames_in == 3 and p.spec.frames_out == 2
@@ -198,7 +198,7 @@ def test_register_refuses_bad_declarations(toy):
 
 
 def test_tied_frames_are_refused_by_adapt_generically():
-    from stzoo.adapt import adapt
+    from stzoo.training.adapt import adapt
 
     p = stzoo.create("tau", {"frames": 4, "hid_S": 8, "hid_T": 16, "N_T": 2})
     with pytest.raises(InputError, match="frames_in and frames_out"):

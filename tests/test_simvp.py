@@ -20,13 +20,13 @@ import torch
 import stzoo
 import stzoo.convert.openstl_simvp  # noqa: F401 (registers the importer)
 import stzoo.models.simvp as simvp
-from stzoo.adapt import adapt
-from stzoo.cli import main
+from stzoo.training.adapt import adapt
+from stzoo.cli.main import main
 from stzoo.convert import from_openstl, map_openstl_state_dict
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, parameters_of
 from stzoo.models.base import Recipe
-from stzoo.train import compute_loss
+from stzoo.training.train import compute_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import openstl_reference as ref_tau  # noqa: E402

@@ -21,7 +21,7 @@ def test_plan_interleaves_architectures_and_filters(load_script):
 
 
 def test_every_sweep_size_is_a_valid_config(load_script):
-    from stzoo.manifest import get_entry
+    from stzoo.zoo.manifest import get_entry
     from stzoo.models import make_config, parameters_of, get_architecture
 
     ss = load_script("size_sweep")

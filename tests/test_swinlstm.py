@@ -19,11 +19,11 @@ import torch
 import stzoo
 import stzoo.convert.openstl_swinlstm  # noqa: F401  (registers the importer)
 import stzoo.models.swinlstm as swin
-from stzoo.adapt import adapt
+from stzoo.training.adapt import adapt
 from stzoo.convert.openstl import from_openstl, map_openstl_state_dict
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
-from stzoo.train import compute_loss
+from stzoo.training.train import compute_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import openstl_reference_swinlstm as ref  # noqa: E402

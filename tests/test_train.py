@@ -1,4 +1,4 @@
-"""Training loop, resume, evaluation and release (stzoo.train), on a tiny fake MNIST folder."""
+"""Training loop, resume, evaluation and release (stzoo.training.train), on a tiny fake MNIST folder."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-import stzoo.train as train_mod
+import stzoo.training.train as train_mod
 from stzoo.data.moving_mnist import MovingMNIST, moving_mnist_test_set
 from stzoo.errors import ConfigError
 from stzoo.models import build_model
-from stzoo.train import Recipe, compute_loss, evaluate, evaluate_copy_last, release, train
+from stzoo.training.train import Recipe, compute_loss, evaluate, evaluate_copy_last, train
+from stzoo.tools.release import release
 
 TAU_CFG = {"frames": 4, "hid_S": 4, "hid_T": 8, "N_S": 2, "N_T": 2, "mlp_ratio": 2.0}
 LSTM_CFG = {"frames_in": 4, "frames_out": 4, "num_layers": 1, "num_hidden": 4, "filter_size": 3}
@@ -407,8 +408,8 @@ def test_release_same_weights_same_hash(tmp_path, finished_run):
 
 def test_cli_train_then_release_updates_a_manifest(tmp_path, mnist_dir, capsys):
     """`stzoo train` (a couple of steps) then `stzoo release` into a copy of the manifest."""
-    from stzoo.cli import main
-    from stzoo.manifest import load_manifest, validate_manifest
+    from stzoo.cli.main import main
+    from stzoo.zoo.manifest import load_manifest, validate_manifest
 
     run = tmp_path / "run"
     assert main(["train", "convlstm-mmnist-s", "--out", str(run), "--mnist-dir", str(mnist_dir),
@@ -438,9 +439,9 @@ def test_cli_train_then_release_updates_a_manifest(tmp_path, mnist_dir, capsys):
 def test_release_keeps_what_another_writer_put_in_the_manifest_meanwhile(tmp_path, mnist_dir, monkeypatch):
     """Two releases (or a release and scripts/bf16_metrics.py) at once: the one that finishes last writes
     only its own entry into the manifest as it is then, so the other's change is not lost."""
-    import stzoo.release as release_mod
-    from stzoo.cli import main
-    from stzoo.manifest import load_manifest
+    import stzoo.tools.release as release_mod
+    from stzoo.cli.main import main
+    from stzoo.zoo.manifest import load_manifest
 
     run = tmp_path / "run"
     assert main(["train", "convlstm-mmnist-s", "--out", str(run), "--mnist-dir", str(mnist_dir), "--epochs", "1",
@@ -466,7 +467,7 @@ def test_release_keeps_what_another_writer_put_in_the_manifest_meanwhile(tmp_pat
 def test_cli_train_config_setting_trains_another_size_which_release_refuses(tmp_path, mnist_dir, capsys):
     """`--config KEY=VALUE` changes the trained model (recorded in run.json and the checkpoint), is checked
     by the architecture before anything runs, and `stzoo release NAME` refuses the run (not NAME's model)."""
-    from stzoo.cli import main
+    from stzoo.cli.main import main
 
     run = tmp_path / "run"
     base = ["train", "convlstm-mmnist-s", "--out", str(run), "--mnist-dir", str(mnist_dir), "--epochs", "1",
@@ -484,7 +485,7 @@ def test_cli_train_config_setting_trains_another_size_which_release_refuses(tmp_
     with pytest.raises(SystemExit):
         main(base + ["--config", "num_hidden"])  # not KEY=VALUE: argparse's usage error
     assert "expected KEY=VALUE" in capsys.readouterr().err
-    from stzoo.manifest import load_manifest
+    from stzoo.zoo.manifest import load_manifest
 
     manifest = tmp_path / "m.json"
     manifest.write_text(json.dumps(_without_release(load_manifest(), "convlstm-mmnist-s")))
@@ -510,7 +511,7 @@ def _without_release(manifest: dict, name: str) -> dict:
 
 
 def test_one_cycle_lr_matches_torch_onecycle():
-    from stzoo.train import one_cycle_lr
+    from stzoo.training.train import one_cycle_lr
 
     # torch ends the warm-up at step pct·T − 1 rather than pct·(T − 1): the same curve up to one step
     n = 5001
@@ -552,8 +553,8 @@ def test_release_keeps_a_ledger_of_warm_started_runs(tmp_path, mnist_dir):
     """A → released; B warm-started from the release and C from B's weights; releasing C with B as a prior
     run gives the ledger A, B, C with its totals. A chain with a gap, and a release that is not better, are
     refused and leave the manifest and the weights file as they were."""
-    from stzoo.manifest import load_manifest, validate_manifest
-    from stzoo.train import release_to_manifest
+    from stzoo.zoo.manifest import load_manifest, validate_manifest
+    from stzoo.tools.release import release_to_manifest
 
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps(_without_release(load_manifest(), "convlstm-mmnist-s")))
@@ -590,7 +591,7 @@ def test_release_keeps_a_ledger_of_warm_started_runs(tmp_path, mnist_dir):
     assert totals["runs"] == 3 and totals["steps"] == 6 and totals["sequences"] == 12
     assert totals["cpu_hours"] == pytest.approx(sum(r["wall_clock_s"] for r in runs) / 3600, abs=0.01)
     validate_manifest(json.loads(manifest.read_text()))
-    from stzoo.manifest import zoo_table_markdown
+    from stzoo.zoo.manifest import zoo_table_markdown
 
     row = next(ln for ln in zoo_table_markdown(json.loads(manifest.read_text())).splitlines()
                if ln.startswith("| `convlstm-mmnist-s`"))
@@ -673,9 +674,9 @@ def test_learning_curve_points_and_final_point_match_evaluation(tmp_path, mnist_
 def test_release_reuses_the_runs_measurement_only_for_those_weights(tmp_path, mnist_dir, monkeypatch):
     """stzoo release skips its own evaluation when the run measured exactly these weights on exactly this
     test set; another test-set size, or a summary whose weights hash does not match, is measured again."""
-    import stzoo.release as release_mod
-    from stzoo.manifest import load_manifest
-    from stzoo.train import release_to_manifest
+    import stzoo.tools.release as release_mod
+    from stzoo.zoo.manifest import load_manifest
+    from stzoo.tools.release import release_to_manifest
 
     cfg = {"num_layers": 2, "num_hidden": 32, "patch_size": 4, "filter_size": 5}  # convlstm-mmnist-s
     recipe = Recipe(lr=1e-2, epochs=1, epoch_size=4, batch_size=2, frames_in=10, frames_out=10, loss="mse")

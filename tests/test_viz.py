@@ -1,4 +1,4 @@
-"""stzoo.viz: paper-style strips and annotated GIFs, and `stzoo predict --strip / --animation`."""
+"""stzoo.frames.viz: paper-style strips and annotated GIFs, and `stzoo predict --strip / --animation`."""
 
 from pathlib import Path
 
@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from stzoo import viz
-from stzoo.cli import main
+from stzoo.frames import viz
+from stzoo.cli.main import main
 from stzoo.errors import InputError, InputTypeError
-from stzoo.io import read_frames
+from stzoo.frames.io import read_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 

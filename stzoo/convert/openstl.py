@@ -5,7 +5,7 @@ publishes trained weights as PyTorch files. This module turns such a file into a
 
 * :func:`from_openstl` reads the file (``torch.load(..., weights_only=True)`` only), maps every tensor
   onto stzoo's module names, checks keys and shapes strictly, and returns a
-  :class:`~stzoo.predictor.Predictor`;
+  :class:`~stzoo.inference.predictor.Predictor`;
 * :func:`convert_openstl` does the same and writes a ``save_pretrained`` folder (``config.json``,
   ``model.safetensors``, ``README.md`` model card naming the origin, the original file and its
   license) that ``stzoo.load(folder)`` loads.
@@ -58,10 +58,10 @@ import torch
 from torch import Tensor
 
 from stzoo.errors import ConfigError, InputError, WeightsNotAvailableError
-from stzoo.hub import sha256_file
+from stzoo.zoo.hub import sha256_file
 
 if TYPE_CHECKING:
-    from stzoo.predictor import Predictor
+    from stzoo.inference.predictor import Predictor
 
 __all__ = ["from_openstl", "convert_openstl", "load_openstl_checkpoint", "map_openstl_state_dict",
            "read_openstl_config", "ConversionReport", "OpenSTLMethod", "OPENSTL_METHODS", "register_openstl",
@@ -868,7 +868,7 @@ def from_openstl(checkpoint: str | os.PathLike[str] | Mapping[str, Any], arch: s
                  config: str | os.PathLike[str] | Mapping[str, Any] | None = None, *,
                  device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
                  batch_size: int = 16) -> "Predictor":
-    """Load an OpenSTL checkpoint (any method in :data:`OPENSTL_METHODS`) as an stzoo :class:`~stzoo.predictor.Predictor`.
+    """Load an OpenSTL checkpoint (any method in :data:`OPENSTL_METHODS`) as an stzoo :class:`~stzoo.inference.predictor.Predictor`.
 
     Args:
         checkpoint: a ``.pth`` / ``.ckpt`` path or an already loaded object: a raw state_dict, a dict
@@ -974,7 +974,7 @@ def convert_openstl(checkpoint: str | os.PathLike[str] | Mapping[str, Any], arch
         ``(folder, report)``.
     """
     from stzoo.version import __version__
-    from stzoo.pretrained import model_card, save_pretrained
+    from stzoo.zoo.folder import model_card, save_pretrained
 
     predictor = from_openstl(checkpoint, arch, config)
     rep = ConversionReport(**predictor.entry["openstl"])

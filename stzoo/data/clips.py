@@ -1,6 +1,6 @@
 """Your own videos as training data: read many videos, convert them, cut them into clips.
 
-The pipeline behind :func:`stzoo.finetune.finetune`:
+The pipeline behind :func:`stzoo.training.finetune.finetune`:
 
 1. :func:`load_videos` reads every video the user names (a file, a folder of frames, a folder of
    videos, an array or tensor, or a list of any of these) into a ``T×C×H×W`` float32 tensor with
@@ -113,7 +113,7 @@ def _infer_layout(shape: tuple[int, ...], name: str) -> str:
 
 
 def _array_to_video(a: np.ndarray | Tensor, name: str, layout: str | None) -> Video:
-    from stzoo.io import prepare_frames
+    from stzoo.frames.io import prepare_frames
 
     shape = tuple(a.shape)
     layout = (layout.upper() if layout else None) or _infer_layout(shape, name)
@@ -134,7 +134,7 @@ def _is_collection(folder: Path) -> bool:
 
 
 def _read_path(path: Path, layout: str | None) -> list[Video]:
-    from stzoo.io import _natural_key, read_frames
+    from stzoo.frames.io import _natural_key, read_frames
 
     if not path.exists():
         raise InputError(f"no such file or folder: '{path}'")
@@ -156,7 +156,7 @@ def _read_path(path: Path, layout: str | None) -> list[Video]:
 
 
 def _frames_list_to_video(frames: Sequence[Any], name: str) -> Video:
-    from stzoo.io import _images_to_array
+    from stzoo.frames.io import _images_to_array
 
     first = frames[0]
     sizes = {(np.asarray(f).shape[:2] if not isinstance(f, Image.Image) else (f.height, f.width))
@@ -346,7 +346,7 @@ class ClipDataset(torch.utils.data.Dataset):
 
     Clip ``i`` is ``window`` consecutive frames of one video, starting every ``stride`` frames.
     Items are ``window×C×H×W`` float32 tensors; :meth:`batch` stacks a range of them (the
-    interface :func:`stzoo.train.evaluate` reads).
+    interface :func:`stzoo.training.train.evaluate` reads).
     """
 
     def __init__(self, videos: Sequence[Video], window: int, stride: int = 1):

@@ -10,7 +10,7 @@
 Every dataset has the same interface: ``len``, ``sequence(i)`` (T×C×H×W numpy), ``ds[i]`` (tensor),
 ``batch(start, stop)`` (B×T×C×H×W tensor: uint8 for Moving MNIST, float32 in [0, 1] for the
 generated fields), ``set_epoch(e)``, and sequence ``i`` of epoch ``e`` is a pure function of
-``(seed, e, i)``. :func:`stzoo.train.evaluate_copy_last` scores the copy-last-frame forecast on any of them.
+``(seed, e, i)``. :func:`stzoo.training.train.evaluate_copy_last` scores the copy-last-frame forecast on any of them.
 """
 
 from __future__ import annotations
@@ -177,8 +177,8 @@ def preview_frames(sequence: Any, ranges: list[tuple[float, float]] | None = Non
 def save_preview(name: str, path: str | os.PathLike, *, index: int = 0, split: str = "test", fps: float = 5.0,
                  **kwargs: Any) -> np.ndarray:
     """Write sequence ``index`` of dataset ``name`` (``split``, constructor ``kwargs``) as an animated GIF
-    (:func:`stzoo.io.write_gif`, frames from :func:`preview_frames`); returns the frames written."""
-    from stzoo.io import write_gif
+    (:func:`stzoo.frames.io.write_gif`, frames from :func:`preview_frames`); returns the frames written."""
+    from stzoo.frames.io import write_gif
 
     kwargs.setdefault("num_sequences", index + 1)
     frames = preview_frames(get_dataset(name, split, **kwargs)[index])     # T×C×H×W for every dataset

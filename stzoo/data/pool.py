@@ -135,7 +135,7 @@ def _record(path: Path, want: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _write_record(record_path: Path, want: dict[str, Any], done: int, arr: np.ndarray) -> None:
-    """Replace the record atomically (a temporary file and a rename; ``stzoo.checkpoints`` has the same
+    """Replace the record atomically (a temporary file and a rename; ``stzoo.training.checkpoints`` has the same
     helper, but it sits in the training layer above ``stzoo.data``)."""
     tmp = record_path.with_name(record_path.name + f".tmp{os.getpid()}")
     tmp.write_text(json.dumps({**want, "done": done, "shape": list(arr.shape), "dtype": str(arr.dtype)}, indent=2))

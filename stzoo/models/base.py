@@ -177,7 +177,7 @@ class Architecture:
             batch and ``progress`` the fraction of training done (0 → 1). The training code applies the
             recipe's loss (MSE / MSE+DDR) to prediction and target and adds ``extra_loss``, so models
             never import the training layer. ``None``: the generic forward of
-            :func:`stzoo.train.compute_loss` (scheduled sampling for models that take ``teacher_mask``).
+            :func:`stzoo.training.train.compute_loss` (scheduled sampling for models that take ``teacher_mask``).
     """
 
     name: str

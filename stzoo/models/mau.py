@@ -167,7 +167,7 @@ class MAU(RecurrentForecaster):
             problems.append(f"this MAU runs at {self.height}×{self.width} only (its LayerNorms hold one weight per "
                             f"channel and cell of the {self.grid[0]}×{self.grid[1]} state grid), got "
                             f"{x.shape[-2]}×{x.shape[-1]}; resize the frames, or adapt the model to the new size "
-                            "(stzoo.adapt.adapt(p, height=..., width=...), which re-initialises those weights)")
+                            "(stzoo.training.adapt.adapt(p, height=..., width=...), which re-initialises those weights)")
         if problems:
             raise InputError("; ".join(problems))
 

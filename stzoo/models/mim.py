@@ -212,7 +212,7 @@ class MIM(RecurrentForecaster):
             problems.append(f"this MIM runs at {self.height}×{self.width} only (its MIM-N / MIM-S peephole weights "
                             f"hold one value per cell of the {self.grid[0]}×{self.grid[1]} patch grid), got "
                             f"{x.shape[-2]}×{x.shape[-1]}; resize the frames, or adapt the model to the new size "
-                            "(stzoo.adapt.adapt(p, height=..., width=...), which re-initialises those weights)")
+                            "(stzoo.training.adapt.adapt(p, height=..., width=...), which re-initialises those weights)")
         if problems:
             raise InputError("; ".join(problems))
 

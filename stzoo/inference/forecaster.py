@@ -1,6 +1,6 @@
 """``Forecaster``: rolling forecasts from a live stream of frames.
 
-A :class:`~stzoo.predictor.Predictor` answers "here is a clip, what comes next?". A
+A :class:`~stzoo.inference.predictor.Predictor` answers "here is a clip, what comes next?". A
 :class:`Forecaster` answers the same question again and again while frames keep arriving from a
 camera, a radar or a sensor grid: :meth:`Forecaster.push` one frame at a time, and
 :meth:`Forecaster.forecast` whenever a forecast is wanted.
@@ -37,7 +37,7 @@ from PIL import Image
 from torch import Tensor
 
 from stzoo.errors import InputError, InputTypeError
-from stzoo.io import (
+from stzoo.frames.io import (
     OutputFormat,
     convertible_channels,
     infer_frame_layout,
@@ -45,7 +45,7 @@ from stzoo.io import (
 )
 from stzoo.metrics import frame_metrics, frame_mse, frame_psnr
 from stzoo.models.base import eval_mode
-from stzoo.predictor import Predictor, check_count, check_horizon, check_output_size
+from stzoo.inference.predictor import Predictor, check_count, check_horizon, check_output_size
 
 __all__ = ["CONTEXTS", "Forecaster"]
 
@@ -84,7 +84,7 @@ class Forecaster:
 
     Frames are read as by ``Predictor.predict``: RGB frames for a grey model are converted to their
     luminance (grey frames for an RGB model repeated into R, G and B) and forecasts come back with
-    the pushed frames' channels, with the Predictor's one-time :class:`~stzoo.io.FramesWarning`.
+    the pushed frames' channels, with the Predictor's one-time :class:`~stzoo.frames.io.FramesWarning`.
 
     Args:
         predictor: the model to run (from :func:`stzoo.load`). Its device and dtype are used.
@@ -97,14 +97,14 @@ class Forecaster:
             i.e. ``frames_in`` for TAU and 1 for recurrent models). Set it to ``frames_in`` to
             wait for a full window with a recurrent model too.
         max_horizon: the longest horizon accepted, here and by :meth:`forecast` (default
-            :data:`stzoo.predictor.MAX_HORIZON`, 10,000 frames).
+            :data:`stzoo.inference.predictor.MAX_HORIZON`, 10,000 frames).
         max_output_bytes: the largest forecast :meth:`forecast` makes, in bytes of float32
-            ``horizon·C·H·W·4`` (default :data:`stzoo.predictor.MAX_OUTPUT_BYTES`, 2 GiB).
+            ``horizon·C·H·W·4`` (default :data:`stzoo.inference.predictor.MAX_OUTPUT_BYTES`, 2 GiB).
 
     Counts (``horizon``, ``min_frames``) are ints or numpy integers, not bools.
 
     Raises:
-        InputTypeError: ``predictor`` is not a :class:`~stzoo.predictor.Predictor`.
+        InputTypeError: ``predictor`` is not a :class:`~stzoo.inference.predictor.Predictor`.
         InputError: bad ``horizon``/``min_frames`` (not a positive integer, or a horizon above
             ``max_horizon``), unknown ``context``, or ``"stream"`` for a model that is not recurrent.
     """
@@ -280,10 +280,10 @@ class Forecaster:
             horizon: frames to forecast (default: the Forecaster's ``horizon``); an int or numpy
                 integer from 1 to ``max_horizon``.
             max_horizon: the longest horizon accepted (default: the Forecaster's ``max_horizon``,
-                else :data:`stzoo.predictor.MAX_HORIZON`).
+                else :data:`stzoo.inference.predictor.MAX_HORIZON`).
             max_output_bytes: the largest forecast accepted, in bytes of float32 ``horizon·C·H·W·4``
                 (default: the Forecaster's ``max_output_bytes``, else
-                :data:`stzoo.predictor.MAX_OUTPUT_BYTES`). Both are checked before the model runs.
+                :data:`stzoo.inference.predictor.MAX_OUTPUT_BYTES`). Both are checked before the model runs.
 
         Returns:
             ``horizon`` frames in the kind, layout and dtype family of the most recently pushed

@@ -43,7 +43,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     import re
     import warnings
 
-    from stzoo.io import FramesWarning
+    from stzoo.frames.io import FramesWarning
 
     if not (args.output or args.strip or args.animation):
         raise StzooError("nothing to write: give --output (OUT.gif, OUT.mp4 / .avi / .webm, OUT.npy or a folder "
@@ -61,7 +61,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _predict_to_files(args: argparse.Namespace) -> int:
     """`stzoo predict`: every output is checked before the model is loaded or run."""
     from stzoo.api import load
-    from stzoo.io import (
+    from stzoo.frames.io import (
         check_output_path,
         frames_layout,
         read_frames,
@@ -87,7 +87,7 @@ def _predict_to_files(args: argparse.Namespace) -> int:
         print(f"wrote {future.shape[layout.index('T')]} predicted frames to {args.output} "
               f"({'a folder of PNGs' if kind == 'folder' else kind}, the input's layout {layout})")
     if args.strip or args.animation:
-        from stzoo import viz
+        from stzoo.frames import viz
 
         seq, fut = to_thwc(frames, layout), to_thwc(future, layout)
         used = seq[-p.spec.frames_in:]  # the frames the model read
@@ -142,7 +142,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from stzoo.api import info
-    from stzoo.train import train
+    from stzoo.training.train import train
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -150,7 +150,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = train_config(entry["architecture"], entry["config"], args.config)
     init_from = args.init_from
     if init_from == "released":
-        from stzoo.hub import resolve_weights
+        from stzoo.zoo.hub import resolve_weights
         init_from = resolve_weights(entry)
     summary = train(entry["architecture"], config, args.out, mnist_dir=args.mnist_dir,
                     recipe=_recipe_from_args(entry["architecture"], args), device=args.device,
@@ -184,7 +184,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     import torch
 
     from stzoo.api import load
-    from stzoo.finetune import FinetuneWarning, finetune
+    from stzoo.training.finetune import FinetuneWarning, finetune
 
     amp = _finetune_amp(args)  # a contradiction is reported before anything loads
     if args.threads:
@@ -232,8 +232,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from stzoo.api import load
     from stzoo.data.fields import list_datasets, test_set_size
     from stzoo.errors import ConfigError, InputError
-    from stzoo.pretrained import training_dataset
-    from stzoo.train import evaluate, evaluate_copy_last, test_data
+    from stzoo.zoo.folder import training_dataset
+    from stzoo.training.train import evaluate, evaluate_copy_last, test_data
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -278,13 +278,13 @@ def _cmd_data_preview(args: argparse.Namespace) -> int:
 def _cmd_release(args: argparse.Namespace) -> int:
     import torch
 
-    from stzoo.train import release_to_manifest
+    from stzoo.tools.release import release_to_manifest
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parents[1]  # the stzoo package folder
     entry = release_to_manifest(
-        args.name, args.run, weights_dir=args.weights_dir or root / "weights",  # = stzoo.hub.packaged_weights_dir()
+        args.name, args.run, weights_dir=args.weights_dir or root / "weights",  # = stzoo.zoo.hub.packaged_weights_dir()
         manifest_path=args.manifest or root / "weights_manifest.json", mnist_dir=args.mnist_dir,
         eval_sequences=args.sequences, half=args.half,
         command=args.command_line, prior_runs=args.prior_run, force=args.force)
@@ -296,11 +296,11 @@ TABLE_START, TABLE_END = "<!-- zoo-table:start -->", "<!-- zoo-table:end -->"
 
 
 def _cmd_zoo_table(args: argparse.Namespace) -> int:
-    from stzoo.manifest import zoo_table_markdown
+    from stzoo.zoo.manifest import zoo_table_markdown
 
     table = zoo_table_markdown()
     if args.docs:
-        from stzoo.docs_gen import write_docs
+        from stzoo.tools.docs_gen import write_docs
 
         changed = write_docs(args.docs)
         print(f"docs pages generated from the manifest in {args.docs}: {len(changed)} file(s) changed")
@@ -322,9 +322,9 @@ def _cmd_zoo_table(args: argparse.Namespace) -> int:
 
 
 def _cmd_zoo_stats(args: argparse.Namespace) -> int:
-    from stzoo.docs_gen import update_manifest_stats
+    from stzoo.tools.docs_gen import update_manifest_stats
 
-    manifest = args.manifest or Path(__file__).resolve().parent / "weights_manifest.json"
+    manifest = args.manifest or Path(__file__).resolve().parents[1] / "weights_manifest.json"
     written = update_manifest_stats(manifest, speed=args.speed, names=args.names or None, threads=args.threads,
                                     iters=args.iters, machine=args.machine, command=args.command_line)
     for name, rec in written.items():
@@ -347,8 +347,8 @@ def _human_size(n: int | None) -> str:
 
 def _cmd_download(args: argparse.Namespace) -> int:
     from stzoo.api import list_models
-    from stzoo.hub import HUB_PREFIX, locate_weights
-    from stzoo.manifest import get_entry
+    from stzoo.zoo.hub import HUB_PREFIX, locate_weights
+    from stzoo.zoo.manifest import get_entry
 
     if args.all == bool(args.names):
         raise StzooError("give zoo names or --all (not both, not neither); see `stzoo list`")
@@ -360,8 +360,8 @@ def _cmd_download(args: argparse.Namespace) -> int:
             return 0
     for name in names:
         if name.startswith(HUB_PREFIX):
-            from stzoo.hub import hub_download, parse_hub_id
-            from stzoo.pretrained import CONFIG_NAME, WEIGHTS_NAME, read_config
+            from stzoo.zoo.hub import hub_download, parse_hub_id
+            from stzoo.zoo.folder import CONFIG_NAME, WEIGHTS_NAME, read_config
 
             repo_id, revision = parse_hub_id(name)
             cfg_path, source = hub_download(repo_id, CONFIG_NAME, revision, name=name)
@@ -391,7 +391,7 @@ _SOURCES = {"file": "given file", "local": "local weights folder", "hf-cache": "
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from stzoo.hub import WEIGHTS_DIR_ENV, cache_report
+    from stzoo.zoo.hub import WEIGHTS_DIR_ENV, cache_report
 
     report = cache_report()
     if args.json:
@@ -419,8 +419,8 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 def _cmd_hub_push(args: argparse.Namespace) -> int:
     import tempfile
 
-    from stzoo.hub import validate_repo_id, validate_revision
-    from stzoo.pretrained import WEIGHTS_NAME, export_release, push_folder
+    from stzoo.zoo.hub import validate_repo_id, validate_revision
+    from stzoo.zoo.folder import WEIGHTS_NAME, export_release, push_folder
 
     validate_repo_id(args.repo_id)
     if args.revision is not None:
@@ -430,7 +430,7 @@ def _cmd_hub_push(args: argparse.Namespace) -> int:
         commit = push_folder(source, args.repo_id, revision=args.revision, commit_message=args.message,
                              private=args.private or None)
     else:
-        from stzoo.manifest import get_entry
+        from stzoo.zoo.manifest import get_entry
 
         entry = get_entry(args.source)
         hub = (entry.get("weights") or {}).get("hub") or {}
@@ -461,7 +461,7 @@ def _cmd_convert_openstl(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from stzoo.api import info, list_models
-    from stzoo.bench import format_table, format_train_table, measure, measure_train
+    from stzoo.tools.bench import format_table, format_train_table, measure, measure_train
     from stzoo.errors import InputError
     from stzoo.runtime import machine_description, tune_allocator
 
@@ -513,8 +513,8 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     import numpy as np
 
     from stzoo.api import load
-    from stzoo.forecaster import Forecaster
-    from stzoo.io import read_frames, write_gif
+    from stzoo.inference.forecaster import Forecaster
+    from stzoo.frames.io import read_frames, write_gif
 
     if args.every < 1:
         raise StzooError(f"--every must be >= 1, got {args.every}")
@@ -740,7 +740,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"{what} (default: the entry's recipe)")
     p.set_defaults(func=_cmd_train)
 
-    from stzoo.finetune import AUTO_MAX_STEPS, AUTO_MIN_STEPS, AUTO_PASSES, DEFAULT_LR
+    from stzoo.training.finetune import AUTO_MAX_STEPS, AUTO_MIN_STEPS, AUTO_PASSES, DEFAULT_LR
 
     def _parse_steps(text: str) -> str | int:
         if text == "auto":
@@ -764,7 +764,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "your videos and write the best model to --out in the save_pretrained layout. The defaults "
                        "size the step budget from the data, train at the videos' own frame size, hold out "
                        "validation clips when the data can spare them, and compare the result with copying the "
-                       "last frame. Run it with `torchrun --nproc_per_node=N -m stzoo.cli finetune ...` for "
+                       "last frame. Run it with `torchrun --nproc_per_node=N -m stzoo.cli.main finetune ...` for "
                        "data-parallel training. See docs/finetuning.md.")
     p.add_argument("name", help="the model to start from: a zoo name (stzoo list), a save_pretrained folder or "
                    "hf-hub:owner/repo")
@@ -917,7 +917,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("zoo-stats", help="(maintainers) count GFLOPs and measure CPU speed into the manifest",
                        description="Count each entry's forward FLOPs with torch.utils.flop_counter.FlopCounterMode "
-                       "and, with --speed, measure CPU sequences/s with stzoo.bench.measure; both are written into "
+                       "and, with --speed, measure CPU sequences/s with stzoo.tools.bench.measure; both are written into "
                        "the manifest with their provenance. Then run `stzoo zoo-table --write README.md --docs docs`.")
     p.add_argument("names", nargs="*", metavar="NAME", help="entries to update (default: all non-alias entries)")
     p.add_argument("--speed", action="store_true", help="also measure CPU speed, batch 1, float32 (default: off)")

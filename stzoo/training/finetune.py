@@ -3,7 +3,7 @@
 The loop::
 
     read + check every video  →  convert (channels, size)  →  split train / validation
-    adapt the model (channels / size / frames; see stzoo.adapt)
+    adapt the model (channels / size / frames; see stzoo.training.adapt)
     size the step budget from the data (steps="auto"); measure copy-last-frame on the validation clips
     for each epoch (the last one may be shorter, so the run is exactly the budget):
         for each batch of the epoch's shuffled clips (a pure function of seed and epoch):
@@ -14,7 +14,7 @@ The loop::
     compare the kept model with copy-last-frame; warn in plain words when it does not beat it
 
 All errors about the data are raised before the first step. The output folder holds the best
-model in the :func:`stzoo.pretrained.save_pretrained` layout (``stzoo.load(out_dir)`` loads it),
+model in the :func:`stzoo.zoo.folder.save_pretrained` layout (``stzoo.load(out_dir)`` loads it),
 plus ``checkpoint.pt`` (to resume), ``history.json`` and ``log.jsonl``.
 
 Distributed: launched with ``torchrun`` (``WORLD_SIZE`` > 1 in the environment), every process
@@ -34,23 +34,22 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from stzoo.adapt import adapt, check_resolution
+from stzoo.training.adapt import adapt, check_resolution
 from stzoo.data.clips import (ClipDataset, Video, arg, auto_split, check_lengths, convert_video, load_videos, naming,
                               split_videos)
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import get_architecture
 from stzoo.runtime import cpu_description, native_bf16
-from stzoo.train import (STATE_DICT, Recipe, _hardware, atomic_torch_save, atomic_write_text, capture_rng_state,
+from stzoo.training.train import (STATE_DICT, Recipe, _hardware, atomic_torch_save, atomic_write_text, capture_rng_state,
                          checkpoint_error, compute_loss, describe_differences, evaluate, evaluate_copy_last,
                          load_checkpoint, make_optimizer, optimizer_step, restore_rng_state)
+from stzoo.interfaces import PredictorLike
 
-if TYPE_CHECKING:
-    from stzoo.predictor import Predictor
 
 __all__ = ["finetune", "FinetuneResult", "FinetuneHistory", "FinetuneWarning", "CHECKPOINT_NAME", "DEFAULT_LR",
            "AUTO_PASSES", "AUTO_MIN_STEPS", "AUTO_MAX_STEPS", "plan_steps"]
@@ -138,7 +137,7 @@ class FinetuneHistory:
         stopped_early: whether early stopping ended the run.
         out_dir: the output folder.
         data: a description of the training and validation data.
-        adaptation: what :func:`stzoo.adapt.adapt` changed (see :class:`stzoo.adapt.AdaptReport`).
+        adaptation: what :func:`stzoo.training.adapt.adapt` changed (see :class:`stzoo.training.adapt.AdaptReport`).
         world_size: how many processes trained.
         plan: the step budget (see :func:`plan_steps`): ``steps``, ``epochs``, ``steps_per_epoch``,
             ``passes`` (times each training clip is seen), ``rule`` (how it was chosen).
@@ -197,7 +196,7 @@ class FinetuneHistory:
 class FinetuneResult(NamedTuple):
     """``(predictor, history)``: the fine-tuned model (best weights) and what happened."""
 
-    predictor: "Predictor"
+    predictor: PredictorLike
     history: FinetuneHistory
 
 
@@ -310,7 +309,7 @@ def _target_size(videos: Sequence[Video], size: Any, spec_hw: tuple[int, int]) -
 
 
 def _check_size(arch: str, config: dict[str, Any], hw: tuple[int, int], size: Any) -> None:
-    """:func:`stzoo.adapt.check_resolution`, its error completed with the option that fixes it."""
+    """:func:`stzoo.training.adapt.check_resolution`, its error completed with the option that fixes it."""
     try:
         check_resolution(arch, config, *hw)
     except InputError as exc:
@@ -379,7 +378,7 @@ def _data_summary(videos: Sequence[Video], limit: int = 5) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-def finetune(predictor: "Predictor", data: Any, *, steps: int | str = "auto", epochs: int | None = None,
+def finetune(predictor: PredictorLike, data: Any, *, steps: int | str = "auto", epochs: int | None = None,
              lr: float = DEFAULT_LR, batch_size: int = 8, val: Any = "auto", split: str = "auto", stride: int = 1,
              loss: str = "mse", alpha: float = 0.1, freeze: str | Sequence[str] | None = None,
              device: str | torch.device | None = None, amp: bool | None = None,
@@ -432,7 +431,7 @@ def finetune(predictor: "Predictor", data: Any, *, steps: int | str = "auto", ep
             docs/finetuning.md).
         min_delta: the smallest MSE decrease that counts as an improvement.
         channels: channels to train with (default: those of the data: 1 for grey videos, 3 if any
-            is colour). A model with another channel count is adapted (see :mod:`stzoo.adapt`).
+            is colour). A model with another channel count is adapted (see :mod:`stzoo.training.adapt`).
         size: ``"native"`` (default: keep the data's frame size, so the model is trained at the
             size it will predict at; the model is adapted to it, and an error says which size to
             pass when the architecture cannot run at it), ``"model"`` (resize to the model's
@@ -444,9 +443,9 @@ def finetune(predictor: "Predictor", data: Any, *, steps: int | str = "auto", ep
         max_steps: stop after this many optimizer steps in all (the schedule still spans the whole
             budget); a checkpoint is written, and ``resume=True`` continues.
         seed: seeds the shuffling and the initialisation of re-initialised layers.
-        weight_decay: as in :class:`stzoo.train.Recipe`.
-        grad_clip: as in :class:`stzoo.train.Recipe`.
-        scheduled_sampling: as in :class:`stzoo.train.Recipe`.
+        weight_decay: as in :class:`stzoo.training.train.Recipe`.
+        grad_clip: as in :class:`stzoo.training.train.Recipe`.
+        scheduled_sampling: as in :class:`stzoo.training.train.Recipe`.
         checkpoint_every: optimizer steps between checkpoints inside an epoch (one is also written
             after every epoch).
         name: the fine-tuned model's name (default ``<base>-finetuned``).
@@ -486,7 +485,7 @@ def _positive_int(label: str, v: Any) -> None:
         raise InputError(f"{arg(label, '--' + label.replace('_', '-'))} must be a positive int, got {v!r}")
 
 
-def _finetune(predictor: "Predictor", data: Any, *, steps: int | str, epochs: int | None, lr: float,
+def _finetune(predictor: PredictorLike, data: Any, *, steps: int | str, epochs: int | None, lr: float,
               batch_size: int, val: Any, split: str, stride: int, loss: str, alpha: float,
               freeze: str | Sequence[str] | None, device: str | torch.device | None, amp: bool | None,
               out_dir: str | os.PathLike, resume: bool, patience: int | None, min_delta: float,
@@ -571,7 +570,7 @@ def _finetune(predictor: "Predictor", data: Any, *, steps: int | str, epochs: in
 
 @dataclass
 class _Options:
-    """The settings of :func:`finetune` that are not part of the :class:`~stzoo.train.Recipe`."""
+    """The settings of :func:`finetune` that are not part of the :class:`~stzoo.training.train.Recipe`."""
 
     out_dir: Path
     resume: bool
@@ -600,7 +599,7 @@ def _native_size(videos: Sequence[Video]) -> tuple[int, int] | None:
     return sizes.pop() if len(sizes) == 1 else None
 
 
-def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipDataset | None, recipe: Recipe,
+def _run(predictor: PredictorLike, arch: str, train_ds: ClipDataset, val_ds: ClipDataset | None, recipe: Recipe,
          o: _Options, dist_: _Dist, dev: torch.device) -> FinetuneResult:
     """The training loop of :func:`finetune`, on checked and converted data."""
     from torch.utils.data import DistributedSampler
@@ -682,7 +681,7 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
         history.epochs, history.stopped_early = ck["epochs"], ck["stopped_early"]
         history.best_epoch, history.best = ck["best_epoch"], ck["best"]
         if history.best_epoch is not None and (out / "model.safetensors").is_file():
-            from stzoo.hub import load_safetensors
+            from stzoo.zoo.hub import load_safetensors
 
             best_state = load_safetensors(out / "model.safetensors")
     if dist_.main:
@@ -700,7 +699,7 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
                                 **{k: round(float(v[k]), 4) for k in ("mse", "mae", "ssim", "psnr")},
                                 **({f"copy_last_frame_{k}": round(float(pers[k]), 4) for k in ("mse", "ssim")}
                                    if pers else {}),
-                                "command": o.command or "stzoo.finetune"}
+                                "command": o.command or "stzoo.training.finetune"}
             val_txt = (f" Validation after epoch {epoch_rec['epoch']}: MSE {v['mse']:.4g}, SSIM {v['ssim']:.4g} "
                        f"(per-frame sums, see stzoo.metrics)")
             if pers:
@@ -723,11 +722,11 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
                              "budget": plan["rule"],
                              "hardware": _hardware(dev) + (f" × {dist_.world} processes" if dist_.world > 1 else ""),
                              "dtype": "bfloat16" if amp else "float32", "cpu": cpu_description(),
-                             "wall_clock_s": round(wall, 1), "command": o.command or "stzoo.finetune",
+                             "wall_clock_s": round(wall, 1), "command": o.command or "stzoo.training.finetune",
                              "date": datetime.date.today().isoformat()}
         return entry
 
-    def make_predictor(state: dict[str, Tensor] | None, epoch_rec: dict[str, Any] | None) -> "Predictor":
+    def make_predictor(state: dict[str, Tensor] | None, epoch_rec: dict[str, Any] | None) -> PredictorLike:
         m = base.model if state is None else _fresh(base, state)
         return base.derive(m, base.spec, name=o.name or f"{base_name}-finetuned", entry=entry_for(epoch_rec))
 
@@ -850,7 +849,7 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
         for w in history.warnings:
             warnings.warn(w, FinetuneWarning, stacklevel=4)
         if o.push_to_hub:
-            from stzoo.pretrained import push_folder
+            from stzoo.zoo.folder import push_folder
 
             push_folder(out, o.push_to_hub, commit_message=f"Fine-tuned {base_name} with stzoo")
     dist_.barrier()
@@ -859,7 +858,7 @@ def _run(predictor: "Predictor", arch: str, train_ds: ClipDataset, val_ds: ClipD
     return FinetuneResult(result, history)
 
 
-def _fresh(base: "Predictor", state: dict[str, Tensor]) -> nn.Module:
+def _fresh(base: PredictorLike, state: dict[str, Tensor]) -> nn.Module:
     """A new module of ``base``'s architecture holding ``state``, in eval mode on the CPU."""
     from stzoo.models import build_model
 

@@ -16,8 +16,9 @@ from typing import Any, Mapping
 import torch
 
 from stzoo.errors import CheckpointError, WeightsNotAvailableError
+from stzoo.zoo.hub import sha256_file
 
-__all__ = ["atomic_torch_save", "atomic_write_text", "capture_rng_state", "restore_rng_state", "load_checkpoint",
+__all__ = ["write_weights", "weights_sha", "atomic_torch_save", "atomic_write_text", "capture_rng_state", "restore_rng_state", "load_checkpoint",
            "checkpoint_error", "describe_differences", "read_run_json", "STATE_DICT", "TRAIN_CHECKPOINT_KEYS"]
 
 
@@ -105,7 +106,7 @@ def _load_failure(exc: BaseException) -> str:
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device, required_keys: Mapping[str, Any], *,
                     remedy: str) -> dict[str, Any]:
-    """Read a checkpoint that :func:`train` or :func:`stzoo.finetune.finetune` wrote, safely.
+    """Read a checkpoint that :func:`train` or :func:`stzoo.training.finetune.finetune` wrote, safely.
 
     The file is read with ``torch.load(weights_only=True)`` only: tensors, numbers, strings and plain
     containers, never arbitrary Python objects, so a crafted file cannot run code. It must be a dict
@@ -170,3 +171,31 @@ def read_run_json(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return meta if isinstance(meta, dict) else {}
+
+
+def write_weights(ck: dict[str, Any], weights_path: Path, half: bool) -> dict[str, Any]:
+    """Weights-only safetensors of a loaded training checkpoint ``ck``, written atomically."""
+    from safetensors.torch import save
+
+    tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
+               for k, v in ck["model"].items()}
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = weights_path.with_name(weights_path.name + ".tmp")
+    # One metadata key: safetensors stores a dict's keys in no fixed order, and the file's sha256
+    # must not change between two releases of the same run.
+    meta = json.dumps({"arch": ck["arch"], "config": ck["config"]}, sort_keys=True)
+    data = save(tensors, metadata={"stzoo": meta})
+    with open(tmp, "wb") as f:  # open(): the umask's mode (save_file would make the file 0600)
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, weights_path)
+    return {"path": str(weights_path), "sha256": sha256_file(weights_path), "size": weights_path.stat().st_size}
+
+
+def weights_sha(ck: dict[str, Any]) -> str:
+    """sha256 of the weights file :func:`stzoo.tools.release.release` would write for checkpoint ``ck`` (deterministic)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return write_weights(ck, Path(tmp) / "w.safetensors", False)["sha256"]

@@ -11,11 +11,11 @@ from typing import Any, Callable
 
 import torch
 
-from stzoo.checkpoints import (TRAIN_CHECKPOINT_KEYS, atomic_write_text, checkpoint_error, load_checkpoint,
+from stzoo.training.checkpoints import (weights_sha, write_weights, TRAIN_CHECKPOINT_KEYS, atomic_write_text, checkpoint_error, load_checkpoint,
                                read_run_json)
 from stzoo.errors import ConfigError
-from stzoo.evaluation import evaluate, evaluate_copy_last, test_data, test_set_description
-from stzoo.hub import sha256_file
+from stzoo.training.evaluation import evaluate, evaluate_copy_last, test_data, test_set_description
+from stzoo.zoo.hub import sha256_file
 from stzoo.models import Recipe, build_model, full_config
 
 __all__ = ["release", "release_to_manifest", "ledger_totals"]
@@ -23,7 +23,7 @@ __all__ = ["release", "release_to_manifest", "ledger_totals"]
 
 def release(run_dir: str | os.PathLike, weights_path: str | os.PathLike, *, half: bool = False) -> dict[str, Any]:
     """Write the run's final weights (no optimizer state) as safetensors; return path, sha256, size."""
-    return _write_weights(_release_checkpoint(Path(run_dir)), Path(weights_path), half)
+    return write_weights(_release_checkpoint(Path(run_dir)), Path(weights_path), half)
 
 
 def _release_checkpoint(run: Path) -> dict[str, Any]:
@@ -39,34 +39,6 @@ def _release_checkpoint(run: Path) -> dict[str, Any]:
         raise checkpoint_error(path, f"its arch / config / recipe are not what stzoo writes ({exc})",
                                remedy) from None
     return ck
-
-
-def _write_weights(ck: dict[str, Any], weights_path: Path, half: bool) -> dict[str, Any]:
-    """Weights-only safetensors of a loaded training checkpoint ``ck``, written atomically."""
-    from safetensors.torch import save
-
-    tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
-               for k, v in ck["model"].items()}
-    weights_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = weights_path.with_name(weights_path.name + ".tmp")
-    # One metadata key: safetensors stores a dict's keys in no fixed order, and the file's sha256
-    # must not change between two releases of the same run.
-    meta = json.dumps({"arch": ck["arch"], "config": ck["config"]}, sort_keys=True)
-    data = save(tensors, metadata={"stzoo": meta})
-    with open(tmp, "wb") as f:  # open(): the umask's mode (save_file would make the file 0600)
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, weights_path)
-    return {"path": str(weights_path), "sha256": sha256_file(weights_path), "size": weights_path.stat().st_size}
-
-
-def _weights_sha(ck: dict[str, Any]) -> str:
-    """sha256 of the weights file :func:`release` would write for checkpoint ``ck`` (deterministic)."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        return _write_weights(ck, Path(tmp) / "w.safetensors", False)["sha256"]
 
 
 def _measured_by_run(run: Path, weights_sha: str, described: str, sequences: int) -> dict[str, Any] | None:
@@ -175,11 +147,11 @@ def release_to_manifest(name: str, run_dir: str | os.PathLike, *, weights_dir: s
     records = []
     for folder in chain[:-1]:
         pck = _release_checkpoint(folder)
-        records.append(_ledger_record(folder, pck, _weights_sha(pck)))
+        records.append(_ledger_record(folder, pck, weights_sha(pck)))
     dataset = ck.get("dataset", "moving_mnist")
     final_path = Path(weights_dir) / f"{name}.safetensors"
     candidate = final_path.with_name(final_path.name + ".candidate")
-    info = _write_weights(ck, candidate, half)
+    info = write_weights(ck, candidate, half)
     records.append(_ledger_record(run, ck, info["sha256"]))
     previous = list((entry.get("training") or {}).get("runs") or [])
     if not previous and (legacy := _legacy_record(entry)) is not None:

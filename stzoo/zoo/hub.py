@@ -1,5 +1,5 @@
 """Finding, verifying and reading zoo weights. The only module that touches the network or the
-Hugging Face cache (uploads live in :mod:`stzoo.pretrained`, which calls back in here for ids).
+Hugging Face cache (uploads live in :mod:`stzoo.zoo.folder`, which calls back in here for ids).
 
 Resolution order for a manifest entry's weights:
 
@@ -261,7 +261,7 @@ def check_local_path(path: str | os.PathLike, what: str = "path") -> Path:
 def packaged_weights_dir() -> Path:
     """The folder of release weights shipped inside the package (``stzoo/weights``; package data of
     the wheel, and the checkout's own folder in an editable install)."""
-    return Path(__file__).resolve().parent / PACKAGED_WEIGHTS
+    return Path(__file__).resolve().parents[1] / PACKAGED_WEIGHTS
 
 
 def local_weights_dirs() -> list[Path]:
@@ -712,7 +712,7 @@ def cache_report() -> dict[str, Any]:
     Returns a JSON-serialisable dict: ``cache_dir``, ``offline``, ``local_dirs``, ``entries`` (name,
     status, path, size) and ``repos`` (repo_id, revisions, size_on_disk, files).
     """
-    from stzoo.manifest import get_entry, load_manifest
+    from stzoo.zoo.manifest import get_entry, load_manifest
 
     zoo_repos = set()
     entries = []

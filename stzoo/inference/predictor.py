@@ -16,8 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from stzoo.errors import InputError
-from stzoo.io import LAYOUTS, FramesWarning, OutputFormat, peek_shape, prepare_frames
-from stzoo.manifest import InputSpec
+from stzoo.frames.io import LAYOUTS, FramesWarning, OutputFormat, peek_shape, prepare_frames
+from stzoo.zoo.manifest import InputSpec
 from stzoo.models.base import ARCHITECTURES, check_frames, eval_mode
 
 __all__ = ["Predictor"]
@@ -152,8 +152,8 @@ def check_horizon(horizon: Any, *, max_horizon: Any = None, what: str = "horizon
     n = check_count(horizon, what)
     if n > limit:
         raise InputError(f"{what}={_show(n)} is longer than the {limit} frames stzoo forecasts at most "
-                         f"(stzoo.predictor.MAX_HORIZON); ask for fewer frames, or pass max_horizon= (or "
-                         f"raise stzoo.predictor.MAX_HORIZON) if you really want a rollout that long")
+                         f"(stzoo.inference.predictor.MAX_HORIZON); ask for fewer frames, or pass max_horizon= (or "
+                         f"raise stzoo.inference.predictor.MAX_HORIZON) if you really want a rollout that long")
     return n
 
 
@@ -174,9 +174,9 @@ def check_output_size(batch: int, frames: int, channels: int, height: int, width
         raise InputError(f"a forecast of {_show(frames)} frames (horizon) for {batch} sequence(s) of "
                          f"{channels}×{height}×{width} would take {gib} as float32 (B·frames·C·H·W·4 = "
                          f"{_show(size)} bytes), more than the limit of {_show(limit)} bytes "
-                         f"(stzoo.predictor.MAX_OUTPUT_BYTES); ask for a shorter horizon, fewer sequences "
+                         f"(stzoo.inference.predictor.MAX_OUTPUT_BYTES); ask for a shorter horizon, fewer sequences "
                          f"or smaller frames, or pass max_output_bytes= (or raise "
-                         f"stzoo.predictor.MAX_OUTPUT_BYTES) to allow it")
+                         f"stzoo.inference.predictor.MAX_OUTPUT_BYTES) to allow it")
 
 
 def _user_stacklevel() -> int:
@@ -184,7 +184,8 @@ def _user_stacklevel() -> int:
     at the first frame outside stzoo and torch (torch's ``no_grad`` decorators add frames)."""
     import sys
 
-    inside = tuple(os.path.dirname(os.path.abspath(f)) + os.sep for f in (__file__, torch.__file__))
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # stzoo/, not stzoo/inference/
+    inside = tuple(d + os.sep for d in (package, os.path.dirname(os.path.abspath(torch.__file__))))
     frame, level = sys._getframe(1), 1
     while frame is not None and frame.f_code.co_filename.startswith(inside):
         frame, level = frame.f_back, level + 1
@@ -206,7 +207,7 @@ class Predictor:
 
     Attributes:
         model: the ``nn.Module`` (in eval mode).
-        spec: the :class:`~stzoo.manifest.InputSpec` (frames in/out, channels, size, value range).
+        spec: the :class:`~stzoo.zoo.manifest.InputSpec` (frames in/out, channels, size, value range).
         name: the zoo name, if it came from the zoo.
         batch_size: sequences per forward pass; bigger inputs are split so memory stays bounded.
         impl: ``"reference"`` or ``"fused"`` — which implementation ``model`` is (see
@@ -334,7 +335,7 @@ class Predictor:
 
     # ------------------------------------------------------------------------------------------
     def warn_once(self, key: Any, message: str) -> None:
-        """Emit ``message`` as a :class:`~stzoo.io.FramesWarning` the first time this Predictor
+        """Emit ``message`` as a :class:`~stzoo.frames.io.FramesWarning` the first time this Predictor
         meets ``key`` (a cause, e.g. ``("size", 32, 32)``); later calls with the same key are silent.
         The warning points at the first caller outside stzoo."""
         warned = self.__dict__.setdefault("_warned", set())  # also for Predictors made without __init__
@@ -344,7 +345,7 @@ class Predictor:
         warnings.warn(message, FramesWarning, stacklevel=_user_stacklevel())
 
     def warn_conversion(self, fmt: OutputFormat) -> None:
-        """Warn once (:meth:`warn_once`) when :func:`~stzoo.io.prepare_frames` converted the input
+        """Warn once (:meth:`warn_once`) when :func:`~stzoo.frames.io.prepare_frames` converted the input
         between grey and RGB (``fmt.conversion``); :meth:`predict` and :class:`stzoo.Forecaster` call it."""
         conversion = fmt.conversion
         if conversion is None:
@@ -355,12 +356,12 @@ class Predictor:
                        f"0.299·R + 0.587·G + 0.114·B (ITU-R BT.601, as Pillow's 'L'), and the grey forecast "
                        f"comes back repeated into R, G and B, in the input's layout. For a colour forecast, "
                        f"adapt the model to RGB and fine-tune it: stzoo finetune NAME --data VIDEOS --channels 3 "
-                       f"(Python: stzoo.adapt.adapt(p, channels=3), then p.finetune(videos)). Shown once.")
+                       f"(Python: stzoo.training.adapt.adapt(p, channels=3), then p.finetune(videos)). Shown once.")
         else:
             message = (f"{who} takes RGB frames: the grey frames were repeated into R, G and B, and the RGB "
                        f"forecast comes back as its luminance 0.299·R + 0.587·G + 0.114·B, in the input's "
                        f"layout. For a grey model, adapt it and fine-tune: stzoo finetune NAME --data VIDEOS "
-                       f"--channels 1 (Python: stzoo.adapt.adapt(p, channels=1), then p.finetune(videos)). "
+                       f"--channels 1 (Python: stzoo.training.adapt.adapt(p, channels=1), then p.finetune(videos)). "
                        f"Shown once.")
         self.warn_once(("channels", conversion), message)
 
@@ -385,7 +386,7 @@ class Predictor:
         frames or the architecture's channel / size rules fail (e.g. sides divisible by the patch
         size, or a model whose weights fix the frame size, such as MIM, MAU and E3D-LSTM). A frame
         size the architecture allows but that is not the training size (``spec.height`` ×
-        ``spec.width``) runs, with a one-time :class:`~stzoo.io.FramesWarning` that the weights
+        ``spec.width``) runs, with a one-time :class:`~stzoo.frames.io.FramesWarning` that the weights
         were not trained there. Returns the last ``spec.frames_in`` frames: extra leading frames
         are dropped, for recurrent models too (which also accept fewer). :meth:`predict` calls
         this; streaming and export code call it directly.
@@ -447,7 +448,7 @@ class Predictor:
             frames = -(-n // per_pass) * per_pass
         if len(shape) != 5:
             raise InputError(f"expected the shape of a B×T×C×H×W input, got {tuple(shape)}; convert frames "
-                             f"with stzoo.io.prepare_frames (or use predict, which does)")
+                             f"with stzoo.frames.io.prepare_frames (or use predict, which does)")
         b, _, c, h, w = shape
         check_output_size(b, frames, c, h, w, max_output_bytes=max_output_bytes)
         return n
@@ -490,7 +491,7 @@ class Predictor:
         Args:
             frames: a numpy array, torch tensor, list of PIL images / arrays, or a path to a GIF,
                 a folder of images or a ``.npy``/``.npz`` file. Layouts T×H×W, T×H×W×C, T×C×H×W and
-                the batched B×T×… forms (see :func:`stzoo.io.prepare_frames`); uint8 in [0, 255] or
+                the batched B×T×… forms (see :func:`stzoo.frames.io.prepare_frames`); uint8 in [0, 255] or
                 float in [0, 1]. If more frames are given than the model reads
                 (``spec.frames_in``), the last ones are used; TAU needs exactly ``frames_in`` frames,
                 the recurrent models at least one.
@@ -510,11 +511,11 @@ class Predictor:
             folder, video) gives a T'×H×W×C uint8 numpy array; a ``.npy`` / ``.npz`` path gives
             what its array gives. RGB frames for a grey model are converted to their luminance
             (grey frames for an RGB model repeated into R, G and B) and the forecast is converted
-            back, with a one-time :class:`~stzoo.io.FramesWarning`; so is a frame size other than
+            back, with a one-time :class:`~stzoo.frames.io.FramesWarning`; so is a frame size other than
             the training size that the architecture allows (see :meth:`check_input`).
 
         Raises:
-            InputError: bad frames (see :func:`stzoo.io.prepare_frames`; when the layout was
+            InputError: bad frames (see :func:`stzoo.frames.io.prepare_frames`; when the layout was
                 inferred from the shape, the message names it and the ``layout=`` argument), a
                 frame size or count the model cannot take, a bad horizon (``"16"``,
                 ``16.0``, ``True``, 0, negative, or above ``max_horizon``), or a forecast bigger than
@@ -548,8 +549,8 @@ class Predictor:
     def save_pretrained(self, directory: str | os.PathLike, *, config: dict[str, Any] | None = None,
                         name: str | None = None, repo_id: str | None = None, card: str | None = None) -> Path:
         """Write ``config.json``, ``model.safetensors`` and a ``README.md`` model card to ``directory``;
-        ``stzoo.load(directory)`` loads it back. See :func:`stzoo.pretrained.save_pretrained`."""
-        from stzoo.pretrained import save_pretrained
+        ``stzoo.load(directory)`` loads it back. See :func:`stzoo.zoo.folder.save_pretrained`."""
+        from stzoo.zoo.folder import save_pretrained
 
         return save_pretrained(self, directory, config=config, name=name, repo_id=repo_id, card=card)
 
@@ -559,8 +560,8 @@ class Predictor:
         """Upload this model in the ``save_pretrained`` layout to Hub repo ``repo_id`` (created if
         missing; token from ``token``, ``HF_TOKEN`` or ``hf auth login``; ``HF_ENDPOINT`` applies) and
         return the commit id. ``stzoo.load("hf-hub:" + repo_id)`` loads it back.
-        See :func:`stzoo.pretrained.push_to_hub`."""
-        from stzoo.pretrained import push_to_hub
+        See :func:`stzoo.zoo.folder.push_to_hub`."""
+        from stzoo.zoo.folder import push_to_hub
 
         return push_to_hub(self, repo_id, revision=revision, commit_message=commit_message, private=private,
                            token=token, config=config, card=card)
@@ -569,10 +570,10 @@ class Predictor:
                     **kwargs: Any) -> Any:
         """Write the model as an ONNX file, frames_in frames in → frames_out frames out (recurrent
         models unrolled), verified against torch with onnxruntime; returns a
-        :class:`stzoo.export.OnnxExport`. Needs ``pip install -e ".[onnx]"`` (from a checkout). Further keyword
+        :class:`stzoo.inference.export.OnnxExport`. Needs ``pip install -e ".[onnx]"`` (from a checkout). Further keyword
         arguments (``height``, ``width``, ``opset``, ``exporter``, ``verify``, ``atol``) and the
-        details are in :func:`stzoo.export.export_onnx`."""
-        from stzoo.export import export_onnx
+        details are in :func:`stzoo.inference.export.export_onnx`."""
+        from stzoo.inference.export import export_onnx
 
         return export_onnx(self, path, batch=batch, dynamic_batch=dynamic_batch, **kwargs)
 
@@ -582,8 +583,8 @@ class Predictor:
         This Predictor is not modified. The best model is written to ``out_dir`` (default
         ``"finetuned"``) in the ``save_pretrained`` layout (``stzoo.load(out_dir)`` loads it). Every
         argument and its default (a step budget sized from the data, lr, native size, validation
-        split, ...) is described in :func:`stzoo.finetune.finetune`; the defaults live there only.
+        split, ...) is described in :func:`stzoo.training.finetune.finetune`; the defaults live there only.
         """
-        from stzoo.finetune import finetune
+        from stzoo.training.finetune import finetune
 
         return finetune(self, data, **kwargs)

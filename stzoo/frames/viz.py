@@ -25,8 +25,8 @@ Example::
 
     p = stzoo.load("tau-mmnist")
     future = p.predict(frames)
-    stzoo.viz.save_strip(frames, future, "strip.png", target=true_future)
-    stzoo.viz.save_gif(frames, future, "forecast.gif")
+    stzoo.frames.viz.save_strip(frames, future, "strip.png", target=true_future)
+    stzoo.frames.viz.save_gif(frames, future, "forecast.gif")
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from stzoo.errors import InputError, InputTypeError
-from stzoo.io import _check_tensor_has_data, _frames_to_uint8, _output_file, write_gif
+from stzoo.frames.io import _check_tensor_has_data, _frames_to_uint8, _output_file, write_gif
 
 __all__ = ["as_display_frames", "error_heatmap", "heat_colors", "prediction_strip", "save_strip",
            "animation_frames", "save_gif"]

@@ -23,17 +23,16 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from stzoo.errors import ConfigError, InputError, StzooError, WeightsNotAvailableError
-from stzoo.hub import (HubError, load_safetensors, sha256_file, validate_filename,
+from stzoo.zoo.hub import (HubError, load_safetensors, sha256_file, validate_filename,
                        validate_repo_id, validate_revision, locate_weights)
 from stzoo.runtime import fsync_path
+from stzoo.interfaces import PredictorLike
 
-if TYPE_CHECKING:
-    from stzoo.predictor import Predictor
 
 __all__ = ["save_pretrained", "read_config", "check_folder", "push_to_hub", "push_folder", "export_release", "model_card",
            "card_metadata", "front_matter", "display_command", "display_text", "PIPELINE_TAG", "DATASET_HUB_IDS",
@@ -53,7 +52,7 @@ def _version() -> str:
 
 
 # ---- writing ----------------------------------------------------------------------------------
-def _predictor_config(predictor: "Predictor", config: dict[str, Any] | None,
+def _predictor_config(predictor: PredictorLike, config: dict[str, Any] | None,
                       name: str | None) -> dict[str, Any]:
     """The config.json content (without the weights' hash) for ``predictor``."""
     entry = predictor.entry or {}
@@ -270,7 +269,7 @@ def _write_folder(directory: Path, cfg: dict[str, Any], weights_file: Path | Non
     return directory
 
 
-def save_pretrained(predictor: "Predictor", directory: str | os.PathLike, *, config: dict[str, Any] | None = None,
+def save_pretrained(predictor: PredictorLike, directory: str | os.PathLike, *, config: dict[str, Any] | None = None,
                     name: str | None = None, repo_id: str | None = None, card: str | None = None) -> Path:
     """Write ``config.json``, ``model.safetensors`` and a ``README.md`` model card to ``directory``.
 
@@ -298,7 +297,7 @@ def save_pretrained(predictor: "Predictor", directory: str | os.PathLike, *, con
 def export_release(name: str, directory: str | os.PathLike, *, repo_id: str | None = None) -> Path:
     """Write zoo entry ``name`` in the checkpoint layout, its weights the verified release file copied
     byte for byte (so ``model.safetensors`` keeps the manifest's sha256), for publishing."""
-    from stzoo.manifest import get_entry
+    from stzoo.zoo.manifest import get_entry
 
     entry = get_entry(name)
     loc = locate_weights(entry)
@@ -390,7 +389,7 @@ def training_dataset(cfg: dict[str, Any]) -> str | None:
 def _hub_base_model(base: str) -> str | None:
     """The Hub model id of a base model named in config.json (a zoo name, ``hf-hub:owner/name`` or
     ``owner/name``), or None when it has no Hub repo (a local folder, an unreleased entry)."""
-    from stzoo.hub import HUB_PREFIX, InvalidHubIdError, parse_hub_id
+    from stzoo.zoo.hub import HUB_PREFIX, InvalidHubIdError, parse_hub_id
 
     if base.startswith(HUB_PREFIX):
         try:
@@ -398,7 +397,7 @@ def _hub_base_model(base: str) -> str | None:
         except InvalidHubIdError:
             return None
     try:
-        from stzoo.manifest import get_entry
+        from stzoo.zoo.manifest import get_entry
 
         hub = (get_entry(base).get("weights") or {}).get("hub")
         return hub["repo_id"] if hub else None
@@ -508,7 +507,7 @@ def model_card(cfg: dict[str, Any], *, repo_id: str | None = None) -> str:
 
 # ---- reading ----------------------------------------------------------------------------------
 def read_config(path: Path) -> dict[str, Any]:
-    from stzoo.hub import check_local_path
+    from stzoo.zoo.hub import check_local_path
 
     path = check_local_path(path, "checkpoint config")  # too long for the OS: InputError, not OSError
     if not path.is_file():
@@ -552,7 +551,7 @@ def check_folder(directory: str | os.PathLike) -> dict[str, Any]:
     """Check that a ``save_pretrained`` folder loads cleanly, without building a Predictor: its config is
     valid, the weights match the sha256 config.json records, read with safetensors, hold no NaN / inf
     and fit the architecture strictly. Returns the config."""
-    from stzoo.hub import check_finite, verify
+    from stzoo.zoo.hub import check_finite, verify
 
     folder = Path(directory).expanduser()
     cfg = read_config(folder / CONFIG_NAME)
@@ -608,7 +607,7 @@ def push_folder(directory: str | os.PathLike, repo_id: str, *, revision: str | N
     return str(info.oid)
 
 
-def push_to_hub(predictor: "Predictor", repo_id: str, *, revision: str | None = None,
+def push_to_hub(predictor: PredictorLike, repo_id: str, *, revision: str | None = None,
                 commit_message: str | None = None, private: bool | None = None, token: str | None = None,
                 config: dict[str, Any] | None = None, card: str | None = None) -> str:
     """``save_pretrained`` into a temporary folder, then :func:`push_folder`. Returns the commit id."""

@@ -26,17 +26,16 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from stzoo.errors import ConfigError, InputError
-from stzoo.manifest import InputSpec
+from stzoo.zoo.manifest import InputSpec
 from stzoo.models import build_model, get_architecture
+from stzoo.interfaces import PredictorLike
 
-if TYPE_CHECKING:
-    from stzoo.predictor import Predictor
 
 __all__ = ["AdaptReport", "adapt", "check_resolution", "adapt_channels"]
 
@@ -121,9 +120,9 @@ def adapt_channels(w: Tensor, dim: int, old: int, new: int, *, mode: str, group:
     return v.reshape(shape[:dim] + [new * group] + shape[dim + 1:]).contiguous()
 
 
-def adapt(predictor: "Predictor", *, channels: int | None = None, height: int | None = None,
+def adapt(predictor: PredictorLike, *, channels: int | None = None, height: int | None = None,
           width: int | None = None, frames_in: int | None = None,
-          frames_out: int | None = None) -> tuple["Predictor", AdaptReport]:
+          frames_out: int | None = None) -> tuple[PredictorLike, AdaptReport]:
     """A new Predictor for other channels / size / frame counts, with every pretrained weight that fits.
 
     Args:

@@ -18,16 +18,15 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from stzoo.errors import InputError, StzooError
+from stzoo.interfaces import PredictorLike
 
-if TYPE_CHECKING:  # pragma: no cover
-    from stzoo.predictor import Predictor
 
 __all__ = ["export_onnx", "OnnxExport", "MissingDependencyError", "EXPORTERS", "INPUT_NAME", "OUTPUT_NAME",
            "DEFAULT_ATOL"]
@@ -133,7 +132,7 @@ def _shape_of(value_info: Any) -> tuple[int | str, ...]:
     return tuple(d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim)
 
 
-def export_onnx(predictor: "Predictor", path: str | os.PathLike, *, batch: int = 1, dynamic_batch: bool = True,
+def export_onnx(predictor: PredictorLike, path: str | os.PathLike, *, batch: int = 1, dynamic_batch: bool = True,
                 height: int | None = None, width: int | None = None, opset: int | None = None,
                 exporter: str = "dynamo", verify: bool = True, atol: float = DEFAULT_ATOL) -> OnnxExport:
     """Write ``predictor``'s model as an ONNX file: frames_in frames in, frames_out frames out.

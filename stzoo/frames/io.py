@@ -564,7 +564,7 @@ LUMA: tuple[float, float, float] = (0.299, 0.587, 0.114)
 class FramesWarning(UserWarning):
     """Frames were accepted after a conversion or outside what the model was trained on.
 
-    :class:`~stzoo.predictor.Predictor` and :class:`~stzoo.forecaster.Forecaster` emit it once per
+    :class:`~stzoo.inference.predictor.Predictor` and :class:`~stzoo.inference.forecaster.Forecaster` emit it once per
     Predictor and cause: RGB frames converted to grey for a 1-channel model (or grey to RGB for a
     3-channel one), or a frame size other than the training size.
     """

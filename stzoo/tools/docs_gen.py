@@ -2,13 +2,13 @@
 
 Everything the docs say about the zoo comes from ``weights_manifest.json``, so it cannot drift:
 
-* :func:`zoo_page` — ``docs/zoo.md``: the zoo table (:func:`stzoo.manifest.zoo_table_markdown`,
+* :func:`zoo_page` — ``docs/zoo.md``: the zoo table (:func:`stzoo.zoo.manifest.zoo_table_markdown`,
   the same one the README carries) with each name linking to its model card, and what the
   columns mean;
 * :func:`model_card_page` — ``docs/models/<name>.md``: one card per zoo entry (aliases included),
-  opening with the Hub metadata (:func:`stzoo.pretrained.card_metadata`: ``pipeline_tag``,
+  opening with the Hub metadata (:func:`stzoo.zoo.folder.card_metadata`: ``pipeline_tag``,
   ``datasets``, ``license``, ...) and showing recorded commands without machine-specific paths
-  (:func:`stzoo.pretrained.display_command`);
+  (:func:`stzoo.zoo.folder.display_command`);
 * :func:`write_docs` writes both (``stzoo zoo-table --docs docs``); :func:`stale_docs` lists the
   files that differ from what the manifest gives (the tests use it).
 
@@ -17,7 +17,7 @@ Two manifest fields are computed rather than typed, by ``stzoo zoo-stats`` (:fun
 * ``flops`` — :func:`count_flops`: floating-point operations of one forward pass on the native
   input, counted with ``torch.utils.flop_counter.FlopCounterMode`` (deterministic; the tests
   recount it);
-* ``speed`` — :func:`measure_speed`: sequences per second measured with :func:`stzoo.bench.measure`,
+* ``speed`` — :func:`measure_speed`: sequences per second measured with :func:`stzoo.tools.bench.measure`,
   stored with the machine, thread count, date and command that produced it.
 """
 
@@ -33,9 +33,9 @@ from typing import Any
 import torch
 
 from stzoo.errors import StzooError
-from stzoo.manifest import format_gflops, format_speed, load_manifest, zoo_table_markdown
-from stzoo.pretrained import card_metadata, display_command, front_matter
-from stzoo.release import update_manifest
+from stzoo.zoo.manifest import format_gflops, format_speed, load_manifest, zoo_table_markdown
+from stzoo.zoo.folder import card_metadata, display_command, front_matter
+from stzoo.tools.release import update_manifest
 
 __all__ = ["FLOP_COUNTER", "GENERATED_NOTE", "count_flops", "measure_speed", "machine_description",
            "update_manifest_stats", "zoo_page", "model_card_page", "generated_docs", "write_docs", "stale_docs"]
@@ -97,7 +97,7 @@ def machine_description(threads: int) -> str:
 def measure_speed(name: str, *, threads: int = 1, batch: int = 1, warmup: int = 2, iters: int = 10,
                   machine: str | None = None, command: str = "",
                   config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Measure forecast throughput of zoo entry ``name`` on the CPU with :func:`stzoo.bench.measure`.
+    """Measure forecast throughput of zoo entry ``name`` on the CPU with :func:`stzoo.tools.bench.measure`.
 
     The network is built with random weights (``pretrained=False``): speed does not depend on the
     weight values, and entries without released weights get a number too.
@@ -105,9 +105,9 @@ def measure_speed(name: str, *, threads: int = 1, batch: int = 1, warmup: int = 
     Args:
         name: a zoo name.
         threads: ``torch.set_num_threads`` for the measurement.
-        batch: sequences per forecast, passed to :func:`stzoo.bench.measure`.
-        warmup: untimed forecasts first, passed to :func:`stzoo.bench.measure`.
-        iters: timed forecasts, passed to :func:`stzoo.bench.measure`.
+        batch: sequences per forecast, passed to :func:`stzoo.tools.bench.measure`.
+        warmup: untimed forecasts first, passed to :func:`stzoo.tools.bench.measure`.
+        iters: timed forecasts, passed to :func:`stzoo.tools.bench.measure`.
         machine: description stored with the number (default :func:`machine_description`).
         command: the command line that asked for it, stored as provenance.
         config: overrides of the entry's config (another size of the architecture, as
@@ -117,16 +117,16 @@ def measure_speed(name: str, *, threads: int = 1, batch: int = 1, warmup: int = 
         The manifest's ``speed["cpu"]`` record (with ``config`` when overrides were given).
 
     Raises:
-        StzooError: :mod:`stzoo.bench` is not available.
+        StzooError: :mod:`stzoo.tools.bench` is not available.
     """
     try:
-        from stzoo.bench import measure
+        from stzoo.tools.bench import measure
     except ImportError as exc:
-        raise StzooError(f"measuring speed needs stzoo.bench.measure, which could not be imported ({exc})") from exc
+        raise StzooError(f"measuring speed needs stzoo.tools.bench.measure, which could not be imported ({exc})") from exc
     subject: Any = name
     if config:
         from stzoo.api import assemble_predictor
-        from stzoo.manifest import get_entry
+        from stzoo.zoo.manifest import get_entry
         from stzoo.models import override_config
 
         entry = dict(get_entry(name))
@@ -230,7 +230,7 @@ def zoo_page(manifest: dict[str, Any] | None = None) -> str:
              + ". MSE and MAE are summed over the pixels of a frame and averaged over frames (the TAU paper's "
              "convention); SSIM and PSNR are per frame, averaged. See each model card for the exact command.",
              "- **CPU seq/s**: sequences forecast per second (10 frames in, 10 out, batch 1, float32), measured "
-             "by `stzoo zoo-stats --speed` with `stzoo.bench.measure`; a number from one machine, comparable "
+             "by `stzoo zoo-stats --speed` with `stzoo.tools.bench.measure`; a number from one machine, comparable "
              "only within one run. "
              + ("Measured on: " + "; ".join(sources) + "." if sources else "Not measured yet (–)."),
              "- **trained**: epochs, sequences seen and hardware of the run that produced the weights.",

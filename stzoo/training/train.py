@@ -1,7 +1,7 @@
 """Train zoo models on generated data (Moving MNIST, physical fields): the optimizer, the loss and the loop.
 
-Checkpoint handling lives in :mod:`stzoo.checkpoints`, measuring in :mod:`stzoo.evaluation` and
-releasing into the manifest in :mod:`stzoo.release`; their names are re-exported here.
+Checkpoint handling lives in :mod:`stzoo.training.checkpoints`, measuring in :mod:`stzoo.training.evaluation` and
+releasing into the manifest in :mod:`stzoo.tools.release`; their names are re-exported here.
 
 The loop is small on purpose::
 
@@ -31,25 +31,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stzoo.checkpoints import (STATE_DICT, TRAIN_CHECKPOINT_KEYS, atomic_torch_save, atomic_write_text,  # noqa: F401
+from stzoo.training.checkpoints import (STATE_DICT, weights_sha, TRAIN_CHECKPOINT_KEYS, atomic_torch_save, atomic_write_text,  # noqa: F401
                                capture_rng_state, checkpoint_error, describe_differences, load_checkpoint,
                                read_run_json, restore_rng_state)
 from stzoo.data.fields import dataset_channels, get_dataset
 from stzoo.errors import ConfigError
-from stzoo.evaluation import (_is_recurrent, _to_float, evaluate, evaluate_copy_last, predict_future,  # noqa: F401
+from stzoo.training.evaluation import (_is_recurrent, _to_float, evaluate, evaluate_copy_last, predict_future,  # noqa: F401
                               test_data, test_set_description)
-from stzoo.hub import sha256_file
-from stzoo.losses import mse_ddr_loss
+from stzoo.zoo.hub import sha256_file
+from stzoo.training.losses import mse_ddr_loss
 from stzoo.runtime import cpu_bf16_units, cpu_description, native_bf16, tune_allocator  # noqa: F401
 from stzoo.runtime import resolve_train_dtype as _resolve_dtype
 from stzoo.models import ARCHITECTURES, Recipe, build_model, count_parameters, get_architecture
-from stzoo.release import _weights_sha, _write_weights, ledger_totals, release, release_to_manifest  # noqa: F401
 
-__all__ = ["Recipe", "RECIPES", "train", "evaluate", "evaluate_copy_last", "release", "sha256_file",
+__all__ = ["Recipe", "RECIPES", "train", "evaluate", "evaluate_copy_last", "sha256_file",
            "atomic_torch_save", "atomic_write_text", "capture_rng_state", "restore_rng_state",
            "make_optimizer", "optimizer_step", "compute_loss", "predict_future", "load_checkpoint",
-           "checkpoint_error", "describe_differences", "STATE_DICT", "TRAIN_CHECKPOINT_KEYS", "release_to_manifest",
-           "ledger_totals", "test_data", "training_data", "one_cycle_lr", "resolve_train_dtype", "cpu_description"]
+           "checkpoint_error", "describe_differences", "STATE_DICT", "TRAIN_CHECKPOINT_KEYS",
+           "test_data", "training_data", "one_cycle_lr", "resolve_train_dtype", "cpu_description"]
 
 
 class _Recipes(Mapping):
@@ -502,7 +501,7 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
                                       device=dev, progress=progress)
         summary["metrics"]["dataset"] = test_set_description(dataset, test, recipe)
         # which weights were measured: stzoo release reuses these metrics for exactly this file
-        summary["weights_sha256"] = _weights_sha({"arch": arch, "config": config, "model": model.state_dict()})
+        summary["weights_sha256"] = weights_sha({"arch": arch, "config": config, "model": model.state_dict()})
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary
 

@@ -20,9 +20,9 @@ Peak memory:
   ``peak_mem_mb`` is ``None``.
 
 Training (``stzoo bench --train``, :func:`measure_train`) times the project's real training step,
-the one :func:`stzoo.train.train` runs: :func:`stzoo.train.compute_loss` (the recipe's loss, scheduled
+the one :func:`stzoo.training.train.train` runs: :func:`stzoo.training.train.compute_loss` (the recipe's loss, scheduled
 sampling for recurrent models, an architecture's own ``training_forward``) under bfloat16 autocast
-when asked, then :func:`stzoo.train.optimizer_step` (backward, gradient clipping, AdamW, OneCycle),
+when asked, then :func:`stzoo.training.train.optimizer_step` (backward, gradient clipping, AdamW, OneCycle),
 on a random batch of ``T_in + T_out`` frames. Steps/s is ``1 / median step time``; sequences/s is
 ``batch`` times that. Like ``train``, it raises the C allocator's thresholds first
 (:func:`stzoo.runtime.tune_allocator`), and every row records the CPU model, its kernel-relevant
@@ -110,7 +110,7 @@ class PeakRSS:
 
 def _predictor(name_or_predictor: Any, impl: str, device: str, dtype: str) -> Any:
     from stzoo.api import load
-    from stzoo.predictor import Predictor
+    from stzoo.inference.predictor import Predictor
 
     if isinstance(name_or_predictor, Predictor):
         p = name_or_predictor
@@ -151,7 +151,7 @@ def measure(name_or_predictor: Any, *, impl: str = "auto", batch: int = 1, devic
 
     Args:
         name_or_predictor: a zoo name (loaded with random weights: speed does not depend on them)
-            or a :class:`~stzoo.predictor.Predictor` (switched to ``impl`` in place).
+            or a :class:`~stzoo.inference.predictor.Predictor` (switched to ``impl`` in place).
         impl: ``"auto"``, ``"reference"`` or ``"fused"``.
         batch: sequences per forecast.
         device: ``"cpu"``, ``"cuda"``, ...
@@ -215,7 +215,7 @@ def format_table(results: list[BenchResult]) -> str:
 
 # ---- training steps -------------------------------------------------------------------------------
 #: What ``dtype`` means for a training step: fp32 throughout, or bf16 autocast (weights, gradients and
-#: optimizer state stay fp32, as in :func:`stzoo.train.train`); ``"auto"`` = bf16 where
+#: optimizer state stay fp32, as in :func:`stzoo.training.train.train`); ``"auto"`` = bf16 where
 #: :func:`stzoo.runtime.native_bf16` says the device has native units, else fp32.
 TRAIN_DTYPES = ("float32", "bfloat16", "auto")
 
@@ -262,10 +262,10 @@ def make_train_step(name: str, *, batch: int | None = None, device: str = "cpu",
     ``batch`` defaults to the architecture's recipe batch size. See :func:`measure_train`."""
     import dataclasses
 
-    from stzoo.manifest import get_entry
+    from stzoo.zoo.manifest import get_entry
     from stzoo.models import build_model, get_architecture
-    from stzoo.predictor import parse_device
-    from stzoo.train import compute_loss, make_optimizer, optimizer_step
+    from stzoo.inference.predictor import parse_device
+    from stzoo.training.train import compute_loss, make_optimizer, optimizer_step
 
     entry = get_entry(name)
     arch = get_architecture(entry["architecture"])
