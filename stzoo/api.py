@@ -223,7 +223,7 @@ def load_from_hub(spec: str, *, pretrained: bool = True, weights: str | os.PathL
     check_batch_size(batch_size)
     parse_device(device)
     what = f"stzoo.load({spec!r})"
-    cfg_path, _ = hub_download(repo_id, CONFIG_NAME, revision, what=what, name=spec)
+    cfg_path, _ = hub_download(repo_id, CONFIG_NAME, revision, what=what, name=spec, check=read_config)
     cfg = read_config(cfg_path)
     commit = cfg_path.parent.name  # snapshots/<commit>/config.json: fetch the weights from that commit
     pin = commit if len(commit) == 40 and all(c in "0123456789abcdef" for c in commit) else revision

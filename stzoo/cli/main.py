@@ -364,7 +364,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
             from stzoo.zoo.folder import CONFIG_NAME, WEIGHTS_NAME, read_config
 
             repo_id, revision = parse_hub_id(name)
-            cfg_path, source = hub_download(repo_id, CONFIG_NAME, revision, name=name)
+            cfg_path, source = hub_download(repo_id, CONFIG_NAME, revision, name=name, check=read_config)
             print(f"{name}: {CONFIG_NAME} -> {cfg_path} ({_SOURCES[source]})")
             # the weights from the commit the config came from, checked against the sha256 it records
             commit = cfg_path.parent.name
