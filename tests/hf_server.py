@@ -5,8 +5,11 @@
   ``X-Repo-Commit``, ``ETag``, ``Content-Length``, ``Range``; ``X-Error-Code`` for errors) and to
   upload (``POST /api/repos/create``, ``/api/models/{repo}/preupload/{rev}`` answering "regular" for
   every file, ``/api/models/{repo}/commit/{rev}`` with the NDJSON payload). Faults can be queued per
-  file: an HTTP status, or a body cut short after N bytes with the connection closed. Every request is
-  logged, and ``GET /_test/log`` returns the log, so a client process can count requests.
+  file (:meth:`FakeHub.fault`) or set for every request (:meth:`FakeHub.always`): an HTTP status (with
+  headers such as ``Retry-After``), a body cut short after N bytes with the connection closed, hostile
+  headers (``ETag: "../../x"``, ``X-Repo-Commit``), another body, a redirect, a stalled or dripping
+  answer. Every request is logged, and ``GET /_test/log`` returns the log, so a client process can count
+  requests.
 * :class:`OlahServer`: the ``olah`` mirror (PyPI) in offline mode serving local git repos, started as a
   subprocess; used for the happy paths because it is a real, independent implementation.
 
@@ -47,6 +50,7 @@ class FakeHub:
     def __init__(self) -> None:
         self.repos: dict[str, dict[str, Any]] = {}
         self.faults: dict[tuple[str, str], deque] = defaultdict(deque)  # (method, filename) -> faults
+        self.standing: dict[tuple[str, str], dict[str, Any]] = {}  # (method, filename) -> fault, every time
         self.log: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -72,9 +76,27 @@ class FakeHub:
             return commit
 
     def fault(self, method: str, filename: str, *faults: dict[str, Any]) -> None:
-        """Queue faults for the next requests ``method`` (HEAD/GET) of ``filename``: ``{"status": 500}``
-        or ``{"truncate": nbytes}`` (send that many bytes of the body, then close the connection)."""
+        """Queue faults for the next requests ``method`` (HEAD/GET) of ``filename``. A fault is a dict of:
+
+        * ``"status": 500`` (answer that error; ``"headers"`` are added, e.g. ``{"Retry-After": "3600"}``);
+        * ``"truncate": nbytes`` (send that many bytes of the body, then close the connection);
+        * ``"headers": {name: value or None}`` (replace / add / drop (None) response headers);
+        * ``"body": bytes`` (send these bytes instead of the file; the ETag stays the file's);
+        * ``"location": url`` (answer ``302`` to that URL, with the file's Hub headers);
+        * ``"stall": seconds`` (wait that long before answering);
+        * ``"drip": seconds`` (send the body one byte at a time, that long between bytes);
+        * ``"drip_headers": seconds`` (send the status line and headers one byte at a time).
+        """
         self.faults[(method, filename)].extend(faults)
+
+    def always(self, method: str, filename: str, fault: dict[str, Any] | None) -> None:
+        """Apply ``fault`` (see :meth:`fault`) to every request ``method`` of ``filename`` once the queued ones
+        are used up; ``None`` removes it."""
+        with self._lock:
+            if fault is None:
+                self.standing.pop((method, filename), None)
+            else:
+                self.standing[(method, filename)] = fault
 
     def requests(self, method: str | None = None, contains: str = "") -> list[dict[str, Any]]:
         with self._lock:
@@ -172,28 +194,46 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(404, "EntryNotFound", "Entry not found", {"X-Repo-Commit": commit})
         with self.fake._lock:
             queue = self.fake.faults.get((self.command, filename))
-            fault = queue.popleft() if queue else None
-        if fault and "status" in fault:
-            return self._error(fault["status"], None, "injected failure")
+            fault = queue.popleft() if queue else self.fake.standing.get((self.command, filename))
+        fault = fault or {}
+        if fault.get("stall"):
+            time.sleep(fault["stall"])
+        if "status" in fault:
+            return self._error(fault["status"], None, "injected failure", fault.get("headers"))
         data = files[filename]
         etag = '"' + hashlib.sha256(data).hexdigest() + '"'
-        headers = {"X-Repo-Commit": commit, "ETag": etag, "Accept-Ranges": "bytes"}
+        headers: dict[str, str | None] = {"X-Repo-Commit": commit, "ETag": etag, "Accept-Ranges": "bytes"}
+        if "body" in fault:
+            data = fault["body"]
         start = 0
         rng = self.headers.get("Range")
         if self.command == "GET" and rng and rng.startswith("bytes=") and rng.endswith("-"):
             start = int(rng[len("bytes="):-1])
         body = data[start:]
-        self.send_response(206 if start else 200)
-        for k, v in headers.items():
-            self.send_header(k, v)
+        status = 206 if start else 200
+        if "location" in fault:
+            status, body = 302, b""
+            headers.update({"Location": fault["location"], "X-Linked-Size": str(len(data)), "X-Linked-Etag": etag})
         if start:
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
+            headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+        headers.update({"Content-Type": "application/octet-stream", "Content-Length": str(len(body))})
+        headers.update(fault.get("headers") or {})
+        if fault.get("drip_headers"):
+            head = f"HTTP/1.1 {status} OK\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()
+                                                         if v is not None) + "\r\n"
+            self.close_connection = True
+            return self._drip(head.encode("latin-1"), fault["drip_headers"])
+        self.send_response(status)
+        for k, v in headers.items():
+            if v is not None:
+                self.send_header(k, v)
         self.end_headers()
         if self.command == "HEAD":
             return
-        if fault and "truncate" in fault:
+        if fault.get("drip"):
+            self.close_connection = True
+            return self._drip(body, fault["drip"])
+        if "truncate" in fault:
             self.wfile.write(body[:fault["truncate"]])
             self.wfile.flush()
             self.close_connection = True
@@ -203,6 +243,16 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
             return
         self.wfile.write(body)
+
+    def _drip(self, data: bytes, every: float) -> None:
+        """Send ``data`` one byte at a time, ``every`` seconds apart, until done or the client goes away."""
+        for i in range(len(data)):
+            try:
+                self.wfile.write(data[i:i + 1])
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(every)
 
     # ---- upload -------------------------------------------------------------------------------
     def do_POST(self) -> None:

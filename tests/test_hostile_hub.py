@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +21,7 @@ from safetensors.torch import load_file, save, save_file
 
 import stzoo
 from hf_server import FakeHub
-from hostile import refuse
+from hostile import refuse, run_case
 from stzoo.zoo.manifest import InputSpec
 from stzoo.models import build_model
 from stzoo.inference.predictor import Predictor
@@ -209,3 +211,304 @@ def test_finite_weights_and_plain_devices_still_load(tmp_path):
     folder = tiny_folder(tmp_path / "ckpt")
     for device in (None, "cpu", torch.device("cpu")):
         assert stzoo.load(folder, device=device).device == torch.device("cpu")
+
+
+# ---- issue 31: hostile Hub servers (F1 paths, F2 config.json, F9 deadlines) ------------------------
+# Every case serves the tiny checkpoint from a FakeHub on 127.0.0.1 that lies in one way, runs
+# stzoo.load('hf-hub:evil/m') (or a single hub_download) in a limited child, and checks one clear error
+# (or the correct result) and that nothing was created or changed outside the Hugging Face cache folder.
+REPO_ID = "evil/m"
+LOAD = f"import stzoo; stzoo.load('hf-hub:{REPO_ID}')"
+
+
+@pytest.fixture(scope="module")
+def evil_files(tmp_path_factory):
+    folder = tiny_folder(tmp_path_factory.mktemp("evil") / "ckpt", seed=3)
+    return {f.name: f.read_bytes() for f in folder.iterdir()}
+
+
+@pytest.fixture
+def evil(evil_files, tmp_path):
+    """(hub, env, tmp_path): a FakeHub serving ``evil/m``, the child's environment (an empty cache in
+    tmp_path/hf, a 20 s download deadline) and a working folder tmp_path/cwd."""
+    (tmp_path / "cwd").mkdir()
+    with FakeHub() as hub:
+        hub.add_commit(REPO_ID, evil_files)
+        env = {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "0",
+               "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+               "STZOO_HUB_TIMEOUT": "20", "STZOO_WEIGHTS_DIR": str(tmp_path / "no-weights"),
+               "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+        yield hub, env, tmp_path
+
+
+def tree(root) -> dict[str, bytes | str]:
+    """Every entry under ``root`` (links not followed): relative path -> content (files) or link target."""
+    import os
+
+    out: dict[str, bytes | str] = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = os.path.join(folder, name)
+            rel = os.path.relpath(p, root)
+            if os.path.islink(p):
+                out[rel] = "-> " + os.readlink(p)
+            elif os.path.isfile(p):
+                with open(p, "rb") as f:
+                    out[rel] = f.read()
+            else:
+                out[rel] = "dir"
+    return out
+
+
+def outside_cache(before: dict, after: dict) -> list[str]:
+    """What was created, changed or removed outside ``hf/`` (the cache) between two :func:`tree` calls."""
+    return sorted(k for k in set(before) | set(after)
+                  if not (k == "hf" or k.startswith("hf/")) and before.get(k) != after.get(k))
+
+
+def snapshot_files(tmp_path) -> list[str]:
+    """The files linked from the cache's snapshots of evil/m (what a later load would use)."""
+    snaps = tmp_path / "hf" / "hub" / "models--evil--m" / "snapshots"
+    return sorted(str(p.relative_to(snaps)) for p in snaps.rglob("*") if p.is_file()) if snaps.exists() else []
+
+
+def refuse_cleanly(evil, code=LOAD, match=None, within=30.0, **kwargs):
+    hub, env, tmp_path = evil
+    before = tree(tmp_path)
+    r = refuse(code, match=match, within=within, env={**env, **kwargs.pop("env", {})}, cwd=tmp_path / "cwd",
+               **kwargs)
+    assert outside_cache(before, tree(tmp_path)) == [], outside_cache(before, tree(tmp_path))
+    assert not any(".incomplete" in k or ".stzoo-" in k for k in tree(tmp_path)), sorted(tree(tmp_path))
+    return r
+
+
+def loads_correctly(evil, code=LOAD, **env):
+    hub, base, tmp_path = evil
+    before = tree(tmp_path)
+    r = run_case(code, timeout=60, env={**base, **env}, cwd=tmp_path / "cwd")
+    assert not r.get("raised"), r
+    assert outside_cache(before, tree(tmp_path)) == []
+    return r
+
+
+def hostile_etags(tmp_path) -> dict[str, str]:
+    return {"relative": '"../../../../x"', "absolute": f'"{tmp_path / "abs-x"}"', "dotdot-hex": '"../' + "a" * 61 + '"',
+            "pct": '"%2e%2e/%2e%2e/x"', "backslash": '"..\\\\..\\\\x"', "long": '"' + "a" * 5000 + '"',
+            "weak-relative": 'W/"../../x"', "not-hex": '"' + "g" * 64 + '"', "empty": '""'}
+
+
+@pytest.mark.parametrize("filename", ["config.json", "model.safetensors"])
+@pytest.mark.parametrize("kind", ["relative", "absolute", "dotdot-hex", "pct", "backslash", "long",
+                                  "weak-relative", "not-hex", "empty"])
+def test_hostile_etag_is_refused_before_anything_is_written(evil, filename, kind):
+    hub, env, tmp_path = evil
+    value = hostile_etags(tmp_path)[kind]
+    hub.always("HEAD", filename, {"headers": {"ETag": value}})
+    r = refuse_cleanly(evil, match="ETag")
+    assert r["type"] == "HubError" and hub.url in r["message"] and len(r["message"]) < 1500, r["message"]
+    assert not (tmp_path / "abs-x").exists()
+    assert filename not in " ".join(snapshot_files(tmp_path))
+    assert not hub.requests("GET", "/" + filename), "the body was fetched after a bad ETag"
+
+
+@pytest.mark.parametrize("filename", ["config.json", "model.safetensors"])
+def test_hostile_linked_etag_is_refused(evil, filename):
+    hub, env, tmp_path = evil
+    hub.always("HEAD", filename, {"headers": {"X-Linked-Etag": f'"{tmp_path / "abs-x"}"'}})
+    refuse_cleanly(evil, match="X-Linked-Etag")
+    assert not (tmp_path / "abs-x").exists()
+
+
+@pytest.mark.parametrize("filename", ["config.json", "model.safetensors"])
+@pytest.mark.parametrize("commit", ["../../../../x", "/tmp/stzoo-evil-commit", "%2e%2e%2f%2e%2e", "..\\..\\x",
+                                    "a" * 5000, "a" * 39 + "/", "", None])
+def test_hostile_commit_is_refused_before_anything_is_written(evil, filename, commit):
+    hub, env, tmp_path = evil
+    hub.always("HEAD", filename, {"headers": {"X-Repo-Commit": commit}})
+    r = refuse_cleanly(evil, match="X-Repo-Commit")
+    assert r["type"] == "HubError" and len(r["message"]) < 1500
+    assert filename not in " ".join(snapshot_files(tmp_path))
+
+
+def test_a_commit_other_than_the_one_asked_for_is_refused(evil):
+    hub, env, tmp_path = evil
+    other = "b" * 40
+    hub.always("HEAD", "config.json", {"headers": {"X-Repo-Commit": other}})
+    commit = hub.repos[REPO_ID]["refs"]["main"]
+    refuse_cleanly(evil, f"import stzoo; stzoo.load('hf-hub:{REPO_ID}@{commit}')", match=other)
+
+
+def test_readme_with_a_hostile_etag_is_refused(evil):
+    hub, env, tmp_path = evil
+    hub.always("HEAD", "README.md", {"headers": {"ETag": '"../../../../README"'}})
+    refuse_cleanly(evil, f"from stzoo.zoo import hub; hub.hub_download({REPO_ID!r}, 'README.md', 'main')",
+                   match="ETag")
+    # `stzoo download` treats the model card as optional: it still fetches the rest, and writes nothing outside
+    r = loads_correctly(evil, f"from stzoo.cli.main import main; assert main(['download', 'hf-hub:{REPO_ID}']) == 0")
+    assert not r.get("raised")
+    assert snapshot_files(tmp_path) and not any(f.endswith("README.md") for f in snapshot_files(tmp_path))
+
+
+def test_get_from_another_commit_than_the_head_is_refused(evil):
+    """A server answering HEAD from one commit and GET from another (F2): the GET is pinned to the HEAD's
+    commit, and an answer from any other commit is refused."""
+    hub, env, tmp_path = evil
+    hub.always("GET", "config.json", {"headers": {"X-Repo-Commit": "c" * 40}})
+    refuse_cleanly(evil, match="mixes commits")
+    assert snapshot_files(tmp_path) == []
+
+
+def test_server_changing_its_answer_between_head_and_get_is_refused(evil):
+    """TOCTOU: the HEAD announces the good file, every GET sends other bytes of the same size: the download is
+    checked against the HEAD's ETag, tried twice, refused, and nothing of it is kept."""
+    hub, env, tmp_path = evil
+    good = hub.repos[REPO_ID]["commits"][hub.repos[REPO_ID]["refs"]["main"]]["config.json"]
+    bad = good.replace(b'"', b"'", 1) if b'"' in good else good[::-1]
+    hub.always("GET", "config.json", {"body": bad})
+    r = refuse_cleanly(evil, match="does not match the ETag")
+    assert "config.json" in r["message"] and "tried 2 downloads" in r["message"]
+    assert len(hub.requests("GET", "/config.json")) == 2
+    assert snapshot_files(tmp_path) == []
+
+
+def test_hostile_etag_on_the_get_is_ignored_not_used(evil):
+    """Only the HEAD's checked answer names anything; a GET's headers never do."""
+    hub, env, tmp_path = evil
+    hub.always("GET", "model.safetensors", {"headers": {"ETag": '"../../../../x"', "X-Linked-Etag": '"/x"'}})
+    loads_correctly(evil)
+    assert sorted(snapshot_files(tmp_path)) == [f"{hub.repos[REPO_ID]['refs']['main']}/{n}"
+                                                for n in ("config.json", "model.safetensors")]
+
+
+def test_redirect_to_another_host_serving_other_bytes_is_refused(evil):
+    hub, env, tmp_path = evil
+    size = len(hub.repos[REPO_ID]["commits"][hub.repos[REPO_ID]["refs"]["main"]]["model.safetensors"])
+    with FakeHub() as other:
+        other.add_commit(REPO_ID, {"model.safetensors": b"\x00" * size})  # same size, other bytes
+        target = f"{other.url}/{REPO_ID}/resolve/main/model.safetensors"
+        hub.always("GET", "model.safetensors", {"location": target})
+        r = refuse_cleanly(evil, match="sha256")
+        assert r["type"] == "ChecksumError" and other.requests("GET")
+    assert not any(f.endswith("model.safetensors") for f in snapshot_files(tmp_path))
+
+
+def test_redirect_to_another_host_serving_the_file_works(evil):
+    """A CDN: the Hub redirects the GET elsewhere; the bytes are checked, not the place they came from."""
+    hub, env, tmp_path = evil
+    data = hub.repos[REPO_ID]["commits"][hub.repos[REPO_ID]["refs"]["main"]]["model.safetensors"]
+    with FakeHub() as cdn:
+        cdn.add_commit("cdn/x", {"blob": data})
+        hub.always("GET", "model.safetensors", {"location": f"{cdn.url}/cdn/x/resolve/main/blob"})
+        loads_correctly(evil, HF_TOKEN="hf_stzoo_secret")
+        sent = [x["authorization"] for x in cdn.requests("GET")]
+    assert sent == [None]  # the token goes to the Hub only, not to the host it redirects to
+    assert {x["authorization"] for x in hub.requests(contains="/resolve/")} == {"Bearer hf_stzoo_secret"}
+
+
+@pytest.mark.parametrize("location", ["file:///etc/passwd", "/../../../../x", "ftp://127.0.0.1/x"])
+def test_redirect_to_a_path_or_another_scheme_is_refused(evil, location):
+    hub, env, tmp_path = evil
+    hub.always("GET", "config.json", {"location": location})
+    refuse_cleanly(evil)
+    assert snapshot_files(tmp_path) == []
+
+
+def test_a_poisoned_ref_left_by_an_older_cache_is_not_followed(evil):
+    """refs/main written (by an older huggingface_hub) from a hostile answer: not a commit hash, so it is
+    ignored offline, never joined into a path or deleted through."""
+    hub, env, tmp_path = evil
+    victim = tmp_path / "victim" / "config.json"
+    victim.parent.mkdir()
+    victim.write_text("{}")
+    refs = tmp_path / "hf" / "hub" / "models--evil--m" / "refs"
+    refs.mkdir(parents=True)
+    (refs / "main").write_text("../../../../victim")
+    (refs.parent / "snapshots").mkdir()
+    refuse_cleanly(evil, env={"HF_HUB_OFFLINE": "1"}, match="not available offline")
+    assert victim.read_text() == "{}"
+
+
+def test_a_hostile_weights_sha256_in_config_json_is_refused(evil):
+    hub, env, tmp_path = evil
+    commit = hub.repos[REPO_ID]["refs"]["main"]
+    cfg = json.loads(hub.repos[REPO_ID]["commits"][commit]["config.json"])
+    cfg["weights"]["sha256"] = "../../../../victim"
+    hub.add_commit(REPO_ID, {"config.json": json.dumps(cfg).encode()})
+    refuse_cleanly(evil, match="sha256")
+
+
+# ---- F2: config.json is verified, re-fetched and purged like the weights -----------------------------
+def test_a_corrupt_config_transfer_is_fetched_again(evil):
+    hub, env, tmp_path = evil
+    commit = hub.repos[REPO_ID]["refs"]["main"]
+    good = hub.repos[REPO_ID]["commits"][commit]["config.json"]
+    hub.fault("GET", "config.json", {"body": b"x" * len(good)})  # once: same size, not even JSON
+    loads_correctly(evil)
+    assert len(hub.requests("GET", "/config.json")) == 2
+    cached = tmp_path / "hf" / "hub" / "models--evil--m" / "snapshots" / commit / "config.json"
+    assert cached.read_bytes() == good
+
+
+def test_a_corrupted_cached_config_is_replaced_online_and_refused_offline(evil):
+    hub, env, tmp_path = evil
+    commit = hub.repos[REPO_ID]["refs"]["main"]
+    good = hub.repos[REPO_ID]["commits"][commit]["config.json"]
+    loads_correctly(evil)
+    cached = tmp_path / "hf" / "hub" / "models--evil--m" / "snapshots" / commit / "config.json"
+    # same size, still valid JSON, but a wrong weights hash: the case that used to blame a "tampered mirror"
+    cfg = json.loads(good)
+    cfg["weights"]["sha256"] = "0" * 64
+    text = json.dumps(cfg).encode()
+    text = text + b" " * (len(good) - len(text)) if len(text) <= len(good) else text
+    Path(os.path.realpath(cached)).write_bytes(text)
+    weights_gets = len(hub.requests("GET", "/model.safetensors"))
+    loads_correctly(evil)  # online: checked against the server's ETag, fetched again
+    assert len(hub.requests("GET", "/model.safetensors")) == weights_gets  # the cached weights are reused
+    assert cached.read_bytes() == good
+    Path(os.path.realpath(cached)).write_bytes(text)
+    r = refuse_cleanly(evil, env={"HF_HUB_OFFLINE": "1"}, match="config.json")
+    assert r["type"] == "ChecksumError" and "stzoo download hf-hub:evil/m" in r["message"]
+    assert not cached.exists()
+
+
+def test_a_config_that_is_not_json_in_the_repo_is_refused_and_not_kept(evil):
+    hub, env, tmp_path = evil
+    hub.add_commit(REPO_ID, {"config.json": b"{not json"})
+    r = refuse_cleanly(evil, match="not valid JSON")
+    assert r["type"] == "HubError" and "tried 2 downloads" in r["message"]
+    assert len(hub.requests("GET", "/config.json")) == 2
+    assert snapshot_files(tmp_path) == []
+
+
+# ---- F9: an overall deadline -----------------------------------------------------------------------------
+@pytest.mark.parametrize("method, fault", [
+    ("GET", {"drip": 0.5}), ("HEAD", {"drip_headers": 0.5}), ("GET", {"drip_headers": 0.5}),
+    ("HEAD", {"stall": 30}),
+], ids=["drip-body", "drip-head-headers", "drip-get-headers", "stall"])
+def test_a_dripping_or_stalled_server_hits_the_deadline(evil, method, fault):
+    hub, env, tmp_path = evil
+    hub.always(method, "model.safetensors", fault)
+    r = refuse_cleanly(evil, match="STZOO_HUB_TIMEOUT", within=12, env={"STZOO_HUB_TIMEOUT": "3"})
+    assert r["type"] == "HubTimeoutError" and "3 s deadline" in r["message"]
+    assert "TimeoutError" in r["mro"]
+    assert not any(f.endswith("model.safetensors") for f in snapshot_files(tmp_path))
+
+
+def test_retry_after_beyond_the_deadline_fails_at_once(evil):
+    hub, env, tmp_path = evil
+    hub.always("HEAD", "config.json", {"status": 429, "headers": {"Retry-After": "3600"}})
+    r = refuse_cleanly(evil, match="Retry-After", within=8, env={"STZOO_HUB_TIMEOUT": "5"})
+    assert r["type"] == "HubTimeoutError" and "3600" in r["message"]
+    assert len(hub.requests("HEAD", "/config.json")) == 1
+
+
+def test_a_short_retry_after_is_honoured(evil):
+    hub, env, tmp_path = evil
+    hub.fault("HEAD", "config.json", {"status": 429, "headers": {"Retry-After": "1"}})
+    loads_correctly(evil)
+    assert len(hub.requests("HEAD", "/config.json")) == 2
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "nan", "inf"])
+def test_a_bad_deadline_setting_is_refused(evil, value):
+    refuse_cleanly(evil, match="STZOO_HUB_TIMEOUT", env={"STZOO_HUB_TIMEOUT": value})
