@@ -178,6 +178,10 @@ class Architecture:
             recipe's loss (MSE / MSE+DDR) to prediction and target and adds ``extra_loss``, so models
             never import the training layer. ``None``: the generic forward of
             :func:`stzoo.training.train.compute_loss` (scheduled sampling for models that take ``teacher_mask``).
+        tiny_config: the smallest config (a plain JSON dict, every input-spec field included) that still runs
+            every code path of the architecture in well under a second: the contract tests
+            (``tests/models/test_contract.py``) build each registered architecture from it. ``{}`` means the
+            defaults (too large for a quick test: declare one).
     """
 
     name: str
@@ -193,6 +197,7 @@ class Architecture:
     resolution_params: Callable[[Any], list[str]] = lambda cfg: []
     description: str = ""
     training_forward: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] | None = None
+    tiny_config: dict[str, Any] = field(default_factory=dict)
 
     def make_config(self, config: dict[str, Any] | ModelConfig | None) -> ModelConfig:
         """The checked config object for ``config`` (a dict, a config object or None for defaults)."""

@@ -62,5 +62,7 @@ class ConvLSTM(RecurrentForecaster):
 
 ARCHITECTURE = register(Architecture(
     name="convlstm", model=ConvLSTM, config=ConvLSTMConfig, **recurrent_declaration("cells.0.conv_x.weight"),
+    tiny_config={"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 2, "num_hidden": 8,
+                 "patch_size": 4, "filter_size": 3},
     description="ConvLSTM (Shi et al., NeurIPS 2015): stacked convolutional LSTM cells over patch grids",
 ))

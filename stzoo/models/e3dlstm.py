@@ -242,6 +242,8 @@ ARCHITECTURE = register(Architecture(
     name="e3dlstm", model=E3DLSTM, config=E3DLSTMConfig,
     **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": E3DLSTM_RECIPE},
     resolution_params=lambda cfg: [f"cells.{i}.norm_c." for i in range(cfg.num_layers)],
+    tiny_config={"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 2, "num_hidden": 8,
+                 "patch_size": 4, "filter_size": 3},
     description="E3D-LSTM (Wang et al., ICLR 2019): 3-D conv LSTM cells over a window of frames with an eidetic "
                 "memory recalled by self-attention",
     training_forward=e3dlstm_training_forward,

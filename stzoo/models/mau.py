@@ -228,6 +228,8 @@ ARCHITECTURE = register(Architecture(
     channel_params=lambda cfg: {"encoder.0.weight": ChannelParam(1, "in"), "readout.weight": ChannelParam(0, "out"),
                                 "readout.bias": ChannelParam(0, "out")},
     resolution_params=_resolution_params,
+    tiny_config={"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 2, "num_hidden": 8,
+                 "filter_size": 3, "sr_size": 2, "tau": 3},
     description="MAU (Chang et al., NeurIPS 2021): motion-aware units attending over the last τ steps' states, "
                 "between a strided-conv encoder and decoder",
 ))

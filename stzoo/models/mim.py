@@ -259,6 +259,8 @@ ARCHITECTURE = register(Architecture(
     name="mim", model=MIM, config=MIMConfig,
     **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": MIM_RECIPE},
     resolution_params=_resolution_params,
+    tiny_config={"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 3, "num_hidden": 8,
+                 "patch_size": 4, "filter_size": 3},
     description="MIM (Wang et al., CVPR 2019): ST-LSTM + Memory In Memory blocks (MIM-N on hidden-state "
                 "differences, MIM-S) with a zigzag memory",
 ))

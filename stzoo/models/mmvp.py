@@ -422,6 +422,8 @@ ARCHITECTURE = register(Architecture(
                                 "enhancer.readout.weight": ChannelParam(0, "out"),
                                 "enhancer.readout.bias": ChannelParam(0, "out")},
     frames_params=_frames_params,
+    tiny_config={"frames_in": 4, "frames_out": 4, "height": 32, "width": 32, "hid_S": 8, "hid_T": 8,
+                 "rrdb_encoder_num": 1, "rrdb_decoder_num": 1, "rrdb_enhance_num": 1},
     description="MMVP (Zhong et al., ICCV 2023): motion matrices of feature similarities, predicted in matrix "
                 "space, compose future features and pixels that a U-Net decoder and an enhancer turn into frames",
 ))

@@ -295,6 +295,8 @@ ARCHITECTURE = register(Architecture(
     channel_params=lambda cfg: {"encoder.layers.0.conv.weight": ChannelParam(1, "in"),
                                 "decoder.out.weight": ChannelParam(1, "out"),   # ConvTranspose2d: in × out × k × k
                                 "decoder.out.bias": ChannelParam(0, "out")},
+    tiny_config={"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "nf": 16, "conv_layers": 2,
+                 "conv_hidden": 8},
     description="PhyDNet (Le Guen & Thome, CVPR 2020): a PDE-constrained PhyCell beside a ConvLSTM, between a "
                 "shared conv encoder and decoder",
     training_forward=phydnet_training_forward,

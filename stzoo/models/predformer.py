@@ -232,6 +232,8 @@ ARCHITECTURE = register(Architecture(
                                 "head.bias": ChannelParam(0, "out", cfg.patch_size ** 2)},
     # no weight depends on T or on the frame size: the position embedding is computed for the input at hand
     frames_params=lambda cfg: [], resolution_params=lambda cfg: [],
+    tiny_config={"frames": 4, "height": 16, "width": 16, "patch_size": 4, "dim": 16, "heads": 2, "dim_head": 8,
+                 "Ndepth": 2},
     description="PredFormer (Tang et al., 2024), Quadruplet-TSST: gated transformer blocks with factorised "
                 "temporal / spatial attention, no recurrence or convolution",
 ))

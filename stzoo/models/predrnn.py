@@ -293,12 +293,16 @@ PREDRNN_V2_RECIPE = Recipe(lr=5e-4, batch_size=16, loss="mse", scheduled_samplin
 ARCHITECTURE = register(Architecture(
     name="predrnn", model=PredRNN, config=PredRNNConfig,
     **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": PREDRNN_RECIPE},
+    tiny_config={"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 2, "num_hidden": 8,
+                 "patch_size": 4, "filter_size": 3},
     description="PredRNN (Wang et al., NeurIPS 2017): ST-LSTM cells with a zigzag spatiotemporal memory",
 ))
 
 ARCHITECTURE_V2 = register(Architecture(
     name="predrnn_v2", model=PredRNNv2, config=PredRNNv2Config,
     **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": PREDRNN_V2_RECIPE},
+    tiny_config={"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 2, "num_hidden": 8,
+                 "patch_size": 4, "filter_size": 3, "decouple_beta": 0.05},
     description="PredRNN-V2 (Wang et al., TPAMI 2022): PredRNN with memory decoupling and reverse "
                 "scheduled sampling",
     training_forward=predrnn_v2_training_forward,

@@ -177,6 +177,8 @@ PREDRNNPP_RECIPE = Recipe(lr=1e-4, batch_size=16, epochs=200, epoch_size=10000, 
 ARCHITECTURE = register(Architecture(
     name="predrnnpp", model=PredRNNpp, config=PredRNNppConfig,
     **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": PREDRNNPP_RECIPE},
+    tiny_config={"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 2, "num_hidden": 8,
+                 "patch_size": 4, "filter_size": 3},
     description="PredRNN++ (Wang et al., ICML 2018): Causal LSTM cells with a zigzag memory and a "
                 "Gradient Highway Unit",
 ))

@@ -106,5 +106,7 @@ class SAConvLSTM(RecurrentForecaster):
 ARCHITECTURE = register(Architecture(
     name="sa_convlstm", model=SAConvLSTM, config=SAConvLSTMConfig,
     **recurrent_declaration("cells.0.lstm.conv_x.weight"),
+    tiny_config={"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 2, "num_hidden": 8,
+                 "patch_size": 4, "filter_size": 3, "attn_dim": 4},
     description="SA-ConvLSTM (Lin et al., AAAI 2020): ConvLSTM cells with a self-attention memory",
 ))

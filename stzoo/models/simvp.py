@@ -327,6 +327,8 @@ ARCHITECTURE = register(Architecture(
                                 "decoder.readout.weight": ChannelParam(0, "out"),
                                 "decoder.readout.bias": ChannelParam(0, "out")},
     frames_params=_frames_params,
+    tiny_config={"model_type": "gsta", "frames": 4, "height": 16, "width": 16, "hid_S": 4, "hid_T": 8, "N_S": 2,
+                 "N_T": 2, "mlp_ratio": 2.0},
     description="SimVP (Gao et al., CVPR 2022; IncepU translator) and SimVP-gSTA (Tan et al., 2022): "
                 "CNN encoder, translator over the stacked frames, CNN decoder",
 ))

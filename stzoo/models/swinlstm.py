@@ -452,6 +452,8 @@ ARCHITECTURE = register(Architecture(
                                 "unembed.weight": ChannelParam(1, "out"),   # ConvTranspose2d: in × out × k × k
                                 "unembed.bias": ChannelParam(0, "out")},
     resolution_params=_tables,
+    tiny_config={"frames_in": 4, "frames_out": 4, "height": 32, "width": 32, "embed_dim": 8, "depths_down": [2, 3],
+                 "depths_up": [3, 2], "num_heads": [2, 4], "window_size": 4},
     description="SwinLSTM-D (Tang et al., ICCV 2023): LSTM cells of Swin Transformer blocks in a down/up-"
                 "sampling stack",
 ))

@@ -294,5 +294,7 @@ ARCHITECTURE = register(Architecture(
                                 "decoder.readout.bias": ChannelParam(0, "out")},
     # the translator's first block works on T·hid_S channels; the last one widens back to T·hid_S
     frames_params=lambda cfg: ["translator.blocks.0.", f"translator.blocks.{cfg.N_T - 1}.reduction."],
+    tiny_config={"frames": 4, "height": 16, "width": 16, "hid_S": 4, "hid_T": 32, "N_S": 4, "N_T": 2,
+                 "mlp_ratio": 2.0},
     description="TAU (Tan et al., CVPR 2023): SimVP encoder/decoder around Temporal Attention Units",
 ))
