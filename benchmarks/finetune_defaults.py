@@ -11,7 +11,7 @@ validation split, native size) and records:
 * **held-out MSE / SSIM** on further clips that neither training nor validation saw, for the model
   and for copy-last-frame.
 
-The data comes from ``tests/realistic_video.py`` (textured background, camera noise, a slowly
+The data comes from ``tests/helpers/realistic_video.py`` (textured background, camera noise, a slowly
 walking textured figure, illumination drift): ``--train-clips`` clips of ``--frames`` frames from
 one scene to fine-tune on, ``--held-clips`` more from the same scene to score on. Usage::
 
@@ -40,7 +40,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from realistic_video import realistic_clips  # noqa: E402
+from helpers.realistic_video import realistic_clips  # noqa: E402
 
 import stzoo  # noqa: E402
 from stzoo.data.clips import ClipDataset, load_videos  # noqa: E402

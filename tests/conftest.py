@@ -44,7 +44,7 @@ def pytest_configure(config):
 
 
 def pytest_terminal_summary(terminalreporter):
-    from hostile import RESULTS
+    from helpers.hostile import RESULTS
 
     if RESULTS:
         clean = sum(r["clean"] for r in RESULTS)

@@ -2,7 +2,7 @@
 
 OpenSTL is not installable from the package index, so the checkpoints here are built in OpenSTL's
 exact key layout and shapes, and the converted models are compared with an independent
-re-statement of OpenSTL's forward pass; both live in ``tests/openstl_reference.py``, which says
+re-statement of OpenSTL's forward pass; both live in ``tests/helpers/openstl_reference.py``, which says
 which OpenSTL source files they come from.
 """
 
@@ -22,8 +22,7 @@ from stzoo.convert import convert_openstl, from_openstl, load_openstl_checkpoint
 from stzoo.errors import ConfigError, InputError, WeightsNotAvailableError
 from stzoo.models import build_model, count_parameters
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import openstl_reference as ref  # noqa: E402
+from helpers import openstl_reference as ref  # noqa: E402
 
 TOL = 1e-5  # the issue's bound on max |stzoo − OpenSTL| / max |OpenSTL|, fp32
 SMALL_TAU = dict(channels=2, frames=4, hid_S=8, hid_T=24, N_S=4, N_T=3, mlp_ratio=4.0)

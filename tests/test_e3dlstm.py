@@ -8,9 +8,7 @@ weights stzoo leaves out).
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,11 +25,8 @@ from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
 from stzoo.training.train import compute_loss
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import openstl_reference as ref  # noqa: E402
-import openstl_reference_e3dlstm as re3  # noqa: E402
-from contract import (assert_long_forecast_streams, assert_onnx_matches_torch,  # noqa: E402
-                      assert_rgb_adaptation_matches_grey, assert_save_load_identical, assert_trains)
+from helpers import openstl_reference as ref  # noqa: E402
+from helpers import openstl_reference_e3dlstm as re3  # noqa: E402
 
 TOL = 1e-5
 TINY = {"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 2, "num_hidden": 8,
@@ -230,26 +225,7 @@ def test_config_defaults_recipe_and_size_rule():
     assert bigger.predict(np.zeros((4, 32, 32), np.float32)).shape == (4, 32, 32)
 
 
-def test_predict_beyond_frames_out_and_streaming():
-    p = stzoo.create("e3dlstm", TINY)
-    long = assert_long_forecast_streams(p, np.random.default_rng(0).random((4, 16, 16)).astype(np.float32), 9)
-    assert long.std() > 1e-4
-
-
-def test_grey_model_on_rgb_predicts_the_same_for_grey_input():
-    p = from_openstl(_state(seed=6), "e3dlstm", {"patch_size": 4, "pre_seq_length": 4, "aft_seq_length": 4})
-    x = torch.rand(2, 4, 1, 16, 16)
-    assert_rgb_adaptation_matches_grey(p, x, 5, converted={"cells.0.conv_x.weight", "readout.weight"})
-    with torch.no_grad():
-        assert float(p.forecast_tensor(x, 5).std()) > 1e-2
-
-
-def test_save_pretrained_and_load_give_identical_output(tmp_path):
-    p = from_openstl(_state(seed=2), "e3dlstm", {"patch_size": 4, "pre_seq_length": 4, "aft_seq_length": 4})
-    assert_save_load_identical(p, tmp_path / "e3d", torch.rand(2, 4, 1, 16, 16), 6)
-
-
-def test_training_loss_is_mse_plus_l1_and_trains():
+def test_training_loss_is_mse_plus_l1():
     model = build_model("e3dlstm", TINY)
     recipe = replace(get_architecture("e3dlstm").recipe, frames_in=4, frames_out=4)
     seq = torch.rand(2, 8, 1, 16, 16)
@@ -258,11 +234,5 @@ def test_training_loss_is_mse_plus_l1_and_trains():
     pred = model(seq[:, :4], 4, return_context=True)
     target = seq[:, 1:]
     torch.testing.assert_close(loss, F.mse_loss(pred, target) + F.l1_loss(pred, target))
-    assert_trains(model, recipe, seq, teacher=0.5, progress=0.2)  # η = 0.5: sampled teacher forcing
 
 
-def test_onnx_export_matches_torch(tmp_path):
-    # 2 frames in, 2 out: 3 steps, so the window slides and the recalled history grows (15 s at 3 → 2 instead of 8 s)
-    p = from_openstl(_state(hidden=(4, 4), size=8, seed=8), "e3dlstm",
-                     {"patch_size": 4, "pre_seq_length": 2, "aft_seq_length": 2})
-    assert_onnx_matches_torch(p, tmp_path / "e3d.onnx", 2, 2)

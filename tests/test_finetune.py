@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +14,7 @@ import torch
 from PIL import Image
 
 import stzoo
+from helpers import subprocess_env
 from stzoo.training.adapt import adapt, adapt_channels, check_resolution
 from stzoo.cli.main import main
 from stzoo.data.clips import ClipDataset, convert_video, load_videos, split_videos
@@ -146,7 +145,6 @@ def test_resume_continues_exactly(tmp_path):
 
 _CHILD = """
 import sys, time, torch
-sys.path.insert(0, {tests!r})
 torch.set_num_threads(1)
 import stzoo.training.finetune as ft
 from test_finetune import square_video, tiny
@@ -164,8 +162,8 @@ def test_resume_after_kill_9(tmp_path):
     kw = dict(epochs=8, lr=1e-2, batch_size=4, val=0.34, max_steps=40, checkpoint_every=3, progress=False,
               patience=None)
     out = tmp_path / "killed"
-    code = _CHILD.format(tests=str(Path(__file__).parent), out=str(out), kw=kw)
-    child = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    code = _CHILD.format(out=str(out), kw=kw)
+    child = subprocess.Popen([sys.executable, "-c", code], env=subprocess_env(OMP_NUM_THREADS="1"))
     try:
         deadline = time.monotonic() + 120
         while not (out / CHECKPOINT_NAME).exists() and child.poll() is None and time.monotonic() < deadline:
@@ -502,7 +500,7 @@ def test_finetune_on_gpu_with_amp(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # defaults that work: step budget, native size, validation that fits, copy-last-frame baseline
 # ---------------------------------------------------------------------------------------------
-from realistic_video import realistic_clips, realistic_video  # noqa: E402
+from helpers.realistic_video import realistic_clips, realistic_video  # noqa: E402
 from stzoo.training.finetune import (AUTO_MAX_STEPS, AUTO_MIN_STEPS, AUTO_PASSES, DEFAULT_LR,  # noqa: E402
                             FinetuneWarning, plan_steps)
 
@@ -691,7 +689,7 @@ def test_finetune_help_shows_every_option_with_its_default():
 
 
 # ---------------------------------------------------------------------------------------------
-# realistic footage (tests/realistic_video.py)
+# realistic footage (tests/helpers/realistic_video.py)
 # ---------------------------------------------------------------------------------------------
 def _copy_last_mse(clips, window: int = 20) -> float:
     from stzoo.training.train import evaluate_copy_last

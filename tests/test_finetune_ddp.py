@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import torch
 
 import stzoo
+from helpers import TESTS, subprocess_env
 from stzoo.zoo.hub import load_safetensors
 
-WORKER = Path(__file__).with_name("ddp_finetune_worker.py")
+WORKER = TESTS / "helpers" / "ddp_finetune_worker.py"
 
 
 def test_torchrun_two_processes(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = subprocess_env(OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER),
            str(tmp_path)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

@@ -4,7 +4,7 @@ Hostile checkpoints: every ``checkpoint.pt`` (resume of ``train`` / ``finetune``
 with ``torch.load(weights_only=True)`` only, so a pickle whose ``__reduce__`` calls a function is
 refused without running it, and every damaged or foreign file (truncated, garbage, wrong keys, wrong
 types, state that does not fit) is one clean :class:`stzoo.errors.CheckpointError` that names the
-file and says what to do. Each case runs in a limited subprocess (tests/hostile.py).
+file and says what to do. Each case runs in a limited subprocess (tests/helpers/hostile.py).
 
 Saving: ``save_pretrained`` writes the folder under a temporary sibling name and swaps it in, so a
 crash leaves the previous folder loadable; files get the umask's mode; two saves of the same weights
@@ -29,7 +29,7 @@ import torch
 import stzoo
 import stzoo.zoo.manifest
 import stzoo.zoo.folder as pretrained
-from hostile import refuse
+from helpers.hostile import refuse
 from stzoo.errors import CheckpointError
 from stzoo.training.finetune import CHECKPOINT_NAME, finetune
 from stzoo.training.train import Recipe, load_checkpoint, train
@@ -37,7 +37,6 @@ from stzoo.tools.release import release
 from test_finetune import square_video, tiny
 from test_train import LSTM_CFG, _fake_digits, _write_idx_gz
 
-TESTS = str(Path(__file__).resolve().parent)
 RECIPE = dict(lr=1e-2, epochs=1, epoch_size=4, batch_size=2, frames_in=4, frames_out=4, loss="mse")
 FT_KW = dict(epochs=2, lr=1e-2, batch_size=4, val=0, progress=False, patience=None)
 
@@ -120,7 +119,7 @@ def _train_code(out: Path, mnist: Path) -> str:
 
 
 def _finetune_code(out: Path) -> str:
-    return (f"import sys\nsys.path.insert(0, {TESTS!r})\nfrom test_finetune import square_video, tiny\n"
+    return (f"from test_finetune import square_video, tiny\n"
             f"from stzoo.training.finetune import finetune\n"
             f"finetune(tiny(), square_video(), out_dir={str(out)!r}, resume=True, **{FT_KW!r})\n")
 
@@ -248,7 +247,6 @@ def test_crash_mid_save_keeps_the_previous_folder(tmp_path, monkeypatch):
 
 _KILLED_SAVE = """
 import os, sys
-sys.path.insert(0, {tests!r})
 import stzoo.zoo.folder as pretrained
 from test_finetune import tiny
 def die(*args, **kwargs):  # like kill -9 in the middle of the save: no cleanup runs
@@ -262,7 +260,7 @@ def test_killed_save_leaves_old_folder_and_leftovers_are_cleaned(tmp_path):
     folder = tmp_path / "model"
     tiny(seed=0).save_pretrained(folder)
     before = _sha(folder / "model.safetensors")
-    code = _KILLED_SAVE.format(tests=TESTS, folder=str(folder))
+    code = _KILLED_SAVE.format(folder=str(folder))
     proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 17
     left = _leftovers(folder)

@@ -1,4 +1,4 @@
-"""Hostile frames and forecast sizes: each case runs in a limited subprocess (tests/hostile.py) and must
+"""Hostile frames and forecast sizes: each case runs in a limited subprocess (tests/helpers/hostile.py) and must
 be refused with a clean StzooError, quickly, before memory runs out or anything blocks.
 
 Covers: unbounded horizons and forecast sizes (predict, forecast_tensor, Forecaster, a model whose
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hostile import refuse
+from helpers.hostile import refuse
 
 pytestmark = pytest.mark.hostile
 

@@ -1,5 +1,5 @@
 """The hostile-input harness itself: a clean refusal passes, a raw exception and a memory blow-up are seen."""
-from hostile import refuse, run_case
+from helpers.hostile import refuse, run_case
 def test_harness_refusal():
     refuse("import stzoo; stzoo.load('no-such-model')", match="unknown model")
 def test_harness_leak_detected():

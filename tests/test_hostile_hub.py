@@ -1,5 +1,5 @@
 """Hostile inputs to the loading side (stzoo.load, checkpoints, the Hub): each case runs in a limited
-subprocess (tests/hostile.py) and must end in a clean, readable StzooError, never a raw exception.
+subprocess (tests/helpers/hostile.py) and must end in a clean, readable StzooError, never a raw exception.
 
 Covers: corrupt safetensors files, NaN / inf weights (zoo file, folder, hf-hub: through the local
 FakeHub), bad batch_size / device values, non-string names, names and paths too long for the OS, and
@@ -20,8 +20,8 @@ import torch
 from safetensors.torch import load_file, save, save_file
 
 import stzoo
-from hf_server import FakeHub
-from hostile import refuse, run_case
+from helpers.hf_server import FakeHub
+from helpers.hostile import refuse, run_case
 from stzoo.zoo.manifest import InputSpec
 from stzoo.models import build_model
 from stzoo.inference.predictor import Predictor

@@ -1,6 +1,6 @@
 """Weights through the real Hugging Face protocol: ``hf_hub_download`` runs for real, in a fresh process
 (HF_ENDPOINT / HF_HUB_OFFLINE / HF_HOME / HF_TOKEN are read when huggingface_hub is imported), against
-servers on 127.0.0.1 started here: the ``olah`` mirror for the happy paths, and tests/hf_server.FakeHub
+servers on 127.0.0.1 started here: the ``olah`` mirror for the happy paths, and tests/helpers/hf_server.FakeHub
 for error paths (404 entry vs revision, 401, 500, cut transfers, wrong bytes) and uploads.
 Nothing here reaches beyond 127.0.0.1.
 
@@ -22,13 +22,13 @@ import pytest
 import torch
 from safetensors.torch import save
 
-from hf_server import FakeHub, OlahServer, git_commit_files, olah_available
+from helpers.hf_server import FakeHub, OlahServer, git_commit_files, olah_available
 from stzoo.zoo.manifest import InputSpec
 from stzoo.models import build_model
 from stzoo.inference.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
-CLIENT = Path(__file__).resolve().parent / "hub_client.py"
+CLIENT = Path(__file__).resolve().parent / "helpers" / "hub_client.py"
 CFG = {"num_layers": 1, "num_hidden": 4, "filter_size": 3}
 INPUT = {"frames_in": 4, "frames_out": 4, "channels": 1, "height": 16, "width": 16, "value_range": [0.0, 1.0]}
 TOKEN = "hf_stzoo_test_token"

@@ -1,9 +1,9 @@
-"""ONNX export: every architecture runs in onnxruntime (CPU) like in torch, dynamic batch, errors, CLI."""
+"""ONNX export: static batch, TorchScript, verification, errors, the CLI. That every registered architecture
+runs in onnxruntime like in torch (dynamic batch, metadata) is checked by tests/test_contract.py."""
 
 import sys
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -13,21 +13,14 @@ from stzoo.cli.main import main
 from stzoo.errors import InputError, StzooError
 from stzoo.inference.export import DEFAULT_ATOL, MissingDependencyError
 from stzoo.zoo.manifest import InputSpec
-from stzoo.models import build_model
+from stzoo.models import ARCHITECTURES, build_model
 from stzoo.inference.predictor import Predictor
 
-T_IN, T_OUT = 3, 2
-
-CONFIGS = {
-    "tau": {"frames": T_IN, "hid_S": 4, "hid_T": 8, "N_T": 2, "mlp_ratio": 2.0},
-    "convlstm": {"frames_in": T_IN, "frames_out": T_OUT, "num_layers": 2, "num_hidden": 4, "filter_size": 3},
-    "sa_convlstm": {"frames_in": T_IN, "frames_out": T_OUT, "num_layers": 1, "num_hidden": 4, "filter_size": 3,
-                    "attn_dim": 2},
-}
+T_IN = 4  # the frames the architectures' tiny configs read (stzoo.models.ARCHITECTURES[...].tiny_config)
 
 
 def tiny(arch):
-    model = build_model(arch, CONFIGS[arch])
+    model = build_model(arch, ARCHITECTURES[arch].tiny_config)
     return Predictor(model, InputSpec(model.frames_in, model.frames_out, 1, 16, 16), name=f"tiny-{arch}")
 
 
@@ -39,39 +32,6 @@ def run(path, x):
 def torch_out(p, x):
     with torch.no_grad():
         return (p.model(x, p.spec.frames_out) if p.recurrent else p.model(x)).numpy()
-
-
-@pytest.fixture(scope="module", params=list(CONFIGS))
-def exported(request, tmp_path_factory):
-    p = tiny(request.param)
-    path = tmp_path_factory.mktemp("onnx") / f"{request.param}.onnx"
-    return p, p.export_onnx(path, verify=False)
-
-
-def test_exported_graph_matches_torch_at_several_batch_sizes(exported):
-    p, result = exported
-    assert result.exporter == "dynamo" and result.max_abs_diff is None
-    t_out = p.spec.frames_out
-    assert result.input_shape == ("batch", T_IN, 1, 16, 16)
-    assert result.output_shape == ("batch", t_out, 1, 16, 16)
-    gen = torch.Generator().manual_seed(3)
-    for b in (1, 2, 5):  # traced at 2; 1 and 5 exercise the dynamic batch axis
-        x = torch.rand(b, T_IN, 1, 16, 16, generator=gen)
-        got = run(result.path, x)
-        assert got.shape == (b, t_out, 1, 16, 16)
-        assert np.max(np.abs(got - torch_out(p, x))) <= DEFAULT_ATOL
-
-
-def test_file_declares_opset_and_stzoo_metadata(exported):
-    p, result = exported
-    proto = onnx.load(str(result.path))
-    assert result.opset == max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
-    assert result.opset >= 17
-    meta = {m.key: m.value for m in proto.metadata_props}
-    assert meta["stzoo_name"] == p.name and meta["layout"] == "BTCHW"
-    assert (meta["frames_in"], meta["frames_out"]) == (str(T_IN), str(p.spec.frames_out))
-    assert meta["architecture"] == p.model.arch
-    assert not list(result.path.parent.glob(".*partial"))
 
 
 def test_static_batch_torchscript_and_verification(tmp_path):
@@ -126,9 +86,9 @@ def test_cli_export_shipped_model(tmp_path, capsys):
 def test_cli_export_static_batch_and_errors(tmp_path, capsys):
     out = tmp_path / "tau.onnx"
     p = tiny("tau")
-    ckpt = p.save_pretrained(tmp_path / "ckpt", config=CONFIGS["tau"])
+    ckpt = p.save_pretrained(tmp_path / "ckpt", config=ARCHITECTURES["tau"].tiny_config)
     assert main(["export", str(ckpt), "--out", str(out), "--static-batch", "--batch", "2",
                  "--exporter", "torchscript"]) == 0
-    assert "2×3×1×16×16" in capsys.readouterr().out
+    assert "2×4×1×16×16" in capsys.readouterr().out
     assert main(["export", str(ckpt), "--out", str(out), "--height", "10"]) == 2
     assert "divisible" in capsys.readouterr().err

@@ -3,16 +3,13 @@ position embedding, and the generic machinery (create / predict, adapt, save / l
 
 The authors' code (github.com/yyyujintang/PredFormer) is not installable from the package index, so its
 checkpoints are built in its exact key layout and compared with an independent re-statement of its forward
-pass (``tests/openstl_reference_predformer.py``, which names the files it comes from)."""
+pass (``tests/helpers/openstl_reference_predformer.py``, which names the files it comes from)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -26,9 +23,7 @@ from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
 from stzoo.training.train import compute_loss
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import openstl_reference_predformer as ref  # noqa: E402
-from contract import assert_onnx_matches_torch, assert_save_load_identical  # noqa: E402
+from helpers import openstl_reference_predformer as ref  # noqa: E402
 
 TOL = 1e-5  # max |stzoo − authors| / max |authors|, fp32
 PAPER_COUNT = 25_297_728  # configs/mmnist/PredFormer.py with Ndepth 6 (TSST); the paper's Table 2: 25.3 M
@@ -197,69 +192,28 @@ def test_importer_refuses_other_variants_and_names_bad_tensors():
 
 
 # ---- the generic machinery -----------------------------------------------------------------------------
-def test_predict_beyond_frames_rolls_out():
+def test_any_multiple_of_the_patch_size_runs():
     torch.manual_seed(0)
     p = stzoo.create("predformer", TINY)
-    frames = (np.random.default_rng(0).random((4, 16, 16)) * 255).astype(np.uint8)
-    out = p.predict(frames, horizon=10)
-    assert out.shape == (10, 16, 16) and out.dtype == np.uint8
-    x = _seq(2, 4)
     with torch.no_grad():
-        y1 = p.model(x)
-        y2 = p.model(y1)
-        y3 = p.model(y2)
-        torch.testing.assert_close(p.forecast_tensor(x, 10), torch.cat([y1, y2, y3[:, :2]], 1), rtol=0, atol=0)
-        assert p.model(_seq(1, 4, h=24, w=32)).shape == (1, 4, 1, 24, 32)  # any multiple of the patch size
+        assert p.model(_seq(1, 4, h=24, w=32)).shape == (1, 4, 1, 24, 32)
 
 
-def test_grey_model_adapted_to_rgb_predicts_the_same_on_each_channel():
+def test_nothing_depends_on_the_number_of_frames():
     torch.manual_seed(1)
     p = stzoo.create("predformer", TINY)
-    rgb, report = adapt(p, channels=3)
-    assert sorted(report.converted) == ["embed.weight", "head.bias", "head.weight"] and not report.reinitialised
-    x = _seq(2, 4)
-    with torch.no_grad():
-        y1 = p.forecast_tensor(x, 4)
-        y3 = rgb.forecast_tensor(x.expand(-1, -1, 3, -1, -1), 4)
-    torch.testing.assert_close(y3, y1.expand(-1, -1, 3, -1, -1), rtol=1e-4, atol=1e-5)
-    longer, report = adapt(p, frames_in=6, frames_out=6)  # nothing depends on T: every weight carries over
+    longer, report = adapt(p, frames_in=6, frames_out=6)  # every weight carries over
     assert not report.reinitialised and longer.model(_seq(1, 6)).shape == (1, 6, 1, 16, 16)
 
 
-def test_save_pretrained_then_load_gives_the_same_forecast(tmp_path):
-    torch.manual_seed(2)
-    p = stzoo.create("predformer", {**TINY, "scale_dim": 3})
-    x = _seq(2, 4)
-    q = assert_save_load_identical(p, tmp_path / "m", x)
-    with torch.no_grad():
-        assert torch.equal(q.forecast_tensor(x, 6), p.forecast_tensor(x, 6))
-
-
-def test_two_training_steps_with_the_recipe_loss():
+def test_the_recipe_loss_is_the_authors():
     torch.manual_seed(3)
     model = build_model("predformer", {**TINY, "drop_path": 0.1, "dropout": 0.1})
     recipe = dataclasses.replace(pf.ARCHITECTURE.recipe, frames_in=4, frames_out=4)
     seq = _seq(3, 8, seed=6)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    model.train()
-    for _ in range(2):
-        loss = compute_loss(model, recipe, seq, 0.0, progress=0.5)
-        assert loss.ndim == 0 and torch.isfinite(loss)
-        opt.zero_grad()
-        loss.backward()
-        assert all(q.grad is not None and torch.isfinite(q.grad).all() for q in model.parameters())
-        opt.step()
-    assert all(not torch.equal(before[k], v) for k, v in model.state_dict().items())
     model.eval()  # the authors' loss: MSE of one pass against the next T frames
     with torch.no_grad():
         torch.testing.assert_close(compute_loss(model, recipe, seq, 0.0, progress=0.5),
                                    torch.nn.functional.mse_loss(model(seq[:, :4]), seq[:, 4:]))
 
 
-def test_onnx_export_runs_in_onnxruntime_like_torch(tmp_path):
-    # the TorchScript exporter keeps this file under its time budget; the default (dynamo) exporter gave the
-    # same outputs on this config when tried by hand (export_onnx's own check: max |Δ| 4.2e-7, 7.4 s)
-    torch.manual_seed(4)
-    assert_onnx_matches_torch(stzoo.create("predformer", TINY), tmp_path / "predformer.onnx", 4, 4,
-                              exporter="torchscript", verify=False, any_frames=False)

@@ -2,7 +2,7 @@
 
 OpenSTL is not installable from the package index, so its checkpoints are built in OpenSTL's exact
 key layout and compared with an independent re-statement of its forward pass
-(``tests/openstl_reference_simvp.py``, which names the OpenSTL files it comes from).
+(``tests/helpers/openstl_reference_simvp.py``, which names the OpenSTL files it comes from).
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,11 +26,8 @@ from stzoo.models import build_model, count_parameters, parameters_of
 from stzoo.models.base import Recipe
 from stzoo.training.train import compute_loss
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import openstl_reference as ref_tau  # noqa: E402
-import openstl_reference_simvp as ref  # noqa: E402
-from contract import (assert_onnx_matches_torch, assert_rgb_adaptation_matches_grey,  # noqa: E402
-                      assert_save_load_identical)
+from helpers import openstl_reference as ref_tau  # noqa: E402
+from helpers import openstl_reference_simvp as ref  # noqa: E402
 
 TOL = 1e-5  # max |stzoo − OpenSTL| / max |OpenSTL|, fp32
 PAPER = {"gsta": 46_769_665, "incepu": 57_946_113}  # configs/mmnist/simvp/SimVP_gSTA.py, SimVP_IncepU.py
@@ -287,58 +282,14 @@ def test_frames_params_are_exactly_the_frame_dependent_weights(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_predict_beyond_frames_out_rolls_out(kind):
-    p = tiny(kind)
-    frames = (np.random.default_rng(0).random((4, 16, 16)) * 255).astype(np.uint8)
-    out = p.predict(frames, horizon=10)
-    assert out.shape == (10, 16, 16) and out.dtype == np.uint8
-    x = torch.rand(2, 4, 1, 16, 16)
-    with torch.no_grad():
-        y1 = p.model(x)
-        y2 = p.model(y1)
-        y3 = p.model(y2)
-        torch.testing.assert_close(p.forecast_tensor(x, 10), torch.cat([y1, y2, y3[:, :2]], 1), rtol=0, atol=0)
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_grey_model_on_rgb_predicts_the_same_for_grey_input(kind):
-    assert_rgb_adaptation_matches_grey(tiny(kind), torch.rand(2, 4, 1, 16, 16), 4)
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_save_pretrained_then_load_gives_the_same_forecast(tmp_path, kind):
-    p, x = tiny(kind, seed=5), torch.rand(2, 4, 1, 16, 16)
-    q = assert_save_load_identical(p, tmp_path / kind, x, name=f"simvp-{kind}-test")
-    with torch.no_grad():
-        assert torch.equal(q.forecast_tensor(x, 6), p.forecast_tensor(x, 6))
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_two_training_steps_with_the_recipe_loss(kind):
+def test_the_recipe_loss_is_openstls(kind):
     model = build_model("simvp", TINY[kind])
     recipe = Recipe(**{**dataclasses.asdict(simvp.ARCHITECTURE.recipe), "frames_in": 4, "frames_out": 4})
     assert (recipe.loss, recipe.lr, recipe.grad_clip) == ("mse", 1e-3, 0.0)
     seq = torch.rand(3, 8, 1, 16, 16)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    model.train()
-    for _ in range(2):
-        loss = compute_loss(model, recipe, seq, 0.0, progress=0.5)
-        assert loss.ndim == 0 and torch.isfinite(loss)
-        opt.zero_grad()
-        loss.backward()
-        assert all(q.grad is not None and torch.isfinite(q.grad).all() for q in model.parameters())
-        opt.step()
-    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
     model.eval()  # the recipe's loss is OpenSTL's: MSE of one pass against the next frames
     with torch.no_grad():
         torch.testing.assert_close(compute_loss(model, recipe, seq, 0.0, progress=0.5),
                                    torch.nn.functional.mse_loss(model(seq[:, :4]), seq[:, 4:]))
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_onnx_export_runs_in_onnxruntime_like_torch(tmp_path, kind):
-    # the TorchScript exporter keeps this file under its time budget; the default (dynamo) exporter gave
-    # the same outputs (max |Δ| ≤ 3e-6 on these configs) when tried by hand
-    assert_onnx_matches_torch(tiny(kind, seed=6), tmp_path / f"{kind}.onnx", 4, 4, exporter="torchscript",
-                              verify=False, any_frames=False)

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from openstl_reference import _rand
+from helpers.openstl_reference import _rand
 
 
 def _cells(*, dim: int, f_hidden: int, k: int, conv_hidden: list[int], conv_k: int) -> dict[str, tuple]:

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from openstl_reference import _rand
+from helpers.openstl_reference import _rand
 
 #: what OpenSTL builds but never uses in forward (prefixes)
 UNUSED_PREFIXES = ("hid.scale_fuser_1.", "hid.scale_fuser_2.", "hid.predictor.fuse_conv.")

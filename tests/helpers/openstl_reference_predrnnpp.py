@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from openstl_reference import _rand, reshape_patch, reshape_patch_back
+from helpers.openstl_reference import _rand, reshape_patch, reshape_patch_back
 
 
 def predrnnpp_shapes(*, patch_channels: int, num_hidden: list[int], filter_size: int = 5) -> dict[str, tuple]:

@@ -7,7 +7,7 @@ memory limit. Anything else — success, a raw exception, a hang, a crash — is
 
 Usage in a test::
 
-    from hostile import refuse
+    from helpers.hostile import refuse
     def test_bad_horizon():
         r = refuse("import stzoo; stzoo.load('tau-mmnist-s', pretrained=False).predict(x, horizon=10**9)",
                    match="horizon")
@@ -22,9 +22,9 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import subprocess_env
+
 RESULTS: list[dict] = []  # every case run in this session (conftest prints the count)
 
 
@@ -91,8 +91,7 @@ _zygote: subprocess.Popen | None = None
 def _zygote_process() -> subprocess.Popen:
     global _zygote
     if _zygote is None or _zygote.poll() is not None:
-        env = {**os.environ, "OMP_NUM_THREADS": "1",
-               "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        env = subprocess_env(OMP_NUM_THREADS="1")
         _zygote = subprocess.Popen([sys.executable, "-c", _ZYGOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    text=True, env=env)
     return _zygote
@@ -101,8 +100,7 @@ def _zygote_process() -> subprocess.Popen:
 def run_case(code: str, *, timeout: float = 60.0, mem_mb: int = 6144, env: dict | None = None,
              cwd: str | os.PathLike | None = None) -> dict:
     """Run ``code`` in a process of its own with ``mem_mb`` of address space and ``timeout`` seconds."""
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-                "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {})}
+    full_env = {**subprocess_env(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1"), **(env or {})}
     z = _zygote_process()
     z.stdin.write(json.dumps({"code": textwrap.dedent(code), "env": full_env, "cwd": str(cwd or os.getcwd()),
                               "mem_mb": mem_mb, "timeout": timeout}) + "\n")

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from openstl_reference import _rand, reshape_patch, reshape_patch_back
+from helpers.openstl_reference import _rand, reshape_patch, reshape_patch_back
 
 
 def mim_shapes(*, patch_channels: int, num_hidden: list[int], grid: tuple[int, int], filter_size: int = 5

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from openstl_reference import relative_error  # noqa: F401 (re-exported)
+from helpers.openstl_reference import relative_error  # noqa: F401 (re-exported)
 
 EPS = 1e-5  # nn.LayerNorm's default
 

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from openstl_reference import _rand
+from helpers.openstl_reference import _rand
 
 
 def mau_shapes(*, channels: int, num_hidden: list[int], grid: tuple[int, int], sr_size: int,

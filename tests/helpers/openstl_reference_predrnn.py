@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from openstl_reference import relative_error, reshape_patch, reshape_patch_back  # noqa: F401 (re-exported)
+from helpers.openstl_reference import relative_error, reshape_patch, reshape_patch_back  # noqa: F401 (re-exported)
 
 
 def _w(g: torch.Generator, *shape: int, gain: float = 1.0) -> Tensor:

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from openstl_reference import relative_error  # noqa: F401 (re-exported)
+from helpers.openstl_reference import relative_error  # noqa: F401 (re-exported)
 
 TRANSFORMERS = ("ts_temporal_transformer", "ts_space_transformer", "st_space_transformer", "st_temporal_transformer")
 

@@ -1,4 +1,4 @@
-"""Run by tests/test_finetune_ddp.py under ``torchrun --nproc_per_node=2``: fine-tune a tiny model
+"""Run by tests/test_finetune_ddp.py (with ``helpers.subprocess_env()``) under ``torchrun --nproc_per_node=2``: fine-tune a tiny model
 on tiny synthetic videos and write what this rank saw to OUT/rank<R>.json and its weights to
 OUT/rank<R>.safetensors."""
 
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_finetune import square_video, tiny  # noqa: E402
 
 from safetensors.torch import save_file  # noqa: E402

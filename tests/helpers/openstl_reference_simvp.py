@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from openstl_reference import _affine, _batchnorm, _bn, _conv, _conv_sc, _pw, _rand
+from helpers.openstl_reference import _affine, _batchnorm, _bn, _conv, _conv_sc, _pw, _rand
 
 INCEP_KER = (3, 5, 7, 11)
 
