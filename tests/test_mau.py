@@ -26,8 +26,7 @@ from helpers import openstl_reference as ref  # noqa: E402
 from helpers import openstl_reference_mau as rm  # noqa: E402
 
 TOL = 1e-5
-TINY = {"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 2, "num_hidden": 8,
-        "filter_size": 3, "sr_size": 2, "tau": 3}
+TINY = stzoo.models.ARCHITECTURES["mau"].tiny_config  # its tiny config, declared with its registration
 # configs/mmnist/MAU.py of OpenSTL, as published
 MMNIST_CONFIG = """method = 'MAU'
 # scheduled sampling

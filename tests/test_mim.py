@@ -25,8 +25,7 @@ from helpers import openstl_reference as ref  # noqa: E402
 from helpers import openstl_reference_mim as rm  # noqa: E402
 
 TOL = 1e-5
-TINY = {"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 3, "num_hidden": 8,
-        "patch_size": 4, "filter_size": 3}
+TINY = stzoo.models.ARCHITECTURES["mim"].tiny_config  # its tiny config, declared with its registration
 # configs/mmnist/MIM.py of OpenSTL, as published
 MMNIST_CONFIG = """method = 'MIM'
 # reverse scheduled sampling

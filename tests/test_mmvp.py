@@ -31,7 +31,7 @@ from helpers.contract import absorbed_biases  # noqa: E402
 
 TOL = 1e-5
 SIZES = {"hid_S": 8, "hid_T": 8, "rrdb_encoder_num": 1, "rrdb_decoder_num": 1, "rrdb_enhance_num": 1}
-TINY = {"frames_in": 4, "frames_out": 4, "height": 32, "width": 32, **SIZES}
+TINY = stzoo.models.ARCHITECTURES["mmvp"].tiny_config  # its tiny config, declared with its registration
 # configs/mmnist/MMVP.py of OpenSTL, as published
 MMNIST_CONFIG = """method = 'MMVP'
 # model

@@ -9,24 +9,8 @@ from stzoo.errors import ConfigError, InputError, UnknownModelError
 from stzoo.models import ARCHITECTURES, build_model, count_parameters
 from stzoo.models.sa_convlstm import SelfAttentionMemory
 
-SMALL = {
-    "tau": {"hid_S": 8, "hid_T": 16, "N_S": 4, "N_T": 2, "mlp_ratio": 2.0},
-    "convlstm": {"num_layers": 2, "num_hidden": 8, "patch_size": 4, "filter_size": 3},
-    "sa_convlstm": {"num_layers": 2, "num_hidden": 8, "patch_size": 4, "filter_size": 3, "attn_dim": 4},
-    "simvp": {"hid_S": 8, "hid_T": 16, "N_S": 4, "N_T": 2, "mlp_ratio": 2.0},
-    "predrnn": {"num_layers": 2, "num_hidden": 8, "patch_size": 4, "filter_size": 3},
-    "predrnn_v2": {"num_layers": 2, "num_hidden": 8, "patch_size": 4, "filter_size": 3},
-    "predrnnpp": {"num_layers": 2, "num_hidden": 8, "patch_size": 4, "filter_size": 3},
-    "mim": {"num_layers": 2, "num_hidden": 8, "patch_size": 4, "filter_size": 3},
-    "mau": {"num_layers": 2, "num_hidden": 8, "filter_size": 3, "sr_size": 2, "height": 16, "width": 16},
-    "phydnet": {"nf": 16, "conv_layers": 2, "conv_hidden": 8},
-    "swinlstm": {"height": 32, "width": 32, "embed_dim": 8, "depths_down": [2, 2], "depths_up": [2, 2], "num_heads": [2, 4]},
-    "e3dlstm": {"num_layers": 2, "num_hidden": 8, "patch_size": 4, "filter_size": 3, "height": 16, "width": 16},
-    "mmvp": {"frames_in": 4, "frames_out": 4, "height": 32, "width": 32, "hid_S": 8, "hid_T": 8, "rrdb_encoder_num": 1,
-             "rrdb_decoder_num": 1, "rrdb_enhance_num": 1},
-    "predformer": {"frames": 4, "height": 16, "width": 16, "patch_size": 4, "dim": 16, "heads": 2, "dim_head": 8,
-                   "Ndepth": 1},
-}
+#: every architecture's tiny config, declared with its registration (``Architecture.tiny_config``)
+SMALL = {name: arch.tiny_config for name, arch in ARCHITECTURES.items()}
 
 
 def test_tau_paper_config_has_reference_parameter_count():

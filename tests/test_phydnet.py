@@ -26,7 +26,7 @@ from helpers import openstl_reference as ref  # noqa: E402
 from helpers import openstl_reference_phydnet as rp  # noqa: E402
 
 TOL = 1e-5
-TINY = {"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "nf": 16, "conv_layers": 2, "conv_hidden": 8}
+TINY = stzoo.models.ARCHITECTURES["phydnet"].tiny_config  # its tiny config, declared with its registration
 SMALL = {"nf": 16, "conv_hidden": [8, 32]}  # OpenSTL layout at a test size: 2·nf = 32 channels, ConvLSTM [8, 32]
 # configs/mmnist/PhyDNet.py of OpenSTL, as published
 MMNIST_CONFIG = """method = 'PhyDNet'

@@ -55,7 +55,7 @@ model_config = {
 }
 """
 SMALL = dict(patch_size=4, dim=16, heads=2, dim_head=8, scale_dim=2, depth=2, Ndepth=2)
-TINY = {"frames": 4, "height": 16, "width": 16, "patch_size": 4, "dim": 16, "heads": 2, "dim_head": 8, "Ndepth": 2}
+TINY = stzoo.models.ARCHITECTURES["predformer"].tiny_config  # its tiny config, declared with its registration
 
 
 def _seq(b=2, t=8, c=1, h=16, w=16, seed=0):

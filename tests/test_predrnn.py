@@ -25,8 +25,7 @@ from helpers import openstl_reference_predrnn as ref  # noqa: E402
 
 TOL = 1e-5  # max |stzoo − OpenSTL| / max |OpenSTL|, fp32
 ARCHS = ["predrnn", "predrnn_v2"]
-TINY = {"frames_in": 4, "frames_out": 4, "channels": 1, "height": 16, "width": 16, "num_layers": 2,
-        "num_hidden": 8, "patch_size": 4, "filter_size": 3}
+TINY = stzoo.models.ARCHITECTURES["predrnn"].tiny_config  # its tiny config, declared with its registration
 PAPER = {"predrnn": 23_838_720, "predrnn_v2": 23_855_104}  # OpenSTL configs/mmnist/PredRNN{,v2}.py
 MMNIST_PY = {  # the model and sampling lines of OpenSTL's configs/mmnist/PredRNNv2.py (PredRNN.py: rss 0, no beta)
     "predrnn_v2": "method = 'PredRNNv2'\nreverse_scheduled_sampling = 1\nr_sampling_step_1 = 25000\n"

@@ -23,8 +23,7 @@ from helpers import openstl_reference as ref  # noqa: E402
 from helpers import openstl_reference_predrnnpp as rp  # noqa: E402
 
 TOL = 1e-5
-TINY = {"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 2, "num_hidden": 8,
-        "patch_size": 4, "filter_size": 3}
+TINY = stzoo.models.ARCHITECTURES["predrnnpp"].tiny_config  # its tiny config, declared with its registration
 # configs/mmnist/PredRNNpp.py of OpenSTL, as published (the model keys and the training keys around them)
 MMNIST_CONFIG = """method = 'PredRNNpp'
 # reverse scheduled sampling

@@ -39,8 +39,7 @@ SMALL = {32: dict(img_size=32, patch_size=2, embed_dim=8, depths_down=(2, 3), de
                   window_size=4),
          16: dict(img_size=16, patch_size=2, embed_dim=8, depths_down=(3, 2), depths_up=(2, 3), num_heads=(2, 2),
                   window_size=4)}
-TINY = {"frames_in": 4, "frames_out": 4, "height": 32, "width": 32, "embed_dim": 8, "depths_down": [2, 3],
-        "depths_up": [3, 2], "num_heads": [2, 4], "window_size": 4}
+TINY = stzoo.models.ARCHITECTURES["swinlstm"].tiny_config  # its tiny config, declared with its registration
 
 
 def _seq(b=2, t=8, c=1, size=32, seed=0):
