@@ -1,14 +1,27 @@
-"""Every option of every `stzoo` subcommand says what it does, and what it defaults to.
+"""Every option of every `stzoo` and `stzoo-maint` subcommand says what it does, and what it defaults to; the
+maintainers' commands are in `stzoo-maint` (``python -m stzoo.tools``), not in the users' `stzoo --help`.
 
-The test walks ``stzoo.cli.main.build_parser()`` (nested subcommands included: ``data preview``, ``hub push``,
-``convert openstl``) and names every option that breaks the rule, so one run lists all of them.
+The test walks ``stzoo.cli.main.build_parser()`` and ``stzoo.tools.cli.build_parser()`` (nested subcommands
+included: ``data preview``, ``hub push``, ``convert openstl``) and names every option that breaks the rule, so one
+run lists all of them.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from stzoo.cli.main import build_parser
+from stzoo.tools.cli import build_parser as build_maint_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+#: the commands only maintainers run: they write the package's manifest, weights, README and docs, or a Hub repo
+MAINTAINER_COMMANDS = ("release", "zoo-table", "zoo-stats", "hub")
 
 
 def _subparsers(parser: argparse.ArgumentParser, prefix: str = "stzoo"):
@@ -31,9 +44,15 @@ def _label(cmd: str, action: argparse.Action) -> str:
     return f"{cmd} {'/'.join(action.option_strings) or action.dest}"
 
 
+def _all_subparsers():
+    """Every (sub)command of both command lines."""
+    yield from _subparsers(build_parser())
+    yield from _subparsers(build_maint_parser(), "stzoo-maint")
+
+
 def _problems() -> tuple[list[str], list[str], int]:
     no_help, no_default, checked = [], [], 0
-    for cmd, parser in _subparsers(build_parser()):
+    for cmd, parser in _all_subparsers():
         for action in parser._actions:
             if isinstance(action, (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)):
                 continue
@@ -65,6 +84,43 @@ def test_every_option_that_takes_a_value_shows_its_default():
 
 
 def test_help_of_every_subcommand_renders():
-    for cmd, parser in _subparsers(build_parser()):
+    for cmd, parser in _all_subparsers():
         text = parser.format_help()
         assert text.startswith("usage: " + cmd), (cmd, text[:200])
+
+
+def _commands(parser: argparse.ArgumentParser) -> set[str]:
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return set(sub.choices)
+
+
+def test_user_help_does_not_list_maintainer_commands():
+    assert not _commands(build_parser()) & set(MAINTAINER_COMMANDS)
+    text = build_parser().format_help()
+    for name in MAINTAINER_COMMANDS:
+        assert f" {name} " not in text and f",{name}," not in text and f"{{{name}," not in text, name
+    assert {"list", "predict", "train", "finetune", "evaluate", "bench", "convert"} <= _commands(build_parser())
+
+
+def _run_help(*module: str) -> str:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", *module, "--help"], capture_output=True, text=True, env=env,
+                          cwd=ROOT, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_python_m_stzoo_tools_help_lists_the_maintainer_commands():
+    assert _commands(build_maint_parser()) == set(MAINTAINER_COMMANDS)
+    text = _run_help("stzoo.tools")
+    assert text.startswith("usage: stzoo-maint"), text[:200]
+    for name in MAINTAINER_COMMANDS:
+        assert name in text.split("positional arguments:")[1], name
+    user = _run_help("stzoo")
+    assert not any(name in user.split("positional arguments:")[1].split() for name in MAINTAINER_COMMANDS), user
+
+
+def test_both_console_scripts_are_declared():
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is Python 3.11+")
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    assert scripts == {"stzoo": "stzoo.cli.main:main", "stzoo-maint": "stzoo.tools.cli:main"}

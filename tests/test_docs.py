@@ -56,7 +56,7 @@ DOCS = README.parent / "docs"
 def test_generated_docs_match_manifest():
     stale = stale_docs(DOCS)
     assert not stale, (f"docs pages out of date with weights_manifest.json: {stale}; regenerate them with "
-                       "`stzoo zoo-table --write README.md --docs docs`")
+                       "`stzoo-maint zoo-table --write README.md --docs docs`")
 
 
 def test_every_zoo_entry_has_a_model_card_with_its_numbers():
@@ -101,7 +101,7 @@ def test_stored_flops_are_what_flop_counter_counts(name):
     counted = count_flops(entry)
     assert counted["flops"] == entry["flops"]["flops"], (
         f"{name}: manifest says {entry['flops']['flops']} FLOPs, FlopCounterMode counts {counted['flops']}; "
-        "run `stzoo zoo-stats` and regenerate the docs")
+        "run `stzoo-maint zoo-stats` and regenerate the docs")
     assert counted["input_shape"] == entry["flops"]["input_shape"]
 
 

@@ -159,9 +159,11 @@ def test_export_release_keeps_the_release_bytes(tmp_path, monkeypatch):
 def test_cli_download_needs_names_or_all(capsys):
     assert main(["download"]) == 2
     assert "--all" in capsys.readouterr().err
-    assert main(["hub", "push", "sa-convlstm-mmnist-paper", "--repo-id", "../x"]) == 2
+    from stzoo.tools.cli import main as maint
+
+    assert maint(["hub", "push", "sa-convlstm-mmnist-paper", "--repo-id", "../x"]) == 2
     assert "invalid Hugging Face repo id" in capsys.readouterr().err
-    assert main(["hub", "push", "sa-convlstm-mmnist-paper", "--repo-id", "alice/x"]) == 2
+    assert maint(["hub", "push", "sa-convlstm-mmnist-paper", "--repo-id", "alice/x"]) == 2
     assert "no released weights" in capsys.readouterr().err
 
 

@@ -232,7 +232,7 @@ def fake_run(tmp_path_factory):
             {"op": "push", "repo_id": "alice/pushed", "seed": 5, "config": CFG},       # 20
             {"op": "load", "spec": "hf-hub:alice/pushed"},                             # 21
             {"op": "save", "spec": "hf-hub:alice/pushed", "dir": str(tmp / "saved")},  # 22
-            {"op": "cli", "argv": ["hub", "push", str(tmp / "saved"), "--repo-id", "alice/pushed2"]},  # 23
+            {"op": "maint", "argv": ["hub", "push", str(tmp / "saved"), "--repo-id", "alice/pushed2"]},  # 23
             {"op": "load", "spec": "hf-hub:alice/pushed2"},                            # 24
         ])
         log = list(hub.log)

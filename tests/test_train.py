@@ -407,8 +407,9 @@ def test_release_same_weights_same_hash(tmp_path, finished_run):
 
 
 def test_cli_train_then_release_updates_a_manifest(tmp_path, mnist_dir, capsys):
-    """`stzoo train` (a couple of steps) then `stzoo release` into a copy of the manifest."""
+    """`stzoo train` (a couple of steps) then `stzoo-maint release` into a copy of the manifest."""
     from stzoo.cli.main import main
+    from stzoo.tools.cli import main as maint
     from stzoo.zoo.manifest import load_manifest, validate_manifest
 
     run = tmp_path / "run"
@@ -419,13 +420,13 @@ def test_cli_train_then_release_updates_a_manifest(tmp_path, mnist_dir, capsys):
     manifest.write_text(json.dumps(load_manifest()))
     released = json.loads(manifest.read_text())["models"]["convlstm-mmnist-s"]["metrics"]["sequences"]
     capsys.readouterr()
-    assert main(["release", "convlstm-mmnist-s", "--run", str(run), "--mnist-dir", str(mnist_dir),  # 3 test
+    assert maint(["release", "convlstm-mmnist-s", "--run", str(run), "--mnist-dir", str(mnist_dir),  # 3 test
                  "--sequences", "3", "--weights-dir", str(tmp_path / "w"), "--manifest", str(manifest)]) != 0
     assert "cannot be compared" in capsys.readouterr().err  # sequences vs the release's 10000
     assert released != 3 and not (tmp_path / "w" / "convlstm-mmnist-s.safetensors").exists()
     manifest.write_text(json.dumps(_without_release(load_manifest(), "convlstm-mmnist-s")))
-    assert main(["release", "convlstm-mmnist-s", "--run", str(run), "--mnist-dir", str(mnist_dir),
-                 "--sequences", "3", "--weights-dir", str(tmp_path / "w"), "--manifest", str(manifest)]) == 0
+    assert maint(["release", "convlstm-mmnist-s", "--run", str(run), "--mnist-dir", str(mnist_dir),
+                  "--sequences", "3", "--weights-dir", str(tmp_path / "w"), "--manifest", str(manifest)]) == 0
     m = json.loads(manifest.read_text())
     validate_manifest(m)
     entry = m["models"]["convlstm-mmnist-s"]
@@ -434,6 +435,7 @@ def test_cli_train_then_release_updates_a_manifest(tmp_path, mnist_dir, capsys):
     assert entry["weights"]["size"] == f.stat().st_size
     assert entry["metrics"]["sequences"] == 3 and entry["training"]["steps"] == 2
     assert entry["training"]["command"].startswith("stzoo train convlstm-mmnist-s")
+    assert entry["metrics"]["command"].startswith("stzoo-maint release convlstm-mmnist-s --run")
 
 
 def test_release_keeps_what_another_writer_put_in_the_manifest_meanwhile(tmp_path, mnist_dir, monkeypatch):
@@ -441,6 +443,7 @@ def test_release_keeps_what_another_writer_put_in_the_manifest_meanwhile(tmp_pat
     only its own entry into the manifest as it is then, so the other's change is not lost."""
     import stzoo.tools.release as release_mod
     from stzoo.cli.main import main
+    from stzoo.tools.cli import main as maint
     from stzoo.zoo.manifest import load_manifest
 
     run = tmp_path / "run"
@@ -457,8 +460,8 @@ def test_release_keeps_what_another_writer_put_in_the_manifest_meanwhile(tmp_pat
         return real(*args, **kwargs)
 
     monkeypatch.setattr(release_mod, "evaluate", evaluate_while_another_writer_edits)
-    assert main(["release", "convlstm-mmnist-s", "--run", str(run), "--mnist-dir", str(mnist_dir),
-                 "--sequences", "2", "--weights-dir", str(tmp_path / "w"), "--manifest", str(manifest)]) == 0
+    assert maint(["release", "convlstm-mmnist-s", "--run", str(run), "--mnist-dir", str(mnist_dir),
+                  "--sequences", "2", "--weights-dir", str(tmp_path / "w"), "--manifest", str(manifest)]) == 0
     m = json.loads(manifest.read_text())
     assert m["models"]["tau-mmnist-s"]["bf16"] == {"written": "meanwhile"}
     assert m["models"]["convlstm-mmnist-s"]["metrics"]["sequences"] == 2
@@ -466,8 +469,9 @@ def test_release_keeps_what_another_writer_put_in_the_manifest_meanwhile(tmp_pat
 
 def test_cli_train_config_setting_trains_another_size_which_release_refuses(tmp_path, mnist_dir, capsys):
     """`--config KEY=VALUE` changes the trained model (recorded in run.json and the checkpoint), is checked
-    by the architecture before anything runs, and `stzoo release NAME` refuses the run (not NAME's model)."""
+    by the architecture before anything runs, and `stzoo-maint release NAME` refuses the run (not NAME's model)."""
     from stzoo.cli.main import main
+    from stzoo.tools.cli import main as maint
 
     run = tmp_path / "run"
     base = ["train", "convlstm-mmnist-s", "--out", str(run), "--mnist-dir", str(mnist_dir), "--epochs", "1",
@@ -489,8 +493,8 @@ def test_cli_train_config_setting_trains_another_size_which_release_refuses(tmp_
 
     manifest = tmp_path / "m.json"
     manifest.write_text(json.dumps(_without_release(load_manifest(), "convlstm-mmnist-s")))
-    assert main(["release", "convlstm-mmnist-s", "--run", str(run), "--mnist-dir", str(mnist_dir),
-                 "--sequences", "2", "--weights-dir", str(tmp_path / "w"), "--manifest", str(manifest)]) != 0
+    assert maint(["release", "convlstm-mmnist-s", "--run", str(run), "--mnist-dir", str(mnist_dir),
+                  "--sequences", "2", "--weights-dir", str(tmp_path / "w"), "--manifest", str(manifest)]) != 0
     assert "but convlstm-mmnist-s is" in capsys.readouterr().err
 
 
@@ -672,7 +676,7 @@ def test_learning_curve_points_and_final_point_match_evaluation(tmp_path, mnist_
 
 
 def test_release_reuses_the_runs_measurement_only_for_those_weights(tmp_path, mnist_dir, monkeypatch):
-    """stzoo release skips its own evaluation when the run measured exactly these weights on exactly this
+    """stzoo-maint release skips its own evaluation when the run measured exactly these weights on exactly this
     test set; another test-set size, or a summary whose weights hash does not match, is measured again."""
     import stzoo.tools.release as release_mod
     from stzoo.zoo.manifest import load_manifest

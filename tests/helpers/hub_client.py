@@ -46,8 +46,11 @@ def run_step(step: dict[str, Any]) -> dict[str, Any]:
     if op == "load":
         p = stzoo.load(step["spec"], pretrained=step.get("pretrained", True))
         return {"name": p.name, "state": state_hash(p.model), "source": p.entry.get("source")}
-    if op == "cli":
-        from stzoo.cli.main import main
+    if op in ("cli", "maint"):  # `stzoo ARGV` or `stzoo-maint ARGV`
+        from stzoo.cli.main import main as cli_main
+        from stzoo.tools.cli import main as maint_main
+
+        main = cli_main if op == "cli" else maint_main
 
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
