@@ -5,7 +5,7 @@ For every zoo entry with released weights (or the NAMEs given) this loads the mo
 on the same first ``--sequences`` sequences of the entry's own test set (:func:`stzoo.training.evaluation.evaluate`,
 the convention of every metric in the zoo) and writes the pair, the relative MSE change and the
 machine into the entry's ``bf16`` block of the manifest. Then regenerate the pages:
-``stzoo zoo-table --write README.md --docs docs``.
+``stzoo-maint zoo-table --write README.md --docs docs``.
 
     OMP_NUM_THREADS=1 python scripts/bf16_metrics.py --sequences 200 --mnist-dir ../shared/data/mnist
     python scripts/bf16_metrics.py tau-grayscott-s --sequences 100

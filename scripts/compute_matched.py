@@ -13,7 +13,7 @@ inference speed of the architecture is measured on the same single thread.
 ``run`` is resumable: a finished run (its ``summary.json`` exists) is skipped, an interrupted one resumes
 from its checkpoint. ``collect`` keeps only small records (no weights), which the repository holds, so
 the page can be regenerated without the runs. Release a run's weights with
-``stzoo release NAME --run RUNS/NAME --sequences N`` (it reuses the run's final measurement when it is of
+``stzoo-maint release NAME --run RUNS/NAME --sequences N`` (it reuses the run's final measurement when it is of
 exactly those weights on exactly that test set).
 """
 

@@ -8,7 +8,7 @@ from the repository root, with the MNIST IDX files copied into an ignored folder
 It runs ``stzoo train NAME --device cuda --time-budget MIN`` (bf16 autocast where the GPU has it, a large
 batch with a matched learning rate, training batches drawn ahead by worker processes), which stops
 annealed and checkpointed at the budget and measures the final weights on the test set *on the GPU*;
-then ``stzoo release`` into a copy of the manifest (it reuses that measurement: same weights, same test
+then ``stzoo-maint release`` into a copy of the manifest (it reuses that measurement: same weights, same test
 set), and writes to ``--out`` at most 8 files of at most 16 MiB:
 
     NAME.safetensors.part0 … partK   the released weights, split into ≤ 16 MiB pieces
@@ -136,7 +136,7 @@ def cmd_install(args: argparse.Namespace) -> None:
         manifest["models"][name] = entry
         validate_manifest(manifest)
 
-    update_manifest(manifest_path, install)  # under the manifest's lock, as stzoo release writes it
+    update_manifest(manifest_path, install)  # under the manifest's lock, as stzoo-maint release writes it
     print(f"installed {name}: {dest} (sha256 {sha[:12]}…), metrics {entry['metrics']['mse']:.2f} MSE")
 
 

@@ -12,7 +12,7 @@ For zoo entry NAME (released weights, a dataset of its own: ``stzoo data list``)
    (Gray–Scott's U and V) are drawn side by side, each channel stretched by the ground truth's own
    minimum and maximum (:func:`stzoo.data.fields.channel_ranges`), the prediction on the same scale.
 
-Then regenerate the pages: ``stzoo zoo-table --write README.md --docs docs``.
+Then regenerate the pages: ``stzoo-maint zoo-table --write README.md --docs docs``.
 
     python scripts/model_card_assets.py tau-grayscott-s
     python scripts/model_card_assets.py tau-kolmogorov-s --sequences 100 --threads 2

@@ -9,7 +9,11 @@ run lists all of them.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +128,34 @@ def test_both_console_scripts_are_declared():
     tomllib = pytest.importorskip("tomllib", reason="tomllib is Python 3.11+")
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
     assert scripts == {"stzoo": "stzoo.cli.main:main", "stzoo-maint": "stzoo.tools.cli:main"}
+
+
+def _documented_command_lines() -> list[tuple[str, str, str]]:
+    """(file, program, arguments) of every `stzoo ...` / `stzoo-maint ...` line in a bash block of the docs."""
+    found = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        text = path.read_text(encoding="utf-8")
+        for block in re.findall(r"```(?:bash|sh|console)\n(.*?)```", text, re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                m = re.match(r"\s*(stzoo|stzoo-maint) (.*)$", line)
+                if m:
+                    found.append((str(path.relative_to(ROOT)), m.group(1), m.group(2)))
+    return found
+
+
+def test_the_docs_command_lines_parse():
+    """Every command line the README and docs show parses with the program it names (a maintainer command
+    shown as `stzoo release` would fail here)."""
+    lines = _documented_command_lines()
+    assert len(lines) > 10, lines
+    bad = []
+    for path, prog, args in lines:
+        parser = build_parser() if prog == "stzoo" else build_maint_parser()
+        err = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                parser.parse_args(shlex.split(args, comments=True))
+        except SystemExit as exc:  # `--help` exits 0; a usage error exits 2 and says why
+            if exc.code not in (0, None):
+                bad.append(f"{path}: {prog} {args}: {err.getvalue().strip()}")
+    assert not bad, "\n".join(bad)

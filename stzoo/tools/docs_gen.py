@@ -9,10 +9,10 @@ Everything the docs say about the zoo comes from ``weights_manifest.json``, so i
   opening with the Hub metadata (:func:`stzoo.zoo.folder.card_metadata`: ``pipeline_tag``,
   ``datasets``, ``license``, ...) and showing recorded commands without machine-specific paths
   (:func:`stzoo.zoo.folder.display_command`);
-* :func:`write_docs` writes both (``stzoo zoo-table --docs docs``); :func:`stale_docs` lists the
+* :func:`write_docs` writes both (``stzoo-maint zoo-table --docs docs``); :func:`stale_docs` lists the
   files that differ from what the manifest gives (the tests use it).
 
-Two manifest fields are computed rather than typed, by ``stzoo zoo-stats`` (:func:`update_manifest_stats`):
+Two manifest fields are computed rather than typed, by ``stzoo-maint zoo-stats`` (:func:`update_manifest_stats`):
 
 * ``flops`` — :func:`count_flops`: floating-point operations of one forward pass on the native
   input, counted with ``torch.utils.flop_counter.FlopCounterMode`` (deterministic; the tests
@@ -41,7 +41,7 @@ __all__ = ["FLOP_COUNTER", "GENERATED_NOTE", "count_flops", "measure_speed", "ma
            "update_manifest_stats", "zoo_page", "model_card_page", "generated_docs", "write_docs", "stale_docs"]
 
 FLOP_COUNTER = "torch.utils.flop_counter.FlopCounterMode"
-GENERATED_NOTE = ("<!-- Generated from stzoo/weights_manifest.json by `stzoo zoo-table --docs docs`. "
+GENERATED_NOTE = ("<!-- Generated from stzoo/weights_manifest.json by `stzoo-maint zoo-table --docs docs`. "
                   "Do not edit by hand: edit the manifest and regenerate. -->")
 STRIP_IMAGE = "assets/tau-mmnist-strip.png"
 
@@ -187,7 +187,7 @@ def update_manifest_stats(manifest_path: str | os.PathLike, *, speed: bool = Fal
                 current["models"][n].setdefault("speed", {})["cpu"] = rec["speed"]
 
         # After every entry, so nothing measured is lost on a crash; under the manifest's lock, changing
-        # only this entry's fields (the writer of stzoo release)
+        # only this entry's fields (the writer of stzoo-maint release)
         update_manifest(path, put)
     return written
 
@@ -221,17 +221,17 @@ def zoo_page(manifest: dict[str, Any] | None = None) -> str:
              + (f"({'×'.join(map(str, flops['input_shape']))} in, {flops['frames_out']} frames out; for the "
                 f"recurrent models that pass runs all {flops['input_shape'][1] + flops['frames_out'] - 1} steps), "
                 if flops else "") + "counted by "
-             f"`stzoo zoo-stats` with `{FLOP_COUNTER}`. It counts **2 FLOPs per multiply-accumulate** of "
+             f"`stzoo-maint zoo-stats` with `{FLOP_COUNTER}`. It counts **2 FLOPs per multiply-accumulate** of "
              "convolutions and matrix products and ignores element-wise work. Tables made with fvcore (as in "
              "many papers and OpenSTL) count one multiply-accumulate as one \"FLOP\": divide our number by 2 "
              "to compare with them.",
-             "- **MSE / MAE / SSIM / PSNR**: measured by `stzoo evaluate` / `stzoo release` on "
+             "- **MSE / MAE / SSIM / PSNR**: measured by `stzoo evaluate` / `stzoo-maint release` on "
              + (f"{metrics['dataset']}, {metrics['sequences']:,} sequences" if metrics else "the stzoo test set")
              + ". MSE and MAE are summed over the pixels of a frame and averaged over frames (the TAU paper's "
              "convention); SSIM and PSNR are per frame, averaged. See each model card for the exact command.",
              "- **CPU seq/s**: sequences forecast per second (10 frames in, 10 out, batch 1, float32), measured "
-             "by `stzoo zoo-stats --speed` with `stzoo.tools.bench.measure`; a number from one machine, comparable "
-             "only within one run. "
+             "by `stzoo-maint zoo-stats --speed` with `stzoo.tools.bench.measure`; a number from one machine, "
+             "comparable only within one run. "
              + ("Measured on: " + "; ".join(sources) + "." if sources else "Not measured yet (–)."),
              "- **trained**: epochs, sequences seen and hardware of the run that produced the weights.",
              "- **–**: not measured / not released yet. Entries named `…-paper` are the papers' configurations, "
@@ -262,7 +262,7 @@ def model_card_page(name: str, manifest: dict[str, Any] | None = None) -> str:
     flops_text = (f"{format_gflops(e)} GFLOPs ({flops['flops'] / 2e9:.2f} GMACs), input "
                   f"{'×'.join(map(str, flops['input_shape']))}, {flops['frames_out']} frames out" if flops else "–")
     value_range = "[" + ", ".join(f"{v:g}" for v in spec["value_range"]) + "]"
-    # the same Hub metadata as the README.md that `stzoo hub push` uploads (MkDocs reads it as page meta)
+    # the same Hub metadata as the README.md that `stzoo-maint hub push` uploads (MkDocs reads it as page meta)
     lines = [front_matter(card_metadata({"name": name, **e})), GENERATED_NOTE, "", f"# {name}", "",
              e["description"], "",
              "| | |", "|---|---|",
