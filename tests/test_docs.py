@@ -5,7 +5,8 @@ from pathlib import Path
 
 from stzoo.tools.docs_gen import GENERATED_NOTE
 from stzoo.zoo.manifest import zoo_table_markdown
-from stzoo.zoo.folder import DATASET_HUB_IDS, PIPELINE_TAG, display_command
+from stzoo.data import get_dataset
+from stzoo.zoo.folder import PIPELINE_TAG, display_command
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -130,7 +131,7 @@ def test_model_cards_carry_hub_metadata():
         assert {"stzoo", "video-prediction", e["architecture"].replace("_", "-")} <= set(meta["tags"]), name
         assert "base_model" not in meta, name  # zoo entries are trained from scratch or from their own release
         if e.get("weights") and "Moving MNIST" in e["metrics"]["dataset"]:
-            assert meta["datasets"] == DATASET_HUB_IDS["moving_mnist"] == ["ylecun/mnist"], name
+            assert meta["datasets"] == list(get_dataset("moving_mnist").hub_datasets) == ["ylecun/mnist"], name
             assert "moving-mnist" in meta["tags"], name
         # MkDocs reads the block as page meta: the generated note and the title follow it
         assert pages[f"models/{name}.md"].split("\n---\n", 1)[1].startswith(GENERATED_NOTE)

@@ -1,6 +1,6 @@
 """The package's layering, as folders: no import cycle (imports inside functions and under
-``if TYPE_CHECKING:`` count), no import up a layer, and no branch on an architecture's name outside
-models/, kernels/ and convert/."""
+``if TYPE_CHECKING:`` count), no import up a layer, no branch on a registered architecture's name outside
+models/, kernels/ and convert/, and no branch on a registered dataset's name outside that dataset's own file."""
 
 from __future__ import annotations
 
@@ -109,20 +109,53 @@ def test_nothing_below_imports_the_top_level_package():
     assert not offenders, f"modules that import the top-level `stzoo` (a hidden cycle): {offenders}"
 
 
-_ARCH_BRANCH = re.compile(r"""(==|!=|\bin\b)\s*\(?\s*["'](tau|convlstm|sa_convlstm)["']|["'](tau|convlstm|sa_convlstm)["']\s*(==|!=)""")
+def _name_branch(names: list[str]) -> re.Pattern[str]:
+    """A comparison (``==``, ``!=``, ``in``) with one of ``names`` as a string literal, on either side."""
+    alt = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rf"""(==|!=|\bin\b)\s*\(?\s*["']({alt})["']|["']({alt})["']\s*(==|!=|\bin\b)""")
+
+
+def _branches(pattern: re.Pattern[str], allowed) -> list[str]:
+    """``file:line: text`` of every line under stzoo/ that matches ``pattern``, except in files ``allowed(rel, m)``
+    says may name that match."""
+    hits = []
+    for path in sorted(PKG.rglob("*.py")):
+        rel = path.relative_to(PKG)
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            m = pattern.search(line)
+            if m and not allowed(rel, next(g for g in m.groups()[1:3] + m.groups()[:1] if g and g[0] not in "=!i")):
+                hits.append(f"{rel}:{n}: {line.strip()}")
+    return hits
 
 
 def test_no_architecture_branch_outside_models_kernels_convert():
-    allowed = ("models", "kernels", "convert")
-    hits = []
-    for path in PKG.rglob("*.py"):
-        rel = path.relative_to(PKG)
-        if rel.parts[0] in allowed:
-            continue
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            if _ARCH_BRANCH.search(line):
-                hits.append(f"{rel}:{n}: {line.strip()}")
+    from stzoo.models import ARCHITECTURES
+
+    assert len(ARCHITECTURES) >= 10
+    pattern = _name_branch(list(ARCHITECTURES))
+    hits = _branches(pattern, lambda rel, name: rel.parts[0] in ("models", "kernels", "convert"))
     assert not hits, "branches on an architecture name:\n" + "\n".join(hits)
+
+
+def test_no_dataset_branch_outside_its_own_file():
+    from stzoo.data import DATASETS
+
+    assert {"moving_mnist", "grayscott", "kolmogorov"} <= set(DATASETS)
+    # each dataset's name may be compared only in the file that defines it: stzoo/data/<name>.py
+    pattern = _name_branch(list(DATASETS))
+    hits = _branches(pattern, lambda rel, name: rel.as_posix() == f"data/{name}.py")
+    assert not hits, "branches on a dataset name outside its own file:\n" + "\n".join(hits)
+
+
+def test_name_branch_pattern_sees_comparisons_and_only_those():
+    p = _name_branch(["moving_mnist", "tau"])
+    for line in ('if dataset == "moving_mnist":', "x = 1 if 'moving_mnist' != d else 2", 'if arch in ("tau", "x"):',
+                 'if "tau" == arch:', 'kw = {} if name != "tau" else {}'):
+        assert p.search(line), line
+    for line in ('dataset: str = "moving_mnist"', 'e.get("dataset", "moving_mnist")', 'x = "taux" == a',
+                 'TAU = "tau"'):
+        assert not p.search(line), line
+    assert _branches(p, lambda rel, name: True) == []
 
 
 def test_cycle_finder_sees_a_cycle():

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["PACKAGE_DIR", "add_batch_size", "add_device", "add_dtype", "add_mnist_dir", "add_model_source",
-           "add_random", "add_threads", "add_weights", "set_threads"]
+__all__ = ["PACKAGE_DIR", "add_batch_size", "add_device", "add_dtype", "add_dataset_options",
+           "add_model_source", "add_random", "add_threads", "add_weights", "dataset_options", "set_threads"]
 
 #: the installed ``stzoo`` package folder (the packaged manifest and weights live in it)
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -49,10 +49,18 @@ def add_batch_size(p: argparse.ArgumentParser, help: str, *, default: int | None
     p.add_argument("--batch-size", dest="batch_size", type=int, default=default, metavar=metavar, help=help)
 
 
-def add_mnist_dir(p: argparse.ArgumentParser, *, purpose: str = "", metavar: str | None = "DIR") -> None:
-    """``--mnist-dir DIR``: where the MNIST IDX files are (Moving MNIST is generated from them)."""
-    p.add_argument("--mnist-dir", default=None, metavar=metavar,
-                   help=f"folder of the MNIST IDX files{purpose} (default: $STZOO_MNIST_DIR)")
+def add_dataset_options(p: argparse.ArgumentParser) -> None:
+    """Every registered dataset's own options (Moving MNIST's ``--mnist-dir DIR``; stzoo.data.registry)."""
+    from stzoo.data.registry import add_option_arguments
+
+    add_option_arguments(p)
+
+
+def dataset_options(args: argparse.Namespace) -> dict:
+    """The dataset options given on the command line, as the ``dataset_options`` dict train / evaluate take."""
+    from stzoo.data.registry import options_from_namespace
+
+    return options_from_namespace(args)
 
 
 def add_weights(p: argparse.ArgumentParser) -> None:

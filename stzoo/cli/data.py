@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import argparse
 
-from stzoo.cli.common import add_mnist_dir
+from stzoo.cli.common import add_dataset_options, dataset_options
 
 __all__ = ["register"]
 
 
 def _cmd_data_list(args: argparse.Namespace) -> int:
-    from stzoo.data.fields import DATASETS
+    from stzoo.data.registry import DATASETS
 
-    for name, (_, channels, test_size, about) in DATASETS.items():
-        print(f"{name:14s} {channels} channel(s), test set {test_size:,} sequences: {about}")
+    for name, spec in DATASETS.items():
+        opts = f" (options: {', '.join(o.flag for o in spec.options)})" if spec.options else ""
+        print(f"{name:14s} {spec.channels} channel(s), test set {spec.test_size:,} sequences: {spec.description}{opts}")
     return 0
 
 
 def _cmd_data_preview(args: argparse.Namespace) -> int:
     from stzoo.data.fields import save_preview
 
-    kw = {"mnist_dir": args.mnist_dir} if args.name == "moving_mnist" else {}
+    from stzoo.data.registry import get_dataset
+
+    kw = get_dataset(args.name).own_options(dataset_options(args))
     frames = save_preview(args.name, args.out, index=args.index, split=args.split, fps=args.fps, **kw)
     print(f"wrote {args.out}: sequence {args.index} of the {args.name} {args.split} set, {len(frames)} frames")
     return 0
@@ -39,5 +42,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=("train", "test"),
                    help="training data or the fixed test set (default: %(default)s)")
     p.add_argument("--fps", type=float, default=5.0, help="frames per second of the GIF (default: %(default)g)")
-    add_mnist_dir(p, purpose=", for moving_mnist")
+    add_dataset_options(p)
     p.set_defaults(func=_cmd_data_preview)

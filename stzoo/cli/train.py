@@ -9,12 +9,13 @@ from typing import Any
 
 from stzoo.cli.common import (
     add_batch_size,
+    add_dataset_options,
     add_device,
     add_dtype,
-    add_mnist_dir,
     add_random,
     add_threads,
     add_weights,
+    dataset_options,
     set_threads,
 )
 
@@ -60,7 +61,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if init_from == "released":
         from stzoo.zoo.hub import resolve_weights
         init_from = resolve_weights(entry)
-    summary = train(entry["architecture"], config, args.out, mnist_dir=args.mnist_dir,
+    summary = train(entry["architecture"], config, args.out, dataset_options=dataset_options(args),
                     recipe=_recipe_from_args(entry["architecture"], args), device=args.device,
                     max_steps=args.max_steps, eval_sequences=args.eval_sequences,
                     checkpoint_every_s=args.checkpoint_every,
@@ -133,7 +134,7 @@ def _finetune_amp(args: argparse.Namespace) -> bool | None:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from stzoo.api import load
-    from stzoo.data.fields import list_datasets, test_set_size
+    from stzoo.data.registry import list_datasets, test_set_size
     from stzoo.errors import ConfigError, InputError
     from stzoo.training.train import evaluate, evaluate_copy_last, test_data
     from stzoo.zoo.folder import training_dataset
@@ -147,7 +148,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if dataset not in list_datasets():
         raise ConfigError(f"unknown dataset {dataset!r}; known: {', '.join(list_datasets())}")
     sequences = args.sequences or test_set_size(dataset)
-    test = test_data(dataset, sequences, args.mnist_dir, cache=args.cache, progress=True)
+    test = test_data(dataset, sequences, dataset_options(args), cache=args.cache, progress=True)
     if p is None:
         result = evaluate_copy_last(test, batch_size=args.batch_size)
     else:
@@ -186,7 +187,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "schedule is laid over 60 minutes and the run stops annealed). See docs/training.md.")
     p.add_argument("name", help="zoo entry whose architecture, config and recipe to train (stzoo list)")
     p.add_argument("--out", required=True, help="run folder (checkpoint, logs); resumes if it exists (required)")
-    add_mnist_dir(p, metavar=None)
+    add_dataset_options(p)
     add_device(p, "cuda if available, else cpu", what="cpu, cuda, cuda:1 ...")
     add_threads(p)
     p.add_argument("--max-steps", type=int, default=None, metavar="N",
@@ -336,7 +337,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default=None, metavar="NAME",
                    help="moving_mnist, grayscott or kolmogorov (stzoo data list) (default: the model's training "
                    "dataset; moving_mnist for copy-last-frame)")
-    add_mnist_dir(p)
+    add_dataset_options(p)
     p.add_argument("--sequences", type=int, default=None, metavar="N",
                    help="number of test sequences to evaluate on (default: the whole test set: 10000 for "
                    "moving_mnist, 1000 grayscott, 500 kolmogorov)")

@@ -1,110 +1,50 @@
-"""One entry point to every stzoo dataset, by name.
+"""Helpers for any registered dataset: the on-disk cache of a generated test set, and previews.
 
-::
-
-    list_datasets()                                   # ['moving_mnist', 'grayscott', 'kolmogorov']
-    train = get_dataset("grayscott", "train", num_sequences=10000, seed=0)
-    test = get_dataset("kolmogorov", "test")          # the fixed test set (its own seed)
-    mm = get_dataset("moving_mnist", "test", mnist_dir="~/data/mnist")
-
-Every dataset has the same interface: ``len``, ``sequence(i)`` (T×C×H×W numpy), ``ds[i]`` (tensor),
-``batch(start, stop)`` (B×T×C×H×W tensor: uint8 for Moving MNIST, float32 in [0, 1] for the
-generated fields), ``set_epoch(e)``, and sequence ``i`` of epoch ``e`` is a pure function of
-``(seed, e, i)``. :func:`stzoo.training.train.evaluate_copy_last` scores the copy-last-frame forecast on any of them.
+The datasets themselves, by name, are in :mod:`stzoo.data.registry` (``get_dataset``, ``make_dataset``,
+``list_datasets``). :func:`stzoo.training.evaluation.evaluate_copy_last` scores the copy-last-frame forecast
+on any of them.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from stzoo.data.registry import get_dataset, make_dataset
 from stzoo.errors import ConfigError, InputError
 
-__all__ = ["list_datasets", "get_dataset", "dataset_channels", "test_set_size", "preview_frames", "save_preview",
-           "cached_test_set", "channel_ranges", "DATASETS"]
+__all__ = ["preview_frames", "save_preview", "cached_test_set", "field_test_cache", "channel_ranges"]
 
 
-def _moving_mnist(split: str, kw: dict[str, Any]):
-    from stzoo.data.moving_mnist import MovingMNIST, moving_mnist_test_set
-
-    root = kw.pop("mnist_dir", None)
-    if split == "train":
-        return MovingMNIST.from_mnist(root, "train", **kw)
-    return moving_mnist_test_set(root, **kw)
+def field_test_cache(name: str) -> Callable[..., Any]:
+    """The ``DatasetSpec.cached_test`` of a generated dataset ``name``: :func:`cached_test_set` for it."""
+    return functools.partial(cached_test_set, name)
 
 
-def _grayscott(split: str, kw: dict[str, Any]):
-    from stzoo.data.grayscott import GrayScott, grayscott_test_set
-
-    return GrayScott(**kw) if split == "train" else grayscott_test_set(**kw)
-
-
-def _kolmogorov(split: str, kw: dict[str, Any]):
-    from stzoo.data.kolmogorov import Kolmogorov, kolmogorov_test_set
-
-    return Kolmogorov(**kw) if split == "train" else kolmogorov_test_set(**kw)
-
-
-#: name → (builder, channels, sequences in the fixed test set, one-line description)
-DATASETS: dict[str, tuple[Callable[[str, dict[str, Any]], Any], int, int, str]] = {
-    "moving_mnist": (_moving_mnist, 1, 10000, "two MNIST digits bouncing on a 64×64 canvas (needs the MNIST files)"),
-    "grayscott": (_grayscott, 2, 1000, "Gray-Scott reaction-diffusion, U and V concentrations, six regimes"),
-    "kolmogorov": (_kolmogorov, 1, 500, "forced 2-D turbulence (Kolmogorov flow, Re 40), normalised vorticity"),
-}
-
-_SPLITS = ("train", "test")
-
-
-def list_datasets() -> list[str]:
-    """The names :func:`get_dataset` knows."""
-    return list(DATASETS)
-
-
-def _entry(name: str):
-    if not isinstance(name, str) or name not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    return DATASETS[name]
-
-
-def dataset_channels(name: str) -> int:
-    """Channels per frame of dataset ``name`` (the ``channels`` a model for it needs)."""
-    return _entry(name)[1]
-
-
-def test_set_size(name: str) -> int:
-    """Sequences in the fixed test set of dataset ``name`` (what ``get_dataset(name, "test")`` holds)."""
-    return _entry(name)[2]
-
-
-def get_dataset(name: str, split: str = "train", **kwargs: Any):
-    """The training dataset (``split="train"``) or the fixed test set (``split="test"``) called ``name``.
-
-    Keyword arguments go to the dataset's constructor (``num_sequences``, ``seq_len``, ``seed``, …;
-    for the test sets ``num_sequences`` and ``seed`` default to the published ones). Moving MNIST
-    takes ``mnist_dir``, the folder of the MNIST IDX files (or ``$STZOO_MNIST_DIR``).
-    """
-    builder = _entry(name)[0]
-    if split not in _SPLITS:
-        raise ConfigError(f"split must be one of {', '.join(_SPLITS)}, got {split!r}")
-    return builder(split, dict(kwargs))
+def _uses_field_cache(spec: Any) -> bool:
+    cached = spec.cached_test
+    return isinstance(cached, functools.partial) and cached.func is cached_test_set and cached.args == (spec.name,)
 
 
 def cached_test_set(name: str, num_sequences: int | None = None, *, cache: bool | str | os.PathLike = True,
                     progress: bool = False, **kwargs: Any):
     """The first ``num_sequences`` sequences (default: all) of the fixed test set of a generated field
-    dataset (``grayscott``, ``kolmogorov``), generated once and then memory-mapped from a file.
+    dataset (one whose :class:`~stzoo.data.registry.DatasetSpec` declares ``field_test_cache(name)`` as its
+    ``cached_test``: ``grayscott``, ``kolmogorov``), generated once and then memory-mapped from a file.
 
     ``cache``: True (default) keeps the file under ``stzoo.data.cache_root() / "fields"``, a folder puts
-    it there instead, False generates the sequences on the fly (what :func:`get_dataset` returns). The
+    it there instead, False generates the sequences on the fly (what :func:`make_dataset` returns). The
     file name holds the dataset name, a digest of every generator setting
     (:func:`stzoo.data.pool.describe_dataset`: seed, grid, physics) and the sequence count, so another
     seed, size or parameter gets a file of its own; it is written under a temporary name and renamed
     when complete (float32: 32 KiB per frame-channel of 64×64, so the whole Gray–Scott set is 655 MB and
     Kolmogorov's 164 MB). The values are the same bytes either way. A folder that cannot be written
-    gives a warning and the on-the-fly set. Moving MNIST has its own cache
-    (:func:`stzoo.data.moving_mnist_test_set`).
+    gives a warning and the on-the-fly set. A dataset with a cache of its own (Moving MNIST:
+    :func:`stzoo.data.moving_mnist_test_set`) is refused here.
     """
     import hashlib
     import json
@@ -113,11 +53,12 @@ def cached_test_set(name: str, num_sequences: int | None = None, *, cache: bool 
 
     from stzoo.data.pool import CachedSequences, describe_dataset
 
-    if name == "moving_mnist":
-        raise ConfigError("moving_mnist caches its own test set: use stzoo.data.moving_mnist_test_set")
+    spec = get_dataset(name)
+    if not _uses_field_cache(spec):
+        raise ConfigError(f"{name} caches its own test set: use stzoo.data.get_dataset({name!r}).test_data")
     if num_sequences is not None:
-        kwargs["num_sequences"] = min(int(num_sequences), test_set_size(name))
-    data = get_dataset(name, "test", **kwargs)
+        kwargs["num_sequences"] = min(int(num_sequences), spec.test_size)
+    data = make_dataset(name, "test", **kwargs)
     if cache is False or len(data) == 0:
         return data
     from stzoo.data.moving_mnist import cache_root
@@ -181,6 +122,6 @@ def save_preview(name: str, path: str | os.PathLike, *, index: int = 0, split: s
     from stzoo.frames.io import write_gif
 
     kwargs.setdefault("num_sequences", index + 1)
-    frames = preview_frames(get_dataset(name, split, **kwargs)[index])     # T×C×H×W for every dataset
+    frames = preview_frames(make_dataset(name, split, **kwargs)[index])     # T×C×H×W for every dataset
     write_gif(frames, path, fps=fps)
     return frames

@@ -82,9 +82,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from stzoo.data.fields import field_test_cache
+from stzoo.data.registry import DatasetSpec, register_dataset
 from stzoo.errors import ConfigError, InputError
 
-__all__ = ["GrayScott", "Regime", "REGIMES", "grayscott_test_set", "stable_dt", "check_parameters",
+__all__ = ["SPEC", "GrayScott", "Regime", "REGIMES", "grayscott_test_set", "stable_dt", "check_parameters",
            "grayscott_step", "laplacian", "TEST_SEED", "TEST_SIZE", "F_MAX", "K_MAX", "D_U", "D_V", "DX", "DT"]
 
 TEST_SEED = 20261124
@@ -342,3 +344,16 @@ class GrayScott(Dataset):
 def grayscott_test_set(num_sequences: int = TEST_SIZE, seed: int = TEST_SEED, **kwargs) -> GrayScott:
     """The fixed stzoo Gray–Scott test set: ``num_sequences`` sequences of seed ``seed``, epoch 0."""
     return GrayScott(num_sequences=num_sequences, seed=seed, epoch=0, **kwargs)
+
+
+SPEC = register_dataset(DatasetSpec(
+    name="grayscott", label="Gray–Scott",
+    description="Gray-Scott reaction-diffusion, U and V concentrations, six regimes",
+    channels=2, height=64, width=64, dtype="float32", value_range=(0.0, 1.0),
+    normalisation="none: the concentrations u and v as simulated (checked to stay in [0, 1] on every frame)",
+    test_seed=TEST_SEED, test_size=TEST_SIZE, make_train=GrayScott, make_test=grayscott_test_set,
+    cached_test=field_test_cache("grayscott"),
+    citation="P. Gray, S. K. Scott, Chem. Eng. Sci. 39:1087 (1984); J. E. Pearson, \"Complex patterns in a "
+             "simple system\", Science 261:189 (1993); regimes from R. Munafo's xmorphia atlas and K. Sims",
+    tag="gray-scott",
+))

@@ -68,9 +68,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from stzoo.data.fields import field_test_cache
+from stzoo.data.registry import DatasetSpec, register_dataset
 from stzoo.errors import ConfigError, InputError
 
-__all__ = ["Kolmogorov", "SpectralNS2D", "kolmogorov_test_set", "vorticity_to_unit", "unit_to_vorticity",
+__all__ = ["SPEC", "Kolmogorov", "SpectralNS2D", "kolmogorov_test_set", "vorticity_to_unit", "unit_to_vorticity",
            "random_vorticity", "VORTICITY_SCALE", "TEST_SEED", "TEST_SIZE", "RK4_LIMIT", "RE_MAX_64"]
 
 TEST_SEED = 20261125
@@ -416,3 +418,17 @@ class Kolmogorov(Dataset):
 def kolmogorov_test_set(num_sequences: int = TEST_SIZE, seed: int = TEST_SEED, **kwargs) -> Kolmogorov:
     """The fixed stzoo Kolmogorov-flow test set: ``num_sequences`` sequences of seed ``seed``, epoch 0."""
     return Kolmogorov(num_sequences=num_sequences, seed=seed, epoch=0, **kwargs)
+
+
+SPEC = register_dataset(DatasetSpec(
+    name="kolmogorov", label="Kolmogorov",
+    description="forced 2-D turbulence (Kolmogorov flow, Re 40), normalised vorticity",
+    channels=1, height=64, width=64, dtype="float32", value_range=(0.0, 1.0),
+    normalisation="vorticity ω mapped to 0.5 + 0.5·tanh(ω/5) (vorticity_to_unit; unit_to_vorticity maps back)",
+    test_seed=TEST_SEED, test_size=TEST_SIZE, make_train=Kolmogorov, make_test=kolmogorov_test_set,
+    cached_test=field_test_cache("kolmogorov"),
+    suggested_pool=2000,
+    citation="G. J. Chandler, R. R. Kerswell, \"Invariant recurrent solutions embedded in a turbulent "
+             "two-dimensional Kolmogorov flow\", J. Fluid Mech. 722:554 (2013)",
+    tag="kolmogorov-flow",
+))

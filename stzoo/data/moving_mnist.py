@@ -41,12 +41,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from stzoo.data.mnist import load_mnist
+from stzoo.data.mnist import ENV_VAR, load_mnist
+from stzoo.data.registry import DatasetOption, DatasetSpec, register_dataset
 from stzoo.errors import InputError
 from stzoo.runtime import fsync_path
 
 __all__ = ["MovingMNIST", "trajectory", "moving_mnist_test_set", "load_canonical_test_seq",
-           "TEST_SEED", "CANONICAL_URL", "cache_root", "digits_fingerprint"]
+           "TEST_SEED", "CANONICAL_URL", "cache_root", "digits_fingerprint", "SPEC"]
 
 TEST_SEED = 20261123
 CANONICAL_URL = "http://www.cs.toronto.edu/~nitish/unsupervised_video/mnist_test_seq.npy"
@@ -336,3 +337,35 @@ def load_canonical_test_seq(path: str | os.PathLike, download: bool = False) -> 
     if arr.ndim != 4 or arr.shape[0] != 20 or arr.shape[2:] != (64, 64):
         raise InputError(f"{path}: expected 20×N×64×64, got {arr.shape}")
     return np.ascontiguousarray(arr.transpose(1, 0, 2, 3))
+
+
+def _train_set(mnist_dir: str | os.PathLike | None = None, **kwargs: Any) -> MovingMNIST:
+    return MovingMNIST.from_mnist(mnist_dir, "train", **kwargs)
+
+
+def _test_set(mnist_dir: str | os.PathLike | None = None, **kwargs: Any) -> MovingMNIST:
+    return moving_mnist_test_set(mnist_dir, **kwargs)
+
+
+def _cached_test_set(sequences: int, *, cache: bool | str | os.PathLike = True, progress: bool = False,
+                     mnist_dir: str | os.PathLike | None = None) -> MovingMNIST:
+    return moving_mnist_test_set(mnist_dir, sequences, cache=cache)
+
+
+SPEC = register_dataset(DatasetSpec(
+    name="moving_mnist", label="Moving MNIST",
+    description="two MNIST digits bouncing on a 64×64 canvas (needs the MNIST files)",
+    channels=1, height=64, width=64, dtype="uint8", value_range=(0.0, 1.0),
+    normalisation="8-bit grey levels divided by 255",
+    test_seed=TEST_SEED, test_size=10000, make_train=_train_set, make_test=_test_set, cached_test=_cached_test_set,
+    cache_naming="CACHE/moving-mnist/<seed, epoch, length, digits, canvas, sequences, SHA-256 of the digit "
+                 "images>.npy (a file for more sequences serves a prefix), CACHE = $STZOO_CACHE, else "
+                 "$XDG_CACHE_HOME/stzoo, else ~/.cache/stzoo",
+    test_description="stzoo Moving MNIST test (MNIST test digits, seed {seed}, {frames_in}→{frames_out})",
+    baseline_key="copy-last-frame", baseline_with_release=False,
+    citation="N. Srivastava, E. Mansimov, R. Salakhutdinov, \"Unsupervised Learning of Video Representations "
+             "using LSTMs\", ICML 2015; digits: Y. LeCun et al., \"Gradient-based learning applied to document "
+             "recognition\", Proc. IEEE 1998",
+    hub_datasets=("ylecun/mnist",), tag="moving-mnist",
+    options=(DatasetOption("mnist_dir", "--mnist-dir", "folder of the MNIST IDX files", env=ENV_VAR),),
+))

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from stzoo.cli.common import PACKAGE_DIR, add_mnist_dir, add_threads, set_threads
+from stzoo.cli.common import PACKAGE_DIR, add_dataset_options, add_threads, dataset_options, set_threads
 from stzoo.cli.main import run
 from stzoo.errors import StzooError
 
@@ -29,7 +29,7 @@ def _cmd_release(args: argparse.Namespace) -> int:
     set_threads(args)
     entry = release_to_manifest(  # the weights folder is stzoo.zoo.hub.packaged_weights_dir()
         args.name, args.run, weights_dir=args.weights_dir or PACKAGE_DIR / "weights",
-        manifest_path=args.manifest or PACKAGE_DIR / "weights_manifest.json", mnist_dir=args.mnist_dir,
+        manifest_path=args.manifest or PACKAGE_DIR / "weights_manifest.json", dataset_options=dataset_options(args),
         eval_sequences=args.sequences, half=args.half,
         command=args.command_line, prior_runs=args.prior_run, force=args.force)
     print(json.dumps({k: entry[k] for k in ("name", "weights", "metrics")}, indent=2))
@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="replace the current release even if the new weights are not better on the test set "
                    "(default: off)")
-    add_mnist_dir(p)
+    add_dataset_options(p)
     p.add_argument("--sequences", type=int, default=10000, metavar="N",
                    help="test sequences to measure on (default: %(default)s)")
     p.add_argument("--half", action="store_true", help="store float16 weights (default: float32)")

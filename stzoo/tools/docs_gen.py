@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from stzoo.data.registry import get_dataset
 from stzoo.errors import StzooError
 from stzoo.zoo.manifest import format_gflops, format_speed, load_manifest, zoo_table_markdown
 from stzoo.zoo.folder import card_metadata, display_command, front_matter
@@ -338,8 +339,7 @@ def model_card_page(name: str, manifest: dict[str, Any] | None = None) -> str:
 
 def _baseline_lines(manifest: dict[str, Any], e: dict[str, Any], m: dict[str, Any]) -> list[str]:
     """The copy-last-frame baseline measured on the same test set as the entry's metrics, if recorded."""
-    dataset = e.get("dataset", "moving_mnist")
-    key = "copy-last-frame" if dataset == "moving_mnist" else f"copy-last-frame ({dataset})"
+    key = get_dataset(e.get("dataset", "moving_mnist")).baseline_key
     base = ((manifest.get("baselines") or {}).get(key) or {}).get("metrics")
     if not base or (base.get("dataset"), base.get("sequences")) != (m.get("dataset"), m.get("sequences")):
         return []  # only a baseline measured on exactly the same sequences is put beside the model

@@ -13,6 +13,7 @@ import torch
 
 from stzoo.training.checkpoints import (weights_sha, write_weights, TRAIN_CHECKPOINT_KEYS, atomic_write_text, checkpoint_error, load_checkpoint,
                                read_run_json)
+from stzoo.data.registry import get_dataset
 from stzoo.errors import ConfigError
 from stzoo.training.evaluation import evaluate, evaluate_copy_last, test_data, test_set_description
 from stzoo.zoo.hub import sha256_file
@@ -102,7 +103,7 @@ def ledger_totals(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def release_to_manifest(name: str, run_dir: str | os.PathLike, *, weights_dir: str | os.PathLike,
-                        manifest_path: str | os.PathLike, mnist_dir: str | os.PathLike | None = None,
+                        manifest_path: str | os.PathLike, dataset_options: dict[str, Any] | None = None,
                         eval_sequences: int = 10000, half: bool = False, command: str | None = None,
                         progress: bool = True, prior_runs: list[str | os.PathLike] = (),
                         force: bool = False) -> dict[str, Any]:
@@ -173,7 +174,7 @@ def release_to_manifest(name: str, run_dir: str | os.PathLike, *, weights_dir: s
 
     model.load_state_dict({k: v.float() for k, v in load_file(str(candidate)).items()})
     recipe = Recipe(**ck["recipe"])
-    test = test_data(dataset, eval_sequences, mnist_dir)
+    test = test_data(dataset, eval_sequences, dataset_options)
     described = test_set_description(dataset, test, recipe)
     old = entry.get("metrics")
     if (old and entry.get("weights") and not force
@@ -209,10 +210,11 @@ def release_to_manifest(name: str, run_dir: str | os.PathLike, *, weights_dir: s
                          "torch": last["torch"], "date": datetime.date.today().isoformat(),
                          "runs": runs, "totals": ledger_totals(runs)}
     baseline: dict[str, Any] = {}
-    if dataset != "moving_mnist":  # the persistence baseline of that test set, measured beside the model
+    spec = get_dataset(dataset)
+    if spec.baseline_with_release:  # the persistence baseline of that test set, measured beside the model
         base = evaluate_copy_last(test, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
                                   progress=progress)
-        baseline[f"copy-last-frame ({dataset})"] = {
+        baseline[spec.baseline_key] = {
             "description": f"every future frame = the last observed frame, on {described}",
             "metrics": {"dataset": described, "split": "test", "sequences": base["sequences"],
                         **{k: round(base[k], 4) for k in ("mse", "mae", "ssim", "psnr")},

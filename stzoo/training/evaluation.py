@@ -8,8 +8,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from stzoo.data.fields import cached_test_set
-from stzoo.data.moving_mnist import MovingMNIST, moving_mnist_test_set
+from stzoo.data.registry import get_dataset
 from stzoo.metrics import MetricAccumulator
 from stzoo.models import Recipe, eval_mode
 
@@ -34,7 +33,7 @@ def predict_future(model: nn.Module, x: Tensor, n_out: int) -> Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, dataset: MovingMNIST, *, frames_in: int = 10, frames_out: int = 10,
+def evaluate(model: nn.Module, dataset: Any, *, frames_in: int = 10, frames_out: int = 10,
              batch_size: int = 64, device: str | torch.device = "cpu", progress: bool = True,
              predict: Callable[[Tensor], Tensor] | None = None) -> dict[str, Any]:
     """MSE / MAE / SSIM / PSNR of ``model`` on the future frames of every sequence of ``dataset``.
@@ -59,7 +58,7 @@ def evaluate(model: nn.Module, dataset: MovingMNIST, *, frames_in: int = 10, fra
     return {**acc.result(), "sequences": acc.sequences}
 
 
-def evaluate_copy_last(dataset: MovingMNIST, frames_in: int = 10, frames_out: int = 10,
+def evaluate_copy_last(dataset: Any, frames_in: int = 10, frames_out: int = 10,
                        batch_size: int = 256, progress: bool = True) -> dict[str, Any]:
     """The copy-last-frame baseline: every future frame = the last observed frame."""
     dummy = nn.Identity()
@@ -105,17 +104,14 @@ def rollout_errors(predictor: Any, dataset: Any, horizon: int, *, batch_size: in
             "copy_last_mse": [round(float(v) / n, 4) for v in copy_sum]}
 
 
-def test_data(dataset: str, sequences: int, mnist_dir: str | os.PathLike | None = None, *,
+def test_data(dataset: str, sequences: int, dataset_options: dict[str, Any] | None = None, *,
               cache: bool | str | os.PathLike = True, progress: bool = False) -> Any:
     """The first ``sequences`` sequences of ``dataset``'s fixed test set (at most the whole set),
-    memory-mapped from stzoo's cache unless ``cache`` is False (the same sequences either way)."""
-    if dataset == "moving_mnist":
-        return moving_mnist_test_set(mnist_dir, sequences, cache=cache)
-    return cached_test_set(dataset, sequences, cache=cache, progress=progress)
+    memory-mapped from stzoo's cache unless ``cache`` is False (the same sequences either way).
+    ``dataset_options``: the datasets' own settings (e.g. ``{"mnist_dir": ...}``; each takes its own)."""
+    return get_dataset(dataset).test_data(sequences, dataset_options, cache=cache, progress=progress)
 
 
 def test_set_description(dataset: str, test: Any, recipe: Recipe) -> str:
     """How a manifest names the test set metrics were measured on."""
-    if dataset == "moving_mnist":
-        return f"stzoo Moving MNIST test (MNIST test digits, seed {test.seed}, {recipe.frames_in}→{recipe.frames_out})"
-    return f"stzoo {dataset} test (seed {getattr(test, 'seed', '?')}, {recipe.frames_in}→{recipe.frames_out})"
+    return get_dataset(dataset).describe_test(test, recipe.frames_in, recipe.frames_out)

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from stzoo.training.checkpoints import (STATE_DICT, weights_sha, TRAIN_CHECKPOINT_KEYS, atomic_torch_save, atomic_write_text,  # noqa: F401
                                capture_rng_state, checkpoint_error, describe_differences, load_checkpoint,
                                read_run_json, restore_rng_state)
-from stzoo.data.fields import dataset_channels, get_dataset
+from stzoo.data.registry import dataset_channels, get_dataset
 from stzoo.errors import ConfigError
 from stzoo.training.evaluation import (_is_recurrent, _to_float, evaluate, evaluate_copy_last, predict_future,  # noqa: F401
                               test_data, test_set_description)
@@ -221,14 +221,14 @@ class BatchPrefetcher:
             self.pool = None
 
 
-def training_data(dataset: str, recipe: Recipe, mnist_dir: str | os.PathLike | None = None) -> Any:
-    """The training sequences of ``dataset`` for ``recipe`` (epoch size, sequence length, seed)."""
-    kw: dict[str, Any] = {"mnist_dir": mnist_dir} if dataset == "moving_mnist" else {}
-    return get_dataset(dataset, "train", num_sequences=recipe.epoch_size,
-                       seq_len=recipe.frames_in + recipe.frames_out, seed=recipe.seed, **kw)
+def training_data(dataset: str, recipe: Recipe, dataset_options: dict[str, Any] | None = None) -> Any:
+    """The training sequences of ``dataset`` for ``recipe`` (epoch size, sequence length, seed);
+    ``dataset_options``: the datasets' own settings (e.g. ``{"mnist_dir": ...}``; each takes its own)."""
+    return get_dataset(dataset).training_data(recipe.epoch_size, recipe.frames_in + recipe.frames_out, recipe.seed,
+                                              dataset_options)
 
 
-def _pooled(dataset: str, recipe: Recipe, mnist_dir: Any, size: int, path: Path, workers: int,
+def _pooled(dataset: str, recipe: Recipe, dataset_options: Any, size: int, path: Path, workers: int,
             progress: bool) -> Any:
     """The training data of ``recipe`` served from a fixed pool of ``size`` sequences in ``path``."""
     from dataclasses import replace
@@ -236,7 +236,7 @@ def _pooled(dataset: str, recipe: Recipe, mnist_dir: Any, size: int, path: Path,
     from stzoo.data.pool import SequencePool
 
     fill_recipe = replace(recipe, epoch_size=size)
-    source = training_data(dataset, fill_recipe, mnist_dir)
+    source = training_data(dataset, fill_recipe, dataset_options)
     make = None
     prefetch = None
     if workers > 0:
@@ -255,7 +255,7 @@ def _pooled(dataset: str, recipe: Recipe, mnist_dir: Any, size: int, path: Path,
 
 
 def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
-          mnist_dir: str | os.PathLike | None = None, recipe: Recipe | None = None,
+          dataset_options: dict[str, Any] | None = None, recipe: Recipe | None = None,
           device: str | None = None, max_steps: int | None = None, eval_sequences: int = 10000,
           checkpoint_every_s: float = 300.0, log_every: int = 50, progress: bool = True,
           command: str | None = None, init_from: str | os.PathLike | None = None,
@@ -264,8 +264,9 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
           curve_every_s: float | None = None, curve_sequences: int = 64,
           data_workers: int = 0, data_pool: int | None = None) -> dict[str, Any]:
     """Train ``arch`` with ``config`` on a generated dataset (``dataset``: ``"moving_mnist"``, the
-    default, or one of :func:`stzoo.data.fields.list_datasets`, e.g. ``"grayscott"``); resume from
-    ``out_dir`` if it holds a checkpoint. Returns the final summary (also written to ``out_dir/summary.json``).
+    default, or one of :func:`stzoo.data.list_datasets`, e.g. ``"grayscott"``; ``dataset_options``: its own
+    settings, e.g. ``{"mnist_dir": ...}``); resume from ``out_dir`` if it holds a checkpoint. Returns the final
+    summary (also written to ``out_dir/summary.json``).
 
     ``max_steps`` stops early (the schedule is still laid out for the full ``recipe.epochs``), so a
     long run can be done in slices; the final evaluation runs only once all steps are done, or
@@ -333,7 +334,7 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
     opt, sched = make_optimizer(model.parameters(), recipe, total)
     if time_budget_s is not None:
         sched = _NoSchedule()
-    data = training_data(dataset, recipe, mnist_dir)
+    data = training_data(dataset, recipe, dataset_options)
     want_c = dataset_channels(dataset)
     if getattr(model, "channels", want_c) != want_c:
         raise ConfigError(f"{dataset} frames have {want_c} channel(s), but this {arch} config has "
@@ -407,7 +408,7 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
             "time_budget_s": time_budget_s, "budget_clock": budget_clock, "dataset": dataset,
             **({"data_pool": data_pool} if data_pool is not None else {})}, ckpt_path)
 
-    curve_test = test_data(dataset, curve_sequences, mnist_dir) if curve_every_s is not None else None
+    curve_test = test_data(dataset, curve_sequences, dataset_options) if curve_every_s is not None else None
 
     def record_curve() -> None:
         m = evaluate(model, curve_test, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
@@ -425,7 +426,7 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
     stop = total if max_steps is None else min(total, max_steps)
     # the pool is generated (or found) once the run is known to go ahead; its time is outside both clocks
     if data_pool is not None and step < stop:
-        data = _pooled(dataset, recipe, mnist_dir, data_pool, out / "pool.npy", data_workers, progress)
+        data = _pooled(dataset, recipe, dataset_options, data_pool, out / "pool.npy", data_workers, progress)
     log = open(out / "log.jsonl", "a")
     model.train()
     last_ckpt = time.monotonic()
@@ -496,7 +497,7 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
                                "epochs_done": step / steps_per_epoch, "hardware": _hardware(dev),
                                "torch": torch.__version__, "command": command}
     if eval_sequences > 0:
-        test = test_data(dataset, eval_sequences, mnist_dir)
+        test = test_data(dataset, eval_sequences, dataset_options)
         summary["metrics"] = evaluate(model, test, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
                                       device=dev, progress=progress)
         summary["metrics"]["dataset"] = test_set_description(dataset, test, recipe)

@@ -12,6 +12,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from stzoo.data.registry import DATASETS, dataset_for_baseline
 from stzoo.errors import UnknownModelError
 
 __all__ = ["InputSpec", "load_manifest", "load_schema", "validate_manifest", "resolve_name", "get_entry",
@@ -120,10 +121,6 @@ def format_speed(entry: dict[str, Any], device: str = "cpu") -> str:
     return f"{v:.1f}" if v >= 10 else f"{v:.2f}"
 
 
-#: how the zoo table names each dataset's fixed test set
-DATASET_LABELS = {"moving_mnist": "Moving MNIST", "grayscott": "Gray–Scott", "kolmogorov": "Kolmogorov"}
-
-
 def zoo_table_markdown(manifest: dict[str, Any] | None = None, *, link_prefix: str | None = None) -> str:
     """The model zoo as a Markdown table, generated from the manifest (README and docs use it).
 
@@ -142,7 +139,8 @@ def zoo_table_markdown(manifest: dict[str, Any] | None = None, *, link_prefix: s
 
     def test_set(dataset: str, m: dict[str, Any]) -> str:
         """Which test set, and how many of its sequences, a row's metrics come from."""
-        return f"{DATASET_LABELS.get(dataset, dataset)} ({m['sequences']:,})" if m.get("sequences") else "–"
+        label_ = DATASETS[dataset].label if dataset in DATASETS else dataset
+        return f"{label_} ({m['sequences']:,})" if m.get("sequences") else "–"
 
     def label(name: str) -> str:
         return f"[`{name}`]({link_prefix}{name}.md)" if link_prefix is not None else f"`{name}`"
@@ -170,7 +168,8 @@ def zoo_table_markdown(manifest: dict[str, Any] | None = None, *, link_prefix: s
                      f"{fmt('ssim', 3)} | {fmt('psnr', 2)} | {format_speed(e)} | {trained} |")
     for name, b in sorted(manifest.get("baselines", {}).items()):
         m = b["metrics"]
-        dataset = name[name.index("(") + 1:-1] if name.endswith(")") and "(" in name else "moving_mnist"
+        spec = dataset_for_baseline(name)
+        dataset = spec.name if spec is not None else name
         lines.append(f"| *{name}* (baseline) | – | – | – | – | {test_set(dataset, m)} | {m['mse']:.1f} | {m['mae']:.1f} | "
                      f"{m['ssim']:.3f} | {m['psnr']:.2f} | – | – |")
     return "\n".join(lines)
