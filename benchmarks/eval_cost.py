@@ -94,7 +94,7 @@ def measure(name: str, n: int, threads: int, batch: int, mnist_dir: str | None) 
     model = p.model.eval()
     fi, fo = p.spec.frames_in, p.spec.frames_out
     dataset = training_dataset(p.entry) or "moving_mnist"  # what `stzoo evaluate NAME` measures on
-    test = test_data(dataset, n, mnist_dir, cache=False)
+    test = test_data(dataset, n, {"mnist_dir": mnist_dir}, cache=False)
     n = len(test)
     x = torch.cat([_to_float(test.batch(lo, min(lo + 256, n))[:, :fi], torch.device("cpu"))
                    for lo in range(0, n, 256)])

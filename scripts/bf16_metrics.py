@@ -42,7 +42,7 @@ def measure(name: str, sequences: int, mnist_dir: str | None) -> dict:
         warnings.simplefilter("ignore")  # the PerformanceWarning on CPUs without bf16 units
         p16 = stzoo.load(name, dtype="bfloat16")
     dataset = training_dataset(p32.entry) or "moving_mnist"
-    test = test_data(dataset, sequences, mnist_dir, progress=True)
+    test = test_data(dataset, sequences, {"mnist_dir": mnist_dir}, progress=True)
     fi, fo = p32.spec.frames_in, p32.spec.frames_out
     out = {}
     for label, p in (("float32", p32), ("bfloat16", p16)):

@@ -130,7 +130,7 @@ def collect(runs: Path, names: list[str] | None = None, mnist_dir: str | None = 
     n = next(iter(eval_n))
     if len(eval_n) > 1:
         raise SystemExit(f"runs under {runs} were measured on different numbers of test sequences: {sorted(eval_n)}")
-    test = test_data("moving_mnist", n, mnist_dir) if n else None
+    test = test_data("moving_mnist", n, {"mnist_dir": mnist_dir}) if n else None
     base = evaluate_copy_last(test, progress=False) if n else None
     black = evaluate(nn.Identity(), test, progress=False, predict=lambda x: torch.zeros_like(x[:, -1:]).expand(-1, 10, -1, -1, -1)) if n else None
     return {"budget_s": sorted(b for b in budget if b), "eval_sequences": sorted(x for x in eval_n if x),

@@ -94,7 +94,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         manifest = Path(tmp) / "manifest.json"
         manifest.write_text(json.dumps(load_manifest()))
         entry = release_to_manifest(args.name, run, weights_dir=tmp, manifest_path=manifest,
-                                    mnist_dir=args.mnist_dir, eval_sequences=args.eval_sequences,
+                                    dataset_options={"mnist_dir": args.mnist_dir}, eval_sequences=args.eval_sequences,
                                     command="python scripts/gpu_train.py " + " ".join(sys.argv[2:]), force=True)
         entry.pop("name", None)
         weights = Path(tmp) / f"{args.name}.safetensors"

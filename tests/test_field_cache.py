@@ -10,7 +10,8 @@ import pytest
 
 from stzoo.cli.main import main
 from stzoo.data import GrayScott
-from stzoo.data.fields import cached_test_set, get_dataset
+from stzoo.data.fields import cached_test_set
+from stzoo.data.registry import make_dataset
 from stzoo.errors import ConfigError
 
 SMALL = {"size": 16, "burn_in": 20, "frame_every": 5, "seq_len": 4}  # a few ms per sequence
@@ -29,7 +30,7 @@ def _counting(monkeypatch):
 
 
 def test_cached_field_test_set_is_the_generated_bytes_and_is_reused(tmp_path, monkeypatch):
-    fresh = get_dataset("grayscott", "test", num_sequences=5, **SMALL)
+    fresh = make_dataset("grayscott", "test", num_sequences=5, **SMALL)
     truth = fresh.batch(0, 5).numpy()
     made = _counting(monkeypatch)
     cached = cached_test_set("grayscott", 5, cache=tmp_path, **SMALL)
@@ -51,7 +52,7 @@ def test_every_generator_setting_and_the_count_key_the_file(tmp_path):
     assert len(list(tmp_path.glob("*.npy"))) == 4
     other = cached_test_set("grayscott", 3, cache=tmp_path, seed=7, **SMALL)
     np.testing.assert_array_equal(other.batch(0, 3).numpy(),
-                                  get_dataset("grayscott", "test", num_sequences=3, seed=7, **SMALL).batch(0, 3).numpy())
+                                  make_dataset("grayscott", "test", num_sequences=3, seed=7, **SMALL).batch(0, 3).numpy())
 
 
 def test_a_damaged_or_interrupted_cache_file_is_made_again(tmp_path, monkeypatch):
@@ -89,12 +90,13 @@ def test_an_unwritable_cache_folder_warns_and_generates(tmp_path):
 
 
 def test_cli_evaluate_takes_the_dataset_and_its_full_test_set_by_default(tmp_path, capsys, monkeypatch):
-    import stzoo.data.fields as fields
+    from dataclasses import replace
+
+    from stzoo.data.registry import DATASETS
 
     monkeypatch.setenv("STZOO_CACHE", str(tmp_path))
     # a 3-sequence test set stands in for the 1000 of Gray-Scott, so the default is checked cheaply
-    monkeypatch.setitem(fields.DATASETS, "grayscott", (fields.DATASETS["grayscott"][0], 2, 3,
-                                                       fields.DATASETS["grayscott"][3]))
+    monkeypatch.setitem(DATASETS, "grayscott", replace(DATASETS["grayscott"], test_size=3))
     assert main(["evaluate", "copy-last-frame", "--dataset", "grayscott"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["dataset"] == "grayscott" and out["sequences"] == 3 and out["mse"] > 0

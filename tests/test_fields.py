@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from stzoo.data import fields
+from stzoo.data import fields, registry
 from stzoo.data.grayscott import (DT, DX, D_U, D_V, REGIMES, GrayScott, check_parameters, grayscott_step,
                                   grayscott_test_set, stable_dt)
 from stzoo.data.grayscott import TEST_SEED as GS_TEST_SEED
@@ -339,21 +339,76 @@ def test_kolmogorov_refuses_bad_parameters():
 
 # ---- registry ----------------------------------------------------------------------------------------
 def test_dataset_registry():
-    assert fields.list_datasets() == ["moving_mnist", "grayscott", "kolmogorov"]
-    assert [fields.dataset_channels(n) for n in fields.list_datasets()] == [1, 2, 1]
-    g = fields.get_dataset("grayscott", "train", num_sequences=3, seq_len=2, size=16, burn_in=5, frame_every=5)
+    assert registry.list_datasets() == ["moving_mnist", "grayscott", "kolmogorov"]
+    assert [registry.dataset_channels(n) for n in registry.list_datasets()] == [1, 2, 1]
+    g = registry.make_dataset("grayscott", "train", num_sequences=3, seq_len=2, size=16, burn_in=5, frame_every=5)
     assert isinstance(g, GrayScott) and len(g) == 3 and g.seed == 0
-    k = fields.get_dataset("kolmogorov", "test", num_sequences=2, size=16, viscosity=0.2, spin_up=2, frame_every=2,
-                           seq_len=2)
+    k = registry.make_dataset("kolmogorov", "test", num_sequences=2, size=16, viscosity=0.2, spin_up=2,
+                              frame_every=2, seq_len=2)
     assert isinstance(k, Kolmogorov) and k.seed == KF_TEST_SEED
     with pytest.raises(ConfigError):
-        fields.get_dataset("nope")
+        registry.get_dataset("nope")
     with pytest.raises(ConfigError):
-        fields.get_dataset("grayscott", "val")
+        registry.make_dataset("nope")
+    with pytest.raises(ConfigError):
+        registry.make_dataset("grayscott", "val")
     base = evaluate_copy_last(g, frames_in=1, frames_out=1, progress=False)
     assert base["sequences"] == 3 and base["mse"] > 0
-    assert [fields.test_set_size(n) for n in fields.list_datasets()] == [10000, 1000, 500]
-    assert len(fields.get_dataset("grayscott", "test", seq_len=1, size=16, burn_in=1)) == 1000
+    assert [registry.test_set_size(n) for n in registry.list_datasets()] == [10000, 1000, 500]
+    assert len(registry.make_dataset("grayscott", "test", seq_len=1, size=16, burn_in=1)) == 1000
+
+
+def test_specs_hold_each_datasets_facts():
+    mm, gs, kf = (registry.get_dataset(n) for n in ("moving_mnist", "grayscott", "kolmogorov"))
+    assert (mm.test_seed, gs.test_seed, kf.test_seed) == (20261123, GS_TEST_SEED, KF_TEST_SEED) == (
+        20261123, 20261124, 20261125)
+    assert [s.dtype for s in (mm, gs, kf)] == ["uint8", "float32", "float32"]
+    assert all((s.frames_in, s.frames_out, s.height, s.width) == (10, 10, 64, 64) for s in (mm, gs, kf))
+    assert [s.baseline_key for s in (mm, gs, kf)] == ["copy-last-frame", "copy-last-frame (grayscott)",
+                                                      "copy-last-frame (kolmogorov)"]
+    assert [s.baseline_with_release for s in (mm, gs, kf)] == [False, True, True]
+    assert registry.dataset_for_baseline("copy-last-frame (kolmogorov)") is kf
+    assert registry.dataset_for_baseline("copy-last-frame") is mm and registry.dataset_for_baseline("x") is None
+    assert mm.option_names == ("mnist_dir",) and gs.option_names == kf.option_names == ()
+    from types import SimpleNamespace
+
+    assert mm.describe_test(SimpleNamespace(seed=7), 10, 10) == "stzoo Moving MNIST test (MNIST test digits, seed 7, 10→10)"
+    assert gs.describe_test(g := gs.build("test", num_sequences=1, seq_len=1, size=16, burn_in=1), 10, 30) == \
+        f"stzoo grayscott test (seed {g.seed}, 10→30)"
+    assert all(s.citation and s.normalisation and s.label for s in (mm, gs, kf))
+
+
+def test_dataset_options_go_to_their_own_dataset_only():
+    mm, gs = registry.get_dataset("moving_mnist"), registry.get_dataset("grayscott")
+    assert mm.own_options({"mnist_dir": "/m"}) == {"mnist_dir": "/m"}
+    assert gs.own_options({"mnist_dir": "/m"}) == {} and gs.own_options(None) == {}
+    with pytest.raises(ConfigError, match="mnistdir"):
+        gs.own_options({"mnistdir": "/m"})  # a misspelt option is refused, not dropped
+    import argparse
+
+    p = argparse.ArgumentParser()
+    registry.add_option_arguments(p)
+    assert registry.options_from_namespace(p.parse_args(["--mnist-dir", "/d"])) == {"mnist_dir": "/d"}
+    assert registry.options_from_namespace(p.parse_args([])) == {}
+    assert "STZOO_MNIST_DIR" in p.format_help()
+
+
+def test_register_dataset_refuses_clashes(monkeypatch):
+    from dataclasses import replace
+
+    monkeypatch.setattr(registry, "DATASETS", dict(registry.DATASETS))
+    gs = registry.get_dataset("grayscott")
+    with pytest.raises(ConfigError, match="already registered"):
+        registry.register_dataset(replace(gs))
+    with pytest.raises(ConfigError, match="already declared"):
+        registry.register_dataset(replace(gs, name="other", options=registry.get_dataset("moving_mnist").options))
+    with pytest.raises(ConfigError, match="dtype"):
+        registry.register_dataset(replace(gs, name="other", dtype="float16"))
+    with pytest.raises(ConfigError, match="DatasetSpec"):
+        registry.register_dataset("grayscott")
+    new = registry.register_dataset(replace(gs, name="gs2", test_size=2))
+    assert registry.list_datasets()[-1] == "gs2" and new.baseline_key == "copy-last-frame (grayscott)"
+    assert registry.register_dataset(replace(gs, test_size=5), replace=True).test_size == 5
 
 
 def test_preview_gif(tmp_path):
@@ -378,6 +433,6 @@ def test_moving_mnist_goes_through_its_own_constructors(monkeypatch):
     monkeypatch.setattr(mm.MovingMNIST, "from_mnist", classmethod(lambda cls, root, split, **kw: calls.append(
         ("train", root, split, kw)) or "train-set"))
     monkeypatch.setattr(mm, "moving_mnist_test_set", lambda root, **kw: calls.append(("test", root, kw)) or "test-set")
-    assert fields.get_dataset("moving_mnist", "train", mnist_dir="/m", num_sequences=5, seed=3) == "train-set"
-    assert fields.get_dataset("moving_mnist", "test", mnist_dir="/m", num_sequences=7) == "test-set"
+    assert registry.make_dataset("moving_mnist", "train", mnist_dir="/m", num_sequences=5, seed=3) == "train-set"
+    assert registry.make_dataset("moving_mnist", "test", mnist_dir="/m", num_sequences=7) == "test-set"
     assert calls == [("train", "/m", "train", {"num_sequences": 5, "seed": 3}), ("test", "/m", {"num_sequences": 7})]

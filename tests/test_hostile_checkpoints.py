@@ -54,7 +54,7 @@ def mnist(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def train_run(tmp_path_factory, mnist) -> Path:
     out = tmp_path_factory.mktemp("train_run")
-    train("convlstm", LSTM_CFG, out, mnist_dir=mnist, recipe=Recipe(**RECIPE), device="cpu", eval_sequences=0,
+    train("convlstm", LSTM_CFG, out, dataset_options={"mnist_dir": mnist}, recipe=Recipe(**RECIPE), device="cpu", eval_sequences=0,
           progress=False)
     return out
 
@@ -114,7 +114,7 @@ def _copy(run: Path, tmp_path: Path) -> Path:
 
 def _train_code(out: Path, mnist: Path) -> str:
     return (f"from stzoo.training.train import Recipe, train\n"
-            f"train('convlstm', {LSTM_CFG!r}, {str(out)!r}, mnist_dir={str(mnist)!r}, recipe=Recipe(**{RECIPE!r}), "
+            f"train('convlstm', {LSTM_CFG!r}, {str(out)!r}, dataset_options={{"mnist_dir": {str(mnist)!r}}}, recipe=Recipe(**{RECIPE!r}), "
             "device='cpu', eval_sequences=0, progress=False)\n")
 
 

@@ -107,7 +107,7 @@ def test_tau_loss_goes_down(tmp_path, mnist_dir):
     # 8 sequences per epoch, 2 steps per epoch, 6 epochs: the same few digits over and over
     recipe = Recipe(lr=3e-2, epochs=6, epoch_size=8, batch_size=4, frames_in=4, frames_out=4,
                     loss="mse+ddr", alpha=0.1)
-    summary = train("tau", TAU_CFG, out, mnist_dir=mnist_dir, recipe=recipe, device="cpu",
+    summary = train("tau", TAU_CFG, out, dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu",
                     eval_sequences=0, log_every=1, progress=False)
     log = _log(out)
     assert [r["step"] for r in log] == list(range(1, 13))
@@ -129,7 +129,7 @@ def test_tau_loss_goes_down(tmp_path, mnist_dir):
 def test_first_logged_loss_is_recipe_loss_on_first_batch(tmp_path, mnist_dir):
     recipe = Recipe(lr=1e-3, epochs=1, epoch_size=6, batch_size=3, frames_in=4, frames_out=4,
                     loss="mse+ddr", seed=5)
-    train("tau", TAU_CFG, tmp_path, dtype="float32", mnist_dir=mnist_dir, recipe=recipe, device="cpu",
+    train("tau", TAU_CFG, tmp_path, dtype="float32", dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu",
           eval_sequences=0, log_every=1, progress=False)
     first = _log(tmp_path)[0]
     # rebuild the untrained model the way a run does (seeded), and the first batch by hand
@@ -163,7 +163,7 @@ def test_each_step_gets_its_epochs_batch(tmp_path, mnist_dir, monkeypatch):
     monkeypatch.setattr(train_mod, "compute_loss", recording)
     recipe = Recipe(lr=1e-3, epochs=2, epoch_size=6, batch_size=4, frames_in=3, frames_out=2,
                     loss="mse", seed=9)
-    train("convlstm", {**LSTM_CFG, "frames_in": 3, "frames_out": 2}, tmp_path, mnist_dir=mnist_dir,
+    train("convlstm", {**LSTM_CFG, "frames_in": 3, "frames_out": 2}, tmp_path, dataset_options={"mnist_dir": mnist_dir},
           recipe=recipe, device="cpu", eval_sequences=0, progress=False)
     assert len(seen) == 4
     for s, seq in enumerate(seen):
@@ -178,7 +178,7 @@ def test_each_step_gets_its_epochs_batch(tmp_path, mnist_dir, monkeypatch):
 def test_convlstm_scheduled_sampling_run(tmp_path, mnist_dir):
     recipe = Recipe(lr=1e-2, epochs=2, epoch_size=8, batch_size=4, frames_in=4, frames_out=4,
                     loss="mse", scheduled_sampling=0.5)
-    summary = train("convlstm", LSTM_CFG, tmp_path, mnist_dir=mnist_dir, recipe=recipe, device="cpu",
+    summary = train("convlstm", LSTM_CFG, tmp_path, dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu",
                     eval_sequences=0, log_every=1, progress=False)
     total = 4
     assert summary["step"] == summary["total_steps"] == total
@@ -220,7 +220,7 @@ def test_resume_equals_uninterrupted(tmp_path, mnist_dir):
     # resumed half also draws masks
     recipe = Recipe(lr=1e-2, epochs=3, epoch_size=6, batch_size=4, frames_in=4, frames_out=4,
                     loss="mse", scheduled_sampling=1.0)  # 2 steps per epoch (4 + 2 sequences)
-    kw = dict(mnist_dir=mnist_dir, recipe=recipe, device="cpu", eval_sequences=0, log_every=1,
+    kw = dict(dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu", eval_sequences=0, log_every=1,
               progress=False)
     full, part = tmp_path / "full", tmp_path / "part"
     s_full = train("convlstm", LSTM_CFG, full, **kw)
@@ -243,7 +243,7 @@ def test_resume_equals_uninterrupted(tmp_path, mnist_dir):
 
 def test_resume_after_keyboard_interrupt(tmp_path, mnist_dir, monkeypatch):
     recipe = Recipe(lr=1e-2, epochs=2, epoch_size=8, batch_size=4, frames_in=4, frames_out=4, loss="mse+ddr")
-    kw = dict(mnist_dir=mnist_dir, recipe=recipe, device="cpu", eval_sequences=0, log_every=1,
+    kw = dict(dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu", eval_sequences=0, log_every=1,
               progress=False)
     full, part = tmp_path / "full", tmp_path / "part"
     train("tau", TAU_CFG, full, **kw)
@@ -268,7 +268,7 @@ def test_resume_after_keyboard_interrupt(tmp_path, mnist_dir, monkeypatch):
 
 def test_resume_with_other_config_is_refused(tmp_path, mnist_dir):
     recipe = Recipe(epochs=1, epoch_size=2, batch_size=2, frames_in=4, frames_out=4, loss="mse")
-    kw = dict(mnist_dir=mnist_dir, recipe=recipe, device="cpu", eval_sequences=0, progress=False)
+    kw = dict(dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu", eval_sequences=0, progress=False)
     train("convlstm", LSTM_CFG, tmp_path, **kw)
     with pytest.raises(ConfigError):
         train("convlstm", {**LSTM_CFG, "num_hidden": 2}, tmp_path, **kw)
@@ -278,7 +278,7 @@ def test_resume_with_other_config_is_refused(tmp_path, mnist_dir):
 def test_resume_with_other_recipe_is_refused(tmp_path, mnist_dir, change):
     # lr used to be recorded but silently not used; epochs / batch_size crashed inside OneCycleLR
     recipe = Recipe(lr=1e-2, epochs=2, epoch_size=4, batch_size=2, frames_in=4, frames_out=4, loss="mse")
-    kw = dict(mnist_dir=mnist_dir, device="cpu", eval_sequences=0, progress=False)
+    kw = dict(dataset_options={"mnist_dir": mnist_dir}, device="cpu", eval_sequences=0, progress=False)
     train("convlstm", LSTM_CFG, tmp_path, recipe=recipe, max_steps=1, **kw)
     before = (tmp_path / "checkpoint.pt").read_bytes()
     with pytest.raises(ConfigError, match="new --out") as err:
@@ -292,7 +292,7 @@ def test_resume_with_other_recipe_is_refused(tmp_path, mnist_dir, change):
 
 def test_resume_in_another_dtype_is_recorded(tmp_path, mnist_dir):
     recipe = Recipe(lr=1e-2, epochs=1, epoch_size=4, batch_size=2, frames_in=4, frames_out=4, loss="mse")
-    kw = dict(mnist_dir=mnist_dir, recipe=recipe, device="cpu", eval_sequences=0, progress=False)
+    kw = dict(dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu", eval_sequences=0, progress=False)
     train("convlstm", LSTM_CFG, tmp_path, max_steps=1, dtype="float32", **kw)
     assert _ckpt(tmp_path)["dtype"] == "float32"
     s = train("convlstm", LSTM_CFG, tmp_path, dtype="bfloat16", **kw)
@@ -307,7 +307,7 @@ def test_resume_in_another_dtype_is_recorded(tmp_path, mnist_dir):
 # ---------------------------------------------------------------------------------------------
 def test_train_with_evaluation_summary(tmp_path, mnist_dir):
     recipe = Recipe(lr=1e-2, epochs=1, epoch_size=4, batch_size=4, frames_in=4, frames_out=4, loss="mse+ddr")
-    summary = train("tau", TAU_CFG, tmp_path, mnist_dir=mnist_dir, recipe=recipe, device="cpu",
+    summary = train("tau", TAU_CFG, tmp_path, dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu",
                     eval_sequences=3, progress=False)
     m = summary["metrics"]
     assert {"mse", "mae", "ssim", "psnr", "sequences", "dataset"} <= set(m)
@@ -360,7 +360,7 @@ def test_evaluate_copy_last_matches_hand_computation():
 def finished_run(one_thread, tmp_path_factory, mnist_dir) -> Path:
     out = tmp_path_factory.mktemp("release_run")
     recipe = Recipe(lr=1e-2, epochs=1, epoch_size=4, batch_size=2, frames_in=4, frames_out=4, loss="mse")
-    train("convlstm", LSTM_CFG, out, mnist_dir=mnist_dir, recipe=recipe, device="cpu",
+    train("convlstm", LSTM_CFG, out, dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu",
           eval_sequences=0, progress=False)
     return out
 
@@ -501,7 +501,7 @@ def test_cli_train_config_setting_trains_another_size_which_release_refuses(tmp_
 def test_progress_bar_is_not_redrawn_every_step_off_a_terminal(tmp_path, mnist_dir, capsys):
     """Off a terminal (a log file under nohup) the bar redraws at most about once a minute, not per step."""
     train("convlstm", {"num_layers": 1, "num_hidden": 4, "patch_size": 4, "filter_size": 3}, tmp_path / "r",
-          mnist_dir=mnist_dir, recipe=Recipe(epochs=1, epoch_size=24, batch_size=2), eval_sequences=0,
+          dataset_options={"mnist_dir": mnist_dir}, recipe=Recipe(epochs=1, epoch_size=24, batch_size=2), eval_sequences=0,
           progress=True)
     err = capsys.readouterr().err
     assert err.count("train convlstm") <= 3, err  # 12 steps: start, (maybe one timed redraw), close
@@ -542,7 +542,7 @@ def test_time_budget_anneals_and_stops_on_the_clock(tmp_path, mnist_dir, monkeyp
 
     monkeypatch.setattr(train_mod, "compute_loss", tick)
     recipe = Recipe(lr=1e-3, epochs=50, epoch_size=6, batch_size=3, frames_in=3, frames_out=2, loss="mse")
-    summary = train("convlstm", {**LSTM_CFG, "frames_in": 3, "frames_out": 2}, tmp_path, mnist_dir=mnist_dir,
+    summary = train("convlstm", {**LSTM_CFG, "frames_in": 3, "frames_out": 2}, tmp_path, dataset_options={"mnist_dir": mnist_dir},
                     recipe=recipe, device="cpu", eval_sequences=0, progress=False, time_budget_s=55.0,
                     log_every=1, dtype="float32")
     assert summary["step"] == 7 < summary["total_steps"] == 100  # frac 0, 10/55, ..., 60/55 ≥ 1 → 7 steps
@@ -550,7 +550,7 @@ def test_time_budget_anneals_and_stops_on_the_clock(tmp_path, mnist_dir, monkeyp
     assert lrs[-1] == pytest.approx(1e-3 / 25 / 1e4, rel=1e-6)  # fully annealed at the last step
     assert max(lrs) > 0.5e-3
     with pytest.raises(train_mod.ConfigError, match="time_budget_s"):
-        train("convlstm", LSTM_CFG, tmp_path / "x", mnist_dir=mnist_dir, recipe=recipe, time_budget_s=-1)
+        train("convlstm", LSTM_CFG, tmp_path / "x", dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, time_budget_s=-1)
 
 
 def test_release_keeps_a_ledger_of_warm_started_runs(tmp_path, mnist_dir):
@@ -564,9 +564,9 @@ def test_release_keeps_a_ledger_of_warm_started_runs(tmp_path, mnist_dir):
     manifest.write_text(json.dumps(_without_release(load_manifest(), "convlstm-mmnist-s")))
     wdir = tmp_path / "w"
     recipe = Recipe(lr=1e-2, epochs=1, epoch_size=4, batch_size=2, frames_in=4, frames_out=4, loss="mse")
-    kw = dict(mnist_dir=mnist_dir, device="cpu", eval_sequences=0, progress=False, dtype="float32")
+    kw = dict(dataset_options={"mnist_dir": mnist_dir}, device="cpu", eval_sequences=0, progress=False, dtype="float32")
     cfg = {"num_layers": 2, "num_hidden": 32, "patch_size": 4, "filter_size": 5}  # convlstm-mmnist-s
-    rel = dict(weights_dir=wdir, manifest_path=manifest, mnist_dir=mnist_dir, eval_sequences=3, progress=False)
+    rel = dict(weights_dir=wdir, manifest_path=manifest, dataset_options={"mnist_dir": mnist_dir}, eval_sequences=3, progress=False)
 
     train("convlstm", cfg, tmp_path / "A", recipe=recipe, **kw)
     release_to_manifest("convlstm-mmnist-s", tmp_path / "A", **rel)
@@ -643,7 +643,7 @@ def test_cpu_budget_clock_stops_on_cpu_seconds(tmp_path, mnist_dir, monkeypatch)
     _simulated_clocks(monkeypatch, wall_per_step=10.0, cpu_per_step=1.0)
     recipe = Recipe(lr=1e-3, epochs=50, epoch_size=6, batch_size=3, frames_in=3, frames_out=2, loss="mse")
     cfg = {**LSTM_CFG, "frames_in": 3, "frames_out": 2}
-    kw = dict(mnist_dir=mnist_dir, recipe=recipe, device="cpu", eval_sequences=0, progress=False,
+    kw = dict(dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu", eval_sequences=0, progress=False,
               time_budget_s=55.0, dtype="float32")
     on_cpu = train("convlstm", cfg, tmp_path / "cpu", budget_clock="cpu", **kw)
     on_wall = train("convlstm", cfg, tmp_path / "wall", **kw)
@@ -660,7 +660,7 @@ def test_cpu_budget_clock_stops_on_cpu_seconds(tmp_path, mnist_dir, monkeypatch)
 def test_learning_curve_points_and_final_point_match_evaluation(tmp_path, mnist_dir, monkeypatch):
     _simulated_clocks(monkeypatch, wall_per_step=1.0, cpu_per_step=10.0)
     recipe = Recipe(lr=1e-2, epochs=50, epoch_size=6, batch_size=3, frames_in=4, frames_out=4, loss="mse")
-    summary = train("tau", TAU_CFG, tmp_path, mnist_dir=mnist_dir, recipe=recipe, device="cpu",
+    summary = train("tau", TAU_CFG, tmp_path, dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu",
                     eval_sequences=5, progress=False, time_budget_s=55.0, budget_clock="cpu",
                     curve_every_s=20.0, curve_sequences=5, dtype="float32")
     curve = [json.loads(line) for line in (tmp_path / "curve.jsonl").read_text().splitlines()]
@@ -672,7 +672,7 @@ def test_learning_curve_points_and_final_point_match_evaluation(tmp_path, mnist_
         assert curve[-1][k] == pytest.approx(summary["metrics"][k], rel=1e-9)
     assert curve[0]["mse"] != pytest.approx(curve[-1]["mse"])
     with pytest.raises(train_mod.ConfigError, match="curve_every_s"):
-        train("tau", TAU_CFG, tmp_path / "x", mnist_dir=mnist_dir, recipe=recipe, curve_every_s=0)
+        train("tau", TAU_CFG, tmp_path / "x", dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, curve_every_s=0)
 
 
 def test_release_reuses_the_runs_measurement_only_for_those_weights(tmp_path, mnist_dir, monkeypatch):
@@ -684,7 +684,7 @@ def test_release_reuses_the_runs_measurement_only_for_those_weights(tmp_path, mn
 
     cfg = {"num_layers": 2, "num_hidden": 32, "patch_size": 4, "filter_size": 5}  # convlstm-mmnist-s
     recipe = Recipe(lr=1e-2, epochs=1, epoch_size=4, batch_size=2, frames_in=10, frames_out=10, loss="mse")
-    summary = train("convlstm", cfg, tmp_path / "run", mnist_dir=mnist_dir, recipe=recipe, device="cpu",
+    summary = train("convlstm", cfg, tmp_path / "run", dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu",
                     eval_sequences=3, progress=False, dtype="float32")
     calls = []
     real = release_mod.evaluate
@@ -694,7 +694,7 @@ def test_release_reuses_the_runs_measurement_only_for_those_weights(tmp_path, mn
         manifest = tmp_path / f"{name}.json"
         manifest.write_text(json.dumps(_without_release(load_manifest(), "convlstm-mmnist-s")))
         return release_to_manifest("convlstm-mmnist-s", tmp_path / "run", weights_dir=tmp_path / name,
-                                   manifest_path=manifest, mnist_dir=mnist_dir, eval_sequences=n, progress=False)
+                                   manifest_path=manifest, dataset_options={"mnist_dir": mnist_dir}, eval_sequences=n, progress=False)
 
     entry = rel(3, "same")
     assert calls == [] and entry["weights"]["sha256"] == summary["weights_sha256"]
@@ -725,7 +725,7 @@ def test_tune_allocator_is_idempotent_and_can_be_turned_off():
 def test_data_workers_give_the_same_run(tmp_path, mnist_dir):
     """Batches generated ahead by worker processes are the very batches of the in-loop path."""
     recipe = Recipe(lr=1e-2, epochs=2, epoch_size=6, batch_size=2, frames_in=4, frames_out=4, loss="mse")
-    kw = dict(mnist_dir=mnist_dir, recipe=recipe, device="cpu", eval_sequences=0, progress=False, dtype="float32")
+    kw = dict(dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu", eval_sequences=0, progress=False, dtype="float32")
     train("tau", TAU_CFG, tmp_path / "a", **kw)
     train("tau", TAU_CFG, tmp_path / "b", data_workers=2, **kw)
     _compare_state(_ckpt(tmp_path / "a")["model"], _ckpt(tmp_path / "b")["model"])
