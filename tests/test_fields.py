@@ -436,3 +436,15 @@ def test_moving_mnist_goes_through_its_own_constructors(monkeypatch):
     assert registry.make_dataset("moving_mnist", "train", mnist_dir="/m", num_sequences=5, seed=3) == "train-set"
     assert registry.make_dataset("moving_mnist", "test", mnist_dir="/m", num_sequences=7) == "test-set"
     assert calls == [("train", "/m", "train", {"num_sequences": 5, "seed": 3}), ("test", "/m", {"num_sequences": 7})]
+
+
+def test_manifest_entries_name_registered_datasets():
+    import copy
+
+    from stzoo.zoo.manifest import load_manifest, validate_manifest
+
+    manifest = copy.deepcopy(load_manifest())
+    validate_manifest(manifest)
+    manifest["models"]["tau-grayscott-s"]["dataset"] = "nope"
+    with pytest.raises(ValueError, match="unknown dataset 'nope'"):
+        validate_manifest(manifest)

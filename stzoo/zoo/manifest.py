@@ -77,6 +77,8 @@ def validate_manifest(manifest: dict[str, Any]) -> None:
             from stzoo.models import make_config  # every entry names a registered architecture and a valid config
 
             make_config(entry["architecture"], entry["config"])
+        if "dataset" in entry and entry["dataset"] not in DATASETS:  # one a dataset file registers
+            raise ValueError(f"{name}: unknown dataset {entry['dataset']!r}; known: {', '.join(DATASETS)}")
 
 
 def resolve_name(name: str, manifest: dict[str, Any] | None = None) -> str:
