@@ -448,3 +448,16 @@ def test_manifest_entries_name_registered_datasets():
     manifest["models"]["tau-grayscott-s"]["dataset"] = "nope"
     with pytest.raises(ValueError, match="unknown dataset 'nope'"):
         validate_manifest(manifest)
+
+
+def test_cli_data_list_shows_the_registry(capsys, monkeypatch):
+    from dataclasses import replace
+
+    from stzoo.cli.main import main
+
+    monkeypatch.setattr(registry, "DATASETS", {**registry.DATASETS, "gs2": replace(
+        registry.get_dataset("grayscott"), name="gs2", description="a second one")})
+    assert main(["data", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split()[0] for ln in lines] == ["moving_mnist", "grayscott", "kolmogorov", "gs2"]
+    assert "(options: --mnist-dir)" in lines[0] and lines[-1].endswith("a second one")
