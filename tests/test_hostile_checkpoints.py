@@ -114,7 +114,7 @@ def _copy(run: Path, tmp_path: Path) -> Path:
 
 def _train_code(out: Path, mnist: Path) -> str:
     return (f"from stzoo.training.train import Recipe, train\n"
-            f"train('convlstm', {LSTM_CFG!r}, {str(out)!r}, dataset_options={{"mnist_dir": {str(mnist)!r}}}, recipe=Recipe(**{RECIPE!r}), "
+            f"train('convlstm', {LSTM_CFG!r}, {str(out)!r}, dataset_options={{'mnist_dir': {str(mnist)!r}}}, recipe=Recipe(**{RECIPE!r}), "
             "device='cpu', eval_sequences=0, progress=False)\n")
 
 
