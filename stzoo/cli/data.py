@@ -20,7 +20,6 @@ def _cmd_data_list(args: argparse.Namespace) -> int:
 
 def _cmd_data_preview(args: argparse.Namespace) -> int:
     from stzoo.data.fields import save_preview
-
     from stzoo.data.registry import get_dataset
 
     kw = get_dataset(args.name).own_options(dataset_options(args))
