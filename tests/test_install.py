@@ -40,7 +40,7 @@ def _backend_or_skip() -> None:
 
 
 def _shipped_files() -> dict[str, str]:
-    """What the package ships in stzoo/weights: file name → sha256 (tests/test_hub_offline.py checks it
+    """What the package ships in stzoo/weights: file name → sha256 (tests/zoo/test_hub_offline.py checks it
     against the manifest)."""
     folder = ROOT / "stzoo" / "weights"
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.safetensors"))}

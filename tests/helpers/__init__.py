@@ -17,6 +17,8 @@ REPO = TESTS.parent
 
 def subprocess_env(**extra: str) -> dict[str, str]:
     """``os.environ`` for a Python subprocess that imports this checkout's ``stzoo`` and the test modules
-    (``helpers.*``, ``test_*``) as pytest does: ``PYTHONPATH`` starts with the repository and ``tests/``."""
-    path = os.pathsep.join(p for p in (str(REPO), str(TESTS), os.environ.get("PYTHONPATH", "")) if p)
+    as pytest does (``helpers.*``; ``test_train`` / ``test_finetune``, whose tiny data other tests reuse):
+    ``PYTHONPATH`` starts with the repository, ``tests/`` and ``tests/training/``."""
+    paths = (str(REPO), str(TESTS), str(TESTS / "training"), os.environ.get("PYTHONPATH", ""))
+    path = os.pathsep.join(p for p in paths if p)
     return {**os.environ, "PYTHONPATH": path, **extra}

@@ -1,8 +1,8 @@
 """The architecture contract: what generic code (Predictor, Forecaster, adapt, save_pretrained / load,
 the training loss, the ONNX export) promises of any model.
 
-``tests/test_contract.py`` runs every check on every registered architecture, built from the tiny config its
-declaration carries (``Architecture.tiny_config``); a ``test_<arch>.py`` keeps only what is particular to the
+``tests/models/test_contract.py`` runs every check on every registered architecture, built from the tiny config
+its declaration carries (``Architecture.tiny_config``); a ``test_<arch>.py`` keeps only what is particular to the
 architecture (paper parameter counts, equality with the reference implementation, its loss).
 """
 

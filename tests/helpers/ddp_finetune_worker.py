@@ -1,4 +1,5 @@
-"""Run by tests/test_finetune_ddp.py (with ``helpers.subprocess_env()``) under ``torchrun --nproc_per_node=2``: fine-tune a tiny model
+"""Run by tests/training/test_finetune_ddp.py (with ``helpers.subprocess_env()``) under
+``torchrun --nproc_per_node=2``: fine-tune a tiny model
 on tiny synthetic videos and write what this rank saw to OUT/rank<R>.json and its weights to
 OUT/rank<R>.safetensors."""
 

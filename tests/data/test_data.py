@@ -14,7 +14,7 @@ from stzoo.data.mnist import find_mnist_dir, load_mnist, read_idx
 from stzoo.data.moving_mnist import TEST_SEED, MovingMNIST, moving_mnist_test_set, trajectory
 from stzoo.errors import InputError
 
-REAL_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+REAL_MNIST = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
 HAVE_REAL_MNIST = (REAL_MNIST / "t10k-images-idx3-ubyte.gz").is_file() or (
     REAL_MNIST / "t10k-images-idx3-ubyte").is_file()
 needs_real_mnist = pytest.mark.skipif(

@@ -156,7 +156,7 @@ def test_finetune_resume_refuses_foreign_checkpoint(kind, tmp_path, finetune_run
     marker = tmp_path / "marker"
     damage(out / CHECKPOINT_NAME, kind, marker)
     r = refuse(_finetune_code(out), match="delete it", within=60)
-    # a Python call is answered in Python's words (the CLI's in flags: tests/test_finetune.py)
+    # a Python call is answered in Python's words (the CLI's in flags: tests/training/test_finetune.py)
     assert r["type"] == "CheckpointError" and "resume=True" in r["message"] and "out_dir" in r["message"]
     _check(r, out / CHECKPOINT_NAME, marker)
 

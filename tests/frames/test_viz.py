@@ -12,7 +12,7 @@ from stzoo.cli.main import main
 from stzoo.errors import InputError, InputTypeError
 from stzoo.frames.io import read_frames
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _colour_frames(t: int, base: tuple[int, int, int], size: int = 8) -> np.ndarray:

@@ -23,7 +23,7 @@ from stzoo.zoo import hub
 from stzoo.errors import WeightsNotAvailableError
 from stzoo.zoo.manifest import get_entry, load_manifest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def fake_entry(name: str = "tiny-x") -> dict:

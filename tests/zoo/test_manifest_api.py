@@ -21,7 +21,7 @@ from stzoo.zoo.hub import ChecksumError
 from stzoo.zoo.manifest import get_entry, load_manifest, validate_manifest
 from stzoo.models import build_model, count_parameters
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_manifest_follows_schema():

@@ -586,7 +586,7 @@ def test_restore_errors() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# colour axes, wide PIL modes, odd files (see also tests/test_hostile_frames.py)
+# colour axes, wide PIL modes, odd files (see also tests/frames/test_hostile_frames.py)
 
 
 @pytest.mark.parametrize("shape, axis", [((10, 64, 64, 4), 3), ((10, 64, 64, 2), 3), ((10, 4, 64, 64), 1),

@@ -1,5 +1,5 @@
 """ONNX export: static batch, TorchScript, verification, errors, the CLI. That every registered architecture
-runs in onnxruntime like in torch (dynamic batch, metadata) is checked by tests/test_contract.py."""
+runs in onnxruntime like in torch (dynamic batch, metadata) is checked by tests/models/test_contract.py."""
 
 import sys
 

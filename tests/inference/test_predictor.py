@@ -155,7 +155,7 @@ def test_spatial_size_not_divisible(p):
 
 
 def test_wrong_channels(p):
-    # 2 channels (grey + alpha?) convert to nothing; RGB would be converted (tests/test_frames_in_out.py)
+    # 2 channels (grey + alpha?) convert to nothing; RGB would be converted (tests/frames/test_frames_in_out.py)
     with pytest.raises(InputError, match="channel"):
         p.predict(np.random.rand(1, T, 2, 16, 16).astype(np.float32))
 

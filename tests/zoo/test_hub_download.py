@@ -27,8 +27,8 @@ from stzoo.zoo.manifest import InputSpec
 from stzoo.models import build_model
 from stzoo.inference.predictor import Predictor
 
-REPO = Path(__file__).resolve().parents[1]
-CLIENT = Path(__file__).resolve().parent / "helpers" / "hub_client.py"
+REPO = Path(__file__).resolve().parents[2]
+CLIENT = Path(__file__).resolve().parents[1] / "helpers" / "hub_client.py"
 CFG = {"num_layers": 1, "num_hidden": 4, "filter_size": 3}
 INPUT = {"frames_in": 4, "frames_out": 4, "channels": 1, "height": 16, "width": 16, "value_range": [0.0, 1.0]}
 TOKEN = "hf_stzoo_test_token"

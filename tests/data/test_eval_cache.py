@@ -20,7 +20,7 @@ from stzoo.data.moving_mnist import (TEST_SEED, MovingMNIST, cache_root, digits_
                                      moving_mnist_test_set)
 from stzoo.training.train import evaluate_copy_last
 
-REAL_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+REAL_MNIST = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
 needs_real_mnist = pytest.mark.skipif(
     not any((REAL_MNIST / f"t10k-images-idx3-ubyte{ext}").is_file() for ext in ("", ".gz")),
     reason=f"real MNIST IDX files not found in {REAL_MNIST}")
