@@ -176,4 +176,4 @@ def test_tiff_mode_i_above_16_bit_refused(tmp_path: Path):
     path = tmp_path / "wide.tif"
     Image.fromarray(np.full((64, 64), 100_000, np.int32)).save(path)
     assert Image.open(path).mode == "I"
-    refuse(f"import stzoo.frames.io\nstzoo.io.read_frames({str(path)!r})", match="65535", within=30)
+    refuse(f"import stzoo.frames.io\nstzoo.frames.io.read_frames({str(path)!r})", match="65535", within=30)
