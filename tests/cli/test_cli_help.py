@@ -23,7 +23,7 @@ import pytest
 from stzoo.cli.main import build_parser
 from stzoo.tools.cli import build_parser as build_maint_parser
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: the commands only maintainers run: they write the package's manifest, weights, README and docs, or a Hub repo
 MAINTAINER_COMMANDS = ("release", "zoo-table", "zoo-stats", "hub")
 
