@@ -113,7 +113,7 @@ def _infer_layout(shape: tuple[int, ...], name: str) -> str:
 
 
 def _array_to_video(a: np.ndarray | Tensor, name: str, layout: str | None) -> Video:
-    from stzoo.frames.io import prepare_frames
+    from stzoo.frames.read import prepare_frames
 
     shape = tuple(a.shape)
     layout = (layout.upper() if layout else None) or _infer_layout(shape, name)
@@ -134,7 +134,7 @@ def _is_collection(folder: Path) -> bool:
 
 
 def _read_path(path: Path, layout: str | None) -> list[Video]:
-    from stzoo.frames.io import _natural_key, read_frames
+    from stzoo.frames.read import _natural_key, read_frames
 
     if not path.exists():
         raise InputError(f"no such file or folder: '{path}'")
@@ -156,7 +156,7 @@ def _read_path(path: Path, layout: str | None) -> list[Video]:
 
 
 def _frames_list_to_video(frames: Sequence[Any], name: str) -> Video:
-    from stzoo.frames.io import _images_to_array
+    from stzoo.frames.read import _images_to_array
 
     first = frames[0]
     sizes = {(np.asarray(f).shape[:2] if not isinstance(f, Image.Image) else (f.height, f.width))

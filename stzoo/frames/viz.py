@@ -41,7 +41,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from stzoo.errors import InputError, InputTypeError
-from stzoo.frames.io import _check_tensor_has_data, _frames_to_uint8, _output_file, write_gif
+from stzoo.frames.read import _check_tensor_has_data, _frames_to_uint8, _output_file, write_gif
 
 __all__ = ["as_display_frames", "error_heatmap", "heat_colors", "prediction_strip", "save_strip",
            "animation_frames", "save_gif"]
