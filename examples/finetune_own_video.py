@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 import stzoo
-from stzoo.frames.read import write_gif
+from stzoo.frames import write_gif
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
 parser.add_argument("--out", default=None, metavar="DIR",

@@ -19,7 +19,7 @@ import numpy as np
 import stzoo
 from stzoo.data import grayscott_test_set
 from stzoo.data.fields import channel_ranges, preview_frames
-from stzoo.frames.read import write_gif
+from stzoo.frames import write_gif
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
 parser.add_argument("--out", default=None, metavar="DIR",

@@ -19,7 +19,7 @@ import numpy as np
 
 import stzoo
 from stzoo.errors import StzooError
-from stzoo.frames.read import write_gif
+from stzoo.frames import write_gif
 
 
 def synthetic_clip(length: int = 20, size: int = 64) -> np.ndarray:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import stzoo
-from stzoo.frames.read import write_gif
+from stzoo.frames import write_gif
 
 
 def camera(n_frames: int = 40, size: int = 64):

@@ -15,7 +15,7 @@ from stzoo.errors import (
     WeightsNotAvailableError,
 )
 from stzoo.zoo.hub import ChecksumError, HubError, InvalidHubIdError
-from stzoo.frames.read import FramesWarning
+from stzoo.frames import FramesWarning
 from stzoo.runtime import PerformanceWarning
 from stzoo.models import Architecture, ModelConfig, Recipe, build_model, cfg_field
 from stzoo.models import register as register_architecture

@@ -16,7 +16,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     import re
     import warnings
 
-    from stzoo.frames.read import FramesWarning
+    from stzoo.frames import FramesWarning
 
     if not (args.output or args.strip or args.animation):
         raise StzooError("nothing to write: give --output (OUT.gif, OUT.mp4 / .avi / .webm, OUT.npy or a folder "
@@ -34,7 +34,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _predict_to_files(args: argparse.Namespace) -> int:
     """`stzoo predict`: every output is checked before the model is loaded or run."""
     from stzoo.api import load
-    from stzoo.frames.read import (
+    from stzoo.frames import (
         check_output_path,
         frames_layout,
         read_frames,
@@ -89,7 +89,7 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     import numpy as np
 
     from stzoo.api import load
-    from stzoo.frames.read import read_frames, write_gif
+    from stzoo.frames import read_frames, write_gif
     from stzoo.inference.forecaster import Forecaster
 
     if args.every < 1:

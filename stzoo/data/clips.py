@@ -113,7 +113,7 @@ def _infer_layout(shape: tuple[int, ...], name: str) -> str:
 
 
 def _array_to_video(a: np.ndarray | Tensor, name: str, layout: str | None) -> Video:
-    from stzoo.frames.read import prepare_frames
+    from stzoo.frames.prepare import prepare_frames
 
     shape = tuple(a.shape)
     layout = (layout.upper() if layout else None) or _infer_layout(shape, name)

@@ -118,8 +118,8 @@ def preview_frames(sequence: Any, ranges: list[tuple[float, float]] | None = Non
 def save_preview(name: str, path: str | os.PathLike, *, index: int = 0, split: str = "test", fps: float = 5.0,
                  **kwargs: Any) -> np.ndarray:
     """Write sequence ``index`` of dataset ``name`` (``split``, constructor ``kwargs``) as an animated GIF
-    (:func:`stzoo.frames.read.write_gif`, frames from :func:`preview_frames`); returns the frames written."""
-    from stzoo.frames.read import write_gif
+    (:func:`stzoo.frames.write.write_gif`, frames from :func:`preview_frames`); returns the frames written."""
+    from stzoo.frames import write_gif
 
     kwargs.setdefault("num_sequences", index + 1)
     frames = preview_frames(make_dataset(name, split, **kwargs)[index])     # T×C×H×W for every dataset

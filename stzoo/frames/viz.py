@@ -41,7 +41,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from stzoo.errors import InputError, InputTypeError
-from stzoo.frames.read import _check_tensor_has_data, _frames_to_uint8, _output_file, write_gif
+from stzoo.frames.prepare import _check_tensor_has_data
+from stzoo.frames.write import _frames_to_uint8, _output_file, write_gif
 
 __all__ = ["as_display_frames", "error_heatmap", "heat_colors", "prediction_strip", "save_strip",
            "animation_frames", "save_gif"]

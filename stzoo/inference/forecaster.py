@@ -37,7 +37,7 @@ from PIL import Image
 from torch import Tensor
 
 from stzoo.errors import InputError, InputTypeError
-from stzoo.frames.read import (
+from stzoo.frames import (
     OutputFormat,
     convertible_channels,
     infer_frame_layout,
@@ -84,7 +84,7 @@ class Forecaster:
 
     Frames are read as by ``Predictor.predict``: RGB frames for a grey model are converted to their
     luminance (grey frames for an RGB model repeated into R, G and B) and forecasts come back with
-    the pushed frames' channels, with the Predictor's one-time :class:`~stzoo.frames.read.FramesWarning`.
+    the pushed frames' channels, with the Predictor's one-time :class:`~stzoo.frames.prepare.FramesWarning`.
 
     Args:
         predictor: the model to run (from :func:`stzoo.load`). Its device and dtype are used.

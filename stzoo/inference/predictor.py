@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from stzoo.errors import InputError
-from stzoo.frames.read import LAYOUTS, FramesWarning, OutputFormat, peek_shape, prepare_frames
+from stzoo.frames import LAYOUTS, FramesWarning, OutputFormat, peek_shape, prepare_frames
 from stzoo.zoo.manifest import InputSpec
 from stzoo.models.base import ARCHITECTURES, check_frames, eval_mode
 
@@ -335,7 +335,7 @@ class Predictor:
 
     # ------------------------------------------------------------------------------------------
     def warn_once(self, key: Any, message: str) -> None:
-        """Emit ``message`` as a :class:`~stzoo.frames.read.FramesWarning` the first time this Predictor
+        """Emit ``message`` as a :class:`~stzoo.frames.prepare.FramesWarning` the first time this Predictor
         meets ``key`` (a cause, e.g. ``("size", 32, 32)``); later calls with the same key are silent.
         The warning points at the first caller outside stzoo."""
         warned = self.__dict__.setdefault("_warned", set())  # also for Predictors made without __init__
@@ -345,7 +345,7 @@ class Predictor:
         warnings.warn(message, FramesWarning, stacklevel=_user_stacklevel())
 
     def warn_conversion(self, fmt: OutputFormat) -> None:
-        """Warn once (:meth:`warn_once`) when :func:`~stzoo.frames.read.prepare_frames` converted the input
+        """Warn once (:meth:`warn_once`) when :func:`~stzoo.frames.prepare.prepare_frames` converted the input
         between grey and RGB (``fmt.conversion``); :meth:`predict` and :class:`stzoo.Forecaster` call it."""
         conversion = fmt.conversion
         if conversion is None:
@@ -386,7 +386,7 @@ class Predictor:
         frames or the architecture's channel / size rules fail (e.g. sides divisible by the patch
         size, or a model whose weights fix the frame size, such as MIM, MAU and E3D-LSTM). A frame
         size the architecture allows but that is not the training size (``spec.height`` ×
-        ``spec.width``) runs, with a one-time :class:`~stzoo.frames.read.FramesWarning` that the weights
+        ``spec.width``) runs, with a one-time :class:`~stzoo.frames.prepare.FramesWarning` that the weights
         were not trained there. Returns the last ``spec.frames_in`` frames: extra leading frames
         are dropped, for recurrent models too (which also accept fewer). :meth:`predict` calls
         this; streaming and export code call it directly.
@@ -448,7 +448,7 @@ class Predictor:
             frames = -(-n // per_pass) * per_pass
         if len(shape) != 5:
             raise InputError(f"expected the shape of a B×T×C×H×W input, got {tuple(shape)}; convert frames "
-                             f"with stzoo.frames.read.prepare_frames (or use predict, which does)")
+                             f"with stzoo.frames.prepare.prepare_frames (or use predict, which does)")
         b, _, c, h, w = shape
         check_output_size(b, frames, c, h, w, max_output_bytes=max_output_bytes)
         return n
@@ -491,7 +491,7 @@ class Predictor:
         Args:
             frames: a numpy array, torch tensor, list of PIL images / arrays, or a path to a GIF,
                 a folder of images or a ``.npy``/``.npz`` file. Layouts T×H×W, T×H×W×C, T×C×H×W and
-                the batched B×T×… forms (see :func:`stzoo.frames.read.prepare_frames`); uint8 in [0, 255] or
+                the batched B×T×… forms (see :func:`stzoo.frames.prepare.prepare_frames`); uint8 in [0, 255] or
                 float in [0, 1]. If more frames are given than the model reads
                 (``spec.frames_in``), the last ones are used; TAU needs exactly ``frames_in`` frames,
                 the recurrent models at least one.
@@ -511,11 +511,11 @@ class Predictor:
             folder, video) gives a T'×H×W×C uint8 numpy array; a ``.npy`` / ``.npz`` path gives
             what its array gives. RGB frames for a grey model are converted to their luminance
             (grey frames for an RGB model repeated into R, G and B) and the forecast is converted
-            back, with a one-time :class:`~stzoo.frames.read.FramesWarning`; so is a frame size other than
+            back, with a one-time :class:`~stzoo.frames.prepare.FramesWarning`; so is a frame size other than
             the training size that the architecture allows (see :meth:`check_input`).
 
         Raises:
-            InputError: bad frames (see :func:`stzoo.frames.read.prepare_frames`; when the layout was
+            InputError: bad frames (see :func:`stzoo.frames.prepare.prepare_frames`; when the layout was
                 inferred from the shape, the message names it and the ``layout=`` argument), a
                 frame size or count the model cannot take, a bad horizon (``"16"``,
                 ``16.0``, ``True``, 0, negative, or above ``max_horizon``), or a forecast bigger than

@@ -16,7 +16,7 @@ from PIL import Image
 import stzoo
 from stzoo.cli.main import build_parser, main
 from stzoo.errors import InputError
-from stzoo.frames.read import LUMA, FramesWarning, prepare_frames, read_frames, write_gif
+from stzoo.frames import LUMA, FramesWarning, prepare_frames, read_frames, write_gif
 from stzoo.zoo.manifest import InputSpec
 from stzoo.metrics import frame_mse
 from stzoo.models import build_model

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.hostile
 
 TAU = "import numpy as np, stzoo\np = stzoo.load('tau-mmnist-s')\nx = np.zeros((10, 64, 64), np.uint8)\n"
 LSTM = "import numpy as np, stzoo\np = stzoo.load('convlstm-mmnist-s')\nx = np.zeros((10, 64, 64), np.uint8)\n"
-IO = "import numpy as np, stzoo, stzoo.frames.read, stzoo.frames.viz\nx = np.zeros((10, 64, 64), np.uint8)\n"  # no model needed
+IO = "import numpy as np, stzoo, stzoo.frames.read, stzoo.frames.write, stzoo.frames.viz\nx = np.zeros((10, 64, 64), np.uint8)\n"  # no model needed
 
 
 def timed(setup: str, call: str, limit: float = 1.0) -> str:
@@ -95,7 +95,7 @@ def test_colour_video_into_grey_model(shape):
 
 
 def test_rgba_video_into_rgb_model():
-    setup = ("import numpy as np\nfrom stzoo.frames.read import prepare_frames\n")
+    setup = ("import numpy as np\nfrom stzoo.frames.prepare import prepare_frames\n")
     r = refuse(setup + "prepare_frames(np.zeros((10, 64, 64, 4), np.uint8), channels=3)", match="layout=",
                within=30)
     assert "[..., :3]" in r["message"]
@@ -119,7 +119,7 @@ def test_multipage_tiff_pages_of_different_sizes_predict(tmp_path: Path):
 
 @pytest.mark.parametrize("call", ["p.predict(torch.empty(10, 64, 64, device='meta'))",
                                   "p.predict(torch.empty(1, 10, 1, 64, 64, dtype=torch.uint8, device='meta'))",
-                                  "stzoo.frames.read.write_gif(torch.empty(2, 8, 8, device='meta'), 'x.gif')",
+                                  "stzoo.frames.write.write_gif(torch.empty(2, 8, 8, device='meta'), 'x.gif')",
                                   "stzoo.frames.viz.save_strip(torch.empty(2, 8, 8, device='meta'), x, 'x.png')"],
                          ids=["predict-float", "predict-uint8", "write_gif", "save_strip"])
 def test_meta_tensor(call, tmp_path: Path):
@@ -139,11 +139,11 @@ def fifo_dir(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("call", ["stzoo.frames.read.read_frames(PATH / 'x.gif')", "p.predict(str(PATH / 'x.gif'))",
                                   "p.predict(PATH / 'x.npy')"], ids=["read_frames-gif", "predict-gif", "predict-npy"])
 def test_fifo_named_like_a_frame_file(call, fifo_dir: Path):
-    setup = TAU + f"import stzoo.frames.read\nfrom pathlib import Path\nPATH = Path({str(fifo_dir)!r})\n"
+    setup = TAU + f"import stzoo.frames.read, stzoo.frames.write\nfrom pathlib import Path\nPATH = Path({str(fifo_dir)!r})\n"
     refuse(timed(setup, call), match="regular file", within=30)  # opening it would block forever
 
 
-@pytest.mark.parametrize("call", ["stzoo.frames.read.write_gif(x, PATH / 'x.gif')",
+@pytest.mark.parametrize("call", ["stzoo.frames.write.write_gif(x, PATH / 'x.gif')",
                                   "stzoo.frames.viz.save_strip(x, x, PATH / 'x.png')"], ids=["write_gif", "save_strip"])
 def test_fifo_as_output_file(call, fifo_dir: Path):
     setup = IO + f"from pathlib import Path\nPATH = Path({str(fifo_dir)!r})\n"
@@ -151,7 +151,7 @@ def test_fifo_as_output_file(call, fifo_dir: Path):
 
 
 @pytest.mark.parametrize("call", ["stzoo.frames.read.read_frames('a' * 5000 + '.gif')", "p.predict('a' * 5000 + '.gif')",
-                                  "p.predict('a' * 5000 + '.npy')", "stzoo.frames.read.write_gif(x, 'a' * 5000 + '.gif')",
+                                  "p.predict('a' * 5000 + '.npy')", "stzoo.frames.write.write_gif(x, 'a' * 5000 + '.gif')",
                                   "stzoo.frames.viz.save_strip(x, x, 'a' * 5000 + '.png')",
                                   "p.predict('/'.join(['b' * 200] * 30) + '.gif')"],
                          ids=["read_frames", "predict-gif", "predict-npy", "write_gif", "save_strip", "deep-path"])

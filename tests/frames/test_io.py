@@ -1,4 +1,4 @@
-"""Tests of stzoo.frames.read: reading / writing frame files and converting user inputs."""
+"""Tests of stzoo.frames (read, layout, prepare, write): reading / writing frame files and converting user inputs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from stzoo.errors import InputError, InputTypeError
-from stzoo.frames.read import LAYOUTS, OutputFormat, prepare_frames, read_frames, write_gif
+from stzoo.frames import LAYOUTS, OutputFormat, prepare_frames, read_frames, write_gif
 
 RNG = np.random.default_rng(1234)
 
@@ -705,7 +705,7 @@ def test_overlong_paths_refused(tmp_path: Path) -> None:
 
 
 def test_peek_shape_reads_the_shape_only() -> None:
-    from stzoo.frames.read import peek_shape
+    from stzoo.frames import peek_shape
 
     assert peek_shape(np.zeros((5, 8, 8), np.uint8), channels=1) == (1, 5, 1, 8, 8)
     assert peek_shape(torch.zeros(2, 5, 3, 8, 8), channels=3) == (2, 5, 3, 8, 8)

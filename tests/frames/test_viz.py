@@ -10,7 +10,7 @@ from PIL import Image
 from stzoo.frames import viz
 from stzoo.cli.main import main
 from stzoo.errors import InputError, InputTypeError
-from stzoo.frames.read import read_frames
+from stzoo.frames import read_frames
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from PIL import Image
 import stzoo
 from stzoo.cli.main import main
 from stzoo.errors import InputError, InputTypeError
-from stzoo.frames.read import read_frames, write_gif
+from stzoo.frames import read_frames, write_gif
 from stzoo.zoo.manifest import InputSpec
 from stzoo.models import build_model
 from stzoo.inference.predictor import Predictor
@@ -335,7 +335,7 @@ def test_cli_stream_says_warnings_as_command_line_lines(tmp_path, capsys):
 
 def test_cli_warning_lines_name_the_category_of_other_packages(capsys):
     from stzoo.cli.main import show_warning
-    from stzoo.frames.read import FramesWarning
+    from stzoo.frames import FramesWarning
 
     show_warning(FramesWarning("resized"), FramesWarning, "x.py", 1)
     show_warning(UserWarning("plain"), UserWarning, "x.py", 1)

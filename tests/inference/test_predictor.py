@@ -7,7 +7,7 @@ from PIL import Image
 
 import stzoo
 from stzoo.errors import InputError, InputTypeError
-from stzoo.frames.read import write_gif
+from stzoo.frames import write_gif
 from stzoo.zoo.manifest import InputSpec
 from stzoo.models import build_model
 from stzoo.inference.predictor import Predictor

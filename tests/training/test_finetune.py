@@ -20,7 +20,7 @@ from stzoo.cli.main import main
 from stzoo.data.clips import ClipDataset, convert_video, load_videos, split_videos
 from stzoo.errors import ConfigError, InputError
 from stzoo.training.finetune import CHECKPOINT_NAME, finetune
-from stzoo.frames.read import read_frames, write_gif
+from stzoo.frames import read_frames, write_gif
 from stzoo.zoo.manifest import InputSpec
 from stzoo.models import build_model
 from stzoo.inference.predictor import Predictor

@@ -137,7 +137,7 @@ def test_cli_list_and_info(capsys):
 
 
 def test_cli_predict_gif_roundtrip(tmp_path, capsys):
-    from stzoo.frames.read import read_frames, write_gif
+    from stzoo.frames import read_frames, write_gif
 
     write_gif(np.random.default_rng(0).integers(0, 255, (10, 64, 64), dtype=np.uint8), tmp_path / "in.gif")
     assert main(["predict", "convlstm-mmnist-s", "--random", "--input", str(tmp_path / "in.gif"),
