@@ -31,6 +31,9 @@ from PIL import Image
 from torch import Tensor
 
 from stzoo.errors import InputError, InputTypeError
+from stzoo.frames.layout import LAYOUTS, LUMA, _describe, infer_layout
+from stzoo.frames.prepare import prepare_frames
+from stzoo.frames.read import _images_to_array, _natural_key, read_frames
 
 __all__ = ["Video", "ClipDataset", "load_videos", "convert_video", "split_videos", "auto_split", "check_lengths",
            "COLLECTION_SUFFIXES", "AUTO_VAL_FRACTION", "arg", "naming"]
@@ -39,9 +42,6 @@ __all__ = ["Video", "ClipDataset", "load_videos", "convert_video", "split_videos
 #: videos); a folder holding only still images is one video, one frame per image.
 COLLECTION_SUFFIXES: tuple[str, ...] = (".gif", ".apng", ".npy", ".npz", ".mp4", ".m4v", ".avi", ".mov",
                                         ".mkv", ".webm")
-
-# ITU-R BT.601 luma, the weights Pillow's "L" conversion uses.
-_LUMA = (0.299, 0.587, 0.114)
 
 #: the fraction of the data ``val="auto"`` holds out (see :func:`auto_split`)
 AUTO_VAL_FRACTION = 0.2
@@ -93,39 +93,28 @@ class Video:
 
 # --------------------------------------------------------------------------------------------
 # reading
-def _infer_layout(shape: tuple[int, ...], name: str) -> str:
-    """THW, THWC or TCHW for one video array (channels ≤ 4 are taken as a channel axis)."""
-    if len(shape) == 3:
-        return "THW"
-    if len(shape) == 4:
-        last, second = shape[-1], shape[1]
-        if last <= 4 and (second > 4 or shape[-1] != shape[-2]):
-            return "THWC"
-        if second <= 4:
-            return "TCHW"
-        raise InputError(f"cannot tell the channel axis of {name} with shape {shape}: expected T×H×W, "
-                         "T×H×W×C or T×C×H×W with C ≤ 4; pass "
-                         + arg("data_layout='THWC' or 'TCHW'", "--data-layout THWC or TCHW"))
-    if len(shape) == 5:
-        raise InputError(f"{name} has 5 axes {shape}: for several videos pass a list of T×H×W[×C] "
-                         "arrays (one per video), not one batched array")
-    raise InputError(f"{name} must be a video T×H×W, T×H×W×C or T×C×H×W, got shape {shape}")
+def _array_to_videos(a: np.ndarray | Tensor, name: str, layout: str | None, channels: int) -> list[Video]:
+    """The videos of one array: one, or B for a batched layout (B×T×H×W, B×T×H×W×C, B×T×C×H×W).
 
-
-def _array_to_video(a: np.ndarray | Tensor, name: str, layout: str | None) -> Video:
-    from stzoo.frames.prepare import prepare_frames
-
-    shape = tuple(a.shape)
-    layout = (layout.upper() if layout else None) or _infer_layout(shape, name)
-    if layout not in ("THW", "THWC", "TCHW") or len(layout) != len(shape):
-        raise InputError(f"layout {layout!r} does not fit {name} with shape {shape}; use "
-                         + arg("data_layout='THW', 'THWC' or 'TCHW'", "--data-layout THW, THWC or TCHW"))
-    channels = 1 if layout == "THW" else shape[layout.index("C")]
+    The layout is read with the rule ``Predictor.predict`` uses for a model with ``channels`` channels
+    (:func:`stzoo.frames.layout.infer_layout`), so an array means the same in both; the frames keep
+    their own channel count (:func:`convert_video` converts them later).
+    """
+    hint = arg("data_layout=", "--data-layout ")
     try:
-        x, _ = prepare_frames(a, channels=channels, layout=layout)
+        layout = infer_layout(tuple(a.shape), channels, layout=layout, desc=_describe(a))
+    except (InputError, InputTypeError) as exc:
+        raise type(exc)(f"{name}: {exc} (for fine-tuning data the layout is given as {hint}..., one of "
+                        f"{', '.join(LAYOUTS)})") from exc
+    data_channels = int(a.shape[layout.index("C")]) if "C" in layout else 1
+    try:
+        x, _ = prepare_frames(a, channels=data_channels, layout=layout)
     except (InputError, InputTypeError) as exc:
         raise type(exc)(f"{name}: {exc}") from exc
-    return Video(name, x[0].float().cpu().contiguous())
+    x = x.float().cpu()
+    if "B" not in layout:
+        return [Video(name, x[0].contiguous())]
+    return [Video(f"{name}, sequence {b}", x[b].contiguous()) for b in range(x.shape[0])]
 
 
 def _is_collection(folder: Path) -> bool:
@@ -133,9 +122,7 @@ def _is_collection(folder: Path) -> bool:
                for p in folder.iterdir() if not p.name.startswith("."))
 
 
-def _read_path(path: Path, layout: str | None) -> list[Video]:
-    from stzoo.frames.read import _natural_key, read_frames
-
+def _read_path(path: Path, layout: str | None, channels: int) -> list[Video]:
     if not path.exists():
         raise InputError(f"no such file or folder: '{path}'")
     if path.is_dir():
@@ -147,17 +134,15 @@ def _read_path(path: Path, layout: str | None) -> list[Video]:
             videos: list[Video] = []
             for p in sorted(entries, key=lambda p: _natural_key(p.name)):
                 if p.is_dir() or p.suffix.lower() in COLLECTION_SUFFIXES:
-                    videos.extend(_read_path(p, layout))
+                    videos.extend(_read_path(p, layout, channels))
             return videos
     a = read_frames(path)  # images: T×H×W×C uint8; arrays: as stored; errors name the file
     if isinstance(a, np.ndarray) and a.dtype == np.uint8 and path.suffix.lower() not in (".npy", ".npz"):
-        return [_array_to_video(a, f"'{path}'", "THWC")]
-    return [_array_to_video(a, f"'{path}'", layout)]
+        return _array_to_videos(a, f"'{path}'", "THWC", channels)
+    return _array_to_videos(a, f"'{path}'", layout, channels)
 
 
 def _frames_list_to_video(frames: Sequence[Any], name: str) -> Video:
-    from stzoo.frames.read import _images_to_array
-
     first = frames[0]
     sizes = {(np.asarray(f).shape[:2] if not isinstance(f, Image.Image) else (f.height, f.width))
              for f in frames}
@@ -167,11 +152,13 @@ def _frames_list_to_video(frames: Sequence[Any], name: str) -> Video:
                          "videos)")
     if isinstance(first, Image.Image):
         a = _images_to_array(frames, [f"{name} frame {i}" for i in range(len(frames))], None, sequence=False)
-        return _array_to_video(a, name, "THWC")
-    return _array_to_video(np.stack([np.asarray(f) for f in frames]), name, "THW")
+        (video,) = _array_to_videos(a, name, "THWC", 1)
+        return video
+    (video,) = _array_to_videos(np.stack([np.asarray(f) for f in frames]), name, "THW", 1)
+    return video
 
 
-def load_videos(data: Any, *, layout: str | None = None) -> list[Video]:
+def load_videos(data: Any, *, layout: str | None = None, channels: int = 1) -> list[Video]:
     """Read one or several videos.
 
     Args:
@@ -182,12 +169,18 @@ def load_videos(data: Any, *, layout: str | None = None) -> list[Video]:
               one video whose frames are in natural file-name order (``frame2`` before
               ``frame10``); a folder holding video files (GIF, MP4, ``.npy``, ...) or sub-folders is
               several videos, one per entry;
-            * a numpy array or torch tensor ``T×H×W``, ``T×H×W×C`` or ``T×C×H×W`` (uint8, or
-              float in [0, 1]);
+            * a numpy array or torch tensor in one of the layouts ``Predictor.predict`` takes
+              (``T×H×W``, ``T×H×W×C``, ``T×C×H×W``; uint8, or float in [0, 1]), read with the same
+              rule (:func:`stzoo.frames.layout.infer_layout`); a batched one (``B×T×H×W``,
+              ``B×T×H×W×C``, ``B×T×C×H×W``) is B videos;
             * a list / tuple of PIL images or of 2-D arrays: the frames of one video;
             * any other list / tuple: several videos, each any of the above.
-        layout: the layout of array data (``"THW"``, ``"THWC"`` or ``"TCHW"``) when it cannot be
-            inferred.
+        layout: the layout of array data (one of :data:`stzoo.frames.layout.LAYOUTS`) when it
+            cannot be inferred, or is inferred wrongly.
+        channels: the channel count of the model the videos are for (fine-tuning passes the
+            model's, or the count it converts to): arrays are read as ``Predictor.predict`` of such
+            a model reads them; the default, 1, reads them as for a grey model. The frames keep their
+            own channels (see :func:`convert_video`).
 
     Returns:
         The videos, each ``T×C×H×W`` float32 in [0, 1] on the CPU.
@@ -198,9 +191,9 @@ def load_videos(data: Any, *, layout: str | None = None) -> list[Video]:
         InputTypeError: an object that is not a video.
     """
     if isinstance(data, (str, os.PathLike)):
-        return _read_path(Path(os.fspath(data)).expanduser(), layout)
+        return _read_path(Path(os.fspath(data)).expanduser(), layout, channels)
     if isinstance(data, (np.ndarray, Tensor)):
-        return [_array_to_video(data, "the array", layout)]
+        return _array_to_videos(data, "the array", layout, channels)
     if isinstance(data, (list, tuple)):
         if not data:
             raise InputError("no videos given: the list of videos is empty")
@@ -209,9 +202,11 @@ def load_videos(data: Any, *, layout: str | None = None) -> list[Video]:
             return [_frames_list_to_video(data, "the list of frames")]
         videos: list[Video] = []
         for i, item in enumerate(data):
-            found = load_videos(item, layout=layout)
+            found = load_videos(item, layout=layout, channels=channels)
             if not isinstance(item, (str, os.PathLike)):
-                found = [Video(f"video {i} of the list", v.frames) for v in found]
+                several = len(found) > 1  # a batched array: one video per sequence
+                found = [Video(f"video {i} of the list" + (f", sequence {b}" if several else ""), v.frames)
+                         for b, v in enumerate(found)]
             videos.extend(found)
         return videos
     raise InputTypeError(f"cannot read videos from an object of type {type(data).__name__}: pass a path "
@@ -221,8 +216,8 @@ def load_videos(data: Any, *, layout: str | None = None) -> list[Video]:
 # --------------------------------------------------------------------------------------------
 # converting
 def convert_video(video: Video, *, channels: int | None = None, size: tuple[int, int] | None = None) -> Video:
-    """Convert ``video`` to ``channels`` (1 ↔ 3 ↔ N: grey is repeated, RGB → grey uses BT.601 luma,
-    RGBA drops alpha) and resize it to ``size`` = (height, width) (bilinear, antialiased)."""
+    """Convert ``video`` to ``channels`` (1 ↔ 3 ↔ N: grey is repeated, RGB → grey uses the BT.601 luma
+    :data:`stzoo.frames.layout.LUMA`, RGBA drops alpha) and resize it to ``size`` = (height, width) (bilinear, antialiased)."""
     x = video.frames
     c = x.shape[1]
     if channels is not None and channels != c:
@@ -231,7 +226,7 @@ def convert_video(video: Video, *, channels: int | None = None, size: tuple[int,
         elif c == 1:
             x = x.expand(-1, channels, -1, -1)
         elif c in (3, 4) and channels == 1:
-            w = torch.tensor(_LUMA, dtype=x.dtype)[None, :, None, None]
+            w = torch.tensor(LUMA, dtype=x.dtype)[None, :, None, None]
             x = (x[:, :3] * w).sum(1, keepdim=True)
         else:
             raise InputError(f"cannot convert {video.describe()} to {channels} channel(s); only grey "

@@ -520,7 +520,10 @@ def _finetune(predictor: PredictorLike, data: Any, *, steps: int | str, epochs: 
     window = f_in + f_out
 
     # ---- data: read, check, convert, split (all before any training) -------------------------
-    videos = load_videos(data, layout=data_layout)
+    # arrays are read with the layout rule predict uses for the model the data is for (stzoo.frames.layout)
+    read_as = channels if isinstance(channels, int) and not isinstance(channels, bool) and channels > 0 \
+        else spec.channels
+    videos = load_videos(data, layout=data_layout, channels=read_as)
     check_lengths(videos, window)
     held: list[Video] = []
     auto_val = isinstance(val, str) and val == "auto"
@@ -535,7 +538,7 @@ def _finetune(predictor: PredictorLike, data: Any, *, steps: int | str, epochs: 
                          f"got {val!r}")
     else:
         fraction = 0.0
-        held = load_videos(val, layout=data_layout)
+        held = load_videos(val, layout=data_layout, channels=read_as)
         check_lengths(held, window, "validation ")
         split_note = f"validation: {len(held)} separate video(s)"
     c = _target_channels(list(videos) + held, channels)

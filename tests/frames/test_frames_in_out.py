@@ -285,6 +285,71 @@ def test_layout_mistakes_name_the_inferred_layout_and_the_argument():
         p.predict(clip[..., None].repeat(16, -1), layout="THWC")
 
 
+
+# ---- one layout rule (issue 30): predict and fine-tuning read an array alike ----------------------
+#: Shapes whose layout has to be guessed. Before issue 30 fine-tuning had its own rule (data/clips.py:
+#: a last axis ≤ 4 is C, else an axis 1 ≤ 4, else refused). It agreed with predict on the first five and
+#: not on the last four: B×T×H×W refused; T×2×H×W read as T×C×H×W where predict reads B×T×H×W; T×3×4×4
+#: read as T×C×H×W where a grey model's predict reads B×T×H×W; RGBA T×H×W×4 taken where predict refuses it.
+AMBIGUOUS = {"TxHxWx3": (6, SIZE, SIZE, 3), "Tx3xHxW": (6, 3, SIZE, SIZE), "TxHxW": (6, SIZE, SIZE),
+             "Tx1xHxW": (6, 1, SIZE, SIZE), "TxHxWx1": (6, SIZE, SIZE, 1), "BxTxHxW": (2, 6, SIZE, SIZE),
+             "Tx2xHxW": (6, 2, SIZE, SIZE), "Tx3x4x4": (6, 3, 4, 4), "TxHxWx4": (6, SIZE, SIZE, 4)}
+
+
+class _Read(Exception):
+    """Stops a fine-tuning run once its data is read."""
+
+
+def finetune_reading(monkeypatch, tmp_path: Path, p: Predictor, a: np.ndarray) -> list | InputError:
+    """The videos ``p.finetune(a)`` reads (through its own call of ``load_videos``), or the error it raises."""
+    import stzoo.training.finetune as ft
+
+    real, seen = ft.load_videos, {}
+
+    def spy(data, **kwargs):
+        try:
+            seen["read"] = real(data, **kwargs)
+        except InputError as exc:
+            seen["read"] = exc
+        raise _Read
+
+    monkeypatch.setattr(ft, "load_videos", spy)
+    with pytest.raises(_Read):
+        p.finetune(a, epochs=1, val=0, out_dir=tmp_path, progress=False)
+    return seen["read"]
+
+
+@pytest.mark.parametrize("channels", [1, 3], ids=["grey-model", "rgb-model"])
+@pytest.mark.parametrize("shape", list(AMBIGUOUS.values()), ids=list(AMBIGUOUS))
+def test_predict_and_finetune_read_an_array_alike(tmp_path, monkeypatch, shape, channels):
+    from stzoo.data.clips import convert_video
+
+    a = np.random.default_rng(5).integers(0, 256, size=shape, dtype=np.uint8)
+    try:
+        x, _ = prepare_frames(a, channels=channels)  # what Predictor.predict feeds the model
+    except InputError as exc:
+        x = exc
+    videos = finetune_reading(monkeypatch, tmp_path, convlstm(channels), a)
+    if isinstance(x, InputError):
+        assert isinstance(videos, InputError), f"predict refuses {shape} ({x}) but fine-tuning reads it"
+        return
+    assert not isinstance(videos, InputError), f"predict reads {shape} but fine-tuning refuses it: {videos}"
+    assert len(videos) == x.shape[0], f"predict reads {x.shape[0]} sequence(s), fine-tuning {len(videos)}"
+    for video, sequence in zip(videos, x):
+        torch.testing.assert_close(convert_video(video, channels=channels).frames, sequence)
+
+
+def test_finetune_reads_batched_arrays_and_its_layout_errors_name_data_layout(tmp_path, monkeypatch):
+    from stzoo.data.clips import load_videos
+
+    with pytest.raises(InputError, match=r"layout 'THWC' needs a 4-D input.*data_layout="):
+        load_videos(grey(6), layout="THWC")
+    first, second = finetune_reading(monkeypatch, tmp_path, convlstm(1), np.stack([grey(6), grey(6)[::-1]]))
+    assert first.frames.shape == second.frames.shape == (6, 1, SIZE, SIZE)
+    assert first.name == "the array, sequence 0" and second.name == "the array, sequence 1"
+    torch.testing.assert_close(second.frames, first.frames.flip(0))
+
+
 def test_forecaster_converts_rgb_frames_like_predict():
     p = convlstm(1)
     rgb = few_colours()
