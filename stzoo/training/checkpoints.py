@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 
-from stzoo.errors import CheckpointError, WeightsNotAvailableError
+from stzoo.errors import CheckpointError, ConfigError, WeightsNotAvailableError
 from stzoo.zoo.hub import sha256_file
 
 __all__ = ["write_weights", "weights_sha", "atomic_torch_save", "atomic_write_text", "capture_rng_state", "restore_rng_state", "load_checkpoint",
-           "checkpoint_error", "describe_differences", "read_run_json", "STATE_DICT", "TRAIN_CHECKPOINT_KEYS"]
+           "checkpoint_error", "describe_differences", "read_run_json", "STATE_DICT", "TRAIN_CHECKPOINT_KEYS",
+           "save_training_checkpoint", "restore_training_state", "refusing_unfit_state", "refuse_other_run"]
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -156,12 +158,52 @@ def describe_differences(stored: Mapping[str, Any], requested: Mapping[str, Any]
     return out
 
 
+def refuse_other_run(path: str | os.PathLike, stored: Mapping[str, Any], requested: Mapping[str, Any], *,
+                     lead: str, advice: str) -> None:
+    """The one resume check: a :class:`~stzoo.errors.ConfigError` ``"<path> <lead>: <differences>. <advice>"``
+    when the fingerprint ``stored`` in a checkpoint differs from the ``requested`` run's (see
+    :func:`describe_differences`); nothing when they agree."""
+    diffs = describe_differences(stored, requested)
+    if diffs:
+        raise ConfigError(f"{path} {lead}: {'; '.join(diffs)}. {advice}")
+
+
 def _plain(v: Any) -> Any:
     return list(v) if isinstance(v, tuple) else v
 
 
 def _show(v: Any) -> str:
     return "absent" if v is _MISSING else repr(_plain(v))
+
+
+def save_training_checkpoint(path: Path, *, model: torch.nn.Module, optimizer: Any, scheduler: Any, step: int,
+                             wall_clock_s: float, cpu_s: float, **extra: Any) -> None:
+    """The one writer of a resumable checkpoint, atomic (:func:`atomic_torch_save`): the state every run
+    resumes from (model, optimizer and scheduler state, step, both clocks) and what the caller keeps
+    besides (``extra``: its fingerprint, RNG state, records; plain values and tensors only)."""
+    atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                       "scheduler": scheduler.state_dict(), "step": step, "wall_clock_s": wall_clock_s,
+                       "cpu_s": cpu_s, **extra}, path)
+
+
+@contextmanager
+def refusing_unfit_state(path: str | os.PathLike, remedy: str, what: str) -> Iterator[None]:
+    """Inside it, restoring a checkpoint's state that does not fit (wrong shapes, missing entries, bad
+    values) raises one :class:`~stzoo.errors.CheckpointError` ``"its state does not fit <what> (...)"``."""
+    try:
+        yield
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        text = str(exc).strip()
+        detail = f"{type(exc).__name__}: {text.splitlines()[0][:200] if text else 'no details'}"
+        raise checkpoint_error(path, f"its state does not fit {what} ({detail})", remedy) from None
+
+
+def restore_training_state(ck: Mapping[str, Any], model: torch.nn.Module, optimizer: Any, scheduler: Any) -> None:
+    """Load what :func:`save_training_checkpoint` wrote into ``model``, ``optimizer`` and ``scheduler``
+    (use it inside :func:`refusing_unfit_state`)."""
+    model.load_state_dict(ck["model"])
+    optimizer.load_state_dict(ck["optimizer"])
+    scheduler.load_state_dict(ck["scheduler"])
 
 
 def read_run_json(path: Path) -> dict[str, Any]:

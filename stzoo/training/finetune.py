@@ -30,7 +30,6 @@ import json
 import math
 import os
 import sys
-import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -45,9 +44,12 @@ from stzoo.data.clips import (ClipDataset, Video, arg, auto_split, check_lengths
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import get_architecture
 from stzoo.runtime import cpu_description, native_bf16
-from stzoo.training.train import (STATE_DICT, Recipe, _hardware, atomic_torch_save, atomic_write_text, capture_rng_state,
-                         checkpoint_error, compute_loss, describe_differences, evaluate, evaluate_copy_last,
-                         load_checkpoint, make_optimizer, optimizer_step, restore_rng_state)
+from stzoo.training.checkpoints import (STATE_DICT, atomic_write_text, capture_rng_state, 
+                                        load_checkpoint, refuse_other_run, refusing_unfit_state, restore_rng_state,
+                                        restore_training_state, save_training_checkpoint)
+from stzoo.training.evaluation import evaluate, evaluate_copy_last
+from stzoo.training.loop import Clocks, Loop, make_optimizer
+from stzoo.training.train import Recipe, _hardware
 from stzoo.interfaces import PredictorLike
 
 
@@ -606,7 +608,6 @@ def _run(predictor: PredictorLike, arch: str, train_ds: ClipDataset, val_ds: Cli
          o: _Options, dist_: _Dist, dev: torch.device) -> FinetuneResult:
     """The training loop of :func:`finetune`, on checked and converted data."""
     from torch.utils.data import DistributedSampler
-    from tqdm.auto import tqdm
 
     out = o.out_dir
     ckpt_path = out / CHECKPOINT_NAME
@@ -647,7 +648,7 @@ def _run(predictor: PredictorLike, arch: str, train_ds: ClipDataset, val_ds: Cli
                               plan=plan)
     if val_ds is not None:  # the baseline every run is compared with, on the same validation clips
         history.persistence = _measure(None, val_ds, range(len(val_ds)), recipe, dist_, dev)
-    step, wall, bad_epochs = 0, 0.0, 0
+    step, wall, cpu, bad_epochs = 0, 0.0, 0.0, 0
     loss_sum, loss_n = 0.0, 0  # this epoch's training loss so far (kept across a resume)
     best_state: dict[str, Tensor] | None = None
     earlier_steps: list[dict[str, float]] = []  # the steps of the calls before a resume (for history.json)
@@ -655,21 +656,17 @@ def _run(predictor: PredictorLike, arch: str, train_ds: ClipDataset, val_ds: Cli
         remedy = ("Delete it and run without " + arg("resume=True", "--resume") + " to start afresh, or choose "
                   "another output folder (" + arg("out_dir", "--out") + ").")
         ck = load_checkpoint(ckpt_path, dev, _CHECKPOINT_KEYS, remedy=remedy)
-        diffs = describe_differences(ck["fingerprint"], fingerprint)
-        if diffs:
-            raise ConfigError(f"{ckpt_path} belongs to another fine-tuning run: {'; '.join(diffs)}. To resume it, "
-                              "use the same model, data and settings (e.g. the same "
-                              + arg("lr, steps / epochs, batch_size", "--lr, --steps / --epochs, --batch-size")
-                              + "); otherwise choose another output folder (" + arg("out_dir", "--out") + ")")
-        try:
+        refuse_other_run(ckpt_path, ck["fingerprint"], fingerprint, lead="belongs to another fine-tuning run",
+                         advice="To resume it, use the same model, data and settings (e.g. the same "
+                         + arg("lr, steps / epochs, batch_size", "--lr, --steps / --epochs, --batch-size")
+                         + "); otherwise choose another output folder (" + arg("out_dir", "--out") + ")")
+        with refusing_unfit_state(ckpt_path, remedy, "this run"):
             if not 0 <= ck["step"] <= total or not all(isinstance(r, dict) and isinstance(r.get("epoch"), int)
                                                         for r in ck["epochs"]):
                 raise ValueError("its step count or epoch records are out of range")
             if ck["best"] is not None and not isinstance(ck["best"].get("mse"), (int, float)):
                 raise ValueError("its best epoch has no validation MSE")
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            sched.load_state_dict(ck["scheduler"])
+            restore_training_state(ck, model, opt, sched)
             rngs = ck["rng"]
             restore_rng_state(rngs[dist_.rank] if dist_.rank < len(rngs) else rngs[0], dev)
             loss_sum, loss_n = (float(v) for v in ck["epoch_loss"])
@@ -677,10 +674,8 @@ def _run(predictor: PredictorLike, arch: str, train_ds: ClipDataset, val_ds: Cli
             log_t = ck.get("step_log")
             if log_t is not None:
                 earlier_steps = [{"step": int(a), "loss": float(b)} for a, b in log_t.reshape(-1, 2).tolist()]
-        except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
-            detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise checkpoint_error(ckpt_path, f"its state does not fit this run ({detail})", remedy) from None
-        step, wall, bad_epochs = ck["step"], float(ck["wall_clock_s"]), ck["bad_epochs"]
+        step, bad_epochs = ck["step"], ck["bad_epochs"]
+        wall, cpu = float(ck["wall_clock_s"]), float(ck.get("cpu_s", 0.0))
         history.epochs, history.stopped_early = ck["epochs"], ck["stopped_early"]
         history.best_epoch, history.best = ck["best_epoch"], ck["best"]
         if history.best_epoch is not None and (out / "model.safetensors").is_file():
@@ -721,11 +716,11 @@ def _run(predictor: PredictorLike, arch: str, train_ds: ClipDataset, val_ds: Cli
         entry["description"] = (f"{base_name} fine-tuned with stzoo on {data_info['train']}."
                                 + (f" Adapted: {changes}; re-initialised: {', '.join(report.reinitialised) or 'none'}."
                                    if report.changes else "") + val_txt)
-        entry["training"] = {"recipe": asdict(recipe), "epochs": len(history.epochs), "steps": step,
+        entry["training"] = {"recipe": asdict(recipe), "epochs": len(history.epochs), "steps": loop.step,
                              "budget": plan["rule"],
                              "hardware": _hardware(dev) + (f" × {dist_.world} processes" if dist_.world > 1 else ""),
                              "dtype": "bfloat16" if amp else "float32", "cpu": cpu_description(),
-                             "wall_clock_s": round(wall, 1), "command": o.command or "stzoo.training.finetune",
+                             "wall_clock_s": round(clocks.wall, 1), "command": o.command or "stzoo.training.finetune",
                              "date": datetime.date.today().isoformat()}
         return entry
 
@@ -742,103 +737,86 @@ def _run(predictor: PredictorLike, arch: str, train_ds: ClipDataset, val_ds: Cli
         doc["steps"] = earlier_steps + doc["steps"]
         atomic_write_text(out / HISTORY_NAME, json.dumps(doc, indent=2, default=str))
 
+    clocks = Clocks(wall, cpu)
+
     def save_checkpoint() -> None:
         rngs = dist_.gather(capture_rng_state(dev))
         if dist_.main:
             steps = earlier_steps + history.steps
             step_log = torch.tensor([[s["step"], s["loss"]] for s in steps], dtype=torch.float64).reshape(-1, 2)
-            atomic_torch_save({"fingerprint": fingerprint, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                               "scheduler": sched.state_dict(), "rng": rngs, "step": step, "wall_clock_s": wall,
-                               "bad_epochs": bad_epochs, "epoch_loss": (loss_sum, loss_n), "epochs": history.epochs,
-                               "stopped_early": history.stopped_early, "best_epoch": history.best_epoch,
-                               "best": history.best, "step_log": step_log}, ckpt_path)
+            save_training_checkpoint(ckpt_path, model=model, optimizer=opt, scheduler=sched, step=loop.step,
+                                     wall_clock_s=clocks.wall, cpu_s=clocks.cpu, fingerprint=fingerprint, rng=rngs,
+                                     bad_epochs=bad_epochs, epoch_loss=(loss_sum, loss_n), epochs=history.epochs,
+                                     stopped_early=history.stopped_early, best_epoch=history.best_epoch,
+                                     best=history.best, step_log=step_log)
             write_history()
         dist_.barrier()
 
-    log = open(out / LOG_NAME, "a") if dist_.main else None
-    stop = total if o.max_steps is None else min(total, o.max_steps)
-    t0 = time.monotonic()
-    try:
-        while step < stop and not history.stopped_early:
-            epoch, i0 = divmod(step, steps_per_epoch)
-            epoch_len = min(steps_per_epoch, total - epoch * steps_per_epoch)  # the last epoch may be shorter
+    loop = Loop(model=model, net=net, recipe=recipe, opt=opt, sched=sched, device=dev, amp=amp, step=step,
+                total=total, stop=step if history.stopped_early else total if o.max_steps is None
+                else min(total, o.max_steps), steps_per_epoch=steps_per_epoch, epoch_base=1, save=save_checkpoint,
+                clocks=clocks, log_path=out / LOG_NAME if dist_.main else None,
+                average=lambda v: dist_.all_sum([v], dev)[0] / dist_.world, desc="finetune",
+                progress=o.progress and dist_.main)
+    epoch_order: dict[int, list[int]] = {}  # the current epoch's shuffled clip order
+
+    def batch_of(s: int) -> Tensor:
+        epoch, i = divmod(s, steps_per_epoch)
+        if epoch not in epoch_order:  # a new epoch (or the first of this call): its order, training mode
+            epoch_order.clear()
             sampler.set_epoch(epoch)
-            order = list(sampler)
-            bar = tqdm(total=epoch_len, initial=i0, desc=f"finetune {epoch + 1}/{recipe.epochs}",
-                       unit="step", disable=not (o.progress and dist_.main),
-                       mininterval=1.0 if sys.stderr.isatty() else 30.0)
-            running = None
+            epoch_order[epoch] = list(sampler)
             net.train()
             for norm in frozen_norms:  # frozen BatchNorm layers keep (and use) their running statistics
                 norm.eval()
-            for i in range(i0, epoch_len):
-                idx = order[i * recipe.batch_size:(i + 1) * recipe.batch_size]
-                seq = train_ds.take(idx).to(dev, non_blocking=True)
-                teacher_p = 0.0
-                if recipe.scheduled_sampling > 0:
-                    teacher_p = max(0.0, 1.0 - step / (recipe.scheduled_sampling * total))
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                    loss = compute_loss(net, recipe, seq, teacher_p, progress=step / total)
-                optimizer_step(loss, model, opt, sched, recipe.grad_clip)
-                step += 1
-                value = dist_.all_sum([float(loss.detach())], dev)[0] / dist_.world
-                history.steps.append({"step": step, "loss": value})
-                loss_sum, loss_n = loss_sum + value, loss_n + 1
-                running = value if running is None else 0.9 * running + 0.1 * value
-                bar.update(1)
-                bar.set_postfix(loss=f"{running:.5f}", refresh=False)
-                if log is not None:
-                    log.write(json.dumps({"step": step, "epoch": epoch + 1, "loss": value,
-                                          "lr": sched.get_last_lr()[0], "time": time.time()}) + "\n")
-                    log.flush()
-                if step >= stop:
-                    break
-                if step % o.checkpoint_every == 0 and i + 1 < epoch_len:
-                    wall, t0 = wall + time.monotonic() - t0, time.monotonic()
-                    save_checkpoint()
-            bar.close()
-            if i + 1 < epoch_len:  # max_steps reached inside the epoch
-                break
-            epoch_loss, loss_sum, loss_n = (loss_sum / loss_n if loss_n else math.nan), 0.0, 0
-            rec: dict[str, Any] = {"epoch": epoch + 1, "step": step,
-                                   "train_loss": epoch_loss,
-                                   "lr": sched.get_last_lr()[0] if step < total else 0.0}
-            # many short epochs (small data): validate, keep the best, checkpoint every `validate_every` of them
-            at_report = (epoch + 1) % plan["validate_every"] == 0 or step >= total
-            improved = False
-            if at_report and val_ds is not None:
-                rec["val"] = _measure(model, val_ds, range(len(val_ds)), recipe, dist_, dev)
-                score = rec["val"]["mse"]
-                best = history.best["mse"] if history.best else math.inf
-                improved = score < best - o.min_delta
-            elif at_report:
-                improved = True
-            wall, t0 = wall + time.monotonic() - t0, time.monotonic()
-            rec["wall_clock_s"] = round(wall, 3)
-            history.epochs.append(rec)
-            if improved:
-                bad_epochs = 0
-                history.best_epoch, history.best = rec["epoch"], rec.get("val")
-                best_state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
-                write_model(best_state, rec)
-            elif at_report:
-                bad_epochs += 1
-            if log is not None:
-                log.write(json.dumps({"epoch_end": rec}) + "\n")
-                log.flush()
-            if o.patience is not None and bad_epochs >= o.patience:
-                history.stopped_early = True
-            if at_report:
-                save_checkpoint()
-        wall, t0 = wall + time.monotonic() - t0, time.monotonic()
-        save_checkpoint()
-    except KeyboardInterrupt:
-        wall += time.monotonic() - t0
-        save_checkpoint()
-        raise
-    finally:
-        if log is not None:
-            log.close()
+        idx = epoch_order[epoch][i * recipe.batch_size:(i + 1) * recipe.batch_size]
+        return train_ds.take(idx).to(dev, non_blocking=True)
+
+    def after_step(value: float) -> None:
+        """Record the step; checkpoint every ``checkpoint_every`` steps; at the end of an epoch validate,
+        keep the best weights, checkpoint and stop early after ``patience`` validations without progress."""
+        nonlocal loss_sum, loss_n, bad_epochs, best_state
+        history.steps.append({"step": loop.step, "loss": value})
+        loss_sum, loss_n = loss_sum + value, loss_n + 1
+        epoch, i = divmod(loop.step - 1, steps_per_epoch)
+        epoch_len = min(steps_per_epoch, total - epoch * steps_per_epoch)  # the last epoch may be shorter
+        if i + 1 < epoch_len:
+            if loop.step < loop.stop and loop.step % o.checkpoint_every == 0:
+                loop.checkpoint()
+            return
+        epoch_loss, loss_sum, loss_n = (loss_sum / loss_n if loss_n else math.nan), 0.0, 0
+        rec: dict[str, Any] = {"epoch": epoch + 1, "step": loop.step, "train_loss": epoch_loss,
+                               "lr": sched.get_last_lr()[0] if loop.step < total else 0.0}
+        # many short epochs (small data): validate, keep the best, checkpoint every `validate_every` of them
+        at_report = (epoch + 1) % plan["validate_every"] == 0 or loop.step >= total
+        improved = False
+        if at_report and val_ds is not None:
+            rec["val"] = _measure(model, val_ds, range(len(val_ds)), recipe, dist_, dev)
+            score = rec["val"]["mse"]
+            best = history.best["mse"] if history.best else math.inf
+            improved = score < best - o.min_delta
+        elif at_report:
+            improved = True
+        clocks.lap()
+        rec["wall_clock_s"] = round(clocks.wall, 3)
+        history.epochs.append(rec)
+        if improved:
+            bad_epochs = 0
+            history.best_epoch, history.best = rec["epoch"], rec.get("val")
+            best_state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+            write_model(best_state, rec)
+        elif at_report:
+            bad_epochs += 1
+        loop.write_log({"epoch_end": rec})
+        if o.patience is not None and bad_epochs >= o.patience:
+            history.stopped_early = True
+            loop.stop = loop.step
+        if at_report:
+            loop.checkpoint()
+
+    loop.run(batch_of, after_step)
+    loop.checkpoint()
+    step = loop.step
 
     best_rec = next((r for r in history.epochs if r["epoch"] == history.best_epoch), None)
     if best_state is None:  # no epoch finished yet (max_steps inside the first epoch): the current weights

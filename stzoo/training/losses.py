@@ -1,6 +1,7 @@
 """Training losses: MSE and TAU's differential divergence regularization (DDR).
 
-DDR (Tan et al., CVPR 2023, eqs. 3–6). For predicted frames ŷ and true frames y (B×T×C×H×W):
+The recipe's loss on one batch (:func:`compute_loss`, what every training step minimises), and DDR
+(Tan et al., CVPR 2023, eqs. 3–6). For predicted frames ŷ and true frames y (B×T×C×H×W):
 
     Δŷ_t = ŷ_{t+1} − ŷ_t,           Δy_t = y_{t+1} − y_t          (forward differences)
     p_t  = softmax(Δŷ_t / τ),        q_t  = softmax(Δy_t / τ)       (over the C·H·W values)
@@ -13,12 +14,15 @@ tuned on Moving MNIST; ``reduction="sum"`` keeps the plain per-frame KL of the p
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from stzoo.errors import InputError
+from stzoo.errors import ConfigError, InputError
+from stzoo.models import ARCHITECTURES, Recipe
+from stzoo.training.evaluation import _is_recurrent
 
-__all__ = ["ddr_loss", "mse_ddr_loss"]
+__all__ = ["ddr_loss", "mse_ddr_loss", "compute_loss"]
 
 
 def ddr_loss(pred: Tensor, target: Tensor, tau: float = 0.1, reduction: str = "mean") -> Tensor:
@@ -47,3 +51,33 @@ def ddr_loss(pred: Tensor, target: Tensor, tau: float = 0.1, reduction: str = "m
 def mse_ddr_loss(pred: Tensor, target: Tensor, alpha: float = 0.1, tau: float = 0.1) -> Tensor:
     """TAU's training objective: mean squared error + α · DDR (mean reduction)."""
     return F.mse_loss(pred, target) + alpha * ddr_loss(pred, target, tau)
+
+
+def compute_loss(model: nn.Module, recipe: Recipe, seq: Tensor, teacher_p: float, *,
+                 progress: float = 0.0) -> Tensor:
+    """The recipe's loss on one batch of float sequences B×(T_in+T_out)×C×H×W.
+
+    An architecture that declares its own ``training_forward`` (see :class:`stzoo.models.Architecture`)
+    makes the prediction itself from the batch and ``progress`` (fraction of training done) and may add
+    a loss term of its own; the others are run here, the recurrent ones with scheduled sampling at
+    teacher-forcing probability ``teacher_p``. The recipe's loss (MSE or MSE+DDR) is applied to both."""
+    own = getattr(getattr(model, "module", model), "arch", None)
+    extra = None
+    x, y = seq[:, :recipe.frames_in], seq[:, recipe.frames_in:recipe.frames_in + recipe.frames_out]
+    if own in ARCHITECTURES and ARCHITECTURES[own].training_forward is not None:
+        pred, target, extra = ARCHITECTURES[own].training_forward(model, recipe, seq, progress)
+    elif _is_recurrent(model):
+        mask = None
+        if teacher_p > 0:
+            mask = torch.bernoulli(torch.full((x.shape[0], recipe.frames_out - 1), teacher_p, device=x.device))
+        pred = model(x, recipe.frames_out, target=y, teacher_mask=mask, return_context=True)
+        target = seq[:, 1:recipe.frames_in + recipe.frames_out]
+    else:
+        pred, target = model(x), y
+    if recipe.loss == "mse":
+        loss = F.mse_loss(pred.float(), target)
+    elif recipe.loss == "mse+ddr":
+        loss = mse_ddr_loss(pred.float(), target, alpha=recipe.alpha)
+    else:
+        raise ConfigError(f"unknown loss {recipe.loss!r}; use 'mse' or 'mse+ddr'")
+    return loss if extra is None else loss + extra

@@ -21,25 +21,26 @@ import json
 import math
 import os
 import platform
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from stzoo.training.checkpoints import (STATE_DICT, weights_sha, TRAIN_CHECKPOINT_KEYS, atomic_torch_save, atomic_write_text,  # noqa: F401
                                capture_rng_state, checkpoint_error, describe_differences, load_checkpoint,
-                               read_run_json, restore_rng_state)
+                               read_run_json, refuse_other_run, refusing_unfit_state, restore_rng_state,
+                               restore_training_state, save_training_checkpoint)
 from stzoo.data.registry import dataset_channels, get_dataset
 from stzoo.errors import ConfigError
 from stzoo.training.evaluation import (_is_recurrent, _to_float, evaluate, evaluate_copy_last, predict_future,  # noqa: F401
                               test_data, test_set_description)
 from stzoo.zoo.hub import sha256_file
-from stzoo.training.losses import mse_ddr_loss
+from stzoo.training.losses import compute_loss  # noqa: F401
+from stzoo.training.loop import (BUDGET_CLOCKS, Clocks, Loop, NoSchedule, make_optimizer,  # noqa: F401
+                                 one_cycle_lr, optimizer_step)
 from stzoo.runtime import cpu_bf16_units, cpu_description, native_bf16, tune_allocator  # noqa: F401
 from stzoo.runtime import resolve_train_dtype as _resolve_dtype
 from stzoo.models import ARCHITECTURES, Recipe, build_model, count_parameters, get_architecture
@@ -66,88 +67,6 @@ class _Recipes(Mapping):
 
 #: the default recipe of every registered architecture (declared in its model file)
 RECIPES: Mapping[str, Recipe] = _Recipes()
-
-#: What a training time budget counts: elapsed seconds, or this process's CPU seconds.
-BUDGET_CLOCKS = ("wall", "cpu")
-
-
-def make_optimizer(params: Any, recipe: Recipe, total_steps: int) -> tuple[torch.optim.Optimizer, Any]:
-    """AdamW with ``recipe.lr`` / ``recipe.weight_decay`` and a OneCycle schedule over ``total_steps``."""
-    opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=max(1, total_steps))
-    return opt, sched
-
-
-def one_cycle_lr(max_lr: float, frac: float, *, pct_start: float = 0.3, div_factor: float = 25.0,
-                 final_div_factor: float = 1e4) -> float:
-    """The learning rate of torch's OneCycleLR (cosine, two phases, its defaults) at fraction ``frac`` of
-    the schedule: from ``max_lr / div_factor`` up to ``max_lr`` over ``pct_start``, then down to
-    ``max_lr / div_factor / final_div_factor``. Used when the schedule runs on wall-clock time."""
-    frac = min(max(frac, 0.0), 1.0)
-    initial = max_lr / div_factor
-    if frac <= pct_start:
-        start, end, pct = initial, max_lr, frac / pct_start
-    else:
-        start, end, pct = max_lr, initial / final_div_factor, (frac - pct_start) / (1 - pct_start)
-    return end + (start - end) / 2 * (1 + math.cos(math.pi * pct))
-
-
-class _NoSchedule:
-    """Stands in for the scheduler when the learning rate follows the clock (see :func:`train`)."""
-
-    def step(self) -> None:
-        pass
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"clock": True}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
-
-    def get_last_lr(self) -> list[float]:
-        return [float("nan")]
-
-
-def optimizer_step(loss: Tensor, model: nn.Module, opt: torch.optim.Optimizer, sched: Any,
-                   grad_clip: float) -> None:
-    """Backward pass, optional gradient-norm clipping, optimizer and scheduler step."""
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip:
-        nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], grad_clip)
-    opt.step()
-    sched.step()
-
-
-def compute_loss(model: nn.Module, recipe: Recipe, seq: Tensor, teacher_p: float, *,
-                 progress: float = 0.0) -> Tensor:
-    """The recipe's loss on one batch of float sequences B×(T_in+T_out)×C×H×W.
-
-    An architecture that declares its own ``training_forward`` (see :class:`stzoo.models.Architecture`)
-    makes the prediction itself from the batch and ``progress`` (fraction of training done) and may add
-    a loss term of its own; the others are run here, the recurrent ones with scheduled sampling at
-    teacher-forcing probability ``teacher_p``. The recipe's loss (MSE or MSE+DDR) is applied to both."""
-    own = getattr(getattr(model, "module", model), "arch", None)
-    extra = None
-    x, y = seq[:, :recipe.frames_in], seq[:, recipe.frames_in:recipe.frames_in + recipe.frames_out]
-    if own in ARCHITECTURES and ARCHITECTURES[own].training_forward is not None:
-        pred, target, extra = ARCHITECTURES[own].training_forward(model, recipe, seq, progress)
-    elif _is_recurrent(model):
-        mask = None
-        if teacher_p > 0:
-            mask = torch.bernoulli(torch.full((x.shape[0], recipe.frames_out - 1), teacher_p, device=x.device))
-        pred = model(x, recipe.frames_out, target=y, teacher_mask=mask, return_context=True)
-        target = seq[:, 1:recipe.frames_in + recipe.frames_out]
-    else:
-        pred, target = model(x), y
-    if recipe.loss == "mse":
-        loss = F.mse_loss(pred.float(), target)
-    elif recipe.loss == "mse+ddr":
-        loss = mse_ddr_loss(pred.float(), target, alpha=recipe.alpha)
-    else:
-        raise ConfigError(f"unknown loss {recipe.loss!r}; use 'mse' or 'mse+ddr'")
-    return loss if extra is None else loss + extra
-
 
 def resolve_train_dtype(dtype: str, device: torch.device) -> bool:
     """:func:`stzoo.runtime.resolve_train_dtype`, refusing a bad ``dtype`` with a ConfigError."""
@@ -306,8 +225,6 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
     more to generate than to train on (Kolmogorov flow on a CPU); the model sees fewer distinct
     sequences, so compare its test curve with a fresh-data run before relying on it.
     """
-    from tqdm.auto import tqdm
-
     if time_budget_s is not None and not (isinstance(time_budget_s, (int, float)) and time_budget_s > 0):
         raise ConfigError(f"time_budget_s must be a positive number of seconds, got {time_budget_s!r}")
     if budget_clock not in BUDGET_CLOCKS:
@@ -333,7 +250,7 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
     total = steps_per_epoch * recipe.epochs
     opt, sched = make_optimizer(model.parameters(), recipe, total)
     if time_budget_s is not None:
-        sched = _NoSchedule()
+        sched = NoSchedule()
     data = training_data(dataset, recipe, dataset_options)
     want_c = dataset_channels(dataset)
     if getattr(model, "channels", want_c) != want_c:
@@ -353,30 +270,20 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
     if resumed:
         remedy = "Delete it to start this run afresh, or point --out (out_dir) at another folder."
         ck = load_checkpoint(ckpt_path, dev, TRAIN_CHECKPOINT_KEYS, remedy=remedy)
-        diffs = describe_differences({"arch": ck["arch"], "config": ck["config"], "recipe": ck["recipe"],
-                                      "time_budget_s": ck.get("time_budget_s"),
-                                      "budget_clock": ck.get("budget_clock", "wall"),
-                                      "dataset": ck.get("dataset", "moving_mnist"),
-                                      "data_pool": ck.get("data_pool")},
-                                     {"arch": arch, "config": config, "recipe": asdict(recipe), "dataset": dataset,
-                                      "data_pool": data_pool,
-                                      "time_budget_s": time_budget_s, "budget_clock": budget_clock})
-        if diffs:
-            raise ConfigError(
-                f"{ckpt_path} belongs to a run with other settings, so it cannot be resumed with these: "
-                f"{'; '.join(diffs)}. To resume it, repeat the original values (e.g. the same --lr, --epochs, "
-                "--batch-size); to train with the new ones, use a new --out folder.")
+        refuse_other_run(
+            ckpt_path, {"arch": ck["arch"], "config": ck["config"], "recipe": ck["recipe"],
+                        "time_budget_s": ck.get("time_budget_s"), "budget_clock": ck.get("budget_clock", "wall"),
+                        "dataset": ck.get("dataset", "moving_mnist"), "data_pool": ck.get("data_pool")},
+            {"arch": arch, "config": config, "recipe": asdict(recipe), "dataset": dataset, "data_pool": data_pool,
+             "time_budget_s": time_budget_s, "budget_clock": budget_clock},
+            lead="belongs to a run with other settings, so it cannot be resumed with these",
+            advice="To resume it, repeat the original values (e.g. the same --lr, --epochs, --batch-size); to "
+                   "train with the new ones, use a new --out folder.")
         if not 0 <= ck["step"] <= total:
             raise checkpoint_error(ckpt_path, f"its step {ck['step']} is outside 0..{total}", remedy)
-        try:
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            sched.load_state_dict(ck["scheduler"])
+        with refusing_unfit_state(ckpt_path, remedy, "this model and optimizer"):
+            restore_training_state(ck, model, opt, sched)
             restore_rng_state(ck, dev)
-        except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
-            reason = f"its state does not fit this model and optimizer ({type(exc).__name__}: " \
-                     f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else 'no details'})"
-            raise checkpoint_error(ckpt_path, reason, remedy) from None
         step, wall, cpu = ck["step"], float(ck["wall_clock_s"]), float(ck.get("cpu_s", 0.0))
     dtype_used = "bfloat16" if amp else "float32"
     meta = {"arch": arch, "config": config, "recipe": asdict(recipe), "parameters": count_parameters(model),
@@ -400,13 +307,14 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
     meta["dtype_history"] = history
     atomic_write_text(run_json, json.dumps(meta, indent=2))
 
+    clocks = Clocks(wall, cpu)
+
     def save_checkpoint() -> None:
-        atomic_torch_save({
-            "arch": arch, "config": config, "recipe": asdict(recipe), "model": model.state_dict(),
-            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), **capture_rng_state(dev),
-            "step": step, "wall_clock_s": wall, "cpu_s": cpu, "dtype": dtype_used,
-            "time_budget_s": time_budget_s, "budget_clock": budget_clock, "dataset": dataset,
-            **({"data_pool": data_pool} if data_pool is not None else {})}, ckpt_path)
+        save_training_checkpoint(
+            ckpt_path, model=model, optimizer=opt, scheduler=sched, step=loop.step, wall_clock_s=clocks.wall,
+            cpu_s=clocks.cpu, arch=arch, config=config, recipe=asdict(recipe), **capture_rng_state(dev),
+            dtype=dtype_used, time_budget_s=time_budget_s, budget_clock=budget_clock, dataset=dataset,
+            **({"data_pool": data_pool} if data_pool is not None else {}))
 
     curve_test = test_data(dataset, curve_sequences, dataset_options) if curve_every_s is not None else None
 
@@ -415,83 +323,51 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
                      device=dev, progress=False)
         model.train()
         with open(out / "curve.jsonl", "a") as f:
-            f.write(json.dumps({"step": step, "sequences": step * recipe.batch_size, "wall_clock_s": wall,
-                                "cpu_s": cpu, **{k: m[k] for k in ("mse", "mae", "ssim", "psnr")},
+            f.write(json.dumps({"step": loop.step, "sequences": loop.step * recipe.batch_size,
+                                "wall_clock_s": clocks.wall, "cpu_s": clocks.cpu,
+                                **{k: m[k] for k in ("mse", "mae", "ssim", "psnr")},
                                 "curve_sequences": m["sequences"]}) + "\n")
 
-    def spent(now_wall: float, now_cpu: float) -> float:
-        """Budget seconds used so far, on the chosen clock."""
-        return (cpu + now_cpu - c0) if budget_clock == "cpu" else (wall + now_wall - t0)
-
-    stop = total if max_steps is None else min(total, max_steps)
+    loop = Loop(model=model, recipe=recipe, opt=opt, sched=sched, device=dev, amp=amp, step=step, total=total,
+                stop=total if max_steps is None else min(total, max_steps), steps_per_epoch=steps_per_epoch,
+                save=save_checkpoint, clocks=clocks, time_budget_s=time_budget_s, budget_clock=budget_clock,
+                log_path=out / "log.jsonl", log_every=log_every, desc=f"train {arch}", progress=progress)
     # the pool is generated (or found) once the run is known to go ahead; its time is outside both clocks
-    if data_pool is not None and step < stop:
+    if data_pool is not None and step < loop.stop:
         data = _pooled(dataset, recipe, dataset_options, data_pool, out / "pool.npy", data_workers, progress)
-    log = open(out / "log.jsonl", "a")
     model.train()
-    last_ckpt = time.monotonic()
-    t0, c0 = time.monotonic(), time.process_time()
     next_curve = None
     if curve_every_s is not None:
         next_curve = (math.floor((cpu if budget_clock == "cpu" else wall) / curve_every_s) + 1) * curve_every_s
         if step == 0 and not (out / "curve.jsonl").exists():
             record_curve()  # the starting point
-            t0, c0 = time.monotonic(), time.process_time()
-    running = None
+    last_ckpt = time.monotonic()
+
+    def after_step(loss: float) -> None:
+        """Every so often (and at the end): a learning-curve point, a checkpoint."""
+        nonlocal next_curve, last_ckpt
+        at_end = loop.step == loop.stop
+        curve_due = next_curve is not None and (loop.spent() >= next_curve or at_end)
+        ckpt_due = time.monotonic() - last_ckpt >= checkpoint_every_s or at_end
+        if curve_due or ckpt_due:
+            clocks.lap()
+            if curve_due:
+                record_curve()
+                used = clocks.cpu if budget_clock == "cpu" else clocks.wall
+                while next_curve <= used:
+                    next_curve += curve_every_s
+            if ckpt_due:
+                save_checkpoint()
+                last_ckpt = time.monotonic()
+            clocks.restart()
+
     # a pool is read from disk: cheap enough in the loop, whatever made it
     batches = BatchPrefetcher(data, recipe, steps_per_epoch, workers=0 if data_pool is not None else data_workers)
-    bar = tqdm(total=stop, initial=step, desc=f"train {arch}", unit="step", disable=not progress,
-               mininterval=1.0 if sys.stderr.isatty() else 60.0)
     try:
-        while step < stop:
-            epoch = step // steps_per_epoch
-            seq = _to_float(batches.get(step, stop), dev)
-            frac = step / total  # how far through the schedule: by steps, or by the clock
-            if time_budget_s is not None:
-                frac = max(frac, spent(time.monotonic(), time.process_time()) / time_budget_s)
-                for group in opt.param_groups:
-                    group["lr"] = one_cycle_lr(recipe.lr, frac)
-            teacher_p = 0.0
-            if recipe.scheduled_sampling > 0:
-                teacher_p = max(0.0, 1.0 - frac / recipe.scheduled_sampling)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                loss = compute_loss(model, recipe, seq, teacher_p, progress=min(frac, 1.0))
-            optimizer_step(loss, model, opt, sched, recipe.grad_clip)
-            step += 1
-            if time_budget_s is not None and frac >= 1.0:
-                stop = step  # the clock's schedule is done: checkpoint and finish below
-            value = float(loss.detach())
-            running = value if running is None else 0.98 * running + 0.02 * value
-            bar.update(1)
-            bar.set_postfix(loss=f"{running:.5f}", epoch=epoch, refresh=False)
-            now, cnow = time.monotonic(), time.process_time()
-            if step % log_every == 0 or step == stop:
-                log.write(json.dumps({"step": step, "epoch": epoch, "loss": value, "loss_avg": running,
-                                      "lr": opt.param_groups[0]["lr"], "teacher_p": teacher_p,
-                                      "wall_clock_s": wall + now - t0, "cpu_s": cpu + cnow - c0,
-                                      "time": time.time()}) + "\n")
-                log.flush()
-            curve_due = next_curve is not None and (spent(now, cnow) >= next_curve or step == stop)
-            if curve_due or now - last_ckpt >= checkpoint_every_s or step == stop:
-                wall, cpu = wall + now - t0, cpu + cnow - c0
-                if curve_due:
-                    record_curve()
-                    used = cpu if budget_clock == "cpu" else wall
-                    while next_curve <= used:
-                        next_curve += curve_every_s
-                if now - last_ckpt >= checkpoint_every_s or step == stop:
-                    save_checkpoint()
-                    last_ckpt = time.monotonic()
-                t0, c0 = time.monotonic(), time.process_time()
-    except KeyboardInterrupt:
-        wall, cpu = wall + time.monotonic() - t0, cpu + time.process_time() - c0
-        t0, c0 = time.monotonic(), time.process_time()
-        save_checkpoint()
-        raise
+        loop.run(lambda s: _to_float(batches.get(s, loop.stop), dev), after_step)
     finally:
         batches.close()
-        bar.close()
-        log.close()
+    step, wall, cpu = loop.step, clocks.wall, clocks.cpu
     summary: dict[str, Any] = {**meta, "step": step, "total_steps": total, "wall_clock_s": wall, "cpu_s": cpu,
                                "time_budget_s": time_budget_s,
                                "epochs_done": step / steps_per_epoch, "hardware": _hardware(dev),
