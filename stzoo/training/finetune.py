@@ -7,7 +7,7 @@ The loop::
     size the step budget from the data (steps="auto"); measure copy-last-frame on the validation clips
     for each epoch (the last one may be shorter, so the run is exactly the budget):
         for each batch of the epoch's shuffled clips (a pure function of seed and epoch):
-            loss, backward, clip, AdamW + OneCycle step
+            the step of stzoo.training.loop (loss, backward, clip, AdamW + OneCycle step; bar, log)
             every `checkpoint_every` steps: atomic checkpoint (model, optimizer, scheduler, RNG)
         validate (MSE / MAE / SSIM / PSNR); new best → write the save_pretrained folder
         atomic checkpoint; early stopping after `patience` epochs without improvement
@@ -47,6 +47,7 @@ from stzoo.runtime import cpu_description, native_bf16
 from stzoo.training.checkpoints import (STATE_DICT, atomic_write_text, capture_rng_state, 
                                         load_checkpoint, refuse_other_run, refusing_unfit_state, restore_rng_state,
                                         restore_training_state, save_training_checkpoint)
+from stzoo.training.distributed import Dist, setup
 from stzoo.training.evaluation import evaluate, evaluate_copy_last
 from stzoo.training.loop import Clocks, Loop, make_optimizer
 from stzoo.training.train import Recipe, _hardware
@@ -200,73 +201,6 @@ class FinetuneResult(NamedTuple):
 
     predictor: PredictorLike
     history: FinetuneHistory
-
-
-# --------------------------------------------------------------------------------------------
-# distributed helpers
-@dataclass
-class _Dist:
-    rank: int = 0
-    world: int = 1
-    owned: bool = False  # we initialised the process group, so we tear it down
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def all_sum(self, values: list[float], device: torch.device) -> list[float]:
-        if self.world == 1:
-            return values
-        import torch.distributed as dist
-
-        t = torch.tensor(values, dtype=torch.float64, device=device)
-        dist.all_reduce(t)
-        return t.tolist()
-
-    def gather(self, obj: Any) -> list[Any]:
-        if self.world == 1:
-            return [obj]
-        import torch.distributed as dist
-
-        out: list[Any] = [None] * self.world
-        dist.all_gather_object(out, obj)
-        return out
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
-
-    def close(self) -> None:
-        if self.owned:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
-
-
-def _setup(device: str | torch.device | None) -> tuple[_Dist, torch.device]:
-    """Join the process group when run under torchrun; pick the device."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        dev = torch.device(device) if device is not None else torch.device(
-            "cuda" if torch.cuda.is_available() else "cpu")
-        return _Dist(), dev
-    import torch.distributed as dist
-
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if device is None:
-        dev = torch.device(f"cuda:{local}") if torch.cuda.is_available() else torch.device("cpu")
-    else:
-        dev = torch.device(device)
-        if dev.type == "cuda" and dev.index is None:
-            dev = torch.device(f"cuda:{local}")
-    owned = not dist.is_initialized()
-    if owned:
-        if dev.type == "cuda":
-            torch.cuda.set_device(dev)
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    return _Dist(dist.get_rank(), dist.get_world_size(), owned), dev
 
 
 # --------------------------------------------------------------------------------------------
@@ -566,7 +500,7 @@ def _finetune(predictor: PredictorLike, data: Any, *, steps: int | str, epochs: 
                     name=name, push_to_hub=push_to_hub, progress=progress, command=command, steps=steps,
                     epochs=epochs, native=native, split_note=split_note, auto_val=auto_val, cli=cli)
 
-    dist_, dev = _setup(device)
+    dist_, dev = setup(device)
     try:
         return _run(predictor, arch, train_ds, val_ds, recipe, opts, dist_, dev)
     finally:
@@ -605,7 +539,7 @@ def _native_size(videos: Sequence[Video]) -> tuple[int, int] | None:
 
 
 def _run(predictor: PredictorLike, arch: str, train_ds: ClipDataset, val_ds: ClipDataset | None, recipe: Recipe,
-         o: _Options, dist_: _Dist, dev: torch.device) -> FinetuneResult:
+         o: _Options, dist_: Dist, dev: torch.device) -> FinetuneResult:
     """The training loop of :func:`finetune`, on checked and converted data."""
     from torch.utils.data import DistributedSampler
 
@@ -849,7 +783,7 @@ def _fresh(base: PredictorLike, state: dict[str, Tensor]) -> nn.Module:
 
 
 @torch.no_grad()
-def _measure(model: nn.Module | None, ds: ClipDataset, indices: Sequence[int], recipe: Recipe, dist_: _Dist,
+def _measure(model: nn.Module | None, ds: ClipDataset, indices: Sequence[int], recipe: Recipe, dist_: Dist,
              dev: torch.device) -> dict[str, float]:
     """Metrics of ``model`` (``None``: copy-last-frame) on the clips ``indices`` of ``ds``, each
     process scoring its share, summed over all processes."""
@@ -879,7 +813,7 @@ def _verdict(mse: float, baseline: float) -> str:
 
 
 def _compare(history: FinetuneHistory, model: nn.Module, best_state: dict[str, Tensor], train_ds: ClipDataset,
-             val_ds: ClipDataset | None, recipe: Recipe, o: _Options, dist_: _Dist, dev: torch.device, *,
+             val_ds: ClipDataset | None, recipe: Recipe, o: _Options, dist_: Dist, dev: torch.device, *,
              finished: bool) -> None:
     """Set ``history.beats_persistence``, ``train_check`` (no validation data) and ``warnings``."""
     history.warnings = []

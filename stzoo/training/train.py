@@ -1,15 +1,15 @@
-"""Train zoo models on generated data (Moving MNIST, physical fields): the optimizer, the loss and the loop.
+"""Train zoo models on generated data (Moving MNIST, physical fields): the data, the run folder and the summary.
 
-Checkpoint handling lives in :mod:`stzoo.training.checkpoints`, measuring in :mod:`stzoo.training.evaluation` and
-releasing into the manifest in :mod:`stzoo.tools.release`; their names are re-exported here.
-
-The loop is small on purpose::
+The loop itself (step, schedule, teacher forcing, progress bar, log, Ctrl-C) is the one in
+:mod:`stzoo.training.loop`, shared with fine-tuning; checkpoint handling lives in
+:mod:`stzoo.training.checkpoints`, measuring in :mod:`stzoo.training.evaluation`, the loss in
+:mod:`stzoo.training.losses` and releasing into the manifest in :mod:`stzoo.tools.release`; names of
+theirs that callers use are re-exported here. What this file adds to the loop::
 
     for step in range(start, total):              # one batch per step
         batch = data for (epoch, batch index)      # a pure function of the seed: exact resume
-        loss = recipe loss(model(inputs), targets)
-        optimizer / OneCycle scheduler step
-        every few minutes: atomic checkpoint (model, optimizer, scheduler, RNG, step, wall-clock)
+        every few minutes: atomic checkpoint (model, optimizer, scheduler, RNG, step, both clocks)
+        every curve_every_s budget seconds: a learning-curve point on the test set
 
 Checkpoints carry optimizer state and live in the run folder; only :func:`release` writes the
 weights-only safetensors that the manifest points at.

@@ -147,14 +147,29 @@ _CHILD = """
 import sys, time, torch
 torch.set_num_threads(1)
 import stzoo.training.finetune as ft
+import stzoo.training.loop as loop
 from test_finetune import square_video, tiny
-real = ft.optimizer_step
+real = loop.optimizer_step
 def slow(*args, **kwargs):  # slows the run down so the parent can kill it part-way; numerics unchanged
     real(*args, **kwargs)
     time.sleep(0.05)
-ft.optimizer_step = slow
+loop.optimizer_step = slow
 ft.finetune(tiny(), [square_video(s) for s in range(3)], out_dir={out!r}, **{kw!r})
 """
+
+
+def test_resume_of_a_checkpoint_without_cpu_seconds(tmp_path):
+    """Checkpoints written before the one training loop kept no CPU clock (``cpu_s``): they still resume."""
+    videos = [square_video(s) for s in range(2)]
+    kw = dict(epochs=2, lr=1e-2, batch_size=4, val=0, **FAST)
+    _, full = finetune(tiny(), videos, out_dir=tmp_path / "full", **kw)
+    finetune(tiny(), videos, out_dir=tmp_path / "cut", max_steps=3, **kw)
+    ck = torch.load(tmp_path / "cut" / CHECKPOINT_NAME, weights_only=True)
+    del ck["cpu_s"]
+    torch.save(ck, tmp_path / "cut" / CHECKPOINT_NAME)
+    _, rest = finetune(tiny(), videos, out_dir=tmp_path / "cut", resume=True, **kw)
+    assert [s["step"] for s in rest.steps] == list(range(4, len(full.steps) + 1))
+    np.testing.assert_allclose(rest.train_losses, full.train_losses[3:], rtol=1e-5, atol=1e-7)
 
 
 def test_resume_after_kill_9(tmp_path):
@@ -217,9 +232,9 @@ def test_history_json_keeps_every_step_and_epoch_across_resumes(tmp_path):
 
 
 def test_log_lines_are_on_disk_after_each_step(tmp_path, monkeypatch):
-    import stzoo.training.finetune as ft
+    import stzoo.training.loop as loop
 
-    real, seen = ft.optimizer_step, []
+    real, seen = loop.optimizer_step, []
 
     def counting(*args, **kwargs):  # before each step, count the step lines already on disk
         log = tmp_path / "log.jsonl"
@@ -227,7 +242,7 @@ def test_log_lines_are_on_disk_after_each_step(tmp_path, monkeypatch):
                         for line in log.read_text().splitlines()) if log.exists() else 0)
         real(*args, **kwargs)
 
-    monkeypatch.setattr(ft, "optimizer_step", counting)
+    monkeypatch.setattr(loop, "optimizer_step", counting)
     finetune(tiny(), square_video(), epochs=1, lr=1e-2, batch_size=4, val=0, out_dir=tmp_path, **FAST)
     assert seen == list(range(len(seen))) and len(seen) >= 4
 

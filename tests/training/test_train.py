@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+import stzoo.training.loop as loop_mod
 import stzoo.training.train as train_mod
 from stzoo.data.moving_mnist import MovingMNIST, moving_mnist_test_set
 from stzoo.errors import ConfigError
@@ -154,13 +155,13 @@ def test_first_logged_loss_is_recipe_loss_on_first_batch(tmp_path, mnist_dir):
 def test_each_step_gets_its_epochs_batch(tmp_path, mnist_dir, monkeypatch):
     """Step s trains on sequences [i·B, (i+1)·B) of epoch e = s // steps_per_epoch, i = s % steps_per_epoch."""
     seen = []
-    real = train_mod.compute_loss
+    real = loop_mod.compute_loss
 
     def recording(model, recipe, seq, teacher_p, **kwargs):
         seen.append(seq.detach().clone())
         return real(model, recipe, seq, teacher_p, **kwargs)
 
-    monkeypatch.setattr(train_mod, "compute_loss", recording)
+    monkeypatch.setattr(loop_mod, "compute_loss", recording)
     recipe = Recipe(lr=1e-3, epochs=2, epoch_size=6, batch_size=4, frames_in=3, frames_out=2,
                     loss="mse", seed=9)
     train("convlstm", {**LSTM_CFG, "frames_in": 3, "frames_out": 2}, tmp_path, dataset_options={"mnist_dir": mnist_dir},
@@ -248,7 +249,7 @@ def test_resume_after_keyboard_interrupt(tmp_path, mnist_dir, monkeypatch):
     full, part = tmp_path / "full", tmp_path / "part"
     train("tau", TAU_CFG, full, **kw)
 
-    real = train_mod.compute_loss
+    real = loop_mod.compute_loss
     calls = {"n": 0}
 
     def interrupting(*args, **kwargs):
@@ -257,10 +258,10 @@ def test_resume_after_keyboard_interrupt(tmp_path, mnist_dir, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_mod, "compute_loss", interrupting)
+    monkeypatch.setattr(loop_mod, "compute_loss", interrupting)
     with pytest.raises(KeyboardInterrupt):
         train("tau", TAU_CFG, part, **kw)
-    monkeypatch.setattr(train_mod, "compute_loss", real)
+    monkeypatch.setattr(loop_mod, "compute_loss", real)
     assert _ckpt(part)["step"] == 2
     assert train("tau", TAU_CFG, part, **kw)["step"] == 4
     _compare_state(_ckpt(full)["model"], _ckpt(part)["model"])
@@ -534,13 +535,13 @@ def test_time_budget_anneals_and_stops_on_the_clock(tmp_path, mnist_dir, monkeyp
     spent, however many steps were planned, with the learning rate annealed to the end of the cycle."""
     clock = {"t": 0.0}
     monkeypatch.setattr(train_mod.time, "monotonic", lambda: clock["t"])
-    real = train_mod.compute_loss
+    real = loop_mod.compute_loss
 
     def tick(*args, **kwargs):
         clock["t"] += 10.0  # every step "takes" 10 s
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_mod, "compute_loss", tick)
+    monkeypatch.setattr(loop_mod, "compute_loss", tick)
     recipe = Recipe(lr=1e-3, epochs=50, epoch_size=6, batch_size=3, frames_in=3, frames_out=2, loss="mse")
     summary = train("convlstm", {**LSTM_CFG, "frames_in": 3, "frames_out": 2}, tmp_path, dataset_options={"mnist_dir": mnist_dir},
                     recipe=recipe, device="cpu", eval_sequences=0, progress=False, time_budget_s=55.0,
@@ -626,14 +627,14 @@ def _simulated_clocks(monkeypatch, wall_per_step: float, cpu_per_step: float) ->
     clock = {"wall": 0.0, "cpu": 0.0}
     monkeypatch.setattr(train_mod.time, "monotonic", lambda: clock["wall"])
     monkeypatch.setattr(train_mod.time, "process_time", lambda: clock["cpu"])
-    real = train_mod.compute_loss
+    real = loop_mod.compute_loss
 
     def tick(*args, **kwargs):
         clock["wall"] += wall_per_step
         clock["cpu"] += cpu_per_step
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_mod, "compute_loss", tick)
+    monkeypatch.setattr(loop_mod, "compute_loss", tick)
     return clock
 
 
@@ -732,3 +733,61 @@ def test_data_workers_give_the_same_run(tmp_path, mnist_dir):
     assert [r["loss"] for r in _log(tmp_path / "a")] == [r["loss"] for r in _log(tmp_path / "b")]
     with pytest.raises(train_mod.ConfigError, match="data_workers"):
         train("tau", TAU_CFG, tmp_path / "c", data_workers=-1, **kw)
+
+
+def test_teacher_forcing_follows_the_time_budgets_clock(tmp_path, mnist_dir, monkeypatch):
+    """On a time budget the run ends when the clock says so (here after 7 of 100 planned steps), so teacher
+    forcing must decay on the schedule's fraction (the clock's), not on step / total_steps."""
+    _simulated_clocks(monkeypatch, wall_per_step=10.0, cpu_per_step=10.0)
+    recipe = Recipe(lr=1e-3, epochs=50, epoch_size=6, batch_size=3, frames_in=3, frames_out=2, loss="mse",
+                    scheduled_sampling=0.5)
+    summary = train("convlstm", {**LSTM_CFG, "frames_in": 3, "frames_out": 2}, tmp_path, mnist_dir=mnist_dir,
+                    recipe=recipe, device="cpu", eval_sequences=0, progress=False, time_budget_s=55.0,
+                    log_every=1, dtype="float32")
+    assert summary["step"] == 7 < summary["total_steps"] == 100
+    # before step s the clock has run 10·s seconds: fraction 10·s / 55, teacher forcing 1 − fraction / 0.5
+    want = [max(0.0, 1.0 - (10.0 * s / 55.0) / 0.5) for s in range(7)]
+    assert [r["teacher_p"] for r in _log(tmp_path)] == pytest.approx(want)
+    assert want[2] > 0 and want[3] == 0.0  # over after 3 steps, not after 50 (0.5 of the 100 planned)
+
+
+def _loop_run(accumulate: int, steps: int = 3) -> tuple[list[float], dict, list[int]]:
+    """``steps`` steps of a tiny ConvLSTM (no batch statistics, which micro-batches would change) through the
+    one loop; returns the losses, the weights and the batch sizes compute_loss saw."""
+    torch.manual_seed(0)
+    model = build_model("convlstm", LSTM_CFG).train()
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._NormBase) for m in model.modules())
+    recipe = Recipe(lr=1e-2, batch_size=4, epochs=1, epoch_size=4 * steps, frames_in=4, frames_out=4, loss="mse+ddr")
+    # plain SGD: the weights move by exactly the (clipped) gradient, so the runs can be compared closely
+    # (Adam divides near-zero gradients by their own size, which magnifies float rounding)
+    opt, sched = torch.optim.SGD(model.parameters(), lr=recipe.lr), loop_mod.NoSchedule()
+    batches = torch.rand(steps, 4, 8, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    losses, seen = [], []
+    real = loop_mod.compute_loss
+
+    def recording(model, recipe, seq, teacher_p, **kwargs):
+        seen.append(len(seq))
+        return real(model, recipe, seq, teacher_p, **kwargs)
+
+    loop = loop_mod.Loop(model=model, recipe=recipe, opt=opt, sched=sched, device=torch.device("cpu"), amp=False,
+                         step=0, total=steps, steps_per_epoch=steps, save=lambda: None, accumulate=accumulate,
+                         progress=False)
+    old, loop_mod.compute_loss = loop_mod.compute_loss, recording
+    try:
+        loop.run(lambda s: batches[s], losses.append)
+    finally:
+        loop_mod.compute_loss = old
+    return losses, {k: v.clone() for k, v in model.state_dict().items()}, seen
+
+
+def test_gradient_accumulation_gives_the_whole_batch_step():
+    """accumulate=2: two micro-batches of 2 per optimizer step, the same losses and weights as batches of 4."""
+    losses1, state1, seen1 = _loop_run(1)
+    losses2, state2, seen2 = _loop_run(2)
+    assert seen1 == [4, 4, 4] and seen2 == [2, 2, 2, 2, 2, 2]
+    np.testing.assert_allclose(losses2, losses1, rtol=1e-5)
+    assert losses1[-1] != losses1[0]  # the weights moved between steps
+    for k in state1:
+        torch.testing.assert_close(state2[k], state1[k], rtol=1e-5, atol=1e-6, msg=k)
+    with pytest.raises(ConfigError, match="accumulate"):
+        _loop_run(0)
