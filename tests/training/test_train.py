@@ -741,9 +741,9 @@ def test_teacher_forcing_follows_the_time_budgets_clock(tmp_path, mnist_dir, mon
     _simulated_clocks(monkeypatch, wall_per_step=10.0, cpu_per_step=10.0)
     recipe = Recipe(lr=1e-3, epochs=50, epoch_size=6, batch_size=3, frames_in=3, frames_out=2, loss="mse",
                     scheduled_sampling=0.5)
-    summary = train("convlstm", {**LSTM_CFG, "frames_in": 3, "frames_out": 2}, tmp_path, mnist_dir=mnist_dir,
-                    recipe=recipe, device="cpu", eval_sequences=0, progress=False, time_budget_s=55.0,
-                    log_every=1, dtype="float32")
+    summary = train("convlstm", {**LSTM_CFG, "frames_in": 3, "frames_out": 2}, tmp_path,
+                    dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu", eval_sequences=0,
+                    progress=False, time_budget_s=55.0, log_every=1, dtype="float32")
     assert summary["step"] == 7 < summary["total_steps"] == 100
     # before step s the clock has run 10·s seconds: fraction 10·s / 55, teacher forcing 1 − fraction / 0.5
     want = [max(0.0, 1.0 - (10.0 * s / 55.0) / 0.5) for s in range(7)]
