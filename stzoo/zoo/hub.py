@@ -78,6 +78,8 @@ HUB_TIMEOUT_ENV = "STZOO_HUB_TIMEOUT"
 DEFAULT_HUB_TIMEOUT_S = 300.0
 #: The longest wait (seconds) stzoo honours from a server's ``Retry-After`` before trying again.
 MAX_RETRY_AFTER_S = 30.0
+#: The largest file fetched with no sha256 known in advance (config.json, README.md), in bytes.
+MAX_UNPINNED_BYTES = 64 * 2**20
 
 T = TypeVar("T")
 
@@ -1044,6 +1046,11 @@ def hub_download(repo_id: str, filename: str, revision: str | None = None, *, sh
 
     def once(cancel: threading.Event, scratch: dict[str, Any]) -> tuple[_Remote, Path | None, _Fetched | None]:
         remote = _head(repo_id, filename, revision, deadline)
+        if sha256 is None and remote.size > MAX_UNPINNED_BYTES:
+            raise HubError(f"{what}: {hf_endpoint()} announces {remote.size} bytes for {repo_id}/{filename}@"
+                           f"{remote.commit}; stzoo fetches at most {MAX_UNPINNED_BYTES} bytes for a file whose "
+                           "sha256 it does not know in advance (a config or a model card is a few KB). Nothing "
+                           "was written: the repo or the server is broken or hostile.")
         snap = repo_folder / "snapshots" / remote.commit / filename
         if reusable(snap, remote) and _check_problem(check, snap) is None:
             return remote, snap, None

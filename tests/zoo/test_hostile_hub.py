@@ -512,3 +512,10 @@ def test_a_short_retry_after_is_honoured(evil):
 @pytest.mark.parametrize("value", ["abc", "0", "-5", "nan", "inf"])
 def test_a_bad_deadline_setting_is_refused(evil, value):
     refuse_cleanly(evil, match="STZOO_HUB_TIMEOUT", env={"STZOO_HUB_TIMEOUT": value})
+
+
+def test_a_huge_config_is_refused_before_it_is_fetched(evil):
+    hub, env, tmp_path = evil
+    hub.always("HEAD", "config.json", {"headers": {"Content-Length": str(10 ** 12)}})
+    refuse_cleanly(evil, match="at most")
+    assert not hub.requests("GET", "/config.json")
