@@ -700,14 +700,21 @@ def _bounded(fn: Callable[[threading.Event, dict[str, Any]], T], deadline: _Dead
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
             box["error"] = exc
 
-    worker = threading.Thread(target=work, name="stzoo-hub-download", daemon=True)
-    worker.start()
-    worker.join(max(deadline.left(), 0.0))
-    if worker.is_alive():
+    def stop() -> None:
         cancel.set()
         tmp = scratch.get("tmp")
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+
+    worker = threading.Thread(target=work, name="stzoo-hub-download", daemon=True)
+    worker.start()
+    try:
+        worker.join(max(deadline.left(), 0.0))
+    except BaseException:  # Ctrl-C while waiting: the worker stops at its next chunk, nothing is kept
+        stop()
+        raise
+    if worker.is_alive():
+        stop()
         raise deadline.expired(doing)
     if "error" in box:
         raise box["error"]
