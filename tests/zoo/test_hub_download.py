@@ -419,3 +419,46 @@ def test_offline_after_an_always_bad_transfer_does_not_point_at_a_bad_file(poiso
 def test_mended_server_then_loads(poison_run):
     assert ok(poison_run["mended"][0])["state"] == poison_run["states"]["rotten"]
     assert poison_run["gets_mended"] == 3
+
+
+# =================================================================================================
+# What a server may name (issue 31, F1): checked without any server
+# =================================================================================================
+@pytest.mark.parametrize("raw, token", [
+    ('"' + "a" * 40 + '"', "a" * 40), ('W/"' + "B" * 64 + '"', "b" * 64), ("c" * 64, "c" * 64),
+    ('"../../x"', None), ('"/etc/passwd"', None), ('"' + "a" * 63 + '/"', None), ('""', None),
+    ('"' + "a" * 41 + '"', None), ('"' + "a" * 40 + '\\\\x"', None), ("W/" + "a" * 5000, None),
+])
+def test_only_plain_hash_etags_are_accepted(raw, token):
+    from stzoo.zoo.hub import _etag_token
+
+    assert _etag_token(raw) == token
+
+
+def test_cache_written_by_stzoo_is_read_by_huggingface_hub(fake_run):
+    """stzoo writes huggingface_hub's own cache layout: hf's reader finds the file stzoo verified."""
+    from huggingface_hub import scan_cache_dir, try_to_load_from_cache
+
+    r = fake_run["r"]
+    cache = fake_run["hf_home"] / "hub"
+    found = try_to_load_from_cache("stzoo/fake", "good.safetensors", revision=fake_run["c1"], cache_dir=cache)
+    assert found == r[1]["path"] and hashlib.sha256(Path(found).read_bytes()).hexdigest() == sha(fake_run["wa"])
+    repos = {x.repo_id: x for x in scan_cache_dir(cache).repos}
+    assert "stzoo/fake" in repos and not scan_cache_dir(cache).warnings
+
+
+def test_a_ref_that_is_not_a_commit_hash_is_not_followed(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from stzoo.zoo import hub
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    repo = tmp_path / "hf" / "models--a--b"
+    (repo / "refs").mkdir(parents=True)
+    outside = tmp_path / "outside" / "config.json"
+    outside.parent.mkdir()
+    outside.write_text("{}")
+    for ref in ("../../../outside", str(outside.parent), "A" * 40 + "/../../../outside"):
+        (repo / "refs" / "main").write_text(ref)
+        assert hub.cached_file("a/b", "config.json", "main") is None
+    assert outside.read_text() == "{}"
