@@ -1,4 +1,4 @@
-"""E3D-LSTM (stzoo.models.e3dlstm) and its OpenSTL importer (stzoo.convert.openstl_e3dlstm).
+"""E3D-LSTM (stzoo.models.e3dlstm) and its OpenSTL importer (stzoo.convert.openstl.e3dlstm).
 
 OpenSTL is not installable from the package index: the checkpoints here are built in OpenSTL's key
 layout and compared with an independent re-statement of its forward pass
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import stzoo
-import stzoo.convert.openstl_e3dlstm  # noqa: F401  (registers the importer)
+import stzoo.convert.openstl.e3dlstm  # noqa: F401  (registers the importer)
 import stzoo.models.e3dlstm  # noqa: F401  (registers the architecture)
 from stzoo.training.adapt import adapt
 from stzoo.convert import from_openstl, map_openstl_state_dict

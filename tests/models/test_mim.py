@@ -1,4 +1,4 @@
-"""MIM (stzoo.models.mim) and its OpenSTL importer (stzoo.convert.openstl_mim).
+"""MIM (stzoo.models.mim) and its OpenSTL importer (stzoo.convert.openstl.mim).
 
 OpenSTL is not installable from the package index: the checkpoints here are built in OpenSTL's key
 layout and compared with an independent re-statement of its forward pass
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import stzoo
-import stzoo.convert.openstl_mim  # noqa: F401  (registers the importer)
+import stzoo.convert.openstl.mim  # noqa: F401  (registers the importer)
 import stzoo.models.mim  # noqa: F401  (registers the architecture)
 from stzoo.training.adapt import adapt
 from stzoo.convert import from_openstl, map_openstl_state_dict

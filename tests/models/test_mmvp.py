@@ -1,4 +1,4 @@
-"""MMVP (stzoo.models.mmvp) and its OpenSTL importer (stzoo.convert.openstl_mmvp).
+"""MMVP (stzoo.models.mmvp) and its OpenSTL importer (stzoo.convert.openstl.mmvp).
 
 OpenSTL is not installable from the package index: the checkpoints here are built in OpenSTL's key
 layout and compared with an independent re-statement of its forward pass
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 import stzoo
-import stzoo.convert.openstl_mmvp  # noqa: F401  (registers the importer)
+import stzoo.convert.openstl.mmvp  # noqa: F401  (registers the importer)
 import stzoo.models.mmvp  # noqa: F401  (registers the architecture)
 from stzoo.convert import from_openstl, map_openstl_state_dict
 from stzoo.convert.openstl import read_openstl_config

@@ -1,4 +1,4 @@
-"""PhyDNet (stzoo.models.phydnet) and its OpenSTL importer (stzoo.convert.openstl_phydnet).
+"""PhyDNet (stzoo.models.phydnet) and its OpenSTL importer (stzoo.convert.openstl.phydnet).
 
 OpenSTL is not installable from the package index: the checkpoints here are built in OpenSTL's key
 layout and compared with an independent re-statement of its forward pass and moment loss
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import stzoo
-import stzoo.convert.openstl_phydnet  # noqa: F401  (registers the importer)
+import stzoo.convert.openstl.phydnet  # noqa: F401  (registers the importer)
 import stzoo.models.phydnet as phydnet
 from stzoo.convert import from_openstl, map_openstl_state_dict
 from stzoo.convert.openstl import read_openstl_config

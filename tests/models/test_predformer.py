@@ -14,11 +14,11 @@ import pytest
 import torch
 
 import stzoo
-import stzoo.convert.openstl_predformer  # noqa: F401  (registers the importer)
+import stzoo.convert.openstl.predformer  # noqa: F401  (registers the importer)
 import stzoo.models.predformer as pf
 from stzoo.training.adapt import adapt
 from stzoo.convert.openstl import from_openstl, map_openstl_state_dict
-from stzoo.convert.openstl_predformer import predformer_config
+from stzoo.convert.openstl.predformer import predformer_config
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
 from stzoo.training.train import compute_loss

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import stzoo
-import stzoo.convert.openstl_predrnn  # noqa: F401  (registers the importers; imports stzoo.models.predrnn)
+import stzoo.convert.openstl.predrnn  # noqa: F401  (registers the importers; imports stzoo.models.predrnn)
 from stzoo.training.adapt import adapt
 from stzoo.convert.openstl import from_openstl, map_openstl_state_dict
 from stzoo.errors import ConfigError, InputError

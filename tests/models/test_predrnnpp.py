@@ -1,4 +1,4 @@
-"""PredRNN++ (stzoo.models.predrnnpp) and its OpenSTL importer (stzoo.convert.openstl_predrnnpp).
+"""PredRNN++ (stzoo.models.predrnnpp) and its OpenSTL importer (stzoo.convert.openstl.predrnnpp).
 
 OpenSTL is not installable from the package index: the checkpoints here are built in OpenSTL's key
 layout and compared with an independent re-statement of its forward pass
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import stzoo
-import stzoo.convert.openstl_predrnnpp  # noqa: F401  (registers the importer)
+import stzoo.convert.openstl.predrnnpp  # noqa: F401  (registers the importer)
 import stzoo.models.predrnnpp  # noqa: F401  (registers the architecture)
 from stzoo.convert import from_openstl, map_openstl_state_dict
 from stzoo.errors import ConfigError, InputError

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import stzoo
-import stzoo.convert.openstl_simvp  # noqa: F401 (registers the importer)
+import stzoo.convert.openstl.simvp  # noqa: F401 (registers the importer)
 import stzoo.models.simvp as simvp
 from stzoo.training.adapt import adapt
 from stzoo.cli.main import main
@@ -154,7 +154,7 @@ def test_tau_goes_to_arch_tau_and_tau_refuses_simvp_translators():
         from_openstl(gsta, "simvp", {"model_type": "TAU"})
     with pytest.raises(ConfigError, match="method='TAU'.*arch='tau'"):
         from_openstl(gsta, "simvp", {"method": "TAU"})
-    # the TAU importer keeps refusing them (stzoo/convert/openstl.py)
+    # the TAU importer keeps refusing them (stzoo/convert/openstl/tau.py)
     with pytest.raises(InputError, match="gSTA"):
         from_openstl(gsta, "tau")
     with pytest.raises(InputError, match="not TAU's"):

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import stzoo
-import stzoo.convert.openstl_swinlstm  # noqa: F401  (registers the importer)
+import stzoo.convert.openstl.swinlstm  # noqa: F401  (registers the importer)
 import stzoo.models.swinlstm as swin
 from stzoo.training.adapt import adapt
 from stzoo.convert.openstl import from_openstl, map_openstl_state_dict

@@ -1,64 +1,37 @@
-"""Import OpenSTL checkpoints into stzoo (TAU and ConvLSTM here; one ``openstl_<method>.py`` per further method).
+"""The OpenSTL importer's framework: the method registry, the config resolver, the strict key map, the front doors.
 
 `OpenSTL <https://github.com/chengtan9907/OpenSTL>`_ (Apache-2.0), maintained by the TAU authors,
-publishes trained weights as PyTorch files. This module turns such a file into an stzoo model:
+publishes trained weights as PyTorch files. This package turns such a file into an stzoo model:
 
-* :func:`from_openstl` reads the file (``torch.load(..., weights_only=True)`` only), maps every tensor
-  onto stzoo's module names, checks keys and shapes strictly, and returns a
-  :class:`~stzoo.inference.predictor.Predictor`;
+* :func:`from_openstl` reads the file (``torch.load(..., weights_only=True)`` only; see
+  :mod:`stzoo.convert.openstl.reading`), maps every tensor onto stzoo's module names, checks keys and
+  shapes strictly, and returns a :class:`~stzoo.inference.predictor.Predictor`;
 * :func:`convert_openstl` does the same and writes a ``save_pretrained`` folder (``config.json``,
   ``model.safetensors``, ``README.md`` model card naming the origin, the original file and its
   license) that ``stzoo.load(folder)`` loads.
 
-What is mapped (OpenSTL name → stzoo name):
-
-TAU (OpenSTL's ``SimVP_Model`` with ``model_type='tau'``)::
-
-    enc.enc.N.conv.conv.*             → encoder.layers.N.conv.*
-    enc.enc.N.conv.norm.*             → encoder.layers.N.norm.*
-    dec.dec.N.conv.conv[.0].*         → decoder.layers.N.conv[.0].*
-    dec.dec.N.conv.norm.*             → decoder.layers.N.norm.*
-    dec.readout.*                     → decoder.readout.*
-    hid.enc.N.reduction.*             → translator.blocks.N.reduction.*
-    hid.enc.N.block.attn.spatial_gating_unit.*  → translator.blocks.N.attn.tau.*
-    hid.enc.N.block.mlp.dwconv.dwconv.*         → translator.blocks.N.mlp.dwconv.*
-    hid.enc.N.block.*                 → translator.blocks.N.*   (norm1/2 incl. BatchNorm buffers,
-                                                                 layer_scale_1/2, proj_1/2, fc1/fc2)
-
-ConvLSTM (OpenSTL's ``ConvLSTM_Model``)::
-
-    cell_list.N.conv_x.0.weight       → cells.N.conv_x.weight   (layer 0: input channels permuted)
-    (no bias in OpenSTL)              → cells.N.conv_x.bias = 0
-    cell_list.N.conv_h.0.weight       → cells.N.conv_h.weight
-    conv_last.weight                  → readout.weight          (output channels permuted)
-    cell_list.N.conv_o.0.weight       → dropped: OpenSTL's forward never uses it
-    cell_list.N.conv_last.weight      → dropped: OpenSTL's forward never uses it
-
-OpenSTL's ConvLSTM cell adds no forget-gate bias in its forward (the ``_forget_bias`` attribute is
-never read) and its convolutions have no bias, so stzoo's ``conv_x`` bias is set to zero. OpenSTL's
-patch reshape (``reshape_patch``) orders the patch channels as ``(i·p + j)·C + c``, stzoo's
-``PixelUnshuffle`` as ``c·p² + i·p + j``; the first cell's input channels and the readout's output
-channels are permuted so the converted model computes exactly the same function.
+Each OpenSTL method has its own module in this package (``tau.py``, ``convlstm.py``, ``predrnn.py``, ...)
+that registers an :class:`OpenSTLMethod` with :func:`register_openstl` when imported; the package imports
+every one of them (:func:`stzoo.convert.openstl.discover`), so a new method needs no list to be added to.
+The shared checks the importers use (:func:`check_recurrent_variant`, :func:`gate_hidden`,
+:func:`uniform_hidden`, :func:`resolve_patch_and_channels`, :func:`patch_spec`, ...) live here.
 """
 
 from __future__ import annotations
 
-import ast
-import json
 import math
 import os
-import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
-from stzoo.errors import ConfigError, InputError, WeightsNotAvailableError
-from stzoo.zoo.hub import sha256_file
+from stzoo.convert.openstl.reading import load_openstl_checkpoint, read_openstl_config
+from stzoo.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from stzoo.inference.predictor import Predictor
@@ -131,17 +104,12 @@ def openstl_method(arch: str) -> OpenSTLMethod:
     raise ConfigError(f"arch must be one of the OpenSTL methods stzoo imports ({', '.join(known)}), got {arch!r}")
 
 
-# A file that needs anything from these modules to be unpickled is not a checkpoint: refuse it outright.
-_DANGEROUS_MODULES = ("os", "sys", "posix", "nt", "subprocess", "builtins", "shutil", "socket", "importlib",
-                      "runpy", "code", "pty", "ctypes", "pickle", "marshal")
-
-
 @dataclass
 class ConversionReport:
     """What :func:`from_openstl` did: where the weights came from and how they were mapped.
 
     Attributes:
-        arch: the stzoo architecture id (``"tau"`` or ``"convlstm"``).
+        arch: the stzoo architecture id (``"tau"``, ``"convlstm"``, ...).
         openstl_model: the OpenSTL class the checkpoint belongs to.
         source: the checkpoint's file name (``None`` for an in-memory dict).
         sha256: the checkpoint file's sha256 (``None`` for an in-memory dict).
@@ -180,189 +148,6 @@ class ConversionReport:
         return asdict(self)
 
 
-# ================================================================================================
-# Reading the file
-# ================================================================================================
-class _Placeholder:
-    """Stands in for an object that torch's weights-only loader does not know (e.g. a numpy array or
-    an ``argparse.Namespace`` in Lightning's ``hyper_parameters``). None of that object's code runs:
-    this class accepts any arguments and any state and keeps nothing."""
-
-    qualified_name = "?"
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> "_Placeholder":
-        return object.__new__(cls)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        pass
-
-    def __repr__(self) -> str:
-        return f"<not loaded: {self.qualified_name}>"
-
-
-def _torch_load(path: Path) -> tuple[Any, list[str]]:
-    """``torch.load(path, weights_only=True)``; globals it does not know become inert placeholders."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True), []
-    except pickle.UnpicklingError as exc:
-        first_error = exc
-    except Exception as exc:  # not a torch file at all, truncated, ...
-        raise InputError(f"{path} could not be read by torch.load: {type(exc).__name__}: {exc}. Is it a "
-                         "PyTorch checkpoint (.pth / .ckpt) written by OpenSTL?") from exc
-    how = ("Save the weights alone with torch.save(model.state_dict(), 'weights.pth') where OpenSTL is "
-           "installed, and convert that file.")
-    get_unsafe = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)
-    if get_unsafe is None:
-        raise InputError(f"{path} holds Python objects that torch.load(weights_only=True) refuses "
-                         f"({first_error}). Upgrade torch (>= 2.6) to read it with placeholders, or: {how}")
-    try:
-        names = sorted(get_unsafe(str(path)))
-    except Exception:
-        names = []
-    bad = [n for n in names if n.split(".")[0] in _DANGEROUS_MODULES]
-    if not names or bad:
-        what = f"it calls {', '.join(bad)}, which no checkpoint needs" if bad else str(first_error)
-        raise InputError(f"refusing to read {path} with torch.load(weights_only=True): {what}. {how}")
-    stand_ins = [(type(f"_Unloaded_{i}", (_Placeholder,), {"qualified_name": n}), n) for i, n in enumerate(names)]
-    try:
-        with torch.serialization.safe_globals(stand_ins):
-            return torch.load(path, map_location="cpu", weights_only=True), names
-    except Exception as exc:
-        raise InputError(f"{path} could not be read with torch.load(weights_only=True): {first_error} "
-                         f"(with placeholders for {', '.join(names)}: {type(exc).__name__}: {exc}). {how}") from exc
-
-
-def _unpack(obj: Any, where: str) -> tuple[dict[str, Tensor], str, str, dict[str, Any]]:
-    """(state dict with the prefix stripped, container description, prefix, hyper_parameters)."""
-    hparams: dict[str, Any] = {}
-    if not isinstance(obj, Mapping):
-        raise InputError(f"{where} holds a {type(obj).__name__}, not a state_dict: expected a dict of tensors, a "
-                         "dict with a 'state_dict' entry, or a Lightning .ckpt")
-    if "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
-        state = obj["state_dict"]
-        lightning = any(k in obj for k in ("pytorch-lightning_version", "hyper_parameters", "optimizer_states"))
-        container = "Lightning checkpoint" if lightning else "dict with a 'state_dict' entry"
-        hp = obj.get("hyper_parameters")
-        if isinstance(hp, Mapping):
-            hparams = {str(k): v for k, v in hp.items()}
-        others = sorted(str(k) for k in obj if k not in ("state_dict", "hyper_parameters"))
-        notes = (["hyper_parameters read for the config"] if hparams else []) + \
-            ([f"{', '.join(others)} not used"] if others else [])
-        if notes:
-            container += f" ({'; '.join(notes)})"
-    else:
-        state, container = obj, "raw state_dict"
-    not_tensors = sorted(str(k) for k, v in state.items() if not isinstance(v, Tensor) or not isinstance(k, str))
-    if not_tensors:
-        raise InputError(f"{where}: the state_dict has entries that are not tensors: {not_tensors[:5]}"
-                         f"{' ...' if len(not_tensors) > 5 else ''}. Expected a dict of tensors, a dict with a "
-                         f"'state_dict' entry, or a Lightning .ckpt (top-level keys: {sorted(map(str, obj))[:8]})")
-    if not state:
-        raise InputError(f"{where}: the state_dict is empty")
-    prefix = ""
-    for p in ("model.", "module."):
-        inside = [k for k in state if k.startswith(p)]
-        if inside and len(inside) == len(state):
-            prefix += p
-            state = {k[len(p):]: v for k, v in state.items()}
-        elif inside:
-            outside = sorted(k for k in state if not k.startswith(p))
-            raise InputError(f"{where}: {len(inside)} keys carry the '{p}' prefix (a Lightning / DDP checkpoint) "
-                             f"but {len(outside)} do not: {outside[:8]}. Those are not part of an OpenSTL model.")
-    return dict(state), container, prefix, hparams
-
-
-def load_openstl_checkpoint(checkpoint: str | os.PathLike[str] | Mapping[str, Any]
-                            ) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """Read an OpenSTL checkpoint in any of the formats OpenSTL writes.
-
-    Args:
-        checkpoint: a path to a ``.pth`` / ``.ckpt`` file, or an already loaded object. Accepted: a
-            raw ``state_dict``; a dict with a ``state_dict`` entry (plus optimizer etc., ignored); a
-            PyTorch Lightning checkpoint whose keys carry the ``model.`` prefix (a DDP ``module.``
-            prefix is stripped too). Files are read with ``torch.load(..., weights_only=True)`` only.
-
-    Returns:
-        ``(state, info)``: the state dict with the prefix stripped, and a dict with ``container``,
-        ``prefix``, ``hyper_parameters`` (Lightning's, else ``{}``), ``placeholders``, ``source`` and
-        ``sha256``.
-
-    Raises:
-        WeightsNotAvailableError: the file does not exist.
-        InputError: the file cannot be read safely, or holds no state dict.
-    """
-    placeholders: list[str] = []
-    source = sha = None
-    if isinstance(checkpoint, Mapping):
-        obj, where = checkpoint, "the given checkpoint dict"
-    else:
-        path = Path(checkpoint).expanduser()
-        if not path.is_file():
-            raise WeightsNotAvailableError(f"OpenSTL checkpoint {path} does not exist (or is not a file)")
-        obj, placeholders = _torch_load(path)
-        where, source, sha = str(path), path.name, sha256_file(path)
-    state, container, prefix, hparams = _unpack(obj, where)
-    return state, {"container": container, "prefix": prefix, "hyper_parameters": hparams,
-                   "placeholders": placeholders, "source": source, "sha256": sha}
-
-
-# ================================================================================================
-# The config: given by the user, found in the checkpoint, inferred from shapes
-# ================================================================================================
-def read_openstl_config(config: str | os.PathLike[str] | Mapping[str, Any] | None) -> tuple[dict[str, Any], bool]:
-    """Read a config given as a dict, a JSON string, a ``.json`` file or an OpenSTL ``.py`` config file.
-
-    OpenSTL's config files (e.g. ``configs/mmnist/TAU.py``) are parsed, never executed: only
-    assignments of literal values (``patch_size = 4``, ``num_hidden = '128,128,128,128'``) are read.
-
-    Returns:
-        ``(config, lenient)``: ``lenient`` is True for OpenSTL ``.py`` files, whose training settings
-        are ignored instead of being an error.
-
-    Raises:
-        ConfigError: the text is neither JSON nor a readable file.
-    """
-    if config is None:
-        return {}, False
-    if isinstance(config, Mapping):
-        return dict(config), False
-    text = str(config)
-    path = Path(text).expanduser()
-    if not text.lstrip().startswith("{") and path.suffix in (".py", ".json") and not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    if not text.lstrip().startswith("{") and path.is_file():
-        body = path.read_text(encoding="utf-8")
-        if path.suffix == ".py":
-            return _parse_python_config(body, path), True
-        text = body
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"--config must be JSON (e.g. '{{\"patch_size\": 4}}'), a .json file or an OpenSTL .py "
-                          f"config file; {text[:80]!r} is none of these ({exc})") from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"the config must be a JSON object, got {type(value).__name__}")
-    return value, False
-
-
-def _parse_python_config(body: str, path: Path) -> dict[str, Any]:
-    try:
-        tree = ast.parse(body, filename=str(path))
-    except SyntaxError as exc:
-        raise ConfigError(f"{path} is not a readable OpenSTL config file: {exc}") from exc
-    out: dict[str, Any] = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
-                out[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError:
-                continue  # not a literal (e.g. an expression): not a model setting OpenSTL configs use
-    return out
-
-
 def _as_int(key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ConfigError(f"config {key} must be an integer, got {value!r}")
@@ -381,9 +166,13 @@ def _normalise(raw: Mapping[str, Any], method: OpenSTLMethod, lenient: bool, wha
     known = _SPEC_KEYS | method.config_keys
     ignored = sorted(k for k in raw if k not in known)
     if ignored and not lenient:
-        others = {k: m.label for m in OPENSTL_METHODS.values() if m is not method for k in m.config_keys}
+        others: dict[str, set[str]] = {}  # key → the other methods that take it (registration order aside)
+        for m in OPENSTL_METHODS.values():
+            for k in m.config_keys if m is not method else ():
+                others.setdefault(k, set()).add(m.label)
         belong = sorted(k for k in ignored if k in others)
-        hint = (" (" + ", ".join(f"{k} belongs to {others[k]}" for k in belong) + ")") if belong else ""
+        hint = (" (" + ", ".join(f"{k} belongs to {' / '.join(sorted(others[k]))}" for k in belong) + ")") \
+            if belong else ""
         raise ConfigError(f"{what} has key(s) {ignored} that do not describe an OpenSTL {method.label} model{hint}; "
                           f"accepted: {sorted(known)}")
     out: dict[str, Any] = {}
@@ -478,29 +267,8 @@ class _Resolver:
 
 
 # ================================================================================================
-# Key mapping
+# Reading sizes from tensor names and shapes
 # ================================================================================================
-_TAU_RULES: list[tuple[str, str]] = [
-    (r"^encoder\.layers\.(\d+)\.conv\.", r"enc.enc.\1.conv.conv."),
-    (r"^encoder\.layers\.(\d+)\.norm\.", r"enc.enc.\1.conv.norm."),
-    (r"^decoder\.layers\.(\d+)\.conv\.", r"dec.dec.\1.conv.conv."),
-    (r"^decoder\.layers\.(\d+)\.norm\.", r"dec.dec.\1.conv.norm."),
-    (r"^decoder\.readout\.", "dec.readout."),
-    (r"^translator\.blocks\.(\d+)\.reduction\.", r"hid.enc.\1.reduction."),
-    (r"^translator\.blocks\.(\d+)\.attn\.tau\.", r"hid.enc.\1.block.attn.spatial_gating_unit."),
-    (r"^translator\.blocks\.(\d+)\.mlp\.dwconv\.", r"hid.enc.\1.block.mlp.dwconv.dwconv."),
-    (r"^translator\.blocks\.(\d+)\.", r"hid.enc.\1.block."),
-]
-
-
-def _tau_key(stzoo_key: str) -> str:
-    for pattern, repl in _TAU_RULES:
-        new, n = re.subn(pattern, repl, stzoo_key)
-        if n:
-            return new
-    raise AssertionError(f"no OpenSTL name for stzoo key {stzoo_key}")  # stzoo's TAU changed: update the rules
-
-
 def _indices(state: Mapping[str, Tensor], pattern: str) -> list[int]:
     return sorted({int(m.group(1)) for k in state if (m := re.match(pattern, k))})
 
@@ -520,8 +288,8 @@ def _count(indices: list[int], what: str) -> int:
 
 
 # ================================================================================================
-# Pieces the recurrent and patch-based importers share (ConvLSTM here; PredRNN, PredRNN-V2,
-# PredRNN++, MIM, E3D-LSTM and PredFormer in their modules)
+# Pieces the recurrent and patch-based importers share (ConvLSTM, PredRNN, PredRNN-V2, PredRNN++,
+# MIM, E3D-LSTM and PredFormer, each in its own module)
 # ================================================================================================
 RECURRENT_KEYS = frozenset({"num_hidden", "num_layers", "filter_size", "stride", "patch_size", "layer_norm"})
 
@@ -650,134 +418,12 @@ def patch_spec(r: _Resolver, cfg: dict[str, Any], p: int, c: int, *, grid: tuple
             "height": cfg["height"], "width": cfg["width"], "value_range": [0.0, 1.0]}
 
 
-def _resolve_tau(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any], dict[str, Any], str]:
-    what = "OpenSTL's SimVP/TAU model (SimVP_Model)"
-    enc0 = _need(state, "enc.enc.0.conv.conv.weight", what)
-    method = r.lookup("method")
-    if method is not None and method[0] not in ("tau", "simvp"):
-        raise ConfigError(f"the {method[1]} says method={method[0]!r}, but --arch tau converts OpenSTL's TAU "
-                          "(method 'TAU', or 'SimVP' with model_type 'tau')")
-    model_type = r.lookup("model_type")
-    if model_type is not None and model_type[0] != "tau":
-        raise ConfigError(f"the {model_type[1]} says model_type={model_type[0]!r}: only SimVP with the TAU translator "
-                          "(model_type='tau') can be converted to stzoo's TAU")
-    if "hid.enc.0.block.attn.spatial_gating_unit.fc.0.weight" not in state:
-        conv1 = state.get("hid.enc.0.block.attn.spatial_gating_unit.conv1.weight")
-        gsta = conv1 is not None and conv1.dim() == 4 and conv1.shape[0] == 2 * conv1.shape[1]  # gated: 2·dim out
-        kind = "a SimVP gSTA translator (model_type='gsta')" if gsta else "a translator that is not TAU's"
-        raise InputError(f"this SimVP checkpoint has {kind}: it has no "
-                         "'hid.enc.0.block.attn.spatial_gating_unit.fc.0.weight' (TAU's dynamical attention). "
-                         "Only model_type='tau' converts to stzoo's TAU.")
-    if enc0.dim() != 4 or enc0.shape[-1] != enc0.shape[-2]:
-        raise InputError(f"enc.enc.0.conv.conv.weight has shape {tuple(enc0.shape)}; expected a square 2-D conv kernel")
-    n_s = _count(_indices(state, r"^enc\.enc\.(\d+)\."), "the encoder layers enc.enc.N")
-    n_t = _count(_indices(state, r"^hid\.enc\.(\d+)\."), "the translator blocks hid.enc.N")
-    if n_t < 2:
-        raise InputError(f"the translator has {n_t} block(s); OpenSTL's TAU has N_T >= 2")
-    dec0 = state.get("dec.dec.0.conv.conv.0.weight", state.get("dec.dec.0.conv.conv.weight"))
-    if dec0 is None:
-        raise InputError("the checkpoint has no decoder (dec.dec.0.conv.conv[.0].weight)")
-    c_in, hid_s, k_enc = int(enc0.shape[1]), int(enc0.shape[0]), int(enc0.shape[-1])
-    k_dec = int(dec0.shape[-1])
-    dim = int(_need(state, "hid.enc.0.block.norm1.weight", what).shape[0])
-    hid_t = int(_need(state, "hid.enc.1.block.norm1.weight", what).shape[0])
-    fc1 = int(_need(state, "hid.enc.1.block.mlp.fc1.weight", what).shape[0])
-    if dim % hid_s:
-        raise InputError(f"the translator's width {dim} is not a multiple of hid_S={hid_s}: not an OpenSTL TAU")
-    cfg: dict[str, Any] = {}
-    cfg["frames"] = r.inferred("frames_in", dim // hid_s, out_key="frames", label="frames (translator width / hid_S)")
-    cfg["channels"] = r.inferred("channels", c_in)
-    cfg["hid_S"] = r.inferred("hid_S", hid_s)
-    cfg["hid_T"] = r.inferred("hid_T", hid_t)
-    cfg["N_S"] = r.inferred("N_S", n_s)
-    cfg["N_T"] = r.inferred("N_T", n_t)
-    cfg["mlp_ratio"] = r.inferred("mlp_ratio", fc1 / hid_t)
-    r.inferred("spatio_kernel_enc", k_enc)  # only checked against the config: stzoo has one spatio_kernel
-    r.inferred("spatio_kernel_dec", k_dec)
-    del r.sources["spatio_kernel_enc"], r.sources["spatio_kernel_dec"]
-    if k_enc != k_dec:
-        raise ConfigError(f"the encoder uses {k_enc}×{k_enc} convs and the decoder {k_dec}×{k_dec}; "
-                          "stzoo's TAU has one spatio_kernel for both, so this checkpoint cannot be converted")
-    cfg["spatio_kernel"] = r.inferred("spatio_kernel", k_enc)
-    # OpenSTL's MetaBlock builds every TAU block with kernel_size=21; the conv shapes are checked below.
-    cfg["kernel_size"] = r.chosen("kernel_size", 21, note="OpenSTL's fixed TAU kernel (21)")
-    cfg["height"] = r.chosen("height", _DEFAULTS["height"])
-    cfg["width"] = r.chosen("width", _DEFAULTS["width"])
-    spec = {"frames_in": cfg["frames"], "frames_out": r.chosen("frames_out", cfg["frames"],
-                                                               note="= frames_in (TAU maps T frames to T)"),
-            "channels": c_in, "height": cfg["height"], "width": cfg["width"], "value_range": [0.0, 1.0]}
-    r.sources["channels"] = "weights"
-    return cfg, spec, "SimVP_Model (model_type='tau')"
-
-
 def _patch_permutation(channels: int, patch: int) -> Tensor:
     """perm[s] = OpenSTL channel for stzoo channel s: s = c·p² + i·p + j  ↔  (i·p + j)·C + c."""
     c = torch.arange(channels).view(channels, 1, 1)
     i = torch.arange(patch).view(1, patch, 1)
     j = torch.arange(patch).view(1, 1, patch)
     return ((i * patch + j) * channels + c).reshape(-1)
-
-
-def _resolve_convlstm(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any], dict[str, Any], str]:
-    what = "OpenSTL's ConvLSTM model (ConvLSTM_Model)"
-    first = _need(state, "cell_list.0.conv_x.0.weight", what)
-    _need(state, "conv_last.weight", what)
-    check_recurrent_variant(state, r, label="ConvLSTM", names=("convlstm",), arch="convlstm",
-                            ln_pattern=r"^cell_list\.\d+\.conv_[xho]\.1\.")
-    n_layers = _count(_indices(state, r"^cell_list\.(\d+)\."), "the cells cell_list.N")
-    hidden = gate_hidden(state, n_layers, "cell_list.{n}.conv_x.0.weight", 4, what)
-    cfg: dict[str, Any] = {"num_layers": r.inferred("num_layers", n_layers),
-                           "num_hidden": uniform_hidden(hidden, r, "ConvLSTM"),
-                           "filter_size": r.inferred("filter_size",
-                                                     odd_square_kernel(first, "cell_list.0.conv_x.0.weight"))}
-    # patch_size and channels: only their product p²·C is in the weights.
-    p, c = resolve_patch_and_channels(r, int(first.shape[1]), "ConvLSTM", config_file="configs/mmnist/ConvLSTM.py")
-    return cfg, patch_spec(r, cfg, p, c), "ConvLSTM_Model (layer_norm=0)"
-
-
-def _convlstm_pairs(model_keys: list[str], cfg: dict[str, Any]
-                    ) -> tuple[dict[str, tuple[str | None, Callable[[Tensor], Tensor] | None]],
-                               dict[str, tuple[int, ...]]]:
-    """stzoo key → (OpenSTL key or None for a zero bias, transform); and the known-unused OpenSTL keys."""
-    perm = _patch_permutation(cfg["channels"], cfg["patch_size"])
-    pairs: dict[str, tuple[str | None, Callable[[Tensor], Tensor] | None]] = {}
-    for key in model_keys:
-        m = re.match(r"^cells\.(\d+)\.(conv_x|conv_h)\.(weight|bias)$", key)
-        if m and m.group(3) == "bias":
-            pairs[key] = (None, None)  # OpenSTL's convs have no bias (and no forget bias in forward)
-        elif m:
-            n, conv = m.group(1), m.group(2)
-            first_input = conv == "conv_x" and n == "0"
-            pairs[key] = (f"cell_list.{n}.{conv}.0.weight", (lambda w: w[:, perm]) if first_input else None)
-        elif key == "readout.weight":
-            pairs[key] = ("conv_last.weight", lambda w: w[perm])
-        else:
-            raise AssertionError(f"no OpenSTL name for stzoo key {key}")  # stzoo's ConvLSTM changed
-    h, k = cfg["num_hidden"], cfg["filter_size"]
-    unused: dict[str, tuple[int, ...]] = {}
-    for n in range(cfg["num_layers"]):
-        unused[f"cell_list.{n}.conv_o.0.weight"] = (h, 2 * h, k, k)
-        unused[f"cell_list.{n}.conv_last.weight"] = (h, 2 * h, 1, 1)
-    return pairs, unused
-
-
-register_openstl(OpenSTLMethod(
-    arch="tau", names=("tau",), label="TAU",
-    config_keys=frozenset({"hid_S", "hid_T", "N_S", "N_T", "mlp_ratio", "model_type", "spatio_kernel",
-                           "spatio_kernel_enc", "spatio_kernel_dec", "kernel_size", "drop", "drop_path"}),
-    resolve=_resolve_tau,
-    pairs=lambda keys, cfg: ({k: (_tau_key(k), None) for k in keys}, {}),  # every OpenSTL TAU tensor is used
-    model_config=lambda cfg: {k: v for k, v in cfg.items() if k not in ("frames_in", "frames_out")},
-))
-
-register_openstl(OpenSTLMethod(
-    arch="convlstm", names=("convlstm",), label="ConvLSTM",
-    config_keys=frozenset({"num_hidden", "num_layers", "filter_size", "stride", "patch_size", "layer_norm"}),
-    resolve=_resolve_convlstm, pairs=_convlstm_pairs,
-    card_notes=("the first cell's input channels and the readout's output channels were permuted from "
-                "OpenSTL's patch order ((i·p + j)·C + c) to stzoo's (c·p² + i·p + j); the `conv_x` biases are "
-                "zero (OpenSTL's cell has none)",),
-))
 
 
 def _fmt_keys(keys: list[str], limit: int = 8) -> str:
@@ -791,7 +437,7 @@ def map_openstl_state_dict(state: Mapping[str, Tensor], arch: str, config: Mappi
 
     Args:
         state: OpenSTL tensor name → tensor.
-        arch: ``"tau"`` or ``"convlstm"``.
+        arch: an importer's stzoo architecture id or OpenSTL method name (see :func:`openstl_method`).
         config: OpenSTL or stzoo config values (e.g. ``{"patch_size": 4}``, ``{"in_shape": [10, 1, 64, 64]}``);
             only what the weights cannot tell is needed, anything given is checked against the weights.
         hyper_parameters: a Lightning checkpoint's ``hyper_parameters`` (used where ``config`` is silent).
@@ -867,14 +513,16 @@ def map_openstl_state_dict(state: Mapping[str, Tensor], arch: str, config: Mappi
 def from_openstl(checkpoint: str | os.PathLike[str] | Mapping[str, Any], arch: str,
                  config: str | os.PathLike[str] | Mapping[str, Any] | None = None, *,
                  device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-                 batch_size: int = 16) -> "Predictor":
-    """Load an OpenSTL checkpoint (any method in :data:`OPENSTL_METHODS`) as an stzoo :class:`~stzoo.inference.predictor.Predictor`.
+                 batch_size: int = 16) -> Predictor:
+    """Load an OpenSTL checkpoint (any method in :data:`OPENSTL_METHODS`) as a
+    :class:`~stzoo.inference.predictor.Predictor`.
 
     Args:
         checkpoint: a ``.pth`` / ``.ckpt`` path or an already loaded object: a raw state_dict, a dict
             with a ``state_dict`` entry (plus optimizer etc.), or a Lightning checkpoint (``model.``
             prefix). Files are read with ``torch.load(..., weights_only=True)`` only.
-        arch: ``"tau"`` (OpenSTL's SimVP with ``model_type='tau'``) or ``"convlstm"``.
+        arch: OpenSTL's method name or the stzoo architecture id, any case (``"tau"``, ``"convlstm"``,
+            ``"PredRNN"``, ...: any importer in :data:`OPENSTL_METHODS`).
         config: what the weights cannot tell: a dict, a JSON string, a ``.json`` file or an OpenSTL
             ``.py`` config file. OpenSTL names (``in_shape``, ``pre_seq_length``, ``aft_seq_length``,
             ``patch_size``, ``num_hidden``, ``hid_S``, ...) and stzoo names (``frames_in``,

@@ -45,7 +45,7 @@ import torch
 from torch import Tensor
 
 import stzoo.models.mmvp  # noqa: F401  (registers the "mmvp" architecture)
-from stzoo.convert.openstl import _DEFAULTS, OpenSTLMethod, _count, _indices, _need, _Resolver, register_openstl
+from stzoo.convert.openstl.core import _DEFAULTS, OpenSTLMethod, _count, _indices, _need, _Resolver, register_openstl
 from stzoo.errors import ConfigError, InputError
 
 __all__ = ["MMVP"]

@@ -35,8 +35,8 @@ import torch
 from torch import Tensor
 
 import stzoo.models.phydnet  # noqa: F401  (registers the "phydnet" architecture)
-from stzoo.convert.openstl import (_DEFAULT_NOTE, _DEFAULTS, OpenSTLMethod, _count, _indices, _need, _Resolver,
-                                   register_openstl)
+from stzoo.convert.openstl.core import (_DEFAULT_NOTE, _DEFAULTS, OpenSTLMethod, _count, _indices, _need, _Resolver,
+                                        register_openstl)
 from stzoo.errors import ConfigError, InputError
 
 __all__ = ["PHYDNET"]

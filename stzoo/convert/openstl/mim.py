@@ -33,9 +33,9 @@ from typing import Any, Callable
 from torch import Tensor
 
 import stzoo.models.mim  # noqa: F401  (registers the "mim" architecture)
-from stzoo.convert.openstl import (RECURRENT_KEYS, OpenSTLMethod, _count, _indices, _need, _patch_permutation,
-                                   _Resolver, check_recurrent_variant, patch_spec, register_openstl,
-                                   resolve_patch_and_channels, uniform_hidden)
+from stzoo.convert.openstl.core import (RECURRENT_KEYS, OpenSTLMethod, _count, _indices, _need, _patch_permutation,
+                                        _Resolver, check_recurrent_variant, patch_spec, register_openstl,
+                                        resolve_patch_and_channels, uniform_hidden)
 from stzoo.errors import InputError
 
 __all__ = ["MIM"]

@@ -1,6 +1,6 @@
 """Import OpenSTL PredRNN and PredRNN-V2 checkpoints (``PredRNN_Model``, ``PredRNNv2_Model``).
 
-Importing this module registers both with :func:`stzoo.convert.openstl.register_openstl`, so
+Importing this module registers both with :func:`stzoo.convert.openstl.core.register_openstl`, so
 ``from_openstl(path, arch="PredRNN")`` / ``arch="PredRNNv2"`` (any case; ``predrnn_v2`` too) and
 ``map_openstl_state_dict`` work for them, with the same strict checks as TAU and ConvLSTM.
 
@@ -32,9 +32,9 @@ from typing import Any, Callable
 from torch import Tensor
 
 import stzoo.models.predrnn  # noqa: F401  (registers the architectures)
-from stzoo.convert.openstl import (RECURRENT_KEYS, OpenSTLMethod, _count, _indices, _need, _patch_permutation,
-                                   _Resolver, check_recurrent_variant, gate_hidden, odd_square_kernel, patch_spec,
-                                   register_openstl, resolve_patch_and_channels, uniform_hidden)
+from stzoo.convert.openstl.core import (RECURRENT_KEYS, OpenSTLMethod, _count, _indices, _need, _patch_permutation,
+                                        _Resolver, check_recurrent_variant, gate_hidden, odd_square_kernel, patch_spec,
+                                        register_openstl, resolve_patch_and_channels, uniform_hidden)
 from stzoo.errors import InputError
 
 __all__ = ["PREDRNN", "PREDRNN_V2"]

@@ -28,9 +28,9 @@ from typing import Any, Callable
 from torch import Tensor
 
 import stzoo.models.mau  # noqa: F401  (registers the "mau" architecture)
-from stzoo.convert import openstl as _openstl
-from stzoo.convert.openstl import (_DEFAULT_NOTE, _DEFAULTS, OpenSTLMethod, _count, _indices, _need, _Resolver,
-                                   register_openstl)
+from stzoo.convert.openstl import core as _openstl
+from stzoo.convert.openstl.core import (_DEFAULT_NOTE, _DEFAULTS, OpenSTLMethod, _count, _indices, _need, _Resolver,
+                                        register_openstl)
 from stzoo.errors import ConfigError, InputError
 
 __all__ = ["MAU"]
@@ -41,7 +41,7 @@ _MODES = {"cell_mode": ("normal", "residual"), "model_mode": ("normal", "recall"
 
 
 def _reads_string_settings() -> bool:
-    """Whether :func:`stzoo.convert.openstl._normalise` keeps ``cell_mode`` / ``model_mode`` as strings.
+    """Whether :func:`stzoo.convert.openstl.core._normalise` keeps ``cell_mode`` / ``model_mode`` as strings.
 
     It reads every model setting it does not know as an integer, so until it treats these two as text,
     they stay out of :data:`MAU`'s ``config_keys`` (ignored in OpenSTL ``.py`` files, as training settings

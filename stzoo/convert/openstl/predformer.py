@@ -3,7 +3,7 @@
 The authors' code is a fork of OpenSTL (its training loop, its checkpoint files — a raw state dict, or a
 dict with ``state_dict`` / ``optimizer`` / ``scheduler`` — and its config files), so it is imported with
 OpenSTL's machinery: importing this module registers the importer with
-:func:`stzoo.convert.openstl.register_openstl`, and ``from_openstl(path, arch="PredFormer")`` /
+:func:`stzoo.convert.openstl.core.register_openstl`, and ``from_openstl(path, arch="PredFormer")`` /
 ``map_openstl_state_dict`` convert such a checkpoint with the same strict checks as TAU and ConvLSTM.
 The tensor names are the authors' (OpenSTL itself ships only a FullAttention PredFormer, with no
 Moving MNIST configuration).
@@ -44,8 +44,8 @@ from typing import Any
 from torch import Tensor
 
 import stzoo.models.predformer  # noqa: F401  (registers the architecture)
-from stzoo.convert.openstl import (_DEFAULTS, OpenSTLMethod, _count, _indices, _need, _patch_permutation,
-                                   _Resolver, read_openstl_config, register_openstl, resolve_patch_and_channels)
+from stzoo.convert.openstl.core import (_DEFAULTS, OpenSTLMethod, _count, _indices, _need, _patch_permutation,
+                                        _Resolver, read_openstl_config, register_openstl, resolve_patch_and_channels)
 from stzoo.errors import ConfigError, InputError
 
 __all__ = ["PREDFORMER", "predformer_config"]

@@ -1,6 +1,6 @@
 """Import OpenSTL SwinLSTM-D checkpoints (``SwinLSTM_D_Model``, method ``SwinLSTM_D``).
 
-Importing this module registers the importer with :func:`stzoo.convert.openstl.register_openstl`, so
+Importing this module registers the importer with :func:`stzoo.convert.openstl.core.register_openstl`, so
 ``from_openstl(path, arch="SwinLSTM")`` (or ``"swinlstm_d"`` / ``"SwinLSTM-D"``, any case) and
 ``map_openstl_state_dict`` work for it, with the same strict checks as TAU and ConvLSTM.
 
@@ -43,7 +43,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from stzoo.convert.openstl import _DEFAULTS, OpenSTLMethod, _count, _indices, _need, _Resolver, register_openstl
+from stzoo.convert.openstl.core import _DEFAULTS, OpenSTLMethod, _count, _indices, _need, _Resolver, register_openstl
 from stzoo.errors import ConfigError, InputError
 from stzoo.models.swinlstm import SwinLSTMConfig, relative_position_index, shifted_window_mask, stage_plan
 

@@ -36,8 +36,8 @@ from typing import Any
 from torch import Tensor
 
 import stzoo.models.simvp  # noqa: F401 (registers the stzoo architecture the weights load into)
-from stzoo.convert.openstl import (_DEFAULTS, OpenSTLMethod, _count, _indices, _need, _Resolver, _tau_key,
-                                   register_openstl)
+from stzoo.convert.openstl.core import _DEFAULTS, OpenSTLMethod, _count, _indices, _need, _Resolver, register_openstl
+from stzoo.convert.openstl.tau import _tau_key
 from stzoo.errors import ConfigError, InputError
 
 __all__ = ["SIMVP_METHOD"]
