@@ -1,52 +1,66 @@
 """Pure architectures. No file, network or environment access here.
 
 Each architecture lives in one file (``tau.py``, ``simvp.py``, ``convlstm.py``, ``sa_convlstm.py``,
-``predrnn.py``, ...) that declares a
-config dataclass, the modules and an :class:`~stzoo.models.base.Architecture` (see
-:mod:`stzoo.models.base` for the protocol). Build one from a plain JSON-serialisable dict::
+``predrnn.py``, ...) that declares a config dataclass, the modules and an
+:class:`~stzoo.models.base.Architecture` (see :mod:`stzoo.models.base` for the protocol) registered with
+``register(...)``. Importing this package imports every module in it (:func:`discover`, in name order), so
+:data:`ARCHITECTURES` holds every architecture and a new one needs no list to be added to. Build one from a
+plain JSON-serialisable dict::
 
     model = build_model("tau", {"hid_S": 16, "hid_T": 128, "N_T": 4})
     model.config            # TAUConfig(frames=10, ..., hid_S=16, ...): what it was built with
 
 Every model exposes ``arch``, ``config``, ``frames_in``, ``frames_out``, ``channels`` and ``recurrent``.
+Model classes are imported from their own module (``from stzoo.models.tau import TAU``).
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any
 
 from torch import nn
 
 from stzoo.errors import ConfigError
-# importing each architecture's file registers it
-from stzoo.models import convlstm as _convlstm, sa_convlstm as _sa_convlstm, tau as _tau  # noqa: F401
-from stzoo.models import mim as _mim, predrnn as _predrnn, predrnnpp as _predrnnpp, simvp as _simvp  # noqa: F401
-from stzoo.models import mau as _mau, phydnet as _phydnet, predformer as _predformer, swinlstm as _swinlstm  # noqa: F401
-from stzoo.models import e3dlstm as _e3dlstm, mmvp as _mmvp  # noqa: F401
-from stzoo.models.base import (ARCHITECTURES, MAX_PARAMETERS, Architecture, ChannelParam, ModelConfig, Recipe,
-                               cfg_field, check_frames, count_parameters, eval_mode, get_architecture,
-                               load_state_dict_strict, parameters_of, register)
-from stzoo.models.convlstm import ConvLSTM, ConvLSTMConfig
-from stzoo.models.e3dlstm import E3DLSTM, E3DLSTMConfig
-from stzoo.models.mau import MAU, MAUConfig
-from stzoo.models.mim import MIM, MIMConfig
-from stzoo.models.mmvp import MMVP, MMVPConfig
-from stzoo.models.phydnet import PhyDNet, PhyDNetConfig
-from stzoo.models.predformer import PredFormer, PredFormerConfig
-from stzoo.models.predrnn import PredRNN, PredRNNConfig, PredRNNv2, PredRNNv2Config
-from stzoo.models.predrnnpp import PredRNNpp, PredRNNppConfig
-from stzoo.models.sa_convlstm import SAConvLSTM, SAConvLSTMConfig
-from stzoo.models.simvp import SimVP, SimVPConfig
-from stzoo.models.swinlstm import SwinLSTM, SwinLSTMConfig
-from stzoo.models.tau import TAU, TAUConfig
+from stzoo.models.base import (
+    ARCHITECTURES,
+    MAX_PARAMETERS,
+    Architecture,
+    ChannelParam,
+    ModelConfig,
+    Recipe,
+    cfg_field,
+    check_frames,
+    count_parameters,
+    eval_mode,
+    get_architecture,
+    load_state_dict_strict,
+    parameters_of,
+    register,
+)
 
 __all__ = ["ARCHITECTURES", "Architecture", "ModelConfig", "Recipe", "ChannelParam", "cfg_field", "register",
-           "get_architecture", "build_model", "make_config", "override_config", "full_config", "check_frames", "count_parameters",
-           "parameters_of", "eval_mode", "load_state_dict_strict", "MAX_PARAMETERS", "TAU", "TAUConfig", "ConvLSTM",
-           "ConvLSTMConfig", "SAConvLSTM", "SAConvLSTMConfig", "SimVP", "SimVPConfig", "PredRNN", "PredRNNConfig",
-           "PredRNNv2", "PredRNNv2Config", "PredRNNpp", "PredRNNppConfig", "MIM", "MIMConfig", "MAU", "MAUConfig", "PhyDNet",
-           "PhyDNetConfig", "PredFormer", "PredFormerConfig", "SwinLSTM", "SwinLSTMConfig", "E3DLSTM", "E3DLSTMConfig", "MMVP",
-           "MMVPConfig"]
+           "get_architecture", "build_model", "make_config", "override_config", "full_config", "check_frames",
+           "count_parameters", "parameters_of", "eval_mode", "load_state_dict_strict", "MAX_PARAMETERS",
+           "model_modules", "discover"]
+
+
+def model_modules() -> list[str]:
+    """The full names of this package's modules, sorted (the order :func:`discover` imports them)."""
+    names = (m.name for m in pkgutil.iter_modules(__path__) if not m.ispkg)
+    return [f"{__name__}.{n}" for n in sorted(names) if not n.startswith("_")]
+
+
+def discover() -> list[str]:
+    """Import every module of this package: each architecture's file registers it. Returns their names."""
+    modules = model_modules()
+    for name in modules:
+        importlib.import_module(name)
+    return modules
+
+
+discover()
 
 
 def make_config(arch: str, config: dict[str, Any] | ModelConfig | None = None) -> ModelConfig:
