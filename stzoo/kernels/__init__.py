@@ -14,22 +14,33 @@ See ``docs/kernels.md``.
 from __future__ import annotations
 
 import copy
+import importlib
+import pkgutil
 
 import torch
 from torch import nn
 
 from stzoo.errors import ConfigError
-from stzoo.kernels.base import FusedTrainingError, InferenceOnly
-from stzoo.models.base import eval_mode
+from stzoo.kernels.base import FUSED, FusedTrainingError, InferenceOnly, register_fused
 from stzoo.kernels.convlstm import FusedConvLSTM
 from stzoo.kernels.sa_convlstm import FusedSAConvLSTM
 from stzoo.kernels.tau import FusedTAU
+from stzoo.models.base import eval_mode
 
 __all__ = ["fuse", "is_fused", "FUSED", "IMPLS", "FusedTAU", "FusedConvLSTM", "FusedSAConvLSTM",
-           "FusedTrainingError", "resolve_impl"]
+           "FusedTrainingError", "resolve_impl", "register_fused", "discover"]
 
-#: architecture id → fused class
-FUSED: dict[str, type[nn.Module]] = {"tau": FusedTAU, "convlstm": FusedConvLSTM, "sa_convlstm": FusedSAConvLSTM}
+
+def discover() -> list[str]:
+    """Import every module of this package, sorted by name: each fused twin registers itself in :data:`FUSED`
+    (architecture id → fused class) with :func:`~stzoo.kernels.base.register_fused`. Returns the modules."""
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.ispkg and not m.name.startswith("_"))
+    for name in names:
+        importlib.import_module(f"{__name__}.{name}")
+    return [f"{__name__}.{n}" for n in names]
+
+
+discover()
 
 #: the values ``impl=`` takes in :func:`stzoo.load`
 IMPLS = ("auto", "reference", "fused")

@@ -5,9 +5,23 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from stzoo.errors import StzooError
+from stzoo.errors import ConfigError, StzooError
 
-__all__ = ["InferenceOnly", "FusedTrainingError", "frozen"]
+__all__ = ["InferenceOnly", "FusedTrainingError", "frozen", "FUSED", "register_fused"]
+
+#: architecture id → fused class (each kernel module registers its own with :func:`register_fused`)
+FUSED: dict[str, type[nn.Module]] = {}
+
+
+def register_fused(cls: type[nn.Module]) -> type[nn.Module]:
+    """Class decorator: ``cls`` (with ``arch`` and ``from_reference(ref)``) is the fused twin of ``cls.arch``."""
+    arch = getattr(cls, "arch", "")
+    if not arch or not callable(getattr(cls, "from_reference", None)):
+        raise ConfigError(f"{cls.__name__} needs an `arch` and a `from_reference(ref)` classmethod to be registered")
+    if arch in FUSED and FUSED[arch] is not cls:
+        raise ConfigError(f"architecture {arch!r} already has a fused twin, {FUSED[arch].__name__}")
+    FUSED[arch] = cls
+    return cls
 
 
 class FusedTrainingError(StzooError, RuntimeError):

@@ -7,7 +7,7 @@ output write), then the cell update as **one** fused elementwise kernel
 (:func:`stzoo.kernels.elementwise.lstm_cell_update`: jiterator on CUDA, a short op sequence on CPU).
 
 The rollout (``forward(x, n_out, ...)``), ``step(frame, states)`` and ``init_states(...)`` are the
-reference's (:class:`~stzoo.models.recurrent.RecurrentForecaster`), so the fused model is a drop-in
+reference's (:class:`~stzoo.models.recurrent.RecurrentNet`), so the fused model is a drop-in
 replacement for streaming and export code built on those.
 """
 
@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stzoo.kernels.base import InferenceOnly, frozen
+from stzoo.kernels.base import InferenceOnly, frozen, register_fused
 from stzoo.kernels.elementwise import lstm_cell_update
 from stzoo.models.convlstm import ConvLSTMCell
-from stzoo.models.recurrent import RecurrentForecaster
+from stzoo.models.recurrent import RecurrentNet
 
 __all__ = ["FusedConvLSTM", "FusedConvLSTMCell", "from_reference_recurrent"]
 
@@ -50,7 +50,7 @@ class FusedConvLSTMCell(ConvLSTMCell):
         return h, (h, c)
 
 
-def from_reference_recurrent(cls: type, ref: RecurrentForecaster, make_cell: Any) -> Any:
+def from_reference_recurrent(cls: type, ref: RecurrentNet, make_cell: Any) -> Any:
     """Build fused recurrent model ``cls`` sharing ``ref``'s patch/readout modules, with
     ``make_cell(ref_cell)`` for every cell (shared by ConvLSTM and SA-ConvLSTM)."""
     obj = cls.__new__(cls)
@@ -67,7 +67,7 @@ def from_reference_recurrent(cls: type, ref: RecurrentForecaster, make_cell: Any
     return obj
 
 
-class _FusedRecurrent(InferenceOnly, RecurrentForecaster):
+class _FusedRecurrent(InferenceOnly, RecurrentNet):
     """Reference rollout / step / init_states, fused cells, inference-only."""
 
     def step(self, frame: Tensor, states: list[Any]) -> tuple[Tensor, list[Any]]:
@@ -76,12 +76,13 @@ class _FusedRecurrent(InferenceOnly, RecurrentForecaster):
         return super().step(frame, states)
 
 
+@register_fused
 class FusedConvLSTM(_FusedRecurrent):
     """Inference twin of :class:`~stzoo.models.convlstm.ConvLSTM` (same call interface)."""
 
     arch = "convlstm"
 
     @classmethod
-    def from_reference(cls, ref: RecurrentForecaster) -> "FusedConvLSTM":
+    def from_reference(cls, ref: RecurrentNet) -> "FusedConvLSTM":
         """Merge ``ref``'s gate convolutions; the patch/readout modules are shared with ``ref``."""
         return from_reference_recurrent(cls, ref, lambda cell: FusedConvLSTMCell(cell))

@@ -33,10 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stzoo.kernels.base import frozen
+from stzoo.kernels.base import frozen, register_fused
 from stzoo.kernels.convlstm import FusedConvLSTMCell, _FusedRecurrent, from_reference_recurrent
 from stzoo.kernels.elementwise import sam_memory_update
-from stzoo.models.recurrent import RecurrentForecaster
+from stzoo.models.recurrent import RecurrentNet
 from stzoo.models.sa_convlstm import SAConvLSTMCell, SelfAttentionMemory
 
 __all__ = ["FusedSAConvLSTM", "FusedSAConvLSTMCell", "FusedSelfAttentionMemory"]
@@ -126,12 +126,13 @@ class FusedSAConvLSTMCell(SAConvLSTMCell):
         self.sam = FusedSelfAttentionMemory(ref.sam)
 
 
+@register_fused
 class FusedSAConvLSTM(_FusedRecurrent):
     """Inference twin of :class:`~stzoo.models.sa_convlstm.SAConvLSTM` (same call interface)."""
 
     arch = "sa_convlstm"
 
     @classmethod
-    def from_reference(cls, ref: RecurrentForecaster) -> "FusedSAConvLSTM":
+    def from_reference(cls, ref: RecurrentNet) -> "FusedSAConvLSTM":
         """Merge ``ref``'s projections and gate convolutions; patch/readout modules are shared."""
         return from_reference_recurrent(cls, ref, lambda cell: FusedSAConvLSTMCell(cell))

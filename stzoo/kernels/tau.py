@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from stzoo.kernels.base import InferenceOnly, frozen
+from stzoo.kernels.base import InferenceOnly, frozen, register_fused
 from stzoo.kernels.elementwise import tracing
 from stzoo.models.tau import TAU, ConvNormAct, TAUBlock
 
@@ -212,6 +212,7 @@ class _FusedConvNormAct(nn.Module):
         return F.silu(y, inplace=True)
 
 
+@register_fused
 class FusedTAU(InferenceOnly):
     """Inference twin of :class:`~stzoo.models.tau.TAU` with the same call interface.
 

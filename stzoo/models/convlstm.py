@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from stzoo.models.base import Architecture, register
-from stzoo.models.recurrent import RecurrentConfig, RecurrentForecaster, recurrent_declaration
+from stzoo.models.recurrent import RecurrentConfig, RecurrentNet, recurrent_declaration
 
 __all__ = ["ConvLSTM", "ConvLSTMCell", "ConvLSTMConfig", "ARCHITECTURE"]
 
@@ -50,7 +50,7 @@ class ConvLSTMCell(nn.Module):
         return h, (h, c)
 
 
-class ConvLSTM(RecurrentForecaster):
+class ConvLSTM(RecurrentNet):
     """A stack of ConvLSTM cells with a 1×1 readout. Any T in, any number of frames out."""
 
     arch = "convlstm"

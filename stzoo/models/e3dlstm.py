@@ -23,7 +23,7 @@ H_t, then un-patched.
 
 **What this is exactly.** The layout and the function are OpenSTL's ``E3DLSTM_Model``
 (``openstl/models/e3dlstm_model.py``, ``openstl/modules/e3dlstm_modules.py``; Apache-2.0), so
-OpenSTL checkpoints convert exactly (``stzoo.convert.openstl_e3dlstm``). Decisions, quirk by quirk:
+OpenSTL checkpoints convert exactly (``stzoo.convert.openstl.e3dlstm``). Decisions, quirk by quirk:
 
 * **the global memory never moves.** In OpenSTL — and in the authors' TensorFlow code
   (google/e3d_lstm, ``rnn_cell.py``), which it ports — the cell returns the ``global_memory`` it was
@@ -72,7 +72,7 @@ from torch import Tensor, nn
 
 from stzoo.errors import ConfigError, InputError
 from stzoo.models.base import Architecture, Recipe, cfg_field, check_frames, get_architecture, register
-from stzoo.models.recurrent import RecurrentConfig, RecurrentForecaster, recurrent_declaration
+from stzoo.models.recurrent import RecurrentConfig, RecurrentNet, recurrent_declaration
 
 __all__ = ["E3DLSTM", "E3DLSTMConfig", "EideticCell", "E3DLSTM_RECIPE", "e3dlstm_training_forward",
            "TEMPORAL_KERNEL", "ARCHITECTURE"]
@@ -156,7 +156,7 @@ class EideticCell(nn.Module):
         return h, c
 
 
-class E3DLSTM(RecurrentForecaster):
+class E3DLSTM(RecurrentNet):
     """A stack of eidetic 3-D LSTM cells over a sliding window of frames. Any T in, any number out.
 
     The recurrent state (as :meth:`init_states` returns and :meth:`step` carries it) is

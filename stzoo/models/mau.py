@@ -63,7 +63,7 @@ from torch import Tensor, nn
 from stzoo.errors import ConfigError, InputError
 from stzoo.models.base import (Architecture, ChannelParam, ModelConfig, Recipe, cfg_field, check_frames,
                                get_architecture, register)
-from stzoo.models.recurrent import RecurrentForecaster
+from stzoo.models.recurrent import RecurrentNet
 
 __all__ = ["MAU", "MAUConfig", "MAUCell", "MAU_RECIPE", "ARCHITECTURE"]
 
@@ -130,7 +130,7 @@ class MAUCell(nn.Module):
         return t_new, (s_new + s if self.residual else s_new)
 
 
-class MAU(RecurrentForecaster):
+class MAU(RecurrentNet):
     """Encoder, a stack of MAU cells, decoder. Any T in, any number of frames out.
 
     The recurrent state, as :meth:`init_states` returns and :meth:`step` carries it, is
@@ -141,7 +141,7 @@ class MAU(RecurrentForecaster):
     config_class = MAUConfig
 
     def __init__(self, config: MAUConfig | None = None, **overrides: Any):
-        nn.Module.__init__(self)  # not RecurrentForecaster's: MAU has no patch reshape, its own encoder/readout
+        nn.Module.__init__(self)  # not RecurrentNet's: MAU has no patch reshape, its own encoder/readout
         cfg = self.config = MAUConfig.from_dict({**(config.to_dict() if config else {}), **overrides})
         self.frames_in, self.frames_out = cfg.frames_in, cfg.frames_out
         self.channels, self.height, self.width = cfg.channels, cfg.height, cfg.width

@@ -76,9 +76,9 @@ from torch import Tensor, nn
 
 from stzoo.errors import ConfigError, InputError
 from stzoo.models.base import Architecture, Recipe, cfg_field, check_frames, get_architecture, register
-from stzoo.models.recurrent import RecurrentConfig, RecurrentForecaster, recurrent_declaration
+from stzoo.models.recurrent import RecurrentConfig, RecurrentNet, recurrent_declaration
 
-__all__ = ["MIM", "MIMConfig", "SpatioTemporalLSTMCell", "MIMBlock", "PeepholeConvLSTM", "MIM_RECIPE",
+__all__ = ["MIM", "MIMConfig", "STLSTMCell", "MIMBlock", "PeepholeConvLSTM", "MIM_RECIPE",
            "ARCHITECTURE"]
 
 FORGET_BIAS = 1.0  # added to every forget gate's pre-activation (OpenSTL's ``_forget_bias``)
@@ -105,8 +105,9 @@ def _conv(c_in: int, c_out: int, k: int) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False)
 
 
-class SpatioTemporalLSTMCell(nn.Module):
-    """ST-LSTM (PredRNN's cell): (X, H, C, M) → (H', C', M')."""
+class STLSTMCell(nn.Module):
+    """ST-LSTM (PredRNN's cell, OpenSTL's ``SpatioTemporalLSTMCell``): (X, H, C, M) → (H', C', M'), the
+    states only (:class:`stzoo.models.predrnn.STLSTMCellWithDeltas` also returns ΔC, ΔM)."""
 
     def __init__(self, c_in: int, c_hid: int, filter_size: int = 5):
         super().__init__()
@@ -178,7 +179,7 @@ class MIMBlock(nn.Module):
         return h, c, s, m
 
 
-class MIM(RecurrentForecaster):
+class MIM(RecurrentNet):
     """ST-LSTM + MIM blocks, with one MIM-N per block. Any T in, any number of frames out.
 
     The recurrent state, as :meth:`init_states` returns and :meth:`step` carries it, is
@@ -202,7 +203,7 @@ class MIM(RecurrentForecaster):
         first = self._cells_made == 0
         self._cells_made += 1
         if first:
-            return SpatioTemporalLSTMCell(c_in, c_hid, filter_size)
+            return STLSTMCell(c_in, c_hid, filter_size)
         return MIMBlock(c_in, c_hid, filter_size, self.grid)
 
     def check_input(self, x: Tensor) -> None:

@@ -39,7 +39,7 @@ longer horizons are rolled out by feeding predictions back in. Height and width 
 **What this is exactly.** The layout and the function are OpenSTL's ``MMVP_Model`` with its Moving MNIST
 settings (``configs/mmnist/MMVP.py``: ``downsample_setting='2,2,2'``, ``hid_S=32``, ``hid_T=192``, two
 RRDBs in encoder, decoder and enhancer, ``use_direct_predictor=True``), so OpenSTL checkpoints convert
-exactly (``stzoo.convert.openstl_mmvp``). Differences, each deliberate:
+exactly (``stzoo.convert.openstl.mmvp``). Differences, each deliberate:
 
 * **parameters.** OpenSTL builds three modules its forward never calls: ``MidMotionMatrix.scale_fuser_1``
   (26,656 parameters), ``scale_fuser_2`` (18,624) and ``PredictModel.fuse_conv`` (663,552, used only with a

@@ -60,7 +60,7 @@ from torch import Tensor, nn
 from stzoo.errors import ConfigError
 from stzoo.models.base import (Architecture, ChannelParam, ModelConfig, Recipe, cfg_field, raise_if_bad_frames,
                                register)
-from stzoo.models.recurrent import RecurrentForecaster
+from stzoo.models.recurrent import RecurrentNet
 
 __all__ = ["PhyDNet", "PhyDNetConfig", "PhyCell", "ConvLSTMCell", "moment_matrix", "moment_constraints",
            "moment_loss", "phydnet_training_forward", "PHYDNET_RECIPE", "ARCHITECTURE"]
@@ -177,7 +177,7 @@ class ConvLSTMCell(nn.Module):
 # --------------------------------------------------------------------------------------------
 # The whole net
 # --------------------------------------------------------------------------------------------
-class PhyDNet(RecurrentForecaster):
+class PhyDNet(RecurrentNet):
     """PhyCell + ConvLSTM between a shared encoder and decoder. Any T in, any number of frames out.
 
     The recurrent state, as :meth:`init_states` returns and :meth:`step` carries it, is
@@ -188,7 +188,7 @@ class PhyDNet(RecurrentForecaster):
     config_class = PhyDNetConfig
 
     def __init__(self, config: PhyDNetConfig | None = None, **overrides: Any):
-        nn.Module.__init__(self)  # not RecurrentForecaster's: PhyDNet encodes with convs, not a patch reshape
+        nn.Module.__init__(self)  # not RecurrentNet's: PhyDNet encodes with convs, not a patch reshape
         cfg = self.config = PhyDNetConfig.from_dict({**(config.to_dict() if config else {}), **overrides})
         self.frames_in, self.frames_out = cfg.frames_in, cfg.frames_out
         self.channels, self.height, self.width = cfg.channels, cfg.height, cfg.width

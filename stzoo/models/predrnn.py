@@ -48,9 +48,9 @@ from torch import Tensor, nn
 
 from stzoo.errors import ConfigError, InputError
 from stzoo.models.base import Architecture, Recipe, cfg_field, register
-from stzoo.models.recurrent import RecurrentConfig, RecurrentForecaster, recurrent_declaration
+from stzoo.models.recurrent import RecurrentConfig, RecurrentNet, recurrent_declaration
 
-__all__ = ["PredRNN", "PredRNNv2", "PredRNNConfig", "PredRNNv2Config", "SpatioTemporalLSTMCell",
+__all__ = ["PredRNN", "PredRNNv2", "PredRNNConfig", "PredRNNv2Config", "STLSTMCellWithDeltas",
            "decoupling_loss", "reverse_sampling_probabilities", "v2_sampling_masks", "predrnn_v2_training_forward",
            "FORGET_BIAS", "PREDRNN_RECIPE", "PREDRNN_V2_RECIPE", "ARCHITECTURE", "ARCHITECTURE_V2"]
 
@@ -84,9 +84,10 @@ class PredRNNv2Config(PredRNNConfig):
                               f"({self.sampling_stop})")
 
 
-class SpatioTemporalLSTMCell(nn.Module):
-    """One ST-LSTM layer (equations in the module docstring). Shapes for a B×c_in×h×w input X:
-    H, C, M and ΔC, ΔM are B×c_hid×h×w."""
+class STLSTMCellWithDeltas(nn.Module):
+    """One ST-LSTM layer (OpenSTL's ``SpatioTemporalLSTMCell``; equations in the module docstring) that also
+    returns the increments ΔC, ΔM PredRNN-V2's decoupling loss reads (:class:`stzoo.models.mim.STLSTMCell`
+    is the same cell without them). Shapes for a B×c_in×h×w input X: H, C, M and ΔC, ΔM are B×c_hid×h×w."""
 
     def __init__(self, c_in: int, c_hid: int, filter_size: int = 5):
         super().__init__()
@@ -125,14 +126,14 @@ def decoupling_loss(adapter: nn.Module, deltas: list[tuple[Tensor, Tensor]]) -> 
     return torch.stack(terms).mean()
 
 
-class PredRNN(RecurrentForecaster):
+class PredRNN(RecurrentNet):
     """A stack of ST-LSTM cells with the zigzag memory and a 1×1 readout. Any T in, any number out."""
 
     arch = "predrnn"
     config_class: type[PredRNNConfig] = PredRNNConfig
 
     def make_cell(self, c_in: int, c_hid: int, filter_size: int) -> nn.Module:
-        return SpatioTemporalLSTMCell(c_in, c_hid, filter_size)
+        return STLSTMCellWithDeltas(c_in, c_hid, filter_size)
 
     def init_states(self, batch: int, h: int, w: int, like: Tensor
                     ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...], Tensor]:
@@ -207,7 +208,7 @@ class PredRNN(RecurrentForecaster):
                 teacher_mask: Tensor | None = None, input_mask: Tensor | None = None,
                 return_context: bool = False) -> Tensor:
         """Predict ``n_out`` frames after the frames in ``x`` (B×T×C×H×W); as
-        :meth:`RecurrentForecaster.forward`, plus ``input_mask`` (reverse scheduled sampling): B×(T−1)
+        :meth:`RecurrentNet.forward`, plus ``input_mask`` (reverse scheduled sampling): B×(T−1)
         weights in [0, 1]; input frame i ≥ 1 becomes ``m·x[:, i] + (1−m)·prediction of frame i``.
         ``None`` = the observed frames (inference)."""
         return self._rollout(x, n_out, target, teacher_mask, input_mask, return_context, False)[0]

@@ -40,7 +40,7 @@ forward pass. One difference in the parameters: OpenSTL's ``CausalLSTMCell`` als
 Moving MNIST config (``configs/mmnist/PredRNNpp.py``: 4 × 128 hidden, 5×5 filters, patch 4) OpenSTL
 has 38,584,320 parameters, of which 4 × 819,200 = 3,276,800 in the unused ``conv_o``; stzoo's model
 has the other 35,307,520 and computes the same function (the importer,
-:mod:`stzoo.convert.openstl_predrnnpp`, lists the ``conv_o`` tensors as unused).
+:mod:`stzoo.convert.openstl.predrnnpp`, lists the ``conv_o`` tensors as unused).
 
 PredRNN++ needs at least two layers (the GHU sits between the first two).
 """
@@ -54,7 +54,7 @@ import torch
 from torch import Tensor, nn
 
 from stzoo.models.base import Architecture, Recipe, cfg_field, register
-from stzoo.models.recurrent import RecurrentConfig, RecurrentForecaster, recurrent_declaration
+from stzoo.models.recurrent import RecurrentConfig, RecurrentNet, recurrent_declaration
 
 __all__ = ["PredRNNpp", "PredRNNppConfig", "CausalLSTMCell", "GradientHighwayUnit", "PREDRNNPP_RECIPE",
            "ARCHITECTURE"]
@@ -130,7 +130,7 @@ class GradientHighwayUnit(nn.Module):
         return s * torch.tanh(p) + (1 - s) * z
 
 
-class PredRNNpp(RecurrentForecaster):
+class PredRNNpp(RecurrentNet):
     """Causal LSTM stack with a GHU after the first layer. Any T in, any number of frames out.
 
     The recurrent state, as :meth:`init_states` returns and :meth:`step` carries it, is

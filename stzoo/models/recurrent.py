@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from stzoo.errors import ConfigError, InputError
 from stzoo.models.base import ChannelParam, ModelConfig, Recipe, cfg_field, raise_if_bad_frames
 
-__all__ = ["RecurrentForecaster", "RecurrentConfig", "RECURRENT_RECIPE", "recurrent_declaration"]
+__all__ = ["RecurrentNet", "RecurrentConfig", "RECURRENT_RECIPE", "recurrent_declaration"]
 
 
 @dataclass
@@ -60,8 +60,10 @@ def recurrent_declaration(first_cell_input: str) -> dict[str, Any]:
                 channel_params=channel_params)
 
 
-class RecurrentForecaster(nn.Module):
-    """Base class: patch reshape in, a stack of cells, a 1×1 readout, pixel shuffle out.
+class RecurrentNet(nn.Module):
+    """Base class of the recurrent nets (a ``torch.nn.Module``): patch reshape in, a stack of cells, a 1×1
+    readout, pixel shuffle out, and the rollout loop. Not to be confused with :class:`stzoo.Forecaster`, which
+    feeds a loaded model frames that arrive one at a time.
 
     Subclasses set ``config_class`` and implement :meth:`make_cell`; each cell implements
     ``init_state(batch, h, w, like)`` and ``forward(x, state) -> (output, state)``.

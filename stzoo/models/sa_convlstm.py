@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from stzoo.models.convlstm import ConvLSTMCell
 from stzoo.models.base import Architecture, cfg_field, register
-from stzoo.models.recurrent import RecurrentConfig, RecurrentForecaster, recurrent_declaration
+from stzoo.models.recurrent import RecurrentConfig, RecurrentNet, recurrent_declaration
 
 __all__ = ["SAConvLSTM", "SelfAttentionMemory", "SAConvLSTMCell", "SAConvLSTMConfig", "ARCHITECTURE"]
 
@@ -88,7 +88,7 @@ class SAConvLSTMCell(nn.Module):
         return h, (h, c, m)
 
 
-class SAConvLSTM(RecurrentForecaster):
+class SAConvLSTM(RecurrentNet):
     """A stack of SA-ConvLSTM cells. Any T in, any number of frames out."""
 
     arch = "sa_convlstm"

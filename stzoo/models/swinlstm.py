@@ -67,7 +67,7 @@ from torch import Tensor, nn
 
 from stzoo.errors import ConfigError
 from stzoo.models.base import Architecture, ChannelParam, ModelConfig, Recipe, cfg_field, register
-from stzoo.models.recurrent import RecurrentForecaster
+from stzoo.models.recurrent import RecurrentNet
 from stzoo.models.tau import DropPath
 
 __all__ = ["SwinLSTM", "SwinLSTMConfig", "SwinLSTMCell", "SwinBlock", "WindowAttention", "StagePlan",
@@ -377,15 +377,15 @@ class PatchExpanding(nn.Module):
 # --------------------------------------------------------------------------------------------
 # The whole net
 # --------------------------------------------------------------------------------------------
-class SwinLSTM(RecurrentForecaster):
+class SwinLSTM(RecurrentNet):
     """SwinLSTM-D: any T in, any number of frames out (the recurrent rollout of
-    :class:`~stzoo.models.recurrent.RecurrentForecaster`, with this net's :meth:`step`)."""
+    :class:`~stzoo.models.recurrent.RecurrentNet`, with this net's :meth:`step`)."""
 
     arch = "swinlstm"
     config_class = SwinLSTMConfig
 
     def __init__(self, config: SwinLSTMConfig | None = None, **overrides: Any):
-        nn.Module.__init__(self)  # the layers are not RecurrentForecaster's cell stack; its rollout is reused
+        nn.Module.__init__(self)  # the layers are not RecurrentNet's cell stack; its rollout is reused
         cfg = self.config = SwinLSTMConfig.from_dict({**(config.to_dict() if config else {}), **overrides})
         self.frames_in, self.frames_out = cfg.frames_in, cfg.frames_out
         self.channels, self.height, self.width = cfg.channels, cfg.height, cfg.width
