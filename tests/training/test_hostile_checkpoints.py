@@ -29,6 +29,7 @@ import torch
 import stzoo
 import stzoo.zoo.manifest
 import stzoo.zoo.folder as pretrained
+from helpers import subprocess_env
 from helpers.hostile import refuse
 from stzoo.errors import CheckpointError
 from stzoo.training.finetune import CHECKPOINT_NAME, finetune
@@ -261,7 +262,7 @@ def test_killed_save_leaves_old_folder_and_leftovers_are_cleaned(tmp_path):
     tiny(seed=0).save_pretrained(folder)
     before = _sha(folder / "model.safetensors")
     code = _KILLED_SAVE.format(folder=str(folder))
-    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run([sys.executable, "-c", code], env=subprocess_env(OMP_NUM_THREADS="1"))
     assert proc.returncode == 17
     left = _leftovers(folder)
     assert len(left) == 1 and ".stzoo-tmp-" in left[0]  # the killed save's half-written folder
