@@ -88,7 +88,7 @@ def time_forward(model: torch.nn.Module, x: torch.Tensor, n_out: int, batch: int
 def measure(name: str, n: int, threads: int, batch: int, mnist_dir: str | None) -> list[dict]:
     import stzoo
     from stzoo.training.evaluation import _to_float, test_data
-    from stzoo.zoo.folder import training_dataset
+    from stzoo.zoo.card import training_dataset
 
     p = stzoo.load(name)
     model = p.model.eval()

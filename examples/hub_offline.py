@@ -36,7 +36,9 @@ os.environ["HF_HOME"] = str((out / "hf-home").resolve())
 import numpy as np  # noqa: E402
 
 import stzoo  # noqa: E402
-from stzoo.zoo.hub import WEIGHTS_DIR_ENV, cache_report, locate_weights  # noqa: E402
+from stzoo.zoo.hub import WEIGHTS_DIR_ENV, cache_report  # noqa: E402
+from stzoo.zoo.manifest import get_entry  # noqa: E402
+from stzoo.zoo.resolve import locate_weights  # noqa: E402
 
 folder = (out / "offline-weights").resolve()
 folder.mkdir(exist_ok=True)
@@ -44,7 +46,7 @@ folder.mkdir(exist_ok=True)
 # 1. Find each released file (verifying its sha256) and copy it into the offline folder.
 names = sorted({stzoo.info(n)["name"] for n in stzoo.list_models(pretrained=True)})
 for name in names:
-    loc = locate_weights(stzoo.info(name))  # raises WeightsNotAvailableError if not found locally
+    loc = locate_weights(get_entry(name))  # raises WeightsNotAvailableError if not found locally
     shutil.copy2(loc.path, folder / loc.path.name)
     print(f"{name}: verified {loc.path.name} ({loc.source}) -> {folder.name}/")
 
@@ -55,7 +57,7 @@ for name in names:
     # a bright square on black, with as many channels as the model reads (T×C×H×W, floats in [0, 1])
     frames = np.zeros((p.spec.frames_in, p.spec.channels, p.spec.height, p.spec.width), dtype=np.float32)
     frames[:, :, 24:36, 24:36] = 1.0
-    where = locate_weights(stzoo.info(name))
+    where = locate_weights(get_entry(name))
     print(f"{name}: loaded offline from {where.path.parent.name}/ ({where.source}), "
           f"forecast shape {p.predict(frames).shape}")
 

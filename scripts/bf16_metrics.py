@@ -34,7 +34,7 @@ def measure(name: str, sequences: int, mnist_dir: str | None) -> dict:
     import stzoo
     from stzoo.training.evaluation import evaluate, test_data, test_set_description
     from stzoo.models import Recipe
-    from stzoo.zoo.folder import training_dataset
+    from stzoo.zoo.card import training_dataset
     from stzoo.runtime import cpu_description
 
     p32 = stzoo.load(name)

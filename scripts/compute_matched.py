@@ -95,6 +95,7 @@ def collect(runs: Path, names: list[str] | None = None, mnist_dir: str | None = 
     from torch import nn
 
     from stzoo.tools.docs_gen import count_flops
+    from stzoo.zoo.entry import ZooEntry
     from stzoo.training.train import evaluate, evaluate_copy_last, test_data
 
     models = load_manifest()["models"]
@@ -111,7 +112,7 @@ def collect(runs: Path, names: list[str] | None = None, mnist_dir: str | None = 
         overrides = {k: v for k, v in s["config"].items() if (entry.get("config") or {}).get(k) != v}
         flops = (entry.get("flops") or {}).get("flops")
         if overrides and "architecture" in entry:
-            flops = count_flops({**entry, "config": s["config"]})["flops"]
+            flops = count_flops(ZooEntry.from_dict(zoo_name, {**entry, "config": s["config"]}))["flops"]
         budget.add(s.get("time_budget_s"))
         eval_n.add((s.get("metrics") or {}).get("sequences"))
         records.append({

@@ -14,6 +14,7 @@ from stzoo.errors import (
     UnknownModelError,
     WeightsNotAvailableError,
 )
+from stzoo.zoo.entry import ZooEntry
 from stzoo.zoo.hub import ChecksumError, HubError, InvalidHubIdError
 from stzoo.frames import FramesWarning
 from stzoo.runtime import PerformanceWarning
@@ -26,6 +27,6 @@ from stzoo.frames import viz  # noqa: E402  (stzoo.viz.save_strip / save_gif wit
 from stzoo.version import __version__
 
 __all__ = ["load", "create", "list_models", "info", "build_model", "register_architecture", "Architecture",
-           "ModelConfig", "Recipe", "cfg_field", "Predictor", "Forecaster", "StzooError", "InputError",
+           "ModelConfig", "Recipe", "cfg_field", "Predictor", "Forecaster", "ZooEntry", "StzooError", "InputError",
            "InputTypeError", "UnknownModelError", "ConfigError", "WeightsNotAvailableError",
            "ChecksumError", "HubError", "InvalidHubIdError", "FramesWarning", "PerformanceWarning", "__version__"]

@@ -21,7 +21,7 @@ class PredictorLike(Protocol):
         model: the ``torch.nn.Module`` that forecasts (fused or reference implementation).
         spec: the model's :class:`~stzoo.models.InputSpec` (frames in / out, channels, size, value range).
         name: the zoo name, folder or Hub id it was loaded from (``None`` for an unnamed model).
-        entry: the zoo entry it was built from (``{}`` for none).
+        entry: the zoo entry it was built from (a ``stzoo.zoo.entry.ZooEntry``; ``None`` for none).
         reference_model: the paper-shaped module (same weights as ``model``).
     """
 

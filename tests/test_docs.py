@@ -6,7 +6,8 @@ from pathlib import Path
 from stzoo.tools.docs_gen import GENERATED_NOTE
 from stzoo.zoo.manifest import zoo_table_markdown
 from stzoo.data import get_dataset
-from stzoo.zoo.folder import PIPELINE_TAG, display_command
+from stzoo.zoo.card import PIPELINE_TAG, display_command
+from stzoo.zoo.entry import ZooEntry
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -99,7 +100,7 @@ def test_manifest_with_flops_and_speed_follows_the_schema():
 @pytest.mark.parametrize("name", sorted(n for n, e in load_manifest()["models"].items() if "flops" in e))
 def test_stored_flops_are_what_flop_counter_counts(name):
     entry = load_manifest()["models"][name]
-    counted = count_flops(entry)
+    counted = count_flops(ZooEntry.from_dict(name, entry))
     assert counted["flops"] == entry["flops"]["flops"], (
         f"{name}: manifest says {entry['flops']['flops']} FLOPs, FlopCounterMode counts {counted['flops']}; "
         "run `stzoo-maint zoo-stats` and regenerate the docs")

@@ -100,9 +100,11 @@ import json, sys
 from pathlib import Path
 import numpy as np
 import stzoo
-from stzoo.zoo.hub import locate_weights, local_weights_dirs
+from stzoo.zoo.hub import local_weights_dirs
+from stzoo.zoo.manifest import get_entry
+from stzoo.zoo.resolve import locate_weights
 site = Path(sys.argv[1]).resolve()
-loc = locate_weights(stzoo.info("tau-mmnist"))
+loc = locate_weights(get_entry("tau-mmnist"))
 p = stzoo.load("tau-mmnist")
 frames = np.zeros((10, 64, 64), np.uint8)
 frames[:, 20:30, 20:30] = 255

@@ -59,8 +59,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = train_config(entry["architecture"], entry["config"], args.config)
     init_from = args.init_from
     if init_from == "released":
-        from stzoo.zoo.hub import resolve_weights
-        init_from = resolve_weights(entry)
+        from stzoo.zoo.manifest import get_entry
+        from stzoo.zoo.resolve import resolve_weights
+        init_from = resolve_weights(get_entry(args.name))
     summary = train(entry["architecture"], config, args.out, dataset_options=dataset_options(args),
                     recipe=_recipe_from_args(entry["architecture"], args), device=args.device,
                     max_steps=args.max_steps, eval_sequences=args.eval_sequences,
@@ -137,7 +138,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from stzoo.data.registry import list_datasets, test_set_size
     from stzoo.errors import ConfigError, InputError
     from stzoo.training.train import evaluate, evaluate_copy_last, test_data
-    from stzoo.zoo.folder import training_dataset
+    from stzoo.zoo.card import training_dataset
 
     set_threads(args)
     if args.batch_size < 1 or (args.sequences is not None and args.sequences < 1):

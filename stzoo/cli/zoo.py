@@ -46,14 +46,15 @@ def _human_size(n: int | None) -> str:
 
 def _cmd_download(args: argparse.Namespace) -> int:
     from stzoo.api import list_models
-    from stzoo.zoo.hub import HUB_PREFIX, locate_weights
+    from stzoo.zoo.hub import HUB_PREFIX
     from stzoo.zoo.manifest import get_entry
+    from stzoo.zoo.resolve import locate_weights
 
     if args.all == bool(args.names):
         raise StzooError("give zoo names or --all (not both, not neither); see `stzoo list`")
     names = list_models(pretrained=True) if args.all else args.names
     if args.all:
-        names = sorted({get_entry(n)["name"] for n in names})  # aliases fetch the same file
+        names = sorted({get_entry(n).name for n in names})  # aliases fetch the same file
         if not names:
             print("no zoo entry has released weights yet: nothing to download")
             return 0

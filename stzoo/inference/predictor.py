@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from stzoo.errors import InputError
 from stzoo.frames import LAYOUTS, FramesWarning, OutputFormat, peek_shape, prepare_frames
-from stzoo.zoo.manifest import InputSpec
+from stzoo.zoo.entry import InputSpec, ZooEntry
 from stzoo.models.base import ARCHITECTURES, check_frames, eval_mode
 
 __all__ = ["Predictor"]
@@ -209,6 +209,8 @@ class Predictor:
         model: the ``nn.Module`` (in eval mode).
         spec: the :class:`~stzoo.zoo.manifest.InputSpec` (frames in/out, channels, size, value range).
         name: the zoo name, if it came from the zoo.
+        entry: the :class:`~stzoo.zoo.entry.ZooEntry` it was built from (architecture, config, input spec,
+            description, ...; ``extra`` holds records such as a checkpoint's ``source``), or ``None``.
         batch_size: sequences per forward pass; bigger inputs are split so memory stays bounded.
         impl: ``"reference"`` or ``"fused"`` — which implementation ``model`` is (see
             :meth:`use_impl` and ``docs/kernels.md``).
@@ -218,11 +220,11 @@ class Predictor:
     """
 
     def __init__(self, model: nn.Module, spec: InputSpec, *, name: str | None = None,
-                 entry: dict[str, Any] | None = None, batch_size: int = 16, cuda_graphs: bool | None = None):
+                 entry: ZooEntry | None = None, batch_size: int = 16, cuda_graphs: bool | None = None):
         self.model = model.eval()
         self.spec = spec
         self.name = name
-        self.entry = entry or {}
+        self.entry = entry
         self.batch_size = batch_size  # checked by the property's setter
         self.cuda_graphs = cuda_graphs
         self._graphed: Any = None  # stzoo.kernels.graphs.GraphedCall for self.model, made on first use
@@ -269,7 +271,7 @@ class Predictor:
             self._graphed = None
         return self
 
-    def derive(self, model: nn.Module, spec: InputSpec | None = None, *, entry: dict[str, Any] | None = None,
+    def derive(self, model: nn.Module, spec: InputSpec | None = None, *, entry: ZooEntry | None = None,
                name: str | None = None) -> Predictor:
         """A new Predictor of the same kind for ``model`` (e.g. an adapted or fine-tuned copy), keeping
         this one's batch size and CUDA-graph setting. Code that builds Predictors from a given one
@@ -560,8 +562,8 @@ class Predictor:
         """Upload this model in the ``save_pretrained`` layout to Hub repo ``repo_id`` (created if
         missing; token from ``token``, ``HF_TOKEN`` or ``hf auth login``; ``HF_ENDPOINT`` applies) and
         return the commit id. ``stzoo.load("hf-hub:" + repo_id)`` loads it back.
-        See :func:`stzoo.zoo.folder.push_to_hub`."""
-        from stzoo.zoo.folder import push_to_hub
+        See :func:`stzoo.zoo.upload.push_to_hub`."""
+        from stzoo.zoo.upload import push_to_hub
 
         return push_to_hub(self, repo_id, revision=revision, commit_message=commit_message, private=private,
                            token=token, config=config, card=card)

@@ -268,7 +268,7 @@ def make_train_step(name: str, *, batch: int | None = None, device: str = "cpu",
     from stzoo.training.train import compute_loss, make_optimizer, optimizer_step
 
     entry = get_entry(name)
-    arch = get_architecture(entry["architecture"])
+    arch = get_architecture(entry.architecture)
     recipe = arch.recipe
     batch = recipe.batch_size if batch is None else batch
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
@@ -279,12 +279,12 @@ def make_train_step(name: str, *, batch: int | None = None, device: str = "cpu",
 
     amp = resolve_train_dtype(dtype, dev, InputError)
     torch.manual_seed(seed)
-    model = build_model(arch.name, {**entry["config"], **(config or {})}).to(dev).train()
+    model = build_model(arch.name, {**entry.config, **(config or {})}).to(dev).train()
     opt, sched = make_optimizer(model.parameters(), recipe, total_steps=10**6)
-    spec = entry["input"]
-    channels = int(getattr(model, "channels", spec["channels"]))
+    spec = entry.input
+    channels = int(getattr(model, "channels", spec.channels))
     g = torch.Generator().manual_seed(seed)
-    seq = torch.rand(batch, recipe.frames_in + recipe.frames_out, channels, spec["height"], spec["width"],
+    seq = torch.rand(batch, recipe.frames_in + recipe.frames_out, channels, spec.height, spec.width,
                      generator=g).to(dev)
     teacher_p = 1.0 if recipe.scheduled_sampling > 0 else 0.0  # the start of training
 
@@ -294,9 +294,9 @@ def make_train_step(name: str, *, batch: int | None = None, device: str = "cpu",
         optimizer_step(loss, model, opt, sched, recipe.grad_clip)
         return float(loss.detach())  # also waits for the device
 
-    setup = {"name": entry["name"], "arch": arch.name, "batch": batch, "device": str(dev),
+    setup = {"name": entry.name, "arch": arch.name, "batch": batch, "device": str(dev),
              "dtype": "bfloat16" if amp else "float32", "frames_in": recipe.frames_in,
-             "frames_out": recipe.frames_out, "height": spec["height"], "width": spec["width"]}
+             "frames_out": recipe.frames_out, "height": spec.height, "width": spec.width}
     return step, setup
 
 

@@ -82,7 +82,8 @@ def _cmd_zoo_stats(args: argparse.Namespace) -> int:
 def _cmd_hub_push(args: argparse.Namespace) -> int:
     import tempfile
 
-    from stzoo.zoo.folder import WEIGHTS_NAME, export_release, push_folder
+    from stzoo.zoo.folder import WEIGHTS_NAME
+    from stzoo.zoo.upload import export_release, push_folder
     from stzoo.zoo.hub import validate_repo_id, validate_revision
 
     validate_repo_id(args.repo_id)
@@ -96,10 +97,10 @@ def _cmd_hub_push(args: argparse.Namespace) -> int:
         from stzoo.zoo.manifest import get_entry
 
         entry = get_entry(args.source)
-        hub = (entry.get("weights") or {}).get("hub") or {}
-        extra = {hub["filename"]: WEIGHTS_NAME} if hub.get("filename") not in (None, WEIGHTS_NAME) else None
+        hub = entry.weights.hub if entry.weights else None
+        extra = {hub.filename: WEIGHTS_NAME} if hub and hub.filename != WEIGHTS_NAME else None
         with tempfile.TemporaryDirectory(prefix="stzoo-push-") as tmp:
-            export_release(entry["name"], tmp, repo_id=args.repo_id)
+            export_release(entry.name, tmp, repo_id=args.repo_id)
             commit = push_folder(tmp, args.repo_id, revision=args.revision, commit_message=args.message,
                                  private=args.private or None, extra_files=extra)
     print(f"pushed {args.source} to {args.repo_id}@{args.revision or 'main'}: commit {commit}")

@@ -6,9 +6,9 @@ Everything the docs say about the zoo comes from ``weights_manifest.json``, so i
   the same one the README carries) with each name linking to its model card, and what the
   columns mean;
 * :func:`model_card_page` — ``docs/models/<name>.md``: one card per zoo entry (aliases included),
-  opening with the Hub metadata (:func:`stzoo.zoo.folder.card_metadata`: ``pipeline_tag``,
+  opening with the Hub metadata (:func:`stzoo.zoo.card.card_metadata`: ``pipeline_tag``,
   ``datasets``, ``license``, ...) and showing recorded commands without machine-specific paths
-  (:func:`stzoo.zoo.folder.display_command`);
+  (:func:`stzoo.zoo.card.display_command`);
 * :func:`write_docs` writes both (``stzoo-maint zoo-table --docs docs``); :func:`stale_docs` lists the
   files that differ from what the manifest gives (the tests use it).
 
@@ -28,6 +28,7 @@ import json
 import os
 import platform
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -35,7 +36,8 @@ import torch
 from stzoo.data.registry import get_dataset
 from stzoo.errors import StzooError
 from stzoo.zoo.manifest import format_gflops, format_speed, load_manifest, zoo_table_markdown
-from stzoo.zoo.folder import card_metadata, display_command, front_matter
+from stzoo.zoo.card import card_metadata, display_command, front_matter
+from stzoo.zoo.entry import ZooEntry
 from stzoo.tools.release import update_manifest
 
 __all__ = ["FLOP_COUNTER", "GENERATED_NOTE", "count_flops", "measure_speed", "machine_description",
@@ -48,7 +50,7 @@ STRIP_IMAGE = "assets/tau-mmnist-strip.png"
 
 
 # ---- computed manifest fields -----------------------------------------------------------------
-def count_flops(entry: dict[str, Any]) -> dict[str, Any]:
+def count_flops(entry: ZooEntry) -> dict[str, Any]:
     """Count the FLOPs of one forward pass of ``entry``'s architecture on its native input.
 
     The model is built from the entry's config (random weights: the count does not depend on
@@ -59,7 +61,7 @@ def count_flops(entry: dict[str, Any]) -> dict[str, Any]:
     products and ignores element-wise work (activations, norms, gates), as most papers do.
 
     Args:
-        entry: a manifest entry (not an alias) with ``architecture``, ``config`` and ``input``.
+        entry: a zoo entry (not an alias).
 
     Returns:
         The manifest's ``flops`` record: ``flops`` (int), ``input_shape`` (B, T, C, H, W),
@@ -69,16 +71,16 @@ def count_flops(entry: dict[str, Any]) -> dict[str, Any]:
 
     from stzoo.models import build_model
 
-    spec = entry["input"]
-    shape = [1, int(spec["frames_in"]), int(spec["channels"]), int(spec["height"]), int(spec["width"])]
-    model = build_model(entry["architecture"], entry["config"]).eval().to("meta")
+    spec = entry.input
+    shape = [1, spec.frames_in, spec.channels, spec.height, spec.width]
+    model = build_model(entry.architecture, dict(entry.config)).eval().to("meta")
     x = torch.zeros(shape, device="meta")
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         if getattr(model, "recurrent", False):
-            model(x, int(spec["frames_out"]))
+            model(x, spec.frames_out)
         else:
             model(x)
-    return {"flops": int(counter.get_total_flops()), "input_shape": shape, "frames_out": int(spec["frames_out"]),
+    return {"flops": int(counter.get_total_flops()), "input_shape": shape, "frames_out": spec.frames_out,
             "counter": FLOP_COUNTER, "torch": torch.__version__.split("+")[0]}
 
 
@@ -130,8 +132,8 @@ def measure_speed(name: str, *, threads: int = 1, batch: int = 1, warmup: int = 
         from stzoo.zoo.manifest import get_entry
         from stzoo.models import override_config
 
-        entry = dict(get_entry(name))
-        entry["config"] = override_config(entry["architecture"], entry["config"], config)
+        entry = get_entry(name)
+        entry = entry.replace(config=override_config(entry.architecture, dict(entry.config), config))
         subject = assemble_predictor(entry, None, name=name, device="cpu", dtype="float32", batch_size=16,
                                      impl="auto")
     previous = torch.get_num_threads()
@@ -177,8 +179,7 @@ def update_manifest_stats(manifest_path: str | os.PathLike, *, speed: bool = Fal
             raise StzooError(f"{n!r} is not a (non-alias) entry of {path}")
     written: dict[str, Any] = {}
     for n in tqdm(todo, desc="zoo stats", unit="model"):
-        entry = models[n]
-        written[n] = {"flops": count_flops(entry)}
+        written[n] = {"flops": count_flops(ZooEntry.from_dict(n, models[n]))}
         if speed:
             written[n]["speed"] = measure_speed(n, threads=threads, iters=iters, machine=machine, command=command)
 
@@ -256,51 +257,51 @@ def model_card_page(name: str, manifest: dict[str, Any] | None = None) -> str:
                           "model of this kind as new weights are released. Pin the target name for reproducible "
                           "results.", "", "```python", "import stzoo", "",
                           f'p = stzoo.load("{name}")   # = stzoo.load("{target}")', "```", ""])
-    e = raw
-    spec = e["input"]
+    e = ZooEntry.from_dict(name, raw)
+    spec = e.input
     aliases = sorted(n for n, v in models.items() if v.get("alias") == name)
-    flops = e.get("flops")
+    flops = e.flops
     flops_text = (f"{format_gflops(e)} GFLOPs ({flops['flops'] / 2e9:.2f} GMACs), input "
                   f"{'×'.join(map(str, flops['input_shape']))}, {flops['frames_out']} frames out" if flops else "–")
-    value_range = "[" + ", ".join(f"{v:g}" for v in spec["value_range"]) + "]"
+    value_range = "[" + ", ".join(f"{v:g}" for v in spec.value_range) + "]"
     # the same Hub metadata as the README.md that `stzoo-maint hub push` uploads (MkDocs reads it as page meta)
-    lines = [front_matter(card_metadata({"name": name, **e})), GENERATED_NOTE, "", f"# {name}", "",
-             e["description"], "",
+    lines = [front_matter(card_metadata(e.to_dict(with_name=True))), GENERATED_NOTE, "", f"# {name}", "",
+             e.description, "",
              "| | |", "|---|---|",
-             f"| architecture | `{e['architecture']}` ([architectures](../architectures.md)) |",
-             f"| parameters | {e['parameters']:,} |",
+             f"| architecture | `{e.architecture}` ([architectures](../architectures.md)) |",
+             f"| parameters | {e.parameters:,} |",
              f"| compute | {flops_text} |",
-             f"| input | {spec['frames_in']} frames in → {spec['frames_out']} out, {spec['channels']} channel(s), "
-             f"trained at {spec['height']}×{spec['width']}, values in {value_range}"
-             + (f" ({spec['normalization']})" if spec.get("normalization") else "") + " |",
-             f"| weights | {'released' if e.get('weights') else 'not released yet'} |",
-             f"| CPU speed | {format_speed(e)} seq/s |" if (e.get("speed") or {}).get("cpu") else "| CPU speed | – |",
-             f"| license | {e['license']} |"]
+             f"| input | {spec.frames_in} frames in → {spec.frames_out} out, {spec.channels} channel(s), "
+             f"trained at {spec.height}×{spec.width}, values in {value_range}"
+             + (f" ({e.normalization})" if e.normalization else "") + " |",
+             f"| weights | {'released' if e.weights else 'not released yet'} |",
+             f"| CPU speed | {format_speed(e)} seq/s |" if (e.speed or {}).get("cpu") else "| CPU speed | – |",
+             f"| license | {e.license} |"]
     if aliases:
         lines.append(f"| aliases | {', '.join(f'[`{a}`]({a}.md)' for a in aliases)} |")
     lines += ["", "## Use", "", "```python", "import stzoo", ""]
-    if e.get("weights"):
+    if e.weights:
         lines += [f'p = stzoo.load("{name}")          # verified weights (sha256) from the release',
                   "future = p.predict(frames)            # frames: T×H×W uint8 or float in [0, 1]"]
     else:
         lines += [f'p = stzoo.load("{name}", pretrained=False)   # the architecture, randomly initialised',
                   '# or your own trained file: stzoo.load(..., weights="model.safetensors")']
     lines += ["```", "", "Command line: `stzoo info " + name + "`" + (f", `stzoo predict {name} --input clip.gif "
-              "--output future.gif --strip strip.png`" if e.get("weights") else "") + ". See "
-              "[predicting](../predicting.md).", "", "## Config", "", *_fence(e["config"]), ""]
-    w = e.get("weights")
+              "--output future.gif --strip strip.png`" if e.weights else "") + ". See "
+              "[predicting](../predicting.md).", "", "## Config", "", *_fence(dict(e.config)), ""]
+    w = e.weights
     lines += ["## Weights", ""]
     if w:
-        lines += [f"- file: `{w['filename']}` ({w['size']:,} bytes, {w['dtype']}, safetensors)",
-                  f"- sha256: `{w['sha256']}` (checked before every load)"]
-        if w.get("hub"):
-            h = w["hub"]
-            lines.append(f"- Hugging Face Hub: `{h['repo_id']}`, file `{h['filename']}`, revision `{h['revision']}`")
+        lines += [f"- file: `{w.filename}` ({w.size:,} bytes, {w.dtype}, safetensors)",
+                  f"- sha256: `{w.sha256}` (checked before every load)"]
+        if w.hub:
+            h = w.hub
+            lines.append(f"- Hugging Face Hub: `{h.repo_id}`, file `{h.filename}`, revision `{h.revision}`")
         lines += ["", "Offline use, mirrors and the cache: [hub](../hub.md)."]
     else:
         lines.append("Not released yet. Train them with `stzoo train " + name + " --out runs/" + name + "`.")
     lines += ["", "## Metrics", ""]
-    m = e.get("metrics")
+    m = e.metrics
     if m:
         lines += [f"On {m['dataset']} ({m['split']} split, {m['sequences']:,} sequences):", "",
                   "| MSE ↓ | MAE ↓ | SSIM ↑ | PSNR ↑ |", "|---|---|---|---|",
@@ -311,7 +312,7 @@ def model_card_page(name: str, manifest: dict[str, Any] | None = None) -> str:
     else:
         lines += ["Not measured (no released weights).", ""]
     lines += _forecast_lines(name, e)
-    speed = e.get("speed") or {}
+    speed = e.speed or {}
     lines += ["## Speed", ""]
     if speed:
         lines += ["| device | seq/s | latency (ms) | batch | dtype | threads | machine | date |",
@@ -323,7 +324,7 @@ def model_card_page(name: str, manifest: dict[str, Any] | None = None) -> str:
         lines += [""] + [f"Measured with `{c}`." for c in cmds] + ([""] if cmds else [])
     else:
         lines += ["Not measured yet.", ""]
-    t = e.get("training")
+    t = e.training
     lines += ["## Training", ""]
     if t:
         for key, label in (("epochs", "epochs"), ("steps", "steps"), ("hardware", "hardware"),
@@ -337,9 +338,9 @@ def model_card_page(name: str, manifest: dict[str, Any] | None = None) -> str:
     return "\n".join(lines)
 
 
-def _baseline_lines(manifest: dict[str, Any], e: dict[str, Any], m: dict[str, Any]) -> list[str]:
+def _baseline_lines(manifest: dict[str, Any], e: ZooEntry, m: Mapping[str, Any]) -> list[str]:
     """The copy-last-frame baseline measured on the same test set as the entry's metrics, if recorded."""
-    key = get_dataset(e.get("dataset", "moving_mnist")).baseline_key
+    key = get_dataset(e.dataset or "moving_mnist").baseline_key
     base = ((manifest.get("baselines") or {}).get(key) or {}).get("metrics")
     if not base or (base.get("dataset"), base.get("sequences")) != (m.get("dataset"), m.get("sequences")):
         return []  # only a baseline measured on exactly the same sequences is put beside the model
@@ -349,9 +350,9 @@ def _baseline_lines(manifest: dict[str, Any], e: dict[str, Any], m: dict[str, An
             f"test set.{ratio}", ""]
 
 
-def _bf16_lines(name: str, e: dict[str, Any]) -> list[str]:
+def _bf16_lines(name: str, e: ZooEntry) -> list[str]:
     """What ``stzoo.load(name, dtype="bfloat16")`` changes in the test metrics, where measured."""
-    b = e.get("bf16")
+    b = e.bf16
     if not b:
         return []
     f32, b16 = b["float32"], b["bfloat16"]
@@ -366,20 +367,20 @@ def _bf16_lines(name: str, e: dict[str, Any]) -> list[str]:
 ROLLOUT_ROWS = (1, 5, 10, 15, 20, 25, 30, 40, 50, 60)
 
 
-def _forecast_lines(name: str, e: dict[str, Any]) -> list[str]:
+def _forecast_lines(name: str, e: ZooEntry) -> list[str]:
     """The card's forecast strip and rollout table, where the manifest records them."""
-    strip, roll = e.get("strip"), e.get("rollout")
+    strip, roll = e.strip, e.rollout
     if not strip and not roll:
         return []
     lines = ["## Forecast", ""]
     if strip:
-        two = e["input"]["channels"] == 2
+        two = e.input.channels == 2
         lines += [f"![{name}: input, ground truth, prediction, absolute error](../{strip['path']})",
                   "", f"Test sequence {strip['sequence']} of {strip['dataset']}: input, ground truth, prediction and "
                   "|error|." + (" U and V side by side, each stretched by the ground truth's own minimum and maximum; "
                                 "the error is in units of those displayed ranges." if two else ""), ""]
     if roll:
-        h, fo = roll["horizon"], e["input"]["frames_out"]
+        h, fo = roll["horizon"], e.input.frames_out
         rows = [t for t in ROLLOUT_ROWS if t < h] + [h]
         lines += [f"Rollout to {h} frames ({h // fo}× the {fo} it was trained to predict; beyond {fo} the model's own "
                   f"predictions are fed back in) on the first {roll['sequences']:,} sequences of {roll['dataset']}. "

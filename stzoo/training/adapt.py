@@ -24,7 +24,6 @@ The returned :class:`AdaptReport` lists which weights were copied, converted and
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +31,7 @@ import torch
 from torch import Tensor
 
 from stzoo.errors import ConfigError, InputError
-from stzoo.zoo.manifest import InputSpec
+from stzoo.zoo.entry import InputSpec, ZooEntry
 from stzoo.models import build_model, get_architecture
 from stzoo.interfaces import PredictorLike
 
@@ -142,7 +141,7 @@ def adapt(predictor: PredictorLike, *, channels: int | None = None, height: int 
         InputError: a size the architecture cannot run at, or TAU with ``frames_in != frames_out``.
         ConfigError: the Predictor does not record its architecture config.
     """
-    entry = copy.deepcopy(predictor.entry or {})
+    entry: ZooEntry | None = predictor.entry
     source = getattr(predictor, "reference_model", predictor.model)  # not a fused inference twin
     old = getattr(source, "config", None)
     if old is None:
@@ -168,7 +167,7 @@ def adapt(predictor: PredictorLike, *, channels: int | None = None, height: int 
         if want[k] != getattr(spec, k):
             report.changes[k] = (getattr(spec, k), want[k])
     new_cfg_dict = {k: v for k, v in new_cfg.to_dict().items()
-                    if k in (entry.get("config") or {}) or v != arch_spec.config().to_dict()[k]}
+                    if k in (entry.config if entry else {}) or v != arch_spec.config().to_dict()[k]}
 
     model = build_model(arch, new_cfg)
     old_state = {k: v.detach().to("cpu", torch.float32) for k, v in source.state_dict().items()}
@@ -196,12 +195,12 @@ def adapt(predictor: PredictorLike, *, channels: int | None = None, height: int 
 
     new_spec = InputSpec(want["frames_in"], want["frames_out"], want["channels"], want["height"], want["width"],
                          spec.value_range)
-    entry["config"] = new_cfg_dict
-    entry["input"] = {**entry.get("input", {}), **new_spec.to_dict()}
-    entry["architecture"] = arch
-    if report.changes:
-        entry["adapted"] = report.to_dict()
-        for stale in ("weights", "metrics", "training", "parameters"):
-            entry.pop(stale, None)
+    if entry is None:
+        entry = ZooEntry(name=None, architecture=arch, config=new_cfg_dict, input=new_spec)
+    else:
+        entry = entry.replace(architecture=arch, config=new_cfg_dict, input=new_spec)
+    if report.changes:  # the released weights, their measurements and size no longer describe this model
+        entry = entry.replace(weights=None, metrics=None, training=None, parameters=None,
+                              extra={**entry.extra, "adapted": report.to_dict()})
     new = predictor.derive(model, new_spec, entry=entry)
     return new, report

@@ -52,6 +52,7 @@ from stzoo.training.evaluation import evaluate, evaluate_copy_last
 from stzoo.training.loop import Clocks, Loop, make_optimizer
 from stzoo.training.train import Recipe, _hardware
 from stzoo.interfaces import PredictorLike
+from stzoo.zoo.entry import ZooEntry
 
 
 __all__ = ["finetune", "FinetuneResult", "FinetuneHistory", "FinetuneWarning", "CHECKPOINT_NAME", "DEFAULT_LR",
@@ -573,7 +574,7 @@ def _run(predictor: PredictorLike, arch: str, train_ds: ClipDataset, val_ds: Cli
                  "validation": (val_ds.describe() + "; " + _data_summary(val_ds.videos)) if val_ds else None,
                  "split": o.split_note, "channels": o.channels, "size": list(o.size), "native_size": o.native,
                  "frames_in": recipe.frames_in, "frames_out": recipe.frames_out}
-    fingerprint = {"arch": arch, "config": base.entry["config"], "recipe": asdict(recipe),
+    fingerprint = {"arch": arch, "config": dict(base.entry.config), "recipe": asdict(recipe),
                    "train_clips": len(train_ds), "val_clips": len(val_ds) if val_ds else 0,
                    "world_size": dist_.world, "frozen": frozen}
     if o.epochs is None:  # with epochs=N the recipe fixes the budget; with steps, record it
@@ -619,8 +620,9 @@ def _run(predictor: PredictorLike, arch: str, train_ds: ClipDataset, val_ds: Cli
     if dist_.main:
         out.mkdir(parents=True, exist_ok=True)
 
-    def entry_for(epoch_rec: dict[str, Any] | None) -> dict[str, Any]:
-        entry = {k: v for k, v in base.entry.items() if k not in ("adapted", "weights", "metrics", "training")}
+    def entry_for(epoch_rec: dict[str, Any] | None) -> ZooEntry:
+        entry = {k: v for k, v in base.entry.to_dict().items()
+                 if k not in ("adapted", "weights", "metrics", "training")}
         entry["base_model"] = base_name
         val_txt = ""
         pers = history.persistence
@@ -656,7 +658,7 @@ def _run(predictor: PredictorLike, arch: str, train_ds: ClipDataset, val_ds: Cli
                              "dtype": "bfloat16" if amp else "float32", "cpu": cpu_description(),
                              "wall_clock_s": round(clocks.wall, 1), "command": o.command or "stzoo.training.finetune",
                              "date": datetime.date.today().isoformat()}
-        return entry
+        return ZooEntry.from_dict(None, entry)
 
     def make_predictor(state: dict[str, Tensor] | None, epoch_rec: dict[str, Any] | None) -> PredictorLike:
         m = base.model if state is None else _fresh(base, state)
@@ -764,7 +766,7 @@ def _run(predictor: PredictorLike, arch: str, train_ds: ClipDataset, val_ds: Cli
         for w in history.warnings:
             warnings.warn(w, FinetuneWarning, stacklevel=4)
         if o.push_to_hub:
-            from stzoo.zoo.folder import push_folder
+            from stzoo.zoo.upload import push_folder
 
             push_folder(out, o.push_to_hub, commit_message=f"Fine-tuned {base_name} with stzoo")
     dist_.barrier()
@@ -777,7 +779,7 @@ def _fresh(base: PredictorLike, state: dict[str, Tensor]) -> nn.Module:
     """A new module of ``base``'s architecture holding ``state``, in eval mode on the CPU."""
     from stzoo.models import build_model
 
-    m = build_model(base.entry["architecture"], base.entry["config"])
+    m = build_model(base.entry.architecture, dict(base.entry.config))
     m.load_state_dict({k: v.to("cpu") for k, v in state.items()})
     return m.eval()
 

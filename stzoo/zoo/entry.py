@@ -17,14 +17,44 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stzoo.errors import ConfigError
-from stzoo.zoo.manifest import InputSpec
 
-__all__ = ["ZooEntry", "WeightsSpec", "HubSpec"]
+__all__ = ["ZooEntry", "WeightsSpec", "HubSpec", "InputSpec", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME",
+           "FORMAT_VERSION"]
+
+#: The files of a ``save_pretrained`` checkpoint folder (:mod:`stzoo.zoo.folder`): its config.json is a
+#: :class:`ZooEntry` document plus the keys below the manifest's (``stzoo_format``, ``source``, ...).
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+FORMAT_VERSION = 1
 
 #: ``input`` keys every entry has (``value_range`` defaults to [0, 1] in a checkpoint's config.json).
 _INPUT_INTS = ("frames_in", "frames_out", "channels", "height", "width")
 #: Optional manifest sections kept as JSON objects (measurement records: read by tables and cards).
 _RECORDS = ("metrics", "training", "flops", "speed", "strip", "rollout", "bf16")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a model expects: frames in/out, channels, training size and value range."""
+
+    frames_in: int
+    frames_out: int
+    channels: int
+    height: int
+    width: int
+    value_range: tuple[float, float] = (0.0, 1.0)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> InputSpec:
+        """Read the manifest's ``input`` object (``value_range`` defaults to [0, 1])."""
+        return cls(int(d["frames_in"]), int(d["frames_out"]), int(d["channels"]), int(d["height"]),
+                   int(d["width"]), tuple(float(v) for v in d.get("value_range", (0.0, 1.0))))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's ``input`` object (without ``normalization``)."""
+        return {"frames_in": self.frames_in, "frames_out": self.frames_out, "channels": self.channels,
+                "height": self.height, "width": self.width, "value_range": list(self.value_range)}
 
 
 def _fail(name: str, what: str) -> ConfigError:

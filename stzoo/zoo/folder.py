@@ -1,7 +1,8 @@
-"""Community and fine-tuned checkpoints: the ``save_pretrained`` folder layout (writing it, reading its
-config) and publishing it. Loading a folder or ``hf-hub:owner/repo[@revision]`` back into a Predictor
-is :mod:`stzoo.api`'s job (``stzoo.load``); this module knows config dicts and state dicts, never how
-a Predictor is built.
+"""Community and fine-tuned checkpoints: the ``save_pretrained`` folder layout, written here
+(:func:`save_pretrained`, :func:`export_release`, each swapped in whole so a crash never leaves a mix of
+two saves) and read back here (:func:`read_config`, :func:`read_folder`, :func:`check_folder`). Turning
+what is read into a Predictor is :mod:`stzoo.api`'s job (``stzoo.load``); the model card is
+:mod:`stzoo.zoo.card`, the upload :mod:`stzoo.zoo.upload`.
 
 A checkpoint folder holds three files::
 
@@ -19,30 +20,22 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from stzoo.data.registry import DATASETS
-from stzoo.errors import ConfigError, InputError, StzooError, WeightsNotAvailableError
-from stzoo.zoo.hub import (HubError, load_safetensors, sha256_file, validate_filename,
-                       validate_repo_id, validate_revision, locate_weights)
-from stzoo.runtime import fsync_path
+from stzoo.errors import ConfigError, InputError, WeightsNotAvailableError
 from stzoo.interfaces import PredictorLike
+from stzoo.runtime import fsync_path
+from stzoo.zoo.card import model_card
+from stzoo.zoo.entry import CARD_NAME, CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, ZooEntry
+from stzoo.zoo.hub import check_finite, check_local_path, load_safetensors, sha256_file, validate_repo_id, verify
 
-
-__all__ = ["save_pretrained", "read_config", "check_folder", "push_to_hub", "push_folder", "export_release", "model_card",
-           "card_metadata", "front_matter", "display_command", "display_text", "PIPELINE_TAG",
+__all__ = ["save_pretrained", "read_config", "read_folder", "entry_from_config", "check_folder",
            "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "FORMAT_VERSION"]
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-CARD_NAME = "README.md"
-FORMAT_VERSION = 1
 _META_KEYS = ("description", "license", "metrics", "training")
 
 
@@ -56,27 +49,32 @@ def _version() -> str:
 def _predictor_config(predictor: PredictorLike, config: dict[str, Any] | None,
                       name: str | None) -> dict[str, Any]:
     """The config.json content (without the weights' hash) for ``predictor``."""
-    entry = predictor.entry or {}
-    arch = entry.get("architecture") or getattr(predictor.model, "arch", None)
-    cfg = config if config is not None else entry.get("config")
+    entry: ZooEntry | None = predictor.entry
+    arch = (entry.architecture if entry else None) or getattr(predictor.model, "arch", None)
+    cfg = config if config is not None else entry.config if entry else None
     if arch is None or cfg is None:
         raise InputError(
             "this Predictor does not record its architecture config, so the checkpoint could not be "
             "rebuilt: pass it, e.g. p.save_pretrained(dir, config={'hid_S': 16, ...}), or build the "
             "Predictor with stzoo.load(...)")
     spec = predictor.spec.to_dict()
-    if "normalization" in entry.get("input", {}):
-        spec["normalization"] = entry["input"]["normalization"]
+    if entry is not None and entry.normalization is not None:
+        spec["normalization"] = entry.normalization
     out: dict[str, Any] = {"stzoo_format": FORMAT_VERSION, "library": "stzoo", "stzoo_version": _version(),
                            "name": name or predictor.name or f"{arch}-custom", "architecture": arch,
                            "config": dict(cfg), "input": spec}
-    if predictor.name and entry.get("architecture"):
-        out["base_model"] = entry.get("base_model", predictor.name)
-    for key in _META_KEYS:
-        if key in entry:
-            out[key] = entry[key]
+    if entry is not None:
+        if predictor.name:
+            out["base_model"] = entry.extra.get("base_model", predictor.name)
+        out.update(_meta(entry))
     out.setdefault("license", "Apache-2.0")
     return out
+
+
+def _meta(entry: ZooEntry) -> dict[str, Any]:
+    """The entry's description, license, metrics and training record, where present (JSON values)."""
+    doc = entry.to_dict()
+    return {key: doc[key] for key in _META_KEYS if key in doc}
 
 
 def _check_config_rebuilds(cfg: dict[str, Any], state: dict[str, torch.Tensor], source: str) -> None:
@@ -295,217 +293,40 @@ def save_pretrained(predictor: PredictorLike, directory: str | os.PathLike, *, c
     return _write_folder(Path(directory).expanduser(), cfg, None, state, repo_id, card)
 
 
-def export_release(name: str, directory: str | os.PathLike, *, repo_id: str | None = None) -> Path:
-    """Write zoo entry ``name`` in the checkpoint layout, its weights the verified release file copied
-    byte for byte (so ``model.safetensors`` keeps the manifest's sha256), for publishing."""
-    from stzoo.zoo.manifest import get_entry
-
-    entry = get_entry(name)
-    loc = locate_weights(entry)
-    cfg: dict[str, Any] = {"stzoo_format": FORMAT_VERSION, "library": "stzoo", "stzoo_version": _version(),
-                           "name": entry["name"], "architecture": entry["architecture"], "config": entry["config"],
-                           "input": entry["input"]}
-    for key in _META_KEYS:
-        if key in entry:
-            cfg[key] = entry[key]
-    _check_config_rebuilds(cfg, load_safetensors(loc.path), str(loc.path))
-    return _write_folder(Path(directory).expanduser(), cfg, loc.path, None, repo_id, None)
-
-
-# ---- the model card ----------------------------------------------------------------------------
-#: The Hub task of every stzoo model. stzoo models take a clip (frames) and return the frames that follow:
-#: a video in, a video out. Of the Hub's pipeline tags that is ``video-to-video``;
-#: ``time-series-forecasting`` is for 1-D / tabular series (its widget and filters expect those), and
-#: ``video-classification`` / ``image-to-video`` are other tasks. The ``video-prediction`` and
-#: ``spatiotemporal-forecasting`` tags say which kind of video-to-video model this is.
-PIPELINE_TAG = "video-to-video"
-_PLAIN_YAML = re.compile(r"[A-Za-z][A-Za-z0-9._/+-]*")
-_YAML_WORDS = frozenset({"yes", "no", "on", "off", "true", "false", "null", "y", "n", "~"})
-
-
-def _fmt_metric(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-_DRIVE = re.compile(r"[A-Za-z]:[\\/]")
-
-
-def _short_path(token: str) -> str:
-    """``token`` itself, or, for an absolute or home-relative path, its last two components."""
-    if token.startswith("~") or (token.startswith("/") and len(token) > 1) or _DRIVE.match(token):
-        parts = [p for p in re.split(r"[\\/]+", token) if p and p != "~" and not _DRIVE.fullmatch(p + "/")]
-        return "/".join(parts[-2:]) if parts else token
-    return token
-
-
-def display_command(command: str) -> str:
-    """A recorded command line as a model card shows it: absolute and home paths, which only mean
-    something on the machine that ran it (and name its users and mounts), are cut to their last two
-    components: ``--out /work/runs/tau-s`` → ``--out runs/tau-s``, ``--data /home/alice/clips/a.mp4`` →
-    ``--data clips/a.mp4``. Everything else is kept, quoted as before; config.json keeps the full record."""
-    import shlex
-
-    try:
-        tokens = shlex.split(command)
-    except ValueError:  # not a shell line (unbalanced quotes): cut what looks like a path
-        return re.sub(r"(?<![\w.])(?:~|/|[A-Za-z]:[\\/])[^\s'\"]*", lambda m: _short_path(m.group(0)), command)
-    out = []
-    for tok in tokens:
-        key, eq, value = tok.partition("=")
-        out.append(f"{key}={_short_path(value)}" if eq and key.startswith("-") else _short_path(tok))
-    return shlex.join(out) if out else command
-
-
-#: An absolute path (two components or more), a home path or a Windows drive path inside prose, where it
-#: starts a word or follows a quote, bracket or '=' (so "MSE/MAE", "uint8 / 255" and URLs are left alone).
-_PATH_IN_TEXT = re.compile(r"(?:(?<=^)|(?<=[\s'\"`(=\[]))(?:~/|/(?=[^\s/]+/)|[A-Za-z]:[\\/])[^\s'\"`,;)\]]+")
-
-
-def display_text(text: str) -> str:
-    """Prose for a model card with the machine-specific paths in it shortened as :func:`display_command`
-    does (a fine-tuned model's description names its training videos, e.g. '/home/alice/clips/a.mp4')."""
-    return _PATH_IN_TEXT.sub(lambda m: _short_path(m.group(0)), text)
-
-
-def training_dataset(cfg: dict[str, Any]) -> str | None:
-    """The stzoo dataset (``moving_mnist``, ...) the weights were trained on, where the record says."""
-    if cfg.get("dataset"):
-        return str(cfg["dataset"])
-    training = cfg.get("training") or {}
-    if training.get("dataset"):
-        return str(training["dataset"])
-    ran = {r.get("dataset") for r in training.get("runs") or [] if r.get("dataset")}
-    if len(ran) == 1:
-        return ran.pop()
-    if training and "moving mnist" in str((cfg.get("metrics") or {}).get("dataset", "")).lower():
-        return "moving_mnist"
-    return None
-
-
-def _hub_base_model(base: str) -> str | None:
-    """The Hub model id of a base model named in config.json (a zoo name, ``hf-hub:owner/name`` or
-    ``owner/name``), or None when it has no Hub repo (a local folder, an unreleased entry)."""
-    from stzoo.zoo.hub import HUB_PREFIX, InvalidHubIdError, parse_hub_id
-
-    if base.startswith(HUB_PREFIX):
-        try:
-            return parse_hub_id(base)[0]
-        except InvalidHubIdError:
-            return None
-    try:
-        from stzoo.zoo.manifest import get_entry
-
-        hub = (get_entry(base).get("weights") or {}).get("hub")
-        return hub["repo_id"] if hub else None
-    except StzooError:
-        pass
-    try:
-        return validate_repo_id(base)
-    except InvalidHubIdError:
-        return None
-
-
-def card_metadata(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The YAML front matter of a model card (the Hub's metadata), from a config.json or manifest entry.
-
-    ``library_name: stzoo``; ``license`` (the Hub's lower-case id); ``pipeline_tag``
-    (:data:`PIPELINE_TAG`); ``tags``; ``datasets`` (Hub dataset ids, the dataset's ``DatasetSpec.hub_datasets``, or
-    ``cfg["datasets"]``) when the training data is known and on the Hub; ``base_model`` (its Hub id)
-    for a model derived from another one, e.g. a fine-tuned zoo model.
-    """
-    arch = str(cfg["architecture"])
-    dataset = training_dataset(cfg)
-    tags = ["stzoo", "video-prediction", "spatiotemporal-forecasting", arch.replace("_", "-")]
-    spec = DATASETS.get(dataset or "")  # its tag and Hub datasets (stzoo.data.registry.DatasetSpec)
-    if spec is not None and spec.tag:
-        tags.append(spec.tag)
-    meta: dict[str, Any] = {"library_name": "stzoo", "license": str(cfg.get("license", "Apache-2.0")).lower(),
-                            "pipeline_tag": PIPELINE_TAG, "tags": tags}
-    datasets = cfg.get("datasets") if isinstance(cfg.get("datasets"), list) else (spec and spec.hub_datasets)
-    if datasets:
-        meta["datasets"] = [str(d) for d in datasets]
-    base = cfg.get("base_model")
-    if isinstance(base, str) and base and base != cfg.get("name"):
-        hub_id = _hub_base_model(base)
-        if hub_id:
-            meta["base_model"] = hub_id
-    return meta
-
-
-def _yaml_scalar(value: Any) -> str:
-    text = str(value)
-    if _PLAIN_YAML.fullmatch(text) and text.lower() not in _YAML_WORDS:
-        return text
-    return json.dumps(text, ensure_ascii=False)  # a JSON string is a valid YAML scalar
-
-
-def front_matter(meta: dict[str, Any]) -> str:
-    """``meta`` (strings and lists of strings) as a YAML front matter block, ``---`` lines included."""
-    lines = ["---"]
-    for key, value in meta.items():
-        if isinstance(value, (list, tuple)):
-            lines.append(f"{key}:")
-            lines += [f"- {_yaml_scalar(v)}" for v in value]
-        else:
-            lines.append(f"{key}: {_yaml_scalar(value)}")
-    return "\n".join(lines + ["---"])
-
-
-def model_card(cfg: dict[str, Any], *, repo_id: str | None = None) -> str:
-    """A Hugging Face model card (README.md with YAML front matter) generated from config.json."""
-    name, arch = cfg.get("name", "model"), cfg["architecture"]
-    license_id = str(cfg.get("license", "Apache-2.0"))
-    spec = cfg["input"]
-    metrics, training = cfg.get("metrics") or {}, cfg.get("training") or {}
-    load_id = f"hf-hub:{repo_id}" if repo_id else "path/to/this/folder"
-    lines = [front_matter(card_metadata(cfg))]
-    lines += ["", f"# {name}", "", display_text(cfg.get("description") or
-                                              f"A {arch} spatiotemporal forecasting model saved with stzoo."), "",
-              *([f"Starting point: the stzoo zoo entry `{cfg['base_model']}`.", ""] if cfg.get("base_model") else []),
-              "## Architecture", "",
-              f"`{arch}` (stzoo {cfg.get('stzoo_version', '?')}), config:", "", "```json",
-              json.dumps(cfg["config"], indent=2), "```", "",
-              "## Input", "",
-              f"- {spec['frames_in']} frames in → {spec['frames_out']} frames out (longer horizons are rolled out)",
-              f"- {spec['channels']} channel(s), trained at {spec['height']}×{spec['width']}",
-              f"- values in {list(spec.get('value_range', [0.0, 1.0]))}"
-              + (f" ({spec['normalization']})" if spec.get("normalization") else ""), "",
-              "## Training data", ""]
-    if training or metrics:
-        if metrics.get("dataset"):
-            lines.append(f"- dataset: {display_text(str(metrics['dataset']))}")
-        for key in ("epochs", "steps", "hardware", "wall_clock_s", "command", "date"):
-            if key in training:
-                lines.append(f"- {key.replace('_', ' ')}: `{display_command(str(training[key]))}`" if key == "command"
-                             else f"- {key.replace('_', ' ')}: {training[key]}")
-        if training.get("recipe"):
-            lines.append(f"- recipe: `{json.dumps(training['recipe'])}`")
-    else:
-        lines.append("Not recorded for this checkpoint.")
-    lines += ["", "## Metrics", ""]
-    shown = {k: v for k, v in metrics.items() if k not in ("dataset", "command")}
-    if shown:
-        lines += ["| metric | value |", "|---|---|"] + [f"| {k} | {_fmt_metric(v)} |" for k, v in shown.items()]
-        if metrics.get("command"):
-            lines += ["", f"Measured with `{display_command(str(metrics['command']))}`."]
-    else:
-        lines.append("Not measured for this checkpoint.")
-    weights = cfg.get("weights") or {}
-    lines += ["", "## License", "", license_id, "",
-              "## How to load", "", "```python", "import stzoo", "",
-              f'p = stzoo.load("{load_id}")  # verified: strict keys, safetensors only',
-              "future = p.predict(frames)  # frames: T×H×W uint8 (or float in [0, 1]), see stzoo docs", "```", "",
-              "## Files", "",
-              f"- `{CONFIG_NAME}`: architecture, config, input spec",
-              f"- `{WEIGHTS_NAME}`: weights (safetensors)"
-              + (f", sha256 `{weights['sha256']}`" if weights.get("sha256") else ""), ""]
-    return "\n".join(lines)
-
-
 # ---- reading ----------------------------------------------------------------------------------
-def read_config(path: Path) -> dict[str, Any]:
-    from stzoo.zoo.hub import check_local_path
+def entry_from_config(cfg: dict[str, Any], source: str) -> ZooEntry:
+    """A checkpoint's config.json (checked by :func:`read_config`) as a :class:`ZooEntry` whose ``extra``
+    records where it was read (``source``); the file-format keys are left out."""
+    doc = {k: v for k, v in cfg.items() if k not in ("stzoo_format", "library", "stzoo_version")}
+    doc["source"] = source
+    return ZooEntry.from_dict(None, doc)
 
+
+def read_folder(directory: str | os.PathLike, *, weights: str | os.PathLike | None = None,
+                pretrained: bool = True) -> tuple[ZooEntry, Path | None]:
+    """Read a folder written by :func:`save_pretrained`: its entry and its verified weights file.
+
+    The weights are checked against the sha256 config.json records (a ``weights=`` file of your own is
+    not: config.json describes the folder's file); ``None`` when ``pretrained`` is False and no
+    ``weights`` is given. Reading the file (safetensors only, NaN / inf refused) is left to the caller."""
+    folder = check_local_path(directory, "checkpoint folder")
+    cfg = read_config(folder / CONFIG_NAME)
+    entry = entry_from_config(cfg, str(folder))
+    if weights is not None:
+        path, sha = check_local_path(weights, "weights file"), None
+    elif pretrained:
+        path, sha = folder / WEIGHTS_NAME, entry.weights.sha256 if entry.weights else None
+    else:
+        return entry, None
+    if not path.is_file():
+        raise WeightsNotAvailableError(f"weights file {path} does not exist")
+    return entry, verify(path, sha, expected_by=f"{folder}/{CONFIG_NAME}")
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A checkpoint's config.json, checked (format version, architecture, config, input spec, weights
+    sha256). Raises :class:`~stzoo.errors.ConfigError` listing every problem, or
+    :class:`~stzoo.errors.WeightsNotAvailableError` when the file is missing or unreadable."""
     path = check_local_path(path, "checkpoint config")  # too long for the OS: InputError, not OSError
     if not path.is_file():
         raise WeightsNotAvailableError(
@@ -548,8 +369,6 @@ def check_folder(directory: str | os.PathLike) -> dict[str, Any]:
     """Check that a ``save_pretrained`` folder loads cleanly, without building a Predictor: its config is
     valid, the weights match the sha256 config.json records, read with safetensors, hold no NaN / inf
     and fit the architecture strictly. Returns the config."""
-    from stzoo.zoo.hub import check_finite, verify
-
     folder = Path(directory).expanduser()
     cfg = read_config(folder / CONFIG_NAME)
     weights = folder / WEIGHTS_NAME
@@ -560,56 +379,3 @@ def check_folder(directory: str | os.PathLike) -> dict[str, Any]:
     check_finite(state, weights)
     _check_config_rebuilds(cfg, state, str(weights))
     return cfg
-
-
-# ---- publishing -------------------------------------------------------------------------------
-def push_folder(directory: str | os.PathLike, repo_id: str, *, revision: str | None = None,
-                commit_message: str | None = None, private: bool | None = None, token: str | None = None,
-                extra_files: dict[str, str] | None = None) -> str:
-    """Upload a checkpoint folder to Hub repo ``repo_id`` (created if missing) and return the commit id.
-
-    The folder is loaded first (strict keys, sha256 from config.json), so a broken checkpoint is never
-    published. ``extra_files`` maps extra names in the repo to files of the folder (e.g. the release
-    file name the manifest uses). The token comes from ``token``, else ``HF_TOKEN`` / ``hf auth login``.
-    """
-    from huggingface_hub import CommitOperationAdd, HfApi
-
-    folder = Path(directory).expanduser()
-    validate_repo_id(repo_id)
-    if revision is not None:
-        validate_revision(revision)
-    check_folder(folder)  # refuses a folder that does not load cleanly
-    files = {CONFIG_NAME: folder / CONFIG_NAME, WEIGHTS_NAME: folder / WEIGHTS_NAME}
-    if (folder / CARD_NAME).is_file():
-        files[CARD_NAME] = folder / CARD_NAME
-    for name, src in (extra_files or {}).items():
-        files[validate_filename(name)] = folder / validate_filename(src)
-    api = HfApi(token=token)
-    try:
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        if revision not in (None, "main"):
-            api.create_branch(repo_id, branch=revision, exist_ok=True)
-        info = api.create_commit(
-            repo_id, [CommitOperationAdd(path_in_repo=n, path_or_fileobj=str(p)) for n, p in files.items()],
-            commit_message=commit_message or f"Upload {json.loads(files[CONFIG_NAME].read_text())['name']} "
-                                             f"with stzoo {_version()}",
-            revision=revision)
-    except StzooError:
-        raise
-    except Exception as exc:
-        raise HubError(
-            f"could not push {folder} to {repo_id}: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}. "
-            "Check that you are logged in with write access (`hf auth login` or HF_TOKEN) and HF_ENDPOINT."
-        ) from exc
-    return str(info.oid)
-
-
-def push_to_hub(predictor: PredictorLike, repo_id: str, *, revision: str | None = None,
-                commit_message: str | None = None, private: bool | None = None, token: str | None = None,
-                config: dict[str, Any] | None = None, card: str | None = None) -> str:
-    """``save_pretrained`` into a temporary folder, then :func:`push_folder`. Returns the commit id."""
-    validate_repo_id(repo_id)
-    with tempfile.TemporaryDirectory(prefix="stzoo-push-") as tmp:
-        save_pretrained(predictor, tmp, config=config, repo_id=repo_id, card=card)
-        return push_folder(tmp, repo_id, revision=revision, commit_message=commit_message, private=private,
-                           token=token)

@@ -1,7 +1,7 @@
 """Finding, verifying and reading zoo weights. The only module that touches the network or the
-Hugging Face cache (uploads live in :mod:`stzoo.zoo.folder`, which calls back in here for ids).
+Hugging Face cache (uploads live in :mod:`stzoo.zoo.upload`, which calls back in here for ids).
 
-Resolution order for a manifest entry's weights:
+Resolution order for a manifest entry's weights (:func:`stzoo.zoo.resolve.locate_weights`):
 
 1. ``weights=`` given by the caller (a local file);
 2. a local release folder: ``$STZOO_WEIGHTS_DIR`` (your override), then the weights shipped inside
@@ -51,8 +51,7 @@ import torch
 from stzoo.errors import InputError, StzooError, WeightsNotAvailableError
 
 __all__ = ["ChecksumError", "InvalidHubIdError", "HubError", "CorruptWeightsError", "check_finite",
-           "check_local_path", "resolve_weights", "locate_weights",
-           "WeightsLocation", "load_safetensors", "sha256_file", "local_weights_dirs", "packaged_weights_dir",
+           "check_local_path", "load_safetensors", "sha256_file", "local_weights_dirs", "packaged_weights_dir",
            "hub_download",
            "validate_repo_id", "validate_filename", "validate_revision", "parse_hub_id", "hf_cache_dir",
            "purge_cached_file", "cache_report", "WEIGHTS_DIR_ENV", "HUB_PREFIX", "DOWNLOAD_ATTEMPTS",
@@ -1152,53 +1151,6 @@ def _purge_or_raise(path: Path, sha256: str, what: str) -> None:
             "those files by hand, then try again.")
 
 
-# ---- manifest entries --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class WeightsLocation:
-    """Where a zoo entry's verified weights file is, and how it was found."""
-
-    path: Path
-    source: str  # "file" (weights=), "local" (release folder), "hf-cache" or "download"
-
-
-def locate_weights(entry: dict[str, Any], weights: str | os.PathLike | None = None) -> WeightsLocation:
-    """Find the weights file of manifest ``entry`` (see the module docstring), verified."""
-    spec = entry.get("weights")
-    name = entry.get("name", "?")
-    if weights is not None:
-        path = check_local_path(weights, "weights file")
-        if not path.is_file():
-            raise WeightsNotAvailableError(f"weights file {path} does not exist")
-        return WeightsLocation(verify(path, spec["sha256"] if spec else None), "file")
-    if not spec:
-        raise WeightsNotAvailableError(
-            f"{name} has no released weights yet. Build the untrained network with "
-            f"stzoo.load({name!r}, pretrained=False), pass your own file with weights=..., or pick an "
-            "entry with weights from stzoo.list_models(pretrained=True)."
-        )
-    validate_filename(spec["filename"])
-    looked = []
-    for folder in local_weights_dirs():
-        candidate = folder / spec["filename"]
-        looked.append(str(candidate))
-        if candidate.is_file():
-            return WeightsLocation(verify(candidate, spec["sha256"]), "local")
-    hub = spec.get("hub")
-    if hub is None:
-        raise WeightsNotAvailableError(
-            f"{name}: {spec['filename']} not found (looked in {looked or 'no local weights folder'}) and the "
-            f"manifest names no Hub repo for it. Put the file in a folder and set {WEIGHTS_DIR_ENV} to it.")
-    path, source = hub_download(hub["repo_id"], hub["filename"], hub["revision"], sha256=spec["sha256"],
-                                what=f"weights of {name}", looked=looked, name=name,
-                                local_filename=spec["filename"])
-    return WeightsLocation(path, source)
-
-
-def resolve_weights(entry: dict[str, Any], weights: str | os.PathLike | None = None) -> Path:
-    """Path of the verified weights file of manifest ``entry`` (see :func:`locate_weights`)."""
-    return locate_weights(entry, weights).path
-
-
 # ---- what is cached ----------------------------------------------------------------------------
 def _is_stzoo_config(path: Path) -> bool:
     try:
@@ -1220,18 +1172,18 @@ def cache_report() -> dict[str, Any]:
     for name, raw in sorted(load_manifest()["models"].items()):
         if "alias" in raw or not raw.get("weights"):
             continue
-        spec = get_entry(name)["weights"]
+        spec = get_entry(name).weights
         row: dict[str, Any] = {"name": name, "status": "not cached", "path": None, "size": None}
         for folder in local_weights_dirs():
-            if (folder / spec["filename"]).is_file():
-                p = folder / spec["filename"]
+            if (folder / spec.filename).is_file():
+                p = folder / spec.filename
                 row.update(status="local folder", path=str(p), size=p.stat().st_size)
                 break
         else:
-            hub = spec.get("hub")
+            hub = spec.hub
             if hub:
-                zoo_repos.add(hub["repo_id"])
-                p = cached_file(hub["repo_id"], hub["filename"], hub["revision"])
+                zoo_repos.add(hub.repo_id)
+                p = cached_file(hub.repo_id, hub.filename, hub.revision)
                 if p is not None:
                     row.update(status="hf cache", path=str(p), size=p.stat().st_size)
         entries.append(row)

@@ -7,40 +7,19 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 from stzoo.data.registry import DATASETS, dataset_for_baseline
 from stzoo.errors import UnknownModelError
+from stzoo.zoo.entry import InputSpec, ZooEntry
 
 __all__ = ["InputSpec", "load_manifest", "load_schema", "validate_manifest", "resolve_name", "get_entry",
            "MANIFEST_FILE", "zoo_table_markdown", "format_gflops", "format_speed"]
 
 MANIFEST_FILE = "weights_manifest.json"
 SCHEMA_FILE = "weights_manifest.schema.json"
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What a model expects: frames in/out, channels, training size and value range."""
-
-    frames_in: int
-    frames_out: int
-    channels: int
-    height: int
-    width: int
-    value_range: tuple[float, float] = (0.0, 1.0)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "InputSpec":
-        return cls(int(d["frames_in"]), int(d["frames_out"]), int(d["channels"]), int(d["height"]),
-                   int(d["width"]), tuple(float(v) for v in d.get("value_range", (0.0, 1.0))))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"frames_in": self.frames_in, "frames_out": self.frames_out, "channels": self.channels,
-                "height": self.height, "width": self.width, "value_range": list(self.value_range)}
 
 
 def _read_package_json(name: str) -> dict[str, Any]:
@@ -101,22 +80,25 @@ def resolve_name(name: str, manifest: dict[str, Any] | None = None) -> str:
     return models[name].get("alias", name)
 
 
-def get_entry(name: str, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The manifest entry of ``name`` (aliases followed), with its canonical ``name`` added."""
+def get_entry(name: str, manifest: dict[str, Any] | None = None) -> ZooEntry:
+    """The manifest entry of ``name`` (aliases followed) as a :class:`~stzoo.zoo.entry.ZooEntry`, named by its
+    canonical name and listing the aliases that point at it."""
     manifest = manifest or _manifest_cached()
     real = resolve_name(name, manifest)
-    return {"name": real, **copy.deepcopy(manifest["models"][real])}
+    models = manifest["models"]
+    aliases = tuple(sorted(n for n, e in models.items() if isinstance(e, dict) and e.get("alias") == real))
+    return ZooEntry.from_dict(real, models[real], aliases=aliases)
 
 
-def format_gflops(entry: dict[str, Any]) -> str:
-    """An entry's stored forward-pass GFLOPs (``entry["flops"]``) for tables, or "–" if not counted."""
-    flops = entry.get("flops")
+def format_gflops(entry: ZooEntry) -> str:
+    """An entry's stored forward-pass GFLOPs (``entry.flops``) for tables, or "–" if not counted."""
+    flops = entry.flops
     return f"{flops['flops'] / 1e9:.2f}" if flops else "–"
 
 
-def format_speed(entry: dict[str, Any], device: str = "cpu") -> str:
+def format_speed(entry: ZooEntry, device: str = "cpu") -> str:
     """An entry's measured sequences per second on ``device`` for tables, or "–" if not measured."""
-    speed = (entry.get("speed") or {}).get(device)
+    speed = (entry.speed or {}).get(device)
     if not speed:
         return "–"
     v = speed["seq_per_s"]
@@ -148,13 +130,13 @@ def zoo_table_markdown(manifest: dict[str, Any] | None = None, *, link_prefix: s
         return f"[`{name}`]({link_prefix}{name}.md)" if link_prefix is not None else f"`{name}`"
 
     for name in sorted(models):
-        e = models[name]
-        if "alias" in e:
-            lines.append(f"| {label(name)} | alias of {label(e['alias'])} | | | | | | | | | | |")
+        if "alias" in models[name]:
+            lines.append(f"| {label(name)} | alias of {label(models[name]['alias'])} | | | | | | | | | | |")
             continue
-        m = e.get("metrics", {})
-        t = e.get("training", {})
-        fmt = lambda k, d: f"{m[k]:.{d}f}" if k in m else "–"  # noqa: E731
+        e = ZooEntry.from_dict(name, models[name])
+        m = e.metrics or {}
+        t = e.training or {}
+        fmt = lambda k, d, m=m: f"{m[k]:.{d}f}" if k in m else "–"  # noqa: E731
         seqs = t["epochs"] * t["recipe"].get("epoch_size", 0) if t else 0
         hardware = t["hardware"].split(";")[0] if t else ""  # the part before any remark
         hardware += ")" * (hardware.count("(") - hardware.count(")"))  # close what the cut left open
@@ -164,8 +146,8 @@ def zoo_table_markdown(manifest: dict[str, Any] | None = None, *, link_prefix: s
             hours = ", ".join(f"{tot[k]:.2f} {label_} h" for k, label_ in (("cpu_hours", "CPU"), ("gpu_hours", "GPU"))
                               if tot.get(k))
             trained = f"{tot['sequences']:,} seq in {tot['runs']} run(s), {hours or '0 h'}"
-        lines.append(f"| {label(name)} | {e['architecture']} | {e['parameters'] / 1e6:.2f} M | {format_gflops(e)} | "
-                     f"{'yes' if e.get('weights') else 'not yet'} | {test_set(e.get('dataset', 'moving_mnist'), m)} | "
+        lines.append(f"| {label(name)} | {e.architecture} | {(e.parameters or 0) / 1e6:.2f} M | {format_gflops(e)} | "
+                     f"{'yes' if e.weights else 'not yet'} | {test_set(e.dataset or 'moving_mnist', m)} | "
                      f"{fmt('mse', 1)} | {fmt('mae', 1)} | "
                      f"{fmt('ssim', 3)} | {fmt('psnr', 2)} | {format_speed(e)} | {trained} |")
     for name, b in sorted(manifest.get("baselines", {}).items()):

@@ -79,7 +79,7 @@ def test_tau_outputs_equal_openstl_for_each_container(tmp_path, container):
     with torch.no_grad():
         got = p.model(x)
     assert ref.relative_error(got, expected) <= TOL
-    rep = p.entry["openstl"]
+    rep = p.entry.extra["openstl"]
     assert rep["source"] == path.name and len(rep["sha256"]) == 64
     assert rep["prefix"] == ("model." if container == "lightning" else "")
     assert rep["container"].startswith({"raw": "raw state_dict", "state_dict+optimizer": "dict with a 'state_dict'",
@@ -133,7 +133,7 @@ def test_unknown_missing_and_misshaped_tensors_are_errors_that_name_them():
     with pytest.raises(InputError, match=r"conv_spatial\.weight: \(24, 1, 5, 5\), expected \(24, 1, 7, 7\)"):
         from_openstl(wrong, "tau")
     ddp = from_openstl({"module." + k: v for k, v in state.items()}, "tau")  # a DataParallel/DDP save
-    assert ddp.entry["openstl"]["prefix"] == "module."
+    assert ddp.entry.extra["openstl"]["prefix"] == "module."
     partial_prefix = {("model." + k if i else k): v for i, (k, v) in enumerate(state.items())}
     with pytest.raises(InputError, match="prefix"):
         from_openstl(partial_prefix, "tau")
@@ -168,7 +168,7 @@ def test_convlstm_outputs_equal_openstl(channels, patch):
         got = p.model(x, 6)
     assert ref.relative_error(got, expected) <= TOL
     assert p.spec.frames_in == 5 and p.spec.frames_out == 6 and p.spec.channels == channels
-    rep = p.entry["openstl"]
+    rep = p.entry.extra["openstl"]
     assert rep["tensors_unused"] == sorted(f"cell_list.{i}.{n}.weight" for i in range(3)
                                            for n in ("conv_o.0", "conv_last"))
     assert rep["tensors_mapped"] == 3 * 2 + 1
@@ -241,7 +241,7 @@ def test_lightning_hyper_parameters_supply_the_config(tmp_path):
     torch.save(_containers(state, hparams)["lightning"], path)
     p = from_openstl(path, "convlstm")
     assert (p.spec.frames_in, p.spec.frames_out, p.spec.channels, p.spec.height) == (4, 3, 3, 8)
-    assert p.entry["openstl"]["config_sources"]["patch_size"] == "checkpoint hyper_parameters"
+    assert p.entry.extra["openstl"]["config_sources"]["patch_size"] == "checkpoint hyper_parameters"
     x, y = torch.rand(2, 4, 3, 8, 8), torch.rand(2, 3, 3, 8, 8)
     with torch.no_grad():
         assert ref.relative_error(p.model(x, 3), ref.convlstm_predict(state, x, y, 2)) <= TOL
@@ -313,7 +313,7 @@ def test_openstl_python_config_file_is_parsed_not_executed(tmp_path):
     state = ref.convlstm_state_dict(patch_channels=4, num_hidden=[8, 8])
     p = from_openstl(state, "convlstm", cfg)
     assert p.model.patch_size == 2 and not (tmp_path / "should-not-exist").exists()
-    assert "sched" in p.entry["openstl"]["ignored_config"]
+    assert "sched" in p.entry.extra["openstl"]["ignored_config"]
     json_file = tmp_path / "c.json"
     json_file.write_text(json.dumps({"patch_size": 2}))
     assert from_openstl(state, "convlstm", str(json_file)).model.patch_size == 2

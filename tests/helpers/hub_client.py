@@ -41,11 +41,14 @@ def run_step(step: dict[str, Any]) -> dict[str, Any]:
 
     op = step["op"]
     if op == "locate":
-        loc = hub.locate_weights(step["entry"])
+        from stzoo.zoo.entry import ZooEntry
+        from stzoo.zoo.resolve import locate_weights
+
+        loc = locate_weights(ZooEntry.from_dict(step["entry"].get("name"), step["entry"]))
         return {"path": str(loc.path), "source": loc.source, "sha256": hub.sha256_file(loc.path)}
     if op == "load":
         p = stzoo.load(step["spec"], pretrained=step.get("pretrained", True))
-        return {"name": p.name, "state": state_hash(p.model), "source": p.entry.get("source")}
+        return {"name": p.name, "state": state_hash(p.model), "source": p.entry.extra.get("source")}
     if op in ("cli", "maint"):  # `stzoo ARGV` or `stzoo-maint ARGV`
         from stzoo.cli.main import main as cli_main
         from stzoo.tools.cli import main as maint_main
@@ -65,8 +68,10 @@ def run_step(step: dict[str, Any]) -> dict[str, Any]:
 
         torch.manual_seed(step.get("seed", 0))
         cfg = step["config"]
-        p = Predictor(build_model("convlstm", cfg), InputSpec(4, 4, 1, 16, 16), name="pushed",
-                      entry={"architecture": "convlstm", "config": cfg})
+        from stzoo.zoo.entry import ZooEntry
+
+        spec = InputSpec(4, 4, 1, 16, 16)
+        p = Predictor(build_model("convlstm", cfg), spec, name="pushed", entry=ZooEntry(None, "convlstm", cfg, spec))
         commit = p.push_to_hub(step["repo_id"], commit_message="test push")
         return {"commit": commit, "state": state_hash(p.model)}
     if op == "save":

@@ -115,7 +115,7 @@ def test_outputs_equal_openstl(channels, patch, filter_size, window, layers):
     with torch.no_grad():
         got64 = p.model.double()(x.double(), 6)
     assert _max_abs(got64, expected64) <= 1e-10
-    rep = p.entry["openstl"]
+    rep = p.entry.extra["openstl"]
     assert rep["tensors_unused"] == [f"cell_list.{i}.conv_gm.0.conv3d.weight" for i in range(layers)]
     assert rep["tensors_mapped"] == len(state) - layers
     assert (p.spec.frames_in, p.spec.frames_out, p.spec.channels, p.spec.height) == (5, 6, channels, 16)

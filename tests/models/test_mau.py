@@ -103,7 +103,7 @@ def test_outputs_equal_openstl(channels, sr, k, tau):
     assert got.shape == expected.shape == (2, 6, channels, 16, 16)
     assert _max_abs(got, expected) <= TOL and ref.relative_error(got, expected) <= TOL
     assert float(expected.std()) > 1e-2
-    rep = p.entry["openstl"]
+    rep = p.entry.extra["openstl"]
     assert rep["tensors_unused"] == UNUSED and rep["tensors_mapped"] == len(state) - 4
     assert (p.spec.frames_in, p.spec.frames_out, p.spec.channels, p.spec.height) == (5, 6, channels, 16)
     assert (p.model.sr_size, p.model.tau) == (sr, tau)
@@ -137,7 +137,7 @@ def test_text_settings_follow_what_the_config_reader_supports(tmp_path):
         text = text.replace(a, b)
     cfg_file.write_text(text)
     p = from_openstl(state, "mau", cfg_file)
-    rep = p.entry["openstl"]
+    rep = p.entry.extra["openstl"]
     if importer._STRING_SETTINGS:
         assert p.model.config.cell_mode == "residual" and rep["config_sources"]["cell_mode"] == "config"
         with pytest.raises(ConfigError, match="cell_mode"):

@@ -102,7 +102,7 @@ def test_outputs_equal_openstl(channels, patch, filter_size):
     assert got.shape == expected.shape == (2, 6, channels, 16, 16)
     assert _max_abs(got, expected) <= TOL and ref.relative_error(got, expected) <= TOL
     assert float(expected.std()) > 1e-2
-    rep = p.entry["openstl"]
+    rep = p.entry.extra["openstl"]
     assert rep["tensors_unused"] == [f"stlstm_layer_diff.{j}.conv_last.weight" for j in range(2)]
     assert rep["tensors_mapped"] == len(state) - 2
     assert (p.spec.frames_in, p.spec.frames_out, p.spec.channels, p.spec.height) == (5, 6, channels, 16)

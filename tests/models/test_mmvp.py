@@ -118,7 +118,7 @@ def test_outputs_equal_openstl(frames_in, frames_out, size):
     with torch.no_grad():
         got64 = p.model.double()(x.double())
     assert _max_abs(got64, rv.mmvp_forward(_double(state), x.double())) <= 1e-10
-    rep = p.entry["openstl"]
+    rep = p.entry.extra["openstl"]
     assert rep["tensors_unused"] == sorted(k for k in state if k.startswith(rv.UNUSED_PREFIXES))
     assert rep["tensors_mapped"] == len(state) - 18
 
@@ -171,7 +171,7 @@ def test_importer_checks_the_config_against_the_weights():
     with pytest.raises(ConfigError, match="method='tau'"):
         from_openstl(state, "mmvp", {"method": "TAU"})
     p = from_openstl(state, "mmvp", {"in_shape": [4, 1, 48, 32], "aft_seq_length": 4})
-    assert (p.spec.height, p.spec.width) == (48, 32) and p.entry["openstl"]["config_sources"]["height"] == "config"
+    assert (p.spec.height, p.spec.width) == (48, 32) and p.entry.extra["openstl"]["config_sources"]["height"] == "config"
 
 
 def test_mismatched_checkpoints_are_clear_errors():

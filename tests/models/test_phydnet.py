@@ -83,7 +83,7 @@ def test_outputs_equal_openstl(channels, patch):
     assert got.shape == expected.shape == (2, 6, channels, 16, 16)
     assert _max_abs(got, expected) <= TOL and ref.relative_error(got, expected) <= TOL
     assert float(expected.std()) > 1e-2
-    rep = p.entry["openstl"]
+    rep = p.entry.extra["openstl"]
     assert rep["tensors_unused"] == sorted(K2M + _aliases(state))
     assert (p.spec.frames_in, p.spec.frames_out, p.spec.channels, p.model.patch_size) == (5, 6, channels, patch)
 
@@ -92,10 +92,10 @@ def test_patch_size_is_read_as_openstl_reads_it():
     state = rp.phydnet_state_dict(**SMALL)
     x = torch.rand(1, 3, 1, 16, 16)
     p = from_openstl(state, "phydnet", {"patch_size": 1, "aft_seq_length": 2})  # OpenSTL builds 4 for 1
-    assert p.model.patch_size == 4 and "OpenSTL builds 4" in p.entry["openstl"]["config_sources"]["patch_size"]
+    assert p.model.patch_size == 4 and "OpenSTL builds 4" in p.entry.extra["openstl"]["config_sources"]["patch_size"]
     with torch.no_grad():
         assert _max_abs(p.model(x, 2), rp.phydnet_predict(state, x, 2, 1)) <= TOL
-    assert from_openstl(state, "phydnet").entry["openstl"]["config_sources"]["patch_size"].startswith("default")
+    assert from_openstl(state, "phydnet").entry.extra["openstl"]["config_sources"]["patch_size"].startswith("default")
 
 
 @torch.no_grad()

@@ -106,7 +106,7 @@ def test_paper_size_checkpoint_with_the_authors_config_file_converts_completely(
                     "patch_size": 8, "dim": 256, "heads": 8, "dim_head": 32, "drop_path": 0.0, "scale_dim": 4,
                     "depth": 1, "Ndepth": 6, "method": "PredFormer"}
     p = from_openstl(state, "PredFormer", flat)
-    rep = p.entry["openstl"]
+    rep = p.entry.extra["openstl"]
     assert rep["parameters"] == PAPER_COUNT == count_parameters(p.model)
     assert rep["tensors_mapped"] == len(state) and rep["tensors_unused"] == []
     assert rep["config"] == {"dim": 256, "Ndepth": 6, "depth": 1, "scale_dim": 4, "heads": 8, "dim_head": 32,

@@ -78,7 +78,7 @@ def test_paper_size_openstl_checkpoint_converts_completely(tmp_path, arch):
     cfg_file = tmp_path / ("PredRNNv2.py" if v2 else "PredRNN.py")
     cfg_file.write_text(MMNIST_PY[arch])
     p = from_openstl(state, "PredRNNv2" if v2 else "PredRNN", cfg_file)
-    rep = p.entry["openstl"]
+    rep = p.entry.extra["openstl"]
     assert rep["tensors_mapped"] == len(state) and rep["tensors_unused"] == [] and rep["parameters"] == PAPER[arch]
     assert rep["config"] == {"num_layers": 4, "num_hidden": 128, "filter_size": 5, "patch_size": 4, "channels": 1,
                              "frames_in": 10, "frames_out": 10, "height": 64, "width": 64}

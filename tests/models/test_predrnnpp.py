@@ -98,7 +98,7 @@ def test_outputs_equal_openstl(channels, patch, filter_size):
     assert got.shape == expected.shape == (2, 6, channels, 16, 16)
     assert _max_abs(got, expected) <= TOL and ref.relative_error(got, expected) <= TOL
     assert float(expected.std()) > 1e-3  # a non-trivial output
-    rep = p.entry["openstl"]
+    rep = p.entry.extra["openstl"]
     assert rep["tensors_unused"] == [f"cell_list.{i}.conv_o.0.weight" for i in range(3)]
     assert rep["tensors_mapped"] == len(state) - 3
     assert (p.spec.frames_in, p.spec.frames_out, p.spec.channels) == (5, 6, channels)

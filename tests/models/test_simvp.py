@@ -76,7 +76,7 @@ def test_paper_checkpoint_with_openstl_config_file_converts_exactly(tmp_path, ki
     config = tmp_path / ("SimVP_IncepU.py" if kind == "incepu" else "SimVP_gSTA.py")
     config.write_text(OPENSTL_PY[kind])
     p = from_openstl(state, "SimVP", config)
-    rep = p.entry["openstl"]
+    rep = p.entry.extra["openstl"]
     assert rep["tensors_mapped"] == len(state) and rep["tensors_unused"] == []
     assert rep["ignored_config"] == ["batch_size", "lr"]
     assert rep["openstl_model"] == {"incepu": "SimVP_Model (model_type='IncepU')",
@@ -102,7 +102,7 @@ def test_small_checkpoints_equal_openstl_from_a_lightning_file(tmp_path, name):
     torch.save({"state_dict": {"model." + k: v for k, v in state.items()}, "pytorch-lightning_version": "2.1.0",
                 "hyper_parameters": {"method": "SimVP", "model_type": name.split("_")[0], "lr": 1e-3}}, path)
     p = from_openstl(path, "simvp", {"in_shape": [4, 2, 16, 16]})
-    assert p.entry["openstl"]["prefix"] == "model." and p.spec.channels == 2 and p.spec.height == 16
+    assert p.entry.extra["openstl"]["prefix"] == "model." and p.spec.channels == 2 and p.spec.height == 16
     x = torch.rand(2, 4, 2, 16, 16)
     with torch.no_grad():
         got, want = p.model(x), ref.simvp_forward(state, x)
@@ -142,7 +142,7 @@ def test_openstl_longer_horizon_rollout_is_the_predictors():
 def test_openstl_method_names_any_case(arch):
     p = from_openstl(small_state("gsta"), arch)
     assert p.model.arch == "simvp" and p.model.config.model_type == "gsta"
-    assert p.entry["openstl"]["arch"] == "simvp"
+    assert p.entry.extra["openstl"]["arch"] == "simvp"
 
 
 def test_tau_goes_to_arch_tau_and_tau_refuses_simvp_translators():

@@ -115,7 +115,7 @@ def test_paper_size_openstl_checkpoint_with_its_config_file_converts_completely(
     cfg_file = tmp_path / "SwinLSTM-D.py"
     cfg_file.write_text(OPENSTL_PY)
     p = from_openstl(state, "SwinLSTM_D", cfg_file)
-    rep = p.entry["openstl"]
+    rep = p.entry.extra["openstl"]
     assert rep["parameters"] == STZOO_COUNT == count_parameters(p.model)
     assert rep["config"] == {"channels": 1, "patch_size": 2, "embed_dim": 128, "depths_down": [2, 6],
                              "depths_up": [6, 2], "num_heads": [4, 8], "window_size": 4, "mlp_ratio": 4.0,
@@ -141,7 +141,7 @@ def test_outputs_equal_openstl_at_its_inference_convention(size, channels, buffe
                                                                           "aft_seq_length": 4}
     p = from_openstl(state, name, config)
     assert p.model.arch == "swinlstm" and (p.spec.frames_in, p.spec.frames_out, p.spec.channels) == (3, 4, channels)
-    assert p.entry["openstl"]["config_sources"]["height"] == ("weights" if buffers else "config")
+    assert p.entry.extra["openstl"]["config_sources"]["height"] == ("weights" if buffers else "config")
     x, y = _seq(2, 3, channels, size, seed=4), _seq(2, 4, channels, size, seed=5)
     with torch.no_grad():
         got = p.model(x, 4)

@@ -29,8 +29,8 @@ def test_every_sweep_size_is_a_valid_config(load_script):
         entry = get_entry(name)
         counts = {}
         for size, overrides in sizes.items():
-            cfg = make_config(entry["architecture"], {**entry["config"], **overrides})
-            counts[size] = parameters_of(get_architecture(entry["architecture"]), cfg)
+            cfg = make_config(entry.architecture, {**entry.config, **overrides})
+            counts[size] = parameters_of(get_architecture(entry.architecture), cfg)
         assert "s" in sizes and sizes["s"] == {}, f"{name}: size s is the zoo entry itself"
         by_size = [counts[s] for s in sorted(counts, key=ss._size_key)]
         assert by_size == sorted(by_size) and len(set(by_size)) == len(by_size), f"{name}: sizes not increasing"

@@ -22,6 +22,7 @@ from stzoo.errors import ConfigError, InputError
 from stzoo.training.finetune import CHECKPOINT_NAME, finetune
 from stzoo.frames import read_frames, write_gif
 from stzoo.zoo.manifest import InputSpec
+from stzoo.zoo.entry import ZooEntry
 from stzoo.models import build_model
 from stzoo.inference.predictor import Predictor
 
@@ -56,8 +57,8 @@ def tiny(arch: str = "convlstm", channels: int = 1, seed: int = 0) -> Predictor:
     torch.manual_seed(seed)
     model = build_model(arch, cfg)
     spec = InputSpec(4, 4, channels, 16, 16)
-    return Predictor(model, spec, name=f"tiny-{arch}", entry={"architecture": arch, "config": cfg,
-                                                            "input": spec.to_dict()})
+    return Predictor(model, spec, name=f"tiny-{arch}",
+                     entry=ZooEntry.from_dict(None, {"architecture": arch, "config": cfg, "input": spec.to_dict()}))
 
 
 def state_of(p: Predictor) -> dict[str, torch.Tensor]:
@@ -248,10 +249,10 @@ def test_log_lines_are_on_disk_after_each_step(tmp_path, monkeypatch):
 
 
 def test_push_to_hub_uploads_the_output_folder(tmp_path, monkeypatch):
-    import stzoo.zoo.folder
+    import stzoo.zoo.upload
 
     calls = []
-    monkeypatch.setattr(stzoo.zoo.folder, "push_folder", lambda folder, repo, **kw: calls.append((folder, repo)))
+    monkeypatch.setattr(stzoo.zoo.upload, "push_folder", lambda folder, repo, **kw: calls.append((folder, repo)))
     finetune(tiny(), square_video(), epochs=1, batch_size=8, val=0, out_dir=tmp_path, push_to_hub="me/tuned", **FAST)
     assert calls == [(tmp_path, "me/tuned")]
 
@@ -435,7 +436,8 @@ def test_grey_model_on_rgb_predicts_the_same_for_grey_input(arch):
     cfg = dict(TAU_CFG) if arch == "tau" else {**LSTM_CFG, "layer_norm": arch == "convlstm"}
     model = build_model(arch, cfg)
     spec = InputSpec(4, 4, 1, 16, 16)
-    p = Predictor(model, spec, name="g", entry={"architecture": arch, "config": cfg, "input": spec.to_dict()})
+    p = Predictor(model, spec, name="g",
+                  entry=ZooEntry.from_dict(None, {"architecture": arch, "config": cfg, "input": spec.to_dict()}))
     rgb, report = adapt(p, channels=3)
     assert report.converted and not report.reinitialised
     x = torch.rand(2, 4, 1, 16, 16)
@@ -526,7 +528,7 @@ def tiny10(arch: str = "tau", seed: int = 0) -> Predictor:
     torch.manual_seed(seed)
     spec = InputSpec(10, 10, 1, 16, 16)
     return Predictor(build_model(arch, cfg), spec, name=f"tiny10-{arch}",
-                     entry={"architecture": arch, "config": cfg, "input": spec.to_dict()})
+                     entry=ZooEntry.from_dict(None, {"architecture": arch, "config": cfg, "input": spec.to_dict()}))
 
 
 def test_auto_step_budget_rule():

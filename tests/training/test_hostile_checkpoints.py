@@ -341,7 +341,7 @@ def test_two_saves_of_the_same_weights_are_identical(tmp_path):
     from safetensors import safe_open
 
     with safe_open(str(tmp_path / "s0" / "model.safetensors"), "pt") as f:
-        assert json.loads(f.metadata()["stzoo"]) == {"arch": "convlstm", "config": p.entry["config"]}
+        assert json.loads(f.metadata()["stzoo"]) == {"arch": "convlstm", "config": p.entry.config}
 
 
 def test_save_through_a_symlink_keeps_the_link(tmp_path):

@@ -23,6 +23,7 @@ import stzoo
 from helpers.hf_server import FakeHub
 from helpers.hostile import refuse, run_case
 from stzoo.zoo.manifest import InputSpec
+from stzoo.zoo.entry import ZooEntry
 from stzoo.models import build_model
 from stzoo.inference.predictor import Predictor
 
@@ -34,8 +35,8 @@ TINY = "stzoo.load('convlstm-mmnist-s', pretrained=False"  # a zoo entry, built 
 
 def tiny_folder(path, seed=0):
     torch.manual_seed(seed)
-    p = Predictor(build_model("convlstm", CFG), InputSpec(4, 4, 1, 16, 16), name="tiny",
-                  entry={"architecture": "convlstm", "config": CFG})
+    spec = InputSpec(4, 4, 1, 16, 16)
+    p = Predictor(build_model("convlstm", CFG), spec, name="tiny", entry=ZooEntry(None, "convlstm", CFG, spec))
     return p.save_pretrained(path)
 
 

@@ -16,17 +16,19 @@ from stzoo.errors import ConfigError, InputError, UnknownModelError, WeightsNotA
 from stzoo.zoo.hub import (ChecksumError, InvalidHubIdError, parse_hub_id, validate_filename, validate_repo_id,
                        validate_revision)
 from stzoo.zoo.manifest import InputSpec, get_entry, load_manifest
+from stzoo.zoo.entry import ZooEntry
 from stzoo.models import build_model
 from stzoo.inference.predictor import Predictor
-from stzoo.zoo.folder import export_release
+from stzoo.zoo.upload import export_release
 
 CFG = {"num_layers": 1, "num_hidden": 4, "filter_size": 3}
 
 
 def tiny(seed=0, entry=True):
     torch.manual_seed(seed)
-    return Predictor(build_model("convlstm", CFG), InputSpec(4, 4, 1, 16, 16), name="tiny",
-                     entry={"architecture": "convlstm", "config": CFG} if entry else None)
+    spec = InputSpec(4, 4, 1, 16, 16)
+    return Predictor(build_model("convlstm", CFG), spec, name="tiny",
+                     entry=ZooEntry(None, "convlstm", CFG, spec) if entry else None)
 
 
 # ---- ids ------------------------------------------------------------------------------------------
@@ -140,7 +142,7 @@ def test_zoo_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch):
 
 def test_export_release_keeps_the_release_bytes(tmp_path, monkeypatch):
     e = get_entry("convlstm-mmnist-s")
-    model = build_model(e["architecture"], e["config"]).half()
+    model = build_model(e.architecture, e.config).half()
     w = tmp_path / "w" / "c.safetensors"
     w.parent.mkdir()
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(w))
@@ -249,7 +251,7 @@ def test_finetuned_folder_card_names_its_base_model_and_hides_machine_paths(tmp_
     meta = _front_matter(card)
     base = get_entry("convlstm-mmnist")
     assert meta["library_name"] == "stzoo" and meta["pipeline_tag"] == "video-to-video"
-    assert meta["base_model"] == base["weights"]["hub"]["repo_id"] == "stzoo/convlstm-mmnist-s"
+    assert meta["base_model"] == base.weights.hub.repo_id == "stzoo/convlstm-mmnist-s"
     assert meta["license"] == "apache-2.0" and "convlstm" in meta["tags"]
     assert "datasets" not in meta  # the user's own clips are no Hub dataset
     cfg = json.loads((out / "config.json").read_text())

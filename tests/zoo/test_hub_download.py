@@ -24,6 +24,7 @@ from safetensors.torch import save
 
 from helpers.hf_server import FakeHub, OlahServer, git_commit_files, olah_available
 from stzoo.zoo.manifest import InputSpec
+from stzoo.zoo.entry import ZooEntry
 from stzoo.models import build_model
 from stzoo.inference.predictor import Predictor
 
@@ -36,8 +37,9 @@ TOKEN = "hf_stzoo_test_token"
 
 def tiny_predictor(seed: int) -> Predictor:
     torch.manual_seed(seed)
-    return Predictor(build_model("convlstm", CFG), InputSpec(4, 4, 1, 16, 16), name=f"tiny-{seed}",
-                     entry={"architecture": "convlstm", "config": CFG})
+    spec = InputSpec(4, 4, 1, 16, 16)
+    return Predictor(build_model("convlstm", CFG), spec, name=f"tiny-{seed}",
+                     entry=ZooEntry(None, "convlstm", CFG, spec))
 
 
 def tiny_bytes(seed: int) -> bytes:

@@ -21,7 +21,9 @@ import pytest
 
 from stzoo.zoo import hub
 from stzoo.errors import WeightsNotAvailableError
+from stzoo.zoo.entry import ZooEntry
 from stzoo.zoo.manifest import get_entry, load_manifest
+from stzoo.zoo.resolve import locate_weights
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,7 +47,7 @@ def shipped_and_released() -> tuple[dict[str, str], dict[str, dict]]:
     """(file name → sha256 of what stzoo/weights holds, file name → manifest weights spec of every release)."""
     folder = hub.packaged_weights_dir()
     shipped = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.safetensors"))}
-    released = {get_entry(n)["weights"]["filename"]: get_entry(n)["weights"]
+    released = {get_entry(n).weights.filename: get_entry(n).weights
                 for n, e in load_manifest()["models"].items() if "alias" not in e and e.get("weights")}
     return shipped, released
 
@@ -55,16 +57,16 @@ def test_released_weights_ship_inside_the_package():
     each with the manifest's sha256, and nothing the manifest does not list; the checkout's weights/
     is a link to that same folder, not a second copy."""
     folder = hub.packaged_weights_dir()
-    assert folder == Path(hub.__file__).resolve().parent / "weights" and folder.is_dir()
+    assert folder == Path(hub.__file__).resolve().parents[1] / "weights" and folder.is_dir()  # stzoo/weights
     shipped, released = shipped_and_released()
     for filename, sha in shipped.items():
         assert filename in released, f"{folder / filename} is shipped but no manifest entry releases it"
-        assert sha == released[filename]["sha256"], f"{filename} differs from the release the manifest lists"
+        assert sha == released[filename].sha256, f"{filename} differs from the release the manifest lists"
     models = load_manifest()["models"]
-    defaults = {get_entry(n)["weights"]["filename"] for n, e in models.items() if "alias" in e
-                and get_entry(n).get("weights")}
+    defaults = {get_entry(n).weights.filename for n, e in models.items() if "alias" in e
+                and get_entry(n).weights}
     assert defaults and defaults <= set(shipped), f"default zoo models not shipped: {defaults - set(shipped)}"
-    hub_only_impossible = {f for f, w in released.items() if not w.get("hub")} - set(shipped)
+    hub_only_impossible = {f for f, w in released.items() if not w.hub} - set(shipped)
     assert not hub_only_impossible, f"released with no Hub copy and not shipped: {hub_only_impossible}"
     link = REPO / "weights"
     if link.exists():  # a source checkout
@@ -85,7 +87,7 @@ def test_zoo_model_resolves_to_packaged_file_without_any_request(monkeypatch):
         raise AssertionError("the Hub must not be asked for a shipped file")
 
     monkeypatch.setattr(hub, "hub_download", no_network)
-    loc = hub.locate_weights(get_entry("tau-mmnist"))
+    loc = locate_weights(get_entry("tau-mmnist"))
     assert loc.source == "local" and loc.path.parent == hub.packaged_weights_dir()
     assert loc.path.name == "tau-mmnist-s.safetensors"
 
@@ -108,7 +110,7 @@ def offline_empty(tmp_path, monkeypatch):
 def test_offline_error_names_the_local_file_name_and_where_it_looked(offline_empty):
     start = time.perf_counter()
     with pytest.raises(WeightsNotAvailableError) as info:
-        hub.locate_weights(fake_entry())
+        locate_weights(ZooEntry.from_dict("tiny-x", fake_entry()))
     assert time.perf_counter() - start < 2
     msg = str(info.value)
     assert "tiny-x.safetensors is not available offline" in msg
@@ -135,6 +137,8 @@ def test_offline_error_for_a_hub_id_points_at_a_folder_not_the_weights_env(offli
 CLIENT = """
 import json, sys, time
 from stzoo.zoo import hub
+from stzoo.zoo.entry import ZooEntry
+from stzoo.zoo.resolve import locate_weights
 hub.local_weights_dirs = lambda: []
 entry = json.loads(sys.argv[1])
 start = time.perf_counter()
@@ -147,7 +151,7 @@ else:
 """
 
 
-@pytest.mark.parametrize("call", ["hub.locate_weights(entry)",
+@pytest.mark.parametrize("call", ["locate_weights(ZooEntry.from_dict(entry['name'], entry))",
                                   "__import__('stzoo').load('hf-hub:alice/thing')"], ids=["zoo-entry", "hf-hub-id"])
 def test_unreachable_endpoint_fails_fast_without_retry_warnings(call, tmp_path):
     endpoint = f"http://127.0.0.1:{closed_port()}"

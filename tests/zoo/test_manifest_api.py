@@ -1,6 +1,7 @@
 """Manifest schema, list/info/load, weights verification, and the CLI."""
 
 import copy
+import dataclasses
 import hashlib
 import json
 import subprocess
@@ -52,16 +53,16 @@ def test_schema_rejects_broken_entries():
 @pytest.mark.parametrize("name", sorted(load_manifest()["models"]))
 def test_every_entry_builds_with_its_declared_parameter_count(name):
     e = get_entry(name)
-    assert count_parameters(build_model(e["architecture"], e["config"])) == e["parameters"]
+    assert count_parameters(build_model(e.architecture, e.config)) == e.parameters
 
 
 def test_entry_weights_exist_and_match_sha256():
     for name in stzoo.list_models(pretrained=True):
-        w = get_entry(name)["weights"]
-        path = REPO / "weights" / w["filename"]
+        w = get_entry(name).weights
+        path = REPO / "weights" / w.filename
         assert path.is_file(), f"{name}: {path} missing"
-        assert path.stat().st_size == w["size"]
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == w["sha256"]
+        assert path.stat().st_size == w.size
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == w.sha256
 
 
 def test_list_info_and_aliases():
@@ -86,7 +87,7 @@ def fake_release(tmp_path, monkeypatch):
     """A manifest entry with released weights in a local weights folder."""
     e = get_entry("convlstm-mmnist-s")
     torch.manual_seed(3)
-    model = build_model(e["architecture"], e["config"])
+    model = build_model(e.architecture, e.config)
     path = tmp_path / "w" / "tiny.safetensors"
     path.parent.mkdir()
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
@@ -164,3 +165,133 @@ def test_list_models_takes_a_wildcard_first():
     assert stzoo.list_models("no-such-*") == []
     with pytest.raises(stzoo.InputTypeError, match="pretrained=True"):
         stzoo.list_models(True)
+
+
+# ---- ZooEntry: the typed entry ------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(n for n, e in load_manifest()["models"].items() if "alias" not in e))
+def test_zoo_entry_round_trips_every_manifest_entry_exactly(name):
+    from stzoo.zoo.entry import ZooEntry
+
+    raw = load_manifest()["models"][name]
+    e = ZooEntry.from_dict(name, raw)
+    assert json.dumps(e.to_dict()) == json.dumps(raw)  # same keys, values and order: the file is unchanged
+    assert e.name == name and e.architecture == raw["architecture"] and dict(e.config) == raw["config"]
+    assert e.input.frames_in == raw["input"]["frames_in"] and e.normalization == raw["input"].get("normalization")
+    assert e.parameters == raw["parameters"] and e.license == raw["license"]
+    if raw.get("weights"):
+        assert e.weights.sha256 == raw["weights"]["sha256"] and e.weights.filename == raw["weights"]["filename"]
+        assert (e.weights.hub.repo_id if e.weights.hub else None) == (raw["weights"].get("hub") or {}).get("repo_id")
+    else:
+        assert e.weights is None and not e.has_weights
+
+
+def test_get_entry_follows_aliases_and_lists_them():
+    e = get_entry("tau-mmnist")
+    target = load_manifest()["models"]["tau-mmnist"]["alias"]
+    assert e.name == target and "tau-mmnist" in e.aliases
+    assert stzoo.info("tau-mmnist") == {"name": target, **load_manifest()["models"][target]}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        e.architecture = "convlstm"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("architecture", None, "'architecture'"),
+    ("config", "not an object", "field 'config' must be"),
+    ("input", {"frames_in": 10}, "'frames_out'"),
+    ("input", "64x64", "field 'input' must be"),
+    ("parameters", "many", "field 'parameters' must be an integer"),
+    ("weights", {"filename": 3, "sha256": "0" * 64}, "field 'filename' must be"),
+    ("metrics", [1, 2], "field 'metrics' must be an object"),
+])
+def test_zoo_entry_names_the_entry_and_the_field_of_a_malformed_entry(field, value, message):
+    from stzoo.errors import ConfigError
+    from stzoo.zoo.entry import ZooEntry
+
+    raw = copy.deepcopy(load_manifest()["models"]["tau-mmnist-s"])
+    if value is None:
+        raw.pop(field)
+    else:
+        raw[field] = value
+    with pytest.raises(ConfigError, match=message) as info:
+        ZooEntry.from_dict("tau-broken", raw)
+    assert "'tau-broken'" in str(info.value)
+
+
+def test_malformed_manifest_entry_is_a_config_error_not_a_key_error(monkeypatch):
+    from stzoo.errors import ConfigError
+
+    m = load_manifest()
+    del m["models"]["convlstm-mmnist-s"]["config"]
+    monkeypatch.setattr(manifest_mod, "_manifest_cached", lambda: m)
+    with pytest.raises(ConfigError, match="'convlstm-mmnist-s'.*'config'"):
+        stzoo.load("convlstm-mmnist-s", pretrained=False)
+
+
+# ---- one resolver -------------------------------------------------------------------------------
+def test_resolver_kinds(tmp_path, monkeypatch):
+    from stzoo.zoo.resolve import resolve
+
+    r = resolve("convlstm-mmnist", pretrained=False)  # an alias
+    assert (r.kind, r.source, r.weights_path, r.name) == ("zoo", "none", None, r.entry.name)
+    assert r.entry.name == get_entry("convlstm-mmnist").name
+    r = resolve("tau-mmnist")
+    assert r.kind == "zoo" and r.source == "local" and r.weights_path.name == get_entry("tau-mmnist").weights.filename
+    folder = stzoo.load("convlstm-mmnist-s", pretrained=False).save_pretrained(tmp_path / "ck")
+    for name in (folder, str(folder)):
+        r = resolve(name)
+        assert r.kind == "folder" and r.source == "folder" and r.weights_path == folder / "model.safetensors"
+        assert r.entry.architecture == "convlstm" and r.entry.extra["source"] == str(folder)
+    with pytest.raises(UnknownModelError, match="hf-hub:owner/repo"):
+        resolve("no-such-model")
+
+
+def test_a_registered_prefix_is_one_registration_not_a_new_branch(monkeypatch):
+    from stzoo.zoo import resolve as resolve_mod
+    from stzoo.zoo.resolve import Resolved, register_prefix, resolve
+
+    monkeypatch.setattr(resolve_mod, "_PREFIXES", dict(resolve_mod._PREFIXES))
+    seen = []
+
+    def fake(name, *, weights, pretrained):
+        seen.append((name, weights, pretrained))
+        return Resolved(get_entry("convlstm-mmnist-s"), None, "none", "converted", "fake:")
+
+    register_prefix("fake:", fake)
+    assert "fake:" in resolve_mod.resolver_prefixes() and "hf-hub:" in resolve_mod.resolver_prefixes()
+    assert resolve("fake:some_file", pretrained=False).name == "converted"
+    p = stzoo.load("fake:other", pretrained=False)
+    assert p.name == "converted" and p.entry.architecture == "convlstm"
+    assert seen == [("fake:some_file", None, False), ("fake:other", None, False)]
+    with pytest.raises(InputError, match="already registered"):
+        register_prefix("fake:", lambda *a, **k: None)
+
+
+@pytest.mark.parametrize("kind", ["zoo", "folder", "hub"])
+def test_load_checks_batch_size_device_and_dtype_once(kind, tmp_path, monkeypatch):
+    import stzoo.api as api
+
+    folder = stzoo.load("convlstm-mmnist-s", pretrained=False).save_pretrained(tmp_path / "ck")
+    if kind == "hub":
+        from stzoo.zoo import hub
+
+        def fake_download(repo_id, filename, revision=None, **kwargs):
+            return folder / filename, "hf-cache"
+
+        monkeypatch.setattr(hub, "hub_download", fake_download)
+    name = {"zoo": "convlstm-mmnist-s", "folder": str(folder), "hub": "hf-hub:alice/tiny"}[kind]
+    calls = {"options": 0, "batch": 0}
+    real_options, real_batch = api.check_options, api.check_batch_size
+
+    def count_options(**kwargs):
+        calls["options"] += 1
+        return real_options(**kwargs)
+
+    def count_batch(value):
+        calls["batch"] += 1
+        return real_batch(value)
+
+    monkeypatch.setattr(api, "check_options", count_options)
+    monkeypatch.setattr(api, "check_batch_size", count_batch)
+    p = stzoo.load(name, pretrained=kind != "zoo", batch_size=3)
+    assert p.batch_size == 3 and p.entry.architecture == "convlstm"
+    assert calls == {"options": 1, "batch": 1}

@@ -535,7 +535,7 @@ def from_openstl(checkpoint: str | os.PathLike[str] | Mapping[str, Any], arch: s
 
     Returns:
         A Predictor (``name`` is ``None``; ``predictor.entry`` holds architecture, config, input spec,
-        description and license, and ``predictor.entry["openstl"]`` the :class:`ConversionReport` as
+        description and license, and ``predictor.entry.extra["openstl"]`` the :class:`ConversionReport` as
         a dict). Save it with :func:`convert_openstl` or ``predictor.save_pretrained(dir)``.
 
     Raises:
@@ -545,14 +545,16 @@ def from_openstl(checkpoint: str | os.PathLike[str] | Mapping[str, Any], arch: s
     """
     from stzoo.api import assemble_predictor, load_state_dict_strict
     from stzoo.models import count_parameters
+    from stzoo.zoo.entry import ZooEntry
 
     state, rep = _convert(checkpoint, arch, config)
     entry = {"architecture": rep.arch, "config": rep.config, "input": rep.input,
              "description": _description(rep), "license": OPENSTL_LICENSE, "openstl": rep.to_dict()}
-    predictor = assemble_predictor(entry, None, name=None, device=device, dtype=dtype, batch_size=batch_size)
+    predictor = assemble_predictor(ZooEntry.from_dict(None, entry), None, name=None, device=device, dtype=dtype,
+                                   batch_size=batch_size)
     load_state_dict_strict(predictor.model, state, rep.source or "the OpenSTL checkpoint")
     rep.parameters = count_parameters(predictor.model)
-    entry["openstl"] = rep.to_dict()
+    predictor.entry = predictor.entry.replace(extra={"openstl": rep.to_dict()})
     return predictor
 
 
@@ -622,15 +624,16 @@ def convert_openstl(checkpoint: str | os.PathLike[str] | Mapping[str, Any], arch
         ``(folder, report)``.
     """
     from stzoo.version import __version__
-    from stzoo.zoo.folder import model_card, save_pretrained
+    from stzoo.zoo.card import model_card
+    from stzoo.zoo.folder import save_pretrained
 
     predictor = from_openstl(checkpoint, arch, config)
-    rep = ConversionReport(**predictor.entry["openstl"])
+    rep = ConversionReport(**predictor.entry.extra["openstl"])
     stem = Path(rep.source).stem if rep.source else "checkpoint"
     name = name or f"{rep.arch.replace('_', '-')}-openstl-{re.sub(r'[^A-Za-z0-9_.-]+', '-', stem)}"
-    predictor.entry["license"] = license
+    predictor.entry = predictor.entry.replace(license=license)
     card_cfg = {"name": name, "architecture": rep.arch, "config": rep.config, "input": rep.input,
-                "description": predictor.entry["description"], "license": license, "stzoo_version": __version__}
+                "description": predictor.entry.description, "license": license, "stzoo_version": __version__}
     card = model_card(card_cfg)
     card = card.replace("\n## Architecture\n", "\n" + _origin_section(rep, license) + "\n## Architecture\n", 1)
     folder = save_pretrained(predictor, out_dir, name=name, card=card)
