@@ -46,3 +46,12 @@ def test_zoo_entry_names_the_entry_and_the_field_of_a_malformed_entry(field, val
     with pytest.raises(ConfigError, match=message) as info:
         ZooEntry.from_dict("tau-broken", raw)
     assert "'tau-broken'" in str(info.value)
+
+
+def test_there_is_one_input_spec_and_it_round_trips():
+    from stzoo.zoo import entry, manifest
+
+    assert manifest.InputSpec is entry.InputSpec  # manifest re-exports the one class entry.py defines
+    raw = load_manifest()["models"]["tau-mmnist-s"]["input"]
+    spec = entry.InputSpec.from_dict(raw)
+    assert spec.to_dict() == {k: v for k, v in raw.items() if k != "normalization"}
