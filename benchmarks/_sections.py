@@ -32,15 +32,21 @@ def machine() -> dict[str, Any]:
 
 def machine_cells(m: dict[str, Any]) -> list[str]:
     """The CPU / flags / bf16 units / threads / date cells of a row."""
-    return [m["cpu"], " ".join(m["cpu_flags"]) or "–", ", ".join(m["bf16_units"]) or "none",
-            str(m["threads"]), m["date"]]
+    return [
+        m["cpu"],
+        " ".join(m["cpu_flags"]) or "–",
+        ", ".join(m["bf16_units"]) or "none",
+        str(m["threads"]),
+        m["date"],
+    ]
 
 
 MACHINE_HEAD = ["CPU", "flags", "bf16 units", "threads", "date"]
 
 
-def interleave(a: Callable[[], Any], b: Callable[[], Any], repeats: int, *,
-               label: str = "") -> tuple[list[float], list[float]]:
+def interleave(
+    a: Callable[[], Any], b: Callable[[], Any], repeats: int, *, label: str = ""
+) -> tuple[list[float], list[float]]:
     """Time ``a`` and ``b`` alternately, ``repeats`` times each (A B, B A, A B, ...); with an odd
     number of repeats one more ``a`` closes the run so that ``a`` brackets ``b`` (A B A for 1).
     Returns the seconds of every call of each."""
@@ -66,8 +72,15 @@ def med(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
-def write_section(path: Path, name: str, intro: list[str], head: list[str], new_rows: list[list[str]],
-                  key_cols: tuple[int, ...], notes: list[str] = ()) -> None:
+def write_section(
+    path: Path,
+    name: str,
+    intro: list[str],
+    head: list[str],
+    new_rows: list[list[str]],
+    key_cols: tuple[int, ...],
+    notes: list[str] = (),
+) -> None:
     """Replace section ``name`` of ``path``: ``intro`` paragraphs, then a table of the old rows whose
     key (the cells at ``key_cols``) no new row has, plus ``new_rows``; then ``notes`` (each a
     paragraph; kept from the old section where none are given)."""
@@ -87,9 +100,15 @@ def write_section(path: Path, name: str, intro: list[str], head: list[str], new_
         before, after = doc.rstrip("\n") + "\n\n", "\n"
     keys = {tuple(r[i] for i in key_cols) for r in new_rows}
     rows = [r for r in old_rows if len(r) == len(head) and tuple(r[i] for i in key_cols) not in keys] + new_rows
-    body = [*intro, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
-            *("| " + " | ".join(r) + " |" for r in rows), ""]
-    for n in (list(notes) or old_notes):
+    body = [
+        *intro,
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+        *("| " + " | ".join(r) + " |" for r in rows),
+        "",
+    ]
+    for n in list(notes) or old_notes:
         body += [n if n.startswith("Note") else f"Note: {n}", ""]
     path.write_text(f"{before}{start}\n" + "\n".join(body) + f"{end}{after}", encoding="utf-8")
     print(f"updated section {name} of {path}", file=sys.stderr)

@@ -30,9 +30,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _sections import MACHINE_HEAD, machine, machine_cells, med, write_section
 
 MODEL = "tau-mmnist-s"
-HEAD = ["model", "batch", "untuned s/step", "tuned s/step", "speed tuned / untuned", "untuned faults/step",
-        "tuned faults/step", "untuned sys s/step", "tuned sys s/step", "steps", "allocator (tuned)",
-        *MACHINE_HEAD]
+HEAD = [
+    "model",
+    "batch",
+    "untuned s/step",
+    "tuned s/step",
+    "speed tuned / untuned",
+    "untuned faults/step",
+    "tuned faults/step",
+    "untuned sys s/step",
+    "tuned sys s/step",
+    "steps",
+    "allocator (tuned)",
+    *MACHINE_HEAD,
+]
 
 
 def worker(model: str, batch: int) -> None:
@@ -40,8 +51,8 @@ def worker(model: str, batch: int) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from stzoo.tools.bench import make_train_step
     from stzoo.runtime import machine_description, tune_allocator
+    from stzoo.tools.bench import make_train_step
 
     allocator = tune_allocator()
     step, _ = make_train_step(model, batch=batch)
@@ -53,8 +64,10 @@ def worker(model: str, batch: int) -> None:
         r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         step()
         t1, r1 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
-        print(json.dumps({"s": t1 - t0, "minflt": r1.ru_minflt - r0.ru_minflt, "stime": r1.ru_stime - r0.ru_stime}),
-              flush=True)
+        print(
+            json.dumps({"s": t1 - t0, "minflt": r1.ru_minflt - r0.ru_minflt, "stime": r1.ru_stime - r0.ru_stime}),
+            flush=True,
+        )
 
 
 def start(tuned: bool, model: str, batch: int, threads: int) -> subprocess.Popen:
@@ -63,8 +76,13 @@ def start(tuned: bool, model: str, batch: int, threads: int) -> subprocess.Popen
         env.pop("STZOO_MALLOC_TUNING", None)
     else:
         env["STZOO_MALLOC_TUNING"] = "0"
-    return subprocess.Popen([sys.executable, __file__, "--worker", "--model", model, "--batch", str(batch)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, __file__, "--worker", "--model", model, "--batch", str(batch)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def ask(proc: subprocess.Popen, what: str = "step") -> dict:
@@ -77,8 +95,9 @@ def ask(proc: subprocess.Popen, what: str = "step") -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     ap.add_argument("--steps", type=int, default=4, help="timed steps per side")
     ap.add_argument("--model", default=MODEL, help="zoo name")
     ap.add_argument("--batch", type=int, default=16, help="sequences per step")
@@ -101,11 +120,15 @@ def main() -> None:
     res: dict[bool, list[dict]] = {False: [], True: []}
     try:
         for i in range(args.steps):
-            for tuned in ((False, True) if i % 2 == 0 else (True, False)):
+            for tuned in (False, True) if i % 2 == 0 else (True, False):
                 res[tuned].append(ask(procs[tuned]))
                 r = res[tuned][-1]
-                print(f"  {'tuned  ' if tuned else 'untuned'} step: {r['s']:.2f} s, {r['minflt']} minor faults, "
-                      f"{r['stime']:.2f} s sys", file=sys.stderr, flush=True)
+                print(
+                    f"  {'tuned  ' if tuned else 'untuned'} step: {r['s']:.2f} s, {r['minflt']} minor faults, "
+                    f"{r['stime']:.2f} s sys",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
         for p in procs.values():
             try:
@@ -121,25 +144,45 @@ def main() -> None:
     speed = m(False, "s") / m(True, "s")
     mach = machine()
     mach["threads"] = args.threads
-    row = [f"`{args.model}`", str(args.batch), f"{m(False, 's'):.2f}", f"{m(True, 's'):.2f}", f"{speed:.2f}×",
-           f"{m(False, 'minflt'):,.0f}", f"{m(True, 'minflt'):,.0f}", f"{m(False, 'stime'):.2f}",
-           f"{m(True, 'stime'):.2f}", str(args.steps), ready[True]["allocator"], *machine_cells(mach)]
+    row = [
+        f"`{args.model}`",
+        str(args.batch),
+        f"{m(False, 's'):.2f}",
+        f"{m(True, 's'):.2f}",
+        f"{speed:.2f}×",
+        f"{m(False, 'minflt'):,.0f}",
+        f"{m(True, 'minflt'):,.0f}",
+        f"{m(False, 'stime'):.2f}",
+        f"{m(True, 'stime'):.2f}",
+        str(args.steps),
+        ready[True]["allocator"],
+        *machine_cells(mach),
+    ]
     print("| " + " | ".join(row) + " |")
     if args.write:
         intro = [
             "## The C allocator in a training step",
             "",
-            ("Written by `benchmarks/allocator.py` (kept by `run_benchmarks.py`). `stzoo.runtime.tune_allocator` "
-            "(called by `stzoo train`, `stzoo finetune` and `stzoo bench --train`, never on import) raises glibc's "
-            "mmap and trim thresholds so the large activation blocks of a training step stay in malloc's heap "
-            "instead of being mapped, zeroed by the kernel and unmapped at every step. Two worker processes hold "
-            "the same TAU-s training step (batch 16, fp32, `stzoo.tools.bench.make_train_step`), one with "
-            "`STZOO_MALLOC_TUNING=0`, one tuned; after a warm-up step each, they run one step at a time, "
-            "alternating, so both see the same load. Medians per step: wall seconds, minor page faults "
-            "(`ru_minflt`) and system CPU seconds (`ru_stime`); *speed* = untuned / tuned step time."),
+            (
+                "Written by `benchmarks/allocator.py` (kept by `run_benchmarks.py`). `stzoo.runtime.tune_allocator` "
+                "(called by `stzoo train`, `stzoo finetune` and `stzoo bench --train`, never on import) raises glibc's "
+                "mmap and trim thresholds so the large activation blocks of a training step stay in malloc's heap "
+                "instead of being mapped, zeroed by the kernel and unmapped at every step. Two worker processes hold "
+                "the same TAU-s training step (batch 16, fp32, `stzoo.tools.bench.make_train_step`), one with "
+                "`STZOO_MALLOC_TUNING=0`, one tuned; after a warm-up step each, they run one step at a time, "
+                "alternating, so both see the same load. Medians per step: wall seconds, minor page faults "
+                "(`ru_minflt`) and system CPU seconds (`ru_stime`); *speed* = untuned / tuned step time."
+            ),
         ]
-        write_section(Path(args.write), "allocator", intro, HEAD, [row], key_cols=(0, 1, 11, 12, 13, 14),
-                      notes=[args.note] if args.note else [])
+        write_section(
+            Path(args.write),
+            "allocator",
+            intro,
+            HEAD,
+            [row],
+            key_cols=(0, 1, 11, 12, 13, 14),
+            notes=[args.note] if args.note else [],
+        )
 
 
 if __name__ == "__main__":

@@ -53,8 +53,17 @@ CASES = {  # case: (kind, zoo name, batch, warm-up batch, default repeats)
     "train-s": ("training step", "tau-mmnist-s", 16, 16, 2),
     "train-paper": ("training step", "tau-mmnist-paper", 16, 16, 1),
 }
-HEAD = ["case", "model", "batch", "float32 s", "bfloat16 s", "speed bf16 / fp32", "max abs diff", "repeats",
-        *MACHINE_HEAD]
+HEAD = [
+    "case",
+    "model",
+    "batch",
+    "float32 s",
+    "bfloat16 s",
+    "speed bf16 / fp32",
+    "max abs diff",
+    "repeats",
+    *MACHINE_HEAD,
+]
 
 
 def inference(name: str, batch: int, warm_batch: int) -> tuple[Any, Any, float]:
@@ -94,38 +103,59 @@ def run_case(case: str, repeats: int | None) -> list[str]:
     speed = med(ta) / med(tb)
     words = f"{speed:.2f}× (bf16 {1 / speed:.1f}× slower)" if speed < 1 else f"{speed:.2f}×"
     print(f"{case}: fp32 {med(ta):.2f} s, bf16 {med(tb):.2f} s, {words}", file=sys.stderr)
-    return [case, f"`{name}`", str(batch), f"{med(ta):.2f}", f"{med(tb):.2f}", words,
-            "–" if math.isnan(diff) else f"{diff:.1e}", str(repeats), *machine_cells(machine())]
+    return [
+        case,
+        f"`{name}`",
+        str(batch),
+        f"{med(ta):.2f}",
+        f"{med(tb):.2f}",
+        words,
+        "–" if math.isnan(diff) else f"{diff:.1e}",
+        str(repeats),
+        *machine_cells(machine()),
+    ]
 
 
 INTRO = [
     "## bfloat16 against float32",
     "",
-    ("Written by `benchmarks/bf16.py` (kept by `run_benchmarks.py`). One process per run, both sides built "
-    "with the same weights and input, warmed up, then timed alternately; *speed* = float32 median / "
-    "bfloat16 median, so above 1× bf16 is faster. Inference: `stzoo.load(NAME, dtype=...)` with its default "
-    "implementation (fused), `Predictor.predict` of 16 random sequences; *max abs diff* is between the two "
-    "forecasts of the warm-up call (values in [0, 1]; batch 16, batch 1 for the paper config). Training step: `stzoo.tools.bench.make_train_step` (the recipe loss, backward, "
-    "clipping, AdamW + OneCycle of `stzoo train`), fp32 against bf16 autocast (weights stay fp32), at the "
-    "recipe batch size 16 (TAU-s and the paper config). *bf16 units*: the CPU's native bf16 flags (`amx_bf16`, `avx512_bf16`, see "
-    "`stzoo.runtime.native_bf16`); *flags*: the kernel-relevant ones it has."),
+    (
+        "Written by `benchmarks/bf16.py` (kept by `run_benchmarks.py`). One process per run, both sides built "
+        "with the same weights and input, warmed up, then timed alternately; *speed* = float32 median / "
+        "bfloat16 median, so above 1× bf16 is faster. Inference: `stzoo.load(NAME, dtype=...)` with its default "
+        "implementation (fused), `Predictor.predict` of 16 random sequences; *max abs diff* is between the two "
+        "forecasts of the warm-up call (values in [0, 1]; batch 16, batch 1 for the paper config). "
+        "Training step: `stzoo.tools.bench.make_train_step` (the recipe loss, backward, "
+        "clipping, AdamW + OneCycle of `stzoo train`), fp32 against bf16 autocast (weights stay fp32), at the "
+        "recipe batch size 16 (TAU-s and the paper config). *bf16 units*: the CPU's native bf16 flags "
+        "(`amx_bf16`, `avx512_bf16`, see "
+        "`stzoo.runtime.native_bf16`); *flags*: the kernel-relevant ones it has."
+    ),
     "",
-    ("On a CPU without bf16 units `stzoo.load(..., dtype=\"bfloat16\")` issues a `stzoo.runtime."
-    "PerformanceWarning` pointing here: the rows with *bf16 units: none* are what it costs. Without AVX-512 "
-    "(an AVX2-only CPU) oneDNN has no bf16 kernels at all (`torch.ops.mkldnn._is_mkldnn_bf16_supported()` "
-    "is False), so bf16 convolutions fall back to PyTorch's generic kernels, far slower than fp32 oneDNN. "
-    "fp32 stays the default of `stzoo.load`; pick bf16 on CUDA or on a CPU whose row here says it is faster."),
+    (
+        'On a CPU without bf16 units `stzoo.load(..., dtype="bfloat16")` issues a `stzoo.runtime.'
+        "PerformanceWarning` pointing here: the rows with *bf16 units: none* are what it costs. Without AVX-512 "
+        "(an AVX2-only CPU) oneDNN has no bf16 kernels at all (`torch.ops.mkldnn._is_mkldnn_bf16_supported()` "
+        "is False), so bf16 convolutions fall back to PyTorch's generic kernels, far slower than fp32 oneDNN. "
+        "fp32 stays the default of `stzoo.load`; pick bf16 on CUDA or on a CPU whose row here says it is faster."
+    ),
 ]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     ap.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES), help="what to measure")
-    ap.add_argument("--repeats", type=int, default=None,
-                    help="timed calls per side (default: 3 infer-s, 1 infer-paper, 2 train-s, 1 train-paper)")
-    ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")),
-                    help="torch intra-op threads")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed calls per side (default: 3 infer-s, 1 infer-paper, 2 train-s, 1 train-paper)",
+    )
+    ap.add_argument(
+        "--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")), help="torch intra-op threads"
+    )
     ap.add_argument("--write", default=None, metavar="FILE", help="update the bf16 section of FILE")
     ap.add_argument("--note", default=None, help="a sentence about this run (e.g. machine load) for --write")
     args = ap.parse_args()
@@ -137,8 +167,15 @@ def main() -> None:
     for r in rows:
         print("| " + " | ".join(r) + " |")
     if args.write:
-        write_section(Path(args.write), "bf16", INTRO, HEAD, rows, key_cols=(0, 8, 9, 10, 11),
-                      notes=[args.note] if args.note else [])
+        write_section(
+            Path(args.write),
+            "bf16",
+            INTRO,
+            HEAD,
+            rows,
+            key_cols=(0, 8, 9, 10, 11),
+            notes=[args.note] if args.note else [],
+        )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,10 @@ import torch
 
 START, END = "<!-- eval-cost:start -->", "<!-- eval-cost:end -->"
 MODELS = ("tau-mmnist-s", "convlstm-mmnist-s")
-HEAD = ("| model | cache | N | threads | CPU | amx_bf16 | avx512_bf16 | `stzoo evaluate` s | forward only s | "
-        "ratio | date |")
+HEAD = (
+    "| model | cache | N | threads | CPU | amx_bf16 | avx512_bf16 | `stzoo evaluate` s | forward only s | "
+    "ratio | date |"
+)
 
 
 def cpu() -> tuple[str, dict[str, bool]]:
@@ -81,7 +83,7 @@ def time_forward(model: torch.nn.Module, x: torch.Tensor, n_out: int, batch: int
     start = time.perf_counter()
     with torch.no_grad():
         for lo in range(0, x.shape[0], batch):
-            predict_future(model, x[lo:lo + batch], n_out)
+            predict_future(model, x[lo : lo + batch], n_out)
     return time.perf_counter() - start
 
 
@@ -96,8 +98,7 @@ def measure(name: str, n: int, threads: int, batch: int, mnist_dir: str | None) 
     dataset = training_dataset(p.entry) or "moving_mnist"  # what `stzoo evaluate NAME` measures on
     test = test_data(dataset, n, {"mnist_dir": mnist_dir}, cache=False)
     n = len(test)
-    x = torch.cat([_to_float(test.batch(lo, min(lo + 256, n))[:, :fi], torch.device("cpu"))
-                   for lo in range(0, n, 256)])
+    x = torch.cat([_to_float(test.batch(lo, min(lo + 256, n))[:, :fi], torch.device("cpu")) for lo in range(0, n, 256)])
     time_forward(model, x[:batch], fo, batch)  # warm-up: first-call allocations, oneDNN primitives
     cache = tempfile.mkdtemp(prefix="stzoo-eval-cost-")
     before = os.environ.get("STZOO_CACHE")
@@ -115,35 +116,51 @@ def measure(name: str, n: int, threads: int, batch: int, mnist_dir: str | None) 
             os.environ["STZOO_CACHE"] = before
         shutil.rmtree(cache, ignore_errors=True)
     fwd = statistics.mean(forward)
-    print(f"{name}: forward {', '.join(f'{t:.1f}' for t in forward)} s; evaluate cold {cold:.1f} s, "
-          f"warm {warm:.1f} s", file=sys.stderr)
-    return [{"model": name, "cache": kind, "n": n, "threads": threads, "evaluate": t, "forward": fwd}
-            for kind, t in (("cold", cold), ("warm", warm))]
+    print(
+        f"{name}: forward {', '.join(f'{t:.1f}' for t in forward)} s; evaluate cold {cold:.1f} s, warm {warm:.1f} s",
+        file=sys.stderr,
+    )
+    return [
+        {"model": name, "cache": kind, "n": n, "threads": threads, "evaluate": t, "forward": fwd}
+        for kind, t in (("cold", cold), ("warm", warm))
+    ]
 
 
 def rows(results: list[dict]) -> list[str]:
     name, flags = cpu()
     date = dt.date.today().isoformat()
     yes = {True: "yes", False: "no"}
-    return [f"| `{r['model']}` | {r['cache']} | {r['n']} | {r['threads']} | {name} | {yes[flags['amx_bf16']]} | "
-            f"{yes[flags['avx512_bf16']]} | {r['evaluate']:.1f} | {r['forward']:.1f} | "
-            f"{r['evaluate'] / r['forward']:.2f}× | {date} |" for r in results]
+    return [
+        f"| `{r['model']}` | {r['cache']} | {r['n']} | {r['threads']} | {name} | {yes[flags['amx_bf16']]} | "
+        f"{yes[flags['avx512_bf16']]} | {r['evaluate']:.1f} | {r['forward']:.1f} | "
+        f"{r['evaluate'] / r['forward']:.2f}× | {date} |"
+        for r in results
+    ]
 
 
 def section(table_rows: list[str], batch: int, notes: list[str] = ()) -> str:
-    return "\n".join([
-        "## Cost of `stzoo evaluate` against the bare forward passes", "",
-        "Written by `benchmarks/eval_cost.py` (kept by `run_benchmarks.py`). *`stzoo evaluate` s*: the whole "
-        "command for the first N test sequences (model load, test set, forward passes, MSE/MAE/SSIM/PSNR); "
-        "*forward only s*: the mean of three runs of just the forward passes on the same N sequences, "
-        "interleaved with the two commands in one process (forward, cold, forward, warm, forward). *cold*: an "
-        "empty cache, so the command generates the N sequences and writes them (82 MB per 1,000) before "
-        "evaluating; *warm*: the next call memory-maps that file (from the page cache). The cache lives in "
-        "`$STZOO_CACHE/moving-mnist` (the field datasets' in `$STZOO_CACHE/fields`, float32), by default "
-        "under `$XDG_CACHE_HOME/stzoo` or `~/.cache/stzoo` (delete it to reclaim the space); each model is "
-        "measured on its own dataset's test set. Target: ratio ≤ 1.5×. "
-        f"Batch {batch}, fp32, the models' default (fused) implementation.", "",
-        HEAD, "|" + "---|" * (HEAD.count(" | ") + 1), *table_rows, "", *notes])
+    return "\n".join(
+        [
+            "## Cost of `stzoo evaluate` against the bare forward passes",
+            "",
+            "Written by `benchmarks/eval_cost.py` (kept by `run_benchmarks.py`). *`stzoo evaluate` s*: the whole "
+            "command for the first N test sequences (model load, test set, forward passes, MSE/MAE/SSIM/PSNR); "
+            "*forward only s*: the mean of three runs of just the forward passes on the same N sequences, "
+            "interleaved with the two commands in one process (forward, cold, forward, warm, forward). *cold*: an "
+            "empty cache, so the command generates the N sequences and writes them (82 MB per 1,000) before "
+            "evaluating; *warm*: the next call memory-maps that file (from the page cache). The cache lives in "
+            "`$STZOO_CACHE/moving-mnist` (the field datasets' in `$STZOO_CACHE/fields`, float32), by default "
+            "under `$XDG_CACHE_HOME/stzoo` or `~/.cache/stzoo` (delete it to reclaim the space); each model is "
+            "measured on its own dataset's test set. Target: ratio ≤ 1.5×. "
+            f"Batch {batch}, fp32, the models' default (fused) implementation.",
+            "",
+            HEAD,
+            "|" + "---|" * (HEAD.count(" | ") + 1),
+            *table_rows,
+            "",
+            *notes,
+        ]
+    )
 
 
 def write(path: Path, new_rows: list[str], models: list[str], batch: int, note: str | None) -> None:
@@ -153,8 +170,7 @@ def write(path: Path, new_rows: list[str], models: list[str], batch: int, note: 
     if START in doc and END in doc:
         head, rest = doc.split(START, 1)
         old, tail = rest.split(END, 1)
-        keep = [line for line in old.splitlines() if line.startswith("| `")
-                and line.split("`")[1] not in models]
+        keep = [line for line in old.splitlines() if line.startswith("| `") and line.split("`")[1] not in models]
         if not note:
             notes = [x for line in old.splitlines() if line.startswith("Note: ") for x in (line, "")]
     else:
@@ -165,8 +181,9 @@ def write(path: Path, new_rows: list[str], models: list[str], batch: int, note: 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     ap.add_argument("--models", nargs="+", default=list(MODELS), help="zoo names")
     ap.add_argument("--sequences", type=int, default=1000, help="N, the test sequences per run")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
@@ -176,8 +193,9 @@ def main() -> None:
     ap.add_argument("--note", default=None, help="a sentence about this run (e.g. machine load) for --write")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    results = [r for m in args.models for r in measure(m, args.sequences, args.threads, args.batch_size,
-                                                       args.mnist_dir)]
+    results = [
+        r for m in args.models for r in measure(m, args.sequences, args.threads, args.batch_size, args.mnist_dir)
+    ]
     new_rows = rows(results)
     print(section(new_rows, args.batch_size))
     if args.write:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")   # before numpy / torch are imported
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy / torch are imported
 
 import argparse  # noqa: E402
 import platform  # noqa: E402
@@ -73,7 +73,7 @@ def training_rate(batch: torch.Tensor, repeats: int) -> float:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if r:                      # the first step is a warm-up
+        if r:  # the first step is a warm-up
             times.append(time.perf_counter() - start)
     return BATCH / statistics.median(times)
 
@@ -93,12 +93,16 @@ def main(argv: list[str] | None = None) -> None:
         train = training_rate(batch, args.repeats)
         rows.append((name, batch.shape[2], gen, train))
         print(f"{name}: generate {gen:.2f} seq/s, TAU-s train {train:.2f} seq/s", file=sys.stderr)
-    print(f"CPU: {cpu_name()}, 1 thread (torch {torch.__version__}, numpy {np.__version__}, "
-          f"Python {platform.python_version()}), {date.today().isoformat()}; median of {args.repeats} "
-          f"batches of {BATCH}×{FRAMES}×C×{SIZE}×{SIZE}. Command: `python benchmarks/fields_speed.py "
-          f"--repeats {args.repeats}`\n")
-    print("| dataset | C | generate (seq/s) | TAU-s train step (seq/s) | generate ÷ train "
-          "| share of an inline step spent generating |")
+    print(
+        f"CPU: {cpu_name()}, 1 thread (torch {torch.__version__}, numpy {np.__version__}, "
+        f"Python {platform.python_version()}), {date.today().isoformat()}; median of {args.repeats} "
+        f"batches of {BATCH}×{FRAMES}×C×{SIZE}×{SIZE}. Command: `python benchmarks/fields_speed.py "
+        f"--repeats {args.repeats}`\n"
+    )
+    print(
+        "| dataset | C | generate (seq/s) | TAU-s train step (seq/s) | generate ÷ train "
+        "| share of an inline step spent generating |"
+    )
     print("| --- | --- | --- | --- | --- | --- |")
     for name, c, gen, train in rows:
         share = (1 / gen) / (1 / gen + 1 / train)

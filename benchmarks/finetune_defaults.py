@@ -81,29 +81,45 @@ def run_one(model_name: str, data: str, args: argparse.Namespace) -> dict:
         tuned, hist = finetune(base, train, out_dir=out, progress=False)
         wall = time.perf_counter() - t0
     mine, persist = held_out_scores(tuned, held)
-    return {"model": model_name, "data": data, "clips": f"{args.train_clips}×{args.frames}", "wall_s": wall,
-            "steps": hist.plan["steps"], "epochs": len(hist.epochs), "rule": hist.plan["rule"],
-            "val": hist.best, "val_persist": hist.persistence, "held": mine, "held_persist": persist,
-            "held_clips": len(held)}
+    return {
+        "model": model_name,
+        "data": data,
+        "clips": f"{args.train_clips}×{args.frames}",
+        "wall_s": wall,
+        "steps": hist.plan["steps"],
+        "epochs": len(hist.epochs),
+        "rule": hist.plan["rule"],
+        "val": hist.best,
+        "val_persist": hist.persistence,
+        "held": mine,
+        "held_persist": persist,
+        "held_clips": len(held),
+    }
 
 
 def table(rows: list[dict], args: argparse.Namespace) -> str:
-    lines = [START, "",
-             f"Machine: {cpu_name()} ({os.cpu_count()} cores), {torch.get_num_threads()} torch thread(s), "
-             f"torch {torch.__version__}, "
-             f"{dt.date.today().isoformat()}; a shared machine, so times are indicative. Command: "
-             f"`{' '.join(['python', 'benchmarks/finetune_defaults.py', *sys.argv[1:]])}`. Every fine-tune option "
-             f"at its default; {args.held_clips} held-out clips of {args.frames} frames from the same scene, never "
-             "trained or validated on.", "",
-             "| model | data | clips given | time | steps (epochs) | val MSE (copy-last) | held-out MSE | "
-             "held-out copy-last MSE | held-out SSIM (copy-last) | beats copy-last on held-out |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        START,
+        "",
+        f"Machine: {cpu_name()} ({os.cpu_count()} cores), {torch.get_num_threads()} torch thread(s), "
+        f"torch {torch.__version__}, "
+        f"{dt.date.today().isoformat()}; a shared machine, so times are indicative. Command: "
+        f"`{' '.join(['python', 'benchmarks/finetune_defaults.py', *sys.argv[1:]])}`. Every fine-tune option "
+        f"at its default; {args.held_clips} held-out clips of {args.frames} frames from the same scene, never "
+        "trained or validated on.",
+        "",
+        "| model | data | clips given | time | steps (epochs) | val MSE (copy-last) | held-out MSE | "
+        "held-out copy-last MSE | held-out SSIM (copy-last) | beats copy-last on held-out |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         v = f"{r['val']['mse']:.2f} ({r['val_persist']['mse']:.2f})" if r["val"] else "–"
-        lines.append(f"| `{r['model']}` | {r['data']} | {r['clips']} | {r['wall_s']:.0f} s | {r['steps']} "
-                     f"({r['epochs']}) | {v} | {r['held']['mse']:.2f} | {r['held_persist']['mse']:.2f} | "
-                     f"{r['held']['ssim']:.3f} ({r['held_persist']['ssim']:.3f}) | "
-                     f"{'yes' if r['held']['mse'] < r['held_persist']['mse'] else '**no**'} |")
+        lines.append(
+            f"| `{r['model']}` | {r['data']} | {r['clips']} | {r['wall_s']:.0f} s | {r['steps']} "
+            f"({r['epochs']}) | {v} | {r['held']['mse']:.2f} | {r['held_persist']['mse']:.2f} | "
+            f"{r['held']['ssim']:.3f} ({r['held_persist']['ssim']:.3f}) | "
+            f"{'yes' if r['held']['mse'] < r['held_persist']['mse'] else '**no**'} |"
+        )
     lines += ["", END]
     return "\n".join(lines)
 
@@ -119,19 +135,29 @@ def main() -> None:
     ap.add_argument("--write", type=Path, default=None, metavar="FILE", help="replace the table in FILE")
     args = ap.parse_args()
     if args.quick:
-        args.models, args.data, args.train_clips, args.held_clips, args.frames = args.models[:1], args.data[:1], 2, 1, 30
+        args.models, args.data, args.train_clips, args.held_clips, args.frames = (
+            args.models[:1],
+            args.data[:1],
+            2,
+            1,
+            30,
+        )
     rows = []
     for data in args.data:
         for name in args.models:
             rows.append(run_one(name, data, args))
-            print(f"{name} on {data}: {rows[-1]['wall_s']:.0f} s, held-out MSE {rows[-1]['held']['mse']:.2f} vs "
-                  f"copy-last {rows[-1]['held_persist']['mse']:.2f}", file=sys.stderr, flush=True)
+            print(
+                f"{name} on {data}: {rows[-1]['wall_s']:.0f} s, held-out MSE {rows[-1]['held']['mse']:.2f} vs "
+                f"copy-last {rows[-1]['held_persist']['mse']:.2f}",
+                file=sys.stderr,
+                flush=True,
+            )
     text = table(rows, args)
     print(text)
     if args.write:
         doc = args.write.read_text()
         if START in doc and END in doc:
-            doc = doc[:doc.index(START)] + text + doc[doc.index(END) + len(END):]
+            doc = doc[: doc.index(START)] + text + doc[doc.index(END) + len(END) :]
         else:
             doc = doc.rstrip("\n") + "\n\n" + text + "\n"
         args.write.write_text(doc)

@@ -43,7 +43,7 @@ def moving_square(n: int, size: int = 64) -> np.ndarray:
     for t in range(n):
         x = abs((3 * t) % (2 * span) - span)
         y = abs((2 * t + 17) % (2 * span) - span)
-        frames[t, y:y + 12, x:x + 12] = 255
+        frames[t, y : y + 12, x : x + 12] = 255
     return frames
 
 
@@ -51,8 +51,7 @@ def measure(name: str, frames: np.ndarray, checkpoints: list[int], impl: str) ->
     p = stzoo.load(name, impl=impl)
     f = stzoo.Forecaster(p)
     push_ms: list[float] = []
-    row: dict = {"name": name, "context": f.context, "horizon": f.horizon, "push": {}, "forecast": {},
-                 "recompute": {}}
+    row: dict = {"name": name, "context": f.context, "horizon": f.horizon, "push": {}, "forecast": {}, "recompute": {}}
     for t, frame in enumerate(tqdm(frames, desc=name, leave=False), start=1):
         start = time.perf_counter()
         f.push(frame)
@@ -78,9 +77,15 @@ def measure(name: str, frames: np.ndarray, checkpoints: list[int], impl: str) ->
 
 def table(rows: list[dict], checkpoints: list[int], threads: int, impl: str) -> str:
     lo, hi = checkpoints[0], checkpoints[-1]
-    head = ["model", "context"] + [f"push @{c} (ms)" for c in checkpoints] + [f"push ×{hi}/{lo}"] \
-        + [f"forecast @{c} (ms)" for c in checkpoints] + [f"forecast ×{hi}/{lo}"] \
-        + [f"recompute @{c} (ms)" for c in checkpoints] + [f"recompute ×{hi}/{lo}"]
+    head = (
+        ["model", "context"]
+        + [f"push @{c} (ms)" for c in checkpoints]
+        + [f"push ×{hi}/{lo}"]
+        + [f"forecast @{c} (ms)" for c in checkpoints]
+        + [f"forecast ×{hi}/{lo}"]
+        + [f"recompute @{c} (ms)" for c in checkpoints]
+        + [f"recompute ×{hi}/{lo}"]
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [f"`{r['name']}`", r["context"]]
@@ -93,8 +98,10 @@ def table(rows: list[dict], checkpoints: list[int], threads: int, impl: str) -> 
         lines.append("| " + " | ".join(cells) + " |")
     cpu = platform.processor() or platform.machine()
     lines.append("")
-    lines.append(f"Measured by `python benchmarks/stream_cost.py` on {cpu}, {threads} torch thread(s), "
-                 f"impl={impl}, torch {torch.__version__}; 64×64 frames, horizon 10, one run.")
+    lines.append(
+        f"Measured by `python benchmarks/stream_cost.py` on {cpu}, {threads} torch thread(s), "
+        f"impl={impl}, torch {torch.__version__}; 64×64 frames, horizon 10, one run."
+    )
     return "\n".join(lines)
 
 
@@ -104,8 +111,9 @@ def main() -> None:
     parser.add_argument("--checkpoints", nargs="+", type=int, default=[10, 100, 1000])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--impl", default="reference", choices=["auto", "reference", "fused"])
-    parser.add_argument("--write", default=None, metavar="FILE", help=f"replace the text between {START} "
-                        f"and {END} in FILE")
+    parser.add_argument(
+        "--write", default=None, metavar="FILE", help=f"replace the text between {START} and {END} in FILE"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     checkpoints = sorted(args.checkpoints)

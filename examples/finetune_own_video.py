@@ -20,8 +20,12 @@ import stzoo
 from stzoo.frames import write_gif
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-parser.add_argument("--out", default=None, metavar="DIR",
-                    help="folder for what this example writes (default: a new temporary folder, printed)")
+parser.add_argument(
+    "--out",
+    default=None,
+    metavar="DIR",
+    help="folder for what this example writes (default: a new temporary folder, printed)",
+)
 args = parser.parse_args()
 out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="stzoo-example-"))
 out.mkdir(parents=True, exist_ok=True)
@@ -37,7 +41,7 @@ shapes = [  # y, x, dy, dx, height, width, colour
 for t in range(T):
     for s in shapes:
         y, x, dy, dx, h, w, colour = s
-        video[t, y:y + h, x:x + w] = colour
+        video[t, y : y + h, x : x + w] = colour
         if not 0 <= y + dy <= S - h:
             s[2] = dy = -dy
         if not 0 <= x + dx <= S - w:
@@ -49,13 +53,21 @@ print(f"wrote {out / 'my_video.gif'}: {T} frames of {S}×{S} RGB")
 # 2. Fine-tune. The last third of the video is held out for validation (split by time).
 base = stzoo.load("convlstm-mmnist")
 tuned, history = base.finetune(
-    out / "my_video.gif", epochs=4, lr=1e-3, batch_size=4, stride=2, val=0.34,
-    out_dir=out / "my_convlstm", progress=False,
+    out / "my_video.gif",
+    epochs=4,
+    lr=1e-3,
+    batch_size=4,
+    stride=2,
+    val=0.34,
+    out_dir=out / "my_convlstm",
+    progress=False,
 )
 print(f"adapted: {history.adaptation['changes']}; converted layers: {sorted(history.adaptation['converted'])}")
 print(f"{len(history.steps)} steps, training loss {history.train_losses[0]:.4f} → {history.train_losses[-1]:.4f}")
 if history.best is not None:
-    print(f"validation after epoch {history.best_epoch}: MSE {history.best['mse']:.2f}, SSIM {history.best['ssim']:.3f}")
+    print(
+        f"validation after epoch {history.best_epoch}: MSE {history.best['mse']:.2f}, SSIM {history.best['ssim']:.3f}"
+    )
 
 # 3. The output folder is a normal checkpoint: load it and forecast the frames after the video.
 p = stzoo.load(out / "my_convlstm")

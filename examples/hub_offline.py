@@ -23,8 +23,12 @@ import tempfile
 from pathlib import Path
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-parser.add_argument("--out", default=None, metavar="DIR",
-                    help="folder for what this example writes (default: a new temporary folder, printed)")
+parser.add_argument(
+    "--out",
+    default=None,
+    metavar="DIR",
+    help="folder for what this example writes (default: a new temporary folder, printed)",
+)
 args = parser.parse_args()
 out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="stzoo-example-"))
 out.mkdir(parents=True, exist_ok=True)
@@ -58,12 +62,16 @@ for name in names:
     frames = np.zeros((p.spec.frames_in, p.spec.channels, p.spec.height, p.spec.width), dtype=np.float32)
     frames[:, :, 24:36, 24:36] = 1.0
     where = locate_weights(get_entry(name))
-    print(f"{name}: loaded offline from {where.path.parent.name}/ ({where.source}), "
-          f"forecast shape {p.predict(frames).shape}")
+    print(
+        f"{name}: loaded offline from {where.path.parent.name}/ ({where.source}), "
+        f"forecast shape {p.predict(frames).shape}"
+    )
 
 report = cache_report()
-print(f"offline mode: {report['offline']}; local folders searched: {len(report['local_dirs'])}; "
-      f"Hugging Face cache: {report['cache_dir']}")
+print(
+    f"offline mode: {report['offline']}; local folders searched: {len(report['local_dirs'])}; "
+    f"Hugging Face cache: {report['cache_dir']}"
+)
 
 # 3. A damaged copy is refused: the sha256 check runs before anything is read.
 victim = folder / stzoo.info(names[0])["weights"]["filename"]

@@ -38,17 +38,38 @@ def openstl_convlstm_checkpoint(path: Path) -> None:
         state[f"model.cell_list.{i}.conv_o.0.weight"] = torch.randn(HIDDEN, 2 * HIDDEN, K, K, generator=g) * 0.05
         state[f"model.cell_list.{i}.conv_last.weight"] = torch.randn(HIDDEN, 2 * HIDDEN, 1, 1, generator=g) * 0.05
     state["model.conv_last.weight"] = torch.randn(patch_ch, HIDDEN, 1, 1, generator=g) * 0.1
-    torch.save({"epoch": 1, "global_step": 100, "pytorch-lightning_version": "2.1.0", "state_dict": state,
-                "optimizer_states": [], "lr_schedulers": [],
-                "hyper_parameters": {"method": "convlstm", "in_shape": [10, CHANNELS, 64, 64], "pre_seq_length": 10,
-                                     "aft_seq_length": 10, "num_hidden": ",".join([str(HIDDEN)] * LAYERS),
-                                     "filter_size": K, "stride": 1, "patch_size": PATCH, "layer_norm": 0,
-                                     "lr": 1e-3}}, path)
+    torch.save(
+        {
+            "epoch": 1,
+            "global_step": 100,
+            "pytorch-lightning_version": "2.1.0",
+            "state_dict": state,
+            "optimizer_states": [],
+            "lr_schedulers": [],
+            "hyper_parameters": {
+                "method": "convlstm",
+                "in_shape": [10, CHANNELS, 64, 64],
+                "pre_seq_length": 10,
+                "aft_seq_length": 10,
+                "num_hidden": ",".join([str(HIDDEN)] * LAYERS),
+                "filter_size": K,
+                "stride": 1,
+                "patch_size": PATCH,
+                "layer_norm": 0,
+                "lr": 1e-3,
+            },
+        },
+        path,
+    )
 
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-parser.add_argument("--out", default=None, metavar="DIR",
-                    help="folder for what this example writes (default: a new temporary folder, printed)")
+parser.add_argument(
+    "--out",
+    default=None,
+    metavar="DIR",
+    help="folder for what this example writes (default: a new temporary folder, printed)",
+)
 args = parser.parse_args()
 out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="stzoo-example-"))
 out.mkdir(parents=True, exist_ok=True)
@@ -57,14 +78,16 @@ with tempfile.TemporaryDirectory() as tmp:
     openstl_convlstm_checkpoint(ckpt)
     folder, report = convert_openstl(ckpt, "convlstm", out / "openstl-convlstm")  # patch_size from hyper_parameters
 
-print(f"converted {report.source} ({report.container}): {report.tensors_mapped} tensors mapped, "
-      f"dropped as unused by OpenSTL: {report.tensors_unused}")
+print(
+    f"converted {report.source} ({report.container}): {report.tensors_mapped} tensors mapped, "
+    f"dropped as unused by OpenSTL: {report.tensors_unused}"
+)
 print("config sources:", report.config_sources)
 
 p = stzoo.load(folder)
 frames = np.zeros((10, 64, 64), dtype=np.uint8)
 for t in range(10):
-    frames[t, 20:30, 5 + 3 * t:15 + 3 * t] = 255
+    frames[t, 20:30, 5 + 3 * t : 15 + 3 * t] = 255
 future = p.predict(frames, horizon=5)
 print(p, "→ predicted", future.shape, future.dtype)
 print(f"model card: {folder / 'README.md'}")

@@ -27,7 +27,7 @@ def synthetic_clip(length: int = 20, size: int = 64) -> np.ndarray:
     yy, xx = np.mgrid[:size, :size]
     clip = np.zeros((length, size, size), dtype=np.uint8)
     for t in range(length):
-        clip[t, 8 + t:20 + t, 4 + 2 * t:16 + 2 * t] = 255
+        clip[t, 8 + t : 20 + t, 4 + 2 * t : 16 + 2 * t] = 255
         disc = (yy - (48 - t)) ** 2 + (xx - (50 - t)) ** 2 < 36
         clip[t][disc] = 180
     return clip
@@ -45,10 +45,18 @@ def moving_mnist_clip(root: str | None) -> np.ndarray | None:
 
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-parser.add_argument("mnist_dir", nargs="?", default=None,
-                    help="folder of the MNIST IDX files (default: $STZOO_MNIST_DIR, else synthetic shapes)")
-parser.add_argument("--out", default=None, metavar="DIR",
-                    help="folder for what this example writes (default: a new temporary folder, printed)")
+parser.add_argument(
+    "mnist_dir",
+    nargs="?",
+    default=None,
+    help="folder of the MNIST IDX files (default: $STZOO_MNIST_DIR, else synthetic shapes)",
+)
+parser.add_argument(
+    "--out",
+    default=None,
+    metavar="DIR",
+    help="folder for what this example writes (default: a new temporary folder, printed)",
+)
 args = parser.parse_args()
 out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="stzoo-example-"))
 out.mkdir(parents=True, exist_ok=True)
@@ -60,7 +68,7 @@ if clip is None:
 
 p = stzoo.load("tau-mmnist")
 n_in, n_out = p.spec.frames_in, p.spec.frames_out
-past, truth = clip[:n_in], clip[n_in:n_in + n_out]
+past, truth = clip[:n_in], clip[n_in : n_in + n_out]
 
 write_gif(clip, out / "clip.gif", fps=5)
 future = p.predict(past)  # (10, 64, 64) uint8, same layout and dtype as past

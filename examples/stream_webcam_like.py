@@ -27,8 +27,8 @@ def camera(n_frames: int = 40, size: int = 64):
     vel = np.array([[2.0, 3.0], [-3.0, 2.0]])
     for _ in range(n_frames):
         frame = np.zeros((size, size), dtype=np.uint8)
-        for (y, x) in pos.astype(int):
-            frame[y:y + 10, x:x + 10] = 255
+        for y, x in pos.astype(int):
+            frame[y : y + 10, x : x + 10] = 255
         yield frame
         pos += vel
         for i in range(2):
@@ -40,8 +40,12 @@ def camera(n_frames: int = 40, size: int = 64):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--out", default=None, metavar="DIR",
-                        help="folder for what this example writes (default: a new temporary folder, printed)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="folder for what this example writes (default: a new temporary folder, printed)",
+    )
     args = parser.parse_args()
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="stzoo-example-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -62,8 +66,10 @@ def main() -> None:
             pending.append((t, forecaster.forecast()))
     elapsed = time.perf_counter() - start
     write_gif(pending[-1][1], out / "forecast.gif")
-    print(f"pushed {forecaster.frames_seen} frames ({forecaster.context} context) in {elapsed:.2f} s; "
-          f"wrote the last forecast (made after frame {pending[-1][0]}) to {out / 'forecast.gif'}")
+    print(
+        f"pushed {forecaster.frames_seen} frames ({forecaster.context} context) in {elapsed:.2f} s; "
+        f"wrote the last forecast (made after frame {pending[-1][0]}) to {out / 'forecast.gif'}"
+    )
 
 
 if __name__ == "__main__":

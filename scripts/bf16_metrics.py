@@ -32,10 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def measure(name: str, sequences: int, mnist_dir: str | None) -> dict:
     """float32 and bfloat16 metrics of zoo entry ``name`` on the first ``sequences`` of its test set."""
     import stzoo
-    from stzoo.training.evaluation import evaluate, test_data, test_set_description
     from stzoo.models import Recipe
-    from stzoo.zoo.card import training_dataset
     from stzoo.runtime import cpu_description
+    from stzoo.training.evaluation import evaluate, test_data, test_set_description
+    from stzoo.zoo.card import training_dataset
 
     p32 = stzoo.load(name)
     with warnings.catch_warnings():
@@ -46,13 +46,26 @@ def measure(name: str, sequences: int, mnist_dir: str | None) -> dict:
     fi, fo = p32.spec.frames_in, p32.spec.frames_out
     out = {}
     for label, p in (("float32", p32), ("bfloat16", p16)):
-        m = evaluate(p.model, test, frames_in=fi, frames_out=fo, device=p.device,
-                     predict=lambda x, p=p: p.forecast_tensor(x.to(p.dtype), fo).float(), progress=True)
+        m = evaluate(
+            p.model,
+            test,
+            frames_in=fi,
+            frames_out=fo,
+            device=p.device,
+            predict=lambda x, p=p: p.forecast_tensor(x.to(p.dtype), fo).float(),
+            progress=True,
+        )
         out[label] = {k: round(float(m[k]), 4) for k in ("mse", "mae", "ssim", "psnr")}
     f, b = out["float32"]["mse"], out["bfloat16"]["mse"]
-    return {"dataset": test_set_description(dataset, test, Recipe(frames_in=fi, frames_out=fo)),
-            "sequences": len(test), **out, "mse_change_pct": round(100.0 * (b - f) / f, 3) if f else None,
-            "cpu": cpu_description(), "torch": torch.__version__, "date": datetime.date.today().isoformat()}
+    return {
+        "dataset": test_set_description(dataset, test, Recipe(frames_in=fi, frames_out=fo)),
+        "sequences": len(test),
+        **out,
+        "mse_change_pct": round(100.0 * (b - f) / f, 3) if f else None,
+        "cpu": cpu_description(),
+        "torch": torch.__version__,
+        "date": datetime.date.today().isoformat(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,8 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sequences", type=int, default=200, help="test sequences per model (default: 200)")
     parser.add_argument("--mnist-dir", default=None, help="MNIST IDX folder (default: $STZOO_MNIST_DIR)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--manifest", default=str(ROOT / "stzoo" / "weights_manifest.json"),
-                        help="manifest to update (default: the package's)")
+    parser.add_argument(
+        "--manifest",
+        default=str(ROOT / "stzoo" / "weights_manifest.json"),
+        help="manifest to update (default: the package's)",
+    )
     args = parser.parse_args(argv)
     if args.sequences < 1:
         parser.error("--sequences must be at least 1")
@@ -83,8 +99,16 @@ def main(argv: list[str] | None = None) -> int:
         block = {**measure(name, args.sequences, args.mnist_dir), "command": command}
         # after every model, under the manifest's lock: only this entry's bf16 block changes on disk
         update_manifest(path, lambda current, name=name, block=block: current["models"][name].update(bf16=block))
-        print(json.dumps({"name": name, "mse_float32": block["float32"]["mse"],
-                          "mse_bfloat16": block["bfloat16"]["mse"], "change_pct": block["mse_change_pct"]}))
+        print(
+            json.dumps(
+                {
+                    "name": name,
+                    "mse_float32": block["float32"]["mse"],
+                    "mse_bfloat16": block["bfloat16"]["mse"],
+                    "change_pct": block["mse_change_pct"],
+                }
+            )
+        )
     return 0
 
 

@@ -49,7 +49,7 @@ def split_file(path: Path, out: Path, part_bytes: int = PART_BYTES) -> list[Path
     parts, data = [], path.read_bytes()
     for i in range(max(1, math.ceil(len(data) / part_bytes))):
         part = out / f"{path.name}.part{i}"
-        part.write_bytes(data[i * part_bytes:(i + 1) * part_bytes])
+        part.write_bytes(data[i * part_bytes : (i + 1) * part_bytes])
         parts.append(part)
     return parts
 
@@ -74,28 +74,58 @@ def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
     from stzoo.cli.main import main as cli
-    from stzoo.zoo.manifest import load_manifest
     from stzoo.tools.release import release_to_manifest
+    from stzoo.zoo.manifest import load_manifest
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     run = Path(args.run or (ROOT / "runs" / f"gpu-{args.name}"))
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     workers = args.data_workers if args.data_workers is not None else max(0, min(12, (os.cpu_count() or 1) - 2))
-    print(f"device {device} ({torch.cuda.get_device_name() if device.startswith('cuda') else 'CPU'}), "
-          f"{workers} data workers, torch {torch.__version__}", flush=True)
-    train_argv = ["train", args.name, "--out", str(run), "--device", device, "--time-budget", str(args.minutes),
-                  "--dtype", args.dtype, "--data-workers", str(workers), "--batch-size", str(args.batch_size),
-                  "--lr", str(args.lr), "--eval-sequences", str(args.eval_sequences), "--checkpoint-every", "60",
-                  "--mnist-dir", args.mnist_dir]
+    print(
+        f"device {device} ({torch.cuda.get_device_name() if device.startswith('cuda') else 'CPU'}), "
+        f"{workers} data workers, torch {torch.__version__}",
+        flush=True,
+    )
+    train_argv = [
+        "train",
+        args.name,
+        "--out",
+        str(run),
+        "--device",
+        device,
+        "--time-budget",
+        str(args.minutes),
+        "--dtype",
+        args.dtype,
+        "--data-workers",
+        str(workers),
+        "--batch-size",
+        str(args.batch_size),
+        "--lr",
+        str(args.lr),
+        "--eval-sequences",
+        str(args.eval_sequences),
+        "--checkpoint-every",
+        "60",
+        "--mnist-dir",
+        args.mnist_dir,
+    ]
     if cli(train_argv) != 0:
         raise SystemExit("training failed; its checkpoint (if any) is in " + str(run))
     with tempfile.TemporaryDirectory() as tmp:
         manifest = Path(tmp) / "manifest.json"
         manifest.write_text(json.dumps(load_manifest()))
-        entry = release_to_manifest(args.name, run, weights_dir=tmp, manifest_path=manifest,
-                                    dataset_options={"mnist_dir": args.mnist_dir}, eval_sequences=args.eval_sequences,
-                                    command="python scripts/gpu_train.py " + " ".join(sys.argv[2:]), force=True)
+        entry = release_to_manifest(
+            args.name,
+            run,
+            weights_dir=tmp,
+            manifest_path=manifest,
+            dataset_options={"mnist_dir": args.mnist_dir},
+            eval_sequences=args.eval_sequences,
+            command="python scripts/gpu_train.py " + " ".join(sys.argv[2:]),
+            force=True,
+        )
         entry.pop("name", None)
         weights = Path(tmp) / f"{args.name}.safetensors"
         parts = split_file(weights, out)
@@ -108,14 +138,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     if len(files) > MAX_FILES or too_big:
         raise SystemExit(f"{out} holds {len(files)} files (at most {MAX_FILES}) / too large: {too_big}")
     m = entry["metrics"]
-    print(f"{args.name}: MSE {m['mse']:.2f}  MAE {m['mae']:.1f}  SSIM {m['ssim']:.4f} on {m['sequences']} "
-          f"test sequences; weights {entry['weights']['size'] / 2**20:.1f} MiB in {len(parts)} part(s) → {out}",
-          flush=True)
+    print(
+        f"{args.name}: MSE {m['mse']:.2f}  MAE {m['mae']:.1f}  SSIM {m['ssim']:.4f} on {m['sequences']} "
+        f"test sequences; weights {entry['weights']['size'] / 2**20:.1f} MiB in {len(parts)} part(s) → {out}",
+        flush=True,
+    )
 
 
 def cmd_install(args: argparse.Namespace) -> None:
-    from stzoo.zoo.manifest import validate_manifest
     from stzoo.tools.release import update_manifest
+    from stzoo.zoo.manifest import validate_manifest
 
     src = Path(getattr(args, "from"))
     record = json.loads((src / "entry.json").read_text())
@@ -126,8 +158,10 @@ def cmd_install(args: argparse.Namespace) -> None:
     sha = join_parts(src, f"{name}.safetensors", dest)
     if sha != entry["weights"]["sha256"] or dest.stat().st_size != entry["weights"]["size"]:
         dest.unlink()
-        raise SystemExit(f"{src}: the joined weights have sha256 {sha}, not the released "
-                         f"{entry['weights']['sha256']}; fetch the parts again")
+        raise SystemExit(
+            f"{src}: the joined weights have sha256 {sha}, not the released "
+            f"{entry['weights']['sha256']}; fetch the parts again"
+        )
     manifest_path = Path(args.manifest or ROOT / "stzoo" / "weights_manifest.json")
 
     def install(manifest: dict) -> None:
@@ -149,14 +183,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--name", default="tau-mmnist-m", help="zoo entry to train (default: tau-mmnist-m)")
     p.add_argument("--minutes", type=float, default=8.0, help="training budget in minutes (default: 8)")
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
-                   help="auto: bf16 autocast where the device has it (default: auto)")
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=("auto", "float32", "bfloat16"),
+        help="auto: bf16 autocast where the device has it (default: auto)",
+    )
     p.add_argument("--batch-size", type=int, default=128, help="sequences per step (default: 128)")
-    p.add_argument("--lr", type=float, default=3e-3,
-                   help="peak OneCycle learning rate: the TAU recipe's 1e-3 at batch 16 scaled by √(128/16) ≈ 2.8, "
-                   "rounded (default: 3e-3)")
-    p.add_argument("--data-workers", type=int, default=None,
-                   help="batch-generating processes (default: CPU count − 2, at most 12)")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=3e-3,
+        help="peak OneCycle learning rate: the TAU recipe's 1e-3 at batch 16 scaled by √(128/16) ≈ 2.8, "
+        "rounded (default: 3e-3)",
+    )
+    p.add_argument(
+        "--data-workers", type=int, default=None, help="batch-generating processes (default: CPU count − 2, at most 12)"
+    )
     p.add_argument("--eval-sequences", type=int, default=10000, help="test sequences measured (default: 10000)")
     p.add_argument("--run", default=None, help="run folder (default: runs/gpu-NAME in the repo, ignored by git)")
     p.set_defaults(func=cmd_train)

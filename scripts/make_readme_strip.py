@@ -33,7 +33,7 @@ def main() -> None:
     p = stzoo.load(args.model)
     seq = moving_mnist_test_set(args.mnist_dir, num_sequences=args.index + 1).sequence(args.index)  # T×64×64 uint8
     n_in, n_out = p.spec.frames_in, p.spec.frames_out
-    inputs, truth = seq[:n_in], seq[n_in:n_in + n_out]
+    inputs, truth = seq[:n_in], seq[n_in : n_in + n_out]
     future = p.predict(inputs)
     out = save_strip(inputs, future, args.out, target=truth)
     print(f"{p.name}: test sequence {args.index}, {n_in} frames in, {n_out} predicted -> {out}")

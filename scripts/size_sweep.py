@@ -45,8 +45,11 @@ def plan(names: list[str] | None = None, sizes: list[str] | None = None) -> list
     unknown = sorted(set(names or []) - set(SWEEP))
     if unknown:
         raise SystemExit(f"not in the sweep: {', '.join(unknown)} (have: {', '.join(SWEEP)})")
-    rows = [[(n, size, over) for size, over in SWEEP[n].items() if not sizes or size in sizes]
-            for n in SWEEP if not names or n in names]
+    rows = [
+        [(n, size, over) for size, over in SWEEP[n].items() if not sizes or size in sizes]
+        for n in SWEEP
+        if not names or n in names
+    ]
     out = []
     for i in range(max((len(r) for r in rows), default=0)):
         out += [r[i] for r in rows if i < len(r)]
@@ -127,30 +130,42 @@ def page_text(data: dict[str, Any], page: Path = PAGE) -> str:
     for zoo_name in sorted({r["zoo_name"] for r in runs}):
         group = sorted((r for r in runs if r["zoo_name"] == zoo_name), key=lambda r: _size_key(r["size"]))
         arch = group[0]["architecture"]
-        lines += [f"## {arch} (`{zoo_name}`)", "",
-                  "| size | config change | params | GFLOPs / seq | steps | train seq/s | MSE ↓ | MAE ↓ | SSIM ↑ | "
-                  "still falling (MSE / CPU-min) |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {arch} (`{zoo_name}`)",
+            "",
+            "| size | config change | params | GFLOPs / seq | steps | train seq/s | MSE ↓ | MAE ↓ | SSIM ↑ | "
+            "still falling (MSE / CPU-min) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in group:
             m = r["metrics"] or {}
             sps = r["sequences"] / r["cpu_s"] if r["cpu_s"] else float("nan")
             gflops = f"{r['flops'] / 1e9:.2f}" if r.get("flops") else "–"
             mark = " **(best)**" if best.get(zoo_name) is r else ""
             slope = final_slope(r)
-            lines.append(f"| {r['size']}{mark} | {_overrides_text(r)} | {r['parameters'] / 1e6:.2f} M | {gflops} | "
-                         f"{r['steps']} | {sps:.2f} | {m.get('mse', float('nan')):.1f} | "
-                         f"{m.get('mae', float('nan')):.1f} | {m.get('ssim', float('nan')):.3f} | "
-                         f"{'–' if slope is None else f'{slope:.1f}'} |")
+            lines.append(
+                f"| {r['size']}{mark} | {_overrides_text(r)} | {r['parameters'] / 1e6:.2f} M | {gflops} | "
+                f"{r['steps']} | {sps:.2f} | {m.get('mse', float('nan')):.1f} | "
+                f"{m.get('mae', float('nan')):.1f} | {m.get('ssim', float('nan')):.3f} | "
+                f"{'–' if slope is None else f'{slope:.1f}'} |"
+            )
         lines += ["", f"![{arch}: test MSE against CPU minutes per size](assets/{plot_path(page, zoo_name).name})", ""]
     if base:
-        lines += [f"Copying the last input frame scores MSE {base['mse']:.1f} / SSIM {base['ssim']:.3f} on the same "
-                  "test sequences (the dashed line in the plots).", ""]
+        lines += [
+            f"Copying the last input frame scores MSE {base['mse']:.1f} / SSIM {base['ssim']:.3f} on the same "
+            "test sequences (the dashed line in the plots).",
+            "",
+        ]
     lines += ["## Reading it", ""]
     for zoo_name, r in sorted(best.items()):
         rest = [x for x in runs if x["zoo_name"] == zoo_name and x is not r and x["metrics"]]
-        gap = ", ".join(f"{x['size']} {x['metrics']['mse']:.1f}" for x in sorted(rest, key=lambda x: _size_key(x["size"])))
-        lines.append(f"- `{zoo_name}`: size **{r['size']}** ({_overrides_text(r)}) reached the lowest test MSE in "
-                     f"the budget, {r['metrics']['mse']:.1f}" + (f" (against {gap})" if gap else "") + ".")
+        gap = ", ".join(
+            f"{x['size']} {x['metrics']['mse']:.1f}" for x in sorted(rest, key=lambda x: _size_key(x["size"]))
+        )
+        lines.append(
+            f"- `{zoo_name}`: size **{r['size']}** ({_overrides_text(r)}) reached the lowest test MSE in "
+            f"the budget, {r['metrics']['mse']:.1f}" + (f" (against {gap})" if gap else "") + "."
+        )
     lines += [
         "",
         "*Still falling* is the drop of the curve's test MSE per CPU-minute over its last segment: how much the "
@@ -184,8 +199,11 @@ def plots(data: dict[str, Any], page: Path = PAGE) -> dict[Path, str]:
             top = min(top, data["copy_last"]["mse"] * 1.1)
         y_range = (10 * math.floor(min(ys) * 0.8 / 10), 10 * math.ceil(top / 10)) if ys else None
         out[plot_path(page, zoo_name)] = cm.plot_svg(
-            group, title=f"{arch} on Moving MNIST: test MSE (first 64 test sequences) against CPU minutes, per size",
-            label=lambda r: f"{r['size']} ({r['parameters'] / 1e6:.2f} M)", y_range=y_range)
+            group,
+            title=f"{arch} on Moving MNIST: test MSE (first 64 test sequences) against CPU minutes, per size",
+            label=lambda r: f"{r['size']} ({r['parameters'] / 1e6:.2f} M)",
+            y_range=y_range,
+        )
     return out
 
 
@@ -210,8 +228,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--runs", default=str(ROOT / "runs" / "size-sweep"), help="folder of the run folders")
     cm.add_training_args(p, budget=12.0, curve_every=2.0)
     p.set_defaults(func=cmd_run)
-    cm.add_report_commands(sub, runs=ROOT / "runs" / "size-sweep", results=RESULTS, page=PAGE,
-                           collect=cmd_collect, make_page=cmd_page)
+    cm.add_report_commands(
+        sub, runs=ROOT / "runs" / "size-sweep", results=RESULTS, page=PAGE, collect=cmd_collect, make_page=cmd_page
+    )
     args = parser.parse_args(argv)
     args.func(args)
 

@@ -1,8 +1,8 @@
 """stzoo: a model zoo for spatiotemporal predictive learning (video / field forecasting).
 
-    import stzoo
-    p = stzoo.load("tau-mmnist")
-    future = p.predict(frames)
+import stzoo
+p = stzoo.load("tau-mmnist")
+future = p.predict(frames)
 """
 
 from stzoo.api import create, info, list_models, load
@@ -22,11 +22,34 @@ from stzoo.models import Architecture, ModelConfig, Recipe, build_model, cfg_fie
 from stzoo.models import register as register_architecture
 from stzoo.inference.predictor import Predictor
 from stzoo.inference.forecaster import Forecaster
-from stzoo.frames import viz  # noqa: E402  (stzoo.viz.save_strip / save_gif without a separate import)
+from stzoo.frames import viz  # noqa: F401  (stzoo.viz.save_strip / save_gif without a separate import)
 
 from stzoo.version import __version__
 
-__all__ = ["load", "create", "list_models", "info", "build_model", "register_architecture", "Architecture",
-           "ModelConfig", "Recipe", "cfg_field", "Predictor", "Forecaster", "ZooEntry", "StzooError", "InputError",
-           "InputTypeError", "UnknownModelError", "ConfigError", "WeightsNotAvailableError",
-           "ChecksumError", "HubError", "InvalidHubIdError", "FramesWarning", "PerformanceWarning", "__version__"]
+__all__ = [
+    "load",
+    "create",
+    "list_models",
+    "info",
+    "build_model",
+    "register_architecture",
+    "Architecture",
+    "ModelConfig",
+    "Recipe",
+    "cfg_field",
+    "Predictor",
+    "Forecaster",
+    "ZooEntry",
+    "StzooError",
+    "InputError",
+    "InputTypeError",
+    "UnknownModelError",
+    "ConfigError",
+    "WeightsNotAvailableError",
+    "ChecksumError",
+    "HubError",
+    "InvalidHubIdError",
+    "FramesWarning",
+    "PerformanceWarning",
+    "__version__",
+]

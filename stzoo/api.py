@@ -22,8 +22,16 @@ from stzoo.zoo.hub import check_finite, load_safetensors
 from stzoo.zoo.manifest import load_manifest
 from stzoo.zoo.resolve import resolve
 
-__all__ = ["list_models", "info", "load", "create", "assemble_predictor", "check_options", "Options",
-           "load_state_dict_strict"]
+__all__ = [
+    "list_models",
+    "info",
+    "load",
+    "create",
+    "assemble_predictor",
+    "check_options",
+    "Options",
+    "load_state_dict_strict",
+]
 
 
 @dataclass(frozen=True)
@@ -37,8 +45,9 @@ class Options:
     device_arg: Any = None  # as the caller wrote it, for messages
 
 
-def check_options(*, device: str | torch.device | None, dtype: str | torch.dtype | None, batch_size: Any,
-                  impl: str) -> Options:
+def check_options(
+    *, device: str | torch.device | None, dtype: str | torch.dtype | None, batch_size: Any, impl: str
+) -> Options:
     """Check ``batch_size``, ``device``, ``dtype`` and ``impl`` (before any weights are read): the one
     place :func:`load` and :func:`create` validate them.
 
@@ -50,8 +59,9 @@ def check_options(*, device: str | torch.device | None, dtype: str | torch.dtype
 
     resolve_impl(impl)  # fail early on a bad value
     batch_size = check_batch_size(batch_size)
-    return Options(device=parse_device(device), dtype=parse_dtype(dtype), batch_size=batch_size, impl=impl,
-                   device_arg=device)
+    return Options(
+        device=parse_device(device), dtype=parse_dtype(dtype), batch_size=batch_size, impl=impl, device_arg=device
+    )
 
 
 def list_models(filter: str | None = None, pretrained: bool | None = None) -> list[str]:
@@ -69,8 +79,10 @@ def list_models(filter: str | None = None, pretrained: bool | None = None) -> li
     import fnmatch
 
     if filter is not None and not isinstance(filter, str):
-        raise InputTypeError(f"list_models takes a wildcard pattern such as 'tau*' as its first argument, got "
-                             f"{type(filter).__name__}; write list_models(pretrained=True) for the models with weights")
+        raise InputTypeError(
+            f"list_models takes a wildcard pattern such as 'tau*' as its first argument, got "
+            f"{type(filter).__name__}; write list_models(pretrained=True) for the models with weights"
+        )
     models = load_manifest()["models"]
     names = sorted(models)
     if filter is not None:
@@ -89,9 +101,16 @@ def info(name: str) -> dict[str, Any]:
     return resolve(name, pretrained=False).entry.to_dict(with_name=True)
 
 
-def load(name: str | os.PathLike, *, pretrained: bool = True, weights: str | os.PathLike | None = None,
-         device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-         batch_size: int = 16, impl: str = "auto") -> Predictor:
+def load(
+    name: str | os.PathLike,
+    *,
+    pretrained: bool = True,
+    weights: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    batch_size: int = 16,
+    impl: str = "auto",
+) -> Predictor:
     """Build zoo model ``name`` and (by default) its verified released weights.
 
     Args:
@@ -128,15 +147,23 @@ def load(name: str | os.PathLike, *, pretrained: bool = True, weights: str | os.
         raise InputTypeError(
             f"stzoo.load takes a zoo name (a str, e.g. 'tau-mmnist'; see stzoo.list_models()), a folder "
             f"written by Predictor.save_pretrained (a str or os.PathLike) or 'hf-hub:owner/repo[@revision]', "
-            f"got {type(name).__name__} {str(name)[:80]!r}")
+            f"got {type(name).__name__} {str(name)[:80]!r}"
+        )
     options = check_options(device=device, dtype=dtype, batch_size=batch_size, impl=impl)  # before any weights
     found = resolve(name, weights=weights, pretrained=pretrained)
     return _build(found.entry, found.weights_path, found.name, options)
 
 
-def assemble_predictor(entry: ZooEntry, weights: Path | None, *, name: str | None,
-                       device: str | torch.device | None, dtype: str | torch.dtype | None,
-                       batch_size: int, impl: str = "reference") -> Predictor:
+def assemble_predictor(
+    entry: ZooEntry,
+    weights: Path | None,
+    *,
+    name: str | None,
+    device: str | torch.device | None,
+    dtype: str | torch.dtype | None,
+    batch_size: int,
+    impl: str = "reference",
+) -> Predictor:
     """Build ``entry``'s architecture, load ``weights`` (already verified) strictly, move it to
     ``device``/``dtype`` and wrap it in a :class:`Predictor` running implementation ``impl``
     (see :func:`load`). For callers that hold an entry rather than a name (the OpenSTL importer)."""
@@ -153,17 +180,25 @@ def _build(entry: ZooEntry, weights: Path | None, name: str | None, options: Opt
     try:
         model = model.to(device=options.device, dtype=options.dtype)
     except (RuntimeError, AssertionError) as exc:
-        raise InputError(f"cannot move {name or entry.extra.get('source', 'the model')} to device "
-                         f"{options.device_arg!r}: {exc}") from exc
+        raise InputError(
+            f"cannot move {name or entry.extra.get('source', 'the model')} to device {options.device_arg!r}: {exc}"
+        ) from exc
     if options.dtype == torch.bfloat16:
         warn_if_slow_bf16(options.device)  # a CPU without AMX / AVX512-BF16: slower than fp32, say so once
     return Predictor(model, entry.input, name=name, entry=entry, batch_size=options.batch_size).use_impl(options.impl)
 
 
-def create(arch: str, config: dict[str, Any] | None = None, *, weights: str | os.PathLike | None = None,
-           device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-           batch_size: int = 16, impl: str = "reference", value_range: tuple[float, float] = (0.0, 1.0)
-           ) -> Predictor:
+def create(
+    arch: str,
+    config: dict[str, Any] | None = None,
+    *,
+    weights: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    batch_size: int = 16,
+    impl: str = "reference",
+    value_range: tuple[float, float] = (0.0, 1.0),
+) -> Predictor:
     """A Predictor for registered architecture ``arch`` built from ``config`` (random weights, or a
     safetensors ``weights`` file), with no zoo entry: for new architectures
     (:func:`stzoo.register_architecture`) and from-scratch experiments.
@@ -179,8 +214,21 @@ def create(arch: str, config: dict[str, Any] | None = None, *, weights: str | os
     spec_decl = get_architecture(arch)
     cfg = spec_decl.make_config(config)
     spec = {k: getattr(cfg, key) for k, key in spec_decl.spec_keys.items()}
-    entry = ZooEntry.from_dict(None, {"architecture": spec_decl.name, "config": cfg.to_dict(),
-                                      "input": {**spec, "value_range": [float(v) for v in value_range]},
-                                      "description": spec_decl.description})
-    return assemble_predictor(entry, Path(weights) if weights is not None else None, name=None, device=device,
-                              dtype=dtype, batch_size=batch_size, impl=impl)
+    entry = ZooEntry.from_dict(
+        None,
+        {
+            "architecture": spec_decl.name,
+            "config": cfg.to_dict(),
+            "input": {**spec, "value_range": [float(v) for v in value_range]},
+            "description": spec_decl.description,
+        },
+    )
+    return assemble_predictor(
+        entry,
+        Path(weights) if weights is not None else None,
+        name=None,
+        device=device,
+        dtype=dtype,
+        batch_size=batch_size,
+        impl=impl,
+    )

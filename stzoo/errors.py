@@ -35,4 +35,5 @@ class WeightsNotAvailableError(StzooError, FileNotFoundError):
     """A zoo entry has no released weights, or they cannot be found."""
 
 
-class CheckpointError(StzooError, ValueError):  """A training checkpoint is damaged or was not written by stzoo."""
+class CheckpointError(StzooError, ValueError):
+    """A training checkpoint is damaged or was not written by stzoo."""

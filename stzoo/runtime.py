@@ -34,10 +34,25 @@ import shutil
 import subprocess
 from typing import Any
 
-__all__ = ["BF16_DOC", "BF16_UNITS", "MMAP_THRESHOLD", "PerformanceWarning", "allocator_description",
-           "bf16_cost_warning", "cpu_bf16_units", "cpu_description", "cpu_model", "machine_description",
-           "native_bf16", "onednn_bf16", "read_cpu_flags", "resolve_train_dtype", "tune_allocator",
-           "warn_if_slow_bf16", "TRAIN_DTYPES"]
+__all__ = [
+    "BF16_DOC",
+    "BF16_UNITS",
+    "MMAP_THRESHOLD",
+    "PerformanceWarning",
+    "allocator_description",
+    "bf16_cost_warning",
+    "cpu_bf16_units",
+    "cpu_description",
+    "cpu_model",
+    "machine_description",
+    "native_bf16",
+    "onednn_bf16",
+    "read_cpu_flags",
+    "resolve_train_dtype",
+    "tune_allocator",
+    "warn_if_slow_bf16",
+    "TRAIN_DTYPES",
+]
 
 #: Blocks up to this size stay in the heap instead of being mmap'ed and unmapped each time (1 GiB).
 MMAP_THRESHOLD = 1 << 30
@@ -63,11 +78,14 @@ def tune_allocator() -> str:
         try:
             libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
             ok = libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(MMAP_THRESHOLD)) == 1
-            ok = libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(2 ** 31 - 1)) == 1 and ok
+            ok = libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(2**31 - 1)) == 1 and ok
         except (OSError, AttributeError):
             ok = False
-        _state = (f"glibc malloc, mmap_threshold={MMAP_THRESHOLD >> 20} MiB, trim_threshold=2 GiB" if ok
-                  else "default allocator (glibc refused mallopt)")
+        _state = (
+            f"glibc malloc, mmap_threshold={MMAP_THRESHOLD >> 20} MiB, trim_threshold=2 GiB"
+            if ok
+            else "default allocator (glibc refused mallopt)"
+        )
     return _state
 
 
@@ -85,8 +103,17 @@ def allocator_description() -> str:
 BF16_UNITS = ("amx_bf16", "avx512_bf16")
 
 #: The flags :func:`machine_description` reports (those that decide which oneDNN kernels run).
-_REPORTED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16",
-                   "amx_int8")
+_REPORTED_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
 
 #: Where the measured cost of bf16 without native units is written down (what the warning points at).
 BF16_DOC = "docs/benchmarks.md, section 'bfloat16 against float32'"
@@ -117,8 +144,9 @@ def _cpuinfo() -> tuple[str, frozenset[str]]:
             flags = frozenset(value.split())
     if (not name or not flags) and shutil.which("lscpu"):
         try:
-            out = subprocess.run(["lscpu"], check=False, capture_output=True, text=True, timeout=10,
-                                 env={**os.environ, "LC_ALL": "C"}).stdout
+            out = subprocess.run(
+                ["lscpu"], check=False, capture_output=True, text=True, timeout=10, env={**os.environ, "LC_ALL": "C"}
+            ).stdout
         except (OSError, subprocess.SubprocessError):
             out = ""
         for line in out.splitlines():
@@ -197,10 +225,16 @@ def machine_description() -> dict[str, Any]:
         capability = torch.backends.cpu.get_cpu_capability()
     except (AttributeError, RuntimeError):
         capability = "unknown"
-    return {"cpu": cpu_model(), "cpu_flags": [f for f in _REPORTED_FLAGS if f in flags],
-            "bf16_units": cpu_bf16_units(), "onednn_bf16": onednn_bf16(), "cpu_capability": capability,
-            "threads": torch.get_num_threads(), "allocator": allocator_description(),
-            "torch_version": torch.__version__}
+    return {
+        "cpu": cpu_model(),
+        "cpu_flags": [f for f in _REPORTED_FLAGS if f in flags],
+        "bf16_units": cpu_bf16_units(),
+        "onednn_bf16": onednn_bf16(),
+        "cpu_capability": capability,
+        "threads": torch.get_num_threads(),
+        "allocator": allocator_description(),
+        "torch_version": torch.__version__,
+    }
 
 
 def onednn_bf16() -> bool | None:
@@ -223,12 +257,17 @@ def bf16_cost_warning(device: Any = "cpu") -> str | None:
     dev = torch.device(device) if device is not None else torch.device("cpu")
     if dev.type != "cpu" or native_bf16(dev):
         return None
-    how = ("oneDNN has no bf16 kernels for it at all (they need AVX-512), so bf16 runs PyTorch's generic kernels"
-           if onednn_bf16() is False else "bf16 arithmetic is converted to and from float32 in software")
-    return (f"dtype='bfloat16' on this CPU ({cpu_model()}) runs without native bf16 units (no "
-            f"{' / '.join(BF16_UNITS)} in its flags): {how}. On such CPUs bf16 was measured slower than "
-            f"float32, not faster (the measured ratios are in {BF16_DOC}). Use the default dtype='float32' "
-            "here; bf16 pays off on CPUs with AMX or AVX512-BF16 and on CUDA.")
+    how = (
+        "oneDNN has no bf16 kernels for it at all (they need AVX-512), so bf16 runs PyTorch's generic kernels"
+        if onednn_bf16() is False
+        else "bf16 arithmetic is converted to and from float32 in software"
+    )
+    return (
+        f"dtype='bfloat16' on this CPU ({cpu_model()}) runs without native bf16 units (no "
+        f"{' / '.join(BF16_UNITS)} in its flags): {how}. On such CPUs bf16 was measured slower than "
+        f"float32, not faster (the measured ratios are in {BF16_DOC}). Use the default dtype='float32' "
+        "here; bf16 pays off on CPUs with AMX or AVX512-BF16 and on CUDA."
+    )
 
 
 def _caller_stacklevel() -> int:

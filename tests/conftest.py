@@ -48,8 +48,9 @@ def pytest_terminal_summary(terminalreporter):
 
     if RESULTS:
         clean = sum(r["clean"] for r in RESULTS)
-        terminalreporter.write_line(f"hostile-input cases: {len(RESULTS)} tried, {clean} clean refusals, "
-                                    f"{len(RESULTS) - clean} leaks")
+        terminalreporter.write_line(
+            f"hostile-input cases: {len(RESULTS)} tried, {clean} clean refusals, {len(RESULTS) - clean} leaks"
+        )
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,11 @@
 import re
 from pathlib import Path
 
-from stzoo.tools.docs_gen import GENERATED_NOTE
-from stzoo.zoo.manifest import zoo_table_markdown
 from stzoo.data import get_dataset
+from stzoo.tools.docs_gen import GENERATED_NOTE
 from stzoo.zoo.card import PIPELINE_TAG, display_command
 from stzoo.zoo.entry import ZooEntry
+from stzoo.zoo.manifest import zoo_table_markdown
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -16,7 +16,8 @@ def test_readme_zoo_table_matches_manifest():
     text = README.read_text(encoding="utf-8")
     assert zoo_table_markdown() in text, (
         "README.md's zoo table is out of date; regenerate it with "
-        "`python -c 'from stzoo.zoo.manifest import zoo_table_markdown; print(zoo_table_markdown())'`")
+        "`python -c 'from stzoo.zoo.manifest import zoo_table_markdown; print(zoo_table_markdown())'`"
+    )
 
 
 def test_readme_names_the_test_command():
@@ -27,11 +28,11 @@ def test_readme_installs_the_test_extra_then_runs_the_tests():
     """The install section: one line installs what the tests need, the next runs them; every extra is
     spelled for a checkout (`pip install -e ".[onnx]"`), since stzoo is not on PyPI."""
     text = README.read_text(encoding="utf-8")
-    install = text[text.index("## Install"):text.index("\n## ", text.index("## Install") + 3)]
+    install = text[text.index("## Install") : text.index("\n## ", text.index("## Install") + 3)]
     lines = [line.split("#")[0].strip() for line in install.splitlines()]
     i = lines.index('pip install -e ".[test]"')
     assert lines[i + 1] == "python -m pytest -q -n 2", install
-    assert not re.search(r"pip install [\"']?stzoo\[", text), "extras must be spelled for a checkout: -e \".[x]\""
+    assert not re.search(r"pip install [\"']?stzoo\[", text), 'extras must be spelled for a checkout: -e ".[x]"'
 
 
 def test_license_file_matches_pyproject():
@@ -39,8 +40,13 @@ def test_license_file_matches_pyproject():
     project = tomllib.loads((README.parent / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
     text = (README.parent / "LICENSE").read_text(encoding="utf-8")
-    for needle in ("Apache License", "Version 2.0, January 2004", "TERMS AND CONDITIONS FOR USE, REPRODUCTION",
-                   "END OF TERMS AND CONDITIONS", "http://www.apache.org/licenses/LICENSE-2.0"):
+    for needle in (
+        "Apache License",
+        "Version 2.0, January 2004",
+        "TERMS AND CONDITIONS FOR USE, REPRODUCTION",
+        "END OF TERMS AND CONDITIONS",
+        "http://www.apache.org/licenses/LICENSE-2.0",
+    ):
         assert needle in text, needle
 
 
@@ -57,8 +63,10 @@ DOCS = README.parent / "docs"
 
 def test_generated_docs_match_manifest():
     stale = stale_docs(DOCS)
-    assert not stale, (f"docs pages out of date with weights_manifest.json: {stale}; regenerate them with "
-                       "`stzoo-maint zoo-table --write README.md --docs docs`")
+    assert not stale, (
+        f"docs pages out of date with weights_manifest.json: {stale}; regenerate them with "
+        "`stzoo-maint zoo-table --write README.md --docs docs`"
+    )
 
 
 def test_every_zoo_entry_has_a_model_card_with_its_numbers():
@@ -103,7 +111,8 @@ def test_stored_flops_are_what_flop_counter_counts(name):
     counted = count_flops(ZooEntry.from_dict(name, entry))
     assert counted["flops"] == entry["flops"]["flops"], (
         f"{name}: manifest says {entry['flops']['flops']} FLOPs, FlopCounterMode counts {counted['flops']}; "
-        "run `stzoo-maint zoo-stats` and regenerate the docs")
+        "run `stzoo-maint zoo-stats` and regenerate the docs"
+    )
     assert counted["input_shape"] == entry["flops"]["input_shape"]
 
 
@@ -151,18 +160,28 @@ def test_cards_show_no_machine_specific_paths():
                 assert f"`{display_command(cmd)}`" in pages[f"models/{name}.md"], (name, cmd)
 
 
-@pytest.mark.parametrize("recorded, shown", [
-    ("stzoo train tau-mmnist-s --out /work/runs/tau-s --mnist-dir /work/shared/data/mnist --epochs 5",
-     "stzoo train tau-mmnist-s --out runs/tau-s --mnist-dir data/mnist --epochs 5"),
-    ("stzoo finetune tau-mmnist --data /home/alice/clips/a.mp4 ~/b.gif --out=/tmp/x/ft --val 0",
-     "stzoo finetune tau-mmnist --data clips/a.mp4 b.gif --out=x/ft --val 0"),
-    ("stzoo predict x --input 'C:\\Users\\bob\\clip.gif'", "stzoo predict x --input bob/clip.gif"),
-    ("stzoo predict x --input '/data/my clips/a b.gif'", "stzoo predict x --input 'my clips/a b.gif'"),
-    # already machine-independent: kept exactly
-    ("stzoo zoo-stats --speed --machine 'AMD EPYC; 2 cores'", "stzoo zoo-stats --speed --machine 'AMD EPYC; 2 cores'"),
-    ("stzoo release c --run runs/c --mnist-dir ../mnist", "stzoo release c --run runs/c --mnist-dir ../mnist"),
-    ("stzoo.training.finetune", "stzoo.training.finetune"),
-])
+@pytest.mark.parametrize(
+    "recorded, shown",
+    [
+        (
+            "stzoo train tau-mmnist-s --out /work/runs/tau-s --mnist-dir /work/shared/data/mnist --epochs 5",
+            "stzoo train tau-mmnist-s --out runs/tau-s --mnist-dir data/mnist --epochs 5",
+        ),
+        (
+            "stzoo finetune tau-mmnist --data /home/alice/clips/a.mp4 ~/b.gif --out=/tmp/x/ft --val 0",
+            "stzoo finetune tau-mmnist --data clips/a.mp4 b.gif --out=x/ft --val 0",
+        ),
+        ("stzoo predict x --input 'C:\\Users\\bob\\clip.gif'", "stzoo predict x --input bob/clip.gif"),
+        ("stzoo predict x --input '/data/my clips/a b.gif'", "stzoo predict x --input 'my clips/a b.gif'"),
+        # already machine-independent: kept exactly
+        (
+            "stzoo zoo-stats --speed --machine 'AMD EPYC; 2 cores'",
+            "stzoo zoo-stats --speed --machine 'AMD EPYC; 2 cores'",
+        ),
+        ("stzoo release c --run runs/c --mnist-dir ../mnist", "stzoo release c --run runs/c --mnist-dir ../mnist"),
+        ("stzoo.training.finetune", "stzoo.training.finetune"),
+    ],
+)
 def test_display_command_cuts_machine_paths(recorded, shown):
     assert display_command(recorded) == shown
 

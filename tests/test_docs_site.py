@@ -16,12 +16,23 @@ pytest.importorskip("mkdocstrings", reason="mkdocstrings is not installed: pip i
 
 def test_mkdocs_build_strict(tmp_path):
     site = tmp_path / "site"
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "NO_PROXY": "*"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "NO_PROXY": "*"},
+    )
     assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stdout}\n{proc.stderr}"
-    for page in ("index.html", "zoo/index.html", "models/tau-mmnist-s/index.html", "api/index.html",
-                 "hub/index.html", "assets/tau-mmnist-strip.png"):
+    for page in (
+        "index.html",
+        "zoo/index.html",
+        "models/tau-mmnist-s/index.html",
+        "api/index.html",
+        "hub/index.html",
+        "assets/tau-mmnist-strip.png",
+    ):
         assert (site / page).is_file(), page
     api = (site / "api" / "index.html").read_text(encoding="utf-8")
     assert "save_strip" in api and "Predictor" in api  # rendered from docstrings

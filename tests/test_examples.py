@@ -22,21 +22,38 @@ def test_examples_exist():
 
 
 #: examples that write files (the others only print)
-WRITERS = {"custom_architecture.py", "finetune_own_video.py", "hub_offline.py", "openstl_import.py",
-           "predict_gif.py", "stream_webcam_like.py", "forecast_fields.py"}
+WRITERS = {
+    "custom_architecture.py",
+    "finetune_own_video.py",
+    "hub_offline.py",
+    "openstl_import.py",
+    "predict_gif.py",
+    "stream_webcam_like.py",
+    "forecast_fields.py",
+}
 
 
 def run_example(script: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home"),
-           "HTTP_PROXY": DEAD_PROXY, "HTTPS_PROXY": DEAD_PROXY, "http_proxy": DEAD_PROXY,
-           "https_proxy": DEAD_PROXY, "NO_PROXY": "", "no_proxy": "", "PYTHONDONTWRITEBYTECODE": "1",
-           "TMPDIR": str(tmp_path / "tmp")}  # where tempfile.mkdtemp puts the default output folder
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf-home"),
+        "HTTP_PROXY": DEAD_PROXY,
+        "HTTPS_PROXY": DEAD_PROXY,
+        "http_proxy": DEAD_PROXY,
+        "https_proxy": DEAD_PROXY,
+        "NO_PROXY": "",
+        "no_proxy": "",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "TMPDIR": str(tmp_path / "tmp"),
+    }  # where tempfile.mkdtemp puts the default output folder
     env.pop("STZOO_WEIGHTS_DIR", None)
     (tmp_path / "tmp").mkdir()
     work = tmp_path / "cwd"
     work.mkdir()
-    proc = subprocess.run([sys.executable, str(script), *args], cwd=work, env=env, capture_output=True, text=True,
-                          timeout=TIMEOUT_S)
+    proc = subprocess.run(
+        [sys.executable, str(script), *args], cwd=work, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
+    )
     assert proc.returncode == 0, f"{script.name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     assert proc.stdout.strip(), f"{script.name} printed nothing: examples should say what they did"
     left = sorted(p.name for p in work.iterdir())

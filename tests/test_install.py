@@ -47,12 +47,25 @@ def _shipped_files() -> dict[str, str]:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "PIP_"))
-           and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HF_", "HUGGINGFACE_", "PIP_"))
+        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+    }
     env.pop("STZOO_WEIGHTS_DIR", None)
     env.pop("PYTHONPATH", None)
-    env.update(PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1", PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1",
-               HTTP_PROXY=DEAD_PROXY, HTTPS_PROXY=DEAD_PROXY, http_proxy=DEAD_PROXY, https_proxy=DEAD_PROXY, **extra)
+    env.update(
+        PIP_NO_INDEX="1",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        OMP_NUM_THREADS="1",
+        HTTP_PROXY=DEAD_PROXY,
+        HTTPS_PROXY=DEAD_PROXY,
+        http_proxy=DEAD_PROXY,
+        https_proxy=DEAD_PROXY,
+        **extra,
+    )
     return env
 
 
@@ -65,9 +78,26 @@ def wheel(tmp_path_factory) -> Path:
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, src / name)
     shutil.copytree(ROOT / "stzoo", src / "stzoo", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
-                           "--no-index", "-w", str(tmp / "dist"), "-q"], env=_env(), capture_output=True, text=True,
-                          check=False, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(src),
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-w",
+            str(tmp / "dist"),
+            "-q",
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert proc.returncode == 0, f"pip wheel failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     (found,) = (tmp / "dist").glob("stzoo-*.whl")
     return found
@@ -117,14 +147,26 @@ print("@@" + json.dumps({"stzoo": stzoo.__file__, "source": loc.source, "path": 
 
 def test_installed_wheel_loads_tau_mmnist_offline_from_another_folder(wheel, tmp_path):
     site = tmp_path / "site"
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(site),
-                           str(wheel), "-q"], env=_env(), capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(site), str(wheel), "-q"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, f"pip install --target failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    proc = subprocess.run([sys.executable, "-c", CLIENT, str(site)], cwd=elsewhere, capture_output=True, text=True,
-                          check=False, timeout=300, env=_env(PYTHONPATH=str(site), HF_HUB_OFFLINE="1",
-                                                HF_HOME=str(tmp_path / "empty-hf-home")))
+    proc = subprocess.run(
+        [sys.executable, "-c", CLIENT, str(site)],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env=_env(PYTHONPATH=str(site), HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "empty-hf-home")),
+    )
     assert proc.returncode == 0, f"loading the installed wheel failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     got = json.loads(proc.stdout.split("@@", 1)[1])
     installed = site.resolve() / "stzoo"

@@ -40,8 +40,10 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1]
-                                + ([node.module] if node.module else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1]
+                    + ([node.module] if node.module else [])
+                )
             if base.startswith("stzoo"):
                 for a in node.names:
                     sub = f"{base}.{a.name}"
@@ -76,7 +78,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(m)
         for n in sorted(graph.get(m, ())):
             if colour.get(n) == 1:
-                return stack[stack.index(n):] + [n]
+                return stack[stack.index(n) :] + [n]
             if colour.get(n) is None:
                 cyc = dfs(n)
                 if cyc:
@@ -149,11 +151,15 @@ def test_no_dataset_branch_outside_its_own_file():
 
 def test_name_branch_pattern_sees_comparisons_and_only_those():
     p = _name_branch(["moving_mnist", "tau"])
-    for line in ('if dataset == "moving_mnist":', "x = 1 if 'moving_mnist' != d else 2", 'if arch in ("tau", "x"):',
-                 'if "tau" == arch:', 'kw = {} if name != "tau" else {}'):
+    for line in (
+        'if dataset == "moving_mnist":',
+        "x = 1 if 'moving_mnist' != d else 2",
+        'if arch in ("tau", "x"):',
+        'if "tau" == arch:',
+        'kw = {} if name != "tau" else {}',
+    ):
         assert p.search(line), line
-    for line in ('dataset: str = "moving_mnist"', 'e.get("dataset", "moving_mnist")', 'x = "taux" == a',
-                 'TAU = "tau"'):
+    for line in ('dataset: str = "moving_mnist"', 'e.get("dataset", "moving_mnist")', 'x = "taux" == a', 'TAU = "tau"'):
         assert not p.search(line), line
     assert _branches(p, lambda rel, name: True) == []
 
@@ -191,21 +197,29 @@ def layer_of(module: str) -> int:
 def test_every_module_is_in_a_layer_folder():
     """Nothing new lands flat in stzoo/: top-level modules are exactly the core ones and the front door."""
     flat = sorted(p.stem for p in PKG.glob("*.py"))
-    assert flat == ["__init__", "__main__", "api", "errors", "interfaces", "metrics", "runtime",
-                    "version"], flat
+    assert flat == ["__init__", "__main__", "api", "errors", "interfaces", "metrics", "runtime", "version"], flat
     for m in import_graph():
         layer_of(m)
 
 
 def test_imports_only_go_down_the_layers():
     graph = import_graph()
-    up = sorted(f"{m} ({LAYERS[layer_of(m)][0]}) imports {d} ({LAYERS[layer_of(d)][0]})"
-                for m, deps in graph.items() for d in deps if layer_of(d) > layer_of(m))
+    up = sorted(
+        f"{m} ({LAYERS[layer_of(m)][0]}) imports {d} ({LAYERS[layer_of(d)][0]})"
+        for m, deps in graph.items()
+        for d in deps
+        if layer_of(d) > layer_of(m)
+    )
     assert not up, "imports that go up a layer:\n" + "\n".join(up)
 
 
 def test_models_import_only_errors_and_each_other():
     graph = import_graph()
-    bad = sorted(f"{m} imports {d}" for m, deps in graph.items() if m.startswith("stzoo.models")
-                 for d in deps if not d.startswith(("stzoo.models", "stzoo.errors")))
+    bad = sorted(
+        f"{m} imports {d}"
+        for m, deps in graph.items()
+        if m.startswith("stzoo.models")
+        for d in deps
+        if not d.startswith(("stzoo.models", "stzoo.errors"))
+    )
     assert not bad, "\n".join(bad)

@@ -20,8 +20,10 @@ ZEN4 = frozenset({"avx2", "avx512f", "avx512_bf16"})
 @pytest.fixture
 def cpu(monkeypatch):
     """Simulate a CPU: ``cpu(flags)`` replaces the one flags reader everything goes through."""
+
     def set_flags(flags):
         monkeypatch.setattr(runtime, "read_cpu_flags", lambda: frozenset(flags))
+
     return set_flags
 
 
@@ -33,8 +35,9 @@ def test_detection_without_units(cpu):
     assert runtime.bf16_cost_warning("cpu") is not None
 
 
-@pytest.mark.parametrize("flags, units", [(AMX, ["amx_bf16"]), (ZEN4, ["avx512_bf16"]),
-                                          (AMX | ZEN4, ["amx_bf16", "avx512_bf16"])])
+@pytest.mark.parametrize(
+    "flags, units", [(AMX, ["amx_bf16"]), (ZEN4, ["avx512_bf16"]), (AMX | ZEN4, ["amx_bf16", "avx512_bf16"])]
+)
 def test_detection_with_units(cpu, flags, units):
     cpu(flags)
     assert runtime.cpu_bf16_units() == units

@@ -38,8 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", help="dataset name (stzoo data list)")
     p.add_argument("--out", required=True, metavar="FILE.gif", help="GIF file to write (required)")
     p.add_argument("--index", type=int, default=0, metavar="N", help="which sequence (default: %(default)s)")
-    p.add_argument("--split", default="test", choices=("train", "test"),
-                   help="training data or the fixed test set (default: %(default)s)")
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=("train", "test"),
+        help="training data or the fixed test set (default: %(default)s)",
+    )
     p.add_argument("--fps", type=float, default=5.0, help="frames per second of the GIF (default: %(default)g)")
     add_dataset_options(p)
     p.set_defaults(func=_cmd_data_preview)

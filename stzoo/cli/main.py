@@ -38,8 +38,6 @@ def show_warning(message: Warning | str, category: type[Warning], *_: object, **
     print(f"stzoo: warning: {kind}{message}", file=sys.stderr)
 
 
-
-
 def run(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
     """Parse ``argv`` and run its command: warnings print as command-line lines, a :class:`StzooError` as one
     ``PROG: error: ...`` line and exit status 2. The command line is recorded as ``args.command_line``."""

@@ -18,8 +18,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
         e = info(name)
         target = f"→ {e['name']}" if e["name"] != name else ""
         mse = e.get("metrics", {}).get("mse")
-        rows.append((name, target, e["architecture"], f"{e['parameters'] / 1e6:.2f} M",
-                     "yes" if e.get("weights") else "no", f"{mse:.1f}" if mse is not None else "-"))
+        rows.append(
+            (
+                name,
+                target,
+                e["architecture"],
+                f"{e['parameters'] / 1e6:.2f} M",
+                "yes" if e.get("weights") else "no",
+                f"{mse:.1f}" if mse is not None else "-",
+            )
+        )
     header = ("name", "alias of", "arch", "params", "weights", "MSE")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     for r in [header] + rows:
@@ -70,10 +78,15 @@ def _cmd_download(args: argparse.Namespace) -> int:
             commit = cfg_path.parent.name
             pin = commit if len(commit) == 40 and all(c in "0123456789abcdef" for c in commit) else revision
             expected = (read_config(cfg_path).get("weights") or {}).get("sha256")
-            path, source = hub_download(repo_id, WEIGHTS_NAME, pin, sha256=expected, name=name,
-                                        expected_by=f"{CONFIG_NAME} of {repo_id}@{pin or 'main'}")
-            print(f"{name}: {WEIGHTS_NAME} -> {path} ({_SOURCES[source]}"
-                  f"{', sha256 verified' if expected else ''})")
+            path, source = hub_download(
+                repo_id,
+                WEIGHTS_NAME,
+                pin,
+                sha256=expected,
+                name=name,
+                expected_by=f"{CONFIG_NAME} of {repo_id}@{pin or 'main'}",
+            )
+            print(f"{name}: {WEIGHTS_NAME} -> {path} ({_SOURCES[source]}{', sha256 verified' if expected else ''})")
             try:
                 path, source = hub_download(repo_id, "README.md", pin, name=name)
                 print(f"{name}: README.md -> {path} ({_SOURCES[source]})")
@@ -85,9 +98,13 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
-_SOURCES = {"file": "given file", "local": "local weights folder", "hf-cache": "already in the Hugging Face cache",
-            "download": "downloaded into the Hugging Face cache",
-            "hf-hub": "in the Hugging Face cache, revision checked"}
+_SOURCES = {
+    "file": "given file",
+    "local": "local weights folder",
+    "hf-cache": "already in the Hugging Face cache",
+    "download": "downloaded into the Hugging Face cache",
+    "hf-hub": "in the Hugging Face cache, revision checked",
+}
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
@@ -109,36 +126,45 @@ def _cmd_cache(args: argparse.Namespace) -> int:
         print("  (none)")
     for r in report["repos"]:
         refs = f" refs: {', '.join(r['refs'])}" if r["refs"] else ""
-        print(f"  {r['repo_id']}  {_human_size(r['size_on_disk'])}  {len(r['revisions'])} revision(s){refs}  "
-              f"{r['path']}")
-    print(f"total of these repos in the Hugging Face cache: "
-          f"{_human_size(sum(r['size_on_disk'] for r in report['repos']))}")
+        print(
+            f"  {r['repo_id']}  {_human_size(r['size_on_disk'])}  {len(r['revisions'])} revision(s){refs}  {r['path']}"
+        )
+    print(
+        f"total of these repos in the Hugging Face cache: "
+        f"{_human_size(sum(r['size_on_disk'] for r in report['repos']))}"
+    )
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `list`, `info`, `download` and `cache` to the subcommands ``sub``."""
 
-    sub.add_parser("list", help="list zoo models: architecture, parameters, released weights, test MSE",
-                   description="List every zoo entry (aliases say what they point at) with its architecture, "
-                   "parameter count, whether weights are released, and its MSE on the stzoo Moving MNIST test "
-                   "set.").set_defaults(func=_cmd_list)
+    sub.add_parser(
+        "list",
+        help="list zoo models: architecture, parameters, released weights, test MSE",
+        description="List every zoo entry (aliases say what they point at) with its architecture, "
+        "parameter count, whether weights are released, and its MSE on the stzoo Moving MNIST test "
+        "set.",
+    ).set_defaults(func=_cmd_list)
 
     p = sub.add_parser("info", help="show a model's manifest entry")
     p.add_argument("name", help="zoo name or alias (stzoo list); the entry is printed as JSON")
     p.set_defaults(func=_cmd_info)
 
-    p = sub.add_parser("download", help="pre-fetch verified weights (e.g. for an offline machine)",
-                       description="Fetch zoo weights into the Hugging Face cache (HF_HOME / HF_HUB_CACHE; "
-                       "HF_ENDPOINT picks a mirror), check their sha256, and print where each file is. "
-                       "Copy that cache to an offline machine and set HF_HUB_OFFLINE=1 there, or put the files "
-                       "in a folder named by STZOO_WEIGHTS_DIR.")
-    p.add_argument("names", nargs="*", metavar="NAME",
-                   help="zoo names, or hf-hub:owner/repo[@revision] (give names or --all)")
+    p = sub.add_parser(
+        "download",
+        help="pre-fetch verified weights (e.g. for an offline machine)",
+        description="Fetch zoo weights into the Hugging Face cache (HF_HOME / HF_HUB_CACHE; "
+        "HF_ENDPOINT picks a mirror), check their sha256, and print where each file is. "
+        "Copy that cache to an offline machine and set HF_HUB_OFFLINE=1 there, or put the files "
+        "in a folder named by STZOO_WEIGHTS_DIR.",
+    )
+    p.add_argument(
+        "names", nargs="*", metavar="NAME", help="zoo names, or hf-hub:owner/repo[@revision] (give names or --all)"
+    )
     p.add_argument("--all", action="store_true", help="every zoo entry with released weights (default: off)")
     p.set_defaults(func=_cmd_download)
 
     p = sub.add_parser("cache", help="show which weights are cached locally, and their sizes")
     p.add_argument("--json", action="store_true", help="machine-readable JSON output (default: a table)")
     p.set_defaults(func=_cmd_cache)
-

@@ -13,18 +13,27 @@ See ``docs/openstl.md``.
 """
 
 from stzoo.convert.openstl import (
-                                   OPENSTL_LICENSE,
-                                   OPENSTL_METHODS,
-                                   OPENSTL_URL,
-                                   ConversionReport,
-                                   OpenSTLMethod,
-                                   convert_openstl,
-                                   from_openstl,
-                                   load_openstl_checkpoint,
-                                   map_openstl_state_dict,
-                                   register_openstl,
+    OPENSTL_LICENSE,
+    OPENSTL_METHODS,
+    OPENSTL_URL,
+    ConversionReport,
+    OpenSTLMethod,
+    convert_openstl,
+    from_openstl,
+    load_openstl_checkpoint,
+    map_openstl_state_dict,
+    register_openstl,
 )
 
-__all__ = ["from_openstl", "convert_openstl", "load_openstl_checkpoint", "map_openstl_state_dict",
-           "ConversionReport", "OpenSTLMethod", "OPENSTL_METHODS", "register_openstl", "OPENSTL_LICENSE",
-           "OPENSTL_URL"]
+__all__ = [
+    "from_openstl",
+    "convert_openstl",
+    "load_openstl_checkpoint",
+    "map_openstl_state_dict",
+    "ConversionReport",
+    "OpenSTLMethod",
+    "OPENSTL_METHODS",
+    "register_openstl",
+    "OPENSTL_LICENSE",
+    "OPENSTL_URL",
+]

@@ -25,8 +25,29 @@ from stzoo.data.grayscott import GrayScott, grayscott_test_set
 from stzoo.data.kolmogorov import Kolmogorov, kolmogorov_test_set, unit_to_vorticity, vorticity_to_unit
 # isort: on
 
-__all__ = ["load_mnist", "find_mnist_dir", "MovingMNIST", "moving_mnist_test_set",
-           "load_canonical_test_seq", "TEST_SEED", "cache_root", "GrayScott", "grayscott_test_set", "Kolmogorov",
-           "kolmogorov_test_set", "vorticity_to_unit", "unit_to_vorticity", "list_datasets", "get_dataset",
-           "make_dataset", "register_dataset", "DatasetSpec", "DatasetOption", "DATASETS",
-           "dataset_channels", "test_set_size", "preview_frames", "save_preview"]
+__all__ = [
+    "load_mnist",
+    "find_mnist_dir",
+    "MovingMNIST",
+    "moving_mnist_test_set",
+    "load_canonical_test_seq",
+    "TEST_SEED",
+    "cache_root",
+    "GrayScott",
+    "grayscott_test_set",
+    "Kolmogorov",
+    "kolmogorov_test_set",
+    "vorticity_to_unit",
+    "unit_to_vorticity",
+    "list_datasets",
+    "get_dataset",
+    "make_dataset",
+    "register_dataset",
+    "DatasetSpec",
+    "DatasetOption",
+    "DATASETS",
+    "dataset_channels",
+    "test_set_size",
+    "preview_frames",
+    "save_preview",
+]

@@ -35,13 +35,34 @@ from stzoo.frames.layout import LAYOUTS, LUMA, _describe, infer_layout
 from stzoo.frames.prepare import prepare_frames
 from stzoo.frames.read import _images_to_array, _natural_key, read_frames
 
-__all__ = ["Video", "ClipDataset", "load_videos", "convert_video", "split_videos", "auto_split", "check_lengths",
-           "COLLECTION_SUFFIXES", "AUTO_VAL_FRACTION", "arg", "naming"]
+__all__ = [
+    "Video",
+    "ClipDataset",
+    "load_videos",
+    "convert_video",
+    "split_videos",
+    "auto_split",
+    "check_lengths",
+    "COLLECTION_SUFFIXES",
+    "AUTO_VAL_FRACTION",
+    "arg",
+    "naming",
+]
 
 #: In a folder, files with these suffixes are whole videos (the folder is then a collection of
 #: videos); a folder holding only still images is one video, one frame per image.
-COLLECTION_SUFFIXES: tuple[str, ...] = (".gif", ".apng", ".npy", ".npz", ".mp4", ".m4v", ".avi", ".mov",
-                                        ".mkv", ".webm")
+COLLECTION_SUFFIXES: tuple[str, ...] = (
+    ".gif",
+    ".apng",
+    ".npy",
+    ".npz",
+    ".mp4",
+    ".m4v",
+    ".avi",
+    ".mov",
+    ".mkv",
+    ".webm",
+)
 
 #: the fraction of the data ``val="auto"`` holds out (see :func:`auto_split`)
 AUTO_VAL_FRACTION = 0.2
@@ -104,8 +125,9 @@ def _array_to_videos(a: np.ndarray | Tensor, name: str, layout: str | None, chan
     try:
         layout = infer_layout(tuple(a.shape), channels, layout=layout, desc=_describe(a))
     except (InputError, InputTypeError) as exc:
-        raise type(exc)(f"{name}: {exc} (for fine-tuning data the layout is given as {hint}..., one of "
-                        f"{', '.join(LAYOUTS)})") from exc
+        raise type(exc)(
+            f"{name}: {exc} (for fine-tuning data the layout is given as {hint}..., one of {', '.join(LAYOUTS)})"
+        ) from exc
     data_channels = int(a.shape[layout.index("C")]) if "C" in layout else 1
     try:
         x, _ = prepare_frames(a, channels=data_channels, layout=layout)
@@ -118,8 +140,9 @@ def _array_to_videos(a: np.ndarray | Tensor, name: str, layout: str | None, chan
 
 
 def _is_collection(folder: Path) -> bool:
-    return any(p.is_dir() or p.suffix.lower() in COLLECTION_SUFFIXES
-               for p in folder.iterdir() if not p.name.startswith("."))
+    return any(
+        p.is_dir() or p.suffix.lower() in COLLECTION_SUFFIXES for p in folder.iterdir() if not p.name.startswith(".")
+    )
 
 
 def _read_path(path: Path, layout: str | None, channels: int) -> list[Video]:
@@ -128,8 +151,10 @@ def _read_path(path: Path, layout: str | None, channels: int) -> list[Video]:
     if path.is_dir():
         entries = [p for p in path.iterdir() if not p.name.startswith(".")]
         if not entries:
-            raise InputError(f"folder '{path}' is empty: put the frames of a video (PNG/JPEG/... images) "
-                             "or video files (GIF, MP4, .npy, ...) in it")
+            raise InputError(
+                f"folder '{path}' is empty: put the frames of a video (PNG/JPEG/... images) "
+                "or video files (GIF, MP4, .npy, ...) in it"
+            )
         if _is_collection(path):
             videos: list[Video] = []
             for p in sorted(entries, key=lambda p: _natural_key(p.name)):
@@ -144,12 +169,13 @@ def _read_path(path: Path, layout: str | None, channels: int) -> list[Video]:
 
 def _frames_list_to_video(frames: Sequence[Any], name: str) -> Video:
     first = frames[0]
-    sizes = {(np.asarray(f).shape[:2] if not isinstance(f, Image.Image) else (f.height, f.width))
-             for f in frames}
+    sizes = {(np.asarray(f).shape[:2] if not isinstance(f, Image.Image) else (f.height, f.width)) for f in frames}
     if len(sizes) > 1:
-        raise InputError(f"{name}: frames of mixed sizes {sorted(sizes)}; every frame of a video must "
-                         "have the same height and width (resize them first, or let stzoo resize whole "
-                         "videos)")
+        raise InputError(
+            f"{name}: frames of mixed sizes {sorted(sizes)}; every frame of a video must "
+            "have the same height and width (resize them first, or let stzoo resize whole "
+            "videos)"
+        )
     if isinstance(first, Image.Image):
         a = _images_to_array(frames, [f"{name} frame {i}" for i in range(len(frames))], None, sequence=False)
         (video,) = _array_to_videos(a, name, "THWC", 1)
@@ -198,26 +224,32 @@ def load_videos(data: Any, *, layout: str | None = None, channels: int = 1) -> l
         if not data:
             raise InputError("no videos given: the list of videos is empty")
         if all(isinstance(f, Image.Image) for f in data) or all(
-                isinstance(f, np.ndarray) and f.ndim == 2 for f in data):
+            isinstance(f, np.ndarray) and f.ndim == 2 for f in data
+        ):
             return [_frames_list_to_video(data, "the list of frames")]
         videos: list[Video] = []
         for i, item in enumerate(data):
             found = load_videos(item, layout=layout, channels=channels)
             if not isinstance(item, (str, os.PathLike)):
                 several = len(found) > 1  # a batched array: one video per sequence
-                found = [Video(f"video {i} of the list" + (f", sequence {b}" if several else ""), v.frames)
-                         for b, v in enumerate(found)]
+                found = [
+                    Video(f"video {i} of the list" + (f", sequence {b}" if several else ""), v.frames)
+                    for b, v in enumerate(found)
+                ]
             videos.extend(found)
         return videos
-    raise InputTypeError(f"cannot read videos from an object of type {type(data).__name__}: pass a path "
-                         "(GIF, MP4, .npy, folder), a numpy array / torch tensor, or a list of these")
+    raise InputTypeError(
+        f"cannot read videos from an object of type {type(data).__name__}: pass a path "
+        "(GIF, MP4, .npy, folder), a numpy array / torch tensor, or a list of these"
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # converting
 def convert_video(video: Video, *, channels: int | None = None, size: tuple[int, int] | None = None) -> Video:
     """Convert ``video`` to ``channels`` (1 ↔ 3 ↔ N: grey is repeated, RGB → grey uses the BT.601 luma
-    :data:`stzoo.frames.layout.LUMA`, RGBA drops alpha) and resize it to ``size`` = (height, width) (bilinear, antialiased)."""
+    :data:`stzoo.frames.layout.LUMA`, RGBA drops alpha) and resize it to ``size`` = (height, width)
+    (bilinear, antialiased)."""
     x = video.frames
     c = x.shape[1]
     if channels is not None and channels != c:
@@ -229,8 +261,10 @@ def convert_video(video: Video, *, channels: int | None = None, size: tuple[int,
             w = torch.tensor(LUMA, dtype=x.dtype)[None, :, None, None]
             x = (x[:, :3] * w).sum(1, keepdim=True)
         else:
-            raise InputError(f"cannot convert {video.describe()} to {channels} channel(s); only grey "
-                             "(1) ↔ RGB (3) ↔ RGBA (4) conversions exist: convert the data yourself")
+            raise InputError(
+                f"cannot convert {video.describe()} to {channels} channel(s); only grey "
+                "(1) ↔ RGB (3) ↔ RGBA (4) conversions exist: convert the data yourself"
+            )
     if size is not None and tuple(size) != tuple(x.shape[-2:]):
         x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
         x = x.clamp_(0, 1)
@@ -244,13 +278,17 @@ def check_lengths(videos: Sequence[Video], window: int, what: str = "") -> None:
     short = [v for v in videos if v.length < window]
     if short:
         listed = "; ".join(v.describe() for v in short[:5])
-        raise InputError(f"{len(short)} {what}video(s) shorter than one clip of T_in + T_out = {window} frames: "
-                         f"{listed}. Use longer videos, or read and predict fewer frames ("
-                         + arg("frames_in=N, frames_out=N", "--frames-in N --frames-out N") + ").")
+        raise InputError(
+            f"{len(short)} {what}video(s) shorter than one clip of T_in + T_out = {window} frames: "
+            f"{listed}. Use longer videos, or read and predict fewer frames ("
+            + arg("frames_in=N, frames_out=N", "--frames-in N --frames-out N")
+            + ")."
+        )
 
 
-def split_videos(videos: Sequence[Video], val: float, *, split: str = "auto",
-                 window: int) -> tuple[list[Video], list[Video]]:
+def split_videos(
+    videos: Sequence[Video], val: float, *, split: str = "auto", window: int
+) -> tuple[list[Video], list[Video]]:
     """Split into training and validation videos so that no frame is in both.
 
     Args:
@@ -275,8 +313,10 @@ def split_videos(videos: Sequence[Video], val: float, *, split: str = "auto",
         split = "video" if len(videos) >= 2 else "time"
     if split == "video":
         if len(videos) < 2:
-            raise InputError(arg("split='video'", "--split video") + " needs at least two videos (one to train on, "
-                             "one to validate); use " + arg("split='time'", "--split time") + " for a single video")
+            raise InputError(
+                arg("split='video'", "--split video") + " needs at least two videos (one to train on, "
+                "one to validate); use " + arg("split='time'", "--split time") + " for a single video"
+            )
         n_val = min(len(videos) - 1, max(1, round(val * len(videos))))
         return videos[:-n_val], videos[-n_val:]
     train, held = [], []
@@ -285,18 +325,23 @@ def split_videos(videos: Sequence[Video], val: float, *, split: str = "auto",
         if cut < window or v.length - cut < window:
             raise InputError(
                 f"cannot split {v.describe()} by time into a training part and a validation part of at "
-                f"least {window} frames each (T_in + T_out) with {arg(f'val={val}', f'--val {val}')}: it needs at least "
+                f"least {window} frames each (T_in + T_out) with {arg(f'val={val}', f'--val {val}')}: "
+                "it needs at least "
                 f"{math.ceil(window / min(val, 1 - val))} frames. Use a longer video, several videos, "
-                f"another {arg('val', '--val')} fraction, " + arg("val='auto'", "--val auto")
+                f"another {arg('val', '--val')} fraction, "
+                + arg("val='auto'", "--val auto")
                 + " (which trains without validation when the video is too short to split), or "
-                + arg("val=0", "--val 0") + ".")
+                + arg("val=0", "--val 0")
+                + "."
+            )
         train.append(Video(f"{v.name} frames 0-{cut - 1}", v.frames[:cut]))
         held.append(Video(f"{v.name} frames {cut}-{v.length - 1}", v.frames[cut:]))
     return train, held
 
 
-def auto_split(videos: Sequence[Video], *, window: int, split: str = "auto",
-               fraction: float = AUTO_VAL_FRACTION) -> tuple[list[Video], list[Video], str]:
+def auto_split(
+    videos: Sequence[Video], *, window: int, split: str = "auto", fraction: float = AUTO_VAL_FRACTION
+) -> tuple[list[Video], list[Video], str]:
     """The ``val="auto"`` split: validation data when the videos can spare it, none when they cannot.
 
     * By video (two or more videos, or ``split="video"``): the last ``max(1, round(fraction·n))``
@@ -323,11 +368,17 @@ def auto_split(videos: Sequence[Video], *, window: int, split: str = "auto",
     for v in videos:
         n_val = max(v.length - int(math.floor(v.length * (1 - fraction))), window)
         if v.length - n_val < 2 * window:
-            return videos, [], (
-                f"{v.describe()} is too short to hold out one clip ({window} frames) and keep "
-                f"two clips' worth ({2 * window} frames) for training, so every frame is trained on. Give "
-                f"at least {3 * window} frames per video, a second video, or separate validation videos ("
-                + arg("val=[...]", "--val-data PATH") + ") to measure the model on frames it has not seen")
+            return (
+                videos,
+                [],
+                (
+                    f"{v.describe()} is too short to hold out one clip ({window} frames) and keep "
+                    f"two clips' worth ({2 * window} frames) for training, so every frame is trained on. Give "
+                    f"at least {3 * window} frames per video, a second video, or separate validation videos ("
+                    + arg("val=[...]", "--val-data PATH")
+                    + ") to measure the model on frames it has not seen"
+                ),
+            )
         cuts.append(v.length - n_val)
     train = [Video(f"{v.name} frames 0-{c - 1}", v.frames[:c]) for v, c in zip(videos, cuts)]
     held = [Video(f"{v.name} frames {c}-{v.length - 1}", v.frames[c:]) for v, c in zip(videos, cuts)]
@@ -353,15 +404,16 @@ class ClipDataset(torch.utils.data.Dataset):
         shapes = {tuple(v.frames.shape[1:]) for v in self.videos}
         if len(shapes) > 1:
             raise InputError(f"videos of one dataset must share channels and size, got C×H×W {sorted(shapes)}")
-        self.index = [(vi, s) for vi, v in enumerate(self.videos)
-                      for s in range(0, v.length - self.window + 1, self.stride)]
+        self.index = [
+            (vi, s) for vi, v in enumerate(self.videos) for s in range(0, v.length - self.window + 1, self.stride)
+        ]
 
     def __len__(self) -> int:
         return len(self.index)
 
     def __getitem__(self, i: int) -> Tensor:
         vi, s = self.index[i]
-        return self.videos[vi].frames[s:s + self.window]
+        return self.videos[vi].frames[s : s + self.window]
 
     def take(self, indices: Sequence[int]) -> Tensor:
         """The clips ``indices`` stacked, B×window×C×H×W."""
@@ -371,14 +423,16 @@ class ClipDataset(torch.utils.data.Dataset):
         """Clips ``lo`` … ``hi - 1`` stacked, B×window×C×H×W."""
         return self.take(range(lo, hi))
 
-    def subset(self, indices: Sequence[int]) -> "ClipSubset":
+    def subset(self, indices: Sequence[int]) -> ClipSubset:
         """A view holding only the clips ``indices`` (e.g. one process's share)."""
         return ClipSubset(self, list(indices))
 
     def describe(self) -> str:
         frames = sum(v.length for v in self.videos)
-        return (f"{len(self)} clips of {self.window} frames (stride {self.stride}) from {len(self.videos)} "
-                f"video(s), {frames} frames in all")
+        return (
+            f"{len(self)} clips of {self.window} frames (stride {self.stride}) from {len(self.videos)} "
+            f"video(s), {frames} frames in all"
+        )
 
 
 class ClipSubset:

@@ -30,8 +30,14 @@ def _uses_field_cache(spec: Any) -> bool:
     return isinstance(cached, functools.partial) and cached.func is cached_test_set and cached.args == (spec.name,)
 
 
-def cached_test_set(name: str, num_sequences: int | None = None, *, cache: bool | str | os.PathLike = True,
-                    progress: bool = False, **kwargs: Any):
+def cached_test_set(
+    name: str,
+    num_sequences: int | None = None,
+    *,
+    cache: bool | str | os.PathLike = True,
+    progress: bool = False,
+    **kwargs: Any,
+):
     """The first ``num_sequences`` sequences (default: all) of the fixed test set of a generated field
     dataset (one whose :class:`~stzoo.data.registry.DatasetSpec` declares ``field_test_cache(name)`` as its
     ``cached_test``: ``grayscott``, ``kolmogorov``), generated once and then memory-mapped from a file.
@@ -69,8 +75,11 @@ def cached_test_set(name: str, num_sequences: int | None = None, *, cache: bool 
     try:
         return CachedSequences(data, path, progress=progress)
     except OSError as exc:
-        warnings.warn(f"could not write the {name} test-set cache {path} ({exc}); generating the sequences "
-                      "on the fly instead", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"could not write the {name} test-set cache {path} ({exc}); generating the sequences on the fly instead",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return data
 
 
@@ -115,13 +124,14 @@ def preview_frames(sequence: Any, ranges: list[tuple[float, float]] | None = Non
     return np.concatenate([panels[0], gap, panels[1]], axis=2)
 
 
-def save_preview(name: str, path: str | os.PathLike, *, index: int = 0, split: str = "test", fps: float = 5.0,
-                 **kwargs: Any) -> np.ndarray:
+def save_preview(
+    name: str, path: str | os.PathLike, *, index: int = 0, split: str = "test", fps: float = 5.0, **kwargs: Any
+) -> np.ndarray:
     """Write sequence ``index`` of dataset ``name`` (``split``, constructor ``kwargs``) as an animated GIF
     (:func:`stzoo.frames.write.write_gif`, frames from :func:`preview_frames`); returns the frames written."""
     from stzoo.frames import write_gif
 
     kwargs.setdefault("num_sequences", index + 1)
-    frames = preview_frames(make_dataset(name, split, **kwargs)[index])     # T×C×H×W for every dataset
+    frames = preview_frames(make_dataset(name, split, **kwargs)[index])  # T×C×H×W for every dataset
     write_gif(frames, path, fps=fps)
     return frames

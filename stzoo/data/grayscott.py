@@ -75,8 +75,8 @@ epoch 0.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -86,8 +86,25 @@ from stzoo.data.fields import field_test_cache
 from stzoo.data.registry import DatasetSpec, register_dataset
 from stzoo.errors import ConfigError, InputError
 
-__all__ = ["SPEC", "GrayScott", "Regime", "REGIMES", "grayscott_test_set", "stable_dt", "check_parameters",
-           "grayscott_step", "laplacian", "TEST_SEED", "TEST_SIZE", "F_MAX", "K_MAX", "D_U", "D_V", "DX", "DT"]
+__all__ = [
+    "SPEC",
+    "GrayScott",
+    "Regime",
+    "REGIMES",
+    "grayscott_test_set",
+    "stable_dt",
+    "check_parameters",
+    "grayscott_step",
+    "laplacian",
+    "TEST_SEED",
+    "TEST_SIZE",
+    "F_MAX",
+    "K_MAX",
+    "D_U",
+    "D_V",
+    "DX",
+    "DT",
+]
 
 TEST_SEED = 20261124
 TEST_SIZE = 1000
@@ -111,12 +128,14 @@ class Regime:
 
 
 REGIMES: dict[str, Regime] = {
-    "spots": Regime(0.022, 0.057, "spots that fill the space and die off in patches",
-                    "Munafo, xmorphia F220-k570"),
-    "mitosis": Regime(0.0367, 0.0649, "self-replicating spots",
-                      "Sims, Reaction-Diffusion Tutorial ('mitosis'); Pearson type-λ solitons"),
-    "waves": Regime(0.022, 0.051, "oscillating moving stripes and spots (Pearson γ)",
-                    "Munafo, xmorphia F220-k510"),
+    "spots": Regime(0.022, 0.057, "spots that fill the space and die off in patches", "Munafo, xmorphia F220-k570"),
+    "mitosis": Regime(
+        0.0367,
+        0.0649,
+        "self-replicating spots",
+        "Sims, Reaction-Diffusion Tutorial ('mitosis'); Pearson type-λ solitons",
+    ),
+    "waves": Regime(0.022, 0.051, "oscillating moving stripes and spots (Pearson γ)", "Munafo, xmorphia F220-k510"),
     "maze": Regime(0.046, 0.061, "maze of worms (Pearson θ)", "Munafo, xmorphia F460-k610"),
     "holes": Regime(0.046, 0.0594, "holes / negative spots (Pearson ι)", "Munafo, xmorphia F460-k590"),
     "coral": Regime(0.0545, 0.062, "branching coral worms", "Sims, Reaction-Diffusion Tutorial ('coral growth')"),
@@ -143,11 +162,12 @@ def _int(value, name: str, minimum: int) -> int:
 def stable_dt(F: float = F_MAX, k: float = 0.0, *, dx: float = DX, D_u: float = D_U, D_v: float = D_V) -> float:
     """The largest dt (tu) for which explicit Euler keeps u in [0, 1] and v ≥ 0 (see the module doc):
     ``min(1 / (4 D_u/dx² + 1 + F), 1 / (4 D_v/dx² + F + k))``."""
-    return min(1.0 / (4.0 * D_u / dx ** 2 + 1.0 + F), 1.0 / (4.0 * D_v / dx ** 2 + F + k))
+    return min(1.0 / (4.0 * D_u / dx**2 + 1.0 + F), 1.0 / (4.0 * D_v / dx**2 + F + k))
 
 
-def check_parameters(F: float, k: float, *, dt: float = DT, dx: float = DX, D_u: float = D_U,
-                     D_v: float = D_V) -> tuple[float, float]:
+def check_parameters(
+    F: float, k: float, *, dt: float = DT, dx: float = DX, D_u: float = D_U, D_v: float = D_V
+) -> tuple[float, float]:
     """Refuse (ConfigError) F, k outside the documented range, non-positive dx, negative diffusion or a
     dt above :func:`stable_dt`; return ``(F, k)`` as floats."""
     F, k = _finite_number(F, "F"), _finite_number(k, "k")
@@ -165,9 +185,11 @@ def check_parameters(F: float, k: float, *, dt: float = DT, dx: float = DX, D_u:
         raise ConfigError(f"time step dt must be positive, got {dt}")
     bound = stable_dt(F, k, dx=dx, D_u=D_u, D_v=D_v)
     if dt > bound:
-        raise ConfigError(f"time step dt = {dt} tu is above the stability bound {bound:.4g} tu of explicit Euler "
-                          f"for F = {F}, k = {k}, dx = {dx} (dt·(4·D_u/dx² + 1 + F) ≤ 1 and "
-                          "dt·(4·D_v/dx² + F + k) ≤ 1); use a smaller dt")
+        raise ConfigError(
+            f"time step dt = {dt} tu is above the stability bound {bound:.4g} tu of explicit Euler "
+            f"for F = {F}, k = {k}, dx = {dx} (dt·(4·D_u/dx² + 1 + F) ≤ 1 and "
+            "dt·(4·D_v/dx² + F + k) ≤ 1); use a smaller dt"
+        )
     return F, k
 
 
@@ -188,8 +210,19 @@ def laplacian(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def grayscott_step(u: np.ndarray, v: np.ndarray, F, k, *, steps: int = 1, dt: float = DT, dx: float = DX,
-                   D_u: float = D_U, D_v: float = D_V, reaction: bool = True) -> None:
+def grayscott_step(
+    u: np.ndarray,
+    v: np.ndarray,
+    F,
+    k,
+    *,
+    steps: int = 1,
+    dt: float = DT,
+    dx: float = DX,
+    D_u: float = D_U,
+    D_v: float = D_V,
+    reaction: bool = True,
+) -> None:
     """Advance ``u`` and ``v`` (…×H×W, updated in place) by ``steps`` explicit Euler steps.
 
     ``F`` and ``k`` are numbers or arrays that broadcast against ``u`` (e.g. B×1×1 for one value per
@@ -197,7 +230,7 @@ def grayscott_step(u: np.ndarray, v: np.ndarray, F, k, *, steps: int = 1, dt: fl
     is checked here; :func:`check_parameters` does that.
     """
     dtype = u.dtype.type
-    r_u, r_v, h = dtype(D_u * dt / dx ** 2), dtype(D_v * dt / dx ** 2), dtype(dt)
+    r_u, r_v, h = dtype(D_u * dt / dx**2), dtype(D_v * dt / dx**2), dtype(dt)
     F = np.asarray(F, dtype=u.dtype)
     Fk = np.asarray(F + np.asarray(k, dtype=u.dtype), dtype=u.dtype)
     hF, hFk = h * F, h * Fk
@@ -214,9 +247,9 @@ def grayscott_step(u: np.ndarray, v: np.ndarray, F, k, *, steps: int = 1, dt: fl
             uvv *= h
             lu -= uvv
             lv += uvv
-        lu += hF            # + dt F (1 − u) = dt F − dt F u
+        lu += hF  # + dt F (1 − u) = dt F − dt F u
         lu -= hF * u
-        lv -= hFk * v       # − dt (F + k) v
+        lv -= hFk * v  # − dt (F + k) v
         u += lu
         v += lv
 
@@ -240,9 +273,19 @@ class GrayScott(Dataset):
 
     channels = 2
 
-    def __init__(self, num_sequences: int = 10000, seq_len: int = 20, size: int = 64,
-                 regimes: Iterable[str | Sequence[float]] | None = None, seed: int = 0, epoch: int = 0,
-                 frame_every: int = 50, burn_in: int = 500, dt: float = DT, dx: float = DX):
+    def __init__(
+        self,
+        num_sequences: int = 10000,
+        seq_len: int = 20,
+        size: int = 64,
+        regimes: Iterable[str | Sequence[float]] | None = None,
+        seed: int = 0,
+        epoch: int = 0,
+        frame_every: int = 50,
+        burn_in: int = 500,
+        dt: float = DT,
+        dx: float = DX,
+    ):
         self.num_sequences = _int(num_sequences, "num_sequences", 1)
         self.seq_len = _int(seq_len, "seq_len", 1)
         self.size = _int(size, "size", MIN_SIZE)
@@ -322,8 +365,10 @@ class GrayScott(Dataset):
             out[:, t, 0], out[:, t, 1] = u, v
         lo, hi = float(out.min()), float(out.max())
         if not (math.isfinite(lo) and math.isfinite(hi) and lo >= 0.0 and hi <= 1.0):
-            raise InputError(f"Gray-Scott fields left [0, 1] (min {lo}, max {hi}); the parameters "
-                             f"(dt = {self.dt}, dx = {self.dx}) are outside what the solver handles")
+            raise InputError(
+                f"Gray-Scott fields left [0, 1] (min {lo}, max {hi}); the parameters "
+                f"(dt = {self.dt}, dx = {self.dx}) are outside what the solver handles"
+            )
         return out
 
     def sequence(self, index: int) -> np.ndarray:
@@ -346,14 +391,24 @@ def grayscott_test_set(num_sequences: int = TEST_SIZE, seed: int = TEST_SEED, **
     return GrayScott(num_sequences=num_sequences, seed=seed, epoch=0, **kwargs)
 
 
-SPEC = register_dataset(DatasetSpec(
-    name="grayscott", label="Gray–Scott",
-    description="Gray-Scott reaction-diffusion, U and V concentrations, six regimes",
-    channels=2, height=64, width=64, dtype="float32", value_range=(0.0, 1.0),
-    normalisation="none: the concentrations u and v as simulated (checked to stay in [0, 1] on every frame)",
-    test_seed=TEST_SEED, test_size=TEST_SIZE, make_train=GrayScott, make_test=grayscott_test_set,
-    cached_test=field_test_cache("grayscott"),
-    citation="P. Gray, S. K. Scott, Chem. Eng. Sci. 39:1087 (1984); J. E. Pearson, \"Complex patterns in a "
-             "simple system\", Science 261:189 (1993); regimes from R. Munafo's xmorphia atlas and K. Sims",
-    tag="gray-scott",
-))
+SPEC = register_dataset(
+    DatasetSpec(
+        name="grayscott",
+        label="Gray–Scott",
+        description="Gray-Scott reaction-diffusion, U and V concentrations, six regimes",
+        channels=2,
+        height=64,
+        width=64,
+        dtype="float32",
+        value_range=(0.0, 1.0),
+        normalisation="none: the concentrations u and v as simulated (checked to stay in [0, 1] on every frame)",
+        test_seed=TEST_SEED,
+        test_size=TEST_SIZE,
+        make_train=GrayScott,
+        make_test=grayscott_test_set,
+        cached_test=field_test_cache("grayscott"),
+        citation='P. Gray, S. K. Scott, Chem. Eng. Sci. 39:1087 (1984); J. E. Pearson, "Complex patterns in a '
+        "simple system\", Science 261:189 (1993); regimes from R. Munafo's xmorphia atlas and K. Sims",
+        tag="gray-scott",
+    )
+)

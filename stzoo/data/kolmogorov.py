@@ -72,8 +72,20 @@ from stzoo.data.fields import field_test_cache
 from stzoo.data.registry import DatasetSpec, register_dataset
 from stzoo.errors import ConfigError, InputError
 
-__all__ = ["SPEC", "Kolmogorov", "SpectralNS2D", "kolmogorov_test_set", "vorticity_to_unit", "unit_to_vorticity",
-           "random_vorticity", "VORTICITY_SCALE", "TEST_SEED", "TEST_SIZE", "RK4_LIMIT", "RE_MAX_64"]
+__all__ = [
+    "SPEC",
+    "Kolmogorov",
+    "SpectralNS2D",
+    "kolmogorov_test_set",
+    "vorticity_to_unit",
+    "unit_to_vorticity",
+    "random_vorticity",
+    "VORTICITY_SCALE",
+    "TEST_SEED",
+    "TEST_SIZE",
+    "RK4_LIMIT",
+    "RE_MAX_64",
+]
 
 TEST_SEED = 20261125
 TEST_SIZE = 500
@@ -139,16 +151,28 @@ class SpectralNS2D:
     positive. ``dtype`` is float64 or float32 (spectra complex128 / complex64).
     """
 
-    def __init__(self, n: int = 64, *, viscosity: float = 1 / 40, drag: float = 0.0, forcing_amplitude: float = 1.0,
-                 forcing_wavenumber: int = 4, dt: float = 0.02, dtype=np.float64, check_cfl: bool = True):
+    def __init__(
+        self,
+        n: int = 64,
+        *,
+        viscosity: float = 1 / 40,
+        drag: float = 0.0,
+        forcing_amplitude: float = 1.0,
+        forcing_wavenumber: int = 4,
+        dt: float = 0.02,
+        dtype=np.float64,
+        check_cfl: bool = True,
+    ):
         self.n = _check_size(n)
         self.viscosity = _number(viscosity, "viscosity", minimum=0.0)
         self.drag = _number(drag, "drag", minimum=0.0)
         self.forcing_amplitude = _number(forcing_amplitude, "forcing_amplitude", minimum=0.0)
         self.forcing_wavenumber = _int(forcing_wavenumber, "forcing_wavenumber", 1)
         if self.forcing_wavenumber >= self.n / 3:
-            raise ConfigError(f"forcing_wavenumber {self.forcing_wavenumber} is not resolved on a {n}×{n} grid "
-                              f"after 2/3 dealiasing (it must be below {n / 3:.1f})")
+            raise ConfigError(
+                f"forcing_wavenumber {self.forcing_wavenumber} is not resolved on a {n}×{n} grid "
+                f"after 2/3 dealiasing (it must be below {n / 3:.1f})"
+            )
         self.dt = _number(dt, "dt", positive=True)
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
@@ -159,7 +183,7 @@ class SpectralNS2D:
         ky = np.fft.fftfreq(self.n, 1.0 / self.n)
         kx = np.fft.rfftfreq(self.n, 1.0 / self.n)
         KY, KX = np.meshgrid(ky, kx, indexing="ij")
-        k2 = KX ** 2 + KY ** 2
+        k2 = KX**2 + KY**2
         self.k2 = k2
         self.inv_k2 = np.where(k2 > 0, 1.0 / np.where(k2 > 0, k2, 1.0), 0.0).astype(self.dtype)
         self.ikx = (1j * KX).astype(self.cdtype)
@@ -192,7 +216,7 @@ class SpectralNS2D:
 
     def laminar_speed(self) -> float:
         """U_L = A/(ν k_f² + α): the speed of the steady laminar Kolmogorov flow (∞ if undamped)."""
-        damping = self.viscosity * self.forcing_wavenumber ** 2 + self.drag
+        damping = self.viscosity * self.forcing_wavenumber**2 + self.drag
         if self.forcing_amplitude == 0:
             return 0.0
         return self.forcing_amplitude / damping if damping > 0 else math.inf
@@ -207,10 +231,14 @@ class SpectralNS2D:
         work = getattr(self, "_work", None)
         if work is None or work["shape"] != shape:
             phys = shape[:-1] + (self.n,)
-            work = {"shape": shape, "stack": np.empty((4,) + shape, self.cdtype),
-                    "phys": np.empty((4,) + phys, self.dtype), "prod": np.empty(phys, self.dtype),
-                    "prod2": np.empty(phys, self.dtype),
-                    **{k: np.empty(shape, self.cdtype) for k in ("a", "b", "c", "d", "t", "t2", "state")}}
+            work = {
+                "shape": shape,
+                "stack": np.empty((4,) + shape, self.cdtype),
+                "phys": np.empty((4,) + phys, self.dtype),
+                "prod": np.empty(phys, self.dtype),
+                "prod2": np.empty(phys, self.dtype),
+                **{k: np.empty(shape, self.cdtype) for k in ("a", "b", "c", "d", "t", "t2", "state")},
+            }
             self._work = work
         return work
 
@@ -220,12 +248,12 @@ class SpectralNS2D:
         wh = np.asarray(wh, dtype=self.cdtype)
         w = self._buffers(wh.shape)
         stack, phys = w["stack"], w["phys"]
-        np.multiply(wh, self.inv_k2, out=stack[2])            # ψ̂
-        np.multiply(self.iky, stack[2], out=stack[0])          # û = i k_y ψ̂
+        np.multiply(wh, self.inv_k2, out=stack[2])  # ψ̂
+        np.multiply(self.iky, stack[2], out=stack[0])  # û = i k_y ψ̂
         np.multiply(self.ikx, stack[2], out=stack[1])
-        np.negative(stack[1], out=stack[1])                    # v̂ = −i k_x ψ̂
-        np.multiply(self.ikx, wh, out=stack[2])                # ∂ω/∂x
-        np.multiply(self.iky, wh, out=stack[3])                # ∂ω/∂y
+        np.negative(stack[1], out=stack[1])  # v̂ = −i k_x ψ̂
+        np.multiply(self.ikx, wh, out=stack[2])  # ∂ω/∂x
+        np.multiply(self.iky, wh, out=stack[3])  # ∂ω/∂y
         np.fft.irfftn(stack, s=(self.n, self.n), axes=(-2, -1), out=phys)
         u, v, wx, wy = phys
         if track and self.check_cfl:
@@ -237,9 +265,11 @@ class SpectralNS2D:
             self.max_courant = max(self.max_courant, c)
             if not c <= RK4_LIMIT:
                 good = 0.5 * RK4_LIMIT / ((self.n / 3) * speed) if speed > 0 else self.dt
-                raise ConfigError(f"time step dt = {self.dt} is too large for this flow: dt·(n/3)·max(|u|+|v|) = "
-                                  f"{c:.3g} exceeds RK4's stability limit {RK4_LIMIT:.3f} (max(|u|+|v|) = "
-                                  f"{speed:.3g}); use dt ≤ {good:.3g}")
+                raise ConfigError(
+                    f"time step dt = {self.dt} is too large for this flow: dt·(n/3)·max(|u|+|v|) = "
+                    f"{c:.3g} exceeds RK4's stability limit {RK4_LIMIT:.3f} (max(|u|+|v|) = "
+                    f"{speed:.3g}); use dt ≤ {good:.3g}"
+                )
         np.multiply(u, wx, out=w["prod"])
         np.multiply(v, wy, out=w["prod2"])
         w["prod"] += w["prod2"]
@@ -297,8 +327,9 @@ class SpectralNS2D:
         return state.copy()
 
 
-def random_vorticity(rng: np.random.Generator, n: int, rms: float = 2.5,
-                     band: tuple[float, float] = (1.0, 8.0)) -> np.ndarray:
+def random_vorticity(
+    rng: np.random.Generator, n: int, rms: float = 2.5, band: tuple[float, float] = (1.0, 8.0)
+) -> np.ndarray:
     """White noise (float64, n×n) kept to the wavenumbers ``band[0] ≤ |k| ≤ band[1]``, scaled to rms ``rms``."""
     wh = np.fft.rfft2(rng.standard_normal((n, n)))
     ky = np.fft.fftfreq(n, 1.0 / n)
@@ -333,10 +364,24 @@ class Kolmogorov(Dataset):
 
     channels = 1
 
-    def __init__(self, num_sequences: int = 10000, seq_len: int = 20, size: int = 64, *,
-                 viscosity: float = 1 / 40, drag: float = 0.0, forcing_amplitude: float = 1.0,
-                 forcing_wavenumber: int = 4, dt: float = 0.02, frame_every: int = 25, spin_up: int = 500,
-                 seed: int = 0, epoch: int = 0, init_rms: float = 2.5, float32: bool = True):
+    def __init__(
+        self,
+        num_sequences: int = 10000,
+        seq_len: int = 20,
+        size: int = 64,
+        *,
+        viscosity: float = 1 / 40,
+        drag: float = 0.0,
+        forcing_amplitude: float = 1.0,
+        forcing_wavenumber: int = 4,
+        dt: float = 0.02,
+        frame_every: int = 25,
+        spin_up: int = 500,
+        seed: int = 0,
+        epoch: int = 0,
+        init_rms: float = 2.5,
+        float32: bool = True,
+    ):
         self.num_sequences = _int(num_sequences, "num_sequences", 1)
         self.seq_len = _int(seq_len, "seq_len", 1)
         self.size = _check_size(size)
@@ -347,20 +392,30 @@ class Kolmogorov(Dataset):
         viscosity = _number(viscosity, "viscosity")
         if viscosity <= 0:
             raise ConfigError(f"viscosity must be positive, got {viscosity}")
-        self.solver = SpectralNS2D(self.size, viscosity=viscosity, drag=drag, forcing_amplitude=forcing_amplitude,
-                                   forcing_wavenumber=forcing_wavenumber, dt=dt,
-                                   dtype=np.float32 if float32 else np.float64)
+        self.solver = SpectralNS2D(
+            self.size,
+            viscosity=viscosity,
+            drag=drag,
+            forcing_amplitude=forcing_amplitude,
+            forcing_wavenumber=forcing_wavenumber,
+            dt=dt,
+            dtype=np.float32 if float32 else np.float64,
+        )
         re = math.sqrt(self.solver.forcing_amplitude) / viscosity
         re_max = RE_MAX_64 * (self.size / 64) ** 2
         if re > re_max:
-            raise ConfigError(f"Re = √A/ν = {re:.4g} is too high for a {self.size}×{self.size} grid (at most "
-                              f"{re_max:.4g}: the flow would not be resolved); raise viscosity or size")
+            raise ConfigError(
+                f"Re = √A/ν = {re:.4g} is too high for a {self.size}×{self.size} grid (at most "
+                f"{re_max:.4g}: the flow would not be resolved); raise viscosity or size"
+            )
         c = self.solver.courant(self.solver.laminar_speed())
         if c > RK4_LIMIT:
             good = RK4_LIMIT / ((self.size / 3) * self.solver.laminar_speed())
-            raise ConfigError(f"time step dt = {dt} is above the stability bound: on the laminar flow (speed "
-                              f"{self.solver.laminar_speed():.3g}) dt·(n/3)·U_L = {c:.3g} > {RK4_LIMIT:.3f}; "
-                              f"use dt ≤ {good:.3g}")
+            raise ConfigError(
+                f"time step dt = {dt} is above the stability bound: on the laminar flow (speed "
+                f"{self.solver.laminar_speed():.3g}) dt·(n/3)·U_L = {c:.3g} > {RK4_LIMIT:.3f}; "
+                f"use dt ≤ {good:.3g}"
+            )
 
     @property
     def reynolds(self) -> float:
@@ -420,15 +475,25 @@ def kolmogorov_test_set(num_sequences: int = TEST_SIZE, seed: int = TEST_SEED, *
     return Kolmogorov(num_sequences=num_sequences, seed=seed, epoch=0, **kwargs)
 
 
-SPEC = register_dataset(DatasetSpec(
-    name="kolmogorov", label="Kolmogorov",
-    description="forced 2-D turbulence (Kolmogorov flow, Re 40), normalised vorticity",
-    channels=1, height=64, width=64, dtype="float32", value_range=(0.0, 1.0),
-    normalisation="vorticity ω mapped to 0.5 + 0.5·tanh(ω/5) (vorticity_to_unit; unit_to_vorticity maps back)",
-    test_seed=TEST_SEED, test_size=TEST_SIZE, make_train=Kolmogorov, make_test=kolmogorov_test_set,
-    cached_test=field_test_cache("kolmogorov"),
-    suggested_pool=2000,
-    citation="G. J. Chandler, R. R. Kerswell, \"Invariant recurrent solutions embedded in a turbulent "
-             "two-dimensional Kolmogorov flow\", J. Fluid Mech. 722:554 (2013)",
-    tag="kolmogorov-flow",
-))
+SPEC = register_dataset(
+    DatasetSpec(
+        name="kolmogorov",
+        label="Kolmogorov",
+        description="forced 2-D turbulence (Kolmogorov flow, Re 40), normalised vorticity",
+        channels=1,
+        height=64,
+        width=64,
+        dtype="float32",
+        value_range=(0.0, 1.0),
+        normalisation="vorticity ω mapped to 0.5 + 0.5·tanh(ω/5) (vorticity_to_unit; unit_to_vorticity maps back)",
+        test_seed=TEST_SEED,
+        test_size=TEST_SIZE,
+        make_train=Kolmogorov,
+        make_test=kolmogorov_test_set,
+        cached_test=field_test_cache("kolmogorov"),
+        suggested_pool=2000,
+        citation='G. J. Chandler, R. R. Kerswell, "Invariant recurrent solutions embedded in a turbulent '
+        'two-dimensional Kolmogorov flow", J. Fluid Mech. 722:554 (2013)',
+        tag="kolmogorov-flow",
+    )
+)

@@ -36,7 +36,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise InputError(f"{path}: header announces {ndim} dimensions but the file ends after {len(data)} bytes")
     if dtype_code != 0x08:
         raise InputError(f"{path}: only unsigned-byte IDX files are supported (type code {dtype_code:#x})")
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if arr.size != int(np.prod(shape)):
         raise InputError(f"{path}: expected {int(np.prod(shape))} values for shape {shape}, found {arr.size}")

@@ -46,8 +46,17 @@ from stzoo.data.registry import DatasetOption, DatasetSpec, register_dataset
 from stzoo.errors import InputError
 from stzoo.runtime import fsync_path
 
-__all__ = ["MovingMNIST", "trajectory", "moving_mnist_test_set", "load_canonical_test_seq",
-           "TEST_SEED", "CANONICAL_URL", "cache_root", "digits_fingerprint", "SPEC"]
+__all__ = [
+    "MovingMNIST",
+    "trajectory",
+    "moving_mnist_test_set",
+    "load_canonical_test_seq",
+    "TEST_SEED",
+    "CANONICAL_URL",
+    "cache_root",
+    "digits_fingerprint",
+    "SPEC",
+]
 
 TEST_SEED = 20261123
 CANONICAL_URL = "http://www.cs.toronto.edu/~nitish/unsupervised_video/mnist_test_seq.npy"
@@ -107,8 +116,16 @@ class MovingMNIST(Dataset):
             sequences every epoch (training); keep it fixed for a fixed set (testing).
     """
 
-    def __init__(self, digits: np.ndarray, num_sequences: int = 10000, seq_len: int = 20,
-                 num_digits: int = 2, size: int = 64, seed: int = 0, epoch: int = 0):
+    def __init__(
+        self,
+        digits: np.ndarray,
+        num_sequences: int = 10000,
+        seq_len: int = 20,
+        num_digits: int = 2,
+        size: int = 64,
+        seed: int = 0,
+        epoch: int = 0,
+    ):
         if digits.ndim != 3 or digits.dtype != np.uint8:
             raise InputError(f"digits must be N×h×w uint8, got {digits.shape} {digits.dtype}")
         if digits.shape[1] > size or digits.shape[2] > size:
@@ -120,7 +137,7 @@ class MovingMNIST(Dataset):
         self._cache_file: Path | None = None
 
     @classmethod
-    def from_mnist(cls, root: str | os.PathLike | None = None, split: str = "train", **kwargs) -> "MovingMNIST":
+    def from_mnist(cls, root: str | os.PathLike | None = None, split: str = "train", **kwargs) -> MovingMNIST:
         """Build from the MNIST IDX files in ``root`` (or ``$STZOO_MNIST_DIR``)."""
         return cls(load_mnist(root, split)[0], **kwargs)
 
@@ -149,7 +166,7 @@ class MovingMNIST(Dataset):
             digit = self.digits[rng.integers(len(self.digits))]
             path = trajectory(rng, self.seq_len, self.size - max(dh, dw))
             for t, (y, x) in enumerate(path):
-                np.maximum(canvas[t, y:y + dh, x:x + dw], digit, out=canvas[t, y:y + dh, x:x + dw])
+                np.maximum(canvas[t, y : y + dh, x : x + dw], digit, out=canvas[t, y : y + dh, x : x + dw])
         return canvas
 
     def __getitem__(self, index: int) -> torch.Tensor:
@@ -169,8 +186,10 @@ class MovingMNIST(Dataset):
 
     def cache_stem(self) -> str:
         """The cache file name without the sequence count: every other input of the generator."""
-        return (f"mmnist-v{GENERATOR_VERSION}-seed{self.seed}-epoch{self.epoch}-t{self.seq_len}-"
-                f"d{self.num_digits}-s{self.size}-{digits_fingerprint(self.digits)[:32]}")
+        return (
+            f"mmnist-v{GENERATOR_VERSION}-seed{self.seed}-epoch{self.epoch}-t{self.seq_len}-"
+            f"d{self.num_digits}-s{self.size}-{digits_fingerprint(self.digits)[:32]}"
+        )
 
     def use_cache(self, folder: str | os.PathLike | None = None) -> Path | None:
         """Read the sequences from a memory-mapped file in ``folder``, writing it first if needed.
@@ -182,8 +201,10 @@ class MovingMNIST(Dataset):
         folder = Path(folder).expanduser() if folder is not None else cache_root() / "moving-mnist"
         stem, n = self.cache_stem(), self.num_sequences
         path = folder / f"{stem}-n{n}.npy"
-        candidates = [path] + sorted((p for p in self._larger_files(folder, stem) if p != path),
-                                     key=lambda p: int(p.name.rsplit("-n", 1)[1][:-4]))
+        candidates = [path] + sorted(
+            (p for p in self._larger_files(folder, stem) if p != path),
+            key=lambda p: int(p.name.rsplit("-n", 1)[1][:-4]),
+        )
         for candidate in candidates:
             frames = self._open_cached(candidate)
             if frames is not None:
@@ -192,9 +213,13 @@ class MovingMNIST(Dataset):
         try:
             self._write_cache(path)
         except OSError as exc:
-            warnings.warn(f"could not write the Moving MNIST cache {path} ({exc}); generating the "
-                          f"{n} sequences in memory instead (set ${CACHE_ENV} to a writable folder to "
-                          "cache them)", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"could not write the Moving MNIST cache {path} ({exc}); generating the "
+                f"{n} sequences in memory instead (set ${CACHE_ENV} to a writable folder to "
+                "cache them)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             return None
         frames = self._open_cached(path)
         if frames is None:
@@ -207,7 +232,7 @@ class MovingMNIST(Dataset):
         out = []
         try:
             for p in folder.glob(f"{stem}-n*.npy"):
-                count = p.name[len(stem) + 2:-4]
+                count = p.name[len(stem) + 2 : -4]
                 if count.isdigit() and int(count) > self.num_sequences:
                     out.append(p)
         except OSError:
@@ -221,10 +246,16 @@ class MovingMNIST(Dataset):
         shape = (self.seq_len, self.size, self.size)
         try:
             frames = np.load(path, mmap_mode="r", allow_pickle=False)
-            if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != shape \
-                    or frames.shape[0] < self.num_sequences:
-                raise ValueError(f"holds {frames.shape} {frames.dtype}, expected ≥{self.num_sequences}×"
-                                 f"{'×'.join(map(str, shape))} uint8")
+            if (
+                frames.dtype != np.uint8
+                or frames.ndim != 4
+                or frames.shape[1:] != shape
+                or frames.shape[0] < self.num_sequences
+            ):
+                raise ValueError(
+                    f"holds {frames.shape} {frames.dtype}, expected ≥{self.num_sequences}×"
+                    f"{'×'.join(map(str, shape))} uint8"
+                )
             for i in {0, self.num_sequences // 2, self.num_sequences - 1}:  # spot check: same generator
                 if not np.array_equal(frames[i], self._generate(i)):
                     raise ValueError(f"sequence {i} differs from the generator's")
@@ -250,7 +281,8 @@ class MovingMNIST(Dataset):
                 if hasattr(os, "fchmod"):
                     os.fchmod(f.fileno(), 0o644)  # mkstemp's 0600 would hide a shared cache from others
                 np.lib.format.write_array_header_1_0(
-                    f, {"descr": np.dtype(np.uint8).str, "fortran_order": False, "shape": (n, *shape)})
+                    f, {"descr": np.dtype(np.uint8).str, "fortran_order": False, "shape": (n, *shape)}
+                )
                 buf = np.empty((min(_CHUNK, n), *shape), dtype=np.uint8)
                 for start in range(0, n, _CHUNK):
                     k = min(_CHUNK, n - start)
@@ -299,8 +331,12 @@ class MovingMNIST(Dataset):
                 self._frames, self._cache_file = None, None
 
 
-def moving_mnist_test_set(root: str | os.PathLike | None = None, num_sequences: int = 10000,
-                          seed: int = TEST_SEED, cache: bool | str | os.PathLike = True) -> MovingMNIST:
+def moving_mnist_test_set(
+    root: str | os.PathLike | None = None,
+    num_sequences: int = 10000,
+    seed: int = TEST_SEED,
+    cache: bool | str | os.PathLike = True,
+) -> MovingMNIST:
     """The fixed stzoo test set: ``num_sequences`` sequences of MNIST *test* digits, seed ``seed``.
 
     ``cache``: True (default) keeps the sequences in a memory-mapped file under :func:`cache_root`
@@ -347,25 +383,43 @@ def _test_set(mnist_dir: str | os.PathLike | None = None, **kwargs: Any) -> Movi
     return moving_mnist_test_set(mnist_dir, **kwargs)
 
 
-def _cached_test_set(sequences: int, *, cache: bool | str | os.PathLike = True, progress: bool = False,
-                     mnist_dir: str | os.PathLike | None = None) -> MovingMNIST:
+def _cached_test_set(
+    sequences: int,
+    *,
+    cache: bool | str | os.PathLike = True,
+    progress: bool = False,
+    mnist_dir: str | os.PathLike | None = None,
+) -> MovingMNIST:
     return moving_mnist_test_set(mnist_dir, sequences, cache=cache)
 
 
-SPEC = register_dataset(DatasetSpec(
-    name="moving_mnist", label="Moving MNIST",
-    description="two MNIST digits bouncing on a 64×64 canvas (needs the MNIST files)",
-    channels=1, height=64, width=64, dtype="uint8", value_range=(0.0, 1.0),
-    normalisation="8-bit grey levels divided by 255",
-    test_seed=TEST_SEED, test_size=10000, make_train=_train_set, make_test=_test_set, cached_test=_cached_test_set,
-    cache_naming="CACHE/moving-mnist/<seed, epoch, length, digits, canvas, sequences, SHA-256 of the digit "
-                 "images>.npy (a file for more sequences serves a prefix), CACHE = $STZOO_CACHE, else "
-                 "$XDG_CACHE_HOME/stzoo, else ~/.cache/stzoo",
-    test_description="stzoo Moving MNIST test (MNIST test digits, seed {seed}, {frames_in}→{frames_out})",
-    baseline_key="copy-last-frame", baseline_with_release=False,
-    citation="N. Srivastava, E. Mansimov, R. Salakhutdinov, \"Unsupervised Learning of Video Representations "
-             "using LSTMs\", ICML 2015; digits: Y. LeCun et al., \"Gradient-based learning applied to document "
-             "recognition\", Proc. IEEE 1998",
-    hub_datasets=("ylecun/mnist",), tag="moving-mnist",
-    options=(DatasetOption("mnist_dir", "--mnist-dir", "folder of the MNIST IDX files", env=ENV_VAR),),
-))
+SPEC = register_dataset(
+    DatasetSpec(
+        name="moving_mnist",
+        label="Moving MNIST",
+        description="two MNIST digits bouncing on a 64×64 canvas (needs the MNIST files)",
+        channels=1,
+        height=64,
+        width=64,
+        dtype="uint8",
+        value_range=(0.0, 1.0),
+        normalisation="8-bit grey levels divided by 255",
+        test_seed=TEST_SEED,
+        test_size=10000,
+        make_train=_train_set,
+        make_test=_test_set,
+        cached_test=_cached_test_set,
+        cache_naming="CACHE/moving-mnist/<seed, epoch, length, digits, canvas, sequences, SHA-256 of the digit "
+        "images>.npy (a file for more sequences serves a prefix), CACHE = $STZOO_CACHE, else "
+        "$XDG_CACHE_HOME/stzoo, else ~/.cache/stzoo",
+        test_description="stzoo Moving MNIST test (MNIST test digits, seed {seed}, {frames_in}→{frames_out})",
+        baseline_key="copy-last-frame",
+        baseline_with_release=False,
+        citation='N. Srivastava, E. Mansimov, R. Salakhutdinov, "Unsupervised Learning of Video Representations '
+        'using LSTMs", ICML 2015; digits: Y. LeCun et al., "Gradient-based learning applied to document '
+        'recognition", Proc. IEEE 1998',
+        hub_datasets=("ylecun/mnist",),
+        tag="moving-mnist",
+        options=(DatasetOption("mnist_dir", "--mnist-dir", "folder of the MNIST IDX files", env=ENV_VAR),),
+    )
+)

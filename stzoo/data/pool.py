@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,8 +55,11 @@ def _plain(value: Any, depth: int = 0) -> Any:
         items = [_plain(v, depth + 1) for v in value]
         return items if all(i is not None or v is None for i, v in zip(items, value)) else None
     if depth < 2 and (dataclasses.is_dataclass(value) or hasattr(value, "__dict__")) and not callable(value):
-        fields = vars(value) if not dataclasses.is_dataclass(value) else {
-            f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        fields = (
+            vars(value)
+            if not dataclasses.is_dataclass(value)
+            else {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        )
         out = {k: _plain(v, depth + 1) for k, v in sorted(fields.items()) if not k.startswith("_")}
         return {"type": type(value).__qualname__, **{k: v for k, v in out.items() if v is not None}}
     return None
@@ -65,15 +69,27 @@ def describe_dataset(data: Any) -> dict[str, Any]:
     """What makes ``data``'s sequences what they are: its class and its public settings (seed, sequence
     length, grid size, physical parameters, one level into helper objects such as a solver), as a
     JSON-ready dict. The current epoch and the number of sequences are left out."""
-    settings = {k: _plain(v) for k, v in sorted(vars(data).items())
-                if not k.startswith("_") and k not in ("num_sequences", "epoch")}
-    return {"class": f"{type(data).__module__}.{type(data).__qualname__}",
-            "settings": {k: v for k, v in settings.items() if v is not None}}
+    settings = {
+        k: _plain(v)
+        for k, v in sorted(vars(data).items())
+        if not k.startswith("_") and k not in ("num_sequences", "epoch")
+    }
+    return {
+        "class": f"{type(data).__module__}.{type(data).__qualname__}",
+        "settings": {k: v for k, v in settings.items() if v is not None},
+    }
 
 
-def fill_sequences(data: Any, path: str | os.PathLike, size: int, *, chunk: int = 16,
-                   make_batches: Callable[[list[tuple[int, int]]], Any] | None = None, progress: bool = True,
-                   desc: str = "generate") -> np.ndarray:
+def fill_sequences(
+    data: Any,
+    path: str | os.PathLike,
+    size: int,
+    *,
+    chunk: int = 16,
+    make_batches: Callable[[list[tuple[int, int]]], Any] | None = None,
+    progress: bool = True,
+    desc: str = "generate",
+) -> np.ndarray:
     """Sequences ``0..size-1`` of epoch 0 of ``data`` in the ``.npy`` file ``path``, generated where the
     file does not already hold them; returns the file memory-mapped read-only (``size×T×C×H×W``).
 
@@ -158,9 +174,18 @@ class SequencePool:
         progress: show a progress bar while filling.
     """
 
-    def __init__(self, data: Any, path: str | os.PathLike, *, seed: int = 0, size: int | None = None,
-                 epoch_size: int | None = None, chunk: int = 16,
-                 make_batches: Callable[[list[tuple[int, int]]], Any] | None = None, progress: bool = True):
+    def __init__(
+        self,
+        data: Any,
+        path: str | os.PathLike,
+        *,
+        seed: int = 0,
+        size: int | None = None,
+        epoch_size: int | None = None,
+        chunk: int = 16,
+        make_batches: Callable[[list[tuple[int, int]]], Any] | None = None,
+        progress: bool = True,
+    ):
         size = len(data) if size is None else size
         if not (isinstance(size, int) and size > 0):
             raise ConfigError(f"a sequence pool needs a positive integer size, got {size!r}")
@@ -175,8 +200,9 @@ class SequencePool:
         self.path = Path(path)
         self.epoch = 0
         self._orders: dict[int, np.ndarray] = {}
-        self._frames = fill_sequences(data, self.path, self.size, chunk=chunk, make_batches=make_batches,
-                                      progress=progress, desc="generate pool")
+        self._frames = fill_sequences(
+            data, self.path, self.size, chunk=chunk, make_batches=make_batches, progress=progress, desc="generate pool"
+        )
 
     # ---- the dataset interface --------------------------------------------------------------------
     def __len__(self) -> int:
@@ -222,8 +248,9 @@ class CachedSequences:
     record matches is reused as it is.
     """
 
-    def __init__(self, data: Any, path: str | os.PathLike, *, size: int | None = None, chunk: int = 16,
-                 progress: bool = True):
+    def __init__(
+        self, data: Any, path: str | os.PathLike, *, size: int | None = None, chunk: int = 16, progress: bool = True
+    ):
         size = len(data) if size is None else size
         if not (isinstance(size, int) and 0 < size <= len(data)):
             raise ConfigError(f"size must be an integer in 1..{len(data)}, got {size!r}")

@@ -36,9 +36,21 @@ from typing import Any
 
 from stzoo.errors import ConfigError
 
-__all__ = ["DatasetOption", "DatasetSpec", "DATASETS", "register_dataset", "get_dataset", "list_datasets",
-           "make_dataset", "dataset_channels", "test_set_size", "dataset_for_baseline", "check_options",
-           "add_option_arguments", "options_from_namespace"]
+__all__ = [
+    "DatasetOption",
+    "DatasetSpec",
+    "DATASETS",
+    "register_dataset",
+    "get_dataset",
+    "list_datasets",
+    "make_dataset",
+    "dataset_channels",
+    "test_set_size",
+    "dataset_for_baseline",
+    "check_options",
+    "add_option_arguments",
+    "options_from_namespace",
+]
 
 _SPLITS = ("train", "test")
 
@@ -104,8 +116,10 @@ class DatasetSpec:
     citation: str
     frames_in: int = 10
     frames_out: int = 10
-    cache_naming: str = ("CACHE/fields/<name>-test-<digest of every generator setting>-<sequences>.npy, "
-                         "CACHE = $STZOO_CACHE, else $XDG_CACHE_HOME/stzoo, else ~/.cache/stzoo")
+    cache_naming: str = (
+        "CACHE/fields/<name>-test-<digest of every generator setting>-<sequences>.npy, "
+        "CACHE = $STZOO_CACHE, else $XDG_CACHE_HOME/stzoo, else ~/.cache/stzoo"
+    )
     test_description: str = "stzoo {name} test (seed {seed}, {frames_in}→{frames_out})"
     suggested_pool: int | None = None
     baseline_key: str = ""
@@ -137,22 +151,34 @@ class DatasetSpec:
             raise ConfigError(f"split must be one of {', '.join(_SPLITS)}, got {split!r}")
         return self.make_train(**kwargs) if split == "train" else self.make_test(**kwargs)
 
-    def training_data(self, num_sequences: int, seq_len: int, seed: int,
-                      options: Mapping[str, Any] | None = None) -> Any:
+    def training_data(
+        self, num_sequences: int, seq_len: int, seed: int, options: Mapping[str, Any] | None = None
+    ) -> Any:
         """Fresh training sequences (``num_sequences`` per epoch of ``seq_len`` frames, seed ``seed``)."""
         return self.make_train(num_sequences=num_sequences, seq_len=seq_len, seed=seed, **self.own_options(options))
 
-    def test_data(self, sequences: int | None = None, options: Mapping[str, Any] | None = None, *,
-                  cache: bool | str | os.PathLike = True, progress: bool = False) -> Any:
+    def test_data(
+        self,
+        sequences: int | None = None,
+        options: Mapping[str, Any] | None = None,
+        *,
+        cache: bool | str | os.PathLike = True,
+        progress: bool = False,
+    ) -> Any:
         """The first ``sequences`` sequences of the fixed test set (default: all), memory-mapped from
         stzoo's cache unless ``cache`` is False (the same sequences either way)."""
-        return self.cached_test(self.test_size if sequences is None else sequences, cache=cache, progress=progress,
-                                **self.own_options(options))
+        return self.cached_test(
+            self.test_size if sequences is None else sequences,
+            cache=cache,
+            progress=progress,
+            **self.own_options(options),
+        )
 
     def describe_test(self, test: Any, frames_in: int, frames_out: int) -> str:
         """How a manifest names the test set ``test`` (with its seed) split ``frames_in``→``frames_out``."""
-        return self.test_description.format(name=self.name, seed=getattr(test, "seed", "?"), frames_in=frames_in,
-                                            frames_out=frames_out)
+        return self.test_description.format(
+            name=self.name, seed=getattr(test, "seed", "?"), frames_in=frames_in, frames_out=frames_out
+        )
 
 
 #: dataset name → its declaration (filled by the dataset files as they are imported)
@@ -171,8 +197,10 @@ def register_dataset(spec: DatasetSpec, *, replace: bool = False) -> DatasetSpec
     for o in spec.options:
         clash = [n for (name, flag), n in taken.items() if name == o.name or flag == o.flag]
         if clash:
-            raise ConfigError(f"dataset {spec.name!r}: option {o.name!r} ({o.flag}) is already declared by "
-                              f"{clash[0]!r}; give it a name of its own")
+            raise ConfigError(
+                f"dataset {spec.name!r}: option {o.name!r} ({o.flag}) is already declared by "
+                f"{clash[0]!r}; give it a name of its own"
+            )
     DATASETS[spec.name] = spec
     return spec
 
@@ -222,11 +250,16 @@ def add_option_arguments(parser: Any) -> None:
     for spec in DATASETS.values():
         for o in spec.options:
             env = f" (default: ${o.env})" if o.env else ""
-            parser.add_argument(o.flag, dest=o.name, default=None, metavar=o.metavar,
-                                help=f"{o.help}, for {spec.name}{env}")
+            parser.add_argument(
+                o.flag, dest=o.name, default=None, metavar=o.metavar, help=f"{o.help}, for {spec.name}{env}"
+            )
 
 
 def options_from_namespace(args: Any) -> dict[str, Any]:
     """The dataset options given on a command line (those :func:`add_option_arguments` added and set)."""
-    return {o.name: getattr(args, o.name) for s in DATASETS.values() for o in s.options
-            if getattr(args, o.name, None) is not None}
+    return {
+        o.name: getattr(args, o.name)
+        for s in DATASETS.values()
+        for o in s.options
+        if getattr(args, o.name, None) is not None
+    }

@@ -23,8 +23,15 @@ from PIL import Image
 
 from stzoo.errors import InputError, InputTypeError
 
-__all__ = ["LAYOUTS", "LUMA", "OutputFormat", "convert_channels", "convertible_channels", "infer_frame_layout",
-           "infer_layout"]
+__all__ = [
+    "LAYOUTS",
+    "LUMA",
+    "OutputFormat",
+    "convert_channels",
+    "convertible_channels",
+    "infer_frame_layout",
+    "infer_layout",
+]
 
 #: Accepted layouts of a frame sequence (B: batch, T: time, C: channel, H: height, W: width).
 LAYOUTS: tuple[str, ...] = ("THW", "THWC", "TCHW", "BTHW", "BTHWC", "BTCHW")
@@ -54,6 +61,7 @@ def _describe(x: Any) -> str:
         return f"numpy array of shape {_shape_str(x.shape)} and dtype {x.dtype}"
     return f"object of type {type(x).__name__}"
 
+
 # --------------------------------------------------------------------------------------------
 # layouts
 
@@ -63,8 +71,7 @@ def _check_layout_arg(layout: Any) -> str | None:
     if layout is None:
         return None
     if not isinstance(layout, str):
-        raise InputTypeError(f"layout must be a str such as 'THWC' or None, got "
-                             f"{type(layout).__name__}")
+        raise InputTypeError(f"layout must be a str such as 'THWC' or None, got {type(layout).__name__}")
     upper = layout.upper()
     if upper not in LAYOUTS:
         raise InputError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
@@ -108,8 +115,9 @@ def convert_channels(x: torch.Tensor, channels: int, *, dim: int = 2) -> torch.T
         return (x * w).sum(dim=dim, keepdim=True).clamp_(0.0, 1.0)
     if have == 1 and channels == 3:
         return x.expand(*[3 if i == dim % x.ndim else -1 for i in range(x.ndim)]).contiguous()
-    raise InputError(f"cannot convert frames with {have} channel(s) to {channels}: only grey (1) ↔ RGB (3) "
-                     f"is converted")
+    raise InputError(
+        f"cannot convert frames with {have} channel(s) to {channels}: only grey (1) ↔ RGB (3) is converted"
+    )
 
 
 def _looks_like_channels(shape: tuple[int, ...], axis: int) -> bool:
@@ -122,7 +130,7 @@ def _looks_like_channels(shape: tuple[int, ...], axis: int) -> bool:
     n = len(shape)
     axis %= n
     last = axis == n - 1
-    sides = shape[axis - 2:axis] if last else shape[axis + 1:axis + 3]
+    sides = shape[axis - 2 : axis] if last else shape[axis + 1 : axis + 3]
     sizes = _COLOUR_AXIS_SIZES if last else _LEADING_COLOUR_AXIS_SIZES
     return shape[axis] in sizes and len(sides) == 2 and all(s >= _IMAGE_SIDE for s in sides)
 
@@ -131,8 +139,10 @@ def _colour_hint(shape: tuple[int, ...], channels: int) -> str:
     """Advice for colour / alpha channels that do not match the model (empty if none seen)."""
     if shape and shape[-1] == 4 and channels in (1, 3) and _looks_like_channels(shape, -1):
         then = " (the RGB frames are then converted to grey)" if channels == 1 else ""
-        return (f"; for RGBA H×W×4 frames, drop alpha with frames[..., :3]{then}: stzoo does not drop "
-                f"alpha from arrays itself")
+        return (
+            f"; for RGBA H×W×4 frames, drop alpha with frames[..., :3]{then}: stzoo does not drop "
+            f"alpha from arrays itself"
+        )
     return ""
 
 
@@ -198,8 +208,7 @@ def _takes(channels: int) -> str:
     return name + (f" (or {alt[0]}, converted)" if alt else "")
 
 
-def _infer_layout(shape: tuple[int, ...], channels: int, allowed: tuple[str, ...],
-                  desc: str) -> str:
+def _infer_layout(shape: tuple[int, ...], channels: int, allowed: tuple[str, ...], desc: str) -> str:
     """Guess the layout of an array from its shape and the model's channel count.
 
     See :func:`prepare_frames` for the rules.
@@ -210,16 +219,19 @@ def _infer_layout(shape: tuple[int, ...], channels: int, allowed: tuple[str, ...
     hint = "pass layout='...' to say which axis is which" + _colour_hint(shape, c)
     if ndim == 3:
         if not grey_ok:
-            raise InputError(f"a 3-D input is read as THW (one channel), but the model expects {c} "
-                             f"channels ({desc}); pass a 4-D T×H×W×{c} (THWC) or T×{c}×H×W (TCHW) "
-                             f"array")
+            raise InputError(
+                f"a 3-D input is read as THW (one channel), but the model expects {c} "
+                f"channels ({desc}); pass a 4-D T×H×W×{c} (THWC) or T×{c}×H×W (TCHW) "
+                f"array"
+            )
         if _looks_like_channels(shape, -1):
             raise InputError(
                 f"the {desc} would be read as THW ({shape[0]} grey frames of {shape[1]}x{shape[2]}), "
                 f"but its last axis, of size {shape[-1]}, looks like the colour channels of one "
                 f"H×W×{shape[-1]} image; pass layout='THW' if the THW reading is right, else pass a "
                 f"sequence with a time axis (T×H×W×{shape[-1]}; frames[None] for one frame)"
-                f"{_colour_hint(shape, c)}")
+                f"{_colour_hint(shape, c)}"
+            )
         return "THW"
     if ndim == 4:
         axis = _pick_channel_axis(shape, c, (3, 1))
@@ -237,21 +249,32 @@ def _infer_layout(shape: tuple[int, ...], channels: int, allowed: tuple[str, ...
                     f"{shape[i]} channels), and this model takes {_takes(c)}; pass "
                     f"layout='BTHW' if the BTHW reading is right, else pass frames with "
                     f"{'1 or 3' if 3 in (c,) + convertible_channels(c) else c} channel(s)"
-                    f"{_colour_hint(shape, c)}")
+                    f"{_colour_hint(shape, c)}"
+                )
             return "BTHW"
-        raise InputError(f"cannot tell the layout of the {desc} for a model that takes {_takes(c)}: "
-                         f"expected THWC (last axis of size {c}) or TCHW (axis 1 of size {c}); {hint}")
+        raise InputError(
+            f"cannot tell the layout of the {desc} for a model that takes {_takes(c)}: "
+            f"expected THWC (last axis of size {c}) or TCHW (axis 1 of size {c}); {hint}"
+        )
     if ndim == 5:
         axis = _pick_channel_axis(shape, c, (4, 2))
         if axis is not None:
             return "BTHWC" if axis == 4 else "BTCHW"
-        raise InputError(f"cannot tell the layout of the {desc} for a model that takes {_takes(c)}: "
-                         f"expected BTHWC (last axis {c}) or BTCHW (axis 2 of size {c}); {hint}")
+        raise InputError(
+            f"cannot tell the layout of the {desc} for a model that takes {_takes(c)}: "
+            f"expected BTHWC (last axis {c}) or BTCHW (axis 2 of size {c}); {hint}"
+        )
     raise AssertionError("unreachable: ndim checked before")  # pragma: no cover
 
 
-def infer_layout(shape: Sequence[int], channels: int, *, layout: str | None = None,
-                 allowed: tuple[str, ...] = LAYOUTS, desc: str = "input") -> str:
+def infer_layout(
+    shape: Sequence[int],
+    channels: int,
+    *,
+    layout: str | None = None,
+    allowed: tuple[str, ...] = LAYOUTS,
+    desc: str = "input",
+) -> str:
     """The layout an array of ``shape`` is read in, for a model that takes ``channels`` channels.
 
     The one rule for every path that reads arrays: ``Predictor.predict`` (through
@@ -271,21 +294,21 @@ def infer_layout(shape: Sequence[int], channels: int, *, layout: str | None = No
     ndims = sorted({len(lay) for lay in allowed})
     if layout is not None:
         if layout not in allowed:
-            raise InputError(f"layout {layout!r} is not accepted here; expected one of "
-                             f"{', '.join(allowed)}")
+            raise InputError(f"layout {layout!r} is not accepted here; expected one of {', '.join(allowed)}")
         if len(layout) != len(shape):
             raise InputError(f"layout {layout!r} needs a {len(layout)}-D input, got a {desc}")
         return layout
     if len(shape) not in ndims:
-        extra = (" (a single frame? the input needs a time axis T: frames[None])"
-                 if len(shape) == min(ndims) - 1 else "")
-        raise InputError(f"expected a {ndims[0]}-D to {ndims[-1]}-D input (layouts "
-                         f"{', '.join(allowed)}), got a {desc}{extra}")
+        extra = " (a single frame? the input needs a time axis T: frames[None])" if len(shape) == min(ndims) - 1 else ""
+        raise InputError(
+            f"expected a {ndims[0]}-D to {ndims[-1]}-D input (layouts {', '.join(allowed)}), got a {desc}{extra}"
+        )
     return _infer_layout(shape, channels, allowed, desc)
 
 
-def _resolve_layout(shape: tuple[int, ...], channels: int, layout: str | None,
-                    allowed: tuple[str, ...], desc: str) -> str:
+def _resolve_layout(
+    shape: tuple[int, ...], channels: int, layout: str | None, allowed: tuple[str, ...], desc: str
+) -> str:
     """:func:`infer_layout`, then check the channel count.
 
     A channel count that :func:`convertible_channels` converts to ``channels`` is accepted.
@@ -295,9 +318,11 @@ def _resolve_layout(shape: tuple[int, ...], channels: int, layout: str | None,
     got = shape[layout.index("C")] if "C" in layout else 1
     if got != channels and got not in convertible_channels(channels):
         how = "the layout passed" if given else "the layout inferred from the shape"
-        raise InputError(f"expected {channels} channel(s), got {got} ({desc}, read as layout "
-                         f"{layout}, {how}); if that is not its layout, pass layout= (one of "
-                         f"{', '.join(allowed)}){_colour_hint(shape, channels)}")
+        raise InputError(
+            f"expected {channels} channel(s), got {got} ({desc}, read as layout "
+            f"{layout}, {how}); if that is not its layout, pass layout= (one of "
+            f"{', '.join(allowed)}){_colour_hint(shape, channels)}"
+        )
     return layout
 
 
@@ -404,16 +429,13 @@ class OutputFormat:
                 unbatched input.
         """
         if not isinstance(y, torch.Tensor):
-            raise InputTypeError(f"restore expects a torch tensor B×T×C×H×W, got "
-                                 f"{type(y).__name__}")
+            raise InputTypeError(f"restore expects a torch tensor B×T×C×H×W, got {type(y).__name__}")
         if y.ndim != 5:
             raise InputError(f"restore expects a 5-D tensor B×T×C×H×W, got {_describe(y)}")
         if y.shape[2] != self.channels:
-            raise InputError(f"restore expects {self.channels} channel(s) on axis 2, got "
-                             f"{_describe(y)}")
+            raise InputError(f"restore expects {self.channels} channel(s) on axis 2, got {_describe(y)}")
         if not self.batched and y.shape[0] != 1:
-            raise InputError(f"the input had no batch axis, so the output must have B == 1, "
-                             f"got {_describe(y)}")
+            raise InputError(f"the input had no batch axis, so the output must have B == 1, got {_describe(y)}")
         y = y.detach()
         if self.source_channels is not None and self.source_channels != self.channels:
             y = convert_channels(y.float().clamp(0, 1), self.source_channels)

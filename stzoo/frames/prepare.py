@@ -37,13 +37,17 @@ from stzoo.frames.read import _FLOAT_TOLERANCE, ARRAY_SUFFIXES, _as_path, _image
 
 __all__ = ["FramesWarning", "frames_layout", "peek_shape", "prepare_frames"]
 
-_TORCH_INTS = tuple(getattr(torch, name) for name in
-                    ("int8", "int16", "int32", "int64", "uint16", "uint32", "uint64")
-                    if hasattr(torch, name))
+_TORCH_INTS = tuple(
+    getattr(torch, name)
+    for name in ("int8", "int16", "int32", "int64", "uint16", "uint32", "uint64")
+    if hasattr(torch, name)
+)
 
-_ACCEPTED_KINDS = ("a numpy array, a torch tensor, a list/tuple of PIL images, a list/tuple of "
-                   "numpy arrays (one per frame), or a path (str / os.PathLike) to a GIF / APNG, "
-                   "a folder of images, or a .npy / .npz file")
+_ACCEPTED_KINDS = (
+    "a numpy array, a torch tensor, a list/tuple of PIL images, a list/tuple of "
+    "numpy arrays (one per frame), or a path (str / os.PathLike) to a GIF / APNG, "
+    "a folder of images, or a .npy / .npz file"
+)
 
 
 class FramesWarning(UserWarning):
@@ -53,6 +57,7 @@ class FramesWarning(UserWarning):
     Predictor and cause: RGB frames converted to grey for a 1-channel model (or grey to RGB for a
     3-channel one), or a frame size other than the training size.
     """
+
 
 # --------------------------------------------------------------------------------------------
 # value conversion
@@ -66,49 +71,63 @@ def _numpy_to_unit_float(a: np.ndarray, desc: str) -> np.ndarray:
     if kind in "iu":
         lo, hi = a.min(), a.max()
         if lo < 0 or hi > 255:
-            raise InputError(f"integer frames must hold values in [0, 255], got values in "
-                             f"[{lo}, {hi}] ({desc}); pass uint8 or floats in [0, 1]")
+            raise InputError(
+                f"integer frames must hold values in [0, 255], got values in "
+                f"[{lo}, {hi}] ({desc}); pass uint8 or floats in [0, 1]"
+            )
         return a.astype(np.float32) / np.float32(255)
     if kind == "f":
         if not np.isfinite(a).all():
             raise InputError(f"frames contain NaN or infinite values ({desc})")
         lo, hi = float(a.min()), float(a.max())
         if lo < -_FLOAT_TOLERANCE or hi > 1 + _FLOAT_TOLERANCE:
-            raise InputError(f"float frames must hold values in [0, 1], got values in "
-                             f"[{lo:.4g}, {hi:.4g}] ({desc}); pass uint8 frames (0-255) or "
-                             f"scale the floats to [0, 1]")
+            raise InputError(
+                f"float frames must hold values in [0, 1], got values in "
+                f"[{lo:.4g}, {hi:.4g}] ({desc}); pass uint8 frames (0-255) or "
+                f"scale the floats to [0, 1]"
+            )
         return np.clip(a.astype(np.float32), 0.0, 1.0)
-    raise InputTypeError(f"unsupported dtype {a.dtype} ({desc}); expected uint8, another "
-                         f"integer type with values in [0, 255], or float in [0, 1]")
+    raise InputTypeError(
+        f"unsupported dtype {a.dtype} ({desc}); expected uint8, another "
+        f"integer type with values in [0, 255], or float in [0, 1]"
+    )
 
 
 def _check_numpy_dtype(a: np.ndarray, desc: str) -> None:
     """Reject dtypes that cannot hold pixel values (bool, complex, object, strings, ...)."""
     if a.dtype.kind not in "iuf":
-        raise InputTypeError(f"unsupported dtype {a.dtype} ({desc}); expected uint8, another "
-                             f"integer type with values in [0, 255], or float in [0, 1]")
+        raise InputTypeError(
+            f"unsupported dtype {a.dtype} ({desc}); expected uint8, another "
+            f"integer type with values in [0, 255], or float in [0, 1]"
+        )
 
 
 def _check_tensor_has_data(t: torch.Tensor) -> None:
     """Refuse tensors whose values cannot be read: nested tensors and tensors on the meta device."""
     if getattr(t, "is_nested", False):
-        raise InputTypeError("nested tensors are not accepted as frames; pass a dense tensor in one "
-                             "of the layouts " + ", ".join(LAYOUTS))
+        raise InputTypeError(
+            "nested tensors are not accepted as frames; pass a dense tensor in one of the layouts " + ", ".join(LAYOUTS)
+        )
     if t.device.type == "meta":
-        raise InputError(f"the {_describe(t)} holds no values (the meta device only records shapes); "
-                         f"pass a tensor on the CPU or a GPU, e.g. materialise it with "
-                         f"torch.empty_like(t, device='cpu') and fill it first")
+        raise InputError(
+            f"the {_describe(t)} holds no values (the meta device only records shapes); "
+            f"pass a tensor on the CPU or a GPU, e.g. materialise it with "
+            f"torch.empty_like(t, device='cpu') and fill it first"
+        )
 
 
 def _check_torch_dtype(t: torch.Tensor, desc: str) -> None:
     """Reject tensor dtypes and layouts that cannot hold pixel values."""
     if t.layout != torch.strided:
-        raise InputTypeError(f"unsupported tensor layout {t.layout} ({desc}); pass a dense "
-                             f"tensor (e.g. tensor.to_dense())")
+        raise InputTypeError(
+            f"unsupported tensor layout {t.layout} ({desc}); pass a dense tensor (e.g. tensor.to_dense())"
+        )
     if t.dtype not in _TORCH_FLOATS and t.dtype != torch.uint8 and t.dtype not in _TORCH_INTS:
-        raise InputTypeError(f"unsupported dtype {str(t.dtype).removeprefix('torch.')} "
-                             f"({desc}); expected uint8, another integer type with values in "
-                             f"[0, 255], or float16/bfloat16/float32/float64 in [0, 1]")
+        raise InputTypeError(
+            f"unsupported dtype {str(t.dtype).removeprefix('torch.')} "
+            f"({desc}); expected uint8, another integer type with values in "
+            f"[0, 255], or float16/bfloat16/float32/float64 in [0, 1]"
+        )
 
 
 def _torch_to_unit_float(t: torch.Tensor, desc: str) -> torch.Tensor:
@@ -119,16 +138,20 @@ def _torch_to_unit_float(t: torch.Tensor, desc: str) -> torch.Tensor:
         wide = t.to(torch.int64)
         lo, hi = int(wide.min()), int(wide.max())
         if lo < 0 or hi > 255:
-            raise InputError(f"integer frames must hold values in [0, 255], got values in "
-                             f"[{lo}, {hi}] ({desc}); pass uint8 or floats in [0, 1]")
+            raise InputError(
+                f"integer frames must hold values in [0, 255], got values in "
+                f"[{lo}, {hi}] ({desc}); pass uint8 or floats in [0, 1]"
+            )
         return wide.to(torch.float32) / 255.0
     if not bool(torch.isfinite(t).all()):
         raise InputError(f"frames contain NaN or infinite values ({desc})")
     lo, hi = float(t.min()), float(t.max())
     if lo < -_FLOAT_TOLERANCE or hi > 1 + _FLOAT_TOLERANCE:
-        raise InputError(f"float frames must hold values in [0, 1], got values in "
-                         f"[{lo:.4g}, {hi:.4g}] ({desc}); pass uint8 frames (0-255) or scale "
-                         f"the floats to [0, 1]")
+        raise InputError(
+            f"float frames must hold values in [0, 1], got values in "
+            f"[{lo:.4g}, {hi:.4g}] ({desc}); pass uint8 frames (0-255) or scale "
+            f"the floats to [0, 1]"
+        )
     return t.to(torch.float32).clamp(0.0, 1.0)
 
 
@@ -136,6 +159,7 @@ def _check_not_empty(shape: tuple[int, ...], desc: str) -> None:
     """Reject arrays with a zero-sized axis."""
     if any(s == 0 for s in shape):
         raise InputError(f"empty input: {desc} has an axis of size 0")
+
 
 # --------------------------------------------------------------------------------------------
 # prepare_frames
@@ -146,8 +170,9 @@ def _source(channels: int, got: int) -> int | None:
     return None if got == channels else got
 
 
-def _prepare_numpy(a: np.ndarray, channels: int, layout: str | None,
-                   allowed: tuple[str, ...] = LAYOUTS) -> tuple[torch.Tensor, str, int]:
+def _prepare_numpy(
+    a: np.ndarray, channels: int, layout: str | None, allowed: tuple[str, ...] = LAYOUTS
+) -> tuple[torch.Tensor, str, int]:
     """Validate a numpy array and convert it to B×T×C×H×W float32 with ``channels`` channels.
 
     Returns the tensor, the layout of ``a`` and the channel count of ``a`` (grey ↔ RGB frames
@@ -163,8 +188,7 @@ def _prepare_numpy(a: np.ndarray, channels: int, layout: str | None,
     return convert_channels(x, channels), layout, _channels_of(tuple(a.shape), layout)
 
 
-def _prepare_tensor(t: torch.Tensor, channels: int,
-                    layout: str | None) -> tuple[torch.Tensor, OutputFormat]:
+def _prepare_tensor(t: torch.Tensor, channels: int, layout: str | None) -> tuple[torch.Tensor, OutputFormat]:
     """Validate a torch tensor and convert it, keeping its device."""
     t = t.detach()
     _check_tensor_has_data(t)
@@ -176,13 +200,19 @@ def _prepare_tensor(t: torch.Tensor, channels: int,
     layout = _resolve_layout(tuple(t.shape), channels, layout, LAYOUTS, desc)
     x = convert_channels(_to_btchw(_torch_to_unit_float(t, desc), layout), channels)
     got = _channels_of(tuple(t.shape), layout)
-    return x, OutputFormat("torch", layout, channels, dtype=t.dtype, device=t.device,
-                           source_channels=_source(channels, got), layout_inferred=inferred,
-                           source_shape=tuple(int(s) for s in t.shape))
+    return x, OutputFormat(
+        "torch",
+        layout,
+        channels,
+        dtype=t.dtype,
+        device=t.device,
+        source_channels=_source(channels, got),
+        layout_inferred=inferred,
+        source_shape=tuple(int(s) for s in t.shape),
+    )
 
 
-def _prepare_path(path: str | os.PathLike, channels: int,
-                  layout: str | None) -> tuple[torch.Tensor, OutputFormat]:
+def _prepare_path(path: str | os.PathLike, channels: int, layout: str | None) -> tuple[torch.Tensor, OutputFormat]:
     """Read a file / folder and convert it.
 
     Arrays (``.npy`` / ``.npz``) follow the numpy rules (the result has their layout and dtype);
@@ -196,80 +226,107 @@ def _prepare_path(path: str | os.PathLike, channels: int,
             raise InputTypeError(f"'{p}' does not hold a numpy array")
         inferred = layout is None
         x, layout, got = _prepare_numpy(a, channels, layout)
-        return x, OutputFormat("path", layout, channels, dtype=a.dtype, source_channels=_source(channels, got),
-                               layout_inferred=inferred, source_shape=tuple(int(s) for s in a.shape))
+        return x, OutputFormat(
+            "path",
+            layout,
+            channels,
+            dtype=a.dtype,
+            source_channels=_source(channels, got),
+            layout_inferred=inferred,
+            source_shape=tuple(int(s) for s in a.shape),
+        )
     if channels not in (1, 3):
-        raise InputError(f"images can only feed models with 1 or 3 channels, this model "
-                         f"expects {channels}; pass a numpy array or tensor instead of "
-                         f"'{p}'")
+        raise InputError(
+            f"images can only feed models with 1 or 3 channels, this model "
+            f"expects {channels}; pass a numpy array or tensor instead of "
+            f"'{p}'"
+        )
     if layout not in (None, "THWC"):
-        raise InputError(f"layout={layout!r} does not apply to images read from '{p}' "
-                         f"(they are read as THWC); leave layout=None")
+        raise InputError(
+            f"layout={layout!r} does not apply to images read from '{p}' (they are read as THWC); leave layout=None"
+        )
     x, _, got = _prepare_numpy(read_frames(p), channels, "THWC")
-    return x, OutputFormat("path", "THWC", channels, dtype=np.dtype(np.uint8),
-                           source_channels=_source(channels, got))
+    return x, OutputFormat("path", "THWC", channels, dtype=np.dtype(np.uint8), source_channels=_source(channels, got))
 
 
-def _prepare_pil_list(images: list | tuple, channels: int,
-                      layout: str | None) -> tuple[torch.Tensor, OutputFormat]:
+def _prepare_pil_list(images: list | tuple, channels: int, layout: str | None) -> tuple[torch.Tensor, OutputFormat]:
     """Convert a list/tuple of same-sized, same-mode PIL images (one per frame)."""
     if channels not in (1, 3):
-        raise InputError(f"PIL images can only feed models with 1 or 3 channels, this model "
-                         f"expects {channels}; pass a numpy array or tensor instead")
+        raise InputError(
+            f"PIL images can only feed models with 1 or 3 channels, this model "
+            f"expects {channels}; pass a numpy array or tensor instead"
+        )
     if layout not in (None, "THWC"):
-        raise InputError(f"layout={layout!r} does not apply to a list of PIL images; leave "
-                         f"layout=None")
+        raise InputError(f"layout={layout!r} does not apply to a list of PIL images; leave layout=None")
     first = images[0]
     for i, im in enumerate(images):
         if im.size != first.size:
-            raise InputError(f"PIL images differ in size: image {i} is {im.height}x{im.width} "
-                             f"(HxW) but image 0 is {first.height}x{first.width}")
+            raise InputError(
+                f"PIL images differ in size: image {i} is {im.height}x{im.width} "
+                f"(HxW) but image 0 is {first.height}x{first.width}"
+            )
         if im.mode != first.mode:
-            raise InputError(f"PIL images differ in mode: image {i} is {im.mode!r} but image 0 "
-                             f"is {first.mode!r}; convert them all to one mode")
+            raise InputError(
+                f"PIL images differ in mode: image {i} is {im.mode!r} but image 0 "
+                f"is {first.mode!r}; convert them all to one mode"
+            )
         if im.width == 0 or im.height == 0:
             raise InputError(f"empty input: PIL image {i} has size {im.height}x{im.width}")
     names = [f"{i} of the list" for i in range(len(images))]
     a = _images_to_array(images, names, None, sequence=False)  # grey or RGB, as the images are
     x, _, got = _prepare_numpy(a, channels, "THWC")
-    return x, OutputFormat("pil", "THWC", channels, dtype=np.dtype(np.uint8),
-                           container=tuple if isinstance(images, tuple) else list,
-                           pil_mode="L" if got == 1 else "RGB", source_channels=_source(channels, got))
+    return x, OutputFormat(
+        "pil",
+        "THWC",
+        channels,
+        dtype=np.dtype(np.uint8),
+        container=tuple if isinstance(images, tuple) else list,
+        pil_mode="L" if got == 1 else "RGB",
+        source_channels=_source(channels, got),
+    )
 
 
-def _prepare_array_list(arrays: list | tuple, channels: int,
-                        layout: str | None) -> tuple[torch.Tensor, OutputFormat]:
+def _prepare_array_list(arrays: list | tuple, channels: int, layout: str | None) -> tuple[torch.Tensor, OutputFormat]:
     """Convert a list/tuple of same-shaped numpy arrays (one per frame: HW, HWC or CHW)."""
     first = arrays[0]
     for i, a in enumerate(arrays):
         if a.shape != first.shape:
-            raise InputError(f"frames differ in shape: frame {i} has shape {_shape_str(a.shape)}"
-                             f" but frame 0 has {_shape_str(first.shape)}")
+            raise InputError(
+                f"frames differ in shape: frame {i} has shape {_shape_str(a.shape)}"
+                f" but frame 0 has {_shape_str(first.shape)}"
+            )
         if a.dtype != first.dtype:
-            raise InputError(f"frames differ in dtype: frame {i} is {a.dtype} but frame 0 is "
-                             f"{first.dtype}")
+            raise InputError(f"frames differ in dtype: frame {i} is {a.dtype} but frame 0 is {first.dtype}")
     if first.ndim not in (2, 3):
-        raise InputError(f"each frame must be H×W, H×W×C or C×H×W, got frames of shape "
-                         f"{_shape_str(first.shape)}")
+        raise InputError(f"each frame must be H×W, H×W×C or C×H×W, got frames of shape {_shape_str(first.shape)}")
     if layout is not None and layout not in _UNBATCHED_LAYOUTS:
-        raise InputError(f"a list of frames is one sequence: layout must be one of "
-                         f"{', '.join(_UNBATCHED_LAYOUTS)}, got {layout!r}")
+        raise InputError(
+            f"a list of frames is one sequence: layout must be one of {', '.join(_UNBATCHED_LAYOUTS)}, got {layout!r}"
+        )
     _check_numpy_dtype(first, f"frames: {_describe(first)}")
     inferred = layout is None
     if layout is None:
         frame_layout = infer_frame_layout(first.shape, channels)
         if first.ndim == 2 and frame_layout is None:
-            raise InputError(f"frames of shape {_shape_str(first.shape)} (H×W) have one channel, "
-                             f"but the model expects {channels}; pass H×W×{channels} or "
-                             f"{channels}×H×W frames")
+            raise InputError(
+                f"frames of shape {_shape_str(first.shape)} (H×W) have one channel, "
+                f"but the model expects {channels}; pass H×W×{channels} or "
+                f"{channels}×H×W frames"
+            )
         if frame_layout is not None:  # one frame has no batch or time axis to mistake for C
             layout = "T" + frame_layout
     stacked = np.stack(arrays)
     x, layout, got = _prepare_numpy(stacked, channels, layout, _UNBATCHED_LAYOUTS)
-    return x, OutputFormat("arrays", layout, channels, dtype=first.dtype,
-                           container=tuple if isinstance(arrays, tuple) else list,
-                           source_channels=_source(channels, got), layout_inferred=inferred,
-                           source_shape=(len(arrays),) + tuple(int(s) for s in first.shape))
+    return x, OutputFormat(
+        "arrays",
+        layout,
+        channels,
+        dtype=first.dtype,
+        container=tuple if isinstance(arrays, tuple) else list,
+        source_channels=_source(channels, got),
+        layout_inferred=inferred,
+        source_shape=(len(arrays),) + tuple(int(s) for s in first.shape),
+    )
 
 
 def frames_layout(frames: Any, *, channels: int, layout: str | None = None) -> str:
@@ -284,8 +341,7 @@ def frames_layout(frames: Any, *, channels: int, layout: str | None = None) -> s
     return _resolve_layout(shape, int(channels), _check_layout_arg(layout), LAYOUTS, _describe(frames))
 
 
-def peek_shape(frames: Any, *, channels: int,
-               layout: str | None = None) -> tuple[int, int, int, int, int] | None:
+def peek_shape(frames: Any, *, channels: int, layout: str | None = None) -> tuple[int, int, int, int, int] | None:
     """The B×T×C×H×W shape :func:`prepare_frames` would give ``frames``, from the shape alone.
 
     Nothing is converted or allocated, so callers can refuse an input (or the forecast it would
@@ -312,8 +368,7 @@ def peek_shape(frames: Any, *, channels: int,
     return (dims.get("B", 1), dims["T"], int(channels), dims["H"], dims["W"])
 
 
-def prepare_frames(frames: Any, *, channels: int,
-                   layout: str | None = None) -> tuple[torch.Tensor, OutputFormat]:
+def prepare_frames(frames: Any, *, channels: int, layout: str | None = None) -> tuple[torch.Tensor, OutputFormat]:
     """Convert user frames into the model's B×T×C×H×W float32 tensor with values in [0, 1].
 
     Args:
@@ -381,8 +436,7 @@ def prepare_frames(frames: Any, *, channels: int,
             of mixed size / mode / dtype, or a file that cannot be read.
     """
     if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)):
-        raise InputTypeError(f"channels must be a positive int, got {channels!r} "
-                             f"({type(channels).__name__})")
+        raise InputTypeError(f"channels must be a positive int, got {channels!r} ({type(channels).__name__})")
     channels = int(channels)
     if channels < 1:
         raise InputError(f"channels must be a positive int, got {channels}")
@@ -393,8 +447,15 @@ def prepare_frames(frames: Any, *, channels: int,
     if isinstance(frames, np.ndarray):
         inferred = layout is None
         x, layout, got = _prepare_numpy(frames, channels, layout)
-        return x, OutputFormat("numpy", layout, channels, dtype=frames.dtype, source_channels=_source(channels, got),
-                               layout_inferred=inferred, source_shape=tuple(int(s) for s in frames.shape))
+        return x, OutputFormat(
+            "numpy",
+            layout,
+            channels,
+            dtype=frames.dtype,
+            source_channels=_source(channels, got),
+            layout_inferred=inferred,
+            source_shape=tuple(int(s) for s in frames.shape),
+        )
     if isinstance(frames, (str, os.PathLike)):
         return _prepare_path(frames, channels, layout)
     if isinstance(frames, (list, tuple)):
@@ -405,8 +466,9 @@ def prepare_frames(frames: Any, *, channels: int,
         if all(isinstance(f, np.ndarray) for f in frames):
             return _prepare_array_list(frames, channels, layout)
         kinds = sorted({type(f).__name__ for f in frames})
-        raise InputTypeError(f"a {type(frames).__name__} of frames must hold only PIL images or "
-                             f"only numpy arrays, got elements of type {', '.join(kinds)}; "
-                             f"accepted inputs: {_ACCEPTED_KINDS}")
-    raise InputTypeError(f"cannot use an object of type {type(frames).__name__} as frames; "
-                         f"accepted: {_ACCEPTED_KINDS}")
+        raise InputTypeError(
+            f"a {type(frames).__name__} of frames must hold only PIL images or "
+            f"only numpy arrays, got elements of type {', '.join(kinds)}; "
+            f"accepted inputs: {_ACCEPTED_KINDS}"
+        )
+    raise InputTypeError(f"cannot use an object of type {type(frames).__name__} as frames; accepted: {_ACCEPTED_KINDS}")

@@ -27,8 +27,7 @@ from stzoo.errors import InputError, InputTypeError
 __all__ = ["ARRAY_SUFFIXES", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "read_frames"]
 
 #: File suffixes (lower case) read as images, in a folder or as a single file.
-IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".apng", ".jpg", ".jpeg", ".bmp", ".gif", ".tif",
-                                   ".tiff", ".webp")
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".apng", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 #: File suffixes (lower case) read with numpy.
 ARRAY_SUFFIXES: tuple[str, ...] = (".npy", ".npz")
@@ -65,7 +64,7 @@ def _short_path(p: Path | str, limit: int = 120) -> str:
     text = str(p)
     if len(text) <= limit:
         return text
-    return f"{text[:limit // 2]}...[{len(text)} characters in all]...{text[-limit // 4:]}"
+    return f"{text[: limit // 2]}...[{len(text)} characters in all]...{text[-limit // 4 :]}"
 
 
 def _stat_path(p: Path, what: str = "path") -> os.stat_result:
@@ -79,17 +78,19 @@ def _stat_path(p: Path, what: str = "path") -> os.stat_result:
         raise InputError(f"no such file or folder: '{_short_path(p)}'") from None
     except (OSError, ValueError) as exc:  # ENAMETOOLONG, EACCES, ELOOP, embedded NUL (ValueError)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise InputError(f"cannot use {what} '{_short_path(p)}': {reason}; pass the path of an "
-                         f"existing file or folder") from None
+        raise InputError(
+            f"cannot use {what} '{_short_path(p)}': {reason}; pass the path of an existing file or folder"
+        ) from None
 
 
 def _check_regular_file(p: Path, st: os.stat_result) -> None:
     """Refuse anything but a regular file (FIFOs, sockets and devices could block or never end)."""
     if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"'{_short_path(p)}' is not a regular file or a folder (it is a FIFO, "
-                         f"socket or device), so stzoo does not read it: reading it could block or "
-                         f"never end; copy the data into a regular file first")
-
+        raise InputError(
+            f"'{_short_path(p)}' is not a regular file or a folder (it is a FIFO, "
+            f"socket or device), so stzoo does not read it: reading it could block or "
+            f"never end; copy the data into a regular file first"
+        )
 
 
 def _natural_key(name: str) -> tuple[Any, ...]:
@@ -104,11 +105,11 @@ def _check_image_channels(channels: Any, *, allow_none: bool) -> int | None:
     if channels is None and allow_none:
         return None
     if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)):
-        raise InputTypeError(f"channels must be 1 or 3{' or None' if allow_none else ''}, "
-                             f"got {channels!r} ({type(channels).__name__})")
+        raise InputTypeError(
+            f"channels must be 1 or 3{' or None' if allow_none else ''}, got {channels!r} ({type(channels).__name__})"
+        )
     if int(channels) not in (1, 3):
-        raise InputError(f"images can be read with 1 (grayscale) or 3 (RGB) channels, got "
-                         f"channels={int(channels)}")
+        raise InputError(f"images can be read with 1 (grayscale) or 3 (RGB) channels, got channels={int(channels)}")
     return int(channels)
 
 
@@ -127,7 +128,7 @@ def _palette_is_gray(im: Image.Image) -> bool:
     else:  # 'P': (count, index); 'PA': (count, (index, alpha))
         used = [c[1][0] if isinstance(c[1], tuple) else c[1] for c in colors]
     for i in used:
-        r, g, b = palette[3 * i: 3 * i + 3] if 3 * i + 3 <= len(palette) else (0, 0, 0)
+        r, g, b = palette[3 * i : 3 * i + 3] if 3 * i + 3 <= len(palette) else (0, 0, 0)
         if not r == g == b:
             return False
     return True
@@ -172,10 +173,12 @@ def _float_image_scale(images: Sequence[Image.Image], names: Sequence[str]) -> f
         return 255.0
     if lo >= -0.5 and hi <= 255.5:
         return 1.0
-    raise InputError(f"mode 'F' (32-bit float) frames hold values in [{lo:.4g}, {hi:.4g}] (the "
-                     f"sequence that starts with image {names[0]}); stzoo reads float images with "
-                     f"values in [0, 1] or in [0, 255] and does not clip them; scale them to one "
-                     f"of those ranges first")
+    raise InputError(
+        f"mode 'F' (32-bit float) frames hold values in [{lo:.4g}, {hi:.4g}] (the "
+        f"sequence that starts with image {names[0]}); stzoo reads float images with "
+        f"values in [0, 1] or in [0, 255] and does not clip them; scale them to one "
+        f"of those ranges first"
+    )
 
 
 def _image_to_array(im: Image.Image, gray: bool, float_scale: float = 1.0) -> np.ndarray:
@@ -192,10 +195,12 @@ def _image_to_array(im: Image.Image, gray: bool, float_scale: float = 1.0) -> np
         else:
             a = a.astype(np.int64)
             if a.size and (int(a.min()) < 0 or int(a.max()) > 65535):
-                raise ValueError(f"it holds values in [{int(a.min())}, {int(a.max())}], outside "
-                                 f"the 16-bit range [0, 65535] that stzoo reads from integer grey "
-                                 f"images (it does not clip them); scale the values to 0-65535 "
-                                 f"(or convert to 8-bit mode 'L') first")
+                raise ValueError(
+                    f"it holds values in [{int(a.min())}, {int(a.max())}], outside "
+                    f"the 16-bit range [0, 65535] that stzoo reads from integer grey "
+                    f"images (it does not clip them); scale the values to 0-65535 "
+                    f"(or convert to 8-bit mode 'L') first"
+                )
             a = a / 257.0
         g = np.rint(a).astype(np.uint8)[..., None]
         return g if gray else np.repeat(g, 3, axis=-1)
@@ -205,8 +210,9 @@ def _image_to_array(im: Image.Image, gray: bool, float_scale: float = 1.0) -> np
     return np.ascontiguousarray(out)
 
 
-def _images_to_array(images: Sequence[Image.Image], names: Sequence[str], channels: int | None,
-                     *, sequence: bool) -> np.ndarray:
+def _images_to_array(
+    images: Sequence[Image.Image], names: Sequence[str], channels: int | None, *, sequence: bool
+) -> np.ndarray:
     """Stack same-sized images into T×H×W×C uint8, choosing grey or RGB per ``channels``.
 
     ``sequence`` says the images are the frames of one multi-frame file (see :func:`_is_gray`).
@@ -214,9 +220,11 @@ def _images_to_array(images: Sequence[Image.Image], names: Sequence[str], channe
     first = images[0]
     for im, name in zip(images, names):
         if im.size != first.size:
-            raise InputError(f"frames differ in size: image {name} is {im.height}x{im.width} (HxW) "
-                             f"but image {names[0]} is {first.height}x{first.width}; every frame of "
-                             f"a sequence must have the same size (resize them first)")
+            raise InputError(
+                f"frames differ in size: image {name} is {im.height}x{im.width} (HxW) "
+                f"but image {names[0]} is {first.height}x{first.width}; every frame of "
+                f"a sequence must have the same size (resize them first)"
+            )
     if channels is None:
         gray = all(_is_gray(im, later_frame=sequence and i > 0) for i, im in enumerate(images))
     else:
@@ -227,8 +235,9 @@ def _images_to_array(images: Sequence[Image.Image], names: Sequence[str], channe
         try:
             arrays.append(_image_to_array(im, gray, float_scale))
         except _READ_ERRORS as exc:
-            raise InputError(f"cannot convert image {name} (mode {im.mode}) to "
-                             f"{'grayscale' if gray else 'RGB'}: {exc}") from exc
+            raise InputError(
+                f"cannot convert image {name} (mode {im.mode}) to {'grayscale' if gray else 'RGB'}: {exc}"
+            ) from exc
     return np.stack(arrays)
 
 
@@ -249,13 +258,16 @@ def _read_image_file(path: Path, channels: int | None) -> np.ndarray:
 
 def _read_folder(folder: Path, channels: int | None) -> np.ndarray:
     """Images of a folder, one frame each, in natural order of their file names."""
-    files = sorted((p for p in folder.iterdir()
-                    if p.is_file() and not p.name.startswith(".")
-                    and p.suffix.lower() in IMAGE_SUFFIXES),
-                   key=lambda p: _natural_key(p.name))
+    files = sorted(
+        (
+            p
+            for p in folder.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+        ),
+        key=lambda p: _natural_key(p.name),
+    )
     if not files:
-        raise InputError(f"folder '{folder}' contains no image files (looked for "
-                         f"{', '.join(IMAGE_SUFFIXES)})")
+        raise InputError(f"folder '{folder}' contains no image files (looked for {', '.join(IMAGE_SUFFIXES)})")
     images: list[Image.Image] = []
     for f in files:
         try:
@@ -267,8 +279,10 @@ def _read_folder(folder: Path, channels: int | None) -> np.ndarray:
         if images and image.size != images[0].size:
             w0, h0 = images[0].size
             w, h = image.size
-            raise InputError(f"frames of folder '{folder}' differ in size: '{f.name}' is "
-                             f"{h}x{w} (HxW) but the first frame '{files[0].name}' is {h0}x{w0}")
+            raise InputError(
+                f"frames of folder '{folder}' differ in size: '{f.name}' is "
+                f"{h}x{w} (HxW) but the first frame '{files[0].name}' is {h0}x{w0}"
+            )
         images.append(image)
     names = [f"'{f}'" for f in files]
     return _images_to_array(images, names, channels, sequence=False)
@@ -287,8 +301,7 @@ def _read_array_file(path: Path) -> np.ndarray:
     except InputError:
         raise
     except Exception as exc:  # numpy/zipfile raise many kinds (ValueError, BadZipFile, ...)
-        raise InputError(f"cannot read array file '{path}': {type(exc).__name__}: {exc}") \
-            from exc
+        raise InputError(f"cannot read array file '{path}': {type(exc).__name__}: {exc}") from exc
 
 
 def _read_video_file(path: Path, channels: int | None) -> np.ndarray:
@@ -299,9 +312,11 @@ def _read_video_file(path: Path, channels: int | None) -> np.ndarray:
     try:
         import av
     except ImportError as exc:
-        raise InputError(f"reading '{path}' needs PyAV, which is not installed: run "
-                         "`pip install -e \".[video]\"` from a checkout (or `pip install av`), or convert the video to "
-                         "a GIF / folder of images / .npy first") from exc
+        raise InputError(
+            f"reading '{path}' needs PyAV, which is not installed: run "
+            '`pip install -e ".[video]"` from a checkout (or `pip install av`), or convert the video to '
+            "a GIF / folder of images / .npy first"
+        ) from exc
     frames: list[Image.Image] = []
     try:
         with av.open(str(path)) as container:
@@ -381,6 +396,8 @@ def read_frames(path: str | os.PathLike, *, channels: int | None = None) -> np.n
         return _read_image_file(p, channels)
     if suffix in VIDEO_SUFFIXES:
         return _read_video_file(p, channels)
-    raise InputError(f"cannot read '{p}': unsupported suffix {p.suffix!r}; expected a folder of "
-                     f"images or a file ending in "
-                     f"{', '.join(IMAGE_SUFFIXES + ARRAY_SUFFIXES + VIDEO_SUFFIXES)}")
+    raise InputError(
+        f"cannot read '{p}': unsupported suffix {p.suffix!r}; expected a folder of "
+        f"images or a file ending in "
+        f"{', '.join(IMAGE_SUFFIXES + ARRAY_SUFFIXES + VIDEO_SUFFIXES)}"
+    )

@@ -44,18 +44,32 @@ from stzoo.errors import InputError, InputTypeError
 from stzoo.frames.prepare import _check_tensor_has_data
 from stzoo.frames.write import _frames_to_uint8, _output_file, write_gif
 
-__all__ = ["as_display_frames", "error_heatmap", "heat_colors", "prediction_strip", "save_strip",
-           "animation_frames", "save_gif"]
+__all__ = [
+    "as_display_frames",
+    "error_heatmap",
+    "heat_colors",
+    "prediction_strip",
+    "save_strip",
+    "animation_frames",
+    "save_gif",
+]
 
 #: Anchor colours of the error heat map, from 0 (black) through purple, red and orange to pale yellow.
 HEAT_ANCHORS: tuple[tuple[int, int, int], ...] = (
-    (0, 0, 4), (45, 10, 90), (110, 25, 110), (180, 50, 90), (232, 95, 45), (250, 170, 30), (252, 250, 170))
+    (0, 0, 4),
+    (45, 10, 90),
+    (110, 25, 110),
+    (180, 50, 90),
+    (232, 95, 45),
+    (250, 170, 30),
+    (252, 250, 170),
+)
 
 _BACKGROUND = (255, 255, 255)
 _INK = (0, 0, 0)
-_GAP = 2          # pixels between frames
-_MARGIN = 6       # pixels around the picture
-_BAR_WIDTH = 10   # width of the colour bar
+_GAP = 2  # pixels between frames
+_MARGIN = 6  # pixels around the picture
+_BAR_WIDTH = 10  # width of the colour bar
 
 
 # ---- frames -----------------------------------------------------------------------------------
@@ -80,17 +94,20 @@ def as_display_frames(frames: Any, what: str = "frames") -> np.ndarray:
         t = frames.detach().cpu()
         frames = t.float().numpy() if t.is_floating_point() else t.numpy()
     if not isinstance(frames, np.ndarray):
-        raise InputTypeError(f"{what} must be a numpy array or torch tensor (T×H×W, T×H×W×C or T×C×H×W), "
-                             f"got {type(frames).__name__}")
+        raise InputTypeError(
+            f"{what} must be a numpy array or torch tensor (T×H×W, T×H×W×C or T×C×H×W), got {type(frames).__name__}"
+        )
     a = frames
     if a.ndim == 5 and a.shape[0] == 1:
         a = a[0]
     if a.ndim == 4 and a.shape[-1] not in (1, 3) and a.shape[1] in (1, 3):
         a = np.moveaxis(a, 1, -1)  # T×C×H×W -> T×H×W×C
     if not (a.ndim == 3 or (a.ndim == 4 and a.shape[-1] in (1, 3))):
-        raise InputError(f"{what} must be shaped T×H×W, T×H×W×C or T×C×H×W with C = 1 or 3 (one sequence; "
-                         f"a batch axis only of size 1), got shape {tuple(frames.shape)}. For a batch, draw "
-                         f"one sequence at a time: {what}[i].")
+        raise InputError(
+            f"{what} must be shaped T×H×W, T×H×W×C or T×C×H×W with C = 1 or 3 (one sequence; "
+            f"a batch axis only of size 1), got shape {tuple(frames.shape)}. For a batch, draw "
+            f"one sequence at a time: {what}[i]."
+        )
     try:
         return _frames_to_uint8(np.ascontiguousarray(a))
     except (InputError, InputTypeError) as exc:
@@ -136,8 +153,10 @@ def error_heatmap(prediction: Any, target: Any, *, vmax: float | None = None) ->
     pred = as_display_frames(prediction, "prediction")
     true = as_display_frames(target, "target")
     if pred.shape[:3] != true.shape[:3]:
-        raise InputError(f"prediction and target must have the same T×H×W, got {pred.shape[:3]} and "
-                         f"{true.shape[:3]}; pass as many true future frames as predicted ones")
+        raise InputError(
+            f"prediction and target must have the same T×H×W, got {pred.shape[:3]} and "
+            f"{true.shape[:3]}; pass as many true future frames as predicted ones"
+        )
     if pred.shape[-1] != true.shape[-1]:
         pred, true = _to_rgb(pred), _to_rgb(true)
     err = np.abs(pred.astype(np.float32) - true.astype(np.float32)).mean(axis=-1) / np.float32(255)
@@ -181,17 +200,26 @@ def _prepare(inputs: Any, prediction: Any, target: Any) -> tuple[np.ndarray, np.
     y = as_display_frames(prediction, "prediction")
     gt = as_display_frames(target, "target") if target is not None else None
     if x.shape[1:3] != y.shape[1:3]:
-        raise InputError(f"inputs and prediction must have the same frame size H×W, got {x.shape[1:3]} and "
-                         f"{y.shape[1:3]}")
+        raise InputError(
+            f"inputs and prediction must have the same frame size H×W, got {x.shape[1:3]} and {y.shape[1:3]}"
+        )
     if gt is not None and gt.shape[:3] != y.shape[:3]:
-        raise InputError(f"target must hold as many frames of the same size as prediction (T×H×W "
-                         f"{y.shape[:3]}), got {gt.shape[:3]}")
+        raise InputError(
+            f"target must hold as many frames of the same size as prediction (T×H×W {y.shape[:3]}), got {gt.shape[:3]}"
+        )
     return x, y, gt
 
 
 # ---- the strip --------------------------------------------------------------------------------
-def prediction_strip(inputs: Any, prediction: Any, target: Any = None, *, scale: int | None = None,
-                     error_max: float | None = None, start: int = 1) -> Image.Image:
+def prediction_strip(
+    inputs: Any,
+    prediction: Any,
+    target: Any = None,
+    *,
+    scale: int | None = None,
+    error_max: float | None = None,
+    start: int = 1,
+) -> Image.Image:
     """Draw a forecast as a paper-style strip: input | ground truth | prediction | absolute error.
 
     Every frame is labelled with its time index ``t``: inputs are ``start … start+T_in-1`` and
@@ -226,9 +254,11 @@ def prediction_strip(inputs: Any, prediction: Any, target: Any = None, *, scale:
     vmax = None
     if gt is not None:
         _, heat, vmax = error_heatmap(y, gt, vmax=error_max)
-        rows += [("ground truth", list(_to_rgb(gt)), start + t_in),
-                 ("prediction", list(_to_rgb(y)), start + t_in),
-                 ("|error|", list(heat), start + t_in)]
+        rows += [
+            ("ground truth", list(_to_rgb(gt)), start + t_in),
+            ("prediction", list(_to_rgb(y)), start + t_in),
+            ("|error|", list(heat), start + t_in),
+        ]
     else:
         rows.append(("prediction", list(_to_rgb(y)), start + t_in))
 
@@ -271,8 +301,16 @@ def _output_path(path: str | os.PathLike) -> Path:
     return _output_file(path)
 
 
-def save_strip(inputs: Any, prediction: Any, path: str | os.PathLike, *, target: Any = None,
-               scale: int | None = None, error_max: float | None = None, start: int = 1) -> Path:
+def save_strip(
+    inputs: Any,
+    prediction: Any,
+    path: str | os.PathLike,
+    *,
+    target: Any = None,
+    scale: int | None = None,
+    error_max: float | None = None,
+    start: int = 1,
+) -> Path:
     """Draw :func:`prediction_strip` and save it (PNG, or any format Pillow infers from the suffix).
 
     ``inputs``, ``prediction``, ``target``, ``scale``, ``error_max`` and ``start`` are as for
@@ -297,8 +335,9 @@ def save_strip(inputs: Any, prediction: Any, path: str | os.PathLike, *, target:
 
 
 # ---- the animation ----------------------------------------------------------------------------
-def animation_frames(inputs: Any, prediction: Any, target: Any = None, *, scale: int | None = None,
-                     start: int = 1) -> np.ndarray:
+def animation_frames(
+    inputs: Any, prediction: Any, target: Any = None, *, scale: int | None = None, start: int = 1
+) -> np.ndarray:
     """The frames of an annotated forecast animation, as a T×H'×W'×3 uint8 array.
 
     The observed frames play first (labelled ``input t=…``), then the forecast (``prediction
@@ -334,14 +373,21 @@ def animation_frames(inputs: Any, prediction: Any, target: Any = None, *, scale:
             for line, text in enumerate((name, f"t={start + i}")):
                 tw = _text_size(font, text)[0]
                 draw.text((left + max(0, (cw - tw) // 2), _MARGIN + line * label_h), text, fill=_INK, font=font)
-            canvas.paste(Image.fromarray(np.ascontiguousarray(_upscale(frame, scale))),
-                         (left, _MARGIN + 2 * label_h))
+            canvas.paste(Image.fromarray(np.ascontiguousarray(_upscale(frame, scale))), (left, _MARGIN + 2 * label_h))
         out.append(np.asarray(canvas))
     return np.stack(out)
 
 
-def save_gif(inputs: Any, prediction: Any, path: str | os.PathLike, *, target: Any = None,
-             fps: float = 4.0, scale: int | None = None, start: int = 1) -> Path:
+def save_gif(
+    inputs: Any,
+    prediction: Any,
+    path: str | os.PathLike,
+    *,
+    target: Any = None,
+    fps: float = 4.0,
+    scale: int | None = None,
+    start: int = 1,
+) -> Path:
     """Write :func:`animation_frames` as a looping animated GIF.
 
     ``inputs``, ``prediction``, ``target``, ``scale`` and ``start`` are as for :func:`prediction_strip`.

@@ -24,8 +24,18 @@ from stzoo.frames.layout import _TORCH_FLOATS, _check_layout_arg, _describe, con
 from stzoo.frames.prepare import _check_not_empty, _check_numpy_dtype, _check_tensor_has_data, _numpy_to_unit_float
 from stzoo.frames.read import IMAGE_SUFFIXES, _as_path, _short_path
 
-__all__ = ["OUTPUT_KINDS", "PNG_FRAME_NAME", "VIDEO_WRITE_CODECS", "check_output_path", "output_kind", "to_thwc",
-           "write_frames", "write_gif", "write_png_folder", "write_video"]
+__all__ = [
+    "OUTPUT_KINDS",
+    "PNG_FRAME_NAME",
+    "VIDEO_WRITE_CODECS",
+    "check_output_path",
+    "output_kind",
+    "to_thwc",
+    "write_frames",
+    "write_gif",
+    "write_png_folder",
+    "write_video",
+]
 
 
 def _output_file(path: Any) -> Path:
@@ -43,13 +53,15 @@ def _output_file(path: Any) -> Path:
 
     parent = stat_or_none(p.parent)
     if parent is None or not stat.S_ISDIR(parent.st_mode):
-        raise InputError(f"cannot write '{_short_path(p)}': folder '{_short_path(p.parent)}' "
-                         f"does not exist")
+        raise InputError(f"cannot write '{_short_path(p)}': folder '{_short_path(p.parent)}' does not exist")
     st = stat_or_none(p)
     if st is not None and not stat.S_ISREG(st.st_mode):
-        raise InputError(f"cannot write '{_short_path(p)}': it exists and is not a regular file "
-                         f"(a folder, FIFO, socket or device); pick another file name")
+        raise InputError(
+            f"cannot write '{_short_path(p)}': it exists and is not a regular file "
+            f"(a folder, FIFO, socket or device); pick another file name"
+        )
     return p
+
 
 # --------------------------------------------------------------------------------------------
 # write_gif
@@ -60,11 +72,9 @@ def _frames_to_uint8(frames: Any) -> np.ndarray:
     if isinstance(frames, torch.Tensor):
         t = frames.detach()
         _check_tensor_has_data(t)
-        frames = t.to(device="cpu", dtype=torch.float32).numpy() if t.dtype in _TORCH_FLOATS \
-            else t.cpu().numpy()
+        frames = t.to(device="cpu", dtype=torch.float32).numpy() if t.dtype in _TORCH_FLOATS else t.cpu().numpy()
     if not isinstance(frames, np.ndarray):
-        raise InputTypeError(f"frames must be a numpy array T×H×W, T×H×W×1 or T×H×W×3, got "
-                             f"{type(frames).__name__}")
+        raise InputTypeError(f"frames must be a numpy array T×H×W, T×H×W×1 or T×H×W×3, got {type(frames).__name__}")
     desc = _describe(frames)
     _check_numpy_dtype(frames, desc)
     ok_shape = frames.ndim == 3 or (frames.ndim == 4 and frames.shape[-1] in (1, 3))
@@ -120,8 +130,7 @@ def write_gif(frames: np.ndarray, path: str | os.PathLike, *, fps: float = 5.0) 
     # Pillow's save(save_all=True) drops frames identical to the previous one (adding their
     # delay to it), which would change T; assemble the file from Pillow's per-frame encoder.
     buf = io.BytesIO()
-    header, _ = GifImagePlugin.getheader(images[0].copy(),
-                                         info={"loop": 0, "duration": duration_ms})
+    header, _ = GifImagePlugin.getheader(images[0].copy(), info={"loop": 0, "duration": duration_ms})
     for chunk in header:
         buf.write(chunk)
     for im in images:
@@ -142,15 +151,20 @@ def write_gif(frames: np.ndarray, path: str | os.PathLike, *, fps: float = 5.0) 
 
 #: Video suffixes (lower case) :func:`write_frames` writes with PyAV (the ``video`` extra), and
 #: the codecs tried for each, in order (the first one this FFmpeg build has is used).
-VIDEO_WRITE_CODECS: dict[str, tuple[str, ...]] = {".mp4": ("libx264", "mpeg4"), ".avi": ("mpeg4", "mjpeg"),
-                                                  ".webm": ("libvpx-vp9", "libvpx")}
+VIDEO_WRITE_CODECS: dict[str, tuple[str, ...]] = {
+    ".mp4": ("libx264", "mpeg4"),
+    ".avi": ("mpeg4", "mjpeg"),
+    ".webm": ("libvpx-vp9", "libvpx"),
+}
 
 #: The kinds of output :func:`write_frames` writes, for messages.
-OUTPUT_KINDS = ("an animated GIF (.gif), a video (.mp4, .avi, .webm; needs the video extra), a numpy "
-                "array (.npy), or a folder of PNGs (a path without a suffix, one ending in '/', or an "
-                "existing folder)")
+OUTPUT_KINDS = (
+    "an animated GIF (.gif), a video (.mp4, .avi, .webm; needs the video extra), a numpy "
+    "array (.npy), or a folder of PNGs (a path without a suffix, one ending in '/', or an "
+    "existing folder)"
+)
 
-_VIDEO_EXTRA = "pip install -e \".[video]\" in a stzoo checkout (or pip install av)"
+_VIDEO_EXTRA = 'pip install -e ".[video]" in a stzoo checkout (or pip install av)'
 
 #: File names of the frames :func:`write_frames` writes into a folder (``frame_000000.png``, ...).
 PNG_FRAME_NAME = "frame_{:06d}.png"
@@ -186,8 +200,10 @@ def output_kind(path: str | os.PathLike) -> str:
     if suffix in VIDEO_WRITE_CODECS:
         return "video"
     hint = " (for PNG frames, name a folder, e.g. 'out/')" if suffix in (".png", ".apng") else ""
-    raise InputError(f"cannot write '{_short_path(p)}': stzoo does not know what to write for the suffix "
-                     f"{p.suffix!r}{hint}; accepted: {OUTPUT_KINDS}")
+    raise InputError(
+        f"cannot write '{_short_path(p)}': stzoo does not know what to write for the suffix "
+        f"{p.suffix!r}{hint}; accepted: {OUTPUT_KINDS}"
+    )
 
 
 def _has_encoder(av: Any, name: str) -> bool:
@@ -204,15 +220,19 @@ def _video_codec(path: Path) -> tuple[Any, str]:
     try:
         import av
     except ImportError:
-        raise InputError(f"writing the video '{_short_path(path)}' needs PyAV, which is not installed: install "
-                         f"the video extra ({_VIDEO_EXTRA}), or write a .gif, a .npy or a folder of PNGs "
-                         f"instead") from None
+        raise InputError(
+            f"writing the video '{_short_path(path)}' needs PyAV, which is not installed: install "
+            f"the video extra ({_VIDEO_EXTRA}), or write a .gif, a .npy or a folder of PNGs "
+            f"instead"
+        ) from None
     names = VIDEO_WRITE_CODECS[path.suffix.lower()]
     for name in names:
         if _has_encoder(av, name):
             return av, name
-    raise InputError(f"cannot write '{_short_path(path)}': this FFmpeg build has none of the encoders "
-                     f"{', '.join(names)}; write another video kind, a .gif, a .npy or a folder of PNGs")
+    raise InputError(
+        f"cannot write '{_short_path(path)}': this FFmpeg build has none of the encoders "
+        f"{', '.join(names)}; write another video kind, a .gif, a .npy or a folder of PNGs"
+    )
 
 
 def _check_output_folder(p: Path) -> None:
@@ -220,14 +240,14 @@ def _check_output_folder(p: Path) -> None:
     if _is_dir(p):
         return
     if not _is_dir(p.parent):
-        raise InputError(f"cannot write the folder '{_short_path(p)}': its parent folder "
-                         f"'{_short_path(p.parent)}' does not exist")
+        raise InputError(
+            f"cannot write the folder '{_short_path(p)}': its parent folder '{_short_path(p.parent)}' does not exist"
+        )
     if os.path.lexists(p):
         raise InputError(f"cannot write the folder '{_short_path(p)}': a file of that name exists")
 
 
-def check_output_path(path: str | os.PathLike, *, height: int | None = None,
-                      width: int | None = None) -> str:
+def check_output_path(path: str | os.PathLike, *, height: int | None = None, width: int | None = None) -> str:
     """Check that :func:`write_frames` can write ``path`` before any work is done; return its kind.
 
     Checks the kind (:func:`output_kind`), that the folder it goes into exists, that a file
@@ -247,9 +267,11 @@ def check_output_path(path: str | os.PathLike, *, height: int | None = None,
     if kind == "video":
         _video_codec(p)
         if (height is not None and height % 2) or (width is not None and width % 2):
-            raise InputError(f"cannot write '{_short_path(p)}': video frames need an even height and width "
-                             f"(yuv420p), got {height}×{width}; write a .gif, a .npy or a folder of PNGs "
-                             f"instead, or crop the frames to an even size")
+            raise InputError(
+                f"cannot write '{_short_path(p)}': video frames need an even height and width "
+                f"(yuv420p), got {height}×{width}; write a .gif, a .npy or a folder of PNGs "
+                f"instead, or crop the frames to an even size"
+            )
     return kind
 
 
@@ -275,8 +297,10 @@ def to_thwc(frames: Any, layout: str, *, channels: int | None = None) -> np.ndar
         raise InputError(f"layout {lay!r} needs a {len(lay)}-D input, got {_describe(a)}")
     if "B" in lay:
         if a.shape[0] != 1:
-            raise InputError(f"{_describe(a)} holds {a.shape[0]} sequences (layout {lay}); one sequence can be "
-                             f"written as images or video: write a .npy, or pass one sequence")
+            raise InputError(
+                f"{_describe(a)} holds {a.shape[0]} sequences (layout {lay}); one sequence can be "
+                f"written as images or video: write a .npy, or pass one sequence"
+            )
         a, lay = a[0], lay[1:]
     if "C" not in lay:
         a, lay = a[..., None], lay + "C"
@@ -314,8 +338,9 @@ def write_video(frames: Any, path: str | os.PathLike, *, fps: float = 5.0) -> Pa
         raise InputError(f"fps must be a positive finite number, got {fps}")
     p = _as_path(path)
     if p.suffix.lower() not in VIDEO_WRITE_CODECS:
-        raise InputError(f"cannot write '{_short_path(p)}' as a video: expected a name ending in "
-                         f"{', '.join(VIDEO_WRITE_CODECS)}")
+        raise InputError(
+            f"cannot write '{_short_path(p)}' as a video: expected a name ending in {', '.join(VIDEO_WRITE_CODECS)}"
+        )
     h, w = data.shape[1:3]
     check_output_path(p, height=h, width=w)
     av, codec = _video_codec(p)
@@ -354,12 +379,17 @@ def write_png_folder(frames: Any, folder: str | os.PathLike) -> Path:
     _check_output_folder(p)
     names = [PNG_FRAME_NAME.format(i) for i in range(len(data))]
     if _is_dir(p):
-        others = sorted(f.name for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES
-                        and not f.name.startswith(".") and f.name not in set(names))
+        others = sorted(
+            f.name
+            for f in p.iterdir()
+            if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") and f.name not in set(names)
+        )
         if others:
-            raise InputError(f"folder '{_short_path(p)}' already holds {len(others)} other image file(s) (e.g. "
-                             f"'{others[0]}') that would mix with the forecast when the folder is read back; "
-                             f"write into an empty or new folder")
+            raise InputError(
+                f"folder '{_short_path(p)}' already holds {len(others)} other image file(s) (e.g. "
+                f"'{others[0]}') that would mix with the forecast when the folder is read back; "
+                f"write into an empty or new folder"
+            )
     try:
         p.mkdir(exist_ok=True)
         for name, f in zip(names, data):

@@ -16,9 +16,10 @@ import copy
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,9 +28,15 @@ from torch import Tensor, nn
 from stzoo.errors import InputError, StzooError
 from stzoo.interfaces import PredictorLike
 
-
-__all__ = ["export_onnx", "OnnxExport", "MissingDependencyError", "EXPORTERS", "INPUT_NAME", "OUTPUT_NAME",
-           "DEFAULT_ATOL"]
+__all__ = [
+    "export_onnx",
+    "OnnxExport",
+    "MissingDependencyError",
+    "EXPORTERS",
+    "INPUT_NAME",
+    "OUTPUT_NAME",
+    "DEFAULT_ATOL",
+]
 
 #: Accepted values of ``exporter=``: torch's ``torch.export``-based exporter (torch's default since
 #: 2.9, needs onnxscript) or the older TorchScript tracer (deprecated by torch, kept as a fallback).
@@ -82,7 +89,8 @@ def _require(module: str, purpose: str) -> Any:
     except ImportError as exc:
         raise MissingDependencyError(
             f"{purpose} needs the '{module}' package, which is not installed; install the ONNX extra: "
-            f"pip install -e \".[onnx]\" from a checkout (onnx, onnxruntime, onnxscript)") from exc
+            f'pip install -e ".[onnx]" from a checkout (onnx, onnxruntime, onnxscript)'
+        ) from exc
 
 
 class _NativeLengths(nn.Module):
@@ -114,27 +122,54 @@ def _quiet_exporter() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _run_export(wrapper: nn.Module, example: Tensor, path: Path, *, dynamic_batch: bool, opset: int | None,
-                exporter: str) -> None:
+def _run_export(
+    wrapper: nn.Module, example: Tensor, path: Path, *, dynamic_batch: bool, opset: int | None, exporter: str
+) -> None:
     io_names = dict(input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
     with _quiet_exporter(), torch.no_grad():
         if exporter == "dynamo":
             dynamic = ({0: torch.export.Dim("batch", min=1)},) if dynamic_batch else None
-            torch.onnx.export(wrapper, (example,), str(path), **io_names, dynamic_shapes=dynamic,
-                              opset_version=opset, dynamo=True, external_data=False, verbose=False)
+            torch.onnx.export(
+                wrapper,
+                (example,),
+                str(path),
+                **io_names,
+                dynamic_shapes=dynamic,
+                opset_version=opset,
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
         else:
             axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
-            torch.onnx.export(wrapper, (example,), str(path), **io_names, dynamic_axes=axes,
-                              opset_version=opset or _TORCHSCRIPT_OPSET, dynamo=False)
+            torch.onnx.export(
+                wrapper,
+                (example,),
+                str(path),
+                **io_names,
+                dynamic_axes=axes,
+                opset_version=opset or _TORCHSCRIPT_OPSET,
+                dynamo=False,
+            )
 
 
 def _shape_of(value_info: Any) -> tuple[int | str, ...]:
     return tuple(d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim)
 
 
-def export_onnx(predictor: PredictorLike, path: str | os.PathLike, *, batch: int = 1, dynamic_batch: bool = True,
-                height: int | None = None, width: int | None = None, opset: int | None = None,
-                exporter: str = "dynamo", verify: bool = True, atol: float = DEFAULT_ATOL) -> OnnxExport:
+def export_onnx(
+    predictor: PredictorLike,
+    path: str | os.PathLike,
+    *,
+    batch: int = 1,
+    dynamic_batch: bool = True,
+    height: int | None = None,
+    width: int | None = None,
+    opset: int | None = None,
+    exporter: str = "dynamo",
+    verify: bool = True,
+    atol: float = DEFAULT_ATOL,
+) -> OnnxExport:
     """Write ``predictor``'s model as an ONNX file: frames_in frames in, frames_out frames out.
 
     The model is exported as a float32 copy on the CPU (whatever the Predictor's device and dtype;
@@ -208,20 +243,34 @@ def export_onnx(predictor: PredictorLike, path: str | os.PathLike, *, batch: int
         except StzooError:
             raise
         except Exception as exc:  # the exporters raise many kinds; keep the cause attached
-            raise StzooError(f"ONNX export ({exporter}) of {predictor.name or type(predictor.model).__name__} "
-                             f"failed: {type(exc).__name__}: {exc}") from exc
+            raise StzooError(
+                f"ONNX export ({exporter}) of {predictor.name or type(predictor.model).__name__} "
+                f"failed: {type(exc).__name__}: {exc}"
+            ) from exc
         proto = onnx.load(str(tmp))
-        meta = {"stzoo_name": predictor.name or "", "architecture": str(getattr(model, "arch", "")),
-                "frames_in": str(spec.frames_in), "frames_out": str(spec.frames_out), "channels": str(spec.channels),
-                "height": str(h), "width": str(w), "layout": "BTCHW",
-                "value_range": f"{spec.value_range[0]},{spec.value_range[1]}",
-                "output": "raw model output (not clipped to the value range)"}
+        meta = {
+            "stzoo_name": predictor.name or "",
+            "architecture": str(getattr(model, "arch", "")),
+            "frames_in": str(spec.frames_in),
+            "frames_out": str(spec.frames_out),
+            "channels": str(spec.channels),
+            "height": str(h),
+            "width": str(w),
+            "layout": "BTCHW",
+            "value_range": f"{spec.value_range[0]},{spec.value_range[1]}",
+            "output": "raw model output (not clipped to the value range)",
+        }
         onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **meta})
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
         opset_used = max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
-        result = OnnxExport(path=path, opset=int(opset_used), exporter=exporter,
-                            input_shape=_shape_of(proto.graph.input[0]), output_shape=_shape_of(proto.graph.output[0]))
+        result = OnnxExport(
+            path=path,
+            opset=int(opset_used),
+            exporter=exporter,
+            input_shape=_shape_of(proto.graph.input[0]),
+            output_shape=_shape_of(proto.graph.output[0]),
+        )
         if ort is not None:
             result = _verify(ort, tmp, wrapper, result, example, batch, dynamic_batch, atol)
         os.replace(tmp, path)
@@ -230,8 +279,16 @@ def export_onnx(predictor: PredictorLike, path: str | os.PathLike, *, batch: int
     return result
 
 
-def _verify(ort: Any, file: Path, wrapper: nn.Module, result: OnnxExport, example: Tensor, batch: int,
-            dynamic_batch: bool, atol: float) -> OnnxExport:
+def _verify(
+    ort: Any,
+    file: Path,
+    wrapper: nn.Module,
+    result: OnnxExport,
+    example: Tensor,
+    batch: int,
+    dynamic_batch: bool,
+    atol: float,
+) -> OnnxExport:
     """Compare onnxruntime (CPU) with the torch model; raise if they differ by more than ``atol``."""
     session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
     batches = (batch, batch + 1) if dynamic_batch else (batch,)
@@ -246,6 +303,8 @@ def _verify(ort: Any, file: Path, wrapper: nn.Module, result: OnnxExport, exampl
             raise StzooError(f"the exported ONNX graph gives shape {got.shape} for batch {b}, torch {expected.shape}")
         worst = max(worst, float(np.max(np.abs(got - expected))))
     if not worst <= atol:
-        raise StzooError(f"the exported ONNX graph differs from the torch model by max |Δ| = {worst:.3g} "
-                         f"(allowed atol={atol:g}); the file was not written")
+        raise StzooError(
+            f"the exported ONNX graph differs from the torch model by max |Δ| = {worst:.3g} "
+            f"(allowed atol={atol:g}); the file was not written"
+        )
     return OnnxExport(**{**result.__dict__, "max_abs_diff": worst, "checked_batches": batches})

@@ -43,9 +43,9 @@ from stzoo.frames import (
     infer_frame_layout,
     prepare_frames,
 )
+from stzoo.inference.predictor import Predictor, check_count, check_horizon, check_output_size
 from stzoo.metrics import frame_metrics, frame_mse, frame_psnr
 from stzoo.models.base import eval_mode
-from stzoo.inference.predictor import Predictor, check_count, check_horizon, check_output_size
 
 __all__ = ["CONTEXTS", "Forecaster"]
 
@@ -109,12 +109,20 @@ class Forecaster:
             ``max_horizon``), unknown ``context``, or ``"stream"`` for a model that is not recurrent.
     """
 
-    def __init__(self, predictor: Predictor, horizon: int | None = None, *, context: str | None = None,
-                 min_frames: int | None = None, max_horizon: int | None = None,
-                 max_output_bytes: int | None = None):
+    def __init__(
+        self,
+        predictor: Predictor,
+        horizon: int | None = None,
+        *,
+        context: str | None = None,
+        min_frames: int | None = None,
+        max_horizon: int | None = None,
+        max_output_bytes: int | None = None,
+    ):
         if not isinstance(predictor, Predictor):
-            raise InputTypeError(f"Forecaster needs a stzoo Predictor (e.g. stzoo.load(name)), got "
-                                 f"{type(predictor).__name__}")
+            raise InputTypeError(
+                f"Forecaster needs a stzoo Predictor (e.g. stzoo.load(name)), got {type(predictor).__name__}"
+            )
         self.predictor = predictor
         if max_horizon is not None:
             check_count(max_horizon, "max_horizon", "max_horizon=20000")
@@ -122,25 +130,30 @@ class Forecaster:
             check_count(max_output_bytes, "max_output_bytes", "max_output_bytes=2**32")
         self.max_horizon, self.max_output_bytes = max_horizon, max_output_bytes
         what = "horizon" if horizon is not None else "horizon (the default, spec.frames_out)"
-        self.horizon = check_horizon(predictor.spec.frames_out if horizon is None else horizon,
-                                     max_horizon=max_horizon, what=what)
+        self.horizon = check_horizon(
+            predictor.spec.frames_out if horizon is None else horizon, max_horizon=max_horizon, what=what
+        )
         recurrent = predictor.recurrent
         if context is None:
             context = "stream" if recurrent else "window"
         if context not in CONTEXTS:
             raise InputError(f"context must be one of {', '.join(map(repr, CONTEXTS))}, got {context!r}")
         if context == "stream" and not recurrent:
-            raise InputError(f"context='stream' carries a recurrent hidden state, but "
-                             f"{predictor.name or type(predictor.model).__name__} is not recurrent; "
-                             f"use context='window' (it recomputes the last {predictor.spec.frames_in} frames)")
+            raise InputError(
+                f"context='stream' carries a recurrent hidden state, but "
+                f"{predictor.name or type(predictor.model).__name__} is not recurrent; "
+                f"use context='window' (it recomputes the last {predictor.spec.frames_in} frames)"
+            )
         self.context = context
         floor = predictor.min_frames
         self.min_frames = floor if min_frames is None else _positive_int(min_frames, "min_frames")
         if self.min_frames < floor:
             raise InputError(f"min_frames must be at least {floor} for this model, got {self.min_frames}")
         if context == "window" and self.min_frames > predictor.spec.frames_in:
-            raise InputError(f"with context='window' only the last {predictor.spec.frames_in} frames are kept, "
-                             f"so min_frames can be at most {predictor.spec.frames_in}, got {self.min_frames}")
+            raise InputError(
+                f"with context='window' only the last {predictor.spec.frames_in} frames are kept, "
+                f"so min_frames can be at most {predictor.spec.frames_in}, got {self.min_frames}"
+            )
         self.reset()
 
     # ------------------------------------------------------------------------------------------
@@ -157,9 +170,11 @@ class Forecaster:
         self.frames_seen = 0
 
     def __repr__(self) -> str:
-        return (f"Forecaster({self.predictor.name or type(self.predictor.model).__name__}, "
-                f"horizon={self.horizon}, context={self.context!r}, frames_seen={self.frames_seen}, "
-                f"frames_needed={self.frames_needed})")
+        return (
+            f"Forecaster({self.predictor.name or type(self.predictor.model).__name__}, "
+            f"horizon={self.horizon}, context={self.context!r}, frames_seen={self.frames_seen}, "
+            f"frames_needed={self.frames_needed})"
+        )
 
     @property
     def frames_needed(self) -> int:
@@ -187,21 +202,30 @@ class Forecaster:
             x, fmt = prepare_frames([frame], channels=channels, layout=layout)
             return x, fmt, "THWC"
         if not isinstance(frame, (np.ndarray, Tensor)):
-            raise InputTypeError(f"push takes one frame as a numpy array, torch tensor or PIL image, got "
-                                 f"{type(frame).__name__}")
+            raise InputTypeError(
+                f"push takes one frame as a numpy array, torch tensor or PIL image, got {type(frame).__name__}"
+            )
         if frame.ndim not in (2, 3):
-            raise InputError(f"push takes one frame (H×W, H×W×C or C×H×W), got an array of shape "
-                             f"{tuple(frame.shape)}; to start from a clip, push its frames one by one")
+            raise InputError(
+                f"push takes one frame (H×W, H×W×C or C×H×W), got an array of shape "
+                f"{tuple(frame.shape)}; to start from a clip, push its frames one by one"
+            )
         if layout is None:
             # decided on the frame itself: a sequence of one frame could be read as a batch (BTHW)
             frame_layout = infer_frame_layout(tuple(frame.shape), channels)
             if frame_layout is None:
-                alpha = (" (RGBA? stzoo does not drop alpha from arrays: pass frame[..., :3], which a grey "
-                         "model reads converted to grey)" if frame.shape[-1] == 4 else "")
+                alpha = (
+                    " (RGBA? stzoo does not drop alpha from arrays: pass frame[..., :3], which a grey "
+                    "model reads converted to grey)"
+                    if frame.shape[-1] == 4
+                    else ""
+                )
                 takes = " or ".join(str(k) for k in (channels,) + convertible_channels(channels))
-                raise InputError(f"a frame of shape {tuple(frame.shape)} does not fit a {channels}-channel model: "
-                                 f"expected H×W, H×W×C or C×H×W with C = {takes} (a clip: push its frames one by "
-                                 f"one){alpha}")
+                raise InputError(
+                    f"a frame of shape {tuple(frame.shape)} does not fit a {channels}-channel model: "
+                    f"expected H×W, H×W×C or C×H×W with C = {takes} (a clip: push its frames one by "
+                    f"one){alpha}"
+                )
             layout = "T" + frame_layout
         x, fmt = prepare_frames(frame[None], channels=channels, layout=layout)
         return x, fmt, layout
@@ -232,8 +256,10 @@ class Forecaster:
             # the architecture's own size rules (e.g. divisible by the patch size), as in predict
             self.predictor.check_input(x.expand(-1, self.predictor.min_frames, -1, -1, -1))
         elif shape != self._frame_shape:
-            raise InputError(f"frame {self.frames_seen} has C×H×W = {shape}, but the earlier frames of this "
-                             f"stream have {self._frame_shape}; call reset() to start a stream of another size")
+            raise InputError(
+                f"frame {self.frames_seen} has C×H×W = {shape}, but the earlier frames of this "
+                f"stream have {self._frame_shape}; call reset() to start a stream of another size"
+            )
         x = x[:, 0].to(self.predictor.device, self.predictor.dtype)  # 1×C×H×W
         if self.context == "stream":
             model = self.predictor.model
@@ -249,8 +275,9 @@ class Forecaster:
         self._cache = None
 
     @torch.no_grad()
-    def _forecast_tensor(self, horizon: int, max_horizon: int | None = None,
-                         max_output_bytes: int | None = None) -> Tensor:
+    def _forecast_tensor(
+        self, horizon: int, max_horizon: int | None = None, max_output_bytes: int | None = None
+    ) -> Tensor:
         """The forecast as a 1×horizon×C×H×W float tensor on the model's device."""
         if self._cache is not None and self._cache[:2] == (self.frames_seen, horizon):
             return self._cache[2]
@@ -264,13 +291,18 @@ class Forecaster:
                     outputs.append(pred)
                 y = torch.stack(outputs, dim=1)
             else:
-                y = self.predictor.forecast_tensor(torch.stack(list(self._window), dim=1), horizon,
-                                                   max_horizon=max_horizon, max_output_bytes=max_output_bytes)
+                y = self.predictor.forecast_tensor(
+                    torch.stack(list(self._window), dim=1),
+                    horizon,
+                    max_horizon=max_horizon,
+                    max_output_bytes=max_output_bytes,
+                )
         self._cache = (self.frames_seen, horizon, y)
         return y
 
-    def forecast(self, horizon: int | None = None, *, max_horizon: int | None = None,
-                 max_output_bytes: int | None = None) -> Any:
+    def forecast(
+        self, horizon: int | None = None, *, max_horizon: int | None = None, max_output_bytes: int | None = None
+    ) -> Any:
         """The next ``horizon`` frames after the frames pushed so far.
 
         Does not change the stream: calling it again without a push returns the same forecast
@@ -299,16 +331,22 @@ class Forecaster:
         max_output_bytes = self.max_output_bytes if max_output_bytes is None else max_output_bytes
         horizon = check_horizon(self.horizon if horizon is None else horizon, max_horizon=max_horizon)
         if not self.ready:
-            raise InputError(f"not enough frames to forecast yet: {self.frames_seen} pushed, "
-                             f"{self.min_frames} needed; push {self.frames_needed} more "
-                             f"(check Forecaster.ready / frames_needed before forecast())")
+            raise InputError(
+                f"not enough frames to forecast yet: {self.frames_seen} pushed, "
+                f"{self.min_frames} needed; push {self.frames_needed} more "
+                f"(check Forecaster.ready / frames_needed before forecast())"
+            )
         assert self._fmt is not None and self._frame_shape is not None
         # checked here (not only in forecast_tensor) so that a cached forecast obeys the limits too
         if self.context == "stream":  # one model.step per frame
             check_output_size(1, horizon, *self._frame_shape, max_output_bytes=max_output_bytes)
         else:
-            self.predictor.check_forecast((1, len(self._window)) + self._frame_shape, horizon,
-                                          max_horizon=max_horizon, max_output_bytes=max_output_bytes)
+            self.predictor.check_forecast(
+                (1, len(self._window)) + self._frame_shape,
+                horizon,
+                max_horizon=max_horizon,
+                max_output_bytes=max_output_bytes,
+            )
         return self._fmt.restore(self._forecast_tensor(horizon, max_horizon, max_output_bytes).float())
 
     def compare(self, observed: Any, *, layout: str | None = None) -> dict[str, float]:
@@ -340,18 +378,26 @@ class Forecaster:
                 :meth:`forecast`.
         """
         if not self.ready:
-            raise InputError(f"nothing to compare yet: {self.frames_seen} frame(s) pushed, {self.min_frames} needed "
-                             f"before the first forecast; push {self.frames_needed} more")
+            raise InputError(
+                f"nothing to compare yet: {self.frames_seen} frame(s) pushed, {self.min_frames} needed "
+                f"before the first forecast; push {self.frames_needed} more"
+            )
         assert self._frame_shape is not None
-        if layout is None and isinstance(observed, (np.ndarray, Tensor)) and self._seq_layout is not None \
-                and observed.ndim == len(self._seq_layout):
+        if (
+            layout is None
+            and isinstance(observed, (np.ndarray, Tensor))
+            and self._seq_layout is not None
+            and observed.ndim == len(self._seq_layout)
+        ):
             layout = self._seq_layout  # the pushed frames' layout, not a guess from the shape
         target, _ = prepare_frames(observed, channels=self.predictor.spec.channels, layout=layout)
         if target.shape[0] != 1:
             raise InputError(f"compare takes the observed frames of this one stream, got {target.shape[0]} sequences")
         if tuple(target.shape[2:]) != self._frame_shape:
-            raise InputError(f"the observed frames have C×H×W = {tuple(target.shape[2:])} (in the model's channels), "
-                             f"but the pushed frames have {self._frame_shape}")
+            raise InputError(
+                f"the observed frames have C×H×W = {tuple(target.shape[2:])} (in the model's channels), "
+                f"but the pushed frames have {self._frame_shape}"
+            )
         n = int(target.shape[1])
         horizon = max(n, self.horizon)  # the cached forecast when it is long enough
         max_horizon, max_output_bytes = self.max_horizon, self.max_output_bytes
@@ -359,15 +405,23 @@ class Forecaster:
         if self.context == "stream":
             check_output_size(1, horizon, *self._frame_shape, max_output_bytes=max_output_bytes)
         else:
-            self.predictor.check_forecast((1, len(self._window)) + self._frame_shape, horizon,
-                                          max_horizon=max_horizon, max_output_bytes=max_output_bytes)
+            self.predictor.check_forecast(
+                (1, len(self._window)) + self._frame_shape,
+                horizon,
+                max_horizon=max_horizon,
+                max_output_bytes=max_output_bytes,
+            )
         pred = self._forecast_tensor(horizon, max_horizon, max_output_bytes)[:, :n].float().cpu()
         target = target.float().cpu()
         try:
             values = frame_metrics(pred, target)
         except InputError:  # frames smaller than the SSIM window
-            values = {"mse": frame_mse(pred, target), "mae": (pred.clamp(0, 1) - target).abs().flatten(2).sum(-1),
-                      "ssim": torch.full_like(frame_mse(pred, target), float("nan")), "psnr": frame_psnr(pred, target)}
+            values = {
+                "mse": frame_mse(pred, target),
+                "mae": (pred.clamp(0, 1) - target).abs().flatten(2).sum(-1),
+                "ssim": torch.full_like(frame_mse(pred, target), float("nan")),
+                "psnr": frame_psnr(pred, target),
+            }
         out = {k: float(v.double().mean()) for k, v in values.items()}
         out["frames"] = n
         return out

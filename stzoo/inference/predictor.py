@@ -17,13 +17,19 @@ from torch import Tensor, nn
 
 from stzoo.errors import InputError
 from stzoo.frames import LAYOUTS, FramesWarning, OutputFormat, peek_shape, prepare_frames
-from stzoo.zoo.entry import InputSpec, ZooEntry
 from stzoo.models.base import ARCHITECTURES, check_frames, eval_mode
+from stzoo.zoo.entry import InputSpec, ZooEntry
 
 __all__ = ["Predictor"]
 
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
-           "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
 
 
 def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
@@ -48,17 +54,20 @@ def check_batch_size(batch_size: Any) -> int:
 
     from stzoo.errors import InputTypeError
 
-    if isinstance(batch_size, bool) or getattr(batch_size, "dtype", None) == bool:
-        raise InputTypeError(f"batch_size must be a positive integer (sequences per forward pass), got "
-                             f"{batch_size!r}")
+    if isinstance(batch_size, bool) or getattr(batch_size, "dtype", None) == bool:  # noqa: E721 (numpy's dtype('bool') == bool)
+        raise InputTypeError(f"batch_size must be a positive integer (sequences per forward pass), got {batch_size!r}")
     try:
         n = operator.index(batch_size)  # int, numpy integers, 0-d integer tensors; not floats or strings
     except TypeError:
-        raise InputTypeError(f"batch_size must be a positive integer (sequences per forward pass), got "
-                             f"{type(batch_size).__name__} {str(batch_size)[:50]!r}") from None
+        raise InputTypeError(
+            f"batch_size must be a positive integer (sequences per forward pass), got "
+            f"{type(batch_size).__name__} {str(batch_size)[:50]!r}"
+        ) from None
     if n < 1:
-        raise InputError(f"batch_size must be a positive integer (sequences per forward pass), got {n}: "
-                         "use 1 or more, e.g. batch_size=16")
+        raise InputError(
+            f"batch_size must be a positive integer (sequences per forward pass), got {n}: "
+            "use 1 or more, e.g. batch_size=16"
+        )
     return int(n)
 
 
@@ -76,22 +85,32 @@ def parse_device(device: Any) -> torch.device:
     if device is None:
         return torch.device("cpu")
     if isinstance(device, bool) or not isinstance(device, (str, torch.device, int)):
-        raise InputTypeError(f"device must be a string such as 'cpu' or 'cuda', a torch.device or a CUDA "
-                             f"index, got {type(device).__name__}")
+        raise InputTypeError(
+            f"device must be a string such as 'cpu' or 'cuda', a torch.device or a CUDA "
+            f"index, got {type(device).__name__}"
+        )
     try:
         dev = device if isinstance(device, torch.device) else torch.device(device)
     except (RuntimeError, ValueError, TypeError) as exc:
-        raise InputError(f"device {str(device)[:80]!r} is not a device torch knows ({str(exc).splitlines()[0][:200]}); "
-                         "use e.g. 'cpu', 'cuda' or 'cuda:0'") from None
+        raise InputError(
+            f"device {str(device)[:80]!r} is not a device torch knows ({str(exc).splitlines()[0][:200]}); "
+            "use e.g. 'cpu', 'cuda' or 'cuda:0'"
+        ) from None
     if dev.type == "meta":
-        raise InputError("device 'meta' holds no data: a model moved there loses its weights and cannot "
-                         "predict. Use device='cpu' or 'cuda'")
+        raise InputError(
+            "device 'meta' holds no data: a model moved there loses its weights and cannot "
+            "predict. Use device='cpu' or 'cuda'"
+        )
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {str(dev)!r} asked for, but CUDA is not available here (torch "
-                         f"{torch.__version__}, CUDA build: {torch.version.cuda or 'no'}). Use device='cpu'.")
+        raise InputError(
+            f"device {str(dev)!r} asked for, but CUDA is not available here (torch "
+            f"{torch.__version__}, CUDA build: {torch.version.cuda or 'no'}). Use device='cpu'."
+        )
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise InputError(f"device {str(dev)!r} asked for, but this machine has {torch.cuda.device_count()} "
-                         "CUDA device(s): use an index below that, or 'cuda'")
+        raise InputError(
+            f"device {str(dev)!r} asked for, but this machine has {torch.cuda.device_count()} "
+            "CUDA device(s): use an index below that, or 'cuda'"
+        )
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise InputError(f"device {str(dev)!r} asked for, but MPS is not available here. Use device='cpu'.")
     return dev
@@ -107,7 +126,7 @@ MAX_HORIZON: int = 10_000
 #: makes ``frames_out`` frames per pass). Peak memory is a few times this (the rolled-out chunks, their
 #: concatenation and the conversion back to the input's dtype). Pass ``max_output_bytes=`` to those
 #: calls, or raise this constant, for bigger forecasts.
-MAX_OUTPUT_BYTES: int = 2 ** 31
+MAX_OUTPUT_BYTES: int = 2**31
 
 
 def _show(value: Any) -> str:
@@ -130,8 +149,10 @@ def check_count(value: Any, what: str, example: str | None = None) -> int:
     example = example or f"{what.split()[0]}=10"
 
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise InputError(f"{what} must be a positive integer (an int or numpy integer), got "
-                         f"{_show(value)} of type {type(value).__name__}; pass e.g. {example}")
+        raise InputError(
+            f"{what} must be a positive integer (an int or numpy integer), got "
+            f"{_show(value)} of type {type(value).__name__}; pass e.g. {example}"
+        )
     n = int(value)
     if n < 1:
         raise InputError(f"{what} must be a positive integer, got {_show(n)}; pass e.g. {example}")
@@ -151,14 +172,17 @@ def check_horizon(horizon: Any, *, max_horizon: Any = None, what: str = "horizon
     limit = MAX_HORIZON if max_horizon is None else check_count(max_horizon, "max_horizon", "max_horizon=20000")
     n = check_count(horizon, what)
     if n > limit:
-        raise InputError(f"{what}={_show(n)} is longer than the {limit} frames stzoo forecasts at most "
-                         f"(stzoo.inference.predictor.MAX_HORIZON); ask for fewer frames, or pass max_horizon= (or "
-                         f"raise stzoo.inference.predictor.MAX_HORIZON) if you really want a rollout that long")
+        raise InputError(
+            f"{what}={_show(n)} is longer than the {limit} frames stzoo forecasts at most "
+            f"(stzoo.inference.predictor.MAX_HORIZON); ask for fewer frames, or pass max_horizon= (or "
+            f"raise stzoo.inference.predictor.MAX_HORIZON) if you really want a rollout that long"
+        )
     return n
 
 
-def check_output_size(batch: int, frames: int, channels: int, height: int, width: int, *,
-                      max_output_bytes: Any = None) -> None:
+def check_output_size(
+    batch: int, frames: int, channels: int, height: int, width: int, *, max_output_bytes: Any = None
+) -> None:
     """Refuse a forecast of ``batch·frames·channels·height·width`` float32 values above
     ``max_output_bytes`` (default :data:`MAX_OUTPUT_BYTES`, read at call time). Pure arithmetic:
     nothing is allocated.
@@ -166,17 +190,22 @@ def check_output_size(batch: int, frames: int, channels: int, height: int, width
     Raises:
         InputError: the forecast would be bigger, or ``max_output_bytes`` is not a positive integer.
     """
-    limit = (MAX_OUTPUT_BYTES if max_output_bytes is None
-             else check_count(max_output_bytes, "max_output_bytes", "max_output_bytes=2**32"))
+    limit = (
+        MAX_OUTPUT_BYTES
+        if max_output_bytes is None
+        else check_count(max_output_bytes, "max_output_bytes", "max_output_bytes=2**32")
+    )
     size = 4 * int(batch) * int(frames) * int(channels) * int(height) * int(width)
     if size > limit:
         gib = f"{size / 2**30:.3g} GiB" if size.bit_length() < 1000 else "far too much memory"
-        raise InputError(f"a forecast of {_show(frames)} frames (horizon) for {batch} sequence(s) of "
-                         f"{channels}×{height}×{width} would take {gib} as float32 (B·frames·C·H·W·4 = "
-                         f"{_show(size)} bytes), more than the limit of {_show(limit)} bytes "
-                         f"(stzoo.inference.predictor.MAX_OUTPUT_BYTES); ask for a shorter horizon, fewer sequences "
-                         f"or smaller frames, or pass max_output_bytes= (or raise "
-                         f"stzoo.inference.predictor.MAX_OUTPUT_BYTES) to allow it")
+        raise InputError(
+            f"a forecast of {_show(frames)} frames (horizon) for {batch} sequence(s) of "
+            f"{channels}×{height}×{width} would take {gib} as float32 (B·frames·C·H·W·4 = "
+            f"{_show(size)} bytes), more than the limit of {_show(limit)} bytes "
+            f"(stzoo.inference.predictor.MAX_OUTPUT_BYTES); ask for a shorter horizon, fewer sequences "
+            f"or smaller frames, or pass max_output_bytes= (or raise "
+            f"stzoo.inference.predictor.MAX_OUTPUT_BYTES) to allow it"
+        )
 
 
 def _user_stacklevel() -> int:
@@ -198,8 +227,10 @@ def _layout_note(fmt: OutputFormat) -> str:
     if not fmt.layout_inferred or fmt.source_shape is None:
         return ""
     shape = "×".join(str(s) for s in fmt.source_shape)
-    return (f" (the input of shape {shape} was read as layout {fmt.layout}, inferred from its shape; if that "
-            f"is not its layout, pass layout=, one of {', '.join(LAYOUTS)})")
+    return (
+        f" (the input of shape {shape} was read as layout {fmt.layout}, inferred from its shape; if that "
+        f"is not its layout, pass layout=, one of {', '.join(LAYOUTS)})"
+    )
 
 
 class Predictor:
@@ -219,8 +250,16 @@ class Predictor:
             on CPU.
     """
 
-    def __init__(self, model: nn.Module, spec: InputSpec, *, name: str | None = None,
-                 entry: ZooEntry | None = None, batch_size: int = 16, cuda_graphs: bool | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        spec: InputSpec,
+        *,
+        name: str | None = None,
+        entry: ZooEntry | None = None,
+        batch_size: int = 16,
+        cuda_graphs: bool | None = None,
+    ):
         self.model = model.eval()
         self.spec = spec
         self.name = name
@@ -271,20 +310,28 @@ class Predictor:
             self._graphed = None
         return self
 
-    def derive(self, model: nn.Module, spec: InputSpec | None = None, *, entry: ZooEntry | None = None,
-               name: str | None = None) -> Predictor:
+    def derive(
+        self, model: nn.Module, spec: InputSpec | None = None, *, entry: ZooEntry | None = None, name: str | None = None
+    ) -> Predictor:
         """A new Predictor of the same kind for ``model`` (e.g. an adapted or fine-tuned copy), keeping
         this one's batch size and CUDA-graph setting. Code that builds Predictors from a given one
         (adapt, finetune) calls this instead of importing the class, so it never imports inference code."""
-        return type(self)(model, spec or self.spec, name=self.name if name is None else name,
-                          entry=self.entry if entry is None else entry, batch_size=self.batch_size,
-                          cuda_graphs=self.cuda_graphs)
+        return type(self)(
+            model,
+            spec or self.spec,
+            name=self.name if name is None else name,
+            entry=self.entry if entry is None else entry,
+            batch_size=self.batch_size,
+            cuda_graphs=self.cuda_graphs,
+        )
 
     def __repr__(self) -> str:
         p = next(self.model.parameters())
-        return (f"Predictor({self.name or type(self.model).__name__}: {self.spec.frames_in} → "
-                f"{self.spec.frames_out} frames, {self.spec.channels} channel(s), device={p.device}, "
-                f"dtype={p.dtype}, impl={self.impl})")
+        return (
+            f"Predictor({self.name or type(self.model).__name__}: {self.spec.frames_in} → "
+            f"{self.spec.frames_out} frames, {self.spec.channels} channel(s), device={p.device}, "
+            f"dtype={p.dtype}, impl={self.impl})"
+        )
 
     @property
     def device(self) -> torch.device:
@@ -311,8 +358,10 @@ class Predictor:
         """
         if isinstance(device, torch.dtype) or (isinstance(device, str) and device in _DTYPES):
             if dtype is not None:
-                raise InputError(f"to() got two dtypes, {device!r} and {dtype!r}; pass a device and a dtype, "
-                                 f"e.g. p.to('cuda', 'bfloat16')")
+                raise InputError(
+                    f"to() got two dtypes, {device!r} and {dtype!r}; pass a device and a dtype, "
+                    f"e.g. p.to('cuda', 'bfloat16')"
+                )
             device, dtype = None, device
         kwargs: dict[str, Any] = {}
         if device is not None:
@@ -354,17 +403,21 @@ class Predictor:
             return
         who = self.name or "this model"
         if conversion == "RGB → grey":
-            message = (f"{who} takes grey frames: the RGB frames were converted to their luminance "
-                       f"0.299·R + 0.587·G + 0.114·B (ITU-R BT.601, as Pillow's 'L'), and the grey forecast "
-                       f"comes back repeated into R, G and B, in the input's layout. For a colour forecast, "
-                       f"adapt the model to RGB and fine-tune it: stzoo finetune NAME --data VIDEOS --channels 3 "
-                       f"(Python: stzoo.training.adapt.adapt(p, channels=3), then p.finetune(videos)). Shown once.")
+            message = (
+                f"{who} takes grey frames: the RGB frames were converted to their luminance "
+                f"0.299·R + 0.587·G + 0.114·B (ITU-R BT.601, as Pillow's 'L'), and the grey forecast "
+                f"comes back repeated into R, G and B, in the input's layout. For a colour forecast, "
+                f"adapt the model to RGB and fine-tune it: stzoo finetune NAME --data VIDEOS --channels 3 "
+                f"(Python: stzoo.training.adapt.adapt(p, channels=3), then p.finetune(videos)). Shown once."
+            )
         else:
-            message = (f"{who} takes RGB frames: the grey frames were repeated into R, G and B, and the RGB "
-                       f"forecast comes back as its luminance 0.299·R + 0.587·G + 0.114·B, in the input's "
-                       f"layout. For a grey model, adapt it and fine-tune: stzoo finetune NAME --data VIDEOS "
-                       f"--channels 1 (Python: stzoo.training.adapt.adapt(p, channels=1), then p.finetune(videos)). "
-                       f"Shown once.")
+            message = (
+                f"{who} takes RGB frames: the grey frames were repeated into R, G and B, and the RGB "
+                f"forecast comes back as its luminance 0.299·R + 0.587·G + 0.114·B, in the input's "
+                f"layout. For a grey model, adapt it and fine-tune: stzoo finetune NAME --data VIDEOS "
+                f"--channels 1 (Python: stzoo.training.adapt.adapt(p, channels=1), then p.finetune(videos)). "
+                f"Shown once."
+            )
         self.warn_once(("channels", conversion), message)
 
     @property
@@ -396,9 +449,11 @@ class Predictor:
         _, t, _, h, w = x.shape
         who = self.name or "this model"
         if t < self.min_frames:
-            raise InputError(f"{who} needs at least {self.min_frames} input frames, "
-                             f"got {t} (input shape B×T×C×H×W = {tuple(x.shape)})")
-        reads = x[:, -self.spec.frames_in:] if not self.recurrent else x[:, :1]
+            raise InputError(
+                f"{who} needs at least {self.min_frames} input frames, "
+                f"got {t} (input shape B×T×C×H×W = {tuple(x.shape)})"
+            )
+        reads = x[:, -self.spec.frames_in :] if not self.recurrent else x[:, :1]
         ref = self.reference_model
         arch = ARCHITECTURES.get(getattr(ref, "arch", None))
         if arch is not None and getattr(ref, "config", None) is not None:
@@ -413,13 +468,15 @@ class Predictor:
             except InputError as exc:
                 raise InputError(f"{self.name or (arch.name if arch else type(ref).__name__)}: {exc}") from None
         if (h, w) != (self.spec.height, self.spec.width):
-            self.warn_once(("size", h, w),
-                           f"{who} was trained on {self.spec.height}×{self.spec.width} frames; its architecture "
-                           f"runs at {h}×{w} too, but that is outside what the weights were trained on, so "
-                           f"expect worse forecasts (they are not measured there). Resize the frames to "
-                           f"{self.spec.height}×{self.spec.width}, or fine-tune at {h}×{w}: stzoo finetune NAME "
-                           f"--data VIDEOS (it trains at the videos' own size by default). Shown once per size.")
-        return x[:, -self.spec.frames_in:]
+            self.warn_once(
+                ("size", h, w),
+                f"{who} was trained on {self.spec.height}×{self.spec.width} frames; its architecture "
+                f"runs at {h}×{w} too, but that is outside what the weights were trained on, so "
+                f"expect worse forecasts (they are not measured there). Resize the frames to "
+                f"{self.spec.height}×{self.spec.width}, or fine-tune at {h}×{w}: stzoo finetune NAME "
+                f"--data VIDEOS (it trains at the videos' own size by default). Shown once per size.",
+            )
+        return x[:, -self.spec.frames_in :]
 
     def _runner(self, x: Tensor) -> Any:
         """``self.model``, or on CUDA (with :attr:`cuda_graphs`) a CUDA-graph replayer of it."""
@@ -432,8 +489,15 @@ class Predictor:
             self._graphed = GraphedCall(self.model)
         return self._graphed
 
-    def check_forecast(self, shape: tuple[int, ...], horizon: Any, *, max_horizon: Any = None,
-                       max_output_bytes: Any = None, what: str = "horizon") -> int:
+    def check_forecast(
+        self,
+        shape: tuple[int, ...],
+        horizon: Any,
+        *,
+        max_horizon: Any = None,
+        max_output_bytes: Any = None,
+        what: str = "horizon",
+    ) -> int:
         """Check that a forecast of ``horizon`` frames for B×T×C×H×W input of ``shape`` stays within
         the limits (:data:`MAX_HORIZON`, :data:`MAX_OUTPUT_BYTES`, or the ``max_*`` arguments); return
         the horizon as an int. Pure arithmetic, nothing is allocated. For TAU the frames counted are
@@ -449,15 +513,18 @@ class Predictor:
             per_pass = max(1, int(getattr(self.model, "frames_out", 0) or self.spec.frames_out))
             frames = -(-n // per_pass) * per_pass
         if len(shape) != 5:
-            raise InputError(f"expected the shape of a B×T×C×H×W input, got {tuple(shape)}; convert frames "
-                             f"with stzoo.frames.prepare.prepare_frames (or use predict, which does)")
+            raise InputError(
+                f"expected the shape of a B×T×C×H×W input, got {tuple(shape)}; convert frames "
+                f"with stzoo.frames.prepare.prepare_frames (or use predict, which does)"
+            )
         b, _, c, h, w = shape
         check_output_size(b, frames, c, h, w, max_output_bytes=max_output_bytes)
         return n
 
     @torch.no_grad()
-    def forecast_tensor(self, x: Tensor, horizon: int, *, max_horizon: int | None = None,
-                        max_output_bytes: int | None = None) -> Tensor:
+    def forecast_tensor(
+        self, x: Tensor, horizon: int, *, max_horizon: int | None = None, max_output_bytes: int | None = None
+    ) -> Tensor:
         """The tensor core of :meth:`predict`: ``x`` (B×T×C×H×W, already checked with
         :meth:`check_input`, on the model's device and dtype, values in [0, 1]) → the next
         ``horizon`` frames, B×horizon×C×H×W, in the model's dtype.
@@ -469,8 +536,9 @@ class Predictor:
 
         ``horizon``, ``max_horizon`` and ``max_output_bytes`` are checked first, as in :meth:`predict`
         (see :meth:`check_forecast`): a forecast above the limits is refused before anything runs."""
-        horizon = self.check_forecast(tuple(x.shape), horizon, max_horizon=max_horizon,
-                                      max_output_bytes=max_output_bytes)
+        horizon = self.check_forecast(
+            tuple(x.shape), horizon, max_horizon=max_horizon, max_output_bytes=max_output_bytes
+        )
         run = self._runner(x)
         if self.recurrent:
             return run(x, horizon)
@@ -478,16 +546,25 @@ class Predictor:
         while made < horizon:  # TAU paper §4.4: feed predictions back in
             y = run(window)
             if y.ndim != 5 or y.shape[1] < 1:  # a model that makes no frames would loop forever
-                raise InputError(f"the model returned {tuple(y.shape)} for a window of {tuple(window.shape)}: "
-                                 f"no frames to roll out from; expected B×T×C×H×W with T ≥ 1")
+                raise InputError(
+                    f"the model returned {tuple(y.shape)} for a window of {tuple(window.shape)}: "
+                    f"no frames to roll out from; expected B×T×C×H×W with T ≥ 1"
+                )
             outputs.append(y)
             made += y.shape[1]
-            window = torch.cat([window, y], dim=1)[:, -self.spec.frames_in:]
+            window = torch.cat([window, y], dim=1)[:, -self.spec.frames_in :]
         return torch.cat(outputs, dim=1)[:, :horizon]
 
     @torch.no_grad()
-    def predict(self, frames: Any, horizon: int | None = None, *, layout: str | None = None,
-                max_horizon: int | None = None, max_output_bytes: int | None = None) -> Any:
+    def predict(
+        self,
+        frames: Any,
+        horizon: int | None = None,
+        *,
+        layout: str | None = None,
+        max_horizon: int | None = None,
+        max_output_bytes: int | None = None,
+    ) -> Any:
         """Forecast the frames that follow ``frames``.
 
         Args:
@@ -529,50 +606,76 @@ class Predictor:
         horizon = check_horizon(horizon, max_horizon=max_horizon, what=what)  # before reading frames
         shape = peek_shape(frames, channels=self.spec.channels, layout=layout)
         if shape is not None:  # arrays and tensors: the forecast size is known before converting them
-            self.check_forecast(shape, horizon, max_horizon=max_horizon, max_output_bytes=max_output_bytes,
-                                what=what)
+            self.check_forecast(shape, horizon, max_horizon=max_horizon, max_output_bytes=max_output_bytes, what=what)
         x, fmt = prepare_frames(frames, channels=self.spec.channels, layout=layout)
         try:
             x = self.check_input(x)
         except InputError as exc:
             raise InputError(f"{exc}{_layout_note(fmt)}") from None
         self.warn_conversion(fmt)
-        self.check_forecast(tuple(x.shape), horizon, max_horizon=max_horizon,
-                            max_output_bytes=max_output_bytes, what=what)
+        self.check_forecast(
+            tuple(x.shape), horizon, max_horizon=max_horizon, max_output_bytes=max_output_bytes, what=what
+        )
         chunks = []
         with eval_mode(self.model):
             for start in range(0, x.shape[0], self.batch_size):
-                xb = x[start:start + self.batch_size].to(self.device, self.dtype)
-                chunks.append(self.forecast_tensor(xb, horizon, max_horizon=max_horizon,
-                                                   max_output_bytes=max_output_bytes).float().to(x.device))
+                xb = x[start : start + self.batch_size].to(self.device, self.dtype)
+                chunks.append(
+                    self.forecast_tensor(xb, horizon, max_horizon=max_horizon, max_output_bytes=max_output_bytes)
+                    .float()
+                    .to(x.device)
+                )
         return fmt.restore(torch.cat(chunks, dim=0))
 
     # ------------------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | os.PathLike, *, config: dict[str, Any] | None = None,
-                        name: str | None = None, repo_id: str | None = None, card: str | None = None) -> Path:
+    def save_pretrained(
+        self,
+        directory: str | os.PathLike,
+        *,
+        config: dict[str, Any] | None = None,
+        name: str | None = None,
+        repo_id: str | None = None,
+        card: str | None = None,
+    ) -> Path:
         """Write ``config.json``, ``model.safetensors`` and a ``README.md`` model card to ``directory``;
         ``stzoo.load(directory)`` loads it back. See :func:`stzoo.zoo.folder.save_pretrained`."""
         from stzoo.zoo.folder import save_pretrained
 
         return save_pretrained(self, directory, config=config, name=name, repo_id=repo_id, card=card)
 
-    def push_to_hub(self, repo_id: str, *, revision: str | None = None, commit_message: str | None = None,
-                    private: bool | None = None, token: str | None = None,
-                    config: dict[str, Any] | None = None, card: str | None = None) -> str:
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        revision: str | None = None,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        config: dict[str, Any] | None = None,
+        card: str | None = None,
+    ) -> str:
         """Upload this model in the ``save_pretrained`` layout to Hub repo ``repo_id`` (created if
         missing; token from ``token``, ``HF_TOKEN`` or ``hf auth login``; ``HF_ENDPOINT`` applies) and
         return the commit id. ``stzoo.load("hf-hub:" + repo_id)`` loads it back.
         See :func:`stzoo.zoo.upload.push_to_hub`."""
         from stzoo.zoo.upload import push_to_hub
 
-        return push_to_hub(self, repo_id, revision=revision, commit_message=commit_message, private=private,
-                           token=token, config=config, card=card)
+        return push_to_hub(
+            self,
+            repo_id,
+            revision=revision,
+            commit_message=commit_message,
+            private=private,
+            token=token,
+            config=config,
+            card=card,
+        )
 
-    def export_onnx(self, path: str | os.PathLike, *, batch: int = 1, dynamic_batch: bool = True,
-                    **kwargs: Any) -> Any:
+    def export_onnx(self, path: str | os.PathLike, *, batch: int = 1, dynamic_batch: bool = True, **kwargs: Any) -> Any:
         """Write the model as an ONNX file, frames_in frames in → frames_out frames out (recurrent
         models unrolled), verified against torch with onnxruntime; returns a
-        :class:`stzoo.inference.export.OnnxExport`. Needs ``pip install -e ".[onnx]"`` (from a checkout). Further keyword
+        :class:`stzoo.inference.export.OnnxExport`. Needs ``pip install -e ".[onnx]"`` (from a checkout).
+        Further keyword
         arguments (``height``, ``width``, ``opset``, ``exporter``, ``verify``, ``atol``) and the
         details are in :func:`stzoo.inference.export.export_onnx`."""
         from stzoo.inference.export import export_onnx

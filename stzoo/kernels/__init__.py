@@ -27,8 +27,19 @@ from stzoo.kernels.sa_convlstm import FusedSAConvLSTM
 from stzoo.kernels.tau import FusedTAU
 from stzoo.models.base import eval_mode
 
-__all__ = ["fuse", "is_fused", "FUSED", "IMPLS", "FusedTAU", "FusedConvLSTM", "FusedSAConvLSTM",
-           "FusedTrainingError", "resolve_impl", "register_fused", "discover"]
+__all__ = [
+    "fuse",
+    "is_fused",
+    "FUSED",
+    "IMPLS",
+    "FusedTAU",
+    "FusedConvLSTM",
+    "FusedSAConvLSTM",
+    "FusedTrainingError",
+    "resolve_impl",
+    "register_fused",
+    "discover",
+]
 
 
 def discover() -> list[str]:
@@ -75,8 +86,10 @@ def fuse(model: nn.Module) -> nn.Module:
         return model
     arch = getattr(model, "arch", None)
     if arch not in FUSED:
-        raise ConfigError(f"no fused implementation for architecture {arch!r} ({type(model).__name__}); "
-                          f"fused ones exist for {', '.join(sorted(FUSED))}. Use impl='reference'.")
+        raise ConfigError(
+            f"no fused implementation for architecture {arch!r} ({type(model).__name__}); "
+            f"fused ones exist for {', '.join(sorted(FUSED))}. Use impl='reference'."
+        )
     with eval_mode(model):
         dtype = next(model.parameters()).dtype
         if dtype in (torch.float16, torch.bfloat16):

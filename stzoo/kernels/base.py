@@ -65,7 +65,8 @@ class InferenceOnly(nn.Module):
         """Refused: fused weights are derived. Load into the reference model and fuse again."""
         raise FusedTrainingError(
             f"{type(self).__name__} cannot load a state dict: its weights are folded from a reference model. "
-            "Load the weights into the reference model and call stzoo.kernels.fuse(reference) again.")
+            "Load the weights into the reference model and call stzoo.kernels.fuse(reference) again."
+        )
 
     def _check_inference(self) -> None:
         if self.training and torch.is_grad_enabled():
@@ -73,4 +74,5 @@ class InferenceOnly(nn.Module):
                 f"{type(self).__name__} is an inference-only fused module (BatchNorm and layer scales are "
                 "folded into its weights and its kernels have no backward). Call .eval() and run it under "
                 "torch.no_grad(), or train the reference model (stzoo.load(..., impl='reference')) and "
-                "rebuild the fused one with stzoo.kernels.fuse(model).")
+                "rebuild the fused one with stzoo.kernels.fuse(model)."
+            )

@@ -55,8 +55,17 @@ def from_reference_recurrent(cls: type, ref: RecurrentNet, make_cell: Any) -> An
     ``make_cell(ref_cell)`` for every cell (shared by ConvLSTM and SA-ConvLSTM)."""
     obj = cls.__new__(cls)
     nn.Module.__init__(obj)
-    for attr in ("config", "frames_in", "frames_out", "channels", "height", "width", "patch_size", "num_layers",
-                 "num_hidden"):
+    for attr in (
+        "config",
+        "frames_in",
+        "frames_out",
+        "channels",
+        "height",
+        "width",
+        "patch_size",
+        "num_layers",
+        "num_hidden",
+    ):
         setattr(obj, attr, getattr(ref, attr))
     if hasattr(ref, "attn_dim"):
         obj.attn_dim = ref.attn_dim
@@ -83,6 +92,6 @@ class FusedConvLSTM(_FusedRecurrent):
     arch = "convlstm"
 
     @classmethod
-    def from_reference(cls, ref: RecurrentNet) -> "FusedConvLSTM":
+    def from_reference(cls, ref: RecurrentNet) -> FusedConvLSTM:
         """Merge ``ref``'s gate convolutions; the patch/readout modules are shared with ``ref``."""
         return from_reference_recurrent(cls, ref, lambda cell: FusedConvLSTMCell(cell))

@@ -15,8 +15,9 @@ be called on tensors that require grad (the fused modules that use them refuse t
 from __future__ import annotations
 
 import importlib
-from functools import lru_cache
-from typing import Any, Callable
+from collections.abc import Callable
+from functools import cache
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -59,7 +60,7 @@ def jiterator_available() -> bool:
     return True
 
 
-@lru_cache(maxsize=None)
+@cache
 def _jit(code: str, num_outputs: int) -> Callable[..., Any]:
     from torch.cuda.jiterator import _create_multi_output_jit_fn
 

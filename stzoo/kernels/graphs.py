@@ -14,7 +14,8 @@ shapes of their inputs (true for every stzoo model's inference path).
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -26,7 +27,7 @@ __all__ = ["GraphedCall"]
 
 
 class _Entry:
-    def __init__(self, graph: "torch.cuda.CUDAGraph", inputs: list[Tensor], output: Any):
+    def __init__(self, graph: torch.cuda.CUDAGraph, inputs: list[Tensor], output: Any):
         self.graph, self.inputs, self.output = graph, inputs, output
 
 
@@ -62,8 +63,7 @@ class GraphedCall:
 
     @staticmethod
     def _key(args: tuple) -> tuple:
-        return tuple((tuple(a.shape), a.dtype, str(a.device)) if isinstance(a, Tensor) else ("v", a)
-                     for a in args)
+        return tuple((tuple(a.shape), a.dtype, str(a.device)) if isinstance(a, Tensor) else ("v", a) for a in args)
 
     def _capture(self, args: tuple) -> _Entry:
         static = [a.clone() if isinstance(a, Tensor) else a for a in args]

@@ -86,8 +86,8 @@ class FusedSelfAttentionMemory(nn.Module):
             return self._attend_sdpa(h, m)
         ph = torch.baddbmm(self.b_h, self.w_h.expand(b, -1, -1), h.flatten(2))  # B×(2d+C)×N: Q, K_h, V_h'
         pm = torch.baddbmm(self.b_m, self.w_m.expand(b, -1, -1), m.flatten(2))  # B×(d+C)×N: K_m, V_m'
-        k = torch.cat([ph[:, d:2 * d], pm[:, :d]], dim=2)  # B×d×2N: keys of H, then of M
-        v = torch.cat([ph[:, 2 * d:], pm[:, d:]], dim=2)  # B×C×2N: values of H, then of M
+        k = torch.cat([ph[:, d : 2 * d], pm[:, :d]], dim=2)  # B×d×2N: keys of H, then of M
+        v = torch.cat([ph[:, 2 * d :], pm[:, d:]], dim=2)  # B×C×2N: values of H, then of M
         scores = torch.bmm(ph[:, :d].transpose(1, 2), k).view(b, n, 2, n)  # unscaled, as in the paper
         p = torch.softmax(scores, dim=-1).view(b, n, 2 * n)  # each half normalised on its own
         return torch.baddbmm(self.b_z, v, p.transpose(1, 2))  # Z_h' + Z_m' + b_z in one GEMM
@@ -133,6 +133,6 @@ class FusedSAConvLSTM(_FusedRecurrent):
     arch = "sa_convlstm"
 
     @classmethod
-    def from_reference(cls, ref: RecurrentNet) -> "FusedSAConvLSTM":
+    def from_reference(cls, ref: RecurrentNet) -> FusedSAConvLSTM:
         """Merge ``ref``'s projections and gate convolutions; patch/readout modules are shared."""
         return from_reference_recurrent(cls, ref, lambda cell: FusedSAConvLSTMCell(cell))

@@ -106,7 +106,8 @@ def depthwise3x3_gelu(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     if _FUSED_DW_GELU[0] and x.device.type == "cpu" and x.dtype == torch.float32 and not tracing():
         try:
             return torch.ops.mkldnn._convolution_pointwise(
-                x, weight, bias, [1, 1], [1, 1], [1, 1], c, "gelu", [], "none")
+                x, weight, bias, [1, 1], [1, 1], [1, 1], c, "gelu", [], "none"
+            )
         except (AttributeError, RuntimeError):
             _FUSED_DW_GELU[0] = False
     return F.gelu(F.conv2d(x, weight, bias, padding=1, groups=c))
@@ -192,8 +193,13 @@ class _FusedConvNormAct(nn.Module):
 
     def _conv(self, x: Tensor) -> Tensor:
         conv = self.conv
-        if (isinstance(conv, nn.Conv2d) and conv.in_channels == 1 and conv.stride == (1, 1) and x.device.type == "cpu"
-                and self.memory_format == torch.channels_last):
+        if (
+            isinstance(conv, nn.Conv2d)
+            and conv.in_channels == 1
+            and conv.stride == (1, 1)
+            and x.device.type == "cpu"
+            and self.memory_format == torch.channels_last
+        ):
             # A 1-channel input gives oneDNN a channels-first output that then needs a layout copy;
             # im2col (9 taps) + one GEMM writes the channels-last result directly.
             n, _, h, w = x.shape
@@ -207,8 +213,13 @@ class _FusedConvNormAct(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         y = self._conv(x)
-        y = F.group_norm(y.contiguous(memory_format=self.memory_format), self.norm.num_groups,
-                         self.norm.weight, self.norm.bias, self.norm.eps)
+        y = F.group_norm(
+            y.contiguous(memory_format=self.memory_format),
+            self.norm.num_groups,
+            self.norm.weight,
+            self.norm.bias,
+            self.norm.eps,
+        )
         return F.silu(y, inplace=True)
 
 
@@ -225,8 +236,17 @@ class FusedTAU(InferenceOnly):
 
     def __init__(self, ref: TAU):
         super().__init__()
-        for attr in ("config", "frames", "channels", "frames_in", "frames_out", "height", "width", "hid_S",
-                     "downsample"):
+        for attr in (
+            "config",
+            "frames",
+            "channels",
+            "frames_in",
+            "frames_out",
+            "height",
+            "width",
+            "hid_S",
+            "downsample",
+        ):
             setattr(self, attr, getattr(ref, attr))
         self.enc = nn.ModuleList(_FusedConvNormAct(layer) for layer in ref.encoder.layers)
         self.blocks = nn.ModuleList(FusedTAUBlock(block) for block in ref.translator.blocks)
@@ -236,7 +256,7 @@ class FusedTAU(InferenceOnly):
         self.train(ref.training)
 
     @classmethod
-    def from_reference(cls, ref: TAU) -> "FusedTAU":
+    def from_reference(cls, ref: TAU) -> FusedTAU:
         """Fold ``ref``'s current weights (and BatchNorm running statistics) into a fused module.
 
         The fused module shares the encoder/decoder conv and GroupNorm parameters with ``ref``; the

@@ -40,10 +40,28 @@ from stzoo.models.base import (
     register,
 )
 
-__all__ = ["ARCHITECTURES", "Architecture", "ModelConfig", "Recipe", "ChannelParam", "cfg_field", "register",
-           "get_architecture", "build_model", "make_config", "override_config", "full_config", "check_frames",
-           "count_parameters", "parameters_of", "eval_mode", "load_state_dict_strict", "MAX_PARAMETERS",
-           "model_modules", "discover"]
+__all__ = [
+    "ARCHITECTURES",
+    "Architecture",
+    "ModelConfig",
+    "Recipe",
+    "ChannelParam",
+    "cfg_field",
+    "register",
+    "get_architecture",
+    "build_model",
+    "make_config",
+    "override_config",
+    "full_config",
+    "check_frames",
+    "count_parameters",
+    "parameters_of",
+    "eval_mode",
+    "load_state_dict_strict",
+    "MAX_PARAMETERS",
+    "model_modules",
+    "discover",
+]
 
 
 def model_modules() -> list[str]:
@@ -76,8 +94,9 @@ def override_config(arch: str, config: dict[str, Any], overrides: dict[str, Any]
     return changed
 
 
-def build_model(arch: str, config: dict[str, Any] | ModelConfig | None = None, *,
-                max_parameters: int | None = MAX_PARAMETERS) -> nn.Module:
+def build_model(
+    arch: str, config: dict[str, Any] | ModelConfig | None = None, *, max_parameters: int | None = MAX_PARAMETERS
+) -> nn.Module:
     """Build architecture ``arch`` (e.g. ``"tau"``) from a config dict or config object.
 
     The config is checked field by field first, and the parameter count is taken on the meta device
@@ -89,9 +108,11 @@ def build_model(arch: str, config: dict[str, Any] | ModelConfig | None = None, *
     if max_parameters is not None:
         n = parameters_of(spec, cfg)
         if n > max_parameters:
-            raise ConfigError(f"{arch} with this config has {n:,} parameters, above the limit of "
-                              f"{max_parameters:,}; check the config, or pass max_parameters=None (or a "
-                              "larger number) to build_model if you mean it")
+            raise ConfigError(
+                f"{arch} with this config has {n:,} parameters, above the limit of "
+                f"{max_parameters:,}; check the config, or pass max_parameters=None (or a "
+                "larger number) to build_model if you mean it"
+            )
     return spec.model(cfg)
 
 

@@ -26,25 +26,40 @@ import dataclasses
 import math
 import numbers
 import typing
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from stzoo.errors import ConfigError, InputError, UnknownModelError
 
-__all__ = ["ModelConfig", "cfg_field", "Recipe", "ChannelParam", "Architecture", "ARCHITECTURES", "register",
-           "get_architecture", "check_frames", "MAX_PARAMETERS", "count_parameters", "parameters_of", "eval_mode",
-           "load_state_dict_strict"]
+__all__ = [
+    "ModelConfig",
+    "cfg_field",
+    "Recipe",
+    "ChannelParam",
+    "Architecture",
+    "ARCHITECTURES",
+    "register",
+    "get_architecture",
+    "check_frames",
+    "MAX_PARAMETERS",
+    "count_parameters",
+    "parameters_of",
+    "eval_mode",
+    "load_state_dict_strict",
+]
 
 #: A model whose parameter count exceeds this is refused by :func:`stzoo.models.build_model` unless the
 #: caller passes a larger ``max_parameters`` (4 GB of float32 weights; the paper-size zoo models are < 60 M).
 MAX_PARAMETERS = 1_000_000_000
 
 
-def cfg_field(default: Any, *, lo: float | None = None, hi: float | None = None,
-              choices: tuple[Any, ...] | None = None) -> Any:
+def cfg_field(
+    default: Any, *, lo: float | None = None, hi: float | None = None, choices: tuple[Any, ...] | None = None
+) -> Any:
     """A config field with its default and the values it accepts (``lo`` ≤ value ≤ ``hi``, or one of
     ``choices``). The checks run in :meth:`ModelConfig.validate`."""
     return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices})
@@ -64,7 +79,7 @@ class ModelConfig:
         self.validate()
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any] | None) -> ModelConfig:
         """Build and check a config from a JSON-like dict; unknown keys are an error."""
         if d is None:
             d = {}
@@ -75,15 +90,16 @@ class ModelConfig:
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(d) - set(names), key=str)
         if unknown:
-            raise ConfigError(f"{cls.arch or cls.__name__} does not take config key(s) {unknown}; "
-                              f"it takes {sorted(names)}")
+            raise ConfigError(
+                f"{cls.arch or cls.__name__} does not take config key(s) {unknown}; it takes {sorted(names)}"
+            )
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, as plain JSON values."""
         return dataclasses.asdict(self)
 
-    def replace(self, **changes: Any) -> "ModelConfig":
+    def replace(self, **changes: Any) -> ModelConfig:
         """A copy with ``changes`` applied (checked again)."""
         return dataclasses.replace(self, **changes)
 
@@ -95,13 +111,14 @@ class ModelConfig:
         for f in dataclasses.fields(self):
             v, kind = getattr(self, f.name), hints.get(f.name)
             if kind is bool:
-                if not isinstance(v, (bool,)) and not (hasattr(v, "dtype") and str(getattr(v, "dtype")) == "bool"):
+                if not isinstance(v, (bool,)) and not (hasattr(v, "dtype") and str(v.dtype) == "bool"):
                     raise ConfigError(f"{name} config {f.name!r} must be true or false, got {v!r}")
                 v = bool(v)
             elif kind is int:
                 if not _is_int(v):
-                    raise ConfigError(f"{name} config {f.name!r} must be a whole number, got {v!r} "
-                                      f"({type(v).__name__})")
+                    raise ConfigError(
+                        f"{name} config {f.name!r} must be a whole number, got {v!r} ({type(v).__name__})"
+                    )
                 v = int(v)
             elif kind is float:
                 if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
@@ -114,8 +131,11 @@ class ModelConfig:
             if choices is not None and v not in choices:
                 raise ConfigError(f"{name} config {f.name!r} must be one of {list(choices)}, got {v!r}")
             if (lo is not None and v < lo) or (hi is not None and v > hi):
-                bounds = f"between {lo} and {hi}" if lo is not None and hi is not None else (
-                    f">= {lo}" if lo is not None else f"<= {hi}")
+                bounds = (
+                    f"between {lo} and {hi}"
+                    if lo is not None and hi is not None
+                    else (f">= {lo}" if lo is not None else f"<= {hi}")
+                )
                 raise ConfigError(f"{name} config {f.name!r} must be {bounds}, got {v!r}")
 
 
@@ -126,9 +146,9 @@ class Recipe:
     lr: float = 1e-3
     batch_size: int = 16
     epochs: int = 200
-    epoch_size: int = 10000          # sequences per epoch (fresh ones every epoch)
-    loss: str = "mse"                # "mse" or "mse+ddr"
-    alpha: float = 0.1               # DDR weight
+    epoch_size: int = 10000  # sequences per epoch (fresh ones every epoch)
+    loss: str = "mse"  # "mse" or "mse+ddr"
+    alpha: float = 0.1  # DDR weight
     weight_decay: float = 0.0
     scheduled_sampling: float = 0.0  # fraction of training over which teacher forcing decays 1 → 0
     frames_in: int = 10
@@ -241,8 +261,7 @@ def get_architecture(name: Any) -> Architecture:
     return ARCHITECTURES[name]
 
 
-def check_frames(arch: Architecture, config: ModelConfig, shape: tuple[int, ...], *,
-                 what: str = "input") -> list[str]:
+def check_frames(arch: Architecture, config: ModelConfig, shape: tuple[int, ...], *, what: str = "input") -> list[str]:
     """Every rule of ``arch``'s input contract that a B×T×C×H×W ``shape`` breaks, one sentence each
     ([] when it fits). Generic: reads only the declaration."""
     if len(shape) != 5:
@@ -310,7 +329,9 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], sou
             parts.append(f"unexpected {len(unexpected)} key(s), e.g. {unexpected[:3]}")
         if wrong:
             k = wrong[0]
-            parts.append(f"{len(wrong)} shape mismatch(es), e.g. {k}: file {tuple(state[k].shape)} vs "
-                         f"model {tuple(own[k].shape)}")
+            parts.append(
+                f"{len(wrong)} shape mismatch(es), e.g. {k}: file {tuple(state[k].shape)} vs "
+                f"model {tuple(own[k].shape)}"
+            )
         raise InputError(f"weights in {source} do not fit the model: " + "; ".join(parts))
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})

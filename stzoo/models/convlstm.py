@@ -36,7 +36,7 @@ class ConvLSTMCell(nn.Module):
         self.conv_h = nn.Conv2d(c_hid, 4 * c_hid, filter_size, padding=pad, bias=False)
         with torch.no_grad():
             self.conv_x.bias.zero_()
-            self.conv_x.bias[c_hid:2 * c_hid].fill_(1.0)  # gate order i, f, g, o
+            self.conv_x.bias[c_hid : 2 * c_hid].fill_(1.0)  # gate order i, f, g, o
 
     def init_state(self, batch: int, h: int, w: int, like: Tensor) -> tuple[Tensor, Tensor]:
         z = like.new_zeros(batch, self.c_hid, h, w)
@@ -60,9 +60,22 @@ class ConvLSTM(RecurrentNet):
         return ConvLSTMCell(c_in, c_hid, filter_size)
 
 
-ARCHITECTURE = register(Architecture(
-    name="convlstm", model=ConvLSTM, config=ConvLSTMConfig, **recurrent_declaration("cells.0.conv_x.weight"),
-    tiny_config={"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 2, "num_hidden": 8,
-                 "patch_size": 4, "filter_size": 3},
-    description="ConvLSTM (Shi et al., NeurIPS 2015): stacked convolutional LSTM cells over patch grids",
-))
+ARCHITECTURE = register(
+    Architecture(
+        name="convlstm",
+        model=ConvLSTM,
+        config=ConvLSTMConfig,
+        **recurrent_declaration("cells.0.conv_x.weight"),
+        tiny_config={
+            "frames_in": 4,
+            "frames_out": 4,
+            "height": 16,
+            "width": 16,
+            "num_layers": 2,
+            "num_hidden": 8,
+            "patch_size": 4,
+            "filter_size": 3,
+        },
+        description="ConvLSTM (Shi et al., NeurIPS 2015): stacked convolutional LSTM cells over patch grids",
+    )
+)

@@ -74,8 +74,15 @@ from stzoo.errors import ConfigError, InputError
 from stzoo.models.base import Architecture, Recipe, cfg_field, check_frames, get_architecture, register
 from stzoo.models.recurrent import RecurrentConfig, RecurrentNet, recurrent_declaration
 
-__all__ = ["E3DLSTM", "E3DLSTMConfig", "EideticCell", "E3DLSTM_RECIPE", "e3dlstm_training_forward",
-           "TEMPORAL_KERNEL", "ARCHITECTURE"]
+__all__ = [
+    "E3DLSTM",
+    "E3DLSTMConfig",
+    "EideticCell",
+    "E3DLSTM_RECIPE",
+    "e3dlstm_training_forward",
+    "TEMPORAL_KERNEL",
+    "ARCHITECTURE",
+]
 
 #: depth of every 3-D kernel (OpenSTL's and the authors' ``(2, 5, 5)``; fixed there)
 TEMPORAL_KERNEL = 2
@@ -86,17 +93,19 @@ class E3DLSTMConfig(RecurrentConfig):
     """E3D-LSTM's settings. Defaults: OpenSTL's ``configs/mmnist/E3DLSTM.py`` (35,680,256 parameters here;
     OpenSTL's 51,347,456 less its dead ``conv_gm`` and forget rows, see the module docstring)."""
 
-    height: int = cfg_field(64, lo=1, hi=8192)        # the frame height it runs at (per-position LayerNorm)
-    width: int = cfg_field(64, lo=1, hi=8192)         # the frame width it runs at
-    num_hidden: int = cfg_field(128, lo=1, hi=2048)   # hidden channels N of every layer
-    window_length: int = cfg_field(2, lo=2, hi=16)    # frames the 3-D convs see per step (OpenSTL: 2, fixed)
+    height: int = cfg_field(64, lo=1, hi=8192)  # the frame height it runs at (per-position LayerNorm)
+    width: int = cfg_field(64, lo=1, hi=8192)  # the frame width it runs at
+    num_hidden: int = cfg_field(128, lo=1, hi=2048)  # hidden channels N of every layer
+    window_length: int = cfg_field(2, lo=2, hi=16)  # frames the 3-D convs see per step (OpenSTL: 2, fixed)
 
     def validate(self) -> None:
         super().validate()
         for key in ("height", "width"):
             if getattr(self, key) % self.patch_size:
-                raise ConfigError(f"E3D-LSTM's {key} must be a multiple of patch_size={self.patch_size} (its "
-                                  f"LayerNorm has one weight per patch), got {getattr(self, key)}")
+                raise ConfigError(
+                    f"E3D-LSTM's {key} must be a multiple of patch_size={self.patch_size} (its "
+                    f"LayerNorm has one weight per patch), got {getattr(self, key)}"
+                )
 
 
 def _depth_indices(d_in: int, d_out: int) -> list[int]:
@@ -113,14 +122,16 @@ class EideticCell(nn.Module):
         super().__init__()
         n, k = c_hid, filter_size
         self.c_hid = n
-        self.conv_x = nn.Conv3d(c_in, 6 * n, (TEMPORAL_KERNEL, k, k), padding=(0, k // 2, k // 2),
-                                bias=False)                         # i, g, r, o, i', g' from the input
-        self.conv_h = nn.Conv3d(n, 4 * n, (TEMPORAL_KERNEL, k, k), padding=(0, k // 2, k // 2),
-                                bias=False)                         # i, g, r, o from H_{t−1}
+        self.conv_x = nn.Conv3d(
+            c_in, 6 * n, (TEMPORAL_KERNEL, k, k), padding=(0, k // 2, k // 2), bias=False
+        )  # i, g, r, o, i', g' from the input
+        self.conv_h = nn.Conv3d(
+            n, 4 * n, (TEMPORAL_KERNEL, k, k), padding=(0, k // 2, k // 2), bias=False
+        )  # i, g, r, o from H_{t−1}
         self.conv_oc = nn.Conv3d(n, n, (TEMPORAL_KERNEL, k, k), padding=(0, k // 2, k // 2), bias=False)  # C_t → o
         self.conv_om = nn.Conv3d(n, n, (TEMPORAL_KERNEL, k, k), padding=(0, k // 2, k // 2), bias=False)  # M_t → o
-        self.conv_last = nn.Conv3d(2 * n, n, 1, bias=False)         # [C_t ; M_t] → H_t
-        self.norm_c = nn.LayerNorm([n, window, *grid])              # over N×w×h×w, per-position affine
+        self.conv_last = nn.Conv3d(2 * n, n, 1, bias=False)  # [C_t ; M_t] → H_t
+        self.norm_c = nn.LayerNorm([n, window, *grid])  # over N×w×h×w, per-position affine
 
     @staticmethod
     def _restore(y: Tensor, depth: int) -> Tensor:
@@ -137,20 +148,20 @@ class EideticCell(nn.Module):
         """softmax(Q Kᵀ) K with Q = r (B×N×w×h×w) and K = V = ``history`` (B×(N·m)×w×h×w), both read as
         tokens of N consecutive values of their flattened arrays (OpenSTL's ``_attn``)."""
         b, n = r.shape[:2]
-        q = r.reshape(b, -1, n)                                     # B×(w·h·w)×N
-        kv = history.reshape(b, -1, n)                              # B×(m·w·h·w)×N
-        attn = torch.softmax(q @ kv.transpose(1, 2), dim=-1)        # B×(w·h·w)×(m·w·h·w)
+        q = r.reshape(b, -1, n)  # B×(w·h·w)×N
+        kv = history.reshape(b, -1, n)  # B×(m·w·h·w)×N
+        attn = torch.softmax(q @ kv.transpose(1, 2), dim=-1)  # B×(w·h·w)×(m·w·h·w)
         return (attn @ kv).reshape(r.shape)
 
     def forward(self, x: Tensor, h: Tensor, c: Tensor, history: Tensor) -> tuple[Tensor, Tensor]:
         n, depth = self.c_hid, h.shape[2]
-        i_x, g_x, r_x, o_x, i2_x, g2_x = torch.split(self.conv_x(x), n, dim=1)    # each B×N×(w−1)×h×w
+        i_x, g_x, r_x, o_x, i2_x, g2_x = torch.split(self.conv_x(x), n, dim=1)  # each B×N×(w−1)×h×w
         i_h, g_h, r_h, o_h = torch.split(self.conv_h(h), n, dim=1)
         i = torch.sigmoid(i_x + i_h)
-        r = self._restore(torch.sigmoid(r_x + r_h), depth)                          # B×N×w×h×w
+        r = self._restore(torch.sigmoid(r_x + r_h), depth)  # B×N×w×h×w
         g = torch.tanh(g_x + g_h)
         c = self.norm_c(c + self.recall(r, history)) + self._restore(i * g, depth)
-        m = self._restore(torch.sigmoid(i2_x) * torch.tanh(g2_x), depth)          # the never-updated memory's M_t
+        m = self._restore(torch.sigmoid(i2_x) * torch.tanh(g2_x), depth)  # the never-updated memory's M_t
         o = torch.tanh(o_x + o_h + self.conv_oc(c) + self.conv_om(m))
         h = torch.tanh(self.conv_last(torch.cat([c, m], dim=1))) * self._restore(torch.sigmoid(o), depth)
         return h, c
@@ -173,10 +184,9 @@ class E3DLSTM(RecurrentNet):
         self.window = cfg.window_length
         self.grid = (cfg.height // cfg.patch_size, cfg.width // cfg.patch_size)
         super().__init__(cfg)
-        patch_ch = cfg.channels * cfg.patch_size ** 2
+        patch_ch = cfg.channels * cfg.patch_size**2
         # the top H (B×N×w×h×w) → the next frame's patches: a w×1×1 conv with stride w (depth w → 1)
-        self.readout = nn.Conv3d(cfg.num_hidden, patch_ch, (self.window, 1, 1), stride=(self.window, 1, 1),
-                                 bias=False)
+        self.readout = nn.Conv3d(cfg.num_hidden, patch_ch, (self.window, 1, 1), stride=(self.window, 1, 1), bias=False)
 
     def make_cell(self, c_in: int, c_hid: int, filter_size: int) -> nn.Module:
         return EideticCell(c_in, c_hid, filter_size, self.window, self.grid)
@@ -185,16 +195,18 @@ class E3DLSTM(RecurrentNet):
         """The recurrent nets' rules, plus: the frames must have the size this model was built for."""
         problems = check_frames(get_architecture(self), self.config, tuple(x.shape))
         if x.dim() == 5 and tuple(x.shape[-2:]) != (self.height, self.width):
-            problems.append(f"this E3D-LSTM runs at {self.height}×{self.width} only (its cell LayerNorms hold one "
-                            f"weight per cell of the {self.grid[0]}×{self.grid[1]} patch grid), got "
-                            f"{x.shape[-2]}×{x.shape[-1]}; resize the frames, or adapt the model to the new size "
-                            "(stzoo.training.adapt.adapt(p, height=..., width=...), which re-initialises those weights)")
+            problems.append(
+                f"this E3D-LSTM runs at {self.height}×{self.width} only (its cell LayerNorms hold one "
+                f"weight per cell of the {self.grid[0]}×{self.grid[1]} patch grid), got "
+                f"{x.shape[-2]}×{x.shape[-1]}; resize the frames, or adapt the model to the new size "
+                "(stzoo.training.adapt.adapt(p, height=..., width=...), which re-initialises those weights)"
+            )
         if problems:
             raise InputError("; ".join(problems))
 
     def init_states(self, batch: int, h: int, w: int, like: Tensor) -> tuple[tuple[Tensor, ...], list[Any]]:
         """Zero states for an ``h``×``w`` patch grid: the frame window and (H, C, history) per layer."""
-        frame = like.new_zeros(batch, self.channels * self.patch_size ** 2, h, w)
+        frame = like.new_zeros(batch, self.channels * self.patch_size**2, h, w)
         z = like.new_zeros(batch, self.num_hidden, self.window, h, w)
         return (frame,) * (self.window - 1), [(z, z, None) for _ in range(self.num_layers)]
 
@@ -202,32 +214,33 @@ class E3DLSTM(RecurrentNet):
         """One time step: read ``frame`` (B×C×H×W), return the predicted next frame and the states."""
         window, layers = states
         frames = (*window, self._encode(frame))
-        inp = torch.stack(frames, dim=2)                            # B×P×w×h×w, the oldest frame first
+        inp = torch.stack(frames, dim=2)  # B×P×w×h×w, the oldest frame first
         new_layers = []
         for cell, (h, c, past) in zip(self.cells, layers):
             history = c if past is None else torch.cat([past, c], dim=1)  # [0, C_0, …, C_{t−1}]
             h, c = cell(inp, h, c, history)
             new_layers.append((h, c, history))
             inp = h
-        pred = self.unpatchify(self.readout(inp)[:, :, 0])          # B×C×H×W
+        pred = self.unpatchify(self.readout(inp)[:, :, 0])  # B×C×H×W
         return pred, (frames[1:], new_layers)
 
 
-def e3dlstm_training_forward(model: nn.Module, recipe: Recipe, seq: Tensor, progress: float
-                             ) -> tuple[Tensor, Tensor, Tensor]:
+def e3dlstm_training_forward(
+    model: nn.Module, recipe: Recipe, seq: Tensor, progress: float
+) -> tuple[Tensor, Tensor, Tensor]:
     """OpenSTL's E3D-LSTM training step on a B×(T_in+T_out)×C×H×W batch: every one-step prediction
     (frames 1 … T_in+T_out−1) with scheduled sampling — each predicted-part input is the ground truth
     with probability η = max(0, 1 − progress / ``recipe.scheduled_sampling``), else the model's own
     prediction — and its target; the extra term is the L1 loss (OpenSTL's model loss is MSE + L1; the
     training code adds the recipe's MSE). ``model`` may be wrapped (DistributedDataParallel)."""
     t_in, t_out = recipe.frames_in, recipe.frames_out
-    x, y = seq[:, :t_in], seq[:, t_in:t_in + t_out]
+    x, y = seq[:, :t_in], seq[:, t_in : t_in + t_out]
     mask = None
     if recipe.scheduled_sampling > 0 and t_out > 1:
         eta = max(0.0, 1.0 - progress / recipe.scheduled_sampling)
         mask = torch.bernoulli(torch.full((seq.shape[0], t_out - 1), eta, device=seq.device))
     pred = model(x, t_out, target=y, teacher_mask=mask, return_context=True)
-    target = seq[:, 1:t_in + t_out]
+    target = seq[:, 1 : t_in + t_out]
     return pred, target, F.l1_loss(pred.float(), target.float())
 
 
@@ -235,16 +248,29 @@ def e3dlstm_training_forward(model: nn.Module, recipe: Recipe, seq: Tensor, prog
 #: 1e-4 with a OneCycle schedule, batch 16, 200 epochs of 10,000 sequences (125,000 steps), no gradient
 #: clipping; loss MSE + L1 over every one-step prediction; scheduled sampling with η falling linearly from 1
 #: by 2e-5 per step to 0 at step 50,000 = 0.4 of the run.
-E3DLSTM_RECIPE = Recipe(lr=1e-4, batch_size=16, epochs=200, epoch_size=10000, loss="mse", scheduled_sampling=0.4,
-                        grad_clip=0.0)
+E3DLSTM_RECIPE = Recipe(
+    lr=1e-4, batch_size=16, epochs=200, epoch_size=10000, loss="mse", scheduled_sampling=0.4, grad_clip=0.0
+)
 
-ARCHITECTURE = register(Architecture(
-    name="e3dlstm", model=E3DLSTM, config=E3DLSTMConfig,
-    **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": E3DLSTM_RECIPE},
-    resolution_params=lambda cfg: [f"cells.{i}.norm_c." for i in range(cfg.num_layers)],
-    tiny_config={"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 2, "num_hidden": 8,
-                 "patch_size": 4, "filter_size": 3},
-    description="E3D-LSTM (Wang et al., ICLR 2019): 3-D conv LSTM cells over a window of frames with an eidetic "
-                "memory recalled by self-attention",
-    training_forward=e3dlstm_training_forward,
-))
+ARCHITECTURE = register(
+    Architecture(
+        name="e3dlstm",
+        model=E3DLSTM,
+        config=E3DLSTMConfig,
+        **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": E3DLSTM_RECIPE},
+        resolution_params=lambda cfg: [f"cells.{i}.norm_c." for i in range(cfg.num_layers)],
+        tiny_config={
+            "frames_in": 4,
+            "frames_out": 4,
+            "height": 16,
+            "width": 16,
+            "num_layers": 2,
+            "num_hidden": 8,
+            "patch_size": 4,
+            "filter_size": 3,
+        },
+        description="E3D-LSTM (Wang et al., ICLR 2019): 3-D conv LSTM cells over a window of frames with an eidetic "
+        "memory recalled by self-attention",
+        training_forward=e3dlstm_training_forward,
+    )
+)

@@ -61,8 +61,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stzoo.errors import ConfigError, InputError
-from stzoo.models.base import (Architecture, ChannelParam, ModelConfig, Recipe, cfg_field, check_frames,
-                               get_architecture, register)
+from stzoo.models.base import (
+    Architecture,
+    ChannelParam,
+    ModelConfig,
+    Recipe,
+    cfg_field,
+    check_frames,
+    get_architecture,
+    register,
+)
 from stzoo.models.recurrent import RecurrentNet
 
 __all__ = ["MAU", "MAUConfig", "MAUCell", "MAU_RECIPE", "ARCHITECTURE"]
@@ -72,18 +80,18 @@ __all__ = ["MAU", "MAUConfig", "MAUCell", "MAU_RECIPE", "ARCHITECTURE"]
 class MAUConfig(ModelConfig):
     """MAU's settings. Defaults: OpenSTL's ``configs/mmnist/MAU.py`` (4,475,329 parameters)."""
 
-    frames_in: int = cfg_field(10, lo=1, hi=1000)     # frames read by default (any T runs)
-    frames_out: int = cfg_field(10, lo=1, hi=1000)    # frames predicted by default (any horizon runs)
-    channels: int = cfg_field(1, lo=1, hi=64)         # colour channels of a frame
-    height: int = cfg_field(64, lo=1, hi=8192)        # the frame height it runs at (LayerNorm weights per position)
-    width: int = cfg_field(64, lo=1, hi=8192)         # the frame width it runs at
-    num_layers: int = cfg_field(4, lo=1, hi=32)       # stacked MAU cells
-    num_hidden: int = cfg_field(64, lo=1, hi=2048)    # channels of T and S in every cell (and of the encoder)
-    filter_size: int = cfg_field(5, lo=1, hi=15)      # kernel of the cells' convolutions (odd)
+    frames_in: int = cfg_field(10, lo=1, hi=1000)  # frames read by default (any T runs)
+    frames_out: int = cfg_field(10, lo=1, hi=1000)  # frames predicted by default (any horizon runs)
+    channels: int = cfg_field(1, lo=1, hi=64)  # colour channels of a frame
+    height: int = cfg_field(64, lo=1, hi=8192)  # the frame height it runs at (LayerNorm weights per position)
+    width: int = cfg_field(64, lo=1, hi=8192)  # the frame width it runs at
+    num_layers: int = cfg_field(4, lo=1, hi=32)  # stacked MAU cells
+    num_hidden: int = cfg_field(64, lo=1, hi=2048)  # channels of T and S in every cell (and of the encoder)
+    filter_size: int = cfg_field(5, lo=1, hi=15)  # kernel of the cells' convolutions (odd)
     sr_size: int = cfg_field(4, choices=(1, 2, 4, 8, 16, 32))  # the encoder downsamples frames by this
-    tau: int = cfg_field(5, lo=1, hi=64)              # τ: past steps the attention looks back on
+    tau: int = cfg_field(5, lo=1, hi=64)  # τ: past steps the attention looks back on
     cell_mode: str = cfg_field("normal", choices=("normal", "residual"))  # 'residual' adds S_t to S's output
-    model_mode: str = cfg_field("normal", choices=("normal", "recall"))   # 'recall': encoder skips into the decoder
+    model_mode: str = cfg_field("normal", choices=("normal", "recall"))  # 'recall': encoder skips into the decoder
 
     def validate(self) -> None:
         super().validate()
@@ -91,8 +99,10 @@ class MAUConfig(ModelConfig):
             raise ConfigError(f"filter_size must be odd so the states keep their size, got {self.filter_size}")
         for key in ("height", "width"):
             if getattr(self, key) % self.sr_size:
-                raise ConfigError(f"MAU's {key} must be a multiple of sr_size={self.sr_size} (the encoder "
-                                  f"downsamples by it), got {getattr(self, key)}")
+                raise ConfigError(
+                    f"MAU's {key} must be a multiple of sr_size={self.sr_size} (the encoder "
+                    f"downsamples by it), got {getattr(self, key)}"
+                )
 
 
 class MAUCell(nn.Module):
@@ -103,13 +113,13 @@ class MAUCell(nn.Module):
         n, k = c_hid, filter_size
         self.c_hid, self.residual = n, residual
         self.scale = 1.0 / math.sqrt(n * grid[0] * grid[1])  # 1/√d of the attention scores
-        self.conv_t = nn.Conv2d(n, 3 * n, k, padding=k // 2)           # T_fusion → t_g, t_t, t_s
+        self.conv_t = nn.Conv2d(n, 3 * n, k, padding=k // 2)  # T_fusion → t_g, t_t, t_s
         self.norm_t = nn.LayerNorm([3 * n, *grid])
-        self.conv_t_next = nn.Conv2d(n, n, k, padding=k // 2)          # T_{t−1} → t' (the fusion gate)
+        self.conv_t_next = nn.Conv2d(n, n, k, padding=k // 2)  # T_{t−1} → t' (the fusion gate)
         self.norm_t_next = nn.LayerNorm([n, *grid])
-        self.conv_s = nn.Conv2d(n, 3 * n, k, padding=k // 2)           # S_t → s_g, s_t, s_s
+        self.conv_s = nn.Conv2d(n, 3 * n, k, padding=k // 2)  # S_t → s_g, s_t, s_s
         self.norm_s = nn.LayerNorm([3 * n, *grid])
-        self.conv_s_next = nn.Conv2d(n, n, k, padding=k // 2)          # S_t → s' (the attention query)
+        self.conv_s_next = nn.Conv2d(n, n, k, padding=k // 2)  # S_t → s' (the attention query)
         self.norm_s_next = nn.LayerNorm([n, *grid])
 
     def forward(self, t: Tensor, s: Tensor, t_att: Tensor, s_att: Tensor) -> tuple[Tensor, Tensor]:
@@ -117,9 +127,9 @@ class MAUCell(nn.Module):
         n = self.c_hid
         s_next = self.norm_s_next(self.conv_s_next(s))
         t_next = self.norm_t_next(self.conv_t_next(t))
-        scores = (s_att * s_next).sum(dim=(2, 3, 4)) * self.scale           # τ×B
-        alpha = torch.softmax(scores, dim=0)[:, :, None, None, None]         # τ×B×1×1×1
-        trend = (t_att * alpha).sum(dim=0)                                   # B×N×h×w
+        scores = (s_att * s_next).sum(dim=(2, 3, 4)) * self.scale  # τ×B
+        alpha = torch.softmax(scores, dim=0)[:, :, None, None, None]  # τ×B×1×1×1
+        trend = (t_att * alpha).sum(dim=0)  # B×N×h×w
         u = torch.sigmoid(t_next)
         fusion = t * u + (1 - u) * trend
         t_g, t_t, t_s = torch.split(self.norm_t(self.conv_t(fusion)), n, dim=1)
@@ -151,23 +161,28 @@ class MAU(RecurrentNet):
         self.grid = (cfg.height // cfg.sr_size, cfg.width // cfg.sr_size)
         n, n_down = cfg.num_hidden, int(math.log2(cfg.sr_size))
         # encoder: 1×1 conv, then n_down stride-2 3×3 convs (each + LeakyReLU(0.2)): B×C×H×W → B×N×h×w
-        self.encoder = nn.ModuleList([nn.Conv2d(cfg.channels, n, 1)] +
-                                     [nn.Conv2d(n, n, 3, stride=2, padding=1) for _ in range(n_down)])
-        self.cells = nn.ModuleList(MAUCell(n, cfg.filter_size, self.grid, cfg.cell_mode == "residual")
-                                   for _ in range(cfg.num_layers))
+        self.encoder = nn.ModuleList(
+            [nn.Conv2d(cfg.channels, n, 1)] + [nn.Conv2d(n, n, 3, stride=2, padding=1) for _ in range(n_down)]
+        )
+        self.cells = nn.ModuleList(
+            MAUCell(n, cfg.filter_size, self.grid, cfg.cell_mode == "residual") for _ in range(cfg.num_layers)
+        )
         # decoder: n_down stride-2 3×3 transposed convs (LeakyReLU(0.2) after all but the last): → B×N×H×W
-        self.decoder = nn.ModuleList(nn.ConvTranspose2d(n, n, 3, stride=2, padding=1, output_padding=1)
-                                     for _ in range(n_down))
-        self.readout = nn.Conv2d(n, cfg.channels, 1)                       # B×N×H×W → B×C×H×W
+        self.decoder = nn.ModuleList(
+            nn.ConvTranspose2d(n, n, 3, stride=2, padding=1, output_padding=1) for _ in range(n_down)
+        )
+        self.readout = nn.Conv2d(n, cfg.channels, 1)  # B×N×H×W → B×C×H×W
 
     def check_input(self, x: Tensor) -> None:
         """The recurrent nets' rules, plus: the frames must have the size this MAU was built for."""
         problems = check_frames(get_architecture(self), self.config, tuple(x.shape))
         if x.dim() == 5 and tuple(x.shape[-2:]) != (self.height, self.width):
-            problems.append(f"this MAU runs at {self.height}×{self.width} only (its LayerNorms hold one weight per "
-                            f"channel and cell of the {self.grid[0]}×{self.grid[1]} state grid), got "
-                            f"{x.shape[-2]}×{x.shape[-1]}; resize the frames, or adapt the model to the new size "
-                            "(stzoo.training.adapt.adapt(p, height=..., width=...), which re-initialises those weights)")
+            problems.append(
+                f"this MAU runs at {self.height}×{self.width} only (its LayerNorms hold one weight per "
+                f"channel and cell of the {self.grid[0]}×{self.grid[1]} state grid), got "
+                f"{x.shape[-2]}×{x.shape[-1]}; resize the frames, or adapt the model to the new size "
+                "(stzoo.training.adapt.adapt(p, height=..., width=...), which re-initialises those weights)"
+            )
         if problems:
             raise InputError("; ".join(problems))
 
@@ -185,7 +200,7 @@ class MAU(RecurrentNet):
         for conv in self.encoder:
             z = F.leaky_relu(conv(z), 0.2)
             feats.append(z)
-        s = z                                                                # S^0_t: B×N×h×w
+        s = z  # S^0_t: B×N×h×w
         new_t, new_t_hist, new_s_hist = [], [], []
         for cell, t, th, sh in zip(self.cells, ts, t_hist, s_hist):
             t, s_out = cell(t, s, torch.stack(th), torch.stack(sh))
@@ -200,7 +215,7 @@ class MAU(RecurrentNet):
             if i < last:
                 out = F.leaky_relu(out, 0.2)
             if self.recall:
-                out = out + feats[-2 - i]                                    # the encoder feature of this size
+                out = out + feats[-2 - i]  # the encoder feature of this size
         return self.readout(out), (tuple(new_t), tuple(new_t_hist), tuple(new_s_hist))
 
 
@@ -211,25 +226,47 @@ class MAU(RecurrentNet):
 #: OpenSTL's ``MAU.training_step`` never stores the decreased value (``eta, flag = schedule_sampling(self.eta,
 #: ...)`` leaves ``self.eta`` at 1), so there the probability stays at 1 − 2e-5 until step 50,000 and then
 #: drops to 0; stzoo follows the schedule as its config describes it (as OpenSTL's PredRNN does).
-MAU_RECIPE = Recipe(lr=1e-3, batch_size=16, epochs=200, epoch_size=10000, loss="mse", scheduled_sampling=0.4,
-                    grad_clip=0.0)
+MAU_RECIPE = Recipe(
+    lr=1e-3, batch_size=16, epochs=200, epoch_size=10000, loss="mse", scheduled_sampling=0.4, grad_clip=0.0
+)
 
 
 def _resolution_params(cfg: MAUConfig) -> list[str]:
-    return [f"cells.{i}.{norm}." for i in range(cfg.num_layers)
-            for norm in ("norm_t", "norm_t_next", "norm_s", "norm_s_next")]
+    return [
+        f"cells.{i}.{norm}."
+        for i in range(cfg.num_layers)
+        for norm in ("norm_t", "norm_t_next", "norm_s", "norm_s_next")
+    ]
 
 
-ARCHITECTURE = register(Architecture(
-    name="mau", model=MAU, config=MAUConfig, recipe=MAU_RECIPE, any_frames=True,
-    spec_keys={k: k for k in ("frames_in", "frames_out", "channels", "height", "width")},
-    size_multiple=lambda cfg: cfg.sr_size,
-    size_reason=lambda cfg: f"MAU with sr_size={cfg.sr_size} downsamples by {cfg.sr_size}",
-    channel_params=lambda cfg: {"encoder.0.weight": ChannelParam(1, "in"), "readout.weight": ChannelParam(0, "out"),
-                                "readout.bias": ChannelParam(0, "out")},
-    resolution_params=_resolution_params,
-    tiny_config={"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 2, "num_hidden": 8,
-                 "filter_size": 3, "sr_size": 2, "tau": 3},
-    description="MAU (Chang et al., NeurIPS 2021): motion-aware units attending over the last τ steps' states, "
-                "between a strided-conv encoder and decoder",
-))
+ARCHITECTURE = register(
+    Architecture(
+        name="mau",
+        model=MAU,
+        config=MAUConfig,
+        recipe=MAU_RECIPE,
+        any_frames=True,
+        spec_keys={k: k for k in ("frames_in", "frames_out", "channels", "height", "width")},
+        size_multiple=lambda cfg: cfg.sr_size,
+        size_reason=lambda cfg: f"MAU with sr_size={cfg.sr_size} downsamples by {cfg.sr_size}",
+        channel_params=lambda cfg: {
+            "encoder.0.weight": ChannelParam(1, "in"),
+            "readout.weight": ChannelParam(0, "out"),
+            "readout.bias": ChannelParam(0, "out"),
+        },
+        resolution_params=_resolution_params,
+        tiny_config={
+            "frames_in": 4,
+            "frames_out": 4,
+            "height": 16,
+            "width": 16,
+            "num_layers": 2,
+            "num_hidden": 8,
+            "filter_size": 3,
+            "sr_size": 2,
+            "tau": 3,
+        },
+        description="MAU (Chang et al., NeurIPS 2021): motion-aware units attending over the last τ steps' states, "
+        "between a strided-conv encoder and decoder",
+    )
+)

@@ -78,8 +78,7 @@ from stzoo.errors import ConfigError, InputError
 from stzoo.models.base import Architecture, Recipe, cfg_field, check_frames, get_architecture, register
 from stzoo.models.recurrent import RecurrentConfig, RecurrentNet, recurrent_declaration
 
-__all__ = ["MIM", "MIMConfig", "STLSTMCell", "MIMBlock", "PeepholeConvLSTM", "MIM_RECIPE",
-           "ARCHITECTURE"]
+__all__ = ["MIM", "MIMConfig", "STLSTMCell", "MIMBlock", "PeepholeConvLSTM", "MIM_RECIPE", "ARCHITECTURE"]
 
 FORGET_BIAS = 1.0  # added to every forget gate's pre-activation (OpenSTL's ``_forget_bias``)
 
@@ -88,17 +87,19 @@ FORGET_BIAS = 1.0  # added to every forget gate's pre-activation (OpenSTL's ``_f
 class MIMConfig(RecurrentConfig):
     """MIM's settings. Defaults: OpenSTL's Moving MNIST config (37,945,344 parameters)."""
 
-    height: int = cfg_field(64, lo=1, hi=8192)        # the frame height it runs at (peephole weights per position)
-    width: int = cfg_field(64, lo=1, hi=8192)         # the frame width it runs at
-    num_layers: int = cfg_field(4, lo=2, hi=32)       # an ST-LSTM, then num_layers − 1 MIM blocks
-    num_hidden: int = cfg_field(128, lo=1, hi=2048)   # hidden channels of every layer and module
+    height: int = cfg_field(64, lo=1, hi=8192)  # the frame height it runs at (peephole weights per position)
+    width: int = cfg_field(64, lo=1, hi=8192)  # the frame width it runs at
+    num_layers: int = cfg_field(4, lo=2, hi=32)  # an ST-LSTM, then num_layers − 1 MIM blocks
+    num_hidden: int = cfg_field(128, lo=1, hi=2048)  # hidden channels of every layer and module
 
     def validate(self) -> None:
         super().validate()
         for key in ("height", "width"):
             if getattr(self, key) % self.patch_size:
-                raise ConfigError(f"MIM's {key} must be a multiple of patch_size={self.patch_size} (its peephole "
-                                  f"weights have one value per patch), got {getattr(self, key)}")
+                raise ConfigError(
+                    f"MIM's {key} must be a multiple of patch_size={self.patch_size} (its peephole "
+                    f"weights have one value per patch), got {getattr(self, key)}"
+                )
 
 
 def _conv(c_in: int, c_out: int, k: int) -> nn.Conv2d:
@@ -113,10 +114,10 @@ class STLSTMCell(nn.Module):
         super().__init__()
         k, n = filter_size, c_hid
         self.c_hid = n
-        self.conv_x = _conv(c_in, 7 * n, k)   # i, f, g, i', f', g', o from the input
-        self.conv_h = _conv(n, 4 * n, k)      # i, f, g, o from H_{t−1}
-        self.conv_m = _conv(n, 3 * n, k)      # i', f', g' from M
-        self.conv_o = _conv(2 * n, n, k)      # o from [C'; M']
+        self.conv_x = _conv(c_in, 7 * n, k)  # i, f, g, i', f', g', o from the input
+        self.conv_h = _conv(n, 4 * n, k)  # i, f, g, o from H_{t−1}
+        self.conv_m = _conv(n, 3 * n, k)  # i', f', g' from M
+        self.conv_o = _conv(2 * n, n, k)  # o from [C'; M']
         self.conv_last = nn.Conv2d(2 * n, n, 1, bias=False)
 
     def forward(self, x: Tensor, h: Tensor, c: Tensor, m: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -126,7 +127,7 @@ class STLSTMCell(nn.Module):
         i_m, f_m, g_m = torch.split(self.conv_m(m), n, dim=1)
         c = torch.sigmoid(f_x + f_h + FORGET_BIAS) * c + torch.sigmoid(i_x + i_h) * torch.tanh(g_x + g_h)
         m = torch.sigmoid(f2_x + f_m + FORGET_BIAS) * m + torch.sigmoid(i2_x + i_m) * torch.tanh(g2_x + g_m)
-        mem = torch.cat([c, m], dim=1)                                            # B×2N×h×w
+        mem = torch.cat([c, m], dim=1)  # B×2N×h×w
         h = torch.sigmoid(o_x + o_h + self.conv_o(mem)) * torch.tanh(self.conv_last(mem))
         return h, c, m
 
@@ -140,7 +141,7 @@ class PeepholeConvLSTM(nn.Module):
         self.conv_q = _conv(n, 4 * n, filter_size)  # i, g, f, o from the hidden state Q
         self.conv_d = _conv(n, 4 * n, filter_size)  # i, g, f, o from the input D
         self.w_if = nn.Parameter(torch.zeros(2 * n, *grid))  # peepholes of i and f on K (zero at start)
-        self.w_o = nn.Parameter(torch.zeros(n, *grid))       # peephole of o on K'
+        self.w_o = nn.Parameter(torch.zeros(n, *grid))  # peephole of o on K'
 
     def forward(self, d: Tensor, q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
         n = self.c_hid
@@ -160,20 +161,21 @@ class MIMBlock(nn.Module):
         super().__init__()
         k, n = filter_size, c_hid
         self.c_hid = n
-        self.conv_x = _conv(c_in, 4 * n, k)   # i, g, f', o from the input
-        self.conv_h = _conv(n, 3 * n, k)      # i, g, o from H_{t−1}
-        self.conv_m = _conv(n, 4 * n, k)      # i', g', f', o from M
+        self.conv_x = _conv(c_in, 4 * n, k)  # i, g, f', o from the input
+        self.conv_h = _conv(n, 3 * n, k)  # i, g, o from H_{t−1}
+        self.conv_m = _conv(n, 4 * n, k)  # i', g', f', o from M
         self.conv_last = nn.Conv2d(2 * n, n, 1, bias=False)
         self.mims = PeepholeConvLSTM(n, k, grid)
 
-    def forward(self, x: Tensor, diff: Tensor, h: Tensor, c: Tensor, s: Tensor, m: Tensor
-                ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward(
+        self, x: Tensor, diff: Tensor, h: Tensor, c: Tensor, s: Tensor, m: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         n = self.c_hid
         i_x, g_x, f_x, o_x = torch.split(self.conv_x(x), n, dim=1)
         i_h, g_h, o_h = torch.split(self.conv_h(h), n, dim=1)
         i_m, g_m, f_m, o_m = torch.split(self.conv_m(m), n, dim=1)
         m = torch.sigmoid(f_x + f_m + FORGET_BIAS) * m + torch.sigmoid(i_x + i_m) * torch.tanh(g_x + g_m)
-        t, s = self.mims(diff, c, s)                                  # T_t: what MIM-S keeps of C_{t−1}
+        t, s = self.mims(diff, c, s)  # T_t: what MIM-S keeps of C_{t−1}
         c = t + torch.sigmoid(i_x + i_h) * torch.tanh(g_x + g_h)
         h = torch.sigmoid(o_x + o_h + o_m) * torch.tanh(self.conv_last(torch.cat([c, m], dim=1)))
         return h, c, s, m
@@ -210,10 +212,12 @@ class MIM(RecurrentNet):
         """The recurrent nets' rules, plus: the frames must have the size this MIM was built for."""
         problems = check_frames(get_architecture(self), self.config, tuple(x.shape))
         if x.dim() == 5 and tuple(x.shape[-2:]) != (self.height, self.width):
-            problems.append(f"this MIM runs at {self.height}×{self.width} only (its MIM-N / MIM-S peephole weights "
-                            f"hold one value per cell of the {self.grid[0]}×{self.grid[1]} patch grid), got "
-                            f"{x.shape[-2]}×{x.shape[-1]}; resize the frames, or adapt the model to the new size "
-                            "(stzoo.training.adapt.adapt(p, height=..., width=...), which re-initialises those weights)")
+            problems.append(
+                f"this MIM runs at {self.height}×{self.width} only (its MIM-N / MIM-S peephole weights "
+                f"hold one value per cell of the {self.grid[0]}×{self.grid[1]} patch grid), got "
+                f"{x.shape[-2]}×{x.shape[-1]}; resize the frames, or adapt the model to the new size "
+                "(stzoo.training.adapt.adapt(p, height=..., width=...), which re-initialises those weights)"
+            )
         if problems:
             raise InputError("; ".join(problems))
 
@@ -224,19 +228,19 @@ class MIM(RecurrentNet):
 
     def step(self, frame: Tensor, states: Any) -> tuple[Tensor, Any]:
         layers, diffs, m = states
-        x = self._encode(frame)                                       # B×P×h×w
+        x = self._encode(frame)  # B×P×h×w
         h_prev, c0 = layers[0]
         h, c, m = self.cells[0](x, h_prev, c0, m)
         new_layers: list[tuple[Tensor, ...]] = [(h, c)]
         zeros = torch.zeros_like(h)
         new_diffs = []
-        d_in = h - h_prev                                             # D_t: change of the first layer's H
+        d_in = h - h_prev  # D_t: change of the first layer's H
         for i in range(1, self.num_layers):
-            if diffs is None:                                         # first step: no MIM-N yet
+            if diffs is None:  # first step: no MIM-N yet
                 n_t, n_cell = zeros, zeros
             else:
                 n_t, n_cell = self.mimn[i - 1](d_in, *diffs[i - 1])
-                d_in = n_t                                            # the next MIM-N reads this one
+                d_in = n_t  # the next MIM-N reads this one
             new_diffs.append((n_t, n_cell))
             h_i, c_i, s_i = layers[i]
             h, c, s, m = self.cells[i](h, n_t, h_i, c_i, s_i, m)
@@ -256,12 +260,24 @@ def _resolution_params(cfg: MIMConfig) -> list[str]:
     return blocks + [f"mimn.{i}.{w}" for i in range(cfg.num_layers - 1) for w in ("w_if", "w_o")]
 
 
-ARCHITECTURE = register(Architecture(
-    name="mim", model=MIM, config=MIMConfig,
-    **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": MIM_RECIPE},
-    resolution_params=_resolution_params,
-    tiny_config={"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 3, "num_hidden": 8,
-                 "patch_size": 4, "filter_size": 3},
-    description="MIM (Wang et al., CVPR 2019): ST-LSTM + Memory In Memory blocks (MIM-N on hidden-state "
-                "differences, MIM-S) with a zigzag memory",
-))
+ARCHITECTURE = register(
+    Architecture(
+        name="mim",
+        model=MIM,
+        config=MIMConfig,
+        **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": MIM_RECIPE},
+        resolution_params=_resolution_params,
+        tiny_config={
+            "frames_in": 4,
+            "frames_out": 4,
+            "height": 16,
+            "width": 16,
+            "num_layers": 3,
+            "num_hidden": 8,
+            "patch_size": 4,
+            "filter_size": 3,
+        },
+        description="MIM (Wang et al., CVPR 2019): ST-LSTM + Memory In Memory blocks (MIM-N on hidden-state "
+        "differences, MIM-S) with a zigzag memory",
+    )
+)

@@ -71,11 +71,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stzoo.errors import ConfigError
-from stzoo.models.base import (Architecture, ChannelParam, ModelConfig, Recipe, cfg_field, raise_if_bad_frames,
-                               register)
+from stzoo.models.base import Architecture, ChannelParam, ModelConfig, Recipe, cfg_field, raise_if_bad_frames, register
 
-__all__ = ["MMVP", "MMVPConfig", "MMVP_RECIPE", "ARCHITECTURE", "similarity_matrices", "softmax_matrices",
-           "resize_matrices", "chain_matrices", "compose"]
+__all__ = [
+    "MMVP",
+    "MMVPConfig",
+    "MMVP_RECIPE",
+    "ARCHITECTURE",
+    "similarity_matrices",
+    "softmax_matrices",
+    "resize_matrices",
+    "chain_matrices",
+    "compose",
+]
 
 #: the downsampling of the deepest features (PixelUnshuffle 2, then three stride-2 stages)
 MMVP_DOWNSAMPLE = 16
@@ -86,23 +94,25 @@ class MMVPConfig(ModelConfig):
     """MMVP's settings. Defaults: OpenSTL's ``configs/mmnist/MMVP.py`` (14,119,749 parameters here;
     OpenSTL's 14,828,581 less the 708,832 of three modules its forward never calls)."""
 
-    frames_in: int = cfg_field(10, lo=2, hi=1000)          # T: frames read per call (>= 2: one motion matrix)
-    frames_out: int = cfg_field(10, lo=1, hi=1000)         # F: frames predicted per call
-    channels: int = cfg_field(1, lo=1, hi=64)              # colour channels of a frame
-    height: int = cfg_field(64, lo=16, hi=8192)            # training size (any multiple of 16 runs)
-    width: int = cfg_field(64, lo=16, hi=8192)             # (training width)
-    hid_S: int = cfg_field(32, lo=2, hi=1024)              # h: encoder width (stages h, 2h, 4h, 8h)
-    hid_T: int = cfg_field(192, lo=1, hi=4096)             # t: channels of the matrix predictor
-    rrdb_encoder_num: int = cfg_field(2, lo=0, hi=32)      # RRDBs after the encoder's stem conv
-    rrdb_decoder_num: int = cfg_field(2, lo=0, hi=32)      # RRDBs before the decoder's readout
-    rrdb_enhance_num: int = cfg_field(2, lo=0, hi=32)      # RRDBs in the enhancer
+    frames_in: int = cfg_field(10, lo=2, hi=1000)  # T: frames read per call (>= 2: one motion matrix)
+    frames_out: int = cfg_field(10, lo=1, hi=1000)  # F: frames predicted per call
+    channels: int = cfg_field(1, lo=1, hi=64)  # colour channels of a frame
+    height: int = cfg_field(64, lo=16, hi=8192)  # training size (any multiple of 16 runs)
+    width: int = cfg_field(64, lo=16, hi=8192)  # (training width)
+    hid_S: int = cfg_field(32, lo=2, hi=1024)  # h: encoder width (stages h, 2h, 4h, 8h)
+    hid_T: int = cfg_field(192, lo=1, hi=4096)  # t: channels of the matrix predictor
+    rrdb_encoder_num: int = cfg_field(2, lo=0, hi=32)  # RRDBs after the encoder's stem conv
+    rrdb_decoder_num: int = cfg_field(2, lo=0, hi=32)  # RRDBs before the decoder's readout
+    rrdb_enhance_num: int = cfg_field(2, lo=0, hi=32)  # RRDBs in the enhancer
 
     def validate(self) -> None:
         super().validate()
         for key in ("height", "width"):
             if getattr(self, key) % MMVP_DOWNSAMPLE:
-                raise ConfigError(f"MMVP's {key} must be a multiple of {MMVP_DOWNSAMPLE} (it downsamples by "
-                                  f"{MMVP_DOWNSAMPLE}), got {getattr(self, key)}")
+                raise ConfigError(
+                    f"MMVP's {key} must be a multiple of {MMVP_DOWNSAMPLE} (it downsamples by "
+                    f"{MMVP_DOWNSAMPLE}), got {getattr(self, key)}"
+                )
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,24 +261,24 @@ class MatrixPredictor(nn.Module):
     def forward(self, s: Tensor, grid: tuple[int, int]) -> Tensor:
         b, t_obs, n, _ = s.shape
         fo = self.frames_out
-        x = self.embed(s.reshape(b * t_obs * n, 1, *grid))                     # (B·(T−1)·n)×t×h'×w'
+        x = self.embed(s.reshape(b * t_obs * n, 1, *grid))  # (B·(T−1)·n)×t×h'×w'
         x = x.reshape(b, t_obs, n, -1, *grid).transpose(1, 2).reshape(b * n * t_obs, -1, *grid)
         x = F.leaky_relu(self.bn_pre1(self.pre1(x)))
         x = F.leaky_relu(self.bn_pre2(self.pre2(x)))
-        x1 = F.leaky_relu(self.bn_down1(self.down1(x)))                        # ⌈h'/2⌉
+        x1 = F.leaky_relu(self.bn_down1(self.down1(x)))  # ⌈h'/2⌉
         c, hh, ww = x1.shape[1:]
-        x1 = self.time1(x1.reshape(b * n, t_obs, c, hh, ww))                   # (B·n)×(T−1)×t×…
+        x1 = self.time1(x1.reshape(b * n, t_obs, c, hh, ww))  # (B·n)×(T−1)×t×…
         x1 = self.bn_translate(F.leaky_relu(self.translate(x1.reshape(b * n, t_obs * c, hh, ww))))
-        x1 = x1.reshape(b * n * fo, c, hh, ww)                                 # (B·n·F)×t×…
-        x2 = F.leaky_relu(self.bn_down2(self.down2(x1)))                       # ⌈h'/4⌉
+        x1 = x1.reshape(b * n * fo, c, hh, ww)  # (B·n·F)×t×…
+        x2 = F.leaky_relu(self.bn_down2(self.down2(x1)))  # ⌈h'/4⌉
         if fo > 1:
             x2 = self.time2(x2.reshape(b * n, fo, *x2.shape[1:])).reshape(b * n * fo, *x2.shape[1:])
         else:
             x2 = F.leaky_relu(self.time2(x2))
         x3 = F.leaky_relu(self.bn_fuse(self.fuse(torch.cat((F.interpolate(x2, size=(hh, ww)), x1), dim=1))))
-        x = F.leaky_relu(self.bn_up(self.up(F.interpolate(x3, size=grid))))   # (B·n·F)×t×h'×w'
-        out = self.readout(x)                                                  # (B·n·F)×1×h'×w'
-        return out.reshape(b, n, fo, n).transpose(1, 2)                        # B×F×n×n
+        x = F.leaky_relu(self.bn_up(self.up(F.interpolate(x3, size=grid))))  # (B·n·F)×t×h'×w'
+        out = self.readout(x)  # (B·n·F)×1×h'×w'
+        return out.reshape(b, n, fo, n).transpose(1, 2)  # B×F×n×n
 
 
 class ImageEnhancer(nn.Module):
@@ -307,9 +317,9 @@ def resize_matrices(s: Tensor, src: tuple[int, int], dst: tuple[int, int]) -> Te
     then the source axes bicubically (OpenSTL's ``sim_matrix_interpolate``)."""
     b, k = s.shape[:2]
     (h, w), (h2, w2) = src, dst
-    x = F.interpolate(s.reshape(b * k * h * w, 1, h, w), (h2, w2), mode="bilinear")   # targets resized
+    x = F.interpolate(s.reshape(b * k * h * w, 1, h, w), (h2, w2), mode="bilinear")  # targets resized
     x = x.reshape(b, k, h, w, h2, w2).permute(0, 1, 4, 5, 2, 3).reshape(b * k * h2 * w2, 1, h, w)
-    x = F.interpolate(x, (h2, w2), mode="bicubic")                                    # sources resized
+    x = F.interpolate(x, (h2, w2), mode="bicubic")  # sources resized
     return x.reshape(b, k, h2, w2, h2, w2).permute(0, 1, 4, 5, 2, 3).reshape(b, k, h2 * w2, h2 * w2)
 
 
@@ -317,7 +327,7 @@ def chain_matrices(observed: Tensor, future: Tensor) -> Tensor:
     """The motion from each observed frame to each future frame: for observed A_1 … A_{T−1}
     (B×(T−1)×n×n) and future Â_1 … Â_F (B×F×n×n), W[:, k, τ] = A_τ ⋯ A_{T−1} Â_k and W[:, k, T] = Â_k
     (products taken right to left, as OpenSTL's ``cum_multiply``): B×F×T×n×n."""
-    links = [future]                                                  # B×F×n×n
+    links = [future]  # B×F×n×n
     for i in range(observed.shape[1] - 1, -1, -1):
         links.append(observed[:, i, None] @ links[-1])
     return torch.stack(links[::-1], dim=2)
@@ -328,10 +338,10 @@ def compose(feats: Tensor, weights: Tensor) -> Tensor:
     (B·F)×c×h×w, each position the weighted mean over every observed frame and position."""
     b, t, c, h, w = feats.shape
     fo = weights.shape[1]
-    src = feats.permute(0, 1, 3, 4, 2).reshape(b, 1, t * h * w, c)                 # B×1×(T·n)×c
-    wt = weights.reshape(b, fo, t * h * w, h * w).transpose(2, 3)                  # B×F×n×(T·n)
+    src = feats.permute(0, 1, 3, 4, 2).reshape(b, 1, t * h * w, c)  # B×1×(T·n)×c
+    wt = weights.reshape(b, fo, t * h * w, h * w).transpose(2, 3)  # B×F×n×(T·n)
     norm = wt.sum(dim=-1, keepdim=True) + 1e-6
-    out = (wt @ src) / norm                                                        # B×F×n×c
+    out = (wt @ src) / norm  # B×F×n×c
     return out.transpose(2, 3).reshape(b * fo, c, h, w)
 
 
@@ -351,8 +361,8 @@ class MMVP(nn.Module):
         self.height, self.width = cfg.height, cfg.width
         h, c = cfg.hid_S, cfg.channels
         self.encoder = ImageEncoder(4 * c, h, cfg.rrdb_encoder_num)
-        self.filter_high = FilterBlock(4 * h, h)       # on f₂ (H/8): the high-scale matrices
-        self.filter_low = FilterBlock(8 * h, 2 * h)    # on f₃ (H/16): the low-scale matrices
+        self.filter_high = FilterBlock(4 * h, h)  # on f₂ (H/8): the high-scale matrices
+        self.filter_low = FilterBlock(8 * h, 2 * h)  # on f₃ (H/16): the low-scale matrices
         self.predictor = MatrixPredictor(cfg.frames_in, cfg.frames_out, cfg.hid_T)
         self.decoder = ImageDecoder(h, 4 * c, cfg.rrdb_decoder_num)
         self.enhancer = ImageEnhancer(c, h, cfg.rrdb_enhance_num)
@@ -366,33 +376,35 @@ class MMVP(nn.Module):
         B×(T−1+F)×n×n each (n = positions of that scale), from the encoder features f₂, f₃."""
         g_hi, g_lo = self.filter_high(f2), self.filter_low(f3)
         t = self.frames_in
-        obs_hi = similarity_matrices(g_hi.reshape(b, t, *g_hi.shape[1:]))      # B×(T−1)×n×n, cosines
+        obs_hi = similarity_matrices(g_hi.reshape(b, t, *g_hi.shape[1:]))  # B×(T−1)×n×n, cosines
         obs_lo = similarity_matrices(g_lo.reshape(b, t, *g_lo.shape[1:]))
         grid_hi, grid_lo = tuple(g_hi.shape[-2:]), tuple(g_lo.shape[-2:])
-        fut_hi = self.predictor(obs_hi, grid_hi)                                # B×F×n×n, logits
+        fut_hi = self.predictor(obs_hi, grid_hi)  # B×F×n×n, logits
         fut_lo = resize_matrices(fut_hi, grid_hi, grid_lo)
-        return (torch.cat([softmax_matrices(obs_hi), softmax_matrices(fut_hi)], dim=1),
-                torch.cat([softmax_matrices(obs_lo), softmax_matrices(fut_lo)], dim=1))
+        return (
+            torch.cat([softmax_matrices(obs_hi), softmax_matrices(fut_hi)], dim=1),
+            torch.cat([softmax_matrices(obs_lo), softmax_matrices(fut_lo)], dim=1),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
         b, t, c, hh, ww = x.shape
         fo = self.frames_out
-        z = F.pixel_unshuffle(x.reshape(b * t, c, hh, ww), 2)                    # (B·T)×4C×H/2×W/2
+        z = F.pixel_unshuffle(x.reshape(b * t, c, hh, ww), 2)  # (B·T)×4C×H/2×W/2
         f1, f2, f3 = self.encoder(z)
         m_hi, m_lo = self.matrices(f2, f3, b)
-        w_hi = chain_matrices(m_hi[:, :t - 1], m_hi[:, t - 1:])                # B×F×T×n×n
-        w_lo = chain_matrices(m_lo[:, :t - 1], m_lo[:, t - 1:])
+        w_hi = chain_matrices(m_hi[:, : t - 1], m_hi[:, t - 1 :])  # B×F×T×n×n
+        w_lo = chain_matrices(m_lo[:, : t - 1], m_lo[:, t - 1 :])
 
         def seq(f: Tensor) -> Tensor:
             return f.reshape(b, t, *f.shape[1:])
 
         c1 = F.pixel_shuffle(compose(seq(F.pixel_unshuffle(f1, 2)), w_hi), 2)  # (B·F)×2h×H/4
-        c2 = compose(seq(f2), w_hi)                                            # (B·F)×4h×H/8
-        c3 = compose(seq(f3), w_lo)                                            # (B·F)×8h×H/16
-        decoded = F.pixel_shuffle(self.decoder(c3, c2, c1), 2)                 # (B·F)×C×H×W
-        pixels = compose(seq(F.pixel_unshuffle(z, 4)), w_hi)                   # (B·F)×64C×H/8×W/8
-        composed = F.pixel_shuffle(F.pixel_shuffle(pixels, 4), 2)              # (B·F)×C×H×W
+        c2 = compose(seq(f2), w_hi)  # (B·F)×4h×H/8
+        c3 = compose(seq(f3), w_lo)  # (B·F)×8h×H/16
+        decoded = F.pixel_shuffle(self.decoder(c3, c2, c1), 2)  # (B·F)×C×H×W
+        pixels = compose(seq(F.pixel_unshuffle(z, 4)), w_hi)  # (B·F)×64C×H/8×W/8
+        composed = F.pixel_shuffle(F.pixel_shuffle(pixels, 4), 2)  # (B·F)×C×H×W
         both = torch.stack([decoded, composed], dim=2).reshape(b * fo, 2 * c, hh, ww)  # per colour
         return self.enhancer(both).reshape(b, fo, c, hh, ww)
 
@@ -407,23 +419,39 @@ def _frames_params(cfg: MMVPConfig) -> list[str]:
 #: (its parser's clip_grad=None), no weight decay.
 MMVP_RECIPE = Recipe(lr=1e-3, batch_size=16, epochs=200, loss="mse", grad_clip=0.0)
 
-ARCHITECTURE = register(Architecture(
-    name="mmvp", model=MMVP, config=MMVPConfig,
-    recipe=MMVP_RECIPE,
-    any_frames=False,
-    spec_keys={k: k for k in ("frames_in", "frames_out", "channels", "height", "width")},
-    size_multiple=lambda cfg: MMVP_DOWNSAMPLE,
-    size_reason=lambda cfg: f"MMVP downsamples by {MMVP_DOWNSAMPLE} (pixel unshuffle by 2, then three stride-2 "
-                            "stages)",
-    channel_params=lambda cfg: {"encoder.stem.weight": ChannelParam(1, "in", 4),
-                                "decoder.readout.weight": ChannelParam(0, "out", 4),
-                                "decoder.readout.bias": ChannelParam(0, "out", 4),
-                                "enhancer.stem.weight": ChannelParam(1, "in", 2),
-                                "enhancer.readout.weight": ChannelParam(0, "out"),
-                                "enhancer.readout.bias": ChannelParam(0, "out")},
-    frames_params=_frames_params,
-    tiny_config={"frames_in": 4, "frames_out": 4, "height": 32, "width": 32, "hid_S": 8, "hid_T": 8,
-                 "rrdb_encoder_num": 1, "rrdb_decoder_num": 1, "rrdb_enhance_num": 1},
-    description="MMVP (Zhong et al., ICCV 2023): motion matrices of feature similarities, predicted in matrix "
-                "space, compose future features and pixels that a U-Net decoder and an enhancer turn into frames",
-))
+ARCHITECTURE = register(
+    Architecture(
+        name="mmvp",
+        model=MMVP,
+        config=MMVPConfig,
+        recipe=MMVP_RECIPE,
+        any_frames=False,
+        spec_keys={k: k for k in ("frames_in", "frames_out", "channels", "height", "width")},
+        size_multiple=lambda cfg: MMVP_DOWNSAMPLE,
+        size_reason=lambda cfg: (
+            f"MMVP downsamples by {MMVP_DOWNSAMPLE} (pixel unshuffle by 2, then three stride-2 stages)"
+        ),
+        channel_params=lambda cfg: {
+            "encoder.stem.weight": ChannelParam(1, "in", 4),
+            "decoder.readout.weight": ChannelParam(0, "out", 4),
+            "decoder.readout.bias": ChannelParam(0, "out", 4),
+            "enhancer.stem.weight": ChannelParam(1, "in", 2),
+            "enhancer.readout.weight": ChannelParam(0, "out"),
+            "enhancer.readout.bias": ChannelParam(0, "out"),
+        },
+        frames_params=_frames_params,
+        tiny_config={
+            "frames_in": 4,
+            "frames_out": 4,
+            "height": 32,
+            "width": 32,
+            "hid_S": 8,
+            "hid_T": 8,
+            "rrdb_encoder_num": 1,
+            "rrdb_decoder_num": 1,
+            "rrdb_enhance_num": 1,
+        },
+        description="MMVP (Zhong et al., ICCV 2023): motion matrices of feature similarities, predicted in matrix "
+        "space, compose future features and pixels that a U-Net decoder and an enhancer turn into frames",
+    )
+)

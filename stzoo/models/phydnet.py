@@ -58,29 +58,38 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stzoo.errors import ConfigError
-from stzoo.models.base import (Architecture, ChannelParam, ModelConfig, Recipe, cfg_field, raise_if_bad_frames,
-                               register)
+from stzoo.models.base import Architecture, ChannelParam, ModelConfig, Recipe, cfg_field, raise_if_bad_frames, register
 from stzoo.models.recurrent import RecurrentNet
 
-__all__ = ["PhyDNet", "PhyDNetConfig", "PhyCell", "ConvLSTMCell", "moment_matrix", "moment_constraints",
-           "moment_loss", "phydnet_training_forward", "PHYDNET_RECIPE", "ARCHITECTURE"]
+__all__ = [
+    "PhyDNet",
+    "PhyDNetConfig",
+    "PhyCell",
+    "ConvLSTMCell",
+    "moment_matrix",
+    "moment_constraints",
+    "moment_loss",
+    "phydnet_training_forward",
+    "PHYDNET_RECIPE",
+    "ARCHITECTURE",
+]
 
 
 @dataclass
 class PhyDNetConfig(ModelConfig):
     """PhyDNet's settings. Defaults: OpenSTL's ``configs/mmnist/PhyDNet.py`` (3,091,732 parameters)."""
 
-    frames_in: int = cfg_field(10, lo=1, hi=1000)     # frames read by default (any T runs)
-    frames_out: int = cfg_field(10, lo=1, hi=1000)    # frames predicted by default (any horizon runs)
-    channels: int = cfg_field(1, lo=1, hi=64)         # colour channels of a frame
-    height: int = cfg_field(64, lo=1, hi=8192)        # training size (any multiple of patch_size runs)
-    width: int = cfg_field(64, lo=1, hi=8192)         # (training width)
-    patch_size: int = cfg_field(4, choices=(2, 4))    # the encoder downsamples by this (OpenSTL's name)
-    nf: int = cfg_field(32, lo=16, hi=1024)           # encoder width; both branches run on 2·nf channels (×16)
-    phy_kernel: int = cfg_field(7, lo=3, hi=9)        # k: PhyCell's k×k filters, k² of them (odd)
-    conv_layers: int = cfg_field(3, lo=1, hi=16)      # ConvLSTM layers (the top one has 2·nf channels)
+    frames_in: int = cfg_field(10, lo=1, hi=1000)  # frames read by default (any T runs)
+    frames_out: int = cfg_field(10, lo=1, hi=1000)  # frames predicted by default (any horizon runs)
+    channels: int = cfg_field(1, lo=1, hi=64)  # colour channels of a frame
+    height: int = cfg_field(64, lo=1, hi=8192)  # training size (any multiple of patch_size runs)
+    width: int = cfg_field(64, lo=1, hi=8192)  # (training width)
+    patch_size: int = cfg_field(4, choices=(2, 4))  # the encoder downsamples by this (OpenSTL's name)
+    nf: int = cfg_field(32, lo=16, hi=1024)  # encoder width; both branches run on 2·nf channels (×16)
+    phy_kernel: int = cfg_field(7, lo=3, hi=9)  # k: PhyCell's k×k filters, k² of them (odd)
+    conv_layers: int = cfg_field(3, lo=1, hi=16)  # ConvLSTM layers (the top one has 2·nf channels)
     conv_hidden: int = cfg_field(128, lo=1, hi=2048)  # hidden channels of the ConvLSTM layers below the top
-    conv_kernel: int = cfg_field(3, lo=1, hi=15)      # ConvLSTM kernel (odd)
+    conv_kernel: int = cfg_field(3, lo=1, hi=15)  # ConvLSTM kernel (odd)
 
     def validate(self) -> None:
         super().validate()
@@ -100,8 +109,9 @@ class ConvNormAct(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int = 1, transposed: bool = False):
         super().__init__()
         if transposed:
-            self.conv: nn.Module = nn.ConvTranspose2d(c_in, c_out, 3, stride=stride, padding=1,
-                                                      output_padding=1 if stride == 2 else 0)
+            self.conv: nn.Module = nn.ConvTranspose2d(
+                c_in, c_out, 3, stride=stride, padding=1, output_padding=1 if stride == 2 else 0
+            )
         else:
             self.conv = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1)
         self.norm = nn.GroupNorm(16, c_out)
@@ -115,8 +125,9 @@ class Encoder(nn.Module):
 
     def __init__(self, channels: int, nf: int, patch_size: int):
         super().__init__()
-        self.layers = nn.Sequential(ConvNormAct(channels, nf, 2), ConvNormAct(nf, nf, 1),
-                                    ConvNormAct(nf, 2 * nf, patch_size // 2))
+        self.layers = nn.Sequential(
+            ConvNormAct(channels, nf, 2), ConvNormAct(nf, nf, 1), ConvNormAct(nf, 2 * nf, patch_size // 2)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)
@@ -128,8 +139,9 @@ class Decoder(nn.Module):
     def __init__(self, channels: int, nf: int, patch_size: int):
         super().__init__()
         s = patch_size // 2
-        self.layers = nn.Sequential(ConvNormAct(2 * nf, nf, 2, transposed=True),
-                                    ConvNormAct(nf, nf, 1, transposed=True))
+        self.layers = nn.Sequential(
+            ConvNormAct(2 * nf, nf, 2, transposed=True), ConvNormAct(nf, nf, 1, transposed=True)
+        )
         self.out = nn.ConvTranspose2d(nf, channels, 3, stride=s, padding=1, output_padding=1 if s == 2 else 0)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -156,8 +168,8 @@ class PhyCell(nn.Module):
 
     def forward(self, z: Tensor, h: Tensor) -> Tensor:
         k = torch.sigmoid(self.gate(torch.cat([z, h], dim=1)))
-        h_tilde = h + self.phi_out(self.phi_norm(self.phi_conv(h)))   # prediction
-        return h_tilde + k * (z - h_tilde)                             # correction
+        h_tilde = h + self.phi_out(self.phi_norm(self.phi_conv(h)))  # prediction
+        return h_tilde + k * (z - h_tilde)  # correction
 
 
 class ConvLSTMCell(nn.Module):
@@ -196,22 +208,24 @@ class PhyDNet(RecurrentNet):
         dim = 2 * cfg.nf
         self.dim = dim
         self.hidden = [cfg.conv_hidden] * (cfg.conv_layers - 1) + [dim]
-        self.encoder = Encoder(cfg.channels, cfg.nf, cfg.patch_size)    # B×C×H×W → B×dim×h×w
-        self.enc_phys = _branch(dim, False)                              # E_p
-        self.enc_conv = _branch(dim, False)                              # E_r
+        self.encoder = Encoder(cfg.channels, cfg.nf, cfg.patch_size)  # B×C×H×W → B×dim×h×w
+        self.enc_phys = _branch(dim, False)  # E_p
+        self.enc_conv = _branch(dim, False)  # E_r
         self.phycell = PhyCell(dim, cfg.phy_kernel)
-        self.convlstm = nn.ModuleList(ConvLSTMCell(dim if i == 0 else self.hidden[i - 1], c, cfg.conv_kernel)
-                                      for i, c in enumerate(self.hidden))
-        self.dec_phys = _branch(dim, True)                               # D_p
-        self.dec_conv = _branch(dim, True)                               # D_r
-        self.decoder = Decoder(cfg.channels, cfg.nf, cfg.patch_size)    # B×dim×h×w → B×C×H×W
+        self.convlstm = nn.ModuleList(
+            ConvLSTMCell(dim if i == 0 else self.hidden[i - 1], c, cfg.conv_kernel) for i, c in enumerate(self.hidden)
+        )
+        self.dec_phys = _branch(dim, True)  # D_p
+        self.dec_conv = _branch(dim, True)  # D_r
+        self.decoder = Decoder(cfg.channels, cfg.nf, cfg.patch_size)  # B×dim×h×w → B×C×H×W
 
     def check_input(self, x: Tensor) -> None:
         """Raise one clear error listing every rule of the input contract ``x`` breaks."""
         raise_if_bad_frames(self, x)
 
-    def init_states(self, batch: int, h: int, w: int, like: Tensor) -> tuple[Tensor, tuple[Tensor, ...],
-                                                                              tuple[Tensor, ...]]:
+    def init_states(
+        self, batch: int, h: int, w: int, like: Tensor
+    ) -> tuple[Tensor, tuple[Tensor, ...], tuple[Tensor, ...]]:
         """Zero states for an ``h``×``w`` state grid (frames of (h·p)×(w·p))."""
         hs = tuple(like.new_zeros(batch, c, h, w) for c in self.hidden)
         return like.new_zeros(batch, self.dim, h, w), hs, hs
@@ -250,17 +264,18 @@ def moment_constraints(k: int, *, dtype: torch.dtype = torch.float32, device: An
 def moment_loss(model: nn.Module) -> Tensor:
     """Σ over Φ's input channels of mean((M w Mᵀ − e)²) over its k² filters (OpenSTL's K2M loss; the
     moments in float64, the error in float32 as OpenSTL)."""
-    w = model.phycell.phi_conv.weight                                    # k²×dim×k×k
+    w = model.phycell.phi_conv.weight  # k²×dim×k×k
     k = w.shape[-1]
     m = moment_matrix(k, device=w.device)
     moments = torch.einsum("au,ncuv,bv->ncab", m, w.double(), m).float()  # k²×dim×k×k
-    target = moment_constraints(k, device=w.device)[:, None]             # k²×1×k×k
-    per_channel = ((moments - target) ** 2).mean(dim=(0, 2, 3))          # dim
+    target = moment_constraints(k, device=w.device)[:, None]  # k²×1×k×k
+    per_channel = ((moments - target) ** 2).mean(dim=(0, 2, 3))  # dim
     return per_channel.sum()
 
 
-def phydnet_training_forward(model: nn.Module, recipe: Recipe, seq: Tensor, progress: float
-                             ) -> tuple[Tensor, Tensor, Tensor]:
+def phydnet_training_forward(
+    model: nn.Module, recipe: Recipe, seq: Tensor, progress: float
+) -> tuple[Tensor, Tensor, Tensor]:
     """PhyDNet's training forward on a B×(T_in+T_out)×C×H×W batch (OpenSTL's ``PhyDNet_Model.forward``).
 
     Every one-step prediction (frames 1 … T_in+T_out−1) and its target, and the moment loss divided by
@@ -272,32 +287,48 @@ def phydnet_training_forward(model: nn.Module, recipe: Recipe, seq: Tensor, prog
     (OpenSTL: 1 − 0.003 · epoch, i.e. 1 → 0.4 over its 200 epochs; ``scheduled_sampling`` = 5/3)."""
     inner = getattr(model, "module", model)
     t_in, t_out = recipe.frames_in, recipe.frames_out
-    x, y = seq[:, :t_in], seq[:, t_in:t_in + t_out]
+    x, y = seq[:, :t_in], seq[:, t_in : t_in + t_out]
     ratio = max(0.0, 1.0 - progress / recipe.scheduled_sampling) if recipe.scheduled_sampling > 0 else 0.0
     mask = None
     if t_out > 1 and float(torch.rand(())) < ratio:  # torch's generator: seeded by the training code
         mask = torch.ones(seq.shape[0], t_out - 1, dtype=seq.dtype, device=seq.device)
     pred = model(x, t_out, target=y, teacher_mask=mask, return_context=True)
-    return pred, seq[:, 1:t_in + t_out], moment_loss(inner) / (t_in - 1 + t_out)
+    return pred, seq[:, 1 : t_in + t_out], moment_loss(inner) / (t_in - 1 + t_out)
 
 
 #: OpenSTL's PhyDNet training (configs/mmnist/PhyDNet.py, openstl/methods/phydnet.py): Adam at lr 1e-3 with a
 #: OneCycle schedule, batch 16, 200 epochs of 10,000 sequences, no gradient clipping; teacher forcing at ratio
 #: 1 − 0.003 · epoch (1 → 0.4 over the run: ``scheduled_sampling`` = 5/3 of the run to reach 0).
-PHYDNET_RECIPE = Recipe(lr=1e-3, batch_size=16, epochs=200, epoch_size=10000, loss="mse",
-                        scheduled_sampling=5 / 3, grad_clip=0.0)
+PHYDNET_RECIPE = Recipe(
+    lr=1e-3, batch_size=16, epochs=200, epoch_size=10000, loss="mse", scheduled_sampling=5 / 3, grad_clip=0.0
+)
 
-ARCHITECTURE = register(Architecture(
-    name="phydnet", model=PhyDNet, config=PhyDNetConfig, recipe=PHYDNET_RECIPE, any_frames=True,
-    spec_keys={k: k for k in ("frames_in", "frames_out", "channels", "height", "width")},
-    size_multiple=lambda cfg: cfg.patch_size,
-    size_reason=lambda cfg: f"PhyDNet with patch_size={cfg.patch_size} downsamples by {cfg.patch_size}",
-    channel_params=lambda cfg: {"encoder.layers.0.conv.weight": ChannelParam(1, "in"),
-                                "decoder.out.weight": ChannelParam(1, "out"),   # ConvTranspose2d: in × out × k × k
-                                "decoder.out.bias": ChannelParam(0, "out")},
-    tiny_config={"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "nf": 16, "conv_layers": 2,
-                 "conv_hidden": 8},
-    description="PhyDNet (Le Guen & Thome, CVPR 2020): a PDE-constrained PhyCell beside a ConvLSTM, between a "
-                "shared conv encoder and decoder",
-    training_forward=phydnet_training_forward,
-))
+ARCHITECTURE = register(
+    Architecture(
+        name="phydnet",
+        model=PhyDNet,
+        config=PhyDNetConfig,
+        recipe=PHYDNET_RECIPE,
+        any_frames=True,
+        spec_keys={k: k for k in ("frames_in", "frames_out", "channels", "height", "width")},
+        size_multiple=lambda cfg: cfg.patch_size,
+        size_reason=lambda cfg: f"PhyDNet with patch_size={cfg.patch_size} downsamples by {cfg.patch_size}",
+        channel_params=lambda cfg: {
+            "encoder.layers.0.conv.weight": ChannelParam(1, "in"),
+            "decoder.out.weight": ChannelParam(1, "out"),  # ConvTranspose2d: in × out × k × k
+            "decoder.out.bias": ChannelParam(0, "out"),
+        },
+        tiny_config={
+            "frames_in": 4,
+            "frames_out": 4,
+            "height": 16,
+            "width": 16,
+            "nf": 16,
+            "conv_layers": 2,
+            "conv_hidden": 8,
+        },
+        description="PhyDNet (Le Guen & Thome, CVPR 2020): a PDE-constrained PhyCell beside a ConvLSTM, between a "
+        "shared conv encoder and decoder",
+        training_forward=phydnet_training_forward,
+    )
+)

@@ -50,12 +50,20 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from stzoo.errors import ConfigError
-from stzoo.models.base import (Architecture, ChannelParam, ModelConfig, Recipe, cfg_field, raise_if_bad_frames,
-                               register)
+from stzoo.models.base import Architecture, ChannelParam, ModelConfig, Recipe, cfg_field, raise_if_bad_frames, register
 from stzoo.models.tau import DropPath
 
-__all__ = ["PredFormer", "PredFormerConfig", "GatedTransformer", "GatedBlock", "Attention", "SwiGLU",
-           "sinusoidal_embedding", "PREDFORMER_RECIPE", "ARCHITECTURE"]
+__all__ = [
+    "PredFormer",
+    "PredFormerConfig",
+    "GatedTransformer",
+    "GatedBlock",
+    "Attention",
+    "SwiGLU",
+    "sinusoidal_embedding",
+    "PREDFORMER_RECIPE",
+    "ARCHITECTURE",
+]
 
 
 @dataclass
@@ -63,20 +71,20 @@ class PredFormerConfig(ModelConfig):
     """PredFormer's settings. Defaults: the authors' ``configs/mmnist/PredFormer.py`` for Quadruplet-TSST
     (``Ndepth = 6``), 25,297,728 parameters."""
 
-    frames: int = cfg_field(10, lo=1, hi=1000)            # T: frames read and predicted per call (pre_seq)
-    channels: int = cfg_field(1, lo=1, hi=64)             # colour channels of a frame (num_channels)
-    height: int = cfg_field(64, lo=1, hi=8192)            # training size (any multiple of patch_size runs)
-    width: int = cfg_field(64, lo=1, hi=8192)             # (training width)
-    patch_size: int = cfg_field(8, lo=1, hi=64)           # p: frames enter as p×p patches
-    dim: int = cfg_field(256, lo=2, hi=8192)              # D: token width (even: sinusoidal embedding)
-    heads: int = cfg_field(8, lo=1, hi=256)               # attention heads
-    dim_head: int = cfg_field(32, lo=1, hi=1024)          # width of each head
-    scale_dim: int = cfg_field(4, lo=1, hi=64)            # SwiGLU hidden width / D
-    depth: int = cfg_field(1, lo=1, hi=64)                # gated blocks in each of the four transformers of a layer
-    Ndepth: int = cfg_field(6, lo=1, hi=128)              # PredFormer layers (TSST quadruplets)
-    dropout: float = cfg_field(0.0, lo=0.0, hi=0.99)      # dropout in the SwiGLU (after the gate and the output)
+    frames: int = cfg_field(10, lo=1, hi=1000)  # T: frames read and predicted per call (pre_seq)
+    channels: int = cfg_field(1, lo=1, hi=64)  # colour channels of a frame (num_channels)
+    height: int = cfg_field(64, lo=1, hi=8192)  # training size (any multiple of patch_size runs)
+    width: int = cfg_field(64, lo=1, hi=8192)  # (training width)
+    patch_size: int = cfg_field(8, lo=1, hi=64)  # p: frames enter as p×p patches
+    dim: int = cfg_field(256, lo=2, hi=8192)  # D: token width (even: sinusoidal embedding)
+    heads: int = cfg_field(8, lo=1, hi=256)  # attention heads
+    dim_head: int = cfg_field(32, lo=1, hi=1024)  # width of each head
+    scale_dim: int = cfg_field(4, lo=1, hi=64)  # SwiGLU hidden width / D
+    depth: int = cfg_field(1, lo=1, hi=64)  # gated blocks in each of the four transformers of a layer
+    Ndepth: int = cfg_field(6, lo=1, hi=128)  # PredFormer layers (TSST quadruplets)
+    dropout: float = cfg_field(0.0, lo=0.0, hi=0.99)  # dropout in the SwiGLU (after the gate and the output)
     attn_dropout: float = cfg_field(0.0, lo=0.0, hi=0.99)  # dropout after the attention's output projection
-    drop_path: float = cfg_field(0.0, lo=0.0, hi=0.99)    # stochastic depth of every block's two branches
+    drop_path: float = cfg_field(0.0, lo=0.0, hi=0.99)  # stochastic depth of every block's two branches
 
     def validate(self) -> None:
         super().validate()
@@ -99,7 +107,7 @@ class Attention(nn.Module):
     def __init__(self, dim: int, heads: int, dim_head: int, dropout: float):
         super().__init__()
         self.heads, inner = heads, heads * dim_head
-        self.scale = dim_head ** -0.5
+        self.scale = dim_head**-0.5
         self.qkv = nn.Linear(dim, 3 * inner, bias=False)
         # the authors drop the output projection when it would be the identity's size with one head
         self.proj = nn.Linear(inner, dim) if not (heads == 1 and dim_head == dim) else None
@@ -107,7 +115,7 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
-        weights = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)         # B×heads×L×L
+        weights = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)  # B×heads×L×L
         out = rearrange(weights @ v, "b h n d -> b n (h d)")
         return out if self.proj is None else self.drop(self.proj(out))
 
@@ -171,10 +179,10 @@ class PredFormerLayer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         b = x.shape[0]
-        x = self.t1(rearrange(x, "b t n d -> (b n) t d"))                           # attention over T
-        x = self.s1(rearrange(x, "(b n) t d -> (b t) n d", b=b))                    # over N
-        x = self.s2(x)                                                               # over N
-        x = self.t2(rearrange(x, "(b t) n d -> (b n) t d", b=b))                    # over T
+        x = self.t1(rearrange(x, "b t n d -> (b n) t d"))  # attention over T
+        x = self.s1(rearrange(x, "(b n) t d -> (b t) n d", b=b))  # over N
+        x = self.s2(x)  # over N
+        x = self.t2(rearrange(x, "(b t) n d -> (b n) t d", b=b))  # over T
         return rearrange(x, "(b n) t d -> b t n d", b=b)
 
 
@@ -191,11 +199,11 @@ class PredFormer(nn.Module):
         self.frames_in = self.frames_out = cfg.frames
         self.height, self.width = cfg.height, cfg.width
         self.patch_size, self.dim = cfg.patch_size, cfg.dim
-        p2c = cfg.channels * cfg.patch_size ** 2
-        self.embed = nn.Linear(p2c, cfg.dim)                                     # B×T×N×(C·p²) → B×T×N×D
+        p2c = cfg.channels * cfg.patch_size**2
+        self.embed = nn.Linear(p2c, cfg.dim)  # B×T×N×(C·p²) → B×T×N×D
         self.blocks = nn.ModuleList(PredFormerLayer(cfg) for _ in range(cfg.Ndepth))
         self.head_norm = nn.LayerNorm(cfg.dim)
-        self.head = nn.Linear(cfg.dim, p2c)                                      # B×T×N×D → B×T×N×(C·p²)
+        self.head = nn.Linear(cfg.dim, p2c)  # B×T×N×D → B×T×N×(C·p²)
 
     def check_input(self, x: Tensor) -> None:
         """Raise one clear error listing every rule of the input contract ``x`` breaks."""
@@ -221,19 +229,41 @@ class PredFormer(nn.Module):
 #: one-cycle, batch 16, 2000 epochs, MSE of the predicted frames, no gradient clipping (their clip_grad=None)
 PREDFORMER_RECIPE = Recipe(lr=1e-3, batch_size=16, epochs=2000, loss="mse", weight_decay=1e-2, grad_clip=0.0)
 
-ARCHITECTURE = register(Architecture(
-    name="predformer", model=PredFormer, config=PredFormerConfig, recipe=PREDFORMER_RECIPE, any_frames=False,
-    spec_keys={"frames_in": "frames", "frames_out": "frames", "channels": "channels", "height": "height",
-               "width": "width"},
-    size_multiple=lambda cfg: cfg.patch_size,
-    size_reason=lambda cfg: f"PredFormer cuts frames into {cfg.patch_size}×{cfg.patch_size} patches",
-    channel_params=lambda cfg: {"embed.weight": ChannelParam(1, "in", cfg.patch_size ** 2),
-                                "head.weight": ChannelParam(0, "out", cfg.patch_size ** 2),
-                                "head.bias": ChannelParam(0, "out", cfg.patch_size ** 2)},
-    # no weight depends on T or on the frame size: the position embedding is computed for the input at hand
-    frames_params=lambda cfg: [], resolution_params=lambda cfg: [],
-    tiny_config={"frames": 4, "height": 16, "width": 16, "patch_size": 4, "dim": 16, "heads": 2, "dim_head": 8,
-                 "Ndepth": 2},
-    description="PredFormer (Tang et al., 2024), Quadruplet-TSST: gated transformer blocks with factorised "
-                "temporal / spatial attention, no recurrence or convolution",
-))
+ARCHITECTURE = register(
+    Architecture(
+        name="predformer",
+        model=PredFormer,
+        config=PredFormerConfig,
+        recipe=PREDFORMER_RECIPE,
+        any_frames=False,
+        spec_keys={
+            "frames_in": "frames",
+            "frames_out": "frames",
+            "channels": "channels",
+            "height": "height",
+            "width": "width",
+        },
+        size_multiple=lambda cfg: cfg.patch_size,
+        size_reason=lambda cfg: f"PredFormer cuts frames into {cfg.patch_size}×{cfg.patch_size} patches",
+        channel_params=lambda cfg: {
+            "embed.weight": ChannelParam(1, "in", cfg.patch_size**2),
+            "head.weight": ChannelParam(0, "out", cfg.patch_size**2),
+            "head.bias": ChannelParam(0, "out", cfg.patch_size**2),
+        },
+        # no weight depends on T or on the frame size: the position embedding is computed for the input at hand
+        frames_params=lambda cfg: [],
+        resolution_params=lambda cfg: [],
+        tiny_config={
+            "frames": 4,
+            "height": 16,
+            "width": 16,
+            "patch_size": 4,
+            "dim": 16,
+            "heads": 2,
+            "dim_head": 8,
+            "Ndepth": 2,
+        },
+        description="PredFormer (Tang et al., 2024), Quadruplet-TSST: gated transformer blocks with factorised "
+        "temporal / spatial attention, no recurrence or convolution",
+    )
+)

@@ -50,9 +50,22 @@ from stzoo.errors import ConfigError, InputError
 from stzoo.models.base import Architecture, Recipe, cfg_field, register
 from stzoo.models.recurrent import RecurrentConfig, RecurrentNet, recurrent_declaration
 
-__all__ = ["PredRNN", "PredRNNv2", "PredRNNConfig", "PredRNNv2Config", "STLSTMCellWithDeltas",
-           "decoupling_loss", "reverse_sampling_probabilities", "v2_sampling_masks", "predrnn_v2_training_forward",
-           "FORGET_BIAS", "PREDRNN_RECIPE", "PREDRNN_V2_RECIPE", "ARCHITECTURE", "ARCHITECTURE_V2"]
+__all__ = [
+    "PredRNN",
+    "PredRNNv2",
+    "PredRNNConfig",
+    "PredRNNv2Config",
+    "STLSTMCellWithDeltas",
+    "decoupling_loss",
+    "reverse_sampling_probabilities",
+    "v2_sampling_masks",
+    "predrnn_v2_training_forward",
+    "FORGET_BIAS",
+    "PREDRNN_RECIPE",
+    "PREDRNN_V2_RECIPE",
+    "ARCHITECTURE",
+    "ARCHITECTURE_V2",
+]
 
 #: added to both forget gates' pre-activations (OpenSTL's ``_forget_bias``; the authors' code uses 1.0 too)
 FORGET_BIAS = 1.0
@@ -62,7 +75,7 @@ FORGET_BIAS = 1.0
 class PredRNNConfig(RecurrentConfig):
     """PredRNN's settings. Defaults: OpenSTL's ``configs/mmnist/PredRNN.py`` (23,838,720 parameters)."""
 
-    num_hidden: int = cfg_field(128, lo=1, hi=2048)   # hidden channels of every ST-LSTM layer (and of M)
+    num_hidden: int = cfg_field(128, lo=1, hi=2048)  # hidden channels of every ST-LSTM layer (and of M)
 
 
 @dataclass
@@ -71,17 +84,18 @@ class PredRNNv2Config(PredRNNConfig):
     ``configs/mmnist/PredRNNv2.py`` (23,855,104 parameters). The schedule points are fractions of the
     training run; OpenSTL gives them in iterations of its 125,000 (200 epochs × 625 batches of 16)."""
 
-    decouple_beta: float = cfg_field(0.1, lo=0.0, hi=1000.0)    # β: weight of the decoupling loss
-    reverse_scheduled_sampling: bool = True                      # sample the input part too (OpenSTL: 1)
-    sampling_start: float = cfg_field(0.2, lo=0.0, hi=1.0)      # r_η, η start to move here (OpenSTL 25,000 its)
-    sampling_stop: float = cfg_field(0.4, lo=0.0, hi=1.0)       # ... and end here: r_η = 1, η = 0 (50,000 its)
+    decouple_beta: float = cfg_field(0.1, lo=0.0, hi=1000.0)  # β: weight of the decoupling loss
+    reverse_scheduled_sampling: bool = True  # sample the input part too (OpenSTL: 1)
+    sampling_start: float = cfg_field(0.2, lo=0.0, hi=1.0)  # r_η, η start to move here (OpenSTL 25,000 its)
+    sampling_stop: float = cfg_field(0.4, lo=0.0, hi=1.0)  # ... and end here: r_η = 1, η = 0 (50,000 its)
     sampling_exp_alpha: float = cfg_field(0.04, lo=1e-9, hi=1.0)  # time constant of r_η's rise (5,000 its)
 
     def validate(self) -> None:
         super().validate()
         if self.sampling_start > self.sampling_stop:
-            raise ConfigError(f"sampling_start ({self.sampling_start}) must not come after sampling_stop "
-                              f"({self.sampling_stop})")
+            raise ConfigError(
+                f"sampling_start ({self.sampling_start}) must not come after sampling_stop ({self.sampling_stop})"
+            )
 
 
 class STLSTMCellWithDeltas(nn.Module):
@@ -93,14 +107,13 @@ class STLSTMCellWithDeltas(nn.Module):
         super().__init__()
         pad = filter_size // 2
         self.c_hid = c_hid
-        self.conv_x = nn.Conv2d(c_in, 7 * c_hid, filter_size, padding=pad, bias=False)       # i f g i' f' g' o
-        self.conv_h = nn.Conv2d(c_hid, 4 * c_hid, filter_size, padding=pad, bias=False)      # i f g o
-        self.conv_m = nn.Conv2d(c_hid, 3 * c_hid, filter_size, padding=pad, bias=False)      # i' f' g'
-        self.conv_o = nn.Conv2d(2 * c_hid, c_hid, filter_size, padding=pad, bias=False)      # [C;M] → o
-        self.conv_last = nn.Conv2d(2 * c_hid, c_hid, 1, bias=False)                          # [C;M] → H
+        self.conv_x = nn.Conv2d(c_in, 7 * c_hid, filter_size, padding=pad, bias=False)  # i f g i' f' g' o
+        self.conv_h = nn.Conv2d(c_hid, 4 * c_hid, filter_size, padding=pad, bias=False)  # i f g o
+        self.conv_m = nn.Conv2d(c_hid, 3 * c_hid, filter_size, padding=pad, bias=False)  # i' f' g'
+        self.conv_o = nn.Conv2d(2 * c_hid, c_hid, filter_size, padding=pad, bias=False)  # [C;M] → o
+        self.conv_last = nn.Conv2d(2 * c_hid, c_hid, 1, bias=False)  # [C;M] → H
 
-    def forward(self, x: Tensor, h: Tensor, c: Tensor, m: Tensor
-                ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor, h: Tensor, c: Tensor, m: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """(X, H_{t−1}, C_{t−1}, M from below) → (H_t, C_t, M_t, ΔC, ΔM)."""
         i_x, f_x, g_x, i_xm, f_xm, g_xm, o_x = torch.split(self.conv_x(x), self.c_hid, dim=1)
         i_h, f_h, g_h, o_h = torch.split(self.conv_h(h), self.c_hid, dim=1)
@@ -109,7 +122,7 @@ class STLSTMCellWithDeltas(nn.Module):
         c = torch.sigmoid(f_x + f_h + FORGET_BIAS) * c + delta_c
         delta_m = torch.sigmoid(i_xm + i_m) * torch.tanh(g_xm + g_m)
         m = torch.sigmoid(f_xm + f_m + FORGET_BIAS) * m + delta_m
-        cm = torch.cat([c, m], dim=1)                                                        # B×2c_hid×h×w
+        cm = torch.cat([c, m], dim=1)  # B×2c_hid×h×w
         h = torch.sigmoid(o_x + o_h + self.conv_o(cm)) * torch.tanh(self.conv_last(cm))
         return h, c, m, delta_c, delta_m
 
@@ -120,7 +133,7 @@ def decoupling_loss(adapter: nn.Module, deltas: list[tuple[Tensor, Tensor]]) -> 
     ``adapter(ΔC)`` and ``adapter(ΔM)``; then the mean over the pairs."""
     terms = []
     for dc, dm in deltas:
-        a = F.normalize(adapter(dc).flatten(2), dim=2)                                       # B×c×(h·w)
+        a = F.normalize(adapter(dc).flatten(2), dim=2)  # B×c×(h·w)
         b = F.normalize(adapter(dm).flatten(2), dim=2)
         terms.append(torch.cosine_similarity(a, b, dim=2).abs().mean())
     return torch.stack(terms).mean()
@@ -135,17 +148,19 @@ class PredRNN(RecurrentNet):
     def make_cell(self, c_in: int, c_hid: int, filter_size: int) -> nn.Module:
         return STLSTMCellWithDeltas(c_in, c_hid, filter_size)
 
-    def init_states(self, batch: int, h: int, w: int, like: Tensor
-                    ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...], Tensor]:
+    def init_states(
+        self, batch: int, h: int, w: int, like: Tensor
+    ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...], Tensor]:
         """Zero states for an ``h``×``w`` grid: (H per layer, C per layer, the zigzag memory M)."""
         z = like.new_zeros(batch, self.num_hidden, h, w)
         return (z,) * self.num_layers, (z,) * self.num_layers, z
 
-    def _step(self, frame: Tensor, states: tuple[Any, Any, Tensor]
-              ) -> tuple[Tensor, tuple[Any, Any, Tensor], list[tuple[Tensor, Tensor]]]:
+    def _step(
+        self, frame: Tensor, states: tuple[Any, Any, Tensor]
+    ) -> tuple[Tensor, tuple[Any, Any, Tensor], list[tuple[Tensor, Tensor]]]:
         """:meth:`step`, also returning each layer's (ΔC, ΔM)."""
         hs, cs, m = states
-        z = self._encode(frame)                                                              # B×C·p²×h×w
+        z = self._encode(frame)  # B×C·p²×h×w
         new_h, new_c, deltas = [], [], []
         for cell, h, c in zip(self.cells, hs, cs):
             z, c, m, dc, dm = cell(z, h, c, m)  # M goes up the stack; the top one starts the next step
@@ -170,9 +185,16 @@ class PredRNN(RecurrentNet):
             raise InputError(f"{what} must be B×N (or B×N×1×1×1) with N >= {need}, got {tuple(mask.shape)}")
         return mask
 
-    def _rollout(self, x: Tensor, n_out: int | None, target: Tensor | None, teacher_mask: Tensor | None,
-                 input_mask: Tensor | None, return_context: bool, want_deltas: bool
-                 ) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
+    def _rollout(
+        self,
+        x: Tensor,
+        n_out: int | None,
+        target: Tensor | None,
+        teacher_mask: Tensor | None,
+        input_mask: Tensor | None,
+        return_context: bool,
+        want_deltas: bool,
+    ) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
         self.check_input(x)
         n_out = self.frames_out if n_out is None else int(n_out)
         if n_out < 1:
@@ -190,8 +212,11 @@ class PredRNN(RecurrentNet):
             if i == 0:
                 frame = x[:, 0]
             elif i < t:
-                frame = x[:, i] if input_mask is None else (
-                    input_mask[:, i - 1] * x[:, i] + (1 - input_mask[:, i - 1]) * pred)
+                frame = (
+                    x[:, i]
+                    if input_mask is None
+                    else (input_mask[:, i - 1] * x[:, i] + (1 - input_mask[:, i - 1]) * pred)
+                )
             elif teacher_mask is not None:
                 k = i - t  # index of the future frame that `pred` estimates
                 frame = teacher_mask[:, k] * target[:, k] + (1 - teacher_mask[:, k]) * pred
@@ -204,9 +229,16 @@ class PredRNN(RecurrentNet):
                 outputs.append(pred)
         return torch.stack(outputs, dim=1), deltas
 
-    def forward(self, x: Tensor, n_out: int | None = None, *, target: Tensor | None = None,
-                teacher_mask: Tensor | None = None, input_mask: Tensor | None = None,
-                return_context: bool = False) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        n_out: int | None = None,
+        *,
+        target: Tensor | None = None,
+        teacher_mask: Tensor | None = None,
+        input_mask: Tensor | None = None,
+        return_context: bool = False,
+    ) -> Tensor:
         """Predict ``n_out`` frames after the frames in ``x`` (B×T×C×H×W); as
         :meth:`RecurrentNet.forward`, plus ``input_mask`` (reverse scheduled sampling): B×(T−1)
         weights in [0, 1]; input frame i ≥ 1 becomes ``m·x[:, i] + (1−m)·prediction of frame i``.
@@ -224,9 +256,17 @@ class PredRNNv2(PredRNN):
         super().__init__(config, **overrides)
         self.adapter = nn.Conv2d(self.num_hidden, self.num_hidden, 1, bias=False)  # shared by all layers
 
-    def forward(self, x: Tensor, n_out: int | None = None, *, target: Tensor | None = None,
-                teacher_mask: Tensor | None = None, input_mask: Tensor | None = None,
-                return_context: bool = False, return_decouple: bool = False) -> Any:
+    def forward(
+        self,
+        x: Tensor,
+        n_out: int | None = None,
+        *,
+        target: Tensor | None = None,
+        teacher_mask: Tensor | None = None,
+        input_mask: Tensor | None = None,
+        return_context: bool = False,
+        return_decouple: bool = False,
+    ) -> Any:
         """As :meth:`PredRNN.forward`; with ``return_decouple=True`` returns ``(frames, decoupling loss)``
         (:func:`decoupling_loss` over every layer and step of this rollout)."""
         frames, deltas = self._rollout(x, n_out, target, teacher_mask, input_mask, return_context, return_decouple)
@@ -250,14 +290,16 @@ def reverse_sampling_probabilities(progress: float, cfg: PredRNNv2Config) -> tup
     return 1.0, 0.0
 
 
-def v2_sampling_masks(cfg: PredRNNv2Config, recipe: Recipe, batch: int, progress: float,
-                      device: torch.device | str = "cpu") -> tuple[Tensor | None, Tensor | None]:
+def v2_sampling_masks(
+    cfg: PredRNNv2Config, recipe: Recipe, batch: int, progress: float, device: torch.device | str = "cpu"
+) -> tuple[Tensor | None, Tensor | None]:
     """``(input_mask B×(T_in−1), teacher_mask B×(T_out−1))`` of 0/1 draws for one training batch.
 
     With ``reverse_scheduled_sampling``: ground truth with probability r_η in the input part and η in
     the predicted part (:func:`reverse_sampling_probabilities`). Without: the input part is observed and
     teacher forcing decays linearly from 1 to 0 over ``recipe.scheduled_sampling`` of the run
     (OpenSTL's ``schedule_sampling``)."""
+
     def draw(p: float, n: int) -> Tensor:
         return torch.bernoulli(torch.full((batch, n), float(p), device=device))
 
@@ -269,19 +311,21 @@ def v2_sampling_masks(cfg: PredRNNv2Config, recipe: Recipe, batch: int, progress
     return None, None
 
 
-def predrnn_v2_training_forward(model: nn.Module, recipe: Recipe, seq: Tensor, progress: float
-                                ) -> tuple[Tensor, Tensor, Tensor]:
+def predrnn_v2_training_forward(
+    model: nn.Module, recipe: Recipe, seq: Tensor, progress: float
+) -> tuple[Tensor, Tensor, Tensor]:
     """PredRNN-V2's training forward on a B×(T_in+T_out)×C×H×W batch, with the masks of
     :func:`v2_sampling_masks`: every one-step prediction (frames 1 … T_in+T_out−1, as OpenSTL), its
     target, and β · the decoupling loss. The training code adds the recipe's loss (MSE) of the first two.
     ``model`` may be wrapped (DistributedDataParallel): it is called, so the wrapper's hooks run."""
     cfg = getattr(model, "module", model).config
     t_in, t_out = recipe.frames_in, recipe.frames_out
-    x, y = seq[:, :t_in], seq[:, t_in:t_in + t_out]
+    x, y = seq[:, :t_in], seq[:, t_in : t_in + t_out]
     input_mask, teacher_mask = v2_sampling_masks(cfg, recipe, seq.shape[0], progress, seq.device)
-    pred, decouple = model(x, t_out, target=y, teacher_mask=teacher_mask, input_mask=input_mask,
-                           return_context=True, return_decouple=True)
-    return pred, seq[:, 1:t_in + t_out], cfg.decouple_beta * decouple.float()
+    pred, decouple = model(
+        x, t_out, target=y, teacher_mask=teacher_mask, input_mask=input_mask, return_context=True, return_decouple=True
+    )
+    return pred, seq[:, 1 : t_in + t_out], cfg.decouple_beta * decouple.float()
 
 
 #: OpenSTL's PredRNN recipe (configs/mmnist/PredRNN.py): Adam(W, no decay) at 5e-4, OneCycle, batch 16, MSE
@@ -291,20 +335,45 @@ PREDRNN_RECIPE = Recipe(lr=5e-4, batch_size=16, loss="mse", scheduled_sampling=0
 #: PredRNN-V2's (configs/mmnist/PredRNNv2.py): the same, with its own sampling (see PredRNNv2Config)
 PREDRNN_V2_RECIPE = Recipe(lr=5e-4, batch_size=16, loss="mse", scheduled_sampling=0.4, grad_clip=0.0)
 
-ARCHITECTURE = register(Architecture(
-    name="predrnn", model=PredRNN, config=PredRNNConfig,
-    **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": PREDRNN_RECIPE},
-    tiny_config={"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 2, "num_hidden": 8,
-                 "patch_size": 4, "filter_size": 3},
-    description="PredRNN (Wang et al., NeurIPS 2017): ST-LSTM cells with a zigzag spatiotemporal memory",
-))
+ARCHITECTURE = register(
+    Architecture(
+        name="predrnn",
+        model=PredRNN,
+        config=PredRNNConfig,
+        **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": PREDRNN_RECIPE},
+        tiny_config={
+            "frames_in": 4,
+            "frames_out": 4,
+            "height": 16,
+            "width": 16,
+            "num_layers": 2,
+            "num_hidden": 8,
+            "patch_size": 4,
+            "filter_size": 3,
+        },
+        description="PredRNN (Wang et al., NeurIPS 2017): ST-LSTM cells with a zigzag spatiotemporal memory",
+    )
+)
 
-ARCHITECTURE_V2 = register(Architecture(
-    name="predrnn_v2", model=PredRNNv2, config=PredRNNv2Config,
-    **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": PREDRNN_V2_RECIPE},
-    tiny_config={"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 2, "num_hidden": 8,
-                 "patch_size": 4, "filter_size": 3, "decouple_beta": 0.05},
-    description="PredRNN-V2 (Wang et al., TPAMI 2022): PredRNN with memory decoupling and reverse "
-                "scheduled sampling",
-    training_forward=predrnn_v2_training_forward,
-))
+ARCHITECTURE_V2 = register(
+    Architecture(
+        name="predrnn_v2",
+        model=PredRNNv2,
+        config=PredRNNv2Config,
+        **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": PREDRNN_V2_RECIPE},
+        tiny_config={
+            "frames_in": 4,
+            "frames_out": 4,
+            "height": 16,
+            "width": 16,
+            "num_layers": 2,
+            "num_hidden": 8,
+            "patch_size": 4,
+            "filter_size": 3,
+            "decouple_beta": 0.05,
+        },
+        description="PredRNN-V2 (Wang et al., TPAMI 2022): PredRNN with memory decoupling and reverse "
+        "scheduled sampling",
+        training_forward=predrnn_v2_training_forward,
+    )
+)

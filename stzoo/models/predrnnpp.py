@@ -56,8 +56,7 @@ from torch import Tensor, nn
 from stzoo.models.base import Architecture, Recipe, cfg_field, register
 from stzoo.models.recurrent import RecurrentConfig, RecurrentNet, recurrent_declaration
 
-__all__ = ["PredRNNpp", "PredRNNppConfig", "CausalLSTMCell", "GradientHighwayUnit", "PREDRNNPP_RECIPE",
-           "ARCHITECTURE"]
+__all__ = ["PredRNNpp", "PredRNNppConfig", "CausalLSTMCell", "GradientHighwayUnit", "PREDRNNPP_RECIPE", "ARCHITECTURE"]
 
 FORGET_BIAS = 1.0  # added to both forget gates' pre-activations (OpenSTL's ``_forget_bias``)
 
@@ -66,8 +65,8 @@ FORGET_BIAS = 1.0  # added to both forget gates' pre-activations (OpenSTL's ``_f
 class PredRNNppConfig(RecurrentConfig):
     """PredRNN++'s settings. Defaults: OpenSTL's Moving MNIST config (35,307,520 parameters)."""
 
-    num_layers: int = cfg_field(4, lo=2, hi=32)       # stacked Causal LSTM cells (the GHU needs >= 2)
-    num_hidden: int = cfg_field(128, lo=1, hi=2048)   # hidden channels of every cell, of M and of the GHU
+    num_layers: int = cfg_field(4, lo=2, hi=32)  # stacked Causal LSTM cells (the GHU needs >= 2)
+    num_hidden: int = cfg_field(128, lo=1, hi=2048)  # hidden channels of every cell, of M and of the GHU
 
 
 def _conv(c_in: int, c_out: int, k: int) -> nn.Conv2d:
@@ -81,12 +80,12 @@ class CausalLSTMCell(nn.Module):
         super().__init__()
         k, n = filter_size, c_hid
         self.c_hid = n
-        self.conv_x = _conv(c_in, 7 * n, k)   # i, f, g, i', f', g', o from the input
-        self.conv_h = _conv(n, 4 * n, k)      # i, f, g, o from H_{t−1}
-        self.conv_c = _conv(n, 3 * n, k)      # i, f, g from C_{t−1}
-        self.conv_m = _conv(n, 3 * n, k)      # i', f', m_m from M
-        self.conv_c2m = _conv(n, 4 * n, k)    # i', g', f', o from C_t
-        self.conv_om = _conv(n, n, k)         # o from M_t
+        self.conv_x = _conv(c_in, 7 * n, k)  # i, f, g, i', f', g', o from the input
+        self.conv_h = _conv(n, 4 * n, k)  # i, f, g, o from H_{t−1}
+        self.conv_c = _conv(n, 3 * n, k)  # i, f, g from C_{t−1}
+        self.conv_m = _conv(n, 3 * n, k)  # i', f', m_m from M
+        self.conv_c2m = _conv(n, 4 * n, k)  # i', g', f', o from C_t
+        self.conv_om = _conv(n, n, k)  # o from M_t
         self.conv_last = nn.Conv2d(2 * n, n, 1, bias=False)  # [C_t ; M_t] → N
 
     def init_state(self, batch: int, h: int, w: int, like: Tensor) -> tuple[Tensor, Tensor]:
@@ -102,14 +101,14 @@ class CausalLSTMCell(nn.Module):
         i = torch.sigmoid(i_x + i_h + i_c)
         f = torch.sigmoid(f_x + f_h + f_c + FORGET_BIAS)
         g = torch.tanh(g_x + g_h + g_c)
-        c = f * c + i * g                                                     # C_t: B×N×h×w
+        c = f * c + i * g  # C_t: B×N×h×w
         i2_c, g2_c, f2_c, o_c = torch.split(self.conv_c2m(c), n, dim=1)
         i2 = torch.sigmoid(i2_x + i_m + i2_c)
         f2 = torch.sigmoid(f2_x + f_m + f2_c + FORGET_BIAS)
         g2 = torch.tanh(g2_x + g2_c)
-        m = f2 * torch.tanh(m_m) + i2 * g2                                    # M_t: B×N×h×w
+        m = f2 * torch.tanh(m_m) + i2 * g2  # M_t: B×N×h×w
         o = torch.tanh(o_x + o_h + o_c + self.conv_om(m))
-        h = o * torch.tanh(self.conv_last(torch.cat([c, m], dim=1)))          # H_t: B×N×h×w
+        h = o * torch.tanh(self.conv_last(torch.cat([c, m], dim=1)))  # H_t: B×N×h×w
         return h, c, m
 
 
@@ -148,21 +147,22 @@ class PredRNNpp(RecurrentNet):
     def make_cell(self, c_in: int, c_hid: int, filter_size: int) -> nn.Module:
         return CausalLSTMCell(c_in, c_hid, filter_size)
 
-    def init_states(self, batch: int, h: int, w: int, like: Tensor
-                    ) -> tuple[list[tuple[Tensor, Tensor]], Tensor, Tensor]:
+    def init_states(
+        self, batch: int, h: int, w: int, like: Tensor
+    ) -> tuple[list[tuple[Tensor, Tensor]], Tensor, Tensor]:
         z = like.new_zeros(batch, self.num_hidden, h, w)
         return [cell.init_state(batch, h, w, like) for cell in self.cells], z, z
 
     def step(self, frame: Tensor, states: Any) -> tuple[Tensor, Any]:
         layers, m, z = states
-        x = self._encode(frame)                                   # B×P×h×w
+        x = self._encode(frame)  # B×P×h×w
         new_layers = []
         for i, (cell, (h, c)) in enumerate(zip(self.cells, layers)):
-            h, c, m = cell(x, h, c, m)                            # M goes up the stack
+            h, c, m = cell(x, h, c, m)  # M goes up the stack
             new_layers.append((h, c))
             if i == 0:
                 z = self.ghu(h, z)
-                x = z                                             # the GHU feeds the second layer
+                x = z  # the GHU feeds the second layer
             else:
                 x = h
         return self.unpatchify(self.readout(x)), (new_layers, m, z)
@@ -174,11 +174,23 @@ class PredRNNpp(RecurrentNet):
 #: probability falling linearly from 1 by 2e-5 per step to 0 at step 50,000 = 0.4 of the run.
 PREDRNNPP_RECIPE = Recipe(lr=1e-4, batch_size=16, epochs=200, epoch_size=10000, loss="mse", scheduled_sampling=0.4)
 
-ARCHITECTURE = register(Architecture(
-    name="predrnnpp", model=PredRNNpp, config=PredRNNppConfig,
-    **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": PREDRNNPP_RECIPE},
-    tiny_config={"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 2, "num_hidden": 8,
-                 "patch_size": 4, "filter_size": 3},
-    description="PredRNN++ (Wang et al., ICML 2018): Causal LSTM cells with a zigzag memory and a "
-                "Gradient Highway Unit",
-))
+ARCHITECTURE = register(
+    Architecture(
+        name="predrnnpp",
+        model=PredRNNpp,
+        config=PredRNNppConfig,
+        **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": PREDRNNPP_RECIPE},
+        tiny_config={
+            "frames_in": 4,
+            "frames_out": 4,
+            "height": 16,
+            "width": 16,
+            "num_layers": 2,
+            "num_hidden": 8,
+            "patch_size": 4,
+            "filter_size": 3,
+        },
+        description="PredRNN++ (Wang et al., ICML 2018): Causal LSTM cells with a zigzag memory and a "
+        "Gradient Highway Unit",
+    )
+)

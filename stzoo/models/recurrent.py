@@ -23,16 +23,16 @@ __all__ = ["RecurrentNet", "RecurrentConfig", "RECURRENT_RECIPE", "recurrent_dec
 class RecurrentConfig(ModelConfig):
     """Settings shared by the recurrent nets. Defaults: 4 layers × 64 hidden, patch 4, 5×5 filters."""
 
-    frames_in: int = cfg_field(10, lo=1, hi=1000)     # frames read by default (any T runs)
-    frames_out: int = cfg_field(10, lo=1, hi=1000)    # frames predicted by default (any horizon runs)
-    channels: int = cfg_field(1, lo=1, hi=64)         # colour channels of a frame
-    height: int = cfg_field(64, lo=1, hi=8192)        # training size (any multiple of patch_size runs)
-    width: int = cfg_field(64, lo=1, hi=8192)         # (training width)
-    num_layers: int = cfg_field(4, lo=1, hi=32)       # stacked cells
-    num_hidden: int = cfg_field(64, lo=1, hi=2048)    # hidden channels of every cell
-    patch_size: int = cfg_field(4, lo=1, hi=64)       # frames enter as patch_size² channels per colour channel
-    filter_size: int = cfg_field(5, lo=1, hi=15)      # gate convolution kernel (odd)
-    layer_norm: bool = False                          # LayerNorm over the patch channels of each input frame
+    frames_in: int = cfg_field(10, lo=1, hi=1000)  # frames read by default (any T runs)
+    frames_out: int = cfg_field(10, lo=1, hi=1000)  # frames predicted by default (any horizon runs)
+    channels: int = cfg_field(1, lo=1, hi=64)  # colour channels of a frame
+    height: int = cfg_field(64, lo=1, hi=8192)  # training size (any multiple of patch_size runs)
+    width: int = cfg_field(64, lo=1, hi=8192)  # (training width)
+    num_layers: int = cfg_field(4, lo=1, hi=32)  # stacked cells
+    num_hidden: int = cfg_field(64, lo=1, hi=2048)  # hidden channels of every cell
+    patch_size: int = cfg_field(4, lo=1, hi=64)  # frames enter as patch_size² channels per colour channel
+    filter_size: int = cfg_field(5, lo=1, hi=15)  # gate convolution kernel (odd)
+    layer_norm: bool = False  # LayerNorm over the patch channels of each input frame
 
     def validate(self) -> None:
         super().validate()
@@ -48,16 +48,24 @@ def recurrent_declaration(first_cell_input: str) -> dict[str, Any]:
     """The :class:`~stzoo.models.base.Architecture` fields every patch-reshape recurrent net shares.
 
     ``first_cell_input`` is the weight of the first cell that reads the patch channels."""
-    def channel_params(cfg: RecurrentConfig) -> dict[str, ChannelParam]:
-        g = cfg.patch_size ** 2
-        return {first_cell_input: ChannelParam(1, "in", g), "readout.weight": ChannelParam(0, "out", g),
-                "norm_in.weight": ChannelParam(0, "out", g), "norm_in.bias": ChannelParam(0, "out", g)}
 
-    return dict(recipe=RECURRENT_RECIPE, any_frames=True,
-                spec_keys={k: k for k in ("frames_in", "frames_out", "channels", "height", "width")},
-                size_multiple=lambda cfg: cfg.patch_size,
-                size_reason=lambda cfg: f"patch_size={cfg.patch_size} cuts frames into patches (patch size {cfg.patch_size})",
-                channel_params=channel_params)
+    def channel_params(cfg: RecurrentConfig) -> dict[str, ChannelParam]:
+        g = cfg.patch_size**2
+        return {
+            first_cell_input: ChannelParam(1, "in", g),
+            "readout.weight": ChannelParam(0, "out", g),
+            "norm_in.weight": ChannelParam(0, "out", g),
+            "norm_in.bias": ChannelParam(0, "out", g),
+        }
+
+    return dict(
+        recipe=RECURRENT_RECIPE,
+        any_frames=True,
+        spec_keys={k: k for k in ("frames_in", "frames_out", "channels", "height", "width")},
+        size_multiple=lambda cfg: cfg.patch_size,
+        size_reason=lambda cfg: f"patch_size={cfg.patch_size} cuts frames into patches (patch size {cfg.patch_size})",
+        channel_params=channel_params,
+    )
 
 
 class RecurrentNet(nn.Module):
@@ -76,8 +84,13 @@ class RecurrentNet(nn.Module):
     def __init__(self, config: RecurrentConfig | None = None, **overrides: Any):
         super().__init__()
         cfg = self.config = self.config_class.from_dict({**(config.to_dict() if config else {}), **overrides})
-        frames_in, frames_out, channels, height, width = (cfg.frames_in, cfg.frames_out, cfg.channels,
-                                                          cfg.height, cfg.width)
+        frames_in, frames_out, channels, height, width = (
+            cfg.frames_in,
+            cfg.frames_out,
+            cfg.channels,
+            cfg.height,
+            cfg.width,
+        )
         num_layers, num_hidden, patch_size = cfg.num_layers, cfg.num_hidden, cfg.patch_size
         filter_size, layer_norm = cfg.filter_size, cfg.layer_norm
         self.frames_in, self.frames_out = frames_in, frames_out
@@ -88,8 +101,7 @@ class RecurrentNet(nn.Module):
         self.unpatchify = nn.PixelShuffle(patch_size)
         self.norm_in = nn.LayerNorm(patch_ch) if layer_norm else None
         self.cells = nn.ModuleList(
-            self.make_cell(patch_ch if i == 0 else num_hidden, num_hidden, filter_size)
-            for i in range(num_layers)
+            self.make_cell(patch_ch if i == 0 else num_hidden, num_hidden, filter_size) for i in range(num_layers)
         )
         self.readout = nn.Conv2d(num_hidden, patch_ch, 1, bias=False)
 
@@ -121,8 +133,15 @@ class RecurrentNet(nn.Module):
             new_states.append(state)
         return self.unpatchify(self.readout(z)), new_states
 
-    def forward(self, x: Tensor, n_out: int | None = None, *, target: Tensor | None = None,
-                teacher_mask: Tensor | None = None, return_context: bool = False) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        n_out: int | None = None,
+        *,
+        target: Tensor | None = None,
+        teacher_mask: Tensor | None = None,
+        return_context: bool = False,
+    ) -> Tensor:
         """Predict ``n_out`` frames after the frames in ``x`` (B×T×C×H×W).
 
         Args:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from stzoo.models.convlstm import ConvLSTMCell
 from stzoo.models.base import Architecture, cfg_field, register
+from stzoo.models.convlstm import ConvLSTMCell
 from stzoo.models.recurrent import RecurrentConfig, RecurrentNet, recurrent_declaration
 
 __all__ = ["SAConvLSTM", "SelfAttentionMemory", "SAConvLSTMCell", "SAConvLSTMConfig", "ARCHITECTURE"]
@@ -48,8 +48,7 @@ class SelfAttentionMemory(nn.Module):
         # one of the fused twins of stzoo.kernels.
         self.fuse = nn.Conv2d(2 * c_hid, c_hid, 1)
         # depthwise-separable conv producing i', g', o' from [Z ; H]
-        self.gates_dw = nn.Conv2d(2 * c_hid, 2 * c_hid, kernel_size, padding=kernel_size // 2,
-                                  groups=2 * c_hid)
+        self.gates_dw = nn.Conv2d(2 * c_hid, 2 * c_hid, kernel_size, padding=kernel_size // 2, groups=2 * c_hid)
         self.gates_pw = nn.Conv2d(2 * c_hid, 3 * c_hid, 1)
 
     @staticmethod
@@ -103,10 +102,23 @@ class SAConvLSTM(RecurrentNet):
         return SAConvLSTMCell(c_in, c_hid, filter_size, self.attn_dim)
 
 
-ARCHITECTURE = register(Architecture(
-    name="sa_convlstm", model=SAConvLSTM, config=SAConvLSTMConfig,
-    **recurrent_declaration("cells.0.lstm.conv_x.weight"),
-    tiny_config={"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 2, "num_hidden": 8,
-                 "patch_size": 4, "filter_size": 3, "attn_dim": 4},
-    description="SA-ConvLSTM (Lin et al., AAAI 2020): ConvLSTM cells with a self-attention memory",
-))
+ARCHITECTURE = register(
+    Architecture(
+        name="sa_convlstm",
+        model=SAConvLSTM,
+        config=SAConvLSTMConfig,
+        **recurrent_declaration("cells.0.lstm.conv_x.weight"),
+        tiny_config={
+            "frames_in": 4,
+            "frames_out": 4,
+            "height": 16,
+            "width": 16,
+            "num_layers": 2,
+            "num_hidden": 8,
+            "patch_size": 4,
+            "filter_size": 3,
+            "attn_dim": 4,
+        },
+        description="SA-ConvLSTM (Lin et al., AAAI 2020): ConvLSTM cells with a self-attention memory",
+    )
+)

@@ -55,8 +55,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from stzoo.errors import ConfigError
-from stzoo.models.base import (Architecture, ChannelParam, ModelConfig, Recipe, cfg_field, raise_if_bad_frames,
-                               register)
+from stzoo.models.base import Architecture, ChannelParam, ModelConfig, Recipe, cfg_field, raise_if_bad_frames, register
 from stzoo.models.tau import ConvNormAct, Decoder, DropPath, Encoder, MixMlp, large_kernel_convs
 
 __all__ = ["SimVP", "SimVPConfig", "ARCHITECTURE", "INCEP_KERNELS", "INCEP_GROUPS"]
@@ -72,20 +71,20 @@ class SimVPConfig(ModelConfig):
     """SimVP's settings. The defaults are OpenSTL's Moving MNIST ``SimVP_gSTA.py`` (46,769,665
     parameters); ``model_type="incepu"`` with the same defaults is ``SimVP_IncepU.py`` (57,946,113)."""
 
-    frames: int = cfg_field(10, lo=1, hi=1000)           # T: frames read and predicted per call
-    channels: int = cfg_field(1, lo=1, hi=64)            # colour channels of a frame
-    height: int = cfg_field(64, lo=1, hi=8192)           # training size (any multiple of the downsampling runs)
-    width: int = cfg_field(64, lo=1, hi=8192)            # (training width)
+    frames: int = cfg_field(10, lo=1, hi=1000)  # T: frames read and predicted per call
+    channels: int = cfg_field(1, lo=1, hi=64)  # colour channels of a frame
+    height: int = cfg_field(64, lo=1, hi=8192)  # training size (any multiple of the downsampling runs)
+    width: int = cfg_field(64, lo=1, hi=8192)  # (training width)
     model_type: str = cfg_field("gsta", choices=("incepu", "gsta"))  # translator: IncepU (SimVP v1) or gSTA (v2)
-    hid_S: int = cfg_field(64, lo=2, hi=1024)            # channels of the spatial encoder / decoder (even)
-    hid_T: int = cfg_field(512, lo=2, hi=8192)           # channels inside the translator
-    N_S: int = cfg_field(4, lo=2, hi=16)                 # encoder (= decoder) layers, strides 1,2,1,2,... (even)
-    N_T: int = cfg_field(8, lo=2, hi=64)                 # translator blocks (IncepU: encoder and decoder blocks each)
+    hid_S: int = cfg_field(64, lo=2, hi=1024)  # channels of the spatial encoder / decoder (even)
+    hid_T: int = cfg_field(512, lo=2, hi=8192)  # channels inside the translator
+    N_S: int = cfg_field(4, lo=2, hi=16)  # encoder (= decoder) layers, strides 1,2,1,2,... (even)
+    N_T: int = cfg_field(8, lo=2, hi=64)  # translator blocks (IncepU: encoder and decoder blocks each)
     mlp_ratio: float = cfg_field(8.0, lo=0.01, hi=64.0)  # gSTA only: MLP expansion inside each block
-    drop: float = cfg_field(0.0, lo=0.0, hi=0.99)        # gSTA only: dropout in the MLPs
-    drop_path: float = cfg_field(0.0, lo=0.0, hi=0.99)   # gSTA only: stochastic depth of the last block (see above)
-    kernel_size: int = cfg_field(21, lo=3, hi=63)        # gSTA only: attention's nominal kernel (5×5 ∘ 7×7 dil. 3)
-    spatio_kernel: int = cfg_field(3, lo=1, hi=15)       # conv kernel of the encoder / decoder (odd)
+    drop: float = cfg_field(0.0, lo=0.0, hi=0.99)  # gSTA only: dropout in the MLPs
+    drop_path: float = cfg_field(0.0, lo=0.0, hi=0.99)  # gSTA only: stochastic depth of the last block (see above)
+    kernel_size: int = cfg_field(21, lo=3, hi=63)  # gSTA only: attention's nominal kernel (5×5 ∘ 7×7 dil. 3)
+    spatio_kernel: int = cfg_field(3, lo=1, hi=15)  # conv kernel of the encoder / decoder (odd)
 
     def validate(self) -> None:
         if isinstance(self.model_type, str):  # OpenSTL writes 'IncepU' / 'gSTA'
@@ -100,9 +99,12 @@ class SimVPConfig(ModelConfig):
         if self.model_type == "incepu":
             g = incep_groups(self.hid_T)
             if (self.frames * self.hid_S) % g:
-                raise ConfigError(f"the IncepU translator's last block writes frames·hid_S = "
-                                  f"{self.frames * self.hid_S} channels through GroupNorm({g}) (hid_T/2 = {self.hid_T // 2} is a multiple of "
-                                  f"{INCEP_GROUPS}): frames·hid_S must be a multiple of {g}")
+                raise ConfigError(
+                    f"the IncepU translator's last block writes frames·hid_S = "
+                    f"{self.frames * self.hid_S} channels through GroupNorm({g}) "
+                    f"(hid_T/2 = {self.hid_T // 2} is a multiple of "
+                    f"{INCEP_GROUPS}): frames·hid_S must be a multiple of {g}"
+                )
         elif min(int(self.hid_T * self.mlp_ratio), int(self.frames * self.hid_S * self.mlp_ratio)) < 1:
             raise ConfigError(f"mlp_ratio={self.mlp_ratio} leaves the gSTA MLP with no hidden channel")
 
@@ -139,11 +141,11 @@ class InceptionBlock(nn.Module):
         self.branches = nn.ModuleList(GroupConvNormAct(c_hid, c_out, k, groups) for k in INCEP_KERNELS)
 
     def forward(self, x: Tensor) -> Tensor:
-        z = self.conv1(x)                                   # B×c_hid×H'×W'
+        z = self.conv1(x)  # B×c_hid×H'×W'
         y = self.branches[0](z)
         for branch in self.branches[1:]:
             y = y + branch(z)
-        return y                                            # B×c_out×H'×W'
+        return y  # B×c_out×H'×W'
 
 
 class IncepUTranslator(nn.Module):
@@ -165,7 +167,7 @@ class IncepUTranslator(nn.Module):
         for i, block in enumerate(self.enc):
             z = block(z)
             if i < len(self.enc) - 1:
-                skips.append(z)                              # e_0 ... e_{n-2}
+                skips.append(z)  # e_0 ... e_{n-2}
         z = self.dec[0](z)
         for i in range(1, len(self.dec)):
             z = self.dec[i](torch.cat([z, skips[-i]], dim=1))  # [z, e_{n-1-i}]
@@ -207,8 +209,16 @@ class GSTABlock(nn.Module):
     """x + s1 · SA(BN(x)), then x + s2 · MLP(BN(x)); then a 1×1 conv to a new width where it changes.
     OpenSTL's ``MetaBlock`` holding a ``GASubBlock``."""
 
-    def __init__(self, dim: int, out_dim: int, kernel_size: int, mlp_ratio: float, drop: float,
-                 drop_path: float, init_value: float = 1e-2):
+    def __init__(
+        self,
+        dim: int,
+        out_dim: int,
+        kernel_size: int,
+        mlp_ratio: float,
+        drop: float,
+        drop_path: float,
+        init_value: float = 1e-2,
+    ):
         super().__init__()
         self.norm1 = nn.BatchNorm2d(dim)
         self.attn = SpatialAttention(dim, kernel_size)
@@ -239,8 +249,9 @@ def gsta_drop_path_rates(n_blocks: int, drop_path: float) -> list[float]:
 class GSTATranslator(nn.Module):
     """N_T gSTA blocks over B×(T·hid_S)×H'×W'; the first narrows to hid_T, the last widens back."""
 
-    def __init__(self, c_in: int, c_hid: int, n_blocks: int, kernel_size: int, mlp_ratio: float,
-                 drop: float, drop_path: float):
+    def __init__(
+        self, c_in: int, c_hid: int, n_blocks: int, kernel_size: int, mlp_ratio: float, drop: float, drop_path: float
+    ):
         super().__init__()
         rates = gsta_drop_path_rates(n_blocks, drop_path)
         widths = [c_in] + [c_hid] * (n_blocks - 1) + [c_in]
@@ -275,14 +286,15 @@ class SimVP(nn.Module):
         self.height, self.width = cfg.height, cfg.width
         self.hid_S = cfg.hid_S
         self.downsample = 2 ** (cfg.N_S // 2)
-        self.encoder = Encoder(cfg.channels, cfg.hid_S, cfg.N_S, cfg.spatio_kernel)          # (B·T)×hid_S×H'×W'
+        self.encoder = Encoder(cfg.channels, cfg.hid_S, cfg.N_S, cfg.spatio_kernel)  # (B·T)×hid_S×H'×W'
         width = cfg.frames * cfg.hid_S
         if cfg.model_type == "incepu":
-            self.translator: nn.Module = IncepUTranslator(width, cfg.hid_T, cfg.N_T)          # B×(T·hid_S)×H'×W'
+            self.translator: nn.Module = IncepUTranslator(width, cfg.hid_T, cfg.N_T)  # B×(T·hid_S)×H'×W'
         else:
-            self.translator = GSTATranslator(width, cfg.hid_T, cfg.N_T, cfg.kernel_size, cfg.mlp_ratio, cfg.drop,
-                                             cfg.drop_path)
-        self.decoder = Decoder(cfg.hid_S, cfg.channels, cfg.N_S, cfg.spatio_kernel)         # (B·T)×C×H×W
+            self.translator = GSTATranslator(
+                width, cfg.hid_T, cfg.N_T, cfg.kernel_size, cfg.mlp_ratio, cfg.drop, cfg.drop_path
+            )
+        self.decoder = Decoder(cfg.hid_S, cfg.channels, cfg.N_S, cfg.spatio_kernel)  # (B·T)×C×H×W
         spatial = [m for part in (self.encoder, self.decoder) for m in part.modules() if isinstance(m, ConvNormAct)]
         for layer in spatial:  # OpenSTL's BasicConv2d._init_weights (not the decoder's 1×1 readout)
             for m in layer.conv.modules():
@@ -297,8 +309,8 @@ class SimVP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
         b = x.shape[0]
-        z, skip = self.encoder(rearrange(x, "b t c h w -> (b t) c h w"))          # (B·T)×hid_S×H'×W'
-        z = self.translator(rearrange(z, "(b t) c h w -> b (t c) h w", b=b))     # frames stacked on channels
+        z, skip = self.encoder(rearrange(x, "b t c h w -> (b t) c h w"))  # (B·T)×hid_S×H'×W'
+        z = self.translator(rearrange(z, "(b t) c h w -> b (t c) h w", b=b))  # frames stacked on channels
         y = self.decoder(rearrange(z, "b (t c) h w -> (b t) c h w", c=self.hid_S), skip)
         return rearrange(y, "(b t) c h w -> b t c h w", b=b)
 
@@ -313,22 +325,42 @@ def _frames_params(cfg: SimVPConfig) -> list[str]:
     return ["translator.blocks.0.", f"translator.blocks.{cfg.N_T - 1}.reduction."]
 
 
-ARCHITECTURE = register(Architecture(
-    name="simvp", model=SimVP, config=SimVPConfig,
-    # OpenSTL's SimVP recipe on Moving MNIST: MSE, Adam(W) lr 1e-3 with a one-cycle schedule, batch 16,
-    # 200 epochs, no gradient clipping (its parser's clip_grad=None)
-    recipe=Recipe(lr=1e-3, batch_size=16, epochs=200, loss="mse", grad_clip=0.0),
-    any_frames=False,
-    spec_keys={"frames_in": "frames", "frames_out": "frames", "channels": "channels", "height": "height",
-               "width": "width"},
-    size_multiple=lambda cfg: 2 ** (cfg.N_S // 2),
-    size_reason=lambda cfg: f"SimVP with N_S={cfg.N_S} downsamples by {2 ** (cfg.N_S // 2)}",
-    channel_params=lambda cfg: {"encoder.layers.0.conv.weight": ChannelParam(1, "in"),
-                                "decoder.readout.weight": ChannelParam(0, "out"),
-                                "decoder.readout.bias": ChannelParam(0, "out")},
-    frames_params=_frames_params,
-    tiny_config={"model_type": "gsta", "frames": 4, "height": 16, "width": 16, "hid_S": 4, "hid_T": 8, "N_S": 2,
-                 "N_T": 2, "mlp_ratio": 2.0},
-    description="SimVP (Gao et al., CVPR 2022; IncepU translator) and SimVP-gSTA (Tan et al., 2022): "
-                "CNN encoder, translator over the stacked frames, CNN decoder",
-))
+ARCHITECTURE = register(
+    Architecture(
+        name="simvp",
+        model=SimVP,
+        config=SimVPConfig,
+        # OpenSTL's SimVP recipe on Moving MNIST: MSE, Adam(W) lr 1e-3 with a one-cycle schedule, batch 16,
+        # 200 epochs, no gradient clipping (its parser's clip_grad=None)
+        recipe=Recipe(lr=1e-3, batch_size=16, epochs=200, loss="mse", grad_clip=0.0),
+        any_frames=False,
+        spec_keys={
+            "frames_in": "frames",
+            "frames_out": "frames",
+            "channels": "channels",
+            "height": "height",
+            "width": "width",
+        },
+        size_multiple=lambda cfg: 2 ** (cfg.N_S // 2),
+        size_reason=lambda cfg: f"SimVP with N_S={cfg.N_S} downsamples by {2 ** (cfg.N_S // 2)}",
+        channel_params=lambda cfg: {
+            "encoder.layers.0.conv.weight": ChannelParam(1, "in"),
+            "decoder.readout.weight": ChannelParam(0, "out"),
+            "decoder.readout.bias": ChannelParam(0, "out"),
+        },
+        frames_params=_frames_params,
+        tiny_config={
+            "model_type": "gsta",
+            "frames": 4,
+            "height": 16,
+            "width": 16,
+            "hid_S": 4,
+            "hid_T": 8,
+            "N_S": 2,
+            "N_T": 2,
+            "mlp_ratio": 2.0,
+        },
+        description="SimVP (Gao et al., CVPR 2022; IncepU translator) and SimVP-gSTA (Tan et al., 2022): "
+        "CNN encoder, translator over the stacked frames, CNN decoder",
+    )
+)

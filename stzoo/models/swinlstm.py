@@ -70,9 +70,20 @@ from stzoo.models.base import Architecture, ChannelParam, ModelConfig, Recipe, c
 from stzoo.models.recurrent import RecurrentNet
 from stzoo.models.tau import DropPath
 
-__all__ = ["SwinLSTM", "SwinLSTMConfig", "SwinLSTMCell", "SwinBlock", "WindowAttention", "StagePlan",
-           "stage_plan", "size_multiple", "shifted_window_mask", "relative_position_index", "SWINLSTM_RECIPE",
-           "ARCHITECTURE"]
+__all__ = [
+    "SwinLSTM",
+    "SwinLSTMConfig",
+    "SwinLSTMCell",
+    "SwinBlock",
+    "WindowAttention",
+    "StagePlan",
+    "stage_plan",
+    "size_multiple",
+    "shifted_window_mask",
+    "relative_position_index",
+    "SWINLSTM_RECIPE",
+    "ARCHITECTURE",
+]
 
 #: the masked-out score of a shifted window (timm's constant; exp(−100) ≈ 0 next to the other scores)
 MASK_VALUE = -100.0
@@ -80,11 +91,15 @@ MASK_VALUE = -100.0
 
 def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
     """A list / tuple of 1 to 6 whole numbers in 1 … 64 (JSON gives lists) as a tuple of ints."""
-    ok = isinstance(value, (list, tuple)) and 1 <= len(value) <= 6 and all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) and 1 <= v <= 64 for v in value)
+    ok = (
+        isinstance(value, (list, tuple))
+        and 1 <= len(value) <= 6
+        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and 1 <= v <= 64 for v in value)
+    )
     if not ok:
-        raise ConfigError(f"swinlstm config {name!r} must list 1 to 6 stages as whole numbers between 1 and 64, "
-                          f"got {value!r}")
+        raise ConfigError(
+            f"swinlstm config {name!r} must list 1 to 6 stages as whole numbers between 1 and 64, got {value!r}"
+        )
     return tuple(int(v) for v in value)
 
 
@@ -93,19 +108,21 @@ class SwinLSTMConfig(ModelConfig):
     """SwinLSTM-D's settings. Defaults: OpenSTL's ``configs/mmnist/SwinLSTM-D.py`` (18,845,409 parameters
     here, OpenSTL's 20,191,969 less the 1,346,560 its forward never uses; see the module docstring)."""
 
-    frames_in: int = cfg_field(10, lo=1, hi=1000)           # frames read by default (any T runs)
-    frames_out: int = cfg_field(10, lo=1, hi=1000)          # frames predicted by default (any horizon runs)
-    channels: int = cfg_field(1, lo=1, hi=64)               # colour channels of a frame
-    height: int = cfg_field(64, lo=1, hi=8192)              # training size: fixes each stage's window (see above)
-    width: int = cfg_field(64, lo=1, hi=8192)               # (training width)
-    patch_size: int = cfg_field(2, choices=(2,))            # patch embedding stride; the stride-2 reconstruction fixes it at 2
-    embed_dim: int = cfg_field(128, lo=1, hi=4096)          # E: channels of the finest stage (doubling per stage)
-    depths_down: tuple[int, ...] = cfg_field((2, 6))        # Swin blocks in each down cell, finest first
-    depths_up: tuple[int, ...] = cfg_field((6, 2))          # ... in each up cell: entry k is the cell at level k+1 (OpenSTL order)
-    num_heads: tuple[int, ...] = cfg_field((4, 8))          # heads: entry k for down cell k and the up cell at level k+1
-    window_size: int = cfg_field(4, lo=1, hi=64)            # attention window side (tokens), shift = window // 2
-    mlp_ratio: float = cfg_field(4.0, lo=0.01, hi=64.0)     # hidden width of each block's MLP / channels
-    drop_path: float = cfg_field(0.1, lo=0.0, hi=0.99)      # stochastic depth of each path's last block (linear from 0)
+    frames_in: int = cfg_field(10, lo=1, hi=1000)  # frames read by default (any T runs)
+    frames_out: int = cfg_field(10, lo=1, hi=1000)  # frames predicted by default (any horizon runs)
+    channels: int = cfg_field(1, lo=1, hi=64)  # colour channels of a frame
+    height: int = cfg_field(64, lo=1, hi=8192)  # training size: fixes each stage's window (see above)
+    width: int = cfg_field(64, lo=1, hi=8192)  # (training width)
+    patch_size: int = cfg_field(2, choices=(2,))  # patch embedding stride; the stride-2 reconstruction fixes it at 2
+    embed_dim: int = cfg_field(128, lo=1, hi=4096)  # E: channels of the finest stage (doubling per stage)
+    depths_down: tuple[int, ...] = cfg_field((2, 6))  # Swin blocks in each down cell, finest first
+    depths_up: tuple[int, ...] = cfg_field(
+        (6, 2)
+    )  # ... in each up cell: entry k is the cell at level k+1 (OpenSTL order)
+    num_heads: tuple[int, ...] = cfg_field((4, 8))  # heads: entry k for down cell k and the up cell at level k+1
+    window_size: int = cfg_field(4, lo=1, hi=64)  # attention window side (tokens), shift = window // 2
+    mlp_ratio: float = cfg_field(4.0, lo=0.01, hi=64.0)  # hidden width of each block's MLP / channels
+    drop_path: float = cfg_field(0.1, lo=0.0, hi=0.99)  # stochastic depth of each path's last block (linear from 0)
 
     def validate(self) -> None:
         for name in ("depths_down", "depths_up", "num_heads"):
@@ -113,24 +130,31 @@ class SwinLSTMConfig(ModelConfig):
         super().validate()
         n = len(self.depths_down)
         if len(self.depths_up) != n or len(self.num_heads) != n:
-            raise ConfigError(f"depths_down, depths_up and num_heads must list as many stages, got "
-                              f"{list(self.depths_down)}, {list(self.depths_up)}, {list(self.num_heads)}")
+            raise ConfigError(
+                f"depths_down, depths_up and num_heads must list as many stages, got "
+                f"{list(self.depths_down)}, {list(self.depths_up)}, {list(self.num_heads)}"
+            )
         for k, heads in enumerate(self.num_heads):
-            for dim in (self.embed_dim * 2 ** k, self.embed_dim * 2 ** (k + 1)):
+            for dim in (self.embed_dim * 2**k, self.embed_dim * 2 ** (k + 1)):
                 if dim % heads:
-                    raise ConfigError(f"num_heads[{k}]={heads} must divide the {dim} channels of the cells it is "
-                                      f"used in (embed_dim·2^{k} and embed_dim·2^{k + 1})")
-        if int(self.embed_dim * 2 ** n * self.mlp_ratio) < 1 or int(self.embed_dim * self.mlp_ratio) < 1:
+                    raise ConfigError(
+                        f"num_heads[{k}]={heads} must divide the {dim} channels of the cells it is "
+                        f"used in (embed_dim·2^{k} and embed_dim·2^{k + 1})"
+                    )
+        if int(self.embed_dim * 2**n * self.mlp_ratio) < 1 or int(self.embed_dim * self.mlp_ratio) < 1:
             raise ConfigError(f"mlp_ratio={self.mlp_ratio} leaves a Swin MLP with no hidden channel")
         grid = (self.height // self.patch_size, self.width // self.patch_size)
-        if self.height % self.patch_size or self.width % self.patch_size or any(g % 2 ** n or g < 2 ** n for g in grid):
-            raise ConfigError(f"SwinLSTM with {n} stage(s) and patch_size {self.patch_size} halves the token grid "
-                              f"{n} time(s): height and width must be multiples of {self.patch_size * 2 ** n}, got "
-                              f"{self.height}×{self.width}")
+        if self.height % self.patch_size or self.width % self.patch_size or any(g % 2**n or g < 2**n for g in grid):
+            raise ConfigError(
+                f"SwinLSTM with {n} stage(s) and patch_size {self.patch_size} halves the token grid "
+                f"{n} time(s): height and width must be multiples of {self.patch_size * 2**n}, got "
+                f"{self.height}×{self.width}"
+            )
         m = size_multiple(self)
         if self.height % m or self.width % m:
-            raise ConfigError(f"{_reason(self)}: the training size must be a multiple of {m}, got "
-                              f"{self.height}×{self.width}")
+            raise ConfigError(
+                f"{_reason(self)}: the training size must be a multiple of {m}, got {self.height}×{self.width}"
+            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,7 +176,7 @@ class StagePlan:
 def _window(cfg: SwinLSTMConfig, level: int) -> tuple[int, int]:
     """(window, shift) of a cell at ``level`` for the training size: timm's rule, the whole grid when the
     grid is no larger than ``window_size``."""
-    grid = min(cfg.height, cfg.width) // cfg.patch_size // 2 ** level
+    grid = min(cfg.height, cfg.width) // cfg.patch_size // 2**level
     if grid <= cfg.window_size:
         return grid, 0
     return cfg.window_size, cfg.window_size // 2
@@ -170,16 +194,23 @@ def stage_plan(cfg: SwinLSTMConfig) -> tuple[list[StagePlan], list[StagePlan]]:
     for k in range(n):
         d = cfg.depths_down[k]
         start = sum(cfg.depths_down[:k])
-        down.append(StagePlan(k, e * 2 ** k, d, cfg.num_heads[k], *_window(cfg, k),
-                              tuple(down_rates[start:start + d])))
+        down.append(StagePlan(k, e * 2**k, d, cfg.num_heads[k], *_window(cfg, k), tuple(down_rates[start : start + d])))
     up = []
     for i in range(n):
         k = n - 1 - i  # OpenSTL's index into depths_up / num_heads
         d = cfg.depths_up[k]
         start = sum(cfg.depths_up[:k])
-        mine = up_rates[start:start + d]
-        up.append(StagePlan(n - i, e * 2 ** (n - i), d, cfg.num_heads[k], *_window(cfg, n - i),
-                            tuple(mine[d - 1 - j] for j in range(d))))  # OpenSTL's up path reverses them
+        mine = up_rates[start : start + d]
+        up.append(
+            StagePlan(
+                n - i,
+                e * 2 ** (n - i),
+                d,
+                cfg.num_heads[k],
+                *_window(cfg, n - i),
+                tuple(mine[d - 1 - j] for j in range(d)),
+            )
+        )  # OpenSTL's up path reverses them
     return down, up
 
 
@@ -189,15 +220,17 @@ def size_multiple(cfg: SwinLSTMConfig) -> int:
     down, up = stage_plan(cfg)
     m = cfg.patch_size * 2 ** len(cfg.depths_down)
     for s in down + up:
-        m = math.lcm(m, cfg.patch_size * 2 ** s.level * s.window)
+        m = math.lcm(m, cfg.patch_size * 2**s.level * s.window)
     return m
 
 
 def _reason(cfg: SwinLSTMConfig) -> str:
     down, up = stage_plan(cfg)
     windows = ", ".join(str(s.window) for s in down + up)
-    return (f"SwinLSTM with patch_size {cfg.patch_size}, {len(down)} stage(s) and windows {windows} "
-            f"(down cells, then up cells) needs every stage's grid tiled by its window")
+    return (
+        f"SwinLSTM with patch_size {cfg.patch_size}, {len(down)} stage(s) and windows {windows} "
+        f"(down cells, then up cells) needs every stage's grid tiled by its window"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,21 +240,23 @@ def relative_position_index(window: int) -> Tensor:
     """N×N (N = window²) index into the (2·window − 1)² relative-position table, tokens row-major:
     ``(Δrow + window − 1)·(2·window − 1) + (Δcol + window − 1)``."""
     r = torch.arange(window).repeat_interleave(window)  # row of each token
-    c = torch.arange(window).repeat(window)             # column
+    c = torch.arange(window).repeat(window)  # column
     return (r[:, None] - r[None, :] + window - 1) * (2 * window - 1) + (c[:, None] - c[None, :] + window - 1)
 
 
-def shifted_window_mask(grid_h: int, grid_w: int, window: int, shift: int, *, device: Any = None,
-                        dtype: torch.dtype = torch.float32) -> Tensor:
+def shifted_window_mask(
+    grid_h: int, grid_w: int, window: int, shift: int, *, device: Any = None, dtype: torch.dtype = torch.float32
+) -> Tensor:
     """nW×N×N additive mask of the shifted windows of a ``grid_h``×``grid_w`` grid (windows row-major):
     0 between tokens of the same region of the un-shifted grid, −100 between different regions. The
     regions along each axis are [0, n − window), [n − window, n − shift), [n − shift, n)."""
+
     def region(n: int) -> Tensor:
         a = torch.arange(n, device=device)
         return (a >= n - window).long() + (a >= n - shift).long()
 
-    ids = region(grid_h)[:, None] * 3 + region(grid_w)[None, :]                          # grid_h × grid_w
-    ids = rearrange(ids, "(nh w1) (nw w2) -> (nh nw) (w1 w2)", w1=window, w2=window)     # nW × N
+    ids = region(grid_h)[:, None] * 3 + region(grid_w)[None, :]  # grid_h × grid_w
+    ids = rearrange(ids, "(nh w1) (nw w2) -> (nh nw) (w1 w2)", w1=window, w2=window)  # nW × N
     differ = ids[:, None, :] != ids[:, :, None]
     return torch.zeros(differ.shape, dtype=dtype, device=device).masked_fill(differ, MASK_VALUE)
 
@@ -243,18 +278,21 @@ class WindowAttention(nn.Module):
 
     def bias(self) -> Tensor:
         """heads×N×N relative position bias."""
-        n = self.window ** 2
-        return self.relative_position_bias_table[self.relative_position_index.reshape(-1)].reshape(n, n, -1
-                                                                                                     ).permute(2, 0, 1)
+        n = self.window**2
+        return (
+            self.relative_position_bias_table[self.relative_position_index.reshape(-1)]
+            .reshape(n, n, -1)
+            .permute(2, 0, 1)
+        )
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
-        scores = (q * self.scale) @ k.transpose(-2, -1) + self.bias()                   # (B·nW)×heads×N×N
+        scores = (q * self.scale) @ k.transpose(-2, -1) + self.bias()  # (B·nW)×heads×N×N
         if mask is not None:
             n_win = mask.shape[0]
-            scores = (rearrange(scores, "(b w) h i j -> b w h i j", w=n_win) + mask[None, :, None])
+            scores = rearrange(scores, "(b w) h i j -> b w h i j", w=n_win) + mask[None, :, None]
             scores = rearrange(scores, "b w h i j -> (b w) h i j")
-        out = scores.softmax(dim=-1) @ v                                                 # (B·nW)×heads×N×d
+        out = scores.softmax(dim=-1) @ v  # (B·nW)×heads×N×d
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 
 
@@ -275,8 +313,7 @@ class SwinBlock(nn.Module):
     """A Swin Transformer block (OpenSTL's ``STB``): optional fusion of a second input, (shifted) window
     attention and an MLP, both residual. B×L×C (+ B×L×C) → B×L×C on a grid of L = h·w tokens."""
 
-    def __init__(self, dim: int, heads: int, window: int, shift: int, mlp_ratio: float, drop_path: float,
-                 fuse: bool):
+    def __init__(self, dim: int, heads: int, window: int, shift: int, mlp_ratio: float, drop_path: float, fuse: bool):
         super().__init__()
         self.window, self.shift = window, shift
         self.norm1 = nn.LayerNorm(dim)
@@ -314,13 +351,21 @@ class SwinLSTMCell(nn.Module):
         super().__init__()
         self.dim = plan.dim
         self.blocks = nn.ModuleList(
-            SwinBlock(plan.dim, plan.heads, plan.window, plan.shift if j % 2 else 0, mlp_ratio, plan.drop_path[j],
-                      fuse=j % 2 == 0)
+            SwinBlock(
+                plan.dim,
+                plan.heads,
+                plan.window,
+                plan.shift if j % 2 else 0,
+                mlp_ratio,
+                plan.drop_path[j],
+                fuse=j % 2 == 0,
+            )
             for j in range(plan.depth)
         )
 
-    def forward(self, x: Tensor, state: tuple[Tensor, Tensor], grid: tuple[int, int]
-                ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def forward(
+        self, x: Tensor, state: tuple[Tensor, Tensor], grid: tuple[int, int]
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         h, c = state
         o = self.blocks[0](x, grid, h)
         for j, block in enumerate(self.blocks[1:], start=1):
@@ -392,11 +437,11 @@ class SwinLSTM(RecurrentNet):
         self.patch_size = cfg.patch_size
         down, up = stage_plan(cfg)
         self.plan = (tuple(down), tuple(up))
-        self.embed = PatchEmbed(cfg.channels, cfg.embed_dim, cfg.patch_size)              # B×(h·w)×E
-        self.down = nn.ModuleList(SwinLSTMCell(s, cfg.mlp_ratio) for s in down)            # at h/2^k, E·2^k
-        self.merge = nn.ModuleList(PatchMerging(s.dim) for s in down)                      # → h/2^(k+1), E·2^(k+1)
-        self.up = nn.ModuleList(SwinLSTMCell(s, cfg.mlp_ratio) for s in up)                # at h/2^(L−i), E·2^(L−i)
-        self.expand = nn.ModuleList(PatchExpanding(s.dim) for s in up)                     # → 2× grid, C/2
+        self.embed = PatchEmbed(cfg.channels, cfg.embed_dim, cfg.patch_size)  # B×(h·w)×E
+        self.down = nn.ModuleList(SwinLSTMCell(s, cfg.mlp_ratio) for s in down)  # at h/2^k, E·2^k
+        self.merge = nn.ModuleList(PatchMerging(s.dim) for s in down)  # → h/2^(k+1), E·2^(k+1)
+        self.up = nn.ModuleList(SwinLSTMCell(s, cfg.mlp_ratio) for s in up)  # at h/2^(L−i), E·2^(L−i)
+        self.expand = nn.ModuleList(PatchExpanding(s.dim) for s in up)  # → 2× grid, C/2
         self.unembed = nn.ConvTranspose2d(cfg.embed_dim, cfg.channels, 3, stride=2, padding=1, output_padding=1)
 
     def init_states(self, batch: int, h: int, w: int, like: Tensor) -> tuple[tuple[Tensor, Tensor], ...]:
@@ -407,8 +452,9 @@ class SwinLSTM(RecurrentNet):
             states.append((z, z))
         return tuple(states)
 
-    def step(self, frame: Tensor, states: tuple[tuple[Tensor, Tensor], ...]
-             ) -> tuple[Tensor, tuple[tuple[Tensor, Tensor], ...]]:
+    def step(
+        self, frame: Tensor, states: tuple[tuple[Tensor, Tensor], ...]
+    ) -> tuple[Tensor, tuple[tuple[Tensor, Tensor], ...]]:
         """One time step: read ``frame`` (B×C×H×W), return the predicted next frame and the states."""
         gh, gw = frame.shape[-2] // self.patch_size, frame.shape[-1] // self.patch_size
         n = len(self.down)
@@ -435,8 +481,12 @@ def _tables(cfg: SwinLSTMConfig) -> list[str]:
     """The relative position tables: their size is (2·window − 1)², and a stage's window shrinks to its
     grid when the training size makes the grid no larger than ``window_size``."""
     down, up = stage_plan(cfg)
-    return [f"{path}.{i}.blocks.{j}.attn.relative_position_bias_table"
-            for path, plans in (("down", down), ("up", up)) for i, s in enumerate(plans) for j in range(s.depth)]
+    return [
+        f"{path}.{i}.blocks.{j}.attn.relative_position_bias_table"
+        for path, plans in (("down", down), ("up", up))
+        for i, s in enumerate(plans)
+        for j in range(s.depth)
+    ]
 
 
 #: OpenSTL's SwinLSTM-D recipe (configs/mmnist/SwinLSTM-D.py and its method): AdamW at 1e-4 with a one-cycle
@@ -444,16 +494,34 @@ def _tables(cfg: SwinLSTMConfig) -> list[str]:
 #: back (no scheduled sampling), no gradient clipping
 SWINLSTM_RECIPE = Recipe(lr=1e-4, batch_size=16, epochs=200, loss="mse", scheduled_sampling=0.0, grad_clip=0.0)
 
-ARCHITECTURE = register(Architecture(
-    name="swinlstm", model=SwinLSTM, config=SwinLSTMConfig, recipe=SWINLSTM_RECIPE, any_frames=True,
-    spec_keys={k: k for k in ("frames_in", "frames_out", "channels", "height", "width")},
-    size_multiple=size_multiple, size_reason=_reason,
-    channel_params=lambda cfg: {"embed.proj.weight": ChannelParam(1, "in"),
-                                "unembed.weight": ChannelParam(1, "out"),   # ConvTranspose2d: in × out × k × k
-                                "unembed.bias": ChannelParam(0, "out")},
-    resolution_params=_tables,
-    tiny_config={"frames_in": 4, "frames_out": 4, "height": 32, "width": 32, "embed_dim": 8, "depths_down": [2, 3],
-                 "depths_up": [3, 2], "num_heads": [2, 4], "window_size": 4},
-    description="SwinLSTM-D (Tang et al., ICCV 2023): LSTM cells of Swin Transformer blocks in a down/up-"
-                "sampling stack",
-))
+ARCHITECTURE = register(
+    Architecture(
+        name="swinlstm",
+        model=SwinLSTM,
+        config=SwinLSTMConfig,
+        recipe=SWINLSTM_RECIPE,
+        any_frames=True,
+        spec_keys={k: k for k in ("frames_in", "frames_out", "channels", "height", "width")},
+        size_multiple=size_multiple,
+        size_reason=_reason,
+        channel_params=lambda cfg: {
+            "embed.proj.weight": ChannelParam(1, "in"),
+            "unembed.weight": ChannelParam(1, "out"),  # ConvTranspose2d: in × out × k × k
+            "unembed.bias": ChannelParam(0, "out"),
+        },
+        resolution_params=_tables,
+        tiny_config={
+            "frames_in": 4,
+            "frames_out": 4,
+            "height": 32,
+            "width": 32,
+            "embed_dim": 8,
+            "depths_down": [2, 3],
+            "depths_up": [3, 2],
+            "num_heads": [2, 4],
+            "window_size": 4,
+        },
+        description="SwinLSTM-D (Tang et al., ICCV 2023): LSTM cells of Swin Transformer blocks in a down/up-"
+        "sampling stack",
+    )
+)

@@ -21,8 +21,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from stzoo.errors import ConfigError
-from stzoo.models.base import (Architecture, ChannelParam, ModelConfig, Recipe, cfg_field, raise_if_bad_frames,
-                               register)
+from stzoo.models.base import Architecture, ChannelParam, ModelConfig, Recipe, cfg_field, raise_if_bad_frames, register
 
 __all__ = ["TAU", "TAUConfig", "ARCHITECTURE"]
 
@@ -31,19 +30,19 @@ __all__ = ["TAU", "TAUConfig", "ARCHITECTURE"]
 class TAUConfig(ModelConfig):
     """TAU's settings. The defaults are the paper's Moving MNIST configuration (44,656,001 parameters)."""
 
-    frames: int = cfg_field(10, lo=1, hi=1000)           # T: frames read and predicted per call
-    channels: int = cfg_field(1, lo=1, hi=64)            # colour channels of a frame
-    height: int = cfg_field(64, lo=1, hi=8192)           # training size (any multiple of the downsampling runs)
-    width: int = cfg_field(64, lo=1, hi=8192)         # (training width)
-    hid_S: int = cfg_field(64, lo=2, hi=1024)            # channels of the spatial encoder / decoder (even)
-    hid_T: int = cfg_field(512, lo=1, hi=8192)           # channels inside the translator's hidden blocks
-    N_S: int = cfg_field(4, lo=2, hi=16)                 # encoder (= decoder) layers, strides 1,2,1,2,... (even)
-    N_T: int = cfg_field(8, lo=2, hi=64)                 # TAU blocks in the translator
+    frames: int = cfg_field(10, lo=1, hi=1000)  # T: frames read and predicted per call
+    channels: int = cfg_field(1, lo=1, hi=64)  # colour channels of a frame
+    height: int = cfg_field(64, lo=1, hi=8192)  # training size (any multiple of the downsampling runs)
+    width: int = cfg_field(64, lo=1, hi=8192)  # (training width)
+    hid_S: int = cfg_field(64, lo=2, hi=1024)  # channels of the spatial encoder / decoder (even)
+    hid_T: int = cfg_field(512, lo=1, hi=8192)  # channels inside the translator's hidden blocks
+    N_S: int = cfg_field(4, lo=2, hi=16)  # encoder (= decoder) layers, strides 1,2,1,2,... (even)
+    N_T: int = cfg_field(8, lo=2, hi=64)  # TAU blocks in the translator
     mlp_ratio: float = cfg_field(8.0, lo=0.01, hi=64.0)  # MLP expansion inside each TAU block
-    drop: float = cfg_field(0.0, lo=0.0, hi=0.99)        # dropout in the MLPs
-    drop_path: float = cfg_field(0.0, lo=0.0, hi=0.99)   # stochastic depth, rising linearly over the blocks
-    kernel_size: int = cfg_field(21, lo=3, hi=63)        # statical attention's nominal kernel (5×5 ∘ 7×7 dil. 3 at 21)
-    spatio_kernel: int = cfg_field(3, lo=1, hi=15)       # conv kernel of the encoder / decoder (odd)
+    drop: float = cfg_field(0.0, lo=0.0, hi=0.99)  # dropout in the MLPs
+    drop_path: float = cfg_field(0.0, lo=0.0, hi=0.99)  # stochastic depth, rising linearly over the blocks
+    kernel_size: int = cfg_field(21, lo=3, hi=63)  # statical attention's nominal kernel (5×5 ∘ 7×7 dil. 3 at 21)
+    spatio_kernel: int = cfg_field(3, lo=1, hi=15)  # conv kernel of the encoder / decoder (odd)
 
     def validate(self) -> None:
         super().validate()
@@ -119,8 +118,10 @@ def large_kernel_convs(dim: int, kernel_size: int = 21, dilation: int = 3) -> tu
     of about ``kernel_size / dilation`` (made odd) with that dilation. Both keep the frame size."""
     d_k = 2 * dilation - 1
     dd_k = kernel_size // dilation + ((kernel_size // dilation) % 2 - 1)
-    return (nn.Conv2d(dim, dim, d_k, padding=(d_k - 1) // 2, groups=dim),
-            nn.Conv2d(dim, dim, dd_k, padding=dilation * (dd_k - 1) // 2, groups=dim, dilation=dilation))
+    return (
+        nn.Conv2d(dim, dim, d_k, padding=(d_k - 1) // 2, groups=dim),
+        nn.Conv2d(dim, dim, dd_k, padding=dilation * (dd_k - 1) // 2, groups=dim, dilation=dilation),
+    )
 
 
 class TemporalAttentionModule(nn.Module):
@@ -202,8 +203,16 @@ class DropPath(nn.Module):
 class TAUBlock(nn.Module):
     """x + s1 · TA(BN(x)), then x + s2 · MLP(BN(x)); optionally a 1×1 conv to a new width."""
 
-    def __init__(self, dim: int, out_dim: int, kernel_size: int, mlp_ratio: float, drop: float,
-                 drop_path: float, init_value: float = 1e-2):
+    def __init__(
+        self,
+        dim: int,
+        out_dim: int,
+        kernel_size: int,
+        mlp_ratio: float,
+        drop: float,
+        drop_path: float,
+        init_value: float = 1e-2,
+    ):
         super().__init__()
         self.norm1 = nn.BatchNorm2d(dim)
         self.attn = TemporalAttention(dim, kernel_size)
@@ -223,14 +232,14 @@ class TAUBlock(nn.Module):
 class Translator(nn.Module):
     """N_T TAU blocks over B×(T·hid_S)×H'×W'; the first narrows to hid_T, the last widens back."""
 
-    def __init__(self, c_in: int, c_hid: int, n_blocks: int, kernel_size: int, mlp_ratio: float,
-                 drop: float, drop_path: float):
+    def __init__(
+        self, c_in: int, c_hid: int, n_blocks: int, kernel_size: int, mlp_ratio: float, drop: float, drop_path: float
+    ):
         super().__init__()
         rates = torch.linspace(0, drop_path, n_blocks, device="cpu").tolist()
         widths = [c_in] + [c_hid] * (n_blocks - 1) + [c_in]
         self.blocks = nn.ModuleList(
-            TAUBlock(widths[i], widths[i + 1], kernel_size, mlp_ratio, drop, rates[i])
-            for i in range(n_blocks)
+            TAUBlock(widths[i], widths[i + 1], kernel_size, mlp_ratio, drop, rates[i]) for i in range(n_blocks)
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -260,10 +269,11 @@ class TAU(nn.Module):
         self.height, self.width = cfg.height, cfg.width
         self.hid_S = cfg.hid_S
         self.downsample = 2 ** (cfg.N_S // 2)
-        self.encoder = Encoder(cfg.channels, cfg.hid_S, cfg.N_S, cfg.spatio_kernel)         # (B·T)×hid_S×H/4×W/4
-        self.translator = Translator(cfg.frames * cfg.hid_S, cfg.hid_T, cfg.N_T, cfg.kernel_size, cfg.mlp_ratio,
-                                     cfg.drop, cfg.drop_path)                                # B×(T·hid_S)×H/4×W/4
-        self.decoder = Decoder(cfg.hid_S, cfg.channels, cfg.N_S, cfg.spatio_kernel)        # (B·T)×C×H×W
+        self.encoder = Encoder(cfg.channels, cfg.hid_S, cfg.N_S, cfg.spatio_kernel)  # (B·T)×hid_S×H/4×W/4
+        self.translator = Translator(
+            cfg.frames * cfg.hid_S, cfg.hid_T, cfg.N_T, cfg.kernel_size, cfg.mlp_ratio, cfg.drop, cfg.drop_path
+        )  # B×(T·hid_S)×H/4×W/4
+        self.decoder = Decoder(cfg.hid_S, cfg.channels, cfg.N_S, cfg.spatio_kernel)  # (B·T)×C×H×W
 
     def check_input(self, x: Tensor) -> None:
         """Raise one clear error listing every rule of the input contract ``x`` breaks."""
@@ -272,8 +282,8 @@ class TAU(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
         b = x.shape[0]
-        z, skip = self.encoder(rearrange(x, "b t c h w -> (b t) c h w"))          # (B·T)×hid_S×H'×W'
-        z = self.translator(rearrange(z, "(b t) c h w -> b (t c) h w", b=b))     # frames stacked on channels
+        z, skip = self.encoder(rearrange(x, "b t c h w -> (b t) c h w"))  # (B·T)×hid_S×H'×W'
+        z = self.translator(rearrange(z, "(b t) c h w -> b (t c) h w", b=b))  # frames stacked on channels
         y = self.decoder(rearrange(z, "b (t c) h w -> (b t) c h w", c=self.hid_S), skip)
         return rearrange(y, "(b t) c h w -> b t c h w", b=b)
 
@@ -281,20 +291,39 @@ class TAU(nn.Module):
 # --------------------------------------------------------------------------------------------
 # What generic code reads
 # --------------------------------------------------------------------------------------------
-ARCHITECTURE = register(Architecture(
-    name="tau", model=TAU, config=TAUConfig,
-    recipe=Recipe(loss="mse+ddr", alpha=0.1),
-    any_frames=False,
-    spec_keys={"frames_in": "frames", "frames_out": "frames", "channels": "channels", "height": "height",
-               "width": "width"},
-    size_multiple=lambda cfg: 2 ** (cfg.N_S // 2),
-    size_reason=lambda cfg: f"TAU with N_S={cfg.N_S} downsamples by {2 ** (cfg.N_S // 2)}",
-    channel_params=lambda cfg: {"encoder.layers.0.conv.weight": ChannelParam(1, "in"),
-                                "decoder.readout.weight": ChannelParam(0, "out"),
-                                "decoder.readout.bias": ChannelParam(0, "out")},
-    # the translator's first block works on T·hid_S channels; the last one widens back to T·hid_S
-    frames_params=lambda cfg: ["translator.blocks.0.", f"translator.blocks.{cfg.N_T - 1}.reduction."],
-    tiny_config={"frames": 4, "height": 16, "width": 16, "hid_S": 4, "hid_T": 32, "N_S": 4, "N_T": 2,
-                 "mlp_ratio": 2.0},
-    description="TAU (Tan et al., CVPR 2023): SimVP encoder/decoder around Temporal Attention Units",
-))
+ARCHITECTURE = register(
+    Architecture(
+        name="tau",
+        model=TAU,
+        config=TAUConfig,
+        recipe=Recipe(loss="mse+ddr", alpha=0.1),
+        any_frames=False,
+        spec_keys={
+            "frames_in": "frames",
+            "frames_out": "frames",
+            "channels": "channels",
+            "height": "height",
+            "width": "width",
+        },
+        size_multiple=lambda cfg: 2 ** (cfg.N_S // 2),
+        size_reason=lambda cfg: f"TAU with N_S={cfg.N_S} downsamples by {2 ** (cfg.N_S // 2)}",
+        channel_params=lambda cfg: {
+            "encoder.layers.0.conv.weight": ChannelParam(1, "in"),
+            "decoder.readout.weight": ChannelParam(0, "out"),
+            "decoder.readout.bias": ChannelParam(0, "out"),
+        },
+        # the translator's first block works on T·hid_S channels; the last one widens back to T·hid_S
+        frames_params=lambda cfg: ["translator.blocks.0.", f"translator.blocks.{cfg.N_T - 1}.reduction."],
+        tiny_config={
+            "frames": 4,
+            "height": 16,
+            "width": 16,
+            "hid_S": 4,
+            "hid_T": 32,
+            "N_S": 4,
+            "N_T": 2,
+            "mlp_ratio": 2.0,
+        },
+        description="TAU (Tan et al., CVPR 2023): SimVP encoder/decoder around Temporal Attention Units",
+    )
+)

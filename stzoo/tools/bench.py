@@ -33,15 +33,27 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from stzoo.errors import InputError
 
-__all__ = ["BenchResult", "measure", "make_call", "format_table", "rss_mb", "PeakRSS", "TrainBenchResult",
-           "measure_train", "make_train_step", "format_train_table", "TRAIN_DTYPES"]
+__all__ = [
+    "BenchResult",
+    "measure",
+    "make_call",
+    "format_table",
+    "rss_mb",
+    "PeakRSS",
+    "TrainBenchResult",
+    "measure_train",
+    "make_train_step",
+    "format_train_table",
+    "TRAIN_DTYPES",
+]
 
 
 @dataclass
@@ -90,7 +102,7 @@ class PeakRSS:
     """Context manager: ``.mb`` = peak RSS inside the block minus RSS at its start (MiB), or None
     where the peak cannot be reset (see the module docstring)."""
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         self.mb: float | None = None
         self._ok = False
         try:
@@ -145,8 +157,16 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(name_or_predictor: Any, *, impl: str = "auto", batch: int = 1, device: str = "cpu",
-            dtype: str = "float32", warmup: int = 2, iters: int = 10) -> BenchResult:
+def measure(
+    name_or_predictor: Any,
+    *,
+    impl: str = "auto",
+    batch: int = 1,
+    device: str = "cpu",
+    dtype: str = "float32",
+    warmup: int = 2,
+    iters: int = 10,
+) -> BenchResult:
     """Time ``iters`` forecasts of ``batch`` sequences and measure their peak working memory.
 
     Args:
@@ -197,18 +217,42 @@ def measure(name_or_predictor: Any, *, impl: str = "auto", batch: int = 1, devic
     lat = statistics.median(times)
     graphs = dev.type == "cuda" and (p.cuda_graphs if p.cuda_graphs is not None else p.impl == "fused")
     s = p.spec
-    return BenchResult(name=p.name or type(p.model).__name__, impl=p.impl, batch=batch, device=str(dev),
-                       dtype=str(p.dtype).replace("torch.", ""), seq_per_s=batch / lat, latency_ms=lat * 1e3,
-                       peak_mem_mb=peak, frames_in=s.frames_in, frames_out=s.frames_out, height=s.height,
-                       width=s.width, iters=iters, warmup=warmup, cuda_graphs=bool(graphs),
-                       torch_version=torch.__version__)
+    return BenchResult(
+        name=p.name or type(p.model).__name__,
+        impl=p.impl,
+        batch=batch,
+        device=str(dev),
+        dtype=str(p.dtype).replace("torch.", ""),
+        seq_per_s=batch / lat,
+        latency_ms=lat * 1e3,
+        peak_mem_mb=peak,
+        frames_in=s.frames_in,
+        frames_out=s.frames_out,
+        height=s.height,
+        width=s.width,
+        iters=iters,
+        warmup=warmup,
+        cuda_graphs=bool(graphs),
+        torch_version=torch.__version__,
+    )
 
 
 def format_table(results: list[BenchResult]) -> str:
     """Fixed-width text table of ``results`` (what ``stzoo bench`` prints)."""
     header = ("model", "impl", "batch", "device", "dtype", "seq/s", "latency ms", "peak MiB")
-    rows = [(r.name, r.impl, str(r.batch), r.device, r.dtype, f"{r.seq_per_s:.2f}", f"{r.latency_ms:.1f}",
-             "n/a" if r.peak_mem_mb is None else f"{r.peak_mem_mb:.0f}") for r in results]
+    rows = [
+        (
+            r.name,
+            r.impl,
+            str(r.batch),
+            r.device,
+            r.dtype,
+            f"{r.seq_per_s:.2f}",
+            f"{r.latency_ms:.1f}",
+            "n/a" if r.peak_mem_mb is None else f"{r.peak_mem_mb:.0f}",
+        )
+        for r in results
+    ]
     widths = [max(len(row[i]) for row in rows + [header]) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header] + rows)
 
@@ -253,8 +297,15 @@ class TrainBenchResult:
         return asdict(self)
 
 
-def make_train_step(name: str, *, batch: int | None = None, device: str = "cpu", dtype: str = "float32",
-                    config: dict[str, Any] | None = None, seed: int = 0) -> tuple[Callable[[], float], dict[str, Any]]:
+def make_train_step(
+    name: str,
+    *,
+    batch: int | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    config: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> tuple[Callable[[], float], dict[str, Any]]:
     """A no-argument function running one real training step of zoo entry ``name`` (random weights,
     the same random batch every call) and returning its loss, plus a dict describing the setup
     (``name``, ``arch``, ``batch``, ``device``, ``dtype``, ``frames_in``, ``frames_out``, ``height``,
@@ -262,10 +313,10 @@ def make_train_step(name: str, *, batch: int | None = None, device: str = "cpu",
     ``batch`` defaults to the architecture's recipe batch size. See :func:`measure_train`."""
     import dataclasses
 
-    from stzoo.zoo.manifest import get_entry
-    from stzoo.models import build_model, get_architecture
     from stzoo.inference.predictor import parse_device
+    from stzoo.models import build_model, get_architecture
     from stzoo.training.train import compute_loss, make_optimizer, optimizer_step
+    from stzoo.zoo.manifest import get_entry
 
     entry = get_entry(name)
     arch = get_architecture(entry.architecture)
@@ -284,8 +335,9 @@ def make_train_step(name: str, *, batch: int | None = None, device: str = "cpu",
     spec = entry.input
     channels = int(getattr(model, "channels", spec.channels))
     g = torch.Generator().manual_seed(seed)
-    seq = torch.rand(batch, recipe.frames_in + recipe.frames_out, channels, spec.height, spec.width,
-                     generator=g).to(dev)
+    seq = torch.rand(batch, recipe.frames_in + recipe.frames_out, channels, spec.height, spec.width, generator=g).to(
+        dev
+    )
     teacher_p = 1.0 if recipe.scheduled_sampling > 0 else 0.0  # the start of training
 
     def step() -> float:
@@ -294,14 +346,30 @@ def make_train_step(name: str, *, batch: int | None = None, device: str = "cpu",
         optimizer_step(loss, model, opt, sched, recipe.grad_clip)
         return float(loss.detach())  # also waits for the device
 
-    setup = {"name": entry.name, "arch": arch.name, "batch": batch, "device": str(dev),
-             "dtype": "bfloat16" if amp else "float32", "frames_in": recipe.frames_in,
-             "frames_out": recipe.frames_out, "height": spec.height, "width": spec.width}
+    setup = {
+        "name": entry.name,
+        "arch": arch.name,
+        "batch": batch,
+        "device": str(dev),
+        "dtype": "bfloat16" if amp else "float32",
+        "frames_in": recipe.frames_in,
+        "frames_out": recipe.frames_out,
+        "height": spec.height,
+        "width": spec.width,
+    }
     return step, setup
 
 
-def measure_train(name: str, *, batch: int | None = None, device: str = "cpu", dtype: str = "float32",
-                  warmup: int = 1, iters: int = 3, config: dict[str, Any] | None = None) -> TrainBenchResult:
+def measure_train(
+    name: str,
+    *,
+    batch: int | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    warmup: int = 1,
+    iters: int = 3,
+    config: dict[str, Any] | None = None,
+) -> TrainBenchResult:
     """Time ``iters`` real training steps of zoo entry ``name`` after ``warmup`` untimed ones.
 
     Args:
@@ -342,16 +410,37 @@ def measure_train(name: str, *, batch: int | None = None, device: str = "cpu", d
     peak = (torch.cuda.max_memory_allocated(dev) - base) / 2**20 if dev.type == "cuda" else mem.mb
     dt = statistics.median(times)
     machine = machine_description()
-    return TrainBenchResult(**setup, steps_per_s=1.0 / dt, seq_per_s=setup["batch"] / dt, step_ms=dt * 1e3,
-                            peak_mem_mb=peak, loss=loss, iters=iters, warmup=warmup,
-                            **{k: machine[k] for k in ("cpu", "cpu_flags", "bf16_units", "cpu_capability",
-                                                       "threads", "allocator", "torch_version")})
+    return TrainBenchResult(
+        **setup,
+        steps_per_s=1.0 / dt,
+        seq_per_s=setup["batch"] / dt,
+        step_ms=dt * 1e3,
+        peak_mem_mb=peak,
+        loss=loss,
+        iters=iters,
+        warmup=warmup,
+        **{
+            k: machine[k]
+            for k in ("cpu", "cpu_flags", "bf16_units", "cpu_capability", "threads", "allocator", "torch_version")
+        },
+    )
 
 
 def format_train_table(results: list[TrainBenchResult]) -> str:
     """Fixed-width text table of ``results`` (what ``stzoo bench --train`` prints below its machine line)."""
     header = ("model", "batch", "device", "dtype", "steps/s", "seq/s", "step ms", "peak MiB")
-    rows = [(r.name, str(r.batch), r.device, r.dtype, f"{r.steps_per_s:.3f}", f"{r.seq_per_s:.2f}",
-             f"{r.step_ms:.0f}", "n/a" if r.peak_mem_mb is None else f"{r.peak_mem_mb:.0f}") for r in results]
+    rows = [
+        (
+            r.name,
+            str(r.batch),
+            r.device,
+            r.dtype,
+            f"{r.steps_per_s:.3f}",
+            f"{r.seq_per_s:.2f}",
+            f"{r.step_ms:.0f}",
+            "n/a" if r.peak_mem_mb is None else f"{r.peak_mem_mb:.0f}",
+        )
+        for r in results
+    ]
     widths = [max(len(row[i]) for row in rows + [header]) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header] + rows)

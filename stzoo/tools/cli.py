@@ -28,10 +28,17 @@ def _cmd_release(args: argparse.Namespace) -> int:
 
     set_threads(args)
     entry = release_to_manifest(  # the weights folder is stzoo.zoo.hub.packaged_weights_dir()
-        args.name, args.run, weights_dir=args.weights_dir or PACKAGE_DIR / "weights",
-        manifest_path=args.manifest or PACKAGE_DIR / "weights_manifest.json", dataset_options=dataset_options(args),
-        eval_sequences=args.sequences, half=args.half,
-        command=args.command_line, prior_runs=args.prior_run, force=args.force)
+        args.name,
+        args.run,
+        weights_dir=args.weights_dir or PACKAGE_DIR / "weights",
+        manifest_path=args.manifest or PACKAGE_DIR / "weights_manifest.json",
+        dataset_options=dataset_options(args),
+        eval_sequences=args.sequences,
+        half=args.half,
+        command=args.command_line,
+        prior_runs=args.prior_run,
+        force=args.force,
+    )
     print(json.dumps({k: entry[k] for k in ("name", "weights", "metrics")}, indent=2))
     return 0
 
@@ -69,12 +76,21 @@ def _cmd_zoo_stats(args: argparse.Namespace) -> int:
     from stzoo.tools.docs_gen import update_manifest_stats
 
     manifest = args.manifest or PACKAGE_DIR / "weights_manifest.json"
-    written = update_manifest_stats(manifest, speed=args.speed, names=args.names or None, threads=args.threads,
-                                    iters=args.iters, machine=args.machine, command=args.command_line)
+    written = update_manifest_stats(
+        manifest,
+        speed=args.speed,
+        names=args.names or None,
+        threads=args.threads,
+        iters=args.iters,
+        machine=args.machine,
+        command=args.command_line,
+    )
     for name, rec in written.items():
         speed = rec.get("speed")
-        print(f"{name}: {rec['flops']['flops'] / 1e9:.2f} GFLOPs"
-              + (f", {speed['seq_per_s']:.2f} seq/s on CPU ({speed['threads']} thread(s))" if speed else ""))
+        print(
+            f"{name}: {rec['flops']['flops'] / 1e9:.2f} GFLOPs"
+            + (f", {speed['seq_per_s']:.2f} seq/s on CPU ({speed['threads']} thread(s))" if speed else "")
+        )
     print(f"updated {manifest}")
     return 0
 
@@ -83,16 +99,17 @@ def _cmd_hub_push(args: argparse.Namespace) -> int:
     import tempfile
 
     from stzoo.zoo.folder import WEIGHTS_NAME
-    from stzoo.zoo.upload import export_release, push_folder
     from stzoo.zoo.hub import validate_repo_id, validate_revision
+    from stzoo.zoo.upload import export_release, push_folder
 
     validate_repo_id(args.repo_id)
     if args.revision is not None:
         validate_revision(args.revision)
     source = Path(args.source).expanduser()
     if source.is_dir():
-        commit = push_folder(source, args.repo_id, revision=args.revision, commit_message=args.message,
-                             private=args.private or None)
+        commit = push_folder(
+            source, args.repo_id, revision=args.revision, commit_message=args.message, private=args.private or None
+        )
     else:
         from stzoo.zoo.manifest import get_entry
 
@@ -101,76 +118,119 @@ def _cmd_hub_push(args: argparse.Namespace) -> int:
         extra = {hub.filename: WEIGHTS_NAME} if hub and hub.filename != WEIGHTS_NAME else None
         with tempfile.TemporaryDirectory(prefix="stzoo-push-") as tmp:
             export_release(entry.name, tmp, repo_id=args.repo_id)
-            commit = push_folder(tmp, args.repo_id, revision=args.revision, commit_message=args.message,
-                                 private=args.private or None, extra_files=extra)
+            commit = push_folder(
+                tmp,
+                args.repo_id,
+                revision=args.revision,
+                commit_message=args.message,
+                private=args.private or None,
+                extra_files=extra,
+            )
     print(f"pushed {args.source} to {args.repo_id}@{args.revision or 'main'}: commit {commit}")
-    print(f"load it with stzoo.load(\"hf-hub:{args.repo_id}@{commit}\") (pin that commit in the manifest)")
+    print(f'load it with stzoo.load("hf-hub:{args.repo_id}@{commit}") (pin that commit in the manifest)')
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``stzoo-maint``: release, zoo-table, zoo-stats, hub push."""
-    parser = argparse.ArgumentParser(prog=PROG, description="stzoo maintainers' commands: release runs into the "
-                                     "manifest, regenerate the zoo table and docs, publish on the Hub (also "
-                                     "`python -m stzoo.tools`). Users' commands: stzoo --help.")
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="stzoo maintainers' commands: release runs into the "
+        "manifest, regenerate the zoo table and docs, publish on the Hub (also "
+        "`python -m stzoo.tools`). Users' commands: stzoo --help.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("release", help="write a run's weights, measure them, update the manifest")
     p.add_argument("name", help="zoo entry to release (stzoo list); not an alias")
     p.add_argument("--run", required=True, metavar="DIR", help="run folder written by stzoo train (required)")
-    p.add_argument("--prior-run", action="append", default=[], metavar="DIR",
-                   help="a run between the current release and --run (each warm-started from the previous "
-                   "one's weights), in order; repeat for several. They join the entry's training ledger "
-                   "(default: none)")
-    p.add_argument("--force", action="store_true",
-                   help="replace the current release even if the new weights are not better on the test set "
-                   "(default: off)")
+    p.add_argument(
+        "--prior-run",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a run between the current release and --run (each warm-started from the previous "
+        "one's weights), in order; repeat for several. They join the entry's training ledger "
+        "(default: none)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the current release even if the new weights are not better on the test set (default: off)",
+    )
     add_dataset_options(p)
-    p.add_argument("--sequences", type=int, default=10000, metavar="N",
-                   help="test sequences to measure on (default: %(default)s)")
+    p.add_argument(
+        "--sequences", type=int, default=10000, metavar="N", help="test sequences to measure on (default: %(default)s)"
+    )
     p.add_argument("--half", action="store_true", help="store float16 weights (default: float32)")
-    p.add_argument("--weights-dir", default=None, metavar="DIR",
-                   help="where the released file goes (default: the package's stzoo/weights/ folder, which "
-                   "ships in the wheel)")
-    p.add_argument("--manifest", default=None, metavar="FILE",
-                   help="manifest to update (default: the package's weights_manifest.json)")
+    p.add_argument(
+        "--weights-dir",
+        default=None,
+        metavar="DIR",
+        help="where the released file goes (default: the package's stzoo/weights/ folder, which ships in the wheel)",
+    )
+    p.add_argument(
+        "--manifest",
+        default=None,
+        metavar="FILE",
+        help="manifest to update (default: the package's weights_manifest.json)",
+    )
     add_threads(p)
     p.set_defaults(func=_cmd_release)
 
     p = sub.add_parser("zoo-table", help="print the zoo table (Markdown) generated from the manifest")
-    p.add_argument("--write", default=None, metavar="FILE",
-                   help="replace the table between the zoo-table markers in FILE, e.g. README.md (default: print it)")
-    p.add_argument("--docs", default=None, metavar="DIR",
-                   help="also write the docs pages generated from the manifest (DIR/zoo.md, DIR/models/*.md), "
-                   "e.g. docs (default: none)")
+    p.add_argument(
+        "--write",
+        default=None,
+        metavar="FILE",
+        help="replace the table between the zoo-table markers in FILE, e.g. README.md (default: print it)",
+    )
+    p.add_argument(
+        "--docs",
+        default=None,
+        metavar="DIR",
+        help="also write the docs pages generated from the manifest (DIR/zoo.md, DIR/models/*.md), "
+        "e.g. docs (default: none)",
+    )
     p.set_defaults(func=_cmd_zoo_table)
 
-    p = sub.add_parser("zoo-stats", help="count GFLOPs and measure CPU speed into the manifest",
-                       description="Count each entry's forward FLOPs with torch.utils.flop_counter.FlopCounterMode "
-                       "and, with --speed, measure CPU sequences/s with stzoo.tools.bench.measure; both are written "
-                       "into the manifest with their provenance. Then run `stzoo-maint zoo-table --write README.md "
-                       "--docs docs`.")
+    p = sub.add_parser(
+        "zoo-stats",
+        help="count GFLOPs and measure CPU speed into the manifest",
+        description="Count each entry's forward FLOPs with torch.utils.flop_counter.FlopCounterMode "
+        "and, with --speed, measure CPU sequences/s with stzoo.tools.bench.measure; both are written "
+        "into the manifest with their provenance. Then run `stzoo-maint zoo-table --write README.md "
+        "--docs docs`.",
+    )
     p.add_argument("names", nargs="*", metavar="NAME", help="entries to update (default: all non-alias entries)")
     p.add_argument("--speed", action="store_true", help="also measure CPU speed, batch 1, float32 (default: off)")
     add_threads(p, "%(default)s", default=1, what="CPU threads for the speed measurement")
-    p.add_argument("--iters", type=int, default=10, metavar="N",
-                   help="timed forecasts per entry (default: %(default)s)")
+    p.add_argument(
+        "--iters", type=int, default=10, metavar="N", help="timed forecasts per entry (default: %(default)s)"
+    )
     p.add_argument("--machine", default=None, help="machine description to store (default: read from this one)")
-    p.add_argument("--manifest", default=None, metavar="FILE",
-                   help="manifest to update (default: the package's weights_manifest.json)")
+    p.add_argument(
+        "--manifest",
+        default=None,
+        metavar="FILE",
+        help="manifest to update (default: the package's weights_manifest.json)",
+    )
     p.set_defaults(func=_cmd_zoo_stats)
 
     p = sub.add_parser("hub", help="Hugging Face Hub publishing")
     hub_sub = p.add_subparsers(dest="hub_command", required=True)
-    p = hub_sub.add_parser("push", help="upload a zoo entry's release or a save_pretrained folder",
-                           description="Upload config.json, model.safetensors and README.md (model card) to a "
-                           "Hub repo, created if missing. NAME: a zoo entry (its verified release file, byte for "
-                           "byte); DIR: a folder written by Predictor.save_pretrained (loaded first, strictly). "
-                           "The token comes from HF_TOKEN or `hf auth login`.")
+    p = hub_sub.add_parser(
+        "push",
+        help="upload a zoo entry's release or a save_pretrained folder",
+        description="Upload config.json, model.safetensors and README.md (model card) to a "
+        "Hub repo, created if missing. NAME: a zoo entry (its verified release file, byte for "
+        "byte); DIR: a folder written by Predictor.save_pretrained (loaded first, strictly). "
+        "The token comes from HF_TOKEN or `hf auth login`.",
+    )
     p.add_argument("source", metavar="NAME|DIR", help="a zoo entry with released weights, or a save_pretrained folder")
     p.add_argument("--repo-id", required=True, help="owner/name on the Hub (required)")
     p.add_argument("--revision", default=None, help="branch to commit to, created if missing (default: main)")
-    p.add_argument("--message", default=None, help="commit message (default: \"Upload NAME with stzoo VERSION\")")
+    p.add_argument("--message", default=None, help='commit message (default: "Upload NAME with stzoo VERSION")')
     p.add_argument("--private", action="store_true", help="create the repo private (default: public)")
     p.set_defaults(func=_cmd_hub_push)
 

@@ -27,25 +27,38 @@ import datetime as _dt
 import json
 import os
 import platform
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from stzoo.data.registry import get_dataset
 from stzoo.errors import StzooError
-from stzoo.zoo.manifest import format_gflops, format_speed, load_manifest, zoo_table_markdown
+from stzoo.tools.release import update_manifest
 from stzoo.zoo.card import card_metadata, display_command, front_matter
 from stzoo.zoo.entry import ZooEntry
-from stzoo.tools.release import update_manifest
+from stzoo.zoo.manifest import format_gflops, format_speed, load_manifest, zoo_table_markdown
 
-__all__ = ["FLOP_COUNTER", "GENERATED_NOTE", "count_flops", "measure_speed", "machine_description",
-           "update_manifest_stats", "zoo_page", "model_card_page", "generated_docs", "write_docs", "stale_docs"]
+__all__ = [
+    "FLOP_COUNTER",
+    "GENERATED_NOTE",
+    "count_flops",
+    "measure_speed",
+    "machine_description",
+    "update_manifest_stats",
+    "zoo_page",
+    "model_card_page",
+    "generated_docs",
+    "write_docs",
+    "stale_docs",
+]
 
 FLOP_COUNTER = "torch.utils.flop_counter.FlopCounterMode"
-GENERATED_NOTE = ("<!-- Generated from stzoo/weights_manifest.json by `stzoo-maint zoo-table --docs docs`. "
-                  "Do not edit by hand: edit the manifest and regenerate. -->")
+GENERATED_NOTE = (
+    "<!-- Generated from stzoo/weights_manifest.json by `stzoo-maint zoo-table --docs docs`. "
+    "Do not edit by hand: edit the manifest and regenerate. -->"
+)
 STRIP_IMAGE = "assets/tau-mmnist-strip.png"
 
 
@@ -80,8 +93,13 @@ def count_flops(entry: ZooEntry) -> dict[str, Any]:
             model(x, spec.frames_out)
         else:
             model(x)
-    return {"flops": int(counter.get_total_flops()), "input_shape": shape, "frames_out": spec.frames_out,
-            "counter": FLOP_COUNTER, "torch": torch.__version__.split("+")[0]}
+    return {
+        "flops": int(counter.get_total_flops()),
+        "input_shape": shape,
+        "frames_out": spec.frames_out,
+        "counter": FLOP_COUNTER,
+        "torch": torch.__version__.split("+")[0],
+    }
 
 
 def machine_description(threads: int) -> str:
@@ -97,9 +115,17 @@ def machine_description(threads: int) -> str:
     return f"{cpu}; {os.cpu_count()} logical cores, {threads} thread(s) used; {platform.system()}"
 
 
-def measure_speed(name: str, *, threads: int = 1, batch: int = 1, warmup: int = 2, iters: int = 10,
-                  machine: str | None = None, command: str = "",
-                  config: dict[str, Any] | None = None) -> dict[str, Any]:
+def measure_speed(
+    name: str,
+    *,
+    threads: int = 1,
+    batch: int = 1,
+    warmup: int = 2,
+    iters: int = 10,
+    machine: str | None = None,
+    command: str = "",
+    config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Measure forecast throughput of zoo entry ``name`` on the CPU with :func:`stzoo.tools.bench.measure`.
 
     The network is built with random weights (``pretrained=False``): speed does not depend on the
@@ -125,35 +151,53 @@ def measure_speed(name: str, *, threads: int = 1, batch: int = 1, warmup: int = 
     try:
         from stzoo.tools.bench import measure
     except ImportError as exc:
-        raise StzooError(f"measuring speed needs stzoo.tools.bench.measure, which could not be imported ({exc})") from exc
+        raise StzooError(
+            f"measuring speed needs stzoo.tools.bench.measure, which could not be imported ({exc})"
+        ) from exc
     subject: Any = name
     if config:
         from stzoo.api import assemble_predictor
-        from stzoo.zoo.manifest import get_entry
         from stzoo.models import override_config
+        from stzoo.zoo.manifest import get_entry
 
         entry = get_entry(name)
         entry = entry.replace(config=override_config(entry.architecture, dict(entry.config), config))
-        subject = assemble_predictor(entry, None, name=name, device="cpu", dtype="float32", batch_size=16,
-                                     impl="auto")
+        subject = assemble_predictor(entry, None, name=name, device="cpu", dtype="float32", batch_size=16, impl="auto")
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        result = measure(subject, impl="auto", batch=batch, device="cpu",
-                         dtype="float32", warmup=warmup, iters=iters)
+        result = measure(subject, impl="auto", batch=batch, device="cpu", dtype="float32", warmup=warmup, iters=iters)
     finally:
         torch.set_num_threads(previous)
     d = result.to_dict() if hasattr(result, "to_dict") else dict(vars(result))
     extra = {"config": dict(config)} if config else {}
-    return {**extra, "seq_per_s": round(float(d["seq_per_s"]), 3), "latency_ms": round(float(d["latency_ms"]), 2),
-            "batch": batch, "dtype": "float32", "impl": str(d.get("impl", "auto")), "threads": threads,
-            "peak_mem_mb": d.get("peak_mem_mb"), "iters": iters, "machine": machine or machine_description(threads),
-            "date": _dt.date.today().isoformat(), "torch": torch.__version__.split("+")[0], "command": command}
+    return {
+        **extra,
+        "seq_per_s": round(float(d["seq_per_s"]), 3),
+        "latency_ms": round(float(d["latency_ms"]), 2),
+        "batch": batch,
+        "dtype": "float32",
+        "impl": str(d.get("impl", "auto")),
+        "threads": threads,
+        "peak_mem_mb": d.get("peak_mem_mb"),
+        "iters": iters,
+        "machine": machine or machine_description(threads),
+        "date": _dt.date.today().isoformat(),
+        "torch": torch.__version__.split("+")[0],
+        "command": command,
+    }
 
 
-def update_manifest_stats(manifest_path: str | os.PathLike, *, speed: bool = False, names: list[str] | None = None,
-                          threads: int = 1, iters: int = 10, machine: str | None = None,
-                          command: str = "") -> dict[str, Any]:
+def update_manifest_stats(
+    manifest_path: str | os.PathLike,
+    *,
+    speed: bool = False,
+    names: list[str] | None = None,
+    threads: int = 1,
+    iters: int = 10,
+    machine: str | None = None,
+    command: str = "",
+) -> dict[str, Any]:
     """Recount ``flops`` (and, with ``speed``, remeasure ``speed.cpu``) of manifest entries, in place.
 
     Args:
@@ -201,8 +245,10 @@ def _speed_sources(models: dict[str, Any]) -> list[str]:
         s = (e.get("speed") or {}).get("cpu")
         if s:
             seen.setdefault((s["machine"], s["date"]), []).append(name)
-    return [f"{machine} on {date} (batch 1, float32): {', '.join(f'`{n}`' for n in names)}"
-            for (machine, date), names in seen.items()]
+    return [
+        f"{machine} on {date} (batch 1, float32): {', '.join(f'`{n}`' for n in names)}"
+        for (machine, date), names in seen.items()
+    ]
 
 
 def zoo_page(manifest: dict[str, Any] | None = None) -> str:
@@ -212,32 +258,46 @@ def zoo_page(manifest: dict[str, Any] | None = None) -> str:
     sources = _speed_sources(models)
     metrics = next((e["metrics"] for e in models.values() if e.get("metrics")), None)
     flops = next((e["flops"] for e in models.values() if e.get("flops")), None)
-    lines = [GENERATED_NOTE, "", "# Model zoo", "",
-             "Every row comes from `weights_manifest.json` (shipped inside the package); the tests regenerate "
-             "this page and fail if it differs. Click a name for its model card.", "",
-             zoo_table_markdown(manifest, link_prefix="models/"), "",
-             f"![{'tau-mmnist'} on a test sequence: input, ground truth, prediction, absolute error]({STRIP_IMAGE})",
-             "", "## What the columns mean", "",
-             "- **params**: the parameter count stored in the manifest (a test rebuilds each model and recounts it).",
-             "- **GFLOPs**: floating-point operations (10⁹) of *one forward pass* on the native input, batch 1 "
-             + (f"({'×'.join(map(str, flops['input_shape']))} in, {flops['frames_out']} frames out; for the "
-                f"recurrent models that pass runs all {flops['input_shape'][1] + flops['frames_out'] - 1} steps), "
-                if flops else "") + "counted by "
-             f"`stzoo-maint zoo-stats` with `{FLOP_COUNTER}`. It counts **2 FLOPs per multiply-accumulate** of "
-             "convolutions and matrix products and ignores element-wise work. Tables made with fvcore (as in "
-             "many papers and OpenSTL) count one multiply-accumulate as one \"FLOP\": divide our number by 2 "
-             "to compare with them.",
-             "- **MSE / MAE / SSIM / PSNR**: measured by `stzoo evaluate` / `stzoo-maint release` on "
-             + (f"{metrics['dataset']}, {metrics['sequences']:,} sequences" if metrics else "the stzoo test set")
-             + ". MSE and MAE are summed over the pixels of a frame and averaged over frames (the TAU paper's "
-             "convention); SSIM and PSNR are per frame, averaged. See each model card for the exact command.",
-             "- **CPU seq/s**: sequences forecast per second (10 frames in, 10 out, batch 1, float32), measured "
-             "by `stzoo-maint zoo-stats --speed` with `stzoo.tools.bench.measure`; a number from one machine, "
-             "comparable only within one run. "
-             + ("Measured on: " + "; ".join(sources) + "." if sources else "Not measured yet (–)."),
-             "- **trained**: epochs, sequences seen and hardware of the run that produced the weights.",
-             "- **–**: not measured / not released yet. Entries named `…-paper` are the papers' configurations, "
-             "shipped as architectures (`stzoo.load(name, pretrained=False)`) until weights are trained.", ""]
+    lines = [
+        GENERATED_NOTE,
+        "",
+        "# Model zoo",
+        "",
+        "Every row comes from `weights_manifest.json` (shipped inside the package); the tests regenerate "
+        "this page and fail if it differs. Click a name for its model card.",
+        "",
+        zoo_table_markdown(manifest, link_prefix="models/"),
+        "",
+        f"![{'tau-mmnist'} on a test sequence: input, ground truth, prediction, absolute error]({STRIP_IMAGE})",
+        "",
+        "## What the columns mean",
+        "",
+        "- **params**: the parameter count stored in the manifest (a test rebuilds each model and recounts it).",
+        "- **GFLOPs**: floating-point operations (10⁹) of *one forward pass* on the native input, batch 1 "
+        + (
+            f"({'×'.join(map(str, flops['input_shape']))} in, {flops['frames_out']} frames out; for the "
+            f"recurrent models that pass runs all {flops['input_shape'][1] + flops['frames_out'] - 1} steps), "
+            if flops
+            else ""
+        )
+        + "counted by "
+        f"`stzoo-maint zoo-stats` with `{FLOP_COUNTER}`. It counts **2 FLOPs per multiply-accumulate** of "
+        "convolutions and matrix products and ignores element-wise work. Tables made with fvcore (as in "
+        'many papers and OpenSTL) count one multiply-accumulate as one "FLOP": divide our number by 2 '
+        "to compare with them.",
+        "- **MSE / MAE / SSIM / PSNR**: measured by `stzoo evaluate` / `stzoo-maint release` on "
+        + (f"{metrics['dataset']}, {metrics['sequences']:,} sequences" if metrics else "the stzoo test set")
+        + ". MSE and MAE are summed over the pixels of a frame and averaged over frames (the TAU paper's "
+        "convention); SSIM and PSNR are per frame, averaged. See each model card for the exact command.",
+        "- **CPU seq/s**: sequences forecast per second (10 frames in, 10 out, batch 1, float32), measured "
+        "by `stzoo-maint zoo-stats --speed` with `stzoo.tools.bench.measure`; a number from one machine, "
+        "comparable only within one run. "
+        + ("Measured on: " + "; ".join(sources) + "." if sources else "Not measured yet (–)."),
+        "- **trained**: epochs, sequences seen and hardware of the run that produced the weights.",
+        "- **–**: not measured / not released yet. Entries named `…-paper` are the papers' configurations, "
+        "shipped as architectures (`stzoo.load(name, pretrained=False)`) until weights are trained.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -252,48 +312,94 @@ def model_card_page(name: str, manifest: dict[str, Any] | None = None) -> str:
     raw = models[name]
     if "alias" in raw:
         target = raw["alias"]
-        return "\n".join([GENERATED_NOTE, "", f"# {name}", "", raw.get("description", ""), "",
-                          f"`{name}` is an alias: it loads [`{target}`]({target}.md), and will follow the zoo's best "
-                          "model of this kind as new weights are released. Pin the target name for reproducible "
-                          "results.", "", "```python", "import stzoo", "",
-                          f'p = stzoo.load("{name}")   # = stzoo.load("{target}")', "```", ""])
+        return "\n".join(
+            [
+                GENERATED_NOTE,
+                "",
+                f"# {name}",
+                "",
+                raw.get("description", ""),
+                "",
+                f"`{name}` is an alias: it loads [`{target}`]({target}.md), and will follow the zoo's best "
+                "model of this kind as new weights are released. Pin the target name for reproducible "
+                "results.",
+                "",
+                "```python",
+                "import stzoo",
+                "",
+                f'p = stzoo.load("{name}")   # = stzoo.load("{target}")',
+                "```",
+                "",
+            ]
+        )
     e = ZooEntry.from_dict(name, raw)
     spec = e.input
     aliases = sorted(n for n, v in models.items() if v.get("alias") == name)
     flops = e.flops
-    flops_text = (f"{format_gflops(e)} GFLOPs ({flops['flops'] / 2e9:.2f} GMACs), input "
-                  f"{'×'.join(map(str, flops['input_shape']))}, {flops['frames_out']} frames out" if flops else "–")
+    flops_text = (
+        f"{format_gflops(e)} GFLOPs ({flops['flops'] / 2e9:.2f} GMACs), input "
+        f"{'×'.join(map(str, flops['input_shape']))}, {flops['frames_out']} frames out"
+        if flops
+        else "–"
+    )
     value_range = "[" + ", ".join(f"{v:g}" for v in spec.value_range) + "]"
     # the same Hub metadata as the README.md that `stzoo-maint hub push` uploads (MkDocs reads it as page meta)
-    lines = [front_matter(card_metadata(e.to_dict(with_name=True))), GENERATED_NOTE, "", f"# {name}", "",
-             e.description, "",
-             "| | |", "|---|---|",
-             f"| architecture | `{e.architecture}` ([architectures](../architectures.md)) |",
-             f"| parameters | {e.parameters:,} |",
-             f"| compute | {flops_text} |",
-             f"| input | {spec.frames_in} frames in → {spec.frames_out} out, {spec.channels} channel(s), "
-             f"trained at {spec.height}×{spec.width}, values in {value_range}"
-             + (f" ({e.normalization})" if e.normalization else "") + " |",
-             f"| weights | {'released' if e.weights else 'not released yet'} |",
-             f"| CPU speed | {format_speed(e)} seq/s |" if (e.speed or {}).get("cpu") else "| CPU speed | – |",
-             f"| license | {e.license} |"]
+    lines = [
+        front_matter(card_metadata(e.to_dict(with_name=True))),
+        GENERATED_NOTE,
+        "",
+        f"# {name}",
+        "",
+        e.description,
+        "",
+        "| | |",
+        "|---|---|",
+        f"| architecture | `{e.architecture}` ([architectures](../architectures.md)) |",
+        f"| parameters | {e.parameters:,} |",
+        f"| compute | {flops_text} |",
+        f"| input | {spec.frames_in} frames in → {spec.frames_out} out, {spec.channels} channel(s), "
+        f"trained at {spec.height}×{spec.width}, values in {value_range}"
+        + (f" ({e.normalization})" if e.normalization else "")
+        + " |",
+        f"| weights | {'released' if e.weights else 'not released yet'} |",
+        f"| CPU speed | {format_speed(e)} seq/s |" if (e.speed or {}).get("cpu") else "| CPU speed | – |",
+        f"| license | {e.license} |",
+    ]
     if aliases:
         lines.append(f"| aliases | {', '.join(f'[`{a}`]({a}.md)' for a in aliases)} |")
     lines += ["", "## Use", "", "```python", "import stzoo", ""]
     if e.weights:
-        lines += [f'p = stzoo.load("{name}")          # verified weights (sha256) from the release',
-                  "future = p.predict(frames)            # frames: T×H×W uint8 or float in [0, 1]"]
+        lines += [
+            f'p = stzoo.load("{name}")          # verified weights (sha256) from the release',
+            "future = p.predict(frames)            # frames: T×H×W uint8 or float in [0, 1]",
+        ]
     else:
-        lines += [f'p = stzoo.load("{name}", pretrained=False)   # the architecture, randomly initialised',
-                  '# or your own trained file: stzoo.load(..., weights="model.safetensors")']
-    lines += ["```", "", "Command line: `stzoo info " + name + "`" + (f", `stzoo predict {name} --input clip.gif "
-              "--output future.gif --strip strip.png`" if e.weights else "") + ". See "
-              "[predicting](../predicting.md).", "", "## Config", "", *_fence(dict(e.config)), ""]
+        lines += [
+            f'p = stzoo.load("{name}", pretrained=False)   # the architecture, randomly initialised',
+            '# or your own trained file: stzoo.load(..., weights="model.safetensors")',
+        ]
+    lines += [
+        "```",
+        "",
+        "Command line: `stzoo info "
+        + name
+        + "`"
+        + (f", `stzoo predict {name} --input clip.gif --output future.gif --strip strip.png`" if e.weights else "")
+        + ". See "
+        "[predicting](../predicting.md).",
+        "",
+        "## Config",
+        "",
+        *_fence(dict(e.config)),
+        "",
+    ]
     w = e.weights
     lines += ["## Weights", ""]
     if w:
-        lines += [f"- file: `{w.filename}` ({w.size:,} bytes, {w.dtype}, safetensors)",
-                  f"- sha256: `{w.sha256}` (checked before every load)"]
+        lines += [
+            f"- file: `{w.filename}` ({w.size:,} bytes, {w.dtype}, safetensors)",
+            f"- sha256: `{w.sha256}` (checked before every load)",
+        ]
         if w.hub:
             h = w.hub
             lines.append(f"- Hugging Face Hub: `{h.repo_id}`, file `{h.filename}`, revision `{h.revision}`")
@@ -303,9 +409,14 @@ def model_card_page(name: str, manifest: dict[str, Any] | None = None) -> str:
     lines += ["", "## Metrics", ""]
     m = e.metrics
     if m:
-        lines += [f"On {m['dataset']} ({m['split']} split, {m['sequences']:,} sequences):", "",
-                  "| MSE ↓ | MAE ↓ | SSIM ↑ | PSNR ↑ |", "|---|---|---|---|",
-                  f"| {m['mse']:.4f} | {m['mae']:.4f} | {m['ssim']:.4f} | {m['psnr']:.4f} |", ""]
+        lines += [
+            f"On {m['dataset']} ({m['split']} split, {m['sequences']:,} sequences):",
+            "",
+            "| MSE ↓ | MAE ↓ | SSIM ↑ | PSNR ↑ |",
+            "|---|---|---|---|",
+            f"| {m['mse']:.4f} | {m['mae']:.4f} | {m['ssim']:.4f} | {m['psnr']:.4f} |",
+            "",
+        ]
         if m.get("command"):
             lines += [f"Measured with `{display_command(m['command'])}`.", ""]
         lines += _baseline_lines(manifest, e, m) + _bf16_lines(name, e)
@@ -315,11 +426,15 @@ def model_card_page(name: str, manifest: dict[str, Any] | None = None) -> str:
     speed = e.speed or {}
     lines += ["## Speed", ""]
     if speed:
-        lines += ["| device | seq/s | latency (ms) | batch | dtype | threads | machine | date |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "| device | seq/s | latency (ms) | batch | dtype | threads | machine | date |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for dev, s in sorted(speed.items()):
-            lines.append(f"| {dev} | {s['seq_per_s']:g} | {s['latency_ms']:g} | {s['batch']} | {s['dtype']} | "
-                         f"{s.get('threads', '–')} | {s['machine']} | {s['date']} |")
+            lines.append(
+                f"| {dev} | {s['seq_per_s']:g} | {s['latency_ms']:g} | {s['batch']} | {s['dtype']} | "
+                f"{s.get('threads', '–')} | {s['machine']} | {s['date']} |"
+            )
         cmds = sorted({display_command(s["command"]) for s in speed.values() if s.get("command")})
         lines += [""] + [f"Measured with `{c}`." for c in cmds] + ([""] if cmds else [])
     else:
@@ -327,8 +442,14 @@ def model_card_page(name: str, manifest: dict[str, Any] | None = None) -> str:
     t = e.training
     lines += ["## Training", ""]
     if t:
-        for key, label in (("epochs", "epochs"), ("steps", "steps"), ("hardware", "hardware"),
-                           ("wall_clock_s", "wall clock (s)"), ("torch", "torch"), ("date", "date")):
+        for key, label in (
+            ("epochs", "epochs"),
+            ("steps", "steps"),
+            ("hardware", "hardware"),
+            ("wall_clock_s", "wall clock (s)"),
+            ("torch", "torch"),
+            ("date", "date"),
+        ):
             if key in t:
                 lines.append(f"- {label}: {t[key]}")
         lines += [f"- command: `{display_command(t['command'])}`"] + ([f"- note: {t['note']}"] if t.get("note") else [])
@@ -345,9 +466,12 @@ def _baseline_lines(manifest: dict[str, Any], e: ZooEntry, m: Mapping[str, Any])
     if not base or (base.get("dataset"), base.get("sequences")) != (m.get("dataset"), m.get("sequences")):
         return []  # only a baseline measured on exactly the same sequences is put beside the model
     ratio = f" The model's MSE is {base['mse'] / m['mse']:.2f}× lower." if m.get("mse") else ""
-    return [f"Copying the last input frame scores MSE {base['mse']:.4f}, MAE {base['mae']:.4f}, "
-            f"SSIM {base['ssim']:.4f}, PSNR {base['psnr']:.4f} on {base['sequences']:,} sequences of the same "
-            f"test set.{ratio}", ""]
+    return [
+        f"Copying the last input frame scores MSE {base['mse']:.4f}, MAE {base['mae']:.4f}, "
+        f"SSIM {base['ssim']:.4f}, PSNR {base['psnr']:.4f} on {base['sequences']:,} sequences of the same "
+        f"test set.{ratio}",
+        "",
+    ]
 
 
 def _bf16_lines(name: str, e: ZooEntry) -> list[str]:
@@ -357,10 +481,14 @@ def _bf16_lines(name: str, e: ZooEntry) -> list[str]:
         return []
     f32, b16 = b["float32"], b["bfloat16"]
     change = f"{b['mse_change_pct']:+.2f} %" if b.get("mse_change_pct") is not None else "–"
-    return [f"With `stzoo.load(\"{name}\", dtype=\"bfloat16\")` on the first {b['sequences']:,} sequences of {b['dataset']}: MSE {b16['mse']:.4f} against "
-            f"{f32['mse']:.4f} in float32 ({change}), SSIM {b16['ssim']:.4f} against {f32['ssim']:.4f} "
-            f"(measured on {b['cpu']} with `{display_command(b['command'])}`; when to pick bf16: "
-            "[benchmarks](../benchmarks.md)).", ""]
+    return [
+        f'With `stzoo.load("{name}", dtype="bfloat16")` on the first {b["sequences"]:,} sequences of '
+        f"{b['dataset']}: MSE {b16['mse']:.4f} against "
+        f"{f32['mse']:.4f} in float32 ({change}), SSIM {b16['ssim']:.4f} against {f32['ssim']:.4f} "
+        f"(measured on {b['cpu']} with `{display_command(b['command'])}`; when to pick bf16: "
+        "[benchmarks](../benchmarks.md)).",
+        "",
+    ]
 
 
 #: lead times a model card's rollout table shows (those up to the horizon, and the horizon itself)
@@ -375,21 +503,37 @@ def _forecast_lines(name: str, e: ZooEntry) -> list[str]:
     lines = ["## Forecast", ""]
     if strip:
         two = e.input.channels == 2
-        lines += [f"![{name}: input, ground truth, prediction, absolute error](../{strip['path']})",
-                  "", f"Test sequence {strip['sequence']} of {strip['dataset']}: input, ground truth, prediction and "
-                  "|error|." + (" U and V side by side, each stretched by the ground truth's own minimum and maximum; "
-                                "the error is in units of those displayed ranges." if two else ""), ""]
+        lines += [
+            f"![{name}: input, ground truth, prediction, absolute error](../{strip['path']})",
+            "",
+            f"Test sequence {strip['sequence']} of {strip['dataset']}: input, ground truth, prediction and "
+            "|error|."
+            + (
+                " U and V side by side, each stretched by the ground truth's own minimum and maximum; "
+                "the error is in units of those displayed ranges."
+                if two
+                else ""
+            ),
+            "",
+        ]
     if roll:
         h, fo = roll["horizon"], e.input.frames_out
         rows = [t for t in ROLLOUT_ROWS if t < h] + [h]
-        lines += [f"Rollout to {h} frames ({h // fo}× the {fo} it was trained to predict; beyond {fo} the model's own "
-                  f"predictions are fed back in) on the first {roll['sequences']:,} sequences of {roll['dataset']}. "
-                  "MSE per frame at each lead time:", "",
-                  "| lead time | model MSE | copy-last MSE | copy-last ÷ model |", "|---|---|---|---|"]
+        lines += [
+            f"Rollout to {h} frames ({h // fo}× the {fo} it was trained to predict; beyond {fo} the model's own "
+            f"predictions are fed back in) on the first {roll['sequences']:,} sequences of {roll['dataset']}. "
+            "MSE per frame at each lead time:",
+            "",
+            "| lead time | model MSE | copy-last MSE | copy-last ÷ model |",
+            "|---|---|---|---|",
+        ]
         for t in rows:
             mse, base = roll["mse"][t - 1], roll["copy_last_mse"][t - 1]
-            lines.append(f"| {t} | {mse:.2f} | {base:.2f} | {base / mse:.2f} |" if mse > 0 else
-                         f"| {t} | {mse:.2f} | {base:.2f} | – |")
+            lines.append(
+                f"| {t} | {mse:.2f} | {base:.2f} | {base / mse:.2f} |"
+                if mse > 0
+                else f"| {t} | {mse:.2f} | {base:.2f} | – |"
+            )
         lines += ["", f"Measured with `{display_command(roll['command'])}`.", ""]
     return lines
 
@@ -414,7 +558,7 @@ def _is_generated(text: str) -> bool:
     """Whether a page was written by :func:`write_docs`: the note opens it, or follows its front matter."""
     if text.startswith("---\n"):
         end = text.find("\n---\n", 4)
-        text = text[end + len("\n---\n"):] if end >= 0 else text
+        text = text[end + len("\n---\n") :] if end >= 0 else text
     return text.startswith(GENERATED_NOTE)
 
 
@@ -422,8 +566,11 @@ def stale_docs(docs_dir: str | os.PathLike, manifest: dict[str, Any] | None = No
     """Generated docs files that are missing, differ from the manifest, or belong to no entry."""
     docs = Path(docs_dir)
     pages = generated_docs(manifest)
-    stale = [rel for rel, text in pages.items()
-             if not (docs / rel).is_file() or (docs / rel).read_text(encoding="utf-8") != text]
+    stale = [
+        rel
+        for rel, text in pages.items()
+        if not (docs / rel).is_file() or (docs / rel).read_text(encoding="utf-8") != text
+    ]
     return stale + [rel for rel in _generated_files_on_disk(docs) if rel not in pages]
 
 

@@ -31,10 +31,9 @@ import torch
 from torch import Tensor
 
 from stzoo.errors import ConfigError, InputError
-from stzoo.zoo.entry import InputSpec, ZooEntry
-from stzoo.models import build_model, get_architecture
 from stzoo.interfaces import PredictorLike
-
+from stzoo.models import build_model, get_architecture
+from stzoo.zoo.entry import InputSpec, ZooEntry
 
 __all__ = ["AdaptReport", "adapt", "check_resolution", "adapt_channels"]
 
@@ -63,9 +62,10 @@ class AdaptReport:
         """A few lines for people: what changed and what it cost."""
         if not self.changes:
             return "no adaptation needed: the model fits the data as it is"
-        lines = ["adapted " + ", ".join(f"{k} {a} → {b}" for k, a, b in
-                                        ((k, *v) for k, v in self.changes.items())),
-                 f"  copied: {len(self.copied)} weight tensor(s)"]
+        lines = [
+            "adapted " + ", ".join(f"{k} {a} → {b}" for k, a, b in ((k, *v) for k, v in self.changes.items())),
+            f"  copied: {len(self.copied)} weight tensor(s)",
+        ]
         if self.converted:
             lines.append(f"  converted (channels): {', '.join(sorted(self.converted))}")
         if self.reinitialised:
@@ -73,8 +73,12 @@ class AdaptReport:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"changes": {k: list(v) for k, v in self.changes.items()}, "copied": len(self.copied),
-                "converted": dict(self.converted), "reinitialised": list(self.reinitialised)}
+        return {
+            "changes": {k: list(v) for k, v in self.changes.items()},
+            "copied": len(self.copied),
+            "converted": dict(self.converted),
+            "reinitialised": list(self.reinitialised),
+        }
 
 
 def check_resolution(arch: str, config: dict[str, Any], height: int, width: int) -> None:
@@ -85,8 +89,10 @@ def check_resolution(arch: str, config: dict[str, Any], height: int, width: int)
     factor = spec.size_multiple(cfg)
     if height < 1 or width < 1 or height % factor or width % factor:
         near = f"{max(factor, height // factor * factor)}×{max(factor, width // factor * factor)}"
-        raise InputError(f"{spec.size_reason(cfg)}: height and width must be multiples of {factor}, got "
-                         f"{height}×{width}; resize the frames, e.g. to {near}")
+        raise InputError(
+            f"{spec.size_reason(cfg)}: height and width must be multiples of {factor}, got "
+            f"{height}×{width}; resize the frames, e.g. to {near}"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,7 +114,7 @@ def adapt_channels(w: Tensor, dim: int, old: int, new: int, *, mode: str, group:
     shape = list(w.shape)
     if shape[dim] != old * group:
         raise ConfigError(f"weight axis {dim} has {shape[dim]} entries, expected {old}·{group}")
-    v = w.reshape(shape[:dim] + [old, group] + shape[dim + 1:])
+    v = w.reshape(shape[:dim] + [old, group] + shape[dim + 1 :])
     if new == 1:
         v = v.sum(dim, keepdim=True) if mode == "in" else v.mean(dim, keepdim=True)
     else:
@@ -116,12 +122,18 @@ def adapt_channels(w: Tensor, dim: int, old: int, new: int, *, mode: str, group:
         v = torch.cat([v] * reps, dim=dim).narrow(dim, 0, new)
         if mode == "in":
             v = v * (old / new)
-    return v.reshape(shape[:dim] + [new * group] + shape[dim + 1:]).contiguous()
+    return v.reshape(shape[:dim] + [new * group] + shape[dim + 1 :]).contiguous()
 
 
-def adapt(predictor: PredictorLike, *, channels: int | None = None, height: int | None = None,
-          width: int | None = None, frames_in: int | None = None,
-          frames_out: int | None = None) -> tuple[PredictorLike, AdaptReport]:
+def adapt(
+    predictor: PredictorLike,
+    *,
+    channels: int | None = None,
+    height: int | None = None,
+    width: int | None = None,
+    frames_in: int | None = None,
+    frames_out: int | None = None,
+) -> tuple[PredictorLike, AdaptReport]:
     """A new Predictor for other channels / size / frame counts, with every pretrained weight that fits.
 
     Args:
@@ -145,29 +157,40 @@ def adapt(predictor: PredictorLike, *, channels: int | None = None, height: int 
     source = getattr(predictor, "reference_model", predictor.model)  # not a fused inference twin
     old = getattr(source, "config", None)
     if old is None:
-        raise ConfigError("this Predictor's model does not record its config (model.config); build it with "
-                          "stzoo.load or stzoo.models.build_model")
+        raise ConfigError(
+            "this Predictor's model does not record its config (model.config); build it with "
+            "stzoo.load or stzoo.models.build_model"
+        )
     arch_spec = get_architecture(source)
     arch, spec = arch_spec.name, predictor.spec
-    want = {"channels": channels or spec.channels, "height": height or spec.height,
-            "width": width or spec.width, "frames_in": frames_in or spec.frames_in,
-            "frames_out": frames_out or spec.frames_out}
+    want = {
+        "channels": channels or spec.channels,
+        "height": height or spec.height,
+        "width": width or spec.width,
+        "frames_in": frames_in or spec.frames_in,
+        "frames_out": frames_out or spec.frames_out,
+    }
     check_resolution(arch, old, want["height"], want["width"])
     changes: dict[str, Any] = {}
     for k, key in arch_spec.spec_keys.items():
         if key in changes and changes[key] != want[k]:
             tied = [s for s, c in arch_spec.spec_keys.items() if c == key]
-            raise InputError(f"{arch} ties {' and '.join(tied)} to one setting ({key!r}): "
-                             + " must equal ".join(f"{t} ({want[t]})" for t in tied)
-                             + "; predict longer horizons by rollout instead")
+            raise InputError(
+                f"{arch} ties {' and '.join(tied)} to one setting ({key!r}): "
+                + " must equal ".join(f"{t} ({want[t]})" for t in tied)
+                + "; predict longer horizons by rollout instead"
+            )
         changes[key] = want[k]
     new_cfg = old.replace(**changes)
     report = AdaptReport()
     for k in want:
         if want[k] != getattr(spec, k):
             report.changes[k] = (getattr(spec, k), want[k])
-    new_cfg_dict = {k: v for k, v in new_cfg.to_dict().items()
-                    if k in (entry.config if entry else {}) or v != arch_spec.config().to_dict()[k]}
+    new_cfg_dict = {
+        k: v
+        for k, v in new_cfg.to_dict().items()
+        if k in (entry.config if entry else {}) or v != arch_spec.config().to_dict()[k]
+    }
 
     model = build_model(arch, new_cfg)
     old_state = {k: v.detach().to("cpu", torch.float32) for k, v in source.state_dict().items()}
@@ -184,8 +207,11 @@ def adapt(predictor: PredictorLike, *, channels: int | None = None, height: int 
             conv = adapt_channels(src, dim, spec.channels, want["channels"], mode=mode, group=group)
             if conv.shape == target.shape:
                 new_state[name] = conv.to(target.dtype)
-                how = ("summed" if want["channels"] == 1 else "repeated, scaled by old/new") if mode == "in" \
+                how = (
+                    ("summed" if want["channels"] == 1 else "repeated, scaled by old/new")
+                    if mode == "in"
                     else ("averaged" if want["channels"] == 1 else "repeated")
+                )
                 report.converted[name] = f"{mode}put channels {spec.channels} → {want['channels']}: {how}"
                 continue
         report.reinitialised.append(name)
@@ -193,14 +219,20 @@ def adapt(predictor: PredictorLike, *, channels: int | None = None, height: int 
     p = next(source.parameters())
     model = model.to(p.device, p.dtype)
 
-    new_spec = InputSpec(want["frames_in"], want["frames_out"], want["channels"], want["height"], want["width"],
-                         spec.value_range)
+    new_spec = InputSpec(
+        want["frames_in"], want["frames_out"], want["channels"], want["height"], want["width"], spec.value_range
+    )
     if entry is None:
         entry = ZooEntry(name=None, architecture=arch, config=new_cfg_dict, input=new_spec)
     else:
         entry = entry.replace(architecture=arch, config=new_cfg_dict, input=new_spec)
     if report.changes:  # the released weights, their measurements and size no longer describe this model
-        entry = entry.replace(weights=None, metrics=None, training=None, parameters=None,
-                              extra={**entry.extra, "adapted": report.to_dict()})
+        entry = entry.replace(
+            weights=None,
+            metrics=None,
+            training=None,
+            parameters=None,
+            extra={**entry.extra, "adapted": report.to_dict()},
+        )
     new = predictor.derive(model, new_spec, entry=entry)
     return new, report

@@ -10,18 +10,34 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import torch
 
 from stzoo.errors import CheckpointError, ConfigError, WeightsNotAvailableError
 from stzoo.zoo.hub import sha256_file
 
-__all__ = ["write_weights", "weights_sha", "atomic_torch_save", "atomic_write_text", "capture_rng_state", "restore_rng_state", "load_checkpoint",
-           "checkpoint_error", "describe_differences", "read_run_json", "STATE_DICT", "TRAIN_CHECKPOINT_KEYS",
-           "save_training_checkpoint", "restore_training_state", "refusing_unfit_state", "refuse_other_run"]
+__all__ = [
+    "write_weights",
+    "weights_sha",
+    "atomic_torch_save",
+    "atomic_write_text",
+    "capture_rng_state",
+    "restore_rng_state",
+    "load_checkpoint",
+    "checkpoint_error",
+    "describe_differences",
+    "read_run_json",
+    "STATE_DICT",
+    "TRAIN_CHECKPOINT_KEYS",
+    "save_training_checkpoint",
+    "restore_training_state",
+    "refusing_unfit_state",
+    "refuse_other_run",
+]
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -46,8 +62,10 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def capture_rng_state(device: torch.device) -> dict[str, Any]:
     """The torch RNG state of the CPU (and of ``device`` if it is a GPU), to store in a checkpoint."""
-    return {"rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+    return {
+        "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+    }
 
 
 def restore_rng_state(state: dict[str, Any], device: torch.device) -> None:
@@ -63,8 +81,16 @@ STATE_DICT = "state dict"
 
 #: what a checkpoint written by :func:`train` holds (``cuda_rng`` / ``dtype`` are optional)
 TRAIN_CHECKPOINT_KEYS: dict[str, Any] = {
-    "arch": str, "config": dict, "recipe": dict, "model": STATE_DICT, "optimizer": dict, "scheduler": dict,
-    "rng": torch.Tensor, "step": int, "wall_clock_s": (int, float)}
+    "arch": str,
+    "config": dict,
+    "recipe": dict,
+    "model": STATE_DICT,
+    "optimizer": dict,
+    "scheduler": dict,
+    "rng": torch.Tensor,
+    "step": int,
+    "wall_clock_s": (int, float),
+}
 
 
 def checkpoint_error(path: str | os.PathLike, reason: str, remedy: str) -> CheckpointError:
@@ -81,8 +107,9 @@ def _type_name(expected: Any) -> str:
 
 def _has_type(value: Any, expected: Any) -> bool:
     if expected is STATE_DICT:
-        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                               for k, v in value.items())
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items()
+        )
     kinds = expected if isinstance(expected, tuple) else (expected,)
     if isinstance(value, bool) and bool not in kinds:  # True is an int to isinstance, not to a checkpoint
         return False
@@ -99,15 +126,18 @@ def _load_failure(exc: BaseException) -> str:
         marker = "Unsupported global: GLOBAL "
         if marker in text:
             what = text.split(marker, 1)[1].split()[0]
-            return (f"it refers to the Python object {what}, which no checkpoint stzoo writes holds (a crafted "
-                    "file can run code that way; it was not loaded, nothing was run)")
+            return (
+                f"it refers to the Python object {what}, which no checkpoint stzoo writes holds (a crafted "
+                "file can run code that way; it was not loaded, nothing was run)"
+            )
         return "it is not a file torch.save wrote (or it is corrupt); nothing in it was run"
     first = text.strip().splitlines()[0][:200] if text.strip() else "no details"
     return f"it cannot be read: it is truncated or corrupt ({type(exc).__name__}: {first})"
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device, required_keys: Mapping[str, Any], *,
-                    remedy: str) -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, device: str | torch.device, required_keys: Mapping[str, Any], *, remedy: str
+) -> dict[str, Any]:
     """Read a checkpoint that :func:`train` or :func:`stzoo.training.finetune.finetune` wrote, safely.
 
     The file is read with ``torch.load(weights_only=True)`` only: tensors, numbers, strings and plain
@@ -133,8 +163,11 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device, require
     if not isinstance(ck, dict):
         raise checkpoint_error(path, f"it holds a {type(ck).__name__}, not the dict of a stzoo checkpoint", remedy)
     problems = [f"'{k}' is missing" for k in required_keys if k not in ck]
-    problems += [f"'{k}' is a {type(ck[k]).__name__}, expected {_type_name(t)}"
-                 for k, t in required_keys.items() if k in ck and not _has_type(ck[k], t)]
+    problems += [
+        f"'{k}' is a {type(ck[k]).__name__}, expected {_type_name(t)}"
+        for k, t in required_keys.items()
+        if k in ck and not _has_type(ck[k], t)
+    ]
     if problems:
         shown = "; ".join(problems[:6]) + (f"; and {len(problems) - 6} more" if len(problems) > 6 else "")
         raise checkpoint_error(path, f"it does not have the contents stzoo writes ({shown})", remedy)
@@ -158,8 +191,9 @@ def describe_differences(stored: Mapping[str, Any], requested: Mapping[str, Any]
     return out
 
 
-def refuse_other_run(path: str | os.PathLike, stored: Mapping[str, Any], requested: Mapping[str, Any], *,
-                     lead: str, advice: str) -> None:
+def refuse_other_run(
+    path: str | os.PathLike, stored: Mapping[str, Any], requested: Mapping[str, Any], *, lead: str, advice: str
+) -> None:
     """The one resume check: a :class:`~stzoo.errors.ConfigError` ``"<path> <lead>: <differences>. <advice>"``
     when the fingerprint ``stored`` in a checkpoint differs from the ``requested`` run's (see
     :func:`describe_differences`); nothing when they agree."""
@@ -176,14 +210,32 @@ def _show(v: Any) -> str:
     return "absent" if v is _MISSING else repr(_plain(v))
 
 
-def save_training_checkpoint(path: Path, *, model: torch.nn.Module, optimizer: Any, scheduler: Any, step: int,
-                             wall_clock_s: float, cpu_s: float, **extra: Any) -> None:
+def save_training_checkpoint(
+    path: Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: Any,
+    scheduler: Any,
+    step: int,
+    wall_clock_s: float,
+    cpu_s: float,
+    **extra: Any,
+) -> None:
     """The one writer of a resumable checkpoint, atomic (:func:`atomic_torch_save`): the state every run
     resumes from (model, optimizer and scheduler state, step, both clocks) and what the caller keeps
     besides (``extra``: its fingerprint, RNG state, records; plain values and tensors only)."""
-    atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                       "scheduler": scheduler.state_dict(), "step": step, "wall_clock_s": wall_clock_s,
-                       "cpu_s": cpu_s, **extra}, path)
+    atomic_torch_save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "step": step,
+            "wall_clock_s": wall_clock_s,
+            "cpu_s": cpu_s,
+            **extra,
+        },
+        path,
+    )
 
 
 @contextmanager
@@ -219,8 +271,7 @@ def write_weights(ck: dict[str, Any], weights_path: Path, half: bool) -> dict[st
     """Weights-only safetensors of a loaded training checkpoint ``ck``, written atomically."""
     from safetensors.torch import save
 
-    tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
-               for k, v in ck["model"].items()}
+    tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in ck["model"].items()}
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = weights_path.with_name(weights_path.name + ".tmp")
     # One metadata key: safetensors stores a dict's keys in no fixed order, and the file's sha256
@@ -236,7 +287,8 @@ def write_weights(ck: dict[str, Any], weights_path: Path, half: bool) -> dict[st
 
 
 def weights_sha(ck: dict[str, Any]) -> str:
-    """sha256 of the weights file :func:`stzoo.tools.release.release` would write for checkpoint ``ck`` (deterministic)."""
+    """sha256 of the weights file :func:`stzoo.tools.release.release` would write for checkpoint ``ck``
+    (deterministic)."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:

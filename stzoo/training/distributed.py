@@ -68,8 +68,9 @@ def setup(device: str | torch.device | None) -> tuple[Dist, torch.device]:
     """Join the process group when run under torchrun; pick the device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        dev = torch.device(device) if device is not None else torch.device(
-            "cuda" if torch.cuda.is_available() else "cpu")
+        dev = (
+            torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        )
         return Dist(), dev
     import torch.distributed as dist
 

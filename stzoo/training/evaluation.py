@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -33,9 +34,17 @@ def predict_future(model: nn.Module, x: Tensor, n_out: int) -> Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, dataset: Any, *, frames_in: int = 10, frames_out: int = 10,
-             batch_size: int = 64, device: str | torch.device = "cpu", progress: bool = True,
-             predict: Callable[[Tensor], Tensor] | None = None) -> dict[str, Any]:
+def evaluate(
+    model: nn.Module,
+    dataset: Any,
+    *,
+    frames_in: int = 10,
+    frames_out: int = 10,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    predict: Callable[[Tensor], Tensor] | None = None,
+) -> dict[str, Any]:
     """MSE / MAE / SSIM / PSNR of ``model`` on the future frames of every sequence of ``dataset``.
 
     Each batch is ``dataset.batch(start, stop)``: a slice of the memory-mapped file for the cached
@@ -53,23 +62,31 @@ def evaluate(model: nn.Module, dataset: Any, *, frames_in: int = 10, frames_out:
     with eval_mode(model):
         for start in tqdm(range(0, n, batch_size), desc="evaluate", unit="batch", disable=not progress):
             seq = _to_float(dataset.batch(start, min(start + batch_size, n)), device)
-            x, y = seq[:, :frames_in], seq[:, frames_in:frames_in + frames_out]
+            x, y = seq[:, :frames_in], seq[:, frames_in : frames_in + frames_out]
             acc.update(predict(x).float(), y)
     return {**acc.result(), "sequences": acc.sequences}
 
 
-def evaluate_copy_last(dataset: Any, frames_in: int = 10, frames_out: int = 10,
-                       batch_size: int = 256, progress: bool = True) -> dict[str, Any]:
+def evaluate_copy_last(
+    dataset: Any, frames_in: int = 10, frames_out: int = 10, batch_size: int = 256, progress: bool = True
+) -> dict[str, Any]:
     """The copy-last-frame baseline: every future frame = the last observed frame."""
     dummy = nn.Identity()
-    return evaluate(dummy, dataset, frames_in=frames_in, frames_out=frames_out, batch_size=batch_size,
-                    progress=progress,
-                    predict=lambda x: x[:, -1:].expand(-1, frames_out, -1, -1, -1))
+    return evaluate(
+        dummy,
+        dataset,
+        frames_in=frames_in,
+        frames_out=frames_out,
+        batch_size=batch_size,
+        progress=progress,
+        predict=lambda x: x[:, -1:].expand(-1, frames_out, -1, -1, -1),
+    )
 
 
 @torch.no_grad()
-def rollout_errors(predictor: Any, dataset: Any, horizon: int, *, batch_size: int = 16,
-                   progress: bool = True) -> dict[str, Any]:
+def rollout_errors(
+    predictor: Any, dataset: Any, horizon: int, *, batch_size: int = 16, progress: bool = True
+) -> dict[str, Any]:
     """Per-lead-time MSE of a forecast ``horizon`` frames long, against copying the last frame.
 
     ``predictor`` is a :class:`stzoo.Predictor`; ``dataset`` holds sequences of at least
@@ -87,25 +104,37 @@ def rollout_errors(predictor: Any, dataset: Any, horizon: int, *, batch_size: in
     fi = predictor.spec.frames_in
     first = dataset.batch(0, 1)
     if first.shape[1] < fi + horizon:
-        raise ValueError(f"the sequences have {first.shape[1]} frames; a {horizon}-frame rollout after "
-                         f"{fi} inputs needs {fi + horizon} (make the test set with seq_len={fi + horizon})")
+        raise ValueError(
+            f"the sequences have {first.shape[1]} frames; a {horizon}-frame rollout after "
+            f"{fi} inputs needs {fi + horizon} (make the test set with seq_len={fi + horizon})"
+        )
     model_sum = torch.zeros(horizon, dtype=torch.float64)
     copy_sum = torch.zeros(horizon, dtype=torch.float64)
     n = len(dataset)
     with eval_mode(predictor.model):
         for start in tqdm(range(0, n, batch_size), desc="rollout", unit="batch", disable=not progress):
             seq = _to_float(dataset.batch(start, min(start + batch_size, n)), torch.device("cpu"))
-            x, y = seq[:, :fi], seq[:, fi:fi + horizon].double()
+            x, y = seq[:, :fi], seq[:, fi : fi + horizon].double()
             pred = predictor.forecast_tensor(x.to(predictor.device, predictor.dtype), horizon).double().cpu()
             pred = pred.clamp_(0.0, 1.0)  # scored as evaluate() scores it (stzoo.metrics clips to [0, 1])
             model_sum += (pred - y).pow(2).sum(dim=(2, 3, 4)).sum(dim=0)
             copy_sum += (x[:, -1:].double() - y).pow(2).sum(dim=(2, 3, 4)).sum(dim=0)
-    return {"horizon": int(horizon), "sequences": n, "mse": [round(float(v) / n, 4) for v in model_sum],
-            "copy_last_mse": [round(float(v) / n, 4) for v in copy_sum]}
+    return {
+        "horizon": int(horizon),
+        "sequences": n,
+        "mse": [round(float(v) / n, 4) for v in model_sum],
+        "copy_last_mse": [round(float(v) / n, 4) for v in copy_sum],
+    }
 
 
-def test_data(dataset: str, sequences: int, dataset_options: dict[str, Any] | None = None, *,
-              cache: bool | str | os.PathLike = True, progress: bool = False) -> Any:
+def test_data(
+    dataset: str,
+    sequences: int,
+    dataset_options: dict[str, Any] | None = None,
+    *,
+    cache: bool | str | os.PathLike = True,
+    progress: bool = False,
+) -> Any:
     """The first ``sequences`` sequences of ``dataset``'s fixed test set (at most the whole set),
     memory-mapped from stzoo's cache unless ``cache`` is False (the same sequences either way).
     ``dataset_options``: the datasets' own settings (e.g. ``{"mnist_dir": ...}``; each takes its own)."""

@@ -31,32 +31,59 @@ import math
 import os
 import sys
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from stzoo.training.adapt import adapt, check_resolution
-from stzoo.data.clips import (ClipDataset, Video, arg, auto_split, check_lengths, convert_video, load_videos, naming,
-                              split_videos)
+from stzoo.data.clips import (
+    ClipDataset,
+    Video,
+    arg,
+    auto_split,
+    check_lengths,
+    convert_video,
+    load_videos,
+    naming,
+    split_videos,
+)
 from stzoo.errors import ConfigError, InputError
+from stzoo.interfaces import PredictorLike
 from stzoo.models import get_architecture
 from stzoo.runtime import cpu_description, native_bf16
-from stzoo.training.checkpoints import (STATE_DICT, atomic_write_text, capture_rng_state, 
-                                        load_checkpoint, refuse_other_run, refusing_unfit_state, restore_rng_state,
-                                        restore_training_state, save_training_checkpoint)
+from stzoo.training.adapt import adapt, check_resolution
+from stzoo.training.checkpoints import (
+    STATE_DICT,
+    atomic_write_text,
+    capture_rng_state,
+    load_checkpoint,
+    refuse_other_run,
+    refusing_unfit_state,
+    restore_rng_state,
+    restore_training_state,
+    save_training_checkpoint,
+)
 from stzoo.training.distributed import Dist, setup
 from stzoo.training.evaluation import evaluate, evaluate_copy_last
 from stzoo.training.loop import Clocks, Loop, make_optimizer
 from stzoo.training.train import Recipe, _hardware
-from stzoo.interfaces import PredictorLike
 from stzoo.zoo.entry import ZooEntry
 
-
-__all__ = ["finetune", "FinetuneResult", "FinetuneHistory", "FinetuneWarning", "CHECKPOINT_NAME", "DEFAULT_LR",
-           "AUTO_PASSES", "AUTO_MIN_STEPS", "AUTO_MAX_STEPS", "plan_steps"]
+__all__ = [
+    "finetune",
+    "FinetuneResult",
+    "FinetuneHistory",
+    "FinetuneWarning",
+    "CHECKPOINT_NAME",
+    "DEFAULT_LR",
+    "AUTO_PASSES",
+    "AUTO_MIN_STEPS",
+    "AUTO_MAX_STEPS",
+    "plan_steps",
+]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 HISTORY_NAME = "history.json"
@@ -83,8 +110,9 @@ class FinetuneWarning(UserWarning):
     without validation data."""
 
 
-def plan_steps(clips_per_process: int, batch_size: int, *, steps: int | str | None = "auto",
-               epochs: int | None = None) -> dict[str, Any]:
+def plan_steps(
+    clips_per_process: int, batch_size: int, *, steps: int | str | None = "auto", epochs: int | None = None
+) -> dict[str, Any]:
     """The step budget of a fine-tune: ``steps``, ``epochs``, ``steps_per_epoch`` and the ``rule`` in words.
 
     ``steps="auto"`` (the default) gives ``ceil(AUTO_PASSES · clips / batch_size)`` optimizer steps,
@@ -98,27 +126,48 @@ def plan_steps(clips_per_process: int, batch_size: int, *, steps: int | str | No
     per_epoch = max(1, math.ceil(clips_per_process / batch_size))
     if epochs is not None:
         if steps not in (None, "auto"):
-            raise InputError(f"give {arg('steps', '--steps')} or {arg('epochs', '--epochs')}, not both (got "
-                             f"{arg(f'steps={steps!r}', f'--steps {steps}')} and "
-                             f"{arg(f'epochs={epochs!r}', f'--epochs {epochs}')})")
+            raise InputError(
+                f"give {arg('steps', '--steps')} or {arg('epochs', '--epochs')}, not both (got "
+                f"{arg(f'steps={steps!r}', f'--steps {steps}')} and "
+                f"{arg(f'epochs={epochs!r}', f'--epochs {epochs}')})"
+            )
         total, rule = per_epoch * epochs, f"{epochs} epoch(s) of {per_epoch} step(s)"
     elif steps in (None, "auto"):
         wanted = math.ceil(AUTO_PASSES * clips_per_process / batch_size)
         total = min(AUTO_MAX_STEPS, max(AUTO_MIN_STEPS, wanted))
-        rule = (f"auto: {AUTO_PASSES} passes over {clips_per_process} clip(s) in batches of {batch_size} = {wanted} "
-                f"step(s), kept within [{AUTO_MIN_STEPS}, {AUTO_MAX_STEPS}]")
+        rule = (
+            f"auto: {AUTO_PASSES} passes over {clips_per_process} clip(s) in batches of {batch_size} = {wanted} "
+            f"step(s), kept within [{AUTO_MIN_STEPS}, {AUTO_MAX_STEPS}]"
+        )
     else:
         total, rule = int(steps), f"{int(steps)} step(s) requested"
     n_epochs = math.ceil(total / per_epoch)
-    return {"steps": total, "epochs": n_epochs, "steps_per_epoch": per_epoch, "rule": rule,
-            "passes": round(total * batch_size / max(1, clips_per_process), 2),
-            "validate_every": math.ceil(n_epochs / MAX_VALIDATIONS)}
+    return {
+        "steps": total,
+        "epochs": n_epochs,
+        "steps_per_epoch": per_epoch,
+        "rule": rule,
+        "passes": round(total * batch_size / max(1, clips_per_process), 2),
+        "validate_every": math.ceil(n_epochs / MAX_VALIDATIONS),
+    }
+
 
 #: what a fine-tuning checkpoint holds (``step_log``, the N×2 [step, loss] of every step so far, is optional)
 _CHECKPOINT_KEYS: dict[str, Any] = {
-    "fingerprint": dict, "model": STATE_DICT, "optimizer": dict, "scheduler": dict, "rng": list, "step": int,
-    "wall_clock_s": (int, float), "bad_epochs": int, "epoch_loss": (tuple, list), "epochs": list,
-    "stopped_early": bool, "best_epoch": (int, type(None)), "best": (dict, type(None))}
+    "fingerprint": dict,
+    "model": STATE_DICT,
+    "optimizer": dict,
+    "scheduler": dict,
+    "rng": list,
+    "step": int,
+    "wall_clock_s": (int, float),
+    "bad_epochs": int,
+    "epoch_loss": (tuple, list),
+    "epochs": list,
+    "stopped_early": bool,
+    "best_epoch": (int, type(None)),
+    "best": (dict, type(None)),
+}
 
 
 @dataclass
@@ -178,18 +227,24 @@ class FinetuneHistory:
     def summary(self) -> str:
         """A few lines for people: budget, the kept model against copy-last-frame, warnings."""
         p = self.plan
-        lines = [f"trained {p.get('steps', '?')} step(s) in {len(self.epochs)} epoch(s) ({p.get('rule', '')})"
-                 + (", stopped early" if self.stopped_early else "")]
+        lines = [
+            f"trained {p.get('steps', '?')} step(s) in {len(self.epochs)} epoch(s) ({p.get('rule', '')})"
+            + (", stopped early" if self.stopped_early else "")
+        ]
         if self.best is not None and self.persistence is not None:
             b, c = self.best, self.persistence
-            lines.append(f"validation ({b['sequences']} clips), best epoch {self.best_epoch}: MSE {b['mse']:.4g}, "
-                         f"SSIM {b['ssim']:.4g}; copy-last-frame on the same clips: MSE {c['mse']:.4g}, "
-                         f"SSIM {c['ssim']:.4g} ({_verdict(b['mse'], c['mse'])})")
+            lines.append(
+                f"validation ({b['sequences']} clips), best epoch {self.best_epoch}: MSE {b['mse']:.4g}, "
+                f"SSIM {b['ssim']:.4g}; copy-last-frame on the same clips: MSE {c['mse']:.4g}, "
+                f"SSIM {c['ssim']:.4g} ({_verdict(b['mse'], c['mse'])})"
+            )
         elif self.train_check is not None:
             m, c = self.train_check["model"], self.train_check["copy_last_frame"]
-            lines.append(f"no validation data; on {self.train_check['clips']} training clips (seen in training): "
-                         f"MSE {m['mse']:.4g}, SSIM {m['ssim']:.4g}; copy-last-frame: MSE {c['mse']:.4g}, "
-                         f"SSIM {c['ssim']:.4g} ({_verdict(m['mse'], c['mse'])})")
+            lines.append(
+                f"no validation data; on {self.train_check['clips']} training clips (seen in training): "
+                f"MSE {m['mse']:.4g}, SSIM {m['ssim']:.4g}; copy-last-frame: MSE {c['mse']:.4g}, "
+                f"SSIM {c['ssim']:.4g} ({_verdict(m['mse'], c['mse'])})"
+            )
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -218,8 +273,9 @@ def _target_channels(videos: Sequence[Video], channels: int | None) -> int:
         return 3
     if len(found) == 1:
         return found.pop()
-    raise InputError(f"the videos have different channel counts {sorted(found)}; pass "
-                     + arg("channels=N", "--channels N"))
+    raise InputError(
+        f"the videos have different channel counts {sorted(found)}; pass " + arg("channels=N", "--channels N")
+    )
 
 
 def _size_arg(hw: tuple[int, int]) -> str:
@@ -233,16 +289,25 @@ def _target_size(videos: Sequence[Video], size: Any, spec_hw: tuple[int, int]) -
         sizes = {v.size for v in videos}
         if len(sizes) > 1:
             largest = max(sizes, key=lambda hw: hw[0] * hw[1])
-            raise InputError(arg("size='native'", "--size native") + " (the default) trains at the videos' own "
-                             f"frame size, but they have several: {sorted(sizes)} (H×W); pass "
-                             f"{_size_arg(largest)} (or another H×W) to resize them all to one, or "
-                             + arg("size='model'", "--size model") + f" for the model's {spec_hw[0]}×{spec_hw[1]}")
+            raise InputError(
+                arg("size='native'", "--size native") + " (the default) trains at the videos' own "
+                f"frame size, but they have several: {sorted(sizes)} (H×W); pass "
+                f"{_size_arg(largest)} (or another H×W) to resize them all to one, or "
+                + arg("size='model'", "--size model")
+                + f" for the model's {spec_hw[0]}×{spec_hw[1]}"
+            )
         return sizes.pop()
-    if (isinstance(size, (tuple, list)) and len(size) == 2
-            and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)):
+    if (
+        isinstance(size, (tuple, list))
+        and len(size) == 2
+        and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)
+    ):
         return int(size[0]), int(size[1])
-    raise InputError(f"{arg('size', '--size')} must be 'native', 'model' or "
-                     + arg("(height, width)", "HxW (e.g. 32x48)") + f", got {size!r}")
+    raise InputError(
+        f"{arg('size', '--size')} must be 'native', 'model' or "
+        + arg("(height, width)", "HxW (e.g. 32x48)")
+        + f", got {size!r}"
+    )
 
 
 def _check_size(arch: str, config: dict[str, Any], hw: tuple[int, int], size: Any) -> None:
@@ -254,8 +319,10 @@ def _check_size(arch: str, config: dict[str, Any], hw: tuple[int, int], size: An
         f = spec.size_multiple(spec.make_config(config))
         near = (max(f, int(hw[0] / f + 0.5) * f), max(f, int(hw[1] / f + 0.5) * f))  # halves round up
         what = "the videos' own size" if size in (None, "native") else "the size asked for"
-        raise InputError(f"{exc} ({what}); pass {_size_arg(near)} to fine-tune at the nearest size it can run "
-                         "at (the frames are resized)") from None
+        raise InputError(
+            f"{exc} ({what}); pass {_size_arg(near)} to fine-tune at the nearest size it can run "
+            "at (the frames are resized)"
+        ) from None
 
 
 def _matches(name: str, prefix: str) -> bool:
@@ -281,17 +348,21 @@ def _apply_freeze(model: nn.Module, freeze: str | Sequence[str] | None) -> list[
         hit = [n for n in names if _matches(n, prefix)]
         if not hit:
             tops = sorted({n.split(".")[0] for n in names})
-            raise InputError(f"{arg(f'freeze={prefix!r}', f'--freeze {prefix}')} matches no parameter; names start "
-                             f"with {', '.join(tops)} (e.g. "
-                             + arg("freeze='encoder' or freeze=['cells.0']", "--freeze encoder or --freeze cells.0")
-                             + ")")
+            raise InputError(
+                f"{arg(f'freeze={prefix!r}', f'--freeze {prefix}')} matches no parameter; names start "
+                f"with {', '.join(tops)} (e.g. "
+                + arg("freeze='encoder' or freeze=['cells.0']", "--freeze encoder or --freeze cells.0")
+                + ")"
+            )
         frozen += [n for n in hit if n not in frozen]
     params = dict(model.named_parameters())
     for n in frozen:
         params[n].requires_grad_(False)
     if len(frozen) == len(names):
-        raise InputError(f"{arg(f'freeze={freeze!r}', '--freeze ' + ' '.join(prefixes))} freezes every parameter: "
-                         "nothing left to fine-tune")
+        raise InputError(
+            f"{arg(f'freeze={freeze!r}', '--freeze ' + ' '.join(prefixes))} freezes every parameter: "
+            "nothing left to fine-tune"
+        )
     return frozen
 
 
@@ -303,9 +374,13 @@ def _frozen_norm_layers(model: nn.Module, freeze: str | Sequence[str] | None) ->
     not. Fine-tuning puts these layers in eval mode after every ``train()``: they then normalise
     with, and keep, their stored statistics."""
     prefixes = _freeze_prefixes(freeze)
-    return [m for name, m in model.named_modules()
-            if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats
-            and any(_matches(name, p) for p in prefixes)]
+    return [
+        m
+        for name, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._NormBase)
+        and m.track_running_stats
+        and any(_matches(name, p) for p in prefixes)
+    ]
 
 
 def _data_summary(videos: Sequence[Video], limit: int = 5) -> str:
@@ -315,17 +390,43 @@ def _data_summary(videos: Sequence[Video], limit: int = 5) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-def finetune(predictor: PredictorLike, data: Any, *, steps: int | str = "auto", epochs: int | None = None,
-             lr: float = DEFAULT_LR, batch_size: int = 8, val: Any = "auto", split: str = "auto", stride: int = 1,
-             loss: str = "mse", alpha: float = 0.1, freeze: str | Sequence[str] | None = None,
-             device: str | torch.device | None = None, amp: bool | None = None,
-             out_dir: str | os.PathLike = "finetuned", resume: bool = False, patience: int | None = None,
-             min_delta: float = 0.0, channels: int | None = None, size: Any = "native",
-             frames_in: int | None = None, frames_out: int | None = None, data_layout: str | None = None,
-             max_steps: int | None = None, seed: int = 0, weight_decay: float = 0.0, grad_clip: float = 1.0,
-             scheduled_sampling: float = 0.0, checkpoint_every: int = 200, name: str | None = None,
-             push_to_hub: str | None = None, progress: bool = True, command: str | None = None,
-             cli: bool = False) -> FinetuneResult:
+def finetune(
+    predictor: PredictorLike,
+    data: Any,
+    *,
+    steps: int | str = "auto",
+    epochs: int | None = None,
+    lr: float = DEFAULT_LR,
+    batch_size: int = 8,
+    val: Any = "auto",
+    split: str = "auto",
+    stride: int = 1,
+    loss: str = "mse",
+    alpha: float = 0.1,
+    freeze: str | Sequence[str] | None = None,
+    device: str | torch.device | None = None,
+    amp: bool | None = None,
+    out_dir: str | os.PathLike = "finetuned",
+    resume: bool = False,
+    patience: int | None = None,
+    min_delta: float = 0.0,
+    channels: int | None = None,
+    size: Any = "native",
+    frames_in: int | None = None,
+    frames_out: int | None = None,
+    data_layout: str | None = None,
+    max_steps: int | None = None,
+    seed: int = 0,
+    weight_decay: float = 0.0,
+    grad_clip: float = 1.0,
+    scheduled_sampling: float = 0.0,
+    checkpoint_every: int = 200,
+    name: str | None = None,
+    push_to_hub: str | None = None,
+    progress: bool = True,
+    command: str | None = None,
+    cli: bool = False,
+) -> FinetuneResult:
     """Fine-tune ``predictor`` on ``data`` and write the best model to ``out_dir``.
 
     Args:
@@ -408,13 +509,42 @@ def finetune(predictor: PredictorLike, data: Any, *, steps: int | str = "auto", 
 
     tune_allocator()  # a long loop: keep the step's large buffers in the heap (see stzoo.runtime)
     with naming(cli):
-        return _finetune(predictor, data, steps=steps, epochs=epochs, lr=lr, batch_size=batch_size, val=val,
-                         split=split, stride=stride, loss=loss, alpha=alpha, freeze=freeze, device=device, amp=amp,
-                         out_dir=out_dir, resume=resume, patience=patience, min_delta=min_delta, channels=channels,
-                         size=size, frames_in=frames_in, frames_out=frames_out, data_layout=data_layout,
-                         max_steps=max_steps, seed=seed, weight_decay=weight_decay, grad_clip=grad_clip,
-                         scheduled_sampling=scheduled_sampling, checkpoint_every=checkpoint_every, name=name,
-                         push_to_hub=push_to_hub, progress=progress, command=command, cli=cli)
+        return _finetune(
+            predictor,
+            data,
+            steps=steps,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            val=val,
+            split=split,
+            stride=stride,
+            loss=loss,
+            alpha=alpha,
+            freeze=freeze,
+            device=device,
+            amp=amp,
+            out_dir=out_dir,
+            resume=resume,
+            patience=patience,
+            min_delta=min_delta,
+            channels=channels,
+            size=size,
+            frames_in=frames_in,
+            frames_out=frames_out,
+            data_layout=data_layout,
+            max_steps=max_steps,
+            seed=seed,
+            weight_decay=weight_decay,
+            grad_clip=grad_clip,
+            scheduled_sampling=scheduled_sampling,
+            checkpoint_every=checkpoint_every,
+            name=name,
+            push_to_hub=push_to_hub,
+            progress=progress,
+            command=command,
+            cli=cli,
+        )
 
 
 def _positive_int(label: str, v: Any) -> None:
@@ -422,14 +552,43 @@ def _positive_int(label: str, v: Any) -> None:
         raise InputError(f"{arg(label, '--' + label.replace('_', '-'))} must be a positive int, got {v!r}")
 
 
-def _finetune(predictor: PredictorLike, data: Any, *, steps: int | str, epochs: int | None, lr: float,
-              batch_size: int, val: Any, split: str, stride: int, loss: str, alpha: float,
-              freeze: str | Sequence[str] | None, device: str | torch.device | None, amp: bool | None,
-              out_dir: str | os.PathLike, resume: bool, patience: int | None, min_delta: float,
-              channels: int | None, size: Any, frames_in: int | None, frames_out: int | None,
-              data_layout: str | None, max_steps: int | None, seed: int, weight_decay: float, grad_clip: float,
-              scheduled_sampling: float, checkpoint_every: int, name: str | None, push_to_hub: str | None,
-              progress: bool, command: str | None, cli: bool) -> FinetuneResult:
+def _finetune(
+    predictor: PredictorLike,
+    data: Any,
+    *,
+    steps: int | str,
+    epochs: int | None,
+    lr: float,
+    batch_size: int,
+    val: Any,
+    split: str,
+    stride: int,
+    loss: str,
+    alpha: float,
+    freeze: str | Sequence[str] | None,
+    device: str | torch.device | None,
+    amp: bool | None,
+    out_dir: str | os.PathLike,
+    resume: bool,
+    patience: int | None,
+    min_delta: float,
+    channels: int | None,
+    size: Any,
+    frames_in: int | None,
+    frames_out: int | None,
+    data_layout: str | None,
+    max_steps: int | None,
+    seed: int,
+    weight_decay: float,
+    grad_clip: float,
+    scheduled_sampling: float,
+    checkpoint_every: int,
+    name: str | None,
+    push_to_hub: str | None,
+    progress: bool,
+    command: str | None,
+    cli: bool,
+) -> FinetuneResult:
     for label, v in (("batch_size", batch_size), ("stride", stride), ("checkpoint_every", checkpoint_every)):
         _positive_int(label, v)
     if epochs is not None:
@@ -446,8 +605,10 @@ def _finetune(predictor: PredictorLike, data: Any, *, steps: int | str, epochs: 
     spec = predictor.spec
     source = getattr(predictor, "reference_model", predictor.model)
     if getattr(source, "config", None) is None:
-        raise ConfigError("this Predictor's model does not record its config (model.config); build it with "
-                          "stzoo.load or stzoo.models.build_model")
+        raise ConfigError(
+            "this Predictor's model does not record its config (model.config); build it with "
+            "stzoo.load or stzoo.models.build_model"
+        )
     arch_spec = get_architecture(source)
     arch = arch_spec.name
     tied = arch_spec.spec_keys["frames_in"] == arch_spec.spec_keys["frames_out"]
@@ -458,8 +619,9 @@ def _finetune(predictor: PredictorLike, data: Any, *, steps: int | str, epochs: 
 
     # ---- data: read, check, convert, split (all before any training) -------------------------
     # arrays are read with the layout rule predict uses for the model the data is for (stzoo.frames.layout)
-    read_as = channels if isinstance(channels, int) and not isinstance(channels, bool) and channels > 0 \
-        else spec.channels
+    read_as = (
+        channels if isinstance(channels, int) and not isinstance(channels, bool) and channels > 0 else spec.channels
+    )
     videos = load_videos(data, layout=data_layout, channels=read_as)
     check_lengths(videos, window)
     held: list[Video] = []
@@ -467,12 +629,14 @@ def _finetune(predictor: PredictorLike, data: Any, *, steps: int | str, epochs: 
     if auto_val or val is None or (isinstance(val, (int, float)) and not isinstance(val, bool)):
         fraction = 0.0 if auto_val else float(val or 0.0)
         if not 0 <= fraction < 1:
-            raise InputError(f"{arg('val', '--val')} must be 'auto', a fraction in [0, 1) or validation videos, "
-                             f"got {val!r}")
+            raise InputError(
+                f"{arg('val', '--val')} must be 'auto', a fraction in [0, 1) or validation videos, got {val!r}"
+            )
         split_note = arg("val=0", "--val 0") + " was given" if not auto_val else ""
     elif isinstance(val, str) and not os.path.exists(os.path.expanduser(val)) and not val.strip("0123456789.-"):
-        raise InputError(f"{arg('val', '--val')} must be 'auto', a fraction in [0, 1) or validation videos, "
-                         f"got {val!r}")
+        raise InputError(
+            f"{arg('val', '--val')} must be 'auto', a fraction in [0, 1) or validation videos, got {val!r}"
+        )
     else:
         fraction = 0.0
         held = load_videos(val, layout=data_layout, channels=read_as)
@@ -489,17 +653,47 @@ def _finetune(predictor: PredictorLike, data: Any, *, steps: int | str, epochs: 
     elif fraction:
         by = split if split != "auto" else ("video" if len(videos) >= 2 else "time")
         videos, held = split_videos(videos, fraction, split=split, window=window)
-        split_note = (f"validation: a fraction {fraction:g} of the data, "
-                      + ("whole videos" if by == "video" else "the end of every video"))
+        split_note = f"validation: a fraction {fraction:g} of the data, " + (
+            "whole videos" if by == "video" else "the end of every video"
+        )
     train_ds = ClipDataset(videos, window, stride)
     val_ds = ClipDataset(held, window, stride) if held else None
-    recipe = Recipe(lr=float(lr), batch_size=batch_size, epochs=epochs or 1, epoch_size=len(train_ds), loss=loss,
-                    alpha=alpha, weight_decay=weight_decay, scheduled_sampling=scheduled_sampling, frames_in=f_in,
-                    frames_out=f_out, seed=seed, grad_clip=grad_clip)
-    opts = _Options(out_dir=Path(out_dir).expanduser(), resume=resume, channels=c, size=hw, freeze=freeze, amp=amp,
-                    patience=patience, min_delta=min_delta, max_steps=max_steps, checkpoint_every=checkpoint_every,
-                    name=name, push_to_hub=push_to_hub, progress=progress, command=command, steps=steps,
-                    epochs=epochs, native=native, split_note=split_note, auto_val=auto_val, cli=cli)
+    recipe = Recipe(
+        lr=float(lr),
+        batch_size=batch_size,
+        epochs=epochs or 1,
+        epoch_size=len(train_ds),
+        loss=loss,
+        alpha=alpha,
+        weight_decay=weight_decay,
+        scheduled_sampling=scheduled_sampling,
+        frames_in=f_in,
+        frames_out=f_out,
+        seed=seed,
+        grad_clip=grad_clip,
+    )
+    opts = _Options(
+        out_dir=Path(out_dir).expanduser(),
+        resume=resume,
+        channels=c,
+        size=hw,
+        freeze=freeze,
+        amp=amp,
+        patience=patience,
+        min_delta=min_delta,
+        max_steps=max_steps,
+        checkpoint_every=checkpoint_every,
+        name=name,
+        push_to_hub=push_to_hub,
+        progress=progress,
+        command=command,
+        steps=steps,
+        epochs=epochs,
+        native=native,
+        split_note=split_note,
+        auto_val=auto_val,
+        cli=cli,
+    )
 
     dist_, dev = setup(device)
     try:
@@ -539,25 +733,44 @@ def _native_size(videos: Sequence[Video]) -> tuple[int, int] | None:
     return sizes.pop() if len(sizes) == 1 else None
 
 
-def _run(predictor: PredictorLike, arch: str, train_ds: ClipDataset, val_ds: ClipDataset | None, recipe: Recipe,
-         o: _Options, dist_: Dist, dev: torch.device) -> FinetuneResult:
+def _run(
+    predictor: PredictorLike,
+    arch: str,
+    train_ds: ClipDataset,
+    val_ds: ClipDataset | None,
+    recipe: Recipe,
+    o: _Options,
+    dist_: Dist,
+    dev: torch.device,
+) -> FinetuneResult:
     """The training loop of :func:`finetune`, on checked and converted data."""
     from torch.utils.data import DistributedSampler
 
     out = o.out_dir
     ckpt_path = out / CHECKPOINT_NAME
     if ckpt_path.exists() and not o.resume:
-        raise ConfigError(f"{out} already holds a fine-tuning checkpoint ({CHECKPOINT_NAME}): pass "
-                          + arg("resume=True", "--resume") + " to continue that run, or choose another output folder ("
-                          + arg("out_dir", "--out") + ")")
+        raise ConfigError(
+            f"{out} already holds a fine-tuning checkpoint ({CHECKPOINT_NAME}): pass "
+            + arg("resume=True", "--resume")
+            + " to continue that run, or choose another output folder ("
+            + arg("out_dir", "--out")
+            + ")"
+        )
     torch.manual_seed(recipe.seed)
-    base, report = adapt(predictor, channels=o.channels, height=o.size[0], width=o.size[1],
-                         frames_in=recipe.frames_in, frames_out=recipe.frames_out)
+    base, report = adapt(
+        predictor,
+        channels=o.channels,
+        height=o.size[0],
+        width=o.size[1],
+        frames_in=recipe.frames_in,
+        frames_out=recipe.frames_out,
+    )
     model = base.model.to(dev).float().train()
     frozen = _apply_freeze(model, o.freeze)
     frozen_norms = _frozen_norm_layers(model, o.freeze)
-    sampler = DistributedSampler(train_ds, num_replicas=dist_.world, rank=dist_.rank, shuffle=True,
-                                 seed=recipe.seed, drop_last=False)
+    sampler = DistributedSampler(
+        train_ds, num_replicas=dist_.world, rank=dist_.rank, shuffle=True, seed=recipe.seed, drop_last=False
+    )
     plan = plan_steps(len(sampler), recipe.batch_size, steps=o.steps, epochs=o.epochs)
     plan["train_clips"] = len(train_ds)
     recipe = replace(recipe, epochs=plan["epochs"])
@@ -570,17 +783,30 @@ def _run(predictor: PredictorLike, arch: str, train_ds: ClipDataset, val_ds: Cli
         net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     amp = o.amp if o.amp is not None else native_bf16(dev)
     base_name = predictor.name or f"{arch}-custom"
-    data_info = {"train": train_ds.describe() + "; " + _data_summary(train_ds.videos),
-                 "validation": (val_ds.describe() + "; " + _data_summary(val_ds.videos)) if val_ds else None,
-                 "split": o.split_note, "channels": o.channels, "size": list(o.size), "native_size": o.native,
-                 "frames_in": recipe.frames_in, "frames_out": recipe.frames_out}
-    fingerprint = {"arch": arch, "config": dict(base.entry.config), "recipe": asdict(recipe),
-                   "train_clips": len(train_ds), "val_clips": len(val_ds) if val_ds else 0,
-                   "world_size": dist_.world, "frozen": frozen}
+    data_info = {
+        "train": train_ds.describe() + "; " + _data_summary(train_ds.videos),
+        "validation": (val_ds.describe() + "; " + _data_summary(val_ds.videos)) if val_ds else None,
+        "split": o.split_note,
+        "channels": o.channels,
+        "size": list(o.size),
+        "native_size": o.native,
+        "frames_in": recipe.frames_in,
+        "frames_out": recipe.frames_out,
+    }
+    fingerprint = {
+        "arch": arch,
+        "config": dict(base.entry.config),
+        "recipe": asdict(recipe),
+        "train_clips": len(train_ds),
+        "val_clips": len(val_ds) if val_ds else 0,
+        "world_size": dist_.world,
+        "frozen": frozen,
+    }
     if o.epochs is None:  # with epochs=N the recipe fixes the budget; with steps, record it
         fingerprint["total_steps"] = total
-    history = FinetuneHistory(out_dir=str(out), data=data_info, adaptation=report.to_dict(), world_size=dist_.world,
-                              plan=plan)
+    history = FinetuneHistory(
+        out_dir=str(out), data=data_info, adaptation=report.to_dict(), world_size=dist_.world, plan=plan
+    )
     if val_ds is not None:  # the baseline every run is compared with, on the same validation clips
         history.persistence = _measure(None, val_ds, range(len(val_ds)), recipe, dist_, dev)
     step, wall, cpu, bad_epochs = 0, 0.0, 0.0, 0
@@ -588,16 +814,26 @@ def _run(predictor: PredictorLike, arch: str, train_ds: ClipDataset, val_ds: Cli
     best_state: dict[str, Tensor] | None = None
     earlier_steps: list[dict[str, float]] = []  # the steps of the calls before a resume (for history.json)
     if ckpt_path.exists():
-        remedy = ("Delete it and run without " + arg("resume=True", "--resume") + " to start afresh, or choose "
-                  "another output folder (" + arg("out_dir", "--out") + ").")
+        remedy = (
+            "Delete it and run without " + arg("resume=True", "--resume") + " to start afresh, or choose "
+            "another output folder (" + arg("out_dir", "--out") + ")."
+        )
         ck = load_checkpoint(ckpt_path, dev, _CHECKPOINT_KEYS, remedy=remedy)
-        refuse_other_run(ckpt_path, ck["fingerprint"], fingerprint, lead="belongs to another fine-tuning run",
-                         advice="To resume it, use the same model, data and settings (e.g. the same "
-                         + arg("lr, steps / epochs, batch_size", "--lr, --steps / --epochs, --batch-size")
-                         + "); otherwise choose another output folder (" + arg("out_dir", "--out") + ")")
+        refuse_other_run(
+            ckpt_path,
+            ck["fingerprint"],
+            fingerprint,
+            lead="belongs to another fine-tuning run",
+            advice="To resume it, use the same model, data and settings (e.g. the same "
+            + arg("lr, steps / epochs, batch_size", "--lr, --steps / --epochs, --batch-size")
+            + "); otherwise choose another output folder ("
+            + arg("out_dir", "--out")
+            + ")",
+        )
         with refusing_unfit_state(ckpt_path, remedy, "this run"):
-            if not 0 <= ck["step"] <= total or not all(isinstance(r, dict) and isinstance(r.get("epoch"), int)
-                                                        for r in ck["epochs"]):
+            if not 0 <= ck["step"] <= total or not all(
+                isinstance(r, dict) and isinstance(r.get("epoch"), int) for r in ck["epochs"]
+            ):
                 raise ValueError("its step count or epoch records are out of range")
             if ck["best"] is not None and not isinstance(ck["best"].get("mse"), (int, float)):
                 raise ValueError("its best epoch has no validation MSE")
@@ -621,43 +857,64 @@ def _run(predictor: PredictorLike, arch: str, train_ds: ClipDataset, val_ds: Cli
         out.mkdir(parents=True, exist_ok=True)
 
     def entry_for(epoch_rec: dict[str, Any] | None) -> ZooEntry:
-        entry = {k: v for k, v in base.entry.to_dict().items()
-                 if k not in ("adapted", "weights", "metrics", "training")}
+        entry = {
+            k: v for k, v in base.entry.to_dict().items() if k not in ("adapted", "weights", "metrics", "training")
+        }
         entry["base_model"] = base_name
         val_txt = ""
         pers = history.persistence
         if epoch_rec and epoch_rec.get("val"):
             v = epoch_rec["val"]
-            entry["metrics"] = {"dataset": f"fine-tuning validation data: {data_info['validation']}",
-                                "split": "validation", "sequences": int(v["sequences"]),
-                                **{k: round(float(v[k]), 4) for k in ("mse", "mae", "ssim", "psnr")},
-                                **({f"copy_last_frame_{k}": round(float(pers[k]), 4) for k in ("mse", "ssim")}
-                                   if pers else {}),
-                                "command": o.command or "stzoo.training.finetune"}
-            val_txt = (f" Validation after epoch {epoch_rec['epoch']}: MSE {v['mse']:.4g}, SSIM {v['ssim']:.4g} "
-                       f"(per-frame sums, see stzoo.metrics)")
+            entry["metrics"] = {
+                "dataset": f"fine-tuning validation data: {data_info['validation']}",
+                "split": "validation",
+                "sequences": int(v["sequences"]),
+                **{k: round(float(v[k]), 4) for k in ("mse", "mae", "ssim", "psnr")},
+                **({f"copy_last_frame_{k}": round(float(pers[k]), 4) for k in ("mse", "ssim")} if pers else {}),
+                "command": o.command or "stzoo.training.finetune",
+            }
+            val_txt = (
+                f" Validation after epoch {epoch_rec['epoch']}: MSE {v['mse']:.4g}, SSIM {v['ssim']:.4g} "
+                f"(per-frame sums, see stzoo.metrics)"
+            )
             if pers:
-                val_txt += (f"; copying the last frame on the same clips: MSE {pers['mse']:.4g}, SSIM "
-                            f"{pers['ssim']:.4g} ({_verdict(v['mse'], pers['mse'])})")
+                val_txt += (
+                    f"; copying the last frame on the same clips: MSE {pers['mse']:.4g}, SSIM "
+                    f"{pers['ssim']:.4g} ({_verdict(v['mse'], pers['mse'])})"
+                )
             val_txt += "."
         elif history.train_check is not None:
             m, cl = history.train_check["model"], history.train_check["copy_last_frame"]
-            val_txt = (f" No validation data ({o.split_note}). On {history.train_check['clips']} training clips "
-                       f"(seen in training, so not a held-out measurement): MSE {m['mse']:.4g}, SSIM {m['ssim']:.4g}; "
-                       f"copying the last frame: MSE {cl['mse']:.4g}, SSIM {cl['ssim']:.4g} "
-                       f"({_verdict(m['mse'], cl['mse'])}).")
+            val_txt = (
+                f" No validation data ({o.split_note}). On {history.train_check['clips']} training clips "
+                f"(seen in training, so not a held-out measurement): MSE {m['mse']:.4g}, SSIM {m['ssim']:.4g}; "
+                f"copying the last frame: MSE {cl['mse']:.4g}, SSIM {cl['ssim']:.4g} "
+                f"({_verdict(m['mse'], cl['mse'])})."
+            )
         if history.warnings:
             val_txt += " Warning: " + " ".join(history.warnings)
         changes = "; ".join(f"{k} {x} → {y}" for k, (x, y) in report.changes.items())
-        entry["description"] = (f"{base_name} fine-tuned with stzoo on {data_info['train']}."
-                                + (f" Adapted: {changes}; re-initialised: {', '.join(report.reinitialised) or 'none'}."
-                                   if report.changes else "") + val_txt)
-        entry["training"] = {"recipe": asdict(recipe), "epochs": len(history.epochs), "steps": loop.step,
-                             "budget": plan["rule"],
-                             "hardware": _hardware(dev) + (f" × {dist_.world} processes" if dist_.world > 1 else ""),
-                             "dtype": "bfloat16" if amp else "float32", "cpu": cpu_description(),
-                             "wall_clock_s": round(clocks.wall, 1), "command": o.command or "stzoo.training.finetune",
-                             "date": datetime.date.today().isoformat()}
+        entry["description"] = (
+            f"{base_name} fine-tuned with stzoo on {data_info['train']}."
+            + (
+                f" Adapted: {changes}; re-initialised: {', '.join(report.reinitialised) or 'none'}."
+                if report.changes
+                else ""
+            )
+            + val_txt
+        )
+        entry["training"] = {
+            "recipe": asdict(recipe),
+            "epochs": len(history.epochs),
+            "steps": loop.step,
+            "budget": plan["rule"],
+            "hardware": _hardware(dev) + (f" × {dist_.world} processes" if dist_.world > 1 else ""),
+            "dtype": "bfloat16" if amp else "float32",
+            "cpu": cpu_description(),
+            "wall_clock_s": round(clocks.wall, 1),
+            "command": o.command or "stzoo.training.finetune",
+            "date": datetime.date.today().isoformat(),
+        }
         return ZooEntry.from_dict(None, entry)
 
     def make_predictor(state: dict[str, Tensor] | None, epoch_rec: dict[str, Any] | None) -> PredictorLike:
@@ -680,20 +937,47 @@ def _run(predictor: PredictorLike, arch: str, train_ds: ClipDataset, val_ds: Cli
         if dist_.main:
             steps = earlier_steps + history.steps
             step_log = torch.tensor([[s["step"], s["loss"]] for s in steps], dtype=torch.float64).reshape(-1, 2)
-            save_training_checkpoint(ckpt_path, model=model, optimizer=opt, scheduler=sched, step=loop.step,
-                                     wall_clock_s=clocks.wall, cpu_s=clocks.cpu, fingerprint=fingerprint, rng=rngs,
-                                     bad_epochs=bad_epochs, epoch_loss=(loss_sum, loss_n), epochs=history.epochs,
-                                     stopped_early=history.stopped_early, best_epoch=history.best_epoch,
-                                     best=history.best, step_log=step_log)
+            save_training_checkpoint(
+                ckpt_path,
+                model=model,
+                optimizer=opt,
+                scheduler=sched,
+                step=loop.step,
+                wall_clock_s=clocks.wall,
+                cpu_s=clocks.cpu,
+                fingerprint=fingerprint,
+                rng=rngs,
+                bad_epochs=bad_epochs,
+                epoch_loss=(loss_sum, loss_n),
+                epochs=history.epochs,
+                stopped_early=history.stopped_early,
+                best_epoch=history.best_epoch,
+                best=history.best,
+                step_log=step_log,
+            )
             write_history()
         dist_.barrier()
 
-    loop = Loop(model=model, net=net, recipe=recipe, opt=opt, sched=sched, device=dev, amp=amp, step=step,
-                total=total, stop=step if history.stopped_early else total if o.max_steps is None
-                else min(total, o.max_steps), steps_per_epoch=steps_per_epoch, epoch_base=1, save=save_checkpoint,
-                clocks=clocks, log_path=out / LOG_NAME if dist_.main else None,
-                average=lambda v: dist_.all_sum([v], dev)[0] / dist_.world, desc="finetune",
-                progress=o.progress and dist_.main)
+    loop = Loop(
+        model=model,
+        net=net,
+        recipe=recipe,
+        opt=opt,
+        sched=sched,
+        device=dev,
+        amp=amp,
+        step=step,
+        total=total,
+        stop=step if history.stopped_early else total if o.max_steps is None else min(total, o.max_steps),
+        steps_per_epoch=steps_per_epoch,
+        epoch_base=1,
+        save=save_checkpoint,
+        clocks=clocks,
+        log_path=out / LOG_NAME if dist_.main else None,
+        average=lambda v: dist_.all_sum([v], dev)[0] / dist_.world,
+        desc="finetune",
+        progress=o.progress and dist_.main,
+    )
     epoch_order: dict[int, list[int]] = {}  # the current epoch's shuffled clip order
 
     def batch_of(s: int) -> Tensor:
@@ -705,7 +989,7 @@ def _run(predictor: PredictorLike, arch: str, train_ds: ClipDataset, val_ds: Cli
             net.train()
             for norm in frozen_norms:  # frozen BatchNorm layers keep (and use) their running statistics
                 norm.eval()
-        idx = epoch_order[epoch][i * recipe.batch_size:(i + 1) * recipe.batch_size]
+        idx = epoch_order[epoch][i * recipe.batch_size : (i + 1) * recipe.batch_size]
         return train_ds.take(idx).to(dev, non_blocking=True)
 
     def after_step(value: float) -> None:
@@ -721,8 +1005,12 @@ def _run(predictor: PredictorLike, arch: str, train_ds: ClipDataset, val_ds: Cli
                 loop.checkpoint()
             return
         epoch_loss, loss_sum, loss_n = (loss_sum / loss_n if loss_n else math.nan), 0.0, 0
-        rec: dict[str, Any] = {"epoch": epoch + 1, "step": loop.step, "train_loss": epoch_loss,
-                               "lr": sched.get_last_lr()[0] if loop.step < total else 0.0}
+        rec: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "step": loop.step,
+            "train_loss": epoch_loss,
+            "lr": sched.get_last_lr()[0] if loop.step < total else 0.0,
+        }
         # many short epochs (small data): validate, keep the best, checkpoint every `validate_every` of them
         at_report = (epoch + 1) % plan["validate_every"] == 0 or loop.step >= total
         improved = False
@@ -785,20 +1073,33 @@ def _fresh(base: PredictorLike, state: dict[str, Tensor]) -> nn.Module:
 
 
 @torch.no_grad()
-def _measure(model: nn.Module | None, ds: ClipDataset, indices: Sequence[int], recipe: Recipe, dist_: Dist,
-             dev: torch.device) -> dict[str, float]:
+def _measure(
+    model: nn.Module | None, ds: ClipDataset, indices: Sequence[int], recipe: Recipe, dist_: Dist, dev: torch.device
+) -> dict[str, float]:
     """Metrics of ``model`` (``None``: copy-last-frame) on the clips ``indices`` of ``ds``, each
     process scoring its share, summed over all processes."""
     indices = list(indices)
-    share = ds.subset(indices[dist_.rank::dist_.world])
+    share = ds.subset(indices[dist_.rank :: dist_.world])
     keys = ("mse", "mae", "ssim", "psnr")
     if len(share):
         if model is None:
-            m = evaluate_copy_last(share, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
-                                   batch_size=recipe.batch_size, progress=False)
+            m = evaluate_copy_last(
+                share,
+                frames_in=recipe.frames_in,
+                frames_out=recipe.frames_out,
+                batch_size=recipe.batch_size,
+                progress=False,
+            )
         else:
-            m = evaluate(model, share, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
-                         batch_size=recipe.batch_size, device=dev, progress=False)
+            m = evaluate(
+                model,
+                share,
+                frames_in=recipe.frames_in,
+                frames_out=recipe.frames_out,
+                batch_size=recipe.batch_size,
+                device=dev,
+                progress=False,
+            )
         local = [m[k] * m["sequences"] for k in keys] + [float(m["sequences"])]
     else:
         local = [0.0] * (len(keys) + 1)
@@ -814,26 +1115,42 @@ def _verdict(mse: float, baseline: float) -> str:
     return f"{mse / baseline:.2g}× copy-last-frame's: NOT better than repeating the last frame"
 
 
-def _compare(history: FinetuneHistory, model: nn.Module, best_state: dict[str, Tensor], train_ds: ClipDataset,
-             val_ds: ClipDataset | None, recipe: Recipe, o: _Options, dist_: Dist, dev: torch.device, *,
-             finished: bool) -> None:
+def _compare(
+    history: FinetuneHistory,
+    model: nn.Module,
+    best_state: dict[str, Tensor],
+    train_ds: ClipDataset,
+    val_ds: ClipDataset | None,
+    recipe: Recipe,
+    o: _Options,
+    dist_: Dist,
+    dev: torch.device,
+    *,
+    finished: bool,
+) -> None:
     """Set ``history.beats_persistence``, ``train_check`` (no validation data) and ``warnings``."""
     history.warnings = []
     if val_ds is None:
         if o.auto_val:  # asked for validation ("auto") but the data could not spare any: say so
             history.warnings.append(
                 f"there was no validation data ({o.split_note}), so the kept weights are the last step's and "
-                "nothing measured them on frames they were not trained on.")
+                "nothing measured them on frames they were not trained on."
+            )
         n = len(train_ds)
-        idx = sorted({round(i * (n - 1) / max(1, min(n, TRAIN_CHECK_CLIPS) - 1)) for i in range(min(n, TRAIN_CHECK_CLIPS))})
+        idx = sorted(
+            {round(i * (n - 1) / max(1, min(n, TRAIN_CHECK_CLIPS) - 1)) for i in range(min(n, TRAIN_CHECK_CLIPS))}
+        )
         live = {k: v.detach().clone() for k, v in model.state_dict().items()}
         model.load_state_dict(best_state)
         try:
             mine = _measure(model, train_ds, idx, recipe, dist_, dev)
         finally:
             model.load_state_dict(live)
-        history.train_check = {"clips": len(idx), "model": mine,
-                               "copy_last_frame": _measure(None, train_ds, idx, recipe, dist_, dev)}
+        history.train_check = {
+            "clips": len(idx),
+            "model": mine,
+            "copy_last_frame": _measure(None, train_ds, idx, recipe, dist_, dev),
+        }
         score, base, where = mine["mse"], history.train_check["copy_last_frame"]["mse"], "even on its training clips"
     elif history.best is not None and history.persistence is not None:
         score, base, where = history.best["mse"], history.persistence["mse"], "on the validation clips"
@@ -858,4 +1175,8 @@ def _compare(history: FinetuneHistory, model: nn.Module, best_state: dict[str, T
     history.warnings.append(
         f"the fine-tuned model does not beat copying the last frame {where}: MSE {score:.4g} against {base:.4g} "
         f"for repeating the last input frame, so its forecasts are worse than doing nothing. Try "
-        + ", ".join(tips[:-1]) + " or " + tips[-1] + ".")
+        + ", ".join(tips[:-1])
+        + " or "
+        + tips[-1]
+        + "."
+    )

@@ -32,8 +32,17 @@ from stzoo.errors import ConfigError
 from stzoo.models import Recipe
 from stzoo.training.losses import compute_loss
 
-__all__ = ["BUDGET_CLOCKS", "Clocks", "Loop", "NoSchedule", "make_optimizer", "one_cycle_lr", "optimizer_step",
-           "teacher_forcing_p", "train_step"]
+__all__ = [
+    "BUDGET_CLOCKS",
+    "Clocks",
+    "Loop",
+    "NoSchedule",
+    "make_optimizer",
+    "one_cycle_lr",
+    "optimizer_step",
+    "teacher_forcing_p",
+    "train_step",
+]
 
 #: What a training time budget counts: elapsed seconds, or this process's CPU seconds.
 BUDGET_CLOCKS = ("wall", "cpu")
@@ -46,8 +55,9 @@ def make_optimizer(params: Any, recipe: Recipe, total_steps: int) -> tuple[torch
     return opt, sched
 
 
-def one_cycle_lr(max_lr: float, frac: float, *, pct_start: float = 0.3, div_factor: float = 25.0,
-                 final_div_factor: float = 1e4) -> float:
+def one_cycle_lr(
+    max_lr: float, frac: float, *, pct_start: float = 0.3, div_factor: float = 25.0, final_div_factor: float = 1e4
+) -> float:
     """The learning rate of torch's OneCycleLR (cosine, two phases, its defaults) at fraction ``frac`` of
     the schedule: from ``max_lr / div_factor`` up to ``max_lr`` over ``pct_start``, then down to
     ``max_lr / div_factor / final_div_factor``. Used when the schedule runs on wall-clock time."""
@@ -97,16 +107,26 @@ def _clip_and_step(model: nn.Module, opt: torch.optim.Optimizer, sched: Any, gra
     sched.step()
 
 
-def optimizer_step(loss: Tensor, model: nn.Module, opt: torch.optim.Optimizer, sched: Any,
-                   grad_clip: float) -> None:
+def optimizer_step(loss: Tensor, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, grad_clip: float) -> None:
     """Backward pass of ``loss``, optional gradient-norm clipping, optimizer and scheduler step."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
     _clip_and_step(model, opt, sched, grad_clip)
 
 
-def train_step(net: nn.Module, model: nn.Module, recipe: Recipe, opt: torch.optim.Optimizer, sched: Any,
-               seq: Tensor, *, teacher_p: float, progress: float, amp: bool, accumulate: int = 1) -> Tensor:
+def train_step(
+    net: nn.Module,
+    model: nn.Module,
+    recipe: Recipe,
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    seq: Tensor,
+    *,
+    teacher_p: float,
+    progress: float,
+    amp: bool,
+    accumulate: int = 1,
+) -> Tensor:
     """One optimizer step on the float batch ``seq`` (B×T×C×H×W); returns the batch's loss (detached).
 
     The forward pass runs under bfloat16 autocast when ``amp`` (weights and optimizer stay float32).
@@ -182,13 +202,32 @@ class Loop:
         desc, progress: the progress bar's label; whether to show it.
     """
 
-    def __init__(self, *, model: nn.Module, recipe: Recipe, opt: torch.optim.Optimizer, sched: Any,
-                 device: torch.device, amp: bool, step: int, total: int, steps_per_epoch: int,
-                 save: Callable[[], None], clocks: Clocks | None = None, stop: int | None = None,
-                 net: nn.Module | None = None, time_budget_s: float | None = None, budget_clock: str = "wall",
-                 accumulate: int = 1, log_path: Path | None = None, log_every: int = 1, epoch_base: int = 0,
-                 average: Callable[[float], float] | None = None, desc: str = "train",
-                 progress: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        recipe: Recipe,
+        opt: torch.optim.Optimizer,
+        sched: Any,
+        device: torch.device,
+        amp: bool,
+        step: int,
+        total: int,
+        steps_per_epoch: int,
+        save: Callable[[], None],
+        clocks: Clocks | None = None,
+        stop: int | None = None,
+        net: nn.Module | None = None,
+        time_budget_s: float | None = None,
+        budget_clock: str = "wall",
+        accumulate: int = 1,
+        log_path: Path | None = None,
+        log_every: int = 1,
+        epoch_base: int = 0,
+        average: Callable[[float], float] | None = None,
+        desc: str = "train",
+        progress: bool = True,
+    ) -> None:
         if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
             raise ConfigError(f"accumulate must be a positive int (micro-batches per step), got {accumulate!r}")
         if budget_clock not in BUDGET_CLOCKS:
@@ -237,8 +276,14 @@ class Loop:
         from tqdm.auto import tqdm
 
         self._log = open(self.log_path, "a") if self.log_path is not None else None
-        bar = tqdm(total=self.stop, initial=self.step, desc=self.desc, unit="step", disable=not self.progress,
-                   mininterval=1.0 if sys.stderr.isatty() else 60.0)
+        bar = tqdm(
+            total=self.stop,
+            initial=self.step,
+            desc=self.desc,
+            unit="step",
+            disable=not self.progress,
+            mininterval=1.0 if sys.stderr.isatty() else 60.0,
+        )
         self.clocks.restart()
         try:
             while self.step < self.stop:
@@ -249,8 +294,18 @@ class Loop:
                     for group in self.opt.param_groups:
                         group["lr"] = one_cycle_lr(self.recipe.lr, frac)
                 teacher_p = teacher_forcing_p(frac, self.recipe.scheduled_sampling)
-                loss = train_step(self.net, self.model, self.recipe, self.opt, self.sched, seq, teacher_p=teacher_p,
-                                  progress=min(frac, 1.0), amp=self.amp, accumulate=self.accumulate)
+                loss = train_step(
+                    self.net,
+                    self.model,
+                    self.recipe,
+                    self.opt,
+                    self.sched,
+                    seq,
+                    teacher_p=teacher_p,
+                    progress=min(frac, 1.0),
+                    amp=self.amp,
+                    accumulate=self.accumulate,
+                )
                 self.step += 1
                 if self.time_budget_s is not None and frac >= 1.0:
                     self.stop = self.step  # the clock's schedule is done
@@ -262,9 +317,19 @@ class Loop:
                 bar.set_postfix(loss=f"{self.running:.5f}", epoch=epoch, refresh=False)
                 if self.step % self.log_every == 0 or self.step == self.stop:
                     wall, cpu = self.clocks.now()
-                    self.write_log({"step": self.step, "epoch": epoch, "loss": value, "loss_avg": self.running,
-                                    "lr": self.opt.param_groups[0]["lr"], "teacher_p": teacher_p,
-                                    "wall_clock_s": wall, "cpu_s": cpu, "time": time.time()})
+                    self.write_log(
+                        {
+                            "step": self.step,
+                            "epoch": epoch,
+                            "loss": value,
+                            "loss_avg": self.running,
+                            "lr": self.opt.param_groups[0]["lr"],
+                            "teacher_p": teacher_p,
+                            "wall_clock_s": wall,
+                            "cpu_s": cpu,
+                            "time": time.time(),
+                        }
+                    )
                 if after_step is not None:
                     after_step(value)
         except KeyboardInterrupt:

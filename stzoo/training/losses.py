@@ -31,8 +31,9 @@ def ddr_loss(pred: Tensor, target: Tensor, tau: float = 0.1, reduction: str = "m
     Returns 0 when there are fewer than 2 frames (no difference to compare).
     """
     if pred.shape != target.shape or pred.dim() != 5:
-        raise InputError(f"ddr_loss needs two B×T×C×H×W tensors of one shape, got {tuple(pred.shape)} "
-                         f"and {tuple(target.shape)}")
+        raise InputError(
+            f"ddr_loss needs two B×T×C×H×W tensors of one shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
     b, t = pred.shape[:2]
     if t < 2:
         return pred.new_zeros(())
@@ -53,8 +54,7 @@ def mse_ddr_loss(pred: Tensor, target: Tensor, alpha: float = 0.1, tau: float = 
     return F.mse_loss(pred, target) + alpha * ddr_loss(pred, target, tau)
 
 
-def compute_loss(model: nn.Module, recipe: Recipe, seq: Tensor, teacher_p: float, *,
-                 progress: float = 0.0) -> Tensor:
+def compute_loss(model: nn.Module, recipe: Recipe, seq: Tensor, teacher_p: float, *, progress: float = 0.0) -> Tensor:
     """The recipe's loss on one batch of float sequences B×(T_in+T_out)×C×H×W.
 
     An architecture that declares its own ``training_forward`` (see :class:`stzoo.models.Architecture`)
@@ -63,7 +63,7 @@ def compute_loss(model: nn.Module, recipe: Recipe, seq: Tensor, teacher_p: float
     teacher-forcing probability ``teacher_p``. The recipe's loss (MSE or MSE+DDR) is applied to both."""
     own = getattr(getattr(model, "module", model), "arch", None)
     extra = None
-    x, y = seq[:, :recipe.frames_in], seq[:, recipe.frames_in:recipe.frames_in + recipe.frames_out]
+    x, y = seq[:, : recipe.frames_in], seq[:, recipe.frames_in : recipe.frames_in + recipe.frames_out]
     if own in ARCHITECTURES and ARCHITECTURES[own].training_forward is not None:
         pred, target, extra = ARCHITECTURES[own].training_forward(model, recipe, seq, progress)
     elif _is_recurrent(model):
@@ -71,7 +71,7 @@ def compute_loss(model: nn.Module, recipe: Recipe, seq: Tensor, teacher_p: float
         if teacher_p > 0:
             mask = torch.bernoulli(torch.full((x.shape[0], recipe.frames_out - 1), teacher_p, device=x.device))
         pred = model(x, recipe.frames_out, target=y, teacher_mask=mask, return_context=True)
-        target = seq[:, 1:recipe.frames_in + recipe.frames_out]
+        target = seq[:, 1 : recipe.frames_in + recipe.frames_out]
     else:
         pred, target = model(x), y
     if recipe.loss == "mse":

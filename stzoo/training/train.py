@@ -22,34 +22,82 @@ import math
 import os
 import platform
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from stzoo.training.checkpoints import (STATE_DICT, weights_sha, TRAIN_CHECKPOINT_KEYS, atomic_torch_save, atomic_write_text,  # noqa: F401
-                               capture_rng_state, checkpoint_error, describe_differences, load_checkpoint,
-                               read_run_json, refuse_other_run, refusing_unfit_state, restore_rng_state,
-                               restore_training_state, save_training_checkpoint)
 from stzoo.data.registry import dataset_channels, get_dataset
 from stzoo.errors import ConfigError
-from stzoo.training.evaluation import (_is_recurrent, _to_float, evaluate, evaluate_copy_last, predict_future,  # noqa: F401
-                              test_data, test_set_description)
-from stzoo.zoo.hub import sha256_file
-from stzoo.training.losses import compute_loss  # noqa: F401
-from stzoo.training.loop import (BUDGET_CLOCKS, Clocks, Loop, NoSchedule, make_optimizer,  # noqa: F401
-                                 one_cycle_lr, optimizer_step)
+from stzoo.models import ARCHITECTURES, Recipe, build_model, count_parameters, get_architecture
 from stzoo.runtime import cpu_bf16_units, cpu_description, native_bf16, tune_allocator  # noqa: F401
 from stzoo.runtime import resolve_train_dtype as _resolve_dtype
-from stzoo.models import ARCHITECTURES, Recipe, build_model, count_parameters, get_architecture
+from stzoo.training.checkpoints import (
+    STATE_DICT,
+    TRAIN_CHECKPOINT_KEYS,
+    atomic_torch_save,
+    atomic_write_text,  # noqa: F401
+    capture_rng_state,
+    checkpoint_error,
+    describe_differences,
+    load_checkpoint,
+    read_run_json,
+    refuse_other_run,
+    refusing_unfit_state,
+    restore_rng_state,
+    restore_training_state,
+    save_training_checkpoint,
+    weights_sha,
+)
+from stzoo.training.evaluation import (
+    _to_float,
+    evaluate,
+    evaluate_copy_last,
+    predict_future,  # noqa: F401
+    test_data,
+    test_set_description,
+)
+from stzoo.training.loop import (
+    BUDGET_CLOCKS,
+    Clocks,
+    Loop,
+    NoSchedule,
+    make_optimizer,  # noqa: F401
+    one_cycle_lr,
+    optimizer_step,
+)
+from stzoo.training.losses import compute_loss  # noqa: F401
+from stzoo.zoo.hub import sha256_file
 
-__all__ = ["Recipe", "RECIPES", "train", "evaluate", "evaluate_copy_last", "sha256_file",
-           "atomic_torch_save", "atomic_write_text", "capture_rng_state", "restore_rng_state",
-           "make_optimizer", "optimizer_step", "compute_loss", "predict_future", "load_checkpoint",
-           "checkpoint_error", "describe_differences", "STATE_DICT", "TRAIN_CHECKPOINT_KEYS",
-           "test_data", "training_data", "one_cycle_lr", "resolve_train_dtype", "cpu_description"]
+__all__ = [
+    "Recipe",
+    "RECIPES",
+    "train",
+    "evaluate",
+    "evaluate_copy_last",
+    "sha256_file",
+    "atomic_torch_save",
+    "atomic_write_text",
+    "capture_rng_state",
+    "restore_rng_state",
+    "make_optimizer",
+    "optimizer_step",
+    "compute_loss",
+    "predict_future",
+    "load_checkpoint",
+    "checkpoint_error",
+    "describe_differences",
+    "STATE_DICT",
+    "TRAIN_CHECKPOINT_KEYS",
+    "test_data",
+    "training_data",
+    "one_cycle_lr",
+    "resolve_train_dtype",
+    "cpu_description",
+]
 
 
 class _Recipes(Mapping):
@@ -67,6 +115,7 @@ class _Recipes(Mapping):
 
 #: the default recipe of every registered architecture (declared in its model file)
 RECIPES: Mapping[str, Recipe] = _Recipes()
+
 
 def resolve_train_dtype(dtype: str, device: torch.device) -> bool:
     """:func:`stzoo.runtime.resolve_train_dtype`, refusing a bad ``dtype`` with a ConfigError."""
@@ -114,8 +163,7 @@ class BatchPrefetcher:
 
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
             # the dataset (MNIST digits and all) goes to each worker once, not with every batch
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                            initargs=(data,))
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=(data,))
 
     def _span(self, step: int) -> tuple[int, int, int]:
         epoch, i = divmod(step, self.steps_per_epoch)
@@ -143,12 +191,14 @@ class BatchPrefetcher:
 def training_data(dataset: str, recipe: Recipe, dataset_options: dict[str, Any] | None = None) -> Any:
     """The training sequences of ``dataset`` for ``recipe`` (epoch size, sequence length, seed);
     ``dataset_options``: the datasets' own settings (e.g. ``{"mnist_dir": ...}``; each takes its own)."""
-    return get_dataset(dataset).training_data(recipe.epoch_size, recipe.frames_in + recipe.frames_out, recipe.seed,
-                                              dataset_options)
+    return get_dataset(dataset).training_data(
+        recipe.epoch_size, recipe.frames_in + recipe.frames_out, recipe.seed, dataset_options
+    )
 
 
-def _pooled(dataset: str, recipe: Recipe, dataset_options: Any, size: int, path: Path, workers: int,
-            progress: bool) -> Any:
+def _pooled(
+    dataset: str, recipe: Recipe, dataset_options: Any, size: int, path: Path, workers: int, progress: bool
+) -> Any:
     """The training data of ``recipe`` served from a fixed pool of ``size`` sequences in ``path``."""
     from dataclasses import replace
 
@@ -165,23 +215,47 @@ def _pooled(dataset: str, recipe: Recipe, dataset_options: Any, size: int, path:
         def make(spans: list[tuple[int, int]]):
             first = spans[0][0] // recipe.batch_size if spans else 0
             return (prefetch.get(s, n_steps) for s in range(first, first + len(spans)))
+
     try:
-        return SequencePool(source, path, seed=recipe.seed, size=size, epoch_size=recipe.epoch_size,
-                            chunk=recipe.batch_size, make_batches=make, progress=progress)
+        return SequencePool(
+            source,
+            path,
+            seed=recipe.seed,
+            size=size,
+            epoch_size=recipe.epoch_size,
+            chunk=recipe.batch_size,
+            make_batches=make,
+            progress=progress,
+        )
     finally:
         if prefetch is not None:
             prefetch.close()
 
 
-def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
-          dataset_options: dict[str, Any] | None = None, recipe: Recipe | None = None,
-          device: str | None = None, max_steps: int | None = None, eval_sequences: int = 10000,
-          checkpoint_every_s: float = 300.0, log_every: int = 50, progress: bool = True,
-          command: str | None = None, init_from: str | os.PathLike | None = None,
-          dtype: str = "auto", time_budget_s: float | None = None,
-          dataset: str = "moving_mnist", budget_clock: str = "wall",
-          curve_every_s: float | None = None, curve_sequences: int = 64,
-          data_workers: int = 0, data_pool: int | None = None) -> dict[str, Any]:
+def train(
+    arch: str,
+    config: dict[str, Any],
+    out_dir: str | os.PathLike,
+    *,
+    dataset_options: dict[str, Any] | None = None,
+    recipe: Recipe | None = None,
+    device: str | None = None,
+    max_steps: int | None = None,
+    eval_sequences: int = 10000,
+    checkpoint_every_s: float = 300.0,
+    log_every: int = 50,
+    progress: bool = True,
+    command: str | None = None,
+    init_from: str | os.PathLike | None = None,
+    dtype: str = "auto",
+    time_budget_s: float | None = None,
+    dataset: str = "moving_mnist",
+    budget_clock: str = "wall",
+    curve_every_s: float | None = None,
+    curve_sequences: int = 64,
+    data_workers: int = 0,
+    data_pool: int | None = None,
+) -> dict[str, Any]:
     """Train ``arch`` with ``config`` on a generated dataset (``dataset``: ``"moving_mnist"``, the
     default, or one of :func:`stzoo.data.list_datasets`, e.g. ``"grayscott"``; ``dataset_options``: its own
     settings, e.g. ``{"mnist_dir": ...}``); resume from ``out_dir`` if it holds a checkpoint. Returns the final
@@ -233,8 +307,7 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
         raise ConfigError(f"curve_every_s must be a positive number of seconds, got {curve_every_s!r}")
     if not (isinstance(data_workers, int) and 0 <= data_workers <= 256):
         raise ConfigError(f"data_workers must be an integer in 0..256, got {data_workers!r}")
-    if data_pool is not None and not (isinstance(data_pool, int) and not isinstance(data_pool, bool)
-                                      and data_pool > 0):
+    if data_pool is not None and not (isinstance(data_pool, int) and not isinstance(data_pool, bool) and data_pool > 0):
         raise ConfigError(f"data_pool must be a positive integer (sequences), got {data_pool!r}")
     if not (isinstance(curve_sequences, int) and curve_sequences > 0):
         raise ConfigError(f"curve_sequences must be a positive integer, got {curve_sequences!r}")
@@ -254,8 +327,10 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
     data = training_data(dataset, recipe, dataset_options)
     want_c = dataset_channels(dataset)
     if getattr(model, "channels", want_c) != want_c:
-        raise ConfigError(f"{dataset} frames have {want_c} channel(s), but this {arch} config has "
-                          f"{model.channels}; set channels={want_c} in the config (or pick another dataset)")
+        raise ConfigError(
+            f"{dataset} frames have {want_c} channel(s), but this {arch} config has "
+            f"{model.channels}; set channels={want_c} in the config (or pick another dataset)"
+        )
     ckpt_path = out / "checkpoint.pt"
     step, wall, cpu = 0, 0.0, 0.0
     amp = resolve_train_dtype(dtype, dev)
@@ -271,14 +346,29 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
         remedy = "Delete it to start this run afresh, or point --out (out_dir) at another folder."
         ck = load_checkpoint(ckpt_path, dev, TRAIN_CHECKPOINT_KEYS, remedy=remedy)
         refuse_other_run(
-            ckpt_path, {"arch": ck["arch"], "config": ck["config"], "recipe": ck["recipe"],
-                        "time_budget_s": ck.get("time_budget_s"), "budget_clock": ck.get("budget_clock", "wall"),
-                        "dataset": ck.get("dataset", "moving_mnist"), "data_pool": ck.get("data_pool")},
-            {"arch": arch, "config": config, "recipe": asdict(recipe), "dataset": dataset, "data_pool": data_pool,
-             "time_budget_s": time_budget_s, "budget_clock": budget_clock},
+            ckpt_path,
+            {
+                "arch": ck["arch"],
+                "config": ck["config"],
+                "recipe": ck["recipe"],
+                "time_budget_s": ck.get("time_budget_s"),
+                "budget_clock": ck.get("budget_clock", "wall"),
+                "dataset": ck.get("dataset", "moving_mnist"),
+                "data_pool": ck.get("data_pool"),
+            },
+            {
+                "arch": arch,
+                "config": config,
+                "recipe": asdict(recipe),
+                "dataset": dataset,
+                "data_pool": data_pool,
+                "time_budget_s": time_budget_s,
+                "budget_clock": budget_clock,
+            },
             lead="belongs to a run with other settings, so it cannot be resumed with these",
             advice="To resume it, repeat the original values (e.g. the same --lr, --epochs, --batch-size); to "
-                   "train with the new ones, use a new --out folder.")
+            "train with the new ones, use a new --out folder.",
+        )
         if not 0 <= ck["step"] <= total:
             raise checkpoint_error(ckpt_path, f"its step {ck['step']} is outside 0..{total}", remedy)
         with refusing_unfit_state(ckpt_path, remedy, "this model and optimizer"):
@@ -286,10 +376,21 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
             restore_rng_state(ck, dev)
         step, wall, cpu = ck["step"], float(ck["wall_clock_s"]), float(ck.get("cpu_s", 0.0))
     dtype_used = "bfloat16" if amp else "float32"
-    meta = {"arch": arch, "config": config, "recipe": asdict(recipe), "parameters": count_parameters(model),
-            "dataset": dataset, "dtype": dtype_used, "cpu": cpu_description(), "hardware": _hardware(dev),
-            "command": command, "time_budget_s": time_budget_s, "budget_clock": budget_clock,
-            "torch_threads": torch.get_num_threads(), "allocator": allocator}
+    meta = {
+        "arch": arch,
+        "config": config,
+        "recipe": asdict(recipe),
+        "parameters": count_parameters(model),
+        "dataset": dataset,
+        "dtype": dtype_used,
+        "cpu": cpu_description(),
+        "hardware": _hardware(dev),
+        "command": command,
+        "time_budget_s": time_budget_s,
+        "budget_clock": budget_clock,
+        "torch_threads": torch.get_num_threads(),
+        "allocator": allocator,
+    }
     if data_pool is not None:
         meta["data_pool"] = data_pool
     run_json = out / "run.json"
@@ -311,27 +412,66 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
 
     def save_checkpoint() -> None:
         save_training_checkpoint(
-            ckpt_path, model=model, optimizer=opt, scheduler=sched, step=loop.step, wall_clock_s=clocks.wall,
-            cpu_s=clocks.cpu, arch=arch, config=config, recipe=asdict(recipe), **capture_rng_state(dev),
-            dtype=dtype_used, time_budget_s=time_budget_s, budget_clock=budget_clock, dataset=dataset,
-            **({"data_pool": data_pool} if data_pool is not None else {}))
+            ckpt_path,
+            model=model,
+            optimizer=opt,
+            scheduler=sched,
+            step=loop.step,
+            wall_clock_s=clocks.wall,
+            cpu_s=clocks.cpu,
+            arch=arch,
+            config=config,
+            recipe=asdict(recipe),
+            **capture_rng_state(dev),
+            dtype=dtype_used,
+            time_budget_s=time_budget_s,
+            budget_clock=budget_clock,
+            dataset=dataset,
+            **({"data_pool": data_pool} if data_pool is not None else {}),
+        )
 
     curve_test = test_data(dataset, curve_sequences, dataset_options) if curve_every_s is not None else None
 
     def record_curve() -> None:
-        m = evaluate(model, curve_test, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
-                     device=dev, progress=False)
+        m = evaluate(
+            model, curve_test, frames_in=recipe.frames_in, frames_out=recipe.frames_out, device=dev, progress=False
+        )
         model.train()
         with open(out / "curve.jsonl", "a") as f:
-            f.write(json.dumps({"step": loop.step, "sequences": loop.step * recipe.batch_size,
-                                "wall_clock_s": clocks.wall, "cpu_s": clocks.cpu,
-                                **{k: m[k] for k in ("mse", "mae", "ssim", "psnr")},
-                                "curve_sequences": m["sequences"]}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "step": loop.step,
+                        "sequences": loop.step * recipe.batch_size,
+                        "wall_clock_s": clocks.wall,
+                        "cpu_s": clocks.cpu,
+                        **{k: m[k] for k in ("mse", "mae", "ssim", "psnr")},
+                        "curve_sequences": m["sequences"],
+                    }
+                )
+                + "\n"
+            )
 
-    loop = Loop(model=model, recipe=recipe, opt=opt, sched=sched, device=dev, amp=amp, step=step, total=total,
-                stop=total if max_steps is None else min(total, max_steps), steps_per_epoch=steps_per_epoch,
-                save=save_checkpoint, clocks=clocks, time_budget_s=time_budget_s, budget_clock=budget_clock,
-                log_path=out / "log.jsonl", log_every=log_every, desc=f"train {arch}", progress=progress)
+    loop = Loop(
+        model=model,
+        recipe=recipe,
+        opt=opt,
+        sched=sched,
+        device=dev,
+        amp=amp,
+        step=step,
+        total=total,
+        stop=total if max_steps is None else min(total, max_steps),
+        steps_per_epoch=steps_per_epoch,
+        save=save_checkpoint,
+        clocks=clocks,
+        time_budget_s=time_budget_s,
+        budget_clock=budget_clock,
+        log_path=out / "log.jsonl",
+        log_every=log_every,
+        desc=f"train {arch}",
+        progress=progress,
+    )
     # the pool is generated (or found) once the run is known to go ahead; its time is outside both clocks
     if data_pool is not None and step < loop.stop:
         data = _pooled(dataset, recipe, dataset_options, data_pool, out / "pool.npy", data_workers, progress)
@@ -368,17 +508,25 @@ def train(arch: str, config: dict[str, Any], out_dir: str | os.PathLike, *,
     finally:
         batches.close()
     step, wall, cpu = loop.step, clocks.wall, clocks.cpu
-    summary: dict[str, Any] = {**meta, "step": step, "total_steps": total, "wall_clock_s": wall, "cpu_s": cpu,
-                               "time_budget_s": time_budget_s,
-                               "epochs_done": step / steps_per_epoch, "hardware": _hardware(dev),
-                               "torch": torch.__version__, "command": command}
+    summary: dict[str, Any] = {
+        **meta,
+        "step": step,
+        "total_steps": total,
+        "wall_clock_s": wall,
+        "cpu_s": cpu,
+        "time_budget_s": time_budget_s,
+        "epochs_done": step / steps_per_epoch,
+        "hardware": _hardware(dev),
+        "torch": torch.__version__,
+        "command": command,
+    }
     if eval_sequences > 0:
         test = test_data(dataset, eval_sequences, dataset_options)
-        summary["metrics"] = evaluate(model, test, frames_in=recipe.frames_in, frames_out=recipe.frames_out,
-                                      device=dev, progress=progress)
+        summary["metrics"] = evaluate(
+            model, test, frames_in=recipe.frames_in, frames_out=recipe.frames_out, device=dev, progress=progress
+        )
         summary["metrics"]["dataset"] = test_set_description(dataset, test, recipe)
         # which weights were measured: stzoo release reuses these metrics for exactly this file
         summary["weights_sha256"] = weights_sha({"arch": arch, "config": config, "model": model.state_dict()})
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary
-

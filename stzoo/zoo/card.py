@@ -15,8 +15,15 @@ from stzoo.data.registry import DATASETS
 from stzoo.errors import StzooError
 from stzoo.zoo.entry import CONFIG_NAME, WEIGHTS_NAME, ZooEntry
 
-__all__ = ["model_card", "card_metadata", "front_matter", "display_command", "display_text", "training_dataset",
-           "PIPELINE_TAG"]
+__all__ = [
+    "model_card",
+    "card_metadata",
+    "front_matter",
+    "display_command",
+    "display_text",
+    "training_dataset",
+    "PIPELINE_TAG",
+]
 
 
 #: The Hub task of every stzoo model. stzoo models take a clip (frames) and return the frames that follow:
@@ -131,8 +138,12 @@ def card_metadata(cfg: dict[str, Any]) -> dict[str, Any]:
     spec = DATASETS.get(dataset or "")  # its tag and Hub datasets (stzoo.data.registry.DatasetSpec)
     if spec is not None and spec.tag:
         tags.append(spec.tag)
-    meta: dict[str, Any] = {"library_name": "stzoo", "license": str(cfg.get("license", "Apache-2.0")).lower(),
-                            "pipeline_tag": PIPELINE_TAG, "tags": tags}
+    meta: dict[str, Any] = {
+        "library_name": "stzoo",
+        "license": str(cfg.get("license", "Apache-2.0")).lower(),
+        "pipeline_tag": PIPELINE_TAG,
+        "tags": tags,
+    }
     datasets = cfg.get("datasets") if isinstance(cfg.get("datasets"), list) else (spec and spec.hub_datasets)
     if datasets:
         meta["datasets"] = [str(d) for d in datasets]
@@ -171,25 +182,41 @@ def model_card(cfg: dict[str, Any], *, repo_id: str | None = None) -> str:
     metrics, training = cfg.get("metrics") or {}, cfg.get("training") or {}
     load_id = f"hf-hub:{repo_id}" if repo_id else "path/to/this/folder"
     lines = [front_matter(card_metadata(cfg))]
-    lines += ["", f"# {name}", "", display_text(cfg.get("description") or
-                                              f"A {arch} spatiotemporal forecasting model saved with stzoo."), "",
-              *([f"Starting point: the stzoo zoo entry `{cfg['base_model']}`.", ""] if cfg.get("base_model") else []),
-              "## Architecture", "",
-              f"`{arch}` (stzoo {cfg.get('stzoo_version', '?')}), config:", "", "```json",
-              json.dumps(cfg["config"], indent=2), "```", "",
-              "## Input", "",
-              f"- {spec['frames_in']} frames in → {spec['frames_out']} frames out (longer horizons are rolled out)",
-              f"- {spec['channels']} channel(s), trained at {spec['height']}×{spec['width']}",
-              f"- values in {list(spec.get('value_range', [0.0, 1.0]))}"
-              + (f" ({spec['normalization']})" if spec.get("normalization") else ""), "",
-              "## Training data", ""]
+    lines += [
+        "",
+        f"# {name}",
+        "",
+        display_text(cfg.get("description") or f"A {arch} spatiotemporal forecasting model saved with stzoo."),
+        "",
+        *([f"Starting point: the stzoo zoo entry `{cfg['base_model']}`.", ""] if cfg.get("base_model") else []),
+        "## Architecture",
+        "",
+        f"`{arch}` (stzoo {cfg.get('stzoo_version', '?')}), config:",
+        "",
+        "```json",
+        json.dumps(cfg["config"], indent=2),
+        "```",
+        "",
+        "## Input",
+        "",
+        f"- {spec['frames_in']} frames in → {spec['frames_out']} frames out (longer horizons are rolled out)",
+        f"- {spec['channels']} channel(s), trained at {spec['height']}×{spec['width']}",
+        f"- values in {list(spec.get('value_range', [0.0, 1.0]))}"
+        + (f" ({spec['normalization']})" if spec.get("normalization") else ""),
+        "",
+        "## Training data",
+        "",
+    ]
     if training or metrics:
         if metrics.get("dataset"):
             lines.append(f"- dataset: {display_text(str(metrics['dataset']))}")
         for key in ("epochs", "steps", "hardware", "wall_clock_s", "command", "date"):
             if key in training:
-                lines.append(f"- {key.replace('_', ' ')}: `{display_command(str(training[key]))}`" if key == "command"
-                             else f"- {key.replace('_', ' ')}: {training[key]}")
+                lines.append(
+                    f"- {key.replace('_', ' ')}: `{display_command(str(training[key]))}`"
+                    if key == "command"
+                    else f"- {key.replace('_', ' ')}: {training[key]}"
+                )
         if training.get("recipe"):
             lines.append(f"- recipe: `{json.dumps(training['recipe'])}`")
     else:
@@ -203,12 +230,26 @@ def model_card(cfg: dict[str, Any], *, repo_id: str | None = None) -> str:
     else:
         lines.append("Not measured for this checkpoint.")
     weights = cfg.get("weights") or {}
-    lines += ["", "## License", "", license_id, "",
-              "## How to load", "", "```python", "import stzoo", "",
-              f'p = stzoo.load("{load_id}")  # verified: strict keys, safetensors only',
-              "future = p.predict(frames)  # frames: T×H×W uint8 (or float in [0, 1]), see stzoo docs", "```", "",
-              "## Files", "",
-              f"- `{CONFIG_NAME}`: architecture, config, input spec",
-              f"- `{WEIGHTS_NAME}`: weights (safetensors)"
-              + (f", sha256 `{weights['sha256']}`" if weights.get("sha256") else ""), ""]
+    lines += [
+        "",
+        "## License",
+        "",
+        license_id,
+        "",
+        "## How to load",
+        "",
+        "```python",
+        "import stzoo",
+        "",
+        f'p = stzoo.load("{load_id}")  # verified: strict keys, safetensors only',
+        "future = p.predict(frames)  # frames: T×H×W uint8 (or float in [0, 1]), see stzoo docs",
+        "```",
+        "",
+        "## Files",
+        "",
+        f"- `{CONFIG_NAME}`: architecture, config, input spec",
+        f"- `{WEIGHTS_NAME}`: weights (safetensors)"
+        + (f", sha256 `{weights['sha256']}`" if weights.get("sha256") else ""),
+        "",
+    ]
     return "\n".join(lines)

@@ -18,8 +18,16 @@ from typing import Any
 
 from stzoo.errors import ConfigError
 
-__all__ = ["ZooEntry", "WeightsSpec", "HubSpec", "InputSpec", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME",
-           "FORMAT_VERSION"]
+__all__ = [
+    "ZooEntry",
+    "WeightsSpec",
+    "HubSpec",
+    "InputSpec",
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "CARD_NAME",
+    "FORMAT_VERSION",
+]
 
 #: The files of a ``save_pretrained`` checkpoint folder (:mod:`stzoo.zoo.folder`): its config.json is a
 #: :class:`ZooEntry` document plus the keys below the manifest's (``stzoo_format``, ``source``, ...).
@@ -48,13 +56,25 @@ class InputSpec:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> InputSpec:
         """Read the manifest's ``input`` object (``value_range`` defaults to [0, 1])."""
-        return cls(int(d["frames_in"]), int(d["frames_out"]), int(d["channels"]), int(d["height"]),
-                   int(d["width"]), tuple(float(v) for v in d.get("value_range", (0.0, 1.0))))
+        return cls(
+            int(d["frames_in"]),
+            int(d["frames_out"]),
+            int(d["channels"]),
+            int(d["height"]),
+            int(d["width"]),
+            tuple(float(v) for v in d.get("value_range", (0.0, 1.0))),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest's ``input`` object (without ``normalization``)."""
-        return {"frames_in": self.frames_in, "frames_out": self.frames_out, "channels": self.channels,
-                "height": self.height, "width": self.width, "value_range": list(self.value_range)}
+        return {
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "channels": self.channels,
+            "height": self.height,
+            "width": self.width,
+            "value_range": list(self.value_range),
+        }
 
 
 def _fail(name: str, what: str) -> ConfigError:
@@ -108,16 +128,30 @@ class WeightsSpec:
             raise _fail(name, f"field 'weights' must be an object, got {type(d).__name__}")
         hub = _optional(name, d, "hub", Mapping, "an object with repo_id, filename and revision")
         if hub is not None:
-            hub = HubSpec(*(str(_require(name, hub, k, str, f"the Hub {k}, a string"))
-                            for k in ("repo_id", "filename", "revision")))
-        return cls(_optional(name, d, "filename", str, "a file name"), _optional(name, d, "sha256", str, "hex"),
-                   _optional(name, d, "size", int, "an integer"), _optional(name, d, "dtype", str, "a dtype name"),
-                   hub, tuple(d))
+            hub = HubSpec(
+                *(
+                    str(_require(name, hub, k, str, f"the Hub {k}, a string"))
+                    for k in ("repo_id", "filename", "revision")
+                )
+            )
+        return cls(
+            _optional(name, d, "filename", str, "a file name"),
+            _optional(name, d, "sha256", str, "hex"),
+            _optional(name, d, "size", int, "an integer"),
+            _optional(name, d, "dtype", str, "a dtype name"),
+            hub,
+            tuple(d),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object it was read from."""
-        values = {"filename": self.filename, "sha256": self.sha256, "size": self.size, "dtype": self.dtype,
-                  "hub": self.hub.to_dict() if self.hub else None}
+        values = {
+            "filename": self.filename,
+            "sha256": self.sha256,
+            "size": self.size,
+            "dtype": self.dtype,
+            "hub": self.hub.to_dict() if self.hub else None,
+        }
         return {k: values[k] for k in self._keys if k in values}
 
 
@@ -180,25 +214,43 @@ class ZooEntry:
         for k in _INPUT_INTS:
             _require(label, raw_in, k, int, "an integer")
         vr = raw_in.get("value_range", (0.0, 1.0))
-        if not isinstance(vr, (list, tuple)) or len(vr) != 2 or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in vr):
+        if (
+            not isinstance(vr, (list, tuple))
+            or len(vr) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vr)
+        ):
             raise _fail(label, f"field 'input.value_range' must be two numbers, got {str(vr)[:80]!r}")
         spec = InputSpec.from_dict(raw_in)
         weights = d.get("weights")
         records = {k: _optional(label, d, k, Mapping, "an object") for k in _RECORDS}
-        known = {"architecture", "config", "input", "description", "parameters", "license", "dataset", "weights",
-                 "name", *_RECORDS}
+        known = {
+            "architecture",
+            "config",
+            "input",
+            "description",
+            "parameters",
+            "license",
+            "dataset",
+            "weights",
+            "name",
+            *_RECORDS,
+        }
         return cls(
-            name=name if name is not None else d.get("name"), architecture=arch, config=config, input=spec,
+            name=name if name is not None else d.get("name"),
+            architecture=arch,
+            config=config,
+            input=spec,
             normalization=_optional(label, raw_in, "normalization", str, "a string"),
             description=_optional(label, d, "description", str, "a string"),
             parameters=_optional(label, d, "parameters", int, "an integer"),
             license=_optional(label, d, "license", str, "a license id such as 'Apache-2.0'"),
             dataset=_optional(label, d, "dataset", str, "a dataset id"),
             weights=WeightsSpec.from_dict(label, weights) if weights else None,
-            **records, aliases=tuple(aliases),
+            **records,
+            aliases=tuple(aliases),
             extra={k: v for k, v in d.items() if k not in known},
-            _weights_key="weights" in d and not weights, _order=tuple(d),
+            _weights_key="weights" in d and not weights,
+            _order=tuple(d),
         )
 
     def to_dict(self, *, with_name: bool = False) -> dict[str, Any]:

@@ -33,8 +33,17 @@ from stzoo.zoo.card import model_card
 from stzoo.zoo.entry import CARD_NAME, CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, ZooEntry
 from stzoo.zoo.hub import check_finite, check_local_path, load_safetensors, sha256_file, validate_repo_id, verify
 
-__all__ = ["save_pretrained", "read_config", "read_folder", "entry_from_config", "check_folder",
-           "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "FORMAT_VERSION"]
+__all__ = [
+    "save_pretrained",
+    "read_config",
+    "read_folder",
+    "entry_from_config",
+    "check_folder",
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "CARD_NAME",
+    "FORMAT_VERSION",
+]
 
 _META_KEYS = ("description", "license", "metrics", "training")
 
@@ -46,8 +55,7 @@ def _version() -> str:
 
 
 # ---- writing ----------------------------------------------------------------------------------
-def _predictor_config(predictor: PredictorLike, config: dict[str, Any] | None,
-                      name: str | None) -> dict[str, Any]:
+def _predictor_config(predictor: PredictorLike, config: dict[str, Any] | None, name: str | None) -> dict[str, Any]:
     """The config.json content (without the weights' hash) for ``predictor``."""
     entry: ZooEntry | None = predictor.entry
     arch = (entry.architecture if entry else None) or getattr(predictor.model, "arch", None)
@@ -56,13 +64,20 @@ def _predictor_config(predictor: PredictorLike, config: dict[str, Any] | None,
         raise InputError(
             "this Predictor does not record its architecture config, so the checkpoint could not be "
             "rebuilt: pass it, e.g. p.save_pretrained(dir, config={'hid_S': 16, ...}), or build the "
-            "Predictor with stzoo.load(...)")
+            "Predictor with stzoo.load(...)"
+        )
     spec = predictor.spec.to_dict()
     if entry is not None and entry.normalization is not None:
         spec["normalization"] = entry.normalization
-    out: dict[str, Any] = {"stzoo_format": FORMAT_VERSION, "library": "stzoo", "stzoo_version": _version(),
-                           "name": name or predictor.name or f"{arch}-custom", "architecture": arch,
-                           "config": dict(cfg), "input": spec}
+    out: dict[str, Any] = {
+        "stzoo_format": FORMAT_VERSION,
+        "library": "stzoo",
+        "stzoo_version": _version(),
+        "name": name or predictor.name or f"{arch}-custom",
+        "architecture": arch,
+        "config": dict(cfg),
+        "input": spec,
+    }
     if entry is not None:
         if predictor.name:
             out["base_model"] = entry.extra.get("base_model", predictor.name)
@@ -89,8 +104,15 @@ _TMP_TAG, _OLD_TAG = ".stzoo-tmp-", ".stzoo-old-"
 _FOLDER_FILES = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)
 
 
-def _write_files(folder: Path, cfg: dict[str, Any], weights_file: Path | None, state: dict[str, torch.Tensor] | None,
-                 repo_id: str | None, card: str | None, suffix: str = "") -> list[Path]:
+def _write_files(
+    folder: Path,
+    cfg: dict[str, Any],
+    weights_file: Path | None,
+    state: dict[str, torch.Tensor] | None,
+    repo_id: str | None,
+    card: str | None,
+    suffix: str = "",
+) -> list[Path]:
     """Write weights, config.json (with the weights' sha256) and the card into ``folder``, each name
     followed by ``suffix``, and flush them to disk. Files get the usual mode (0666 less the umask)."""
     import stat
@@ -219,7 +241,7 @@ def _write_in_place(target: Path, *args: Any) -> None:
     try:
         written = _write_files(target, *args, suffix=".tmp")
         for f in written:
-            os.replace(f, f.with_name(f.name[:-len(".tmp")]))
+            os.replace(f, f.with_name(f.name[: -len(".tmp")]))
     except BaseException:
         for f in written:
             f.unlink(missing_ok=True)
@@ -227,8 +249,14 @@ def _write_in_place(target: Path, *args: Any) -> None:
     fsync_path(target)
 
 
-def _write_folder(directory: Path, cfg: dict[str, Any], weights_file: Path | None,
-                  state: dict[str, torch.Tensor] | None, repo_id: str | None, card: str | None) -> Path:
+def _write_folder(
+    directory: Path,
+    cfg: dict[str, Any],
+    weights_file: Path | None,
+    state: dict[str, torch.Tensor] | None,
+    repo_id: str | None,
+    card: str | None,
+) -> Path:
     """Write the checkpoint folder ``directory`` so that it is, at every moment, either the previous
     folder or the new one: everything is written under a hidden sibling name, flushed, then swapped in
     (other files of an existing folder are kept). Leftovers of a killed save are removed here."""
@@ -268,8 +296,15 @@ def _write_folder(directory: Path, cfg: dict[str, Any], weights_file: Path | Non
     return directory
 
 
-def save_pretrained(predictor: PredictorLike, directory: str | os.PathLike, *, config: dict[str, Any] | None = None,
-                    name: str | None = None, repo_id: str | None = None, card: str | None = None) -> Path:
+def save_pretrained(
+    predictor: PredictorLike,
+    directory: str | os.PathLike,
+    *,
+    config: dict[str, Any] | None = None,
+    name: str | None = None,
+    repo_id: str | None = None,
+    card: str | None = None,
+) -> Path:
     """Write ``config.json``, ``model.safetensors`` and a ``README.md`` model card to ``directory``.
 
     Args:
@@ -302,8 +337,9 @@ def entry_from_config(cfg: dict[str, Any], source: str) -> ZooEntry:
     return ZooEntry.from_dict(None, doc)
 
 
-def read_folder(directory: str | os.PathLike, *, weights: str | os.PathLike | None = None,
-                pretrained: bool = True) -> tuple[ZooEntry, Path | None]:
+def read_folder(
+    directory: str | os.PathLike, *, weights: str | os.PathLike | None = None, pretrained: bool = True
+) -> tuple[ZooEntry, Path | None]:
     """Read a folder written by :func:`save_pretrained`: its entry and its verified weights file.
 
     The weights are checked against the sha256 config.json records (a ``weights=`` file of your own is
@@ -331,7 +367,8 @@ def read_config(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise WeightsNotAvailableError(
             f"{path} does not exist: {path.parent} is not a checkpoint folder written by "
-            f"Predictor.save_pretrained (it needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+            f"Predictor.save_pretrained (it needs {CONFIG_NAME} and {WEIGHTS_NAME})"
+        )
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
@@ -343,8 +380,10 @@ def read_config(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} must hold a JSON object, got {type(cfg).__name__}")
     fmt = cfg.get("stzoo_format")
     if not isinstance(fmt, int) or fmt > FORMAT_VERSION:
-        problems.append(f"stzoo_format is {fmt!r}, expected an integer <= {FORMAT_VERSION} "
-                        "(written by a newer stzoo? upgrade stzoo)")
+        problems.append(
+            f"stzoo_format is {fmt!r}, expected an integer <= {FORMAT_VERSION} "
+            "(written by a newer stzoo? upgrade stzoo)"
+        )
     if not isinstance(cfg.get("architecture"), str):
         problems.append("'architecture' (a string) is missing")
     if not isinstance(cfg.get("config"), dict):
@@ -357,8 +396,9 @@ def read_config(path: Path) -> dict[str, Any]:
     sha = weights.get("sha256") if isinstance(weights, dict) else None
     if weights is not None and not isinstance(weights, dict):
         problems.append("'weights' must be an object with the sha256 of the weights file")
-    elif sha is not None and not (isinstance(sha, str) and len(sha) == 64
-                                  and all(c in "0123456789abcdef" for c in sha)):
+    elif sha is not None and not (
+        isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)
+    ):
         problems.append(f"'weights.sha256' must be 64 lowercase hex digits, got {str(sha)[:80]!r}")
     if problems:
         raise ConfigError(f"{path} is not a valid stzoo checkpoint config: " + "; ".join(problems))

@@ -50,13 +50,35 @@ import torch
 
 from stzoo.errors import InputError, StzooError, WeightsNotAvailableError
 
-__all__ = ["ChecksumError", "InvalidHubIdError", "HubError", "CorruptWeightsError", "check_finite",
-           "check_local_path", "load_safetensors", "sha256_file", "local_weights_dirs", "packaged_weights_dir",
-           "hub_download",
-           "validate_repo_id", "validate_filename", "validate_revision", "parse_hub_id", "hf_cache_dir",
-           "purge_cached_file", "cache_report", "WEIGHTS_DIR_ENV", "HUB_PREFIX", "DOWNLOAD_ATTEMPTS",
-           "CHECKSUM_ATTEMPTS", "HubTimeoutError", "hub_timeout", "HUB_TIMEOUT_ENV", "DEFAULT_HUB_TIMEOUT_S",
-           "MAX_RETRY_AFTER_S"]
+__all__ = [
+    "ChecksumError",
+    "InvalidHubIdError",
+    "HubError",
+    "CorruptWeightsError",
+    "check_finite",
+    "check_local_path",
+    "load_safetensors",
+    "sha256_file",
+    "local_weights_dirs",
+    "packaged_weights_dir",
+    "hub_download",
+    "validate_repo_id",
+    "validate_filename",
+    "validate_revision",
+    "parse_hub_id",
+    "hf_cache_dir",
+    "purge_cached_file",
+    "cache_report",
+    "WEIGHTS_DIR_ENV",
+    "HUB_PREFIX",
+    "DOWNLOAD_ATTEMPTS",
+    "CHECKSUM_ATTEMPTS",
+    "HubTimeoutError",
+    "hub_timeout",
+    "HUB_TIMEOUT_ENV",
+    "DEFAULT_HUB_TIMEOUT_S",
+    "MAX_RETRY_AFTER_S",
+]
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +167,10 @@ def _odd_character(text: str) -> str | None:
 
 def validate_repo_id(repo_id: object) -> str:
     """Return ``repo_id`` if it is a safe ``owner/name`` id; raise :class:`InvalidHubIdError`."""
-    expected = ("'owner/name' made of letters, digits, '-', '_' and '.', e.g. 'stzoo/tau-mmnist-s' "
-                "(no '..', no '--', no leading '/', no backslash)")
+    expected = (
+        "'owner/name' made of letters, digits, '-', '_' and '.', e.g. 'stzoo/tau-mmnist-s' "
+        "(no '..', no '--', no leading '/', no backslash)"
+    )
     if not isinstance(repo_id, str) or not repo_id:
         raise _bad("repo id", repo_id, "not a non-empty string", expected)
     if "\\" in repo_id:
@@ -161,8 +185,13 @@ def validate_repo_id(repo_id: object) -> str:
     if any(len(p) > MAX_REPO_PART for p in parts):
         raise _bad("repo id", repo_id, f"its owner or name is longer than {MAX_REPO_PART} characters", expected)
     if not all(_REPO_PART.fullmatch(p) for p in parts):
-        raise _bad("repo id", repo_id, "it has characters a Hub repo id cannot have "
-                   "(spaces, newlines, control characters, or a leading/trailing '.', '-' or '_')", expected)
+        raise _bad(
+            "repo id",
+            repo_id,
+            "it has characters a Hub repo id cannot have "
+            "(spaces, newlines, control characters, or a leading/trailing '.', '-' or '_')",
+            expected,
+        )
     return repo_id
 
 
@@ -180,8 +209,9 @@ def validate_filename(filename: object) -> str:
     if not isinstance(filename, str) or not filename:
         raise _bad("file name", filename, "not a non-empty string", expected)
     if len(filename) > MAX_FILENAME_CHARS:
-        raise _bad("file name", filename, f"it is {len(filename)} characters long (at most "
-                   f"{MAX_FILENAME_CHARS})", expected)
+        raise _bad(
+            "file name", filename, f"it is {len(filename)} characters long (at most {MAX_FILENAME_CHARS})", expected
+        )
     if "\\" in filename:
         raise _bad("file name", filename, "it contains a backslash", expected)
     if filename.startswith(("/", "~")) or re.match(r"[A-Za-z]:", filename):
@@ -190,20 +220,30 @@ def validate_filename(filename: object) -> str:
     if odd:
         raise _bad("file name", filename, f"it contains {odd}", expected)
     if _PERCENT_ENCODED.search(filename):
-        raise _bad("file name", filename, "it contains a percent-encoded '.', '/', '\\', '%' or NUL "
-                   "(e.g. %2e or %2f), which a server may decode into a path traversal", expected)
+        raise _bad(
+            "file name",
+            filename,
+            "it contains a percent-encoded '.', '/', '\\', '%' or NUL "
+            "(e.g. %2e or %2f), which a server may decode into a path traversal",
+            expected,
+        )
     parts = filename.split("/")
     if any(p == "" or set(p) == {"."} for p in parts):
-        raise _bad("file name", filename, "it has an empty component or one made only of dots "
-                   "('.', '..', '...')", expected)
+        raise _bad(
+            "file name", filename, "it has an empty component or one made only of dots ('.', '..', '...')", expected
+        )
     for p in parts:
         try:
             size = len(p.encode("utf-8"))
         except UnicodeEncodeError:
             raise _bad("file name", filename, "it is not valid Unicode text", expected) from None
         if size > MAX_COMPONENT_BYTES:
-            raise _bad("file name", filename, f"a path component is {size} bytes long (at most "
-                       f"{MAX_COMPONENT_BYTES})", expected)
+            raise _bad(
+                "file name",
+                filename,
+                f"a path component is {size} bytes long (at most {MAX_COMPONENT_BYTES})",
+                expected,
+            )
     return filename
 
 
@@ -223,7 +263,7 @@ def parse_hub_id(spec: str) -> tuple[str, str | None]:
     """``"hf-hub:owner/repo@rev"`` (prefix optional) → ``("owner/repo", "rev")``, validated."""
     if not isinstance(spec, str):
         raise _bad("model id", spec, "not a string", "'hf-hub:owner/name[@revision]'")
-    body = spec[len(HUB_PREFIX):] if spec.startswith(HUB_PREFIX) else spec
+    body = spec[len(HUB_PREFIX) :] if spec.startswith(HUB_PREFIX) else spec
     repo_id, sep, revision = body.partition("@")
     validate_repo_id(repo_id)
     if sep:
@@ -271,12 +311,16 @@ def check_local_path(path: str | os.PathLike, what: str = "path") -> Path:
     except UnicodeError:
         raise InputError(f"{what} {shown} cannot be encoded for the file system (invalid Unicode)") from None
     if len(raw) >= _PATH_MAX:
-        raise InputError(f"{what} {shown} is {len(raw)} bytes long; the operating system accepts paths of at "
-                         f"most {_PATH_MAX - 1} bytes. Pass a shorter path (e.g. relative to the working folder).")
+        raise InputError(
+            f"{what} {shown} is {len(raw)} bytes long; the operating system accepts paths of at "
+            f"most {_PATH_MAX - 1} bytes. Pass a shorter path (e.g. relative to the working folder)."
+        )
     longest = max(raw.split(b"/"), key=len)
     if len(longest) > _NAME_MAX:
-        raise InputError(f"{what} {shown} has a file or folder name {len(longest)} bytes long; the operating "
-                         f"system accepts at most {_NAME_MAX} bytes per name. Check the path.")
+        raise InputError(
+            f"{what} {shown} has a file or folder name {len(longest)} bytes long; the operating "
+            f"system accepts at most {_NAME_MAX} bytes per name. Check the path."
+        )
     return Path(text)
 
 
@@ -308,10 +352,12 @@ def verify(path: Path, expected: str | None, *, expected_by: str | None = None) 
         if expected_by is None:
             raise ChecksumError(
                 f"{path} has sha256 {actual}, but the manifest expects {expected}. The file is corrupt, "
-                "truncated or not the released one: delete it and fetch it again (stzoo download NAME).")
+                "truncated or not the released one: delete it and fetch it again (stzoo download NAME)."
+            )
         raise ChecksumError(
             f"{path} has sha256 {actual}, but {expected_by} says {expected}: the checkpoint is corrupt or its "
-            "files come from different saves. Save or download it again.")
+            "files come from different saves. Save or download it again."
+        )
     return path
 
 
@@ -336,7 +382,8 @@ def load_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise CorruptWeightsError(
             f"weights file {path} is not a readable safetensors file ({type(exc).__name__}: "
             f"{_first_line(exc)[:300]}). It is corrupt or truncated, or not a safetensors file at all: "
-            "save or download it again.") from exc
+            "save or download it again."
+        ) from exc
 
 
 def check_finite(state: dict[str, torch.Tensor], source: str | os.PathLike) -> None:
@@ -352,7 +399,8 @@ def check_finite(state: dict[str, torch.Tensor], source: str | os.PathLike) -> N
             f"weights file {source} holds non-finite values: tensor {key!r} (shape {tuple(t.shape)}) has "
             f"{n_nan} NaN and {n_bad - n_nan} infinite value(s) of {t.numel()}. Such weights only produce "
             "NaN forecasts, so they were not loaded; the checkpoint comes from a diverged training run or "
-            "is corrupt. Use an earlier checkpoint or train again with a lower learning rate.")
+            "is corrupt. Use an earlier checkpoint or train again with a lower learning rate."
+        )
 
 
 # ---- the Hugging Face cache and downloads ------------------------------------------------------
@@ -486,9 +534,17 @@ def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, StzooError):  # stzoo's own verdicts (a bad answer, the deadline) are final
         return False
     e = _hf_errors()
-    definite = tuple(getattr(e, n) for n in ("RepositoryNotFoundError", "RevisionNotFoundError",
-                                             "EntryNotFoundError", "DisabledRepoError", "OfflineModeIsEnabled")
-                     if hasattr(e, n))
+    definite = tuple(
+        getattr(e, n)
+        for n in (
+            "RepositoryNotFoundError",
+            "RevisionNotFoundError",
+            "EntryNotFoundError",
+            "DisabledRepoError",
+            "OfflineModeIsEnabled",
+        )
+        if hasattr(e, n)
+    )
     if isinstance(exc, getattr(e, "LocalEntryNotFoundError", ())):
         # hf_hub_download's "could not reach the server (it already retried with backoff) and nothing is
         # cached", or offline mode: another round would only repeat that.
@@ -499,7 +555,8 @@ def _is_transient(exc: BaseException) -> bool:
         return _status(exc) in (408, 429, 500, 502, 503, 504)
     module = type(exc).__module__.split(".")[0]
     return module in ("httpx", "httpx2", "httpcore", "httpcore2", "requests", "urllib3") or isinstance(
-        exc, (ConnectionError, TimeoutError, OSError))
+        exc, (ConnectionError, TimeoutError, OSError)
+    )
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -523,8 +580,7 @@ def _retry_after(exc: BaseException) -> float | None:
     return max(value, 0.0) if math.isfinite(value) else None
 
 
-def _with_retries(fn: Callable[[], T], what: str, attempts: int | None = None,
-                  deadline: _Deadline | None = None) -> T:
+def _with_retries(fn: Callable[[], T], what: str, attempts: int | None = None, deadline: _Deadline | None = None) -> T:
     """``fn()``, tried again (:data:`DOWNLOAD_ATTEMPTS` in all) after a transient failure, with back-off.
 
     A server's ``Retry-After`` is honoured up to :data:`MAX_RETRY_AFTER_S`; with ``deadline``, a wait that
@@ -543,18 +599,34 @@ def _with_retries(fn: Callable[[], T], what: str, attempts: int | None = None,
             pause = wait if asked is None else max(wait, min(asked, MAX_RETRY_AFTER_S))
             if deadline is not None and pause >= deadline.left():
                 extra = f" (the server asked to wait {asked:g} s with Retry-After)" if asked is not None else ""
-                raise deadline.expired(f"{what}, before attempt {attempt + 1} of {attempts}{extra}",
-                                       f"{type(exc).__name__}: {_first_line(exc)[:200]}") from exc
-            log.warning("%s failed (attempt %d of %d: %s: %s); retrying in %.1f s", what, attempt, attempts,
-                        type(exc).__name__, _first_line(exc)[:300], pause)
+                raise deadline.expired(
+                    f"{what}, before attempt {attempt + 1} of {attempts}{extra}",
+                    f"{type(exc).__name__}: {_first_line(exc)[:200]}",
+                ) from exc
+            log.warning(
+                "%s failed (attempt %d of %d: %s: %s); retrying in %.1f s",
+                what,
+                attempt,
+                attempts,
+                type(exc).__name__,
+                _first_line(exc)[:300],
+                pause,
+            )
             time.sleep(pause)
             wait *= 2
     raise AssertionError("unreachable")
 
 
-def _offline_message(what: str, repo_id: str, filename: str, revision: str | None,
-                     looked: list[str], name: str | None, local_filename: str | None = None,
-                     unreachable: str | None = None) -> str:
+def _offline_message(
+    what: str,
+    repo_id: str,
+    filename: str,
+    revision: str | None,
+    looked: list[str],
+    name: str | None,
+    local_filename: str | None = None,
+    unreachable: str | None = None,
+) -> str:
     """Why a file is not available without the Hub, and what to do. ``local_filename`` is the name a
     zoo entry's file has in a local weights folder (``<name>.safetensors``, which differs from the
     Hub's ``model.safetensors``); ``unreachable`` says why the Hub could not be asked (HF_HUB_OFFLINE
@@ -562,25 +634,34 @@ def _offline_message(what: str, repo_id: str, filename: str, revision: str | Non
     target = name or f"hf-hub:{repo_id}" + (f"@{revision}" if revision else "")
     cache = f"{_repo_cache_folder(repo_id)}, revision {revision or 'main'}"
     why = unreachable or "HF_HUB_OFFLINE is set"
-    fetch = (f"run `stzoo download {target}` on a machine with network (it prints where the file went) and copy "
-             "that Hugging Face cache here (HF_HOME / HF_HUB_CACHE)")
-    last = ("; or set HF_HUB_OFFLINE=1 to skip the Hub at once on a machine without network." if unreachable
-            else "; or unset HF_HUB_OFFLINE.")
+    fetch = (
+        f"run `stzoo download {target}` on a machine with network (it prints where the file went) and copy "
+        "that Hugging Face cache here (HF_HOME / HF_HUB_CACHE)"
+    )
+    last = (
+        "; or set HF_HUB_OFFLINE=1 to skip the Hub at once on a machine without network."
+        if unreachable
+        else "; or unset HF_HUB_OFFLINE."
+    )
     if local_filename:
         local = "; ".join(looked) if looked else "no local weights folder"
-        return (f"{what}: {local_filename} is not available offline ({why}). Looked for {local_filename} in the "
-                f"local weights folders ({local}) and for {repo_id}/{filename} in the Hugging Face cache ({cache}): "
-                f"neither has it. Put {local_filename} in a folder and point {WEIGHTS_DIR_ENV} at it, or {fetch}"
-                + last)
-    return (f"{what}: {repo_id}/{filename} is not available offline ({why}), and it is not in the Hugging Face "
-            f"cache ({cache}). {fetch[0].upper() + fetch[1:]}, or copy the repo's files ({filename} and the "
-            "others) into a folder and load that folder with stzoo.load(\"path/to/folder\")" + last)
+        return (
+            f"{what}: {local_filename} is not available offline ({why}). Looked for {local_filename} in the "
+            f"local weights folders ({local}) and for {repo_id}/{filename} in the Hugging Face cache ({cache}): "
+            f"neither has it. Put {local_filename} in a folder and point {WEIGHTS_DIR_ENV} at it, or {fetch}" + last
+        )
+    return (
+        f"{what}: {repo_id}/{filename} is not available offline ({why}), and it is not in the Hugging Face "
+        f"cache ({cache}). {fetch[0].upper() + fetch[1:]}, or copy the repo's files ({filename} and the "
+        'others) into a folder and load that folder with stzoo.load("path/to/folder")' + last
+    )
 
 
 #: Exception class names (of httpx / httpx2 / httpcore / requests / urllib3) meaning the endpoint could not
 #: be reached at all: no network, no DNS, a refused connection or a dead proxy.
-_UNREACHABLE_NAMES = frozenset({"ConnectError", "ConnectTimeout", "ProxyError", "NewConnectionError",
-                                "NameResolutionError", "MaxRetryError"})
+_UNREACHABLE_NAMES = frozenset(
+    {"ConnectError", "ConnectTimeout", "ProxyError", "NewConnectionError", "NameResolutionError", "MaxRetryError"}
+)
 _HTTP_MODULES = ("httpx", "httpx2", "httpcore", "httpcore2", "requests", "urllib3")
 
 
@@ -606,37 +687,50 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
-def _explain(exc: BaseException, what: str, repo_id: str, filename: str, revision: str | None,
-             looked: list[str], name: str | None, local_filename: str | None = None) -> StzooError:
+def _explain(
+    exc: BaseException,
+    what: str,
+    repo_id: str,
+    filename: str,
+    revision: str | None,
+    looked: list[str],
+    name: str | None,
+    local_filename: str | None = None,
+) -> StzooError:
     """Turn a huggingface_hub / network error into an stzoo error that says what to do."""
     e = _hf_errors()
     rev = revision or "main"
     where = f"{repo_id}/{filename}@{rev} on {hf_endpoint()}"
     also = f" Also looked in: {'; '.join(looked)}." if looked else ""
     if hf_offline() or isinstance(exc, getattr(e, "OfflineModeIsEnabled", ())):
-        return WeightsNotAvailableError(_offline_message(what, repo_id, filename, revision, looked, name,
-                                                         local_filename))
+        return WeightsNotAvailableError(
+            _offline_message(what, repo_id, filename, revision, looked, name, local_filename)
+        )
     if isinstance(exc, e.RevisionNotFoundError):
         return WeightsNotAvailableError(
             f"{what}: revision {rev!r} does not exist in {repo_id} on {hf_endpoint()} (HTTP 404). "
             "Check the revision (branch, tag or commit hash); if it is the one the stzoo manifest pins, "
-            f"the repo was rewritten: please report it.{also}")
+            f"the repo was rewritten: please report it.{also}"
+        )
     if isinstance(exc, getattr(e, "RemoteEntryNotFoundError", e.EntryNotFoundError)) and not isinstance(
-            exc, getattr(e, "LocalEntryNotFoundError", ())):
+        exc, getattr(e, "LocalEntryNotFoundError", ())
+    ):
         return WeightsNotAvailableError(
-            f"{what}: {repo_id} has no file {filename!r} at revision {rev!r} on {hf_endpoint()} "
-            f"(HTTP 404).{also}")
+            f"{what}: {repo_id} has no file {filename!r} at revision {rev!r} on {hf_endpoint()} (HTTP 404).{also}"
+        )
     if isinstance(exc, e.RepositoryNotFoundError):
         return WeightsNotAvailableError(
             f"{what}: repository {repo_id} was not found on {hf_endpoint()} (HTTP {_status(exc)}), or it is "
             "private or gated: check the id, and log in with `hf auth login` or set HF_TOKEN if you should "
-            f"have access.{also}")
+            f"have access.{also}"
+        )
     causes = [exc] + ([exc.__cause__] if exc.__cause__ is not None else [])
     detail = "; caused by ".join(f"{type(c).__name__}: {_first_line(c)}" for c in causes)
     return WeightsNotAvailableError(
         f"{what}: could not download {where} (tried {getattr(exc, 'stzoo_attempts', 1)} time(s)): {detail}. "
         "No partial file was kept. Check your connection, HF_ENDPOINT (mirror) and proxy settings and try "
-        f"again; on a machine without network, see `stzoo download --help`.{also}")
+        f"again; on a machine without network, see `stzoo download --help`.{also}"
+    )
 
 
 # ---- downloads: stzoo decides every path -------------------------------------------------------
@@ -652,8 +746,10 @@ def hub_timeout() -> float:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
-        raise InputError(f"{HUB_TIMEOUT_ENV}={_short(raw)} is not a positive number of seconds; unset it for the "
-                         f"default ({DEFAULT_HUB_TIMEOUT_S:g} s) or set e.g. {HUB_TIMEOUT_ENV}=1800")
+        raise InputError(
+            f"{HUB_TIMEOUT_ENV}={_short(raw)} is not a positive number of seconds; unset it for the "
+            f"default ({DEFAULT_HUB_TIMEOUT_S:g} s) or set e.g. {HUB_TIMEOUT_ENV}=1800"
+        )
     return value
 
 
@@ -680,7 +776,8 @@ class _Deadline:
             f"{self.what}: {doing} did not finish within the {self.seconds:g} s deadline for a Hub download "
             f"({HUB_TIMEOUT_ENV}){why}. The server at {hf_endpoint()} is too slow, stalled or asks to wait too "
             f"long; nothing was kept. Try again later, check HF_ENDPOINT, or raise the deadline, e.g. "
-            f"{HUB_TIMEOUT_ENV}={max(int(self.seconds) * 4, 600)}.")
+            f"{HUB_TIMEOUT_ENV}={max(int(self.seconds) * 4, 600)}."
+        )
 
 
 def _bounded(fn: Callable[[threading.Event, dict[str, Any]], T], deadline: _Deadline, doing: str) -> T:
@@ -767,8 +864,7 @@ def _head(repo_id: str, filename: str, revision: str | None, deadline: _Deadline
     session = get_session()
     response = None
     for _ in range(MAX_HEAD_REDIRECTS + 1):
-        response = session.head(url, headers=_hub_headers(), follow_redirects=False,
-                                timeout=deadline.request_timeout())
+        response = session.head(url, headers=_hub_headers(), follow_redirects=False, timeout=deadline.request_timeout())
         location = response.headers.get("Location") if response.is_redirect else None
         if location and not urlsplit(location).netloc and not urlsplit(location).scheme:
             url = urljoin(url, location)  # a relative redirect (renamed repo): follow it, as huggingface_hub does
@@ -781,9 +877,11 @@ def _head(repo_id: str, filename: str, revision: str | None, deadline: _Deadline
     where = f"{hf_endpoint()} (answering HEAD {repo_id}/{filename}@{rev})"
 
     def bad(what: str, value: object, expected: str) -> HubError:
-        return HubError(f"{where} sent {what} {_short(value)}, which is not {expected}. stzoo never lets a "
-                        "server choose a file name, so it refused the answer and wrote nothing. The server or a "
-                        "proxy on the way is broken or hostile: check HF_ENDPOINT and your proxy settings.")
+        return HubError(
+            f"{where} sent {what} {_short(value)}, which is not {expected}. stzoo never lets a "
+            "server choose a file name, so it refused the answer and wrote nothing. The server or a "
+            "proxy on the way is broken or hostile: check HF_ENDPOINT and your proxy settings."
+        )
 
     commit = response.headers.get("X-Repo-Commit")
     if commit is None or not _HEX40.fullmatch(commit.strip().lower()):
@@ -803,7 +901,8 @@ def _head(repo_id: str, filename: str, revision: str | None, deadline: _Deadline
     if etag is None:
         raise bad("no ETag", None, "what the Hub protocol requires (an ETag naming the file's hash)")
     raw_size = response.headers.get("X-Linked-Size") or (
-        None if response.is_redirect else response.headers.get("Content-Length"))
+        None if response.is_redirect else response.headers.get("Content-Length")
+    )
     if raw_size is None or not re.fullmatch(r"[0-9]{1,18}", raw_size.strip()):
         raise bad("the size (X-Linked-Size / Content-Length)", raw_size, "a number of bytes")
     return _Remote(commit, etag, int(raw_size.strip()), hf_hub_url(repo_id, filename, revision=commit))
@@ -830,8 +929,9 @@ def _matches_etag(digests: list[Any], etag: str) -> bool:
     return etag in (digests[1].hexdigest(), digests[2].hexdigest())
 
 
-def _get(remote: _Remote, repo_folder: Path, deadline: _Deadline, cancel: threading.Event,
-         scratch: dict[str, Any]) -> _Fetched:
+def _get(
+    remote: _Remote, repo_folder: Path, deadline: _Deadline, cancel: threading.Event, scratch: dict[str, Any]
+) -> _Fetched:
     """GET the commit-pinned file (following redirects, e.g. to a CDN) into a temporary file inside the repo's
     cache folder; check its size against the HEAD's, and hash it."""
     import tempfile
@@ -845,19 +945,24 @@ def _get(remote: _Remote, repo_folder: Path, deadline: _Deadline, cancel: thread
     except OSError:
         free = None
     if free is not None and remote.size > free:
-        raise HubError(f"{remote.url} is {remote.size} bytes, but {blobs} has only {free} bytes free: free some "
-                       "space or point HF_HOME / HF_HUB_CACHE at a bigger disk")
-    with get_session().stream("GET", remote.url, headers=_hub_headers(), follow_redirects=True,
-                              timeout=deadline.request_timeout()) as response:
+        raise HubError(
+            f"{remote.url} is {remote.size} bytes, but {blobs} has only {free} bytes free: free some "
+            "space or point HF_HOME / HF_HUB_CACHE at a bigger disk"
+        )
+    with get_session().stream(
+        "GET", remote.url, headers=_hub_headers(), follow_redirects=True, timeout=deadline.request_timeout()
+    ) as response:
         if response.status_code >= 400:
             response.read()
             hf_raise_for_status(response)
         first = response.history[0] if response.history else response
         answered = first.headers.get("X-Repo-Commit")
         if answered is not None and answered.strip().lower() != remote.commit:
-            raise HubError(f"{hf_endpoint()} answered GET {remote.url} from commit {_short(answered)} although "
-                           f"the file was asked for at commit {remote.commit}: the server mixes commits, so the "
-                           "file was refused and nothing was written. Try again; if it persists, check HF_ENDPOINT.")
+            raise HubError(
+                f"{hf_endpoint()} answered GET {remote.url} from commit {_short(answered)} although "
+                f"the file was asked for at commit {remote.commit}: the server mixes commits, so the "
+                "file was refused and nothing was written. Try again; if it persists, check HF_ENDPOINT."
+            )
         fd, name = tempfile.mkstemp(dir=blobs, prefix=".stzoo-", suffix=".incomplete")
         tmp = Path(name)
         scratch["tmp"] = tmp
@@ -972,11 +1077,19 @@ def _check_problem(check: Callable[[Path], object] | None, path: Path) -> StzooE
     return None
 
 
-def hub_download(repo_id: str, filename: str, revision: str | None = None, *, sha256: str | None = None,
-                 what: str | None = None, looked: list[str] | None = None,
-                 name: str | None = None, expected_by: str = "the stzoo manifest",
-                 local_filename: str | None = None, check: Callable[[Path], object] | None = None,
-                 ) -> tuple[Path, str]:
+def hub_download(
+    repo_id: str,
+    filename: str,
+    revision: str | None = None,
+    *,
+    sha256: str | None = None,
+    what: str | None = None,
+    looked: list[str] | None = None,
+    name: str | None = None,
+    expected_by: str = "the stzoo manifest",
+    local_filename: str | None = None,
+    check: Callable[[Path], object] | None = None,
+) -> tuple[Path, str]:
     """Fetch ``filename`` of Hub repo ``repo_id`` at ``revision`` into the Hugging Face cache.
 
     stzoo speaks the Hub protocol itself and decides every path: one HEAD gives the commit, ETag and size,
@@ -1019,24 +1132,27 @@ def hub_download(repo_id: str, filename: str, revision: str | None = None, *, sh
     looked = list(looked or [])
     rev = revision or "main"
     if sha256 is not None and not (isinstance(sha256, str) and _HEX64.fullmatch(sha256)):
-        raise ChecksumError(f"{what}: {expected_by} gives {_short(sha256)} as the sha256 of {repo_id}/{filename}, "
-                            "which is not 64 lowercase hex digits: it is corrupt or was not written by stzoo.")
+        raise ChecksumError(
+            f"{what}: {expected_by} gives {_short(sha256)} as the sha256 of {repo_id}/{filename}, "
+            "which is not 64 lowercase hex digits: it is corrupt or was not written by stzoo."
+        )
     if sha256 is not None:
         cached = cached_file(repo_id, filename, revision)
         if cached is not None:
             if sha256_file(cached) == sha256 and _check_problem(check, cached) is None:
                 return cached, "hf-cache"
-            log.warning("%s in the Hugging Face cache has the wrong sha256; deleting it and fetching again",
-                        cached)
+            log.warning("%s in the Hugging Face cache has the wrong sha256; deleting it and fetching again", cached)
             _purge_or_raise(cached, sha256, what)
         if hf_offline():
-            raise WeightsNotAvailableError(_offline_message(what, repo_id, filename, revision, looked, name,
-                                                            local_filename))
+            raise WeightsNotAvailableError(
+                _offline_message(what, repo_id, filename, revision, looked, name, local_filename)
+            )
     elif hf_offline():
         cached = cached_file(repo_id, filename, revision)
         if cached is None:
-            raise WeightsNotAvailableError(_offline_message(what, repo_id, filename, revision, looked, name,
-                                                            local_filename))
+            raise WeightsNotAvailableError(
+                _offline_message(what, repo_id, filename, revision, looked, name, local_filename)
+            )
         return _offline_cached(cached, check, what, repo_id, filename, revision, name), "hf-cache"
 
     deadline = _Deadline(hub_timeout(), what)
@@ -1053,10 +1169,12 @@ def hub_download(repo_id: str, filename: str, revision: str | None = None, *, sh
     def once(cancel: threading.Event, scratch: dict[str, Any]) -> tuple[_Remote, Path | None, _Fetched | None]:
         remote = _head(repo_id, filename, revision, deadline)
         if sha256 is None and remote.size > MAX_UNPINNED_BYTES:
-            raise HubError(f"{what}: {hf_endpoint()} announces {remote.size} bytes for {repo_id}/{filename}@"
-                           f"{remote.commit}; stzoo fetches at most {MAX_UNPINNED_BYTES} bytes for a file whose "
-                           "sha256 it does not know in advance (a config or a model card is a few KB). Nothing "
-                           "was written: the repo or the server is broken or hostile.")
+            raise HubError(
+                f"{what}: {hf_endpoint()} announces {remote.size} bytes for {repo_id}/{filename}@"
+                f"{remote.commit}; stzoo fetches at most {MAX_UNPINNED_BYTES} bytes for a file whose "
+                "sha256 it does not know in advance (a config or a model card is a few KB). Nothing "
+                "was written: the repo or the server is broken or hostile."
+            )
         snap = repo_folder / "snapshots" / remote.commit / filename
         if reusable(snap, remote) and _check_problem(check, snap) is None:
             return remote, snap, None
@@ -1067,22 +1185,25 @@ def hub_download(repo_id: str, filename: str, revision: str | None = None, *, sh
     actual = None
     for attempt in range(1, CHECKSUM_ATTEMPTS + 1):
         try:
-            remote, reused, fetched = _with_retries(lambda: _bounded(once, deadline, doing), doing,
-                                                    deadline=deadline)
+            remote, reused, fetched = _with_retries(lambda: _bounded(once, deadline, doing), doing, deadline=deadline)
         except StzooError:
             raise
         except Exception as exc:
             if _is_unreachable(exc):
                 if sha256 is None:  # as huggingface_hub does: a verified cached copy of the revision will do
                     cached = cached_file(repo_id, filename, revision)
-                    if cached is not None and _cached_problem(cached) is None and _check_problem(check,
-                                                                                                 cached) is None:
+                    if cached is not None and _cached_problem(cached) is None and _check_problem(check, cached) is None:
                         log.warning("%s cannot be reached; using the cached %s", hf_endpoint(), cached)
                         return cached, "hf-cache"
-                reason = (f"{hf_endpoint()} cannot be reached: {type(exc).__name__}: {_first_line(exc)[:200]}; "
-                          "check the network, HF_ENDPOINT and proxy settings")
-                raise WeightsNotAvailableError(_offline_message(what, repo_id, filename, revision, looked, name,
-                                                                local_filename, unreachable=reason)) from exc
+                reason = (
+                    f"{hf_endpoint()} cannot be reached: {type(exc).__name__}: {_first_line(exc)[:200]}; "
+                    "check the network, HF_ENDPOINT and proxy settings"
+                )
+                raise WeightsNotAvailableError(
+                    _offline_message(
+                        what, repo_id, filename, revision, looked, name, local_filename, unreachable=reason
+                    )
+                ) from exc
             raise _explain(exc, what, repo_id, filename, revision, looked, name, local_filename) from exc
         if reused is not None:
             _write_ref(repo_folder, revision, remote.commit)
@@ -1092,15 +1213,30 @@ def hub_download(repo_id: str, filename: str, revision: str | None = None, *, sh
         if sha256 is not None and actual != sha256:
             fetched.tmp.unlink(missing_ok=True)
             if attempt < CHECKSUM_ATTEMPTS:
-                log.warning("%s/%s@%s from %s has sha256 %s instead of %s; deleted it, downloading it once more",
-                            repo_id, filename, remote.commit, hf_endpoint(), actual, sha256)
+                log.warning(
+                    "%s/%s@%s from %s has sha256 %s instead of %s; deleted it, downloading it once more",
+                    repo_id,
+                    filename,
+                    remote.commit,
+                    hf_endpoint(),
+                    actual,
+                    sha256,
+                )
             continue
         if sha256 is None and not fetched.matches_etag:
             fetched.tmp.unlink(missing_ok=True)
-            problem = (f"has sha256 {actual}, which does not match the ETag {remote.etag} the server announced for "
-                       "it: it was corrupted on the way, or the server changed its answer between requests")
-            log.warning("%s/%s@%s from %s %s; deleted it, downloading it once more", repo_id, filename,
-                        remote.commit, hf_endpoint(), problem)
+            problem = (
+                f"has sha256 {actual}, which does not match the ETag {remote.etag} the server announced for "
+                "it: it was corrupted on the way, or the server changed its answer between requests"
+            )
+            log.warning(
+                "%s/%s@%s from %s %s; deleted it, downloading it once more",
+                repo_id,
+                filename,
+                remote.commit,
+                hf_endpoint(),
+                problem,
+            )
             continue
         path = _place(fetched, remote, repo_folder, filename, revision)
         failure = _check_problem(check, path)
@@ -1108,23 +1244,39 @@ def hub_download(repo_id: str, filename: str, revision: str | None = None, *, sh
             return path, ("hf-hub" if sha256 is None else "download")
         _purge_or_raise(path, actual, what)
         problem = f"is not usable: {failure}"
-        log.warning("%s/%s@%s from %s %s; deleted it, downloading it once more", repo_id, filename,
-                    remote.commit, hf_endpoint(), problem)
+        log.warning(
+            "%s/%s@%s from %s %s; deleted it, downloading it once more",
+            repo_id,
+            filename,
+            remote.commit,
+            hf_endpoint(),
+            problem,
+        )
     source = f"{repo_id}/{filename}@{remote.commit} downloaded from {hf_endpoint()}"
     if sha256 is None:
-        err = HubError(f"{what}: {source} {problem} (tried {CHECKSUM_ATTEMPTS} downloads). It was not used and "
-                       "nothing of it was kept in the Hugging Face cache. Try again; if it persists, the repo or "
-                       "the server (HF_ENDPOINT, a proxy) is at fault: please report it.")
+        err = HubError(
+            f"{what}: {source} {problem} (tried {CHECKSUM_ATTEMPTS} downloads). It was not used and "
+            "nothing of it was kept in the Hugging Face cache. Try again; if it persists, the repo or "
+            "the server (HF_ENDPOINT, a proxy) is at fault: please report it."
+        )
         raise err from failure
     raise ChecksumError(
         f"{what}: {source} has sha256 {actual}, but {expected_by} expects {sha256} (tried {CHECKSUM_ATTEMPTS} "
         "downloads). It is not the released file (a wrong or tampered mirror, a corrupting proxy, or a rewritten "
         "repo), so it was not used and was deleted from the Hugging Face cache (nothing of it was kept). Check "
-        "HF_ENDPOINT and try again; if it persists, please report it.")
+        "HF_ENDPOINT and try again; if it persists, please report it."
+    )
 
 
-def _offline_cached(cached: Path, check: Callable[[Path], object] | None, what: str, repo_id: str,
-                    filename: str, revision: str | None, name: str | None) -> Path:
+def _offline_cached(
+    cached: Path,
+    check: Callable[[Path], object] | None,
+    what: str,
+    repo_id: str,
+    filename: str,
+    revision: str | None,
+    name: str | None,
+) -> Path:
     """A cached file used offline, if it still matches the hash its blob is named after and passes ``check``;
     otherwise it is deleted and :class:`ChecksumError` says to fetch it again."""
     problem = _cached_problem(cached)
@@ -1133,12 +1285,16 @@ def _offline_cached(cached: Path, check: Callable[[Path], object] | None, what: 
         return cached
     target = name or f"hf-hub:{repo_id}" + (f"@{revision}" if revision else "")
     left = purge_cached_file(cached)
-    gone = ("it was deleted from the cache" if not left else
-            f"it could not be deleted ({', '.join(map(str, left))}): delete it by hand")
+    gone = (
+        "it was deleted from the cache"
+        if not left
+        else f"it could not be deleted ({', '.join(map(str, left))}): delete it by hand"
+    )
     raise ChecksumError(
         f"{what}: the cached {repo_id}/{filename} ({cached}) {problem or f'is not usable: {failure}'}; {gone}. "
         f"HF_HUB_OFFLINE is set, so it cannot be fetched again here: run `stzoo download {target}` with network "
-        "access.")
+        "access."
+    )
 
 
 def _purge_or_raise(path: Path, sha256: str, what: str) -> None:
@@ -1148,7 +1304,8 @@ def _purge_or_raise(path: Path, sha256: str, what: str) -> None:
         raise ChecksumError(
             f"{what}: {path} in the Hugging Face cache does not have the expected sha256 {sha256}, and it "
             f"could not be deleted ({', '.join(map(str, left))}: is the cache read-only?). Delete "
-            "those files by hand, then try again.")
+            "those files by hand, then try again."
+        )
 
 
 # ---- what is cached ----------------------------------------------------------------------------
@@ -1198,10 +1355,20 @@ def cache_report() -> dict[str, Any]:
                 continue
             configs = [f.file_path for rev in repo.revisions for f in rev.files if f.file_name == "config.json"]
             if repo.repo_id in zoo_repos or any(_is_stzoo_config(Path(c)) for c in configs):
-                repos.append({"repo_id": repo.repo_id, "size_on_disk": repo.size_on_disk,
-                              "revisions": sorted(r.commit_hash for r in repo.revisions),
-                              "refs": sorted(ref for r in repo.revisions for ref in r.refs),
-                              "files": sorted({f.file_name for r in repo.revisions for f in r.files}),
-                              "path": str(repo.repo_path)})
-    return {"cache_dir": str(cache), "offline": hf_offline(), "local_dirs": [str(d) for d in local_weights_dirs()],
-            "entries": entries, "repos": repos}
+                repos.append(
+                    {
+                        "repo_id": repo.repo_id,
+                        "size_on_disk": repo.size_on_disk,
+                        "revisions": sorted(r.commit_hash for r in repo.revisions),
+                        "refs": sorted(ref for r in repo.revisions for ref in r.refs),
+                        "files": sorted({f.file_name for r in repo.revisions for f in r.files}),
+                        "path": str(repo.repo_path),
+                    }
+                )
+    return {
+        "cache_dir": str(cache),
+        "offline": hf_offline(),
+        "local_dirs": [str(d) for d in local_weights_dirs()],
+        "entries": entries,
+        "repos": repos,
+    }

@@ -15,8 +15,18 @@ from stzoo.data.registry import DATASETS, dataset_for_baseline
 from stzoo.errors import UnknownModelError
 from stzoo.zoo.entry import InputSpec, ZooEntry
 
-__all__ = ["InputSpec", "load_manifest", "load_schema", "validate_manifest", "resolve_name", "get_entry",
-           "MANIFEST_FILE", "zoo_table_markdown", "format_gflops", "format_speed"]
+__all__ = [
+    "InputSpec",
+    "load_manifest",
+    "load_schema",
+    "validate_manifest",
+    "resolve_name",
+    "get_entry",
+    "MANIFEST_FILE",
+    "zoo_table_markdown",
+    "format_gflops",
+    "format_speed",
+]
 
 MANIFEST_FILE = "weights_manifest.json"
 SCHEMA_FILE = "weights_manifest.schema.json"
@@ -65,8 +75,10 @@ def resolve_name(name: str, manifest: dict[str, Any] | None = None) -> str:
     from stzoo.errors import InputTypeError
 
     if not isinstance(name, str):
-        raise InputTypeError(f"a zoo model name is a str such as 'tau-mmnist' (see stzoo.list_models()), "
-                             f"got {type(name).__name__} {str(name)[:80]!r}")
+        raise InputTypeError(
+            f"a zoo model name is a str such as 'tau-mmnist' (see stzoo.list_models()), "
+            f"got {type(name).__name__} {str(name)[:80]!r}"
+        )
     models = (manifest or _manifest_cached())["models"]
     if name not in models:
         import difflib
@@ -75,8 +87,9 @@ def resolve_name(name: str, manifest: dict[str, Any] | None = None) -> str:
         close = difflib.get_close_matches(name, list(models), n=3) if len(name) <= 2 * longest + 8 else []
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         shown = repr(name) if len(name) <= 100 else f"{name[:100]!r}... ({len(name)} characters)"
-        raise UnknownModelError(f"unknown model {shown}.{hint} Known: {', '.join(sorted(models))} "
-                                "(see stzoo.list_models()).")
+        raise UnknownModelError(
+            f"unknown model {shown}.{hint} Known: {', '.join(sorted(models))} (see stzoo.list_models())."
+        )
     return models[name].get("alias", name)
 
 
@@ -118,8 +131,11 @@ def zoo_table_markdown(manifest: dict[str, Any] | None = None, *, link_prefix: s
     """
     manifest = manifest or _manifest_cached()
     models = manifest["models"]
-    lines = ["| name | arch | params | GFLOPs | weights | test set | MSE ↓ | MAE ↓ | SSIM ↑ | PSNR ↑ | CPU seq/s ↑ | "
-             "trained |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| name | arch | params | GFLOPs | weights | test set | MSE ↓ | MAE ↓ | SSIM ↑ | PSNR ↑ | CPU seq/s ↑ | "
+        "trained |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
 
     def test_set(dataset: str, m: dict[str, Any]) -> str:
         """Which test set, and how many of its sequences, a row's metrics come from."""
@@ -143,17 +159,22 @@ def zoo_table_markdown(manifest: dict[str, Any] | None = None, *, link_prefix: s
         trained = f"{t['epochs']:g} ep ({seqs:,.0f} seq), {hardware}" if t else "–"
         if t.get("totals"):  # a ledger of runs: what all of them together cost
             tot = t["totals"]
-            hours = ", ".join(f"{tot[k]:.2f} {label_} h" for k, label_ in (("cpu_hours", "CPU"), ("gpu_hours", "GPU"))
-                              if tot.get(k))
+            hours = ", ".join(
+                f"{tot[k]:.2f} {label_} h" for k, label_ in (("cpu_hours", "CPU"), ("gpu_hours", "GPU")) if tot.get(k)
+            )
             trained = f"{tot['sequences']:,} seq in {tot['runs']} run(s), {hours or '0 h'}"
-        lines.append(f"| {label(name)} | {e.architecture} | {(e.parameters or 0) / 1e6:.2f} M | {format_gflops(e)} | "
-                     f"{'yes' if e.weights else 'not yet'} | {test_set(e.dataset or 'moving_mnist', m)} | "
-                     f"{fmt('mse', 1)} | {fmt('mae', 1)} | "
-                     f"{fmt('ssim', 3)} | {fmt('psnr', 2)} | {format_speed(e)} | {trained} |")
+        lines.append(
+            f"| {label(name)} | {e.architecture} | {(e.parameters or 0) / 1e6:.2f} M | {format_gflops(e)} | "
+            f"{'yes' if e.weights else 'not yet'} | {test_set(e.dataset or 'moving_mnist', m)} | "
+            f"{fmt('mse', 1)} | {fmt('mae', 1)} | "
+            f"{fmt('ssim', 3)} | {fmt('psnr', 2)} | {format_speed(e)} | {trained} |"
+        )
     for name, b in sorted(manifest.get("baselines", {}).items()):
         m = b["metrics"]
         spec = dataset_for_baseline(name)
         dataset = spec.name if spec is not None else name
-        lines.append(f"| *{name}* (baseline) | – | – | – | – | {test_set(dataset, m)} | {m['mse']:.1f} | {m['mae']:.1f} | "
-                     f"{m['ssim']:.3f} | {m['psnr']:.2f} | – | – |")
+        lines.append(
+            f"| *{name}* (baseline) | – | – | – | – | {test_set(dataset, m)} | {m['mse']:.1f} | {m['mae']:.1f} | "
+            f"{m['ssim']:.3f} | {m['psnr']:.2f} | – | – |"
+        )
     return "\n".join(lines)

@@ -27,8 +27,16 @@ from stzoo.errors import InputError, InputTypeError, UnknownModelError, WeightsN
 from stzoo.zoo import hub
 from stzoo.zoo.entry import ZooEntry
 
-__all__ = ["Resolved", "resolve", "register_prefix", "resolver_prefixes", "WeightsLocation", "locate_weights",
-           "resolve_weights", "resolve_hub"]
+__all__ = [
+    "Resolved",
+    "resolve",
+    "register_prefix",
+    "resolver_prefixes",
+    "WeightsLocation",
+    "locate_weights",
+    "resolve_weights",
+    "resolve_hub",
+]
 
 
 @dataclass(frozen=True)
@@ -107,10 +115,18 @@ def locate_weights(entry: ZooEntry, weights: str | os.PathLike | None = None) ->
     if spec.hub is None:
         raise WeightsNotAvailableError(
             f"{name}: {spec.filename} not found (looked in {looked or 'no local weights folder'}) and the "
-            f"manifest names no Hub repo for it. Put the file in a folder and set {hub.WEIGHTS_DIR_ENV} to it.")
-    path, source = hub.hub_download(spec.hub.repo_id, spec.hub.filename, spec.hub.revision, sha256=spec.sha256,
-                                    what=f"weights of {name}", looked=looked, name=name,
-                                    local_filename=spec.filename)
+            f"manifest names no Hub repo for it. Put the file in a folder and set {hub.WEIGHTS_DIR_ENV} to it."
+        )
+    path, source = hub.hub_download(
+        spec.hub.repo_id,
+        spec.hub.filename,
+        spec.hub.revision,
+        sha256=spec.sha256,
+        what=f"weights of {name}",
+        looked=looked,
+        name=name,
+        local_filename=spec.filename,
+    )
     return WeightsLocation(path, source)
 
 
@@ -147,8 +163,15 @@ def resolve_hub(spec: str, *, weights: str | os.PathLike | None = None, pretrain
         path, how = _user_weights(weights, None, source), "file"
     elif pretrained:
         expected = (cfg.get("weights") or {}).get("sha256")
-        path, _ = hub.hub_download(repo_id, WEIGHTS_NAME, pin, sha256=expected, what=what, name=spec,
-                                   expected_by=f"{CONFIG_NAME} of {repo_id}@{pin or 'main'}")
+        path, _ = hub.hub_download(
+            repo_id,
+            WEIGHTS_NAME,
+            pin,
+            sha256=expected,
+            what=what,
+            name=spec,
+            expected_by=f"{CONFIG_NAME} of {repo_id}@{pin or 'main'}",
+        )
         how = "hf-hub"
     return Resolved(entry_from_config(cfg, source), path, how, cfg.get("name"), hub.HUB_PREFIX)
 
@@ -156,8 +179,7 @@ def resolve_hub(spec: str, *, weights: str | os.PathLike | None = None, pretrain
 register_prefix(hub.HUB_PREFIX, resolve_hub)
 
 
-def _resolve_folder(directory: str | os.PathLike, *, weights: str | os.PathLike | None,
-                    pretrained: bool) -> Resolved:
+def _resolve_folder(directory: str | os.PathLike, *, weights: str | os.PathLike | None, pretrained: bool) -> Resolved:
     from stzoo.zoo.folder import read_folder
 
     entry, path = read_folder(directory, weights=weights, pretrained=pretrained)
@@ -165,8 +187,7 @@ def _resolve_folder(directory: str | os.PathLike, *, weights: str | os.PathLike 
     return Resolved(entry, path, source, entry.name, "folder")
 
 
-def resolve(name: str | os.PathLike, *, weights: str | os.PathLike | None = None,
-            pretrained: bool = True) -> Resolved:
+def resolve(name: str | os.PathLike, *, weights: str | os.PathLike | None = None, pretrained: bool = True) -> Resolved:
     """What ``name`` stands for, its weights found and verified (see the module docstring).
 
     Args:
@@ -188,7 +209,8 @@ def resolve(name: str | os.PathLike, *, weights: str | os.PathLike | None = None
         raise InputTypeError(
             f"stzoo.load takes a zoo name (a str, e.g. 'tau-mmnist'; see stzoo.list_models()), a folder "
             f"written by Predictor.save_pretrained (a str or os.PathLike) or 'hf-hub:owner/repo[@revision]', "
-            f"got {type(name).__name__} {str(name)[:80]!r}")
+            f"got {type(name).__name__} {str(name)[:80]!r}"
+        )
     for prefix, fn in _PREFIXES.items():
         if name.startswith(prefix):
             return fn(name, weights=weights, pretrained=pretrained)
@@ -203,8 +225,10 @@ def resolve(name: str | os.PathLike, *, weights: str | os.PathLike | None = None
             raise UnknownModelError(f"{exc} It is not a usable folder path either: {bad_path}") from None
         if os.path.isdir(folder):
             return _resolve_folder(name, weights=weights, pretrained=pretrained)
-        raise UnknownModelError(f"{exc} (stzoo.load also takes a folder written by Predictor.save_pretrained, "
-                                "or 'hf-hub:owner/repo[@revision]'.)") from None
+        raise UnknownModelError(
+            f"{exc} (stzoo.load also takes a folder written by Predictor.save_pretrained, "
+            "or 'hf-hub:owner/repo[@revision]'.)"
+        ) from None
     if pretrained or weights is not None:
         loc = locate_weights(entry, weights)
         return Resolved(entry, loc.path, loc.source, entry.name, "zoo")

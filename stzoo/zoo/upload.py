@@ -34,9 +34,16 @@ from stzoo.zoo.resolve import locate_weights
 __all__ = ["push_folder", "push_to_hub", "export_release"]
 
 
-def push_folder(directory: str | os.PathLike, repo_id: str, *, revision: str | None = None,
-                commit_message: str | None = None, private: bool | None = None, token: str | None = None,
-                extra_files: dict[str, str] | None = None) -> str:
+def push_folder(
+    directory: str | os.PathLike,
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    private: bool | None = None,
+    token: str | None = None,
+    extra_files: dict[str, str] | None = None,
+) -> str:
     """Upload a checkpoint folder to Hub repo ``repo_id`` (created if missing) and return the commit id.
 
     The folder is loaded first (strict keys, sha256 from config.json), so a broken checkpoint is never
@@ -61,10 +68,12 @@ def push_folder(directory: str | os.PathLike, repo_id: str, *, revision: str | N
         if revision not in (None, "main"):
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         info = api.create_commit(
-            repo_id, [CommitOperationAdd(path_in_repo=n, path_or_fileobj=str(p)) for n, p in files.items()],
-            commit_message=commit_message or f"Upload {json.loads(files[CONFIG_NAME].read_text())['name']} "
-                                             f"with stzoo {_version()}",
-            revision=revision)
+            repo_id,
+            [CommitOperationAdd(path_in_repo=n, path_or_fileobj=str(p)) for n, p in files.items()],
+            commit_message=commit_message
+            or f"Upload {json.loads(files[CONFIG_NAME].read_text())['name']} with stzoo {_version()}",
+            revision=revision,
+        )
     except StzooError:
         raise
     except Exception as exc:
@@ -75,15 +84,22 @@ def push_folder(directory: str | os.PathLike, repo_id: str, *, revision: str | N
     return str(info.oid)
 
 
-def push_to_hub(predictor: PredictorLike, repo_id: str, *, revision: str | None = None,
-                commit_message: str | None = None, private: bool | None = None, token: str | None = None,
-                config: dict[str, Any] | None = None, card: str | None = None) -> str:
+def push_to_hub(
+    predictor: PredictorLike,
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    private: bool | None = None,
+    token: str | None = None,
+    config: dict[str, Any] | None = None,
+    card: str | None = None,
+) -> str:
     """``save_pretrained`` into a temporary folder, then :func:`push_folder`. Returns the commit id."""
     validate_repo_id(repo_id)
     with tempfile.TemporaryDirectory(prefix="stzoo-push-") as tmp:
         save_pretrained(predictor, tmp, config=config, repo_id=repo_id, card=card)
-        return push_folder(tmp, repo_id, revision=revision, commit_message=commit_message, private=private,
-                           token=token)
+        return push_folder(tmp, repo_id, revision=revision, commit_message=commit_message, private=private, token=token)
 
 
 def export_release(name: str, directory: str | os.PathLike, *, repo_id: str | None = None) -> Path:
@@ -92,8 +108,15 @@ def export_release(name: str, directory: str | os.PathLike, *, repo_id: str | No
     entry = get_entry(name)
     loc = locate_weights(entry)
     doc = entry.to_dict()
-    cfg: dict[str, Any] = {"stzoo_format": FORMAT_VERSION, "library": "stzoo", "stzoo_version": _version(),
-                           "name": entry.name, "architecture": entry.architecture, "config": doc["config"],
-                           "input": doc["input"], **_meta(entry)}
+    cfg: dict[str, Any] = {
+        "stzoo_format": FORMAT_VERSION,
+        "library": "stzoo",
+        "stzoo_version": _version(),
+        "name": entry.name,
+        "architecture": entry.architecture,
+        "config": doc["config"],
+        "input": doc["input"],
+        **_meta(entry),
+    }
     _check_config_rebuilds(cfg, load_safetensors(loc.path), str(loc.path))
     return _write_folder(Path(directory).expanduser(), cfg, loc.path, None, repo_id, None)

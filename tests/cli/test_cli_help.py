@@ -70,7 +70,7 @@ def _problems() -> tuple[list[str], list[str], int]:
                 no_default.append(f"{_label(cmd, action)} (default {action.default!r})")
             elif any(f"default: {bad}" in text for bad in ("None", "[]", "''")):
                 # ArgumentDefaultsHelpFormatter's "(default: None)" says nothing: say what None means
-                no_default.append(f"{_label(cmd, action)} (help says {text[text.index('default: '):][:20]!r})")
+                no_default.append(f"{_label(cmd, action)} (help says {text[text.index('default: ') :][:20]!r})")
     return no_help, no_default, checked
 
 
@@ -83,8 +83,9 @@ def test_every_option_of_every_subcommand_has_help():
 def test_every_option_that_takes_a_value_shows_its_default():
     """Options with a value state their default in their help ("default: ..."), flags need only help."""
     _, no_default, _ = _problems()
-    assert not no_default, (f"{len(no_default)} option(s) whose help does not say their default:\n  "
-                            + "\n  ".join(no_default))
+    assert not no_default, f"{len(no_default)} option(s) whose help does not say their default:\n  " + "\n  ".join(
+        no_default
+    )
 
 
 def test_help_of_every_subcommand_renders():
@@ -108,8 +109,15 @@ def test_user_help_does_not_list_maintainer_commands():
 
 def _run_help(*module: str) -> str:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", *module, "--help"], capture_output=True, text=True, env=env,
-                          cwd=ROOT, check=False, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", *module, "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from helpers import openstl_reference as ref  # noqa: E402
 
 import stzoo
 from stzoo.cli.main import main
@@ -22,13 +21,15 @@ from stzoo.convert import convert_openstl, from_openstl, load_openstl_checkpoint
 from stzoo.errors import ConfigError, InputError, WeightsNotAvailableError
 from stzoo.models import build_model, count_parameters
 
-from helpers import openstl_reference as ref  # noqa: E402
-
 TOL = 1e-5  # the issue's bound on max |stzoo − OpenSTL| / max |OpenSTL|, fp32
 SMALL_TAU = dict(channels=2, frames=4, hid_S=8, hid_T=24, N_S=4, N_T=3, mlp_ratio=4.0)
-LIGHTNING_EXTRAS = {"epoch": 3, "global_step": 300, "pytorch-lightning_version": "2.1.0",
-                    "optimizer_states": [{"state": {}, "param_groups": [{"lr": 1e-3, "params": [0, 1]}]}],
-                    "lr_schedulers": [{"last_epoch": 3}]}
+LIGHTNING_EXTRAS = {
+    "epoch": 3,
+    "global_step": 300,
+    "pytorch-lightning_version": "2.1.0",
+    "optimizer_states": [{"state": {}, "param_groups": [{"lr": 1e-3, "params": [0, 1]}]}],
+    "lr_schedulers": [{"last_epoch": 3}],
+}
 
 
 def _tau_input(batch: int = 2, size: int = 16) -> torch.Tensor:
@@ -38,10 +39,16 @@ def _tau_input(batch: int = 2, size: int = 16) -> torch.Tensor:
 def _containers(state: dict, hparams: dict | None = None) -> dict[str, dict]:
     return {
         "raw": dict(state),
-        "state_dict+optimizer": {"state_dict": dict(state), "optimizer": {"state": {}, "param_groups": []},
-                                 "epoch": 200},
-        "lightning": {**LIGHTNING_EXTRAS, "state_dict": {"model." + k: v for k, v in state.items()},
-                      "hyper_parameters": dict(hparams or {})},
+        "state_dict+optimizer": {
+            "state_dict": dict(state),
+            "optimizer": {"state": {}, "param_groups": []},
+            "epoch": 200,
+        },
+        "lightning": {
+            **LIGHTNING_EXTRAS,
+            "state_dict": {"model." + k: v for k, v in state.items()},
+            "hyper_parameters": dict(hparams or {}),
+        },
     }
 
 
@@ -54,8 +61,19 @@ def test_paper_config_checkpoint_is_converted_completely():
     assert (len(state), len(params), len(buffers)) == (278, 230, 48)  # 16 BatchNorms × 3 buffers
     out, cfg, spec, details = map_openstl_state_dict(state, "tau")
     assert details["tensors_mapped"] == len(state) == len(out) and details["tensors_unused"] == []
-    assert cfg == {"frames": 10, "channels": 1, "hid_S": 64, "hid_T": 512, "N_S": 4, "N_T": 8, "mlp_ratio": 8.0,
-                   "spatio_kernel": 3, "kernel_size": 21, "height": 64, "width": 64}
+    assert cfg == {
+        "frames": 10,
+        "channels": 1,
+        "hid_S": 64,
+        "hid_T": 512,
+        "N_S": 4,
+        "N_T": 8,
+        "mlp_ratio": 8.0,
+        "spatio_kernel": 3,
+        "kernel_size": 21,
+        "height": 64,
+        "width": 64,
+    }
     assert (spec["frames_in"], spec["frames_out"]) == (10, 10)
     model = build_model("tau", cfg)
     model.load_state_dict(out, strict=True)
@@ -64,8 +82,9 @@ def test_paper_config_checkpoint_is_converted_completely():
     with torch.no_grad():
         assert ref.relative_error(model.eval()(x), ref.simvp_tau_forward(state, x)) <= TOL
     # every OpenSTL value arrives unchanged, each in exactly one stzoo tensor
-    assert sorted(round(float(v.double().sum()), 3) for v in out.values()) == \
-        sorted(round(float(v.double().sum()), 3) for v in state.values())
+    assert sorted(round(float(v.double().sum()), 3) for v in out.values()) == sorted(
+        round(float(v.double().sum()), 3) for v in state.values()
+    )
 
 
 @pytest.mark.parametrize("container", ["raw", "state_dict+optimizer", "lightning"])
@@ -82,8 +101,13 @@ def test_tau_outputs_equal_openstl_for_each_container(tmp_path, container):
     rep = p.entry.extra["openstl"]
     assert rep["source"] == path.name and len(rep["sha256"]) == 64
     assert rep["prefix"] == ("model." if container == "lightning" else "")
-    assert rep["container"].startswith({"raw": "raw state_dict", "state_dict+optimizer": "dict with a 'state_dict'",
-                                        "lightning": "Lightning checkpoint"}[container])
+    assert rep["container"].startswith(
+        {
+            "raw": "raw state_dict",
+            "state_dict+optimizer": "dict with a 'state_dict'",
+            "lightning": "Lightning checkpoint",
+        }[container]
+    )
     # through the Predictor (uint8 in → uint8 out) too
     frames = (x[0].permute(0, 2, 3, 1).numpy() * 255).round().astype("uint8")  # T×H×W×C
     assert p.predict(frames, layout="THWC").shape == frames.shape
@@ -169,8 +193,9 @@ def test_convlstm_outputs_equal_openstl(channels, patch):
     assert ref.relative_error(got, expected) <= TOL
     assert p.spec.frames_in == 5 and p.spec.frames_out == 6 and p.spec.channels == channels
     rep = p.entry.extra["openstl"]
-    assert rep["tensors_unused"] == sorted(f"cell_list.{i}.{n}.weight" for i in range(3)
-                                           for n in ("conv_o.0", "conv_last"))
+    assert rep["tensors_unused"] == sorted(
+        f"cell_list.{i}.{n}.weight" for i in range(3) for n in ("conv_o.0", "conv_last")
+    )
     assert rep["tensors_mapped"] == 3 * 2 + 1
     for i in range(3):  # OpenSTL's cell has no bias and no forget bias in its forward
         assert torch.count_nonzero(p.model.cells[i].conv_x.bias) == 0
@@ -181,13 +206,17 @@ def test_convlstm_patch_order_matters_for_several_channels():
     would catch a converter that skipped it."""
     state = ref.convlstm_state_dict(patch_channels=12, num_hidden=[8, 8], seed=5)
     naive = build_model("convlstm", {"num_layers": 2, "num_hidden": 8, "patch_size": 2, "channels": 3})
-    naive.load_state_dict({"cells.0.conv_x.weight": state["cell_list.0.conv_x.0.weight"],
-                           "cells.0.conv_x.bias": torch.zeros(32),
-                           "cells.0.conv_h.weight": state["cell_list.0.conv_h.0.weight"],
-                           "cells.1.conv_x.weight": state["cell_list.1.conv_x.0.weight"],
-                           "cells.1.conv_x.bias": torch.zeros(32),
-                           "cells.1.conv_h.weight": state["cell_list.1.conv_h.0.weight"],
-                           "readout.weight": state["conv_last.weight"]})
+    naive.load_state_dict(
+        {
+            "cells.0.conv_x.weight": state["cell_list.0.conv_x.0.weight"],
+            "cells.0.conv_x.bias": torch.zeros(32),
+            "cells.0.conv_h.weight": state["cell_list.0.conv_h.0.weight"],
+            "cells.1.conv_x.weight": state["cell_list.1.conv_x.0.weight"],
+            "cells.1.conv_x.bias": torch.zeros(32),
+            "cells.1.conv_h.weight": state["cell_list.1.conv_h.0.weight"],
+            "readout.weight": state["conv_last.weight"],
+        }
+    )
     x, y = torch.rand(1, 4, 3, 8, 8), torch.rand(1, 3, 3, 8, 8)
     with torch.no_grad():
         assert ref.relative_error(naive(x, 3), ref.convlstm_predict(state, x, y, 2)) > 1e-2
@@ -234,9 +263,19 @@ def test_convlstm_unsupported_variants_are_clear_errors():
 
 def test_lightning_hyper_parameters_supply_the_config(tmp_path):
     state = ref.convlstm_state_dict(patch_channels=12, num_hidden=[8, 8], seed=3)
-    hparams = {"method": "convlstm", "patch_size": 2, "in_shape": [4, 3, 8, 8], "pre_seq_length": 4,
-               "aft_seq_length": 3, "num_hidden": "8,8", "filter_size": 5, "stride": 1, "layer_norm": 0,
-               "lr": 1e-3, "dataname": "custom"}
+    hparams = {
+        "method": "convlstm",
+        "patch_size": 2,
+        "in_shape": [4, 3, 8, 8],
+        "pre_seq_length": 4,
+        "aft_seq_length": 3,
+        "num_hidden": "8,8",
+        "filter_size": 5,
+        "stride": 1,
+        "layer_norm": 0,
+        "lr": 1e-3,
+        "dataname": "custom",
+    }
     path = tmp_path / "epoch=3.ckpt"
     torch.save(_containers(state, hparams)["lightning"], path)
     p = from_openstl(path, "convlstm")
@@ -262,14 +301,16 @@ def _trip(what: str) -> str:
     return what
 
 
-@pytest.mark.skipif(not hasattr(torch.serialization, "get_unsafe_globals_in_checkpoint"),
-                    reason="reading unknown objects as placeholders needs torch >= 2.6")
+@pytest.mark.skipif(
+    not hasattr(torch.serialization, "get_unsafe_globals_in_checkpoint"),
+    reason="reading unknown objects as placeholders needs torch >= 2.6",
+)
 def test_objects_outside_the_weights_become_inert_placeholders(tmp_path):
     state = ref.convlstm_state_dict(patch_channels=4, num_hidden=[4], seed=4)
     hparams = {"patch_size": 2, "args": argparse.Namespace(lr=0.1), "hook": _Tripwire()}
     path = tmp_path / "last.ckpt"
     torch.save(_containers(state, hparams)["lightning"], path)
-    with pytest.raises(Exception):  # the plain weights-only load refuses the file
+    with pytest.raises(Exception):  # noqa: B017 (the plain weights-only load refuses the file; its type varies)
         torch.load(path, weights_only=True)
     _TRIPPED.clear()
     loaded, info = load_openstl_checkpoint(path)
@@ -307,9 +348,11 @@ def test_unreadable_and_missing_files(tmp_path):
 
 def test_openstl_python_config_file_is_parsed_not_executed(tmp_path):
     cfg = tmp_path / "ConvLSTM.py"
-    cfg.write_text("method = 'ConvLSTM'\nreverse_scheduled_sampling = 0\nnum_hidden = '8,8'\nfilter_size = 5\n"
-                   "stride = 1\npatch_size = 2\nlayer_norm = 0\nsched = 'onecycle'\n"
-                   "side_effect = open('should-not-exist', 'w')\n")
+    cfg.write_text(
+        "method = 'ConvLSTM'\nreverse_scheduled_sampling = 0\nnum_hidden = '8,8'\nfilter_size = 5\n"
+        "stride = 1\npatch_size = 2\nlayer_norm = 0\nsched = 'onecycle'\n"
+        "side_effect = open('should-not-exist', 'w')\n"
+    )
     state = ref.convlstm_state_dict(patch_channels=4, num_hidden=[8, 8])
     p = from_openstl(state, "convlstm", cfg)
     assert p.model.patch_size == 2 and not (tmp_path / "should-not-exist").exists()
@@ -327,8 +370,9 @@ def test_cli_converts_into_a_folder_that_stzoo_load_loads(tmp_path, capsys):
     ckpt = tmp_path / "mmnist_convlstm_one_ep200.pth"
     torch.save(state, ckpt)
     out = tmp_path / "converted"
-    rc = main(["convert", "openstl", str(ckpt), "--arch", "convlstm", "--config", '{"patch_size": 2}',
-               "--out", str(out)])
+    rc = main(
+        ["convert", "openstl", str(ckpt), "--arch", "convlstm", "--config", '{"patch_size": 2}', "--out", str(out)]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "5 tensors mapped, 4 unused OpenSTL tensors dropped" in printed
@@ -337,8 +381,15 @@ def test_cli_converts_into_a_folder_that_stzoo_load_loads(tmp_path, capsys):
     with torch.no_grad():
         assert ref.relative_error(p.model(x, 10), ref.convlstm_predict(state, x, y, 2)) <= TOL
     card = (out / "README.md").read_text(encoding="utf-8")
-    for needle in ("OpenSTL", "https://github.com/chengtan9907/OpenSTL", "mmnist_convlstm_one_ep200.pth",
-                   "license: apache-2.0", "Apache-2.0", "## Origin", "cell_list.0.conv_o.0.weight"):
+    for needle in (
+        "OpenSTL",
+        "https://github.com/chengtan9907/OpenSTL",
+        "mmnist_convlstm_one_ep200.pth",
+        "license: apache-2.0",
+        "Apache-2.0",
+        "## Origin",
+        "cell_list.0.conv_o.0.weight",
+    ):
         assert needle in card, needle
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["architecture"] == "convlstm" and cfg["license"] == "Apache-2.0"

@@ -16,9 +16,9 @@ from stzoo.errors import InputError
 
 REAL_MNIST = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
 HAVE_REAL_MNIST = (REAL_MNIST / "t10k-images-idx3-ubyte.gz").is_file() or (
-    REAL_MNIST / "t10k-images-idx3-ubyte").is_file()
-needs_real_mnist = pytest.mark.skipif(
-    not HAVE_REAL_MNIST, reason=f"real MNIST IDX files not found in {REAL_MNIST}")
+    REAL_MNIST / "t10k-images-idx3-ubyte"
+).is_file()
+needs_real_mnist = pytest.mark.skipif(not HAVE_REAL_MNIST, reason=f"real MNIST IDX files not found in {REAL_MNIST}")
 
 
 @pytest.fixture(autouse=True)
@@ -54,8 +54,9 @@ def write_idx(path: Path, arr: np.ndarray, gz: bool) -> Path:
     return path
 
 
-def write_split(folder: Path, prefix_img: str, prefix_lbl: str, images: np.ndarray, labels: np.ndarray,
-                gz: bool = True) -> None:
+def write_split(
+    folder: Path, prefix_img: str, prefix_lbl: str, images: np.ndarray, labels: np.ndarray, gz: bool = True
+) -> None:
     write_idx(folder / prefix_img, images, gz)
     write_idx(folder / prefix_lbl, labels, gz)
 

@@ -16,14 +16,14 @@ import torch
 
 import stzoo.data.moving_mnist as mm
 from stzoo.cli.main import build_parser, main
-from stzoo.data.moving_mnist import (TEST_SEED, MovingMNIST, cache_root, digits_fingerprint,
-                                     moving_mnist_test_set)
+from stzoo.data.moving_mnist import TEST_SEED, MovingMNIST, cache_root, digits_fingerprint, moving_mnist_test_set
 from stzoo.training.train import evaluate_copy_last
 
 REAL_MNIST = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
 needs_real_mnist = pytest.mark.skipif(
     not any((REAL_MNIST / f"t10k-images-idx3-ubyte{ext}").is_file() for ext in ("", ".gz")),
-    reason=f"real MNIST IDX files not found in {REAL_MNIST}")
+    reason=f"real MNIST IDX files not found in {REAL_MNIST}",
+)
 
 # sha256 of the bytes MovingMNIST.sequence() produced for the stzoo test set (real MNIST test digits,
 # seed TEST_SEED) before the cache existed: the sequences the released metrics were measured on
@@ -55,7 +55,7 @@ def reference_sequence(digits, index, seq_len=20, num_digits=2, size=64, seed=0,
     for _ in range(num_digits):
         digit = digits[rng.integers(len(digits))]
         for t, (y, x) in enumerate(reference_trajectory(rng, seq_len, size - max(dh, dw))):
-            np.maximum(canvas[t, y:y + dh, x:x + dw], digit, out=canvas[t, y:y + dh, x:x + dw])
+            np.maximum(canvas[t, y : y + dh, x : x + dw], digit, out=canvas[t, y : y + dh, x : x + dw])
     return canvas
 
 
@@ -168,8 +168,7 @@ def test_second_call_reuses_the_file_without_regenerating(tmp_path, monkeypatch)
 def test_every_input_of_the_generator_is_in_the_key(tmp_path):
     d = digits(6)
     base = dict(num_sequences=4, seq_len=5, num_digits=2, size=40, seed=3, epoch=0)
-    variants = [{}, {"seed": 4}, {"size": 41}, {"seq_len": 6}, {"num_digits": 1}, {"epoch": 1},
-                {"num_sequences": 3}]
+    variants = [{}, {"seed": 4}, {"size": 41}, {"seq_len": 6}, {"num_digits": 1}, {"epoch": 1}, {"num_sequences": 3}]
     paths = []
     for change in variants:
         ds = MovingMNIST(d, **{**base, **change})
@@ -324,7 +323,7 @@ def test_a_damaged_cache_file_is_replaced(tmp_path, damage):
     path = ds.use_cache(tmp_path)
     data = path.read_bytes()
     if damage == "truncated":
-        path.write_bytes(data[:len(data) // 2])
+        path.write_bytes(data[: len(data) // 2])
     elif damage == "wrong-bytes":
         arr = np.load(path)
         arr[-1] = 255 - arr[-1]
@@ -366,7 +365,7 @@ def test_cli_evaluate_uses_the_cache_and_gives_the_same_numbers(tmp_path, cache,
 def test_cli_evaluate_help_states_every_default(capsys):
     sub = next(a for a in build_parser()._actions if a.dest == "command").choices["evaluate"]
     text = " ".join(sub.format_help().split())
-    options = text[text.index("options:"):]
+    options = text[text.index("options:") :]
     listed = [a for a in sub._actions if a.option_strings and a.dest != "help"]
     starts = [options.index(a.option_strings[-1]) for a in listed] + [len(options)]
     assert starts[:-1] == sorted(starts[:-1])

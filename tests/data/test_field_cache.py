@@ -51,8 +51,10 @@ def test_every_generator_setting_and_the_count_key_the_file(tmp_path):
     cached_test_set("grayscott", 3, cache=tmp_path, **{**SMALL, "frame_every": 6})
     assert len(list(tmp_path.glob("*.npy"))) == 4
     other = cached_test_set("grayscott", 3, cache=tmp_path, seed=7, **SMALL)
-    np.testing.assert_array_equal(other.batch(0, 3).numpy(),
-                                  make_dataset("grayscott", "test", num_sequences=3, seed=7, **SMALL).batch(0, 3).numpy())
+    np.testing.assert_array_equal(
+        other.batch(0, 3).numpy(),
+        make_dataset("grayscott", "test", num_sequences=3, seed=7, **SMALL).batch(0, 3).numpy(),
+    )
 
 
 def test_a_damaged_or_interrupted_cache_file_is_made_again(tmp_path, monkeypatch):

@@ -11,11 +11,28 @@ import pytest
 import torch
 
 from stzoo.data import fields, registry
-from stzoo.data.grayscott import (DT, DX, D_U, D_V, REGIMES, GrayScott, check_parameters, grayscott_step,
-                                  grayscott_test_set, stable_dt)
+from stzoo.data.grayscott import (
+    D_U,
+    D_V,
+    DT,
+    DX,
+    REGIMES,
+    GrayScott,
+    check_parameters,
+    grayscott_step,
+    grayscott_test_set,
+    stable_dt,
+)
 from stzoo.data.grayscott import TEST_SEED as GS_TEST_SEED
-from stzoo.data.kolmogorov import (RK4_LIMIT, Kolmogorov, SpectralNS2D, kolmogorov_test_set, random_vorticity,
-                                   unit_to_vorticity, vorticity_to_unit)
+from stzoo.data.kolmogorov import (
+    RK4_LIMIT,
+    Kolmogorov,
+    SpectralNS2D,
+    kolmogorov_test_set,
+    random_vorticity,
+    unit_to_vorticity,
+    vorticity_to_unit,
+)
 from stzoo.data.kolmogorov import TEST_SEED as KF_TEST_SEED
 from stzoo.errors import ConfigError, InputError, StzooError
 from stzoo.training.train import evaluate_copy_last
@@ -47,10 +64,15 @@ def shape_stats(v: np.ndarray, threshold: float = 0.25) -> dict:
     inner = np.roll(m, 1, 0) & np.roll(m, -1, 0) & np.roll(m, 1, 1) & np.roll(m, -1, 1)
     edge = m & ~inner
     perims = np.bincount(lab[edge], minlength=len(areas)) if len(areas) else np.zeros(0)
-    q = perims ** 2 / (4 * np.pi * np.maximum(areas, 1))
+    q = perims**2 / (4 * np.pi * np.maximum(areas, 1))
     _, holes = components(~m)
-    return {"coverage": float(m.mean()), "blobs": len(areas), "areas": areas,
-            "q": float((q * areas).sum() / max(areas.sum(), 1)), "holes": len(holes)}
+    return {
+        "coverage": float(m.mean()),
+        "blobs": len(areas),
+        "areas": areas,
+        "q": float((q * areas).sum() / max(areas.sum(), 1)),
+        "holes": len(holes),
+    }
 
 
 # ---- Gray–Scott: numerics ------------------------------------------------------------------------
@@ -61,12 +83,12 @@ def test_diffusion_of_a_fourier_mode_matches_the_discrete_decay_factor():
     u = 0.5 + 0.1 * mode
     v = 0.2 + 0.05 * mode
     grayscott_step(u, v, 0.0, 0.0, steps=steps, reaction=False)
-    lam = 4 * (np.sin(np.pi * mx / n) ** 2 + np.sin(np.pi * my / n) ** 2)   # −(5-point symbol)
-    ru, rv = D_U * DT / DX ** 2, D_V * DT / DX ** 2
+    lam = 4 * (np.sin(np.pi * mx / n) ** 2 + np.sin(np.pi * my / n) ** 2)  # −(5-point symbol)
+    ru, rv = D_U * DT / DX**2, D_V * DT / DX**2
     np.testing.assert_allclose(u, 0.5 + 0.1 * (1 - ru * lam) ** steps * mode, rtol=0, atol=1e-13)
     np.testing.assert_allclose(v, 0.2 + 0.05 * (1 - rv * lam) ** steps * mode, rtol=0, atol=1e-13)
     # and the continuum decay rate for this smooth mode is close (5-point stencil error only)
-    k2 = (2 * np.pi / (n * DX)) ** 2 * (mx ** 2 + my ** 2)
+    k2 = (2 * np.pi / (n * DX)) ** 2 * (mx**2 + my**2)
     assert abs((1 - ru * lam) ** steps / math.exp(-D_U * k2 * DT * steps) - 1) < 0.05
 
 
@@ -80,7 +102,7 @@ def test_mass_is_conserved_without_feed_and_kill():
     # with the reaction u + 2v → 3v (F = k = 0): only Σ(u + v)
     u, v = u0.copy(), v0.copy()
     grayscott_step(u, v, 0.0, 0.0, steps=200)
-    assert abs(u.sum() - u0.sum()) > 1.0                       # the reaction did move mass from u to v
+    assert abs(u.sum() - u0.sum()) > 1.0  # the reaction did move mass from u to v
     total0 = u0.sum() + v0.sum()
     assert abs(u.sum() + v.sum() - total0) / total0 < 1e-12
 
@@ -88,7 +110,7 @@ def test_mass_is_conserved_without_feed_and_kill():
 def test_mass_balance_with_feed_and_kill_per_step():
     ds = GrayScott(1, size=32, regimes=["waves"], seed=3)
     u, v, F, k = ds.initial_state(0)
-    grayscott_step(u, v, F, k, steps=100)              # into the reacting regime
+    grayscott_step(u, v, F, k, steps=100)  # into the reacting regime
     worst, change = 0.0, 0.0
     for _ in range(50):
         before = u.sum() + v.sum()
@@ -96,8 +118,8 @@ def test_mass_balance_with_feed_and_kill_per_step():
         grayscott_step(u, v, F, k)
         worst = max(worst, abs((u.sum() + v.sum() - before) - expected) / before)
         change = max(change, abs(expected) / before)
-    assert change > 1e-4                     # feed and kill do change the mass, by this much per step
-    assert worst < 1e-13, worst              # and by exactly the predicted amount (to round-off)
+    assert change > 1e-4  # feed and kill do change the mass, by this much per step
+    assert worst < 1e-13, worst  # and by exactly the predicted amount (to round-off)
 
 
 def test_fields_stay_in_the_unit_interval_in_every_regime():
@@ -105,7 +127,7 @@ def test_fields_stay_in_the_unit_interval_in_every_regime():
     b = ds.batch(0, len(ds))
     assert b.dtype == torch.float32 and b.shape == (len(REGIMES), 4, 2, 48, 48)
     assert float(b.min()) >= 0.0 and float(b.max()) <= 1.0
-    assert float(b[:, :, 1].max()) < 0.6          # V stays well inside, as the docs say
+    assert float(b[:, :, 1].max()) < 0.6  # V stays well inside, as the docs say
 
 
 # ---- Gray–Scott: each regime makes its pattern ---------------------------------------------------
@@ -124,11 +146,19 @@ def regime_stats(runs) -> dict:
     for seq in runs:
         s = shape_stats(seq[-1, 1])
         a = s["areas"]
-        rows.append({"coverage": s["coverage"], "blobs": s["blobs"], "q": s["q"], "holes": s["holes"],
-                     "max_area": a.max() if len(a) else 0, "largest": a.max() / a.sum() if len(a) else 0,
-                     "diameter": 2 * np.sqrt(np.median(a) / np.pi) if len(a) else 0,
-                     # fraction of pixels whose V changes by more than 0.1 from one frame to the next
-                     "moving": float((np.abs(np.diff(seq[:, 1], axis=0)) > 0.1).mean())})
+        rows.append(
+            {
+                "coverage": s["coverage"],
+                "blobs": s["blobs"],
+                "q": s["q"],
+                "holes": s["holes"],
+                "max_area": a.max() if len(a) else 0,
+                "largest": a.max() / a.sum() if len(a) else 0,
+                "diameter": 2 * np.sqrt(np.median(a) / np.pi) if len(a) else 0,
+                # fraction of pixels whose V changes by more than 0.1 from one frame to the next
+                "moving": float((np.abs(np.diff(seq[:, 1], axis=0)) > 0.1).mean()),
+            }
+        )
     return {k: float(np.median([r[k] for r in rows])) for k in rows[0]}
 
 
@@ -136,8 +166,8 @@ def test_spot_regimes_make_compact_round_spots(regime_runs):
     for name in ("spots", "mitosis"):
         s = regime_stats(regime_runs[name])
         assert s["blobs"] >= 1 and s["max_area"] < 100 and s["q"] < 1.5 and s["coverage"] < 0.25, (name, s)
-        assert 5 <= s["diameter"] <= 10, (name, s)          # 5–10 cells: resolved, many per frame
-    assert regime_stats(regime_runs["spots"])["blobs"] >= 10   # these spots fill the space
+        assert 5 <= s["diameter"] <= 10, (name, s)  # 5–10 cells: resolved, many per frame
+    assert regime_stats(regime_runs["spots"])["blobs"] >= 10  # these spots fill the space
 
 
 def test_worm_regimes_make_elongated_structures(regime_runs):
@@ -163,7 +193,7 @@ def test_grayscott_is_deterministic_and_batch_independent():
     a, b = GrayScott(6, **kw), GrayScott(6, **kw)
     batch = a.batch(1, 5).numpy()
     for j, i in enumerate(range(1, 5)):
-        assert batch[j].tobytes() == b.sequence(i).tobytes()     # same bytes alone as in a batch
+        assert batch[j].tobytes() == b.sequence(i).tobytes()  # same bytes alone as in a batch
     assert a.sequence(2).dtype == np.float32 and a[2].shape == (3, 2, 32, 32)
     assert not np.array_equal(a.sequence(1), a.sequence(2))
     c = GrayScott(6, **kw)
@@ -176,9 +206,21 @@ def test_grayscott_is_deterministic_and_batch_independent():
 
 def test_grayscott_refuses_bad_parameters():
     assert stable_dt(0.1, 0.0) == pytest.approx(1 / 1.9)
-    for kw in ({"size": 4}, {"size": 7.5}, {"regimes": ["nope"]}, {"regimes": [(0.2, 0.06)]},
-               {"regimes": [(0.03, -0.01)]}, {"regimes": [(0.03, 0.09)]}, {"dt": 0.6}, {"dt": 0.0},
-               {"dx": 0.005}, {"frame_every": 0}, {"burn_in": -1}, {"regimes": []}, {"seq_len": 0}):
+    for kw in (
+        {"size": 4},
+        {"size": 7.5},
+        {"regimes": ["nope"]},
+        {"regimes": [(0.2, 0.06)]},
+        {"regimes": [(0.03, -0.01)]},
+        {"regimes": [(0.03, 0.09)]},
+        {"dt": 0.6},
+        {"dt": 0.0},
+        {"dx": 0.005},
+        {"frame_every": 0},
+        {"burn_in": -1},
+        {"regimes": []},
+        {"seq_len": 0},
+    ):
         with pytest.raises(ConfigError):
             GrayScott(4, **kw)
     with pytest.raises(ConfigError):
@@ -187,7 +229,7 @@ def test_grayscott_refuses_bad_parameters():
         check_parameters(0.05, 0.06, dt=0.55)
     with pytest.raises(ConfigError):
         check_parameters(0.05, 0.06, D_u=-1e-5)
-    check_parameters(0.05, 0.06, dt=0.5)                     # the default passes
+    check_parameters(0.05, 0.06, dt=0.5)  # the default passes
     ds = GrayScott(3, seq_len=1, size=16, burn_in=1)
     with pytest.raises(IndexError):
         ds.sequence(3)
@@ -199,7 +241,7 @@ def test_grayscott_refuses_bad_parameters():
 # ---- Navier–Stokes solver ------------------------------------------------------------------------
 def grid(n):
     x = np.arange(n) * 2 * np.pi / n
-    return np.meshgrid(x, x, indexing="ij")     # Y, X (axis −2 is y)
+    return np.meshgrid(x, x, indexing="ij")  # Y, X (axis −2 is y)
 
 
 @pytest.mark.parametrize("drag", [0.0, 0.3])
@@ -208,18 +250,18 @@ def test_taylor_green_vortex_decays_at_the_viscous_rate(drag):
     Y, X = grid(n)
     ks = np.array([1, 2, 3])
     psi = np.stack([np.sin(k * X) * np.sin(k * Y) for k in ks])
-    w0 = 2 * ks[:, None, None] ** 2 * psi                           # ω = −∇²ψ
+    w0 = 2 * ks[:, None, None] ** 2 * psi  # ω = −∇²ψ
     s = SpectralNS2D(n, viscosity=nu, drag=drag, forcing_amplitude=0.0, dt=dt)
     u, v = s.velocity(s.to_spectral(w0))
-    for j, k in enumerate(ks):                                       # u = ∂ψ/∂y, v = −∂ψ/∂x
+    for j, k in enumerate(ks):  # u = ∂ψ/∂y, v = −∂ψ/∂x
         np.testing.assert_allclose(u[j], k * np.sin(k * X) * np.cos(k * Y), atol=1e-12)
         np.testing.assert_allclose(v[j], -k * np.cos(k * X) * np.sin(k * Y), atol=1e-12)
     w = s.to_physical(s.step(s.to_spectral(w0), steps))
     t = steps * dt
-    exact = w0 * np.exp(-(2 * nu * ks ** 2 + drag) * t)[:, None, None]
+    exact = w0 * np.exp(-(2 * nu * ks**2 + drag) * t)[:, None, None]
     rel = np.abs(w - exact).max() / np.abs(exact).max()
     assert rel < 1e-10, rel
-    assert np.abs(w[2]).max() < 0.5 * np.abs(w0[2]).max()           # it did decay (k = 3: by e^{−1.8})
+    assert np.abs(w[2]).max() < 0.5 * np.abs(w0[2]).max()  # it did decay (k = 3: by e^{−1.8})
 
 
 def test_velocity_is_divergence_free_and_its_curl_is_the_vorticity():
@@ -231,7 +273,7 @@ def test_velocity_is_divergence_free_and_its_curl_is_the_vorticity():
     div = s.ikx * uh + s.iky * vh
     scale = np.abs(s.ikx * uh).max()
     assert np.abs(div).max() / scale < 1e-13
-    curl = s.ikx * vh - s.iky * uh                                   # ω = ∂v/∂x − ∂u/∂y
+    curl = s.ikx * vh - s.iky * uh  # ω = ∂v/∂x − ∂u/∂y
     assert np.abs(curl - wh).max() / np.abs(wh).max() < 1e-13
 
 
@@ -247,12 +289,13 @@ def test_nonlinear_term_matches_the_analytic_advection():
     s = SpectralNS2D(n, forcing_amplitude=0.0)
     nl = s.to_physical(s.nonlinear(s.to_spectral(w)))
     expected = -(u * wx + v * wy)
-    assert np.abs(expected).max() > 1.0                             # a genuinely nonlinear case
+    assert np.abs(expected).max() > 1.0  # a genuinely nonlinear case
     assert np.abs(nl - expected).max() < 1e-11
     # the forcing enters as + A k_f cos(k_f y)
     f = SpectralNS2D(n, forcing_amplitude=0.7, forcing_wavenumber=3)
-    np.testing.assert_allclose(f.to_physical(f.nonlinear(s.to_spectral(np.zeros((n, n))))),
-                               0.7 * 3 * np.cos(3 * Y), atol=1e-12)
+    np.testing.assert_allclose(
+        f.to_physical(f.nonlinear(s.to_spectral(np.zeros((n, n))))), 0.7 * 3 * np.cos(3 * Y), atol=1e-12
+    )
 
 
 def test_inviscid_truncated_flow_conserves_energy_and_enstrophy():
@@ -263,13 +306,13 @@ def test_inviscid_truncated_flow_conserves_energy_and_enstrophy():
     def invariants(wh):
         u, v = s.velocity(wh)
         w = s.to_physical(wh)
-        return 0.5 * np.mean(u ** 2 + v ** 2), 0.5 * np.mean(w ** 2)
+        return 0.5 * np.mean(u**2 + v**2), 0.5 * np.mean(w**2)
 
     e0, z0 = invariants(wh)
     w_start = s.to_physical(wh)
     wh = s.step(wh, 200)
     e1, z1 = invariants(wh)
-    assert np.abs(s.to_physical(wh) - w_start).max() > 0.5 * np.abs(w_start).max()   # the flow did evolve
+    assert np.abs(s.to_physical(wh) - w_start).max() > 0.5 * np.abs(w_start).max()  # the flow did evolve
     assert abs(e1 - e0) / e0 < 1e-6 and abs(z1 - z0) / z0 < 1e-6, (e1 / e0 - 1, z1 / z0 - 1)
 
 
@@ -278,9 +321,9 @@ def test_low_reynolds_kolmogorov_flow_relaxes_to_the_laminar_profile():
     Y, X = grid(n)
     s = SpectralNS2D(n, viscosity=nu, drag=alpha, forcing_amplitude=A, forcing_wavenumber=kf, dt=0.05)
     w0 = random_vorticity(np.random.default_rng(2), n, rms=0.5)
-    wh = s.step(s.to_spectral(w0[None]), 400)                       # t = 20: e^{−(ν+α)t} = 10⁻¹³
-    rate, dt = nu * kf ** 2 + alpha, 0.05
-    lam = A * kf * np.cos(kf * Y) / rate                              # the laminar solution
+    wh = s.step(s.to_spectral(w0[None]), 400)  # t = 20: e^{−(ν+α)t} = 10⁻¹³
+    rate, dt = nu * kf**2 + alpha, 0.05
+    lam = A * kf * np.cos(kf * Y) / rate  # the laminar solution
     w = s.to_physical(wh)[0]
     assert np.abs(w - lam).max() < 2e-5 * np.abs(lam).max()
     # the remaining difference is IF-RK4's O((rate·dt)⁴) error on the forcing integral (Simpson's rule
@@ -288,10 +331,10 @@ def test_low_reynolds_kolmogorov_flow_relaxes_to_the_laminar_profile():
     E, E2 = math.exp(-rate * dt), math.exp(-rate * dt / 2)
     fixed = A * kf * np.cos(kf * Y) * dt * (1 + 4 * E2 + E) / (6 * (1 - E))
     assert np.abs(w - fixed).max() < 1e-12
-    u, v = s.velocity(wh)                                            # u = −A sin(k_f y)/(ν k_f² + α), v = 0
+    u, v = s.velocity(wh)  # u = −A sin(k_f y)/(ν k_f² + α), v = 0
     np.testing.assert_allclose(u[0], -A * np.sin(kf * Y) / rate, atol=2e-5 * A / rate)
     assert np.abs(v).max() < 1e-12
-    assert s.laminar_speed() == pytest.approx(A / (nu * kf ** 2 + alpha))
+    assert s.laminar_speed() == pytest.approx(A / (nu * kf**2 + alpha))
 
 
 def test_vorticity_map_round_trips():
@@ -305,7 +348,7 @@ def test_vorticity_map_round_trips():
 
 # ---- Kolmogorov dataset ----------------------------------------------------------------------------
 def test_kolmogorov_is_deterministic_and_batch_independent():
-    kw = dict(seq_len=3, size=32, viscosity=1 / 20, frame_every=5, spin_up=10, seed=9)   # Re 20 fits 32×32
+    kw = dict(seq_len=3, size=32, viscosity=1 / 20, frame_every=5, spin_up=10, seed=9)  # Re 20 fits 32×32
     a, b = Kolmogorov(5, **kw), Kolmogorov(5, **kw)
     batch = a.batch(0, 4).numpy()
     assert batch.dtype == np.float32 and batch.shape == (4, 3, 1, 32, 32)
@@ -322,15 +365,28 @@ def test_kolmogorov_is_deterministic_and_batch_independent():
 
 
 def test_kolmogorov_refuses_bad_parameters():
-    for kw in ({"viscosity": -0.01}, {"viscosity": 0.0}, {"size": 33}, {"size": 6}, {"size": 64.0},
-               {"dt": 0.1}, {"dt": -0.01}, {"viscosity": 0.005}, {"forcing_wavenumber": 22},
-               {"forcing_wavenumber": 0}, {"drag": -0.1}, {"seq_len": 0}, {"frame_every": 0}, {"spin_up": -1}):
+    for kw in (
+        {"viscosity": -0.01},
+        {"viscosity": 0.0},
+        {"size": 33},
+        {"size": 6},
+        {"size": 64.0},
+        {"dt": 0.1},
+        {"dt": -0.01},
+        {"viscosity": 0.005},
+        {"forcing_wavenumber": 22},
+        {"forcing_wavenumber": 0},
+        {"drag": -0.1},
+        {"seq_len": 0},
+        {"frame_every": 0},
+        {"spin_up": -1},
+    ):
         with pytest.raises(ConfigError):
             Kolmogorov(2, **kw)
     with pytest.raises(ConfigError):
         SpectralNS2D(64, viscosity=-1e-3)
     with pytest.raises(ConfigError, match="too high"):
-        Kolmogorov(2, size=32)                                  # Re 40 is not resolved on 32×32
+        Kolmogorov(2, size=32)  # Re 40 is not resolved on 32×32
     # a dt that the laminar flow allows (dt·(n/3)·U_L = 2.67) but the actual flow does not
     ds = Kolmogorov(1, seq_len=1, size=32, viscosity=1 / 20, dt=0.2, spin_up=300)
     with pytest.raises(ConfigError, match="too large"):
@@ -343,8 +399,9 @@ def test_dataset_registry():
     assert [registry.dataset_channels(n) for n in registry.list_datasets()] == [1, 2, 1]
     g = registry.make_dataset("grayscott", "train", num_sequences=3, seq_len=2, size=16, burn_in=5, frame_every=5)
     assert isinstance(g, GrayScott) and len(g) == 3 and g.seed == 0
-    k = registry.make_dataset("kolmogorov", "test", num_sequences=2, size=16, viscosity=0.2, spin_up=2,
-                              frame_every=2, seq_len=2)
+    k = registry.make_dataset(
+        "kolmogorov", "test", num_sequences=2, size=16, viscosity=0.2, spin_up=2, frame_every=2, seq_len=2
+    )
     assert isinstance(k, Kolmogorov) and k.seed == KF_TEST_SEED
     with pytest.raises(ConfigError):
         registry.get_dataset("nope")
@@ -360,21 +417,32 @@ def test_dataset_registry():
 
 def test_specs_hold_each_datasets_facts():
     mm, gs, kf = (registry.get_dataset(n) for n in ("moving_mnist", "grayscott", "kolmogorov"))
-    assert (mm.test_seed, gs.test_seed, kf.test_seed) == (20261123, GS_TEST_SEED, KF_TEST_SEED) == (
-        20261123, 20261124, 20261125)
+    assert (
+        (mm.test_seed, gs.test_seed, kf.test_seed)
+        == (20261123, GS_TEST_SEED, KF_TEST_SEED)
+        == (20261123, 20261124, 20261125)
+    )
     assert [s.dtype for s in (mm, gs, kf)] == ["uint8", "float32", "float32"]
     assert all((s.frames_in, s.frames_out, s.height, s.width) == (10, 10, 64, 64) for s in (mm, gs, kf))
-    assert [s.baseline_key for s in (mm, gs, kf)] == ["copy-last-frame", "copy-last-frame (grayscott)",
-                                                      "copy-last-frame (kolmogorov)"]
+    assert [s.baseline_key for s in (mm, gs, kf)] == [
+        "copy-last-frame",
+        "copy-last-frame (grayscott)",
+        "copy-last-frame (kolmogorov)",
+    ]
     assert [s.baseline_with_release for s in (mm, gs, kf)] == [False, True, True]
     assert registry.dataset_for_baseline("copy-last-frame (kolmogorov)") is kf
     assert registry.dataset_for_baseline("copy-last-frame") is mm and registry.dataset_for_baseline("x") is None
     assert mm.option_names == ("mnist_dir",) and gs.option_names == kf.option_names == ()
     from types import SimpleNamespace
 
-    assert mm.describe_test(SimpleNamespace(seed=7), 10, 10) == "stzoo Moving MNIST test (MNIST test digits, seed 7, 10→10)"
-    assert gs.describe_test(g := gs.build("test", num_sequences=1, seq_len=1, size=16, burn_in=1), 10, 30) == \
-        f"stzoo grayscott test (seed {g.seed}, 10→30)"
+    assert (
+        mm.describe_test(SimpleNamespace(seed=7), 10, 10)
+        == "stzoo Moving MNIST test (MNIST test digits, seed 7, 10→10)"
+    )
+    assert (
+        gs.describe_test(g := gs.build("test", num_sequences=1, seq_len=1, size=16, burn_in=1), 10, 30)
+        == f"stzoo grayscott test (seed {g.seed}, 10→30)"
+    )
     assert all(s.citation and s.normalisation and s.label for s in (mm, gs, kf))
 
 
@@ -414,9 +482,10 @@ def test_register_dataset_refuses_clashes(monkeypatch):
 def test_preview_gif(tmp_path):
     from PIL import Image
 
-    frames = fields.save_preview("grayscott", tmp_path / "gs.gif", index=1, seq_len=3, size=16, burn_in=5,
-                                 frame_every=5)
-    assert frames.shape == (3, 16, 34) and frames.min() == 0.0 and frames.max() == 1.0    # U | gap | V
+    frames = fields.save_preview(
+        "grayscott", tmp_path / "gs.gif", index=1, seq_len=3, size=16, burn_in=5, frame_every=5
+    )
+    assert frames.shape == (3, 16, 34) and frames.min() == 0.0 and frames.max() == 1.0  # U | gap | V
     with Image.open(tmp_path / "gs.gif") as im:
         assert im.n_frames == 3 and im.size == (34, 16)
     one = fields.preview_frames(torch.full((2, 1, 8, 8), 0.25))
@@ -430,8 +499,11 @@ def test_moving_mnist_goes_through_its_own_constructors(monkeypatch):
     import stzoo.data.moving_mnist as mm
 
     calls = []
-    monkeypatch.setattr(mm.MovingMNIST, "from_mnist", classmethod(lambda cls, root, split, **kw: calls.append(
-        ("train", root, split, kw)) or "train-set"))
+    monkeypatch.setattr(
+        mm.MovingMNIST,
+        "from_mnist",
+        classmethod(lambda cls, root, split, **kw: calls.append(("train", root, split, kw)) or "train-set"),
+    )
     monkeypatch.setattr(mm, "moving_mnist_test_set", lambda root, **kw: calls.append(("test", root, kw)) or "test-set")
     assert registry.make_dataset("moving_mnist", "train", mnist_dir="/m", num_sequences=5, seed=3) == "train-set"
     assert registry.make_dataset("moving_mnist", "test", mnist_dir="/m", num_sequences=7) == "test-set"
@@ -455,8 +527,14 @@ def test_cli_data_list_shows_the_registry(capsys, monkeypatch):
 
     from stzoo.cli.main import main
 
-    monkeypatch.setattr(registry, "DATASETS", {**registry.DATASETS, "gs2": replace(
-        registry.get_dataset("grayscott"), name="gs2", description="a second one")})
+    monkeypatch.setattr(
+        registry,
+        "DATASETS",
+        {
+            **registry.DATASETS,
+            "gs2": replace(registry.get_dataset("grayscott"), name="gs2", description="a second one"),
+        },
+    )
     assert main(["data", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [ln.split()[0] for ln in lines] == ["moving_mnist", "grayscott", "kolmogorov", "gs2"]

@@ -126,8 +126,18 @@ def test_train_with_a_pool_records_it_and_refuses_to_resume_without(tmp_path, mo
         return real(data, epoch, lo, hi)
 
     monkeypatch.setattr(train_mod, "_make_batch", spy)
-    s = train("tau", cfg, tmp_path / "run", recipe=recipe, device="cpu", eval_sequences=0, progress=False,
-              dataset="grayscott", dtype="float32", data_pool=3)
+    s = train(
+        "tau",
+        cfg,
+        tmp_path / "run",
+        recipe=recipe,
+        device="cpu",
+        eval_sequences=0,
+        progress=False,
+        dataset="grayscott",
+        dtype="float32",
+        data_pool=3,
+    )
     assert s["step"] == 3
     assert calls == ["SequencePool"] * 3  # every training batch came from the pool
     assert np.load(tmp_path / "run" / "pool.npy").shape == (3, 4, 2, 64, 64)
@@ -135,9 +145,27 @@ def test_train_with_a_pool_records_it_and_refuses_to_resume_without(tmp_path, mo
     assert meta["data_pool"] == 3
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["data_pool"] == 3
     with pytest.raises(ConfigError, match="data_pool"):
-        train("tau", cfg, tmp_path / "run", recipe=recipe, device="cpu", eval_sequences=0, progress=False,
-              dataset="grayscott", dtype="float32")
+        train(
+            "tau",
+            cfg,
+            tmp_path / "run",
+            recipe=recipe,
+            device="cpu",
+            eval_sequences=0,
+            progress=False,
+            dataset="grayscott",
+            dtype="float32",
+        )
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ConfigError, match="data_pool"):
-            train("tau", cfg, tmp_path / f"bad{bad}", recipe=recipe, device="cpu", eval_sequences=0,
-                  progress=False, dataset="grayscott", data_pool=bad)
+            train(
+                "tau",
+                cfg,
+                tmp_path / f"bad{bad}",
+                recipe=recipe,
+                device="cpu",
+                eval_sequences=0,
+                progress=False,
+                dataset="grayscott",
+                data_pool=bad,
+            )

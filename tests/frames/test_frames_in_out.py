@@ -17,24 +17,22 @@ import stzoo
 from stzoo.cli.main import build_parser, main
 from stzoo.errors import InputError
 from stzoo.frames import LUMA, FramesWarning, prepare_frames, read_frames, write_gif
-from stzoo.zoo.manifest import InputSpec
+from stzoo.inference.predictor import Predictor
 from stzoo.metrics import frame_mse
 from stzoo.models import build_model
-from stzoo.inference.predictor import Predictor
+from stzoo.zoo.manifest import InputSpec
 
 T = 4
 SIZE = 16
 
 
 def tau(channels: int = 1) -> Predictor:
-    model = build_model("tau", {"frames": T, "channels": channels, "hid_S": 4, "hid_T": 8, "N_T": 2,
-                                "mlp_ratio": 2.0})
+    model = build_model("tau", {"frames": T, "channels": channels, "hid_S": 4, "hid_T": 8, "N_T": 2, "mlp_ratio": 2.0})
     return Predictor(model, InputSpec(T, T, channels, SIZE, SIZE), name="tiny-tau")
 
 
 def convlstm(channels: int = 1) -> Predictor:
-    cfg = {"frames_in": T, "frames_out": T, "channels": channels, "num_layers": 1, "num_hidden": 4,
-           "filter_size": 3}
+    cfg = {"frames_in": T, "frames_out": T, "channels": channels, "num_layers": 1, "num_hidden": 4, "filter_size": 3}
     return Predictor(build_model("convlstm", cfg), InputSpec(T, T, channels, SIZE, SIZE), name="tiny-rec")
 
 
@@ -65,8 +63,18 @@ def test_predict_output_kinds(tmp_path, checkpoint, name):
     np.save(tmp_path / "clip.npy", grey())
     (tmp_path / "existing.d").mkdir()
     out = tmp_path / name
-    rc = main(["predict", str(checkpoint), "--input", str(tmp_path / "clip.npy"), "--output",
-               str(out) + ("/" if name.endswith("/") else ""), "--horizon", "3"])
+    rc = main(
+        [
+            "predict",
+            str(checkpoint),
+            "--input",
+            str(tmp_path / "clip.npy"),
+            "--output",
+            str(out) + ("/" if name.endswith("/") else ""),
+            "--horizon",
+            "3",
+        ]
+    )
     assert rc == 0
     if name.endswith(".npy"):
         assert np.load(out).shape == (3, SIZE, SIZE)
@@ -74,8 +82,7 @@ def test_predict_output_kinds(tmp_path, checkpoint, name):
     back = read_frames(out)  # a GIF, or a folder of PNGs read back in order
     assert back.shape == (3, SIZE, SIZE, 1)
     if not name.endswith(".gif"):
-        assert sorted(p.name for p in out.iterdir()) == ["frame_000000.png", "frame_000001.png",
-                                                         "frame_000002.png"]
+        assert sorted(p.name for p in out.iterdir()) == ["frame_000000.png", "frame_000001.png", "frame_000002.png"]
         assert Image.open(out / "frame_000000.png").mode == "L"
     future = stzoo.load(checkpoint).predict(grey(), horizon=3)
     np.testing.assert_array_equal(back[..., 0], future)  # GIF and PNG hold grey frames exactly
@@ -113,8 +120,9 @@ def test_unknown_output_kind_fails_before_the_model_is_loaded(tmp_path, checkpoi
 def test_missing_video_library_names_the_extra(tmp_path, checkpoint, monkeypatch, capsys):
     np.save(tmp_path / "clip.npy", grey())
     monkeypatch.setitem(sys.modules, "av", None)  # `import av` raises ImportError
-    rc = main(["predict", str(checkpoint), "--input", str(tmp_path / "clip.npy"), "--output",
-               str(tmp_path / "out.mp4")])
+    rc = main(
+        ["predict", str(checkpoint), "--input", str(tmp_path / "clip.npy"), "--output", str(tmp_path / "out.mp4")]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and '".[video]"' in err and "pip install av" in err
     assert not (tmp_path / "out.mp4").exists()
@@ -142,15 +150,35 @@ def test_png_folder_refuses_to_mix_with_other_images(tmp_path, checkpoint, capsy
 
 
 # ---- 2: .npy layouts and dtypes -----------------------------------------------------------------------------
-@pytest.mark.parametrize("shape, dtype", [((6, SIZE, SIZE), np.uint8), ((6, SIZE, SIZE, 1), np.uint8),
-                                          ((6, 1, SIZE, SIZE), np.float32), ((2, 6, SIZE, SIZE), np.float32)],
-                         ids=["THW-uint8", "THWC-uint8", "TCHW-float32", "BTHW-float32"])
+@pytest.mark.parametrize(
+    "shape, dtype",
+    [
+        ((6, SIZE, SIZE), np.uint8),
+        ((6, SIZE, SIZE, 1), np.uint8),
+        ((6, 1, SIZE, SIZE), np.float32),
+        ((2, 6, SIZE, SIZE), np.float32),
+    ],
+    ids=["THW-uint8", "THWC-uint8", "TCHW-float32", "BTHW-float32"],
+)
 def test_npy_out_has_the_input_layout_and_dtype(tmp_path, checkpoint, shape, dtype):
     clip = np.random.default_rng(0).random(shape)
     clip = (clip * 255).astype(np.uint8) if dtype == np.uint8 else clip.astype(dtype)
     np.save(tmp_path / "clip.npy", clip)
-    assert main(["predict", str(checkpoint), "--input", str(tmp_path / "clip.npy"), "--output",
-                 str(tmp_path / "y.npy"), "--horizon", "5"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(checkpoint),
+                "--input",
+                str(tmp_path / "clip.npy"),
+                "--output",
+                str(tmp_path / "y.npy"),
+                "--horizon",
+                "5",
+            ]
+        )
+        == 0
+    )
     y = np.load(tmp_path / "y.npy")
     t_axis = 1 if len(shape) == 4 and shape[0] == 2 else 0
     want = list(shape)
@@ -171,12 +199,27 @@ def test_npy_path_in_python_follows_the_array(tmp_path):
 def test_cli_layout_flag_and_message(tmp_path, checkpoint, capsys):
     clip = grey(T)[:, None]  # T×1×H×W: read as TCHW
     np.save(tmp_path / "clip.npy", clip.transpose(1, 0, 2, 3))  # 1×T×H×W: BTHW with one sequence
-    assert main(["predict", str(checkpoint), "--input", str(tmp_path / "clip.npy"), "--output",
-                 str(tmp_path / "y.npy"), "--layout", "bthw"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(checkpoint),
+                "--input",
+                str(tmp_path / "clip.npy"),
+                "--output",
+                str(tmp_path / "y.npy"),
+                "--layout",
+                "bthw",
+            ]
+        )
+        == 0
+    )
     assert np.load(tmp_path / "y.npy").shape == (1, T, SIZE, SIZE)
     np.save(tmp_path / "rgba.npy", np.zeros((T, SIZE, SIZE, 4), np.uint8))
-    assert main(["predict", str(checkpoint), "--input", str(tmp_path / "rgba.npy"), "--output",
-                 str(tmp_path / "z.npy")]) == 2
+    assert (
+        main(["predict", str(checkpoint), "--input", str(tmp_path / "rgba.npy"), "--output", str(tmp_path / "z.npy")])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "--layout BTHW" in err and "layout=" not in err  # CLI wording
 
@@ -187,10 +230,15 @@ def rgb_kinds(tmp_path: Path, rgb: np.ndarray) -> dict:
     (tmp_path / "folder").mkdir()
     for i, f in enumerate(rgb):
         Image.fromarray(f).save(tmp_path / "folder" / f"{i}.png")
-    return {"numpy THWC": (rgb, "THWC"), "numpy TCHW": (rgb.transpose(0, 3, 1, 2).copy(), "TCHW"),
-            "torch THWC": (torch.from_numpy(rgb), "THWC"), "PIL list": ([Image.fromarray(f) for f in rgb], "pil"),
-            "arrays HWC": (list(rgb), "arrays"), "GIF": (str(tmp_path / "clip.gif"), "THWC"),
-            "folder": (tmp_path / "folder", "THWC")}
+    return {
+        "numpy THWC": (rgb, "THWC"),
+        "numpy TCHW": (rgb.transpose(0, 3, 1, 2).copy(), "TCHW"),
+        "torch THWC": (torch.from_numpy(rgb), "THWC"),
+        "PIL list": ([Image.fromarray(f) for f in rgb], "pil"),
+        "arrays HWC": (list(rgb), "arrays"),
+        "GIF": (str(tmp_path / "clip.gif"), "THWC"),
+        "folder": (tmp_path / "folder", "THWC"),
+    }
 
 
 def as_thwc(y, how: str) -> np.ndarray:
@@ -240,8 +288,13 @@ def test_grey_into_rgb_model_is_one_rule_for_every_kind(tmp_path, make):
     p = make(3)
     g = grey()
     write_gif(g, tmp_path / "grey.gif")
-    kinds = {"numpy THW": (g, "THW"), "numpy THWC": (g[..., None], "THWC"), "torch TCHW": (torch.from_numpy(g[:, None]), "TCHW"),
-             "PIL list": ([Image.fromarray(f) for f in g], "pil"), "GIF": (tmp_path / "grey.gif", "THWC")}
+    kinds = {
+        "numpy THW": (g, "THW"),
+        "numpy THWC": (g[..., None], "THWC"),
+        "torch TCHW": (torch.from_numpy(g[:, None]), "TCHW"),
+        "PIL list": ([Image.fromarray(f) for f in g], "pil"),
+        "GIF": (tmp_path / "grey.gif", "THWC"),
+    }
     reference = p.predict(np.repeat(g[..., None], 3, axis=-1))  # RGB frames with R = G = B
     expected = np.rint(((reference.astype(np.float32) / 255) @ np.float32(LUMA)) * 255)
     for kind, (frames, how) in kinds.items():
@@ -285,15 +338,22 @@ def test_layout_mistakes_name_the_inferred_layout_and_the_argument():
         p.predict(clip[..., None].repeat(16, -1), layout="THWC")
 
 
-
 # ---- one layout rule (issue 30): predict and fine-tuning read an array alike ----------------------
 #: Shapes whose layout has to be guessed. Before issue 30 fine-tuning had its own rule (data/clips.py:
 #: a last axis ≤ 4 is C, else an axis 1 ≤ 4, else refused). It agreed with predict on the first five and
 #: not on the last four: B×T×H×W refused; T×2×H×W read as T×C×H×W where predict reads B×T×H×W; T×3×4×4
 #: read as T×C×H×W where a grey model's predict reads B×T×H×W; RGBA T×H×W×4 taken where predict refuses it.
-AMBIGUOUS = {"TxHxWx3": (6, SIZE, SIZE, 3), "Tx3xHxW": (6, 3, SIZE, SIZE), "TxHxW": (6, SIZE, SIZE),
-             "Tx1xHxW": (6, 1, SIZE, SIZE), "TxHxWx1": (6, SIZE, SIZE, 1), "BxTxHxW": (2, 6, SIZE, SIZE),
-             "Tx2xHxW": (6, 2, SIZE, SIZE), "Tx3x4x4": (6, 3, 4, 4), "TxHxWx4": (6, SIZE, SIZE, 4)}
+AMBIGUOUS = {
+    "TxHxWx3": (6, SIZE, SIZE, 3),
+    "Tx3xHxW": (6, 3, SIZE, SIZE),
+    "TxHxW": (6, SIZE, SIZE),
+    "Tx1xHxW": (6, 1, SIZE, SIZE),
+    "TxHxWx1": (6, SIZE, SIZE, 1),
+    "BxTxHxW": (2, 6, SIZE, SIZE),
+    "Tx2xHxW": (6, 2, SIZE, SIZE),
+    "Tx3x4x4": (6, 3, 4, 4),
+    "TxHxWx4": (6, SIZE, SIZE, 4),
+}
 
 
 class _Read(Exception):
@@ -385,8 +445,17 @@ def test_other_size_runs_with_one_warning_if_the_architecture_allows_it():
 
 
 def test_a_model_whose_weights_fix_the_size_refuses_another_before_running(monkeypatch):
-    cfg = {"frames_in": T, "frames_out": T, "height": SIZE, "width": SIZE, "num_layers": 1, "num_hidden": 4,
-           "filter_size": 3, "sr_size": 2, "tau": 2}
+    cfg = {
+        "frames_in": T,
+        "frames_out": T,
+        "height": SIZE,
+        "width": SIZE,
+        "num_layers": 1,
+        "num_hidden": 4,
+        "filter_size": 3,
+        "sr_size": 2,
+        "tau": 2,
+    }
     p = Predictor(build_model("mau", cfg), InputSpec(T, T, 1, SIZE, SIZE), name="tiny-mau")
     assert p.predict(grey(T, SIZE), horizon=1).shape == (1, SIZE, SIZE)
     monkeypatch.setattr(Predictor, "forecast_tensor", lambda *a, **k: pytest.fail("the model ran"))
@@ -402,13 +471,15 @@ def test_forecaster_compare_uses_the_zoo_mse_convention():
     for frame in clip[:T]:
         f.push(frame)
     forecast = f.forecast()  # float32 frames in: float32 forecast, clipped to [0, 1]
-    observed = clip[T:T + 2]
+    observed = clip[T : T + 2]
     score = f.compare(observed)
     per_frame = ((forecast[:2].astype(np.float64) - observed) ** 2).sum(axis=(1, 2))
     assert score["frames"] == 2
     assert score["mse"] == pytest.approx(per_frame.mean(), rel=1e-5)
-    assert score["mse"] == pytest.approx(float(frame_mse(torch.from_numpy(forecast[None, :2, None]),
-                                                         torch.from_numpy(observed[None, :, None])).mean()), rel=1e-5)
+    assert score["mse"] == pytest.approx(
+        float(frame_mse(torch.from_numpy(forecast[None, :2, None]), torch.from_numpy(observed[None, :, None])).mean()),
+        rel=1e-5,
+    )
     assert score["mse"] > 10 * ((forecast[:2] - observed) ** 2).mean()  # a sum over pixels, not a mean
     assert 0 < score["ssim"] <= 1 and score["psnr"] > 0
     # uint8 frames are scored on [0, 1] values too: the same number
@@ -480,8 +551,21 @@ def predict_parser():
 
 def test_every_predict_option_has_help_with_its_default():
     actions = [a for a in predict_parser()._actions if a.option_strings and a.dest != "help"]
-    assert {a.dest for a in actions} >= {"input", "output", "strip", "animation", "truth", "horizon", "layout",
-                                         "weights", "random", "device", "dtype", "fps", "impl"}
+    assert {a.dest for a in actions} >= {
+        "input",
+        "output",
+        "strip",
+        "animation",
+        "truth",
+        "horizon",
+        "layout",
+        "weights",
+        "random",
+        "device",
+        "dtype",
+        "fps",
+        "impl",
+    }
     for a in actions:
         assert a.help, a.dest
         assert "(default:" in a.help or "(required)" in a.help, a.dest

@@ -14,23 +14,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from helpers.hostile import refuse
+from PIL import Image
 
 pytestmark = pytest.mark.hostile
 
 TAU = "import numpy as np, stzoo\np = stzoo.load('tau-mmnist-s')\nx = np.zeros((10, 64, 64), np.uint8)\n"
 LSTM = "import numpy as np, stzoo\np = stzoo.load('convlstm-mmnist-s')\nx = np.zeros((10, 64, 64), np.uint8)\n"
-IO = "import numpy as np, stzoo, stzoo.frames.read, stzoo.frames.write, stzoo.frames.viz\nx = np.zeros((10, 64, 64), np.uint8)\n"  # no model needed
+IO = (  # no model needed
+    "import numpy as np, stzoo, stzoo.frames.read, stzoo.frames.write, stzoo.frames.viz\n"
+    "x = np.zeros((10, 64, 64), np.uint8)\n"
+)
 
 
 def timed(setup: str, call: str, limit: float = 1.0) -> str:
     """Case code that runs ``setup``, then ``call``, and turns a refusal slower than ``limit`` seconds
     (measured around ``call`` alone, not the imports) into a leak: an AssertionError replaces it."""
     body = "\n".join("    " + line for line in call.strip().splitlines())
-    return (f"{setup}\nimport time\nt0 = time.perf_counter()\ntry:\n{body}\nfinally:\n"
-            f"    assert time.perf_counter() - t0 < {limit}, f'refusal took {{time.perf_counter() - t0:.2f}} s'\n")
+    return (
+        f"{setup}\nimport time\nt0 = time.perf_counter()\ntry:\n{body}\nfinally:\n"
+        f"    assert time.perf_counter() - t0 < {limit}, f'refusal took {{time.perf_counter() - t0:.2f}} s'\n"
+    )
 
 
 # ---- 3: forecast sizes ---------------------------------------------------------------------------
@@ -87,17 +91,19 @@ def test_bad_limit_arguments(limit):
 
 
 # ---- 6: colour axes are never read as B / T / H / W -------------------------------------------------
-@pytest.mark.parametrize("shape", [(10, 64, 64, 4), (10, 4, 64, 64), (10, 64, 64, 2), (64, 64, 4)],
-                         ids=["THWC-rgba", "TCHW-rgba", "THWC-grey-alpha", "one-HWC-image"])  # RGB: converted
+@pytest.mark.parametrize(
+    "shape",
+    [(10, 64, 64, 4), (10, 4, 64, 64), (10, 64, 64, 2), (64, 64, 4)],
+    ids=["THWC-rgba", "TCHW-rgba", "THWC-grey-alpha", "one-HWC-image"],
+)  # RGB: converted
 def test_colour_video_into_grey_model(shape):
     r = refuse(timed(TAU, f"p.predict(np.zeros({shape}, np.uint8))"), match="layout=", within=30)
     assert "would be read as" in r["message"]  # names the layout it considered
 
 
 def test_rgba_video_into_rgb_model():
-    setup = ("import numpy as np\nfrom stzoo.frames.prepare import prepare_frames\n")
-    r = refuse(setup + "prepare_frames(np.zeros((10, 64, 64, 4), np.uint8), channels=3)", match="layout=",
-               within=30)
+    setup = "import numpy as np\nfrom stzoo.frames.prepare import prepare_frames\n"
+    r = refuse(setup + "prepare_frames(np.zeros((10, 64, 64, 4), np.uint8), channels=3)", match="layout=", within=30)
     assert "[..., :3]" in r["message"]
 
 
@@ -117,11 +123,16 @@ def test_multipage_tiff_pages_of_different_sizes_predict(tmp_path: Path):
     refuse(TAU + f"p.predict({str(path)!r})", match="size", within=30)
 
 
-@pytest.mark.parametrize("call", ["p.predict(torch.empty(10, 64, 64, device='meta'))",
-                                  "p.predict(torch.empty(1, 10, 1, 64, 64, dtype=torch.uint8, device='meta'))",
-                                  "stzoo.frames.write.write_gif(torch.empty(2, 8, 8, device='meta'), 'x.gif')",
-                                  "stzoo.frames.viz.save_strip(torch.empty(2, 8, 8, device='meta'), x, 'x.png')"],
-                         ids=["predict-float", "predict-uint8", "write_gif", "save_strip"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        "p.predict(torch.empty(10, 64, 64, device='meta'))",
+        "p.predict(torch.empty(1, 10, 1, 64, 64, dtype=torch.uint8, device='meta'))",
+        "stzoo.frames.write.write_gif(torch.empty(2, 8, 8, device='meta'), 'x.gif')",
+        "stzoo.frames.viz.save_strip(torch.empty(2, 8, 8, device='meta'), x, 'x.png')",
+    ],
+    ids=["predict-float", "predict-uint8", "write_gif", "save_strip"],
+)
 def test_meta_tensor(call, tmp_path: Path):
     setup = (TAU if call.startswith("p.") else IO) + "import torch\n"
     refuse(timed(setup, call), match="meta", within=30, cwd=tmp_path)
@@ -136,37 +147,57 @@ def fifo_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("call", ["stzoo.frames.read.read_frames(PATH / 'x.gif')", "p.predict(str(PATH / 'x.gif'))",
-                                  "p.predict(PATH / 'x.npy')"], ids=["read_frames-gif", "predict-gif", "predict-npy"])
+@pytest.mark.parametrize(
+    "call",
+    ["stzoo.frames.read.read_frames(PATH / 'x.gif')", "p.predict(str(PATH / 'x.gif'))", "p.predict(PATH / 'x.npy')"],
+    ids=["read_frames-gif", "predict-gif", "predict-npy"],
+)
 def test_fifo_named_like_a_frame_file(call, fifo_dir: Path):
-    setup = TAU + f"import stzoo.frames.read, stzoo.frames.write\nfrom pathlib import Path\nPATH = Path({str(fifo_dir)!r})\n"
+    setup = (
+        TAU
+        + f"import stzoo.frames.read, stzoo.frames.write\nfrom pathlib import Path\nPATH = Path({str(fifo_dir)!r})\n"
+    )
     refuse(timed(setup, call), match="regular file", within=30)  # opening it would block forever
 
 
-@pytest.mark.parametrize("call", ["stzoo.frames.write.write_gif(x, PATH / 'x.gif')",
-                                  "stzoo.frames.viz.save_strip(x, x, PATH / 'x.png')"], ids=["write_gif", "save_strip"])
+@pytest.mark.parametrize(
+    "call",
+    ["stzoo.frames.write.write_gif(x, PATH / 'x.gif')", "stzoo.frames.viz.save_strip(x, x, PATH / 'x.png')"],
+    ids=["write_gif", "save_strip"],
+)
 def test_fifo_as_output_file(call, fifo_dir: Path):
     setup = IO + f"from pathlib import Path\nPATH = Path({str(fifo_dir)!r})\n"
     refuse(timed(setup, call), match="not a regular file", within=30)  # writing would block without a reader
 
 
-@pytest.mark.parametrize("call", ["stzoo.frames.read.read_frames('a' * 5000 + '.gif')", "p.predict('a' * 5000 + '.gif')",
-                                  "p.predict('a' * 5000 + '.npy')", "stzoo.frames.write.write_gif(x, 'a' * 5000 + '.gif')",
-                                  "stzoo.frames.viz.save_strip(x, x, 'a' * 5000 + '.png')",
-                                  "p.predict('/'.join(['b' * 200] * 30) + '.gif')"],
-                         ids=["read_frames", "predict-gif", "predict-npy", "write_gif", "save_strip", "deep-path"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        "stzoo.frames.read.read_frames('a' * 5000 + '.gif')",
+        "p.predict('a' * 5000 + '.gif')",
+        "p.predict('a' * 5000 + '.npy')",
+        "stzoo.frames.write.write_gif(x, 'a' * 5000 + '.gif')",
+        "stzoo.frames.viz.save_strip(x, x, 'a' * 5000 + '.png')",
+        "p.predict('/'.join(['b' * 200] * 30) + '.gif')",
+    ],
+    ids=["read_frames", "predict-gif", "predict-npy", "write_gif", "save_strip", "deep-path"],
+)
 def test_overlong_path(call):
     r = refuse(timed(TAU if call.startswith("p.") else IO, call), match="too long", within=30)
     assert len(r["message"]) < 1000  # the path is shortened in the message
 
 
 # ---- 8: PIL modes whose values would be clipped or misread ------------------------------------------
-@pytest.mark.parametrize("values, match", [
-    ("np.full((64, 64), 70000, np.int32)", "65535"),        # 'I' above 16 bits: not clipped silently
-    ("np.full((64, 64), -5, np.int32)", "65535"),
-    ("np.full((64, 64), 300.0, np.float32)", "[0, 255]"),   # 'F' outside both ranges it reads
-    ("np.full((64, 64), np.nan, np.float32)", "nan"),
-], ids=["I-above-16-bit", "I-negative", "F-above-255", "F-nan"])
+@pytest.mark.parametrize(
+    "values, match",
+    [
+        ("np.full((64, 64), 70000, np.int32)", "65535"),  # 'I' above 16 bits: not clipped silently
+        ("np.full((64, 64), -5, np.int32)", "65535"),
+        ("np.full((64, 64), 300.0, np.float32)", "[0, 255]"),  # 'F' outside both ranges it reads
+        ("np.full((64, 64), np.nan, np.float32)", "nan"),
+    ],
+    ids=["I-above-16-bit", "I-negative", "F-above-255", "F-nan"],
+)
 def test_pil_wide_modes_refused(values, match):
     setup = TAU + "from PIL import Image\n"
     refuse(setup + f"p.predict([Image.fromarray({values})] * 10)", match=match, within=30)

@@ -34,16 +34,19 @@ def _btchw_from(a: np.ndarray, layout: str) -> np.ndarray:
 # prepare_frames / restore: numpy
 
 
-@pytest.mark.parametrize("layout, shape, channels", [
-    ("THW", (3, 4, 5), 1),
-    ("THWC", (3, 4, 5, 3), 3),
-    ("THWC", (3, 4, 5, 1), 1),
-    ("TCHW", (3, 3, 4, 5), 3),
-    ("TCHW", (3, 1, 4, 5), 1),
-    ("BTHW", (2, 3, 4, 5), 1),
-    ("BTHWC", (2, 3, 4, 5, 3), 3),
-    ("BTCHW", (2, 3, 3, 4, 5), 3),
-])
+@pytest.mark.parametrize(
+    "layout, shape, channels",
+    [
+        ("THW", (3, 4, 5), 1),
+        ("THWC", (3, 4, 5, 3), 3),
+        ("THWC", (3, 4, 5, 1), 1),
+        ("TCHW", (3, 3, 4, 5), 3),
+        ("TCHW", (3, 1, 4, 5), 1),
+        ("BTHW", (2, 3, 4, 5), 1),
+        ("BTHWC", (2, 3, 4, 5, 3), 3),
+        ("BTCHW", (2, 3, 3, 4, 5), 3),
+    ],
+)
 def test_numpy_uint8_round_trip_every_layout(layout: str, shape: tuple, channels: int) -> None:
     a = _u8(*shape)
     x, fmt = prepare_frames(a, channels=channels)
@@ -116,19 +119,22 @@ def test_int8_restore_saturates_instead_of_wrapping() -> None:
 # layout inference and override
 
 
-@pytest.mark.parametrize("shape, channels, expected", [
-    ((2, 3, 5, 3), 3, "THWC"),     # both shape[-1] and shape[1] == C, last two differ -> THWC
-    ((2, 3, 3, 3), 3, "TCHW"),     # ... last two equal (look spatial) -> TCHW
-    ((2, 1, 4, 1), 1, "THWC"),
-    ((2, 1, 4, 4), 1, "TCHW"),
-    ((2, 5, 4, 4), 1, "BTHW"),
-    ((2, 5, 4, 3), 3, "THWC"),
-    ((2, 3, 4, 5), 3, "TCHW"),
-    ((2, 2, 3, 5, 3), 3, "BTHWC"),
-    ((2, 2, 3, 3, 3), 3, "BTCHW"),  # same tie-break as 4-D
-    ((2, 2, 3, 4, 5), 3, "BTCHW"),
-    ((2, 2, 4, 5, 2), 2, "BTHWC"),
-])
+@pytest.mark.parametrize(
+    "shape, channels, expected",
+    [
+        ((2, 3, 5, 3), 3, "THWC"),  # both shape[-1] and shape[1] == C, last two differ -> THWC
+        ((2, 3, 3, 3), 3, "TCHW"),  # ... last two equal (look spatial) -> TCHW
+        ((2, 1, 4, 1), 1, "THWC"),
+        ((2, 1, 4, 4), 1, "TCHW"),
+        ((2, 5, 4, 4), 1, "BTHW"),
+        ((2, 5, 4, 3), 3, "THWC"),
+        ((2, 3, 4, 5), 3, "TCHW"),
+        ((2, 2, 3, 5, 3), 3, "BTHWC"),
+        ((2, 2, 3, 3, 3), 3, "BTCHW"),  # same tie-break as 4-D
+        ((2, 2, 3, 4, 5), 3, "BTCHW"),
+        ((2, 2, 4, 5, 2), 2, "BTHWC"),
+    ],
+)
 def test_layout_inference(shape: tuple, channels: int, expected: str) -> None:
     _, fmt = prepare_frames(_u8(*shape), channels=channels)
     assert fmt.layout == expected
@@ -202,12 +208,15 @@ def test_wrong_ndim(shape: tuple) -> None:
 # dtype and value errors
 
 
-@pytest.mark.parametrize("a", [
-    np.zeros((2, 3, 3), bool),
-    np.zeros((2, 3, 3), np.complex64),
-    np.zeros((2, 3, 3), object),
-    np.full((2, 3, 3), "a"),
-])
+@pytest.mark.parametrize(
+    "a",
+    [
+        np.zeros((2, 3, 3), bool),
+        np.zeros((2, 3, 3), np.complex64),
+        np.zeros((2, 3, 3), object),
+        np.full((2, 3, 3), "a"),
+    ],
+)
 def test_bad_numpy_dtypes(a: np.ndarray) -> None:
     with pytest.raises(InputTypeError, match=f"unsupported dtype {a.dtype}"):
         prepare_frames(a, channels=1)
@@ -360,12 +369,15 @@ def test_pil_list_mixed_size_and_mode() -> None:
         prepare_frames([Image.new("L", (5, 4))], channels=2)
 
 
-@pytest.mark.parametrize("frame_shape, channels, layout", [
-    ((4, 5), 1, "THW"),
-    ((4, 5, 3), 3, "THWC"),
-    ((3, 4, 5), 3, "TCHW"),
-    ((1, 4, 5), 1, "TCHW"),
-])
+@pytest.mark.parametrize(
+    "frame_shape, channels, layout",
+    [
+        ((4, 5), 1, "THW"),
+        ((4, 5, 3), 3, "THWC"),
+        ((3, 4, 5), 3, "TCHW"),
+        ((1, 4, 5), 1, "TCHW"),
+    ],
+)
 def test_array_list_round_trip(frame_shape: tuple, channels: int, layout: str) -> None:
     frames = [_u8(*frame_shape) for _ in range(3)]
     x, fmt = prepare_frames(frames, channels=channels)
@@ -480,7 +492,7 @@ def test_folder_natural_sort(tmp_path: Path) -> None:
 def test_folder_gray_or_rgb_decision(tmp_path: Path) -> None:
     Image.fromarray(_u8(3, 4)).save(tmp_path / "a.png")
     Image.fromarray(_u8(3, 4, 3)).save(tmp_path / "b.png")
-    assert read_frames(tmp_path).shape == (2, 3, 4, 3)   # one colour frame -> RGB for all
+    assert read_frames(tmp_path).shape == (2, 3, 4, 3)  # one colour frame -> RGB for all
     assert read_frames(tmp_path, channels=1).shape == (2, 3, 4, 1)
 
 
@@ -589,8 +601,9 @@ def test_restore_errors() -> None:
 # colour axes, wide PIL modes, odd files (see also tests/frames/test_hostile_frames.py)
 
 
-@pytest.mark.parametrize("shape, axis", [((10, 64, 64, 4), 3), ((10, 64, 64, 2), 3), ((10, 4, 64, 64), 1),
-                                         ((10, 4, 32, 48), 1)])
+@pytest.mark.parametrize(
+    "shape, axis", [((10, 64, 64, 4), 3), ((10, 64, 64, 2), 3), ((10, 4, 64, 64), 1), ((10, 4, 32, 48), 1)]
+)
 def test_colour_axis_is_never_read_as_bthw(shape: tuple, axis: int) -> None:
     with pytest.raises(InputError) as info:
         prepare_frames(_u8(*shape), channels=1)
@@ -638,8 +651,9 @@ def test_pil_mode_f_range_decides_scale() -> None:
     x, _ = prepare_frames([Image.fromarray(levels)], channels=1)  # beyond 1: 8-bit levels
     assert np.rint(x.flatten().numpy() * 255).tolist() == [0, 1, 200]
     # decided for the whole sequence: a dark frame next to a bright one keeps its levels
-    x, _ = prepare_frames([Image.fromarray(np.float32([[0.0, 1.0]])), Image.fromarray(np.float32([[0.0, 255.0]]))],
-                          channels=1)
+    x, _ = prepare_frames(
+        [Image.fromarray(np.float32([[0.0, 1.0]])), Image.fromarray(np.float32([[0.0, 255.0]]))], channels=1
+    )
     assert np.rint(x.flatten().numpy() * 255).tolist() == [0, 1, 0, 255]
     with pytest.raises(InputError, match=r"\[0, 1\] or in \[0, 255\]"):
         prepare_frames([Image.fromarray(np.float32([[-3.0, 1.0]]))], channels=1)
@@ -695,8 +709,12 @@ def test_non_regular_files_refused_before_opening(tmp_path: Path) -> None:
 
 def test_overlong_paths_refused(tmp_path: Path) -> None:
     long = "a" * 5000 + ".gif"
-    for call in (lambda: read_frames(long), lambda: prepare_frames(long, channels=1),
-                 lambda: prepare_frames(long[:-4] + ".npy", channels=1), lambda: write_gif(_u8(2, 4, 4), long)):
+    for call in (
+        lambda: read_frames(long),
+        lambda: prepare_frames(long, channels=1),
+        lambda: prepare_frames(long[:-4] + ".npy", channels=1),
+        lambda: write_gif(_u8(2, 4, 4), long),
+    ):
         with pytest.raises(InputError, match="too long") as info:
             call()
         assert "5004 characters" in str(info.value) and len(str(info.value)) < 500

@@ -7,10 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from stzoo.frames import viz
 from stzoo.cli.main import main
 from stzoo.errors import InputError, InputTypeError
-from stzoo.frames import read_frames
+from stzoo.frames import read_frames, viz
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,9 +71,14 @@ def test_accepted_layouts_give_the_same_picture(layout):
     x = rng.integers(0, 256, (4, 12, 12), dtype=np.uint8)
     y = rng.integers(0, 256, (3, 12, 12), dtype=np.uint8)
     ref = np.asarray(viz.prediction_strip(x, y))
-    conv = {"THW": lambda a: a, "THWC": lambda a: a[..., None], "TCHW": lambda a: a[:, None],
-            "BTCHW": lambda a: a[None, :, None], "float": lambda a: a.astype(np.float32) / 255,
-            "torch": lambda a: torch.from_numpy(a.astype(np.float32) / 255)}[layout]
+    conv = {
+        "THW": lambda a: a,
+        "THWC": lambda a: a[..., None],
+        "TCHW": lambda a: a[:, None],
+        "BTCHW": lambda a: a[None, :, None],
+        "float": lambda a: a.astype(np.float32) / 255,
+        "torch": lambda a: torch.from_numpy(a.astype(np.float32) / 255),
+    }[layout]
     np.testing.assert_array_equal(np.asarray(viz.prediction_strip(conv(x), conv(y))), ref)
 
 
@@ -127,8 +131,22 @@ def test_cli_predict_writes_strip_animation_and_frames(tmp_path):
     np.save(tmp_path / "truth.npy", truth)
     args = ["predict", "convlstm-mmnist-s", "--random", "--input", str(tmp_path / "past.npy")]
     assert main(args + ["--strip", str(tmp_path / "plain.png")]) == 0
-    assert main(args + ["--truth", str(tmp_path / "truth.npy"), "--strip", str(tmp_path / "full.png"),
-                        "--animation", str(tmp_path / "anim.gif"), "--output", str(tmp_path / "y.npy")]) == 0
+    assert (
+        main(
+            args
+            + [
+                "--truth",
+                str(tmp_path / "truth.npy"),
+                "--strip",
+                str(tmp_path / "full.png"),
+                "--animation",
+                str(tmp_path / "anim.gif"),
+                "--output",
+                str(tmp_path / "y.npy"),
+            ]
+        )
+        == 0
+    )
     assert np.load(tmp_path / "y.npy").shape == (10, 64, 64)  # T×H×W in, T×H×W out
     with Image.open(tmp_path / "plain.png") as a, Image.open(tmp_path / "full.png") as b:
         assert b.height > a.height

@@ -28,7 +28,7 @@ def assert_long_forecast_streams(p: Any, frames: np.ndarray, horizon: int, *, at
     long = p.predict(frames, horizon=horizon)
     assert long.shape == (horizon, *frames.shape[1:]) and np.isfinite(long).all()
     native = p.predict(frames)
-    np.testing.assert_allclose(long[:len(native)], native, atol=1e-6)
+    np.testing.assert_allclose(long[: len(native)], native, atol=1e-6)
     stream = stzoo.Forecaster(p, horizon=horizon)
     for frame in frames:
         stream.push(frame)
@@ -36,8 +36,9 @@ def assert_long_forecast_streams(p: Any, frames: np.ndarray, horizon: int, *, at
     return long
 
 
-def assert_rgb_adaptation_matches_grey(p: Any, x: torch.Tensor, horizon: int, *,
-                                       converted: set[str] | None = None) -> Any:
+def assert_rgb_adaptation_matches_grey(
+    p: Any, x: torch.Tensor, horizon: int, *, converted: set[str] | None = None
+) -> Any:
     """``adapt(p, channels=3)`` converts only channel weights (exactly ``converted`` when given),
     re-initialises nothing, and forecasts a grey clip repeated on 3 channels as the grey model does."""
     rgb, report = adapt(p, channels=3)
@@ -62,9 +63,18 @@ def assert_save_load_identical(p: Any, folder: Path, x: torch.Tensor, *args: Any
     return q
 
 
-def assert_trains(model: torch.nn.Module, recipe: Any, seq: torch.Tensor, *, teacher: float = 0.5,
-                  progress: float = 0.5, lr: float | None = None, absorbed: str | None = None,
-                  on_loss: Callable[[torch.Tensor], None] | None = None, may_vanish: Collection[str] = ()) -> None:
+def assert_trains(
+    model: torch.nn.Module,
+    recipe: Any,
+    seq: torch.Tensor,
+    *,
+    teacher: float = 0.5,
+    progress: float = 0.5,
+    lr: float | None = None,
+    absorbed: str | None = None,
+    on_loss: Callable[[torch.Tensor], None] | None = None,
+    may_vanish: Collection[str] = (),
+) -> None:
     """Two optimiser steps on the recipe's loss (at ``teacher`` forcing and ``progress`` through the
     run): a finite scalar that moves between the steps, a finite gradient on every weight, a non-zero
     one on every weight but those matching ``absorbed`` (a regex of biases a BatchNorm in training mode
@@ -97,8 +107,16 @@ def assert_trains(model: torch.nn.Module, recipe: Any, seq: torch.Tensor, *, tea
     assert {k for k in before if (pattern is None or not pattern.match(k)) and k not in may_vanish} <= changed
 
 
-def assert_onnx_matches_torch(p: Any, path: Path, frames_in: int, frames_out: int, *, exporter: str | None = None,
-                              verify: bool = True, any_frames: bool = True) -> Any:
+def assert_onnx_matches_torch(
+    p: Any,
+    path: Path,
+    frames_in: int,
+    frames_out: int,
+    *,
+    exporter: str | None = None,
+    verify: bool = True,
+    any_frames: bool = True,
+) -> Any:
     """The exported graph, run by onnxruntime at batch 1 and 3, gives the model's forecast within 1e-4.
     ``verify``: export_onnx's own check ran and passed too. Returns export_onnx's result."""
     import onnxruntime as ort
@@ -156,8 +174,12 @@ def absorbed_biases(model: nn.Module, *inputs: Any) -> set[str]:
         if args and id(args[0]) in made:
             found.add(f"{made[id(args[0])]}.bias" if made[id(args[0])] else "bias")
 
-    hooks = [m.register_forward_pre_hook(before) if isinstance(m, nn.modules.batchnorm._BatchNorm)
-             else m.register_forward_hook(after) for m in model.modules()]
+    hooks = [
+        m.register_forward_pre_hook(before)
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        else m.register_forward_hook(after)
+        for m in model.modules()
+    ]
     try:
         with torch.no_grad():
             model(*inputs)

@@ -58,16 +58,18 @@ class FakeHub:
         self.port = 0
 
     # ---- content ------------------------------------------------------------------------------
-    def add_commit(self, repo_id: str, files: dict[str, bytes], *, branch: str = "main",
-                   tags: tuple[str, ...] = ()) -> str:
+    def add_commit(
+        self, repo_id: str, files: dict[str, bytes], *, branch: str = "main", tags: tuple[str, ...] = ()
+    ) -> str:
         """Add a commit with ``files`` on top of ``branch`` (files merged with the parent's); return its id."""
         with self._lock:
             repo = self.repos.setdefault(repo_id, {"refs": {}, "commits": {}})
             parent = repo["refs"].get(branch)
             merged = dict(repo["commits"][parent]) if parent else {}
             merged.update(files)
-            h = hashlib.sha1(repr((repo_id, parent, sorted((k, hashlib.sha256(v).hexdigest())
-                                                           for k, v in merged.items()))).encode())
+            h = hashlib.sha1(
+                repr((repo_id, parent, sorted((k, hashlib.sha256(v).hexdigest()) for k, v in merged.items()))).encode()
+            )
             commit = h.hexdigest()
             repo["commits"][commit] = merged
             repo["refs"][branch] = commit
@@ -107,7 +109,7 @@ class FakeHub:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "FakeHub":
+    def __enter__(self) -> FakeHub:
         hub = self
 
         class Handler(_Handler):
@@ -116,8 +118,7 @@ class FakeHub:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
         self._thread.start()
         return self
 
@@ -140,12 +141,22 @@ class _Handler(BaseHTTPRequestHandler):
     # ---- helpers ------------------------------------------------------------------------------
     def _record(self) -> None:
         with self.fake._lock:
-            self.fake.log.append({"method": self.command, "path": self.path,
-                                  "authorization": self.headers.get("Authorization"),
-                                  "range": self.headers.get("Range")})
+            self.fake.log.append(
+                {
+                    "method": self.command,
+                    "path": self.path,
+                    "authorization": self.headers.get("Authorization"),
+                    "range": self.headers.get("Range"),
+                }
+            )
 
-    def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
-               content_type: str = "application/json") -> None:
+    def _reply(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         self.send_response(status)
         for k, v in (headers or {}).items():
             self.send_header(k, v)
@@ -208,7 +219,7 @@ class _Handler(BaseHTTPRequestHandler):
         start = 0
         rng = self.headers.get("Range")
         if self.command == "GET" and rng and rng.startswith("bytes=") and rng.endswith("-"):
-            start = int(rng[len("bytes="):-1])
+            start = int(rng[len("bytes=") : -1])
         body = data[start:]
         status = 206 if start else 200
         if "location" in fault:
@@ -219,8 +230,11 @@ class _Handler(BaseHTTPRequestHandler):
         headers.update({"Content-Type": "application/octet-stream", "Content-Length": str(len(body))})
         headers.update(fault.get("headers") or {})
         if fault.get("drip_headers"):
-            head = f"HTTP/1.1 {status} OK\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()
-                                                         if v is not None) + "\r\n"
+            head = (
+                f"HTTP/1.1 {status} OK\r\n"
+                + "".join(f"{k}: {v}\r\n" for k, v in headers.items() if v is not None)
+                + "\r\n"
+            )
             self.close_connection = True
             return self._drip(head.encode("latin-1"), fault["drip_headers"])
         self.send_response(status)
@@ -234,7 +248,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return self._drip(body, fault["drip"])
         if "truncate" in fault:
-            self.wfile.write(body[:fault["truncate"]])
+            self.wfile.write(body[: fault["truncate"]])
             self.wfile.flush()
             self.close_connection = True
             try:
@@ -248,7 +262,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Send ``data`` one byte at a time, ``every`` seconds apart, until done or the client goes away."""
         for i in range(len(data)):
             try:
-                self.wfile.write(data[i:i + 1])
+                self.wfile.write(data[i : i + 1])
                 self.wfile.flush()
             except OSError:
                 return
@@ -274,8 +288,12 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._error(404, "RepoNotFound", "Repository not found")
             if action == "preupload":
                 files = json.loads(raw)["files"]
-                return self._reply(200, json.dumps({"files": [
-                    {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]}).encode())
+                return self._reply(
+                    200,
+                    json.dumps(
+                        {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]}
+                    ).encode(),
+                )
             added: dict[str, bytes] = {}
             for line in raw.decode().splitlines():
                 item = json.loads(line)
@@ -284,21 +302,30 @@ class _Handler(BaseHTTPRequestHandler):
                 elif item["key"] != "header":
                     return self._error(400, None, f"unsupported commit operation {item['key']}")
             commit = self.fake.add_commit(repo_id, added, branch=revision)
-            return self._reply(200, json.dumps({"commitUrl": f"{self.fake.url}/{repo_id}/commit/{commit}",
-                                                "commitOid": commit}).encode())
+            return self._reply(
+                200,
+                json.dumps({"commitUrl": f"{self.fake.url}/{repo_id}/commit/{commit}", "commitOid": commit}).encode(),
+            )
         return self._error(404, None, f"no route {path}")
 
 
 # ---- olah ----------------------------------------------------------------------------------------
 def olah_available() -> bool:
-    return shutil.which("olah-cli", path=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")) \
+    return (
+        shutil.which("olah-cli", path=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
         is not None
+    )
 
 
 def git_commit_files(repo_dir: Path, files: dict[str, bytes], message: str, tag: str | None = None) -> str:
     """Commit ``files`` into the git repo at ``repo_dir`` (created if missing); return the commit id."""
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    }
     git = ["git", "-C", str(repo_dir), "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"]
     if not (repo_dir / ".git").exists():
         repo_dir.mkdir(parents=True, exist_ok=True)
@@ -309,8 +336,9 @@ def git_commit_files(repo_dir: Path, files: dict[str, bytes], message: str, tag:
     subprocess.run(git + ["commit", "-q", "-m", message], check=True, env=env)
     if tag:
         subprocess.run(git + ["tag", tag], check=True, env=env)
-    return subprocess.run(git + ["rev-parse", "HEAD"], check=True, env=env, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        git + ["rev-parse", "HEAD"], check=True, env=env, capture_output=True, text=True
+    ).stdout.strip()
 
 
 class OlahServer:
@@ -327,7 +355,7 @@ class OlahServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "OlahServer":
+    def __enter__(self) -> OlahServer:
         self.mirrors.mkdir(parents=True, exist_ok=True)
         config = self.root / "olah.toml"
         config.write_text(
@@ -336,17 +364,26 @@ class OlahServer:
             f'repos-path = "{self.root / "repos"}"\n'
             f'mirrors-path = ["{self.mirrors}"]\n'
             f'mirror-netloc = "127.0.0.1:{self.port}"\n'
-            "[accessibility]\noffline = true\n", encoding="utf-8")
+            "[accessibility]\noffline = true\n",
+            encoding="utf-8",
+        )
         exe = shutil.which("olah-cli", path=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
         self.log_file = open(self.root / "olah.log", "wb")
-        self.proc = subprocess.Popen([exe, "-c", str(config)], cwd=self.root, stdout=self.log_file,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [exe, "-c", str(config)],
+            cwd=self.root,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self.__exit__()
-                raise RuntimeError(f"olah exited with {self.proc.returncode}: "
-                                   f"{(self.root / 'olah.log').read_text(errors='replace')[-2000:]}")
+                raise RuntimeError(
+                    f"olah exited with {self.proc.returncode}: "
+                    f"{(self.root / 'olah.log').read_text(errors='replace')[-2000:]}"
+                )
             try:
                 urllib.request.urlopen(self.url + "/", timeout=1)
                 return self

@@ -28,11 +28,10 @@ from helpers import subprocess_env
 RESULTS: list[dict] = []  # every case run in this session (conftest prints the count)
 
 
-
 # One long-lived "zygote" per test process imports the slow third-party modules (torch, numpy, PIL) once
 # and forks a child per case: each case still runs in its own process with its own memory limit, time
 # limit, environment and working folder, and imports stzoo afresh, but skips the 1-2 s torch import.
-_ZYGOTE = r'''
+_ZYGOTE = r"""
 import json, os, resource, signal, sys, tempfile, time, traceback
 import numpy, torch, PIL.Image  # noqa: F401  (shared with every case through fork)
 for line in sys.stdin:
@@ -84,7 +83,7 @@ for line in sys.stdin:
         os.unlink(p)
     res["seconds"], res["stderr"] = seconds, output
     sys.stdout.write(json.dumps(res) + "\n"); sys.stdout.flush()
-'''
+"""
 _zygote: subprocess.Popen | None = None
 
 
@@ -92,18 +91,35 @@ def _zygote_process() -> subprocess.Popen:
     global _zygote
     if _zygote is None or _zygote.poll() is not None:
         env = subprocess_env(OMP_NUM_THREADS="1")
-        _zygote = subprocess.Popen([sys.executable, "-c", _ZYGOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   text=True, env=env)
+        _zygote = subprocess.Popen(
+            [sys.executable, "-c", _ZYGOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
     return _zygote
 
 
-def run_case(code: str, *, timeout: float = 60.0, mem_mb: int = 6144, env: dict | None = None,
-             cwd: str | os.PathLike | None = None) -> dict:
+def run_case(
+    code: str,
+    *,
+    timeout: float = 60.0,
+    mem_mb: int = 6144,
+    env: dict | None = None,
+    cwd: str | os.PathLike | None = None,
+) -> dict:
     """Run ``code`` in a process of its own with ``mem_mb`` of address space and ``timeout`` seconds."""
     full_env = {**subprocess_env(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1"), **(env or {})}
     z = _zygote_process()
-    z.stdin.write(json.dumps({"code": textwrap.dedent(code), "env": full_env, "cwd": str(cwd or os.getcwd()),
-                              "mem_mb": mem_mb, "timeout": timeout}) + "\n")
+    z.stdin.write(
+        json.dumps(
+            {
+                "code": textwrap.dedent(code),
+                "env": full_env,
+                "cwd": str(cwd or os.getcwd()),
+                "mem_mb": mem_mb,
+                "timeout": timeout,
+            }
+        )
+        + "\n"
+    )
     z.stdin.flush()
     return json.loads(z.stdout.readline())
 
@@ -111,8 +127,13 @@ def run_case(code: str, *, timeout: float = 60.0, mem_mb: int = 6144, env: dict 
 def refuse(code: str, *, match: str | None = None, within: float = 30.0, **kwargs) -> dict:
     """Assert that ``code`` is refused cleanly (see the module docstring); return the result."""
     r = run_case(code, timeout=max(within, 1.0) * 2, **kwargs)
-    clean = bool(r.get("raised") and r.get("stzoo") and r.get("message") and r["seconds"] <= within
-                 and (match is None or match.lower() in r["message"].lower()))
+    clean = bool(
+        r.get("raised")
+        and r.get("stzoo")
+        and r.get("message")
+        and r["seconds"] <= within
+        and (match is None or match.lower() in r["message"].lower())
+    )
     RESULTS.append({"code": code, "clean": clean})
     assert r.get("raised"), f"not refused ({'hung' if r.get('hung') else 'ran through'}): {r}"
     assert r.get("stzoo"), f"leaked {r.get('type')}: {r.get('message')}\n{r.get('traceback')}"

@@ -62,9 +62,9 @@ def run_step(step: dict[str, Any]) -> dict[str, Any]:
     if op == "push":
         import torch
 
-        from stzoo.zoo.manifest import InputSpec
-        from stzoo.models import build_model
         from stzoo.inference.predictor import Predictor
+        from stzoo.models import build_model
+        from stzoo.zoo.manifest import InputSpec
 
         torch.manual_seed(step.get("seed", 0))
         cfg = step["config"]
@@ -103,8 +103,7 @@ def main() -> None:
         try:
             results.append({"ok": True, **run_step(step)})
         except Exception as exc:  # reported to the test, which decides
-            results.append({"ok": False, "types": [c.__name__ for c in type(exc).__mro__],
-                            "message": str(exc)})
+            results.append({"ok": False, "types": [c.__name__ for c in type(exc).__mro__], "message": str(exc)})
     print("@@RESULTS@@" + json.dumps(results))
 
 

@@ -66,8 +66,18 @@ def _batchnorm(sd: dict, name: str, g: torch.Generator, n: int) -> None:
     sd[name + ".num_batches_tracked"] = torch.tensor(1234, dtype=torch.long)
 
 
-def tau_state_dict(*, channels: int = 1, frames: int = 10, hid_S: int = 64, hid_T: int = 512, N_S: int = 4,
-                   N_T: int = 8, mlp_ratio: float = 8.0, spatio_kernel: int = 3, seed: int = 0) -> dict[str, Tensor]:
+def tau_state_dict(
+    *,
+    channels: int = 1,
+    frames: int = 10,
+    hid_S: int = 64,
+    hid_T: int = 512,
+    N_S: int = 4,
+    N_T: int = 8,
+    mlp_ratio: float = 8.0,
+    spatio_kernel: int = 3,
+    seed: int = 0,
+) -> dict[str, Tensor]:
     """Random weights in the layout of OpenSTL's ``SimVP_Model(model_type='tau')``."""
     g = torch.Generator().manual_seed(seed)
     sd: dict[str, Tensor] = {}
@@ -110,8 +120,15 @@ def tau_state_dict(*, channels: int = 1, frames: int = 10, hid_S: int = 64, hid_
     return sd
 
 
-def convlstm_state_dict(*, patch_channels: int, num_hidden: list[int], filter_size: int = 5,
-                        layer_norm: bool = False, grid: tuple[int, int] = (16, 16), seed: int = 0) -> dict[str, Tensor]:
+def convlstm_state_dict(
+    *,
+    patch_channels: int,
+    num_hidden: list[int],
+    filter_size: int = 5,
+    layer_norm: bool = False,
+    grid: tuple[int, int] = (16, 16),
+    seed: int = 0,
+) -> dict[str, Tensor]:
     """Random weights in the layout of OpenSTL's ``ConvLSTM_Model`` (stride 1)."""
     g = torch.Generator().manual_seed(seed)
     sd: dict[str, Tensor] = {}
@@ -148,8 +165,15 @@ def _conv_sc(sd: dict, name: str, x: Tensor, *, down: bool = False, up: bool = F
 
 
 def _bn(sd: dict, name: str, x: Tensor) -> Tensor:
-    return F.batch_norm(x, sd[f"{name}.running_mean"], sd[f"{name}.running_var"], sd[f"{name}.weight"],
-                        sd[f"{name}.bias"], training=False, eps=1e-5)
+    return F.batch_norm(
+        x,
+        sd[f"{name}.running_mean"],
+        sd[f"{name}.running_var"],
+        sd[f"{name}.weight"],
+        sd[f"{name}.bias"],
+        training=False,
+        eps=1e-5,
+    )
 
 
 def _pw(sd: dict, name: str, x: Tensor) -> Tensor:
@@ -166,8 +190,9 @@ def _tau_block(sd: dict, b: str, x: Tensor) -> Tensor:
     u = z
     w0, ws = sd[f"{sgu}.conv0.weight"], sd[f"{sgu}.conv_spatial.weight"]
     a = F.conv2d(z, w0, sd[f"{sgu}.conv0.bias"], padding=(w0.shape[-1] - 1) // 2, groups=z.shape[1])
-    a = F.conv2d(a, ws, sd[f"{sgu}.conv_spatial.bias"], padding=3 * (ws.shape[-1] - 1) // 2, dilation=3,
-                 groups=z.shape[1])
+    a = F.conv2d(
+        a, ws, sd[f"{sgu}.conv_spatial.bias"], padding=3 * (ws.shape[-1] - 1) // 2, dilation=3, groups=z.shape[1]
+    )
     f_x = _pw(sd, f"{sgu}.conv1", a)
     se = z.mean(dim=(2, 3))
     se = torch.sigmoid(F.linear(F.relu(F.linear(se, sd[f"{sgu}.fc.0.weight"])), sd[f"{sgu}.fc.2.weight"]))
@@ -238,8 +263,9 @@ def _convlstm_cell(sd: dict, name: str, x: Tensor, h: Tensor, c: Tensor) -> tupl
 
 
 @torch.no_grad()
-def convlstm_predict(sd: dict[str, Tensor], batch_x: Tensor, batch_y: Tensor, patch_size: int,
-                     reverse_scheduled_sampling: int = 0) -> Tensor:
+def convlstm_predict(
+    sd: dict[str, Tensor], batch_x: Tensor, batch_y: Tensor, patch_size: int, reverse_scheduled_sampling: int = 0
+) -> Tensor:
     """OpenSTL's ``ConvLSTM._predict`` (from ``PredRNN``) + ``ConvLSTM_Model.forward``: B×T×C×H×W in,
     the ``batch_y.shape[1]`` predicted frames out. ``batch_y`` only enters multiplied by a zero mask."""
     pre, aft = batch_x.shape[1], batch_y.shape[1]
@@ -251,7 +277,7 @@ def convlstm_predict(sd: dict[str, Tensor], batch_x: Tensor, batch_y: Tensor, pa
     mask_input = 1 if reverse_scheduled_sampling == 1 else pre
     flag = torch.zeros(b, total - mask_input - 1, h // p, w // p, p * p * c)
     if reverse_scheduled_sampling == 1:
-        flag[:, :pre - 1] = 1.0
+        flag[:, : pre - 1] = 1.0
     # ConvLSTM_Model.forward
     frames = dat.permute(0, 1, 4, 2, 3).contiguous()
     mask = flag.permute(0, 1, 4, 2, 3).contiguous()

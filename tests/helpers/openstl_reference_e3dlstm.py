@@ -35,8 +35,9 @@ from torch import Tensor
 from helpers.openstl_reference import _rand, reshape_patch, reshape_patch_back
 
 
-def e3dlstm_shapes(*, patch_channels: int, num_hidden: list[int], grid: tuple[int, int], filter_size: int = 5,
-                   window: int = 2) -> dict[str, tuple]:
+def e3dlstm_shapes(
+    *, patch_channels: int, num_hidden: list[int], grid: tuple[int, int], filter_size: int = 5, window: int = 2
+) -> dict[str, tuple]:
     """Every tensor of OpenSTL's ``E3DLSTM_Model`` (layer_norm=0, stride 1) and its shape."""
     k = filter_size
     shapes: dict[str, tuple] = {}
@@ -55,14 +56,23 @@ def e3dlstm_shapes(*, patch_channels: int, num_hidden: list[int], grid: tuple[in
     return shapes
 
 
-def e3dlstm_state_dict(*, patch_channels: int, num_hidden: list[int], grid: tuple[int, int], filter_size: int = 5,
-                       window: int = 2, seed: int = 0, gain: float = 1.5) -> dict[str, Tensor]:
+def e3dlstm_state_dict(
+    *,
+    patch_channels: int,
+    num_hidden: list[int],
+    grid: tuple[int, int],
+    filter_size: int = 5,
+    window: int = 2,
+    seed: int = 0,
+    gain: float = 1.5,
+) -> dict[str, Tensor]:
     """Random weights in the layout of OpenSTL's ``E3DLSTM_Model``: convs with std gain/√fan-in, the
     LayerNorm affine weights 1 ± 0.3 and biases ± 0.3 per position, so that all of them matter."""
     g = torch.Generator().manual_seed(seed)
     out = {}
-    for key, shape in e3dlstm_shapes(patch_channels=patch_channels, num_hidden=num_hidden, grid=grid,
-                                     filter_size=filter_size, window=window).items():
+    for key, shape in e3dlstm_shapes(
+        patch_channels=patch_channels, num_hidden=num_hidden, grid=grid, filter_size=filter_size, window=window
+    ).items():
         if key.endswith("_norm_c_t.weight"):
             out[key] = 1.0 + _rand(g, *shape, scale=0.3)
         elif key.endswith("_norm_c_t.bias"):
@@ -86,8 +96,9 @@ def _attn(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     return torch.einsum("bxy,byc->bxc", a, vv).reshape(b, c, -1, q.shape[-2], q.shape[-1])
 
 
-def _cell(sd: dict, p: str, x: Tensor, h: Tensor, c: Tensor, gm: Tensor, history: Tensor
-          ) -> tuple[Tensor, Tensor, Tensor]:
+def _cell(
+    sd: dict, p: str, x: Tensor, h: Tensor, c: Tensor, gm: Tensor, history: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
     n = h.shape[1]
     i_h, g_h, r_h, o_h = torch.split(_tf_conv3d(h, sd[f"{p}.conv_h.0.conv3d.weight"]), n, dim=1)
     i_x, g_x, r_x, o_x, ti_x, tg_x, tf_x = torch.split(_tf_conv3d(x, sd[f"{p}.conv_x.0.conv3d.weight"]), n, dim=1)
@@ -103,8 +114,15 @@ def _cell(sd: dict, p: str, x: Tensor, h: Tensor, c: Tensor, gm: Tensor, history
     return torch.tanh(mem) * torch.sigmoid(gate), new_c, gm  # the memory given, not new_gm (as OpenSTL)
 
 
-def e3dlstm_model_forward(sd: dict[str, Tensor], frames_tensor: Tensor, mask_true: Tensor, *, pre_seq_length: int,
-                          aft_seq_length: int, window: int = 2) -> Tensor:
+def e3dlstm_model_forward(
+    sd: dict[str, Tensor],
+    frames_tensor: Tensor,
+    mask_true: Tensor,
+    *,
+    pre_seq_length: int,
+    aft_seq_length: int,
+    window: int = 2,
+) -> Tensor:
     """``E3DLSTM_Model.forward`` (reverse_scheduled_sampling=0): channels-last patches B×T×h×w×p²C and a
     channels-last mask in, the ``T − 1`` one-step predictions out (channels-last)."""
     frames = frames_tensor.permute(0, 1, 4, 2, 3).contiguous()

@@ -39,16 +39,21 @@ from torch import Tensor
 from helpers.openstl_reference import _rand
 
 
-def mau_shapes(*, channels: int, num_hidden: list[int], grid: tuple[int, int], sr_size: int,
-               filter_size: int = 5) -> dict[str, tuple]:
+def mau_shapes(
+    *, channels: int, num_hidden: list[int], grid: tuple[int, int], sr_size: int, filter_size: int = 5
+) -> dict[str, tuple]:
     """Every tensor of OpenSTL's ``MAU_Model`` (patch_size 1) and its shape."""
     k, n = filter_size, int(math.log2(sr_size))
     h0, hl = num_hidden[0], num_hidden[-1]
     shapes: dict[str, tuple] = {}
     for i, h in enumerate(num_hidden):
         c_in = num_hidden[i - 1]
-        for name, c_out, c_from in (("conv_t", 3 * h, c_in), ("conv_t_next", h, c_in), ("conv_s", 3 * h, h),
-                                    ("conv_s_next", h, h)):
+        for name, c_out, c_from in (
+            ("conv_t", 3 * h, c_in),
+            ("conv_t_next", h, c_in),
+            ("conv_s", 3 * h, h),
+            ("conv_s_next", h, h),
+        ):
             shapes[f"cell_list.{i}.{name}.0.weight"] = (c_out, c_from, k, k)
             shapes[f"cell_list.{i}.{name}.0.bias"] = (c_out,)
             shapes[f"cell_list.{i}.{name}.1.weight"] = (c_out, *grid)
@@ -70,14 +75,22 @@ def mau_shapes(*, channels: int, num_hidden: list[int], grid: tuple[int, int], s
     return shapes
 
 
-def mau_state_dict(*, channels: int = 1, num_hidden: list[int], grid: tuple[int, int], sr_size: int,
-                   filter_size: int = 5, seed: int = 0) -> dict[str, Tensor]:
+def mau_state_dict(
+    *,
+    channels: int = 1,
+    num_hidden: list[int],
+    grid: tuple[int, int],
+    sr_size: int,
+    filter_size: int = 5,
+    seed: int = 0,
+) -> dict[str, Tensor]:
     """Random weights in the layout of OpenSTL's ``MAU_Model``: convs with std 1/√fan-in, biases with std
     0.1, LayerNorm weights 1 + N(0, 0.1²) and biases N(0, 0.1²) per position."""
     g = torch.Generator().manual_seed(seed)
     sd: dict[str, Tensor] = {}
-    for key, shape in mau_shapes(channels=channels, num_hidden=num_hidden, grid=grid, sr_size=sr_size,
-                                 filter_size=filter_size).items():
+    for key, shape in mau_shapes(
+        channels=channels, num_hidden=num_hidden, grid=grid, sr_size=sr_size, filter_size=filter_size
+    ).items():
         if ".1.weight" in key and key.startswith("cell_list."):
             sd[key] = 1.0 + _rand(g, *shape, scale=0.1)
         elif key.endswith(".bias"):
@@ -96,8 +109,9 @@ def _conv_ln(sd: dict, p: str, x: Tensor) -> Tensor:
     return F.layer_norm(y, tuple(ln_w.shape), ln_w, sd[f"{p}.1.bias"], eps=1e-5)
 
 
-def _mau_cell(sd: dict, p: str, t_t: Tensor, s_t: Tensor, t_att: Tensor, s_att: Tensor, tau: int,
-              residual: bool) -> tuple[Tensor, Tensor]:
+def _mau_cell(
+    sd: dict, p: str, t_t: Tensor, s_t: Tensor, t_att: Tensor, s_att: Tensor, tau: int, residual: bool
+) -> tuple[Tensor, Tensor]:
     n = sd[f"{p}.conv_s_next.0.weight"].shape[0]
     grid = sd[f"{p}.conv_s_next.1.weight"].shape[1:]
     d = n * grid[0] * grid[1]
@@ -119,8 +133,16 @@ def _mau_cell(sd: dict, p: str, t_t: Tensor, s_t: Tensor, t_att: Tensor, s_att: 
 
 
 @torch.no_grad()
-def mau_predict(sd: dict[str, Tensor], batch_x: Tensor, batch_y: Tensor, *, sr_size: int, tau: int = 5,
-                cell_mode: str = "normal", model_mode: str = "normal") -> Tensor:
+def mau_predict(
+    sd: dict[str, Tensor],
+    batch_x: Tensor,
+    batch_y: Tensor,
+    *,
+    sr_size: int,
+    tau: int = 5,
+    cell_mode: str = "normal",
+    model_mode: str = "normal",
+) -> Tensor:
     """OpenSTL's ``MAU.forward`` + ``MAU_Model.forward``: B×T×C×H×W in, the ``batch_y.shape[1]`` predicted
     frames out (``batch_y`` is passed in, as OpenSTL does, and masked out by the zero flag)."""
     pre, aft = batch_x.shape[1], batch_y.shape[1]
@@ -145,12 +167,21 @@ def mau_predict(sd: dict[str, Tensor], batch_x: Tensor, batch_y: Tensor, *, sr_s
         else:
             net = mask_true[:, t - pre] * frames[:, t] + (1 - mask_true[:, t - pre]) * x_gen
         feats = []
-        z = F.leaky_relu(F.conv2d(net, sd["encoders.0.encoder_t_conv-1.weight"],
-                                  sd["encoders.0.encoder_t_conv-1.bias"]), 0.2)
+        z = F.leaky_relu(
+            F.conv2d(net, sd["encoders.0.encoder_t_conv-1.weight"], sd["encoders.0.encoder_t_conv-1.bias"]), 0.2
+        )
         feats.append(z)
         for i in range(n_enc - 1):
-            z = F.leaky_relu(F.conv2d(z, sd[f"encoders.{i + 1}.encoder_t{i}.weight"],
-                                      sd[f"encoders.{i + 1}.encoder_t{i}.bias"], stride=2, padding=1), 0.2)
+            z = F.leaky_relu(
+                F.conv2d(
+                    z,
+                    sd[f"encoders.{i + 1}.encoder_t{i}.weight"],
+                    sd[f"encoders.{i + 1}.encoder_t{i}.bias"],
+                    stride=2,
+                    padding=1,
+                ),
+                0.2,
+            )
             feats.append(z)
         if t == 0:
             t_t = [torch.zeros(b, hidden[i], h, w) for i in range(n_layers)]
@@ -163,8 +194,14 @@ def mau_predict(sd: dict[str, Tensor], batch_x: Tensor, batch_y: Tensor, *, sr_s
             t_pre[i].append(t_t[i])
         out = s_t
         for i in range(n_dec):
-            out = F.conv_transpose2d(out, sd[f"decoders.{i}.c_decoder{i}.weight"], sd[f"decoders.{i}.c_decoder{i}.bias"],
-                                     stride=2, padding=1, output_padding=1)
+            out = F.conv_transpose2d(
+                out,
+                sd[f"decoders.{i}.c_decoder{i}.weight"],
+                sd[f"decoders.{i}.c_decoder{i}.bias"],
+                stride=2,
+                padding=1,
+                output_padding=1,
+            )
             if i < n_dec - 1:
                 out = F.leaky_relu(out, 0.2)
             if model_mode == "recall":

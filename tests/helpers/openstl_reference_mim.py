@@ -32,14 +32,19 @@ from torch import Tensor
 from helpers.openstl_reference import _rand, reshape_patch, reshape_patch_back
 
 
-def mim_shapes(*, patch_channels: int, num_hidden: list[int], grid: tuple[int, int], filter_size: int = 5
-               ) -> dict[str, tuple]:
+def mim_shapes(
+    *, patch_channels: int, num_hidden: list[int], grid: tuple[int, int], filter_size: int = 5
+) -> dict[str, tuple]:
     """Every tensor of OpenSTL's ``MIM_Model`` (layer_norm=0, stride 1) and its shape."""
     k = filter_size
     shapes: dict[str, tuple] = {}
     h0 = num_hidden[0]
-    for name, c_out, c_from in (("conv_x", 7 * h0, patch_channels), ("conv_h", 4 * h0, h0), ("conv_m", 3 * h0, h0),
-                                ("conv_o", h0, 2 * h0)):
+    for name, c_out, c_from in (
+        ("conv_x", 7 * h0, patch_channels),
+        ("conv_h", 4 * h0, h0),
+        ("conv_m", 3 * h0, h0),
+        ("conv_o", h0, 2 * h0),
+    ):
         shapes[f"stlstm_layer.0.{name}.0.weight"] = (c_out, c_from, k, k)
     shapes["stlstm_layer.0.conv_last.weight"] = (h0, 2 * h0, 1, 1)
     for i in range(1, len(num_hidden)):
@@ -47,8 +52,13 @@ def mim_shapes(*, patch_channels: int, num_hidden: list[int], grid: tuple[int, i
         b = f"stlstm_layer.{i}"
         shapes[f"{b}.ct_weight"] = (2 * h, *grid)
         shapes[f"{b}.oc_weight"] = (h, *grid)
-        for name, c_out, c_from in (("conv_t_cc", 3 * h, c_in), ("conv_s_cc", 4 * h, h), ("conv_x_cc", 4 * h, h),
-                                    ("conv_h_concat", 4 * h, h), ("conv_x_concat", 4 * h, h)):
+        for name, c_out, c_from in (
+            ("conv_t_cc", 3 * h, c_in),
+            ("conv_s_cc", 4 * h, h),
+            ("conv_x_cc", 4 * h, h),
+            ("conv_h_concat", 4 * h, h),
+            ("conv_x_concat", 4 * h, h),
+        ):
             shapes[f"{b}.{name}.0.weight"] = (c_out, c_from, k, k)
         shapes[f"{b}.conv_last.weight"] = (h, 2 * h, 1, 1)
     for i in range(len(num_hidden) - 1):
@@ -63,8 +73,9 @@ def mim_shapes(*, patch_channels: int, num_hidden: list[int], grid: tuple[int, i
     return shapes
 
 
-def mim_state_dict(*, patch_channels: int, num_hidden: list[int], grid: tuple[int, int], filter_size: int = 5,
-                   seed: int = 0) -> dict[str, Tensor]:
+def mim_state_dict(
+    *, patch_channels: int, num_hidden: list[int], grid: tuple[int, int], filter_size: int = 5, seed: int = 0
+) -> dict[str, Tensor]:
     """Random weights in the layout of OpenSTL's ``MIM_Model``: convs with std 1/√fan-in, the peephole
     weights (zero at OpenSTL's initialisation) with std 0.5 so that they matter."""
     g = torch.Generator().manual_seed(seed)
@@ -104,8 +115,9 @@ def _peephole_lstm(sd: dict, p: str, x: Tensor, h_t: Tensor | None, c_t: Tensor 
     return h_new, c_new
 
 
-def _mim_block(sd: dict, p: str, x: Tensor, diff_h: Tensor | None, h: Tensor, c: Tensor, m: Tensor,
-               stationary: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _mim_block(
+    sd: dict, p: str, x: Tensor, diff_h: Tensor | None, h: Tensor, c: Tensor, m: Tensor, stationary: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     n = h.shape[1]
     diff_h = torch.zeros_like(x) if diff_h is None else diff_h
     i_t, g_t, o_t = torch.split(_c(sd, f"{p}.conv_t_cc.0.weight", h), n, dim=1)
@@ -125,8 +137,14 @@ def _mim_block(sd: dict, p: str, x: Tensor, diff_h: Tensor | None, h: Tensor, c:
 
 
 @torch.no_grad()
-def mim_predict(sd: dict[str, Tensor], batch_x: Tensor, batch_y: Tensor, patch_size: int,
-                stationary: list[Tensor | None] | None = None, return_stationary: bool = False):
+def mim_predict(
+    sd: dict[str, Tensor],
+    batch_x: Tensor,
+    batch_y: Tensor,
+    patch_size: int,
+    stationary: list[Tensor | None] | None = None,
+    return_stationary: bool = False,
+):
     """OpenSTL's ``MIM`` method ``forward`` (inherited from ``PredRNN``) + ``MIM_Model.forward``: B×T×C×H×W
     in, the ``batch_y.shape[1]`` predicted frames out.
 
@@ -157,10 +175,12 @@ def mim_predict(sd: dict[str, Tensor], batch_x: Tensor, batch_y: Tensor, patch_s
         for i in range(1, n_layers):
             if t > 0:
                 d_in = h_t[i - 1] - preh if i == 1 else hidden_diff[i - 2]
-                hidden_diff[i - 1], cell_diff[i - 1] = _peephole_lstm(sd, f"stlstm_layer_diff.{i - 1}", d_in,
-                                                                      hidden_diff[i - 1], cell_diff[i - 1])
-            h_t[i], c_t[i], st_memory, conv_c[i] = _mim_block(sd, f"stlstm_layer.{i}", h_t[i - 1], hidden_diff[i - 1],
-                                                              h_t[i], c_t[i], st_memory, conv_c[i])
+                hidden_diff[i - 1], cell_diff[i - 1] = _peephole_lstm(
+                    sd, f"stlstm_layer_diff.{i - 1}", d_in, hidden_diff[i - 1], cell_diff[i - 1]
+                )
+            h_t[i], c_t[i], st_memory, conv_c[i] = _mim_block(
+                sd, f"stlstm_layer.{i}", h_t[i - 1], hidden_diff[i - 1], h_t[i], c_t[i], st_memory, conv_c[i]
+            )
         x_gen = F.conv2d(h_t[-1], sd["conv_last.weight"])
         next_frames.append(x_gen)
     gen = reshape_patch_back(torch.stack(next_frames, dim=0).permute(1, 0, 3, 4, 2).contiguous(), p)

@@ -70,8 +70,17 @@ def _rrdb_shapes(out: dict, name: str, nf: int) -> None:
             _conv_shapes(out, f"{name}.RDB{r}.conv{j}", c_out, c_in, 3)
 
 
-def mmvp_shapes(*, channels: int = 1, frames_in: int = 10, frames_out: int = 10, hid_S: int = 32, hid_T: int = 192,
-                rrdb_encoder_num: int = 2, rrdb_decoder_num: int = 2, rrdb_enhance_num: int = 2) -> dict[str, tuple]:
+def mmvp_shapes(
+    *,
+    channels: int = 1,
+    frames_in: int = 10,
+    frames_out: int = 10,
+    hid_S: int = 32,
+    hid_T: int = 192,
+    rrdb_encoder_num: int = 2,
+    rrdb_decoder_num: int = 2,
+    rrdb_enhance_num: int = 2,
+) -> dict[str, tuple]:
     """Every tensor (parameters and BatchNorm buffers) of OpenSTL's ``MMVP_Model`` with
     ``downsample_setting='2,2,2'`` and ``use_direct_predictor=True``, and its shape."""
     h, t, c = hid_S, hid_T, channels
@@ -79,8 +88,11 @@ def mmvp_shapes(*, channels: int = 1, frames_in: int = 10, frames_out: int = 10,
     _conv_shapes(s, "enc.inconv", h, 4 * c, 3)
     for j in range(rrdb_encoder_num):
         _rrdb_shapes(s, f"enc.block_rrdb.{j}", h)
-    for name, (c_in, c_out) in (("enc.pre_downsample_block.0", (h, 2 * h)), ("enc.downsample_high", (2 * h, 4 * h)),
-                                ("enc.downsample_low", (4 * h, 8 * h))):
+    for name, (c_in, c_out) in (
+        ("enc.pre_downsample_block.0", (h, 2 * h)),
+        ("enc.downsample_high", (2 * h, 4 * h)),
+        ("enc.downsample_low", (4 * h, 8 * h)),
+    ):
         _conv_shapes(s, f"{name}.conv1", c_out, c_in, 3)
         _conv_shapes(s, f"{name}.shortcut", c_out, c_in, 1)
         _conv_shapes(s, f"{name}.conv2", c_out, c_out, 3)
@@ -88,9 +100,11 @@ def mmvp_shapes(*, channels: int = 1, frames_in: int = 10, frames_out: int = 10,
         for j, idx in enumerate((0, 3, 6)):
             _conv_shapes(s, f"filter.filter_block.{i}.{idx}", c_out, c_in if j == 0 else c_out, 3)
             _bn_shapes(s, f"filter.filter_block.{i}.{idx + 1}", c_out)
-    for name, c_in, c_out, skip in (("dec.upsample_block_low2high", 8 * h, 4 * h, True),
-                                    ("dec.upsample_block.0", 4 * h, 2 * h, True),
-                                    ("dec.upsample_block.1", 2 * h, h, False)):
+    for name, c_in, c_out, skip in (
+        ("dec.upsample_block_low2high", 8 * h, 4 * h, True),
+        ("dec.upsample_block.0", 4 * h, 2 * h, True),
+        ("dec.upsample_block.1", 2 * h, h, False),
+    ):
         _convt_shapes(s, f"{name}.up", c_in, c_out, 2)
         _conv_shapes(s, f"{name}.conv.conv.0", c_out, 2 * c_out if skip else c_out, 3, bias=False)
     for j in range(rrdb_decoder_num):
@@ -121,8 +135,15 @@ def mmvp_shapes(*, channels: int = 1, frames_in: int = 10, frames_out: int = 10,
     _conv_shapes(s, f"{p}.conv2_1", 2 * t, t, 3)
     _conv_shapes(s, f"{p}.conv3_1", t, 3 * t, 3)
     _conv_shapes(s, f"{p}.conv4_1", t, t, 3)
-    for name, n in (("bn_pre_1", t), ("bn_pre_2", t), ("bn1_1", t), ("bn2_1", 2 * t), ("bn3_1", t), ("bn4_1", t),
-                    ("bn_translate", t * frames_out)):
+    for name, n in (
+        ("bn_pre_1", t),
+        ("bn_pre_2", t),
+        ("bn1_1", t),
+        ("bn2_1", 2 * t),
+        ("bn3_1", t),
+        ("bn4_1", t),
+        ("bn_translate", t * frames_out),
+    ):
         _bn_shapes(s, f"{p}.{name}", n)
     _conv_shapes(s, f"{pm}.out_conv", 1, t, 3, bias=False)
     _conv_shapes(s, "enhance.model.0", h, 2 * c, 3)
@@ -155,7 +176,7 @@ def mmvp_state_dict(*, seed: int = 0, gain: float = 1.0, **sizes) -> dict[str, T
             out[key] = 1.0 + _rand(g, *shape, scale=0.1)
         else:
             fan_in = math.prod(shape[1:]) if ".up." not in key else shape[0]  # transposed conv, k = stride
-            out[key] = torch.randn(*shape, generator=g) * (gain / fan_in ** 0.5)
+            out[key] = torch.randn(*shape, generator=g) * (gain / fan_in**0.5)
     return out
 
 
@@ -171,8 +192,15 @@ def _c(sd: dict, name: str, x: Tensor, stride: int = 1) -> Tensor:
 
 
 def _bn(sd: dict, name: str, x: Tensor) -> Tensor:
-    return F.batch_norm(x, sd[f"{name}.running_mean"], sd[f"{name}.running_var"], sd[f"{name}.weight"],
-                        sd[f"{name}.bias"], training=False, eps=1e-5)
+    return F.batch_norm(
+        x,
+        sd[f"{name}.running_mean"],
+        sd[f"{name}.running_var"],
+        sd[f"{name}.weight"],
+        sd[f"{name}.bias"],
+        training=False,
+        eps=1e-5,
+    )
 
 
 def _rdb(sd: dict, p: str, x: Tensor) -> Tensor:
@@ -236,8 +264,9 @@ def _direct_predictor(sd: dict, p: str, x: Tensor, fut_len: int) -> Tensor:
         x_2 = x_2.view(-1, x_2.size(2), x_2.size(3), x_2.size(4)).contiguous()
     else:
         x_2 = F.leaky_relu(_c(sd, f"{p}.temporal_layer.0", x_2))
-    x_3 = F.leaky_relu(_bn(sd, f"{p}.bn3_1", _c(sd, f"{p}.conv3_1",
-                                                 torch.cat((F.interpolate(x_2, size=x_1.shape[2:]), x_1), dim=1))))
+    x_3 = F.leaky_relu(
+        _bn(sd, f"{p}.bn3_1", _c(sd, f"{p}.conv3_1", torch.cat((F.interpolate(x_2, size=x_1.shape[2:]), x_1), dim=1)))
+    )
     x = x.view(batch, -1, x.size(1), x.size(2), x.size(3))
     return F.leaky_relu(_bn(sd, f"{p}.bn4_1", _c(sd, f"{p}.conv4_1", F.interpolate(x_3, size=x.shape[3:]))))
 
@@ -258,7 +287,7 @@ def build_similarity_matrix(emb: Tensor) -> Tensor:
     b, t, c, h, w = emb.shape
     emb = emb.permute(0, 1, 3, 4, 2)
     emb = emb / (torch.norm(emb, dim=-1, keepdim=True) + 1e-6)
-    prev = emb[:, :t - 1].reshape(-1, h * w, c)
+    prev = emb[:, : t - 1].reshape(-1, h * w, c)
     nxt = emb[:, 1:].reshape(-1, h * w, c)
     return torch.bmm(prev, nxt.permute(0, 2, 1)).reshape(b, t - 1, h * w, h * w)
 
@@ -274,8 +303,11 @@ def sim_matrix_interpolate(m: Tensor, ori: tuple[int, int], target: tuple[int, i
     th, tw = target
     o = m.clone().reshape(b, t, oh, ow, oh, ow)
     half = F.interpolate(o.reshape(-1, oh, ow).unsqueeze(1), (th, tw), mode="bilinear").squeeze(1)
-    new = F.interpolate(half.reshape(b, t, oh, ow, th, tw).permute(0, 1, 4, 5, 2, 3).reshape(-1, oh, ow).unsqueeze(1),
-                        (th, tw), mode="bicubic").squeeze(1)
+    new = F.interpolate(
+        half.reshape(b, t, oh, ow, th, tw).permute(0, 1, 4, 5, 2, 3).reshape(-1, oh, ow).unsqueeze(1),
+        (th, tw),
+        mode="bicubic",
+    ).squeeze(1)
     return new.reshape(b, t, th, tw, th, tw).permute(0, 1, 4, 5, 2, 3).reshape(b, t, th * tw, th * tw)
 
 
@@ -308,8 +340,8 @@ def _feat_compose(feats_list: list, sims: list, prev_len: int, aft: int) -> list
         cur = feats.reshape(b, -1, c, h, w)[:, :prev_len]
         composed = []
         for t in range(aft):
-            active = sim[:, :prev_len - 1]
-            fut = sim[:, prev_len + t - 1:prev_len + t] if t > 0 else sim[:, prev_len - 1:prev_len + t]
+            active = sim[:, : prev_len - 1]
+            fut = sim[:, prev_len + t - 1 : prev_len + t] if t > 0 else sim[:, prev_len - 1 : prev_len + t]
             cum = cum_multiply(torch.cat([active, fut], dim=1).clone())
             composed.append(_feat_generator(cur[:, :prev_len].clone(), cum))
         out.append(torch.stack(composed, dim=1).reshape(-1, c, h, w))
@@ -321,16 +353,24 @@ def _mid_motion_matrix(sd: dict, gi: list, b: int, t: int, mat: list, fut_len: i
     prev = []
     for g in gi:
         hg, wg = g.shape[2:]
-        prev.append(build_similarity_matrix(g.reshape(b, t, -1, hg, wg))[:, :t - 1].clone())
+        prev.append(build_similarity_matrix(g.reshape(b, t, -1, hg, wg))[:, : t - 1].clone())
     pred = _predict_matrices(sd, prev[0], tuple(mat[0]), fut_len)
-    pred_sims = [sim_matrix_postprocess(pred.clone()),
-                 sim_matrix_postprocess(sim_matrix_interpolate(pred.clone(), mat[0], mat[1]))]
+    pred_sims = [
+        sim_matrix_postprocess(pred.clone()),
+        sim_matrix_postprocess(sim_matrix_interpolate(pred.clone(), mat[0], mat[1])),
+    ]
     return [torch.cat([sim_matrix_postprocess(prev[k]), pred_sims[k]], dim=1) for k in range(2)]
 
 
 @torch.no_grad()
-def mmvp_forward(sd: dict[str, Tensor], x_raw: Tensor, *, in_shape_hw: tuple[int, int] | None = None,
-                 frames_out: int | None = None, return_matrices: bool = False):
+def mmvp_forward(
+    sd: dict[str, Tensor],
+    x_raw: Tensor,
+    *,
+    in_shape_hw: tuple[int, int] | None = None,
+    frames_out: int | None = None,
+    return_matrices: bool = False,
+):
     """``MMVP_Model.forward`` in eval mode (``downsample_setting='2,2,2'``): B×T×C×H×W → B×aft×C×H×W.
 
     ``in_shape_hw`` is the H×W of the ``in_shape`` the OpenSTL model was built with (its matrix sizes;
@@ -340,8 +380,11 @@ def mmvp_forward(sd: dict[str, Tensor], x_raw: Tensor, *, in_shape_hw: tuple[int
     b, t, c, hh, ww = x_raw.shape
     h_b, w_b = in_shape_hw or (hh, ww)
     mat = [[h_b // 8, w_b // 8], [h_b // 16, w_b // 16]]
-    fut_len = frames_out or sd["hid.predictor.predictor.bn_translate.weight"].shape[0] // \
-        sd["hid.predictor.predictor.bn4_1.weight"].shape[0]
+    fut_len = (
+        frames_out
+        or sd["hid.predictor.predictor.bn_translate.weight"].shape[0]
+        // sd["hid.predictor.predictor.bn4_1.weight"].shape[0]
+    )
     x = F.pixel_unshuffle(x_raw.reshape(b * t, c, hh, ww), 2)
     x_wh = x.shape[-2:]
     # RRDBEncoder
@@ -361,7 +404,9 @@ def mmvp_forward(sd: dict[str, Tensor], x_raw: Tensor, *, in_shape_hw: tuple[int
         if out.shape[-1] * out.shape[-2] != mat[s][0] * mat[s][1]:
             out = F.interpolate(out, size=tuple(mat[s]), mode="bilinear")
         for idx in (0, 3, 6):
-            out = F.leaky_relu(_bn(sd, f"filter.filter_block.{k}.{idx + 1}", _c(sd, f"filter.filter_block.{k}.{idx}", out)))
+            out = F.leaky_relu(
+                _bn(sd, f"filter.filter_block.{k}.{idx + 1}", _c(sd, f"filter.filter_block.{k}.{idx}", out))
+            )
         gi.append(out)
     similar = _mid_motion_matrix(sd, gi, b, t, mat, fut_len)
     if return_matrices:
@@ -384,8 +429,9 @@ def mmvp_forward(sd: dict[str, Tensor], x_raw: Tensor, *, in_shape_hw: tuple[int
             sims_for.append(similar[0])
         else:
             m = mat[i - len(fi) + 2]
-            compose_list.append(fi[i] if tuple(fi[i].shape[-2:]) == tuple(m) else
-                                F.interpolate(fi[i], size=tuple(m), mode="bilinear"))
+            compose_list.append(
+                fi[i] if tuple(fi[i].shape[-2:]) == tuple(m) else F.interpolate(fi[i], size=tuple(m), mode="bilinear")
+            )
     sims_for += [similar[0], similar[1]]
     composed = _feat_compose(compose_list, sims_for, t, fut_len)
     for i in range(len(composed)):

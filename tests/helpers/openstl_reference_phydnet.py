@@ -41,10 +41,16 @@ from helpers.openstl_reference import _rand
 
 
 def _cells(*, dim: int, f_hidden: int, k: int, conv_hidden: list[int], conv_k: int) -> dict[str, tuple]:
-    shapes = {"phycell.cell_list.0.F.conv1.weight": (f_hidden, dim, k, k), "phycell.cell_list.0.F.conv1.bias": (f_hidden,),
-              "phycell.cell_list.0.F.bn1.weight": (f_hidden,), "phycell.cell_list.0.F.bn1.bias": (f_hidden,),
-              "phycell.cell_list.0.F.conv2.weight": (dim, f_hidden, 1, 1), "phycell.cell_list.0.F.conv2.bias": (dim,),
-              "phycell.cell_list.0.convgate.weight": (dim, 2 * dim, 3, 3), "phycell.cell_list.0.convgate.bias": (dim,)}
+    shapes = {
+        "phycell.cell_list.0.F.conv1.weight": (f_hidden, dim, k, k),
+        "phycell.cell_list.0.F.conv1.bias": (f_hidden,),
+        "phycell.cell_list.0.F.bn1.weight": (f_hidden,),
+        "phycell.cell_list.0.F.bn1.bias": (f_hidden,),
+        "phycell.cell_list.0.F.conv2.weight": (dim, f_hidden, 1, 1),
+        "phycell.cell_list.0.F.conv2.bias": (dim,),
+        "phycell.cell_list.0.convgate.weight": (dim, 2 * dim, 3, 3),
+        "phycell.cell_list.0.convgate.bias": (dim,),
+    }
     for j, h in enumerate(conv_hidden):
         c_in = dim if j == 0 else conv_hidden[j - 1]
         shapes[f"convcell.cell_list.{j}.conv.weight"] = (4 * h, c_in + h, conv_k, conv_k)
@@ -52,8 +58,9 @@ def _cells(*, dim: int, f_hidden: int, k: int, conv_hidden: list[int], conv_k: i
     return shapes
 
 
-def phydnet_shapes(*, channels: int = 1, nf: int = 32, conv_hidden: list[int] | None = None, conv_k: int = 3,
-                   k: int = 7) -> dict[str, tuple]:
+def phydnet_shapes(
+    *, channels: int = 1, nf: int = 32, conv_hidden: list[int] | None = None, conv_k: int = 3, k: int = 7
+) -> dict[str, tuple]:
     """Every tensor of OpenSTL's ``PhyDNet_Model`` state dict (buffers included) and its shape, in its order.
     OpenSTL fixes nf = 32 and conv_hidden = [128, 128, 64]; other sizes are for small tests."""
     dim = 2 * nf
@@ -95,8 +102,9 @@ def moment_matrices(k: int) -> tuple[Tensor, Tensor]:
     return torch.from_numpy(m), torch.from_numpy(np.linalg.inv(m))
 
 
-def phydnet_state_dict(*, channels: int = 1, nf: int = 32, conv_hidden: list[int] | None = None, conv_k: int = 3,
-                       seed: int = 0) -> dict[str, Tensor]:
+def phydnet_state_dict(
+    *, channels: int = 1, nf: int = 32, conv_hidden: list[int] | None = None, conv_k: int = 3, seed: int = 0
+) -> dict[str, Tensor]:
     """Random weights in the layout of OpenSTL's ``PhyDNet_Model``: convs with std 1/√fan-in, biases std 0.1,
     GroupNorm weights 1 + N(0, 0.1²); the cells' tensors shared by both of their names (as in a real
     checkpoint), the moment-matrix buffers as OpenSTL computes them."""
@@ -105,7 +113,7 @@ def phydnet_state_dict(*, channels: int = 1, nf: int = 32, conv_hidden: list[int
     sd: dict[str, Tensor] = {}
     for key, shape in shapes.items():
         if key.startswith(("encoder.phycell.", "encoder.convcell.")):
-            sd[key] = sd[key[len("encoder."):]]  # the same tensor object
+            sd[key] = sd[key[len("encoder.") :]]  # the same tensor object
         elif key.startswith("k2m."):
             m, inv = moment_matrices(shape[0])
             sd[key] = inv if "inv" in key else m
@@ -151,20 +159,30 @@ def _encoder_rnn(sd: dict, x: Tensor, h_phys: list[Tensor], hs: list[Tensor], cs
     inp = zr
     for j in range(len(hs)):
         w = sd[f"{e}convcell.cell_list.{j}.conv.weight"]
-        cc = F.conv2d(torch.cat([inp, hs[j]], 1), w, sd[f"{e}convcell.cell_list.{j}.conv.bias"], padding=w.shape[-1] // 2)
+        cc = F.conv2d(
+            torch.cat([inp, hs[j]], 1), w, sd[f"{e}convcell.cell_list.{j}.conv.bias"], padding=w.shape[-1] // 2
+        )
         i_, f_, o_, g_ = torch.split(cc, hs[j].shape[1], dim=1)
         cs[j] = torch.sigmoid(f_) * cs[j] + torch.sigmoid(i_) * torch.tanh(g_)
         hs[j] = torch.sigmoid(o_) * torch.tanh(cs[j])
         inp = hs[j]
-    dp = _gn_conv(sd, e + "decoder_Dp.upc2", _gn_conv(sd, e + "decoder_Dp.upc1", h_phys[0], transposed=True),
-                  transposed=True)
-    dr = _gn_conv(sd, e + "decoder_Dr.upc2", _gn_conv(sd, e + "decoder_Dr.upc1", hs[-1], transposed=True),
-                  transposed=True)
+    dp = _gn_conv(
+        sd, e + "decoder_Dp.upc2", _gn_conv(sd, e + "decoder_Dp.upc1", h_phys[0], transposed=True), transposed=True
+    )
+    dr = _gn_conv(
+        sd, e + "decoder_Dr.upc2", _gn_conv(sd, e + "decoder_Dr.upc1", hs[-1], transposed=True), transposed=True
+    )
     d = _gn_conv(sd, e + "decoder_D.upc1", dp + dr, 2, transposed=True)
     d = _gn_conv(sd, e + "decoder_D.upc2", d, transposed=True)
     s = p // 2
-    d = F.conv_transpose2d(d, sd[e + "decoder_D.upc3.weight"], sd[e + "decoder_D.upc3.bias"], stride=s, padding=1,
-                           output_padding=1 if s == 2 else 0)
+    d = F.conv_transpose2d(
+        d,
+        sd[e + "decoder_D.upc3.weight"],
+        sd[e + "decoder_D.upc3.bias"],
+        stride=s,
+        padding=1,
+        output_padding=1 if s == 2 else 0,
+    )
     return torch.sigmoid(d)
 
 
@@ -172,8 +190,11 @@ def _init(sd: dict, b: int, h: int, w: int) -> tuple[list[Tensor], list[Tensor],
     dim = sd["encoder.phycell.cell_list.0.convgate.weight"].shape[0]
     n = len({k.split(".")[3] for k in sd if k.startswith("encoder.convcell.cell_list.")})
     hidden = [sd[f"encoder.convcell.cell_list.{j}.conv.weight"].shape[0] // 4 for j in range(n)]
-    return ([torch.zeros(b, dim, h, w)], [torch.zeros(b, c, h, w) for c in hidden],
-            [torch.zeros(b, c, h, w) for c in hidden])
+    return (
+        [torch.zeros(b, dim, h, w)],
+        [torch.zeros(b, c, h, w) for c in hidden],
+        [torch.zeros(b, c, h, w) for c in hidden],
+    )
 
 
 @torch.no_grad()
@@ -192,8 +213,9 @@ def phydnet_predict(sd: dict[str, Tensor], batch_x: Tensor, aft: int, patch_size
     return torch.stack(predictions, dim=1)
 
 
-def phydnet_train_predictions(sd: dict[str, Tensor], batch_x: Tensor, batch_y: Tensor, teacher_forcing: bool,
-                              patch_size: int = 4) -> Tensor:
+def phydnet_train_predictions(
+    sd: dict[str, Tensor], batch_x: Tensor, batch_y: Tensor, teacher_forcing: bool, patch_size: int = 4
+) -> Tensor:
     """The outputs ``PhyDNet_Model.forward`` compares with frames 1 … T_in+T_out−1 (with grad), for a given
     outcome of its one teacher-forcing draw."""
     p = patch_size
@@ -223,9 +245,9 @@ def phydnet_moment_loss(sd: dict[str, Tensor]) -> Tensor:
             ind += 1
     loss = torch.zeros(())
     for b in range(w.shape[1]):
-        filt = w[:, b].double()                                     # 49×7×7
+        filt = w[:, b].double()  # 49×7×7
         # _apply_axis_left_dot with [M0, M1]: contract the last axis with M1, then the middle one with M0
-        m = torch.tensordot(filt, m1, dims=([2], [1]))              # n, u, j
+        m = torch.tensordot(filt, m1, dims=([2], [1]))  # n, u, j
         m = torch.tensordot(m, m0, dims=([1], [1])).permute(0, 2, 1)  # n, i, j
         loss = loss + F.mse_loss(m.float(), constraints)
     return loss

@@ -40,9 +40,18 @@ def _randn(g: torch.Generator, *shape: int, std: float) -> Tensor:
     return torch.randn(*shape, generator=g) * std
 
 
-def predformer_state_dict(*, channels: int = 1, patch_size: int = 8, dim: int = 256, heads: int = 8,
-                          dim_head: int = 32, scale_dim: int = 4, depth: int = 1, Ndepth: int = 6,
-                          seed: int = 0) -> dict[str, Tensor]:
+def predformer_state_dict(
+    *,
+    channels: int = 1,
+    patch_size: int = 8,
+    dim: int = 256,
+    heads: int = 8,
+    dim_head: int = 32,
+    scale_dim: int = 4,
+    depth: int = 1,
+    Ndepth: int = 6,
+    seed: int = 0,
+) -> dict[str, Tensor]:
     """Random weights in the key layout of the authors' ``PredFormer_Model`` (Quadruplet-TSST); LayerNorm
     gains and biases far from 1 / 0 so that a misplaced tensor changes the output visibly."""
     g = torch.Generator().manual_seed(seed)
@@ -57,7 +66,7 @@ def predformer_state_dict(*, channels: int = 1, patch_size: int = 8, dim: int = 
         sd[f"{name}.weight"] = 1.0 + _randn(g, dim, std=0.2)
         sd[f"{name}.bias"] = _randn(g, dim, std=0.2)
 
-    patch_dim, inner, mlp = channels * patch_size ** 2, heads * dim_head, dim * scale_dim
+    patch_dim, inner, mlp = channels * patch_size**2, heads * dim_head, dim * scale_dim
     linear("to_patch_embedding.1", dim, patch_dim)
     for i in range(Ndepth):
         for tr in TRANSFORMERS:
@@ -125,12 +134,12 @@ def predformer_model_forward(sd: dict, x: Tensor, *, patch_size: int, heads: int
     i = 0
     while f"blocks.{i}.{TRANSFORMERS[0]}.norm.weight" in sd:
         n = hp * wp
-        y = z.permute(0, 2, 1, 3).reshape(b * n, t, dim)                           # (b n) t d
+        y = z.permute(0, 2, 1, 3).reshape(b * n, t, dim)  # (b n) t d
         y = _gated_transformer(sd, f"blocks.{i}.ts_temporal_transformer", y, heads)
-        y = y.reshape(b, n, t, dim).permute(0, 2, 1, 3).reshape(b * t, n, dim)      # (b t) n d
+        y = y.reshape(b, n, t, dim).permute(0, 2, 1, 3).reshape(b * t, n, dim)  # (b t) n d
         y = _gated_transformer(sd, f"blocks.{i}.ts_space_transformer", y, heads)
         y = _gated_transformer(sd, f"blocks.{i}.st_space_transformer", y, heads)
-        y = y.reshape(b, t, n, dim).permute(0, 2, 1, 3).reshape(b * n, t, dim)      # (b n) t d
+        y = y.reshape(b, t, n, dim).permute(0, 2, 1, 3).reshape(b * n, t, dim)  # (b n) t d
         y = _gated_transformer(sd, f"blocks.{i}.st_temporal_transformer", y, heads)
         z = y.reshape(b, n, t, dim).permute(0, 2, 1, 3)
         i += 1
@@ -150,5 +159,5 @@ def predformer_predict(sd: dict, batch_x: Tensor, aft: int, *, patch_size: int, 
         out.append(cur)
     if aft % pre:
         cur = predformer_model_forward(sd, cur, patch_size=patch_size, heads=heads)
-        out.append(cur[:, :aft % pre])
+        out.append(cur[:, : aft % pre])
     return torch.cat(out, dim=1)

@@ -34,12 +34,20 @@ from helpers.openstl_reference import relative_error, reshape_patch, reshape_pat
 
 def _w(g: torch.Generator, *shape: int, gain: float = 1.0) -> Tensor:
     fan_in = math.prod(shape[1:])
-    return torch.randn(*shape, generator=g) * (gain / fan_in ** 0.5)
+    return torch.randn(*shape, generator=g) * (gain / fan_in**0.5)
 
 
-def predrnn_state_dict(*, patch_channels: int, num_hidden: list[int], filter_size: int = 5, v2: bool = False,
-                       layer_norm: bool = False, grid: tuple[int, int] = (16, 16), seed: int = 0,
-                       gain: float = 1.5) -> dict[str, Tensor]:
+def predrnn_state_dict(
+    *,
+    patch_channels: int,
+    num_hidden: list[int],
+    filter_size: int = 5,
+    v2: bool = False,
+    layer_norm: bool = False,
+    grid: tuple[int, int] = (16, 16),
+    seed: int = 0,
+    gain: float = 1.5,
+) -> dict[str, Tensor]:
     """Random weights in the layout of OpenSTL's ``PredRNN_Model`` (or ``PredRNNv2_Model``), stride 1.
 
     ``gain`` scales every weight above the 1/√fan_in default so that the gates are far from their
@@ -91,9 +99,17 @@ def _st_lstm(sd: dict, cell: str, x: Tensor, h: Tensor, c: Tensor, m: Tensor):
     return h_new, c_new, m_new, delta_c, delta_m
 
 
-def predrnn_model_forward(sd: dict[str, Tensor], frames_tensor: Tensor, mask_true: Tensor, *, pre_seq_length: int,
-                          aft_seq_length: int, reverse_scheduled_sampling: int = 0, return_loss: bool = False,
-                          decouple_beta: float = 0.1) -> tuple[Tensor, Tensor | None]:
+def predrnn_model_forward(
+    sd: dict[str, Tensor],
+    frames_tensor: Tensor,
+    mask_true: Tensor,
+    *,
+    pre_seq_length: int,
+    aft_seq_length: int,
+    reverse_scheduled_sampling: int = 0,
+    return_loss: bool = False,
+    decouple_beta: float = 0.1,
+) -> tuple[Tensor, Tensor | None]:
     """``PredRNN_Model.forward`` / ``PredRNNv2_Model.forward`` (v2 when ``adapter.weight`` is in ``sd``).
 
     ``frames_tensor``: B×T×(H/p)×(W/p)×(p²C) patches (``reshape_patch``), ``mask_true`` channels-last too.
@@ -135,8 +151,9 @@ def predrnn_model_forward(sd: dict[str, Tensor], frames_tensor: Tensor, mask_tru
 
 
 @torch.no_grad()
-def predrnn_predict(sd: dict[str, Tensor], batch_x: Tensor, batch_y: Tensor, patch_size: int,
-                    reverse_scheduled_sampling: int = 0) -> Tensor:
+def predrnn_predict(
+    sd: dict[str, Tensor], batch_x: Tensor, batch_y: Tensor, patch_size: int, reverse_scheduled_sampling: int = 0
+) -> Tensor:
     """OpenSTL's ``PredRNN.forward`` (the method: inference) on B×T×C×H×W: the ``batch_y.shape[1]``
     predicted frames. ``batch_y`` only enters multiplied by a zero mask."""
     pre, aft = batch_x.shape[1], batch_y.shape[1]
@@ -147,15 +164,17 @@ def predrnn_predict(sd: dict[str, Tensor], batch_x: Tensor, batch_y: Tensor, pat
     mask_input = 1 if reverse_scheduled_sampling == 1 else pre
     flag = torch.zeros(b, pre + aft - mask_input - 1, h // p, w // p, p * p * c)
     if reverse_scheduled_sampling == 1:
-        flag[:, :pre - 1] = 1.0
-    gen, _ = predrnn_model_forward(sd, dat, flag, pre_seq_length=pre, aft_seq_length=aft,
-                                   reverse_scheduled_sampling=reverse_scheduled_sampling)
+        flag[:, : pre - 1] = 1.0
+    gen, _ = predrnn_model_forward(
+        sd, dat, flag, pre_seq_length=pre, aft_seq_length=aft, reverse_scheduled_sampling=reverse_scheduled_sampling
+    )
     gen = reshape_patch_back(gen, p)
     return gen[:, -aft:].permute(0, 1, 4, 2, 3).contiguous()
 
 
-def reserve_schedule_sampling_probabilities(itr: int, r_sampling_step_1: int = 25000, r_sampling_step_2: int = 50000,
-                                            r_exp_alpha: int = 5000) -> tuple[float, float]:
+def reserve_schedule_sampling_probabilities(
+    itr: int, r_sampling_step_1: int = 25000, r_sampling_step_2: int = 50000, r_exp_alpha: int = 5000
+) -> tuple[float, float]:
     """(r_eta, eta) of OpenSTL's ``reserve_schedule_sampling_exp`` at iteration ``itr`` (MMNIST defaults)."""
     if itr < r_sampling_step_1:
         r_eta = 0.5

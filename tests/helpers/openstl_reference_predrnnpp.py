@@ -39,9 +39,15 @@ def predrnnpp_shapes(*, patch_channels: int, num_hidden: list[int], filter_size:
     shapes: dict[str, tuple] = {}
     for i, h in enumerate(num_hidden):
         c_in = patch_channels if i == 0 else num_hidden[i - 1]
-        for name, c_out, c_from in (("conv_x", 7 * h, c_in), ("conv_h", 4 * h, h), ("conv_c", 3 * h, h),
-                                    ("conv_m", 3 * h, h), ("conv_o", h, 2 * h), ("conv_c2m", 4 * h, h),
-                                    ("conv_om", h, h)):
+        for name, c_out, c_from in (
+            ("conv_x", 7 * h, c_in),
+            ("conv_h", 4 * h, h),
+            ("conv_c", 3 * h, h),
+            ("conv_m", 3 * h, h),
+            ("conv_o", h, 2 * h),
+            ("conv_c2m", 4 * h, h),
+            ("conv_om", h, h),
+        ):
             shapes[f"cell_list.{i}.{name}.0.weight"] = (c_out, c_from, k, k)
         shapes[f"cell_list.{i}.conv_last.weight"] = (h, 2 * h, 1, 1)
     shapes["gradient_highway.z_concat.0.weight"] = (2 * h0, h0, k, k)
@@ -50,12 +56,17 @@ def predrnnpp_shapes(*, patch_channels: int, num_hidden: list[int], filter_size:
     return shapes
 
 
-def predrnnpp_state_dict(*, patch_channels: int, num_hidden: list[int], filter_size: int = 5,
-                         seed: int = 0) -> dict[str, Tensor]:
+def predrnnpp_state_dict(
+    *, patch_channels: int, num_hidden: list[int], filter_size: int = 5, seed: int = 0
+) -> dict[str, Tensor]:
     """Random weights (std 1/√fan-in) in the layout of OpenSTL's ``PredRNNpp_Model``."""
     g = torch.Generator().manual_seed(seed)
-    return {k: _rand(g, *s) for k, s in predrnnpp_shapes(patch_channels=patch_channels, num_hidden=num_hidden,
-                                                         filter_size=filter_size).items()}
+    return {
+        k: _rand(g, *s)
+        for k, s in predrnnpp_shapes(
+            patch_channels=patch_channels, num_hidden=num_hidden, filter_size=filter_size
+        ).items()
+    }
 
 
 def _c(sd: dict, name: str, x: Tensor) -> Tensor:
@@ -95,8 +106,9 @@ def _ghu(sd: dict, x: Tensor, z: Tensor | None) -> Tensor:
 
 
 @torch.no_grad()
-def predrnnpp_predict(sd: dict[str, Tensor], batch_x: Tensor, batch_y: Tensor, patch_size: int,
-                      reverse_scheduled_sampling: int = 0) -> Tensor:
+def predrnnpp_predict(
+    sd: dict[str, Tensor], batch_x: Tensor, batch_y: Tensor, patch_size: int, reverse_scheduled_sampling: int = 0
+) -> Tensor:
     """OpenSTL's ``PredRNNpp`` method ``forward`` (inherited from ``PredRNN``) + ``PredRNNpp_Model.forward``:
     B×T×C×H×W in, the ``batch_y.shape[1]`` predicted frames out (``batch_y`` only meets a zero mask)."""
     pre, aft = batch_x.shape[1], batch_y.shape[1]
@@ -107,7 +119,7 @@ def predrnnpp_predict(sd: dict[str, Tensor], batch_x: Tensor, batch_y: Tensor, p
     mask_input = 1 if reverse_scheduled_sampling == 1 else pre
     flag = torch.zeros(b, total - mask_input - 1, h // p, w // p, p * p * c)
     if reverse_scheduled_sampling == 1:
-        flag[:, :pre - 1] = 1.0
+        flag[:, : pre - 1] = 1.0
     frames = dat.permute(0, 1, 4, 2, 3).contiguous()
     mask = flag.permute(0, 1, 4, 2, 3).contiguous()
     n_layers = len({k.split(".")[1] for k in sd if k.startswith("cell_list.")})

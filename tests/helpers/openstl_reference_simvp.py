@@ -62,9 +62,19 @@ def _incep(sd: dict, name: str, g: torch.Generator, c_in: int, c_hid: int, c_out
         _affine(sd, f"{name}.layers.{j}.norm", g, c_out)
 
 
-def simvp_state_dict(model_type: str, *, channels: int = 1, frames: int = 10, hid_S: int = 64, hid_T: int = 512,
-                     N_S: int = 4, N_T: int = 8, mlp_ratio: float = 8.0, spatio_kernel: int = 3,
-                     seed: int = 0) -> dict[str, Tensor]:
+def simvp_state_dict(
+    model_type: str,
+    *,
+    channels: int = 1,
+    frames: int = 10,
+    hid_S: int = 64,
+    hid_T: int = 512,
+    N_S: int = 4,
+    N_T: int = 8,
+    mlp_ratio: float = 8.0,
+    spatio_kernel: int = 3,
+    seed: int = 0,
+) -> dict[str, Tensor]:
     """Random weights in the layout of OpenSTL's ``SimVP_Model(model_type=...)`` ('incepu' or 'gsta')."""
     g = torch.Generator().manual_seed(seed)
     sd: dict[str, Tensor] = {}
@@ -202,7 +212,7 @@ def simvp_predict(sd: dict[str, Tensor], batch_x: Tensor, aft: int) -> Tensor:
         preds.append(cur)
     if aft % pre:
         cur = simvp_forward(sd, cur)
-        preds.append(cur[:, :aft % pre])
+        preds.append(cur[:, : aft % pre])
     return torch.cat(preds, dim=1)
 
 

@@ -103,16 +103,34 @@ def timm_attn_mask(resolution: int, w: int, s: int) -> Tensor:
 def layout(img_size: int, patch_size: int, embed_dim: int, depths_down, depths_up, num_heads):
     """[(prefix, resolution, dim, depth, heads)] of the cells as OpenSTL builds them, down then up."""
     grid, n = img_size // patch_size, len(depths_down)
-    cells = [(f"Downsample.layers.{i}", grid // 2 ** i, embed_dim * 2 ** i, depths_down[i], num_heads[i])
-             for i in range(n)]
-    cells += [(f"Upsample.layers.{i}", grid // 2 ** (n - i), embed_dim * 2 ** (n - i), depths_up[n - 1 - i],
-               num_heads[n - 1 - i]) for i in range(n)]
+    cells = [(f"Downsample.layers.{i}", grid // 2**i, embed_dim * 2**i, depths_down[i], num_heads[i]) for i in range(n)]
+    cells += [
+        (
+            f"Upsample.layers.{i}",
+            grid // 2 ** (n - i),
+            embed_dim * 2 ** (n - i),
+            depths_up[n - 1 - i],
+            num_heads[n - 1 - i],
+        )
+        for i in range(n)
+    ]
     return cells
 
 
-def swinlstm_state_dict(*, channels: int = 1, img_size: int = 64, patch_size: int = 2, embed_dim: int = 128,
-                        depths_down=(2, 6), depths_up=(6, 2), num_heads=(4, 8), window_size: int = 4,
-                        mlp_ratio: float = 4.0, timm_buffers: bool = True, seed: int = 0) -> dict[str, Tensor]:
+def swinlstm_state_dict(
+    *,
+    channels: int = 1,
+    img_size: int = 64,
+    patch_size: int = 2,
+    embed_dim: int = 128,
+    depths_down=(2, 6),
+    depths_up=(6, 2),
+    num_heads=(4, 8),
+    window_size: int = 4,
+    mlp_ratio: float = 4.0,
+    timm_buffers: bool = True,
+    seed: int = 0,
+) -> dict[str, Tensor]:
     """Random weights in the key layout of OpenSTL's ``SwinLSTM_D_Model`` (with timm 0.6's saved buffers
     ``relative_position_index`` and, on shifted blocks, ``attn_mask`` unless ``timm_buffers=False``).
     LayerNorm gains and biases, biases and the relative position tables are far from their initial values
@@ -121,8 +139,9 @@ def swinlstm_state_dict(*, channels: int = 1, img_size: int = 64, patch_size: in
     sd: dict[str, Tensor] = {}
     n = len(depths_down)
     for path in ("Downsample", "Upsample"):  # Upsample's patch_embed exists but is never called
-        sd[f"{path}.patch_embed.proj.weight"] = _randn(g, embed_dim, channels, patch_size, patch_size,
-                                                       std=1.0 / patch_size / math.sqrt(channels))
+        sd[f"{path}.patch_embed.proj.weight"] = _randn(
+            g, embed_dim, channels, patch_size, patch_size, std=1.0 / patch_size / math.sqrt(channels)
+        )
         sd[f"{path}.patch_embed.proj.bias"] = _randn(g, embed_dim, std=0.1)
         _norm(sd, f"{path}.patch_embed.norm", g, embed_dim)
     for prefix, res, dim, depth, heads in layout(img_size, patch_size, embed_dim, depths_down, depths_up, num_heads):
@@ -143,7 +162,7 @@ def swinlstm_state_dict(*, channels: int = 1, img_size: int = 64, patch_size: in
             if timm_buffers and s > 0:
                 sd[f"{b}.attn_mask"] = timm_attn_mask(res, w, s)
     for i in range(n):
-        dim = embed_dim * 2 ** i
+        dim = embed_dim * 2**i
         _norm(sd, f"Downsample.downsample.{i}.norm", g, 4 * dim)
         _linear(sd, f"Downsample.downsample.{i}.reduction", g, 2 * dim, 4 * dim, bias=False)
         dim = embed_dim * 2 ** (n - i)
@@ -267,8 +286,9 @@ def _step(sd: dict, frame: Tensor, states_down, states_up, cfg: dict):
     grid = cfg["img_size"] // p
     b, _, c = x.shape
     x = x.view(b, grid, grid, c).permute(0, 3, 1, 2)
-    out = F.conv_transpose2d(x, sd["Upsample.Unembed.Conv.weight"], sd["Upsample.Unembed.Conv.bias"], stride=2,
-                             padding=1, output_padding=1)
+    out = F.conv_transpose2d(
+        x, sd["Upsample.Unembed.Conv.weight"], sd["Upsample.Unembed.Conv.bias"], stride=2, padding=1, output_padding=1
+    )
     return torch.sigmoid(out), new_down, new_up
 
 
@@ -296,4 +316,4 @@ def swinlstm_predict(sd: dict, batch_x: Tensor, batch_y: Tensor, cfg: dict) -> T
     """``SwinLSTM_D.forward(batch_x, batch_y)`` (OpenSTL's inference): B×T×C×H×W in, B×aft×C×H×W out."""
     ims = torch.cat([batch_x, batch_y], dim=1).permute(0, 1, 3, 4, 2).contiguous()
     gen = swinlstm_model_forward(sd, ims, {**cfg, "pre_seq_length": batch_x.shape[1]})
-    return gen[:, -batch_y.shape[1]:].permute(0, 1, 4, 2, 3).contiguous()
+    return gen[:, -batch_y.shape[1] :].permute(0, 1, 4, 2, 3).contiguous()

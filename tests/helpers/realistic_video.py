@@ -40,9 +40,19 @@ def _texture(rng: np.random.Generator, n: int, max_freq: float, channels: int):
     return field
 
 
-def realistic_video(frames: int = 48, height: int = 32, width: int = 48, *, rgb: bool = True, seed: int = 0,
-                    scene: int | None = None, figure: int | None = None, speed: float | None = None,
-                    noise: float = 0.015, light: float = 0.03) -> np.ndarray:
+def realistic_video(
+    frames: int = 48,
+    height: int = 32,
+    width: int = 48,
+    *,
+    rgb: bool = True,
+    seed: int = 0,
+    scene: int | None = None,
+    figure: int | None = None,
+    speed: float | None = None,
+    noise: float = 0.015,
+    light: float = 0.03,
+) -> np.ndarray:
     """One clip, ``frames×height×width×3`` uint8 (RGB) or ``frames×height×width`` (grey).
 
     Args:
@@ -101,10 +111,21 @@ def realistic_video(frames: int = 48, height: int = 32, width: int = 48, *, rgb:
     return video.transpose(0, 2, 3, 1) if rgb else video[:, 0]
 
 
-def realistic_clips(n: int, frames: int = 48, height: int = 32, width: int = 48, *, rgb: bool = True,
-                    first_seed: int = 0, scene: int | None = 0, figure: int | None = 0,
-                    **kwargs) -> list[np.ndarray]:
+def realistic_clips(
+    n: int,
+    frames: int = 48,
+    height: int = 32,
+    width: int = 48,
+    *,
+    rgb: bool = True,
+    first_seed: int = 0,
+    scene: int | None = 0,
+    figure: int | None = 0,
+    **kwargs,
+) -> list[np.ndarray]:
     """``n`` clips from seeds ``first_seed …``: by default one camera view and one walker (``scene``
     and ``figure`` 0), like several recordings of one person; ``None`` draws them per clip."""
-    return [realistic_video(frames, height, width, rgb=rgb, seed=first_seed + i, scene=scene, figure=figure,
-                            **kwargs) for i in range(n)]
+    return [
+        realistic_video(frames, height, width, rgb=rgb, seed=first_seed + i, scene=scene, figure=figure, **kwargs)
+        for i in range(n)
+    ]

@@ -12,22 +12,20 @@ import stzoo
 from stzoo.cli.main import main
 from stzoo.errors import InputError, InputTypeError
 from stzoo.frames import read_frames, write_gif
-from stzoo.zoo.manifest import InputSpec
-from stzoo.models import build_model
 from stzoo.inference.predictor import Predictor
+from stzoo.models import build_model
+from stzoo.zoo.manifest import InputSpec
 
 T = 4
 
 
 def tau_predictor(channels=1):
-    model = build_model("tau", {"frames": T, "channels": channels, "hid_S": 4, "hid_T": 8, "N_T": 2,
-                                "mlp_ratio": 2.0})
+    model = build_model("tau", {"frames": T, "channels": channels, "hid_S": 4, "hid_T": 8, "N_T": 2, "mlp_ratio": 2.0})
     return Predictor(model, InputSpec(T, T, channels, 16, 16), name="tiny-tau")
 
 
 def rec_predictor(arch="convlstm", channels=1):
-    cfg = {"frames_in": T, "frames_out": T, "channels": channels, "num_layers": 2, "num_hidden": 4,
-           "filter_size": 3}
+    cfg = {"frames_in": T, "frames_out": T, "channels": channels, "num_layers": 2, "num_hidden": 4, "filter_size": 3}
     if arch == "sa_convlstm":
         cfg["attn_dim"] = 2
     return Predictor(build_model(arch, cfg), InputSpec(T, T, channels, 16, 16), name="tiny-rec")
@@ -216,6 +214,7 @@ def test_bad_arguments_and_frames():
 
 def test_fused_implementation_streams_like_its_predict():
     import stzoo.kernels as kernels  # a broken kernels package must fail here, not skip
+
     p = rec_predictor()
     if p.model.arch not in getattr(kernels, "FUSED", {}):
         pytest.skip("no fused ConvLSTM")
@@ -242,13 +241,28 @@ def test_streams_on_cuda():
 
 def test_cli_stream(tmp_path, capsys):
     p = rec_predictor()
-    ckpt = p.save_pretrained(tmp_path / "ckpt", config={"frames_in": T, "frames_out": T, "num_layers": 2,
-                                                        "num_hidden": 4, "filter_size": 3})
+    ckpt = p.save_pretrained(
+        tmp_path / "ckpt", config={"frames_in": T, "frames_out": T, "num_layers": 2, "num_hidden": 4, "filter_size": 3}
+    )
     video = clip(7, 16, 16, dtype=np.uint8)
     write_gif(video, tmp_path / "clip.gif")
     out = tmp_path / "out"
-    rc = main(["stream", str(ckpt), "--input", str(tmp_path / "clip.gif"), "--horizon", "3", "--every", "2",
-               "--min-frames", "2", "--out", str(out)])
+    rc = main(
+        [
+            "stream",
+            str(ckpt),
+            "--input",
+            str(tmp_path / "clip.gif"),
+            "--horizon",
+            "3",
+            "--every",
+            "2",
+            "--min-frames",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "after frame 2: forecast of frames 3-5" in text and "after frame 6" in text
@@ -321,8 +335,9 @@ def test_rgba_frame_is_refused_not_read_as_a_batch():
 
 def test_cli_stream_says_warnings_as_command_line_lines(tmp_path, capsys):
     p = rec_predictor()
-    ckpt = p.save_pretrained(tmp_path / "ckpt", config={"frames_in": T, "frames_out": T, "num_layers": 2,
-                                                        "num_hidden": 4, "filter_size": 3})
+    ckpt = p.save_pretrained(
+        tmp_path / "ckpt", config={"frames_in": T, "frames_out": T, "num_layers": 2, "num_hidden": 4, "filter_size": 3}
+    )
     rgb = np.stack([clip(5, 16, 16, dtype=np.uint8)] * 3, axis=-1)
     rgb[..., 0] //= 2  # not grey: the grey model converts the frames and says so
     write_gif(rgb, tmp_path / "rgb.gif")
@@ -341,5 +356,7 @@ def test_cli_warning_lines_name_the_category_of_other_packages(capsys):
     show_warning(UserWarning("plain"), UserWarning, "x.py", 1)
     show_warning(FutureWarning("soon"), type("TorchFuture", (FutureWarning,), {"__module__": "torch.nn"}), "x.py", 1)
     assert capsys.readouterr().err.splitlines() == [
-        "stzoo: warning: resized", "stzoo: warning: UserWarning: plain",
-        "stzoo: warning: TorchFuture (from torch): soon"]
+        "stzoo: warning: resized",
+        "stzoo: warning: UserWarning: plain",
+        "stzoo: warning: TorchFuture (from torch): soon",
+    ]

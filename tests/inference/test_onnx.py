@@ -12,9 +12,9 @@ import stzoo
 from stzoo.cli.main import main
 from stzoo.errors import InputError, StzooError
 from stzoo.inference.export import DEFAULT_ATOL, MissingDependencyError
-from stzoo.zoo.manifest import InputSpec
-from stzoo.models import ARCHITECTURES, build_model
 from stzoo.inference.predictor import Predictor
+from stzoo.models import ARCHITECTURES, build_model
+from stzoo.zoo.manifest import InputSpec
 
 T_IN = 4  # the frames the architectures' tiny configs read (stzoo.models.ARCHITECTURES[...].tiny_config)
 
@@ -42,7 +42,7 @@ def test_static_batch_torchscript_and_verification(tmp_path):
     assert result.max_abs_diff is not None and result.max_abs_diff <= DEFAULT_ATOL
     x = torch.rand(3, T_IN, 1, 16, 16)
     assert np.max(np.abs(run(path, x) - torch_out(p, x))) <= DEFAULT_ATOL
-    with pytest.raises(Exception):  # a fixed batch of 3 refuses 2
+    with pytest.raises(Exception):  # noqa: B017 (a fixed batch of 3 refuses 2; onnxruntime's own error type)
         run(path, torch.rand(2, T_IN, 1, 16, 16))
     # a verification that fails keeps no file (and leaves an existing one alone)
     with pytest.raises(StzooError, match="differs from the torch model"):
@@ -87,8 +87,10 @@ def test_cli_export_static_batch_and_errors(tmp_path, capsys):
     out = tmp_path / "tau.onnx"
     p = tiny("tau")
     ckpt = p.save_pretrained(tmp_path / "ckpt", config=ARCHITECTURES["tau"].tiny_config)
-    assert main(["export", str(ckpt), "--out", str(out), "--static-batch", "--batch", "2",
-                 "--exporter", "torchscript"]) == 0
+    assert (
+        main(["export", str(ckpt), "--out", str(out), "--static-batch", "--batch", "2", "--exporter", "torchscript"])
+        == 0
+    )
     assert "2×4×1×16×16" in capsys.readouterr().out
     assert main(["export", str(ckpt), "--out", str(out), "--height", "10"]) == 2
     assert "divisible" in capsys.readouterr().err

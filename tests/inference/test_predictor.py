@@ -8,16 +8,15 @@ from PIL import Image
 import stzoo
 from stzoo.errors import InputError, InputTypeError
 from stzoo.frames import write_gif
-from stzoo.zoo.manifest import InputSpec
-from stzoo.models import build_model
 from stzoo.inference.predictor import Predictor
+from stzoo.models import build_model
+from stzoo.zoo.manifest import InputSpec
 
 T = 4
 
 
 def tau_predictor(channels=1, batch_size=16):
-    model = build_model("tau", {"frames": T, "channels": channels, "hid_S": 4, "hid_T": 8, "N_T": 2,
-                                "mlp_ratio": 2.0})
+    model = build_model("tau", {"frames": T, "channels": channels, "hid_S": 4, "hid_T": 8, "N_T": 2, "mlp_ratio": 2.0})
     return Predictor(model, InputSpec(T, T, channels, 16, 16), name="tiny-tau", batch_size=batch_size)
 
 
@@ -44,9 +43,16 @@ def reference(p, x_btchw):
 
 
 # ---- kinds and layouts ---------------------------------------------------------------------
-@pytest.mark.parametrize("layout,shape", [("THW", (T, 16, 16)), ("THWC", (T, 16, 16, 1)),
-                                          ("TCHW", (T, 1, 16, 16)), ("BTHWC", (2, T, 16, 16, 1)),
-                                          ("BTCHW", (2, T, 1, 16, 16))])
+@pytest.mark.parametrize(
+    "layout,shape",
+    [
+        ("THW", (T, 16, 16)),
+        ("THWC", (T, 16, 16, 1)),
+        ("TCHW", (T, 1, 16, 16)),
+        ("BTHWC", (2, T, 16, 16, 1)),
+        ("BTCHW", (2, T, 1, 16, 16)),
+    ],
+)
 def test_numpy_uint8_keeps_layout_and_dtype(p, layout, shape):
     x = frames_u8(*shape)
     y = p.predict(x)
@@ -175,8 +181,9 @@ def test_empty_and_out_of_range(p):
         p.predict(np.full((T, 16, 16), 3.0, np.float32))
 
 
-@pytest.mark.parametrize("bad", [None, 3, {"a": 1}, np.zeros((T, 16, 16), dtype=complex),
-                                 np.zeros((T, 16, 16), dtype=bool)])
+@pytest.mark.parametrize(
+    "bad", [None, 3, {"a": 1}, np.zeros((T, 16, 16), dtype=complex), np.zeros((T, 16, 16), dtype=bool)]
+)
 def test_unsupported_types(p, bad):
     with pytest.raises(InputTypeError):
         p.predict(bad)

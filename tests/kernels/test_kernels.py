@@ -112,8 +112,10 @@ def test_recurrent_parity_cpu(arch, cfg, batch, t, n_out, size):
         assert max_diff(ctx_f, ctx_ref) <= TOL
         target = torch.rand(batch, n_out, 1, *size)
         mask = torch.rand(batch, max(n_out - 1, 1))
-        assert max_diff(fused(x, n_out, target=target, teacher_mask=mask),
-                        ref(x, n_out, target=target, teacher_mask=mask)) <= TOL
+        assert (
+            max_diff(fused(x, n_out, target=target, teacher_mask=mask), ref(x, n_out, target=target, teacher_mask=mask))
+            <= TOL
+        )
         p = ref.patch_size
         s_ref = ref.init_states(batch, size[0] // p, size[1] // p, x)
         s_f = fused.init_states(batch, size[0] // p, size[1] // p, x)
@@ -187,7 +189,7 @@ def test_shipped_weights_parity(name):
     for b in range(2):  # two bright squares moving diagonally: Moving-MNIST-like
         for t in range(10):
             y, x = 5 + 3 * t, 40 - 2 * t + b
-            frames[b, t, y:y + 12, x:x + 12] = rng.uniform(0.5, 1.0)
+            frames[b, t, y : y + 12, x : x + 12] = rng.uniform(0.5, 1.0)
     a, b_ = fused.predict(frames, horizon=12), ref.predict(frames, horizon=12)
     assert a.shape == b_.shape == (2, 12, 64, 64)
     assert np.abs(a - b_).max() <= TOL
@@ -259,9 +261,11 @@ def test_every_model_runs_with_triton_unimportable():
 
 # ---- GPU (skipped without CUDA) ----------------------------------------------------------------
 def _gpu_pairs():
-    return [("tau", TAU_CONFIGS[0], (2, 10, 1, 32, 32)),
-            ("convlstm", REC_CONFIGS[0][1], (2, 4, 1, 32, 32)),
-            ("sa_convlstm", REC_CONFIGS[2][1], (2, 4, 1, 32, 32))]
+    return [
+        ("tau", TAU_CONFIGS[0], (2, 10, 1, 32, 32)),
+        ("convlstm", REC_CONFIGS[0][1], (2, 4, 1, 32, 32)),
+        ("sa_convlstm", REC_CONFIGS[2][1], (2, 4, 1, 32, 32)),
+    ]
 
 
 @pytest.fixture
@@ -325,8 +329,8 @@ def test_gpu_jiterator_kernels():
 
 
 def test_auto_falls_back_to_reference_without_a_fused_twin():
-    from stzoo.zoo.manifest import InputSpec
     from stzoo.inference.predictor import Predictor
+    from stzoo.zoo.manifest import InputSpec
 
     class Identity(torch.nn.Module):
         arch, recurrent = "identity", False

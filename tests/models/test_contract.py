@@ -91,7 +91,8 @@ def test_grey_model_adapted_to_rgb_predicts_the_same_on_each_channel(name):
     declared = set(arch.channel_params(p.model.config)) & set(p.model.state_dict())
     rgb = assert_rgb_adaptation_matches_grey(p, clip(p), p.spec.frames_out + 1, converted=declared)
     assert rgb.spec.channels == 3 and rgb.model.config == arch.make_config(
-        {**p.model.config.to_dict(), arch.spec_keys["channels"]: 3})
+        {**p.model.config.to_dict(), arch.spec_keys["channels"]: 3}
+    )
 
 
 @pytest.mark.parametrize("name", ARCHS)
@@ -105,8 +106,9 @@ def test_save_pretrained_then_load_gives_the_same_model_and_forecast(tmp_path, n
         assert torch.equal(q.forecast_tensor(x, horizon), p.forecast_tensor(x, horizon))
         # the default implementation (a fused twin where one exists) forecasts the same within float error
         auto = stzoo.load(tmp_path / name)
-        torch.testing.assert_close(auto.forecast_tensor(x, horizon), p.forecast_tensor(x, horizon),
-                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            auto.forecast_tensor(x, horizon), p.forecast_tensor(x, horizon), rtol=1e-4, atol=1e-5
+        )
 
 
 #: weights whose gradient an architecture's maths cancels, beyond the biases right before a BatchNorm (which
@@ -141,8 +143,9 @@ def test_onnx_export_runs_in_onnxruntime_like_torch(tmp_path, name):
     else:
         p = tiny(name, seed=4)
     s = p.spec
-    result = assert_onnx_matches_torch(p, tmp_path / f"{name}.onnx", s.frames_in, s.frames_out, verify=False,
-                                       any_frames=arch.any_frames)
+    result = assert_onnx_matches_torch(
+        p, tmp_path / f"{name}.onnx", s.frames_in, s.frames_out, verify=False, any_frames=arch.any_frames
+    )
     assert result.exporter == "dynamo" and result.max_abs_diff is None
     assert result.input_shape == ("batch", s.frames_in, s.channels, s.height, s.width)
     assert result.output_shape == ("batch", s.frames_out, s.channels, s.height, s.width)

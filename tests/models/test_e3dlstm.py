@@ -14,19 +14,18 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import openstl_reference as ref  # noqa: E402
+from helpers import openstl_reference_e3dlstm as re3  # noqa: E402
 
 import stzoo
 import stzoo.convert.openstl.e3dlstm  # noqa: F401  (registers the importer)
 import stzoo.models.e3dlstm  # noqa: F401  (registers the architecture)
-from stzoo.training.adapt import adapt
 from stzoo.convert import from_openstl, map_openstl_state_dict
 from stzoo.convert.openstl import read_openstl_config
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
+from stzoo.training.adapt import adapt
 from stzoo.training.train import compute_loss
-
-from helpers import openstl_reference as ref  # noqa: E402
-from helpers import openstl_reference_e3dlstm as re3  # noqa: E402
 
 TOL = 1e-5
 TINY = stzoo.models.ARCHITECTURES["e3dlstm"].tiny_config  # its tiny config, declared with its registration
@@ -58,10 +57,17 @@ def _max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max())
 
 
-def _state(channels: int = 1, patch: int = 4, hidden=(8, 8), size: int = 16, k: int = 3, window: int = 2,
-           seed: int = 0):
-    return re3.e3dlstm_state_dict(patch_channels=channels * patch * patch, num_hidden=list(hidden),
-                                  grid=(size // patch, size // patch), filter_size=k, window=window, seed=seed)
+def _state(
+    channels: int = 1, patch: int = 4, hidden=(8, 8), size: int = 16, k: int = 3, window: int = 2, seed: int = 0
+):
+    return re3.e3dlstm_state_dict(
+        patch_channels=channels * patch * patch,
+        num_hidden=list(hidden),
+        grid=(size // patch, size // patch),
+        filter_size=k,
+        window=window,
+        seed=seed,
+    )
 
 
 # ---- parameter counts ------------------------------------------------------------------------------
@@ -91,13 +97,14 @@ def test_openstl_mmnist_config_parameter_count(tmp_path):
     assert count_parameters(model) == 35_680_256
     # conv_x lost exactly its last seventh (the forget rows); everything else is copied unchanged
     x0 = state["cell_list.1.conv_x.0.conv3d.weight"]
-    assert torch.equal(out["cells.1.conv_x.weight"], x0[:6 * 128])
+    assert torch.equal(out["cells.1.conv_x.weight"], x0[: 6 * 128])
     assert torch.equal(out["cells.2.norm_c.bias"], state["cell_list.2._norm_c_t.bias"])
 
 
 # ---- parity with OpenSTL ---------------------------------------------------------------------------
-@pytest.mark.parametrize("channels,patch,filter_size,window,layers", [(1, 4, 5, 2, 2), (3, 2, 3, 2, 3),
-                                                                      (1, 4, 3, 3, 2)])
+@pytest.mark.parametrize(
+    "channels,patch,filter_size,window,layers", [(1, 4, 5, 2, 2), (3, 2, 3, 2, 3), (1, 4, 3, 3, 2)]
+)
 def test_outputs_equal_openstl(channels, patch, filter_size, window, layers):
     state = _state(channels, patch, hidden=(8,) * layers, k=filter_size, window=window, seed=channels + window)
     p = from_openstl(state, "e3dlstm", {"patch_size": patch, "pre_seq_length": 5, "aft_seq_length": 6})
@@ -144,13 +151,15 @@ def test_the_dropped_weights_are_dead_in_openstl():
     base = re3.e3dlstm_predict(state, x, y, 4)
     other = dict(state)
     for i in range(2):
-        other[f"cell_list.{i}.conv_gm.0.conv3d.weight"] = torch.randn_like(state[f"cell_list.{i}.conv_gm.0.conv3d.weight"])
+        other[f"cell_list.{i}.conv_gm.0.conv3d.weight"] = torch.randn_like(
+            state[f"cell_list.{i}.conv_gm.0.conv3d.weight"]
+        )
         w = state[f"cell_list.{i}.conv_x.0.conv3d.weight"].clone()
-        w[6 * 8:] = torch.randn_like(w[6 * 8:]) * 3
+        w[6 * 8 :] = torch.randn_like(w[6 * 8 :]) * 3
         other[f"cell_list.{i}.conv_x.0.conv3d.weight"] = w
     assert torch.equal(re3.e3dlstm_predict(other, x, y, 4), base)
     w = state["cell_list.0.conv_x.0.conv3d.weight"].clone()
-    w[5 * 8:6 * 8] += 0.5  # g' (kept) does matter
+    w[5 * 8 : 6 * 8] += 0.5  # g' (kept) does matter
     assert _max_abs(re3.e3dlstm_predict({**state, "cell_list.0.conv_x.0.conv3d.weight": w}, x, y, 4), base) > 1e-3
 
 
@@ -206,21 +215,36 @@ def test_mismatched_checkpoints_are_clear_errors():
 # ---- the zoo features --------------------------------------------------------------------------------
 def test_config_defaults_recipe_and_size_rule():
     cfg = get_architecture("e3dlstm").config()
-    assert (cfg.num_layers, cfg.num_hidden, cfg.filter_size, cfg.patch_size, cfg.window_length, cfg.height) == \
-        (4, 128, 5, 4, 2, 64)
+    assert (cfg.num_layers, cfg.num_hidden, cfg.filter_size, cfg.patch_size, cfg.window_length, cfg.height) == (
+        4,
+        128,
+        5,
+        4,
+        2,
+        64,
+    )
     with pytest.raises(ConfigError, match="multiple of patch_size"):
         build_model("e3dlstm", {"height": 18})
     with pytest.raises(ConfigError, match="window_length"):
         build_model("e3dlstm", {"window_length": 1})
     recipe = get_architecture("e3dlstm").recipe
-    assert (recipe.lr, recipe.loss, recipe.scheduled_sampling, recipe.batch_size, recipe.grad_clip) == \
-        (1e-4, "mse", 0.4, 16, 0.0)
+    assert (recipe.lr, recipe.loss, recipe.scheduled_sampling, recipe.batch_size, recipe.grad_clip) == (
+        1e-4,
+        "mse",
+        0.4,
+        16,
+        0.0,
+    )
     p = stzoo.create("e3dlstm", TINY)
     with pytest.raises(InputError, match=r"runs at 16×16 only.*got 32×32"):
         p.predict(np.zeros((4, 32, 32), np.float32))
     bigger, report = adapt(p, height=32, width=32)
-    assert sorted(report.reinitialised) == ["cells.0.norm_c.bias", "cells.0.norm_c.weight", "cells.1.norm_c.bias",
-                                            "cells.1.norm_c.weight"]
+    assert sorted(report.reinitialised) == [
+        "cells.0.norm_c.bias",
+        "cells.0.norm_c.weight",
+        "cells.1.norm_c.bias",
+        "cells.1.norm_c.weight",
+    ]
     assert bigger.predict(np.zeros((4, 32, 32), np.float32)).shape == (4, 32, 32)
 
 
@@ -233,5 +257,3 @@ def test_training_loss_is_mse_plus_l1():
     pred = model(seq[:, :4], 4, return_context=True)
     target = seq[:, 1:]
     torch.testing.assert_close(loss, F.mse_loss(pred, target) + F.l1_loss(pred, target))
-
-

@@ -7,23 +7,21 @@ layout and compared with an independent re-statement of its forward pass
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
+from helpers import openstl_reference as ref  # noqa: E402
+from helpers import openstl_reference_mau as rm  # noqa: E402
 
 import stzoo
 import stzoo.convert.openstl.mau as importer
 import stzoo.models.mau  # noqa: F401  (registers the architecture)
-from stzoo.training.adapt import adapt
 from stzoo.convert import from_openstl, map_openstl_state_dict
 from stzoo.convert.openstl import read_openstl_config
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
 from stzoo.models.mau import MAUCell
-
-from helpers import openstl_reference as ref  # noqa: E402
-from helpers import openstl_reference_mau as rm  # noqa: E402
+from stzoo.training.adapt import adapt
 
 TOL = 1e-5
 TINY = stzoo.models.ARCHITECTURES["mau"].tiny_config  # its tiny config, declared with its registration
@@ -56,8 +54,9 @@ def _max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def _state(channels: int = 1, hidden=(8, 8), size: int = 16, sr: int = 2, k: int = 3, seed: int = 0):
-    return rm.mau_state_dict(channels=channels, num_hidden=list(hidden), grid=(size // sr, size // sr), sr_size=sr,
-                             filter_size=k, seed=seed)
+    return rm.mau_state_dict(
+        channels=channels, num_hidden=list(hidden), grid=(size // sr, size // sr), sr_size=sr, filter_size=k, seed=seed
+    )
 
 
 # ---- parameter counts ------------------------------------------------------------------------------
@@ -87,8 +86,9 @@ def test_openstl_mmnist_config_parameter_count(tmp_path):
     model.load_state_dict(out, strict=True)
     assert count_parameters(model) == 4_475_329
     used = [v for k, v in state.items() if k not in UNUSED]
-    assert sorted(round(float(v.double().sum()), 4) for v in out.values()) == \
-        sorted(round(float(v.double().sum()), 4) for v in used)
+    assert sorted(round(float(v.double().sum()), 4) for v in out.values()) == sorted(
+        round(float(v.double().sum()), 4) for v in used
+    )
 
 
 # ---- parity with OpenSTL ---------------------------------------------------------------------------
@@ -130,8 +130,12 @@ def test_text_settings_follow_what_the_config_reader_supports(tmp_path):
     (see importer._reads_string_settings). Either they are read, or ignored with 'normal' recorded."""
     state = _state(sr=2)
     cfg_file = tmp_path / "MAU.py"
-    small = {"num_hidden = '64,64,64,64'": "num_hidden = '8,8'", "filter_size = 5": "filter_size = 3",
-             "sr_size = 4": "sr_size = 2", "cell_mode = 'normal'": "cell_mode = 'residual'"}
+    small = {
+        "num_hidden = '64,64,64,64'": "num_hidden = '8,8'",
+        "filter_size = 5": "filter_size = 3",
+        "sr_size = 4": "sr_size = 2",
+        "cell_mode = 'normal'": "cell_mode = 'residual'",
+    }
     text = MMNIST_CONFIG
     for a, b in small.items():
         text = text.replace(a, b)
@@ -212,8 +216,13 @@ def test_config_defaults_size_rule_and_recipe():
     with pytest.raises(ConfigError, match="cell_mode"):
         build_model("mau", {"cell_mode": "recall"})
     recipe = get_architecture("mau").recipe
-    assert (recipe.lr, recipe.loss, recipe.scheduled_sampling, recipe.batch_size, recipe.grad_clip) == \
-        (1e-3, "mse", 0.4, 16, 0.0)
+    assert (recipe.lr, recipe.loss, recipe.scheduled_sampling, recipe.batch_size, recipe.grad_clip) == (
+        1e-3,
+        "mse",
+        0.4,
+        16,
+        0.0,
+    )
     p = stzoo.create("mau", TINY)
     with pytest.raises(InputError, match=r"runs at 16×16 only.*got 32×32"):
         p.predict(np.zeros((4, 32, 32), np.float32))
@@ -221,13 +230,13 @@ def test_config_defaults_size_rule_and_recipe():
         p.predict(np.zeros((4, 15, 15), np.float32))
     bigger, report = adapt(p, height=32, width=32)
     assert sorted(report.reinitialised) == sorted(
-        k for k in p.model.state_dict() if any(k.startswith(pre) for pre in
-                                               get_architecture("mau").resolution_params(p.model.config)))
+        k
+        for k in p.model.state_dict()
+        if any(k.startswith(pre) for pre in get_architecture("mau").resolution_params(p.model.config))
+    )
     assert bigger.predict(np.zeros((4, 32, 32), np.float32)).shape == (4, 32, 32)
 
 
 def test_imported_tau_survives_save_and_load(tmp_path):
     p = from_openstl(_state(seed=2), "mau", {"pre_seq_length": 4, "aft_seq_length": 4, "tau": 2})
     assert stzoo.load(p.save_pretrained(tmp_path / "mau")).model.tau == 2
-
-

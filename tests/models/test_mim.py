@@ -7,22 +7,20 @@ layout and compared with an independent re-statement of its forward pass
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
+from helpers import openstl_reference as ref  # noqa: E402
+from helpers import openstl_reference_mim as rm  # noqa: E402
 
 import stzoo
 import stzoo.convert.openstl.mim  # noqa: F401  (registers the importer)
 import stzoo.models.mim  # noqa: F401  (registers the architecture)
-from stzoo.training.adapt import adapt
 from stzoo.convert import from_openstl, map_openstl_state_dict
 from stzoo.convert.openstl import read_openstl_config
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
-
-from helpers import openstl_reference as ref  # noqa: E402
-from helpers import openstl_reference_mim as rm  # noqa: E402
+from stzoo.training.adapt import adapt
 
 TOL = 1e-5
 TINY = stzoo.models.ARCHITECTURES["mim"].tiny_config  # its tiny config, declared with its registration
@@ -57,8 +55,13 @@ def _max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def _state(channels: int = 1, patch: int = 4, hidden=(8, 8, 8), size: int = 16, k: int = 3, seed: int = 0):
-    return rm.mim_state_dict(patch_channels=channels * patch * patch, num_hidden=list(hidden),
-                             grid=(size // patch, size // patch), filter_size=k, seed=seed)
+    return rm.mim_state_dict(
+        patch_channels=channels * patch * patch,
+        num_hidden=list(hidden),
+        grid=(size // patch, size // patch),
+        filter_size=k,
+        seed=seed,
+    )
 
 
 # ---- parameter counts ------------------------------------------------------------------------------
@@ -86,8 +89,9 @@ def test_openstl_mmnist_config_parameter_count(tmp_path):
     model.load_state_dict(out, strict=True)
     assert count_parameters(model) == 37_945_344
     used = [v for k, v in state.items() if k not in unused_keys]
-    assert sorted(round(float(v.double().sum()), 4) for v in out.values()) == \
-        sorted(round(float(v.double().sum()), 4) for v in used)
+    assert sorted(round(float(v.double().sum()), 4) for v in out.values()) == sorted(
+        round(float(v.double().sum()), 4) for v in used
+    )
 
 
 # ---- parity with OpenSTL ---------------------------------------------------------------------------
@@ -193,5 +197,3 @@ def test_config_defaults_and_size_rule():
     bigger, report = adapt(p, height=32, width=32)
     assert sorted(report.reinitialised) == sorted(get_architecture("mim").resolution_params(p.model.config))
     assert bigger.predict(np.zeros((4, 32, 32), np.float32)).shape == (4, 32, 32)
-
-

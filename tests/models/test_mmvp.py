@@ -15,6 +15,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import openstl_reference as ref  # noqa: E402
+from helpers import openstl_reference_mmvp as rv  # noqa: E402
+from helpers.contract import absorbed_biases  # noqa: E402
 
 import stzoo
 import stzoo.convert.openstl.mmvp  # noqa: F401  (registers the importer)
@@ -24,10 +27,6 @@ from stzoo.convert.openstl import read_openstl_config
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
 from stzoo.training.train import compute_loss
-
-from helpers import openstl_reference as ref  # noqa: E402
-from helpers import openstl_reference_mmvp as rv  # noqa: E402
-from helpers.contract import absorbed_biases  # noqa: E402
 
 TOL = 1e-5
 SIZES = {"hid_S": 8, "hid_T": 8, "rrdb_encoder_num": 1, "rrdb_decoder_num": 1, "rrdb_enhance_num": 1}
@@ -71,14 +70,19 @@ def test_openstl_mmnist_config_parameter_count(tmp_path):
     params = {k: s for k, s in shapes.items() if rv.is_parameter(k)}
     assert sum(math.prod(s) for s in params.values()) == 14_828_581  # every OpenSTL parameter, used or not
     by_module = {p: sum(math.prod(s) for k, s in params.items() if k.startswith(p)) for p in rv.UNUSED_PREFIXES}
-    assert by_module == {"hid.scale_fuser_1.": 26_656, "hid.scale_fuser_2.": 18_624,
-                         "hid.predictor.fuse_conv.": 663_552}
+    assert by_module == {
+        "hid.scale_fuser_1.": 26_656,
+        "hid.scale_fuser_2.": 18_624,
+        "hid.predictor.fuse_conv.": 663_552,
+    }
     spec = get_architecture("mmvp")
     assert parameters_of(spec, spec.config()) == 14_119_749 == 14_828_581 - UNUSED  # the defaults
     cfg_file = tmp_path / "MMVP.py"
     cfg_file.write_text(MMNIST_CONFIG)
-    state = {k: (torch.randn(s) * 0.01 if rv.is_parameter(k) or "running" in k else torch.tensor(7))
-             for k, s in shapes.items()}
+    state = {
+        k: (torch.randn(s) * 0.01 if rv.is_parameter(k) or "running" in k else torch.tensor(7))
+        for k, s in shapes.items()
+    }
     raw, lenient = read_openstl_config(cfg_file)
     out, cfg, spec_in, details = map_openstl_state_dict(state, "MMVP", raw, lenient_config=lenient)
     assert spec.config().to_dict() == cfg  # the weights give exactly stzoo's defaults
@@ -113,7 +117,7 @@ def test_outputs_equal_openstl(frames_in, frames_out, size):
         have = p.model.matrices(f2, f3, 2)
     for a, b in zip(have, want):
         assert a.shape == b.shape and ref.relative_error(a, b) <= TOL
-    assert float(want[0][:, frames_in - 1:].max()) > 3 * float(want[0][:, :frames_in - 1].max())  # sharp predictions
+    assert float(want[0][:, frames_in - 1 :].max()) > 3 * float(want[0][:, : frames_in - 1].max())  # sharp predictions
     # in float64 the two agree to rounding: the same function, not a close one
     with torch.no_grad():
         got64 = p.model.double()(x.double())
@@ -127,8 +131,11 @@ def test_openstl_calling_convention_ten_frames_to_ten(tmp_path):
     """OpenSTL's test step: ``self.model(batch_x)`` on the 10 input frames of a 64×64 sequence."""
     state = _state(10, 10, seed=3)
     cfg_file = tmp_path / "MMVP.py"
-    cfg_file.write_text(MMNIST_CONFIG.replace("hid_S = 32", "hid_S = 8").replace("hid_T = 192", "hid_T = 8")
-                        .replace("_num = 2", "_num = 1"))
+    cfg_file.write_text(
+        MMNIST_CONFIG.replace("hid_S = 32", "hid_S = 8")
+        .replace("hid_T = 192", "hid_T = 8")
+        .replace("_num = 2", "_num = 1")
+    )
     p = from_openstl(state, "MMVP", cfg_file)
     assert (p.spec.frames_in, p.spec.frames_out, p.spec.height) == (10, 10, 64)
     x = torch.rand(1, 10, 1, 64, 64)
@@ -138,6 +145,7 @@ def test_openstl_calling_convention_ten_frames_to_ten(tmp_path):
 
 def test_the_reference_reads_every_mapped_tensor_and_no_unused_one():
     """The reference forward (OpenSTL's) touches exactly the tensors the importer maps."""
+
     class Recorder(dict):
         def __init__(self, *a):
             super().__init__(*a)
@@ -155,8 +163,9 @@ def test_the_reference_reads_every_mapped_tensor_and_no_unused_one():
     state = _state()
     rec = Recorder(state)
     rv.mmvp_forward(rec, torch.rand(1, 4, 1, 32, 32))
-    used = {k for k in state if not k.endswith("num_batches_tracked")} - {k for k in state
-                                                                          if k.startswith(rv.UNUSED_PREFIXES)}
+    used = {k for k in state if not k.endswith("num_batches_tracked")} - {
+        k for k in state if k.startswith(rv.UNUSED_PREFIXES)
+    }
     assert rec.read == used
 
 
@@ -171,7 +180,9 @@ def test_importer_checks_the_config_against_the_weights():
     with pytest.raises(ConfigError, match="method='tau'"):
         from_openstl(state, "mmvp", {"method": "TAU"})
     p = from_openstl(state, "mmvp", {"in_shape": [4, 1, 48, 32], "aft_seq_length": 4})
-    assert (p.spec.height, p.spec.width) == (48, 32) and p.entry.extra["openstl"]["config_sources"]["height"] == "config"
+    assert (p.spec.height, p.spec.width) == (48, 32) and p.entry.extra["openstl"]["config_sources"][
+        "height"
+    ] == "config"
 
 
 def test_mismatched_checkpoints_are_clear_errors():
@@ -205,8 +216,14 @@ def test_mismatched_checkpoints_are_clear_errors():
 def test_config_defaults_recipe_and_input_contract():
     spec = get_architecture("mmvp")
     cfg = spec.config()
-    assert (cfg.frames_in, cfg.frames_out, cfg.hid_S, cfg.hid_T, cfg.rrdb_encoder_num, cfg.height) == \
-        (10, 10, 32, 192, 2, 64)
+    assert (cfg.frames_in, cfg.frames_out, cfg.hid_S, cfg.hid_T, cfg.rrdb_encoder_num, cfg.height) == (
+        10,
+        10,
+        32,
+        192,
+        2,
+        64,
+    )
     assert not spec.any_frames and spec.size_multiple(cfg) == 16
     assert (spec.recipe.lr, spec.recipe.loss, spec.recipe.batch_size, spec.recipe.grad_clip) == (1e-3, "mse", 16, 0.0)
     with pytest.raises(ConfigError, match="multiple of 16"):
@@ -243,10 +260,10 @@ def test_training_loss_is_mse_and_batchnorm_absorbs_exactly_these_biases():
     torch.testing.assert_close(loss, F.mse_loss(model(seq[:, :4]), seq[:, 4:]))  # train mode: batch statistics
     # a conv bias right before a BatchNorm has no gradient in training mode (the batch mean absorbs it; it
     # still shifts the output in eval mode, against the running mean): only those may stay put
-    absorbed = (r"^(filter_(high|low)\.conv\d|predictor\.(pre1|pre2|down1|down2|fuse|up)|"
-                r"predictor\.time\d\.conv)\.bias$")
+    absorbed = (
+        r"^(filter_(high|low)\.conv\d|predictor\.(pre1|pre2|down1|down2|fuse|up)|"
+        r"predictor\.time\d\.conv)\.bias$"
+    )
     # the two filters' 3 + 3 and the predictor's 8: what the contract's training check exempts
     named = {k for k, _ in model.named_parameters() if re.match(absorbed, k)}
     assert len(named) == 6 + 8 and absorbed_biases(model, seq[:, :4]) == named
-
-

@@ -12,6 +12,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from helpers import openstl_reference as ref  # noqa: E402
+from helpers import openstl_reference_phydnet as rp  # noqa: E402
 
 import stzoo
 import stzoo.convert.openstl.phydnet  # noqa: F401  (registers the importer)
@@ -21,9 +23,6 @@ from stzoo.convert.openstl import read_openstl_config
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
 from stzoo.training.train import compute_loss
-
-from helpers import openstl_reference as ref  # noqa: E402
-from helpers import openstl_reference_phydnet as rp  # noqa: E402
 
 TOL = 1e-5
 TINY = stzoo.models.ARCHITECTURES["phydnet"].tiny_config  # its tiny config, declared with its registration
@@ -146,7 +145,9 @@ def test_mismatched_checkpoints_are_clear_errors():
     with pytest.raises(InputError, match=r"missing: encoder\.decoder_Dr\.upc2\.main\.1\.bias"):
         from_openstl(missing, "phydnet")
     wrong = {**state, "encoder.encoder_Ep.c2.main.0.weight": torch.zeros(32, 32, 5, 5)}
-    with pytest.raises(InputError, match=r"encoder_Ep\.c2\.main\.0\.weight: \(32, 32, 5, 5\), expected \(32, 32, 3, 3\)"):
+    with pytest.raises(
+        InputError, match=r"encoder_Ep\.c2\.main\.0\.weight: \(32, 32, 5, 5\), expected \(32, 32, 3, 3\)"
+    ):
         from_openstl(wrong, "phydnet")
     diverged = {**state, "convcell.cell_list.1.conv.bias": state["convcell.cell_list.1.conv.bias"] + 1}
     with pytest.raises(InputError, match=r"convcell\.cell_list\.1\.conv\.bias differs"):
@@ -172,8 +173,14 @@ def test_mismatched_checkpoints_are_clear_errors():
 # ---- the zoo features --------------------------------------------------------------------------------
 def test_config_defaults_size_rule_and_recipe():
     cfg = get_architecture("phydnet").config()
-    assert (cfg.patch_size, cfg.nf, cfg.phy_kernel, cfg.conv_layers, cfg.conv_hidden, cfg.conv_kernel) == \
-        (4, 32, 7, 3, 128, 3)
+    assert (cfg.patch_size, cfg.nf, cfg.phy_kernel, cfg.conv_layers, cfg.conv_hidden, cfg.conv_kernel) == (
+        4,
+        32,
+        7,
+        3,
+        128,
+        3,
+    )
     with pytest.raises(ConfigError, match="multiple of 16"):
         build_model("phydnet", {"nf": 24})
     with pytest.raises(ConfigError, match="patch_size"):
@@ -200,5 +207,3 @@ def test_training_loss_includes_the_moment_term():
     with torch.no_grad():
         loss = compute_loss(model, recipe, torch.rand(2, 8, 1, 16, 16), 0.5, progress=0.5)
         assert float(loss) > float(phydnet.moment_loss(model)) / 7 > 0
-
-

@@ -12,18 +12,17 @@ import json
 
 import pytest
 import torch
+from helpers import openstl_reference_predformer as ref  # noqa: E402
 
 import stzoo
 import stzoo.convert.openstl.predformer  # noqa: F401  (registers the importer)
 import stzoo.models.predformer as pf
-from stzoo.training.adapt import adapt
 from stzoo.convert.openstl import from_openstl, map_openstl_state_dict
 from stzoo.convert.openstl.predformer import predformer_config
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
+from stzoo.training.adapt import adapt
 from stzoo.training.train import compute_loss
-
-from helpers import openstl_reference_predformer as ref  # noqa: E402
 
 TOL = 1e-5  # max |stzoo − authors| / max |authors|, fp32
 PAPER_COUNT = 25_297_728  # configs/mmnist/PredFormer.py with Ndepth 6 (TSST); the paper's Table 2: 25.3 M
@@ -40,7 +39,7 @@ model_config = {
     'after_seq': 10,
     # patch size
     'patch_size': 8,
-    'dim': 256, 
+    'dim': 256,
     'heads': 8,
     'dim_head': 32,
     # dropout
@@ -78,8 +77,12 @@ def test_default_config_is_the_authors_mmnist_tsst_with_its_parameter_count():
 
 
 def test_bad_config_values_and_inputs_are_refused():  # the comment on every field: test_protocol.py
-    for bad, match in [({"dim": 255}, "even"), ({"heads": 0}, "heads"), ({"Ndepth": "6"}, "whole number"),
-                       ({"drop_path": 1.5}, "drop_path")]:
+    for bad, match in [
+        ({"dim": 255}, "even"),
+        ({"heads": 0}, "heads"),
+        ({"Ndepth": "6"}, "whole number"),
+        ({"drop_path": 1.5}, "drop_path"),
+    ]:
         with pytest.raises(ConfigError, match=match):
             build_model("predformer", bad)
     model = build_model("predformer", TINY)
@@ -91,8 +94,9 @@ def test_bad_config_values_and_inputs_are_refused():  # the comment on every fie
 
 def test_position_embedding_is_the_authors_table():
     for positions, dim in ((640, 256), (37, 16)):
-        torch.testing.assert_close(pf.sinusoidal_embedding(positions, dim), ref.sinusoidal_embedding(positions, dim)[0],
-                                   rtol=0, atol=1e-6)
+        torch.testing.assert_close(
+            pf.sinusoidal_embedding(positions, dim), ref.sinusoidal_embedding(positions, dim)[0], rtol=0, atol=1e-6
+        )
     assert not any("pos" in k for k in build_model("predformer", TINY).state_dict())  # not a weight (nor theirs)
 
 
@@ -102,15 +106,40 @@ def test_paper_size_checkpoint_with_the_authors_config_file_converts_completely(
     cfg_file = tmp_path / "PredFormer.py"
     cfg_file.write_text(AUTHORS_PY)
     flat = predformer_config(cfg_file)
-    assert flat == {"height": 64, "width": 64, "channels": 1, "pre_seq_length": 10, "aft_seq_length": 10,
-                    "patch_size": 8, "dim": 256, "heads": 8, "dim_head": 32, "drop_path": 0.0, "scale_dim": 4,
-                    "depth": 1, "Ndepth": 6, "method": "PredFormer"}
+    assert flat == {
+        "height": 64,
+        "width": 64,
+        "channels": 1,
+        "pre_seq_length": 10,
+        "aft_seq_length": 10,
+        "patch_size": 8,
+        "dim": 256,
+        "heads": 8,
+        "dim_head": 32,
+        "drop_path": 0.0,
+        "scale_dim": 4,
+        "depth": 1,
+        "Ndepth": 6,
+        "method": "PredFormer",
+    }
     p = from_openstl(state, "PredFormer", flat)
     rep = p.entry.extra["openstl"]
     assert rep["parameters"] == PAPER_COUNT == count_parameters(p.model)
     assert rep["tensors_mapped"] == len(state) and rep["tensors_unused"] == []
-    assert rep["config"] == {"dim": 256, "Ndepth": 6, "depth": 1, "scale_dim": 4, "heads": 8, "dim_head": 32,
-                             "patch_size": 8, "channels": 1, "frames": 10, "height": 64, "width": 64, "drop_path": 0.0}
+    assert rep["config"] == {
+        "dim": 256,
+        "Ndepth": 6,
+        "depth": 1,
+        "scale_dim": 4,
+        "heads": 8,
+        "dim_head": 32,
+        "patch_size": 8,
+        "channels": 1,
+        "frames": 10,
+        "height": 64,
+        "width": 64,
+        "drop_path": 0.0,
+    }
     assert rep["config_sources"]["heads"] == "weights" and rep["config_sources"]["dim_head"] == "config"
     x = _seq(1, 10, h=32, w=32, seed=2)  # 32×32 keeps it quick; the position table follows the frame size
     with torch.no_grad():
@@ -123,8 +152,9 @@ def test_outputs_equal_the_authors_forward_and_rollout(channels, heads, dim_head
     kw = {**SMALL, "heads": heads, "dim_head": dim_head}
     state = ref.predformer_state_dict(channels=channels, **kw, seed=channels)
     assert ("blocks.0.ts_space_transformer.layers.1.0.fn.to_out.0.weight" in state) == (heads > 1)
-    p = from_openstl(state, "predformer", {"patch_size": 4, "heads": heads, "in_shape": [3, channels, 16, 24],
-                                           "aft_seq_length": 7})
+    p = from_openstl(
+        state, "predformer", {"patch_size": 4, "heads": heads, "in_shape": [3, channels, 16, 24], "aft_seq_length": 7}
+    )
     assert (p.spec.frames_in, p.spec.frames_out, p.spec.channels, p.model.config.dim_head) == (3, 7, channels, dim_head)
     x = _seq(2, 3, channels, 16, 24, seed=3)
     state64 = {k: v.double() for k, v in state.items()}
@@ -213,7 +243,7 @@ def test_the_recipe_loss_is_the_authors():
     seq = _seq(3, 8, seed=6)
     model.eval()  # the authors' loss: MSE of one pass against the next T frames
     with torch.no_grad():
-        torch.testing.assert_close(compute_loss(model, recipe, seq, 0.0, progress=0.5),
-                                   torch.nn.functional.mse_loss(model(seq[:, :4]), seq[:, 4:]))
-
-
+        torch.testing.assert_close(
+            compute_loss(model, recipe, seq, 0.0, progress=0.5),
+            torch.nn.functional.mse_loss(model(seq[:, :4]), seq[:, 4:]),
+        )

@@ -10,18 +10,22 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import openstl_reference_predrnn as ref  # noqa: E402
 
 import stzoo
 import stzoo.convert.openstl.predrnn  # noqa: F401  (registers the importers; imports stzoo.models.predrnn)
-from stzoo.training.adapt import adapt
 from stzoo.convert.openstl import from_openstl, map_openstl_state_dict
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
-from stzoo.models.predrnn import (PredRNNv2Config, decoupling_loss, predrnn_v2_training_forward,
-                                  reverse_sampling_probabilities, v2_sampling_masks)
+from stzoo.models.predrnn import (
+    PredRNNv2Config,
+    decoupling_loss,
+    predrnn_v2_training_forward,
+    reverse_sampling_probabilities,
+    v2_sampling_masks,
+)
+from stzoo.training.adapt import adapt
 from stzoo.training.train import Recipe, compute_loss
-
-from helpers import openstl_reference_predrnn as ref  # noqa: E402
 
 TOL = 1e-5  # max |stzoo − OpenSTL| / max |OpenSTL|, fp32
 ARCHS = ["predrnn", "predrnn_v2"]
@@ -29,14 +33,14 @@ TINY = stzoo.models.ARCHITECTURES["predrnn"].tiny_config  # its tiny config, dec
 PAPER = {"predrnn": 23_838_720, "predrnn_v2": 23_855_104}  # OpenSTL configs/mmnist/PredRNN{,v2}.py
 MMNIST_PY = {  # the model and sampling lines of OpenSTL's configs/mmnist/PredRNNv2.py (PredRNN.py: rss 0, no beta)
     "predrnn_v2": "method = 'PredRNNv2'\nreverse_scheduled_sampling = 1\nr_sampling_step_1 = 25000\n"
-                  "r_sampling_step_2 = 50000\nr_exp_alpha = 5000\nscheduled_sampling = 1\nsampling_stop_iter = 50000\n"
-                  "sampling_start_value = 1.0\nsampling_changing_rate = 0.00002\nnum_hidden = '128,128,128,128'\n"
-                  "filter_size = 5\nstride = 1\npatch_size = 4\nlayer_norm = 0\ndecouple_beta = 0.1\nlr = 5e-4\n"
-                  "batch_size = 16\nsched = 'onecycle'\n",
+    "r_sampling_step_2 = 50000\nr_exp_alpha = 5000\nscheduled_sampling = 1\nsampling_stop_iter = 50000\n"
+    "sampling_start_value = 1.0\nsampling_changing_rate = 0.00002\nnum_hidden = '128,128,128,128'\n"
+    "filter_size = 5\nstride = 1\npatch_size = 4\nlayer_norm = 0\ndecouple_beta = 0.1\nlr = 5e-4\n"
+    "batch_size = 16\nsched = 'onecycle'\n",
     "predrnn": "method = 'PredRNN'\nreverse_scheduled_sampling = 0\nscheduled_sampling = 1\n"
-               "sampling_stop_iter = 50000\n"
-               "num_hidden = '128,128,128,128'\nfilter_size = 5\nstride = 1\npatch_size = 4\nlayer_norm = 0\n"
-               "lr = 5e-4\nbatch_size = 16\nsched = 'onecycle'\n",
+    "sampling_stop_iter = 50000\n"
+    "num_hidden = '128,128,128,128'\nfilter_size = 5\nstride = 1\npatch_size = 4\nlayer_norm = 0\n"
+    "lr = 5e-4\nbatch_size = 16\nsched = 'onecycle'\n",
 }
 
 
@@ -80,8 +84,17 @@ def test_paper_size_openstl_checkpoint_converts_completely(tmp_path, arch):
     p = from_openstl(state, "PredRNNv2" if v2 else "PredRNN", cfg_file)
     rep = p.entry.extra["openstl"]
     assert rep["tensors_mapped"] == len(state) and rep["tensors_unused"] == [] and rep["parameters"] == PAPER[arch]
-    assert rep["config"] == {"num_layers": 4, "num_hidden": 128, "filter_size": 5, "patch_size": 4, "channels": 1,
-                             "frames_in": 10, "frames_out": 10, "height": 64, "width": 64}
+    assert rep["config"] == {
+        "num_layers": 4,
+        "num_hidden": 128,
+        "filter_size": 5,
+        "patch_size": 4,
+        "channels": 1,
+        "frames_in": 10,
+        "frames_out": 10,
+        "height": 64,
+        "width": 64,
+    }
     assert {"lr", "sched", "reverse_scheduled_sampling"} <= set(rep["ignored_config"])  # training settings
     assert ("decouple_beta" in rep["ignored_config"]) == v2 and rep["config_sources"]["patch_size"] == "config"
     x, y = _seq(1, 3, size=16, seed=2), _seq(1, 2, size=16, seed=3)  # small frames: the weights are paper-size
@@ -93,8 +106,9 @@ def test_paper_size_openstl_checkpoint_converts_completely(tmp_path, arch):
 @pytest.mark.parametrize("name,v2", [("PredRNN", False), ("predrnnv2", True), ("PredRNN_V2", True)])
 @pytest.mark.parametrize("channels,patch", [(1, 4), (3, 2)])
 def test_outputs_equal_openstl_at_its_inference_convention(name, v2, channels, patch):
-    state = ref.predrnn_state_dict(patch_channels=channels * patch * patch, num_hidden=[8, 8, 8], v2=v2,
-                                   seed=channels + 10 * v2)
+    state = ref.predrnn_state_dict(
+        patch_channels=channels * patch * patch, num_hidden=[8, 8, 8], v2=v2, seed=channels + 10 * v2
+    )
     p = from_openstl(state, name, {"patch_size": patch, "pre_seq_length": 5, "aft_seq_length": 6})
     assert p.model.arch == ("predrnn_v2" if v2 else "predrnn")
     x, y = _seq(2, 5, channels, seed=4), _seq(2, 6, channels, seed=5)
@@ -110,9 +124,16 @@ def test_patch_order_matters_for_several_channels():
     """Copying the tensors without the channel permutation is visibly wrong: the parity test would catch it."""
     state = ref.predrnn_state_dict(patch_channels=12, num_hidden=[8, 8], seed=5)
     naive = build_model("predrnn", {**TINY, "channels": 3, "patch_size": 2, "filter_size": 5})
-    naive.load_state_dict({(("readout.weight" if k == "conv_last.weight" else
-                             k.replace("cell_list", "cells").replace(".0.weight", ".weight"))): v
-                           for k, v in state.items()})
+    naive.load_state_dict(
+        {
+            (
+                "readout.weight"
+                if k == "conv_last.weight"
+                else k.replace("cell_list", "cells").replace(".0.weight", ".weight")
+            ): v
+            for k, v in state.items()
+        }
+    )
     x, y = _seq(1, 4, 3, size=8), _seq(1, 3, 3, size=8)
     with torch.no_grad():
         assert ref.relative_error(naive(x, 3), ref.predrnn_predict(state, x, y, 2)) > 1e-2
@@ -132,13 +153,28 @@ def test_training_forward_and_loss_equal_openstl(rss):
     tokens = (torch.rand(b, n_mask, generator=g) < 0.5).float()
     flag = tokens[:, :, None, None, None].expand(b, n_mask, 4, 4, 4)  # OpenSTL: one value per frame
     patches = ref.reshape_patch(seq.permute(0, 1, 3, 4, 2), 2)
-    gen, loss = ref.predrnn_model_forward(state, patches, flag, pre_seq_length=pre, aft_seq_length=aft,
-                                          reverse_scheduled_sampling=rss, return_loss=True, decouple_beta=0.1)
+    gen, loss = ref.predrnn_model_forward(
+        state,
+        patches,
+        flag,
+        pre_seq_length=pre,
+        aft_seq_length=aft,
+        reverse_scheduled_sampling=rss,
+        return_loss=True,
+        decouple_beta=0.1,
+    )
     expected = ref.reshape_patch_back(gen, 2).permute(0, 1, 4, 2, 3)
-    input_mask, teacher_mask = (tokens[:, :pre - 1], tokens[:, pre - 1:]) if rss else (None, tokens)
+    input_mask, teacher_mask = (tokens[:, : pre - 1], tokens[:, pre - 1 :]) if rss else (None, tokens)
     with torch.no_grad():
-        pred, decouple = model(seq[:, :pre], aft, target=seq[:, pre:], teacher_mask=teacher_mask,
-                               input_mask=input_mask, return_context=True, return_decouple=True)
+        pred, decouple = model(
+            seq[:, :pre],
+            aft,
+            target=seq[:, pre:],
+            teacher_mask=teacher_mask,
+            input_mask=input_mask,
+            return_context=True,
+            return_decouple=True,
+        )
     assert ref.relative_error(pred, expected) <= TOL
     mine = torch.nn.functional.mse_loss(pred, seq[:, 1:]) + model.config.decouple_beta * decouple
     assert abs(float(mine) - float(loss)) <= 1e-6 * float(loss)
@@ -185,8 +221,9 @@ def test_sampling_masks_draw_with_the_scheduled_probabilities():
     assert set(inp.unique().tolist()) == {0.0, 1.0}
     inp, fut = v2_sampling_masks(cfg.replace(reverse_scheduled_sampling=False), recipe, 4000, 0.1)
     assert inp is None and float(fut.mean()) == pytest.approx(0.75, abs=0.01)  # 1 − 0.1 / 0.4
-    assert v2_sampling_masks(cfg.replace(reverse_scheduled_sampling=False), Recipe(frames_in=4, frames_out=4),
-                             2, 0.1) == (None, None)
+    assert v2_sampling_masks(
+        cfg.replace(reverse_scheduled_sampling=False), Recipe(frames_in=4, frames_out=4), 2, 0.1
+    ) == (None, None)
 
 
 def test_v2_training_loss_is_mse_plus_beta_times_decoupling():
@@ -281,9 +318,10 @@ def test_grey_model_adapted_to_rgb_predicts_the_same_on_each_channel(arch):
     torch.testing.assert_close(y3, y1.expand(-1, -1, 3, -1, -1), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("arch,exporter,t_in,layers", [("predrnn", "torchscript", 3, 2),
-                                                        ("predrnn_v2", "torchscript", 3, 2),
-                                                        ("predrnn_v2", "dynamo", 2, 1)])
+@pytest.mark.parametrize(
+    "arch,exporter,t_in,layers",
+    [("predrnn", "torchscript", 3, 2), ("predrnn_v2", "torchscript", 3, 2), ("predrnn_v2", "dynamo", 2, 1)],
+)
 def test_onnx_export_matches_torch(tmp_path, arch, exporter, t_in, layers):
     import onnxruntime as ort
 
@@ -321,8 +359,10 @@ def test_importer_refuses_the_wrong_variant_and_unsupported_checkpoints():
     with pytest.raises(ConfigError, match=r"patch_size=1 with 16.*patch_size=2 with 4.*patch_size=4 with 1"):
         from_openstl(v1, "predrnn")
     assert from_openstl(v1, "predrnn", {"channels": 1}).model.patch_size == 4
-    convlstm_like = {"cell_list.0.conv_x.0.weight": torch.zeros(16, 16, 5, 5),
-                     "conv_last.weight": torch.zeros(16, 4, 1, 1)}
+    convlstm_like = {
+        "cell_list.0.conv_x.0.weight": torch.zeros(16, 16, 5, 5),
+        "conv_last.weight": torch.zeros(16, 4, 1, 1),
+    }
     with pytest.raises(InputError, match="conv_m"):
         from_openstl(convlstm_like, "predrnn", {"patch_size": 4})
 

@@ -7,10 +7,11 @@ layout and compared with an independent re-statement of its forward pass
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
+from helpers import openstl_reference as ref  # noqa: E402
+from helpers import openstl_reference_predrnnpp as rp  # noqa: E402
 
 import stzoo
 import stzoo.convert.openstl.predrnnpp  # noqa: F401  (registers the importer)
@@ -18,9 +19,6 @@ import stzoo.models.predrnnpp  # noqa: F401  (registers the architecture)
 from stzoo.convert import from_openstl, map_openstl_state_dict
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
-
-from helpers import openstl_reference as ref  # noqa: E402
-from helpers import openstl_reference_predrnnpp as rp  # noqa: E402
 
 TOL = 1e-5
 TINY = stzoo.models.ARCHITECTURES["predrnnpp"].tiny_config  # its tiny config, declared with its registration
@@ -71,8 +69,14 @@ def test_openstl_mmnist_config_parameter_count(tmp_path):
     raw, lenient = read_openstl_config(cfg_file)
     out, cfg, spec_in, details = map_openstl_state_dict(state, "PredRNNpp", raw, lenient_config=lenient)
     assert {k: v for k, v in spec.config().to_dict().items() if k != "layer_norm"} == cfg  # = the defaults
-    assert spec_in == {"frames_in": 10, "frames_out": 10, "channels": 1, "height": 64, "width": 64,
-                       "value_range": [0.0, 1.0]}
+    assert spec_in == {
+        "frames_in": 10,
+        "frames_out": 10,
+        "channels": 1,
+        "height": 64,
+        "width": 64,
+        "value_range": [0.0, 1.0],
+    }
     assert details["tensors_unused"] == [f"cell_list.{i}.conv_o.0.weight" for i in range(4)]
     assert details["tensors_mapped"] == len(state) - 4 == len(out)
     assert "lr" in details["ignored_config"] and "sched" in details["ignored_config"]
@@ -81,15 +85,17 @@ def test_openstl_mmnist_config_parameter_count(tmp_path):
     assert count_parameters(model) == 35_307_520
     # every used OpenSTL value arrives unchanged (the patch permutation only reorders)
     used = [v for k, v in state.items() if ".conv_o." not in k]
-    assert sorted(round(float(v.double().sum()), 4) for v in out.values()) == \
-        sorted(round(float(v.double().sum()), 4) for v in used)
+    assert sorted(round(float(v.double().sum()), 4) for v in out.values()) == sorted(
+        round(float(v.double().sum()), 4) for v in used
+    )
 
 
 # ---- parity with OpenSTL ---------------------------------------------------------------------------
 @pytest.mark.parametrize("channels,patch,filter_size", [(1, 4, 5), (3, 2, 3)])
 def test_outputs_equal_openstl(channels, patch, filter_size):
-    state = rp.predrnnpp_state_dict(patch_channels=channels * patch * patch, num_hidden=[8, 8, 8],
-                                    filter_size=filter_size, seed=channels)
+    state = rp.predrnnpp_state_dict(
+        patch_channels=channels * patch * patch, num_hidden=[8, 8, 8], filter_size=filter_size, seed=channels
+    )
     p = from_openstl(state, "predrnnpp", {"patch_size": patch, "pre_seq_length": 5, "aft_seq_length": 6})
     x, y = torch.rand(2, 5, channels, 16, 16), torch.rand(2, 6, channels, 16, 16)
     expected = rp.predrnnpp_predict(state, x, y, patch)
@@ -110,8 +116,9 @@ def test_patch_order_and_ghu_matter():
     state = rp.predrnnpp_state_dict(patch_channels=12, num_hidden=[8, 8], filter_size=3, seed=5)
     x, y = torch.rand(1, 4, 3, 8, 8), torch.rand(1, 3, 3, 8, 8)
     expected = rp.predrnnpp_predict(state, x, y, 2)
-    naive = build_model("predrnnpp", {"num_layers": 2, "num_hidden": 8, "patch_size": 2, "channels": 3,
-                                      "filter_size": 3})
+    naive = build_model(
+        "predrnnpp", {"num_layers": 2, "num_hidden": 8, "patch_size": 2, "channels": 3, "filter_size": 3}
+    )
     good = from_openstl(state, "predrnnpp", {"patch_size": 2}).model
     sd = dict(good.state_dict())
     sd["cells.0.conv_x.weight"] = state["cell_list.0.conv_x.0.weight"]
@@ -182,5 +189,3 @@ def test_config_defaults_and_limits():
         build_model("predrnnpp", {"num_layers": 1})
     recipe = get_architecture("predrnnpp").recipe
     assert (recipe.lr, recipe.loss, recipe.scheduled_sampling, recipe.batch_size) == (1e-4, "mse", 0.4, 16)
-
-

@@ -13,8 +13,19 @@ from torch import nn
 
 import stzoo
 from stzoo.errors import ConfigError, InputError, UnknownModelError
-from stzoo.models import (ARCHITECTURES, Architecture, ModelConfig, Recipe, build_model, cfg_field, check_frames,
-                          count_parameters, get_architecture, make_config, parameters_of)
+from stzoo.models import (
+    ARCHITECTURES,
+    Architecture,
+    ModelConfig,
+    Recipe,
+    build_model,
+    cfg_field,
+    check_frames,
+    count_parameters,
+    get_architecture,
+    make_config,
+    parameters_of,
+)
 
 ZOO_ARCHS = ["tau", "convlstm", "sa_convlstm"]  # the architectures with released Moving MNIST weights
 # every architecture stzoo ships (not those tests register from outside)
@@ -42,8 +53,9 @@ def test_every_field_is_commented_and_the_model_file_imports_only_models_and_err
     import sys
 
     spec = get_architecture(arch)
-    source = inspect.getsource(spec.config) + "".join(inspect.getsource(k) for k in spec.config.__mro__[1:]
-                                                      if k is not ModelConfig and issubclass(k, ModelConfig))
+    source = inspect.getsource(spec.config) + "".join(
+        inspect.getsource(k) for k in spec.config.__mro__[1:] if k is not ModelConfig and issubclass(k, ModelConfig)
+    )
     for f in dataclasses.fields(spec.config):
         line = next(ln for ln in source.splitlines() if ln.strip().startswith(f"{f.name}:"))
         assert "#" in line, f"{arch}.{f.name} has no comment: {line.strip()}"
@@ -54,21 +66,37 @@ def test_every_field_is_commented_and_the_model_file_imports_only_models_and_err
     assert ours and all(m.startswith(("stzoo.models", "stzoo.errors")) for m in ours), ours
 
 
-@pytest.mark.parametrize("bad,match", [
-    ({"hid_T": 10 ** 7}, "hid_T"), ({"N_T": 10 ** 6}, "N_T"), ({"mlp_ratio": 1e9}, "mlp_ratio"),
-    ({"hid_S": "16"}, "whole number"), ({"hid_S": 16.0}, "whole number"), ({"hid_S": None}, "whole number"),
-    ({"N_S": -2}, "N_S"), ({"hid_S": True}, "whole number"), ({"mlp_ratio": float("nan")}, "finite"),
-    ({"N_S": 3}, "even"), ({"frames": 0}, "frames"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        ({"hid_T": 10**7}, "hid_T"),
+        ({"N_T": 10**6}, "N_T"),
+        ({"mlp_ratio": 1e9}, "mlp_ratio"),
+        ({"hid_S": "16"}, "whole number"),
+        ({"hid_S": 16.0}, "whole number"),
+        ({"hid_S": None}, "whole number"),
+        ({"N_S": -2}, "N_S"),
+        ({"hid_S": True}, "whole number"),
+        ({"mlp_ratio": float("nan")}, "finite"),
+        ({"N_S": 3}, "even"),
+        ({"frames": 0}, "frames"),
+    ],
+)
 def test_tau_config_refuses_bad_values_before_allocating(bad, match):
     with pytest.raises(ConfigError, match=match):
         build_model("tau", bad)
 
 
-@pytest.mark.parametrize("bad,match", [
-    ({"patch_size": 0}, "patch_size"), ({"frames_out": 10 ** 9}, "frames_out"), ({"num_hidden": "64"}, "whole"),
-    ({"layer_norm": "yes"}, "true or false"), ({"filter_size": 4}, "odd"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        ({"patch_size": 0}, "patch_size"),
+        ({"frames_out": 10**9}, "frames_out"),
+        ({"num_hidden": "64"}, "whole"),
+        ({"layer_norm": "yes"}, "true or false"),
+        ({"filter_size": 4}, "odd"),
+    ],
+)
 def test_recurrent_config_refuses_bad_values(bad, match):
     with pytest.raises(ConfigError, match=match):
         build_model("convlstm", bad)
@@ -83,12 +111,13 @@ def test_numpy_integers_are_accepted_and_become_python_ints():
 def test_parameter_limit_is_checked_on_the_meta_device():
     cfg = {"hid_T": 8192, "N_T": 64, "mlp_ratio": 64.0}
     n = parameters_of(get_architecture("tau"), make_config("tau", cfg))
-    assert n > 10 ** 11  # what building it would have allocated: refused from the meta-device count
+    assert n > 10**11  # what building it would have allocated: refused from the meta-device count
     with pytest.raises(ConfigError, match="parameters"):
         build_model("tau", cfg)
     small = {"hid_S": 8, "hid_T": 16, "N_T": 2}
-    assert count_parameters(build_model("tau", small)) == parameters_of(get_architecture("tau"),
-                                                                         make_config("tau", small))
+    assert count_parameters(build_model("tau", small)) == parameters_of(
+        get_architecture("tau"), make_config("tau", small)
+    )
     with pytest.raises(ConfigError, match="max_parameters"):
         build_model("tau", small, max_parameters=100)
     build_model("tau", small, max_parameters=None)
@@ -132,10 +161,10 @@ def test_recipes_come_from_the_declarations():
 # ---- an architecture from outside the package ---------------------------------------------------
 @dataclasses.dataclass
 class _ToyConfig(ModelConfig):
-    frames_in: int = cfg_field(3, lo=1, hi=50)   # frames read
+    frames_in: int = cfg_field(3, lo=1, hi=50)  # frames read
     frames_out: int = cfg_field(3, lo=1, hi=50)  # frames written
-    channels: int = cfg_field(1, lo=1, hi=4)     # colour channels
-    height: int = cfg_field(16, lo=2, hi=256)    # training size
+    channels: int = cfg_field(1, lo=1, hi=4)  # colour channels
+    height: int = cfg_field(16, lo=2, hi=256)  # training size
     width: int = cfg_field(16, lo=2, hi=256)
 
 
@@ -156,11 +185,18 @@ class _Toy(nn.Module):
 
 @pytest.fixture
 def toy():
-    spec = Architecture(name="toy_protocol", model=_Toy, config=_ToyConfig, recipe=Recipe(lr=1e-2),
-                        any_frames=False, spec_keys={k: k for k in ("frames_in", "frames_out", "channels",
-                                                                    "height", "width")},
-                        size_multiple=lambda cfg: 2, size_reason=lambda cfg: "the toy halves nothing",
-                        channel_params=lambda cfg: {}, frames_params=lambda cfg: ["head."])
+    spec = Architecture(
+        name="toy_protocol",
+        model=_Toy,
+        config=_ToyConfig,
+        recipe=Recipe(lr=1e-2),
+        any_frames=False,
+        spec_keys={k: k for k in ("frames_in", "frames_out", "channels", "height", "width")},
+        size_multiple=lambda cfg: 2,
+        size_reason=lambda cfg: "the toy halves nothing",
+        channel_params=lambda cfg: {},
+        frames_params=lambda cfg: ["head."],
+    )
     stzoo.register_architecture(spec)
     yield spec
     ARCHITECTURES.pop("toy_protocol", None)
@@ -189,9 +225,19 @@ def test_register_refuses_bad_declarations(toy):
     with pytest.raises(ConfigError, match="spec_keys"):
         stzoo.register_architecture(dataclasses.replace(toy, name="toy2", spec_keys={"frames_in": "frames_in"}))
     with pytest.raises(ConfigError, match="does not have"):
-        stzoo.register_architecture(dataclasses.replace(
-            toy, name="toy3", spec_keys={"frames_in": "nope", "frames_out": "frames_out", "channels": "channels",
-                                         "height": "height", "width": "width"}))
+        stzoo.register_architecture(
+            dataclasses.replace(
+                toy,
+                name="toy3",
+                spec_keys={
+                    "frames_in": "nope",
+                    "frames_out": "frames_out",
+                    "channels": "channels",
+                    "height": "height",
+                    "width": "width",
+                },
+            )
+        )
     assert "toy2" not in ARCHITECTURES and "toy3" not in ARCHITECTURES
     with pytest.raises(UnknownModelError, match="toy_protocol"):
         get_architecture("no-such-arch")
@@ -205,5 +251,4 @@ def test_tied_frames_are_refused_by_adapt_generically():
         adapt(p, frames_in=4, frames_out=6)
     new, report = adapt(p, frames_in=6, frames_out=6)
     assert new.model.config.frames == 6
-    assert all(k.startswith(("translator.blocks.0.", "translator.blocks.1.reduction."))
-               for k in report.reinitialised)
+    assert all(k.startswith(("translator.blocks.0.", "translator.blocks.1.reduction.")) for k in report.reinitialised)

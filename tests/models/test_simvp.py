@@ -14,39 +14,59 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import openstl_reference as ref_tau  # noqa: E402
+from helpers import openstl_reference_simvp as ref  # noqa: E402
 
 import stzoo
 import stzoo.convert.openstl.simvp  # noqa: F401 (registers the importer)
 import stzoo.models.simvp as simvp
-from stzoo.training.adapt import adapt
 from stzoo.cli.main import main
 from stzoo.convert import from_openstl, map_openstl_state_dict
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, parameters_of
 from stzoo.models.base import Recipe
+from stzoo.training.adapt import adapt
 from stzoo.training.train import compute_loss
-
-from helpers import openstl_reference as ref_tau  # noqa: E402
-from helpers import openstl_reference_simvp as ref  # noqa: E402
 
 TOL = 1e-5  # max |stzoo − OpenSTL| / max |OpenSTL|, fp32
 PAPER = {"gsta": 46_769_665, "incepu": 57_946_113}  # configs/mmnist/simvp/SimVP_gSTA.py, SimVP_IncepU.py
 # the two OpenSTL config files, verbatim
 OPENSTL_PY = {
     "incepu": "method = 'SimVP'\nmodel_type = 'IncepU'  # SimVP.V1\nhid_S = 64\nhid_T = 512\nN_T = 8\nN_S = 4\n"
-              "lr = 1e-3\nbatch_size = 16",
+    "lr = 1e-3\nbatch_size = 16",
     "gsta": "method = 'SimVP'\nspatio_kernel_enc = 3\nspatio_kernel_dec = 3\nmodel_type = 'gSTA'\nhid_S = 64\n"
-            "hid_T = 512\nN_T = 8\nN_S = 4\nlr = 1e-3\nbatch_size = 16\ndrop_path = 0",
+    "hid_T = 512\nN_T = 8\nN_S = 4\nlr = 1e-3\nbatch_size = 16\ndrop_path = 0",
 }
 # OpenSTL-layout checkpoints: 2 channels, 4 frames; IncepU with hid_T/2 = 16 (8 groups) and 12 (1 group)
-SMALL = {"gsta": dict(channels=2, frames=4, hid_S=8, hid_T=24, N_S=4, N_T=3, mlp_ratio=4.0),
-         "incepu": dict(channels=2, frames=4, hid_S=8, hid_T=32, N_S=4, N_T=3),
-         "incepu_1group": dict(channels=2, frames=4, hid_S=8, hid_T=24, N_S=4, N_T=2)}
+SMALL = {
+    "gsta": dict(channels=2, frames=4, hid_S=8, hid_T=24, N_S=4, N_T=3, mlp_ratio=4.0),
+    "incepu": dict(channels=2, frames=4, hid_S=8, hid_T=32, N_S=4, N_T=3),
+    "incepu_1group": dict(channels=2, frames=4, hid_S=8, hid_T=24, N_S=4, N_T=2),
+}
 # stzoo models for the zoo features: 1 channel, 4 → 4 frames, 16×16
-TINY = {"gsta": {"model_type": "gsta", "frames": 4, "height": 16, "width": 16, "hid_S": 4, "hid_T": 8, "N_S": 2,
-                 "N_T": 2, "mlp_ratio": 2.0},
-        "incepu": {"model_type": "incepu", "frames": 4, "height": 16, "width": 16, "hid_S": 4, "hid_T": 16, "N_S": 2,
-                   "N_T": 3}}
+TINY = {
+    "gsta": {
+        "model_type": "gsta",
+        "frames": 4,
+        "height": 16,
+        "width": 16,
+        "hid_S": 4,
+        "hid_T": 8,
+        "N_S": 2,
+        "N_T": 2,
+        "mlp_ratio": 2.0,
+    },
+    "incepu": {
+        "model_type": "incepu",
+        "frames": 4,
+        "height": 16,
+        "width": 16,
+        "hid_S": 4,
+        "hid_T": 16,
+        "N_S": 2,
+        "N_T": 3,
+    },
+}
 KINDS = ["gsta", "incepu"]
 
 
@@ -79,10 +99,22 @@ def test_paper_checkpoint_with_openstl_config_file_converts_exactly(tmp_path, ki
     rep = p.entry.extra["openstl"]
     assert rep["tensors_mapped"] == len(state) and rep["tensors_unused"] == []
     assert rep["ignored_config"] == ["batch_size", "lr"]
-    assert rep["openstl_model"] == {"incepu": "SimVP_Model (model_type='IncepU')",
-                                    "gsta": "SimVP_Model (model_type='gSTA')"}[kind]
-    expected = {"frames": 10, "channels": 1, "model_type": kind, "hid_S": 64, "hid_T": 512, "N_S": 4, "N_T": 8,
-                "spatio_kernel": 3, "height": 64, "width": 64}
+    assert (
+        rep["openstl_model"]
+        == {"incepu": "SimVP_Model (model_type='IncepU')", "gsta": "SimVP_Model (model_type='gSTA')"}[kind]
+    )
+    expected = {
+        "frames": 10,
+        "channels": 1,
+        "model_type": kind,
+        "hid_S": 64,
+        "hid_T": 512,
+        "N_S": 4,
+        "N_T": 8,
+        "spatio_kernel": 3,
+        "height": 64,
+        "width": 64,
+    }
     if kind == "gsta":
         expected.update(mlp_ratio=8.0, kernel_size=21, drop=0.0, drop_path=0.0)
     assert rep["config"] == expected and rep["parameters"] == PAPER[kind] == count_parameters(p.model)
@@ -91,16 +123,23 @@ def test_paper_checkpoint_with_openstl_config_file_converts_exactly(tmp_path, ki
         got, want = p.model(x), ref.simvp_forward(state, x)
     assert want.std() > 0.05 and ref_tau.relative_error(got, want) <= TOL
     # every OpenSTL value arrives unchanged, each in exactly one stzoo tensor
-    assert sorted(round(float(v.double().sum()), 3) for v in p.model.state_dict().values()) == \
-        sorted(round(float(v.double().sum()), 3) for v in state.values())
+    assert sorted(round(float(v.double().sum()), 3) for v in p.model.state_dict().values()) == sorted(
+        round(float(v.double().sum()), 3) for v in state.values()
+    )
 
 
 @pytest.mark.parametrize("name", ["gsta", "incepu", "incepu_1group"])
 def test_small_checkpoints_equal_openstl_from_a_lightning_file(tmp_path, name):
     state = small_state(name, seed=2)
     path = tmp_path / "epoch=9.ckpt"
-    torch.save({"state_dict": {"model." + k: v for k, v in state.items()}, "pytorch-lightning_version": "2.1.0",
-                "hyper_parameters": {"method": "SimVP", "model_type": name.split("_")[0], "lr": 1e-3}}, path)
+    torch.save(
+        {
+            "state_dict": {"model." + k: v for k, v in state.items()},
+            "pytorch-lightning_version": "2.1.0",
+            "hyper_parameters": {"method": "SimVP", "model_type": name.split("_")[0], "lr": 1e-3},
+        },
+        path,
+    )
     p = from_openstl(path, "simvp", {"in_shape": [4, 2, 16, 16]})
     assert p.entry.extra["openstl"]["prefix"] == "model." and p.spec.channels == 2 and p.spec.height == 16
     x = torch.rand(2, 4, 2, 16, 16)
@@ -121,7 +160,7 @@ def test_swapped_gate_halves_are_visibly_wrong():
     swapped = dict(state)
     for t in ("weight", "bias"):
         w = state[key + t]
-        swapped[key + t] = torch.cat([w[w.shape[0] // 2:], w[:w.shape[0] // 2]])
+        swapped[key + t] = torch.cat([w[w.shape[0] // 2 :], w[: w.shape[0] // 2]])
     x = torch.rand(2, 4, 2, 16, 16)
     with torch.no_grad():
         assert ref_tau.relative_error(from_openstl(swapped, "simvp").model(x), ref.simvp_forward(state, x)) > 1e-3
@@ -190,8 +229,11 @@ def test_unknown_missing_and_misshaped_tensors_are_named():
     with pytest.raises(InputError, match=r"does not have: hid\.dec\.1\.layers\.4\.conv\.weight"):
         from_openstl(extra, "simvp")
     wrong = {**incepu, "hid.enc.2.layers.3.conv.weight": torch.zeros(32, 2, 9, 9)}
-    with pytest.raises(InputError, match=r"hid\.enc\.2\.layers\.3\.conv\.weight: \(32, 2, 9, 9\), "
-                                         r"expected \(32, 2, 11, 11\)"):
+    with pytest.raises(
+        InputError,
+        match=r"hid\.enc\.2\.layers\.3\.conv\.weight: \(32, 2, 9, 9\), "
+        r"expected \(32, 2, 11, 11\)",
+    ):
         from_openstl(wrong, "simvp")
     wrong = {**gsta, "hid.enc.1.block.attn.spatial_gating_unit.conv_spatial.weight": torch.zeros(24, 1, 5, 5)}
     with pytest.raises(InputError, match=r"conv_spatial\.weight: \(24, 1, 5, 5\), expected \(24, 1, 7, 7\)"):
@@ -217,8 +259,12 @@ def test_cli_converts_into_a_folder_that_stzoo_load_loads(tmp_path, capsys):
     ckpt = tmp_path / "mmnist_simvp_incepu.pth"
     torch.save({"state_dict": state, "epoch": 200}, ckpt)
     config = tmp_path / "SimVP_IncepU.py"
-    config.write_text(OPENSTL_PY["incepu"].replace("hid_S = 64", "hid_S = 8").replace("hid_T = 512", "hid_T = 32")
-                      .replace("N_T = 8", "N_T = 3"))
+    config.write_text(
+        OPENSTL_PY["incepu"]
+        .replace("hid_S = 64", "hid_S = 8")
+        .replace("hid_T = 512", "hid_T = 32")
+        .replace("N_T = 8", "N_T = 3")
+    )
     out = tmp_path / "converted"
     assert main(["convert", "openstl", str(ckpt), "--arch", "SimVP", "--config", str(config), "--out", str(out)]) == 0
     assert "SimVP_Model (model_type='IncepU')" in capsys.readouterr().out
@@ -289,7 +335,7 @@ def test_the_recipe_loss_is_openstls(kind):
     seq = torch.rand(3, 8, 1, 16, 16)
     model.eval()  # the recipe's loss is OpenSTL's: MSE of one pass against the next frames
     with torch.no_grad():
-        torch.testing.assert_close(compute_loss(model, recipe, seq, 0.0, progress=0.5),
-                                   torch.nn.functional.mse_loss(model(seq[:, :4]), seq[:, 4:]))
-
-
+        torch.testing.assert_close(
+            compute_loss(model, recipe, seq, 0.0, progress=0.5),
+            torch.nn.functional.mse_loss(model(seq[:, :4]), seq[:, 4:]),
+        )

@@ -13,32 +13,38 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import openstl_reference_swinlstm as ref  # noqa: E402
 
 import stzoo
 import stzoo.convert.openstl.swinlstm  # noqa: F401  (registers the importer)
 import stzoo.models.swinlstm as swin
-from stzoo.training.adapt import adapt
 from stzoo.convert.openstl import from_openstl, map_openstl_state_dict
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
+from stzoo.training.adapt import adapt
 from stzoo.training.train import compute_loss
-
-from helpers import openstl_reference_swinlstm as ref  # noqa: E402
 
 TOL = 1e-5  # max |stzoo − OpenSTL| / max |OpenSTL|, fp32
 OPENSTL_COUNT = 20_191_969  # configs/mmnist/SwinLSTM-D.py in OpenSTL
-STZOO_COUNT = 18_845_409    # the same less what OpenSTL's forward never uses
+STZOO_COUNT = 18_845_409  # the same less what OpenSTL's forward never uses
 # configs/mmnist/SwinLSTM-D.py, verbatim
-OPENSTL_PY = ("method = 'SwinLSTM_D'\n# model\ndepths_downsample = '2,6'\ndepths_upsample = '6,2'\nnum_heads = '4,8'\n"
-              "patch_size = 2\nwindow_size = 4\nembed_dim = 128\n# training\nlr = 1e-4\nbatch_size = 16\n"
-              "sched = 'onecycle'")
-PAPER = dict(img_size=64, patch_size=2, embed_dim=128, depths_down=(2, 6), depths_up=(6, 2), num_heads=(4, 8),
-             window_size=4)
+OPENSTL_PY = (
+    "method = 'SwinLSTM_D'\n# model\ndepths_downsample = '2,6'\ndepths_upsample = '6,2'\nnum_heads = '4,8'\n"
+    "patch_size = 2\nwindow_size = 4\nembed_dim = 128\n# training\nlr = 1e-4\nbatch_size = 16\n"
+    "sched = 'onecycle'"
+)
+PAPER = dict(
+    img_size=64, patch_size=2, embed_dim=128, depths_down=(2, 6), depths_up=(6, 2), num_heads=(4, 8), window_size=4
+)
 # small OpenSTL-layout models: 32×32 (every stage but the coarsest shifts) and 16×16 (timm clips windows)
-SMALL = {32: dict(img_size=32, patch_size=2, embed_dim=8, depths_down=(2, 3), depths_up=(3, 2), num_heads=(2, 4),
-                  window_size=4),
-         16: dict(img_size=16, patch_size=2, embed_dim=8, depths_down=(3, 2), depths_up=(2, 3), num_heads=(2, 2),
-                  window_size=4)}
+SMALL = {
+    32: dict(
+        img_size=32, patch_size=2, embed_dim=8, depths_down=(2, 3), depths_up=(3, 2), num_heads=(2, 4), window_size=4
+    ),
+    16: dict(
+        img_size=16, patch_size=2, embed_dim=8, depths_down=(3, 2), depths_up=(2, 3), num_heads=(2, 2), window_size=4
+    ),
+}
 TINY = stzoo.models.ARCHITECTURES["swinlstm"].tiny_config  # its tiny config, declared with its registration
 
 
@@ -62,20 +68,34 @@ def test_default_config_is_openstl_mmnist_and_the_parameter_count_is_openstls_le
     assert parameters_of(spec, cfg) == STZOO_COUNT
     state = ref.swinlstm_state_dict(**PAPER)
     assert ref.parameter_count(state) == OPENSTL_COUNT
-    never_used = [k for k in state if k.startswith("Upsample.patch_embed.") or
-                  (".red." in k and int(k.split(".STBs.")[1].split(".")[0]) % 2 == 1)]
+    never_used = [
+        k
+        for k in state
+        if k.startswith("Upsample.patch_embed.") or (".red." in k and int(k.split(".STBs.")[1].split(".")[0]) % 2 == 1)
+    ]
     assert OPENSTL_COUNT - sum(state[k].numel() for k in never_used) == STZOO_COUNT
     recipe = spec.recipe
-    assert (recipe.lr, recipe.batch_size, recipe.loss, recipe.scheduled_sampling, recipe.grad_clip) == \
-        (1e-4, 16, "mse", 0.0, 0.0)
+    assert (recipe.lr, recipe.batch_size, recipe.loss, recipe.scheduled_sampling, recipe.grad_clip) == (
+        1e-4,
+        16,
+        "mse",
+        0.0,
+        0.0,
+    )
     assert spec.any_frames and spec.training_forward is None
 
 
 def test_bad_config_values_are_refused():  # the comment on every field: test_protocol.py
-    for bad, match in [({"patch_size": 4}, "patch_size"), ({"depths_down": "2,6"}, "depths_down"),
-                       ({"depths_up": [6, 2, 2]}, "as many stages"), ({"num_heads": [3, 8]}, r"num_heads\[0\]"),
-                       ({"height": 48}, "multiple of 32"), ({"width": 66}, "multiples of 8"),
-                       ({"depths_down": [2, True]}, "depths_down"), ({"window_size": 0}, "window_size")]:
+    for bad, match in [
+        ({"patch_size": 4}, "patch_size"),
+        ({"depths_down": "2,6"}, "depths_down"),
+        ({"depths_up": [6, 2, 2]}, "as many stages"),
+        ({"num_heads": [3, 8]}, r"num_heads\[0\]"),
+        ({"height": 48}, "multiple of 32"),
+        ({"width": 66}, "multiples of 8"),
+        ({"depths_down": [2, True]}, "depths_down"),
+        ({"window_size": 0}, "window_size"),
+    ]:
         with pytest.raises(ConfigError, match=match):
             build_model("swinlstm", bad)
     cfg = swin.SwinLSTMConfig(depths_down=np.array([2, 2]).tolist(), depths_up=(2, 2), num_heads=[4, 8])
@@ -84,10 +104,14 @@ def test_bad_config_values_are_refused():  # the comment on every field: test_pr
 
 def test_stage_plan_windows_shifts_and_stochastic_depth_follow_openstl_and_timm():
     down, up = swin.stage_plan(swin.SwinLSTMConfig())
-    assert [(s.level, s.dim, s.depth, s.heads, s.window, s.shift) for s in down] == \
-        [(0, 128, 2, 4, 4, 2), (1, 256, 6, 8, 4, 2)]
-    assert [(s.level, s.dim, s.depth, s.heads, s.window, s.shift) for s in up] == \
-        [(2, 512, 2, 8, 4, 2), (1, 256, 6, 4, 4, 2)]
+    assert [(s.level, s.dim, s.depth, s.heads, s.window, s.shift) for s in down] == [
+        (0, 128, 2, 4, 4, 2),
+        (1, 256, 6, 8, 4, 2),
+    ]
+    assert [(s.level, s.dim, s.depth, s.heads, s.window, s.shift) for s in up] == [
+        (2, 512, 2, 8, 4, 2),
+        (1, 256, 6, 4, 4, 2),
+    ]
     rates = torch.linspace(0, 0.1, 8).tolist()  # per path: linspace(0, 0.1, 8); the up path reads its slice backwards
     assert list(down[0].drop_path + down[1].drop_path) == rates
     assert list(up[0].drop_path) == [rates[7], rates[6]] and list(up[1].drop_path) == rates[5::-1]
@@ -117,15 +141,31 @@ def test_paper_size_openstl_checkpoint_with_its_config_file_converts_completely(
     p = from_openstl(state, "SwinLSTM_D", cfg_file)
     rep = p.entry.extra["openstl"]
     assert rep["parameters"] == STZOO_COUNT == count_parameters(p.model)
-    assert rep["config"] == {"channels": 1, "patch_size": 2, "embed_dim": 128, "depths_down": [2, 6],
-                             "depths_up": [6, 2], "num_heads": [4, 8], "window_size": 4, "mlp_ratio": 4.0,
-                             "height": 64, "width": 64, "drop_path": 0.1, "frames_in": 10, "frames_out": 10}
+    assert rep["config"] == {
+        "channels": 1,
+        "patch_size": 2,
+        "embed_dim": 128,
+        "depths_down": [2, 6],
+        "depths_up": [6, 2],
+        "num_heads": [4, 8],
+        "window_size": 4,
+        "mlp_ratio": 4.0,
+        "height": 64,
+        "width": 64,
+        "drop_path": 0.1,
+        "frames_in": 10,
+        "frames_out": 10,
+    }
     assert rep["config_sources"]["height"] == "weights" and rep["config_sources"]["window_size"] == "weights"
     assert {"lr", "sched"} <= set(rep["ignored_config"])  # training settings
     assert not {"depths_downsample", "depths_upsample", "num_heads"} & set(rep["ignored_config"])  # read, checked
     unused = set(rep["tensors_unused"])
-    assert {"Upsample.patch_embed.proj.weight", "Upsample.layers.1.STBs.5.red.weight",
-            "Downsample.layers.0.STBs.1.attn_mask", "Downsample.layers.1.STBs.4.attn.relative_position_index"} <= unused
+    assert {
+        "Upsample.patch_embed.proj.weight",
+        "Upsample.layers.1.STBs.5.red.weight",
+        "Downsample.layers.0.STBs.1.attn_mask",
+        "Downsample.layers.1.STBs.4.attn.relative_position_index",
+    } <= unused
     assert "Downsample.layers.1.STBs.4.red.weight" not in unused  # even blocks fuse X: their `red` is used
     assert rep["tensors_mapped"] + len(unused) == len(state)
     x, y = _seq(1, 2, size=64, seed=2), _seq(1, 1, size=64, seed=3)
@@ -133,12 +173,16 @@ def test_paper_size_openstl_checkpoint_with_its_config_file_converts_completely(
         assert ref.relative_error(p.model(x, 1), ref.swinlstm_predict(state, x, y, PAPER)) <= TOL
 
 
-@pytest.mark.parametrize("size,channels,buffers,name", [(32, 1, True, "SwinLSTM"), (32, 2, False, "swinlstm_d"),
-                                                        (16, 1, True, "SwinLSTM-D")])
+@pytest.mark.parametrize(
+    "size,channels,buffers,name", [(32, 1, True, "SwinLSTM"), (32, 2, False, "swinlstm_d"), (16, 1, True, "SwinLSTM-D")]
+)
 def test_outputs_equal_openstl_at_its_inference_convention(size, channels, buffers, name):
     state = _state(size, channels, seed=size + channels, timm_buffers=buffers)
-    config = {"pre_seq_length": 3, "aft_seq_length": 4} if buffers else {"in_shape": [3, channels, size, size],
-                                                                          "aft_seq_length": 4}
+    config = (
+        {"pre_seq_length": 3, "aft_seq_length": 4}
+        if buffers
+        else {"in_shape": [3, channels, size, size], "aft_seq_length": 4}
+    )
     p = from_openstl(state, name, config)
     assert p.model.arch == "swinlstm" and (p.spec.frames_in, p.spec.frames_out, p.spec.channels) == (3, 4, channels)
     assert p.entry.extra["openstl"]["config_sources"]["height"] == ("weights" if buffers else "config")
@@ -180,8 +224,10 @@ def test_importer_refuses_other_models_and_names_bad_tensors():
     four = {**state, "Downsample.patch_embed.proj.weight": torch.zeros(8, 1, 4, 4)}
     with pytest.raises(InputError, match="patch_size 2"):
         from_openstl(four, "swinlstm")
-    tampered = {**state, "Downsample.layers.1.STBs.1.attn_mask": torch.zeros_like(
-        state["Downsample.layers.1.STBs.1.attn_mask"])}
+    tampered = {
+        **state,
+        "Downsample.layers.1.STBs.1.attn_mask": torch.zeros_like(state["Downsample.layers.1.STBs.1.attn_mask"]),
+    }
     with pytest.raises(InputError, match=r"Downsample\.layers\.1\.STBs\.1\.attn_mask is not timm's"):
         from_openstl(tampered, "swinlstm")
     no_masks = {k: v for k, v in state.items() if not k.endswith("attn_mask")}
@@ -271,8 +317,19 @@ def test_onnx_export_matches_torch(tmp_path):
     # one stage at 16×16 (a shifted, masked cell at grid 8, merging, a cell at grid 4, expanding) keeps the
     # TorchScript export at ~2 s; the two-stage TINY takes ~6 s and is otherwise covered above. The default
     # (dynamo) exporter gave the same outputs on this config when tried by hand (max |Δ| 1.8e-7, 17.7 s)
-    p = stzoo.create("swinlstm", {**TINY, "frames_in": 2, "frames_out": 2, "height": 16, "width": 16,
-                                  "depths_down": [2], "depths_up": [2], "num_heads": [2]})
+    p = stzoo.create(
+        "swinlstm",
+        {
+            **TINY,
+            "frames_in": 2,
+            "frames_out": 2,
+            "height": 16,
+            "width": 16,
+            "depths_down": [2],
+            "depths_up": [2],
+            "num_heads": [2],
+        },
+    )
     result = p.export_onnx(tmp_path / "swinlstm.onnx", verify=False, exporter="torchscript")
     session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
     for b in (1, 3):

@@ -10,12 +10,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import subprocess_env
 
 import stzoo
-from stzoo.tools.bench import BenchResult, format_table, measure
 from stzoo.cli.main import main
 from stzoo.errors import InputError
-from helpers import subprocess_env
+from stzoo.tools.bench import BenchResult, format_table, measure
 
 
 def test_measure_by_name_both_impls():
@@ -54,8 +54,14 @@ print(mem.mb)
 def test_peak_rss_sees_a_large_allocation():
     # In a fresh process: a worker that already ran a training step keeps freed heap pages resident
     # (stzoo.runtime.tune_allocator raises malloc's trim threshold), so 64 MiB could reuse them unseen.
-    out = subprocess.run([sys.executable, "-c", _PEAK_RSS], env=subprocess_env(OMP_NUM_THREADS="1"),
-                         capture_output=True, text=True, timeout=300, check=True).stdout.split()[-1]
+    out = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS],
+        env=subprocess_env(OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout.split()[-1]
     if out == "None":
         pytest.skip("peak RSS cannot be reset on this system (/proc/self/clear_refs)")
     assert float(out) >= 48
@@ -82,8 +88,10 @@ def test_cli_predict_impl(tmp_path, capsys):
     outs = {}
     for impl in ("reference", "fused"):
         out = tmp_path / f"{impl}.npy"
-        assert main(["predict", "tau-mmnist-s", "--input", str(tmp_path / "in.npy"), "--output", str(out),
-                     "--impl", impl]) == 0
+        assert (
+            main(["predict", "tau-mmnist-s", "--input", str(tmp_path / "in.npy"), "--output", str(out), "--impl", impl])
+            == 0
+        )
         outs[impl] = np.load(out)
     assert outs["reference"].shape == outs["fused"].shape == (10, 64, 64)  # the input's layout, THW
     # uint8 outputs: rounding of values within 1e-4 of a .5 boundary may differ by one level
@@ -95,8 +103,8 @@ TINY_TAU = {"hid_S": 4, "hid_T": 8, "N_S": 2, "N_T": 2, "mlp_ratio": 2.0}
 
 
 def test_measure_train_fields():
-    from stzoo.tools.bench import TrainBenchResult, measure_train
     from stzoo.runtime import allocator_description
+    from stzoo.tools.bench import TrainBenchResult, measure_train
 
     r = measure_train("tau-mmnist-s", batch=2, warmup=0, iters=1, config=TINY_TAU)
     assert isinstance(r, TrainBenchResult)

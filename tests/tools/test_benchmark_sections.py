@@ -26,8 +26,9 @@ HEAD = ["case", "speed", "CPU"]
 def test_write_section_replaces_own_rows_and_keeps_others(tmp_path, sections):
     doc = tmp_path / "b.md"
     doc.write_text("# Benchmarks\n\nintro\n\n<!-- other:start -->\nkeep me\n<!-- other:end -->\n")
-    sections.write_section(doc, "bf16", ["## bf16"], HEAD, [["infer", "0.1×", "AMD EPYC"]], key_cols=(0, 2),
-                           notes=["measured under load"])
+    sections.write_section(
+        doc, "bf16", ["## bf16"], HEAD, [["infer", "0.1×", "AMD EPYC"]], key_cols=(0, 2), notes=["measured under load"]
+    )
     sections.write_section(doc, "bf16", ["## bf16"], HEAD, [["infer", "3.9×", "Intel Xeon"]], key_cols=(0, 2))
     sections.write_section(doc, "bf16", ["## bf16"], HEAD, [["infer", "0.2×", "AMD EPYC"]], key_cols=(0, 2))
     text = doc.read_text()
@@ -39,8 +40,10 @@ def test_write_section_replaces_own_rows_and_keeps_others(tmp_path, sections):
 
 
 def test_keep_sections_in_page_order(sections):
-    old = ("x\n<!-- compile:start -->\nC\n<!-- compile:end -->\n<!-- eval-cost:start -->\nE\n<!-- eval-cost:end -->\n"
-           "<!-- bf16:start -->\nB\n<!-- bf16:end -->\n<!-- allocator:start -->\nA")  # allocator: no end marker
+    old = (
+        "x\n<!-- compile:start -->\nC\n<!-- compile:end -->\n<!-- eval-cost:start -->\nE\n<!-- eval-cost:end -->\n"
+        "<!-- bf16:start -->\nB\n<!-- bf16:end -->\n<!-- allocator:start -->\nA"
+    )  # allocator: no end marker
     kept = sections.keep_sections(old)
     assert [k.split("\n")[1] for k in kept] == ["E", "B", "C"]
 

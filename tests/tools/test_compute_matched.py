@@ -8,13 +8,30 @@ import json
 import pytest
 
 
-
-
 def test_run_collect_page(tmp_path, fake_mnist, load_script):
     cm = load_script("compute_matched")
     runs, results, page = tmp_path / "runs", tmp_path / "cm.json", tmp_path / "docs" / "compute-matched.md"
-    cm.main(["run", "--names", "convlstm-mmnist-s", "--runs", str(runs), "--budget", "0.05", "--workers", "1",
-             "--eval-sequences", "4", "--curve-every", "0.02", "--dtype", "float32", "--mnist-dir", str(fake_mnist)])
+    cm.main(
+        [
+            "run",
+            "--names",
+            "convlstm-mmnist-s",
+            "--runs",
+            str(runs),
+            "--budget",
+            "0.05",
+            "--workers",
+            "1",
+            "--eval-sequences",
+            "4",
+            "--curve-every",
+            "0.02",
+            "--dtype",
+            "float32",
+            "--mnist-dir",
+            str(fake_mnist),
+        ]
+    )
     run = runs / "convlstm-mmnist-s"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["budget_clock"] == "cpu" and summary["time_budget_s"] == pytest.approx(3.0)
@@ -36,8 +53,23 @@ def test_run_collect_page(tmp_path, fake_mnist, load_script):
     assert svg.startswith("<svg") and svg.count("<polyline") == 1 and "copy last frame" in svg
     # a finished run is not trained again
     before = (run / "checkpoint.pt").stat().st_mtime_ns
-    cm.main(["run", "--names", "convlstm-mmnist-s", "--runs", str(runs), "--budget", "0.05", "--workers", "1",
-             "--eval-sequences", "4", "--mnist-dir", str(fake_mnist)])
+    cm.main(
+        [
+            "run",
+            "--names",
+            "convlstm-mmnist-s",
+            "--runs",
+            str(runs),
+            "--budget",
+            "0.05",
+            "--workers",
+            "1",
+            "--eval-sequences",
+            "4",
+            "--mnist-dir",
+            str(fake_mnist),
+        ]
+    )
     assert (run / "checkpoint.pt").stat().st_mtime_ns == before
 
 

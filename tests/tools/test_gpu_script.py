@@ -9,10 +9,8 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from stzoo.zoo.manifest import load_manifest, validate_manifest
 from stzoo.models import build_model
-
-
+from stzoo.zoo.manifest import load_manifest, validate_manifest
 
 
 def test_split_and_join_round_trip(tmp_path, load_script):
@@ -25,6 +23,7 @@ def test_split_and_join_round_trip(tmp_path, load_script):
     sha = gpu.join_parts(tmp_path, "w.bin", tmp_path / "joined.bin")
     assert (tmp_path / "joined.bin").read_bytes() == data
     import hashlib
+
     assert sha == hashlib.sha256(data).hexdigest()
     parts[1].unlink()
     with pytest.raises(SystemExit, match="without gaps"):
@@ -34,16 +33,40 @@ def test_split_and_join_round_trip(tmp_path, load_script):
 def test_train_pack_install_on_cpu(tmp_path, fake_mnist, load_script):
     gpu = load_script("gpu_train")
     out, run = tmp_path / "out", tmp_path / "run"
-    gpu.main(["train", "--mnist-dir", str(fake_mnist), "--out", str(out), "--run", str(run), "--name", "tau-mmnist-s",
-              "--device", "cpu", "--minutes", "0.05", "--batch-size", "2", "--data-workers", "1",
-              "--eval-sequences", "4", "--dtype", "float32"])
+    gpu.main(
+        [
+            "train",
+            "--mnist-dir",
+            str(fake_mnist),
+            "--out",
+            str(out),
+            "--run",
+            str(run),
+            "--name",
+            "tau-mmnist-s",
+            "--device",
+            "cpu",
+            "--minutes",
+            "0.05",
+            "--batch-size",
+            "2",
+            "--data-workers",
+            "1",
+            "--eval-sequences",
+            "4",
+            "--dtype",
+            "float32",
+        ]
+    )
     files = sorted(p.name for p in out.iterdir())
     assert files == ["entry.json", "log.jsonl", "run.json", "summary.json", "tau-mmnist-s.safetensors.part0"]
     record = json.loads((out / "entry.json").read_text())
     summary = json.loads((out / "summary.json").read_text())
     assert record["name"] == "tau-mmnist-s"
     entry = record["entry"]
-    assert entry["metrics"]["sequences"] == 4 and entry["metrics"]["mse"] == pytest.approx(summary["metrics"]["mse"], abs=1e-4)
+    assert entry["metrics"]["sequences"] == 4 and entry["metrics"]["mse"] == pytest.approx(
+        summary["metrics"]["mse"], abs=1e-4
+    )
     assert entry["weights"]["sha256"] == summary["weights_sha256"]
     assert entry["training"]["runs"][-1]["time_budget_s"] == pytest.approx(3.0)
 

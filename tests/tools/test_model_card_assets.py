@@ -14,10 +14,10 @@ from PIL import Image
 import stzoo.zoo.manifest as manifest_mod
 from stzoo.data.fields import cached_test_set
 from stzoo.tools.docs_gen import model_card_page
-from stzoo.training.evaluation import evaluate
-from stzoo.zoo.manifest import load_manifest, validate_manifest
-from stzoo.training.train import Recipe, train
 from stzoo.tools.release import release_to_manifest
+from stzoo.training.evaluation import evaluate
+from stzoo.training.train import Recipe, train
+from stzoo.zoo.manifest import load_manifest, validate_manifest
 
 TINY = {"frames": 10, "channels": 2, "hid_S": 8, "hid_T": 16, "N_S": 2, "N_T": 2, "mlp_ratio": 2.0}
 
@@ -28,8 +28,9 @@ def release_tiny(tmp_path, monkeypatch, dataset: str = "grayscott", channels: in
     recipe = Recipe(lr=1e-3, epochs=1, epoch_size=4, batch_size=2, frames_in=10, frames_out=10, loss="mse")
     run = tmp_path / "run"
     cfg = {**TINY, "channels": channels}
-    train("tau", cfg, run, recipe=recipe, device="cpu", eval_sequences=0, progress=False, dataset=dataset,
-          dtype="float32")
+    train(
+        "tau", cfg, run, recipe=recipe, device="cpu", eval_sequences=0, progress=False, dataset=dataset, dtype="float32"
+    )
     m = load_manifest()
     entry = copy.deepcopy(m["models"][f"tau-{dataset}-s"])
     entry.update(config=cfg, description="tiny test model")
@@ -40,8 +41,9 @@ def release_tiny(tmp_path, monkeypatch, dataset: str = "grayscott", channels: in
     path = tmp_path / "manifest.json"
     path.write_text(json.dumps(m))
     weights = tmp_path / "weights"
-    release_to_manifest(name, run, weights_dir=weights, manifest_path=path, eval_sequences=3,
-                        progress=False, force=True)
+    release_to_manifest(
+        name, run, weights_dir=weights, manifest_path=path, eval_sequences=3, progress=False, force=True
+    )
     monkeypatch.setenv("STZOO_WEIGHTS_DIR", str(weights))
     monkeypatch.setattr(manifest_mod, "_manifest_cached", lambda: json.loads(path.read_text()))
     return name, path
@@ -65,7 +67,7 @@ def test_train_release_load_predict_on_each_field_dataset(tmp_path, monkeypatch,
     assert base["dataset"] == entry["metrics"]["dataset"] and base["sequences"] == 3
     assert entry["training"]["runs"][0]["dataset"] == dataset
     p = stzoo.load(name)
-    seq = cached_test_set(dataset, 1).sequence(0)                   # 20×C×64×64 float32 in [0, 1]
+    seq = cached_test_set(dataset, 1).sequence(0)  # 20×C×64×64 float32 in [0, 1]
     future = p.predict(seq[:10], horizon=15)
     assert future.shape == (15, channels, 64, 64) and future.dtype == np.float32 and np.isfinite(future).all()
 
@@ -75,8 +77,22 @@ def test_rollout_and_strip_are_measured_and_shown_on_the_card(tmp_path, released
 
     script = load_script("model_card_assets")
     assets = tmp_path / "assets"
-    assert script.main(["tiny-grayscott", "--sequences", "3", "--horizon-factor", "2", "--manifest",
-                        str(released_tiny), "--assets", str(assets)]) == 0
+    assert (
+        script.main(
+            [
+                "tiny-grayscott",
+                "--sequences",
+                "3",
+                "--horizon-factor",
+                "2",
+                "--manifest",
+                str(released_tiny),
+                "--assets",
+                str(assets),
+            ]
+        )
+        == 0
+    )
     m = json.loads(released_tiny.read_text())
     validate_manifest(m)
     entry = m["models"]["tiny-grayscott"]

@@ -12,17 +12,19 @@ def test_plan_interleaves_architectures_and_filters(load_script):
     ss = load_script("size_sweep")
     order = ss.plan()
     assert len(order) == sum(len(v) for v in ss.SWEEP.values())
-    first = [name for name, _, _ in order[:len(ss.SWEEP)]]
+    first = [name for name, _, _ in order[: len(ss.SWEEP)]]
     assert sorted(first) == sorted(ss.SWEEP)  # one size of every architecture before the second of any
-    assert [(n, s) for n, s, _ in ss.plan(["convlstm-mmnist-s"], ["xs", "m"])] == \
-        [("convlstm-mmnist-s", "xs"), ("convlstm-mmnist-s", "m")]
+    assert [(n, s) for n, s, _ in ss.plan(["convlstm-mmnist-s"], ["xs", "m"])] == [
+        ("convlstm-mmnist-s", "xs"),
+        ("convlstm-mmnist-s", "m"),
+    ]
     with pytest.raises(SystemExit, match="not in the sweep"):
         ss.plan(["no-such-entry"])
 
 
 def test_every_sweep_size_is_a_valid_config(load_script):
+    from stzoo.models import get_architecture, make_config, parameters_of
     from stzoo.zoo.manifest import get_entry
-    from stzoo.models import make_config, parameters_of, get_architecture
 
     ss = load_script("size_sweep")
     for name, sizes in ss.SWEEP.items():
@@ -39,8 +41,28 @@ def test_every_sweep_size_is_a_valid_config(load_script):
 def test_run_collect_page_two_sizes(tmp_path, fake_mnist, load_script):
     ss = load_script("size_sweep")
     runs, results, page = tmp_path / "runs", tmp_path / "sweep.json", tmp_path / "docs" / "size-sweep.md"
-    ss.main(["run", "--names", "convlstm-mmnist-s", "--sizes", "xs", "s", "--runs", str(runs), "--budget", "0.04",
-             "--eval-sequences", "4", "--curve-every", "0.02", "--dtype", "float32", "--mnist-dir", str(fake_mnist)])
+    ss.main(
+        [
+            "run",
+            "--names",
+            "convlstm-mmnist-s",
+            "--sizes",
+            "xs",
+            "s",
+            "--runs",
+            str(runs),
+            "--budget",
+            "0.04",
+            "--eval-sequences",
+            "4",
+            "--curve-every",
+            "0.02",
+            "--dtype",
+            "float32",
+            "--mnist-dir",
+            str(fake_mnist),
+        ]
+    )
     xs, s = runs / "convlstm-mmnist-s@xs", runs / "convlstm-mmnist-s@s"
     sum_xs = json.loads((xs / "summary.json").read_text())
     sum_s = json.loads((s / "summary.json").read_text())

@@ -1,4 +1,5 @@
-"""Fine-tuning on your own videos (stzoo.training.finetune), clip data (stzoo.data.clips), adaptation (stzoo.training.adapt)."""
+"""Fine-tuning on your own videos (stzoo.training.finetune), clip data (stzoo.data.clips), adaptation
+(stzoo.training.adapt)."""
 
 from __future__ import annotations
 
@@ -11,24 +12,31 @@ import time
 import numpy as np
 import pytest
 import torch
+from helpers import subprocess_env
 from PIL import Image
 
 import stzoo
-from helpers import subprocess_env
-from stzoo.training.adapt import adapt, adapt_channels, check_resolution
 from stzoo.cli.main import main
 from stzoo.data.clips import ClipDataset, convert_video, load_videos, split_videos
 from stzoo.errors import ConfigError, InputError
-from stzoo.training.finetune import CHECKPOINT_NAME, finetune
 from stzoo.frames import read_frames, write_gif
-from stzoo.zoo.manifest import InputSpec
-from stzoo.zoo.entry import ZooEntry
-from stzoo.models import build_model
 from stzoo.inference.predictor import Predictor
+from stzoo.models import build_model
+from stzoo.training.adapt import adapt, adapt_channels, check_resolution
+from stzoo.training.finetune import CHECKPOINT_NAME, finetune
+from stzoo.zoo.entry import ZooEntry
+from stzoo.zoo.manifest import InputSpec
 
 TAU_CFG = {"frames": 4, "height": 16, "width": 16, "hid_S": 4, "hid_T": 8, "N_S": 2, "N_T": 2, "mlp_ratio": 2.0}
-LSTM_CFG = {"frames_in": 4, "frames_out": 4, "height": 16, "width": 16, "num_layers": 1, "num_hidden": 8,
-            "filter_size": 3}
+LSTM_CFG = {
+    "frames_in": 4,
+    "frames_out": 4,
+    "height": 16,
+    "width": 16,
+    "num_layers": 1,
+    "num_hidden": 8,
+    "filter_size": 3,
+}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -41,7 +49,7 @@ def square_video(seed: int = 0, frames: int = 24, size: int = 16, side: int = 4,
     y, x = (int(c) for c in rng.integers(0, size - side, 2))
     dy, dx = 1, 2
     for t in range(frames):
-        v[t, y:y + side, x:x + side] = 255
+        v[t, y : y + side, x : x + side] = 255
         if not 0 <= y + dy <= size - side:
             dy = -dy
         if not 0 <= x + dx <= size - side:
@@ -57,8 +65,12 @@ def tiny(arch: str = "convlstm", channels: int = 1, seed: int = 0) -> Predictor:
     torch.manual_seed(seed)
     model = build_model(arch, cfg)
     spec = InputSpec(4, 4, channels, 16, 16)
-    return Predictor(model, spec, name=f"tiny-{arch}",
-                     entry=ZooEntry.from_dict(None, {"architecture": arch, "config": cfg, "input": spec.to_dict()}))
+    return Predictor(
+        model,
+        spec,
+        name=f"tiny-{arch}",
+        entry=ZooEntry.from_dict(None, {"architecture": arch, "config": cfg, "input": spec.to_dict()}),
+    )
 
 
 def state_of(p: Predictor) -> dict[str, torch.Tensor]:
@@ -82,8 +94,9 @@ def test_loss_goes_down(tmp_path):
 
 def test_tau_with_ddr_loss_runs_and_validates(tmp_path):
     videos = [square_video(s) for s in range(3)]
-    p2, hist = finetune(tiny("tau"), videos, epochs=2, lr=1e-2, batch_size=4, loss="mse+ddr", val=0.34,
-                        out_dir=tmp_path, **FAST)
+    p2, hist = finetune(
+        tiny("tau"), videos, epochs=2, lr=1e-2, batch_size=4, loss="mse+ddr", val=0.34, out_dir=tmp_path, **FAST
+    )
     val = hist.epochs[-1]["val"]
     assert val["sequences"] == 24 - 8 + 1  # the one held-out video, stride 1
     assert 0 < val["mse"] and -1 <= val["ssim"] <= 1
@@ -117,8 +130,18 @@ def test_output_folder_loads_and_card_has_measured_numbers(tmp_path):
 
 def test_early_stopping_keeps_the_best_epoch(tmp_path):
     # min_delta so large that only the first epoch (compared with +inf) counts as an improvement
-    p2, hist = finetune(tiny(), [square_video(s) for s in range(3)], epochs=5, lr=1e-2, batch_size=8, val=0.34,
-                        patience=1, min_delta=1e9, out_dir=tmp_path, progress=False)
+    p2, hist = finetune(
+        tiny(),
+        [square_video(s) for s in range(3)],
+        epochs=5,
+        lr=1e-2,
+        batch_size=8,
+        val=0.34,
+        patience=1,
+        min_delta=1e9,
+        out_dir=tmp_path,
+        progress=False,
+    )
     assert hist.stopped_early and len(hist.epochs) == 2 and hist.best_epoch == 1
     last = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)["model"]
     best = state_of(stzoo.load(tmp_path))
@@ -138,8 +161,9 @@ def test_resume_continues_exactly(tmp_path):
     assert [s["step"] for s in rest.steps] == list(range(cut + 1, n + 1))
     np.testing.assert_allclose(rest.train_losses, full.train_losses[cut:], rtol=1e-5, atol=1e-7)
     assert [e["epoch"] for e in rest.epochs] == [1, 2, 3]
-    np.testing.assert_allclose([e["train_loss"] for e in rest.epochs], [e["train_loss"] for e in full.epochs],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        [e["train_loss"] for e in rest.epochs], [e["train_loss"] for e in full.epochs], rtol=1e-5
+    )
     for k, v in state_of(p_full).items():
         torch.testing.assert_close(state_of(p_res)[k], v, rtol=1e-5, atol=1e-6)
 
@@ -175,8 +199,9 @@ def test_resume_of_a_checkpoint_without_cpu_seconds(tmp_path):
 
 def test_resume_after_kill_9(tmp_path):
     videos = [square_video(s) for s in range(3)]
-    kw = dict(epochs=8, lr=1e-2, batch_size=4, val=0.34, max_steps=40, checkpoint_every=3, progress=False,
-              patience=None)
+    kw = dict(
+        epochs=8, lr=1e-2, batch_size=4, val=0.34, max_steps=40, checkpoint_every=3, progress=False, patience=None
+    )
     out = tmp_path / "killed"
     code = _CHILD.format(out=str(out), kw=kw)
     child = subprocess.Popen([sys.executable, "-c", code], env=subprocess_env(OMP_NUM_THREADS="1"))
@@ -221,7 +246,7 @@ def test_other_settings_on_resume_name_each_field_and_both_values(tmp_path):
 def test_history_json_keeps_every_step_and_epoch_across_resumes(tmp_path):
     videos = [square_video(s) for s in range(3)]
     kw = dict(epochs=3, lr=1e-2, batch_size=4, val=0.34, out_dir=tmp_path, **FAST)
-    _, first = finetune(tiny(), videos, max_steps=7, **kw)   # inside epoch 2
+    _, first = finetune(tiny(), videos, max_steps=7, **kw)  # inside epoch 2
     _, second = finetune(tiny(), videos, max_steps=16, resume=True, **kw)
     _, third = finetune(tiny(), videos, resume=True, **kw)
     saved = json.loads((tmp_path / "history.json").read_text())
@@ -239,8 +264,11 @@ def test_log_lines_are_on_disk_after_each_step(tmp_path, monkeypatch):
 
     def counting(*args, **kwargs):  # before each step, count the step lines already on disk
         log = tmp_path / "log.jsonl"
-        seen.append(sum('"step"' in line and "epoch_end" not in line
-                        for line in log.read_text().splitlines()) if log.exists() else 0)
+        seen.append(
+            sum('"step"' in line and "epoch_end" not in line for line in log.read_text().splitlines())
+            if log.exists()
+            else 0
+        )
         real(*args, **kwargs)
 
     monkeypatch.setattr(loop, "optimizer_step", counting)
@@ -260,8 +288,9 @@ def test_push_to_hub_uploads_the_output_folder(tmp_path, monkeypatch):
 def test_freeze_keeps_parameters(tmp_path):
     p = tiny("tau")
     before = state_of(p)
-    p2, _ = finetune(p, square_video(), epochs=1, lr=1e-2, batch_size=4, val=0, freeze="encoder",
-                     out_dir=tmp_path, **FAST)
+    p2, _ = finetune(
+        p, square_video(), epochs=1, lr=1e-2, batch_size=4, val=0, freeze="encoder", out_dir=tmp_path, **FAST
+    )
     after = state_of(p2)
     assert all(torch.equal(after[k], before[k]) for k in before if k.startswith("encoder.") and "running" not in k)
     assert not torch.equal(after["decoder.readout.weight"], before["decoder.readout.weight"])
@@ -287,8 +316,25 @@ def test_cli_finetune(tmp_path, capsys):
     tiny().save_pretrained(tmp_path / "base")
     write_gif(square_video(1), tmp_path / "clip.gif")
     out = tmp_path / "out"
-    rc = main(["finetune", str(tmp_path / "base"), "--data", str(tmp_path / "clip.gif"), str(tmp_path / "clip.gif"),
-               "--out", str(out), "--epochs", "1", "--batch-size", "8", "--lr", "0.01", "--val", "0.5"])
+    rc = main(
+        [
+            "finetune",
+            str(tmp_path / "base"),
+            "--data",
+            str(tmp_path / "clip.gif"),
+            str(tmp_path / "clip.gif"),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--lr",
+            "0.01",
+            "--val",
+            "0.5",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "best_epoch" in printed and str(out) in printed
@@ -307,8 +353,7 @@ def _fails_before_training(data, match, tmp_path, **kw):
 
 
 def test_video_shorter_than_one_clip(tmp_path):
-    _fails_before_training([square_video(0), square_video(1, frames=6)], r"shorter than one clip.*= 8 frames",
-                           tmp_path)
+    _fails_before_training([square_video(0), square_video(1, frames=6)], r"shorter than one clip.*= 8 frames", tmp_path)
 
 
 def test_mixed_frame_sizes(tmp_path):
@@ -436,8 +481,12 @@ def test_grey_model_on_rgb_predicts_the_same_for_grey_input(arch):
     cfg = dict(TAU_CFG) if arch == "tau" else {**LSTM_CFG, "layer_norm": arch == "convlstm"}
     model = build_model(arch, cfg)
     spec = InputSpec(4, 4, 1, 16, 16)
-    p = Predictor(model, spec, name="g",
-                  entry=ZooEntry.from_dict(None, {"architecture": arch, "config": cfg, "input": spec.to_dict()}))
+    p = Predictor(
+        model,
+        spec,
+        name="g",
+        entry=ZooEntry.from_dict(None, {"architecture": arch, "config": cfg, "input": spec.to_dict()}),
+    )
     rgb, report = adapt(p, channels=3)
     assert report.converted and not report.reinitialised
     x = torch.rand(2, 4, 1, 16, 16)
@@ -472,8 +521,9 @@ def test_resolution_rules():
 def test_tau_frames_rebuilds_translator_ends_only():
     p = tiny("tau")
     p6, report = adapt(p, frames_in=6, frames_out=6)
-    assert report.reinitialised and all(k.startswith(("translator.blocks.0.", "translator.blocks.1."))
-                                        for k in report.reinitialised)
+    assert report.reinitialised and all(
+        k.startswith(("translator.blocks.0.", "translator.blocks.1.")) for k in report.reinitialised
+    )
     assert "encoder.layers.0.conv.weight" in report.copied and "decoder.readout.weight" in report.copied
     assert "re-initialised" in report.summary()
     assert p6.predict(np.zeros((6, 16, 16), np.uint8)).shape == (6, 16, 16)
@@ -489,8 +539,9 @@ def test_recurrent_frames_need_nothing():
 
 def test_finetune_adapts_grey_model_to_rgb_native_size(tmp_path):
     videos = [square_video(s, rgb=True, size=24) for s in range(2)]
-    p2, hist = finetune(tiny("tau"), videos, epochs=1, batch_size=8, lr=1e-2, val=0.5, size="native",
-                        out_dir=tmp_path, **FAST)
+    p2, hist = finetune(
+        tiny("tau"), videos, epochs=1, batch_size=8, lr=1e-2, val=0.5, size="native", out_dir=tmp_path, **FAST
+    )
     assert hist.adaptation["changes"] == {"channels": [1, 3], "height": [16, 24], "width": [16, 24]}
     q = stzoo.load(tmp_path)
     assert q.spec.channels == 3 and q.spec.height == 24
@@ -499,8 +550,9 @@ def test_finetune_adapts_grey_model_to_rgb_native_size(tmp_path):
 
 
 def test_finetune_tau_on_other_frame_count(tmp_path):
-    p2, hist = finetune(tiny("tau"), square_video(), frames_in=3, epochs=1, batch_size=8, val=0, out_dir=tmp_path,
-                        **FAST)
+    p2, hist = finetune(
+        tiny("tau"), square_video(), frames_in=3, epochs=1, batch_size=8, val=0, out_dir=tmp_path, **FAST
+    )
     assert (p2.spec.frames_in, p2.spec.frames_out) == (3, 3)
     assert hist.adaptation["reinitialised"] and hist.data["frames_in"] == 3
     assert "re-initialised: translator.blocks.0." in (tmp_path / "README.md").read_text()
@@ -508,8 +560,18 @@ def test_finetune_tau_on_other_frame_count(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_finetune_on_gpu_with_amp(tmp_path):
-    p2, hist = finetune(tiny(), [square_video(s) for s in range(2)], epochs=2, lr=1e-2, batch_size=8, val=0.5,
-                        device="cuda", amp=True, out_dir=tmp_path, **FAST)
+    p2, hist = finetune(
+        tiny(),
+        [square_video(s) for s in range(2)],
+        epochs=2,
+        lr=1e-2,
+        batch_size=8,
+        val=0.5,
+        device="cuda",
+        amp=True,
+        out_dir=tmp_path,
+        **FAST,
+    )
     assert p2.device.type == "cuda" and np.isfinite(hist.train_losses).all()
     assert stzoo.load(tmp_path).spec.frames_in == 4
 
@@ -518,8 +580,15 @@ def test_finetune_on_gpu_with_amp(tmp_path):
 # defaults that work: step budget, native size, validation that fits, copy-last-frame baseline
 # ---------------------------------------------------------------------------------------------
 from helpers.realistic_video import realistic_clips, realistic_video  # noqa: E402
-from stzoo.training.finetune import (AUTO_MAX_STEPS, AUTO_MIN_STEPS, AUTO_PASSES, DEFAULT_LR,  # noqa: E402
-                            FinetuneWarning, plan_steps)
+
+from stzoo.training.finetune import (  # noqa: E402
+    AUTO_MAX_STEPS,
+    AUTO_MIN_STEPS,
+    AUTO_PASSES,
+    DEFAULT_LR,  # noqa: E402
+    FinetuneWarning,
+    plan_steps,
+)
 
 
 def tiny10(arch: str = "tau", seed: int = 0) -> Predictor:
@@ -527,8 +596,12 @@ def tiny10(arch: str = "tau", seed: int = 0) -> Predictor:
     cfg = dict(TAU_CFG, frames=10) if arch == "tau" else dict(LSTM_CFG, frames_in=10, frames_out=10)
     torch.manual_seed(seed)
     spec = InputSpec(10, 10, 1, 16, 16)
-    return Predictor(build_model(arch, cfg), spec, name=f"tiny10-{arch}",
-                     entry=ZooEntry.from_dict(None, {"architecture": arch, "config": cfg, "input": spec.to_dict()}))
+    return Predictor(
+        build_model(arch, cfg),
+        spec,
+        name=f"tiny10-{arch}",
+        entry=ZooEntry.from_dict(None, {"architecture": arch, "config": cfg, "input": spec.to_dict()}),
+    )
 
 
 def test_auto_step_budget_rule():
@@ -571,15 +644,19 @@ def test_default_size_is_native(tmp_path):
     p2, hist = finetune(tiny("tau"), videos, steps=2, batch_size=8, val=0, out_dir=tmp_path, **FAST)
     assert hist.adaptation["changes"] == {"height": [16, 24], "width": [16, 24]} and hist.data["native_size"]
     assert p2.spec.height == 24 and stzoo.load(tmp_path).spec.width == 24
-    _, model_size = finetune(tiny("tau"), videos, steps=2, batch_size=8, val=0, size="model",
-                             out_dir=tmp_path / "m", **FAST)
+    _, model_size = finetune(
+        tiny("tau"), videos, steps=2, batch_size=8, val=0, size="model", out_dir=tmp_path / "m", **FAST
+    )
     assert model_size.adaptation["changes"] == {} and model_size.data["size"] == [16, 16]
 
 
 def test_native_size_errors_name_the_size_to_pass(tmp_path, capsys):
     _fails_before_training(square_video(size=18), r"multiples of 4.*pass size=\(20, 20\)", tmp_path)
-    _fails_before_training([square_video(size=16), square_video(size=24)],
-                           r"several: \[\(16, 16\), \(24, 24\)\].*pass size=\(24, 24\)", tmp_path)
+    _fails_before_training(
+        [square_video(size=16), square_video(size=24)],
+        r"several: \[\(16, 16\), \(24, 24\)\].*pass size=\(24, 24\)",
+        tmp_path,
+    )
     tiny().save_pretrained(tmp_path / "base")
     np.save(tmp_path / "odd.npy", square_video(size=18))
     rc = main(["finetune", str(tmp_path / "base"), "--data", str(tmp_path / "odd.npy"), "--out", str(tmp_path / "o")])
@@ -588,8 +665,15 @@ def test_native_size_errors_name_the_size_to_pass(tmp_path, capsys):
 
 
 def test_separate_validation_videos(tmp_path):
-    _, hist = finetune(tiny(), [square_video(0), square_video(1)], val=[square_video(2)], steps=4, batch_size=8,
-                       out_dir=tmp_path, **FAST)
+    _, hist = finetune(
+        tiny(),
+        [square_video(0), square_video(1)],
+        val=[square_video(2)],
+        steps=4,
+        batch_size=8,
+        out_dir=tmp_path,
+        **FAST,
+    )
     assert hist.epochs[-1]["val"]["sequences"] == 17 and hist.persistence["sequences"] == 17
     assert hist.data["split"] == "validation: 1 separate video(s)"
 
@@ -633,8 +717,11 @@ def test_copy_last_frame_baseline_in_history_card_and_config(tmp_path):
 def test_warns_when_the_model_does_not_beat_copy_last_frame(tmp_path, capsys):
     videos = realistic_clips(3, frames=24, height=24, width=24, rgb=False)  # slow motion: persistence is strong
     # a random model and a tiny learning rate for 2 steps: worse than repeating the last frame
-    with pytest.warns(FinetuneWarning, match=r"does not beat copying the last frame.*steps=4.*lr=3e-06.*"
-                                             r"size='native'") as caught:
+    with pytest.warns(
+        FinetuneWarning,
+        match=r"does not beat copying the last frame.*steps=4.*lr=3e-06.*"
+        r"size='native'",
+    ) as caught:
         _, hist = finetune(tiny(), videos, steps=2, lr=1e-6, batch_size=8, size=(16, 16), out_dir=tmp_path, **FAST)
     assert hist.beats_persistence is False and hist.best["mse"] > hist.persistence["mse"]
     assert "--steps" not in str(caught[0].message)
@@ -644,8 +731,23 @@ def test_warns_when_the_model_does_not_beat_copy_last_frame(tmp_path, capsys):
     tiny().save_pretrained(tmp_path / "base")
     for i, v in enumerate(videos):
         write_gif(v, tmp_path / f"clip{i}.gif")
-    rc = main(["finetune", str(tmp_path / "base"), "--data", *(str(tmp_path / f"clip{i}.gif") for i in range(3)),
-               "--out", str(tmp_path / "cli"), "--steps", "2", "--lr", "1e-6", "--size", "16x16", "--quiet"])
+    rc = main(
+        [
+            "finetune",
+            str(tmp_path / "base"),
+            "--data",
+            *(str(tmp_path / f"clip{i}.gif") for i in range(3)),
+            "--out",
+            str(tmp_path / "cli"),
+            "--steps",
+            "2",
+            "--lr",
+            "1e-6",
+            "--size",
+            "16x16",
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr()
     assert rc == 0 and "warning: the fine-tuned model does not beat copying the last frame" in out.out
     assert "--steps 4" in out.out and "--lr 3e-06" in out.out and "--size native" in out.out
@@ -666,7 +768,9 @@ def test_one_short_clip_trains_without_validation_and_says_so(tmp_path, capsys):
     # the command line, every option at its default
     tiny10().save_pretrained(tmp_path / "base")
     write_gif(clip, tmp_path / "clip.gif")
-    rc = main(["finetune", str(tmp_path / "base"), "--data", str(tmp_path / "clip.gif"), "--out", str(tmp_path / "cli")])
+    rc = main(
+        ["finetune", str(tmp_path / "base"), "--data", str(tmp_path / "clip.gif"), "--out", str(tmp_path / "cli")]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "warning: there was no validation data" in out and "--val-data PATH" in out
     assert "val=[...]" not in out and stzoo.load(tmp_path / "cli").spec.frames_in == 10
@@ -678,12 +782,34 @@ def test_errors_name_flags_on_the_cli_and_arguments_in_python(tmp_path, capsys):
     assert "val=0" in str(err.value) and "--val" not in str(err.value)
     tiny().save_pretrained(tmp_path / "base")
     write_gif(square_video(frames=12), tmp_path / "short.gif")
-    rc = main(["finetune", str(tmp_path / "base"), "--data", str(tmp_path / "short.gif"), "--out", str(tmp_path / "o"),
-               "--val", "0.5"])
+    rc = main(
+        [
+            "finetune",
+            str(tmp_path / "base"),
+            "--data",
+            str(tmp_path / "short.gif"),
+            "--out",
+            str(tmp_path / "o"),
+            "--val",
+            "0.5",
+        ]
+    )
     err_text = capsys.readouterr().err
     assert rc == 2 and "--val 0" in err_text and "val=0" not in err_text.replace("--val 0", "")
-    rc = main(["finetune", str(tmp_path / "base"), "--data", str(tmp_path / "short.gif"), "--out", str(tmp_path / "o"),
-               "--steps", "3", "--epochs", "2"])
+    rc = main(
+        [
+            "finetune",
+            str(tmp_path / "base"),
+            "--data",
+            str(tmp_path / "short.gif"),
+            "--out",
+            str(tmp_path / "o"),
+            "--steps",
+            "3",
+            "--epochs",
+            "2",
+        ]
+    )
     assert rc == 2 and "give --steps or --epochs, not both" in capsys.readouterr().err
     with pytest.raises(InputError, match=r"give steps or epochs, not both"):
         finetune(tiny(), square_video(), steps=3, epochs=2, out_dir=tmp_path / "py", **FAST)
@@ -711,8 +837,9 @@ def test_finetune_help_shows_every_option_with_its_default():
 def _copy_last_mse(clips, window: int = 20) -> float:
     from stzoo.training.train import evaluate_copy_last
 
-    return evaluate_copy_last(ClipDataset(load_videos(clips), window), frames_in=window // 2,
-                              frames_out=window // 2, progress=False)["mse"]
+    return evaluate_copy_last(
+        ClipDataset(load_videos(clips), window), frames_in=window // 2, frames_out=window // 2, progress=False
+    )["mse"]
 
 
 def test_realistic_video_is_textured_noisy_and_slow():
@@ -728,7 +855,7 @@ def test_realistic_video_is_textured_noisy_and_slow():
     # slow motion: the last frame predicts the next ten far better than a flat frame of its mean
     # value does, yet something moves (ten frames on, the last frame is off by more than one on)
     persistence = _copy_last_mse([rgb])
-    flat = np.mean([((x[s + 10:s + 20] - x[s + 9].mean()) ** 2).sum(axis=(1, 2, 3)).mean() for s in range(29)])
+    flat = np.mean([((x[s + 10 : s + 20] - x[s + 9].mean()) ** 2).sum(axis=(1, 2, 3)).mean() for s in range(29)])
     assert persistence < 0.2 * flat
     one_on, ten_on = (np.mean([((x[s + k] - x[s]) ** 2).sum() for s in range(29)]) for k in (1, 10))
     assert ten_on > 2 * one_on
@@ -775,6 +902,8 @@ def test_default_precision_follows_the_cpus_bf16_units(tmp_path, monkeypatch, na
 def test_cli_finetune_dtype_and_amp_must_agree(tmp_path, capsys):
     from stzoo.cli.main import main
 
-    assert main(["finetune", "x", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--dtype", "float32",
-                 "--amp"]) != 0
+    assert (
+        main(["finetune", "x", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--dtype", "float32", "--amp"])
+        != 0
+    )
     assert "contradicts --dtype float32" in capsys.readouterr().err

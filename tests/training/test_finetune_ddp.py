@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import torch
+from helpers import TESTS, subprocess_env
 
 import stzoo
-from helpers import TESTS, subprocess_env
 from stzoo.zoo.hub import load_safetensors
 
 WORKER = TESTS / "helpers" / "ddp_finetune_worker.py"
@@ -18,8 +18,15 @@ WORKER = TESTS / "helpers" / "ddp_finetune_worker.py"
 
 def test_torchrun_two_processes(tmp_path):
     env = subprocess_env(OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER),
-           str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(WORKER),
+        str(tmp_path),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]

@@ -25,18 +25,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-import stzoo
-import stzoo.zoo.manifest
-import stzoo.zoo.folder as pretrained
 from helpers import subprocess_env
 from helpers.hostile import refuse
-from stzoo.errors import CheckpointError
-from stzoo.training.finetune import CHECKPOINT_NAME, finetune
-from stzoo.training.train import Recipe, load_checkpoint, train
-from stzoo.tools.release import release
 from test_finetune import square_video, tiny
 from test_train import LSTM_CFG, _fake_digits, _write_idx_gz
+
+import stzoo
+import stzoo.zoo.folder as pretrained
+import stzoo.zoo.manifest
+from stzoo.errors import CheckpointError
+from stzoo.tools.release import release
+from stzoo.training.finetune import CHECKPOINT_NAME, finetune
+from stzoo.training.train import Recipe, load_checkpoint, train
 
 RECIPE = dict(lr=1e-2, epochs=1, epoch_size=4, batch_size=2, frames_in=4, frames_out=4, loss="mse")
 FT_KW = dict(epochs=2, lr=1e-2, batch_size=4, val=0, progress=False, patience=None)
@@ -55,8 +55,16 @@ def mnist(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def train_run(tmp_path_factory, mnist) -> Path:
     out = tmp_path_factory.mktemp("train_run")
-    train("convlstm", LSTM_CFG, out, dataset_options={"mnist_dir": mnist}, recipe=Recipe(**RECIPE), device="cpu", eval_sequences=0,
-          progress=False)
+    train(
+        "convlstm",
+        LSTM_CFG,
+        out,
+        dataset_options={"mnist_dir": mnist},
+        recipe=Recipe(**RECIPE),
+        device="cpu",
+        eval_sequences=0,
+        progress=False,
+    )
     return out
 
 
@@ -114,15 +122,20 @@ def _copy(run: Path, tmp_path: Path) -> Path:
 
 
 def _train_code(out: Path, mnist: Path) -> str:
-    return (f"from stzoo.training.train import Recipe, train\n"
-            f"train('convlstm', {LSTM_CFG!r}, {str(out)!r}, dataset_options={{'mnist_dir': {str(mnist)!r}}}, recipe=Recipe(**{RECIPE!r}), "
-            "device='cpu', eval_sequences=0, progress=False)\n")
+    return (
+        f"from stzoo.training.train import Recipe, train\n"
+        f"train('convlstm', {LSTM_CFG!r}, {str(out)!r}, dataset_options={{'mnist_dir': {str(mnist)!r}}}, "
+        f"recipe=Recipe(**{RECIPE!r}), "
+        "device='cpu', eval_sequences=0, progress=False)\n"
+    )
 
 
 def _finetune_code(out: Path) -> str:
-    return (f"from test_finetune import square_video, tiny\n"
-            f"from stzoo.training.finetune import finetune\n"
-            f"finetune(tiny(), square_video(), out_dir={str(out)!r}, resume=True, **{FT_KW!r})\n")
+    return (
+        f"from test_finetune import square_video, tiny\n"
+        f"from stzoo.training.finetune import finetune\n"
+        f"finetune(tiny(), square_video(), out_dir={str(out)!r}, resume=True, **{FT_KW!r})\n"
+    )
 
 
 def _check(r: dict, ckpt: Path, marker: Path) -> None:
@@ -132,8 +145,18 @@ def _check(r: dict, ckpt: Path, marker: Path) -> None:
 
 
 # ---- hostile checkpoints --------------------------------------------------------------------------------
-TRAIN_KINDS = ["evil", "truncated", "garbage", "empty", "wrong_keys", "wrong_types", "not_a_dict", "bad_state",
-               "bad_rng", "directory"]
+TRAIN_KINDS = [
+    "evil",
+    "truncated",
+    "garbage",
+    "empty",
+    "wrong_keys",
+    "wrong_types",
+    "not_a_dict",
+    "bad_state",
+    "bad_rng",
+    "directory",
+]
 
 
 @pytest.mark.hostile
@@ -150,8 +173,9 @@ def test_train_resume_refuses_foreign_checkpoint(kind, tmp_path, train_run, mnis
 
 
 @pytest.mark.hostile
-@pytest.mark.parametrize("kind", ["evil", "truncated", "garbage", "wrong_keys", "wrong_types", "not_a_dict",
-                                  "bad_state", "bad_rng"])
+@pytest.mark.parametrize(
+    "kind", ["evil", "truncated", "garbage", "wrong_keys", "wrong_types", "not_a_dict", "bad_state", "bad_rng"]
+)
 def test_finetune_resume_refuses_foreign_checkpoint(kind, tmp_path, finetune_run):
     out = _copy(finetune_run, tmp_path)
     marker = tmp_path / "marker"
@@ -169,8 +193,9 @@ def test_release_refuses_foreign_checkpoint(kind, tmp_path, train_run):
     marker = tmp_path / "marker"
     damage(out / "checkpoint.pt", kind, marker)
     dest = tmp_path / "w.safetensors"
-    r = refuse(f"from stzoo.tools.release import release\nrelease({str(out)!r}, {str(dest)!r})", match="checkpoint",
-               within=60)
+    r = refuse(
+        f"from stzoo.tools.release import release\nrelease({str(out)!r}, {str(dest)!r})", match="checkpoint", within=60
+    )
     assert r["type"] == "CheckpointError"
     _check(r, out / "checkpoint.pt", marker)
     assert not dest.exists()
@@ -183,9 +208,13 @@ def test_release_to_manifest_refuses_crafted_pickle(tmp_path, train_run):
     damage(out / "checkpoint.pt", "evil", marker)
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps(stzoo.zoo.manifest.load_manifest()))
-    r = refuse(f"from stzoo.tools.release import release_to_manifest\nrelease_to_manifest('convlstm-mmnist-s', "
-               f"{str(out)!r}, weights_dir={str(tmp_path / 'w')!r}, manifest_path={str(manifest)!r}, "
-               "eval_sequences=1, progress=False)", match="crafted", within=60)
+    r = refuse(
+        f"from stzoo.tools.release import release_to_manifest\nrelease_to_manifest('convlstm-mmnist-s', "
+        f"{str(out)!r}, weights_dir={str(tmp_path / 'w')!r}, manifest_path={str(manifest)!r}, "
+        "eval_sequences=1, progress=False)",
+        match="crafted",
+        within=60,
+    )
     _check(r, out / "checkpoint.pt", marker)
 
 

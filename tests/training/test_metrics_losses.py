@@ -9,16 +9,15 @@ import pytest
 import torch
 
 from stzoo.errors import InputError
+from stzoo.metrics import MetricAccumulator, evaluate_frames, frame_mae, frame_mse, frame_psnr, frame_ssim
 from stzoo.training.losses import ddr_loss, mse_ddr_loss
-from stzoo.metrics import (MetricAccumulator, evaluate_frames, frame_mae, frame_mse, frame_psnr,
-                           frame_ssim)
 
 
 # ---------------------------------------------------------------------------------------------
 # independent numpy references
 # ---------------------------------------------------------------------------------------------
 def np_gauss_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
-    g = np.array([math.exp(-((i - size // 2) ** 2) / (2 * sigma ** 2)) for i in range(size)])
+    g = np.array([math.exp(-((i - size // 2) ** 2) / (2 * sigma**2)) for i in range(size)])
     g /= g.sum()
     return np.outer(g, g)
 
@@ -30,7 +29,7 @@ def np_filter_valid(img: np.ndarray, win: np.ndarray) -> np.ndarray:
     out = np.empty((h - k + 1, w - k + 1))
     for i in range(h - k + 1):
         for j in range(w - k + 1):
-            out[i, j] = (img[i:i + k, j:j + k] * win).sum()
+            out[i, j] = (img[i : i + k, j : j + k] * win).sum()
     return out
 
 
@@ -39,10 +38,10 @@ def np_ssim_2d(x: np.ndarray, y: np.ndarray) -> float:
     win = np_gauss_window()
     c1, c2 = (0.01 * 1) ** 2, (0.03 * 1) ** 2
     mx, my = np_filter_valid(x, win), np_filter_valid(y, win)
-    vx = np_filter_valid(x * x, win) - mx ** 2
-    vy = np_filter_valid(y * y, win) - my ** 2
+    vx = np_filter_valid(x * x, win) - mx**2
+    vy = np_filter_valid(y * y, win) - my**2
     cxy = np_filter_valid(x * y, win) - mx * my
-    smap = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
+    smap = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
     return float(smap.mean())
 
 
@@ -100,8 +99,8 @@ def test_predictions_are_clipped():
     target = torch.zeros(1, 2, 1, 4, 4)
     target[:, 1] = 1.0
     pred = torch.empty_like(target)
-    pred[:, 0] = -0.5   # clipped to 0 = target
-    pred[:, 1] = 1.7    # clipped to 1 = target
+    pred[:, 0] = -0.5  # clipped to 0 = target
+    pred[:, 1] = 1.7  # clipped to 1 = target
     assert frame_mse(pred, target).abs().max().item() == 0.0
     assert frame_mae(pred, target).abs().max().item() == 0.0
     assert frame_psnr(pred, target).tolist() == [[100.0, 100.0]]
@@ -112,8 +111,8 @@ def test_predictions_are_clipped():
 def test_psnr_hand_cases():
     target = torch.zeros(1, 3, 1, 8, 8)
     pred = torch.zeros_like(target)
-    pred[:, 0] = 0.1      # pixel mse 0.01 -> 20 dB
-    pred[:, 1] = 0.5      # pixel mse 0.25 -> 10 log10 4 dB
+    pred[:, 0] = 0.1  # pixel mse 0.01 -> 20 dB
+    pred[:, 1] = 0.5  # pixel mse 0.25 -> 10 log10 4 dB
     pred[:, 2, :, :4] = 1.0  # half the pixels off by 1: mse 0.5 -> 10 log10 2 dB
     psnr = frame_psnr(pred, target)[0].tolist()
     assert psnr[0] == pytest.approx(20.0, abs=1e-4)
@@ -142,7 +141,7 @@ def test_ssim_matches_numpy_reference():
     pred = rand(2, 2, 2, 16, 13, seed=4, lo=-0.1, hi=1.1)
     target = rand(2, 2, 2, 16, 13, seed=5)
     # make the pair correlated so SSIM is far from 0
-    pred[0, 0] = (0.7 * target[0, 0] + 0.3 * pred[0, 0])
+    pred[0, 0] = 0.7 * target[0, 0] + 0.3 * pred[0, 0]
     got = frame_ssim(pred, target).double().numpy()
     want = np_frame_ssim(pred.double().numpy(), target.double().numpy())
     assert got.shape == (2, 2)
@@ -153,7 +152,7 @@ def test_ssim_matches_numpy_reference():
 def test_ssim_constant_frames():
     # flat frames a and b: SSIM = (2ab + C1) / (a² + b² + C1) (variances are 0)
     a, b = 0.2, 0.6
-    c1 = 0.01 ** 2
+    c1 = 0.01**2
     got = frame_ssim(torch.full((1, 1, 1, 12, 12), a), torch.full((1, 1, 1, 12, 12), b)).item()
     assert got == pytest.approx((2 * a * b + c1) / (a * a + b * b + c1), abs=1e-5)
 
@@ -164,9 +163,11 @@ def test_ssim_constant_frames():
 def test_accumulator_averages_over_frames_and_sequences():
     acc = MetricAccumulator()
     assert all(math.isnan(v) for v in acc.result().values())
-    batches = [(rand(2, 3, 1, 12, 12, seed=10), rand(2, 3, 1, 12, 12, seed=11)),
-               (rand(1, 3, 1, 12, 12, seed=12), rand(1, 3, 1, 12, 12, seed=13)),
-               (rand(3, 3, 1, 12, 12, seed=14), rand(3, 3, 1, 12, 12, seed=15))]
+    batches = [
+        (rand(2, 3, 1, 12, 12, seed=10), rand(2, 3, 1, 12, 12, seed=11)),
+        (rand(1, 3, 1, 12, 12, seed=12), rand(1, 3, 1, 12, 12, seed=13)),
+        (rand(3, 3, 1, 12, 12, seed=14), rand(3, 3, 1, 12, 12, seed=15)),
+    ]
     per_frame = {"mse": [], "mae": [], "psnr": [], "ssim": []}
     for pred, target in batches:
         acc.update(pred, target)
@@ -189,7 +190,7 @@ def test_evaluate_frames_one_batch():
     assert res["mse"] == pytest.approx(256 * 0.0625, rel=1e-5)
     assert res["mae"] == pytest.approx(256 * 0.25, rel=1e-5)
     assert res["psnr"] == pytest.approx(10 * math.log10(16), abs=1e-4)
-    c1 = 0.01 ** 2
+    c1 = 0.01**2
     assert res["ssim"] == pytest.approx((2 * 0.25 * 0.5 + c1) / (0.0625 + 0.25 + c1), abs=1e-5)
 
 
@@ -262,22 +263,23 @@ def test_mse_ddr_loss(alpha):
 # ---------------------------------------------------------------------------------------------
 # the vectorised SSIM / frame_metrics against the implementation they replaced
 # ---------------------------------------------------------------------------------------------
-def reference_frame_ssim(pred: torch.Tensor, target: torch.Tensor, window: int = 11,
-                         sigma: float = 1.5) -> torch.Tensor:
+def reference_frame_ssim(
+    pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5
+) -> torch.Tensor:
     """stzoo.metrics.frame_ssim as released (one 11×11 conv2d per map): the numbers in the manifest."""
     pred, target = pred.float().clamp(0, 1), target.float()
     b, t, c, h, w = pred.shape
     x = pred.reshape(b * t * c, 1, h, w)
     y = target.reshape(b * t * c, 1, h, w)
-    g = torch.exp(-((torch.arange(window, dtype=torch.float64) - (window - 1) / 2) ** 2) / (2 * sigma ** 2))
+    g = torch.exp(-((torch.arange(window, dtype=torch.float64) - (window - 1) / 2) ** 2) / (2 * sigma**2))
     g = g / g.sum()
     k = (g[:, None] * g[None, :]).float()[None, None]
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    c1, c2 = 0.01**2, 0.03**2
     mu_x, mu_y = torch.nn.functional.conv2d(x, k), torch.nn.functional.conv2d(y, k)
-    sxx = torch.nn.functional.conv2d(x * x, k) - mu_x ** 2
-    syy = torch.nn.functional.conv2d(y * y, k) - mu_y ** 2
+    sxx = torch.nn.functional.conv2d(x * x, k) - mu_x**2
+    syy = torch.nn.functional.conv2d(y * y, k) - mu_y**2
     sxy = torch.nn.functional.conv2d(x * y, k) - mu_x * mu_y
-    ssim = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2))
+    ssim = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
     return ssim.mean(dim=(1, 2, 3)).reshape(b, t, c).mean(-1)
 
 
@@ -318,7 +320,7 @@ def test_ssim_each_frame_is_its_own():
     batch = frame_ssim(pred, target)
     for i in range(2):
         for j in range(3):
-            alone = frame_ssim(pred[i:i + 1, j:j + 1], target[i:i + 1, j:j + 1])
+            alone = frame_ssim(pred[i : i + 1, j : j + 1], target[i : i + 1, j : j + 1])
             assert abs(alone.item() - batch[i, j].item()) <= 1e-6
 
 

@@ -19,8 +19,8 @@ import stzoo.training.train as train_mod
 from stzoo.data.moving_mnist import MovingMNIST, moving_mnist_test_set
 from stzoo.errors import ConfigError
 from stzoo.models import build_model
-from stzoo.training.train import Recipe, compute_loss, evaluate, evaluate_copy_last, train
 from stzoo.tools.release import release
+from stzoo.training.train import Recipe, compute_loss, evaluate, evaluate_copy_last, train
 
 TAU_CFG = {"frames": 4, "hid_S": 4, "hid_T": 8, "N_S": 2, "N_T": 2, "mlp_ratio": 2.0}
 LSTM_CFG = {"frames_in": 4, "frames_out": 4, "num_layers": 1, "num_hidden": 4, "filter_size": 3}
@@ -75,28 +75,27 @@ def _ckpt(out: Path) -> dict:
 # independent numpy metrics (for the copy-last baseline and the evaluation summary)
 # ---------------------------------------------------------------------------------------------
 def _np_ssim(x: np.ndarray, y: np.ndarray) -> float:
-    g = np.exp(-((np.arange(11) - 5.0) ** 2) / (2 * 1.5 ** 2))
+    g = np.exp(-((np.arange(11) - 5.0) ** 2) / (2 * 1.5**2))
     g /= g.sum()
     win = np.outer(g, g)
 
     def filt(img):
         return np.einsum("ijkl,kl->ij", np.lib.stride_tricks.sliding_window_view(img, (11, 11)), win)
 
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    c1, c2 = 0.01**2, 0.03**2
     mx, my = filt(x), filt(y)
-    vx, vy, cxy = filt(x * x) - mx ** 2, filt(y * y) - my ** 2, filt(x * y) - mx * my
-    return float((((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))).mean())
+    vx, vy, cxy = filt(x * x) - mx**2, filt(y * y) - my**2, filt(x * y) - mx * my
+    return float((((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))).mean())
 
 
 def _np_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
     """pred/target N×T×H×W in [0,1] (single channel); per-frame metrics averaged over all frames."""
     pred = np.clip(pred, 0, 1)
     err = pred - target
-    mse = (err ** 2).sum(axis=(2, 3))
+    mse = (err**2).sum(axis=(2, 3))
     mae = np.abs(err).sum(axis=(2, 3))
-    psnr = np.minimum(100.0, 10 * np.log10(1.0 / np.maximum((err ** 2).mean(axis=(2, 3)), 1e-10)))
-    ssim = np.array([[_np_ssim(pred[i, t], target[i, t]) for t in range(pred.shape[1])]
-                     for i in range(pred.shape[0])])
+    psnr = np.minimum(100.0, 10 * np.log10(1.0 / np.maximum((err**2).mean(axis=(2, 3)), 1e-10)))
+    ssim = np.array([[_np_ssim(pred[i, t], target[i, t]) for t in range(pred.shape[1])] for i in range(pred.shape[0])])
     return {"mse": mse.mean(), "mae": mae.mean(), "psnr": psnr.mean(), "ssim": ssim.mean()}
 
 
@@ -106,10 +105,18 @@ def _np_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
 def test_tau_loss_goes_down(tmp_path, mnist_dir):
     out = tmp_path / "run"
     # 8 sequences per epoch, 2 steps per epoch, 6 epochs: the same few digits over and over
-    recipe = Recipe(lr=3e-2, epochs=6, epoch_size=8, batch_size=4, frames_in=4, frames_out=4,
-                    loss="mse+ddr", alpha=0.1)
-    summary = train("tau", TAU_CFG, out, dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu",
-                    eval_sequences=0, log_every=1, progress=False)
+    recipe = Recipe(lr=3e-2, epochs=6, epoch_size=8, batch_size=4, frames_in=4, frames_out=4, loss="mse+ddr", alpha=0.1)
+    summary = train(
+        "tau",
+        TAU_CFG,
+        out,
+        dataset_options={"mnist_dir": mnist_dir},
+        recipe=recipe,
+        device="cpu",
+        eval_sequences=0,
+        log_every=1,
+        progress=False,
+    )
     log = _log(out)
     assert [r["step"] for r in log] == list(range(1, 13))
     assert [r["epoch"] for r in log] == [e for e in range(6) for _ in range(2)]
@@ -128,10 +135,19 @@ def test_tau_loss_goes_down(tmp_path, mnist_dir):
 
 
 def test_first_logged_loss_is_recipe_loss_on_first_batch(tmp_path, mnist_dir):
-    recipe = Recipe(lr=1e-3, epochs=1, epoch_size=6, batch_size=3, frames_in=4, frames_out=4,
-                    loss="mse+ddr", seed=5)
-    train("tau", TAU_CFG, tmp_path, dtype="float32", dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu",
-          eval_sequences=0, log_every=1, progress=False)
+    recipe = Recipe(lr=1e-3, epochs=1, epoch_size=6, batch_size=3, frames_in=4, frames_out=4, loss="mse+ddr", seed=5)
+    train(
+        "tau",
+        TAU_CFG,
+        tmp_path,
+        dtype="float32",
+        dataset_options={"mnist_dir": mnist_dir},
+        recipe=recipe,
+        device="cpu",
+        eval_sequences=0,
+        log_every=1,
+        progress=False,
+    )
     first = _log(tmp_path)[0]
     # rebuild the untrained model the way a run does (seeded), and the first batch by hand
     torch.manual_seed(5)
@@ -162,10 +178,17 @@ def test_each_step_gets_its_epochs_batch(tmp_path, mnist_dir, monkeypatch):
         return real(model, recipe, seq, teacher_p, **kwargs)
 
     monkeypatch.setattr(loop_mod, "compute_loss", recording)
-    recipe = Recipe(lr=1e-3, epochs=2, epoch_size=6, batch_size=4, frames_in=3, frames_out=2,
-                    loss="mse", seed=9)
-    train("convlstm", {**LSTM_CFG, "frames_in": 3, "frames_out": 2}, tmp_path, dataset_options={"mnist_dir": mnist_dir},
-          recipe=recipe, device="cpu", eval_sequences=0, progress=False)
+    recipe = Recipe(lr=1e-3, epochs=2, epoch_size=6, batch_size=4, frames_in=3, frames_out=2, loss="mse", seed=9)
+    train(
+        "convlstm",
+        {**LSTM_CFG, "frames_in": 3, "frames_out": 2},
+        tmp_path,
+        dataset_options={"mnist_dir": mnist_dir},
+        recipe=recipe,
+        device="cpu",
+        eval_sequences=0,
+        progress=False,
+    )
     assert len(seen) == 4
     for s, seq in enumerate(seen):
         epoch, i = divmod(s, 2)
@@ -177,10 +200,20 @@ def test_each_step_gets_its_epochs_batch(tmp_path, mnist_dir, monkeypatch):
 
 
 def test_convlstm_scheduled_sampling_run(tmp_path, mnist_dir):
-    recipe = Recipe(lr=1e-2, epochs=2, epoch_size=8, batch_size=4, frames_in=4, frames_out=4,
-                    loss="mse", scheduled_sampling=0.5)
-    summary = train("convlstm", LSTM_CFG, tmp_path, dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu",
-                    eval_sequences=0, log_every=1, progress=False)
+    recipe = Recipe(
+        lr=1e-2, epochs=2, epoch_size=8, batch_size=4, frames_in=4, frames_out=4, loss="mse", scheduled_sampling=0.5
+    )
+    summary = train(
+        "convlstm",
+        LSTM_CFG,
+        tmp_path,
+        dataset_options={"mnist_dir": mnist_dir},
+        recipe=recipe,
+        device="cpu",
+        eval_sequences=0,
+        log_every=1,
+        progress=False,
+    )
     total = 4
     assert summary["step"] == summary["total_steps"] == total
     log = _log(tmp_path)
@@ -219,10 +252,17 @@ def test_resume_equals_uninterrupted(tmp_path, mnist_dir):
     # convlstm with scheduled sampling: the Bernoulli masks make the torch RNG part of the state
     # scheduled_sampling=1: teacher forcing (random masks) stays on to the last step, so the
     # resumed half also draws masks
-    recipe = Recipe(lr=1e-2, epochs=3, epoch_size=6, batch_size=4, frames_in=4, frames_out=4,
-                    loss="mse", scheduled_sampling=1.0)  # 2 steps per epoch (4 + 2 sequences)
-    kw = dict(dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu", eval_sequences=0, log_every=1,
-              progress=False)
+    recipe = Recipe(
+        lr=1e-2, epochs=3, epoch_size=6, batch_size=4, frames_in=4, frames_out=4, loss="mse", scheduled_sampling=1.0
+    )  # 2 steps per epoch (4 + 2 sequences)
+    kw = dict(
+        dataset_options={"mnist_dir": mnist_dir},
+        recipe=recipe,
+        device="cpu",
+        eval_sequences=0,
+        log_every=1,
+        progress=False,
+    )
     full, part = tmp_path / "full", tmp_path / "part"
     s_full = train("convlstm", LSTM_CFG, full, **kw)
     s1 = train("convlstm", LSTM_CFG, part, max_steps=3, **kw)
@@ -244,8 +284,14 @@ def test_resume_equals_uninterrupted(tmp_path, mnist_dir):
 
 def test_resume_after_keyboard_interrupt(tmp_path, mnist_dir, monkeypatch):
     recipe = Recipe(lr=1e-2, epochs=2, epoch_size=8, batch_size=4, frames_in=4, frames_out=4, loss="mse+ddr")
-    kw = dict(dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu", eval_sequences=0, log_every=1,
-              progress=False)
+    kw = dict(
+        dataset_options={"mnist_dir": mnist_dir},
+        recipe=recipe,
+        device="cpu",
+        eval_sequences=0,
+        log_every=1,
+        progress=False,
+    )
     full, part = tmp_path / "full", tmp_path / "part"
     train("tau", TAU_CFG, full, **kw)
 
@@ -308,11 +354,19 @@ def test_resume_in_another_dtype_is_recorded(tmp_path, mnist_dir):
 # ---------------------------------------------------------------------------------------------
 def test_train_with_evaluation_summary(tmp_path, mnist_dir):
     recipe = Recipe(lr=1e-2, epochs=1, epoch_size=4, batch_size=4, frames_in=4, frames_out=4, loss="mse+ddr")
-    summary = train("tau", TAU_CFG, tmp_path, dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu",
-                    eval_sequences=3, progress=False)
+    summary = train(
+        "tau",
+        TAU_CFG,
+        tmp_path,
+        dataset_options={"mnist_dir": mnist_dir},
+        recipe=recipe,
+        device="cpu",
+        eval_sequences=3,
+        progress=False,
+    )
     m = summary["metrics"]
     assert {"mse", "mae", "ssim", "psnr", "sequences", "dataset"} <= set(m)
-    assert m["sequences"] == 3 and m["dataset"] .startswith("stzoo Moving MNIST test (MNIST test digits, seed 20261123")
+    assert m["sequences"] == 3 and m["dataset"].startswith("stzoo Moving MNIST test (MNIST test digits, seed 20261123")
     on_disk = json.loads((tmp_path / "summary.json").read_text())["metrics"]
     for k in ("mse", "mae", "ssim", "psnr"):
         assert on_disk[k] == pytest.approx(m[k], rel=1e-12)
@@ -361,8 +415,16 @@ def test_evaluate_copy_last_matches_hand_computation():
 def finished_run(one_thread, tmp_path_factory, mnist_dir) -> Path:
     out = tmp_path_factory.mktemp("release_run")
     recipe = Recipe(lr=1e-2, epochs=1, epoch_size=4, batch_size=2, frames_in=4, frames_out=4, loss="mse")
-    train("convlstm", LSTM_CFG, out, dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu",
-          eval_sequences=0, progress=False)
+    train(
+        "convlstm",
+        LSTM_CFG,
+        out,
+        dataset_options={"mnist_dir": mnist_dir},
+        recipe=recipe,
+        device="cpu",
+        eval_sequences=0,
+        progress=False,
+    )
     return out
 
 
@@ -414,20 +476,73 @@ def test_cli_train_then_release_updates_a_manifest(tmp_path, mnist_dir, capsys):
     from stzoo.zoo.manifest import load_manifest, validate_manifest
 
     run = tmp_path / "run"
-    assert main(["train", "convlstm-mmnist-s", "--out", str(run), "--mnist-dir", str(mnist_dir),
-                 "--epochs", "1", "--epoch-size", "4", "--batch-size", "2", "--eval-sequences", "0"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "convlstm-mmnist-s",
+                "--out",
+                str(run),
+                "--mnist-dir",
+                str(mnist_dir),
+                "--epochs",
+                "1",
+                "--epoch-size",
+                "4",
+                "--batch-size",
+                "2",
+                "--eval-sequences",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert _ckpt(run)["step"] == 2
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps(load_manifest()))
     released = json.loads(manifest.read_text())["models"]["convlstm-mmnist-s"]["metrics"]["sequences"]
     capsys.readouterr()
-    assert maint(["release", "convlstm-mmnist-s", "--run", str(run), "--mnist-dir", str(mnist_dir),  # 3 test
-                 "--sequences", "3", "--weights-dir", str(tmp_path / "w"), "--manifest", str(manifest)]) != 0
+    assert (
+        maint(
+            [
+                "release",
+                "convlstm-mmnist-s",
+                "--run",
+                str(run),
+                "--mnist-dir",
+                str(mnist_dir),  # 3 test
+                "--sequences",
+                "3",
+                "--weights-dir",
+                str(tmp_path / "w"),
+                "--manifest",
+                str(manifest),
+            ]
+        )
+        != 0
+    )
     assert "cannot be compared" in capsys.readouterr().err  # sequences vs the release's 10000
     assert released != 3 and not (tmp_path / "w" / "convlstm-mmnist-s.safetensors").exists()
     manifest.write_text(json.dumps(_without_release(load_manifest(), "convlstm-mmnist-s")))
-    assert maint(["release", "convlstm-mmnist-s", "--run", str(run), "--mnist-dir", str(mnist_dir),
-                  "--sequences", "3", "--weights-dir", str(tmp_path / "w"), "--manifest", str(manifest)]) == 0
+    assert (
+        maint(
+            [
+                "release",
+                "convlstm-mmnist-s",
+                "--run",
+                str(run),
+                "--mnist-dir",
+                str(mnist_dir),
+                "--sequences",
+                "3",
+                "--weights-dir",
+                str(tmp_path / "w"),
+                "--manifest",
+                str(manifest),
+            ]
+        )
+        == 0
+    )
     m = json.loads(manifest.read_text())
     validate_manifest(m)
     entry = m["models"]["convlstm-mmnist-s"]
@@ -448,8 +563,27 @@ def test_release_keeps_what_another_writer_put_in_the_manifest_meanwhile(tmp_pat
     from stzoo.zoo.manifest import load_manifest
 
     run = tmp_path / "run"
-    assert main(["train", "convlstm-mmnist-s", "--out", str(run), "--mnist-dir", str(mnist_dir), "--epochs", "1",
-                 "--epoch-size", "2", "--batch-size", "2", "--eval-sequences", "0"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "convlstm-mmnist-s",
+                "--out",
+                str(run),
+                "--mnist-dir",
+                str(mnist_dir),
+                "--epochs",
+                "1",
+                "--epoch-size",
+                "2",
+                "--batch-size",
+                "2",
+                "--eval-sequences",
+                "0",
+            ]
+        )
+        == 0
+    )
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps(_without_release(load_manifest(), "convlstm-mmnist-s")))
     real = release_mod.evaluate
@@ -461,8 +595,25 @@ def test_release_keeps_what_another_writer_put_in_the_manifest_meanwhile(tmp_pat
         return real(*args, **kwargs)
 
     monkeypatch.setattr(release_mod, "evaluate", evaluate_while_another_writer_edits)
-    assert maint(["release", "convlstm-mmnist-s", "--run", str(run), "--mnist-dir", str(mnist_dir),
-                  "--sequences", "2", "--weights-dir", str(tmp_path / "w"), "--manifest", str(manifest)]) == 0
+    assert (
+        maint(
+            [
+                "release",
+                "convlstm-mmnist-s",
+                "--run",
+                str(run),
+                "--mnist-dir",
+                str(mnist_dir),
+                "--sequences",
+                "2",
+                "--weights-dir",
+                str(tmp_path / "w"),
+                "--manifest",
+                str(manifest),
+            ]
+        )
+        == 0
+    )
     m = json.loads(manifest.read_text())
     assert m["models"]["tau-mmnist-s"]["bf16"] == {"written": "meanwhile"}
     assert m["models"]["convlstm-mmnist-s"]["metrics"]["sequences"] == 2
@@ -475,8 +626,22 @@ def test_cli_train_config_setting_trains_another_size_which_release_refuses(tmp_
     from stzoo.tools.cli import main as maint
 
     run = tmp_path / "run"
-    base = ["train", "convlstm-mmnist-s", "--out", str(run), "--mnist-dir", str(mnist_dir), "--epochs", "1",
-            "--epoch-size", "2", "--batch-size", "2", "--eval-sequences", "0"]
+    base = [
+        "train",
+        "convlstm-mmnist-s",
+        "--out",
+        str(run),
+        "--mnist-dir",
+        str(mnist_dir),
+        "--epochs",
+        "1",
+        "--epoch-size",
+        "2",
+        "--batch-size",
+        "2",
+        "--eval-sequences",
+        "0",
+    ]
     assert main(base + ["--config", "num_hidden=8", "--config", "num_layers=1"]) == 0
     ck = _ckpt(run)
     assert ck["config"]["num_hidden"] == 8 and ck["config"]["num_layers"] == 1
@@ -494,16 +659,39 @@ def test_cli_train_config_setting_trains_another_size_which_release_refuses(tmp_
 
     manifest = tmp_path / "m.json"
     manifest.write_text(json.dumps(_without_release(load_manifest(), "convlstm-mmnist-s")))
-    assert maint(["release", "convlstm-mmnist-s", "--run", str(run), "--mnist-dir", str(mnist_dir),
-                  "--sequences", "2", "--weights-dir", str(tmp_path / "w"), "--manifest", str(manifest)]) != 0
+    assert (
+        maint(
+            [
+                "release",
+                "convlstm-mmnist-s",
+                "--run",
+                str(run),
+                "--mnist-dir",
+                str(mnist_dir),
+                "--sequences",
+                "2",
+                "--weights-dir",
+                str(tmp_path / "w"),
+                "--manifest",
+                str(manifest),
+            ]
+        )
+        != 0
+    )
     assert "but convlstm-mmnist-s is" in capsys.readouterr().err
 
 
 def test_progress_bar_is_not_redrawn_every_step_off_a_terminal(tmp_path, mnist_dir, capsys):
     """Off a terminal (a log file under nohup) the bar redraws at most about once a minute, not per step."""
-    train("convlstm", {"num_layers": 1, "num_hidden": 4, "patch_size": 4, "filter_size": 3}, tmp_path / "r",
-          dataset_options={"mnist_dir": mnist_dir}, recipe=Recipe(epochs=1, epoch_size=24, batch_size=2), eval_sequences=0,
-          progress=True)
+    train(
+        "convlstm",
+        {"num_layers": 1, "num_hidden": 4, "patch_size": 4, "filter_size": 3},
+        tmp_path / "r",
+        dataset_options={"mnist_dir": mnist_dir},
+        recipe=Recipe(epochs=1, epoch_size=24, batch_size=2),
+        eval_sequences=0,
+        progress=True,
+    )
     err = capsys.readouterr().err
     assert err.count("train convlstm") <= 3, err  # 12 steps: start, (maybe one timed redraw), close
 
@@ -543,23 +731,40 @@ def test_time_budget_anneals_and_stops_on_the_clock(tmp_path, mnist_dir, monkeyp
 
     monkeypatch.setattr(loop_mod, "compute_loss", tick)
     recipe = Recipe(lr=1e-3, epochs=50, epoch_size=6, batch_size=3, frames_in=3, frames_out=2, loss="mse")
-    summary = train("convlstm", {**LSTM_CFG, "frames_in": 3, "frames_out": 2}, tmp_path, dataset_options={"mnist_dir": mnist_dir},
-                    recipe=recipe, device="cpu", eval_sequences=0, progress=False, time_budget_s=55.0,
-                    log_every=1, dtype="float32")
+    summary = train(
+        "convlstm",
+        {**LSTM_CFG, "frames_in": 3, "frames_out": 2},
+        tmp_path,
+        dataset_options={"mnist_dir": mnist_dir},
+        recipe=recipe,
+        device="cpu",
+        eval_sequences=0,
+        progress=False,
+        time_budget_s=55.0,
+        log_every=1,
+        dtype="float32",
+    )
     assert summary["step"] == 7 < summary["total_steps"] == 100  # frac 0, 10/55, ..., 60/55 ≥ 1 → 7 steps
     lrs = [r["lr"] for r in _log(tmp_path)]
     assert lrs[-1] == pytest.approx(1e-3 / 25 / 1e4, rel=1e-6)  # fully annealed at the last step
     assert max(lrs) > 0.5e-3
     with pytest.raises(train_mod.ConfigError, match="time_budget_s"):
-        train("convlstm", LSTM_CFG, tmp_path / "x", dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, time_budget_s=-1)
+        train(
+            "convlstm",
+            LSTM_CFG,
+            tmp_path / "x",
+            dataset_options={"mnist_dir": mnist_dir},
+            recipe=recipe,
+            time_budget_s=-1,
+        )
 
 
 def test_release_keeps_a_ledger_of_warm_started_runs(tmp_path, mnist_dir):
     """A → released; B warm-started from the release and C from B's weights; releasing C with B as a prior
     run gives the ledger A, B, C with its totals. A chain with a gap, and a release that is not better, are
     refused and leave the manifest and the weights file as they were."""
-    from stzoo.zoo.manifest import load_manifest, validate_manifest
     from stzoo.tools.release import release_to_manifest
+    from stzoo.zoo.manifest import load_manifest, validate_manifest
 
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps(_without_release(load_manifest(), "convlstm-mmnist-s")))
@@ -567,7 +772,13 @@ def test_release_keeps_a_ledger_of_warm_started_runs(tmp_path, mnist_dir):
     recipe = Recipe(lr=1e-2, epochs=1, epoch_size=4, batch_size=2, frames_in=4, frames_out=4, loss="mse")
     kw = dict(dataset_options={"mnist_dir": mnist_dir}, device="cpu", eval_sequences=0, progress=False, dtype="float32")
     cfg = {"num_layers": 2, "num_hidden": 32, "patch_size": 4, "filter_size": 5}  # convlstm-mmnist-s
-    rel = dict(weights_dir=wdir, manifest_path=manifest, dataset_options={"mnist_dir": mnist_dir}, eval_sequences=3, progress=False)
+    rel = dict(
+        weights_dir=wdir,
+        manifest_path=manifest,
+        dataset_options={"mnist_dir": mnist_dir},
+        eval_sequences=3,
+        progress=False,
+    )
 
     train("convlstm", cfg, tmp_path / "A", recipe=recipe, **kw)
     release_to_manifest("convlstm-mmnist-s", tmp_path / "A", **rel)
@@ -598,8 +809,11 @@ def test_release_keeps_a_ledger_of_warm_started_runs(tmp_path, mnist_dir):
     validate_manifest(json.loads(manifest.read_text()))
     from stzoo.zoo.manifest import zoo_table_markdown
 
-    row = next(ln for ln in zoo_table_markdown(json.loads(manifest.read_text())).splitlines()
-               if ln.startswith("| `convlstm-mmnist-s`"))
+    row = next(
+        ln
+        for ln in zoo_table_markdown(json.loads(manifest.read_text())).splitlines()
+        if ln.startswith("| `convlstm-mmnist-s`")
+    )
     assert "12 seq in 3 run(s)" in row
 
 
@@ -607,16 +821,41 @@ def test_train_on_a_generated_field_dataset(tmp_path):
     """--dataset: Gray-Scott frames (2 channels, floats) train a 2-channel model; 1 channel is refused."""
     recipe = Recipe(lr=1e-3, epochs=1, epoch_size=2, batch_size=2, frames_in=2, frames_out=2, loss="mse")
     cfg = {"frames": 2, "channels": 2, "height": 64, "width": 64, "hid_S": 8, "hid_T": 16, "N_T": 2}
-    s = train("tau", cfg, tmp_path / "gs", recipe=recipe, device="cpu", eval_sequences=2, progress=False,
-              dataset="grayscott", dtype="float32")
+    s = train(
+        "tau",
+        cfg,
+        tmp_path / "gs",
+        recipe=recipe,
+        device="cpu",
+        eval_sequences=2,
+        progress=False,
+        dataset="grayscott",
+        dtype="float32",
+    )
     assert s["step"] == 1 and s["dataset"] == "grayscott" and math.isfinite(s["metrics"]["mse"])
     assert s["metrics"]["dataset"].startswith("stzoo grayscott test")
     with pytest.raises(train_mod.ConfigError, match="2 channel"):
-        train("tau", {**cfg, "channels": 1}, tmp_path / "gs1", recipe=recipe, device="cpu", eval_sequences=0,
-              progress=False, dataset="grayscott")
+        train(
+            "tau",
+            {**cfg, "channels": 1},
+            tmp_path / "gs1",
+            recipe=recipe,
+            device="cpu",
+            eval_sequences=0,
+            progress=False,
+            dataset="grayscott",
+        )
     with pytest.raises(train_mod.ConfigError, match="dataset"):  # resuming on another dataset
-        train("tau", {**cfg, "channels": 1}, tmp_path / "gs", recipe=recipe, device="cpu", eval_sequences=0,
-              progress=False, dataset="kolmogorov")
+        train(
+            "tau",
+            {**cfg, "channels": 1},
+            tmp_path / "gs",
+            recipe=recipe,
+            device="cpu",
+            eval_sequences=0,
+            progress=False,
+            dataset="kolmogorov",
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -644,8 +883,15 @@ def test_cpu_budget_clock_stops_on_cpu_seconds(tmp_path, mnist_dir, monkeypatch)
     _simulated_clocks(monkeypatch, wall_per_step=10.0, cpu_per_step=1.0)
     recipe = Recipe(lr=1e-3, epochs=50, epoch_size=6, batch_size=3, frames_in=3, frames_out=2, loss="mse")
     cfg = {**LSTM_CFG, "frames_in": 3, "frames_out": 2}
-    kw = dict(dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu", eval_sequences=0, progress=False,
-              time_budget_s=55.0, dtype="float32")
+    kw = dict(
+        dataset_options={"mnist_dir": mnist_dir},
+        recipe=recipe,
+        device="cpu",
+        eval_sequences=0,
+        progress=False,
+        time_budget_s=55.0,
+        dtype="float32",
+    )
     on_cpu = train("convlstm", cfg, tmp_path / "cpu", budget_clock="cpu", **kw)
     on_wall = train("convlstm", cfg, tmp_path / "wall", **kw)
     assert on_cpu["step"] == 56 and on_wall["step"] == 7  # 55/1 → 56 steps; 55/10 → 7 steps
@@ -661,9 +907,21 @@ def test_cpu_budget_clock_stops_on_cpu_seconds(tmp_path, mnist_dir, monkeypatch)
 def test_learning_curve_points_and_final_point_match_evaluation(tmp_path, mnist_dir, monkeypatch):
     _simulated_clocks(monkeypatch, wall_per_step=1.0, cpu_per_step=10.0)
     recipe = Recipe(lr=1e-2, epochs=50, epoch_size=6, batch_size=3, frames_in=4, frames_out=4, loss="mse")
-    summary = train("tau", TAU_CFG, tmp_path, dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu",
-                    eval_sequences=5, progress=False, time_budget_s=55.0, budget_clock="cpu",
-                    curve_every_s=20.0, curve_sequences=5, dtype="float32")
+    summary = train(
+        "tau",
+        TAU_CFG,
+        tmp_path,
+        dataset_options={"mnist_dir": mnist_dir},
+        recipe=recipe,
+        device="cpu",
+        eval_sequences=5,
+        progress=False,
+        time_budget_s=55.0,
+        budget_clock="cpu",
+        curve_every_s=20.0,
+        curve_sequences=5,
+        dtype="float32",
+    )
     curve = [json.loads(line) for line in (tmp_path / "curve.jsonl").read_text().splitlines()]
     # the start, every 20 CPU seconds (steps 2, 4, 6) and the end (step 7); evaluation time is not counted
     assert [c["step"] for c in curve] == [0, 2, 4, 6, 7]
@@ -680,13 +938,22 @@ def test_release_reuses_the_runs_measurement_only_for_those_weights(tmp_path, mn
     """stzoo-maint release skips its own evaluation when the run measured exactly these weights on exactly this
     test set; another test-set size, or a summary whose weights hash does not match, is measured again."""
     import stzoo.tools.release as release_mod
-    from stzoo.zoo.manifest import load_manifest
     from stzoo.tools.release import release_to_manifest
+    from stzoo.zoo.manifest import load_manifest
 
     cfg = {"num_layers": 2, "num_hidden": 32, "patch_size": 4, "filter_size": 5}  # convlstm-mmnist-s
     recipe = Recipe(lr=1e-2, epochs=1, epoch_size=4, batch_size=2, frames_in=10, frames_out=10, loss="mse")
-    summary = train("convlstm", cfg, tmp_path / "run", dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu",
-                    eval_sequences=3, progress=False, dtype="float32")
+    summary = train(
+        "convlstm",
+        cfg,
+        tmp_path / "run",
+        dataset_options={"mnist_dir": mnist_dir},
+        recipe=recipe,
+        device="cpu",
+        eval_sequences=3,
+        progress=False,
+        dtype="float32",
+    )
     calls = []
     real = release_mod.evaluate
     monkeypatch.setattr(release_mod, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -694,8 +961,15 @@ def test_release_reuses_the_runs_measurement_only_for_those_weights(tmp_path, mn
     def rel(n: int, name: str) -> dict:
         manifest = tmp_path / f"{name}.json"
         manifest.write_text(json.dumps(_without_release(load_manifest(), "convlstm-mmnist-s")))
-        return release_to_manifest("convlstm-mmnist-s", tmp_path / "run", weights_dir=tmp_path / name,
-                                   manifest_path=manifest, dataset_options={"mnist_dir": mnist_dir}, eval_sequences=n, progress=False)
+        return release_to_manifest(
+            "convlstm-mmnist-s",
+            tmp_path / "run",
+            weights_dir=tmp_path / name,
+            manifest_path=manifest,
+            dataset_options={"mnist_dir": mnist_dir},
+            eval_sequences=n,
+            progress=False,
+        )
 
     entry = rel(3, "same")
     assert calls == [] and entry["weights"]["sha256"] == summary["weights_sha256"]
@@ -715,10 +989,16 @@ def test_tune_allocator_is_idempotent_and_can_be_turned_off():
 
     code = "from stzoo.runtime import tune_allocator as t; a = t(); assert t() == a; print(a)"
     on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "STZOO_MALLOC_TUNING": "0"}).stdout
+    off = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "STZOO_MALLOC_TUNING": "0"},
+    ).stdout
     assert "STZOO_MALLOC_TUNING=0" in off
     import platform
+
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert "mmap_threshold=1024 MiB" in on
 
@@ -726,7 +1006,14 @@ def test_tune_allocator_is_idempotent_and_can_be_turned_off():
 def test_data_workers_give_the_same_run(tmp_path, mnist_dir):
     """Batches generated ahead by worker processes are the very batches of the in-loop path."""
     recipe = Recipe(lr=1e-2, epochs=2, epoch_size=6, batch_size=2, frames_in=4, frames_out=4, loss="mse")
-    kw = dict(dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu", eval_sequences=0, progress=False, dtype="float32")
+    kw = dict(
+        dataset_options={"mnist_dir": mnist_dir},
+        recipe=recipe,
+        device="cpu",
+        eval_sequences=0,
+        progress=False,
+        dtype="float32",
+    )
     train("tau", TAU_CFG, tmp_path / "a", **kw)
     train("tau", TAU_CFG, tmp_path / "b", data_workers=2, **kw)
     _compare_state(_ckpt(tmp_path / "a")["model"], _ckpt(tmp_path / "b")["model"])
@@ -739,11 +1026,22 @@ def test_teacher_forcing_follows_the_time_budgets_clock(tmp_path, mnist_dir, mon
     """On a time budget the run ends when the clock says so (here after 7 of 100 planned steps), so teacher
     forcing must decay on the schedule's fraction (the clock's), not on step / total_steps."""
     _simulated_clocks(monkeypatch, wall_per_step=10.0, cpu_per_step=10.0)
-    recipe = Recipe(lr=1e-3, epochs=50, epoch_size=6, batch_size=3, frames_in=3, frames_out=2, loss="mse",
-                    scheduled_sampling=0.5)
-    summary = train("convlstm", {**LSTM_CFG, "frames_in": 3, "frames_out": 2}, tmp_path,
-                    dataset_options={"mnist_dir": mnist_dir}, recipe=recipe, device="cpu", eval_sequences=0,
-                    progress=False, time_budget_s=55.0, log_every=1, dtype="float32")
+    recipe = Recipe(
+        lr=1e-3, epochs=50, epoch_size=6, batch_size=3, frames_in=3, frames_out=2, loss="mse", scheduled_sampling=0.5
+    )
+    summary = train(
+        "convlstm",
+        {**LSTM_CFG, "frames_in": 3, "frames_out": 2},
+        tmp_path,
+        dataset_options={"mnist_dir": mnist_dir},
+        recipe=recipe,
+        device="cpu",
+        eval_sequences=0,
+        progress=False,
+        time_budget_s=55.0,
+        log_every=1,
+        dtype="float32",
+    )
     assert summary["step"] == 7 < summary["total_steps"] == 100
     # before step s the clock has run 10·s seconds: fraction 10·s / 55, teacher forcing 1 − fraction / 0.5
     want = [max(0.0, 1.0 - (10.0 * s / 55.0) / 0.5) for s in range(7)]
@@ -769,9 +1067,20 @@ def _loop_run(accumulate: int, steps: int = 3) -> tuple[list[float], dict, list[
         seen.append(len(seq))
         return real(model, recipe, seq, teacher_p, **kwargs)
 
-    loop = loop_mod.Loop(model=model, recipe=recipe, opt=opt, sched=sched, device=torch.device("cpu"), amp=False,
-                         step=0, total=steps, steps_per_epoch=steps, save=lambda: None, accumulate=accumulate,
-                         progress=False)
+    loop = loop_mod.Loop(
+        model=model,
+        recipe=recipe,
+        opt=opt,
+        sched=sched,
+        device=torch.device("cpu"),
+        amp=False,
+        step=0,
+        total=steps,
+        steps_per_epoch=steps,
+        save=lambda: None,
+        accumulate=accumulate,
+        progress=False,
+    )
     old, loop_mod.compute_loss = loop_mod.compute_loss, recording
     try:
         loop.run(lambda s: batches[s], losses.append)

@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.hf_server import FakeHub
+from helpers.hostile import refuse, run_case
 from safetensors.torch import load_file, save, save_file
 
 import stzoo
-from helpers.hf_server import FakeHub
-from helpers.hostile import refuse, run_case
-from stzoo.zoo.manifest import InputSpec
-from stzoo.zoo.entry import ZooEntry
-from stzoo.models import build_model
 from stzoo.inference.predictor import Predictor
+from stzoo.models import build_model
+from stzoo.zoo.entry import ZooEntry
+from stzoo.zoo.manifest import InputSpec
 
 pytestmark = pytest.mark.hostile
 
@@ -71,12 +71,12 @@ def _truncated(good: bytes) -> bytes:
 
 
 def _huge_header(good: bytes) -> bytes:
-    return struct.pack("<Q", 2 ** 60) + good[8:]
+    return struct.pack("<Q", 2**60) + good[8:]
 
 
 def _bad_json_header(good: bytes) -> bytes:
     n = struct.unpack("<Q", good[:8])[0]
-    return good[:8] + b"{" * n + good[8 + n:]
+    return good[:8] + b"{" * n + good[8 + n :]
 
 
 @pytest.mark.parametrize("corrupt", [_garbage, _truncated, _huge_header, _bad_json_header])
@@ -95,8 +95,9 @@ def test_corrupt_safetensors_given_as_weights_of_a_zoo_entry(tmp_path):
 
 
 # ---- item 8: NaN / inf weights -------------------------------------------------------------------
-@pytest.mark.parametrize("values", [(float("nan"),), (float("inf"),), (float("-inf"), float("nan"))],
-                         ids=["nan", "inf", "both"])
+@pytest.mark.parametrize(
+    "values", [(float("nan"),), (float("inf"),), (float("-inf"), float("nan"))], ids=["nan", "inf", "both"]
+)
 def test_non_finite_weights_in_a_folder(tmp_path, values):
     folder = tiny_folder(tmp_path / "ckpt")
     state, first = poisoned_state(folder / "model.safetensors", values)
@@ -123,9 +124,16 @@ def test_non_finite_weights_from_the_hub(tmp_path):
     rewrite_weights(folder, save(state))  # config.json's sha256 matches: only the values are wrong
     with FakeHub() as hub:
         hub.add_commit("stzoo/nan", {f.name: f.read_bytes() for f in folder.iterdir()})
-        env = {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "0",
-               "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-               "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+        env = {
+            "HF_ENDPOINT": hub.url,
+            "HF_HOME": str(tmp_path / "hf"),
+            "HF_HUB_OFFLINE": "0",
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        }
         r = refuse("import stzoo; stzoo.load('hf-hub:stzoo/nan')", match="non-finite", env=env)
         assert hub.requests("GET", "/model.safetensors"), "the weights were never fetched"
     assert "model.safetensors" in r["message"] and repr(first) in r["message"], r["message"]
@@ -146,8 +154,16 @@ def test_setting_a_bad_batch_size_later_is_refused():
     refuse(f"import stzoo; p = {TINY}); p.batch_size = 0", match="batch_size")
 
 
-@pytest.mark.parametrize("device, match", [("'meta'", "meta"), ("torch.device('meta')", "meta"),
-                                           ("'nonsense'", "nonsense"), ("[0]", "device"), ("1.5", "device")])
+@pytest.mark.parametrize(
+    "device, match",
+    [
+        ("'meta'", "meta"),
+        ("torch.device('meta')", "meta"),
+        ("'nonsense'", "nonsense"),
+        ("[0]", "device"),
+        ("1.5", "device"),
+    ],
+)
 def test_bad_device_is_refused_at_load(device, match):
     refuse(f"import torch, stzoo; {TINY}, device={device})", match=match)
 
@@ -164,15 +180,19 @@ def test_load_of_a_non_string_says_what_load_takes(name):
 
 
 # ---- item 7: names and paths the OS cannot look up ---------------------------------------------------
-@pytest.mark.parametrize("arg, match", [
-    ("'a' * 5000", "5000 characters"),                                    # a name
-    ("'/tmp/' + 'a' * 5000", "5005 bytes"),                               # a str path
-    ("pathlib.Path('a' * 5000)", "5000 bytes"),                           # an os.PathLike
-    ("pathlib.Path('/'.join(['d' * 200] * 30))", "6029 bytes"),           # short names, long path
-    ("'hf-hub:' + 'a' * 5000 + '/b'", "96 characters"),                   # a Hub owner
-    ("'hf-hub:a/' + 'b' * 5000", "96 characters"),                        # a Hub name
-    ("'hf-hub:a/b@' + 'r' * 5000", "at most 255 characters"),             # a revision
-], ids=["name", "str-path", "pathlike", "deep-path", "hub-owner", "hub-name", "hub-revision"])
+@pytest.mark.parametrize(
+    "arg, match",
+    [
+        ("'a' * 5000", "5000 characters"),  # a name
+        ("'/tmp/' + 'a' * 5000", "5005 bytes"),  # a str path
+        ("pathlib.Path('a' * 5000)", "5000 bytes"),  # an os.PathLike
+        ("pathlib.Path('/'.join(['d' * 200] * 30))", "6029 bytes"),  # short names, long path
+        ("'hf-hub:' + 'a' * 5000 + '/b'", "96 characters"),  # a Hub owner
+        ("'hf-hub:a/' + 'b' * 5000", "96 characters"),  # a Hub name
+        ("'hf-hub:a/b@' + 'r' * 5000", "at most 255 characters"),  # a revision
+    ],
+    ids=["name", "str-path", "pathlike", "deep-path", "hub-owner", "hub-name", "hub-revision"],
+)
 def test_names_and_paths_too_long_for_the_os(arg, match):
     r = refuse(f"import pathlib, stzoo; stzoo.load({arg})", match=match)
     assert len(r["message"]) < 1500, f"the message repeats the whole name: {len(r['message'])} characters"
@@ -188,13 +208,17 @@ def test_repo_id_with_a_trailing_newline():
     refuse("import stzoo; stzoo.load('hf-hub:stzoo/tiny\\n')", match="repo id")
 
 
-@pytest.mark.parametrize("filename, match", [
-    ("%2e%2e/%2e%2e/etc/passwd", "percent-encoded"),
-    ("..%2Fescape.safetensors", "percent-encoded"),
-    (".../x.safetensors", "only of dots"),
-    ("model\u202egpj.safetensors", "U+202E"),
-    ("x" * 10000, "10000 characters"),
-], ids=["pct-dots", "pct-slash", "dots", "bidi", "10k"])
+@pytest.mark.parametrize(
+    "filename, match",
+    [
+        ("%2e%2e/%2e%2e/etc/passwd", "percent-encoded"),
+        ("..%2Fescape.safetensors", "percent-encoded"),
+        (".../x.safetensors", "only of dots"),
+        ("model\u202egpj.safetensors", "U+202E"),
+        ("x" * 10000, "10000 characters"),
+    ],
+    ids=["pct-dots", "pct-slash", "dots", "bidi", "10k"],
+)
 def test_hostile_file_names_are_refused_before_any_request(filename, match):
     code = f"from stzoo.zoo import hub; hub.hub_download('stzoo/tiny', {filename!r}, 'main', sha256='0' * 64)"
     r = refuse(code, match=match)
@@ -235,10 +259,18 @@ def evil(evil_files, tmp_path):
     (tmp_path / "cwd").mkdir()
     with FakeHub() as hub:
         hub.add_commit(REPO_ID, evil_files)
-        env = {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "0",
-               "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-               "STZOO_HUB_TIMEOUT": "20", "STZOO_WEIGHTS_DIR": str(tmp_path / "no-weights"),
-               "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+        env = {
+            "HF_ENDPOINT": hub.url,
+            "HF_HOME": str(tmp_path / "hf"),
+            "HF_HUB_OFFLINE": "0",
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+            "STZOO_HUB_TIMEOUT": "20",
+            "STZOO_WEIGHTS_DIR": str(tmp_path / "no-weights"),
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        }
         yield hub, env, tmp_path
 
 
@@ -263,8 +295,9 @@ def tree(root) -> dict[str, bytes | str]:
 
 def outside_cache(before: dict, after: dict) -> list[str]:
     """What was created, changed or removed outside ``hf/`` (the cache) between two :func:`tree` calls."""
-    return sorted(k for k in set(before) | set(after)
-                  if not (k == "hf" or k.startswith("hf/")) and before.get(k) != after.get(k))
+    return sorted(
+        k for k in set(before) | set(after) if not (k == "hf" or k.startswith("hf/")) and before.get(k) != after.get(k)
+    )
 
 
 def snapshot_files(tmp_path) -> list[str]:
@@ -276,8 +309,7 @@ def snapshot_files(tmp_path) -> list[str]:
 def refuse_cleanly(evil, code=LOAD, match=None, within=30.0, **kwargs):
     hub, env, tmp_path = evil
     before = tree(tmp_path)
-    r = refuse(code, match=match, within=within, env={**env, **kwargs.pop("env", {})}, cwd=tmp_path / "cwd",
-               **kwargs)
+    r = refuse(code, match=match, within=within, env={**env, **kwargs.pop("env", {})}, cwd=tmp_path / "cwd", **kwargs)
     assert outside_cache(before, tree(tmp_path)) == [], outside_cache(before, tree(tmp_path))
     assert not any(".incomplete" in k or ".stzoo-" in k for k in tree(tmp_path)), sorted(tree(tmp_path))
     return r
@@ -293,14 +325,23 @@ def loads_correctly(evil, code=LOAD, **env):
 
 
 def hostile_etags(tmp_path) -> dict[str, str]:
-    return {"relative": '"../../../../x"', "absolute": f'"{tmp_path / "abs-x"}"', "dotdot-hex": '"../' + "a" * 61 + '"',
-            "pct": '"%2e%2e/%2e%2e/x"', "backslash": '"..\\\\..\\\\x"', "long": '"' + "a" * 5000 + '"',
-            "weak-relative": 'W/"../../x"', "not-hex": '"' + "g" * 64 + '"', "empty": '""'}
+    return {
+        "relative": '"../../../../x"',
+        "absolute": f'"{tmp_path / "abs-x"}"',
+        "dotdot-hex": '"../' + "a" * 61 + '"',
+        "pct": '"%2e%2e/%2e%2e/x"',
+        "backslash": '"..\\\\..\\\\x"',
+        "long": '"' + "a" * 5000 + '"',
+        "weak-relative": 'W/"../../x"',
+        "not-hex": '"' + "g" * 64 + '"',
+        "empty": '""',
+    }
 
 
 @pytest.mark.parametrize("filename", ["config.json", "model.safetensors"])
-@pytest.mark.parametrize("kind", ["relative", "absolute", "dotdot-hex", "pct", "backslash", "long",
-                                  "weak-relative", "not-hex", "empty"])
+@pytest.mark.parametrize(
+    "kind", ["relative", "absolute", "dotdot-hex", "pct", "backslash", "long", "weak-relative", "not-hex", "empty"]
+)
 def test_hostile_etag_is_refused_before_anything_is_written(evil, filename, kind):
     hub, env, tmp_path = evil
     value = hostile_etags(tmp_path)[kind]
@@ -321,8 +362,10 @@ def test_hostile_linked_etag_is_refused(evil, filename):
 
 
 @pytest.mark.parametrize("filename", ["config.json", "model.safetensors"])
-@pytest.mark.parametrize("commit", ["../../../../x", "/tmp/stzoo-evil-commit", "%2e%2e%2f%2e%2e", "..\\..\\x",
-                                    "a" * 5000, "a" * 39 + "/", "", None])
+@pytest.mark.parametrize(
+    "commit",
+    ["../../../../x", "/tmp/stzoo-evil-commit", "%2e%2e%2f%2e%2e", "..\\..\\x", "a" * 5000, "a" * 39 + "/", "", None],
+)
 def test_hostile_commit_is_refused_before_anything_is_written(evil, filename, commit):
     hub, env, tmp_path = evil
     hub.always("HEAD", filename, {"headers": {"X-Repo-Commit": commit}})
@@ -342,8 +385,7 @@ def test_a_commit_other_than_the_one_asked_for_is_refused(evil):
 def test_readme_with_a_hostile_etag_is_refused(evil):
     hub, env, tmp_path = evil
     hub.always("HEAD", "README.md", {"headers": {"ETag": '"../../../../README"'}})
-    refuse_cleanly(evil, f"from stzoo.zoo import hub; hub.hub_download({REPO_ID!r}, 'README.md', 'main')",
-                   match="ETag")
+    refuse_cleanly(evil, f"from stzoo.zoo import hub; hub.hub_download({REPO_ID!r}, 'README.md', 'main')", match="ETag")
     # `stzoo download` treats the model card as optional: it still fetches the rest, and writes nothing outside
     r = loads_correctly(evil, f"from stzoo.cli.main import main; assert main(['download', 'hf-hub:{REPO_ID}']) == 0")
     assert not r.get("raised")
@@ -377,8 +419,9 @@ def test_hostile_etag_on_the_get_is_ignored_not_used(evil):
     hub, env, tmp_path = evil
     hub.always("GET", "model.safetensors", {"headers": {"ETag": '"../../../../x"', "X-Linked-Etag": '"/x"'}})
     loads_correctly(evil)
-    assert sorted(snapshot_files(tmp_path)) == [f"{hub.repos[REPO_ID]['refs']['main']}/{n}"
-                                                for n in ("config.json", "model.safetensors")]
+    assert sorted(snapshot_files(tmp_path)) == [
+        f"{hub.repos[REPO_ID]['refs']['main']}/{n}" for n in ("config.json", "model.safetensors")
+    ]
 
 
 def test_redirect_to_another_host_serving_other_bytes_is_refused(evil):
@@ -484,19 +527,27 @@ def test_a_config_that_is_not_json_in_the_repo_is_refused_and_not_kept(evil):
 # ---- F9: an overall deadline -----------------------------------------------------------------------------
 # The child measures the load itself (importing stzoo on a loaded machine takes seconds of its own) and leaves
 # the time in the cache folder, the one place it may write.
-TIMED_LOAD = ("import os, time, stzoo\nt = time.monotonic()\ntry:\n    " + LOAD.split("; ", 1)[1] + "\nfinally:\n"
-              "    os.makedirs(os.environ['HF_HOME'], exist_ok=True)\n"
-              "    open(os.environ['HF_HOME'] + '/elapsed', 'w').write(str(time.monotonic() - t))")
+TIMED_LOAD = (
+    "import os, time, stzoo\nt = time.monotonic()\ntry:\n    " + LOAD.split("; ", 1)[1] + "\nfinally:\n"
+    "    os.makedirs(os.environ['HF_HOME'], exist_ok=True)\n"
+    "    open(os.environ['HF_HOME'] + '/elapsed', 'w').write(str(time.monotonic() - t))"
+)
 
 
 def load_seconds(tmp_path) -> float:
     return float((tmp_path / "hf" / "elapsed").read_text())
 
 
-@pytest.mark.parametrize("method, fault", [
-    ("GET", {"drip": 0.5}), ("HEAD", {"drip_headers": 0.5}), ("GET", {"drip_headers": 0.5}),
-    ("HEAD", {"stall": 30}),
-], ids=["drip-body", "drip-head-headers", "drip-get-headers", "stall"])
+@pytest.mark.parametrize(
+    "method, fault",
+    [
+        ("GET", {"drip": 0.5}),
+        ("HEAD", {"drip_headers": 0.5}),
+        ("GET", {"drip_headers": 0.5}),
+        ("HEAD", {"stall": 30}),
+    ],
+    ids=["drip-body", "drip-head-headers", "drip-get-headers", "stall"],
+)
 def test_a_dripping_or_stalled_server_hits_the_deadline(evil, method, fault):
     hub, env, tmp_path = evil
     hub.always(method, "model.safetensors", fault)
@@ -530,6 +581,6 @@ def test_a_bad_deadline_setting_is_refused(evil, value):
 
 def test_a_huge_config_is_refused_before_it_is_fetched(evil):
     hub, env, tmp_path = evil
-    hub.always("HEAD", "config.json", {"headers": {"Content-Length": str(10 ** 12)}})
+    hub.always("HEAD", "config.json", {"headers": {"Content-Length": str(10**12)}})
     refuse_cleanly(evil, match="at most")
     assert not hub.requests("GET", "/config.json")

@@ -13,12 +13,18 @@ import stzoo
 import stzoo.zoo.manifest as manifest_mod
 from stzoo.cli.main import main
 from stzoo.errors import ConfigError, InputError, UnknownModelError, WeightsNotAvailableError
-from stzoo.zoo.hub import (ChecksumError, InvalidHubIdError, parse_hub_id, validate_filename, validate_repo_id,
-                       validate_revision)
-from stzoo.zoo.manifest import InputSpec, get_entry, load_manifest
-from stzoo.zoo.entry import ZooEntry
-from stzoo.models import build_model
 from stzoo.inference.predictor import Predictor
+from stzoo.models import build_model
+from stzoo.zoo.entry import ZooEntry
+from stzoo.zoo.hub import (
+    ChecksumError,
+    InvalidHubIdError,
+    parse_hub_id,
+    validate_filename,
+    validate_repo_id,
+    validate_revision,
+)
+from stzoo.zoo.manifest import InputSpec, get_entry, load_manifest
 from stzoo.zoo.upload import export_release
 
 CFG = {"num_layers": 1, "num_hidden": 4, "filter_size": 3}
@@ -27,8 +33,9 @@ CFG = {"num_layers": 1, "num_hidden": 4, "filter_size": 3}
 def tiny(seed=0, entry=True):
     torch.manual_seed(seed)
     spec = InputSpec(4, 4, 1, 16, 16)
-    return Predictor(build_model("convlstm", CFG), spec, name="tiny",
-                     entry=ZooEntry(None, "convlstm", CFG, spec) if entry else None)
+    return Predictor(
+        build_model("convlstm", CFG), spec, name="tiny", entry=ZooEntry(None, "convlstm", CFG, spec) if entry else None
+    )
 
 
 # ---- ids ------------------------------------------------------------------------------------------
@@ -37,16 +44,46 @@ def test_valid_repo_ids(good):
     assert validate_repo_id(good) == good
 
 
-@pytest.mark.parametrize("bad", ["../x", "a/../b", "a/..", "/abs/path", "C:/x/y", "a\\b", "a/b/c", "noowner", "",
-                                 "a/b--c", "a/-b", "a/b.", "a/b c", None])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "../x",
+        "a/../b",
+        "a/..",
+        "/abs/path",
+        "C:/x/y",
+        "a\\b",
+        "a/b/c",
+        "noowner",
+        "",
+        "a/b--c",
+        "a/-b",
+        "a/b.",
+        "a/b c",
+        None,
+    ],
+)
 def test_invalid_repo_ids_are_value_errors(bad):
     with pytest.raises(InvalidHubIdError) as info:
         validate_repo_id(bad)
     assert isinstance(info.value, ValueError) and "Expected" in str(info.value)
 
 
-@pytest.mark.parametrize("bad", ["../weights.safetensors", "a/../../b", "/etc/passwd", "~/x", "C:\\x",
-                                 "sub\\model.safetensors", "a//b", "./x", "", "x\x00y"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "../weights.safetensors",
+        "a/../../b",
+        "/etc/passwd",
+        "~/x",
+        "C:\\x",
+        "sub\\model.safetensors",
+        "a//b",
+        "./x",
+        "",
+        "x\x00y",
+    ],
+)
 def test_invalid_filenames(bad):
     with pytest.raises(InvalidHubIdError):
         validate_filename(bad)
@@ -148,8 +185,12 @@ def test_export_release_keeps_the_release_bytes(tmp_path, monkeypatch):
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(w))
     sha = hashlib.sha256(w.read_bytes()).hexdigest()
     m = load_manifest()
-    m["models"]["convlstm-mmnist-s"]["weights"] = {"filename": "c.safetensors", "sha256": sha,
-                                                   "size": w.stat().st_size, "dtype": "float16"}
+    m["models"]["convlstm-mmnist-s"]["weights"] = {
+        "filename": "c.safetensors",
+        "sha256": sha,
+        "size": w.stat().st_size,
+        "dtype": "float16",
+    }
     monkeypatch.setattr(manifest_mod, "_manifest_cached", lambda: m)
     monkeypatch.setenv("STZOO_WEIGHTS_DIR", str(w.parent))
     out = export_release("convlstm-mmnist", tmp_path / "out", repo_id="stzoo/convlstm-mmnist-s")
@@ -170,30 +211,63 @@ def test_cli_download_needs_names_or_all(capsys):
 
 
 # ---- hostile ids and names (security issue, item 9) -----------------------------------------------
-@pytest.mark.parametrize("bad", ["stzoo/tiny\n", "stzoo\n/tiny", "a/b\r", "a/b\x00", "a" * 97 + "/b",
-                                 "a/" + "b" * 97, "a/b\u202e", "a/b "])
+@pytest.mark.parametrize(
+    "bad", ["stzoo/tiny\n", "stzoo\n/tiny", "a/b\r", "a/b\x00", "a" * 97 + "/b", "a/" + "b" * 97, "a/b\u202e", "a/b "]
+)
 def test_repo_ids_with_trailing_newline_or_too_long_are_refused(bad):
     with pytest.raises(InvalidHubIdError) as info:
         validate_repo_id(bad)
     assert len(str(info.value)) < 600  # a long id is shown cut, not in full
 
 
-@pytest.mark.parametrize("bad", [
-    "%2e%2e/x", "%2E%2E/%2e%2E/etc/passwd", "..%2fx", "a%2Fb", "a%5cb", "%252e%252e/x", "a%00b",  # percent-encoded
-    "...", "a/.../b", "....", "a/..",                                                      # only dots
-    "model\u202egpj.safetensors", "a\u200bb", "\ufeffmodel.safetensors", "a\u2066b", "a\u00adb",  # Cf
-    "a\x85b", "a\u2028b", "a\ud800b",                                                      # Cc, Zl, Cs
-    "x" * 10000, "a/" + "b" * 256, "é" * 128,                                              # too long
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "%2e%2e/x",
+        "%2E%2E/%2e%2E/etc/passwd",
+        "..%2fx",
+        "a%2Fb",
+        "a%5cb",
+        "%252e%252e/x",
+        "a%00b",  # percent-encoded
+        "...",
+        "a/.../b",
+        "....",
+        "a/..",  # only dots
+        "model\u202egpj.safetensors",
+        "a\u200bb",
+        "\ufeffmodel.safetensors",
+        "a\u2066b",
+        "a\u00adb",  # Cf
+        "a\x85b",
+        "a\u2028b",
+        "a\ud800b",  # Cc, Zl, Cs
+        "x" * 10000,
+        "a/" + "b" * 256,
+        "é" * 128,  # too long
+    ],
+)
 def test_hostile_filenames_are_refused(bad):
     with pytest.raises(InvalidHubIdError) as info:
         validate_filename(bad)
     assert isinstance(info.value, ValueError) and len(str(info.value)) < 600
 
 
-@pytest.mark.parametrize("good", ["model.safetensors", "sub/model.safetensors", ".gitattributes", "a..b",
-                                  "v1.0/x.safetensors", "100%.txt", "a%20b", "ünïcode-name.safetensors",
-                                  "x" * 255, "/".join(["d" * 255] * 4)])
+@pytest.mark.parametrize(
+    "good",
+    [
+        "model.safetensors",
+        "sub/model.safetensors",
+        ".gitattributes",
+        "a..b",
+        "v1.0/x.safetensors",
+        "100%.txt",
+        "a%20b",
+        "ünïcode-name.safetensors",
+        "x" * 255,
+        "/".join(["d" * 255] * 4),
+    ],
+)
 def test_ordinary_filenames_still_pass(good):
     assert validate_filename(good) == good
 
@@ -244,8 +318,23 @@ def test_finetuned_folder_card_names_its_base_model_and_hides_machine_paths(tmp_
     data.parent.mkdir()
     np.save(data, clip)
     out = tmp_path / "ft"
-    rc = main(["finetune", "convlstm-mmnist", "--data", str(data), "--out", str(out), "--steps", "2", "--val", "0",
-               "--batch-size", "2", "--quiet"])
+    rc = main(
+        [
+            "finetune",
+            "convlstm-mmnist",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--steps",
+            "2",
+            "--val",
+            "0",
+            "--batch-size",
+            "2",
+            "--quiet",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     card = (out / "README.md").read_text(encoding="utf-8")
     meta = _front_matter(card)

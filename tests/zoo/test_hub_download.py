@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 import torch
+from helpers.hf_server import FakeHub, OlahServer, git_commit_files, olah_available
 from safetensors.torch import save
 
-from helpers.hf_server import FakeHub, OlahServer, git_commit_files, olah_available
-from stzoo.zoo.manifest import InputSpec
-from stzoo.zoo.entry import ZooEntry
-from stzoo.models import build_model
 from stzoo.inference.predictor import Predictor
+from stzoo.models import build_model
+from stzoo.zoo.entry import ZooEntry
+from stzoo.zoo.manifest import InputSpec
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENT = Path(__file__).resolve().parents[1] / "helpers" / "hub_client.py"
@@ -38,8 +38,9 @@ TOKEN = "hf_stzoo_test_token"
 def tiny_predictor(seed: int) -> Predictor:
     torch.manual_seed(seed)
     spec = InputSpec(4, 4, 1, 16, 16)
-    return Predictor(build_model("convlstm", CFG), spec, name=f"tiny-{seed}",
-                     entry=ZooEntry(None, "convlstm", CFG, spec))
+    return Predictor(
+        build_model("convlstm", CFG), spec, name=f"tiny-{seed}", entry=ZooEntry(None, "convlstm", CFG, spec)
+    )
 
 
 def tiny_bytes(seed: int) -> bytes:
@@ -59,26 +60,56 @@ def state_hash(model: torch.nn.Module) -> str:
 
 
 def entry(name: str, data: bytes, repo_id: str, filename: str, revision: str) -> dict[str, Any]:
-    return {"name": name, "architecture": "convlstm", "config": CFG, "input": INPUT, "parameters": 1,
-            "description": "test", "license": "Apache-2.0",
-            "weights": {"filename": f"{name}.safetensors", "sha256": sha(data), "size": len(data),
-                        "dtype": "float32", "hub": {"repo_id": repo_id, "filename": filename, "revision": revision}}}
+    return {
+        "name": name,
+        "architecture": "convlstm",
+        "config": CFG,
+        "input": INPUT,
+        "parameters": 1,
+        "description": "test",
+        "license": "Apache-2.0",
+        "weights": {
+            "filename": f"{name}.safetensors",
+            "sha256": sha(data),
+            "size": len(data),
+            "dtype": "float32",
+            "hub": {"repo_id": repo_id, "filename": filename, "revision": revision},
+        },
+    }
 
 
-def run_client(tmp: Path, endpoint: str, hf_home: Path, steps: list[dict], *, models: dict | None = None,
-               offline: bool = False, token: str | None = None) -> list[dict[str, Any]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))
-           and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
-    env.update(HF_ENDPOINT=endpoint, HF_HOME=str(hf_home), HF_HUB_OFFLINE="1" if offline else "0",
-               HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1", HF_HUB_DISABLE_XET="1",
-               NO_PROXY="127.0.0.1,localhost", STZOO_WEIGHTS_DIR=str(tmp / "no-local-weights"),
-               PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
+def run_client(
+    tmp: Path,
+    endpoint: str,
+    hf_home: Path,
+    steps: list[dict],
+    *,
+    models: dict | None = None,
+    offline: bool = False,
+    token: str | None = None,
+) -> list[dict[str, Any]]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HF_", "HUGGINGFACE_")) and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+    }
+    env.update(
+        HF_ENDPOINT=endpoint,
+        HF_HOME=str(hf_home),
+        HF_HUB_OFFLINE="1" if offline else "0",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+        HF_HUB_DISABLE_XET="1",
+        NO_PROXY="127.0.0.1,localhost",
+        STZOO_WEIGHTS_DIR=str(tmp / "no-local-weights"),
+        PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]),
+        OMP_NUM_THREADS="1",
+    )
     if token:
         env["HF_TOKEN"] = token
     cmd = tmp / f"steps-{len(list(tmp.glob('steps-*')))}.json"
     cmd.write_text(json.dumps({"models": models or {}, "steps": steps}))
-    proc = subprocess.run([sys.executable, str(CLIENT), str(cmd)], env=env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run([sys.executable, str(CLIENT), str(cmd)], env=env, capture_output=True, text=True, timeout=120)
     marker = "@@RESULTS@@"
     if proc.returncode != 0 or marker not in proc.stdout:
         raise AssertionError(f"client failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -115,31 +146,55 @@ def olah_run(tmp_path_factory):
     c1 = git_commit_files(git_dir, {**layout["a"], "other.safetensors": layout["a"]["model.safetensors"]}, "a", "v1")
     c2 = git_commit_files(git_dir, layout["b"], "b")
     wa = layout["a"]["model.safetensors"]
-    models = {"tiny-olah": entry("tiny-olah", wa, "stzoo/tiny", "model.safetensors", c1),
-              "tiny-olah-tag": entry("tiny-olah-tag", wa, "stzoo/tiny", "model.safetensors", "v1"),
-              "tiny-olah-other": entry("tiny-olah-other", wa, "stzoo/tiny", "other.safetensors", c1)}
+    models = {
+        "tiny-olah": entry("tiny-olah", wa, "stzoo/tiny", "model.safetensors", c1),
+        "tiny-olah-tag": entry("tiny-olah-tag", wa, "stzoo/tiny", "model.safetensors", "v1"),
+        "tiny-olah-other": entry("tiny-olah-other", wa, "stzoo/tiny", "other.safetensors", c1),
+    }
     hf_home = tmp / "hf"
     with OlahServer(tmp / "olah") as olah:
-        online = run_client(tmp, olah.url, hf_home, models=models, steps=[
-            {"op": "locate", "entry": models["tiny-olah"]},                            # 0 first download
-            {"op": "locate", "entry": models["tiny-olah"]},                            # 1 cache hit
-            {"op": "locate", "entry": models["tiny-olah-tag"]},                        # 2 pinned by tag
-            {"op": "load", "spec": "hf-hub:stzoo/tiny"},                               # 3 main = b
-            {"op": "load", "spec": "hf-hub:stzoo/tiny@v1"},                            # 4 tag = a
-            {"op": "load", "spec": f"hf-hub:stzoo/tiny@{c1}"},                         # 5 commit = a
-            {"op": "cli", "argv": ["download", "tiny-olah", "hf-hub:stzoo/tiny@v1"]},  # 6
-        ])
-        offline = run_client(tmp, olah.url, hf_home, models=models, offline=True, steps=[
-            {"op": "locate", "entry": models["tiny-olah"]},                            # 0
-            {"op": "load", "spec": "hf-hub:stzoo/tiny@v1"},                            # 1
-            {"op": "load", "spec": "hf-hub:stzoo/tiny"},                               # 2
-            {"op": "locate", "entry": models["tiny-olah-other"]},                      # 3 not cached
-            {"op": "cli", "argv": ["cache"]},                                          # 4
-            {"op": "cli", "argv": ["download", "tiny-olah-other"]},                    # 5
-        ])
+        online = run_client(
+            tmp,
+            olah.url,
+            hf_home,
+            models=models,
+            steps=[
+                {"op": "locate", "entry": models["tiny-olah"]},  # 0 first download
+                {"op": "locate", "entry": models["tiny-olah"]},  # 1 cache hit
+                {"op": "locate", "entry": models["tiny-olah-tag"]},  # 2 pinned by tag
+                {"op": "load", "spec": "hf-hub:stzoo/tiny"},  # 3 main = b
+                {"op": "load", "spec": "hf-hub:stzoo/tiny@v1"},  # 4 tag = a
+                {"op": "load", "spec": f"hf-hub:stzoo/tiny@{c1}"},  # 5 commit = a
+                {"op": "cli", "argv": ["download", "tiny-olah", "hf-hub:stzoo/tiny@v1"]},  # 6
+            ],
+        )
+        offline = run_client(
+            tmp,
+            olah.url,
+            hf_home,
+            models=models,
+            offline=True,
+            steps=[
+                {"op": "locate", "entry": models["tiny-olah"]},  # 0
+                {"op": "load", "spec": "hf-hub:stzoo/tiny@v1"},  # 1
+                {"op": "load", "spec": "hf-hub:stzoo/tiny"},  # 2
+                {"op": "locate", "entry": models["tiny-olah-other"]},  # 3 not cached
+                {"op": "cli", "argv": ["cache"]},  # 4
+                {"op": "cli", "argv": ["download", "tiny-olah-other"]},  # 5
+            ],
+        )
         log = (tmp / "olah" / "olah.log").read_text(errors="replace")
-    return {"online": online, "offline": offline, "a": state_hash(a.model), "b": state_hash(b.model),
-            "wa": wa, "hf_home": hf_home, "c1": c1, "c2": c2, "log": log}
+    return {
+        "online": online,
+        "offline": offline,
+        "a": state_hash(a.model),
+        "b": state_hash(b.model),
+        "wa": wa,
+        "hf_home": hf_home,
+        "c1": c1,
+        "c2": c2,
+        "log": log,
+    }
 
 
 def test_olah_first_download_then_cache_hit(olah_run):
@@ -170,8 +225,15 @@ def test_olah_offline_from_cache(olah_run):
 
 
 def test_offline_with_nothing_cached_says_where_and_how(olah_run):
-    msg = failed(olah_run["offline"][3], "WeightsNotAvailableError", "HF_HUB_OFFLINE", "models--stzoo--tiny",
-                 "stzoo download tiny-olah-other", "STZOO_WEIGHTS_DIR", "no-local-weights")
+    msg = failed(
+        olah_run["offline"][3],
+        "WeightsNotAvailableError",
+        "HF_HUB_OFFLINE",
+        "models--stzoo--tiny",
+        "stzoo download tiny-olah-other",
+        "STZOO_WEIGHTS_DIR",
+        "no-local-weights",
+    )
     assert str(olah_run["hf_home"]) in msg
     cli = ok(olah_run["offline"][5])
     assert cli["rc"] == 2 and "stzoo: error:" in cli["err"] and "HF_HUB_OFFLINE" in cli["err"]
@@ -195,51 +257,77 @@ def fake_run(tmp_path_factory):
     hf_home = tmp / "hf"
     with FakeHub() as hub:
         c1 = hub.add_commit("stzoo/fake", {"good.safetensors": wa}, tags=("v1",))
-        hub.add_commit("stzoo/fake", {"good.safetensors": wb, "bad.safetensors": wb,
-                                      **{f"{k}.safetensors": v for k, v in data.items()}})
+        hub.add_commit(
+            "stzoo/fake",
+            {"good.safetensors": wb, "bad.safetensors": wb, **{f"{k}.safetensors": v for k, v in data.items()}},
+        )
         hub.fault("HEAD", "retry.safetensors", {"status": 500})
         hub.fault("GET", "retry.safetensors", {"status": 500})
         hub.fault("GET", "trunc.safetensors", {"truncate": 100})
         hub.fault("GET", "dead.safetensors", {"truncate": 50}, *[{"status": 503}] * 20)
-        e = {n: entry(n, wa, "stzoo/fake", f, r) for n, f, r in (
-            ("pinned", "good.safetensors", c1), ("retry", "retry.safetensors", "main"),
-            ("trunc", "trunc.safetensors", "main"), ("bad", "bad.safetensors", "main"),
-            ("dead", "dead.safetensors", "main"), ("noentry", "nothere.safetensors", "main"),
-            ("norev", "good.safetensors", "nope"), ("norepo", "good.safetensors", "main"))}
+        e = {
+            n: entry(n, wa, "stzoo/fake", f, r)
+            for n, f, r in (
+                ("pinned", "good.safetensors", c1),
+                ("retry", "retry.safetensors", "main"),
+                ("trunc", "trunc.safetensors", "main"),
+                ("bad", "bad.safetensors", "main"),
+                ("dead", "dead.safetensors", "main"),
+                ("noentry", "nothere.safetensors", "main"),
+                ("norev", "good.safetensors", "nope"),
+                ("norepo", "good.safetensors", "main"),
+            )
+        }
         e.update({k: entry(k, v, "stzoo/fake", f"{k}.safetensors", "main") for k, v in data.items()})
         e["norepo"]["weights"]["hub"]["repo_id"] = "stzoo/missing"
-        trav = [entry("trav1", wa, "stzoo/fake", "../../../etc/passwd", "main"),
-                entry("trav2", wa, "../fake", "good.safetensors", "main"),
-                entry("trav3", wa, "stzoo/fake", "good.safetensors", "../main")]
+        trav = [
+            entry("trav1", wa, "stzoo/fake", "../../../etc/passwd", "main"),
+            entry("trav2", wa, "../fake", "good.safetensors", "main"),
+            entry("trav3", wa, "stzoo/fake", "good.safetensors", "../main"),
+        ]
         trav[0]["weights"]["filename"] = "../escape.safetensors"
-        online = run_client(tmp, hub.url, hf_home, token=TOKEN, steps=[
-            {"op": "requests"},                                                        # 0
-            {"op": "locate", "entry": e["pinned"]},                                    # 1
-            {"op": "requests"},                                                        # 2
-            {"op": "locate", "entry": e["pinned"]},                                    # 3 cache hit
-            {"op": "requests"},                                                        # 4
-            {"op": "locate", "entry": e["retry"]},                                     # 5
-            {"op": "locate", "entry": e["trunc"]},                                     # 6
-            {"op": "locate", "entry": e["bad"]},                                       # 7
-            {"op": "locate", "entry": e["dead"]},                                      # 8
-            {"op": "locate", "entry": e["noentry"]},                                   # 9
-            {"op": "locate", "entry": e["norev"]},                                     # 10
-            {"op": "locate", "entry": e["norepo"]},                                    # 11
-            {"op": "requests"},                                                        # 12
-            *[{"op": "locate", "entry": t} for t in trav],                             # 13-15
-            {"op": "load", "spec": "hf-hub:../fake"},                                  # 16
-            {"op": "load", "spec": "hf-hub:stzoo/fake@../../x"},                       # 17
-            {"op": "requests"},                                                        # 18
-            {"op": "files", "root": str(hf_home / "hub")},                             # 19
-            {"op": "push", "repo_id": "alice/pushed", "seed": 5, "config": CFG},       # 20
-            {"op": "load", "spec": "hf-hub:alice/pushed"},                             # 21
-            {"op": "save", "spec": "hf-hub:alice/pushed", "dir": str(tmp / "saved")},  # 22
-            {"op": "maint", "argv": ["hub", "push", str(tmp / "saved"), "--repo-id", "alice/pushed2"]},  # 23
-            {"op": "load", "spec": "hf-hub:alice/pushed2"},                            # 24
-        ])
+        online = run_client(
+            tmp,
+            hub.url,
+            hf_home,
+            token=TOKEN,
+            steps=[
+                {"op": "requests"},  # 0
+                {"op": "locate", "entry": e["pinned"]},  # 1
+                {"op": "requests"},  # 2
+                {"op": "locate", "entry": e["pinned"]},  # 3 cache hit
+                {"op": "requests"},  # 4
+                {"op": "locate", "entry": e["retry"]},  # 5
+                {"op": "locate", "entry": e["trunc"]},  # 6
+                {"op": "locate", "entry": e["bad"]},  # 7
+                {"op": "locate", "entry": e["dead"]},  # 8
+                {"op": "locate", "entry": e["noentry"]},  # 9
+                {"op": "locate", "entry": e["norev"]},  # 10
+                {"op": "locate", "entry": e["norepo"]},  # 11
+                {"op": "requests"},  # 12
+                *[{"op": "locate", "entry": t} for t in trav],  # 13-15
+                {"op": "load", "spec": "hf-hub:../fake"},  # 16
+                {"op": "load", "spec": "hf-hub:stzoo/fake@../../x"},  # 17
+                {"op": "requests"},  # 18
+                {"op": "files", "root": str(hf_home / "hub")},  # 19
+                {"op": "push", "repo_id": "alice/pushed", "seed": 5, "config": CFG},  # 20
+                {"op": "load", "spec": "hf-hub:alice/pushed"},  # 21
+                {"op": "save", "spec": "hf-hub:alice/pushed", "dir": str(tmp / "saved")},  # 22
+                {"op": "maint", "argv": ["hub", "push", str(tmp / "saved"), "--repo-id", "alice/pushed2"]},  # 23
+                {"op": "load", "spec": "hf-hub:alice/pushed2"},  # 24
+            ],
+        )
         log = list(hub.log)
-    return {"r": online, "log": log, "wa": wa, "wb": wb, "data": data, "hf_home": hf_home, "c1": c1,
-            "pushed": state_hash(tiny_predictor(5).model)}
+    return {
+        "r": online,
+        "log": log,
+        "wa": wa,
+        "wb": wb,
+        "data": data,
+        "hf_home": hf_home,
+        "c1": c1,
+        "pushed": state_hash(tiny_predictor(5).model),
+    }
 
 
 def test_fake_first_download_and_cache_hit_without_requests(fake_run):
@@ -270,8 +358,14 @@ def test_truncated_transfer_is_retried_and_verified(fake_run):
 
 
 def test_checksum_mismatch_is_an_error_and_leaves_no_cached_file(fake_run):
-    msg = failed(fake_run["r"][7], "ChecksumError", sha(fake_run["wa"]), sha(fake_run["wb"]), "bad.safetensors",
-                 "deleted from the Hugging Face cache")
+    msg = failed(
+        fake_run["r"][7],
+        "ChecksumError",
+        sha(fake_run["wa"]),
+        sha(fake_run["wb"]),
+        "bad.safetensors",
+        "deleted from the Hugging Face cache",
+    )
     assert "ValueError" in fake_run["r"][7]["types"] and msg
     files = fake_run["r"][19]["files"]
     assert not any(f.endswith("bad.safetensors") for f in files), files
@@ -279,8 +373,9 @@ def test_checksum_mismatch_is_an_error_and_leaves_no_cached_file(fake_run):
 
 
 def test_persistent_failure_mid_download_leaves_no_partial_file(fake_run):
-    failed(fake_run["r"][8], "WeightsNotAvailableError", "dead.safetensors", "tried 3 time(s)",
-           "No partial file was kept")
+    failed(
+        fake_run["r"][8], "WeightsNotAvailableError", "dead.safetensors", "tried 3 time(s)", "No partial file was kept"
+    )
     files = fake_run["r"][19]["files"]
     assert not any("dead.safetensors" in f or f.endswith(".incomplete") for f in files), files
 
@@ -330,8 +425,9 @@ class FlakyFile(dict):
         self.hub, self.repo_id, self.key, self.bad, self.bad_gets = hub, repo_id, key, flipped(files[key]), bad_gets
 
     def gets(self) -> int:
-        return len([r for r in self.hub.requests("GET", f"/{self.repo_id}/resolve/")
-                    if r["path"].endswith("/" + self.key)])
+        return len(
+            [r for r in self.hub.requests("GET", f"/{self.repo_id}/resolve/") if r["path"].endswith("/" + self.key)]
+        )
 
     def __getitem__(self, name: str) -> bytes:
         data = super().__getitem__(name)
@@ -352,36 +448,54 @@ def poison_run(tmp_path_factory):
             out = p.save_pretrained(tmp / name, repo_id=f"stzoo/{name}")
             files = {f.name: f.read_bytes() for f in out.iterdir()}
             commit = hub.add_commit(f"stzoo/{name}", files)
-            flaky[name] = FlakyFile(files, hub, f"stzoo/{name}", "model.safetensors",
-                                    bad_gets=1 if name == "flaky" else 10 ** 9)
+            flaky[name] = FlakyFile(
+                files, hub, f"stzoo/{name}", "model.safetensors", bad_gets=1 if name == "flaky" else 10**9
+            )
             hub.repos[f"stzoo/{name}"]["commits"][commit] = flaky[name]
         wz = tiny_bytes(13)
         zc = hub.add_commit("stzoo/zooflaky", {"w.safetensors": wz})
         flaky["zoo"] = FlakyFile({"w.safetensors": wz}, hub, "stzoo/zooflaky", "w.safetensors", bad_gets=1)
         hub.repos["stzoo/zooflaky"]["commits"][zc] = flaky["zoo"]
         zoo = entry("zoo-flaky", wz, "stzoo/zooflaky", "w.safetensors", zc)
-        online = run_client(tmp, hub.url, hf_home, steps=[
-            {"op": "load", "spec": "hf-hub:stzoo/flaky"},                    # 0 bad, purged, good
-            {"op": "load", "spec": "hf-hub:stzoo/rotten"},                   # 1 bad twice
-            {"op": "locate", "entry": zoo},                                  # 2 zoo entry: bad, purged, good
-            {"op": "files", "root": str(hf_home / "hub")},                   # 3
-            {"op": "load", "spec": "hf-hub:stzoo/flaky"},                    # 4 verified cached copy
-        ])
+        online = run_client(
+            tmp,
+            hub.url,
+            hf_home,
+            steps=[
+                {"op": "load", "spec": "hf-hub:stzoo/flaky"},  # 0 bad, purged, good
+                {"op": "load", "spec": "hf-hub:stzoo/rotten"},  # 1 bad twice
+                {"op": "locate", "entry": zoo},  # 2 zoo entry: bad, purged, good
+                {"op": "files", "root": str(hf_home / "hub")},  # 3
+                {"op": "load", "spec": "hf-hub:stzoo/flaky"},  # 4 verified cached copy
+            ],
+        )
         gets_online = {k: f.gets() for k, f in flaky.items()}
-        offline = run_client(tmp, hub.url, hf_home, offline=True, steps=[
-            {"op": "load", "spec": "hf-hub:stzoo/flaky"},                    # 0
-            {"op": "load", "spec": "hf-hub:stzoo/rotten"},                   # 1 nothing (bad) cached
-            {"op": "cli", "argv": ["download", "hf-hub:stzoo/rotten"]},      # 2
-            {"op": "locate", "entry": zoo},                                  # 3
-        ])
+        offline = run_client(
+            tmp,
+            hub.url,
+            hf_home,
+            offline=True,
+            steps=[
+                {"op": "load", "spec": "hf-hub:stzoo/flaky"},  # 0
+                {"op": "load", "spec": "hf-hub:stzoo/rotten"},  # 1 nothing (bad) cached
+                {"op": "cli", "argv": ["download", "hf-hub:stzoo/rotten"]},  # 2
+                {"op": "locate", "entry": zoo},  # 3
+            ],
+        )
         flaky["rotten"].bad_gets = 0  # the server (or the proxy) is mended
         mended = run_client(tmp, hub.url, hf_home, steps=[{"op": "load", "spec": "hf-hub:stzoo/rotten"}])
         gets_mended = flaky["rotten"].gets()
-    return {"online": online, "offline": offline, "mended": mended, "gets": gets_online,
-            "gets_mended": gets_mended, "states": {k: state_hash(p.model) for k, p in preds.items()},
-            "good": {k: sha((tmp / k / "model.safetensors").read_bytes()) for k in preds},
-            "bad": sha(flaky["rotten"].bad),
-            "wz": wz}
+    return {
+        "online": online,
+        "offline": offline,
+        "mended": mended,
+        "gets": gets_online,
+        "gets_mended": gets_mended,
+        "states": {k: state_hash(p.model) for k, p in preds.items()},
+        "good": {k: sha((tmp / k / "model.safetensors").read_bytes()) for k in preds},
+        "bad": sha(flaky["rotten"].bad),
+        "wz": wz,
+    }
 
 
 def test_bad_transfer_of_hub_checkpoint_is_purged_and_fetched_again(poison_run):
@@ -401,12 +515,21 @@ def test_bad_transfer_of_zoo_weights_is_purged_and_fetched_again(poison_run):
 
 def test_always_bad_transfer_raises_and_leaves_nothing_cached(poison_run):
     good, bad = poison_run["good"]["rotten"], poison_run["bad"]
-    failed(poison_run["online"][1], "ChecksumError", good, bad, "config.json of stzoo/rotten",
-           "tried 2 downloads", "deleted from the Hugging Face cache")
+    failed(
+        poison_run["online"][1],
+        "ChecksumError",
+        good,
+        bad,
+        "config.json of stzoo/rotten",
+        "tried 2 downloads",
+        "deleted from the Hugging Face cache",
+    )
     assert poison_run["gets"]["rotten"] == 2  # one retry, no more
     files = [f for f in poison_run["online"][3]["files"] if f.startswith("models--stzoo--rotten/")]
-    assert not any(f.endswith("model.safetensors") or "/blobs/" + good in f or "/blobs/" + bad in f
-                   or f.endswith(".incomplete") for f in files), files
+    assert not any(
+        f.endswith("model.safetensors") or "/blobs/" + good in f or "/blobs/" + bad in f or f.endswith(".incomplete")
+        for f in files
+    ), files
     assert any(f.endswith("config.json") for f in files), files  # the config itself was fine
 
 
@@ -426,11 +549,21 @@ def test_mended_server_then_loads(poison_run):
 # =================================================================================================
 # What a server may name (issue 31, F1): checked without any server
 # =================================================================================================
-@pytest.mark.parametrize("raw, token", [
-    ('"' + "a" * 40 + '"', "a" * 40), ('W/"' + "B" * 64 + '"', "b" * 64), ("c" * 64, "c" * 64),
-    ('"../../x"', None), ('"/etc/passwd"', None), ('"' + "a" * 63 + '/"', None), ('""', None),
-    ('"' + "a" * 41 + '"', None), ('"' + "a" * 40 + '\\\\x"', None), ("W/" + "a" * 5000, None),
-])
+@pytest.mark.parametrize(
+    "raw, token",
+    [
+        ('"' + "a" * 40 + '"', "a" * 40),
+        ('W/"' + "B" * 64 + '"', "b" * 64),
+        ("c" * 64, "c" * 64),
+        ('"../../x"', None),
+        ('"/etc/passwd"', None),
+        ('"' + "a" * 63 + '/"', None),
+        ('""', None),
+        ('"' + "a" * 41 + '"', None),
+        ('"' + "a" * 40 + '\\\\x"', None),
+        ("W/" + "a" * 5000, None),
+    ],
+)
 def test_only_plain_hash_etags_are_accepted(raw, token):
     from stzoo.zoo.hub import _etag_token
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from stzoo.zoo import hub
 from stzoo.errors import WeightsNotAvailableError
+from stzoo.zoo import hub
 from stzoo.zoo.entry import ZooEntry
 from stzoo.zoo.manifest import get_entry, load_manifest
 from stzoo.zoo.resolve import locate_weights
@@ -29,10 +29,19 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def fake_entry(name: str = "tiny-x") -> dict:
-    return {"name": name, "architecture": "convlstm", "config": {"num_layers": 1, "num_hidden": 4, "filter_size": 3},
-            "input": {"frames_in": 4, "frames_out": 4, "channels": 1, "height": 16, "width": 16},
-            "weights": {"filename": f"{name}.safetensors", "sha256": "0" * 64, "size": 1, "dtype": "float32",
-                        "hub": {"repo_id": "stzoo/tiny-x", "filename": "model.safetensors", "revision": "main"}}}
+    return {
+        "name": name,
+        "architecture": "convlstm",
+        "config": {"num_layers": 1, "num_hidden": 4, "filter_size": 3},
+        "input": {"frames_in": 4, "frames_out": 4, "channels": 1, "height": 16, "width": 16},
+        "weights": {
+            "filename": f"{name}.safetensors",
+            "sha256": "0" * 64,
+            "size": 1,
+            "dtype": "float32",
+            "hub": {"repo_id": "stzoo/tiny-x", "filename": "model.safetensors", "revision": "main"},
+        },
+    }
 
 
 def closed_port() -> int:
@@ -47,8 +56,11 @@ def shipped_and_released() -> tuple[dict[str, str], dict[str, dict]]:
     """(file name → sha256 of what stzoo/weights holds, file name → manifest weights spec of every release)."""
     folder = hub.packaged_weights_dir()
     shipped = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.safetensors"))}
-    released = {get_entry(n).weights.filename: get_entry(n).weights
-                for n, e in load_manifest()["models"].items() if "alias" not in e and e.get("weights")}
+    released = {
+        get_entry(n).weights.filename: get_entry(n).weights
+        for n, e in load_manifest()["models"].items()
+        if "alias" not in e and e.get("weights")
+    }
     return shipped, released
 
 
@@ -63,8 +75,7 @@ def test_released_weights_ship_inside_the_package():
         assert filename in released, f"{folder / filename} is shipped but no manifest entry releases it"
         assert sha == released[filename].sha256, f"{filename} differs from the release the manifest lists"
     models = load_manifest()["models"]
-    defaults = {get_entry(n).weights.filename for n, e in models.items() if "alias" in e
-                and get_entry(n).weights}
+    defaults = {get_entry(n).weights.filename for n, e in models.items() if "alias" in e and get_entry(n).weights}
     assert defaults and defaults <= set(shipped), f"default zoo models not shipped: {defaults - set(shipped)}"
     hub_only_impossible = {f for f, w in released.items() if not w.hub} - set(shipped)
     assert not hub_only_impossible, f"released with no Hub copy and not shipped: {hub_only_impossible}"
@@ -124,8 +135,9 @@ def test_offline_error_names_the_local_file_name_and_where_it_looked(offline_emp
 def test_offline_error_for_a_hub_id_points_at_a_folder_not_the_weights_env(offline_empty):
     start = time.perf_counter()
     with pytest.raises(WeightsNotAvailableError) as info:
-        hub.hub_download("alice/thing", "config.json", what="stzoo.load('hf-hub:alice/thing')",
-                         name="hf-hub:alice/thing")
+        hub.hub_download(
+            "alice/thing", "config.json", what="stzoo.load('hf-hub:alice/thing')", name="hf-hub:alice/thing"
+        )
     assert time.perf_counter() - start < 2
     msg = str(info.value)
     assert "alice/thing/config.json is not available offline" in msg
@@ -151,16 +163,36 @@ else:
 """
 
 
-@pytest.mark.parametrize("call", ["locate_weights(ZooEntry.from_dict(entry['name'], entry))",
-                                  "__import__('stzoo').load('hf-hub:alice/thing')"], ids=["zoo-entry", "hf-hub-id"])
+@pytest.mark.parametrize(
+    "call",
+    ["locate_weights(ZooEntry.from_dict(entry['name'], entry))", "__import__('stzoo').load('hf-hub:alice/thing')"],
+    ids=["zoo-entry", "hf-hub-id"],
+)
 def test_unreachable_endpoint_fails_fast_without_retry_warnings(call, tmp_path):
     endpoint = f"http://127.0.0.1:{closed_port()}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))
-           and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
-    env.update(HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="0", HF_HUB_DISABLE_TELEMETRY="1",
-               NO_PROXY="127.0.0.1,localhost", OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
-    proc = subprocess.run([sys.executable, "-c", CLIENT.format(call=call), json.dumps(fake_entry())], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HF_", "HUGGINGFACE_")) and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+    }
+    env.update(
+        HF_ENDPOINT=endpoint,
+        HF_HOME=str(tmp_path / "hf"),
+        HF_HUB_OFFLINE="0",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        NO_PROXY="127.0.0.1,localhost",
+        OMP_NUM_THREADS="1",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", CLIENT.format(call=call), json.dumps(fake_entry())],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["type"] == "WeightsNotAvailableError", result

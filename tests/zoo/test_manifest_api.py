@@ -18,9 +18,9 @@ import stzoo
 import stzoo.zoo.manifest as manifest_mod
 from stzoo.cli.main import main
 from stzoo.errors import InputError, UnknownModelError, WeightsNotAvailableError
+from stzoo.models import build_model, count_parameters
 from stzoo.zoo.hub import ChecksumError
 from stzoo.zoo.manifest import get_entry, load_manifest, validate_manifest
-from stzoo.models import build_model, count_parameters
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,8 +40,12 @@ def test_schema_rejects_broken_entries():
     with pytest.raises(jsonschema.ValidationError):
         validate_manifest(bad)
     bad = copy.deepcopy(m)
-    bad["models"]["tau-mmnist-s"]["weights"] = {"filename": "x.safetensors", "sha256": "nothex", "size": 1,
-                                                "dtype": "float32"}
+    bad["models"]["tau-mmnist-s"]["weights"] = {
+        "filename": "x.safetensors",
+        "sha256": "nothex",
+        "size": 1,
+        "dtype": "float32",
+    }
     with pytest.raises(jsonschema.ValidationError):
         validate_manifest(bad)
     bad = copy.deepcopy(m)
@@ -93,8 +97,12 @@ def fake_release(tmp_path, monkeypatch):
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     m = load_manifest()
     entry = m["models"]["convlstm-mmnist-s"]
-    entry["weights"] = {"filename": "tiny.safetensors", "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                        "size": path.stat().st_size, "dtype": "float32"}
+    entry["weights"] = {
+        "filename": "tiny.safetensors",
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "size": path.stat().st_size,
+        "dtype": "float32",
+    }
     monkeypatch.setattr(manifest_mod, "_manifest_cached", lambda: m)
     monkeypatch.setenv("STZOO_WEIGHTS_DIR", str(path.parent))
     return model, path
@@ -141,20 +149,47 @@ def test_cli_predict_gif_roundtrip(tmp_path, capsys):
     from stzoo.frames import read_frames, write_gif
 
     write_gif(np.random.default_rng(0).integers(0, 255, (10, 64, 64), dtype=np.uint8), tmp_path / "in.gif")
-    assert main(["predict", "convlstm-mmnist-s", "--random", "--input", str(tmp_path / "in.gif"),
-                 "--output", str(tmp_path / "out.gif"), "--horizon", "3"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "convlstm-mmnist-s",
+                "--random",
+                "--input",
+                str(tmp_path / "in.gif"),
+                "--output",
+                str(tmp_path / "out.gif"),
+                "--horizon",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert read_frames(tmp_path / "out.gif").shape[0] == 3
 
 
 def test_cli_reports_user_errors_without_traceback(tmp_path, capsys):
-    assert main(["predict", "convlstm-mmnist-s", "--random", "--input", str(tmp_path / "missing.gif"),
-                 "--output", str(tmp_path / "o.gif")]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                "convlstm-mmnist-s",
+                "--random",
+                "--input",
+                str(tmp_path / "missing.gif"),
+                "--output",
+                str(tmp_path / "o.gif"),
+            ]
+        )
+        == 2
+    )
     assert "stzoo: error:" in capsys.readouterr().err
 
 
 def test_console_entry_point_runs():
-    out = subprocess.run([sys.executable, "-m", "stzoo", "info", "tau-mmnist"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "stzoo", "info", "tau-mmnist"], capture_output=True, text=True, check=True
+    ).stdout
     assert json.loads(out)["name"] == "tau-mmnist-s"
 
 

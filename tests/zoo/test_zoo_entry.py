@@ -25,15 +25,18 @@ def test_zoo_entry_round_trips_every_manifest_entry_exactly(name):
         assert e.weights is None and not e.has_weights
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("architecture", None, "'architecture'"),
-    ("config", "not an object", "field 'config' must be"),
-    ("input", {"frames_in": 10}, "'frames_out'"),
-    ("input", "64x64", "field 'input' must be"),
-    ("parameters", "many", "field 'parameters' must be an integer"),
-    ("weights", {"filename": 3, "sha256": "0" * 64}, "field 'filename' must be"),
-    ("metrics", [1, 2], "field 'metrics' must be an object"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("architecture", None, "'architecture'"),
+        ("config", "not an object", "field 'config' must be"),
+        ("input", {"frames_in": 10}, "'frames_out'"),
+        ("input", "64x64", "field 'input' must be"),
+        ("parameters", "many", "field 'parameters' must be an integer"),
+        ("weights", {"filename": 3, "sha256": "0" * 64}, "field 'filename' must be"),
+        ("metrics", [1, 2], "field 'metrics' must be an object"),
+    ],
+)
 def test_zoo_entry_names_the_entry_and_the_field_of_a_malformed_entry(field, value, message):
     from stzoo.errors import ConfigError
     from stzoo.zoo.entry import ZooEntry

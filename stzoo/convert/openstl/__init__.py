@@ -34,9 +34,22 @@ from stzoo.convert.openstl.core import (
 )
 from stzoo.convert.openstl.reading import load_openstl_checkpoint, read_openstl_config
 
-__all__ = ["from_openstl", "convert_openstl", "load_openstl_checkpoint", "map_openstl_state_dict",
-           "read_openstl_config", "ConversionReport", "OpenSTLMethod", "OPENSTL_METHODS", "register_openstl",
-           "openstl_method", "method_modules", "discover", "OPENSTL_URL", "OPENSTL_LICENSE"]
+__all__ = [
+    "from_openstl",
+    "convert_openstl",
+    "load_openstl_checkpoint",
+    "map_openstl_state_dict",
+    "read_openstl_config",
+    "ConversionReport",
+    "OpenSTLMethod",
+    "OPENSTL_METHODS",
+    "register_openstl",
+    "openstl_method",
+    "method_modules",
+    "discover",
+    "OPENSTL_URL",
+    "OPENSTL_LICENSE",
+]
 
 #: the framework's modules; every other module of this package is one method's importer
 FRAMEWORK_MODULES = frozenset({"core", "reading"})

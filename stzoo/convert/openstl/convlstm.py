@@ -47,22 +47,24 @@ def _resolve_convlstm(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[s
     what = "OpenSTL's ConvLSTM model (ConvLSTM_Model)"
     first = _need(state, "cell_list.0.conv_x.0.weight", what)
     _need(state, "conv_last.weight", what)
-    check_recurrent_variant(state, r, label="ConvLSTM", names=("convlstm",), arch="convlstm",
-                            ln_pattern=r"^cell_list\.\d+\.conv_[xho]\.1\.")
+    check_recurrent_variant(
+        state, r, label="ConvLSTM", names=("convlstm",), arch="convlstm", ln_pattern=r"^cell_list\.\d+\.conv_[xho]\.1\."
+    )
     n_layers = _count(_indices(state, r"^cell_list\.(\d+)\."), "the cells cell_list.N")
     hidden = gate_hidden(state, n_layers, "cell_list.{n}.conv_x.0.weight", 4, what)
-    cfg: dict[str, Any] = {"num_layers": r.inferred("num_layers", n_layers),
-                           "num_hidden": uniform_hidden(hidden, r, "ConvLSTM"),
-                           "filter_size": r.inferred("filter_size",
-                                                     odd_square_kernel(first, "cell_list.0.conv_x.0.weight"))}
+    cfg: dict[str, Any] = {
+        "num_layers": r.inferred("num_layers", n_layers),
+        "num_hidden": uniform_hidden(hidden, r, "ConvLSTM"),
+        "filter_size": r.inferred("filter_size", odd_square_kernel(first, "cell_list.0.conv_x.0.weight")),
+    }
     # patch_size and channels: only their product p²·C is in the weights.
     p, c = resolve_patch_and_channels(r, int(first.shape[1]), "ConvLSTM", config_file="configs/mmnist/ConvLSTM.py")
     return cfg, patch_spec(r, cfg, p, c), "ConvLSTM_Model (layer_norm=0)"
 
 
-def _convlstm_pairs(model_keys: list[str], cfg: dict[str, Any]
-                    ) -> tuple[dict[str, tuple[str | None, Callable[[Tensor], Tensor] | None]],
-                               dict[str, tuple[int, ...]]]:
+def _convlstm_pairs(
+    model_keys: list[str], cfg: dict[str, Any]
+) -> tuple[dict[str, tuple[str | None, Callable[[Tensor], Tensor] | None]], dict[str, tuple[int, ...]]]:
     """stzoo key → (OpenSTL key or None for a zero bias, transform); and the known-unused OpenSTL keys."""
     perm = _patch_permutation(cfg["channels"], cfg["patch_size"])
     pairs: dict[str, tuple[str | None, Callable[[Tensor], Tensor] | None]] = {}
@@ -86,11 +88,18 @@ def _convlstm_pairs(model_keys: list[str], cfg: dict[str, Any]
     return pairs, unused
 
 
-register_openstl(OpenSTLMethod(
-    arch="convlstm", names=("convlstm",), label="ConvLSTM",
-    config_keys=frozenset({"num_hidden", "num_layers", "filter_size", "stride", "patch_size", "layer_norm"}),
-    resolve=_resolve_convlstm, pairs=_convlstm_pairs,
-    card_notes=("the first cell's input channels and the readout's output channels were permuted from "
-                "OpenSTL's patch order ((i·p + j)·C + c) to stzoo's (c·p² + i·p + j); the `conv_x` biases are "
-                "zero (OpenSTL's cell has none)",),
-))
+register_openstl(
+    OpenSTLMethod(
+        arch="convlstm",
+        names=("convlstm",),
+        label="ConvLSTM",
+        config_keys=frozenset({"num_hidden", "num_layers", "filter_size", "stride", "patch_size", "layer_norm"}),
+        resolve=_resolve_convlstm,
+        pairs=_convlstm_pairs,
+        card_notes=(
+            "the first cell's input channels and the readout's output channels were permuted from "
+            "OpenSTL's patch order ((i·p + j)·C + c) to stzoo's (c·p² + i·p + j); the `conv_x` biases are "
+            "zero (OpenSTL's cell has none)",
+        ),
+    )
+)

@@ -36,9 +36,20 @@ from stzoo.errors import ConfigError, InputError
 if TYPE_CHECKING:
     from stzoo.inference.predictor import Predictor
 
-__all__ = ["from_openstl", "convert_openstl", "load_openstl_checkpoint", "map_openstl_state_dict",
-           "read_openstl_config", "ConversionReport", "OpenSTLMethod", "OPENSTL_METHODS", "register_openstl",
-           "openstl_method", "OPENSTL_URL", "OPENSTL_LICENSE"]
+__all__ = [
+    "from_openstl",
+    "convert_openstl",
+    "load_openstl_checkpoint",
+    "map_openstl_state_dict",
+    "read_openstl_config",
+    "ConversionReport",
+    "OpenSTLMethod",
+    "OPENSTL_METHODS",
+    "register_openstl",
+    "openstl_method",
+    "OPENSTL_URL",
+    "OPENSTL_LICENSE",
+]
 
 OPENSTL_URL = "https://github.com/chengtan9907/OpenSTL"
 OPENSTL_LICENSE = "Apache-2.0"
@@ -47,8 +58,19 @@ _DEFAULTS = {"frames_in": 10, "frames_out": 10, "height": 64, "width": 64}
 _DEFAULT_NOTE = "default (OpenSTL's Moving MNIST setting)"
 
 # Config keys that describe the input (OpenSTL's names and stzoo's), the same for every method.
-_SPEC_KEYS = {"in_shape", "pre_seq_length", "aft_seq_length", "total_length", "frames", "frames_in",
-              "frames_out", "channels", "height", "width", "method"}
+_SPEC_KEYS = {
+    "in_shape",
+    "pre_seq_length",
+    "aft_seq_length",
+    "total_length",
+    "frames",
+    "frames_in",
+    "frames_out",
+    "channels",
+    "height",
+    "width",
+    "method",
+}
 
 Pairs = dict[str, tuple[str | None, Callable[[Tensor], Tensor] | None]]
 
@@ -160,8 +182,9 @@ def _as_int(key: str, value: Any) -> int:
     return out
 
 
-def _normalise(raw: Mapping[str, Any], method: OpenSTLMethod, lenient: bool, what: str
-               ) -> tuple[dict[str, Any], list[str]]:
+def _normalise(
+    raw: Mapping[str, Any], method: OpenSTLMethod, lenient: bool, what: str
+) -> tuple[dict[str, Any], list[str]]:
     """OpenSTL or stzoo names → one canonical dict; returns it and the ignored keys."""
     known = _SPEC_KEYS | method.config_keys
     ignored = sorted(k for k in raw if k not in known)
@@ -171,10 +194,15 @@ def _normalise(raw: Mapping[str, Any], method: OpenSTLMethod, lenient: bool, wha
             for k in m.config_keys if m is not method else ():
                 others.setdefault(k, set()).add(m.label)
         belong = sorted(k for k in ignored if k in others)
-        hint = (" (" + ", ".join(f"{k} belongs to {' / '.join(sorted(others[k]))}" for k in belong) + ")") \
-            if belong else ""
-        raise ConfigError(f"{what} has key(s) {ignored} that do not describe an OpenSTL {method.label} model{hint}; "
-                          f"accepted: {sorted(known)}")
+        hint = (
+            (" (" + ", ".join(f"{k} belongs to {' / '.join(sorted(others[k]))}" for k in belong) + ")")
+            if belong
+            else ""
+        )
+        raise ConfigError(
+            f"{what} has key(s) {ignored} that do not describe an OpenSTL {method.label} model{hint}; "
+            f"accepted: {sorted(known)}"
+        )
     out: dict[str, Any] = {}
 
     def put(key: str, value: Any, src: str) -> None:
@@ -191,9 +219,15 @@ def _normalise(raw: Mapping[str, Any], method: OpenSTLMethod, lenient: bool, wha
         t, c, h, w = (_as_int("in_shape", s) for s in shape)
         for k, v in (("frames_in", t), ("channels", c), ("height", h), ("width", w)):
             put(k, v, "in_shape")
-    for src, dst in (("pre_seq_length", "frames_in"), ("frames_in", "frames_in"), ("aft_seq_length", "frames_out"),
-                     ("frames_out", "frames_out"), ("channels", "channels"), ("height", "height"),
-                     ("width", "width")):
+    for src, dst in (
+        ("pre_seq_length", "frames_in"),
+        ("frames_in", "frames_in"),
+        ("aft_seq_length", "frames_out"),
+        ("frames_out", "frames_out"),
+        ("channels", "channels"),
+        ("height", "height"),
+        ("width", "width"),
+    ):
         if src in raw and raw[src] is not None:
             put(dst, _as_int(src, raw[src]), src)
     if "frames" in raw:
@@ -251,8 +285,10 @@ class _Resolver:
         """A value the weights determine; a config value must agree."""
         found = self.lookup(key)
         if found is not None and found[0] != value:
-            raise ConfigError(f"the {found[1]} says {key}={found[0]!r}, but the checkpoint's tensors have "
-                              f"{label or key}={value!r}: is this the right config for this checkpoint?")
+            raise ConfigError(
+                f"the {found[1]} says {key}={found[0]!r}, but the checkpoint's tensors have "
+                f"{label or key}={value!r}: is this the right config for this checkpoint?"
+            )
         self.sources[out_key or key] = "weights"
         return value
 
@@ -276,8 +312,10 @@ def _indices(state: Mapping[str, Tensor], pattern: str) -> list[int]:
 def _need(state: Mapping[str, Tensor], key: str, what: str) -> Tensor:
     if key not in state:
         sample = sorted(state)[:6]
-        raise InputError(f"this does not look like {what}: it has no tensor {key!r} (its keys start with {sample}). "
-                         "Check --arch, or whether the checkpoint comes from OpenSTL.")
+        raise InputError(
+            f"this does not look like {what}: it has no tensor {key!r} (its keys start with {sample}). "
+            "Check --arch, or whether the checkpoint comes from OpenSTL."
+        )
     return state[key]
 
 
@@ -294,26 +332,32 @@ def _count(indices: list[int], what: str) -> int:
 RECURRENT_KEYS = frozenset({"num_hidden", "num_layers", "filter_size", "stride", "patch_size", "layer_norm"})
 
 
-def check_recurrent_variant(state: Mapping[str, Tensor], r: _Resolver, *, label: str, names: tuple[str, ...],
-                            arch: str, ln_pattern: str) -> None:
+def check_recurrent_variant(
+    state: Mapping[str, Tensor], r: _Resolver, *, label: str, names: tuple[str, ...], arch: str, ln_pattern: str
+) -> None:
     """Refuse what stzoo cannot convert exactly: another method named by the config, OpenSTL's
     ``layer_norm=1`` variant (its LayerNorms over channels × height × width of every gate), stride ≠ 1."""
     method = r.lookup("method")
     if method is not None and method[0] not in names:
-        raise ConfigError(f"the {method[1]} says method={method[0]!r}, but --arch {arch} converts OpenSTL's {label} "
-                          f"(method {' or '.join(repr(n) for n in names)})")
+        raise ConfigError(
+            f"the {method[1]} says method={method[0]!r}, but --arch {arch} converts OpenSTL's {label} "
+            f"(method {' or '.join(repr(n) for n in names)})"
+        )
     ln_keys = sorted(k for k in state if re.match(ln_pattern, k))
     ln = r.lookup("layer_norm")
     if ln_keys or (ln is not None and ln[0]):
         why = f"it has LayerNorm tensors such as {ln_keys[:2]}" if ln_keys else f"the {ln[1]} says layer_norm=1"
-        raise InputError(f"this is OpenSTL's {label} with layer_norm=1 ({why}). Its LayerNorms normalise each gate "
-                         "pre-activation over channels × height × width at the training resolution; stzoo's "
-                         f"{label} has no such layers, so this variant cannot be converted exactly. Only "
-                         "layer_norm=0 checkpoints (OpenSTL's default configs) are supported.")
+        raise InputError(
+            f"this is OpenSTL's {label} with layer_norm=1 ({why}). Its LayerNorms normalise each gate "
+            "pre-activation over channels × height × width at the training resolution; stzoo's "
+            f"{label} has no such layers, so this variant cannot be converted exactly. Only "
+            "layer_norm=0 checkpoints (OpenSTL's default configs) are supported."
+        )
     stride = r.lookup("stride")
     if stride is not None and stride[0] != 1:
-        raise ConfigError(f"the {stride[1]} says stride={stride[0]}; stzoo's {label} (like OpenSTL's configs) uses "
-                          "stride 1 only")
+        raise ConfigError(
+            f"the {stride[1]} says stride={stride[0]}; stzoo's {label} (like OpenSTL's configs) uses stride 1 only"
+        )
 
 
 def gate_hidden(state: Mapping[str, Tensor], n_layers: int, key: str, gates: int, what: str) -> list[int]:
@@ -335,8 +379,10 @@ def uniform_hidden(hidden: list[int], r: _Resolver, label: str) -> int:
     if given is not None and given[0] not in (hidden, hidden[:1] if len(set(hidden)) == 1 else None):
         raise ConfigError(f"the {given[1]} says num_hidden={given[0]}, but the checkpoint's layers have {hidden}")
     if len(set(hidden)) != 1:
-        raise ConfigError(f"the layers have different hidden sizes {hidden}; stzoo's {label} uses one num_hidden "
-                          "for every layer, so this checkpoint cannot be converted")
+        raise ConfigError(
+            f"the layers have different hidden sizes {hidden}; stzoo's {label} uses one num_hidden "
+            "for every layer, so this checkpoint cannot be converted"
+        )
     r.sources["num_hidden"] = "weights"
     return hidden[0]
 
@@ -345,16 +391,22 @@ def odd_square_kernel(w: Tensor, name: str) -> int:
     """The side of ``w``'s square, odd kernel (its last two dimensions)."""
     k = int(w.shape[-1])
     if w.dim() < 4 or k % 2 == 0 or w.shape[-2] != k:
-        raise InputError(f"{name} has shape {tuple(w.shape)}; expected a square, odd kernel in its last two "
-                         "dimensions")
+        raise InputError(f"{name} has shape {tuple(w.shape)}; expected a square, odd kernel in its last two dimensions")
     return k
 
 
-def resolve_patch_and_channels(r: _Resolver, patch_ch: int, label: str, grid: tuple[int, int] | None = None,
-                               config_file: str = "configs/mmnist/<Method>.py", *, reader: str | None = None,
-                               per: str = "position",
-                               usual: str = "OpenSTL's Moving MNIST configs use patch_size 4 with 1 channel",
-                               how: str | None = None) -> tuple[int, int]:
+def resolve_patch_and_channels(
+    r: _Resolver,
+    patch_ch: int,
+    label: str,
+    grid: tuple[int, int] | None = None,
+    config_file: str = "configs/mmnist/<Method>.py",
+    *,
+    reader: str | None = None,
+    per: str = "position",
+    usual: str = "OpenSTL's Moving MNIST configs use patch_size 4 with 1 channel",
+    how: str | None = None,
+) -> tuple[int, int]:
     """``(patch_size, channels)`` from the ``patch_ch = patch_size² · channels`` values that the first
     layer (``reader``, by default the first ``label`` cell) reads per position.
 
@@ -382,15 +434,20 @@ def resolve_patch_and_channels(r: _Resolver, patch_ch: int, label: str, grid: tu
     said = ", ".join(f"{k}={v[0]} ({v[1]})" for k, v in given.items())
     if not left:
         grid_note = f" and a {grid[0]}×{grid[1]} patch grid" if grid is not None else ""
-        raise ConfigError(f"{said} do not fit the weights: {reads}{grid_note}, so "
-                          + "; ".join(f"patch_size={p} would mean {c} channel(s)"
-                                      + (f" and {grid[0] * p}×{grid[1] * p} frames" if grid is not None else "")
-                                      for p, c in candidates))
+        raise ConfigError(
+            f"{said} do not fit the weights: {reads}{grid_note}, so "
+            + "; ".join(
+                f"patch_size={p} would mean {c} channel(s)"
+                + (f" and {grid[0] * p}×{grid[1] * p} frames" if grid is not None else "")
+                for p, c in candidates
+            )
+        )
     if len(left) > 1:
         options = ", ".join(f"patch_size={p} with {c} channel(s)" for p, c in left)
         how = how or f"--config '{{\"patch_size\": 4}}' or --config {config_file}"
-        raise ConfigError(f"{reads}, which could be {options}. Say which: pass config {{\"patch_size\": N}} "
-                          f"({usual}), e.g. {how}")
+        raise ConfigError(
+            f'{reads}, which could be {options}. Say which: pass config {{"patch_size": N}} ({usual}), e.g. {how}'
+        )
     p, c = left[0]
     how_found = "the only factorisation" + (" that fits the config" if given else "")
     r.sources["patch_size"] = found["patch_size"][1] if found["patch_size"] is not None else f"weights ({how_found})"
@@ -398,8 +455,9 @@ def resolve_patch_and_channels(r: _Resolver, patch_ch: int, label: str, grid: tu
     return p, c
 
 
-def patch_spec(r: _Resolver, cfg: dict[str, Any], p: int, c: int, *, grid: tuple[int, int] | None = None,
-               grid_source: str = "") -> dict[str, Any]:
+def patch_spec(
+    r: _Resolver, cfg: dict[str, Any], p: int, c: int, *, grid: tuple[int, int] | None = None, grid_source: str = ""
+) -> dict[str, Any]:
     """Fill ``cfg``'s patch_size, channels, frames_in / frames_out (config, else OpenSTL's Moving MNIST
     setting) and height / width (``grid`` × patch_size where per-position weights fix them, else the config
     or the default, divisible by patch_size); return the input spec."""
@@ -414,8 +472,14 @@ def patch_spec(r: _Resolver, cfg: dict[str, Any], p: int, c: int, *, grid: tuple
             cfg[key] = r.chosen(key, _DEFAULTS[key])
             if cfg[key] % p:
                 raise ConfigError(f"{key}={cfg[key]} is not divisible by patch_size={p}")
-    return {"frames_in": cfg["frames_in"], "frames_out": cfg["frames_out"], "channels": c,
-            "height": cfg["height"], "width": cfg["width"], "value_range": [0.0, 1.0]}
+    return {
+        "frames_in": cfg["frames_in"],
+        "frames_out": cfg["frames_out"],
+        "channels": c,
+        "height": cfg["height"],
+        "width": cfg["width"],
+        "value_range": [0.0, 1.0],
+    }
 
 
 def _patch_permutation(channels: int, patch: int) -> Tensor:
@@ -430,9 +494,14 @@ def _fmt_keys(keys: list[str], limit: int = 8) -> str:
     return ", ".join(keys[:limit]) + (f" ... ({len(keys)} in all)" if len(keys) > limit else "")
 
 
-def map_openstl_state_dict(state: Mapping[str, Tensor], arch: str, config: Mapping[str, Any] | None = None, *,
-                           hyper_parameters: Mapping[str, Any] | None = None, lenient_config: bool = False
-                           ) -> tuple[dict[str, Tensor], dict[str, Any], dict[str, Any], dict[str, Any]]:
+def map_openstl_state_dict(
+    state: Mapping[str, Tensor],
+    arch: str,
+    config: Mapping[str, Any] | None = None,
+    *,
+    hyper_parameters: Mapping[str, Any] | None = None,
+    lenient_config: bool = False,
+) -> tuple[dict[str, Tensor], dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Map an OpenSTL state dict (prefix already stripped) onto stzoo's module names, strictly.
 
     Args:
@@ -455,9 +524,12 @@ def map_openstl_state_dict(state: Mapping[str, Tensor], arch: str, config: Mappi
 
     method = openstl_method(arch)
     given, ignored = _normalise(config or {}, method, lenient_config, "the config")
-    ckpt_cfg, _ = _normalise({k: v for k, v in (hyper_parameters or {}).items()
-                              if k in _SPEC_KEYS | method.config_keys and _is_plain(v)},
-                             method, True, "the checkpoint's hyper_parameters")
+    ckpt_cfg, _ = _normalise(
+        {k: v for k, v in (hyper_parameters or {}).items() if k in _SPEC_KEYS | method.config_keys and _is_plain(v)},
+        method,
+        True,
+        "the checkpoint's hyper_parameters",
+    )
     r = _Resolver(given, ckpt_cfg)
     cfg, spec, openstl_model = method.resolve(state, r)
     model_cfg = method.model_config(cfg)
@@ -491,29 +563,42 @@ def map_openstl_state_dict(state: Mapping[str, Tensor], arch: str, config: Mappi
             wrong.append(f"{key}: {tuple(state[key].shape)}, expected {shape}")
     problems = []
     if unknown:
-        problems.append(f"{len(unknown)} tensor(s) that an OpenSTL {openstl_model} of this size does not have: "
-                        f"{_fmt_keys(unknown)}")
+        problems.append(
+            f"{len(unknown)} tensor(s) that an OpenSTL {openstl_model} of this size does not have: {_fmt_keys(unknown)}"
+        )
     if missing:
         problems.append(f"{len(missing)} tensor(s) missing: {_fmt_keys(missing)}")
     if wrong:
         problems.append(f"{len(wrong)} tensor(s) with the wrong shape: {_fmt_keys(wrong, 5)}")
     if problems:
-        raise InputError(f"the checkpoint does not match OpenSTL's {openstl_model} with config {model_cfg}: "
-                         + "; ".join(problems) + ". Nothing was converted. Check --arch and --config, and that the "
-                         "file is an unmodified OpenSTL checkpoint.")
-    details = {"config_sources": dict(sorted(r.sources.items())),
-               "tensors_unused": sorted(k for k in unused if k in state),
-               "tensors_mapped": len(wanted), "openstl_model": openstl_model, "ignored_config": ignored}
+        raise InputError(
+            f"the checkpoint does not match OpenSTL's {openstl_model} with config {model_cfg}: "
+            + "; ".join(problems)
+            + ". Nothing was converted. Check --arch and --config, and that the "
+            "file is an unmodified OpenSTL checkpoint."
+        )
+    details = {
+        "config_sources": dict(sorted(r.sources.items())),
+        "tensors_unused": sorted(k for k in unused if k in state),
+        "tensors_mapped": len(wanted),
+        "openstl_model": openstl_model,
+        "ignored_config": ignored,
+    }
     return out, model_cfg, spec, details
 
 
 # ================================================================================================
 # Front doors
 # ================================================================================================
-def from_openstl(checkpoint: str | os.PathLike[str] | Mapping[str, Any], arch: str,
-                 config: str | os.PathLike[str] | Mapping[str, Any] | None = None, *,
-                 device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-                 batch_size: int = 16) -> Predictor:
+def from_openstl(
+    checkpoint: str | os.PathLike[str] | Mapping[str, Any],
+    arch: str,
+    config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    batch_size: int = 16,
+) -> Predictor:
     """Load an OpenSTL checkpoint (any method in :data:`OPENSTL_METHODS`) as a
     :class:`~stzoo.inference.predictor.Predictor`.
 
@@ -548,10 +633,17 @@ def from_openstl(checkpoint: str | os.PathLike[str] | Mapping[str, Any], arch: s
     from stzoo.zoo.entry import ZooEntry
 
     state, rep = _convert(checkpoint, arch, config)
-    entry = {"architecture": rep.arch, "config": rep.config, "input": rep.input,
-             "description": _description(rep), "license": OPENSTL_LICENSE, "openstl": rep.to_dict()}
-    predictor = assemble_predictor(ZooEntry.from_dict(None, entry), None, name=None, device=device, dtype=dtype,
-                                   batch_size=batch_size)
+    entry = {
+        "architecture": rep.arch,
+        "config": rep.config,
+        "input": rep.input,
+        "description": _description(rep),
+        "license": OPENSTL_LICENSE,
+        "openstl": rep.to_dict(),
+    }
+    predictor = assemble_predictor(
+        ZooEntry.from_dict(None, entry), None, name=None, device=device, dtype=dtype, batch_size=batch_size
+    )
     load_state_dict_strict(predictor.model, state, rep.source or "the OpenSTL checkpoint")
     rep.parameters = count_parameters(predictor.model)
     predictor.entry = predictor.entry.replace(extra={"openstl": rep.to_dict()})
@@ -562,50 +654,84 @@ def _convert(checkpoint: Any, arch: str, config: Any) -> tuple[dict[str, Tensor]
     """Read, map and check; the stzoo state dict and the report (``parameters`` still 0)."""
     raw_cfg, lenient = read_openstl_config(config)
     state, info = load_openstl_checkpoint(checkpoint)
-    out, model_cfg, spec, details = map_openstl_state_dict(state, arch, raw_cfg, lenient_config=lenient,
-                                                           hyper_parameters=info["hyper_parameters"])
+    out, model_cfg, spec, details = map_openstl_state_dict(
+        state, arch, raw_cfg, lenient_config=lenient, hyper_parameters=info["hyper_parameters"]
+    )
     rep = ConversionReport(
-        arch=openstl_method(arch).arch, openstl_model=details["openstl_model"], source=info["source"],
-        sha256=info["sha256"], container=info["container"], prefix=info["prefix"], config=model_cfg, input=spec,
-        config_sources=details["config_sources"], tensors_mapped=details["tensors_mapped"], parameters=0,
-        tensors_unused=details["tensors_unused"], placeholders=info["placeholders"],
-        ignored_config=details["ignored_config"])
+        arch=openstl_method(arch).arch,
+        openstl_model=details["openstl_model"],
+        source=info["source"],
+        sha256=info["sha256"],
+        container=info["container"],
+        prefix=info["prefix"],
+        config=model_cfg,
+        input=spec,
+        config_sources=details["config_sources"],
+        tensors_mapped=details["tensors_mapped"],
+        parameters=0,
+        tensors_unused=details["tensors_unused"],
+        placeholders=info["placeholders"],
+        ignored_config=details["ignored_config"],
+    )
     return out, rep
 
 
 def _description(rep: ConversionReport) -> str:
     origin = f"`{rep.source}`" if rep.source else "an in-memory checkpoint"
-    return (f"{openstl_method(rep.arch).label} converted from the OpenSTL checkpoint {origin} "
-            f"({rep.openstl_model}; OpenSTL, {OPENSTL_URL}, {OPENSTL_LICENSE}) with stzoo.convert.from_openstl.")
+    return (
+        f"{openstl_method(rep.arch).label} converted from the OpenSTL checkpoint {origin} "
+        f"({rep.openstl_model}; OpenSTL, {OPENSTL_URL}, {OPENSTL_LICENSE}) with stzoo.convert.from_openstl."
+    )
 
 
 def _origin_section(rep: ConversionReport, license_id: str) -> str:
     sha = f" (sha256 `{rep.sha256}`)" if rep.sha256 else ""
-    unused = (f"{len(rep.tensors_unused)} tensor(s) OpenSTL's own forward pass never reads were dropped: "
-              + ", ".join(f"`{k}`" for k in rep.tensors_unused)) if rep.tensors_unused else "no tensor was dropped"
+    unused = (
+        (
+            f"{len(rep.tensors_unused)} tensor(s) OpenSTL's own forward pass never reads were dropped: "
+            + ", ".join(f"`{k}`" for k in rep.tensors_unused)
+        )
+        if rep.tensors_unused
+        else "no tensor was dropped"
+    )
     sources = "\n".join(f"  - `{k}`: {v}" for k, v in rep.config_sources.items())
-    lines = ["## Origin", "",
-             f"Converted from a checkpoint of [OpenSTL]({OPENSTL_URL}) (the TAU authors' library, "
-             f"{OPENSTL_LICENSE}) with stzoo's OpenSTL importer (`stzoo convert openstl`).", "",
-             f"- original file: `{rep.source}`{sha}" if rep.source else "- original file: (an in-memory checkpoint)",
-             f"- OpenSTL model: `{rep.openstl_model}`",
-             f"- format: {rep.container}" + (f", key prefix `{rep.prefix}` removed" if rep.prefix else ""),
-             f"- license of the original weights: {license_id}",
-             f"- {rep.tensors_mapped} tensors mapped one to one; {unused}",
-             "- where each config value came from:", sources]
+    lines = [
+        "## Origin",
+        "",
+        f"Converted from a checkpoint of [OpenSTL]({OPENSTL_URL}) (the TAU authors' library, "
+        f"{OPENSTL_LICENSE}) with stzoo's OpenSTL importer (`stzoo convert openstl`).",
+        "",
+        f"- original file: `{rep.source}`{sha}" if rep.source else "- original file: (an in-memory checkpoint)",
+        f"- OpenSTL model: `{rep.openstl_model}`",
+        f"- format: {rep.container}" + (f", key prefix `{rep.prefix}` removed" if rep.prefix else ""),
+        f"- license of the original weights: {license_id}",
+        f"- {rep.tensors_mapped} tensors mapped one to one; {unused}",
+        "- where each config value came from:",
+        sources,
+    ]
     notes = openstl_method(rep.arch).card_notes
     lines += [f"- {note}" for note in notes]
     if rep.placeholders:
         lines.append(f"- objects in the file outside the weights, not loaded: {', '.join(rep.placeholders)}")
     changed = " apart from what is said above" if notes else ""
-    lines += ["", f"No value was changed{changed}: the model computes the function it computed in OpenSTL. "
-              "Metrics OpenSTL reports for these weights were not re-measured by stzoo.", ""]
+    lines += [
+        "",
+        f"No value was changed{changed}: the model computes the function it computed in OpenSTL. "
+        "Metrics OpenSTL reports for these weights were not re-measured by stzoo.",
+        "",
+    ]
     return "\n".join(lines)
 
 
-def convert_openstl(checkpoint: str | os.PathLike[str] | Mapping[str, Any], arch: str,
-                    out_dir: str | os.PathLike[str], config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
-                    *, name: str | None = None, license: str = OPENSTL_LICENSE) -> tuple[Path, ConversionReport]:
+def convert_openstl(
+    checkpoint: str | os.PathLike[str] | Mapping[str, Any],
+    arch: str,
+    out_dir: str | os.PathLike[str],
+    config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    *,
+    name: str | None = None,
+    license: str = OPENSTL_LICENSE,
+) -> tuple[Path, ConversionReport]:
     """Convert an OpenSTL checkpoint and write it as a ``save_pretrained`` folder.
 
     The folder holds ``config.json``, ``model.safetensors`` and a ``README.md`` model card whose
@@ -632,8 +758,15 @@ def convert_openstl(checkpoint: str | os.PathLike[str] | Mapping[str, Any], arch
     stem = Path(rep.source).stem if rep.source else "checkpoint"
     name = name or f"{rep.arch.replace('_', '-')}-openstl-{re.sub(r'[^A-Za-z0-9_.-]+', '-', stem)}"
     predictor.entry = predictor.entry.replace(license=license)
-    card_cfg = {"name": name, "architecture": rep.arch, "config": rep.config, "input": rep.input,
-                "description": predictor.entry.description, "license": license, "stzoo_version": __version__}
+    card_cfg = {
+        "name": name,
+        "architecture": rep.arch,
+        "config": rep.config,
+        "input": rep.input,
+        "description": predictor.entry.description,
+        "license": license,
+        "stzoo_version": __version__,
+    }
     card = model_card(card_cfg)
     card = card.replace("\n## Architecture\n", "\n" + _origin_section(rep, license) + "\n## Architecture\n", 1)
     folder = save_pretrained(predictor, out_dir, name=name, card=card)

@@ -29,15 +29,26 @@ by earlier OpenSTL versions, whose model class is unchanged, are what this conve
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from torch import Tensor
 
 import stzoo.models.e3dlstm  # noqa: F401  (registers the "e3dlstm" architecture)
-from stzoo.convert.openstl.core import (RECURRENT_KEYS, OpenSTLMethod, _count, _indices, _need, _patch_permutation,
-                                        _Resolver, check_recurrent_variant, patch_spec, register_openstl,
-                                        resolve_patch_and_channels, uniform_hidden)
+from stzoo.convert.openstl.core import (
+    RECURRENT_KEYS,
+    OpenSTLMethod,
+    _count,
+    _indices,
+    _need,
+    _patch_permutation,
+    _Resolver,
+    check_recurrent_variant,
+    patch_spec,
+    register_openstl,
+    resolve_patch_and_channels,
+    uniform_hidden,
+)
 from stzoo.errors import InputError
 
 __all__ = ["E3DLSTM"]
@@ -48,49 +59,80 @@ _WHAT = "OpenSTL's E3D-LSTM model (E3DLSTM_Model)"
 def _resolve(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any], dict[str, Any], str]:
     first = _need(state, "cell_list.0.conv_x.0.conv3d.weight", _WHAT)
     readout = _need(state, "conv_last.weight", _WHAT)
-    check_recurrent_variant(state, r, label="E3D-LSTM", names=("e3dlstm", "e3d_lstm"), arch="e3dlstm",
-                            ln_pattern=r"^cell_list\.\d+\.conv_[a-z_]+\.1\.")
+    check_recurrent_variant(
+        state,
+        r,
+        label="E3D-LSTM",
+        names=("e3dlstm", "e3d_lstm"),
+        arch="e3dlstm",
+        ln_pattern=r"^cell_list\.\d+\.conv_[a-z_]+\.1\.",
+    )
     n_layers = _count(_indices(state, r"^cell_list\.(\d+)\."), "the cells cell_list.N")
     hidden = []
     for n in range(n_layers):
         w = _need(state, f"cell_list.{n}.conv_h.0.conv3d.weight", _WHAT)
         if w.dim() != 5 or w.shape[0] != 4 * w.shape[1]:
-            raise InputError(f"cell_list.{n}.conv_h.0.conv3d.weight has shape {tuple(w.shape)}; expected "
-                             "4·hidden × hidden × 2 × k × k")
+            raise InputError(
+                f"cell_list.{n}.conv_h.0.conv3d.weight has shape {tuple(w.shape)}; expected "
+                "4·hidden × hidden × 2 × k × k"
+            )
         hidden.append(int(w.shape[1]))
         x = _need(state, f"cell_list.{n}.conv_x.0.conv3d.weight", _WHAT)
         if x.dim() != 5 or x.shape[0] != 7 * hidden[-1]:
-            raise InputError(f"cell_list.{n}.conv_x.0.conv3d.weight has shape {tuple(x.shape)}; OpenSTL's E3D-LSTM "
-                             f"cell has 7·hidden = {7 * hidden[-1]} output rows (i, g, r, o, i', g', f')")
-    if first.dim() != 5 or first.shape[0] != 7 * hidden[0] or first.shape[2] != 2 or \
-            first.shape[-1] != first.shape[-2] or first.shape[-1] % 2 == 0:
-        raise InputError(f"cell_list.0.conv_x.0.conv3d.weight has shape {tuple(first.shape)}; expected "
-                         "7·hidden × in × 2 × k × k with a square, odd k")
+            raise InputError(
+                f"cell_list.{n}.conv_x.0.conv3d.weight has shape {tuple(x.shape)}; OpenSTL's E3D-LSTM "
+                f"cell has 7·hidden = {7 * hidden[-1]} output rows (i, g, r, o, i', g', f')"
+            )
+    if (
+        first.dim() != 5
+        or first.shape[0] != 7 * hidden[0]
+        or first.shape[2] != 2
+        or first.shape[-1] != first.shape[-2]
+        or first.shape[-1] % 2 == 0
+    ):
+        raise InputError(
+            f"cell_list.0.conv_x.0.conv3d.weight has shape {tuple(first.shape)}; expected "
+            "7·hidden × in × 2 × k × k with a square, odd k"
+        )
     norm = _need(state, "cell_list.0._norm_c_t.weight", _WHAT)
     if norm.dim() != 4:
-        raise InputError(f"cell_list.0._norm_c_t.weight has shape {tuple(norm.shape)}; expected hidden × window × "
-                         "grid height × grid width")
+        raise InputError(
+            f"cell_list.0._norm_c_t.weight has shape {tuple(norm.shape)}; expected hidden × window × "
+            "grid height × grid width"
+        )
     window, grid = int(norm.shape[1]), (int(norm.shape[2]), int(norm.shape[3]))
     if readout.dim() != 5 or readout.shape[2] != window:
-        raise InputError(f"conv_last.weight has shape {tuple(readout.shape)}; expected p²·C × hidden × {window} × 1 × 1 "
-                         f"(the window of the LayerNorms, {window})")
-    cfg: dict[str, Any] = {"num_layers": r.inferred("num_layers", n_layers),
-                           "num_hidden": uniform_hidden(hidden, r, "E3D-LSTM"),
-                           "filter_size": r.inferred("filter_size", int(first.shape[-1])),
-                           "window_length": r.inferred("window_length", window)}
-    p, c = resolve_patch_and_channels(r, int(first.shape[1]), "E3D-LSTM", grid=grid,
-                                      config_file="configs/mmnist/E3DLSTM.py")
+        raise InputError(
+            f"conv_last.weight has shape {tuple(readout.shape)}; expected p²·C × hidden × {window} × 1 × 1 "
+            f"(the window of the LayerNorms, {window})"
+        )
+    cfg: dict[str, Any] = {
+        "num_layers": r.inferred("num_layers", n_layers),
+        "num_hidden": uniform_hidden(hidden, r, "E3D-LSTM"),
+        "filter_size": r.inferred("filter_size", int(first.shape[-1])),
+        "window_length": r.inferred("window_length", window),
+    }
+    p, c = resolve_patch_and_channels(
+        r, int(first.shape[1]), "E3D-LSTM", grid=grid, config_file="configs/mmnist/E3DLSTM.py"
+    )
     spec = patch_spec(r, cfg, p, c, grid=grid, grid_source="weights (LayerNorm grid × patch_size)")
     return cfg, spec, "E3DLSTM_Model (layer_norm=0)"
 
 
 _CELL = re.compile(r"^cells\.(\d+)\.(conv_x|conv_h|conv_oc|conv_om|conv_last|norm_c)\.(weight|bias)$")
-_NAMES = {"conv_x": "conv_x.0.conv3d", "conv_h": "conv_h.0.conv3d", "conv_oc": "conv_new_cell.0.conv3d",
-          "conv_om": "conv_new_gm.0.conv3d", "conv_last": "conv_last.conv3d", "norm_c": "_norm_c_t"}
+_NAMES = {
+    "conv_x": "conv_x.0.conv3d",
+    "conv_h": "conv_h.0.conv3d",
+    "conv_oc": "conv_new_cell.0.conv3d",
+    "conv_om": "conv_new_gm.0.conv3d",
+    "conv_last": "conv_last.conv3d",
+    "norm_c": "_norm_c_t",
+}
 
 
-def _pairs(model_keys: list[str], cfg: dict[str, Any]
-           ) -> tuple[dict[str, tuple[str | None, Callable[[Tensor], Tensor] | None]], dict[str, tuple[int, ...]]]:
+def _pairs(
+    model_keys: list[str], cfg: dict[str, Any]
+) -> tuple[dict[str, tuple[str | None, Callable[[Tensor], Tensor] | None]], dict[str, tuple[int, ...]]]:
     perm = _patch_permutation(cfg["channels"], cfg["patch_size"])
     n, k = cfg["num_hidden"], cfg["filter_size"]
     pairs: dict[str, tuple[str | None, Callable[[Tensor], Tensor] | None]] = {}
@@ -99,9 +141,9 @@ def _pairs(model_keys: list[str], cfg: dict[str, Any]
             layer, conv, what = m.groups()
             src = f"cell_list.{layer}.{_NAMES[conv]}.{what}"
             if conv == "conv_x" and layer == "0":
-                pairs[key] = (src, lambda w: w[:6 * n][:, perm])  # rows i g r o i' g' (f' dropped), patch order
+                pairs[key] = (src, lambda w: w[: 6 * n][:, perm])  # rows i g r o i' g' (f' dropped), patch order
             elif conv == "conv_x":
-                pairs[key] = (src, lambda w: w[:6 * n])
+                pairs[key] = (src, lambda w: w[: 6 * n])
             else:
                 pairs[key] = (src, None)
         elif key == "readout.weight":
@@ -112,12 +154,20 @@ def _pairs(model_keys: list[str], cfg: dict[str, Any]
     return pairs, unused
 
 
-E3DLSTM = register_openstl(OpenSTLMethod(
-    arch="e3dlstm", names=("e3dlstm", "e3d_lstm"), label="E3D-LSTM",
-    config_keys=RECURRENT_KEYS | {"window_length"}, resolve=_resolve, pairs=_pairs,
-    card_notes=("the first cell's input channels and the readout's output channels were permuted from OpenSTL's "
-                "patch order ((i·p + j)·C + c) to stzoo's (c·p² + i·p + j)",
-                "the last hidden-size rows of every `conv_x` (the forget gate of the global memory) and every "
-                "`conv_gm` were dropped: OpenSTL's cell never updates its global memory, which stays zero, so "
-                "they never reach the output"),
-))
+E3DLSTM = register_openstl(
+    OpenSTLMethod(
+        arch="e3dlstm",
+        names=("e3dlstm", "e3d_lstm"),
+        label="E3D-LSTM",
+        config_keys=RECURRENT_KEYS | {"window_length"},
+        resolve=_resolve,
+        pairs=_pairs,
+        card_notes=(
+            "the first cell's input channels and the readout's output channels were permuted from OpenSTL's "
+            "patch order ((i·p + j)·C + c) to stzoo's (c·p² + i·p + j)",
+            "the last hidden-size rows of every `conv_x` (the forget gate of the global memory) and every "
+            "`conv_gm` were dropped: OpenSTL's cell never updates its global memory, which stays zero, so "
+            "they never reach the output",
+        ),
+    )
+)

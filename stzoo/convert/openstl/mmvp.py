@@ -38,8 +38,8 @@ weights are trained for that scramble, which stzoo does not reproduce, so such c
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -66,29 +66,42 @@ def _resolve(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any],
     if method is not None and method[0] != "mmvp":
         raise ConfigError(f"the {method[1]} says method={method[0]!r}, but --arch mmvp converts OpenSTL's MMVP")
     if f"{_P}.conv3d_2.conv3d.weight" in state or f"{_P}.conv_translate.0.weight" not in state:
-        raise InputError("this MMVP checkpoint has no direct matrix predictor (it was built with "
-                         "use_direct_predictor=False, or is not an MMVP): stzoo builds OpenSTL's default "
-                         f"SimpleMatrixPredictor3DConv_direct only (it needs '{_P}.conv_translate.0.weight')")
-    for name in ("dec.upsample_block_low2high.up.weight", "dec.upsample_block.0.up.weight",
-                 "dec.upsample_block.1.up.weight"):
+        raise InputError(
+            "this MMVP checkpoint has no direct matrix predictor (it was built with "
+            "use_direct_predictor=False, or is not an MMVP): stzoo builds OpenSTL's default "
+            f"SimpleMatrixPredictor3DConv_direct only (it needs '{_P}.conv_translate.0.weight')"
+        )
+    for name in (
+        "dec.upsample_block_low2high.up.weight",
+        "dec.upsample_block.0.up.weight",
+        "dec.upsample_block.1.up.weight",
+    ):
         w = _need(state, name, _WHAT)
         if w.dim() != 4 or tuple(w.shape[-2:]) != (2, 2):
-            raise InputError(f"{name} has shape {tuple(w.shape)}: a ×{w.shape[-1]} upsampling. stzoo's MMVP is "
-                             "OpenSTL's downsample_setting='2,2,2' (every stage ×2, 2×2 transposed kernels) only")
+            raise InputError(
+                f"{name} has shape {tuple(w.shape)}: a ×{w.shape[-1]} upsampling. stzoo's MMVP is "
+                "OpenSTL's downsample_setting='2,2,2' (every stage ×2, 2×2 transposed kernels) only"
+            )
     if stem.dim() != 4 or stem.shape[1] % 4:
-        raise InputError(f"enc.inconv.weight has shape {tuple(stem.shape)}; expected hid_S × 4·C × 3 × 3 (the frames "
-                         "enter pixel-unshuffled by 2)")
+        raise InputError(
+            f"enc.inconv.weight has shape {tuple(stem.shape)}; expected hid_S × 4·C × 3 × 3 (the frames "
+            "enter pixel-unshuffled by 2)"
+        )
     hid_s, channels = int(stem.shape[0]), int(stem.shape[1]) // 4
     if channels != 1:
-        raise InputError(f"this MMVP checkpoint reads {channels} colour channels. OpenSTL's MMVP_Model returns its "
-                         "frames through permute(0, 2, 3, 1).reshape(B, -1, C, H, W), which for C > 1 scrambles pixels "
-                         "across channels, and its weights are trained for that; stzoo's MMVP returns the frames "
-                         "unscrambled, so only one-channel checkpoints convert exactly")
+        raise InputError(
+            f"this MMVP checkpoint reads {channels} colour channels. OpenSTL's MMVP_Model returns its "
+            "frames through permute(0, 2, 3, 1).reshape(B, -1, C, H, W), which for C > 1 scrambles pixels "
+            "across channels, and its weights are trained for that; stzoo's MMVP returns the frames "
+            "unscrambled, so only one-channel checkpoints convert exactly"
+        )
     hid_t = int(embed.shape[0])
     translate = _need(state, f"{_P}.conv_translate.0.weight", _WHAT)
     if translate.dim() != 4 or translate.shape[0] % hid_t or translate.shape[1] % hid_t:
-        raise InputError(f"{_P}.conv_translate.0.weight has shape {tuple(translate.shape)}; expected "
-                         f"F·hid_T × (T−1)·hid_T × 1 × 1 with hid_T = {hid_t}")
+        raise InputError(
+            f"{_P}.conv_translate.0.weight has shape {tuple(translate.shape)}; expected "
+            f"F·hid_T × (T−1)·hid_T × 1 × 1 with hid_T = {hid_t}"
+        )
     frames_out, frames_in = int(translate.shape[0]) // hid_t, int(translate.shape[1]) // hid_t + 1
     cfg: dict[str, Any] = {
         "frames_in": r.inferred("frames_in", frames_in, label="frames_in ((translate conv inputs) / hid_T + 1)"),
@@ -101,12 +114,21 @@ def _resolve(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any],
         "rrdb_enhance_num": r.inferred("rrdb_enhance_num", _rrdb_count(state, "enhance.model", first=1)),
     }
     for key in ("height", "width"):
-        cfg[key] = r.chosen(key, _DEFAULTS[key], note="default (OpenSTL's Moving MNIST setting; the weights do not "
-                                                      "depend on the frame size)")
+        cfg[key] = r.chosen(
+            key,
+            _DEFAULTS[key],
+            note="default (OpenSTL's Moving MNIST setting; the weights do not depend on the frame size)",
+        )
         if cfg[key] % 16 or cfg[key] < 16:
             raise ConfigError(f"{key}={cfg[key]}: MMVP needs frame sizes that are multiples of 16")
-    spec = {"frames_in": frames_in, "frames_out": frames_out, "channels": channels, "height": cfg["height"],
-            "width": cfg["width"], "value_range": [0.0, 1.0]}
+    spec = {
+        "frames_in": frames_in,
+        "frames_out": frames_out,
+        "channels": channels,
+        "height": cfg["height"],
+        "width": cfg["width"],
+        "value_range": [0.0, 1.0],
+    }
     return cfg, spec, "MMVP_Model (downsample_setting='2,2,2', use_direct_predictor=True)"
 
 
@@ -121,16 +143,23 @@ _RULES: list[tuple[str, str]] = [
     (r"^encoder\.down_low\.", "enc.downsample_low."),
     (r"^predictor\.embed\.", "hid.predictor.conv1."),
     (r"^predictor\.readout\.", "hid.predictor.out_conv."),
-    (r"^predictor\.pre1\.", f"{_P}.conv_pre_1."), (r"^predictor\.bn_pre1\.", f"{_P}.bn_pre_1."),
-    (r"^predictor\.pre2\.", f"{_P}.conv_pre_2."), (r"^predictor\.bn_pre2\.", f"{_P}.bn_pre_2."),
-    (r"^predictor\.down1\.", f"{_P}.conv1_1."), (r"^predictor\.bn_down1\.", f"{_P}.bn1_1."),
-    (r"^predictor\.down2\.", f"{_P}.conv2_1."), (r"^predictor\.bn_down2\.", f"{_P}.bn2_1."),
-    (r"^predictor\.fuse\.", f"{_P}.conv3_1."), (r"^predictor\.bn_fuse\.", f"{_P}.bn3_1."),
-    (r"^predictor\.up\.", f"{_P}.conv4_1."), (r"^predictor\.bn_up\.", f"{_P}.bn4_1."),
-    (r"^predictor\.time1\.conv\.", f"{_P}.conv3d_1.conv3d."), (r"^predictor\.time1\.bn\.", f"{_P}.conv3d_1.bn3d."),
+    (r"^predictor\.pre1\.", f"{_P}.conv_pre_1."),
+    (r"^predictor\.bn_pre1\.", f"{_P}.bn_pre_1."),
+    (r"^predictor\.pre2\.", f"{_P}.conv_pre_2."),
+    (r"^predictor\.bn_pre2\.", f"{_P}.bn_pre_2."),
+    (r"^predictor\.down1\.", f"{_P}.conv1_1."),
+    (r"^predictor\.bn_down1\.", f"{_P}.bn1_1."),
+    (r"^predictor\.down2\.", f"{_P}.conv2_1."),
+    (r"^predictor\.bn_down2\.", f"{_P}.bn2_1."),
+    (r"^predictor\.fuse\.", f"{_P}.conv3_1."),
+    (r"^predictor\.bn_fuse\.", f"{_P}.bn3_1."),
+    (r"^predictor\.up\.", f"{_P}.conv4_1."),
+    (r"^predictor\.bn_up\.", f"{_P}.bn4_1."),
+    (r"^predictor\.time1\.conv\.", f"{_P}.conv3d_1.conv3d."),
+    (r"^predictor\.time1\.bn\.", f"{_P}.conv3d_1.bn3d."),
     (r"^predictor\.time2\.conv\.", f"{_P}.temporal_layer.conv3d."),
     (r"^predictor\.time2\.bn\.", f"{_P}.temporal_layer.bn3d."),
-    (r"^predictor\.time2\.", f"{_P}.temporal_layer.0."),                   # aft_seq_length 1: a 2-D conv
+    (r"^predictor\.time2\.", f"{_P}.temporal_layer.0."),  # aft_seq_length 1: a 2-D conv
     (r"^predictor\.translate\.", f"{_P}.conv_translate.0."),
     (r"^predictor\.bn_translate\.", f"{_P}.bn_translate."),
     (r"^decoder\.up_low\.conv\.", "dec.upsample_block_low2high.conv.conv.0."),
@@ -166,19 +195,24 @@ def _openstl_key(key: str) -> str:
 def _unused_shapes(cfg: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     h, t = cfg["hid_S"], cfg["hid_T"]
     shapes: dict[str, tuple[int, ...]] = {
-        "hid.scale_fuser_1.up.weight": (2 * h, h, 2, 2), "hid.scale_fuser_1.up.bias": (h,),
+        "hid.scale_fuser_1.up.weight": (2 * h, h, 2, 2),
+        "hid.scale_fuser_1.up.bias": (h,),
         "hid.scale_fuser_1.conv.conv.0.weight": (h, 2 * h, 3, 3),
-        "hid.scale_fuser_2.0.weight": (h, h, 3, 3), "hid.scale_fuser_2.0.bias": (h,),
-        "hid.scale_fuser_2.3.weight": (h, h, 3, 3), "hid.scale_fuser_2.3.bias": (h,),
-        "hid.predictor.fuse_conv.weight": (t, 2 * t, 3, 3)}
+        "hid.scale_fuser_2.0.weight": (h, h, 3, 3),
+        "hid.scale_fuser_2.0.bias": (h,),
+        "hid.scale_fuser_2.3.weight": (h, h, 3, 3),
+        "hid.scale_fuser_2.3.bias": (h,),
+        "hid.predictor.fuse_conv.weight": (t, 2 * t, 3, 3),
+    }
     for bn in ("hid.scale_fuser_2.1", "hid.scale_fuser_2.4"):
         shapes.update({f"{bn}.{s}": (h,) for s in ("weight", "bias", "running_mean", "running_var")})
         shapes[f"{bn}.num_batches_tracked"] = ()
     return shapes
 
 
-def _pairs(model_keys: list[str], cfg: dict[str, Any]
-           ) -> tuple[dict[str, tuple[str | None, Callable[[Tensor], Tensor] | None]], dict[str, tuple[int, ...]]]:
+def _pairs(
+    model_keys: list[str], cfg: dict[str, Any]
+) -> tuple[dict[str, tuple[str | None, Callable[[Tensor], Tensor] | None]], dict[str, tuple[int, ...]]]:
     c = cfg["channels"]
     # stzoo's enhancer input s = colour·2 + j (j = 0 decoded, 1 composed) ↔ OpenSTL's j·C + colour
     perm = torch.tensor([j * c + colour for colour in range(c) for j in range(2)])
@@ -188,10 +222,17 @@ def _pairs(model_keys: list[str], cfg: dict[str, Any]
     return pairs, _unused_shapes(cfg)
 
 
-MMVP = register_openstl(OpenSTLMethod(
-    arch="mmvp", names=("mmvp",), label="MMVP",
-    config_keys=frozenset({"hid_S", "hid_T", "rrdb_encoder_num", "rrdb_decoder_num", "rrdb_enhance_num"}),
-    resolve=_resolve, pairs=_pairs,
-    card_notes=("OpenSTL's MidMotionMatrix.scale_fuser_1 / scale_fuser_2 and PredictModel.fuse_conv were dropped: "
-                "its forward never calls them",),
-))
+MMVP = register_openstl(
+    OpenSTLMethod(
+        arch="mmvp",
+        names=("mmvp",),
+        label="MMVP",
+        config_keys=frozenset({"hid_S", "hid_T", "rrdb_encoder_num", "rrdb_decoder_num", "rrdb_enhance_num"}),
+        resolve=_resolve,
+        pairs=_pairs,
+        card_notes=(
+            "OpenSTL's MidMotionMatrix.scale_fuser_1 / scale_fuser_2 and PredictModel.fuse_conv were dropped: "
+            "its forward never calls them",
+        ),
+    )
+)

@@ -28,15 +28,23 @@ other value builds 4), else 4 (``configs/mmnist/PhyDNet.py``).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
 
 import stzoo.models.phydnet  # noqa: F401  (registers the "phydnet" architecture)
-from stzoo.convert.openstl.core import (_DEFAULT_NOTE, _DEFAULTS, OpenSTLMethod, _count, _indices, _need, _Resolver,
-                                        register_openstl)
+from stzoo.convert.openstl.core import (
+    _DEFAULT_NOTE,
+    _DEFAULTS,
+    OpenSTLMethod,
+    _count,
+    _indices,
+    _need,
+    _Resolver,
+    register_openstl,
+)
 from stzoo.errors import ConfigError, InputError
 
 __all__ = ["PHYDNET"]
@@ -58,23 +66,30 @@ def _resolve(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any],
     _need(state, "encoder.decoder_D.upc3.weight", _WHAT)
     method = r.lookup("method")
     if method is not None and method[0] != "phydnet":
-        raise ConfigError(f"the {method[1]} says method={method[0]!r}, but --arch phydnet converts OpenSTL's PhyDNet "
-                          "(method 'PhyDNet')")
+        raise ConfigError(
+            f"the {method[1]} says method={method[0]!r}, but --arch phydnet converts OpenSTL's PhyDNet "
+            "(method 'PhyDNet')"
+        )
     dim = _conv_shape(state, "encoder.encoder_E.c3.main.0.weight")[0]
     if dim != 2 * nf:
-        raise InputError(f"encoder.encoder_E.c3 writes {dim} channels and c1 {nf}; OpenSTL's PhyDNet encoder doubles "
-                         "the width (nf → 2·nf)")
+        raise InputError(
+            f"encoder.encoder_E.c3 writes {dim} channels and c1 {nf}; OpenSTL's PhyDNet encoder doubles "
+            "the width (nf → 2·nf)"
+        )
     prefix = "encoder." if "encoder.phycell.cell_list.0.F.conv1.weight" in state else ""
     n_phy = _count(_indices(state, rf"^{re.escape(prefix)}phycell\.cell_list\.(\d+)\."), "the PhyCell layers")
     if n_phy != 1:
-        raise InputError(f"the PhyCell has {n_phy} layers (phycell.cell_list.N); OpenSTL's PhyDNet has one, and so "
-                         "does stzoo's")
+        raise InputError(
+            f"the PhyCell has {n_phy} layers (phycell.cell_list.N); OpenSTL's PhyDNet has one, and so does stzoo's"
+        )
     f_hidden, f_in, k, _ = _conv_shape(state, f"{prefix}phycell.cell_list.0.F.conv1.weight")
     if f_in != dim:
         raise InputError(f"the PhyCell reads {f_in} channels but the encoder writes {dim}")
     if k != 7 or f_hidden != k * k:
-        raise InputError(f"the PhyCell has {f_hidden} {k}×{k} filters; OpenSTL's PhyDNet has 49 7×7 filters (one per "
-                         "moment, with GroupNorm(7, 49)), the only PhyCell stzoo converts")
+        raise InputError(
+            f"the PhyCell has {f_hidden} {k}×{k} filters; OpenSTL's PhyDNet has 49 7×7 filters (one per "
+            "moment, with GroupNorm(7, 49)), the only PhyCell stzoo converts"
+        )
     n_conv = _count(_indices(state, rf"^{re.escape(prefix)}convcell\.cell_list\.(\d+)\."), "the ConvLSTM layers")
     if n_conv < 1:
         raise InputError(f"this does not look like {_WHAT}: it has no ConvLSTM layers (convcell.cell_list.N)")
@@ -86,17 +101,28 @@ def _resolve(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any],
         hidden.append(out // 4)
         kernels.add(kc)
     if hidden[-1] != dim or len(set(hidden[:-1])) > 1:
-        raise ConfigError(f"the ConvLSTM layers have hidden sizes {hidden}; stzoo's PhyDNet has equal ones below a "
-                          f"top layer of the encoder's width ({dim}), as OpenSTL's [128, 128, 64]")
-    for a, b in ((f"{prefix}phycell.", "phycell." if prefix else "encoder.phycell."),
-                 (f"{prefix}convcell.", "convcell." if prefix else "encoder.convcell.")):
+        raise ConfigError(
+            f"the ConvLSTM layers have hidden sizes {hidden}; stzoo's PhyDNet has equal ones below a "
+            f"top layer of the encoder's width ({dim}), as OpenSTL's [128, 128, 64]"
+        )
+    for a, b in (
+        (f"{prefix}phycell.", "phycell." if prefix else "encoder.phycell."),
+        (f"{prefix}convcell.", "convcell." if prefix else "encoder.convcell."),
+    ):
         for key in [k_ for k_ in state if k_.startswith(a)]:
-            twin = b + key[len(a):]
+            twin = b + key[len(a) :]
             if twin in state and (state[twin].shape != state[key].shape or not torch.equal(state[twin], state[key])):
-                raise InputError(f"{twin} differs from {key}; in OpenSTL's PhyDNet both names hold the same tensor "
-                                 "(the cells are registered on the model and inside its encoder)")
-    cfg: dict[str, Any] = {"channels": r.inferred("channels", channels), "nf": nf, "phy_kernel": k,
-                           "conv_layers": n_conv, "conv_kernel": min(kernels)}
+                raise InputError(
+                    f"{twin} differs from {key}; in OpenSTL's PhyDNet both names hold the same tensor "
+                    "(the cells are registered on the model and inside its encoder)"
+                )
+    cfg: dict[str, Any] = {
+        "channels": r.inferred("channels", channels),
+        "nf": nf,
+        "phy_kernel": k,
+        "conv_layers": n_conv,
+        "conv_kernel": min(kernels),
+    }
     r.sources.update({"nf": "weights", "phy_kernel": "weights", "conv_layers": "weights", "conv_kernel": "weights"})
     if n_conv > 1:
         cfg["conv_hidden"] = hidden[0]
@@ -110,8 +136,9 @@ def _resolve(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any],
         r.sources["patch_size"] = "default (configs/mmnist/PhyDNet.py)"
     else:
         cfg["patch_size"] = found[0] if found[0] in (2, 4) else 4
-        r.sources["patch_size"] = found[1] + ("" if found[0] in (2, 4) else f" ({found[0]}: OpenSTL builds 4 unless "
-                                                                             "it is 2 or 4)")
+        r.sources["patch_size"] = found[1] + (
+            "" if found[0] in (2, 4) else f" ({found[0]}: OpenSTL builds 4 unless it is 2 or 4)"
+        )
     cfg["frames_in"] = r.chosen("frames_in", _DEFAULTS["frames_in"], note=_DEFAULT_NOTE)
     cfg["frames_out"] = r.chosen("frames_out", _DEFAULTS["frames_out"], note=_DEFAULT_NOTE)
     cfg["height"] = r.chosen("height", _DEFAULTS["height"])
@@ -119,16 +146,30 @@ def _resolve(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any],
     for key in ("height", "width"):
         if cfg[key] % cfg["patch_size"]:
             raise ConfigError(f"{key}={cfg[key]} is not divisible by patch_size={cfg['patch_size']}")
-    spec = {"frames_in": cfg["frames_in"], "frames_out": cfg["frames_out"], "channels": channels,
-            "height": cfg["height"], "width": cfg["width"], "value_range": [0.0, 1.0]}
+    spec = {
+        "frames_in": cfg["frames_in"],
+        "frames_out": cfg["frames_out"],
+        "channels": channels,
+        "height": cfg["height"],
+        "width": cfg["width"],
+        "value_range": [0.0, 1.0],
+    }
     cfg[_PREFIX] = prefix
     return cfg, spec, "PhyDNet_Model"
 
 
-_LAYER = re.compile(r"^(encoder\.layers|enc_phys|enc_conv|dec_phys|dec_conv|decoder\.layers)\.(\d+)\.(conv|norm)\."
-                    r"(weight|bias)$")
-_BLOCKS = {"encoder.layers": "encoder_E.c", "enc_phys": "encoder_Ep.c", "enc_conv": "encoder_Er.c",
-           "dec_phys": "decoder_Dp.upc", "dec_conv": "decoder_Dr.upc", "decoder.layers": "decoder_D.upc"}
+_LAYER = re.compile(
+    r"^(encoder\.layers|enc_phys|enc_conv|dec_phys|dec_conv|decoder\.layers)\.(\d+)\.(conv|norm)\."
+    r"(weight|bias)$"
+)
+_BLOCKS = {
+    "encoder.layers": "encoder_E.c",
+    "enc_phys": "encoder_Ep.c",
+    "enc_conv": "encoder_Er.c",
+    "dec_phys": "decoder_Dp.upc",
+    "dec_conv": "decoder_Dr.upc",
+    "decoder.layers": "decoder_D.upc",
+}
 _PHY = {"phi_conv": "F.conv1", "phi_norm": "F.bn1", "phi_out": "F.conv2", "gate": "convgate"}
 
 
@@ -137,10 +178,15 @@ def _cell_shapes(cfg: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     dim, k, kc = 2 * cfg["nf"], cfg["phy_kernel"], cfg["conv_kernel"]
     f = k * k
     shapes: dict[str, tuple[int, ...]] = {
-        "phycell.cell_list.0.F.conv1.weight": (f, dim, k, k), "phycell.cell_list.0.F.conv1.bias": (f,),
-        "phycell.cell_list.0.F.bn1.weight": (f,), "phycell.cell_list.0.F.bn1.bias": (f,),
-        "phycell.cell_list.0.F.conv2.weight": (dim, f, 1, 1), "phycell.cell_list.0.F.conv2.bias": (dim,),
-        "phycell.cell_list.0.convgate.weight": (dim, 2 * dim, 3, 3), "phycell.cell_list.0.convgate.bias": (dim,)}
+        "phycell.cell_list.0.F.conv1.weight": (f, dim, k, k),
+        "phycell.cell_list.0.F.conv1.bias": (f,),
+        "phycell.cell_list.0.F.bn1.weight": (f,),
+        "phycell.cell_list.0.F.bn1.bias": (f,),
+        "phycell.cell_list.0.F.conv2.weight": (dim, f, 1, 1),
+        "phycell.cell_list.0.F.conv2.bias": (dim,),
+        "phycell.cell_list.0.convgate.weight": (dim, 2 * dim, 3, 3),
+        "phycell.cell_list.0.convgate.bias": (dim,),
+    }
     hidden = [cfg["conv_hidden"]] * (cfg["conv_layers"] - 1) + [dim]
     for j, h in enumerate(hidden):
         c_in = dim if j == 0 else hidden[j - 1]
@@ -149,8 +195,9 @@ def _cell_shapes(cfg: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _pairs(model_keys: list[str], cfg: dict[str, Any]
-           ) -> tuple[dict[str, tuple[str | None, Callable[[Tensor], Tensor] | None]], dict[str, tuple[int, ...]]]:
+def _pairs(
+    model_keys: list[str], cfg: dict[str, Any]
+) -> tuple[dict[str, tuple[str | None, Callable[[Tensor], Tensor] | None]], dict[str, tuple[int, ...]]]:
     prefix = cfg[_PREFIX]
     pairs: dict[str, tuple[str | None, Callable[[Tensor], Tensor] | None]] = {}
     for key in model_keys:
@@ -172,11 +219,19 @@ def _pairs(model_keys: list[str], cfg: dict[str, Any]
     return pairs, unused
 
 
-PHYDNET = register_openstl(OpenSTLMethod(
-    arch="phydnet", names=("phydnet",), label="PhyDNet",
-    config_keys=frozenset({"patch_size"}), resolve=_resolve, pairs=_pairs,
-    model_config=lambda cfg: {k: v for k, v in cfg.items() if k != _PREFIX},
-    card_notes=("OpenSTL's second copies of the PhyCell and ConvLSTM tensors (`phycell.*`, `convcell.*`: the same "
-                "tensors as `encoder.phycell.*`, `encoder.convcell.*`) and the constant moment matrices `k2m.*` "
-                "were not stored; stzoo computes the moment matrices itself",),
-))
+PHYDNET = register_openstl(
+    OpenSTLMethod(
+        arch="phydnet",
+        names=("phydnet",),
+        label="PhyDNet",
+        config_keys=frozenset({"patch_size"}),
+        resolve=_resolve,
+        pairs=_pairs,
+        model_config=lambda cfg: {k: v for k, v in cfg.items() if k != _PREFIX},
+        card_notes=(
+            "OpenSTL's second copies of the PhyCell and ConvLSTM tensors (`phycell.*`, `convcell.*`: the same "
+            "tensors as `encoder.phycell.*`, `encoder.convcell.*`) and the constant moment matrices `k2m.*` "
+            "were not stored; stzoo computes the moment matrices itself",
+        ),
+    )
+)

@@ -25,9 +25,23 @@ from stzoo.zoo.hub import sha256_file
 __all__ = ["load_openstl_checkpoint", "read_openstl_config"]
 
 # A file that needs anything from these modules to be unpickled is not a checkpoint: refuse it outright.
-_DANGEROUS_MODULES = ("os", "sys", "posix", "nt", "subprocess", "builtins", "shutil", "socket", "importlib",
-                      "runpy", "code", "pty", "ctypes", "pickle", "marshal")
-
+_DANGEROUS_MODULES = (
+    "os",
+    "sys",
+    "posix",
+    "nt",
+    "subprocess",
+    "builtins",
+    "shutil",
+    "socket",
+    "importlib",
+    "runpy",
+    "code",
+    "pty",
+    "ctypes",
+    "pickle",
+    "marshal",
+)
 
 
 # ================================================================================================
@@ -60,14 +74,20 @@ def _torch_load(path: Path) -> tuple[Any, list[str]]:
     except pickle.UnpicklingError as exc:
         first_error = exc
     except Exception as exc:  # not a torch file at all, truncated, ...
-        raise InputError(f"{path} could not be read by torch.load: {type(exc).__name__}: {exc}. Is it a "
-                         "PyTorch checkpoint (.pth / .ckpt) written by OpenSTL?") from exc
-    how = ("Save the weights alone with torch.save(model.state_dict(), 'weights.pth') where OpenSTL is "
-           "installed, and convert that file.")
+        raise InputError(
+            f"{path} could not be read by torch.load: {type(exc).__name__}: {exc}. Is it a "
+            "PyTorch checkpoint (.pth / .ckpt) written by OpenSTL?"
+        ) from exc
+    how = (
+        "Save the weights alone with torch.save(model.state_dict(), 'weights.pth') where OpenSTL is "
+        "installed, and convert that file."
+    )
     get_unsafe = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)
     if get_unsafe is None:
-        raise InputError(f"{path} holds Python objects that torch.load(weights_only=True) refuses "
-                         f"({first_error}). Upgrade torch (>= 2.6) to read it with placeholders, or: {how}")
+        raise InputError(
+            f"{path} holds Python objects that torch.load(weights_only=True) refuses "
+            f"({first_error}). Upgrade torch (>= 2.6) to read it with placeholders, or: {how}"
+        )
     try:
         names = sorted(get_unsafe(str(path)))
     except Exception:
@@ -81,16 +101,20 @@ def _torch_load(path: Path) -> tuple[Any, list[str]]:
         with torch.serialization.safe_globals(stand_ins):
             return torch.load(path, map_location="cpu", weights_only=True), names
     except Exception as exc:
-        raise InputError(f"{path} could not be read with torch.load(weights_only=True): {first_error} "
-                         f"(with placeholders for {', '.join(names)}: {type(exc).__name__}: {exc}). {how}") from exc
+        raise InputError(
+            f"{path} could not be read with torch.load(weights_only=True): {first_error} "
+            f"(with placeholders for {', '.join(names)}: {type(exc).__name__}: {exc}). {how}"
+        ) from exc
 
 
 def _unpack(obj: Any, where: str) -> tuple[dict[str, Tensor], str, str, dict[str, Any]]:
     """(state dict with the prefix stripped, container description, prefix, hyper_parameters)."""
     hparams: dict[str, Any] = {}
     if not isinstance(obj, Mapping):
-        raise InputError(f"{where} holds a {type(obj).__name__}, not a state_dict: expected a dict of tensors, a "
-                         "dict with a 'state_dict' entry, or a Lightning .ckpt")
+        raise InputError(
+            f"{where} holds a {type(obj).__name__}, not a state_dict: expected a dict of tensors, a "
+            "dict with a 'state_dict' entry, or a Lightning .ckpt"
+        )
     if "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         state = obj["state_dict"]
         lightning = any(k in obj for k in ("pytorch-lightning_version", "hyper_parameters", "optimizer_states"))
@@ -99,17 +123,20 @@ def _unpack(obj: Any, where: str) -> tuple[dict[str, Tensor], str, str, dict[str
         if isinstance(hp, Mapping):
             hparams = {str(k): v for k, v in hp.items()}
         others = sorted(str(k) for k in obj if k not in ("state_dict", "hyper_parameters"))
-        notes = (["hyper_parameters read for the config"] if hparams else []) + \
-            ([f"{', '.join(others)} not used"] if others else [])
+        notes = (["hyper_parameters read for the config"] if hparams else []) + (
+            [f"{', '.join(others)} not used"] if others else []
+        )
         if notes:
             container += f" ({'; '.join(notes)})"
     else:
         state, container = obj, "raw state_dict"
     not_tensors = sorted(str(k) for k, v in state.items() if not isinstance(v, Tensor) or not isinstance(k, str))
     if not_tensors:
-        raise InputError(f"{where}: the state_dict has entries that are not tensors: {not_tensors[:5]}"
-                         f"{' ...' if len(not_tensors) > 5 else ''}. Expected a dict of tensors, a dict with a "
-                         f"'state_dict' entry, or a Lightning .ckpt (top-level keys: {sorted(map(str, obj))[:8]})")
+        raise InputError(
+            f"{where}: the state_dict has entries that are not tensors: {not_tensors[:5]}"
+            f"{' ...' if len(not_tensors) > 5 else ''}. Expected a dict of tensors, a dict with a "
+            f"'state_dict' entry, or a Lightning .ckpt (top-level keys: {sorted(map(str, obj))[:8]})"
+        )
     if not state:
         raise InputError(f"{where}: the state_dict is empty")
     prefix = ""
@@ -117,16 +144,19 @@ def _unpack(obj: Any, where: str) -> tuple[dict[str, Tensor], str, str, dict[str
         inside = [k for k in state if k.startswith(p)]
         if inside and len(inside) == len(state):
             prefix += p
-            state = {k[len(p):]: v for k, v in state.items()}
+            state = {k[len(p) :]: v for k, v in state.items()}
         elif inside:
             outside = sorted(k for k in state if not k.startswith(p))
-            raise InputError(f"{where}: {len(inside)} keys carry the '{p}' prefix (a Lightning / DDP checkpoint) "
-                             f"but {len(outside)} do not: {outside[:8]}. Those are not part of an OpenSTL model.")
+            raise InputError(
+                f"{where}: {len(inside)} keys carry the '{p}' prefix (a Lightning / DDP checkpoint) "
+                f"but {len(outside)} do not: {outside[:8]}. Those are not part of an OpenSTL model."
+            )
     return dict(state), container, prefix, hparams
 
 
-def load_openstl_checkpoint(checkpoint: str | os.PathLike[str] | Mapping[str, Any]
-                            ) -> tuple[dict[str, Tensor], dict[str, Any]]:
+def load_openstl_checkpoint(
+    checkpoint: str | os.PathLike[str] | Mapping[str, Any],
+) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """Read an OpenSTL checkpoint in any of the formats OpenSTL writes.
 
     Args:
@@ -155,8 +185,14 @@ def load_openstl_checkpoint(checkpoint: str | os.PathLike[str] | Mapping[str, An
         obj, placeholders = _torch_load(path)
         where, source, sha = str(path), path.name, sha256_file(path)
     state, container, prefix, hparams = _unpack(obj, where)
-    return state, {"container": container, "prefix": prefix, "hyper_parameters": hparams,
-                   "placeholders": placeholders, "source": source, "sha256": sha}
+    return state, {
+        "container": container,
+        "prefix": prefix,
+        "hyper_parameters": hparams,
+        "placeholders": placeholders,
+        "source": source,
+        "sha256": sha,
+    }
 
 
 # ================================================================================================
@@ -191,8 +227,10 @@ def read_openstl_config(config: str | os.PathLike[str] | Mapping[str, Any] | Non
     try:
         value = json.loads(text)
     except ValueError as exc:
-        raise ConfigError(f"--config must be JSON (e.g. '{{\"patch_size\": 4}}'), a .json file or an OpenSTL .py "
-                          f"config file; {text[:80]!r} is none of these ({exc})") from None
+        raise ConfigError(
+            f"--config must be JSON (e.g. '{{\"patch_size\": 4}}'), a .json file or an OpenSTL .py "
+            f"config file; {text[:80]!r} is none of these ({exc})"
+        ) from None
     if not isinstance(value, dict):
         raise ConfigError(f"the config must be a JSON object, got {type(value).__name__}")
     return value, False

@@ -81,25 +81,34 @@ def _resolve_simvp(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str,
     if method is not None and method[0] == "tau":
         raise ConfigError(f"the {method[1]} says method='TAU': convert OpenSTL's TAU with arch='tau'")
     if method is not None and method[0] != "simvp":
-        raise ConfigError(f"the {method[1]} says method={method[0]!r}, but arch='simvp' converts OpenSTL's SimVP "
-                          "(method 'SimVP' with model_type 'IncepU' or 'gSTA')")
+        raise ConfigError(
+            f"the {method[1]} says method={method[0]!r}, but arch='simvp' converts OpenSTL's SimVP "
+            "(method 'SimVP' with model_type 'IncepU' or 'gSTA')"
+        )
     given_type = r.lookup("model_type")
     if given_type is not None and given_type[0] == "tau":
-        raise ConfigError(f"the {given_type[1]} says model_type='tau': that is OpenSTL's TAU, convert it with "
-                          "arch='tau'")
+        raise ConfigError(
+            f"the {given_type[1]} says model_type='tau': that is OpenSTL's TAU, convert it with arch='tau'"
+        )
     if given_type is not None and given_type[0] not in _TRANSLATORS:
-        raise ConfigError(f"the {given_type[1]} says model_type={given_type[0]!r}; stzoo's simvp has the 'incepu' "
-                          "and 'gsta' translators only (OpenSTL's other MetaFormer blocks are not supported)")
+        raise ConfigError(
+            f"the {given_type[1]} says model_type={given_type[0]!r}; stzoo's simvp has the 'incepu' "
+            "and 'gsta' translators only (OpenSTL's other MetaFormer blocks are not supported)"
+        )
     kind = _translator_kind(state)
     if kind == "tau":
-        raise InputError("this SimVP checkpoint has TAU's translator (it has "
-                         "'hid.enc.0.block.attn.spatial_gating_unit.fc.0.weight', TAU's dynamical attention): "
-                         "convert it with arch='tau'")
+        raise InputError(
+            "this SimVP checkpoint has TAU's translator (it has "
+            "'hid.enc.0.block.attn.spatial_gating_unit.fc.0.weight', TAU's dynamical attention): "
+            "convert it with arch='tau'"
+        )
     if kind is None:
         sample = sorted(k for k in state if k.startswith("hid.enc.0."))[:6]
-        raise InputError(f"this SimVP checkpoint's translator is neither IncepU (hid.enc.0.conv1, hid.dec.N) nor gSTA "
-                         f"(hid.enc.0.block.attn.spatial_gating_unit.conv1 with 2·dim outputs); its first block has "
-                         f"{sample or 'no tensors'}. Only model_type 'incepu' and 'gsta' convert to stzoo's simvp.")
+        raise InputError(
+            f"this SimVP checkpoint's translator is neither IncepU (hid.enc.0.conv1, hid.dec.N) nor gSTA "
+            f"(hid.enc.0.block.attn.spatial_gating_unit.conv1 with 2·dim outputs); its first block has "
+            f"{sample or 'no tensors'}. Only model_type 'incepu' and 'gsta' convert to stzoo's simvp."
+        )
     if enc0.dim() != 4 or enc0.shape[-1] != enc0.shape[-2]:
         raise InputError(f"enc.enc.0.conv.conv.weight has shape {tuple(enc0.shape)}; expected a square 2-D conv kernel")
     dec0 = state.get("dec.dec.0.conv.conv.0.weight", state.get("dec.dec.0.conv.conv.weight"))
@@ -114,8 +123,10 @@ def _resolve_simvp(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str,
     if kind == "incepu":
         n_dec = _count(_indices(state, r"^hid\.dec\.(\d+)\."), "the IncepU decoder blocks hid.dec.N")
         if n_dec != n_t:
-            raise InputError(f"the IncepU translator has {n_t} encoder blocks but {n_dec} decoder blocks; "
-                             "OpenSTL's MidIncepNet has N_T of each")
+            raise InputError(
+                f"the IncepU translator has {n_t} encoder blocks but {n_dec} decoder blocks; "
+                "OpenSTL's MidIncepNet has N_T of each"
+            )
         dim = int(_need(state, "hid.enc.0.conv1.weight", what).shape[1])
         hid_t = int(_need(state, "hid.enc.0.layers.0.conv.weight", what).shape[0])
     else:
@@ -139,27 +150,52 @@ def _resolve_simvp(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str,
     r.inferred("spatio_kernel_dec", k_dec)
     del r.sources["spatio_kernel_enc"], r.sources["spatio_kernel_dec"]
     if k_enc != k_dec:
-        raise ConfigError(f"the encoder uses {k_enc}×{k_enc} convs and the decoder {k_dec}×{k_dec}; "
-                          "stzoo's SimVP has one spatio_kernel for both, so this checkpoint cannot be converted")
+        raise ConfigError(
+            f"the encoder uses {k_enc}×{k_enc} convs and the decoder {k_dec}×{k_dec}; "
+            "stzoo's SimVP has one spatio_kernel for both, so this checkpoint cannot be converted"
+        )
     cfg["spatio_kernel"] = r.inferred("spatio_kernel", k_enc)
     if kind == "gsta":  # training-only settings: kept so that fine-tuning behaves as OpenSTL's training did
         cfg["drop"] = float(r.chosen("drop", 0.0, note="default (OpenSTL's 0; only used in training)"))
         cfg["drop_path"] = float(r.chosen("drop_path", 0.0, note="default (OpenSTL's 0; only used in training)"))
     cfg["height"] = r.chosen("height", _DEFAULTS["height"])
     cfg["width"] = r.chosen("width", _DEFAULTS["width"])
-    spec = {"frames_in": cfg["frames"], "frames_out": r.chosen("frames_out", cfg["frames"],
-                                                               note="= frames_in (SimVP maps T frames to T)"),
-            "channels": c_in, "height": cfg["height"], "width": cfg["width"], "value_range": [0.0, 1.0]}
+    spec = {
+        "frames_in": cfg["frames"],
+        "frames_out": r.chosen("frames_out", cfg["frames"], note="= frames_in (SimVP maps T frames to T)"),
+        "channels": c_in,
+        "height": cfg["height"],
+        "width": cfg["width"],
+        "value_range": [0.0, 1.0],
+    }
     r.sources["channels"] = "weights"
     label = {"incepu": "IncepU", "gsta": "gSTA"}[kind]
     return cfg, spec, f"SimVP_Model (model_type='{label}')"
 
 
-SIMVP_METHOD = register_openstl(OpenSTLMethod(
-    arch="simvp", names=("simvp", "simvp_gsta"), label="SimVP",
-    config_keys=frozenset({"hid_S", "hid_T", "N_S", "N_T", "mlp_ratio", "model_type", "spatio_kernel",
-                           "spatio_kernel_enc", "spatio_kernel_dec", "kernel_size", "drop", "drop_path"}),
-    resolve=_resolve_simvp,
-    pairs=lambda keys, cfg: ({k: (_simvp_key(k), None) for k in keys}, {}),  # every OpenSTL SimVP tensor is used
-    model_config=lambda cfg: {k: v for k, v in cfg.items() if k not in ("frames_in", "frames_out")},
-))
+SIMVP_METHOD = register_openstl(
+    OpenSTLMethod(
+        arch="simvp",
+        names=("simvp", "simvp_gsta"),
+        label="SimVP",
+        config_keys=frozenset(
+            {
+                "hid_S",
+                "hid_T",
+                "N_S",
+                "N_T",
+                "mlp_ratio",
+                "model_type",
+                "spatio_kernel",
+                "spatio_kernel_enc",
+                "spatio_kernel_dec",
+                "kernel_size",
+                "drop",
+                "drop_path",
+            }
+        ),
+        resolve=_resolve_simvp,
+        pairs=lambda keys, cfg: ({k: (_simvp_key(k), None) for k in keys}, {}),  # every OpenSTL SimVP tensor is used
+        model_config=lambda cfg: {k: v for k, v in cfg.items() if k not in ("frames_in", "frames_out")},
+    )
+)

@@ -63,27 +63,36 @@ def _window_of(table: Tensor, key: str) -> int:
 def _cells(state: Mapping[str, Tensor], path: str) -> list[int]:
     """Blocks per cell of ``path`` (``Downsample`` / ``Upsample``), cell by cell."""
     n = _count(_indices(state, rf"^{path}\.layers\.(\d+)\."), f"the {path} cells {path}.layers.N")
-    return [_count(_indices(state, rf"^{path}\.layers\.{i}\.STBs\.(\d+)\."), f"the Swin blocks {path}.layers.{i}.STBs.N")
-            for i in range(n)]
+    return [
+        _count(_indices(state, rf"^{path}\.layers\.{i}\.STBs\.(\d+)\."), f"the Swin blocks {path}.layers.{i}.STBs.N")
+        for i in range(n)
+    ]
 
 
 def _resolve(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any], dict[str, Any], str]:
     if "ST.patch_embed.proj.weight" in state:
-        raise InputError("this is OpenSTL's SwinLSTM-B (SwinLSTM_B_Model, one STconvert cell); stzoo imports "
-                         "SwinLSTM-D (SwinLSTM_D_Model) only")
+        raise InputError(
+            "this is OpenSTL's SwinLSTM-B (SwinLSTM_B_Model, one STconvert cell); stzoo imports "
+            "SwinLSTM-D (SwinLSTM_D_Model) only"
+        )
     embed = _need(state, "Downsample.patch_embed.proj.weight", _WHAT)
     _need(state, "Upsample.Unembed.Conv.weight", _WHAT)
     method = r.lookup("method")
     if method is not None and method[0] not in ("swinlstm_d", "swinlstm"):
-        raise ConfigError(f"the {method[1]} says method={method[0]!r}, but this converts OpenSTL's SwinLSTM-D "
-                          "(method 'SwinLSTM_D')")
+        raise ConfigError(
+            f"the {method[1]} says method={method[0]!r}, but this converts OpenSTL's SwinLSTM-D (method 'SwinLSTM_D')"
+        )
     if embed.dim() != 4 or embed.shape[-1] != embed.shape[-2]:
-        raise InputError(f"Downsample.patch_embed.proj.weight has shape {tuple(embed.shape)}; expected a square "
-                         "patch embedding kernel")
+        raise InputError(
+            f"Downsample.patch_embed.proj.weight has shape {tuple(embed.shape)}; expected a square "
+            "patch embedding kernel"
+        )
     e, c, p = int(embed.shape[0]), int(embed.shape[1]), int(embed.shape[-1])
     if p != 2:
-        raise InputError(f"the patch embedding cuts {p}×{p} patches; SwinLSTM's reconstruction (a stride-2 "
-                         "transposed conv) only gives back the frame size for patch_size 2")
+        raise InputError(
+            f"the patch embedding cuts {p}×{p} patches; SwinLSTM's reconstruction (a stride-2 "
+            "transposed conv) only gives back the frame size for patch_size 2"
+        )
     down, up = _cells(state, "Downsample"), _cells(state, "Upsample")
     n = len(down)
     if len(up) != n:
@@ -98,8 +107,10 @@ def _resolve(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any],
                 windows.append(_window_of(_need(state, key, _WHAT), key))
     down_heads, up_heads = heads[:n], heads[n:]
     if [up_heads[n - 1 - k] for k in range(n)] != down_heads:
-        raise InputError(f"the down cells have {down_heads} heads and the up cells (coarsest first) {up_heads}; "
-                         "OpenSTL's SwinLSTM-D gives the up cell at each level the heads of the down cell there")
+        raise InputError(
+            f"the down cells have {down_heads} heads and the up cells (coarsest first) {up_heads}; "
+            "OpenSTL's SwinLSTM-D gives the up cell at each level the heads of the down cell there"
+        )
     fc1 = _need(state, "Downsample.layers.0.STBs.0.mlp.fc1.weight", _WHAT)
     cfg: dict[str, Any] = {}
     cfg["channels"] = r.inferred("channels", c)
@@ -120,7 +131,7 @@ def _resolve(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any],
         level = i if m.group(1) == "Downsample" else n - i
         w = _window_of(state[masks[0].replace("attn_mask", "attn.relative_position_bias_table")], masks[0])
         side = round(state[masks[0]].shape[0] ** 0.5) * w
-        size = side * 2 ** level * p
+        size = side * 2**level * p
         cfg["height"] = r.inferred("height", size, label="height (from the shifted-window masks)")
         cfg["width"] = r.inferred("width", size, label="width (from the shifted-window masks)")
     else:
@@ -137,8 +148,14 @@ def _resolve(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any],
     except ConfigError as exc:
         raise ConfigError(f"the checkpoint's sizes do not make a SwinLSTM-D stzoo can build: {exc}") from None
     _check_windows_and_buffers(state, model_cfg)
-    spec = {"frames_in": cfg["frames_in"], "frames_out": cfg["frames_out"], "channels": c, "height": cfg["height"],
-            "width": cfg["width"], "value_range": [0.0, 1.0]}
+    spec = {
+        "frames_in": cfg["frames_in"],
+        "frames_out": cfg["frames_out"],
+        "channels": c,
+        "height": cfg["height"],
+        "width": cfg["width"],
+        "value_range": [0.0, 1.0],
+    }
     return cfg, spec, "SwinLSTM_D_Model"
 
 
@@ -153,38 +170,47 @@ def _check_windows_and_buffers(state: Mapping[str, Tensor], cfg: SwinLSTMConfig)
                 b = f"{path}.layers.{i}.STBs.{j}"
                 w = _window_of(state[f"{b}.attn.relative_position_bias_table"], b)
                 if w != s.window:
-                    raise ConfigError(f"{b} has a relative position table for {w}×{w} windows, but at "
-                                      f"{cfg.height}×{cfg.width} that cell's grid ({grid >> s.level}) gives "
-                                      f"{s.window}×{s.window}: the checkpoint was trained at another size; pass "
-                                      "it (e.g. in_shape) in the config")
+                    raise ConfigError(
+                        f"{b} has a relative position table for {w}×{w} windows, but at "
+                        f"{cfg.height}×{cfg.width} that cell's grid ({grid >> s.level}) gives "
+                        f"{s.window}×{s.window}: the checkpoint was trained at another size; pass "
+                        "it (e.g. in_shape) in the config"
+                    )
                 index = state.get(f"{b}.attn.relative_position_index")
-                if index is not None and (index.shape != (w * w, w * w) or
-                                          not torch.equal(index.long(), relative_position_index(w))):
+                if index is not None and (
+                    index.shape != (w * w, w * w) or not torch.equal(index.long(), relative_position_index(w))
+                ):
                     raise InputError(f"{b}.attn.relative_position_index is not timm's index for {w}×{w} windows")
                 mask = state.get(f"{b}.attn_mask")
                 shifted = j % 2 == 1 and s.shift > 0
                 if mask is not None and not shifted:
-                    raise InputError(f"{b}.attn_mask exists, but that block does not shift its windows at "
-                                     f"{cfg.height}×{cfg.width}")
+                    raise InputError(
+                        f"{b}.attn_mask exists, but that block does not shift its windows at {cfg.height}×{cfg.width}"
+                    )
                 if mask is not None:
                     want = shifted_window_mask(grid >> s.level, grid >> s.level, s.window, s.shift)
                     if mask.shape != want.shape or not torch.equal(mask.float(), want):
-                        raise InputError(f"{b}.attn_mask is not timm's shifted-window mask of a "
-                                         f"{grid >> s.level}×{grid >> s.level} grid with {s.window}×{s.window} windows")
+                        raise InputError(
+                            f"{b}.attn_mask is not timm's shifted-window mask of a "
+                            f"{grid >> s.level}×{grid >> s.level} grid with {s.window}×{s.window} windows"
+                        )
 
 
-def _pairs(model_keys: list[str], cfg: dict[str, Any]
-           ) -> tuple[dict[str, tuple[str | None, Callable[[Tensor], Tensor] | None]], dict[str, tuple[int, ...]]]:
+def _pairs(
+    model_keys: list[str], cfg: dict[str, Any]
+) -> tuple[dict[str, tuple[str | None, Callable[[Tensor], Tensor] | None]], dict[str, tuple[int, ...]]]:
     """stzoo key → (OpenSTL key, None); and the OpenSTL tensors dropped, with their shapes."""
     pairs: dict[str, tuple[str | None, Callable[[Tensor], Tensor] | None]] = {}
-    rules = [(r"^embed\.", "Downsample.patch_embed."),
-             (r"^down\.(\d+)\.blocks\.(\d+)\.reduce\.", r"Downsample.layers.\1.STBs.\2.red."),
-             (r"^down\.(\d+)\.blocks\.(\d+)\.", r"Downsample.layers.\1.STBs.\2."),
-             (r"^merge\.(\d+)\.", r"Downsample.downsample.\1."),
-             (r"^up\.(\d+)\.blocks\.(\d+)\.reduce\.", r"Upsample.layers.\1.STBs.\2.red."),
-             (r"^up\.(\d+)\.blocks\.(\d+)\.", r"Upsample.layers.\1.STBs.\2."),
-             (r"^expand\.(\d+)\.", r"Upsample.upsample.\1."),
-             (r"^unembed\.", "Upsample.Unembed.Conv.")]
+    rules = [
+        (r"^embed\.", "Downsample.patch_embed."),
+        (r"^down\.(\d+)\.blocks\.(\d+)\.reduce\.", r"Downsample.layers.\1.STBs.\2.red."),
+        (r"^down\.(\d+)\.blocks\.(\d+)\.", r"Downsample.layers.\1.STBs.\2."),
+        (r"^merge\.(\d+)\.", r"Downsample.downsample.\1."),
+        (r"^up\.(\d+)\.blocks\.(\d+)\.reduce\.", r"Upsample.layers.\1.STBs.\2.red."),
+        (r"^up\.(\d+)\.blocks\.(\d+)\.", r"Upsample.layers.\1.STBs.\2."),
+        (r"^expand\.(\d+)\.", r"Upsample.upsample.\1."),
+        (r"^unembed\.", "Upsample.Unembed.Conv."),
+    ]
     for key in model_keys:
         for pattern, repl in rules:
             new, hit = re.subn(pattern, repl, key)
@@ -197,15 +223,17 @@ def _pairs(model_keys: list[str], cfg: dict[str, Any]
     down, up = stage_plan(model_cfg)
     e, c, p = model_cfg.embed_dim, model_cfg.channels, model_cfg.patch_size
     grid = model_cfg.height // p
-    unused: dict[str, tuple[int, ...]] = {"Upsample.patch_embed.proj.weight": (e, c, p, p),
-                                          "Upsample.patch_embed.proj.bias": (e,),
-                                          "Upsample.patch_embed.norm.weight": (e,),
-                                          "Upsample.patch_embed.norm.bias": (e,)}
+    unused: dict[str, tuple[int, ...]] = {
+        "Upsample.patch_embed.proj.weight": (e, c, p, p),
+        "Upsample.patch_embed.proj.bias": (e,),
+        "Upsample.patch_embed.norm.weight": (e,),
+        "Upsample.patch_embed.norm.bias": (e,),
+    }
     for path, plans in (("Downsample", down), ("Upsample", up)):
         for i, s in enumerate(plans):
             for j in range(s.depth):
                 b = f"{path}.layers.{i}.STBs.{j}"
-                n = s.window ** 2
+                n = s.window**2
                 unused[f"{b}.attn.relative_position_index"] = (n, n)
                 if j % 2 == 1:
                     unused[f"{b}.red.weight"] = (s.dim, 2 * s.dim)
@@ -215,12 +243,20 @@ def _pairs(model_keys: list[str], cfg: dict[str, Any]
     return pairs, unused
 
 
-SWINLSTM = register_openstl(OpenSTLMethod(
-    arch="swinlstm", names=("swinlstm", "swinlstm_d"), label="SwinLSTM-D",
-    config_keys=frozenset({"patch_size", "window_size", "embed_dim", "mlp_ratio", "depths_downsample",
-                           "depths_upsample", "num_heads"}),
-    resolve=_resolve, pairs=_pairs,
-    card_notes=("OpenSTL's `Upsample.patch_embed` and the `red` layers of the odd-numbered Swin blocks are built "
-                "but never called by its forward: dropped; timm's saved `relative_position_index` / `attn_mask` "
-                "buffers are constants stzoo recomputes (their values were checked): dropped too",),
-))
+SWINLSTM = register_openstl(
+    OpenSTLMethod(
+        arch="swinlstm",
+        names=("swinlstm", "swinlstm_d"),
+        label="SwinLSTM-D",
+        config_keys=frozenset(
+            {"patch_size", "window_size", "embed_dim", "mlp_ratio", "depths_downsample", "depths_upsample", "num_heads"}
+        ),
+        resolve=_resolve,
+        pairs=_pairs,
+        card_notes=(
+            "OpenSTL's `Upsample.patch_embed` and the `red` layers of the odd-numbered Swin blocks are built "
+            "but never called by its forward: dropped; timm's saved `relative_position_index` / `attn_mask` "
+            "buffers are constants stzoo recomputes (their values were checked): dropped too",
+        ),
+    )
+)

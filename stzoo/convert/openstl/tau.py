@@ -52,19 +52,25 @@ def _resolve_tau(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, A
     enc0 = _need(state, "enc.enc.0.conv.conv.weight", what)
     method = r.lookup("method")
     if method is not None and method[0] not in ("tau", "simvp"):
-        raise ConfigError(f"the {method[1]} says method={method[0]!r}, but --arch tau converts OpenSTL's TAU "
-                          "(method 'TAU', or 'SimVP' with model_type 'tau')")
+        raise ConfigError(
+            f"the {method[1]} says method={method[0]!r}, but --arch tau converts OpenSTL's TAU "
+            "(method 'TAU', or 'SimVP' with model_type 'tau')"
+        )
     model_type = r.lookup("model_type")
     if model_type is not None and model_type[0] != "tau":
-        raise ConfigError(f"the {model_type[1]} says model_type={model_type[0]!r}: only SimVP with the TAU translator "
-                          "(model_type='tau') can be converted to stzoo's TAU")
+        raise ConfigError(
+            f"the {model_type[1]} says model_type={model_type[0]!r}: only SimVP with the TAU translator "
+            "(model_type='tau') can be converted to stzoo's TAU"
+        )
     if "hid.enc.0.block.attn.spatial_gating_unit.fc.0.weight" not in state:
         conv1 = state.get("hid.enc.0.block.attn.spatial_gating_unit.conv1.weight")
         gsta = conv1 is not None and conv1.dim() == 4 and conv1.shape[0] == 2 * conv1.shape[1]  # gated: 2·dim out
         kind = "a SimVP gSTA translator (model_type='gsta')" if gsta else "a translator that is not TAU's"
-        raise InputError(f"this SimVP checkpoint has {kind}: it has no "
-                         "'hid.enc.0.block.attn.spatial_gating_unit.fc.0.weight' (TAU's dynamical attention). "
-                         "Only model_type='tau' converts to stzoo's TAU.")
+        raise InputError(
+            f"this SimVP checkpoint has {kind}: it has no "
+            "'hid.enc.0.block.attn.spatial_gating_unit.fc.0.weight' (TAU's dynamical attention). "
+            "Only model_type='tau' converts to stzoo's TAU."
+        )
     if enc0.dim() != 4 or enc0.shape[-1] != enc0.shape[-2]:
         raise InputError(f"enc.enc.0.conv.conv.weight has shape {tuple(enc0.shape)}; expected a square 2-D conv kernel")
     n_s = _count(_indices(state, r"^enc\.enc\.(\d+)\."), "the encoder layers enc.enc.N")
@@ -93,25 +99,50 @@ def _resolve_tau(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, A
     r.inferred("spatio_kernel_dec", k_dec)
     del r.sources["spatio_kernel_enc"], r.sources["spatio_kernel_dec"]
     if k_enc != k_dec:
-        raise ConfigError(f"the encoder uses {k_enc}×{k_enc} convs and the decoder {k_dec}×{k_dec}; "
-                          "stzoo's TAU has one spatio_kernel for both, so this checkpoint cannot be converted")
+        raise ConfigError(
+            f"the encoder uses {k_enc}×{k_enc} convs and the decoder {k_dec}×{k_dec}; "
+            "stzoo's TAU has one spatio_kernel for both, so this checkpoint cannot be converted"
+        )
     cfg["spatio_kernel"] = r.inferred("spatio_kernel", k_enc)
     # OpenSTL's MetaBlock builds every TAU block with kernel_size=21; the conv shapes are checked below.
     cfg["kernel_size"] = r.chosen("kernel_size", 21, note="OpenSTL's fixed TAU kernel (21)")
     cfg["height"] = r.chosen("height", _DEFAULTS["height"])
     cfg["width"] = r.chosen("width", _DEFAULTS["width"])
-    spec = {"frames_in": cfg["frames"], "frames_out": r.chosen("frames_out", cfg["frames"],
-                                                               note="= frames_in (TAU maps T frames to T)"),
-            "channels": c_in, "height": cfg["height"], "width": cfg["width"], "value_range": [0.0, 1.0]}
+    spec = {
+        "frames_in": cfg["frames"],
+        "frames_out": r.chosen("frames_out", cfg["frames"], note="= frames_in (TAU maps T frames to T)"),
+        "channels": c_in,
+        "height": cfg["height"],
+        "width": cfg["width"],
+        "value_range": [0.0, 1.0],
+    }
     r.sources["channels"] = "weights"
     return cfg, spec, "SimVP_Model (model_type='tau')"
 
 
-register_openstl(OpenSTLMethod(
-    arch="tau", names=("tau",), label="TAU",
-    config_keys=frozenset({"hid_S", "hid_T", "N_S", "N_T", "mlp_ratio", "model_type", "spatio_kernel",
-                           "spatio_kernel_enc", "spatio_kernel_dec", "kernel_size", "drop", "drop_path"}),
-    resolve=_resolve_tau,
-    pairs=lambda keys, cfg: ({k: (_tau_key(k), None) for k in keys}, {}),  # every OpenSTL TAU tensor is used
-    model_config=lambda cfg: {k: v for k, v in cfg.items() if k not in ("frames_in", "frames_out")},
-))
+register_openstl(
+    OpenSTLMethod(
+        arch="tau",
+        names=("tau",),
+        label="TAU",
+        config_keys=frozenset(
+            {
+                "hid_S",
+                "hid_T",
+                "N_S",
+                "N_T",
+                "mlp_ratio",
+                "model_type",
+                "spatio_kernel",
+                "spatio_kernel_enc",
+                "spatio_kernel_dec",
+                "kernel_size",
+                "drop",
+                "drop_path",
+            }
+        ),
+        resolve=_resolve_tau,
+        pairs=lambda keys, cfg: ({k: (_tau_key(k), None) for k in keys}, {}),  # every OpenSTL TAU tensor is used
+        model_config=lambda cfg: {k: v for k, v in cfg.items() if k not in ("frames_in", "frames_out")},
+    )
+)
