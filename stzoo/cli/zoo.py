@@ -68,8 +68,9 @@ def _cmd_download(args: argparse.Namespace) -> int:
             return 0
     for name in names:
         if name.startswith(HUB_PREFIX):
+            from stzoo.zoo.download import hub_download
             from stzoo.zoo.folder import CONFIG_NAME, WEIGHTS_NAME, read_config
-            from stzoo.zoo.hub import hub_download, parse_hub_id
+            from stzoo.zoo.hub import parse_hub_id
 
             repo_id, revision = parse_hub_id(name)
             cfg_path, source = hub_download(repo_id, CONFIG_NAME, revision, name=name, check=read_config)

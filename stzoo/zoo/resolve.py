@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stzoo.errors import InputError, InputTypeError, UnknownModelError, WeightsNotAvailableError
-from stzoo.zoo import hub
+from stzoo.zoo import download, hub
 from stzoo.zoo.entry import ZooEntry
 
 __all__ = [
@@ -117,7 +117,7 @@ def locate_weights(entry: ZooEntry, weights: str | os.PathLike | None = None) ->
             f"{name}: {spec.filename} not found (looked in {looked or 'no local weights folder'}) and the "
             f"manifest names no Hub repo for it. Put the file in a folder and set {hub.WEIGHTS_DIR_ENV} to it."
         )
-    path, source = hub.hub_download(
+    path, source = download.hub_download(
         spec.hub.repo_id,
         spec.hub.filename,
         spec.hub.revision,
@@ -147,12 +147,12 @@ def resolve_hub(spec: str, *, weights: str | os.PathLike | None = None, pretrain
     through the Hugging Face cache (``HF_ENDPOINT`` / ``HF_HUB_OFFLINE`` / ``HF_TOKEN`` apply).
 
     The weights are checked against the sha256 config.json records before they are read (see
-    :func:`stzoo.zoo.hub.hub_download`: a bad copy is purged from the cache and fetched once more)."""
+    :func:`stzoo.zoo.download.hub_download`: a bad copy is purged from the cache and fetched once more)."""
     from stzoo.zoo.folder import CONFIG_NAME, WEIGHTS_NAME, entry_from_config, read_config
 
     repo_id, revision = hub.parse_hub_id(spec)
     what = f"stzoo.load({spec!r})"
-    cfg_path, _ = hub.hub_download(repo_id, CONFIG_NAME, revision, what=what, name=spec, check=read_config)
+    cfg_path, _ = download.hub_download(repo_id, CONFIG_NAME, revision, what=what, name=spec, check=read_config)
     cfg = read_config(cfg_path)
     commit = cfg_path.parent.name  # snapshots/<commit>/config.json: fetch the weights from that commit
     pin = commit if len(commit) == 40 and all(c in "0123456789abcdef" for c in commit) else revision
@@ -163,7 +163,7 @@ def resolve_hub(spec: str, *, weights: str | os.PathLike | None = None, pretrain
         path, how = _user_weights(weights, None, source), "file"
     elif pretrained:
         expected = (cfg.get("weights") or {}).get("sha256")
-        path, _ = hub.hub_download(
+        path, _ = download.hub_download(
             repo_id,
             WEIGHTS_NAME,
             pin,

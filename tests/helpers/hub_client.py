@@ -90,10 +90,10 @@ def run_step(step: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     command = json.loads(Path(sys.argv[1]).read_text())
-    import stzoo.zoo.hub
+    import stzoo.zoo.download
     import stzoo.zoo.manifest as manifest_mod
 
-    stzoo.zoo.hub.RETRY_WAIT_S = 0.05  # keep the retry tests fast
+    stzoo.zoo.download.RETRY_WAIT_S = 0.05  # keep the retry tests fast
     if command.get("models"):
         m = manifest_mod.load_manifest()
         m["models"].update(command["models"])

@@ -220,7 +220,7 @@ def test_repo_id_with_a_trailing_newline():
     ids=["pct-dots", "pct-slash", "dots", "bidi", "10k"],
 )
 def test_hostile_file_names_are_refused_before_any_request(filename, match):
-    code = f"from stzoo.zoo import hub; hub.hub_download('stzoo/tiny', {filename!r}, 'main', sha256='0' * 64)"
+    code = f"from stzoo.zoo import download; download.hub_download('stzoo/tiny', {filename!r}, 'main', sha256='0' * 64)"
     r = refuse(code, match=match)
     assert r["type"] == "InvalidHubIdError" and len(r["message"]) < 1500
 
@@ -385,7 +385,9 @@ def test_a_commit_other_than_the_one_asked_for_is_refused(evil):
 def test_readme_with_a_hostile_etag_is_refused(evil):
     hub, env, tmp_path = evil
     hub.always("HEAD", "README.md", {"headers": {"ETag": '"../../../../README"'}})
-    refuse_cleanly(evil, f"from stzoo.zoo import hub; hub.hub_download({REPO_ID!r}, 'README.md', 'main')", match="ETag")
+    refuse_cleanly(
+        evil, f"from stzoo.zoo import download; download.hub_download({REPO_ID!r}, 'README.md', 'main')", match="ETag"
+    )
     # `stzoo download` treats the model card as optional: it still fetches the rest, and writes nothing outside
     r = loads_correctly(evil, f"from stzoo.cli.main import main; assert main(['download', 'hf-hub:{REPO_ID}']) == 0")
     assert not r.get("raised")

@@ -565,7 +565,7 @@ def test_mended_server_then_loads(poison_run):
     ],
 )
 def test_only_plain_hash_etags_are_accepted(raw, token):
-    from stzoo.zoo.hub import _etag_token
+    from stzoo.zoo.download import _etag_token
 
     assert _etag_token(raw) == token
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from stzoo.errors import WeightsNotAvailableError
-from stzoo.zoo import hub
+from stzoo.zoo import download, hub
 from stzoo.zoo.entry import ZooEntry
 from stzoo.zoo.manifest import get_entry, load_manifest
 from stzoo.zoo.resolve import locate_weights
@@ -97,7 +97,7 @@ def test_zoo_model_resolves_to_packaged_file_without_any_request(monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("the Hub must not be asked for a shipped file")
 
-    monkeypatch.setattr(hub, "hub_download", no_network)
+    monkeypatch.setattr(download, "hub_download", no_network)
     loc = locate_weights(get_entry("tau-mmnist"))
     assert loc.source == "local" and loc.path.parent == hub.packaged_weights_dir()
     assert loc.path.name == "tau-mmnist-s.safetensors"
@@ -135,7 +135,7 @@ def test_offline_error_names_the_local_file_name_and_where_it_looked(offline_emp
 def test_offline_error_for_a_hub_id_points_at_a_folder_not_the_weights_env(offline_empty):
     start = time.perf_counter()
     with pytest.raises(WeightsNotAvailableError) as info:
-        hub.hub_download(
+        download.hub_download(
             "alice/thing", "config.json", what="stzoo.load('hf-hub:alice/thing')", name="hf-hub:alice/thing"
         )
     assert time.perf_counter() - start < 2

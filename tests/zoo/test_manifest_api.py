@@ -267,12 +267,12 @@ def test_load_checks_batch_size_device_and_dtype_once(kind, tmp_path, monkeypatc
 
     folder = stzoo.load("convlstm-mmnist-s", pretrained=False).save_pretrained(tmp_path / "ck")
     if kind == "hub":
-        from stzoo.zoo import hub
+        from stzoo.zoo import download
 
         def fake_download(repo_id, filename, revision=None, **kwargs):
             return folder / filename, "hf-cache"
 
-        monkeypatch.setattr(hub, "hub_download", fake_download)
+        monkeypatch.setattr(download, "hub_download", fake_download)
     name = {"zoo": "convlstm-mmnist-s", "folder": str(folder), "hub": "hf-hub:alice/tiny"}[kind]
     calls = {"options": 0, "batch": 0}
     real_options, real_batch = api.check_options, api.check_batch_size
