@@ -116,9 +116,7 @@ class SwinLSTMConfig(ModelConfig):
     patch_size: int = cfg_field(2, choices=(2,))  # patch embedding stride; the stride-2 reconstruction fixes it at 2
     embed_dim: int = cfg_field(128, lo=1, hi=4096)  # E: channels of the finest stage (doubling per stage)
     depths_down: tuple[int, ...] = cfg_field((2, 6))  # Swin blocks in each down cell, finest first
-    depths_up: tuple[int, ...] = cfg_field(
-        (6, 2)
-    )  # ... in each up cell: entry k is the cell at level k+1 (OpenSTL order)
+    depths_up: tuple[int, ...] = cfg_field((6, 2))  # ... in each up cell: entry k is the cell at level k+1 (OpenSTL)
     num_heads: tuple[int, ...] = cfg_field((4, 8))  # heads: entry k for down cell k and the up cell at level k+1
     window_size: int = cfg_field(4, lo=1, hi=64)  # attention window side (tokens), shift = window // 2
     mlp_ratio: float = cfg_field(4.0, lo=0.01, hi=64.0)  # hidden width of each block's MLP / channels
