@@ -78,7 +78,7 @@ def time_evaluate(name: str, n: int, threads: int, batch: int, mnist_dir: str | 
 
 
 def time_forward(model: torch.nn.Module, x: torch.Tensor, n_out: int, batch: int) -> float:
-    from stzoo.training.train import predict_future
+    from stzoo.training.evaluation import predict_future
 
     start = time.perf_counter()
     with torch.no_grad():

@@ -315,7 +315,8 @@ def make_train_step(
 
     from stzoo.inference.predictor import parse_device
     from stzoo.models import build_model, get_architecture
-    from stzoo.training.train import compute_loss, make_optimizer, optimizer_step
+    from stzoo.training.loop import make_optimizer, optimizer_step
+    from stzoo.training.losses import compute_loss
     from stzoo.zoo.manifest import get_entry
 
     entry = get_entry(name)

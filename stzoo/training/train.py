@@ -39,7 +39,7 @@ from stzoo.training.checkpoints import (
     STATE_DICT,
     TRAIN_CHECKPOINT_KEYS,
     atomic_torch_save,
-    atomic_write_text,  # noqa: F401
+    atomic_write_text,
     capture_rng_state,
     checkpoint_error,
     describe_differences,
@@ -56,7 +56,6 @@ from stzoo.training.evaluation import (
     _to_float,
     evaluate,
     evaluate_copy_last,
-    predict_future,  # noqa: F401
     test_data,
     test_set_description,
 )
@@ -65,11 +64,10 @@ from stzoo.training.loop import (
     Clocks,
     Loop,
     NoSchedule,
-    make_optimizer,  # noqa: F401
+    make_optimizer,
     one_cycle_lr,
     optimizer_step,
 )
-from stzoo.training.losses import compute_loss  # noqa: F401
 from stzoo.zoo.hub import sha256_file
 
 __all__ = [
@@ -80,13 +78,9 @@ __all__ = [
     "evaluate_copy_last",
     "sha256_file",
     "atomic_torch_save",
-    "atomic_write_text",
     "capture_rng_state",
     "restore_rng_state",
-    "make_optimizer",
     "optimizer_step",
-    "compute_loss",
-    "predict_future",
     "load_checkpoint",
     "checkpoint_error",
     "describe_differences",

@@ -19,7 +19,7 @@ from torch import nn
 
 import stzoo
 from stzoo.training.adapt import adapt
-from stzoo.training.train import compute_loss
+from stzoo.training.losses import compute_loss
 
 
 def assert_long_forecast_streams(p: Any, frames: np.ndarray, horizon: int, *, atol: float = 1e-5) -> np.ndarray:

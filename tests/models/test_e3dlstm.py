@@ -25,7 +25,7 @@ from stzoo.convert.openstl import read_openstl_config
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
 from stzoo.training.adapt import adapt
-from stzoo.training.train import compute_loss
+from stzoo.training.losses import compute_loss
 
 TOL = 1e-5
 TINY = stzoo.models.ARCHITECTURES["e3dlstm"].tiny_config  # its tiny config, declared with its registration

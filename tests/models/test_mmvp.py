@@ -26,7 +26,7 @@ from stzoo.convert import from_openstl, map_openstl_state_dict
 from stzoo.convert.openstl import read_openstl_config
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
-from stzoo.training.train import compute_loss
+from stzoo.training.losses import compute_loss
 
 TOL = 1e-5
 SIZES = {"hid_S": 8, "hid_T": 8, "rrdb_encoder_num": 1, "rrdb_decoder_num": 1, "rrdb_enhance_num": 1}

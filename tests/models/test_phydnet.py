@@ -22,7 +22,7 @@ from stzoo.convert import from_openstl, map_openstl_state_dict
 from stzoo.convert.openstl import read_openstl_config
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
-from stzoo.training.train import compute_loss
+from stzoo.training.losses import compute_loss
 
 TOL = 1e-5
 TINY = stzoo.models.ARCHITECTURES["phydnet"].tiny_config  # its tiny config, declared with its registration

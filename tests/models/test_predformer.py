@@ -22,7 +22,7 @@ from stzoo.convert.openstl.predformer import predformer_config
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
 from stzoo.training.adapt import adapt
-from stzoo.training.train import compute_loss
+from stzoo.training.losses import compute_loss
 
 TOL = 1e-5  # max |stzoo − authors| / max |authors|, fp32
 PAPER_COUNT = 25_297_728  # configs/mmnist/PredFormer.py with Ndepth 6 (TSST); the paper's Table 2: 25.3 M

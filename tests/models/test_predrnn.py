@@ -25,7 +25,8 @@ from stzoo.models.predrnn import (
     v2_sampling_masks,
 )
 from stzoo.training.adapt import adapt
-from stzoo.training.train import Recipe, compute_loss
+from stzoo.training.losses import compute_loss
+from stzoo.training.train import Recipe
 
 TOL = 1e-5  # max |stzoo − OpenSTL| / max |OpenSTL|, fp32
 ARCHS = ["predrnn", "predrnn_v2"]

@@ -26,7 +26,7 @@ from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, parameters_of
 from stzoo.models.base import Recipe
 from stzoo.training.adapt import adapt
-from stzoo.training.train import compute_loss
+from stzoo.training.losses import compute_loss
 
 TOL = 1e-5  # max |stzoo − OpenSTL| / max |OpenSTL|, fp32
 PAPER = {"gsta": 46_769_665, "incepu": 57_946_113}  # configs/mmnist/simvp/SimVP_gSTA.py, SimVP_IncepU.py

@@ -22,7 +22,7 @@ from stzoo.convert.openstl import from_openstl, map_openstl_state_dict
 from stzoo.errors import ConfigError, InputError
 from stzoo.models import build_model, count_parameters, get_architecture, parameters_of
 from stzoo.training.adapt import adapt
-from stzoo.training.train import compute_loss
+from stzoo.training.losses import compute_loss
 
 TOL = 1e-5  # max |stzoo − OpenSTL| / max |OpenSTL|, fp32
 OPENSTL_COUNT = 20_191_969  # configs/mmnist/SwinLSTM-D.py in OpenSTL

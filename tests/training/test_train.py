@@ -20,7 +20,8 @@ from stzoo.data.moving_mnist import MovingMNIST, moving_mnist_test_set
 from stzoo.errors import ConfigError
 from stzoo.models import build_model
 from stzoo.tools.release import release
-from stzoo.training.train import Recipe, compute_loss, evaluate, evaluate_copy_last, train
+from stzoo.training.losses import compute_loss
+from stzoo.training.train import Recipe, evaluate, evaluate_copy_last, train
 
 TAU_CFG = {"frames": 4, "hid_S": 4, "hid_T": 8, "N_S": 2, "N_T": 2, "mlp_ratio": 2.0}
 LSTM_CFG = {"frames_in": 4, "frames_out": 4, "num_layers": 1, "num_hidden": 4, "filter_size": 3}
