@@ -51,8 +51,8 @@ __all__ = [
     "OPENSTL_LICENSE",
 ]
 
-#: the framework's modules; every other module of this package is one method's importer
-FRAMEWORK_MODULES = frozenset({"core", "reading"})
+#: the framework's modules (and the catalogue of published checkpoints); every other module is one importer
+FRAMEWORK_MODULES = frozenset({"core", "reading", "catalog"})
 
 
 def method_modules() -> list[str]:
