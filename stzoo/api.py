@@ -7,13 +7,14 @@ per call (:func:`check_options`) and is the only code that turns a resolved entr
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from stzoo.errors import InputError, InputTypeError
+from stzoo.errors import InputError, InputTypeError, UndertrainedWarning
 from stzoo.inference.predictor import Predictor, check_batch_size, parse_device, parse_dtype
 from stzoo.models import build_model, get_architecture, load_state_dict_strict
 from stzoo.runtime import warn_if_slow_bf16
@@ -151,7 +152,29 @@ def load(
         )
     options = check_options(device=device, dtype=dtype, batch_size=batch_size, impl=impl)  # before any weights
     found = resolve(name, weights=weights, pretrained=pretrained)
+    if found.weights_path is not None and found.entry.undertrained:
+        _warn_undertrained(found.entry)
     return _build(found.entry, found.weights_path, found.name, options)
+
+
+_WARNED_UNDERTRAINED: set[str] = set()
+
+
+def _warn_undertrained(entry: ZooEntry) -> None:
+    """One :class:`~stzoo.errors.UndertrainedWarning` per entry and process."""
+    key = str(entry.name)
+    if key in _WARNED_UNDERTRAINED:
+        return
+    _WARNED_UNDERTRAINED.add(key)
+    gate = dict(entry.gate or {})
+    why = "; ".join(gate.get("failed") or []) or "it is below the release gate"
+    warnings.warn(
+        f"{entry.name} is undertrained: on its own test set ({gate.get('sequences', '?')} sequences) {why}. "
+        "Its forecasts are worse than a trivial baseline; fine-tune it (stzoo finetune) or pick another "
+        "entry (stzoo list marks undertrained ones).",
+        UndertrainedWarning,
+        stacklevel=3,
+    )
 
 
 def assemble_predictor(

@@ -37,3 +37,8 @@ class WeightsNotAvailableError(StzooError, FileNotFoundError):
 
 class CheckpointError(StzooError, ValueError):
     """A training checkpoint is damaged or was not written by stzoo."""
+
+
+class UndertrainedWarning(UserWarning):
+    """The weights being loaded do not beat the trivial baselines of their own test set (copy-last-frame,
+    the mean frame): they were released below the release gate and are listed as ``undertrained``."""

@@ -18,13 +18,17 @@ def _cmd_list(args: argparse.Namespace) -> int:
         e = info(name)
         target = f"→ {e['name']}" if e["name"] != name else ""
         mse = e.get("metrics", {}).get("mse")
+        gate = e.get("gate") or {}
+        weights = "no"
+        if e.get("weights"):
+            weights = "yes" if gate.get("passed", True) else "undertrained"
         rows.append(
             (
                 name,
                 target,
                 e["architecture"],
                 f"{e['parameters'] / 1e6:.2f} M",
-                "yes" if e.get("weights") else "no",
+                weights,
                 f"{mse:.1f}" if mse is not None else "-",
             )
         )
@@ -32,6 +36,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     for r in [header] + rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    if any(r[4] == "undertrained" for r in rows):
+        print(
+            "\nundertrained: released weights that do not beat copy-last-frame and the mean frame (MSE) or "
+            "copy-last (SSIM) on their own test set; `stzoo info NAME` shows the gate's numbers"
+        )
     return 0
 
 

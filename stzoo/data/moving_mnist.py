@@ -415,6 +415,10 @@ SPEC = register_dataset(
         test_description="stzoo Moving MNIST test (MNIST test digits, seed {seed}, {frames_in}→{frames_out})",
         baseline_key="copy-last-frame",
         baseline_with_release=False,
+        # the mean-frame baseline of the release gate is the all-black frame (the digits' background), as
+        # the issue that set the gate defines it; a per-pixel mean frame scores lower MSE (151.4 against
+        # 173.5 on the first 1,000 test sequences), so the gate is the weaker of the two on Moving MNIST
+        mean_frame=0.0,
         citation='N. Srivastava, E. Mansimov, R. Salakhutdinov, "Unsupervised Learning of Video Representations '
         'using LSTMs", ICML 2015; digits: Y. LeCun et al., "Gradient-based learning applied to document '
         'recognition", Proc. IEEE 1998',

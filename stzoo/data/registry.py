@@ -93,7 +93,10 @@ class DatasetSpec:
     Baseline:
         ``baseline_key``: the manifest key of its copy-last-frame baseline (default
         ``"copy-last-frame (<name>)"``); ``baseline_with_release``: whether ``stzoo release`` measures
-        it beside each model (else it is measured once, with ``stzoo evaluate copy-last-frame``).
+        it beside each model (else it is measured once, with ``stzoo evaluate copy-last-frame``);
+        ``mean_frame``: the constant frame (in the model's value range) of the mean-frame baseline, or
+        ``None`` for the per-pixel mean of the observed frames of the test set being measured. The release
+        gate (``stzoo-maint release``) requires a model to beat both baselines on MSE and copy-last on SSIM.
     Citing and cards:
         ``label`` (the zoo table's name for it), ``citation``, ``hub_datasets`` (Hub dataset ids for
         model cards), ``tag`` (a model-card tag), ``options`` (its own :class:`DatasetOption` s).
@@ -124,6 +127,7 @@ class DatasetSpec:
     suggested_pool: int | None = None
     baseline_key: str = ""
     baseline_with_release: bool = True
+    mean_frame: float | None = None
     hub_datasets: tuple[str, ...] = ()
     tag: str = ""
     options: tuple[DatasetOption, ...] = field(default=())

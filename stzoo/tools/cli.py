@@ -43,6 +43,27 @@ def _cmd_release(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gate(args: argparse.Namespace) -> int:
+    from stzoo.tools.release import apply_gate
+
+    set_threads(args)
+    verdicts = apply_gate(
+        args.manifest or PACKAGE_DIR / "weights_manifest.json",
+        names=args.names or None,
+        dataset_options=dataset_options(args),
+        command=args.command_line,
+        progress=not args.quiet,
+    )
+    for name, gate in verdicts.items():
+        cl, mf = gate["copy_last"], gate["mean_frame"]
+        verdict = "passes" if gate["passed"] else "UNDERTRAINED: " + "; ".join(gate["failed"])
+        print(
+            f"{name}: {verdict} (copy-last MSE {cl['mse']:.2f} SSIM {cl['ssim']:.4f}, "
+            f"mean frame MSE {mf['mse']:.2f}, {gate['sequences']} sequences)"
+        )
+    return 0
+
+
 TABLE_START, TABLE_END = "<!-- zoo-table:start -->", "<!-- zoo-table:end -->"
 
 
@@ -177,6 +198,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_threads(p)
     p.set_defaults(func=_cmd_release)
+
+    p = sub.add_parser(
+        "gate",
+        help="record the release gate's verdict on released entries",
+        description="Measure copy-last-frame and the mean frame on the test sequences each released entry was "
+        "measured on, and record whether its weights beat them (MSE below both, SSIM above copy-last's). "
+        "Entries that do not are listed as undertrained by `stzoo list`, the zoo table and their cards.",
+    )
+    p.add_argument("names", nargs="*", help="entries (default: every released entry with metrics)")
+    p.add_argument("--manifest", default=None, help="manifest to update (default: the package's)")
+    p.add_argument("--command-line", default=None, help="the command to record in each gate record")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_dataset_options(p)
+    add_threads(p)
+    p.set_defaults(func=_cmd_gate)
 
     p = sub.add_parser("zoo-table", help="print the zoo table (Markdown) generated from the manifest")
     p.add_argument(

@@ -305,6 +305,36 @@ def _fence(obj: Any) -> list[str]:
     return ["```json", json.dumps(obj, indent=2, ensure_ascii=False), "```"]
 
 
+def _weights_status(e: ZooEntry) -> str:
+    if not e.weights:
+        return "not released yet"
+    return "released, **undertrained** (below the release gate: see Metrics)" if e.undertrained else "released"
+
+
+def _gate_lines(e: ZooEntry) -> list[str]:
+    """The release gate's verdict: the trivial baselines on the same test sequences."""
+    g = e.gate
+    if not g:
+        return []
+    cl, mf = g["copy_last"], g["mean_frame"]
+    head = (
+        "**Undertrained**: these weights do not beat the trivial baselines of their own test set ("
+        + "; ".join(g.get("failed") or [])
+        + "). `stzoo.load` warns; fine-tune them or pick another entry."
+        if not g["passed"]
+        else "Release gate: passed (MSE below both trivial baselines, SSIM above copy-last-frame's)."
+    )
+    return [
+        head,
+        "",
+        f"| baseline, same {g['sequences']:,} sequences | MSE ↓ | SSIM ↑ |",
+        "|---|---|---|",
+        f"| copy-last-frame | {cl['mse']:.4f} | {cl['ssim']:.4f} |",
+        f"| mean frame ({mf['frame']}) | {mf['mse']:.4f} | {mf['ssim']:.4f} |",
+        "",
+    ]
+
+
 def model_card_page(name: str, manifest: dict[str, Any] | None = None) -> str:
     """The text of ``docs/models/<name>.md``: everything the manifest knows about one zoo entry."""
     manifest = manifest or load_manifest()
@@ -361,7 +391,7 @@ def model_card_page(name: str, manifest: dict[str, Any] | None = None) -> str:
         f"trained at {spec.height}×{spec.width}, values in {value_range}"
         + (f" ({e.normalization})" if e.normalization else "")
         + " |",
-        f"| weights | {'released' if e.weights else 'not released yet'} |",
+        f"| weights | {_weights_status(e)} |",
         f"| CPU speed | {format_speed(e)} seq/s |" if (e.speed or {}).get("cpu") else "| CPU speed | – |",
         f"| license | {e.license} |",
     ]
@@ -419,7 +449,7 @@ def model_card_page(name: str, manifest: dict[str, Any] | None = None) -> str:
         ]
         if m.get("command"):
             lines += [f"Measured with `{display_command(m['command'])}`.", ""]
-        lines += _baseline_lines(manifest, e, m) + _bf16_lines(name, e)
+        lines += _gate_lines(e) + _baseline_lines(manifest, e, m) + _bf16_lines(name, e)
     else:
         lines += ["Not measured (no released weights).", ""]
     lines += _forecast_lines(name, e)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,9 +26,15 @@ from stzoo.training.checkpoints import (
     weights_sha,
     write_weights,
 )
-from stzoo.training.evaluation import evaluate, evaluate_copy_last, test_data, test_set_description
+from stzoo.training.evaluation import (
+    evaluate,
+    measure_baselines,
+    release_gate,
+    test_data,
+    test_set_description,
+)
 
-__all__ = ["release", "release_to_manifest", "ledger_totals"]
+__all__ = ["release", "release_to_manifest", "ledger_totals", "recover_weights_dir", "update_manifest"]
 
 
 def release(run_dir: str | os.PathLike, weights_path: str | os.PathLike, *, half: bool = False) -> dict[str, Any]:
@@ -154,11 +162,16 @@ def release_to_manifest(
 ) -> dict[str, Any]:
     """Release a finished run as zoo entry ``name``, if it is better than the entry's current release.
 
-    Writes the run's weights (weights only) to a candidate file, loads *that file* back into a fresh
-    model, measures it on the dataset's fixed test set, and — when there is no earlier release, or its
-    MSE on the same test set is lower (or ``force``) — moves it to ``weights_dir/<name>.safetensors``
-    and writes sha256, size, metrics and provenance into the manifest entry. Otherwise nothing changes
-    and a :class:`ConfigError` says both numbers.
+    Writes the run's weights (weights only) to a candidate file of its own, refuses NaN / infinite weights,
+    loads *that file* back into a fresh model, measures it on the dataset's fixed test set, and measures the
+    trivial baselines on the same sequences (copy-last-frame and the mean frame). It is released when it
+    passes the gate (MSE below both baselines', SSIM above copy-last's; ``force`` releases it anyway, marked
+    ``undertrained``) and beats the current release's MSE on the same test set (or ``force``): under the
+    manifest's lock the file goes to ``weights_dir/<name>-<sha256[:12]>.safetensors`` (a new name: nothing
+    the manifest points at is ever overwritten), the manifest entry gets sha256, size, metrics, the
+    ``gate`` record and provenance, and the superseded file is removed. Otherwise nothing changes and a
+    :class:`ConfigError` says why. A release killed part-way leaves the manifest and its files consistent;
+    its leftovers are removed by the next release (:func:`recover_weights_dir`).
 
     The entry's ``training`` block keeps a ledger, ``training["runs"]``: every run that led to these
     weights (start weights' sha256, steps, sequences, wall-clock, hardware, dtype, command) and
@@ -166,10 +179,6 @@ def release_to_manifest(
     extends its ledger; ``prior_runs`` are run folders between the two (each warm-started from the
     previous one's final weights), checked by sha256 so the chain cannot be made up.
     """
-    import datetime
-
-    from safetensors.torch import load_file
-
     manifest_path = Path(manifest_path)
     manifest = json.loads(manifest_path.read_text())
     if name not in manifest["models"] or "alias" in manifest["models"][name]:
@@ -200,9 +209,62 @@ def release_to_manifest(
         pck = _release_checkpoint(folder)
         records.append(_ledger_record(folder, pck, weights_sha(pck)))
     dataset = ck.get("dataset", "moving_mnist")
-    final_path = Path(weights_dir) / f"{name}.safetensors"
-    candidate = final_path.with_name(final_path.name + ".candidate")
+    weights_dir = Path(weights_dir)
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    recover_weights_dir(weights_dir, manifest_path)
+    candidate = _candidate_path(weights_dir, name)
+    try:
+        return _release_candidate(
+            name,
+            run,
+            ck,
+            entry,
+            model,
+            candidate,
+            records,
+            chain,
+            weights_dir=weights_dir,
+            manifest_path=manifest_path,
+            dataset=dataset,
+            dataset_options=dataset_options,
+            eval_sequences=eval_sequences,
+            half=half,
+            command=command,
+            progress=progress,
+            force=force,
+        )
+    finally:
+        candidate.unlink(missing_ok=True)
+
+
+def _release_candidate(
+    name: str,
+    run: Path,
+    ck: dict[str, Any],
+    entry: dict[str, Any],
+    model: torch.nn.Module,
+    candidate: Path,
+    records: list[dict[str, Any]],
+    chain: list[Path],
+    *,
+    weights_dir: Path,
+    manifest_path: Path,
+    dataset: str,
+    dataset_options: dict[str, Any] | None,
+    eval_sequences: int,
+    half: bool,
+    command: str | None,
+    progress: bool,
+    force: bool,
+) -> dict[str, Any]:
+    """The part of :func:`release_to_manifest` that owns the candidate weights file (its caller deletes it)."""
+    import datetime
+
+    from safetensors.torch import load_file
+
     info = write_weights(ck, candidate, half)
+    loaded = load_file(str(candidate))
+    _check_finite(loaded, candidate, half)
     records.append(_ledger_record(run, ck, info["sha256"]))
     previous = list((entry.get("training") or {}).get("runs") or [])
     if not previous and (legacy := _legacy_record(entry)) is not None:
@@ -210,7 +272,6 @@ def release_to_manifest(
     start = records[0]["init_sha256"]
     if start is not None and (not previous or start != previous[-1]["result_sha256"]):
         if not entry.get("weights") or start != entry["weights"]["sha256"]:
-            candidate.unlink(missing_ok=True)
             raise ConfigError(
                 f"{chain[0]} started from weights with sha256 {start}, which are neither {name}'s "
                 "current release nor the end of its ledger; pass the runs in between with "
@@ -220,60 +281,57 @@ def release_to_manifest(
         previous = []  # trained from scratch: the ledger starts again
     for before, after in zip(records, records[1:]):
         if after["init_sha256"] != before["result_sha256"]:
-            candidate.unlink(missing_ok=True)
             raise ConfigError(
                 f"run {after['run']} did not start from the final weights of {before['run']} "
                 f"(sha256 {after['init_sha256']} vs {before['result_sha256']})"
             )
 
-    model.load_state_dict({k: v.float() for k, v in load_file(str(candidate)).items()})
+    model.load_state_dict({k: v.float() for k, v in loaded.items()})
     recipe = Recipe(**ck["recipe"])
     test = test_data(dataset, eval_sequences, dataset_options)
     described = test_set_description(dataset, test, recipe)
-    old = entry.get("metrics")
-    if (
-        old
-        and entry.get("weights")
-        and not force
-        and (old.get("dataset"), old.get("sequences")) != (described, len(test))
-    ):
-        candidate.unlink(missing_ok=True)
-        raise ConfigError(
-            f"not released: {name}'s current release was measured on {old.get('dataset')} "
-            f"({old.get('sequences')} sequences) and this run on {described} "
-            f"({len(test)} sequences), so they cannot be compared; measure on the same "
-            f"test set (--sequences {old.get('sequences')}) or pass --force to replace it anyway"
-        )
+    _check_comparable(name, entry, described, len(test), force)
     metrics = None if half else _measured_by_run(run, info["sha256"], described, len(test))
     if metrics is None:
         metrics = evaluate(model, test, frames_in=recipe.frames_in, frames_out=recipe.frames_out, progress=progress)
-    if old and entry.get("weights") and not force and round(metrics["mse"], 4) >= old["mse"]:
-        candidate.unlink(missing_ok=True)
+    bad = [k for k in ("mse", "mae", "ssim", "psnr") if not math.isfinite(float(metrics[k]))]
+    if bad:  # never released, --force or not: a NaN "wins" no comparison and is not JSON
+        raise ConfigError(f"not released: {run} scores a non-finite {', '.join(bad)} on {described}")
+    _check_better(name, entry, run, metrics, described, force)
+    spec = get_dataset(dataset)
+    baselines = measure_baselines(
+        test, frames_in=recipe.frames_in, frames_out=recipe.frames_out, mean_frame=spec.mean_frame, progress=progress
+    )
+    gate = release_gate(metrics, baselines)
+    if not gate["passed"] and not force:
         raise ConfigError(
-            f"not released: {run} scores MSE {metrics['mse']:.2f} on {described} "
-            f"({metrics['sequences']} sequences), not better than the current release's "
-            f"{old['mse']:.2f}; pass --force to replace it anyway"
+            f"not released: {run} does not beat the trivial baselines of {described} "
+            f"({len(test)} sequences): " + "; ".join(gate["failed"]) + ". Train it longer, or pass --force to "
+            "release it anyway (it is then listed as undertrained)"
         )
-    os.replace(candidate, final_path)
-    info["path"] = str(final_path)
-    entry["weights"] = {
-        "filename": f"{name}.safetensors",
+    gate["forced"] = not gate["passed"]
+    gate["dataset"] = described
+    final_name = f"{name}-{info['sha256'][:12]}.safetensors"
+    new_entry = dict(entry)
+    new_entry["weights"] = {
+        "filename": final_name,
         "sha256": info["sha256"],
         "size": info["size"],
         "dtype": "float16" if half else "float32",
         "hub": {"repo_id": f"stzoo/{name}", "filename": "model.safetensors", "revision": "main"},
     }
-    entry["metrics"] = {
+    new_entry["metrics"] = {
         "dataset": described,
         "split": "test",
         "sequences": metrics["sequences"],
         **{k: round(metrics[k], 4) for k in ("mse", "mae", "ssim", "psnr")},
         "command": command or f"stzoo release {name}",
     }
+    new_entry["gate"] = gate
     runs = previous + records
     last = records[-1]
     steps_per_epoch = math.ceil(recipe.epoch_size / recipe.batch_size)
-    entry["training"] = {
+    new_entry["training"] = {
         "recipe": ck["recipe"],
         "epochs": round(ck["step"] / steps_per_epoch, 3),
         "steps": ck["step"],
@@ -286,9 +344,8 @@ def release_to_manifest(
         "totals": ledger_totals(runs),
     }
     baseline: dict[str, Any] = {}
-    spec = get_dataset(dataset)
     if spec.baseline_with_release:  # the persistence baseline of that test set, measured beside the model
-        base = evaluate_copy_last(test, frames_in=recipe.frames_in, frames_out=recipe.frames_out, progress=progress)
+        base = baselines["copy_last"]
         baseline[spec.baseline_key] = {
             "description": f"every future frame = the last observed frame, on {described}",
             "metrics": {
@@ -299,22 +356,131 @@ def release_to_manifest(
                 "command": command or f"stzoo release {name}",
             },
         }
+    final_path = weights_dir / final_name
 
-    def apply(current: dict[str, Any]) -> None:
-        # only this entry (and its baseline) change: another release or script may have written the file
-        # during the evaluation above, and its changes stay
-        current["models"][name] = entry
+    def apply(current: dict[str, Any]) -> Callable[[], None]:
+        # Under the manifest's lock: the weights go in place under their own content-addressed name (nothing
+        # the manifest points at is replaced), then the manifest is written, then the superseded file goes.
+        # A kill at any point leaves the manifest pointing at a complete file that matches it; an orphan
+        # left behind is removed by the next release (recover_weights_dir).
+        now = current["models"].get(name)
+        if now is None or "alias" in now:
+            raise ConfigError(f"{name} is no longer a (non-alias) entry of {manifest_path}")
+        if (now.get("weights") or {}).get("sha256") != (entry.get("weights") or {}).get("sha256"):
+            # another release of this entry won while this one was being measured: compare with that one
+            _check_comparable(name, now, described, len(test), force)
+            _check_better(name, now, run, metrics, described, force)
+        old_file = (now.get("weights") or {}).get("filename")
+        os.replace(candidate, final_path)
+        current["models"][name] = new_entry
         if baseline:
             current.setdefault("baselines", {}).update(baseline)
 
+        def after() -> None:
+            still_used = {(e.get("weights") or {}).get("filename") for e in current["models"].values()}
+            if old_file and old_file != final_name and old_file not in still_used:
+                (weights_dir / Path(old_file).name).unlink(missing_ok=True)
+
+        return after
+
     update_manifest(manifest_path, apply)
-    return {"name": name, **entry}
+    return {"name": name, **new_entry, "weights_path": str(final_path)}
 
 
-def update_manifest(path: str | os.PathLike, change: Callable[[dict[str, Any]], None]) -> None:
-    """Read the manifest at ``path``, let ``change`` edit it, and write it back atomically, holding an
-    exclusive lock on ``PATH.lock`` meanwhile (where the OS has ``fcntl``), so that two releases at
-    once cannot lose each other's entries."""
+def _check_finite(state: dict[str, torch.Tensor], path: Path, half: bool) -> None:
+    """Refuse weights with a NaN or infinite value (a diverged run, or values beyond float16 with --half)."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        hint = " (beyond float16's range: release without --half)" if half else ""
+        raise ConfigError(
+            f"not released: the run's weights hold NaN or infinite values{hint} in {len(bad)} tensor(s), "
+            f"e.g. {', '.join(bad[:3])}; nothing was written"
+        )
+
+
+def _check_comparable(name: str, entry: dict[str, Any], described: str, sequences: int, force: bool) -> None:
+    old = entry.get("metrics")
+    if (
+        old
+        and entry.get("weights")
+        and not force
+        and (old.get("dataset"), old.get("sequences"))
+        != (
+            described,
+            sequences,
+        )
+    ):
+        raise ConfigError(
+            f"not released: {name}'s current release was measured on {old.get('dataset')} "
+            f"({old.get('sequences')} sequences) and this run on {described} "
+            f"({sequences} sequences), so they cannot be compared; measure on the same "
+            f"test set (--sequences {old.get('sequences')}) or pass --force to replace it anyway"
+        )
+
+
+def _check_better(
+    name: str, entry: dict[str, Any], run: Path, metrics: dict[str, Any], described: str, force: bool
+) -> None:
+    old = entry.get("metrics")
+    if old and entry.get("weights") and not force and not round(metrics["mse"], 4) < old["mse"]:
+        raise ConfigError(
+            f"not released: {run} scores MSE {metrics['mse']:.2f} on {described} "
+            f"({metrics['sequences']} sequences), not better than {name}'s current release's "
+            f"{old['mse']:.2f}; pass --force to replace it anyway"
+        )
+
+
+_CANDIDATE = re.compile(r"^\.(?P<name>[a-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{16}\.candidate$")
+_CONTENT_NAMED = re.compile(r"^(?P<name>[a-z0-9-]+)-[0-9a-f]{12}\.safetensors$")
+
+
+def _candidate_path(weights_dir: Path, name: str) -> Path:
+    """A candidate file name no other release (of this or another process) uses."""
+    return weights_dir / f".{name}.{os.getpid()}.{secrets.token_hex(8)}.candidate"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def recover_weights_dir(weights_dir: str | os.PathLike, manifest_path: str | os.PathLike) -> list[Path]:
+    """Finish what a killed release left behind in ``weights_dir``, under the manifest's lock: candidate
+    files of processes that no longer run, and content-addressed weights files (``NAME-<sha>.safetensors``)
+    of a manifest entry that the manifest does not point at (a release killed between placing its file
+    and writing the manifest). Files of other shapes are never touched. Returns what was removed."""
+    weights_dir = Path(weights_dir)
+    removed: list[Path] = []
+
+    def sweep(current: dict[str, Any]) -> None:
+        used = {(e.get("weights") or {}).get("filename") for e in current["models"].values()}
+        for path in sorted(weights_dir.iterdir()) if weights_dir.is_dir() else []:
+            c = _CANDIDATE.match(path.name)
+            m = _CONTENT_NAMED.match(path.name)
+            if (
+                c
+                and not _pid_alive(int(c["pid"]))
+                or (m and path.name not in used and any(path.name.startswith(f"{n}-") for n in current["models"]))
+            ):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+
+    update_manifest(manifest_path, sweep, write=False)
+    return removed
+
+
+def update_manifest(
+    path: str | os.PathLike, change: Callable[[dict[str, Any]], Callable[[], None] | None], *, write: bool = True
+) -> None:
+    """Read the manifest at ``path``, let ``change`` edit it, and write it back atomically (strict JSON: a
+    NaN or infinity is refused, never written), holding an exclusive lock on ``PATH.lock`` meanwhile (where the
+    OS has ``fcntl``), so that two releases at once cannot lose each other's entries. ``change`` may return a
+    function, run after the write while the lock is still held; ``write=False`` only reads under the lock."""
     path = Path(path)
     with open(path.with_name(path.name + ".lock"), "a") as lock:
         try:
@@ -324,5 +490,67 @@ def update_manifest(path: str | os.PathLike, change: Callable[[dict[str, Any]], 
         except ImportError:  # Windows: no advisory lock; a single writer is assumed
             pass
         manifest = json.loads(path.read_text())
-        change(manifest)
-        atomic_write_text(path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        after = change(manifest)
+        if write:
+            try:
+                text = json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+            except ValueError as exc:
+                raise ConfigError(f"not written: the manifest would hold a non-finite number ({exc})") from None
+            atomic_write_text(path, text)
+        if after is not None:
+            after()
+
+
+def apply_gate(
+    manifest_path: str | os.PathLike,
+    *,
+    names: list[str] | None = None,
+    dataset_options: dict[str, Any] | None = None,
+    command: str | None = None,
+    progress: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Put the release gate's verdict on entries already released: for each entry with weights and
+    metrics (or just ``names``), measure copy-last-frame and the mean frame on exactly the test sequences
+    its metrics were measured on, and record the ``gate`` (``forced: true`` where it fails: those weights
+    were released before the gate existed). Returns ``{name: gate}``; entries whose test set cannot be
+    rebuilt (a different description) are refused with :class:`ConfigError`."""
+    from stzoo.zoo.entry import ZooEntry
+
+    manifest_path = Path(manifest_path)
+    manifest = json.loads(manifest_path.read_text())
+    models = manifest["models"]
+    todo = names or [n for n, e in models.items() if "alias" not in e and e.get("weights") and e.get("metrics")]
+    verdicts: dict[str, dict[str, Any]] = {}
+    for name in todo:
+        if name not in models or "alias" in models[name] or not models[name].get("metrics"):
+            raise ConfigError(f"{name} is not a released (non-alias) entry of {manifest_path} with metrics")
+        entry = ZooEntry.from_dict(name, models[name])
+        metrics = dict(entry.metrics or {})
+        dataset = entry.dataset or "moving_mnist"
+        spec = get_dataset(dataset)
+        test = test_data(dataset, int(metrics["sequences"]), dataset_options)
+        described = spec.describe_test(test, entry.input.frames_in, entry.input.frames_out)
+        if described != metrics.get("dataset") or len(test) != metrics["sequences"]:
+            raise ConfigError(
+                f"{name} was measured on {metrics.get('dataset')} ({metrics['sequences']} sequences), which "
+                f"cannot be rebuilt here (got {described}, {len(test)} sequences): pass the dataset's options"
+            )
+        baselines = measure_baselines(
+            test,
+            frames_in=entry.input.frames_in,
+            frames_out=entry.input.frames_out,
+            mean_frame=spec.mean_frame,
+            progress=progress,
+        )
+        gate = release_gate(metrics, baselines)
+        gate.update(forced=not gate["passed"], dataset=described)
+        if command:
+            gate["command"] = command
+        verdicts[name] = gate
+
+    def apply(current: dict[str, Any]) -> None:
+        for name, gate in verdicts.items():
+            current["models"][name]["gate"] = gate
+
+    update_manifest(manifest_path, apply)
+    return verdicts

@@ -13,7 +13,17 @@ from stzoo.data.registry import get_dataset
 from stzoo.metrics import MetricAccumulator
 from stzoo.models import Recipe, eval_mode
 
-__all__ = ["evaluate", "evaluate_copy_last", "predict_future", "rollout_errors", "test_data", "test_set_description"]
+__all__ = [
+    "evaluate",
+    "evaluate_copy_last",
+    "evaluate_mean_frame",
+    "measure_baselines",
+    "release_gate",
+    "predict_future",
+    "rollout_errors",
+    "test_data",
+    "test_set_description",
+]
 
 
 def _to_float(batch: Tensor, device: torch.device) -> Tensor:
@@ -81,6 +91,91 @@ def evaluate_copy_last(
         progress=progress,
         predict=lambda x: x[:, -1:].expand(-1, frames_out, -1, -1, -1),
     )
+
+
+@torch.no_grad()
+def _observed_mean(dataset: Any, frames_in: int, batch_size: int = 256) -> Tensor:
+    """The per-pixel mean (C, H, W) of the observed frames of every sequence of ``dataset``."""
+    total: Tensor | None = None
+    count = 0
+    for start in range(0, len(dataset), batch_size):
+        x = _to_float(dataset.batch(start, min(start + batch_size, len(dataset))), torch.device("cpu"))[:, :frames_in]
+        part = x.double().sum(dim=(0, 1))
+        total = part if total is None else total + part
+        count += x.shape[0] * x.shape[1]
+    if total is None:
+        raise ValueError("the mean-frame baseline needs at least one sequence")
+    return (total / count).float()
+
+
+def evaluate_mean_frame(
+    dataset: Any,
+    frames_in: int = 10,
+    frames_out: int = 10,
+    *,
+    value: float | None = None,
+    batch_size: int = 256,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The mean-frame baseline: every future frame is one fixed frame — the constant ``value`` (in the
+    model's value range; ``0.0`` is all-black), or, when ``value`` is None, the per-pixel mean of the
+    observed frames of the whole of ``dataset`` (no future frame is looked at)."""
+    mean = None if value is not None else _observed_mean(dataset, frames_in)
+
+    def predict(x: Tensor) -> Tensor:
+        frame = torch.full_like(x[:, -1:], float(value)) if mean is None else mean.to(x).expand_as(x[:, -1:])
+        return frame.expand(-1, frames_out, -1, -1, -1)
+
+    out = evaluate(
+        nn.Identity(),
+        dataset,
+        frames_in=frames_in,
+        frames_out=frames_out,
+        batch_size=batch_size,
+        progress=progress,
+        predict=predict,
+    )
+    return {**out, "frame": "per-pixel mean of the observed frames" if mean is not None else f"constant {value:g}"}
+
+
+def measure_baselines(
+    dataset: Any, *, frames_in: int, frames_out: int, mean_frame: float | None, progress: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Both trivial baselines of the release gate on exactly the sequences of ``dataset``:
+    ``{"copy_last": metrics, "mean_frame": metrics}``."""
+    return {
+        "copy_last": evaluate_copy_last(dataset, frames_in, frames_out, progress=progress),
+        "mean_frame": evaluate_mean_frame(dataset, frames_in, frames_out, value=mean_frame, progress=progress),
+    }
+
+
+def release_gate(metrics: dict[str, Any], baselines: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Whether ``metrics`` beat the trivial baselines measured on the same test set: MSE below both
+    copy-last-frame's and the mean frame's, and SSIM above copy-last-frame's. Non-finite metrics fail.
+
+    Returns the manifest's ``gate`` record: ``passed``, ``failed`` (the broken conditions, in words) and
+    the baselines' MSE / SSIM (rounded as the manifest rounds)."""
+    import math
+
+    mse, ssim = float(metrics["mse"]), float(metrics["ssim"])
+    cl, mf = baselines["copy_last"], baselines["mean_frame"]
+    failed = []
+    if not (math.isfinite(mse) and math.isfinite(ssim)):
+        failed.append(f"the metrics are not finite (MSE {mse}, SSIM {ssim})")
+    else:
+        if not mse < cl["mse"]:
+            failed.append(f"MSE {mse:.2f} is not below copy-last-frame's {cl['mse']:.2f}")
+        if not mse < mf["mse"]:
+            failed.append(f"MSE {mse:.2f} is not below the mean frame's {mf['mse']:.2f} ({mf['frame']})")
+        if not ssim > cl["ssim"]:
+            failed.append(f"SSIM {ssim:.4f} is not above copy-last-frame's {cl['ssim']:.4f}")
+    return {
+        "passed": not failed,
+        "failed": failed,
+        "sequences": int(cl["sequences"]),
+        "copy_last": {k: round(float(cl[k]), 4) for k in ("mse", "ssim")},
+        "mean_frame": {**{k: round(float(mf[k]), 4) for k in ("mse", "ssim")}, "frame": mf["frame"]},
+    }
 
 
 @torch.no_grad()

@@ -227,6 +227,14 @@ def model_card(cfg: dict[str, Any], *, repo_id: str | None = None) -> str:
         lines += ["| metric | value |", "|---|---|"] + [f"| {k} | {_fmt_metric(v)} |" for k, v in shown.items()]
         if metrics.get("command"):
             lines += ["", f"Measured with `{display_command(str(metrics['command']))}`."]
+        gate = cfg.get("gate") or {}
+        if gate and not gate.get("passed", True):
+            lines += [
+                "",
+                "**Undertrained**: these weights do not beat the trivial baselines of their own test set ("
+                + display_text("; ".join(str(f) for f in gate.get("failed") or []))
+                + ").",
+            ]
     else:
         lines.append("Not measured for this checkpoint.")
     weights = cfg.get("weights") or {}

@@ -39,7 +39,7 @@ FORMAT_VERSION = 1
 #: ``input`` keys every entry has (``value_range`` defaults to [0, 1] in a checkpoint's config.json).
 _INPUT_INTS = ("frames_in", "frames_out", "channels", "height", "width")
 #: Optional manifest sections kept as JSON objects (measurement records: read by tables and cards).
-_RECORDS = ("metrics", "training", "flops", "speed", "strip", "rollout", "bf16")
+_RECORDS = ("metrics", "training", "flops", "speed", "strip", "rollout", "bf16", "gate")
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,8 @@ class ZooEntry:
         dataset: the stzoo dataset it is trained and measured on (``None``: Moving MNIST).
         weights: the released weights, or ``None`` for an entry without them.
         metrics, training, flops, speed, strip, rollout, bf16: measurement records (JSON objects).
+        gate: the release gate's record (``passed``, ``forced``, the trivial baselines of the same test
+            set); see :attr:`undertrained`.
         aliases: the alias names that point at this entry.
         extra: other keys of the document (a checkpoint's ``source``, ``base_model``, ``adapted``, ...).
     """
@@ -190,10 +192,18 @@ class ZooEntry:
     strip: Mapping[str, Any] | None = None
     rollout: Mapping[str, Any] | None = None
     bf16: Mapping[str, Any] | None = None
+    gate: Mapping[str, Any] | None = None
     aliases: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
     _weights_key: bool = field(default=False, repr=False, compare=False)  # "weights": null / {} kept as read
     _order: tuple[str, ...] = field(default=(), repr=False, compare=False)  # the document's key order
+
+    @property
+    def undertrained(self) -> bool:
+        """Whether the released weights do not beat the trivial baselines of their own test set (copy-last-frame
+        and the mean frame on MSE, copy-last on SSIM): released with ``--force`` below the release gate.
+        ``stzoo list``, the zoo table and the card mark such an entry, and ``stzoo.load`` warns once."""
+        return bool(self.weights is not None and self.gate is not None and not self.gate.get("passed", False))
 
     @classmethod
     def from_dict(cls, name: str | None, d: Any, *, aliases: tuple[str, ...] = ()) -> ZooEntry:

@@ -165,7 +165,7 @@ def zoo_table_markdown(manifest: dict[str, Any] | None = None, *, link_prefix: s
             trained = f"{tot['sequences']:,} seq in {tot['runs']} run(s), {hours or '0 h'}"
         lines.append(
             f"| {label(name)} | {e.architecture} | {(e.parameters or 0) / 1e6:.2f} M | {format_gflops(e)} | "
-            f"{'yes' if e.weights else 'not yet'} | {test_set(e.dataset or 'moving_mnist', m)} | "
+            f"{('undertrained' if e.undertrained else 'yes') if e.weights else 'not yet'} | {test_set(e.dataset or 'moving_mnist', m)} | "
             f"{fmt('mse', 1)} | {fmt('mae', 1)} | "
             f"{fmt('ssim', 3)} | {fmt('psnr', 2)} | {format_speed(e)} | {trained} |"
         )
