@@ -177,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force",
         action="store_true",
-        help="replace the current release even if the new weights are not better on the test set (default: off)",
+        help="release even if the new weights are not better than the current release, or do not pass the release "
+        "gate (beat copy-last-frame and the mean frame on MSE, copy-last on SSIM); such a release is recorded "
+        "as forced and listed as undertrained (default: off)",
     )
     add_dataset_options(p)
     p.add_argument(
