@@ -11,7 +11,7 @@ annealed and checkpointed at the budget and measures the final weights on the te
 then ``stzoo-maint release`` into a copy of the manifest (it reuses that measurement: same weights, same test
 set), and writes to ``--out`` at most 8 files of at most 16 MiB:
 
-    NAME.safetensors.part0 … partK   the released weights, split into ≤ 16 MiB pieces
+    NAME-<sha12>.safetensors.part0 … partK   the released weights, split into ≤ 16 MiB pieces
     entry.json                       the zoo entry as released (sha256, size, metrics, training ledger)
     run.json, summary.json, log.jsonl  the run's own records
 
@@ -127,7 +127,7 @@ def cmd_train(args: argparse.Namespace) -> None:
             force=True,
         )
         entry.pop("name", None)
-        weights = Path(tmp) / f"{args.name}.safetensors"
+        weights = Path(entry.pop("weights_path"))  # NAME-<sha12>.safetensors in tmp
         parts = split_file(weights, out)
     (out / "entry.json").write_text(json.dumps({"name": args.name, "entry": entry}, indent=2) + "\n")
     for f in ("run.json", "summary.json", "log.jsonl"):
@@ -154,8 +154,9 @@ def cmd_install(args: argparse.Namespace) -> None:
     name, entry = record["name"], record["entry"]
     weights_dir = Path(args.weights_dir or ROOT / "stzoo" / "weights")
     weights_dir.mkdir(parents=True, exist_ok=True)
-    dest = weights_dir / entry["weights"]["filename"]
-    sha = join_parts(src, f"{name}.safetensors", dest)
+    filename = Path(entry["weights"]["filename"]).name  # a bare name, never a path from the record
+    dest = weights_dir / filename
+    sha = join_parts(src, filename, dest)
     if sha != entry["weights"]["sha256"] or dest.stat().st_size != entry["weights"]["size"]:
         dest.unlink()
         raise SystemExit(
@@ -164,11 +165,19 @@ def cmd_install(args: argparse.Namespace) -> None:
         )
     manifest_path = Path(args.manifest or ROOT / "stzoo" / "weights_manifest.json")
 
-    def install(manifest: dict) -> None:
+    def install(manifest: dict):
         if name not in manifest["models"]:
             raise SystemExit(f"{name} is not an entry of {manifest_path}")
+        old = (manifest["models"][name].get("weights") or {}).get("filename")
         manifest["models"][name] = entry
         validate_manifest(manifest)
+
+        def remove_superseded() -> None:
+            used = {(e.get("weights") or {}).get("filename") for e in manifest["models"].values()}
+            if old and old not in used:
+                (weights_dir / Path(old).name).unlink(missing_ok=True)
+
+        return remove_superseded
 
     update_manifest(manifest_path, install)  # under the manifest's lock, as stzoo-maint release writes it
     print(f"installed {name}: {dest} (sha256 {sha[:12]}…), metrics {entry['metrics']['mse']:.2f} MSE")

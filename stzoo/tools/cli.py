@@ -153,7 +153,7 @@ def _cmd_hub_push(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``stzoo-maint``: release, zoo-table, zoo-stats, hub push."""
+    """The parser of ``stzoo-maint``: release, gate, zoo-table, zoo-stats, hub push."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="stzoo maintainers' commands: release runs into the "
@@ -210,7 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("names", nargs="*", help="entries (default: every released entry with metrics)")
     p.add_argument("--manifest", default=None, help="manifest to update (default: the package's)")
-    p.add_argument("--command-line", default=None, help="the command to record in each gate record")
+    p.add_argument(
+        "--command-line", default=None, help="the command to record in each gate record (default: none recorded)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_dataset_options(p)
     add_threads(p)

@@ -25,7 +25,7 @@ from stzoo.tools.cli import build_parser as build_maint_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 #: the commands only maintainers run: they write the package's manifest, weights, README and docs, or a Hub repo
-MAINTAINER_COMMANDS = ("release", "zoo-table", "zoo-stats", "hub")
+MAINTAINER_COMMANDS = ("release", "gate", "zoo-table", "zoo-stats", "hub")
 
 
 def _subparsers(parser: argparse.ArgumentParser, prefix: str = "stzoo"):

@@ -59,8 +59,10 @@ def test_train_pack_install_on_cpu(tmp_path, fake_mnist, load_script):
         ]
     )
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["entry.json", "log.jsonl", "run.json", "summary.json", "tau-mmnist-s.safetensors.part0"]
     record = json.loads((out / "entry.json").read_text())
+    released = record["entry"]["weights"]["filename"]  # tau-mmnist-s-<sha256[:12]>.safetensors
+    assert released == f"tau-mmnist-s-{record['entry']['weights']['sha256'][:12]}.safetensors"
+    assert files == ["entry.json", "log.jsonl", "run.json", "summary.json", f"{released}.part0"]
     summary = json.loads((out / "summary.json").read_text())
     assert record["name"] == "tau-mmnist-s"
     entry = record["entry"]
@@ -78,9 +80,9 @@ def test_train_pack_install_on_cpu(tmp_path, fake_mnist, load_script):
     validate_manifest(m)
     assert m["models"]["tau-mmnist-s"] == entry
     model = build_model("tau", entry["config"])
-    model.load_state_dict(load_file(str(wdir / "tau-mmnist-s.safetensors")))  # the joined file is the release
+    model.load_state_dict(load_file(str(wdir / released)))  # the joined file is the release
 
-    (out / "tau-mmnist-s.safetensors.part0").write_bytes(b"corrupt")
+    (out / f"{released}.part0").write_bytes(b"corrupt")
     with pytest.raises(SystemExit, match="sha256"):
         gpu.main(["install", "--from", str(out), "--weights-dir", str(tmp_path / "w2"), "--manifest", str(manifest)])
-    assert not (tmp_path / "w2" / "tau-mmnist-s.safetensors").exists()
+    assert not (tmp_path / "w2" / released).exists()

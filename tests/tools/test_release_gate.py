@@ -268,3 +268,41 @@ def test_load_warns_once_for_an_undertrained_entry(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         api._warn_undertrained(entry)  # once per entry and process
+
+
+def test_every_released_entry_carries_a_gate_verdict_that_agrees_with_its_metrics():
+    """No released entry is below the gate without the undertrained mark: each has a gate record whose
+    verdict follows from its recorded metrics and the baselines measured on the same sequences."""
+    from stzoo.zoo.entry import ZooEntry
+    from stzoo.zoo.manifest import load_manifest
+
+    models = load_manifest()["models"]
+    released = {n: e for n, e in models.items() if "alias" not in e and e.get("weights") and e.get("metrics")}
+    assert released
+    for name, raw in released.items():
+        gate = raw.get("gate")
+        assert gate, f"{name} has no gate record: run stzoo-maint gate {name}"
+        assert gate["sequences"] == raw["metrics"]["sequences"] and gate["dataset"] == raw["metrics"]["dataset"]
+        base = {"copy_last": {**gate["copy_last"], "sequences": gate["sequences"]}, "mean_frame": gate["mean_frame"]}
+        again = release_gate(raw["metrics"], base)
+        assert again["passed"] == gate["passed"], name
+        assert ZooEntry.from_dict(name, raw).undertrained == (not gate["passed"])
+
+
+def test_loading_an_undertrained_release_warns(monkeypatch):
+    import stzoo
+    import stzoo.api as api
+    from stzoo.zoo.manifest import load_manifest
+
+    models = load_manifest()["models"]
+    under = sorted(n for n, e in models.items() if (e.get("gate") or {}).get("passed") is False)
+    if not under:
+        pytest.skip("every released entry passes the gate")
+    small = min(under, key=lambda n: models[n]["parameters"])
+    monkeypatch.setattr(api, "_WARNED_UNDERTRAINED", set())
+    with pytest.warns(UndertrainedWarning, match=f"{small} is undertrained"):
+        stzoo.load(small)
+    passing = [n for n, e in models.items() if (e.get("gate") or {}).get("passed") is True]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UndertrainedWarning)
+        stzoo.load(min(passing, key=lambda n: models[n]["parameters"]))
