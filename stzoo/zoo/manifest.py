@@ -163,9 +163,10 @@ def zoo_table_markdown(manifest: dict[str, Any] | None = None, *, link_prefix: s
                 f"{tot[k]:.2f} {label_} h" for k, label_ in (("cpu_hours", "CPU"), ("gpu_hours", "GPU")) if tot.get(k)
             )
             trained = f"{tot['sequences']:,} seq in {tot['runs']} run(s), {hours or '0 h'}"
+        weights = ("undertrained" if e.undertrained else "yes") if e.weights else "not yet"
         lines.append(
             f"| {label(name)} | {e.architecture} | {(e.parameters or 0) / 1e6:.2f} M | {format_gflops(e)} | "
-            f"{('undertrained' if e.undertrained else 'yes') if e.weights else 'not yet'} | {test_set(e.dataset or 'moving_mnist', m)} | "
+            f"{weights} | {test_set(e.dataset or 'moving_mnist', m)} | "
             f"{fmt('mse', 1)} | {fmt('mae', 1)} | "
             f"{fmt('ssim', 3)} | {fmt('psnr', 2)} | {format_speed(e)} | {trained} |"
         )
