@@ -485,11 +485,12 @@ def parse_tables(mirror: Mirror, ref: str) -> list[dict[str, Any]]:
                     continue
                 # the download cell holds "[model](url) \| [log](url)": the escaped pipe splits it
                 named = dict(zip(header, cells, strict=False))
-                columns = {
-                    col: _cell(val)
+                row_cells = [
+                    [col, val]
                     for col, val in named.items()
                     if col not in ("Download",) and col != header[0] and col != "Setting"
-                }
+                ]
+                columns = {col: _cell(val) for col, val in row_cells}
                 for tag, file in links:
                     rows.append(
                         {
@@ -500,6 +501,7 @@ def parse_tables(mirror: Mirror, ref: str) -> list[dict[str, Any]]:
                             "table": table,
                             "section": f"{h2} / {h3}" if h3 else h2,
                             "columns": columns,
+                            "cells": row_cells,
                         }
                     )
             else:
@@ -555,7 +557,7 @@ def _build(mirror: Mirror, ref: str, fallback_ref: str) -> dict[str, Any]:
     ds_params = parse_dataset_parameters(mirror.show(ref, "openstl/datasets/dataset_constant.py"))
 
     datasets: dict[str, Any] = {}
-    for key, facts in DATASETS.items():
+    for order, (key, facts) in enumerate(DATASETS.items()):
         loader_src = mirror.show(ref, facts["loader"])
         missing = [e for e in facts["evidence"] if e not in loader_src]
         if missing:
@@ -570,6 +572,7 @@ def _build(mirror: Mirror, ref: str, fallback_ref: str) -> dict[str, Any]:
             height=h,
             width=w,
             openstl_parameters={k: p[k] for k in sorted(p)},
+            display_order=order,
             source_files=["openstl/datasets/dataset_constant.py", facts["loader"]],
         )
         if t != p["pre_seq_length"] or len(facts["channel_names"]) != c:
@@ -716,10 +719,10 @@ def _build(mirror: Mirror, ref: str, fallback_ref: str) -> dict[str, Any]:
                 + ", ".join(sorted(set(twins[file])))
                 + ": probably a copy error in the table; treat these reported numbers with care."
             )
-        reported = {"table": first["table"], "section": first["section"], "columns": first["columns"]}
+        reported = {k: first[k] for k in ("table", "section", "columns", "cells")}
         also = []
         for r in file_rows[1:]:
-            also.append({"table": r["table"], "section": r["section"], "label": r["label"], "columns": r["columns"]})
+            also.append({k: r[k] for k in ("table", "section", "label", "columns", "cells")})
             diff = sorted(
                 k for k in set(r["columns"]) | set(first["columns"]) if r["columns"].get(k) != first["columns"].get(k)
             )

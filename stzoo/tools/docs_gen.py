@@ -9,7 +9,10 @@ Everything the docs say about the zoo comes from ``weights_manifest.json``, so i
   opening with the Hub metadata (:func:`stzoo.zoo.card.card_metadata`: ``pipeline_tag``,
   ``datasets``, ``license``, ...) and showing recorded commands without machine-specific paths
   (:func:`stzoo.zoo.card.display_command`);
-* :func:`write_docs` writes both (``stzoo-maint zoo-table --docs docs``); :func:`stale_docs` lists the
+* :func:`openstl_zoo_page` — ``docs/openstl-zoo.md``: OpenSTL's published checkpoints from the catalogue
+  ``stzoo/convert/openstl/catalog.json`` (method × dataset, OpenSTL's reported metrics, which files stzoo
+  can load, each dataset's conventions);
+* :func:`write_docs` writes them all (``stzoo-maint zoo-table --docs docs``); :func:`stale_docs` lists the
   files that differ from what the manifest gives (the tests use it).
 
 Two manifest fields are computed rather than typed, by ``stzoo-maint zoo-stats`` (:func:`update_manifest_stats`):
@@ -49,6 +52,7 @@ __all__ = [
     "update_manifest_stats",
     "zoo_page",
     "model_card_page",
+    "openstl_zoo_page",
     "generated_docs",
     "write_docs",
     "stale_docs",
@@ -571,10 +575,184 @@ def _forecast_lines(name: str, e: ZooEntry) -> list[str]:
 def generated_docs(manifest: dict[str, Any] | None = None) -> dict[str, str]:
     """Every generated docs file: ``{path relative to docs/: text}``."""
     manifest = manifest or load_manifest()
-    pages = {"zoo.md": zoo_page(manifest)}
+    pages = {"zoo.md": zoo_page(manifest), "openstl-zoo.md": openstl_zoo_page()}
     for name in sorted(manifest["models"]):
         pages[f"models/{name}.md"] = model_card_page(name, manifest)
     return pages
+
+
+OPENSTL_GENERATED_NOTE = (
+    "<!-- Generated from stzoo/convert/openstl/catalog.json by `stzoo-maint zoo-table --docs docs`. "
+    "Do not edit by hand: rebuild the catalogue (scripts/build_openstl_catalog.py) and regenerate. -->"
+)
+
+
+def _prose(text: str) -> str:
+    """Catalogue text as Markdown: ``<placeholders>`` and ``*`` shown literally."""
+    return str(text).replace("<", "&lt;").replace(">", "&gt;").replace("*", "\\*")
+
+
+def _md(text: str) -> str:
+    """A table cell: like :func:`_prose`, with pipes escaped and newlines folded."""
+    return _prose(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _value(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.5f}"
+    return _md(v)
+
+
+def _cells(reported: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A table row's (column, text as OpenSTL wrote it), in the table's order (from ``columns`` if no ``cells``)."""
+    if "cells" in reported:
+        return [(k, v) for k, v in reported["cells"]]
+    return [(k, _value(v)) for k, v in reported["columns"].items()]
+
+
+def _normalisation_text(norm: Mapping[str, Any]) -> str:
+    kind = norm["kind"]
+    if kind == "scale":
+        return f"model input = value / {norm['scale']:g}"
+    if kind == "minmax":
+        return f"model input = (value − {norm['min']:g}) / ({norm['max']:g} − {norm['min']:g})"
+    if kind == "standardise":
+        return f"model input = (value − mean) / std, mean {norm['mean']}, std {norm['std']}"
+    return "computed at run time from the training data (below)"
+
+
+def openstl_zoo_page(catalog: dict[str, Any] | None = None) -> str:
+    """The text of ``docs/openstl-zoo.md``: every checkpoint of OpenSTL's published zoo, from the catalogue.
+
+    Args:
+        catalog: a catalogue in the shape of :func:`stzoo.convert.openstl.catalog.load_catalog` (default: the
+            shipped one).
+    """
+    from stzoo.convert.openstl.catalog import load_catalog, stzoo_arch
+
+    cat = catalog if catalog is not None else load_catalog()
+    src, datasets, ckpts = cat["source"], cat["datasets"], cat["checkpoints"]
+    arch = {stem: stzoo_arch(c["openstl_method"], c["model_type"]) for stem, c in ckpts.items()}
+    n_ok = sum(a is not None for a in arch.values())
+    lines = [
+        OPENSTL_GENERATED_NOTE,
+        "",
+        "# OpenSTL's zoo in stzoo",
+        "",
+        f"[OpenSTL](https://github.com/{src['repo']}) ({src['license']}) publishes **{len(ckpts)} trained "
+        f"checkpoints** on its GitHub releases ({src.get('links', len(ckpts))} download links in its model-zoo "
+        "tables; a file listed both in a method table and in the MetaFormer table of the same dataset is one "
+        f"checkpoint). stzoo's catalogue of them was read from OpenSTL's repository at `{src['ref']}` "
+        f"(`{src['commit']}`): each file's release tag, the config file it was trained with, its dataset's "
+        "conventions and the numbers OpenSTL reports for it.",
+        "",
+        f"**{n_ok} of the {len(ckpts)}** are files of a method stzoo has an importer for "
+        "([Importing OpenSTL checkpoints](openstl.md)); the others need a method stzoo does not implement yet "
+        "(last column of the overview). Every file is named `openstl:<file stem>`, the stem exactly as OpenSTL "
+        "names the file.",
+        "",
+        "> **Metrics on this page are reported by OpenSTL.** Every MSE, MAE, SSIM, PSNR, LPIPS, RMSE, Params, "
+        "FLOPs and FPS below is copied from OpenSTL's tables (`docs/en/model_zoos/*_benchmarks.md`), measured by "
+        "OpenSTL on its hardware with its conventions. stzoo has not re-measured them here, and never mixes them "
+        "with the metrics it measures itself ([Model zoo](zoo.md)).",
+        "",
+        "```python",
+        "from stzoo.convert.openstl.catalog import catalog_entries, checkpoint_entry",
+        "",
+        'entry = checkpoint_entry("mmnist_tau_one_ep200")   # tag, url, config, dataset, reported metrics, notes',
+        'loadable = catalog_entries(dataset="taxibj", loadable=True)',
+        "```",
+        "",
+        "## Overview: method × dataset",
+        "",
+        "Number of published files per OpenSTL method (the table's label) and dataset.",
+        "",
+    ]
+    order = sorted(datasets, key=lambda d: (datasets[d].get("display_order", 0), d))
+    labels: dict[str, dict[str, int]] = {}
+    label_arch: dict[str, set[str | None]] = {}
+    for stem, c in ckpts.items():
+        key = c["openstl_method"] if c["openstl_method"] != "SimVP" else f"SimVP ({c['model_type']})"
+        labels.setdefault(key, {}).setdefault(c["dataset"], 0)
+        labels[key][c["dataset"]] += 1
+        label_arch.setdefault(key, set()).add(arch[stem])
+    lines.append("| OpenSTL method | " + " | ".join(f"[{d}](#{d})" for d in order) + " | stzoo |")
+    lines.append("|---|" + "---:|" * len(order) + "---|")
+    for key in sorted(labels, key=lambda k: (None in label_arch[k], k.lower())):
+        archs = sorted(a for a in label_arch[key] if a)
+        stz = ", ".join(f"`{a}`" for a in archs) if archs else "not yet"
+        cells = [str(labels[key].get(d, "")) for d in order]
+        lines.append(f"| {key} | " + " | ".join(cells) + f" | {stz} |")
+    lines += ["", "## Datasets and their checkpoints", ""]
+    for d in order:
+        ds = datasets[d]
+        units = ds["natural_units"]
+        vr = ds["value_range"]
+        lines += [
+            f"### {d}",
+            "",
+            f"**{ds.get('title', d)}** — OpenSTL `dataname` `{ds['openstl_dataname']}`"
+            + (f", stzoo data registry `{ds['registry_key']}`" if ds.get("registry_key") else "")
+            + ".",
+            "",
+            "| frames in → out | channels × height × width | natural units | model sees | normalisation | loader |",
+            "|---|---|---|---|---|---|",
+            f"| {ds['frames_in']} → {ds['frames_out']} | {ds['channels']} × {ds['height']} × {ds['width']}"
+            + (f" ({', '.join(ds['channel_names'])})" if ds.get("channel_names") else "")
+            + f" | {_md(units)} | {f'[{vr[0]:g}, {vr[1]:g}]' if vr else 'standardised values'} | "
+            f"{_md(_normalisation_text(ds['normalisation']))} | `{ds['loader']}` |",
+            "",
+            _prose(ds["notes"]),
+            "",
+        ]
+        if ds["normalisation"]["kind"] == "runtime":
+            lines += [f"Normalisation: {_prose(ds['normalisation']['how'])}", ""]
+        rows = {s: c for s, c in sorted(ckpts.items()) if c["dataset"] == d}
+        cols: list[str] = []
+        for c in rows.values():
+            cols += [k for k, _ in _cells(c["reported"]) if k not in cols]
+        lines += [
+            f"Checkpoints — numbers *reported by OpenSTL* ({', '.join(cols)}):",
+            "",
+            "| `openstl:` file stem | row label | setting | stzoo arch | config | " + " | ".join(cols) + " |",
+            "|---|---|---|---|---|" + "---:|" * len(cols),
+        ]
+        noted = []
+        for stem, c in rows.items():
+            a = arch[stem]
+            cfg = f"`{c['config_file']}`" if c["config_file"] else "none published"
+            if c.get("config_ref") and c.get("config_ref") != src["ref"]:
+                cfg += f" (at {c['config_ref']})"
+            mark = " †" if c["notes"] else ""
+            text = dict(_cells(c["reported"]))
+            vals = [_md(text.get(k, "")) for k in cols]
+            stz = f"`{a}`" if a else f"not yet ({c['openstl_method']})"
+            lines.append(
+                f"| `{stem}`{mark} | {_md(c['label'])} | {_md(c['setting'] or '')} | {stz} | {cfg} | "
+                + " | ".join(vals)
+                + " |"
+            )
+            if c["notes"]:
+                noted.append(f"- `{stem}`: {_prose(c['notes'])}")
+        if noted:
+            lines += ["", "† Notes from the catalogue:", "", *noted]
+        lines.append("")
+    lines += [
+        "## Where these facts come from",
+        "",
+        "`scripts/build_openstl_catalog.py` reads a git mirror of OpenSTL (no network) and writes "
+        "`stzoo/convert/openstl/catalog.json`: the tables for the files and reported numbers, the config files "
+        "(parsed, never executed) merged with `openstl/datasets/dataset_constant.py` the way OpenSTL's "
+        "`get_dataset` does, and the data loaders for each dataset's scaling. Where a file's name and its config "
+        "disagree, or OpenSTL publishes no config, the entry's notes say so; the converter then lets the "
+        "checkpoint's tensor shapes decide. Cite OpenSTL (Tan et al., *OpenSTL: A Comprehensive Benchmark of "
+        "Spatio-Temporal Predictive Learning*, NeurIPS 2023 Datasets and Benchmarks) and the method's paper when "
+        "you use these weights.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _generated_files_on_disk(docs: Path) -> list[str]:

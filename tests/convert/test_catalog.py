@@ -211,3 +211,23 @@ def test_builder_reproduces_the_committed_catalogue_byte_for_byte():
     spec.loader.exec_module(builder)
     text = builder.dumps(builder.build(MIRROR, "HEAD", "OpenSTLv0.3.0"))
     assert text == CATALOG_PATH.read_text(encoding="utf-8"), "regenerate: python scripts/build_openstl_catalog.py"
+
+
+def test_the_docs_page_is_generated_from_the_catalogue():
+    from stzoo.tools.docs_gen import generated_docs, openstl_zoo_page
+
+    page = openstl_zoo_page()
+    committed = (ROOT / "docs" / "openstl-zoo.md").read_text(encoding="utf-8")
+    assert committed == page, "regenerate: stzoo-maint zoo-table --docs docs"
+    assert generated_docs()["openstl-zoo.md"] == page
+    assert "Metrics on this page are reported by OpenSTL" in page
+    loadable = catalog_entries(loadable=True)
+    assert f"**{len(loadable)} of the 270**" in page
+    for stem, c in catalog_entries().items():
+        row = next(line for line in page.splitlines() if line.startswith(f"| `{stem}`"))
+        assert (f"`{c['stzoo_arch']}`" if c["stzoo_arch"] else "not yet") in row, stem
+        assert f"| {dict(c['reported']['cells'])['MSE']} |" in row, stem  # OpenSTL's text, unrounded
+    # a catalogue given explicitly is what the page shows
+    small = load_catalog()
+    small["checkpoints"] = {"mmnist_tau_one_ep200": small["checkpoints"]["mmnist_tau_one_ep200"]}
+    assert "**1 of the 1**" in openstl_zoo_page(small) and "mmnist_mau" not in openstl_zoo_page(small)
