@@ -9,7 +9,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
+from helpers import openstl_reference, openstl_reference_simvp
+from helpers.openstl_reference import tau_state_dict
 from helpers.openstl_reference_e3dlstm import e3dlstm_shapes
+from helpers.openstl_reference_simvp import parameter_count, simvp_state_dict
 
 from stzoo.convert.openstl import method_modules
 from stzoo.convert.openstl.catalog import (
@@ -188,8 +192,45 @@ def test_inferred_configs_reproduce_the_reported_parameter_counts():
         )
         millions = sum(math.prod(s) for s in shapes.values()) / 1e6
         reported = c["reported"]["columns"]["Params"]
-        digits = len(reported.rstrip("M").split(".")[1])
-        assert f"{millions:.{digits}f}M" == reported, (stem, millions, reported)
+        assert _as_reported(millions, reported) == reported, (stem, millions, reported)
+
+
+def _as_reported(millions: float, reported: str) -> str:
+    digits = len(reported.rstrip("M").split(".")[1]) if "." in reported else 0
+    return f"{millions:.{digits}f}M"
+
+
+# SimVP-IncepU at hid_S 64, hid_T 512, N_S 4, N_T 8 has 57.946M parameters; OpenSTL's tables say 58.0M (0.05M more)
+INCEPU_58M = {f"{p}_simvp{s}_incepu_one_ep200" for p, s in (("mmnist", "_s"), ("fmnist", ""), ("mmnist_cifar", ""))}
+INCEPU_58M.add("mmnist_simvp_s_incepu_one_ep2000")
+
+
+def test_simvp_and_tau_configs_reproduce_the_reported_parameter_counts(monkeypatch):
+    """Each SimVP/TAU entry's config, counted in OpenSTL's SimVP_Model layout, gives the Params OpenSTL reports.
+
+    This is what found the two files whose config file is not the one they were trained with
+    (kitticaltech_tau_one_ep100, kth20_simvp_incepu_one_ep100: see their notes and ``config_inferred``).
+    """
+
+    # shapes are all that is counted: the reference layouts' random tensors are left uninitialised (fast)
+    def empty(g: torch.Generator, *shape: int, scale: float | None = None) -> torch.Tensor:
+        return torch.empty(*shape)
+
+    monkeypatch.setattr(openstl_reference, "_rand", empty)
+    monkeypatch.setattr(openstl_reference_simvp, "_rand", empty)
+    entries = {s: c for s, c in catalog_entries().items() if c["stzoo_arch"] in ("tau", "simvp")}
+    assert len(entries) == 36
+    for stem, c in entries.items():
+        cfg = c["config"]
+        t, ch, _, _ = cfg["in_shape"]
+        kw = {"channels": ch, "frames": t, **{k: cfg[k] for k in ("hid_S", "hid_T", "N_S", "N_T")}}
+        sd = tau_state_dict(**kw) if c["stzoo_arch"] == "tau" else simvp_state_dict(c["model_type"].lower(), **kw)
+        millions = parameter_count(sd) / 1e6
+        reported = c["reported"]["columns"]["Params"]
+        if stem in INCEPU_58M:
+            assert reported == "58.0M" and abs(millions - 57.946) < 0.002, stem
+        else:
+            assert _as_reported(millions, reported) == reported, (stem, millions, reported)
 
 
 def test_catalogue_ships_with_the_package_and_is_no_importer():
