@@ -53,15 +53,20 @@ TABLES = (
 _WEATHER_HOW = (
     "OpenSTL computes the statistics at run time (openstl/datasets/dataloader_weather.py, "
     "WeatherBenchDataset._load_data_xarray): open <data_root>/weather_5_625deg/{dir}/{dir}*.nc (fallback "
-    "<data_root>/weather/...) with xarray.open_mfdataset(combine='by_coords'); keep time slice('2010', '2015') "
-    "(the training years of dataset_constant.py, inclusive); then isel(time=slice(None, -1, 1)) (hourly, the "
-    "last time step dropped); {select}mean and std (numpy, ddof=0) over (time, lat, lon) per channel, shape "
-    "(1, C, 1, 1); the model sees (x - mean) / std. Validation (2016) and test (2017-2018) data use the "
-    "TRAINING mean/std. No latitude weighting. OpenSTL's reported metrics de-normalise with the same "
-    "statistics (physical units). The values are not in OpenSTL's code: compute them from the same files "
-    "and years to reproduce its inputs."
+    "<data_root>/weather/...) with xarray.open_mfdataset(combine='by_coords'); keep the split's years with "
+    ".sel(time=slice(first, last)) (inclusive: train 2010-2015, validation 2016, test 2017-2018, from "
+    "dataset_constant.py); then .isel(time=slice(None, -1, 1)) (hourly, the split's last time step dropped); "
+    "{select}mean and std (numpy, ddof=0) over (time, lat, lon) per channel, shape (1, C, 1, 1), OF THAT SPLIT; "
+    "x' = (x - mean) / std. Every split is standardised with its OWN statistics (the mean=/std= arguments the "
+    "loader passes for validation and test only set the dataset's .mean/.std attributes), so the published "
+    "weights were trained on inputs standardised with 2010-2015 statistics and tested on inputs standardised "
+    "with 2017-2018 statistics; OpenSTL's reported metrics de-normalise predictions and targets with the "
+    "TRAINING statistics (test_mean/test_std are the training split's). No latitude weighting. The statistics "
+    "are not in OpenSTL's code: compute them from the same files and years."
 )
 _WEATHER_EVIDENCE = [
+    "if self.mean is None:",
+    "mean=train_set.mean,",
     "mean = data.mean(axis=(0, 2, 3))",
     "std = data.std(axis=(0, 2, 3))",
     "data = (data - mean) / std",
@@ -79,8 +84,10 @@ def _weather(var: str, dirs: str, units: str, channels: list[str], select: str, 
         "channel_names": channels,
         "normalisation": {
             "kind": "runtime",
-            "statistic": "per-channel mean and std (ddof=0) over time, lat, lon",
+            "statistic": "per-channel mean and std (ddof=0) over time, lat, lon of the split being read",
             "years": ["2010", "2015"],
+            "split_years": {"train": ["2010", "2015"], "val": ["2016", "2016"], "test": ["2017", "2018"]},
+            "statistics_from": "each split's own data (inputs); the training split's (de-normalising metrics)",
             "how": _WEATHER_HOW.format(dir=dirs, select=select),
         },
         "loader": "openstl/datasets/dataloader_weather.py",

@@ -588,8 +588,8 @@ OPENSTL_GENERATED_NOTE = (
 
 
 def _prose(text: str) -> str:
-    """Catalogue text as Markdown: ``<placeholders>`` and ``*`` shown literally."""
-    return str(text).replace("<", "&lt;").replace(">", "&gt;").replace("*", "\\*")
+    """Catalogue text as Markdown: ``<placeholders>``, ``*`` and ``_`` shown literally."""
+    return str(text).replace("<", "&lt;").replace(">", "&gt;").replace("*", "\\*").replace("_", "\\_")
 
 
 def _md(text: str) -> str:

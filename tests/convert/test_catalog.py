@@ -174,6 +174,8 @@ def test_hand_checked_facts():
     r = dataset_entry("weather_r_5_625")
     assert r["normalisation"]["kind"] == "runtime" and r["normalisation"]["years"] == ["2010", "2015"]
     assert "data[:, -1:]" in r["normalisation"]["how"] and r["value_range"] is None
+    # ... and every split is standardised with its own statistics; metrics de-normalise with the training ones
+    assert r["normalisation"]["split_years"]["test"] == ["2017", "2018"] and "OWN" in r["normalisation"]["how"]
     assert dataset_entry("weather_uv10_5_625")["channel_names"] == ["u10", "v10"]
 
 
