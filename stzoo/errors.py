@@ -42,3 +42,8 @@ class CheckpointError(StzooError, ValueError):
 class UndertrainedWarning(UserWarning):
     """The weights being loaded do not beat the trivial baselines of their own test set (copy-last-frame,
     the mean frame): they were released below the release gate and are listed as ``undertrained``."""
+
+
+class StorageError(StzooError, OSError):
+    """A file could not be written: the disk is full, the target is not a regular file, or another
+    process holds the lock of the same output. Whatever was there before is left as it was."""

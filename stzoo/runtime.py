@@ -20,7 +20,11 @@ and benchmark rows (:func:`cpu_model`, :func:`cpu_description`, :func:`machine_d
 flags are read from ``/proc/cpuinfo`` (``lscpu`` where that file cannot be read), once per process,
 by :func:`read_cpu_flags`: tests replace that one function to simulate a CPU with or without bf16 units.
 
-And :func:`fsync_path`, the one way stzoo flushes a file or a folder entry to disk in its atomic writes.
+And :func:`fsync_path`, the one way stzoo flushes a file or a folder entry to disk in its atomic writes;
+:func:`check_output_file` and :func:`atomic_write`, the one regular-file rule and the one atomic writer every
+stzoo writer uses (a device node, FIFO or socket is never opened or replaced; a full disk is one
+:class:`~stzoo.errors.StorageError`, the temporary file is removed and the previous file left intact); and
+:func:`exclusive_lock`, which keeps two processes from writing one output at once.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ __all__ = [
     "MMAP_THRESHOLD",
     "PerformanceWarning",
     "allocator_description",
+    "atomic_write",
+    "check_output_file",
+    "exclusive_lock",
+    "storage_error",
     "bf16_cost_warning",
     "cpu_bf16_units",
     "cpu_description",
@@ -52,6 +60,7 @@ __all__ = [
     "tune_allocator",
     "warn_if_slow_bf16",
     "TRAIN_DTYPES",
+    "writes_path",
 ]
 
 #: Blocks up to this size stay in the heap instead of being mmap'ed and unmapped each time (1 GiB).
@@ -306,3 +315,174 @@ def fsync_path(path: str | os.PathLike[str]) -> None:
         pass
     finally:
         os.close(fd)
+
+
+# ---- writing files: one regular-file rule, one atomic writer, one lock --------------------------------
+def _short(path: Any, limit: int = 120) -> str:
+    text = str(path)
+    return text if len(text) <= limit else f"{text[: limit // 2]}...[{len(text)} characters]...{text[-limit // 4 :]}"
+
+
+def check_output_file(path: str | os.PathLike[str], what: str = "output file") -> Any:
+    """The one rule for a file stzoo is about to write: its folder exists and the path is absent or a
+    regular file (a link to one counts as it). A folder, FIFO, socket or device node is refused, never
+    opened (it could block or never end) and never replaced (``--out /dev/null`` as root would otherwise
+    replace the system's). Returns the path as a :class:`pathlib.Path`.
+
+    Raises:
+        InputError: the path names something other than a regular file, cannot be looked up (too long,
+            no permission), or the folder it goes into does not exist.
+    """
+    import stat
+    from pathlib import Path
+
+    from stzoo.errors import InputError
+
+    p = Path(path)
+
+    def stat_or_none(q: Path) -> os.stat_result | None:
+        try:
+            return os.stat(q)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:  # ENAMETOOLONG, EACCES, ELOOP, embedded NUL
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise InputError(f"cannot write the {what} '{_short(p)}': {reason}") from None
+
+    parent = stat_or_none(p.parent)
+    if parent is None or not stat.S_ISDIR(parent.st_mode):
+        raise InputError(f"cannot write the {what} '{_short(p)}': folder '{_short(p.parent)}' does not exist")
+    st = stat_or_none(p)
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO, socket or device"
+        raise InputError(
+            f"cannot write the {what} '{_short(p)}': it exists and is not a regular file ({kind}); stzoo "
+            f"neither writes into nor replaces such a file: pick another file name"
+        )
+    return p
+
+
+def storage_error(path: Any, exc: OSError, what: str = "file") -> Exception:
+    """An :class:`OSError` raised while writing ``path`` as one :class:`~stzoo.errors.StorageError` that
+    says what happened and what to do (disk full and quota errors name free space)."""
+    import errno
+
+    from stzoo.errors import StorageError
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageError(
+            f"cannot write the {what} '{_short(path)}': no space left on the device (or the disk quota is "
+            f"used up); nothing was replaced and the partial file was removed: free some space, or write "
+            f"somewhere else"
+        )
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return StorageError(f"cannot write the {what} '{_short(path)}': {reason}; nothing was replaced")
+
+
+def atomic_write(path: str | os.PathLike[str], data: Any, *, what: str = "file", mode: int | None = None) -> Any:
+    """Write ``path`` whole or not at all: ``data`` (bytes, or a callable that writes into a binary file
+    object, or one that takes the temporary file's path and writes it) goes to a new temporary file next
+    to ``path`` (a unique name, created with ``O_EXCL``, so nothing already there is opened), is flushed,
+    and then renamed over ``path``. The rule of :func:`check_output_file` is checked before and again
+    just before the rename. Any failure removes the temporary file and leaves the previous ``path`` as it
+    was; an ``OSError`` (a full disk: ``ENOSPC``) becomes one :class:`~stzoo.errors.StorageError`.
+    ``mode`` defaults to what the umask gives a new file. Returns the path."""
+    import tempfile
+    from pathlib import Path
+
+    p = check_output_file(path, what)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name[:80]}.", suffix=".stzoo-tmp", dir=p.parent)
+    except OSError as exc:
+        raise storage_error(p, exc, what) from None
+    tmp = Path(tmp_name)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, mode if mode is not None else 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as fh:
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                fh.write(data)
+            elif getattr(data, "takes_path", False):
+                fh.close()
+                data(tmp)
+            else:
+                data(fh)
+            if not fh.closed:
+                fh.flush()
+                os.fsync(fh.fileno())
+        if getattr(data, "takes_path", False):
+            fsync_path(tmp)
+        check_output_file(p, what)  # still absent or a regular file: never rename over a device node
+        os.replace(tmp, p)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        from stzoo.errors import StzooError
+
+        if isinstance(exc, StzooError):
+            raise
+        raise storage_error(p, exc, what) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_path(p.parent)
+    return p
+
+
+def writes_path(fn: Any) -> Any:
+    """Mark a callable given to :func:`atomic_write` as one that takes the temporary file's *path*
+    (for writers that open the file themselves, such as ``np.save`` or PyAV)."""
+    fn.takes_path = True
+    return fn
+
+
+class exclusive_lock:  # noqa: N801 - used as a context manager, like a function
+    """Hold an exclusive lock on ``lock_path`` (a small hidden file, removed on exit) for one writer at a
+    time: a second process that asks for it gets one :class:`~stzoo.errors.StorageError` at once, saying
+    which output is busy, instead of the two writes mixing. ``what`` names the output in that message.
+    Where ``fcntl`` is missing (Windows) it is a no-op."""
+
+    def __init__(self, lock_path: str | os.PathLike[str], what: str) -> None:
+        self.path = os.fspath(lock_path)
+        self.what = what
+        self.fd: int | None = None
+
+    def __enter__(self) -> exclusive_lock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on Linux / macOS
+            return self
+        from stzoo.errors import StorageError
+
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            except OSError as exc:
+                if exc.errno in (13, 30):  # EACCES, EROFS: a folder we cannot lock in; the write will say so
+                    return self
+                raise storage_error(self.path, exc, "lock file") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise StorageError(
+                    f"{self.what} is being written by another process right now (it holds the lock "
+                    f"'{_short(self.path)}'); wait for it to finish, or write somewhere else"
+                ) from None
+            try:  # the file may have been removed (and re-created) by the holder that just let go
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except OSError:
+                same = False
+            if same:
+                self.fd = fd
+                return self
+            os.close(fd)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.fd is not None:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+            os.close(self.fd)
+            self.fd = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from stzoo.cli.common import add_device, add_dtype
+from stzoo.cli.common import add_device, add_dtype, nonnegative_int, positive_int
 
 __all__ = ["register"]
 
@@ -101,7 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--batch",
         nargs="+",
-        type=int,
+        type=positive_int,
         default=None,
         help="sequences per forecast / per training step (default: 1 16; with --train: the "
         "architecture's recipe batch size, 16 for most)",
@@ -116,10 +116,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(autocast, weights stay fp32) or auto (bf16 where the device has native bf16) "
         "(default: float32; with --train: float32 bfloat16)",
     )
-    p.add_argument("--warmup", type=int, default=None, help="untimed calls / steps first (default: 2; with --train: 1)")
+    p.add_argument(
+        "--warmup", type=nonnegative_int, default=None, help="untimed calls / steps first (default: 2; with --train: 1)"
+    )
     p.add_argument(
         "--iters",
-        type=int,
+        type=positive_int,
         default=None,
         help="timed calls / steps, of which the median is reported (default: 10; with --train: 3)",
     )

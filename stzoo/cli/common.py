@@ -8,10 +8,18 @@ default, and the words that say it) is an argument of the function. The maintain
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "PACKAGE_DIR",
+    "MAX_COUNT",
+    "count",
+    "finite_float",
+    "positive_float",
+    "positive_int",
+    "nonnegative_int",
     "add_batch_size",
     "add_device",
     "add_dtype",
@@ -26,6 +34,65 @@ __all__ = [
 
 #: the installed ``stzoo`` package folder (the packaged manifest and weights live in it)
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+#: the largest count (batch size, steps, sequences, threads, ...) a command-line argument accepts: 10**9
+MAX_COUNT = 10**9
+
+
+# ---- argument types that check ranges (argparse turns their errors into "argument --x: ..." + exit 2) ----
+def _int_in(text: str, lo: int, hi: int) -> int:
+    try:
+        value = int(text.strip().replace("_", ""), 10)
+    except (ValueError, AttributeError):
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
+    if not lo <= value <= hi:
+        raise argparse.ArgumentTypeError(f"must be between {lo:,} and {hi:,}, got {text[:40]}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number from 1 to :data:`MAX_COUNT`."""
+    return _int_in(text, 1, MAX_COUNT)
+
+
+def nonnegative_int(text: str) -> int:
+    """An argparse type: a whole number from 0 to :data:`MAX_COUNT`."""
+    return _int_in(text, 0, MAX_COUNT)
+
+
+def count(lo: int = 1, hi: int = MAX_COUNT) -> Any:
+    """An argparse type: a whole number from ``lo`` to ``hi``."""
+
+    def parse(text: str) -> int:
+        return _int_in(text, lo, hi)
+
+    parse.__name__ = f"whole number in [{lo}, {hi}]"
+    return parse
+
+
+def finite_float(lo: float = -math.inf, hi: float = math.inf, *, open_lo: bool = False) -> Any:
+    """An argparse type: a finite number (no NaN / inf) from ``lo`` to ``hi`` (``lo`` excluded when
+    ``open_lo``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except (ValueError, TypeError):
+            raise argparse.ArgumentTypeError(f"expected a number, got {text[:40]!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text[:40]}")
+        if value < lo or value > hi or (open_lo and value == lo):
+            low = f"above {lo:g}" if open_lo else f"at least {lo:g}"
+            span = low if hi == math.inf else f"{low} and at most {hi:g}"
+            raise argparse.ArgumentTypeError(f"must be {span}, got {text[:40]}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+#: An argparse type: a finite number above 0 (learning rates, seconds, frames per second).
+positive_float = finite_float(0.0, open_lo=True)
 
 
 def add_device(
@@ -43,7 +110,9 @@ def add_threads(
     what: str = "torch CPU threads",
 ) -> None:
     """``--threads N``: torch CPU threads (applied by :func:`set_threads`)."""
-    p.add_argument("--threads", type=int, default=default, metavar="N", help=f"{what} (default: {default_says})")
+    p.add_argument(
+        "--threads", type=count(1, 4096), default=default, metavar="N", help=f"{what} (default: {default_says})"
+    )
 
 
 def set_threads(args: argparse.Namespace) -> None:
@@ -69,7 +138,7 @@ def add_dtype(
 
 def add_batch_size(p: argparse.ArgumentParser, help: str, *, default: int | None, metavar: str | None = "N") -> None:
     """``--batch-size N``: sequences (clips) per step or per forward pass."""
-    p.add_argument("--batch-size", dest="batch_size", type=int, default=default, metavar=metavar, help=help)
+    p.add_argument("--batch-size", dest="batch_size", type=positive_int, default=default, metavar=metavar, help=help)
 
 
 def add_dataset_options(p: argparse.ArgumentParser) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from stzoo.cli.common import add_dataset_options, dataset_options
+from stzoo.cli.common import add_dataset_options, dataset_options, finite_float, nonnegative_int
 
 __all__ = ["register"]
 
@@ -37,13 +37,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = data_sub.add_parser("preview", help="write one sequence of a dataset as an animated GIF")
     p.add_argument("name", help="dataset name (stzoo data list)")
     p.add_argument("--out", required=True, metavar="FILE.gif", help="GIF file to write (required)")
-    p.add_argument("--index", type=int, default=0, metavar="N", help="which sequence (default: %(default)s)")
+    p.add_argument(
+        "--index", type=nonnegative_int, default=0, metavar="N", help="which sequence (default: %(default)s)"
+    )
     p.add_argument(
         "--split",
         default="test",
         choices=("train", "test"),
         help="training data or the fixed test set (default: %(default)s)",
     )
-    p.add_argument("--fps", type=float, default=5.0, help="frames per second of the GIF (default: %(default)g)")
+    p.add_argument(
+        "--fps",
+        type=finite_float(0.0, 1000.0, open_lo=True),
+        default=5.0,
+        help="frames per second of the GIF (default: %(default)g)",
+    )
     add_dataset_options(p)
     p.set_defaults(func=_cmd_data_preview)

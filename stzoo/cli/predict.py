@@ -6,7 +6,16 @@ import argparse
 import json
 from pathlib import Path
 
-from stzoo.cli.common import add_device, add_dtype, add_model_source, add_random, add_weights
+from stzoo.cli.common import (
+    add_device,
+    add_dtype,
+    add_model_source,
+    add_random,
+    add_weights,
+    count,
+    finite_float,
+    positive_int,
+)
 from stzoo.errors import StzooError
 
 __all__ = ["register"]
@@ -251,7 +260,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--horizon",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="frames to forecast; beyond the model's native output it rolls out on its own "
@@ -277,7 +286,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--fps",
-        type=float,
+        type=finite_float(0.0, 1000.0, open_lo=True),
         default=5.0,
         help="frames per second of GIF and video outputs and of --animation (default: 5)",
     )
@@ -304,9 +313,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--input", required=True, metavar="VIDEO", help="GIF, folder of images, .npy, or a video file (required)"
     )
     p.add_argument(
-        "--horizon", type=int, default=None, metavar="N", help="frames per forecast (default: the model's frames_out)"
+        "--horizon",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="frames per forecast (default: the model's frames_out)",
     )
-    p.add_argument("--every", type=int, default=1, metavar="K", help="forecast every K frames (default: 1)")
+    p.add_argument("--every", type=positive_int, default=1, metavar="K", help="forecast every K frames (default: 1)")
     p.add_argument(
         "--context",
         choices=["stream", "window"],
@@ -316,7 +329,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--min-frames",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="frames before the first forecast (default: the fewest the model needs)",
@@ -330,7 +343,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--save", choices=["gif", "npy"], default="gif", help="file type of the forecasts saved in --out (default: gif)"
     )
-    p.add_argument("--fps", type=float, default=5.0, help="frames per second of saved GIFs (default: 5)")
+    p.add_argument(
+        "--fps",
+        type=finite_float(0.0, 1000.0, open_lo=True),
+        default=5.0,
+        help="frames per second of saved GIFs (default: 5)",
+    )
     add_device(p, "the model's, cpu")
     p.add_argument(
         "--impl",
@@ -353,7 +371,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="FILE", help="the .onnx file to write (required)")
     p.add_argument(
         "--batch",
-        type=int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="example batch size, the only one accepted with --static-batch (default: 1)",
@@ -363,9 +381,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="fix the batch size instead of leaving it dynamic (default: dynamic)",
     )
-    p.add_argument("--height", type=int, default=None, help="frame height (default: the training size)")
-    p.add_argument("--width", type=int, default=None, help="frame width (default: the training size)")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's, 20 for dynamo)")
+    p.add_argument("--height", type=positive_int, default=None, help="frame height (default: the training size)")
+    p.add_argument("--width", type=positive_int, default=None, help="frame width (default: the training size)")
+    p.add_argument(
+        "--opset", type=count(1, 100), default=None, help="ONNX opset (default: the exporter's, 20 for dynamo)"
+    )
     p.add_argument(
         "--exporter",
         choices=["dynamo", "torchscript"],

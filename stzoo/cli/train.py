@@ -15,7 +15,12 @@ from stzoo.cli.common import (
     add_random,
     add_threads,
     add_weights,
+    count,
     dataset_options,
+    finite_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
     set_threads,
 )
 
@@ -201,6 +206,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     dataset = args.dataset or (p is not None and training_dataset(p.entry)) or "moving_mnist"
     if dataset not in list_datasets():
         raise ConfigError(f"unknown dataset {dataset!r}; known: {', '.join(list_datasets())}")
+    if args.sequences is not None and args.sequences > test_set_size(dataset):
+        raise InputError(
+            f"--sequences {args.sequences:,} is more than the {dataset} test set holds "
+            f"({test_set_size(dataset):,} sequences); leave --sequences out to evaluate on all of them"
+        )
     sequences = args.sequences or test_set_size(dataset)
     test = test_data(dataset, sequences, dataset_options(args), cache=args.cache, progress=True)
     if p is None:
@@ -261,7 +271,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_threads(p)
     p.add_argument(
         "--max-steps",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="stop after N steps in all (the schedule still spans the whole run); running the same "
@@ -269,13 +279,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--eval-sequences",
-        type=int,
+        type=positive_int,
         default=10000,
         metavar="N",
         help="test sequences of the final evaluation in summary.json; 0 skips it (default: 10000)",
     )
     p.add_argument(
-        "--checkpoint-every", type=float, default=300.0, metavar="S", help="seconds between checkpoints (default: 300)"
+        "--checkpoint-every",
+        type=positive_float,
+        default=300.0,
+        metavar="S",
+        help="seconds between checkpoints (default: 300)",
     )
     p.add_argument(
         "--init-from",
@@ -298,7 +312,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--time-budget",
-        type=float,
+        type=positive_float,
         default=None,
         metavar="MIN",
         help="lay the learning-rate schedule over MIN minutes of training and stop, annealed and "
@@ -314,7 +328,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--curve-every",
-        type=float,
+        type=positive_float,
         default=None,
         metavar="MIN",
         help="every MIN minutes of budget, measure the model on the first --curve-sequences test "
@@ -322,7 +336,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--data-workers",
-        type=int,
+        type=count(0, 256),
         default=0,
         metavar="N",
         help="processes that generate training batches ahead of the loop (the same sequences); "
@@ -330,7 +344,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--data-pool",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="train on a fixed pool of N sequences, generated once into OUT/pool.npy (resumable, "
@@ -340,7 +354,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--curve-sequences",
-        type=int,
+        type=positive_int,
         default=64,
         metavar="N",
         help="test sequences each --curve-every measurement uses (default: 64)",
@@ -356,14 +370,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "`stzoo-maint release NAME` refuses (default: the entry's config)",
     )
     for name, typ, what in (
-        ("epochs", int, "epochs of --epoch-size sequences (the recipes: 200, days on a CPU)"),
-        ("epoch_size", int, "sequences per epoch"),
+        ("epochs", positive_int, "epochs of --epoch-size sequences (the recipes: 200, days on a CPU)"),
+        ("epoch_size", positive_int, "sequences per epoch"),
         ("batch_size", int, "sequences per step"),
-        ("lr", float, "peak learning rate (OneCycle)"),
+        ("lr", positive_float, "peak learning rate (OneCycle)"),
         ("loss", str, "mse or mse+ddr"),
-        ("alpha", float, "DDR weight of the mse+ddr loss"),
-        ("seed", int, "initialisation and data-order seed"),
-        ("scheduled_sampling", float, "recurrent models: fraction of training over which teacher forcing decays to 0"),
+        ("alpha", finite_float(0.0), "DDR weight of the mse+ddr loss"),
+        ("seed", count(0, 2**63 - 1), "initialisation and data-order seed"),
+        (
+            "scheduled_sampling",
+            finite_float(0.0, 1.0),
+            "recurrent models: fraction of training over which teacher forcing decays to 0",
+        ),
     ):
         if name == "batch_size":
             add_batch_size(p, default=None, metavar=None, help=f"{what} (default: the entry's recipe)")
@@ -410,14 +428,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--epochs",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="instead of --steps: N full passes over the training clips (default: set by --steps)",
     )
     p.add_argument(
         "--lr",
-        type=float,
+        type=positive_float,
         default=DEFAULT_LR,
         help="peak learning rate: AdamW, OneCycle warm-up over 30%% of the steps then cosine decay "
         f"(default: {DEFAULT_LR:g})",
@@ -446,9 +464,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="how --val holds data out: whole videos, the end of every video, or auto: by video for "
         "two or more videos, else by time (default: auto)",
     )
-    p.add_argument("--stride", type=int, default=1, metavar="N", help="frames between clip starts (default: 1)")
+    p.add_argument(
+        "--stride", type=positive_int, default=1, metavar="N", help="frames between clip starts (default: 1)"
+    )
     p.add_argument("--loss", choices=("mse", "mse+ddr"), default="mse", help="training loss (default: mse)")
-    p.add_argument("--alpha", type=float, default=0.1, help="DDR weight for --loss mse+ddr (default: 0.1)")
+    p.add_argument("--alpha", type=finite_float(0.0), default=0.1, help="DDR weight for --loss mse+ddr (default: 0.1)")
     p.add_argument(
         "--freeze",
         nargs="*",
@@ -458,7 +478,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--patience",
-        type=int,
+        type=nonnegative_int,
         default=0,
         metavar="N",
         help="stop after N validations without a better validation MSE; 0: never, the best "
@@ -466,13 +486,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--min-delta",
-        type=float,
+        type=finite_float(0.0),
         default=0.0,
         help="smallest validation-MSE decrease that counts as better (default: 0)",
     )
     p.add_argument(
         "--channels",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="train with N channels (default: the data's: 1 if every video is grey, else 3)",
@@ -486,10 +506,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "model resizes to the model's training size, HxW to that (default: native)",
     )
     p.add_argument(
-        "--frames-in", type=int, default=None, metavar="N", help="frames read per forecast (default: the model's)"
+        "--frames-in",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="frames read per forecast (default: the model's)",
     )
     p.add_argument(
-        "--frames-out", type=int, default=None, metavar="N", help="frames predicted per forecast (default: the model's)"
+        "--frames-out",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="frames predicted per forecast (default: the model's)",
     )
     p.add_argument(
         "--data-layout",
@@ -499,25 +527,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--max-steps",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="stop after N steps in all, the schedule still spanning the whole budget; --resume "
         "continues (default: no limit)",
     )
-    p.add_argument("--seed", type=int, default=0, help="shuffling and initialisation seed (default: 0)")
-    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (default: 0)")
-    p.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clipping; 0: off (default: 1.0)")
+    p.add_argument("--seed", type=count(0, 2**63 - 1), default=0, help="shuffling and initialisation seed (default: 0)")
+    p.add_argument("--weight-decay", type=finite_float(0.0), default=0.0, help="AdamW weight decay (default: 0)")
+    p.add_argument(
+        "--grad-clip", type=finite_float(0.0), default=1.0, help="gradient-norm clipping; 0: off (default: 1.0)"
+    )
     p.add_argument(
         "--scheduled-sampling",
-        type=float,
+        type=finite_float(0.0, 1.0),
         default=0.0,
         metavar="FRACTION",
         help="recurrent models: fraction of training over which teacher forcing decays from 1 to 0 (default: 0)",
     )
     p.add_argument(
         "--checkpoint-every",
-        type=int,
+        type=positive_int,
         default=200,
         metavar="N",
         help="optimizer steps between checkpoints inside an epoch (default: 200)",
@@ -570,7 +600,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_dataset_options(p)
     p.add_argument(
         "--sequences",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="number of test sequences to evaluate on (default: the whole test set: 10000 for "

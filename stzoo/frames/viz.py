@@ -31,6 +31,7 @@ Example::
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from pathlib import Path
@@ -43,6 +44,7 @@ from PIL import Image, ImageDraw, ImageFont
 from stzoo.errors import InputError, InputTypeError
 from stzoo.frames.prepare import _check_tensor_has_data
 from stzoo.frames.write import _frames_to_uint8, _output_file, write_gif
+from stzoo.runtime import atomic_write
 
 __all__ = [
     "as_display_frames",
@@ -327,10 +329,20 @@ def save_strip(
     """
     p = _output_path(path)
     image = prediction_strip(inputs, prediction, target, scale=scale, error_max=error_max, start=start)
+    from PIL import Image as _Image
+
+    fmt = "PNG"
+    if p.suffix:
+        _Image.init()
+        fmt = _Image.EXTENSION.get(p.suffix.lower())
+        if fmt is None:
+            raise InputError(f"cannot write '{p}': unknown image suffix {p.suffix!r} (use a .png file name)")
+    buf = io.BytesIO()
     try:
-        image.save(p, format=None if p.suffix else "PNG", optimize=True)
+        image.save(buf, format=fmt, optimize=True)
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(f"cannot write '{p}': {exc} (use a .png file name)") from exc
+    atomic_write(p, buf.getvalue(), what="strip image")  # whole or not at all; never onto a FIFO or device
     return p
 
 

@@ -23,6 +23,7 @@ from stzoo.errors import InputError, InputTypeError
 from stzoo.frames.layout import _TORCH_FLOATS, _check_layout_arg, _describe, convert_channels
 from stzoo.frames.prepare import _check_not_empty, _check_numpy_dtype, _check_tensor_has_data, _numpy_to_unit_float
 from stzoo.frames.read import IMAGE_SUFFIXES, _as_path, _short_path
+from stzoo.runtime import atomic_write, check_output_file, writes_path
 
 __all__ = [
     "OUTPUT_KINDS",
@@ -39,28 +40,13 @@ __all__ = [
 
 
 def _output_file(path: Any) -> Path:
-    """Check a path to write to: its folder exists and it is not an existing non-regular file."""
+    """Check a path to write to: its folder exists and it is not an existing non-regular file (the one
+    rule of :func:`stzoo.runtime.check_output_file`, shared by every stzoo writer)."""
     p = _as_path(path)
-
-    def stat_or_none(q: Path) -> os.stat_result | None:
-        try:
-            return os.stat(q)
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:  # ENAMETOOLONG, EACCES, ELOOP, embedded NUL
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise InputError(f"cannot write '{_short_path(p)}': {reason}") from None
-
-    parent = stat_or_none(p.parent)
-    if parent is None or not stat.S_ISDIR(parent.st_mode):
-        raise InputError(f"cannot write '{_short_path(p)}': folder '{_short_path(p.parent)}' does not exist")
-    st = stat_or_none(p)
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        raise InputError(
-            f"cannot write '{_short_path(p)}': it exists and is not a regular file "
-            f"(a folder, FIFO, socket or device); pick another file name"
-        )
-    return p
+    try:
+        return check_output_file(p)
+    except InputError as exc:  # the same words, with the path shortened for long names
+        raise InputError(str(exc).replace(str(p), _short_path(p))) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,10 +126,7 @@ def write_gif(frames: np.ndarray, path: str | os.PathLike, *, fps: float = 5.0) 
         for chunk in GifImagePlugin.getdata(im, **params):
             buf.write(chunk)
     buf.write(b";")  # trailer
-    try:
-        p.write_bytes(buf.getvalue())
-    except OSError as exc:
-        raise InputError(f"cannot write '{p}': {exc}") from exc
+    atomic_write(p, buf.getvalue(), what="GIF")  # whole or not at all; never onto a FIFO or device
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,20 +330,28 @@ def write_video(frames: Any, path: str | os.PathLike, *, fps: float = 5.0) -> Pa
     rgb = np.repeat(data, 3, axis=-1) if data.shape[-1] == 1 else data
     from fractions import Fraction
 
-    try:
-        with av.open(str(p), "w") as container:
-            stream = container.add_stream(codec, rate=Fraction(float(fps)).limit_denominator(1000))
-            stream.width, stream.height = w, h
-            stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
-            if codec == "libx264":
-                stream.options = {"crf": "17"}
-            for f in rgb:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+    container_format = {".mp4": "mp4", ".avi": "avi", ".webm": "webm"}[p.suffix.lower()]
+
+    @writes_path
+    def encode(tmp: Path) -> None:  # into a temporary file next to p, renamed over it when whole
+        try:
+            with av.open(str(tmp), "w", format=container_format) as container:
+                stream = container.add_stream(codec, rate=Fraction(float(fps)).limit_denominator(1000))
+                stream.width, stream.height = w, h
+                stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+                if codec == "libx264":
+                    stream.options = {"crf": "17"}
+                for f in rgb:
+                    for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                        container.mux(packet)
+                for packet in stream.encode():
                     container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
-    except Exception as exc:  # PyAV raises its own FFmpegError family, plus OSError / ValueError
-        raise InputError(f"cannot write video '{_short_path(p)}' ({codec}): {type(exc).__name__}: {exc}") from exc
+        except OSError:
+            raise
+        except Exception as exc:  # PyAV raises its own FFmpegError family, plus ValueError
+            raise InputError(f"cannot write video '{_short_path(p)}' ({codec}): {type(exc).__name__}: {exc}") from exc
+
+    atomic_write(p, encode, what="video")
     return p
 
 
@@ -392,10 +383,12 @@ def write_png_folder(frames: Any, folder: str | os.PathLike) -> Path:
             )
     try:
         p.mkdir(exist_ok=True)
-        for name, f in zip(names, data):
-            Image.fromarray(np.ascontiguousarray(f[..., 0] if f.shape[-1] == 1 else f)).save(p / name)
     except OSError as exc:
         raise InputError(f"cannot write into folder '{_short_path(p)}': {exc}") from exc
+    for name, f in zip(names, data):
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(f[..., 0] if f.shape[-1] == 1 else f)).save(buf, format="PNG")
+        atomic_write(p / name, buf.getvalue(), what="PNG frame")  # never onto a FIFO or device of that name
     return p
 
 
@@ -421,10 +414,9 @@ def write_frames(frames: Any, path: str | os.PathLike, *, fps: float = 5.0, layo
     p = _as_path(path, "output path")
     if kind == "npy":
         a = frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
-        try:
-            np.save(p, a, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot write '{_short_path(p)}': {exc}") from exc
+        if a.dtype.hasobject:
+            raise InputTypeError(f"cannot write '{_short_path(p)}': an object array holds no frames")
+        atomic_write(p, lambda fh: np.save(fh, a, allow_pickle=False), what=".npy file")
         return kind
     if layout is not None:
         frames = to_thwc(frames, layout)

@@ -15,6 +15,7 @@ import contextlib
 import copy
 import logging
 import os
+import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from torch import Tensor, nn
 
 from stzoo.errors import InputError, StzooError
 from stzoo.interfaces import PredictorLike
+from stzoo.runtime import check_output_file, fsync_path, storage_error
 
 __all__ = [
     "export_onnx",
@@ -235,8 +237,17 @@ def export_onnx(
     wrapper = _NativeLengths(model, spec.frames_out).eval()
 
     path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(path, exc, "ONNX file") from None
+    check_output_file(path, "ONNX file")  # never onto (or in place of) a device node, FIFO or socket
+    try:  # a fresh temporary name (O_EXCL): nothing already there is opened
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name[:80]}.", suffix=".partial", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise storage_error(path, exc, "ONNX file") from None
+    tmp = Path(tmp_name)
     try:
         try:
             _run_export(wrapper, example, tmp, dynamic_batch=dynamic_batch, opset=opset, exporter=exporter)
@@ -273,7 +284,16 @@ def export_onnx(
         )
         if ort is not None:
             result = _verify(ort, tmp, wrapper, result, example, batch, dynamic_batch, atol)
-        os.replace(tmp, path)
+        check_output_file(path, "ONNX file")
+        try:
+            fsync_path(tmp)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise storage_error(path, exc, "ONNX file") from None
+    except OSError as exc:  # a full disk while onnx wrote the file: one clear error, the old file kept
+        if isinstance(exc, StzooError):
+            raise
+        raise storage_error(path, exc, "ONNX file") from None
     finally:
         tmp.unlink(missing_ok=True)
     return result

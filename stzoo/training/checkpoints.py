@@ -8,6 +8,7 @@ anything else (a crafted pickle, a truncated file, another program's file) into 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 
 from stzoo.errors import CheckpointError, ConfigError, WeightsNotAvailableError
+from stzoo.runtime import atomic_write
 from stzoo.zoo.hub import sha256_file
 
 __all__ = [
@@ -41,23 +43,18 @@ __all__ = [
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file, fsync, then rename over ``path``: a crash (even kill -9)
-    leaves either the old checkpoint or the new one, never a half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """``torch.save`` to a fresh temporary file, fsync, then rename over ``path``: a crash (even kill -9)
+    leaves either the old checkpoint or the new one, never a half-written file; a full disk is one
+    :class:`~stzoo.errors.StorageError` and the old checkpoint stays (:func:`stzoo.runtime.atomic_write`)."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)  # serialised in memory first: a write error is an OSError, not torch's "unexpected pos"
+    atomic_write(path, buf.getbuffer(), what="checkpoint")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written; a device node,
+    FIFO or socket of that name is refused, never replaced)."""
+    atomic_write(path, text.encode("utf-8"), what="file")
 
 
 def capture_rng_state(device: torch.device) -> dict[str, Any]:
@@ -273,16 +270,11 @@ def write_weights(ck: dict[str, Any], weights_path: Path, half: bool) -> dict[st
 
     tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in ck["model"].items()}
     weights_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = weights_path.with_name(weights_path.name + ".tmp")
     # One metadata key: safetensors stores a dict's keys in no fixed order, and the file's sha256
     # must not change between two releases of the same run.
     meta = json.dumps({"arch": ck["arch"], "config": ck["config"]}, sort_keys=True)
     data = save(tensors, metadata={"stzoo": meta})
-    with open(tmp, "wb") as f:  # open(): the umask's mode (save_file would make the file 0600)
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, weights_path)
+    atomic_write(weights_path, data, what="weights file")  # the umask's mode (save_file would make it 0600)
     return {"path": str(weights_path), "sha256": sha256_file(weights_path), "size": weights_path.stat().st_size}
 
 

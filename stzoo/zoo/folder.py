@@ -26,9 +26,9 @@ from typing import Any
 
 import torch
 
-from stzoo.errors import ConfigError, InputError, WeightsNotAvailableError
+from stzoo.errors import ConfigError, InputError, StzooError, WeightsNotAvailableError
 from stzoo.interfaces import PredictorLike
-from stzoo.runtime import fsync_path
+from stzoo.runtime import check_output_file, exclusive_lock, fsync_path, storage_error
 from stzoo.zoo.card import model_card
 from stzoo.zoo.entry import CARD_NAME, CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, ZooEntry
 from stzoo.zoo.hub import check_finite, check_local_path, load_safetensors, sha256_file, validate_repo_id, verify
@@ -234,18 +234,22 @@ def _swap_in(staging: Path, target: Path) -> bool:
 
 
 def _write_in_place(target: Path, *args: Any) -> None:
-    """The fallback when the folder cannot be replaced as a whole: each file through a temporary name
-    and a rename (each file is whole, but a crash between the renames can mix two saves)."""
+    """The fallback when the folder cannot be replaced as a whole: each file is written into a fresh
+    hidden subfolder and renamed into place (each file is whole, but a crash between the renames can mix
+    two saves). A device node, FIFO or socket named like one of the files is refused, never replaced."""
+    import tempfile
+
     target.mkdir(parents=True, exist_ok=True)
-    written = []
+    for name in _FOLDER_FILES:
+        check_output_file(target / name, "checkpoint file")
+    scratch = Path(tempfile.mkdtemp(prefix=f".{_TMP_TAG.strip('.-')}-", dir=target))
     try:
-        written = _write_files(target, *args, suffix=".tmp")
-        for f in written:
-            os.replace(f, f.with_name(f.name[: -len(".tmp")]))
-    except BaseException:
-        for f in written:
-            f.unlink(missing_ok=True)
-        raise
+        for f in _write_files(scratch, *args):
+            final = target / f.name
+            check_output_file(final, "checkpoint file")
+            os.replace(f, final)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     fsync_path(target)
 
 
@@ -259,15 +263,39 @@ def _write_folder(
 ) -> Path:
     """Write the checkpoint folder ``directory`` so that it is, at every moment, either the previous
     folder or the new one: everything is written under a hidden sibling name, flushed, then swapped in
-    (other files of an existing folder are kept). Leftovers of a killed save are removed here."""
-    import stat
-
+    (other files of an existing folder are kept). Leftovers of a killed save are removed here. A lock
+    (a hidden file next to the folder, removed afterwards) keeps a second writer out."""
     target = Path(os.path.abspath(directory))
     if target.is_symlink():  # replace the folder the link points to, keep the link
         target = Path(os.path.realpath(target))
     if target.exists() and not target.is_dir():
         raise InputError(f"{directory} exists and is not a folder: give a folder path to save the checkpoint in")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(target, exc, "checkpoint folder") from None
+    # one writer at a time: a second save_pretrained / finetune of the same folder gets a clear error at
+    # once instead of the two mixing (its leftovers cleaning would delete the first one's staging folder)
+    with exclusive_lock(target.parent / f".{target.name}.stzoo-lock", f"the checkpoint folder '{target}'"):
+        try:
+            return _write_folder_locked(directory, target, cfg, weights_file, state, repo_id, card)
+        except OSError as exc:  # a full disk: one clear error; the previous folder is left as it was
+            if isinstance(exc, StzooError):
+                raise
+            raise storage_error(target, exc, "checkpoint folder") from exc
+
+
+def _write_folder_locked(
+    directory: Path,
+    target: Path,
+    cfg: dict[str, Any],
+    weights_file: Path | None,
+    state: dict[str, torch.Tensor] | None,
+    repo_id: str | None,
+    card: str | None,
+) -> Path:
+    import stat
+
     _clean_leftovers(target)
     args = (cfg, weights_file, state, repo_id, card)
     cwd = os.path.realpath(os.getcwd())
