@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,9 @@ __all__ = [
     "WEIGHTS_NAME",
     "CARD_NAME",
     "FORMAT_VERSION",
+    "INPUT_LIMITS",
+    "MAX_JSON_DEPTH",
+    "json_depth_problem",
 ]
 
 #: The files of a ``save_pretrained`` checkpoint folder (:mod:`stzoo.zoo.folder`): its config.json is a
@@ -38,6 +42,30 @@ FORMAT_VERSION = 1
 
 #: ``input`` keys every entry has (``value_range`` defaults to [0, 1] in a checkpoint's config.json).
 _INPUT_INTS = ("frames_in", "frames_out", "channels", "height", "width")
+
+#: The largest value each ``input`` integer may hold: an entry beyond them is refused as malformed (no
+#: model of the zoo comes near them; a crafted config.json would otherwise size buffers by them).
+INPUT_LIMITS = {"frames_in": 10_000, "frames_out": 10_000, "channels": 4096, "height": 65_536, "width": 65_536}
+
+#: How deeply a JSON document of an entry (a manifest entry, a checkpoint's config.json) may nest.
+MAX_JSON_DEPTH = 32
+
+
+def json_depth_problem(value: Any, limit: int = MAX_JSON_DEPTH) -> str | None:
+    """Where ``value`` (parsed JSON) nests deeper than ``limit`` levels, in words; ``None`` if it does not.
+    Iterative, so a crafted document cannot exhaust the interpreter's stack here."""
+    stack = [(value, 1, "")]
+    while stack:
+        v, depth, where = stack.pop()
+        if depth > limit:
+            return f"it nests deeper than {limit} levels (at {where[:80] or 'the top'})"
+        if isinstance(v, Mapping):
+            stack.extend((child, depth + 1, f"{where}.{str(k)[:20]}") for k, child in v.items())
+        elif isinstance(v, (list, tuple)):
+            stack.extend((child, depth + 1, f"{where}[{i}]") for i, child in enumerate(v))
+    return None
+
+
 #: Optional manifest sections kept as JSON objects (measurement records: read by tables and cards).
 _RECORDS = ("metrics", "training", "flops", "speed", "strip", "rollout", "bf16", "gate")
 
@@ -134,10 +162,16 @@ class WeightsSpec:
                     for k in ("repo_id", "filename", "revision")
                 )
             )
+        sha = _optional(name, d, "sha256", str, "hex")
+        if sha is not None and not (len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+            raise _fail(name, f"field 'weights.sha256' must be 64 lowercase hex digits, got {sha[:80]!r}")
+        size = _optional(name, d, "size", int, "an integer")
+        if size is not None and size < 0:
+            raise _fail(name, f"field 'weights.size' must be a byte count >= 0, got {size}")
         return cls(
             _optional(name, d, "filename", str, "a file name"),
-            _optional(name, d, "sha256", str, "hex"),
-            _optional(name, d, "size", int, "an integer"),
+            sha,
+            size,
             _optional(name, d, "dtype", str, "a dtype name"),
             hub,
             tuple(d),
@@ -221,15 +255,23 @@ class ZooEntry:
         arch = _require(label, d, "architecture", str, "an architecture id such as 'tau'")
         config = _require(label, d, "config", Mapping, "an object of architecture settings")
         raw_in = _require(label, d, "input", Mapping, f"an object with {', '.join(_INPUT_INTS)}")
+        problem = json_depth_problem(d)
+        if problem:
+            raise _fail(label, f"the document is malformed: {problem}")
         for k in _INPUT_INTS:
-            _require(label, raw_in, k, int, "an integer")
+            v = _require(label, raw_in, k, int, "an integer")
+            if not 1 <= v <= INPUT_LIMITS[k]:
+                raise _fail(label, f"field 'input.{k}' must be an integer from 1 to {INPUT_LIMITS[k]:,}, got {v}")
         vr = raw_in.get("value_range", (0.0, 1.0))
         if (
             not isinstance(vr, (list, tuple))
             or len(vr) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vr)
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in vr)
+            or not vr[0] < vr[1]
         ):
-            raise _fail(label, f"field 'input.value_range' must be two numbers, got {str(vr)[:80]!r}")
+            raise _fail(
+                label, f"field 'input.value_range' must be two finite numbers, low < high, got {str(vr)[:80]!r}"
+            )
         spec = InputSpec.from_dict(raw_in)
         weights = d.get("weights")
         records = {k: _optional(label, d, k, Mapping, "an object") for k in _RECORDS}

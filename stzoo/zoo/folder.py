@@ -397,12 +397,7 @@ def read_config(path: Path) -> dict[str, Any]:
             f"{path} does not exist: {path.parent} is not a checkpoint folder written by "
             f"Predictor.save_pretrained (it needs {CONFIG_NAME} and {WEIGHTS_NAME})"
         )
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ConfigError(f"{path} is not valid JSON: {str(exc)[:300]}") from exc
-    except OSError as exc:
-        raise WeightsNotAvailableError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    cfg = _read_json_limited(path)
     problems = []
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path} must hold a JSON object, got {type(cfg).__name__}")
@@ -430,7 +425,44 @@ def read_config(path: Path) -> dict[str, Any]:
         problems.append(f"'weights.sha256' must be 64 lowercase hex digits, got {str(sha)[:80]!r}")
     if problems:
         raise ConfigError(f"{path} is not a valid stzoo checkpoint config: " + "; ".join(problems))
+    try:  # every field's type and range (input sizes, value range, nesting), as loading will read them
+        entry_from_config(cfg, str(path.parent))
+    except ConfigError as exc:
+        raise ConfigError(f"{path} is not a valid stzoo checkpoint config: {exc}") from None
     return cfg
+
+
+#: The largest config.json stzoo reads (a real one is a few KiB).
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (strict JSON has no NaN or Infinity)")
+
+
+def _read_json_limited(path: Path) -> Any:
+    """Parse a config.json with limits: at most :data:`MAX_CONFIG_BYTES`, UTF-8, strict JSON (no NaN /
+    Infinity), nesting within ``MAX_JSON_DEPTH`` levels; every failure is one :class:`ConfigError`."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise WeightsNotAvailableError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{path} is larger than {MAX_CONFIG_BYTES >> 20} MiB (stzoo.zoo.folder.MAX_CONFIG_BYTES); a "
+            "checkpoint config is a few KiB: this is not one"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ConfigError(f"{path} is not a valid stzoo checkpoint config: it nests too deeply") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {str(exc)[:300]}") from None
 
 
 def check_folder(directory: str | os.PathLike) -> dict[str, Any]:

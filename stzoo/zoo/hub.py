@@ -356,8 +356,32 @@ def load_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 def check_finite(state: dict[str, torch.Tensor], source: str | os.PathLike) -> None:
     """Raise :class:`CorruptWeightsError` naming ``source`` and the first tensor (in the file's order)
     that holds a NaN or an infinity. One ``isfinite(...).all()`` per floating-point tensor."""
+    f32_max = torch.finfo(torch.float32).max
     for key, t in state.items():
-        if not (t.is_floating_point() or t.is_complex()) or bool(torch.isfinite(t).all()):
+        if t.is_complex():
+            raise CorruptWeightsError(
+                f"weights file {source} holds a complex tensor {key!r} ({t.dtype}); stzoo models take real "
+                "weights (float16 / bfloat16 / float32 / float64): this file is not a stzoo checkpoint"
+            )
+        if not t.is_floating_point():
+            continue
+        if t.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):  # float8 & co.
+            try:
+                t = t.to(torch.float32)  # exact for every narrower float format
+            except (RuntimeError, TypeError) as exc:
+                raise CorruptWeightsError(
+                    f"weights file {source}: tensor {key!r} has dtype {t.dtype}, which stzoo cannot convert to "
+                    f"float32 ({exc}); save the weights as float32, float16 or bfloat16"
+                ) from None
+        if t.dtype == torch.float64 and bool(torch.isfinite(t).all()) and bool((t.abs() > f32_max).any()):
+            n_big = int((t.abs() > f32_max).sum())
+            raise CorruptWeightsError(
+                f"weights file {source} holds float64 values beyond the float32 range: tensor {key!r} (shape "
+                f"{tuple(t.shape)}) has {n_big} value(s) above {f32_max:.3g} in magnitude, which become infinite "
+                "in the float32 model (NaN forecasts), so they were not loaded; the checkpoint comes from a "
+                "diverged run or is corrupt"
+            )
+        if bool(torch.isfinite(t).all()):
             continue
         finite = torch.isfinite(t)
         n_nan = int(torch.isnan(t).sum())
@@ -489,7 +513,7 @@ def purge_cached_file(path: Path, expected_sha256: str | None = None) -> list[Pa
 def _is_stzoo_config(path: Path) -> bool:
     try:
         return "stzoo_format" in json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError, TypeError):
         return False
 
 

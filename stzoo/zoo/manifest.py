@@ -70,6 +70,19 @@ def validate_manifest(manifest: dict[str, Any]) -> None:
             raise ValueError(f"{name}: unknown dataset {entry['dataset']!r}; known: {', '.join(DATASETS)}")
 
 
+def _models(manifest: Any) -> dict[str, Any]:
+    """The ``models`` object of a manifest, checked: a clear :class:`ConfigError` instead of a KeyError."""
+    from stzoo.errors import ConfigError
+
+    models = manifest.get("models") if isinstance(manifest, dict) else None
+    if not isinstance(models, dict):
+        raise ConfigError(
+            "a stzoo manifest is a JSON object whose 'models' field maps zoo names to entries, got "
+            + (f"'models' of type {type(models).__name__}" if isinstance(manifest, dict) else type(manifest).__name__)
+        )
+    return models
+
+
 def resolve_name(name: str, manifest: dict[str, Any] | None = None) -> str:
     """Follow an alias (``tau-mmnist`` → the entry it names); raise a clear error if unknown."""
     from stzoo.errors import InputTypeError
@@ -79,7 +92,7 @@ def resolve_name(name: str, manifest: dict[str, Any] | None = None) -> str:
             f"a zoo model name is a str such as 'tau-mmnist' (see stzoo.list_models()), "
             f"got {type(name).__name__} {str(name)[:80]!r}"
         )
-    models = (manifest or _manifest_cached())["models"]
+    models = _models(_manifest_cached() if manifest is None else manifest)
     if name not in models:
         import difflib
 
@@ -90,15 +103,28 @@ def resolve_name(name: str, manifest: dict[str, Any] | None = None) -> str:
         raise UnknownModelError(
             f"unknown model {shown}.{hint} Known: {', '.join(sorted(models))} (see stzoo.list_models())."
         )
-    return models[name].get("alias", name)
+    from stzoo.errors import ConfigError
+
+    entry = models[name]
+    if not isinstance(entry, dict):
+        raise ConfigError(f"zoo entry {name!r}: must be a JSON object, got {type(entry).__name__}")
+    if "alias" not in entry:
+        return name
+    target = entry["alias"]
+    if not isinstance(target, str) or not isinstance(models.get(target), dict) or "alias" in models[target]:
+        raise ConfigError(
+            f"zoo entry {name!r}: field 'alias' must name another (non-alias) entry of the manifest, got "
+            f"{str(target)[:80]!r}"
+        )
+    return target
 
 
 def get_entry(name: str, manifest: dict[str, Any] | None = None) -> ZooEntry:
     """The manifest entry of ``name`` (aliases followed) as a :class:`~stzoo.zoo.entry.ZooEntry`, named by its
     canonical name and listing the aliases that point at it."""
-    manifest = manifest or _manifest_cached()
+    manifest = _manifest_cached() if manifest is None else manifest
     real = resolve_name(name, manifest)
-    models = manifest["models"]
+    models = _models(manifest)
     aliases = tuple(sorted(n for n, e in models.items() if isinstance(e, dict) and e.get("alias") == real))
     return ZooEntry.from_dict(real, models[real], aliases=aliases)
 
@@ -114,7 +140,11 @@ def format_speed(entry: ZooEntry, device: str = "cpu") -> str:
     speed = (entry.speed or {}).get(device)
     if not speed:
         return "–"
-    v = speed["seq_per_s"]
+    v = speed.get("seq_per_s") if isinstance(speed, dict) else None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        from stzoo.errors import ConfigError
+
+        raise ConfigError(f"zoo entry {entry.name!r}: field 'speed.{device}.seq_per_s' must be a number, got {v!r}")
     return f"{v:.1f}" if v >= 10 else f"{v:.2f}"
 
 
