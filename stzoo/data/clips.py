@@ -33,7 +33,7 @@ from torch import Tensor
 from stzoo.errors import InputError, InputTypeError
 from stzoo.frames.layout import LAYOUTS, LUMA, _describe, infer_layout
 from stzoo.frames.prepare import prepare_frames
-from stzoo.frames.read import _images_to_array, _natural_key, read_frames
+from stzoo.frames.read import _images_to_array, _natural_key, list_folder, read_frames
 
 __all__ = [
     "Video",
@@ -141,7 +141,7 @@ def _array_to_videos(a: np.ndarray | Tensor, name: str, layout: str | None, chan
 
 def _is_collection(folder: Path) -> bool:
     return any(
-        p.is_dir() or p.suffix.lower() in COLLECTION_SUFFIXES for p in folder.iterdir() if not p.name.startswith(".")
+        p.is_dir() or p.suffix.lower() in COLLECTION_SUFFIXES for p in list_folder(folder) if not p.name.startswith(".")
     )
 
 
@@ -149,7 +149,7 @@ def _read_path(path: Path, layout: str | None, channels: int) -> list[Video]:
     if not path.exists():
         raise InputError(f"no such file or folder: '{path}'")
     if path.is_dir():
-        entries = [p for p in path.iterdir() if not p.name.startswith(".")]
+        entries = [p for p in list_folder(path) if not p.name.startswith(".")]  # unlistable: one InputError
         if not entries:
             raise InputError(
                 f"folder '{path}' is empty: put the frames of a video (PNG/JPEG/... images) "

@@ -24,7 +24,7 @@ from PIL import Image, ImageSequence
 
 from stzoo.errors import InputError, InputTypeError
 
-__all__ = ["ARRAY_SUFFIXES", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "read_frames"]
+__all__ = ["ARRAY_SUFFIXES", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "list_folder", "read_frames"]
 
 #: File suffixes (lower case) read as images, in a folder or as a single file.
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".apng", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -91,6 +91,27 @@ def _check_regular_file(p: Path, st: os.stat_result) -> None:
             f"socket or device), so stzoo does not read it: reading it could block or "
             f"never end; copy the data into a regular file first"
         )
+
+
+def list_folder(folder: Path) -> list[Path]:
+    """The entries of ``folder`` (unsorted), with a folder that cannot be listed (no read permission, gone,
+    not a folder) reported as one :class:`~stzoo.errors.InputError` naming it and what to do."""
+    try:
+        with os.scandir(folder) as it:
+            return [Path(e.path) for e in it]
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(
+            f"cannot list the folder '{_short_path(folder)}': {reason}; give stzoo read and execute permission "
+            f"on it (chmod u+rx), or pass another folder"
+        ) from None
+
+
+def _is_file(p: Path) -> bool:
+    try:
+        return p.is_file()
+    except OSError:  # e.g. no permission on a folder in between, or a name too long for the OS
+        return False
 
 
 def _natural_key(name: str) -> tuple[Any, ...]:
@@ -261,8 +282,8 @@ def _read_folder(folder: Path, channels: int | None) -> np.ndarray:
     files = sorted(
         (
             p
-            for p in folder.iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+            for p in list_folder(folder)
+            if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES and _is_file(p)
         ),
         key=lambda p: _natural_key(p.name),
     )

@@ -22,7 +22,7 @@ from PIL import GifImagePlugin, Image
 from stzoo.errors import InputError, InputTypeError
 from stzoo.frames.layout import _TORCH_FLOATS, _check_layout_arg, _describe, convert_channels
 from stzoo.frames.prepare import _check_not_empty, _check_numpy_dtype, _check_tensor_has_data, _numpy_to_unit_float
-from stzoo.frames.read import IMAGE_SUFFIXES, _as_path, _short_path
+from stzoo.frames.read import IMAGE_SUFFIXES, _as_path, _short_path, list_folder
 from stzoo.runtime import atomic_write, check_output_file, writes_path
 
 __all__ = [
@@ -372,7 +372,7 @@ def write_png_folder(frames: Any, folder: str | os.PathLike) -> Path:
     if _is_dir(p):
         others = sorted(
             f.name
-            for f in p.iterdir()
+            for f in list_folder(p)
             if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") and f.name not in set(names)
         )
         if others:

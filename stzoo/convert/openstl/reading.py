@@ -219,13 +219,20 @@ def read_openstl_config(config: str | os.PathLike[str] | Mapping[str, Any] | Non
     path = Path(text).expanduser()
     if not text.lstrip().startswith("{") and path.suffix in (".py", ".json") and not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
-    if not text.lstrip().startswith("{") and path.is_file():
-        body = path.read_text(encoding="utf-8")
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"the config given is {len(text):,} characters long; a config is at most "
+            f"{MAX_CONFIG_BYTES:,} (stzoo.convert.openstl.reading.MAX_CONFIG_BYTES)"
+        )
+    if not text.lstrip().startswith("{") and _is_file(path):
+        body = _read_config_text(path)
         if path.suffix == ".py":
             return _parse_python_config(body, path), True
         text = body
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ConfigError(f"the config {_where(text, path)} nests too deeply to be a model config") from None
     except ValueError as exc:
         raise ConfigError(
             f"--config must be JSON (e.g. '{{\"patch_size\": 4}}'), a .json file or an OpenSTL .py "
@@ -233,19 +240,74 @@ def read_openstl_config(config: str | os.PathLike[str] | Mapping[str, Any] | Non
         ) from None
     if not isinstance(value, dict):
         raise ConfigError(f"the config must be a JSON object, got {type(value).__name__}")
+    _check_depth(value, _where(text, path))
     return value, False
+
+
+#: The largest config file or string read (OpenSTL's config files are a few KiB).
+MAX_CONFIG_BYTES = 1 << 20
+#: How deeply a config's values may nest (OpenSTL's nest at most 2 levels).
+MAX_CONFIG_DEPTH = 32
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _where(text: str, path: Path) -> str:
+    return f"file {path}" if not text.lstrip().startswith("{") else "given"
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the OS, an embedded NUL, no permission
+        return False
+
+
+def _read_config_text(path: Path) -> str:
+    """A config file's text: a regular file of at most :data:`MAX_CONFIG_BYTES`, UTF-8."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config file {path} is larger than {MAX_CONFIG_BYTES >> 20} MiB "
+            "(stzoo.convert.openstl.reading.MAX_CONFIG_BYTES); OpenSTL's config files are a few KiB"
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _check_depth(value: Any, where: str) -> None:
+    from stzoo.zoo.entry import json_depth_problem
+
+    problem = json_depth_problem(value, MAX_CONFIG_DEPTH)
+    if problem:
+        raise ConfigError(f"the config {where} is not a model config: {problem}")
 
 
 def _parse_python_config(body: str, path: Path) -> dict[str, Any]:
     try:
         tree = ast.parse(body, filename=str(path))
-    except SyntaxError as exc:
-        raise ConfigError(f"{path} is not a readable OpenSTL config file: {exc}") from exc
+    except (SyntaxError, ValueError) as exc:  # ValueError: a NUL byte in the source
+        raise ConfigError(f"{path} is not a readable OpenSTL config file: {exc}") from None
+    except (RecursionError, MemoryError):
+        raise ConfigError(f"{path} is not a readable OpenSTL config file: it nests too deeply") from None
     out: dict[str, Any] = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             try:
                 out[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError:
+            except (ValueError, TypeError, SyntaxError):
                 continue  # not a literal (e.g. an expression): not a model setting OpenSTL configs use
+            except (RecursionError, MemoryError):
+                raise ConfigError(
+                    f"{path}: the value of {node.targets[0].id!r} nests too deeply to be a model setting"
+                ) from None
+    _check_depth(out, f"file {path}")
     return out
