@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from stzoo.errors import CheckpointError, ConfigError, WeightsNotAvailableError
-from stzoo.runtime import atomic_write
+from stzoo.runtime import atomic_write, exclusive_lock
 from stzoo.zoo.hub import sha256_file
 
+F = TypeVar("F")
+
 __all__ = [
+    "RUN_LOCK_NAME",
+    "holding_run_lock",
+    "check_training_state",
     "write_weights",
     "weights_sha",
     "atomic_torch_save",
@@ -55,6 +61,39 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename (never half-written; a device node,
     FIFO or socket of that name is refused, never replaced)."""
     atomic_write(path, text.encode("utf-8"), what="file")
+
+
+#: The lock file a training or fine-tuning run holds in its output folder while it runs.
+RUN_LOCK_NAME = ".stzoo-run.lock"
+
+
+def holding_run_lock(fn: F) -> F:
+    """Decorate a run function whose ``out_dir`` argument names its output folder: while it runs, it holds
+    an exclusive lock there (:func:`stzoo.runtime.exclusive_lock`), so a second run into the same folder
+    fails at once with one :class:`~stzoo.errors.StorageError` instead of both writing into it. Ranks
+    other than 0 of a distributed run (``RANK`` set by torchrun) share rank 0's lock."""
+    import functools
+    import inspect
+
+    sig = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        bound = sig.bind_partial(*args, **kwargs)
+        out = bound.arguments.get("out_dir", sig.parameters["out_dir"].default)
+        if out in (None, "") or os.environ.get("RANK", "0") not in ("", "0"):
+            return fn(*args, **kwargs)
+        folder = Path(out).expanduser()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return fn(*args, **kwargs)  # the run itself reports the folder it cannot create
+        if not folder.is_dir():
+            return fn(*args, **kwargs)
+        with exclusive_lock(folder / RUN_LOCK_NAME, f"the run folder '{folder}'"):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def capture_rng_state(device: torch.device) -> dict[str, Any]:
@@ -249,10 +288,65 @@ def refusing_unfit_state(path: str | os.PathLike, remedy: str, what: str) -> Ite
 
 def restore_training_state(ck: Mapping[str, Any], model: torch.nn.Module, optimizer: Any, scheduler: Any) -> None:
     """Load what :func:`save_training_checkpoint` wrote into ``model``, ``optimizer`` and ``scheduler``
-    (use it inside :func:`refusing_unfit_state`)."""
+    (use it inside :func:`refusing_unfit_state`), and check what was loaded (:func:`check_training_state`):
+    a crafted or damaged state raises ``ValueError`` naming the field instead of training on."""
+    expected = scheduler.state_dict() if hasattr(scheduler, "state_dict") else {}
     model.load_state_dict(ck["model"])
     optimizer.load_state_dict(ck["optimizer"])
     scheduler.load_state_dict(ck["scheduler"])
+    check_training_state(ck, model, optimizer, scheduler, expected)
+
+
+def _non_finite(value: Any, where: str, out: list[str], limit: int = 4) -> None:
+    """Collect the dotted names of NaN / infinite numbers (and tensors holding any) inside ``value``."""
+    if len(out) >= limit:
+        return
+    if isinstance(value, torch.Tensor):
+        if (value.is_floating_point() or value.is_complex()) and not bool(torch.isfinite(value).all()):
+            out.append(where)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            out.append(where)
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            _non_finite(v, f"{where}.{k}" if where else str(k), out, limit)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _non_finite(v, f"{where}[{i}]", out, limit)
+
+
+def check_training_state(
+    ck: Mapping[str, Any], model: torch.nn.Module, optimizer: Any, scheduler: Any, expected: Mapping[str, Any]
+) -> None:
+    """Refuse (``ValueError``, naming the field) a restored state that would train on silently wrong:
+    NaN / infinite weights, optimizer moments or settings, a negative or non-finite learning rate, step or
+    clock, or a schedule other than the one this run builds (``expected``: the scheduler's state before
+    loading), e.g. ``total_steps`` below the run, which would end the schedule early or crash it."""
+    bad: list[str] = []
+    _non_finite(dict(model.state_dict()), "model", bad)
+    _non_finite(optimizer.state_dict(), "optimizer", bad)
+    _non_finite(scheduler.state_dict() if hasattr(scheduler, "state_dict") else {}, "scheduler", bad)
+    for key in ("wall_clock_s", "cpu_s"):  # the clocks a time budget reads
+        v = ck.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and not (math.isfinite(v) and v >= 0):
+            bad.append(key)
+    if bad:
+        raise ValueError(f"it holds NaN, infinite or negative values in {', '.join(bad)}")
+    for i, group in enumerate(optimizer.param_groups):
+        for key in ("lr", "initial_lr", "max_lr", "min_lr", "eps", "weight_decay"):
+            v = group.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
+                raise ValueError(f"optimizer param_groups[{i}].{key} is negative ({v})")
+    loaded = scheduler.state_dict() if hasattr(scheduler, "state_dict") else {}
+    for key in ("total_steps", "base_lrs", "_schedule_phases", "T_max", "step_size"):
+        if key in expected and loaded.get(key) != expected[key]:
+            raise ValueError(
+                f"scheduler.{key} is {str(loaded.get(key))[:80]}, but this run's schedule has {str(expected[key])[:80]}"
+            )
+    last = loaded.get("last_epoch")
+    total = expected.get("total_steps")
+    if isinstance(last, int) and isinstance(total, int) and not -1 <= last <= total:
+        raise ValueError(f"scheduler.last_epoch {last} is outside the run's schedule (0..{total})")
 
 
 def read_run_json(path: Path) -> dict[str, Any]:

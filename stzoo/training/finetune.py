@@ -59,6 +59,7 @@ from stzoo.training.checkpoints import (
     STATE_DICT,
     atomic_write_text,
     capture_rng_state,
+    holding_run_lock,
     load_checkpoint,
     refuse_other_run,
     refusing_unfit_state,
@@ -390,6 +391,7 @@ def _data_summary(videos: Sequence[Video], limit: int = 5) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+@holding_run_lock  # one run per out_dir at a time (a second one gets a clear error)
 def finetune(
     predictor: PredictorLike,
     data: Any,

@@ -43,6 +43,7 @@ from stzoo.training.checkpoints import (
     capture_rng_state,
     checkpoint_error,
     describe_differences,
+    holding_run_lock,
     load_checkpoint,
     read_run_json,
     refuse_other_run,
@@ -226,6 +227,7 @@ def _pooled(
             prefetch.close()
 
 
+@holding_run_lock  # one run per --out folder at a time (a second one gets a clear error)
 def train(
     arch: str,
     config: dict[str, Any],
@@ -330,10 +332,15 @@ def train(
     amp = resolve_train_dtype(dtype, dev)
     init_info = None
     if init_from is not None and not ckpt_path.exists():
-        from safetensors.torch import load_file
+        from stzoo.models import load_state_dict_strict
+        from stzoo.zoo.hub import check_finite, load_safetensors
 
-        init_path = Path(init_from)
-        model.load_state_dict({k: v.float() for k, v in load_file(str(init_path)).items()})
+        init_path = Path(init_from)  # every failure is one clear error naming the file (F12)
+        state = load_safetensors(init_path)
+        check_finite(state, init_path)
+        load_state_dict_strict(
+            model, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, f"--init-from {init_path}"
+        )
         init_info = {"path": init_path.name, "sha256": sha256_file(init_path)}
     resumed = ckpt_path.exists()
     if resumed:
