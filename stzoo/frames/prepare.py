@@ -10,6 +10,7 @@ input. The layout is read with :func:`~stzoo.frames.layout.infer_layout`; :func:
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 from typing import Any
@@ -33,7 +34,16 @@ from stzoo.frames.layout import (
     convert_channels,
     infer_frame_layout,
 )
-from stzoo.frames.read import _FLOAT_TOLERANCE, ARRAY_SUFFIXES, _as_path, _images_to_array, _stat_path, read_frames
+from stzoo.frames.read import (
+    _FLOAT_TOLERANCE,
+    ARRAY_SUFFIXES,
+    _as_path,
+    _images_to_array,
+    _stat_path,
+    check_input_budget,
+    input_budget,
+    read_frames,
+)
 
 __all__ = ["FramesWarning", "frames_layout", "peek_shape", "prepare_frames"]
 
@@ -170,12 +180,34 @@ def _source(channels: int, got: int) -> int | None:
     return None if got == channels else got
 
 
+def _last_frames(x: Any, layout: str, last: int | None) -> Any:
+    """``x`` (array or tensor in ``layout``) cut to its last ``last`` frames: a view, nothing copied."""
+    t_axis = layout.index("T")
+    if last is None or x.shape[t_axis] <= last:
+        return x
+    return x[(slice(None),) * t_axis + (slice(x.shape[t_axis] - last, None),)]
+
+
+def _check_budget(shape: tuple[int, ...], layout: str, channels: int, desc: str, max_bytes: Any) -> None:
+    """The input budget on the logical size of ``shape`` (after a grey → RGB conversion), before any copy:
+    a broadcast or expanded input counts as large as it looks, not as the memory behind it."""
+    got = _channels_of(shape, layout)
+    values = math.prod(shape) // max(got, 1) * max(got, channels)
+    check_input_budget(values, f"the input ({desc}, frames read)", max_bytes)
+
+
 def _prepare_numpy(
-    a: np.ndarray, channels: int, layout: str | None, allowed: tuple[str, ...] = LAYOUTS
+    a: np.ndarray,
+    channels: int,
+    layout: str | None,
+    allowed: tuple[str, ...] = LAYOUTS,
+    last: int | None = None,
+    max_bytes: Any = None,
 ) -> tuple[torch.Tensor, str, int]:
     """Validate a numpy array and convert it to B×T×C×H×W float32 with ``channels`` channels.
 
-    Returns the tensor, the layout of ``a`` and the channel count of ``a`` (grey ↔ RGB frames
+    Only the last ``last`` frames are converted (all when None), after the input budget is checked on
+    them. Returns the tensor, the layout of ``a`` and the channel count of ``a`` (grey ↔ RGB frames
     are converted, see :func:`convert_channels`).
     """
     desc = _describe(a)
@@ -183,13 +215,17 @@ def _prepare_numpy(
     if a.ndim in {len(lay) for lay in allowed}:
         _check_not_empty(a.shape, desc)
     layout = _resolve_layout(tuple(a.shape), channels, layout, allowed, desc)
-    values = _numpy_to_unit_float(a, desc)
+    a = _last_frames(a, layout, last)
+    _check_budget(tuple(a.shape), layout, channels, desc, max_bytes)
+    values = _numpy_to_unit_float(np.asarray(a), desc)
     x = _to_btchw(torch.from_numpy(np.ascontiguousarray(values)), layout)
     return convert_channels(x, channels), layout, _channels_of(tuple(a.shape), layout)
 
 
-def _prepare_tensor(t: torch.Tensor, channels: int, layout: str | None) -> tuple[torch.Tensor, OutputFormat]:
-    """Validate a torch tensor and convert it, keeping its device."""
+def _prepare_tensor(
+    t: torch.Tensor, channels: int, layout: str | None, last: int | None = None, max_bytes: Any = None
+) -> tuple[torch.Tensor, OutputFormat]:
+    """Validate a torch tensor and convert it (its last ``last`` frames), keeping its device."""
     t = t.detach()
     _check_tensor_has_data(t)
     desc = _describe(t)
@@ -197,9 +233,12 @@ def _prepare_tensor(t: torch.Tensor, channels: int, layout: str | None) -> tuple
     if t.ndim in (3, 4, 5):
         _check_not_empty(tuple(t.shape), desc)
     inferred = layout is None
-    layout = _resolve_layout(tuple(t.shape), channels, layout, LAYOUTS, desc)
+    source_shape = tuple(int(s) for s in t.shape)
+    layout = _resolve_layout(source_shape, channels, layout, LAYOUTS, desc)
+    t = _last_frames(t, layout, last)
+    _check_budget(tuple(int(s) for s in t.shape), layout, channels, desc, max_bytes)
     x = convert_channels(_to_btchw(_torch_to_unit_float(t, desc), layout), channels)
-    got = _channels_of(tuple(t.shape), layout)
+    got = _channels_of(source_shape, layout)
     return x, OutputFormat(
         "torch",
         layout,
@@ -208,11 +247,13 @@ def _prepare_tensor(t: torch.Tensor, channels: int, layout: str | None) -> tuple
         device=t.device,
         source_channels=_source(channels, got),
         layout_inferred=inferred,
-        source_shape=tuple(int(s) for s in t.shape),
+        source_shape=source_shape,
     )
 
 
-def _prepare_path(path: str | os.PathLike, channels: int, layout: str | None) -> tuple[torch.Tensor, OutputFormat]:
+def _prepare_path(
+    path: str | os.PathLike, channels: int, layout: str | None, last: int | None = None, max_bytes: Any = None
+) -> tuple[torch.Tensor, OutputFormat]:
     """Read a file / folder and convert it.
 
     Arrays (``.npy`` / ``.npz``) follow the numpy rules (the result has their layout and dtype);
@@ -221,11 +262,11 @@ def _prepare_path(path: str | os.PathLike, channels: int, layout: str | None) ->
     p = _as_path(path)
     is_array = p.suffix.lower() in ARRAY_SUFFIXES and not stat.S_ISDIR(_stat_path(p).st_mode)
     if is_array:
-        a = read_frames(p)
+        a = read_frames(p, last=last, max_bytes=max_bytes)  # header checked; a large .npy only mapped
         if not isinstance(a, np.ndarray):  # pragma: no cover - np.load returns arrays
             raise InputTypeError(f"'{p}' does not hold a numpy array")
         inferred = layout is None
-        x, layout, got = _prepare_numpy(a, channels, layout)
+        x, layout, got = _prepare_numpy(a, channels, layout, last=last, max_bytes=max_bytes)
         return x, OutputFormat(
             "path",
             layout,
@@ -245,11 +286,14 @@ def _prepare_path(path: str | os.PathLike, channels: int, layout: str | None) ->
         raise InputError(
             f"layout={layout!r} does not apply to images read from '{p}' (they are read as THWC); leave layout=None"
         )
-    x, _, got = _prepare_numpy(read_frames(p), channels, "THWC")
+    frames = read_frames(p, last=last, max_bytes=max_bytes)  # declared sizes checked before decoding
+    x, _, got = _prepare_numpy(frames, channels, "THWC", last=last, max_bytes=max_bytes)
     return x, OutputFormat("path", "THWC", channels, dtype=np.dtype(np.uint8), source_channels=_source(channels, got))
 
 
-def _prepare_pil_list(images: list | tuple, channels: int, layout: str | None) -> tuple[torch.Tensor, OutputFormat]:
+def _prepare_pil_list(
+    images: list | tuple, channels: int, layout: str | None, last: int | None = None, max_bytes: Any = None
+) -> tuple[torch.Tensor, OutputFormat]:
     """Convert a list/tuple of same-sized, same-mode PIL images (one per frame)."""
     if channels not in (1, 3):
         raise InputError(
@@ -272,9 +316,17 @@ def _prepare_pil_list(images: list | tuple, channels: int, layout: str | None) -
             )
         if im.width == 0 or im.height == 0:
             raise InputError(f"empty input: PIL image {i} has size {im.height}x{im.width}")
-    names = [f"{i} of the list" for i in range(len(images))]
-    a = _images_to_array(images, names, None, sequence=False)  # grey or RGB, as the images are
-    x, _, got = _prepare_numpy(a, channels, "THWC")
+    first_kept = 0 if last is None else max(0, len(images) - last)
+    kept = list(images[first_kept:])
+    c_in = 1 if all(im.mode in ("1", "L", "LA", "I", "F", "I;16") for im in kept) else 3
+    check_input_budget(
+        len(kept) * first.height * first.width * max(c_in, channels),
+        f"the input ({len(kept)} PIL images of {first.height}x{first.width})",
+        max_bytes,
+    )
+    names = [f"{first_kept + i} of the list" for i in range(len(kept))]
+    a = _images_to_array(kept, names, None, sequence=False)  # grey or RGB, as the images are
+    x, _, got = _prepare_numpy(a, channels, "THWC", max_bytes=max_bytes)
     return x, OutputFormat(
         "pil",
         "THWC",
@@ -286,7 +338,9 @@ def _prepare_pil_list(images: list | tuple, channels: int, layout: str | None) -
     )
 
 
-def _prepare_array_list(arrays: list | tuple, channels: int, layout: str | None) -> tuple[torch.Tensor, OutputFormat]:
+def _prepare_array_list(
+    arrays: list | tuple, channels: int, layout: str | None, last: int | None = None, max_bytes: Any = None
+) -> tuple[torch.Tensor, OutputFormat]:
     """Convert a list/tuple of same-shaped numpy arrays (one per frame: HW, HWC or CHW)."""
     first = arrays[0]
     for i, a in enumerate(arrays):
@@ -315,8 +369,14 @@ def _prepare_array_list(arrays: list | tuple, channels: int, layout: str | None)
             )
         if frame_layout is not None:  # one frame has no batch or time axis to mistake for C
             layout = "T" + frame_layout
-    stacked = np.stack(arrays)
-    x, layout, got = _prepare_numpy(stacked, channels, layout, _UNBATCHED_LAYOUTS)
+    kept = list(arrays if last is None else arrays[-last:])  # one sequence: the list is the T axis
+    check_input_budget(
+        len(kept) * (first.size if first.ndim == 3 else first.size * channels),
+        f"the input ({len(kept)} frames of shape {first.shape})",
+        max_bytes,
+    )
+    stacked = np.stack(kept)
+    x, layout, got = _prepare_numpy(stacked, channels, layout, _UNBATCHED_LAYOUTS, max_bytes=max_bytes)
     return x, OutputFormat(
         "arrays",
         layout,
@@ -368,7 +428,9 @@ def peek_shape(frames: Any, *, channels: int, layout: str | None = None) -> tupl
     return (dims.get("B", 1), dims["T"], int(channels), dims["H"], dims["W"])
 
 
-def prepare_frames(frames: Any, *, channels: int, layout: str | None = None) -> tuple[torch.Tensor, OutputFormat]:
+def prepare_frames(
+    frames: Any, *, channels: int, layout: str | None = None, last: int | None = None, max_bytes: int | None = None
+) -> tuple[torch.Tensor, OutputFormat]:
     """Convert user frames into the model's B×T×C×H×W float32 tensor with values in [0, 1].
 
     Args:
@@ -423,6 +485,15 @@ def prepare_frames(frames: Any, *, channels: int, layout: str | None = None) -> 
             with ``frames[..., :3]``); PIL images and image files drop alpha (see
             :func:`read_frames`).
 
+        last: convert only the last ``last`` frames (a model reads its last ``frames_in``): the
+            others are never converted, and of a file never kept (see :func:`read_frames`). ``None``:
+            every frame.
+        max_bytes: the input budget (:func:`~stzoo.frames.read.input_budget`): the frames converted,
+            as float32, may take at most this many bytes (default
+            :data:`~stzoo.frames.read.MAX_INPUT_BYTES`, or ``STZOO_MAX_INPUT_BYTES``). Checked on the
+            logical shape (a ``np.broadcast_to`` / ``expand`` input counts as large as it looks) and on
+            the sizes a file declares, before anything is decoded or copied.
+
     Returns:
         ``(x, fmt)``: ``x`` is a contiguous, detached float32 tensor B×T×C×H×W in [0, 1] (on the
         input tensor's device for torch input, else on the CPU; B = 1 for unbatched input);
@@ -441,12 +512,16 @@ def prepare_frames(frames: Any, *, channels: int, layout: str | None = None) -> 
     if channels < 1:
         raise InputError(f"channels must be a positive int, got {channels}")
     layout = _check_layout_arg(layout)
+    if last is not None and (isinstance(last, bool) or not isinstance(last, (int, np.integer)) or last < 1):
+        raise InputError(f"last must be a positive int (frames) or None, got {last!r}")
+    last = None if last is None else int(last)
+    input_budget(max_bytes)  # a bad limit is refused before anything is read
 
     if isinstance(frames, torch.Tensor):
-        return _prepare_tensor(frames, channels, layout)
+        return _prepare_tensor(frames, channels, layout, last, max_bytes)
     if isinstance(frames, np.ndarray):
         inferred = layout is None
-        x, layout, got = _prepare_numpy(frames, channels, layout)
+        x, layout, got = _prepare_numpy(frames, channels, layout, last=last, max_bytes=max_bytes)
         return x, OutputFormat(
             "numpy",
             layout,
@@ -457,14 +532,14 @@ def prepare_frames(frames: Any, *, channels: int, layout: str | None = None) -> 
             source_shape=tuple(int(s) for s in frames.shape),
         )
     if isinstance(frames, (str, os.PathLike)):
-        return _prepare_path(frames, channels, layout)
+        return _prepare_path(frames, channels, layout, last, max_bytes)
     if isinstance(frames, (list, tuple)):
         if len(frames) == 0:
             raise InputError(f"empty input: got an empty {type(frames).__name__} of frames")
         if all(isinstance(f, Image.Image) for f in frames):
-            return _prepare_pil_list(frames, channels, layout)
+            return _prepare_pil_list(frames, channels, layout, last, max_bytes)
         if all(isinstance(f, np.ndarray) for f in frames):
-            return _prepare_array_list(frames, channels, layout)
+            return _prepare_array_list(frames, channels, layout, last, max_bytes)
         kinds = sorted({type(f).__name__ for f in frames})
         raise InputTypeError(
             f"a {type(frames).__name__} of frames must hold only PIL images or "

@@ -11,10 +11,12 @@ Every mistake is reported as :class:`~stzoo.errors.InputError` (a ``ValueError``
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import re
 import stat
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,16 @@ from PIL import Image, ImageSequence
 
 from stzoo.errors import InputError, InputTypeError
 
-__all__ = ["ARRAY_SUFFIXES", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "list_folder", "read_frames"]
+__all__ = [
+    "ARRAY_SUFFIXES",
+    "IMAGE_SUFFIXES",
+    "MAX_INPUT_BYTES",
+    "VIDEO_SUFFIXES",
+    "check_input_budget",
+    "input_budget",
+    "list_folder",
+    "read_frames",
+]
 
 #: File suffixes (lower case) read as images, in a folder or as a single file.
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".apng", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -43,6 +54,62 @@ _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B
 _WIDE_GRAY_MODES = frozenset({"I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
 
 _READ_ERRORS = (OSError, ValueError, EOFError, SyntaxError, Image.DecompressionBombError)
+
+#: The input budget: the most bytes of frames one call decodes and converts, counted as the float32
+#: tensor the models read (frames × height × width × channels × 4 bytes). Checked against the sizes a
+#: file *declares* (an image's logical screen, a video stream's metadata, a .npy / .npz header) before
+#: anything is decoded, and against arrays' and tensors' logical shapes (broadcast and expanded ones
+#: included) before anything is copied. 1 GiB is 26 frames of 4K RGB video. Raise it per call
+#: (``max_input_bytes=`` of ``predict``, ``max_bytes=`` of :func:`read_frames`), for the process (the
+#: environment variable ``STZOO_MAX_INPUT_BYTES``), or here.
+MAX_INPUT_BYTES: int = 2**30
+
+_BUDGET_HOW = (
+    "pass fewer or smaller frames, or raise the limit: max_input_bytes= (predict) / max_bytes= "
+    "(read_frames), the environment variable STZOO_MAX_INPUT_BYTES, or stzoo.frames.read.MAX_INPUT_BYTES"
+)
+
+
+def input_budget(max_bytes: Any = None) -> int:
+    """The input budget in force, in bytes: ``max_bytes`` if given, else ``STZOO_MAX_INPUT_BYTES``, else
+    :data:`MAX_INPUT_BYTES` (read at call time).
+
+    Raises:
+        InputError: ``max_bytes`` or the environment variable is not a positive whole number.
+    """
+    if max_bytes is None:
+        env = os.environ.get("STZOO_MAX_INPUT_BYTES", "").strip()
+        if not env:
+            return int(MAX_INPUT_BYTES)
+        try:
+            value = int(env.replace("_", ""))
+        except ValueError:
+            raise InputError(f"STZOO_MAX_INPUT_BYTES must be a whole number of bytes, got {env[:40]!r}") from None
+        what = "STZOO_MAX_INPUT_BYTES"
+    else:
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)):
+            raise InputTypeError(f"max_input_bytes must be a positive int (bytes), got {type(max_bytes).__name__}")
+        value, what = int(max_bytes), "max_input_bytes"
+    if value < 1:
+        raise InputError(f"{what} must be a positive number of bytes, got {value}")
+    return value
+
+
+def check_input_budget(values: int, what: str, max_bytes: Any = None) -> None:
+    """Refuse ``values`` frame values (as float32) above :func:`input_budget`, with an
+    :class:`~stzoo.errors.InputError` that names ``what``, the limit and how to raise it. Arithmetic only."""
+    limit = input_budget(max_bytes)
+    need = int(values) * 4
+    if need > limit:
+        raise InputError(
+            f"{what} is {need / 2**30:.3g} GiB as float32 frames ({int(values):,} values), above the input "
+            f"limit of {limit / 2**30:.3g} GiB ({limit:,} bytes); {_BUDGET_HOW}"
+        )
+
+
+def _keep(n: int, last: int | None) -> int:
+    return n if last is None else min(n, last)
+
 
 # --------------------------------------------------------------------------------------------
 # paths
@@ -262,23 +329,50 @@ def _images_to_array(
     return np.stack(arrays)
 
 
-def _read_image_file(path: Path, channels: int | None) -> np.ndarray:
-    """All frames of one image file (GIF, APNG, multi-page TIFF, or a still image: T = 1)."""
-    frames: list[Image.Image] = []
+def _image_channels(im: Image.Image, channels: int | None) -> int:
+    """Channels an image will be read with, for the budget, before decoding (3 unless it is grey by mode)."""
+    if channels is not None:
+        return channels
+    return 1 if im.mode in _GRAY_MODES else 3
+
+
+def _read_image_file(path: Path, channels: int | None, last: int | None = None, max_bytes: Any = None) -> np.ndarray:
+    """Frames of one image file (GIF, APNG, multi-page TIFF, or a still image: T = 1): all of them, or the
+    last ``last``. The size the file declares (a GIF's logical screen) is checked against the input
+    budget before any frame is decoded, and the frames kept as they are read."""
+    frames: collections.deque[Image.Image] = collections.deque(maxlen=last)
+    count = 0
     try:
         with Image.open(path) as im:
+            w, h = im.size
+            c = _image_channels(im, channels)
+            check_input_budget(h * w * c, f"one frame of '{_short_path(path)}' ({h}x{w} pixels, declared)", max_bytes)
             for frame in ImageSequence.Iterator(im):
+                count += 1
+                if frame.size != (w, h):  # a later frame that declares another size
+                    fw, fh = frame.size
+                    check_input_budget(
+                        fh * fw * c, f"frame {count - 1} of '{_short_path(path)}' ({fh}x{fw} pixels)", max_bytes
+                    )
+                check_input_budget(
+                    _keep(count, last) * h * w * c,
+                    f"'{_short_path(path)}' ({count:,}+ frames of {h}x{w} pixels read so far)",
+                    max_bytes,
+                )
                 frames.append(frame.copy())  # copy: the iterator reuses the frame object
+    except InputError:
+        raise
     except _READ_ERRORS as exc:
         raise InputError(f"cannot read image file '{path}': {exc}") from exc
     if not frames:
         raise InputError(f"image file '{path}' holds no frames")
-    names = [f"'{path}' frame {i}" for i in range(len(frames))]
-    return _images_to_array(frames, names, channels, sequence=True)
+    first = count - len(frames)
+    names = [f"'{path}' frame {first + i}" for i in range(len(frames))]
+    return _images_to_array(list(frames), names, channels, sequence=True)
 
 
-def _read_folder(folder: Path, channels: int | None) -> np.ndarray:
-    """Images of a folder, one frame each, in natural order of their file names."""
+def _read_folder(folder: Path, channels: int | None, last: int | None = None, max_bytes: Any = None) -> np.ndarray:
+    """Images of a folder, one frame each, in natural order of their file names (the last ``last``)."""
     files = sorted(
         (
             p
@@ -289,12 +383,22 @@ def _read_folder(folder: Path, channels: int | None) -> np.ndarray:
     )
     if not files:
         raise InputError(f"folder '{folder}' contains no image files (looked for {', '.join(IMAGE_SUFFIXES)})")
+    if last is not None:
+        files = files[-last:]  # only the frames the model reads
     images: list[Image.Image] = []
     for f in files:
         try:
             with Image.open(f) as im:
+                w, h = im.size  # declared: checked before the pixels are decoded
+                check_input_budget(
+                    len(files) * h * w * _image_channels(im, channels),
+                    f"folder '{_short_path(folder)}' ({len(files):,} frames of {h}x{w} pixels, as '{f.name}' declares)",
+                    max_bytes,
+                )
                 im.load()
                 image = im.copy()  # first frame only; a file in a folder is one frame
+        except InputError:
+            raise
         except _READ_ERRORS as exc:
             raise InputError(f"cannot read image file '{f}': {exc}") from exc
         if images and image.size != images[0].size:
@@ -309,26 +413,107 @@ def _read_folder(folder: Path, channels: int | None) -> np.ndarray:
     return _images_to_array(images, names, channels, sequence=False)
 
 
-def _read_array_file(path: Path) -> np.ndarray:
-    """The array of a .npy file, or of a .npz file ('frames' if present, else the first)."""
+def _npy_header(fh: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype a ``.npy`` stream declares (its header only; the data is not read)."""
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+    elif version in ((2, 0), (3, 0)):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    else:  # pragma: no cover - numpy raises for unknown versions already
+        raise ValueError(f"unsupported .npy format version {version}")
+    return tuple(int(n) for n in shape), dtype
+
+
+def _read_array_file(path: Path, max_bytes: Any = None, lazy: bool = False) -> np.ndarray:
+    """The array of a .npy file, or of a .npz file ('frames' if present, else the first).
+
+    The shape its header declares (a .npz member's too) is checked against the input budget before the
+    data is read. With ``lazy`` (the caller reads only some frames, then checks the budget on those), a
+    .npy file larger than the budget is memory-mapped instead of read: nothing is loaded until used."""
     try:
         if path.suffix.lower() == ".npy":
+            with open(path, "rb") as fh:
+                shape, dtype = _npy_header(fh)
+            values = math.prod(shape)
+            if dtype.hasobject:
+                raise InputError(f"'{path}' holds Python objects (dtype {dtype}), which stzoo does not unpickle")
+            if lazy and values * 4 > input_budget(max_bytes):
+                return np.load(path, mmap_mode="r", allow_pickle=False)
+            check_input_budget(values, f"the array of '{_short_path(path)}' (shape {shape}, declared)", max_bytes)
             return np.load(path, allow_pickle=False)
-        with np.load(path, allow_pickle=False) as archive:
-            names = list(archive.files)
+        with zipfile.ZipFile(path) as zf:
+            names = [n[: -len(".npy")] for n in zf.namelist() if n.endswith(".npy")]
             if not names:
                 raise InputError(f"'{path}' holds no arrays")
-            return archive["frames" if "frames" in names else names[0]]
+            name = "frames" if "frames" in names else names[0]
+            with zf.open(name + ".npy") as member:
+                shape, dtype = _npy_header(member)
+            if dtype.hasobject:
+                raise InputError(f"'{path}' holds Python objects (dtype {dtype}), which stzoo does not unpickle")
+            check_input_budget(
+                math.prod(shape), f"array {name!r} of '{_short_path(path)}' (shape {shape}, declared)", max_bytes
+            )
+        with np.load(path, allow_pickle=False) as archive:
+            return archive[name]
     except InputError:
         raise
     except Exception as exc:  # numpy/zipfile raise many kinds (ValueError, BadZipFile, ...)
         raise InputError(f"cannot read array file '{path}': {type(exc).__name__}: {exc}") from exc
 
 
-def _read_video_file(path: Path, channels: int | None) -> np.ndarray:
-    """All frames of an MP4 / AVI / MOV / ... file, decoded with PyAV.
+def _decode_video(
+    av: Any, path: Path, channels: int | None, last: int | None, max_bytes: Any, seek_back: int | None
+) -> tuple[list[Image.Image], int, int]:
+    """Decode ``path``'s first video stream, keeping the last ``last`` frames (all when None); with
+    ``seek_back``, start from the key frame before the frame that many frames before the declared end.
+    Returns the frames kept, the index of the first one kept, and the count decoded."""
+    frames: collections.deque[Image.Image] = collections.deque(maxlen=last)
+    decoded = 0
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise InputError(f"'{path}' holds no video stream")
+        stream = container.streams.video[0]
+        w, h = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
+        c = 3 if channels is None else channels
+        declared = int(stream.frames or 0)
+        what = f"one frame of '{_short_path(path)}' ({h}x{w} pixels, as its stream declares)"
+        check_input_budget(h * w * c, what, max_bytes)
+        if declared:
+            check_input_budget(
+                _keep(declared, last) * h * w * c,
+                f"'{_short_path(path)}' ({_keep(declared, last):,} frames of {h}x{w} pixels, as its stream declares)",
+                max_bytes,
+            )
+        start_index = 0
+        if seek_back is not None and declared and stream.duration and stream.time_base:
+            first_wanted = max(0, declared - seek_back)
+            start = stream.start_time or 0
+            target = start + int(stream.duration * first_wanted / declared)
+            container.seek(target, stream=stream, backward=True, any_frame=False)
+            start_index = -1  # unknown after a seek: counted from the end below
+        for frame in container.decode(stream):
+            decoded += 1
+            fh, fw = int(frame.height), int(frame.width)
+            if (fh, fw) != (h, w):  # a stream that changes size: check what it really holds
+                check_input_budget(fh * fw * c, f"a frame of '{_short_path(path)}' ({fh}x{fw} pixels)", max_bytes)
+            check_input_budget(
+                _keep(decoded, last) * max(fh * fw, h * w) * c,
+                f"'{_short_path(path)}' ({decoded:,}+ frames of {fh}x{fw} pixels decoded so far)",
+                max_bytes,
+            )
+            frames.append(frame.to_image())
+    first = decoded - len(frames) if start_index == 0 else max(0, declared - len(frames))
+    return list(frames), first, decoded
 
-    PyAV comes with the ``video`` extra (``pip install -e ".[video]"`` from a checkout).
+
+def _read_video_file(path: Path, channels: int | None, last: int | None = None, max_bytes: Any = None) -> np.ndarray:
+    """Frames of an MP4 / AVI / MOV / ... file, decoded with PyAV: all of them, or the last ``last``.
+
+    The frame size and count the stream declares are checked against the input budget before decoding;
+    for the last frames of a long video, decoding starts at the key frame before them (and falls back to
+    decoding from the start if the seek lands too late). PyAV comes with the ``video`` extra
+    (``pip install -e ".[video]"`` from a checkout).
     """
     try:
         import av
@@ -338,25 +523,27 @@ def _read_video_file(path: Path, channels: int | None) -> np.ndarray:
             '`pip install -e ".[video]"` from a checkout (or `pip install av`), or convert the video to '
             "a GIF / folder of images / .npy first"
         ) from exc
-    frames: list[Image.Image] = []
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise InputError(f"'{path}' holds no video stream")
-            for frame in container.decode(video=0):
-                frames.append(frame.to_image())
+        frames: list[Image.Image] = []
+        first = 0
+        if last is not None:
+            frames, first, _ = _decode_video(av, path, channels, last, max_bytes, seek_back=last + 1)
+        if len(frames) < (last or 0) or last is None:  # no seek possible, or it landed past the frames wanted
+            frames, first, _ = _decode_video(av, path, channels, last, max_bytes, seek_back=None)
     except InputError:
         raise
     except Exception as exc:  # PyAV raises its own FFmpegError family, plus OSError / ValueError
         raise InputError(f"cannot read video file '{path}': {type(exc).__name__}: {exc}") from exc
     if not frames:
         raise InputError(f"video file '{path}' holds no frames")
-    names = [f"'{path}' frame {i}" for i in range(len(frames))]
+    names = [f"'{path}' frame {first + i}" for i in range(len(frames))]
     # Decoded frames are RGB: a grey video is recognised by three equal channels.
     return _images_to_array(frames, names, channels, sequence=True)
 
 
-def read_frames(path: str | os.PathLike, *, channels: int | None = None) -> np.ndarray:
+def read_frames(
+    path: str | os.PathLike, *, channels: int | None = None, last: int | None = None, max_bytes: int | None = None
+) -> np.ndarray:
     """Read a frame sequence from disk.
 
     Args:
@@ -390,6 +577,13 @@ def read_frames(path: str | os.PathLike, *, channels: int | None = None) -> np.n
 
             Only folders and regular files are read: FIFOs, sockets and devices are refused
             before they are opened.
+        last: read only the last ``last`` frames of an image file, folder or video (a model reads
+            its last ``frames_in``): the others are decoded where the format needs it (GIF frames
+            build on each other) but not kept. ``.npy`` files larger than the budget are then
+            memory-mapped rather than read (``.npz`` arrays are read whole). ``None``: every frame.
+        max_bytes: the input budget (:func:`input_budget`; default :data:`MAX_INPUT_BYTES` or the
+            environment variable ``STZOO_MAX_INPUT_BYTES``): frames × H × W × C × 4 bytes, checked
+            against the sizes the file declares before decoding.
 
     Returns:
         For images: a T×H×W×C uint8 array (C = 1 or 3). For ``.npy`` / ``.npz``: the stored array
@@ -406,17 +600,21 @@ def read_frames(path: str | os.PathLike, *, channels: int | None = None) -> np.n
     """
     p = _as_path(path)
     channels = _check_image_channels(channels, allow_none=True)
+    if last is not None and (isinstance(last, bool) or not isinstance(last, (int, np.integer)) or last < 1):
+        raise InputError(f"last must be a positive int (frames) or None, got {last!r}")
+    last = None if last is None else int(last)
+    input_budget(max_bytes)  # a bad limit is refused before any file is opened
     st = _stat_path(p)  # stat only: never opens (and so never blocks on) a FIFO or device
     if stat.S_ISDIR(st.st_mode):
-        return _read_folder(p, channels)
+        return _read_folder(p, channels, last, max_bytes)
     _check_regular_file(p, st)
     suffix = p.suffix.lower()
     if suffix in ARRAY_SUFFIXES:
-        return _read_array_file(p)
+        return _read_array_file(p, max_bytes, lazy=last is not None)
     if suffix in IMAGE_SUFFIXES:
-        return _read_image_file(p, channels)
+        return _read_image_file(p, channels, last, max_bytes)
     if suffix in VIDEO_SUFFIXES:
-        return _read_video_file(p, channels)
+        return _read_video_file(p, channels, last, max_bytes)
     raise InputError(
         f"cannot read '{p}': unsupported suffix {p.suffix!r}; expected a folder of "
         f"images or a file ending in "

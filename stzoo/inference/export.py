@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import math
 import os
 import tempfile
 import warnings
@@ -27,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from stzoo.errors import InputError, StzooError
+from stzoo.frames.read import check_input_budget
 from stzoo.interfaces import PredictorLike
 from stzoo.runtime import check_output_file, fsync_path, storage_error
 
@@ -227,8 +229,13 @@ def export_onnx(
             raise InputError(f"{what} must be a positive integer, got {v!r}")
     # torch.export specialises an axis of size 1, so a dynamic batch is traced with at least 2
     trace_batch = max(batch, 2) if dynamic_batch else batch
+    shape = (trace_batch, spec.frames_in, spec.channels, h, w)
+    check_input_budget(math.prod(shape), f"the example input of the export ({'×'.join(map(str, shape))})")
+    check = getattr(predictor, "check_activation", None)
+    if check is not None:  # the architecture's memory estimate, before tracing allocates anything
+        check(shape)
     gen = torch.Generator().manual_seed(0)
-    example = torch.rand(trace_batch, spec.frames_in, spec.channels, h, w, generator=gen)
+    example = torch.rand(*shape, generator=gen)
     predictor.check_input(example)  # the architecture's size rules, with a readable error
 
     # the reference module (plain torch ops) also when the Predictor runs a fused twin

@@ -128,6 +128,59 @@ MAX_HORIZON: int = 10_000
 #: calls, or raise this constant, for bigger forecasts.
 MAX_OUTPUT_BYTES: int = 2**31
 
+#: The most memory one forward pass may need by the architecture's conservative estimate
+#: (:meth:`stzoo.models.base.Architecture.estimate_activation_bytes`), checked before the model runs.
+#: ``None`` (the default): the memory this machine has for the run: the device's total memory on a GPU;
+#: on the CPU the physical memory, or the process's address-space limit (``ulimit -v``) if lower. Pass
+#: ``max_activation_bytes=`` to ``predict`` / ``forecast_tensor``, set ``STZOO_MAX_ACTIVATION_BYTES``, or
+#: set this constant to allow more (or less).
+MAX_ACTIVATION_BYTES: int | None = None
+
+
+def machine_memory(device: torch.device) -> int | None:
+    """Bytes of memory a forward pass on ``device`` can use at most: a GPU's total memory; on the CPU the
+    physical memory, or the address-space limit of this process if lower. ``None`` if unknown."""
+    if device.type == "cuda":
+        try:
+            return int(torch.cuda.get_device_properties(device).total_memory)
+        except (RuntimeError, AssertionError, ValueError):
+            return None
+    if device.type != "cpu":
+        return None
+    found = []
+    try:
+        found.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        pass
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            found.append(int(soft))
+    except (ImportError, OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def activation_limit(device: torch.device, max_activation_bytes: Any = None) -> tuple[int | None, str]:
+    """The activation-memory limit in force for ``device`` and where it comes from, in words."""
+    if max_activation_bytes is not None:
+        value = check_count(max_activation_bytes, "max_activation_bytes", "max_activation_bytes=2**36")
+        return value, "max_activation_bytes"
+    env = os.environ.get("STZOO_MAX_ACTIVATION_BYTES", "").strip()
+    if env:
+        try:
+            value = int(env.replace("_", ""))
+        except ValueError:
+            raise InputError(f"STZOO_MAX_ACTIVATION_BYTES must be a whole number of bytes, got {env[:40]!r}") from None
+        if value < 1:
+            raise InputError(f"STZOO_MAX_ACTIVATION_BYTES must be a positive number of bytes, got {value}")
+        return value, "STZOO_MAX_ACTIVATION_BYTES"
+    if MAX_ACTIVATION_BYTES is not None:
+        return int(MAX_ACTIVATION_BYTES), "stzoo.inference.predictor.MAX_ACTIVATION_BYTES"
+    return machine_memory(device), f"the memory of this machine's {device.type} device"
+
 
 def _show(value: Any) -> str:
     """``repr(value)`` for an error message, short, also for ints too long to print."""
@@ -497,6 +550,8 @@ class Predictor:
         max_horizon: Any = None,
         max_output_bytes: Any = None,
         what: str = "horizon",
+        max_activation_bytes: Any = None,
+        batch_per_pass: int | None = None,
     ) -> int:
         """Check that a forecast of ``horizon`` frames for B×T×C×H×W input of ``shape`` stays within
         the limits (:data:`MAX_HORIZON`, :data:`MAX_OUTPUT_BYTES`, or the ``max_*`` arguments); return
@@ -517,13 +572,51 @@ class Predictor:
                 f"expected the shape of a B×T×C×H×W input, got {tuple(shape)}; convert frames "
                 f"with stzoo.frames.prepare.prepare_frames (or use predict, which does)"
             )
-        b, _, c, h, w = shape
+        b, t, c, h, w = shape
         check_output_size(b, frames, c, h, w, max_output_bytes=max_output_bytes)
+        per_pass = b if batch_per_pass is None else min(b, batch_per_pass)
+        self.check_activation((per_pass, min(t, self.spec.frames_in), c, h, w), max_activation_bytes)
         return n
+
+    def check_activation(self, shape: tuple[int, ...], max_activation_bytes: Any = None) -> int | None:
+        """Refuse a forward pass on a B×T×C×H×W input of ``shape`` whose activation memory, by the
+        architecture's conservative estimate (:meth:`~stzoo.models.base.Architecture.estimate_activation_bytes`),
+        exceeds the limit (:func:`activation_limit`: ``max_activation_bytes``, ``STZOO_MAX_ACTIVATION_BYTES``,
+        :data:`MAX_ACTIVATION_BYTES`, or this machine's memory). Pure arithmetic. Returns the estimate
+        (``None`` for an architecture that declares none).
+
+        Raises:
+            InputError: the estimate is above the limit (the message names both and how to raise it).
+        """
+        ref = self.reference_model
+        arch = ARCHITECTURES.get(getattr(ref, "arch", None))
+        cfg = getattr(ref, "config", None)
+        if arch is None or cfg is None:
+            return None
+        element = torch.finfo(self.dtype).bits // 8 if self.dtype.is_floating_point else 4
+        need = arch.estimate_activation_bytes(cfg, tuple(int(s) for s in shape), max(element, 2))
+        limit, source = activation_limit(self.device, max_activation_bytes)
+        if need is not None and limit is not None and need > limit:
+            b, t, c, h, w = shape
+            raise InputError(
+                f"{self.name or arch.name}: one forward pass on {b}×{t}×{c}×{h}×{w} frames (B×T×C×H×W) would "
+                f"need about {need / 2**30:.3g} GiB for its activations ({arch.name}'s conservative estimate), "
+                f"more than the limit of {limit / 2**30:.3g} GiB ({source}); use smaller frames or fewer "
+                f"sequences per pass (batch_size), or raise the limit: max_activation_bytes= (predict / "
+                f"forecast_tensor), the environment variable STZOO_MAX_ACTIVATION_BYTES, or "
+                f"stzoo.inference.predictor.MAX_ACTIVATION_BYTES"
+            )
+        return need
 
     @torch.no_grad()
     def forecast_tensor(
-        self, x: Tensor, horizon: int, *, max_horizon: int | None = None, max_output_bytes: int | None = None
+        self,
+        x: Tensor,
+        horizon: int,
+        *,
+        max_horizon: int | None = None,
+        max_output_bytes: int | None = None,
+        max_activation_bytes: int | None = None,
     ) -> Tensor:
         """The tensor core of :meth:`predict`: ``x`` (B×T×C×H×W, already checked with
         :meth:`check_input`, on the model's device and dtype, values in [0, 1]) → the next
@@ -534,10 +627,15 @@ class Predictor:
         (TAU paper §4.4); recurrent models roll out natively. On CUDA with the fused implementation
         this replays CUDA graphs (:attr:`cuda_graphs`).
 
-        ``horizon``, ``max_horizon`` and ``max_output_bytes`` are checked first, as in :meth:`predict`
-        (see :meth:`check_forecast`): a forecast above the limits is refused before anything runs."""
+        ``horizon``, ``max_horizon``, ``max_output_bytes`` and ``max_activation_bytes`` are checked first, as
+        in :meth:`predict` (see :meth:`check_forecast`): a forecast above the limits is refused before
+        anything runs."""
         horizon = self.check_forecast(
-            tuple(x.shape), horizon, max_horizon=max_horizon, max_output_bytes=max_output_bytes
+            tuple(x.shape),
+            horizon,
+            max_horizon=max_horizon,
+            max_output_bytes=max_output_bytes,
+            max_activation_bytes=max_activation_bytes,
         )
         run = self._runner(x)
         if self.recurrent:
@@ -564,6 +662,8 @@ class Predictor:
         layout: str | None = None,
         max_horizon: int | None = None,
         max_output_bytes: int | None = None,
+        max_input_bytes: int | None = None,
+        max_activation_bytes: int | None = None,
     ) -> Any:
         """Forecast the frames that follow ``frames``.
 
@@ -583,6 +683,14 @@ class Predictor:
                 ``B·frames·C·H·W·4`` (default :data:`MAX_OUTPUT_BYTES`, 2 GiB; for TAU ``frames`` is
                 the horizon rounded up to whole passes of ``frames_out``). Both limits are checked
                 before the model runs, in microseconds.
+            max_input_bytes: the input budget: the frames read (the last ``frames_in``; earlier ones are
+                never converted, and of a file never kept), as float32, may take at most this many bytes
+                (default :data:`stzoo.frames.read.MAX_INPUT_BYTES`, 1 GiB, or the environment variable
+                ``STZOO_MAX_INPUT_BYTES``). Files are checked by the sizes they declare before decoding,
+                arrays and tensors by their logical shape before any copy.
+            max_activation_bytes: the most memory one forward pass may need by the architecture's
+                conservative estimate (default: this machine's memory, or ``STZOO_MAX_ACTIVATION_BYTES``;
+                see :data:`MAX_ACTIVATION_BYTES`), checked before the model runs.
 
         Returns:
             The forecast as the same kind of object, layout, dtype family and channel count as
@@ -604,24 +712,26 @@ class Predictor:
         what = "horizon" if horizon is not None else "horizon (the default, spec.frames_out)"
         horizon = self.spec.frames_out if horizon is None else horizon
         horizon = check_horizon(horizon, max_horizon=max_horizon, what=what)  # before reading frames
+        limits = dict(max_horizon=max_horizon, max_output_bytes=max_output_bytes)
+        pass_limits = dict(limits, max_activation_bytes=max_activation_bytes, batch_per_pass=self.batch_size)
         shape = peek_shape(frames, channels=self.spec.channels, layout=layout)
         if shape is not None:  # arrays and tensors: the forecast size is known before converting them
-            self.check_forecast(shape, horizon, max_horizon=max_horizon, max_output_bytes=max_output_bytes, what=what)
-        x, fmt = prepare_frames(frames, channels=self.spec.channels, layout=layout)
+            self.check_forecast(shape, horizon, what=what, **pass_limits)
+        x, fmt = prepare_frames(
+            frames, channels=self.spec.channels, layout=layout, last=self.spec.frames_in, max_bytes=max_input_bytes
+        )
         try:
             x = self.check_input(x)
         except InputError as exc:
             raise InputError(f"{exc}{_layout_note(fmt)}") from None
         self.warn_conversion(fmt)
-        self.check_forecast(
-            tuple(x.shape), horizon, max_horizon=max_horizon, max_output_bytes=max_output_bytes, what=what
-        )
+        self.check_forecast(tuple(x.shape), horizon, what=what, **pass_limits)
         chunks = []
         with eval_mode(self.model):
             for start in range(0, x.shape[0], self.batch_size):
                 xb = x[start : start + self.batch_size].to(self.device, self.dtype)
                 chunks.append(
-                    self.forecast_tensor(xb, horizon, max_horizon=max_horizon, max_output_bytes=max_output_bytes)
+                    self.forecast_tensor(xb, horizon, max_activation_bytes=max_activation_bytes, **limits)
                     .float()
                     .to(x.device)
                 )

@@ -198,6 +198,11 @@ class Architecture:
             recipe's loss (MSE / MSE+DDR) to prediction and target and adds ``extra_loss``, so models
             never import the training layer. ``None``: the generic forward of
             :func:`stzoo.training.train.compute_loss` (scheduled sampling for models that take ``teacher_mask``).
+        activation_floats: ``(config, B, T, H, W) -> floats`` a conservative estimate of the floats alive at
+            the peak of one forward pass on B×T×C×H×W input (activations, states and output), from the
+            protocol's widths; what :meth:`estimate_activation_bytes` multiplies by the element size, and
+            what inference checks before it runs a model (``None``: no estimate, not checked). Calibrate it
+            on measured peaks and keep it above them: refusing an input that would fit is the lesser harm.
         tiny_config: the smallest config (a plain JSON dict, every input-spec field included) that still runs
             every code path of the architecture in well under a second: the contract tests
             (``tests/models/test_contract.py``) build each registered architecture from it. ``{}`` means the
@@ -218,6 +223,16 @@ class Architecture:
     description: str = ""
     training_forward: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] | None = None
     tiny_config: dict[str, Any] = field(default_factory=dict)
+    activation_floats: Callable[[Any, int, int, int, int], float] | None = None
+
+    def estimate_activation_bytes(self, config: Any, shape: tuple[int, ...], element_bytes: int = 4) -> int | None:
+        """Bytes of memory one forward pass on a B×T×C×H×W input of ``shape`` needs at its peak, by the
+        conservative :attr:`activation_floats` estimate (``None`` when the architecture declares none).
+        Pure arithmetic on Python ints: nothing is allocated, any size is answered at once."""
+        if self.activation_floats is None:
+            return None
+        b, t, _c, h, w = (int(s) for s in shape)
+        return int(math.ceil(float(self.activation_floats(config, b, t, h, w)))) * int(element_bytes)
 
     def make_config(self, config: dict[str, Any] | ModelConfig | None) -> ModelConfig:
         """The checked config object for ``config`` (a dict, a config object or None for defaults)."""

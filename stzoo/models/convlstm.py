@@ -66,6 +66,10 @@ ARCHITECTURE = register(
         model=ConvLSTM,
         config=ConvLSTMConfig,
         **recurrent_declaration("cells.0.conv_x.weight"),
+        # peak memory estimate: states + gates per step; outputs per frame
+        activation_floats=lambda cfg, b, t, h, w: (
+            b * t * h * w * (64.0 + 16.0 * cfg.num_layers * cfg.num_hidden / cfg.patch_size**2)
+        ),
         tiny_config={
             "frames_in": 4,
             "frames_out": 4,

@@ -259,6 +259,10 @@ ARCHITECTURE = register(
         config=E3DLSTMConfig,
         **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": E3DLSTM_RECIPE},
         resolution_params=lambda cfg: [f"cells.{i}.norm_c." for i in range(cfg.num_layers)],
+        # peak memory estimate: states + gates per step; outputs per frame
+        activation_floats=lambda cfg, b, t, h, w: (
+            b * t * h * w * (64.0 + 16.0 * cfg.num_layers * cfg.num_hidden * cfg.window_length / cfg.patch_size**2)
+        ),
         tiny_config={
             "frames_in": 4,
             "frames_out": 4,

@@ -255,6 +255,10 @@ ARCHITECTURE = register(
             "readout.bias": ChannelParam(0, "out"),
         },
         resolution_params=_resolution_params,
+        # peak memory estimate: states + gates per step; outputs per frame
+        activation_floats=lambda cfg, b, t, h, w: (
+            b * t * h * w * (64.0 + 16.0 * cfg.num_layers * cfg.num_hidden * cfg.tau / cfg.sr_size**2)
+        ),
         tiny_config={
             "frames_in": 4,
             "frames_out": 4,

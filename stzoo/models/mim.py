@@ -267,6 +267,10 @@ ARCHITECTURE = register(
         config=MIMConfig,
         **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": MIM_RECIPE},
         resolution_params=_resolution_params,
+        # peak memory estimate: states + gates per step; outputs per frame
+        activation_floats=lambda cfg, b, t, h, w: (
+            b * t * h * w * (64.0 + 24.0 * cfg.num_layers * cfg.num_hidden / cfg.patch_size**2)
+        ),
         tiny_config={
             "frames_in": 4,
             "frames_out": 4,

@@ -440,6 +440,8 @@ ARCHITECTURE = register(
             "enhancer.readout.bias": ChannelParam(0, "out"),
         },
         frames_params=_frames_params,
+        # peak memory estimate: measured ~12·hid_S per pixel-frame
+        activation_floats=lambda cfg, b, t, h, w: 32.0 * cfg.hid_S * b * t * h * w,
         tiny_config={
             "frames_in": 4,
             "frames_out": 4,

@@ -318,6 +318,10 @@ ARCHITECTURE = register(
             "decoder.out.weight": ChannelParam(1, "out"),  # ConvTranspose2d: in × out × k × k
             "decoder.out.bias": ChannelParam(0, "out"),
         },
+        # peak memory estimate: states + gates per step; outputs per frame
+        activation_floats=lambda cfg, b, t, h, w: (
+            b * t * h * w * (64.0 + 16.0 * (cfg.conv_hidden + cfg.nf) / cfg.patch_size**2)
+        ),
         tiny_config={
             "frames_in": 4,
             "frames_out": 4,

@@ -253,6 +253,16 @@ ARCHITECTURE = register(
         # no weight depends on T or on the frame size: the position embedding is computed for the input at hand
         frames_params=lambda cfg: [],
         resolution_params=lambda cfg: [],
+        # peak memory estimate: tokens and MLP; spatial attention is quadratic in the patches; measured below half of it
+        activation_floats=lambda cfg, b, t, h, w: (
+            b
+            * t
+            * (
+                8.0 * cfg.dim * cfg.scale_dim * (h * w / cfg.patch_size**2)
+                + 4.0 * cfg.heads * (h * w / cfg.patch_size**2) ** 2
+                + 16.0 * h * w
+            )
+        ),
         tiny_config={
             "frames": 4,
             "height": 16,

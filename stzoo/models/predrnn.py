@@ -341,6 +341,10 @@ ARCHITECTURE = register(
         model=PredRNN,
         config=PredRNNConfig,
         **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": PREDRNN_RECIPE},
+        # peak memory estimate: states + gates per step; outputs per frame
+        activation_floats=lambda cfg, b, t, h, w: (
+            b * t * h * w * (64.0 + 16.0 * cfg.num_layers * cfg.num_hidden / cfg.patch_size**2)
+        ),
         tiny_config={
             "frames_in": 4,
             "frames_out": 4,
@@ -361,6 +365,10 @@ ARCHITECTURE_V2 = register(
         model=PredRNNv2,
         config=PredRNNv2Config,
         **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": PREDRNN_V2_RECIPE},
+        # peak memory estimate: states + gates per step; outputs per frame
+        activation_floats=lambda cfg, b, t, h, w: (
+            b * t * h * w * (64.0 + 16.0 * cfg.num_layers * cfg.num_hidden / cfg.patch_size**2)
+        ),
         tiny_config={
             "frames_in": 4,
             "frames_out": 4,

@@ -108,6 +108,14 @@ ARCHITECTURE = register(
         model=SAConvLSTM,
         config=SAConvLSTMConfig,
         **recurrent_declaration("cells.0.lstm.conv_x.weight"),
+        # peak memory estimate: self-attention memory: quadratic in positions
+        activation_floats=lambda cfg, b, t, h, w: (
+            b
+            * (
+                t * h * w * (64.0 + 16.0 * cfg.num_layers * cfg.num_hidden / cfg.patch_size**2)
+                + 4.0 * cfg.num_layers * (h * w / cfg.patch_size**2) ** 2
+            )
+        ),
         tiny_config={
             "frames_in": 4,
             "frames_out": 4,

@@ -349,6 +349,8 @@ ARCHITECTURE = register(
             "decoder.readout.bias": ChannelParam(0, "out"),
         },
         frames_params=_frames_params,
+        # peak memory estimate: measured ~6.8·hid_S per pixel-frame
+        activation_floats=lambda cfg, b, t, h, w: 16.0 * cfg.hid_S * b * t * h * w,
         tiny_config={
             "model_type": "gsta",
             "frames": 4,

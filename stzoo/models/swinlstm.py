@@ -508,6 +508,8 @@ ARCHITECTURE = register(
             "unembed.bias": ChannelParam(0, "out"),
         },
         resolution_params=_tables,
+        # peak memory estimate: windowed attention: linear; measured ~2.2·embed_dim
+        activation_floats=lambda cfg, b, t, h, w: 8.0 * cfg.embed_dim * b * t * h * w,
         tiny_config={
             "frames_in": 4,
             "frames_out": 4,
