@@ -216,24 +216,26 @@ def export_onnx(
         raise InputError(f"batch must be a positive integer, got {batch!r}")
     if not (isinstance(atol, (int, float)) and atol >= 0):
         raise InputError(f"atol must be a number >= 0, got {atol!r}")
-    onnx = _require("onnx", "ONNX export")
-    if exporter == "dynamo":
-        _require("onnxscript", "ONNX export with exporter='dynamo'")
-    ort = _require("onnxruntime", "verifying an ONNX export") if verify else None
-
     spec = predictor.spec
     h = spec.height if height is None else height
     w = spec.width if width is None else width
     for what, v in (("height", h), ("width", w)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise InputError(f"{what} must be a positive integer, got {v!r}")
+    # sizes first (arithmetic), before the slow imports and before tracing allocates anything
+    probe = (max(batch, 2) if dynamic_batch else batch, spec.frames_in, spec.channels, h, w)
+    check_input_budget(math.prod(probe), f"the example input of the export ({'×'.join(map(str, probe))})")
+    check = getattr(predictor, "check_activation", None)
+    if check is not None:  # the architecture's memory estimate
+        check(probe)
+    onnx = _require("onnx", "ONNX export")
+    if exporter == "dynamo":
+        _require("onnxscript", "ONNX export with exporter='dynamo'")
+    ort = _require("onnxruntime", "verifying an ONNX export") if verify else None
+
     # torch.export specialises an axis of size 1, so a dynamic batch is traced with at least 2
     trace_batch = max(batch, 2) if dynamic_batch else batch
     shape = (trace_batch, spec.frames_in, spec.channels, h, w)
-    check_input_budget(math.prod(shape), f"the example input of the export ({'×'.join(map(str, shape))})")
-    check = getattr(predictor, "check_activation", None)
-    if check is not None:  # the architecture's memory estimate, before tracing allocates anything
-        check(shape)
     gen = torch.Generator().manual_seed(0)
     example = torch.rand(*shape, generator=gen)
     predictor.check_input(example)  # the architecture's size rules, with a readable error

@@ -111,6 +111,34 @@ def damage(ckpt: Path, kind: str, marker: Path) -> None:
     elif kind == "directory":
         ckpt.unlink()
         ckpt.mkdir()
+    elif kind == "nan_lr":  # audit F12: a NaN learning rate trained on into all-NaN weights, exit 0
+        opt = ck["optimizer"]
+        groups = [{**g, "lr": float("nan"), "initial_lr": float("nan")} for g in opt["param_groups"]]
+        torch.save({**ck, "optimizer": {**opt, "param_groups": groups}}, ckpt)
+    elif kind == "short_schedule":  # audit F12: scheduler total_steps below the run
+        torch.save({**ck, "scheduler": {**ck["scheduler"], "total_steps": 1}}, ckpt)
+    elif kind == "nan_moments":  # Adam's moments NaN: the next step would make every weight NaN
+        opt = ck["optimizer"]
+        state = {
+            k: {
+                n: torch.full_like(v, float("nan")) if torch.is_tensor(v) and v.is_floating_point() and v.ndim else v
+                for n, v in st.items()
+            }
+            for k, st in opt["state"].items()
+        }
+        torch.save({**ck, "optimizer": {**opt, "state": state}}, ckpt)
+    elif kind == "nan_weights":
+        torch.save(
+            {
+                **ck,
+                "model": {
+                    k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in ck["model"].items()
+                },
+            },
+            ckpt,
+        )
+    elif kind == "negative_clock":
+        torch.save({**ck, "wall_clock_s": -5.0}, ckpt)
     else:
         raise AssertionError(kind)
 
@@ -156,6 +184,11 @@ TRAIN_KINDS = [
     "bad_state",
     "bad_rng",
     "directory",
+    "nan_lr",
+    "short_schedule",
+    "nan_moments",
+    "nan_weights",
+    "negative_clock",
 ]
 
 
@@ -174,7 +207,20 @@ def test_train_resume_refuses_foreign_checkpoint(kind, tmp_path, train_run, mnis
 
 @pytest.mark.hostile
 @pytest.mark.parametrize(
-    "kind", ["evil", "truncated", "garbage", "wrong_keys", "wrong_types", "not_a_dict", "bad_state", "bad_rng"]
+    "kind",
+    [
+        "evil",
+        "truncated",
+        "garbage",
+        "wrong_keys",
+        "wrong_types",
+        "not_a_dict",
+        "bad_state",
+        "bad_rng",
+        "nan_lr",
+        "nan_moments",
+        "nan_weights",
+    ],
 )
 def test_finetune_resume_refuses_foreign_checkpoint(kind, tmp_path, finetune_run):
     out = _copy(finetune_run, tmp_path)
