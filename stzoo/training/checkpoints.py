@@ -63,13 +63,15 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, text.encode("utf-8"), what="file")
 
 
-#: The lock file a training or fine-tuning run holds in its output folder while it runs.
+#: The lock file a training or fine-tuning run holds while it runs: ``.<folder name>`` + this, next to
+#: its output folder (removed when the run ends; nothing is created when the run refuses its arguments).
 RUN_LOCK_NAME = ".stzoo-run.lock"
 
 
 def holding_run_lock(fn: F) -> F:
     """Decorate a run function whose ``out_dir`` argument names its output folder: while it runs, it holds
-    an exclusive lock there (:func:`stzoo.runtime.exclusive_lock`), so a second run into the same folder
+    an exclusive lock on a hidden file next to that folder (:func:`stzoo.runtime.exclusive_lock`; the
+    folder's parent must exist, else the run is not locked), so a second run into the same folder
     fails at once with one :class:`~stzoo.errors.StorageError` instead of both writing into it. Ranks
     other than 0 of a distributed run (``RANK`` set by torchrun) share rank 0's lock."""
     import functools
@@ -83,14 +85,11 @@ def holding_run_lock(fn: F) -> F:
         out = bound.arguments.get("out_dir", sig.parameters["out_dir"].default)
         if out in (None, "") or os.environ.get("RANK", "0") not in ("", "0"):
             return fn(*args, **kwargs)
-        folder = Path(out).expanduser()
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            return fn(*args, **kwargs)  # the run itself reports the folder it cannot create
-        if not folder.is_dir():
-            return fn(*args, **kwargs)
-        with exclusive_lock(folder / RUN_LOCK_NAME, f"the run folder '{folder}'"):
+        folder = Path(os.path.abspath(Path(out).expanduser()))
+        if not folder.parent.is_dir():
+            return fn(*args, **kwargs)  # a new nested path: the run creates (or refuses) it
+        lock = folder.parent / f".{folder.name}{RUN_LOCK_NAME}"
+        with exclusive_lock(lock, f"the run folder '{folder}'"):
             return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
