@@ -63,9 +63,9 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, text.encode("utf-8"), what="file")
 
 
-#: The lock file a training or fine-tuning run holds while it runs: ``.<folder name>`` + this, next to
+#: The lock file a training or fine-tuning run holds while it runs: this + ``.<folder name>``, next to
 #: its output folder (removed when the run ends; nothing is created when the run refuses its arguments).
-RUN_LOCK_NAME = ".stzoo-run.lock"
+RUN_LOCK_NAME = ".stzoo-run-lock"
 
 
 def holding_run_lock(fn: F) -> F:
@@ -88,7 +88,7 @@ def holding_run_lock(fn: F) -> F:
         folder = Path(os.path.abspath(Path(out).expanduser()))
         if not folder.parent.is_dir():
             return fn(*args, **kwargs)  # a new nested path: the run creates (or refuses) it
-        lock = folder.parent / f".{folder.name}{RUN_LOCK_NAME}"
+        lock = folder.parent / f"{RUN_LOCK_NAME}.{folder.name}"
         with exclusive_lock(lock, f"the run folder '{folder}'"):
             return fn(*args, **kwargs)
 

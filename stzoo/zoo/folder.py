@@ -276,7 +276,7 @@ def _write_folder(
         raise storage_error(target, exc, "checkpoint folder") from None
     # one writer at a time: a second save_pretrained / finetune of the same folder gets a clear error at
     # once instead of the two mixing (its leftovers cleaning would delete the first one's staging folder)
-    with exclusive_lock(target.parent / f".{target.name}.stzoo-lock", f"the checkpoint folder '{target}'"):
+    with exclusive_lock(target.parent / f".stzoo-lock.{target.name}", f"the checkpoint folder '{target}'"):
         try:
             return _write_folder_locked(directory, target, cfg, weights_file, state, repo_id, card)
         except OSError as exc:  # a full disk: one clear error; the previous folder is left as it was

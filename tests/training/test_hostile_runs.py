@@ -52,7 +52,7 @@ def test_train_init_from_errors_are_clear(kind, tmp_path, mnist):  # noqa: F811
 def test_second_run_into_the_same_folder_is_refused(tmp_path, mnist):  # noqa: F811
     out = tmp_path / "out"
     out.mkdir()
-    lock = tmp_path / ".out.stzoo-run.lock"
+    lock = tmp_path / ".stzoo-run-lock.out"
     # the lock held through another open file, as another process's run would hold it
     code = f"import os, fcntl\nfd = os.open({str(lock)!r}, os.O_RDWR | os.O_CREAT)\nfcntl.flock(fd, fcntl.LOCK_EX)\n"
     r = refuse(code + _train_code(out, mnist), match="another process", within=60)
@@ -65,7 +65,7 @@ def test_second_save_into_the_same_folder_is_refused(tmp_path):
     folder = tmp_path / "m"
     stzoo.load("convlstm-mmnist-s").save_pretrained(folder)
     before = {n: (folder / n).read_bytes() for n in os.listdir(folder)}
-    lock = tmp_path / ".m.stzoo-lock"
+    lock = tmp_path / ".stzoo-lock.m"
     code = (
         f"import os, fcntl, stzoo\nfd = os.open({str(lock)!r}, os.O_RDWR | os.O_CREAT)\n"
         f"fcntl.flock(fd, fcntl.LOCK_EX)\nstzoo.load('tau-mmnist-s').save_pretrained({str(folder)!r})\n"
