@@ -228,6 +228,9 @@ def export_onnx(
     check = getattr(predictor, "check_activation", None)
     if check is not None:  # the architecture's memory estimate
         check(probe)
+    path = Path(path).expanduser()
+    if path.parent.is_dir():  # the rule of every writer, before the slow imports (the folder is made below)
+        check_output_file(path, "ONNX file")
     onnx = _require("onnx", "ONNX export")
     if exporter == "dynamo":
         _require("onnxscript", "ONNX export with exporter='dynamo'")
@@ -262,6 +265,8 @@ def export_onnx(
             _run_export(wrapper, example, tmp, dynamic_batch=dynamic_batch, opset=opset, exporter=exporter)
         except StzooError:
             raise
+        except OSError as exc:  # a full disk while the exporter wrote the file
+            raise storage_error(path, exc, "ONNX file") from exc
         except Exception as exc:  # the exporters raise many kinds; keep the cause attached
             raise StzooError(
                 f"ONNX export ({exporter}) of {predictor.name or type(predictor.model).__name__} "
