@@ -22,6 +22,7 @@ Two ways to keep the context (``context=``):
     ``frames_in + horizon - 1`` steps), which does not grow with the stream either.
 
 Only the model interface ``recurrent``, ``step(frame, states)``, ``init_states(batch, h, w, like)``
+(and ``rollout_step(prediction, states)`` where a model steps differently on its own forecast, as PredNet does)
 and the forward pass (through the Predictor) is used, so fused modules with the same interface
 work unchanged.
 """
@@ -286,8 +287,9 @@ class Forecaster:
             if self.context == "stream":
                 assert self._next is not None
                 pred, states, outputs = self._next, _clone_states(self._states), [self._next]
+                advance = getattr(model, "rollout_step", model.step)  # a step fed the model's own forecast
                 for _ in range(horizon - 1):
-                    pred, states = model.step(pred, states)
+                    pred, states = advance(pred, states)
                     outputs.append(pred)
                 y = torch.stack(outputs, dim=1)
             else:
