@@ -240,16 +240,18 @@ def _normalise(
         value = raw[key]
         if value is None:
             continue
-        if key in ("num_hidden", "depths_downsample", "depths_upsample", "num_heads") or key.endswith("_sizes"):
+        if key in ("num_hidden", "depths_downsample", "depths_upsample", "num_heads", "num_features", "scale") or (
+            key.endswith("_sizes")
+        ):
             if isinstance(value, str):
                 value = [_as_int("num_hidden", s) for s in value.split(",") if s.strip()]
             elif isinstance(value, (list, tuple)):
                 value = [_as_int("num_hidden", s) for s in value]
             else:
                 value = [_as_int("num_hidden", value)]
-        elif key in ("model_type", "cell_mode", "model_mode") or key.endswith("_activation"):
+        elif key in ("model_type", "cell_mode", "model_mode", "routing") or key.endswith("_activation"):
             value = str(value).lower()
-        elif key in ("mlp_ratio", "drop", "drop_path", "pixel_max"):
+        elif key in ("mlp_ratio", "drop", "drop_path", "pixel_max", "beta"):
             value = float(value)
         elif key == "layer_norm":
             value = bool(value)
