@@ -44,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         required=True,
         metavar="METHOD",
         help="OpenSTL's method name, any case: TAU, SimVP (with the config's model_type), SimVP_gSTA, "
-        "ConvLSTM, PredRNN, PredRNNv2, PredRNNpp, MIM, MAU, PhyDNet, E3DLSTM, MMVP, SwinLSTM, PredFormer",
+        "ConvLSTM, PredRNN, PredRNNv2, PredRNNpp, MIM, MAU, PhyDNet, E3DLSTM, MMVP, SwinLSTM, PredFormer, "
+        "PredNet, DMVFN",
     )
     p.add_argument(
         "--config",

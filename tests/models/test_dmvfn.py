@@ -196,3 +196,27 @@ def test_bernoulli_routing_samples_the_blocks():
     with torch.no_grad():
         outs = {tuple(np.round(p.model(x, 1).flatten()[:8].numpy(), 5)) for _ in range(12)}
     assert len(outs) > 1  # different draws, different blocks, different forecasts
+
+
+def test_every_published_dmvfn_checkpoint_converts_with_its_catalogue_config():
+    """The 6 DMVFN files of OpenSTL's catalogue: OpenSTL-shaped weights convert with the recorded config, and
+    the model predicts a frame at the dataset's shapes."""
+    from stzoo.convert.openstl.catalog import catalog_entries
+
+    entries = catalog_entries(method="DMVFN")
+    assert len(entries) == 6 and {c["stzoo_arch"] for c in entries.values()} == {"dmvfn"}
+    for stem, c in entries.items():
+        cfg = c["config"]
+        t, ch, h, w = cfg["in_shape"]
+        state = {k: torch.zeros(s) for k, s in rd.dmvfn_shapes(ch, cfg["num_features"], 32).items()}
+        out, model_cfg, spec, _ = map_openstl_state_dict(state, "DMVFN", cfg, lenient_config=True)
+        assert (spec["frames_in"], spec["channels"], spec["height"], spec["width"]) == (t, ch, h, w), stem
+        assert model_cfg["scales"] == cfg["scale"] and model_cfg["routing"] == "threshold", stem
+        model = build_model("dmvfn", model_cfg).eval()
+        model.load_state_dict(out)
+        x = torch.rand(1, 2, ch, h, w)
+        with torch.no_grad():
+            y = model(x, 1)
+        assert y.shape == (1, 1, ch, h, w), stem
+        # zero weights: every p = β·n·½ / (n·½ + 10⁻⁶) is just below ½, no block runs: the older frame
+        torch.testing.assert_close(y[:, 0], x[:, 0], rtol=0, atol=0)

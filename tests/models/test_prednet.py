@@ -169,3 +169,29 @@ def test_config_rules():
     model = build_model("prednet", cfg.to_dict())
     with pytest.raises(InputError, match="divisible by 2"):
         model(torch.rand(1, 2, 1, 15, 16))
+
+
+def test_every_published_prednet_checkpoint_converts_with_its_catalogue_config():
+    """The 8 PredNet files of OpenSTL's catalogue: weights shaped by the recorded config convert with it and the
+    model forecasts at the dataset's shapes. To stay fast the layers above the first are narrowed to 4
+    channels (in the weights and the config alike); every other recorded value is used as it is."""
+    from stzoo.convert.openstl.catalog import catalog_entries
+
+    entries = catalog_entries(method="PredNet")
+    assert len(entries) == 8 and {c["stzoo_arch"] for c in entries.values()} == {"prednet"}
+    for stem, c in entries.items():
+        cfg = dict(c["config"])
+        assert list(cfg["stack_sizes"]) == list(cfg["R_stack_sizes"]) == [cfg["in_shape"][1], 32, 64, 128, 256]
+        cfg["stack_sizes"] = cfg["R_stack_sizes"] = [cfg["in_shape"][1]] + [4] * 4
+        sizes = [list(cfg[k]) for k in ("stack_sizes", "R_stack_sizes", "A_filt_sizes", "Ahat_filt_sizes")]
+        state = rp.prednet_state_dict(cfg["stack_sizes"], cfg["R_stack_sizes"], 3, seed=1)
+        assert set(state) == set(rp.prednet_shapes(*sizes, list(cfg["R_filt_sizes"])))
+        out, model_cfg, spec, _ = map_openstl_state_dict(state, "PredNet", cfg, lenient_config=True)
+        t, ch, h, w = cfg["in_shape"]
+        got = [spec[k] for k in ("frames_in", "frames_out", "channels", "height", "width")]
+        assert got == [t, cfg["aft_seq_length"], ch, h, w], stem
+        model = build_model("prednet", model_cfg).eval()
+        model.load_state_dict(out)
+        with torch.no_grad():
+            y = model(torch.rand(1, 2, ch, h, w), 1)
+        assert y.shape == (1, 1, ch, h, w) and torch.isfinite(y).all(), stem
