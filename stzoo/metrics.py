@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -36,6 +37,13 @@ __all__ = [
     "frame_metrics",
     "MetricAccumulator",
     "evaluate_frames",
+    "OpenSTLConvention",
+    "OpenSTLAccumulator",
+    "skimage_ssim",
+    "frame_psnr_unit",
+    "frame_psnr_uint8_wrap",
+    "latitude_weights",
+    "LatWeightedRMSE",
 ]
 
 #: 64×64 frames (or as many pixels) per filtering step of :func:`frame_ssim`: about 35 MiB of
@@ -169,3 +177,164 @@ def evaluate_frames(pred: Tensor, target: Tensor) -> dict[str, float]:
     acc = MetricAccumulator()
     acc.update(pred, target)
     return acc.result()
+
+
+# ---- OpenSTL's conventions (openstl/core/metrics.py), for comparing with its published tables ----------------
+
+
+@dataclass(frozen=True)
+class OpenSTLConvention:
+    """How OpenSTL scores one dataset (``metric()`` in its ``openstl/core/metrics.py``).
+
+    * Predictions and targets are first mapped back with the test set's ``mean`` / ``std``
+      (``x * std + mean``; 0 and 1 for the video datasets, the training years' statistics for WeatherBench).
+    * **MSE** / **MAE**: per-frame sums over C·H·W, averaged over frames and sequences (the same as
+      stzoo's), but on *unclipped* predictions; with ``spatial_norm`` (WeatherBench) divided by C·H·W,
+      i.e. per-value means. **RMSE**: the square root of that MSE over the whole test set.
+    * Predictions are then clipped to ``clip`` (``[0, 1]``) for SSIM and PSNR.
+    * **SSIM**: scikit-image's ``structural_similarity`` as OpenSTL calls it: 7×7 uniform window,
+      sample covariance, per channel, averaged; OpenSTL passes no ``data_range``, so scikit-image < 0.20
+      took it from the float dtype as 2.0 (scikit-image ≥ 0.20 refuses the call); ``ssim_data_range``.
+    * **PSNR**: ``20·log10(1 / √MSE)`` per frame on [0, 1] values (infinite for an exact frame), averaged.
+      SimVP's and TAU's own code (OpenSTL's ``SimVPv2`` branch) computed PSNR on frames cast to 8 bits
+      with wrap-around arithmetic (:func:`frame_psnr_uint8_wrap`), which gives higher numbers: OpenSTL
+      issue #191.
+    """
+
+    metrics: tuple[str, ...] = ("mse", "mae", "ssim", "psnr")
+    spatial_norm: bool = False
+    clip: tuple[float, float] = (0.0, 1.0)
+    ssim_data_range: float = 2.0
+
+
+def skimage_ssim(pred: Tensor, target: Tensor, data_range: float = 2.0, window: int = 7) -> Tensor:
+    """Per-frame SSIM as scikit-image's default ``structural_similarity`` computes it, B×T.
+
+    ``window``×``window`` uniform filter, sample covariance (``N / (N - 1)``), K1 = 0.01, K2 = 0.03, the map
+    averaged over the pixels at least ``window // 2`` from the border, per channel, channels averaged.
+    Inputs are B×T×C×H×W (not clipped here)."""
+    if pred.shape != target.shape or pred.dim() != 5:
+        raise InputError(
+            f"SSIM needs two B×T×C×H×W tensors of one shape, got {tuple(pred.shape)}, {tuple(target.shape)}"
+        )
+    b, t, c, h, w = pred.shape
+    if h < window or w < window:
+        raise InputError(f"SSIM needs frames of at least {window}×{window}, got {h}×{w}")
+    x = pred.double().reshape(b * t * c, 1, h, w)
+    y = target.double().reshape(b * t * c, 1, h, w)
+    pool = torch.nn.functional.avg_pool2d
+    ux, uy = pool(x, window, 1), pool(y, window, 1)
+    uxx, uyy, uxy = pool(x * x, window, 1), pool(y * y, window, 1), pool(x * y, window, 1)
+    n = window * window
+    norm = n / (n - 1)
+    vx, vy, vxy = norm * (uxx - ux * ux), norm * (uyy - uy * uy), norm * (uxy - ux * uy)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return s.mean(dim=(1, 2, 3)).reshape(b, t, c).mean(-1)
+
+
+def frame_psnr_unit(pred: Tensor, target: Tensor) -> Tensor:
+    """OpenSTL's PSNR per frame, B×T: ``20·log10(1 / √mean squared error)``; ``inf`` for an exact frame."""
+    mse = (pred.double() - target.double()).pow(2).flatten(2).mean(-1)
+    return torch.where(mse == 0, torch.full_like(mse, math.inf), -10.0 * torch.log10(mse.clamp_min(1e-300)))
+
+
+def frame_psnr_uint8_wrap(pred: Tensor, target: Tensor) -> Tensor:
+    """PSNR per frame as SimVP's / TAU's original code computed it, B×T: both frames cast to 8 bits
+    (``uint8(x * 255)``, truncating), subtracted and squared in 8-bit arithmetic (so differences wrap
+    modulo 256), then ``20·log10(255) - 10·log10(mean)``. Kept to explain published numbers, not to use."""
+    p = (pred.double() * 255).clamp(0, 255).to(torch.uint8)
+    q = (target.double() * 255).clamp(0, 255).to(torch.uint8)
+    d = p - q  # wraps modulo 256, as numpy's uint8 does
+    sq = (d * d).double()  # also uint8 arithmetic before the cast
+    mse = sq.flatten(2).mean(-1)
+    return 20 * math.log10(255.0) - 10 * torch.log10(mse.clamp_min(1e-300))
+
+
+class OpenSTLAccumulator:
+    """Running sums of the metrics of one :class:`OpenSTLConvention` over many batches.
+
+    ``mean`` / ``std``: numbers or per-channel sequences that map the data a model sees back to OpenSTL's
+    scoring units (``x * std + mean``)."""
+
+    def __init__(self, convention: OpenSTLConvention, mean: Any = 0.0, std: Any = 1.0) -> None:
+        self.convention = convention
+        self.mean = torch.as_tensor(mean, dtype=torch.float64).reshape(-1, 1, 1) if mean is not None else None
+        self.std = torch.as_tensor(std, dtype=torch.float64).reshape(-1, 1, 1) if std is not None else None
+        self.sums: dict[str, float] = {}
+        self.frames = 0
+        self.sequences = 0
+
+    def _add(self, name: str, value: Tensor) -> None:
+        self.sums[name] = self.sums.get(name, 0.0) + float(value.double().sum())
+
+    @torch.no_grad()
+    def update(self, pred: Tensor, target: Tensor) -> None:
+        """Add one batch (B×T×C×H×W, in the units the model sees)."""
+        if pred.shape != target.shape or pred.dim() != 5:
+            raise InputError(
+                f"metrics need two B×T×C×H×W tensors of one shape, got {tuple(pred.shape)}, {tuple(target.shape)}"
+            )
+        conv = self.convention
+        p, y = pred.double(), target.double()
+        if self.mean is not None and self.std is not None:
+            p, y = p * self.std + self.mean, y * self.std + self.mean
+        diff = p - y
+        norm = diff[0, 0].numel() if conv.spatial_norm else 1
+        if "mse" in conv.metrics or "rmse" in conv.metrics:
+            self._add("mse", diff.pow(2).flatten(2).sum(-1) / norm)
+        if "mae" in conv.metrics:
+            self._add("mae", diff.abs().flatten(2).sum(-1) / norm)
+        p = p.clamp(*conv.clip)
+        if "ssim" in conv.metrics:
+            self._add("ssim", skimage_ssim(p, y, conv.ssim_data_range))
+        if "psnr" in conv.metrics:
+            self._add("psnr", frame_psnr_unit(p, y))
+        self.frames += pred.shape[0] * pred.shape[1]
+        self.sequences += pred.shape[0]
+
+    def result(self) -> dict[str, float]:
+        """The metrics OpenSTL prints (``mse``, ``mae``, ``rmse``, ``ssim``, ``psnr`` as the convention lists)."""
+        out = {k: (v / self.frames if self.frames else math.nan) for k, v in self.sums.items()}
+        if "rmse" in self.convention.metrics:
+            out["rmse"] = math.sqrt(out["mse"]) if self.frames else math.nan
+        if "mse" not in self.convention.metrics:
+            out.pop("mse", None)
+        return {k: out[k] for k in ("mse", "rmse", "mae", "ssim", "psnr") if k in out}
+
+
+def latitude_weights(latitudes: Any) -> Tensor:
+    """WeatherBench's latitude weights: ``cos(lat) / mean(cos(lat))`` (degrees in, one weight per row)."""
+    w = torch.cos(torch.deg2rad(torch.as_tensor(latitudes, dtype=torch.float64)))
+    return w / w.mean()
+
+
+class LatWeightedRMSE:
+    """Latitude-weighted RMSE per lead time in physical units (WeatherBench, Rasp et al. 2020):
+    ``sqrt(mean over forecasts, latitudes, longitudes of w(lat) · error²)`` for each lead time and channel.
+
+    ``mean`` / ``std`` map the model's values back to physical units; ``latitudes`` (degrees) label the H rows."""
+
+    def __init__(self, latitudes: Any, mean: Any = 0.0, std: Any = 1.0) -> None:
+        self.weights = latitude_weights(latitudes).reshape(1, 1, 1, -1, 1)
+        self.mean = torch.as_tensor(mean, dtype=torch.float64).reshape(1, 1, -1, 1, 1)
+        self.std = torch.as_tensor(std, dtype=torch.float64).reshape(1, 1, -1, 1, 1)
+        self.sum: Tensor | None = None
+        self.count = 0
+
+    @torch.no_grad()
+    def update(self, pred: Tensor, target: Tensor) -> None:
+        """Add one batch (B×T×C×H×W in the model's units; H must match the latitudes)."""
+        if pred.shape[-2] != self.weights.shape[-2]:
+            raise InputError(f"{self.weights.shape[-2]} latitudes given for frames of {pred.shape[-2]} rows")
+        err = (pred.double() - target.double()) * self.std
+        s = (err.pow(2) * self.weights).mean(dim=(-2, -1)).sum(0)  # T×C
+        self.sum = s if self.sum is None else self.sum + s
+        self.count += pred.shape[0]
+
+    def result(self) -> dict[str, Any]:
+        """``{"per_lead_time": [[per channel] per lead time], "mean": average over lead times and channels}``."""
+        if self.sum is None:
+            return {"per_lead_time": [], "mean": math.nan}
+        rmse = (self.sum / self.count).sqrt()
+        return {"per_lead_time": [[float(v) for v in row] for row in rmse], "mean": float(rmse.mean())}

@@ -194,7 +194,8 @@ def _finetune_amp(args: argparse.Namespace) -> bool | None:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from stzoo.api import load
-    from stzoo.data.registry import list_datasets, test_set_size
+    from stzoo.cli.protocol import openstl_reported, protocol_notes
+    from stzoo.data.registry import get_dataset, list_datasets, test_set_size
     from stzoo.errors import ConfigError, InputError
     from stzoo.training.train import evaluate, evaluate_copy_last, test_data
     from stzoo.zoo.card import training_dataset
@@ -206,21 +207,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     dataset = args.dataset or (p is not None and training_dataset(p.entry)) or "moving_mnist"
     if dataset not in list_datasets():
         raise ConfigError(f"unknown dataset {dataset!r}; known: {', '.join(list_datasets())}")
-    if args.sequences is not None and args.sequences > test_set_size(dataset):
+    if args.sequences is not None and test_set_size(dataset) and args.sequences > test_set_size(dataset):
         raise InputError(
             f"--sequences {args.sequences:,} is more than the {dataset} test set holds "
             f"({test_set_size(dataset):,} sequences); leave --sequences out to evaluate on all of them"
         )
+    spec = get_dataset(dataset)
+    # the datasets read from files report OpenSTL's conventions too; stzoo's own four assume values in [0, 1]
+    scoring = {"openstl": spec.openstl_metrics, "stzoo_metrics": tuple(spec.value_range) == (0.0, 1.0)}
     sequences = args.sequences or test_set_size(dataset)
     test = test_data(dataset, sequences, dataset_options(args), cache=args.cache, progress=True)
+    notes: list[str] = []
     if p is None:
-        result = evaluate_copy_last(test, batch_size=args.batch_size)
+        result = evaluate_copy_last(test, spec.frames_in, spec.frames_out, batch_size=args.batch_size, **scoring)
     else:
         if p.spec.channels != (c := int(test.batch(0, 1).shape[2])):
             raise ConfigError(
                 f"{args.name} takes {p.spec.channels}-channel frames, but the {dataset} test set has "
                 f"{c}; pick its own dataset with --dataset"
             )
+        notes = protocol_notes((spec.frames_in, spec.frames_out), (p.spec.frames_in, p.spec.frames_out))
         result = evaluate(
             p.model,
             test,
@@ -228,7 +234,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             frames_out=p.spec.frames_out,
             batch_size=args.batch_size,
             device=p.device,
+            **scoring,
         )
+    reported = openstl_reported(args.name)
+    if reported is not None:
+        result["openstl_reported"] = reported
+    if notes:
+        result["notes"] = notes
     print(json.dumps({"dataset": dataset, **result}, indent=2))
     return 0
 
@@ -594,8 +606,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--dataset",
         default=None,
         metavar="NAME",
-        help="moving_mnist, grayscott or kolmogorov (stzoo data list) (default: the model's training "
-        "dataset; moving_mnist for copy-last-frame)",
+        help="a dataset of stzoo data list, e.g. moving_mnist, or mmnist_canonical / taxibj / ... read from "
+        "--data-dir in OpenSTL's layout (default: the model's training dataset; moving_mnist for copy-last-frame)",
     )
     add_dataset_options(p)
     p.add_argument(

@@ -50,6 +50,7 @@ __all__ = [
     "check_options",
     "add_option_arguments",
     "options_from_namespace",
+    "DATA_DIR_OPTION",
 ]
 
 _SPLITS = ("train", "test")
@@ -97,6 +98,10 @@ class DatasetSpec:
         ``mean_frame``: the constant frame (in the model's value range) of the mean-frame baseline, or
         ``None`` for the per-pixel mean of the observed frames of the test set being measured. The release
         gate (``stzoo-maint release``) requires a model to beat both baselines on MSE and copy-last on SSIM.
+    Files and OpenSTL's protocol:
+        ``test_size`` 0 means "as many sequences as the user's files hold" (a dataset read from files);
+        ``openstl_metrics``: a :class:`stzoo.metrics.OpenSTLConvention` when OpenSTL publishes numbers on this
+        dataset (``stzoo evaluate`` then reports its metrics the way OpenSTL computes them, too).
     Citing and cards:
         ``label`` (the zoo table's name for it), ``citation``, ``hub_datasets`` (Hub dataset ids for
         model cards), ``tag`` (a model-card tag), ``options`` (its own :class:`DatasetOption` s).
@@ -128,6 +133,7 @@ class DatasetSpec:
     baseline_key: str = ""
     baseline_with_release: bool = True
     mean_frame: float | None = None
+    openstl_metrics: Any = None
     hub_datasets: tuple[str, ...] = ()
     tag: str = ""
     options: tuple[DatasetOption, ...] = field(default=())
@@ -197,9 +203,9 @@ def register_dataset(spec: DatasetSpec, *, replace: bool = False) -> DatasetSpec
         raise ConfigError(f"dataset {spec.name!r} is already registered; pass replace=True to overwrite it")
     if spec.dtype not in ("uint8", "float32"):
         raise ConfigError(f"dataset {spec.name!r}: dtype must be 'uint8' or 'float32', got {spec.dtype!r}")
-    taken = {(o.name, o.flag): s.name for s in DATASETS.values() if s.name != spec.name for o in s.options}
-    for o in spec.options:
-        clash = [n for (name, flag), n in taken.items() if name == o.name or flag == o.flag]
+    taken = {o: s.name for s in DATASETS.values() if s.name != spec.name for o in s.options}
+    for o in spec.options:  # one option may be shared (the very same declaration: e.g. --data-dir)
+        clash = [n for other, n in taken.items() if other != o and (other.name == o.name or other.flag == o.flag)]
         if clash:
             raise ConfigError(
                 f"dataset {spec.name!r}: option {o.name!r} ({o.flag}) is already declared by "
@@ -251,12 +257,15 @@ def check_options(options: Mapping[str, Any] | None) -> None:
 
 def add_option_arguments(parser: Any) -> None:
     """Add every registered dataset's own options to an ``argparse`` parser (e.g. ``--mnist-dir``)."""
+    users: dict[DatasetOption, list[str]] = {}
     for spec in DATASETS.values():
         for o in spec.options:
-            env = f" (default: ${o.env})" if o.env else ""
-            parser.add_argument(
-                o.flag, dest=o.name, default=None, metavar=o.metavar, help=f"{o.help}, for {spec.name}{env}"
-            )
+            users.setdefault(o, []).append(spec.name)
+    for o, names in users.items():
+        env = f" (default: ${o.env})" if o.env else ""
+        parser.add_argument(
+            o.flag, dest=o.name, default=None, metavar=o.metavar, help=f"{o.help}, for {', '.join(names)}{env}"
+        )
 
 
 def options_from_namespace(args: Any) -> dict[str, Any]:
@@ -267,3 +276,10 @@ def options_from_namespace(args: Any) -> dict[str, Any]:
         for o in s.options
         if getattr(args, o.name, None) is not None
     }
+
+
+#: the folder option every dataset read from the user's files shares (``--data-dir``); each such dataset
+#: documents which files (in OpenSTL's layout) it expects there
+DATA_DIR_OPTION = DatasetOption(
+    "data_dir", "--data-dir", "folder of the dataset's files (OpenSTL's layout; docs/datasets/openstl.md)"
+)

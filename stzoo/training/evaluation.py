@@ -10,7 +10,8 @@ import torch
 from torch import Tensor, nn
 
 from stzoo.data.registry import get_dataset
-from stzoo.metrics import MetricAccumulator
+from stzoo.errors import InputError
+from stzoo.metrics import LatWeightedRMSE, MetricAccumulator, OpenSTLAccumulator, OpenSTLConvention
 from stzoo.models import Recipe, eval_mode
 
 __all__ = [
@@ -54,8 +55,16 @@ def evaluate(
     device: str | torch.device = "cpu",
     progress: bool = True,
     predict: Callable[[Tensor], Tensor] | None = None,
+    openstl: OpenSTLConvention | None = None,
+    stzoo_metrics: bool = True,
 ) -> dict[str, Any]:
     """MSE / MAE / SSIM / PSNR of ``model`` on the future frames of every sequence of ``dataset``.
+
+    ``openstl``: also score the batches the way OpenSTL does for this dataset (its
+    :class:`~stzoo.metrics.OpenSTLConvention`, mapping values back with the dataset's ``mean`` / ``std``
+    attributes when it has them), under ``"openstl_convention"``; a dataset with ``latitudes`` (a map)
+    adds WeatherBench's latitude-weighted RMSE in physical units under ``"lat_weighted_rmse"``.
+    ``stzoo_metrics=False`` leaves out stzoo's own four metrics (which assume values in [0, 1]).
 
     Each batch is ``dataset.batch(start, stop)``: a slice of the memory-mapped file for the cached
     test set (:func:`~stzoo.data.moving_mnist_test_set`), so nothing is regenerated per call. The
@@ -67,20 +76,47 @@ def evaluate(
 
     device = torch.device(device)
     predict = predict or (lambda x: predict_future(model, x, frames_out))
-    acc = MetricAccumulator()
-    n = len(dataset)
+    acc = MetricAccumulator() if stzoo_metrics else None
+    mean, std = getattr(dataset, "mean", 0.0), getattr(dataset, "std", 1.0)
+    theirs = OpenSTLAccumulator(openstl, mean, std) if openstl is not None else None
+    lats = getattr(dataset, "latitudes", None)
+    weighted = LatWeightedRMSE(lats, mean, std) if lats is not None else None
+    n, seen = len(dataset), 0
     with eval_mode(model):
         for start in tqdm(range(0, n, batch_size), desc="evaluate", unit="batch", disable=not progress):
             seq = _to_float(dataset.batch(start, min(start + batch_size, n)), device)
+            if seq.shape[1] < frames_in + frames_out:
+                raise InputError(
+                    f"the test sequences have {seq.shape[1]} frames; {frames_in}→{frames_out} needs "
+                    f"{frames_in + frames_out}"
+                )
             x, y = seq[:, :frames_in], seq[:, frames_in : frames_in + frames_out]
-            acc.update(predict(x).float(), y)
-    return {**acc.result(), "sequences": acc.sequences}
+            pred = predict(x).float()
+            seen += pred.shape[0]
+            for a in (acc, theirs, weighted):
+                if a is not None:
+                    a.update(pred.cpu() if a is not acc else pred, y.cpu() if a is not acc else y)
+    out: dict[str, Any] = {**acc.result()} if acc is not None else {}
+    out["sequences"] = seen
+    if theirs is not None:
+        out["openstl_convention"] = theirs.result()
+    if weighted is not None:
+        out["lat_weighted_rmse"] = weighted.result()
+    return out
 
 
 def evaluate_copy_last(
-    dataset: Any, frames_in: int = 10, frames_out: int = 10, batch_size: int = 256, progress: bool = True
+    dataset: Any,
+    frames_in: int = 10,
+    frames_out: int = 10,
+    batch_size: int = 256,
+    progress: bool = True,
+    *,
+    openstl: OpenSTLConvention | None = None,
+    stzoo_metrics: bool = True,
 ) -> dict[str, Any]:
-    """The copy-last-frame baseline: every future frame = the last observed frame."""
+    """The copy-last-frame baseline: every future frame = the last observed frame (``openstl`` and
+    ``stzoo_metrics`` as in :func:`evaluate`)."""
     dummy = nn.Identity()
     return evaluate(
         dummy,
@@ -90,6 +126,8 @@ def evaluate_copy_last(
         batch_size=batch_size,
         progress=progress,
         predict=lambda x: x[:, -1:].expand(-1, frames_out, -1, -1, -1),
+        openstl=openstl,
+        stzoo_metrics=stzoo_metrics,
     )
 
 
