@@ -83,7 +83,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "fixing (e.g. unnormalised values). See docs/bring-your-own-data.md.",
     )
     p.add_argument("path", nargs="?", default=None, help="your data: video, frame folder, .npy/.npz or .nc")
-    p.add_argument("--dataset", default=None, metavar="NAME", help="a registered dataset instead (stzoo data list)")
+    p.add_argument(
+        "--dataset",
+        default=None,
+        metavar="NAME",
+        help="a registered dataset instead (stzoo data list) (default: none, check PATH)",
+    )
     p.add_argument(
         "--layout",
         default=None,

@@ -281,5 +281,8 @@ def options_from_namespace(args: Any) -> dict[str, Any]:
 #: the folder option every dataset read from the user's files shares (``--data-dir``); each such dataset
 #: documents which files (in OpenSTL's layout) it expects there
 DATA_DIR_OPTION = DatasetOption(
-    "data_dir", "--data-dir", "folder of the dataset's files (OpenSTL's layout; docs/datasets/openstl.md)"
+    "data_dir",
+    "--data-dir",
+    "folder of the dataset's files (OpenSTL's layout; docs/datasets/openstl.md)",
+    env="STZOO_DATA_DIR",
 )
