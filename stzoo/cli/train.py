@@ -32,6 +32,12 @@ def _recipe_from_args(arch: str, args: argparse.Namespace):
 
     recipe = get_architecture(arch).recipe
     overrides = {f.name: getattr(args, f.name) for f in fields(recipe) if getattr(args, f.name, None) is not None}
+    if getattr(args, "dataset", None):  # --dataset D trains on D's protocol (taxibj: 4→4, kth20: 10→20, ...)
+        from stzoo.data.registry import get_dataset
+
+        spec = get_dataset(args.dataset)
+        overrides.setdefault("frames_in", spec.frames_in)
+        overrides.setdefault("frames_out", spec.frames_out)
     return replace(recipe, **overrides)
 
 
@@ -117,6 +123,12 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     amp = _finetune_amp(args)  # a contradiction is reported before anything loads
     set_threads(args)
     p = load(args.name, pretrained=not args.random, weights=args.weights)
+    if args.dataset is not None:  # a registered dataset (e.g. one read from --data-dir) instead of --data
+        _finetune_data_from_dataset(args)
+    elif not args.data:
+        from stzoo.errors import InputError
+
+        raise InputError("give the training videos with --data, or a registered dataset with --dataset")
     data = args.data[0] if len(args.data) == 1 else args.data
     val = args.val if args.val_data is None else (args.val_data[0] if len(args.val_data) == 1 else args.val_data)
     with warnings.catch_warnings():  # the summary below prints them, in words, once
@@ -180,6 +192,26 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         print(history.summary())
         print(f"load it with stzoo.load({history.out_dir!r})")
     return 0
+
+
+def _finetune_data_from_dataset(args: argparse.Namespace) -> None:
+    """``--dataset D``: its training sequences become ``--data``, the first test sequences ``--val-data``, and
+    the dataset's frames in / out the defaults of ``--frames-in`` / ``--frames-out``."""
+    from stzoo.data.openstl_files import sequences_array
+    from stzoo.data.registry import get_dataset
+    from stzoo.errors import InputError
+
+    if args.data:
+        raise InputError("give either --data or --dataset, not both")
+    spec = get_dataset(args.dataset)
+    options = dataset_options(args)
+    fi, fo = args.frames_in or spec.frames_in, args.frames_out or spec.frames_out
+    n = args.dataset_sequences
+    train = spec.training_data(n, fi + fo, args.seed, options)
+    args.data = [sequences_array(train, n)]
+    if args.val_data is None and args.val != 0:
+        args.val_data = [sequences_array(spec.test_data(max(1, n // 5), options, cache=False))[:, : fi + fo]]
+    args.frames_in, args.frames_out, args.data_layout = fi, fo, "BTCHW"
 
 
 def _finetune_amp(args: argparse.Namespace) -> bool | None:
@@ -424,11 +456,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--data",
-        required=True,
+        default=None,
         nargs="+",
         metavar="PATH",
-        help="video file(s) (GIF, MP4/AVI/MOV with stzoo[video], .npy/.npz), folders of frames or of videos (required)",
+        help="video file(s) (GIF, MP4/AVI/MOV with stzoo[video], .npy/.npz), folders of frames or of videos "
+        "(required unless --dataset is given)",
     )
+    p.add_argument(
+        "--dataset",
+        default=None,
+        metavar="NAME",
+        help="fine-tune on a registered dataset instead of --data (stzoo data list; e.g. taxibj with --data-dir): "
+        "its training sequences, validated on its test set, with its frames in/out (default: none)",
+    )
+    p.add_argument(
+        "--dataset-sequences",
+        type=int,
+        default=2000,
+        metavar="N",
+        help="training sequences taken from --dataset (validation: N/5 test sequences) (default: %(default)s)",
+    )
+    add_dataset_options(p)
     p.add_argument("--out", required=True, help="output folder: best model, checkpoint.pt, history.json (required)")
     p.add_argument(
         "--steps",

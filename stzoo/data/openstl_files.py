@@ -45,6 +45,8 @@ __all__ = [
     "load_cifar10",
     "resize_frames",
     "scan_starts",
+    "sequences_array",
+    "time_major_test_set",
 ]
 
 #: environment variable read when ``--data-dir`` is not given
@@ -333,3 +335,17 @@ def time_major_test_set(path: Path, dataset: str, num_sequences: int | None = No
         return seq if seq.dtype == np.uint8 else np.clip(np.rint(seq), 0, 255).astype(np.uint8)
 
     return ClipSet(read, range(arr.shape[1]), seq_len, "uint8", num_sequences=num_sequences)
+
+
+def sequences_array(dataset: Any, count: int | None = None) -> np.ndarray:
+    """The first ``count`` sequences of a dataset (all when None) stacked as N×T×C×H×W float32, uint8
+    divided by 255: what ``stzoo finetune --dataset`` hands to fine-tuning."""
+    n = len(dataset) if not count else min(int(count), len(dataset))
+    if n == 0:
+        raise InputError("the dataset holds no sequences")
+    first = np.asarray(dataset.sequence(0))
+    out = np.empty((n, *first.shape), dtype=np.float32)
+    for i in range(n):
+        seq = first if i == 0 else np.asarray(dataset.sequence(i))
+        out[i] = seq / np.float32(255.0) if seq.dtype == np.uint8 else seq
+    return out

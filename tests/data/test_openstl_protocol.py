@@ -167,3 +167,37 @@ def test_openstl_reported_hook(monkeypatch):
     monkeypatch.setitem(sys.modules, "stzoo.convert.openstl.catalog", None)
     assert "not in this stzoo version" in openstl_reported("openstl:mmnist_simvp_gsta")["note"]
     assert protocol_notes((10, 20), (10, 10)) and not protocol_notes((4, 4), (4, 4))
+
+
+def test_train_and_finetune_take_the_dataset_protocol(tmp_path):
+    import argparse
+
+    from stzoo.cli.train import _finetune_data_from_dataset, _recipe_from_args
+
+    rng = np.random.default_rng(5)
+    (tmp_path / "taxibj").mkdir()
+    np.savez(
+        tmp_path / "taxibj" / "dataset.npz",
+        **{
+            k: rng.uniform(-1, 1, (n, 4, 2, 32, 32)).astype(np.float32)
+            for k, n in (("X_train", 5), ("Y_train", 5), ("X_test", 5), ("Y_test", 5))
+        },
+    )
+    recipe = _recipe_from_args("tau", argparse.Namespace(dataset="taxibj"))
+    assert (recipe.frames_in, recipe.frames_out) == (4, 4)
+    args = argparse.Namespace(
+        dataset="taxibj",
+        data=None,
+        data_dir=str(tmp_path),
+        frames_in=None,
+        frames_out=None,
+        dataset_sequences=5,
+        seed=0,
+        val_data=None,
+        val="auto",
+        data_layout=None,
+    )
+    _finetune_data_from_dataset(args)
+    assert args.data[0].shape == (5, 8, 2, 32, 32) and args.val_data[0].shape == (1, 8, 2, 32, 32)
+    assert (args.frames_in, args.frames_out, args.data_layout) == (4, 4, "BTCHW")
+    assert 0.0 <= args.data[0].min() and args.data[0].max() <= 1.0
