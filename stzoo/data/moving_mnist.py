@@ -53,6 +53,7 @@ __all__ = [
     "load_canonical_test_seq",
     "TEST_SEED",
     "CANONICAL_URL",
+    "CANONICAL_SEQUENCES",
     "cache_root",
     "digits_fingerprint",
     "SPEC",
@@ -349,11 +350,52 @@ def moving_mnist_test_set(
     return ds
 
 
-def load_canonical_test_seq(path: str | os.PathLike, download: bool = False) -> np.ndarray:
+#: sequences in the canonical file (stored 20×10000×64×64 uint8)
+CANONICAL_SEQUENCES = 10000
+
+
+def _check_canonical_header(path: Path) -> None:
+    """Refuse a file that is not a complete 20×N×64×64 uint8 ``.npy`` (N = :data:`CANONICAL_SEQUENCES`)."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(f)
+            data_start = f.tell()
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path} is not a .npy file: {exc}") from exc
+    want = (20, CANONICAL_SEQUENCES, 64, 64)
+    if shape != want or dtype != np.uint8 or fortran:
+        raise InputError(f"{path}: holds {shape} {dtype}, expected {want} uint8 (mnist_test_seq.npy)")
+    if path.stat().st_size != data_start + int(np.prod(want)):
+        raise InputError(
+            f"{path}: {path.stat().st_size} bytes, expected {data_start + int(np.prod(want))} (truncated?)"
+        )
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_canonical_test_seq(
+    path: str | os.PathLike,
+    download: bool = False,
+    *,
+    sha256: str | None = None,
+    deadline_s: float = 1800.0,
+) -> np.ndarray:
     """Load the canonical ``mnist_test_seq.npy`` (stored 20×10000×64×64) as 10000×20×64×64 uint8.
 
-    With ``download=True`` and no file at ``path``, fetch it from :data:`CANONICAL_URL` first
-    (needs the network; never used by the tests).
+    With ``download=True`` and no file at ``path``, fetch it from :data:`CANONICAL_URL` first (needs the
+    network; never used by the tests' real network): streamed to a temporary file next to ``path``, given
+    up after ``deadline_s`` seconds in all (and 60 s without data), checked to be a complete
+    20×10000×64×64 uint8 array, and only then renamed into place. ``sha256``: the expected SHA-256 (hex)
+    of the file, checked for a downloaded and an existing file alike (the project publishes none: pin the
+    digest of a copy you trust, e.g. from ``sha256sum``).
     """
     path = Path(path)
     if not path.exists():
@@ -362,13 +404,28 @@ def load_canonical_test_seq(path: str | os.PathLike, download: bool = False) -> 
         import requests
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".part")
-        with requests.get(CANONICAL_URL, stream=True, timeout=60) as r:
-            r.raise_for_status()
-            with open(tmp, "wb") as f:
-                for chunk in r.iter_content(1 << 20):
-                    f.write(chunk)
-        os.replace(tmp, path)
+        tmp = path.with_name(path.name + ".part")
+        start = time.monotonic()
+        try:
+            with requests.get(CANONICAL_URL, stream=True, timeout=(30, 60)) as r:
+                r.raise_for_status()
+                with open(tmp, "wb") as f:
+                    for chunk in r.iter_content(1 << 20):
+                        if time.monotonic() - start > deadline_s:
+                            raise InputError(
+                                f"downloading {CANONICAL_URL} took more than {deadline_s:.0f} s; "
+                                "try again or download it yourself"
+                            )
+                        f.write(chunk)
+            _check_canonical_header(tmp)
+            if sha256 is not None and _sha256(tmp) != sha256.lower():
+                raise InputError(f"the download of {CANONICAL_URL} does not have the SHA-256 {sha256}")
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    elif sha256 is not None and _sha256(path) != sha256.lower():
+        raise InputError(f"{path} does not have the SHA-256 {sha256}")
     arr = np.load(path)
     if arr.ndim != 4 or arr.shape[0] != 20 or arr.shape[2:] != (64, 64):
         raise InputError(f"{path}: expected 20×N×64×64, got {arr.shape}")
