@@ -23,6 +23,7 @@ def test_examples_exist():
 
 #: examples that write files (the others only print)
 WRITERS = {
+    "bring_your_own_data.py",
     "custom_architecture.py",
     "finetune_own_video.py",
     "hub_offline.py",
