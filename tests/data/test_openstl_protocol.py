@@ -201,3 +201,15 @@ def test_train_and_finetune_take_the_dataset_protocol(tmp_path):
     assert args.data[0].shape == (5, 8, 2, 32, 32) and args.val_data[0].shape == (1, 8, 2, 32, 32)
     assert (args.frames_in, args.frames_out, args.data_layout) == (4, 4, "BTCHW")
     assert 0.0 <= args.data[0].min() and args.data[0].max() <= 1.0
+
+
+def test_openstl_reported_reads_the_catalogue():
+    catalog = pytest.importorskip("stzoo.convert.openstl.catalog")
+    stem, entry = next((k, v) for k, v in catalog.load_catalog()["checkpoints"].items() if v.get("reported"))
+    got = openstl_reported(f"openstl:{stem}")
+    cols = {
+        k.lower(): v for k, v in entry["reported"]["columns"].items() if k.upper() in ("MSE", "MAE", "SSIM", "PSNR")
+    }
+    assert cols and all(got[k] == v for k, v in cols.items())
+    assert got["source"].startswith("OpenSTL ")
+    assert "no published numbers" in openstl_reported("openstl:no_such_file")["note"]
