@@ -460,7 +460,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         metavar="PATH",
         help="video file(s) (GIF, MP4/AVI/MOV with stzoo[video], .npy/.npz), folders of frames or of videos "
-        "(required unless --dataset is given)",
+        "(default: none; required unless --dataset is given)",
     )
     p.add_argument(
         "--dataset",
@@ -654,8 +654,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--dataset",
         default=None,
         metavar="NAME",
-        help="a dataset of stzoo data list, e.g. moving_mnist, or mmnist_canonical / taxibj / ... read from "
-        "--data-dir in OpenSTL's layout (default: the model's training dataset; moving_mnist for copy-last-frame)",
+        help="a dataset of stzoo data list, e.g. moving_mnist, or mmnist_canonical / taxibj / ... read from your "
+        "files in OpenSTL's layout (default: the model's training dataset; moving_mnist for copy-last-frame)",
     )
     add_dataset_options(p)
     p.add_argument(

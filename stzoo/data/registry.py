@@ -62,7 +62,8 @@ class DatasetOption:
 
     ``name`` is the keyword its builders take and the key in a ``dataset_options`` dict; ``flag`` its
     spelling on the command line; ``env`` the environment variable read when it is not given (the
-    dataset's builder reads it; it is named here for help texts and docs).
+    dataset's builder reads it; it is named here for help texts and docs). ``shared``: several datasets may
+    declare this very option (:data:`DATA_DIR_OPTION`); any other clash of name or flag is refused.
     """
 
     name: str
@@ -70,6 +71,7 @@ class DatasetOption:
     help: str
     env: str | None = None
     metavar: str = "DIR"
+    shared: bool = False
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,11 @@ def register_dataset(spec: DatasetSpec, *, replace: bool = False) -> DatasetSpec
         raise ConfigError(f"dataset {spec.name!r}: dtype must be 'uint8' or 'float32', got {spec.dtype!r}")
     taken = {o: s.name for s in DATASETS.values() if s.name != spec.name for o in s.options}
     for o in spec.options:  # one option may be shared (the very same declaration: e.g. --data-dir)
-        clash = [n for other, n in taken.items() if other != o and (other.name == o.name or other.flag == o.flag)]
+        clash = [
+            n
+            for other, n in taken.items()
+            if (other != o or not o.shared) and (other.name == o.name or other.flag == o.flag)
+        ]
         if clash:
             raise ConfigError(
                 f"dataset {spec.name!r}: option {o.name!r} ({o.flag}) is already declared by "
@@ -285,4 +291,5 @@ DATA_DIR_OPTION = DatasetOption(
     "--data-dir",
     "folder of the dataset's files (OpenSTL's layout; docs/datasets/openstl.md)",
     env="STZOO_DATA_DIR",
+    shared=True,
 )

@@ -350,3 +350,30 @@ def test_every_benchmark_dataset_shares_the_data_dir_option():
     protocol = {n: (get_dataset(n).frames_in, get_dataset(n).frames_out) for n in names}
     assert protocol["kth20"] == (10, 20) and protocol["kitticaltech"] == (10, 1) and protocol["taxibj"] == (4, 4)
     assert protocol["human"] == (4, 4) and protocol["weather_t2m_5_625"] == (12, 12)
+
+
+def test_caltech_videos_every_third_frame_resized_cropped_and_cached(tmp_path):
+    av = pytest.importorskip("av")
+    folder = tmp_path / "caltech" / "set06"
+    folder.mkdir(parents=True)
+    with av.open(str(folder / "V000.avi"), "w") as out:
+        stream = out.add_stream("mjpeg", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuvj420p"
+        for k in range(36):
+            img = np.zeros((240, 320, 3), np.uint8)
+            img[..., 2] = 6 * k  # blue: a frame counter (read back as BGR: channel 0)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    test = make_dataset("kitticaltech", "test", data_dir=tmp_path)
+    assert len(test) == 1  # 12 kept frames (every 3rd of 36): one window of 11
+    seq = test.sequence(0)
+    assert seq.shape == (11, 3, 128, 160) and seq.dtype == np.uint8
+    # frames 3, 6, ... (1-based) are kept; the window is the last 11 of the 12: frames 6 .. 36
+    assert np.allclose(seq[:, 0, 64, 80].astype(float), [6 * (k - 1) for k in range(6, 37, 3)], atol=6)
+    assert (tmp_path / "caltech" / "data_cache.npy").is_file() and (
+        tmp_path / "caltech" / "indices_cache.npy"
+    ).is_file()
+    again = make_dataset("kitticaltech", "test", data_dir=tmp_path)  # now from OpenSTL's cache files
+    assert np.array_equal(again.sequence(0), seq)
