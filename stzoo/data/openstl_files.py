@@ -209,7 +209,8 @@ class ClipSet:
         seq = np.asarray(seq)
         if self.transform is not None:
             seq = self.transform(seq)
-        return np.ascontiguousarray(seq, dtype=np.uint8 if self.dtype == "uint8" else np.float32)
+        out = np.ascontiguousarray(seq, dtype=np.uint8 if self.dtype == "uint8" else np.float32)
+        return out if out.flags.writeable else out.copy()  # a memory-mapped file is read-only; tensors want writable
 
     def __getitem__(self, index: int) -> torch.Tensor:
         return torch.from_numpy(self.sequence(index))

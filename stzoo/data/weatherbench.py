@@ -72,7 +72,7 @@ def _read_variable(folder: Path, var: str, years: tuple[str, str], dataset: str)
             if sel.sizes.get("time", 0) == 0:
                 continue
             values = np.asarray(sel.values, dtype=np.float32)
-            lats = np.asarray(ds["lat"].values, dtype=np.float64)
+            lats = np.array(ds["lat"].values, dtype=np.float64)  # a writable copy
         if values.ndim == 4:  # T×level×lat×lon: OpenSTL keeps the last level
             values = values[:, -1]
         parts.append(values)
