@@ -23,6 +23,7 @@ from stzoo.data.registry import (
 from stzoo.data.moving_mnist import TEST_SEED, MovingMNIST, cache_root, load_canonical_test_seq, moving_mnist_test_set
 from stzoo.data.grayscott import GrayScott, grayscott_test_set
 from stzoo.data.kolmogorov import Kolmogorov, kolmogorov_test_set, unit_to_vorticity, vorticity_to_unit
+
 # the benchmark files users have, read in OpenSTL's layout (--data-dir; docs/datasets/openstl.md)
 from stzoo.data import mmnist_canonical as _mmnist_canonical  # noqa: F401
 from stzoo.data import mfmnist as _mfmnist  # noqa: F401
