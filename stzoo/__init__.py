@@ -22,9 +22,25 @@ from stzoo.models import Architecture, ModelConfig, Recipe, build_model, cfg_fie
 from stzoo.models import register as register_architecture
 from stzoo.inference.predictor import Predictor
 from stzoo.inference.forecaster import Forecaster
+from stzoo.zoo import resolve as _resolve
 from stzoo.frames import viz  # noqa: F401  (stzoo.viz.save_strip / save_gif without a separate import)
 
 from stzoo.version import __version__
+
+
+def _openstl_zoo(attr: str):  # noqa: ANN202 - the openstl: names, imported on first use (convert/ is the top layer)
+    def call(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        from stzoo.convert.openstl import zoo
+
+        return getattr(zoo, attr)(*args, **kwargs)
+
+    return call
+
+
+_resolve.register_prefix(
+    "openstl:", _openstl_zoo("resolve_openstl"), names=_openstl_zoo("zoo_names"), describe=_openstl_zoo("describe")
+)
+_resolve.register_weights_source(_openstl_zoo("paper_source"))
 
 __all__ = [
     "load",

@@ -21,7 +21,7 @@ from stzoo.runtime import warn_if_slow_bf16
 from stzoo.zoo.entry import ZooEntry
 from stzoo.zoo.hub import check_finite, load_safetensors
 from stzoo.zoo.manifest import load_manifest
-from stzoo.zoo.resolve import resolve
+from stzoo.zoo.resolve import describe_prefixed, prefix_names, resolve
 
 __all__ = [
     "list_models",
@@ -70,7 +70,8 @@ def list_models(filter: str | None = None, pretrained: bool | None = None) -> li
 
     Args:
         filter: a shell-style wildcard pattern (timm's idiom), e.g. ``"tau*"`` or ``"*-mmnist-s"``;
-            ``None`` for every name.
+            ``None`` for every zoo name. A pattern starting with a listing prefix lists those names too:
+            ``"openstl:*"`` gives OpenSTL's published checkpoints that stzoo loads (``openstl:<file stem>``).
         pretrained: ``True``: only names with released weights; ``False``: only names without.
 
     Example::
@@ -88,9 +89,12 @@ def list_models(filter: str | None = None, pretrained: bool | None = None) -> li
     names = sorted(models)
     if filter is not None:
         names = [n for n in names if fnmatch.fnmatchcase(n, filter)]
+    prefixed = prefix_names(filter) if filter is not None else []  # e.g. "openstl:*": OpenSTL's published files
     if pretrained is None:
-        return names
-    return [n for n in names if resolve(n, pretrained=False).entry.has_weights == pretrained]
+        return names + prefixed
+    return [n for n in names if resolve(n, pretrained=False).entry.has_weights == pretrained] + (
+        prefixed if pretrained else []
+    )
 
 
 def info(name: str) -> dict[str, Any]:
@@ -98,6 +102,10 @@ def info(name: str) -> dict[str, Any]:
     :class:`~stzoo.zoo.entry.ZooEntry` document with the canonical ``name`` first (aliases followed)."""
     from stzoo.zoo.manifest import resolve_name
 
+    if isinstance(name, str):
+        described = describe_prefixed(name)  # e.g. openstl:<stem>: from its catalogue, nothing downloaded
+        if described is not None:
+            return described
     resolve_name(name)  # a zoo name or alias: a clear error for anything else
     return resolve(name, pretrained=False).entry.to_dict(with_name=True)
 

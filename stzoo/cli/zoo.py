@@ -10,11 +10,22 @@ from stzoo.errors import StzooError
 __all__ = ["register"]
 
 
+def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    for r in [header] + rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from stzoo.api import info, list_models
+    from stzoo.convert.openstl.zoo import paper_counterpart
+    from stzoo.zoo.manifest import get_entry
 
+    pattern = args.pattern
     rows = []
-    for name in list_models():
+    for name in list_models(pattern):
+        if ":" in name:
+            continue  # prefixed names (openstl:...) have their own table below
         e = info(name)
         target = f"→ {e['name']}" if e["name"] != name else ""
         mse = e.get("metrics", {}).get("mse")
@@ -22,6 +33,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
         weights = "no"
         if e.get("weights"):
             weights = "yes" if gate.get("passed", True) else "undertrained"
+        else:
+            stem = paper_counterpart(get_entry(name))
+            weights = f"openstl:{stem}" if stem else "no"
         rows.append(
             (
                 name,
@@ -32,15 +46,28 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 f"{mse:.1f}" if mse is not None else "-",
             )
         )
-    header = ("name", "alias of", "arch", "params", "weights", "MSE")
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    for r in [header] + rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    if rows:
+        _print_table(("name", "alias of", "arch", "params", "weights", "MSE"), rows)
     if any(r[4] == "undertrained" for r in rows):
         print(
             "\nundertrained: released weights that do not beat copy-last-frame and the mean frame (MSE) or "
             "copy-last (SSIM) on their own test set; `stzoo info NAME` shows the gate's numbers"
         )
+    prefixed = [n for n in list_models(pattern) if ":" in n] if pattern else []
+    if prefixed:
+        if rows:
+            print()
+        print("OpenSTL's published checkpoints (MSE as reported by OpenSTL, not measured by stzoo):")
+        table = []
+        for name in prefixed:
+            e = info(name)
+            cols = (e.get("reported_by_openstl") or {}).get("columns") or {}
+            mse = next((str(v) for k, v in cols.items() if k.upper().startswith("MSE")), "-")
+            table.append((name, str(e["architecture"]), e["dataset"], mse, "yes" if e.get("cached") else "no"))
+        _print_table(("name", "arch", "dataset", "MSE (OpenSTL)", "cached"), table)
+    elif not pattern:
+        print()
+        print("OpenSTL's published checkpoints: stzoo list 'openstl:*'")
     return 0
 
 
@@ -149,13 +176,22 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `list`, `info`, `download` and `cache` to the subcommands ``sub``."""
 
-    sub.add_parser(
+    p = sub.add_parser(
         "list",
         help="list zoo models: architecture, parameters, released weights, test MSE",
         description="List every zoo entry (aliases say what they point at) with its architecture, "
-        "parameter count, whether weights are released, and its MSE on the stzoo Moving MNIST test "
-        "set.",
-    ).set_defaults(func=_cmd_list)
+        "parameter count, where its weights come from (a -paper entry: its OpenSTL counterpart), and its MSE "
+        "on the stzoo Moving MNIST test set. A PATTERN such as 'openstl:*' also lists OpenSTL's published "
+        "checkpoints that stzoo loads, with the MSE OpenSTL reports.",
+    )
+    p.add_argument(
+        "pattern",
+        nargs="?",
+        default=None,
+        metavar="PATTERN",
+        help="a wildcard, e.g. 'tau*' or 'openstl:*' (default: all)",
+    )
+    p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("info", help="show a model's manifest entry")
     p.add_argument("name", help="zoo name or alias (stzoo list); the entry is printed as JSON")

@@ -714,6 +714,23 @@ class Predictor:
         horizon = check_horizon(horizon, max_horizon=max_horizon, what=what)  # before reading frames
         limits = dict(max_horizon=max_horizon, max_output_bytes=max_output_bytes)
         pass_limits = dict(limits, max_activation_bytes=max_activation_bytes, batch_per_pass=self.batch_size)
+        if self.spec.units is not None:  # frames in the dataset's natural units (taxi flows, weather fields)
+            frames, back = _natural_to_unit(frames, self.spec, self.name)
+            return back(self._predict_unit(frames, horizon, layout, what, limits, pass_limits, max_input_bytes))
+        return self._predict_unit(frames, horizon, layout, what, limits, pass_limits, max_input_bytes)
+
+    def _predict_unit(
+        self,
+        frames: Any,
+        horizon: int,
+        layout: str | None,
+        what: str,
+        limits: dict[str, Any],
+        pass_limits: dict[str, Any],
+        max_input_bytes: int | None,
+    ) -> Any:
+        """:meth:`predict` for frames with values in [0, 1] (or uint8)."""
+        lo, hi = self.spec.value_range if self.spec.units is not None else (0.0, 1.0)
         shape = peek_shape(frames, channels=self.spec.channels, layout=layout)
         if shape is not None:  # arrays and tensors: the forecast size is known before converting them
             self.check_forecast(shape, horizon, what=what, **pass_limits)
@@ -729,12 +746,18 @@ class Predictor:
         chunks = []
         with eval_mode(self.model):
             for start in range(0, x.shape[0], self.batch_size):
-                xb = x[start : start + self.batch_size].to(self.device, self.dtype)
-                chunks.append(
-                    self.forecast_tensor(xb, horizon, max_activation_bytes=max_activation_bytes, **limits)
-                    .float()
-                    .to(x.device)
-                )
+                xb = x[start : start + self.batch_size]
+                if (lo, hi) != (0.0, 1.0):  # the model sees values in spec.value_range
+                    xb = xb * (hi - lo) + lo
+                y = self.forecast_tensor(
+                    xb.to(self.device, self.dtype),
+                    horizon,
+                    max_activation_bytes=pass_limits["max_activation_bytes"],
+                    **limits,
+                ).float()
+                if (lo, hi) != (0.0, 1.0):
+                    y = (y - lo) / (hi - lo)
+                chunks.append(y.to(x.device))
         return fmt.restore(torch.cat(chunks, dim=0))
 
     # ------------------------------------------------------------------------------------------
@@ -803,3 +826,53 @@ class Predictor:
         from stzoo.training.finetune import finetune
 
         return finetune(self, data, **kwargs)
+
+
+def _natural_to_unit(frames: Any, spec: InputSpec, name: str | None) -> tuple[Any, Any]:
+    """Frames in a dataset's natural units (``spec.units``) → floats in [0, 1] across ``spec.value_range``,
+    and the function that turns a forecast back into natural units, in the input's dtype."""
+    import numpy as np
+
+    from stzoo.errors import InputTypeError
+
+    units = spec.units
+    assert units is not None
+    lo, hi = spec.value_range
+    first, last = units.offset + units.scale * lo, units.offset + units.scale * hi
+    who = name or "this model"
+    if isinstance(frames, np.ndarray) and frames.dtype.kind in "iuf":
+        x: Any = frames.astype(np.float64)
+        finite = bool(np.isfinite(x).all())
+    elif isinstance(frames, torch.Tensor) and (frames.is_floating_point() or not frames.dtype.is_complex):
+        if frames.dtype == torch.bool:
+            raise InputTypeError(f"{who} takes {units.natural or 'natural units'} as numbers, got a bool tensor")
+        x = frames.detach().to(torch.float64)
+        finite = bool(torch.isfinite(x).all())
+    else:
+        raise InputTypeError(
+            f"{who} takes frames in its dataset's natural units ({units.natural or 'see its card'}) as a numpy "
+            f"array or torch tensor of numbers, got {type(frames).__name__}"
+        )
+    if not finite:
+        raise InputError(f"frames for {who} contain NaN or infinite values")
+    t = ((x - units.offset) / units.scale - lo) / (hi - lo)
+    tmin, tmax = float(t.min()), float(t.max())
+    if tmin < -1e-3 or tmax > 1 + 1e-3:
+        vmin, vmax = float(x.min()), float(x.max())
+        raise InputError(
+            f"{who} takes {units.natural or 'natural units'} in [{first:g}, {last:g}] (its model sees "
+            f"{list(spec.value_range)} = (x - {units.offset:g}) / {units.scale:g}); got values in "
+            f"[{vmin:.4g}, {vmax:.4g}]. Check the units (see the model card's Input section)."
+        )
+    dtype = frames.dtype
+    t = t.clip(0.0, 1.0) if isinstance(t, np.ndarray) else t.clamp(0.0, 1.0)
+    t = t.astype(np.float32) if isinstance(t, np.ndarray) else t.to(torch.float32)
+
+    def back(y: Any) -> Any:
+        if isinstance(y, np.ndarray):
+            v = (y.astype(np.float64) * (hi - lo) + lo) * units.scale + units.offset
+            return v.astype(dtype) if np.dtype(dtype).kind == "f" else np.rint(v).astype(dtype)
+        v = (y.to(torch.float64) * (hi - lo) + lo) * units.scale + units.offset
+        return v.to(dtype) if dtype.is_floating_point else torch.round(v).to(dtype)
+
+    return t, back

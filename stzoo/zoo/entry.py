@@ -24,6 +24,7 @@ __all__ = [
     "WeightsSpec",
     "HubSpec",
     "InputSpec",
+    "Units",
     "CONFIG_NAME",
     "WEIGHTS_NAME",
     "CARD_NAME",
@@ -71,8 +72,41 @@ _RECORDS = ("metrics", "training", "flops", "speed", "strip", "rollout", "bf16",
 
 
 @dataclass(frozen=True)
+class Units:
+    """How a dataset's natural units (taxi flows, a weather field) become the values a model sees:
+    ``model value = (natural - offset) / scale`` (``input.units`` in a config.json). With it,
+    :meth:`stzoo.Predictor.predict` takes and returns frames in those natural units."""
+
+    offset: float
+    scale: float
+    natural: str = ""
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Units:
+        """Read and check ``{"offset": .., "scale": .., "natural": ..}`` (finite numbers, scale > 0)."""
+        import math
+
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"input.units must be an object with offset and scale, got {type(d).__name__}")
+        vals = []
+        for key in ("offset", "scale"):
+            v = d.get(key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConfigError(f"input.units.{key} must be a finite number, got {str(v)[:80]!r}")
+            vals.append(float(v))
+        if vals[1] <= 0:
+            raise ConfigError(f"input.units.scale must be positive, got {vals[1]}")
+        return cls(vals[0], vals[1], str(d.get("natural", "")))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object it was read from."""
+        return {"offset": self.offset, "scale": self.scale, "natural": self.natural}
+
+
+@dataclass(frozen=True)
 class InputSpec:
-    """What a model expects: frames in/out, channels, training size and value range."""
+    """What a model expects: frames in/out, channels, training size and value range (and, for data in
+    physical units, :class:`Units`)."""
 
     frames_in: int
     frames_out: int
@@ -80,6 +114,7 @@ class InputSpec:
     height: int
     width: int
     value_range: tuple[float, float] = (0.0, 1.0)
+    units: Units | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> InputSpec:
@@ -91,11 +126,12 @@ class InputSpec:
             int(d["height"]),
             int(d["width"]),
             tuple(float(v) for v in d.get("value_range", (0.0, 1.0))),
+            Units.from_dict(d["units"]) if d.get("units") is not None else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest's ``input`` object (without ``normalization``)."""
-        return {
+        out = {
             "frames_in": self.frames_in,
             "frames_out": self.frames_out,
             "channels": self.channels,
@@ -103,6 +139,9 @@ class InputSpec:
             "width": self.width,
             "value_range": list(self.value_range),
         }
+        if self.units is not None:
+            out["units"] = self.units.to_dict()
+        return out
 
 
 def _fail(name: str, what: str) -> ConfigError:

@@ -6,10 +6,13 @@ It never builds a model; :mod:`stzoo.api` turns a :class:`Resolved` into a Predi
 Kinds of name, in the order they are tried:
 
 1. an ``os.PathLike``: a ``save_pretrained`` folder (:func:`stzoo.zoo.folder.read_folder`);
-2. a string starting with a registered prefix (:func:`register_prefix`): ``hf-hub:`` is built in; the
-   upcoming ``openstl:<file>`` names are one ``register_prefix("openstl:", fn)`` away, not a new branch;
+2. a string starting with a registered prefix (:func:`register_prefix`): ``hf-hub:`` is built in;
+   ``openstl:<file>`` (OpenSTL's published checkpoints) is registered by :mod:`stzoo.convert.openstl.zoo`;
+   a prefix may also list its names (:func:`prefix_names`) and describe one (:func:`describe_prefixed`);
 3. a zoo name or alias from the manifest; its weights come from ``weights=``, ``$STZOO_WEIGHTS_DIR``,
-   the package's own weights folder, then the Hugging Face cache / Hub (see :mod:`stzoo.zoo.hub`);
+   the package's own weights folder, then the Hugging Face cache / Hub (see :mod:`stzoo.zoo.hub`); an
+   entry with no released weights asks the sources registered with :func:`register_weights_source`
+   (the ``-paper`` entries: their OpenSTL counterpart);
 4. a string naming an existing folder (a zoo name wins over a folder of the same name: write
    ``"./name"`` for the folder).
 
@@ -22,6 +25,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from stzoo.errors import InputError, InputTypeError, UnknownModelError, WeightsNotAvailableError
 from stzoo.zoo import download, hub
@@ -32,6 +36,9 @@ __all__ = [
     "resolve",
     "register_prefix",
     "resolver_prefixes",
+    "prefix_names",
+    "describe_prefixed",
+    "register_weights_source",
     "WeightsLocation",
     "locate_weights",
     "resolve_weights",
@@ -71,23 +78,67 @@ class WeightsLocation:
 #: A resolver for a name prefix: ``fn(name, weights=..., pretrained=...) -> Resolved``.
 PrefixResolver = Callable[..., Resolved]
 _PREFIXES: dict[str, PrefixResolver] = {}
+_LISTERS: dict[str, Callable[[], list[str]]] = {}
+_DESCRIBERS: dict[str, Callable[[str], dict[str, Any]]] = {}
+#: ``fn(entry) -> Resolved | None``: weights for a zoo entry that has none released (see :func:`resolve`).
+WeightsSource = Callable[[ZooEntry], "Resolved | None"]
+_WEIGHT_SOURCES: list[WeightsSource] = []
 
 
-def register_prefix(prefix: str, fn: PrefixResolver) -> None:
+def register_prefix(
+    prefix: str,
+    fn: PrefixResolver,
+    *,
+    names: Callable[[], list[str]] | None = None,
+    describe: Callable[[str], dict[str, Any]] | None = None,
+) -> None:
     """Make :func:`resolve` send names starting with ``prefix`` (e.g. ``"openstl:"``) to ``fn``.
 
     ``fn(name, *, weights, pretrained)`` receives the whole name and returns a :class:`Resolved`; it is
-    the only code that knows that kind of name. A prefix ends with ``":"`` and is registered once."""
+    the only code that knows that kind of name. A prefix ends with ``":"`` and is registered once.
+    ``names()`` lists the prefix's names (for :func:`stzoo.list_models`; none for an open-ended kind such as
+    ``hf-hub:``), ``describe(name)`` gives :func:`stzoo.info`'s JSON for one without downloading anything."""
     if not (isinstance(prefix, str) and prefix.endswith(":") and len(prefix) > 1):
         raise InputError(f"a name prefix ends with ':' (e.g. 'openstl:'), got {prefix!r}")
     if prefix in _PREFIXES and _PREFIXES[prefix] is not fn:
         raise InputError(f"name prefix {prefix!r} is already registered")
     _PREFIXES[prefix] = fn
+    if names is not None:
+        _LISTERS[prefix] = names
+    if describe is not None:
+        _DESCRIBERS[prefix] = describe
 
 
 def resolver_prefixes() -> tuple[str, ...]:
     """The registered name prefixes, e.g. ``("hf-hub:",)``."""
     return tuple(_PREFIXES)
+
+
+def prefix_names(pattern: str) -> list[str]:
+    """The names of every listing prefix whose names can match wildcard ``pattern`` (``"openstl:*"``),
+    matched and sorted; ``[]`` when ``pattern`` does not start with such a prefix."""
+    import fnmatch
+
+    out: list[str] = []
+    for prefix, lister in _LISTERS.items():
+        if pattern.startswith(prefix) or fnmatch.fnmatchcase(prefix, pattern[: len(prefix)]):
+            out += [n for n in lister() if fnmatch.fnmatchcase(n, pattern)]
+    return sorted(out)
+
+
+def describe_prefixed(name: str) -> dict[str, Any] | None:
+    """:func:`stzoo.info`'s JSON for a registered-prefix name that can be described, else ``None``."""
+    for prefix, fn in _DESCRIBERS.items():
+        if name.startswith(prefix):
+            return fn(name)
+    return None
+
+
+def register_weights_source(fn: WeightsSource) -> None:
+    """Add ``fn(entry) -> Resolved | None``, asked (in registration order) for the weights of a zoo entry
+    that has none released, before :func:`resolve` says there are none."""
+    if fn not in _WEIGHT_SOURCES:
+        _WEIGHT_SOURCES.append(fn)
 
 
 def locate_weights(entry: ZooEntry, weights: str | os.PathLike | None = None) -> WeightsLocation:
@@ -229,6 +280,11 @@ def resolve(name: str | os.PathLike, *, weights: str | os.PathLike | None = None
             f"{exc} (stzoo.load also takes a folder written by Predictor.save_pretrained, "
             "or 'hf-hub:owner/repo[@revision]'.)"
         ) from None
+    if pretrained and weights is None and not entry.has_weights:
+        for source in _WEIGHT_SOURCES:
+            found = source(entry)
+            if found is not None:
+                return found
     if pretrained or weights is not None:
         loc = locate_weights(entry, weights)
         return Resolved(entry, loc.path, loc.source, entry.name, "zoo")

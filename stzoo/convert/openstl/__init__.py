@@ -51,8 +51,8 @@ __all__ = [
     "OPENSTL_LICENSE",
 ]
 
-#: the framework's modules (and the catalogue of published checkpoints); every other module is one importer
-FRAMEWORK_MODULES = frozenset({"core", "reading", "catalog"})
+#: the framework's modules (+ the catalogue and the openstl: zoo); every other module is one importer
+FRAMEWORK_MODULES = frozenset({"core", "reading", "catalog", "zoo"})
 
 
 def method_modules() -> list[str]:

@@ -1,0 +1,139 @@
+"""Files in the layout of OpenSTL's published checkpoints, for the loopback release server of the zoo tests.
+
+Each catalogue entry gets a random state dict at its config (OpenSTL's tensor names, built with the
+independent reference helpers ``openstl_reference*.py``, not with stzoo's converters), saved with
+``torch.save`` as OpenSTL saves its ``.pth`` files. :func:`file_key` says which entries can share one file
+(same method, config and input shape), so the sweep builds each distinct file once."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import torch
+
+from helpers import openstl_reference as ref
+from helpers import openstl_reference_e3dlstm as re3
+from helpers import openstl_reference_mau as rmau
+from helpers import openstl_reference_mim as rmim
+from helpers import openstl_reference_phydnet as rphy
+from helpers import openstl_reference_predrnn as rpr
+from helpers import openstl_reference_predrnnpp as rpp
+from helpers import openstl_reference_simvp as rsim
+
+__all__ = ["BUILDERS", "builder_for", "file_key", "state_dict_for", "file_bytes", "shape_of"]
+
+
+def _hidden(cfg: dict[str, Any]) -> list[int]:
+    raw = cfg.get("num_hidden", "128,128,128,128")
+    return [int(s) for s in str(raw).split(",")] if not isinstance(raw, list) else [int(v) for v in raw]
+
+
+def shape_of(entry: dict[str, Any], dataset: dict[str, Any]) -> tuple[int, int, int, int, int]:
+    """(frames_in, frames_out, channels, height, width) of an entry: its config's in_shape, else its dataset."""
+    cfg = entry.get("config") or {}
+    t, c, h, w = cfg.get("in_shape") or (dataset["frames_in"], dataset["channels"], dataset["height"], dataset["width"])
+    out = cfg.get("aft_seq_length") or dataset["frames_out"]
+    return int(t), int(out), int(c), int(h), int(w)
+
+
+def _simvp(model_type: str):
+    def build(cfg: dict[str, Any], shape: tuple[int, ...], seed: int) -> dict[str, torch.Tensor]:
+        t, _, c, _, _ = shape
+        kw = {k: int(cfg[k]) for k in ("hid_S", "hid_T", "N_S", "N_T") if k in cfg}
+        if model_type == "tau":
+            return ref.tau_state_dict(channels=c, frames=t, seed=seed, **kw)
+        return rsim.simvp_state_dict(model_type, channels=c, frames=t, seed=seed, **kw)
+
+    return build
+
+
+def _patched(fn):
+    def build(cfg: dict[str, Any], shape: tuple[int, ...], seed: int) -> dict[str, torch.Tensor]:
+        _, _, c, h, w = shape
+        p = int(cfg.get("patch_size", 4))
+        return fn(cfg, p * p * c, (h // p, w // p), int(cfg.get("filter_size", 5)), seed)
+
+    return build
+
+
+BUILDERS = {
+    "tau": _simvp("tau"),
+    "simvp_gsta": _simvp("gsta"),
+    "simvp_incepu": _simvp("incepu"),
+    "convlstm": _patched(
+        lambda cfg, pc, grid, k, seed: ref.convlstm_state_dict(
+            patch_channels=pc, num_hidden=_hidden(cfg), filter_size=k, grid=grid, seed=seed
+        )
+    ),
+    "predrnn": _patched(
+        lambda cfg, pc, grid, k, seed: rpr.predrnn_state_dict(
+            patch_channels=pc, num_hidden=_hidden(cfg), filter_size=k, grid=grid, seed=seed
+        )
+    ),
+    "predrnnv2": _patched(
+        lambda cfg, pc, grid, k, seed: rpr.predrnn_state_dict(
+            patch_channels=pc, num_hidden=_hidden(cfg), filter_size=k, grid=grid, v2=True, seed=seed
+        )
+    ),
+    "predrnnpp": _patched(
+        lambda cfg, pc, grid, k, seed: rpp.predrnnpp_state_dict(
+            patch_channels=pc, num_hidden=_hidden(cfg), filter_size=k, seed=seed
+        )
+    ),
+    "mim": _patched(
+        lambda cfg, pc, grid, k, seed: rmim.mim_state_dict(
+            patch_channels=pc, num_hidden=_hidden(cfg), grid=grid, filter_size=k, seed=seed
+        )
+    ),
+    "e3dlstm": _patched(
+        lambda cfg, pc, grid, k, seed: re3.e3dlstm_state_dict(
+            patch_channels=pc, num_hidden=_hidden(cfg), grid=grid, filter_size=k, seed=seed
+        )
+    ),
+    "mau": lambda cfg, shape, seed: rmau.mau_state_dict(
+        channels=int(cfg.get("patch_size", 1)) ** 2 * shape[2],
+        num_hidden=_hidden(cfg),
+        grid=(
+            shape[3] // int(cfg.get("patch_size", 1)) // int(cfg.get("sr_size", 4)),
+            shape[4] // int(cfg.get("patch_size", 1)) // int(cfg.get("sr_size", 4)),
+        ),
+        sr_size=int(cfg.get("sr_size", 4)),
+        filter_size=int(cfg.get("filter_size", 5)),
+        seed=seed,
+    ),
+    "phydnet": lambda cfg, shape, seed: rphy.phydnet_state_dict(channels=shape[2], seed=seed),
+}
+
+
+def builder_for(entry: dict[str, Any]) -> str | None:
+    """The key in :data:`BUILDERS` for a catalogue entry (OpenSTL's method and SimVP translator), or None."""
+    method = str(entry.get("openstl_method") or "").lower()
+    model_type = str(entry.get("model_type") or "").lower()
+    if method == "tau" or (method == "simvp" and model_type == "tau"):
+        return "tau"
+    if method == "simvp":
+        return f"simvp_{model_type}" if f"simvp_{model_type}" in BUILDERS else None
+    return method if method in BUILDERS else None
+
+
+def file_key(entry: dict[str, Any], dataset: dict[str, Any]) -> str:
+    """Entries with the same key are served the same bytes (same method, config and input shape)."""
+    cfg = {k: v for k, v in (entry.get("config") or {}).items() if k not in ("lr", "batch_size", "sched")}
+    return json.dumps([builder_for(entry), cfg, shape_of(entry, dataset)], sort_keys=True)
+
+
+def state_dict_for(entry: dict[str, Any], dataset: dict[str, Any], seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random weights in OpenSTL's layout at the entry's config."""
+    kind = builder_for(entry)
+    if kind is None:
+        raise KeyError(f"no reference builder for {entry.get('openstl_method')} / {entry.get('model_type')}")
+    return BUILDERS[kind](entry.get("config") or {}, shape_of(entry, dataset), seed)
+
+
+def file_bytes(entry: dict[str, Any], dataset: dict[str, Any], seed: int = 0) -> bytes:
+    """The entry's ``.pth`` as OpenSTL writes it (``torch.save`` of the state dict)."""
+    buf = io.BytesIO()
+    torch.save(state_dict_for(entry, dataset, seed), buf)
+    return buf.getvalue()
