@@ -152,6 +152,16 @@ def _cmd_hub_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_hub_mirror(args: argparse.Namespace) -> int:
+    from stzoo.convert.openstl.zoo import mirror_to_hub
+
+    pushed = mirror_to_hub(
+        args.pattern, args.namespace, revision=args.revision, private=args.private or None, dry_run=args.dry_run
+    )
+    print(f"{len(pushed)} repo(s) {'planned' if args.dry_run else 'pushed'} under {args.namespace}/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``stzoo-maint``: release, gate, zoo-table, zoo-stats, hub push."""
     parser = argparse.ArgumentParser(
@@ -273,6 +283,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--message", default=None, help='commit message (default: "Upload NAME with stzoo VERSION")')
     p.add_argument("--private", action="store_true", help="create the repo private (default: public)")
     p.set_defaults(func=_cmd_hub_push)
+    p = hub_sub.add_parser(
+        "mirror",
+        help="convert OpenSTL's published checkpoints and push each as a Hub repo",
+        description="For every loadable openstl:<file> name matching PATTERN: download and convert it (the "
+        "same cache as stzoo.load), then push config.json, model.safetensors and README.md (card with "
+        "model-index front matter and the origin) to NAMESPACE/openstl-<file>. The token comes from HF_TOKEN "
+        "or `hf auth login`; HF_ENDPOINT picks the Hub.",
+    )
+    p.add_argument("pattern", metavar="PATTERN", help="a wildcard over openstl: names, e.g. 'openstl:*' (quote it)")
+    p.add_argument("--namespace", required=True, help="the Hub user or organisation to push to (required)")
+    p.add_argument("--revision", default=None, help="branch to commit to, created if missing (default: main)")
+    p.add_argument("--private", action="store_true", help="create the repos private (default: public)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be pushed, download nothing (default: off)")
+    p.set_defaults(func=_cmd_hub_mirror)
 
     return parser
 

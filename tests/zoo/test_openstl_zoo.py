@@ -331,3 +331,49 @@ def test_two_processes_at_once(server, tmp_path):
         assert p.returncode == 0, err.decode()[-2000:]
         assert out.decode().strip() == "ok 4"
     assert len(server.requests(PATH)) == 1  # the second waited for the first and used its result
+
+
+_MIRROR_CHILD = """
+import copy, json, sys
+from stzoo.convert.openstl import zoo
+cat = json.loads(open(sys.argv[1]).read())
+zoo.load_catalog = lambda: copy.deepcopy(cat)
+import numpy as np
+import stzoo
+from stzoo.tools.cli import main
+rc = main(["hub", "mirror", "openstl:mmnist_tau_one_ep20*", "--namespace", "org"])
+p = stzoo.load("hf-hub:org/openstl-mmnist_tau_one_ep200")
+q = stzoo.load("openstl:mmnist_tau_one_ep200")
+x = np.random.default_rng(0).integers(0, 256, (4, 16, 16), dtype=np.uint8)
+print(json.dumps({"rc": rc, "same": bool((p.predict(x) == q.predict(x)).all()), "source": p.entry.extra.get("source")}))
+"""
+
+
+def test_hub_mirror_pushes_to_the_loopback_hub(server, tmp_path):
+    from helpers.hf_server import FakeHub
+
+    cat = tmp_path / "catalog.json"
+    cat.write_text(json.dumps(CATALOG))
+    with FakeHub() as hub:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(Path(stzoo.__file__).resolve().parents[1]),
+            "OMP_NUM_THREADS": "1",
+            "HF_ENDPOINT": hub.url,
+            "HF_HOME": str(tmp_path / "hf"),
+            "HF_TOKEN": "hf_stzoo_test_token",
+        }
+        env.pop("HF_HUB_OFFLINE", None)
+        run = subprocess.run(
+            [sys.executable, "-c", _MIRROR_CHILD, str(cat)], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        out = json.loads(run.stdout.strip().splitlines()[-1])
+        assert out["rc"] == 0 and out["same"] and out["source"].startswith("hf-hub:org/openstl-mmnist_tau_one_ep200@")
+        assert "2 repo(s) pushed under org/" in run.stdout
+        repo = hub.repos["org/openstl-mmnist_tau_one_ep200"]
+        files = repo["commits"][repo["refs"]["main"]]
+        card = files["README.md"].decode()
+        assert "model-index:" in card.split("\n---")[0] and "MSE (reported by OpenSTL)" in card
+        assert "value: 24.6" in card and "## Origin" in card
+        assert json.loads(files["config.json"])["openstl"]["url"] == server.url + PATH

@@ -73,6 +73,8 @@ __all__ = [
     "ensure_converted",
     "paper_counterpart",
     "paper_source",
+    "mirror_to_hub",
+    "hub_repo_name",
     "OPENSTL_CITATION",
 ]
 
@@ -344,7 +346,49 @@ def _card(cfg: dict[str, Any], entry: dict[str, Any], record: dict[str, Any], no
         lines.append("None recorded.")
     lines += ["", "## How to cite", "", "```bibtex", OPENSTL_CITATION, "```", "", "and the method's own paper.", ""]
     text = text.replace("\n## Architecture\n", "\n" + "\n".join(lines) + "\n## Architecture\n", 1)
+    text = _with_model_index(text, cfg, entry)
     return text.replace('"path/to/this/folder"', f'"{PREFIX}{stem}"')
+
+
+_NOT_METRICS = ("PARAMS", "FLOPS", "FPS")
+
+
+def _with_model_index(card: str, cfg: dict[str, Any], entry: dict[str, Any]) -> str:
+    """Add the Hub's ``model-index`` (OpenSTL's reported numeric metrics, each named as reported by OpenSTL,
+    with the table as source) to the card's YAML front matter."""
+    reported = entry.get("reported") or {}
+    metrics = [
+        (k, v)
+        for k, v in (reported.get("columns") or {}).items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.upper().startswith(_NOT_METRICS)
+    ]
+    if not metrics or not card.startswith("---\n"):
+        return card
+    commit = load_catalog()["source"].get("commit", "HEAD")
+    table = reported.get("table", "")
+    q = json.dumps  # a JSON string is a valid YAML scalar
+    lines = [
+        "model-index:",
+        f"- name: {q(cfg['name'])}",
+        "  results:",
+        "  - task:",
+        "      type: video-to-video",
+        "      name: Spatiotemporal forecasting",
+        "    dataset:",
+        f"      name: {q(entry['dataset'])}",
+        f"      type: {q(entry['dataset'])}",
+        "    metrics:",
+    ]
+    for key, value in metrics:
+        slug = re.sub(r"[^a-z0-9]+", "_", key.lower()).strip("_") or "metric"
+        lines += [f"    - type: {q(slug)}", f"      value: {value}", f"      name: {q(key + ' (reported by OpenSTL)')}"]
+    lines += [
+        "    source:",
+        f"      name: {q('OpenSTL model zoo (' + str(reported.get('section', '')) + ')')}",
+        f"      url: {q(f'{OPENSTL_URL}/blob/{commit}/{table}')}",
+    ]
+    end = card.index("\n---", 4)
+    return card[:end] + "\n" + "\n".join(lines) + card[end:]
 
 
 def _build(entry: dict[str, Any], arch: str, pth: Path, original: dict[str, Any], url: str, target: Path) -> None:
@@ -568,3 +612,53 @@ def paper_source(zoo_entry: ZooEntry) -> Resolved | None:
     found = _resolved(folder, how, zoo_entry.name or PREFIX + stem)
     extra = {**found.entry.extra, "source": PREFIX + stem, "paper_entry": zoo_entry.name}
     return Resolved(found.entry.replace(extra=extra), found.weights_path, how, zoo_entry.name, PREFIX)
+
+
+# ---- mirroring on the Hugging Face Hub ---------------------------------------------------------------
+def hub_repo_name(name: str) -> str:
+    """The Hub repo name an OpenSTL file is mirrored under: ``openstl-<stem>`` (``_`` kept)."""
+    return "openstl-" + catalog_entry(name)["stem"]
+
+
+def mirror_to_hub(
+    pattern: str,
+    namespace: str,
+    *,
+    revision: str | None = None,
+    private: bool | None = None,
+    token: str | None = None,
+    dry_run: bool = False,
+    log_fn: Any = print,
+) -> dict[str, str]:
+    """Convert every loadable ``openstl:`` name matching ``pattern`` and push its folder (config.json,
+    model.safetensors, README.md card with ``model-index`` and origin) to ``<namespace>/openstl-<stem>``
+    through :func:`stzoo.zoo.upload.push_folder`. Returns repo id → commit (``"dry-run"`` with ``dry_run``).
+
+    Once pushed, ``stzoo.load("hf-hub:<namespace>/openstl-<stem>")`` loads the same weights, checksummed,
+    through the Hub code path."""
+    import fnmatch
+
+    from stzoo.zoo.hub import validate_repo_id
+    from stzoo.zoo.upload import push_folder
+
+    names = [n for n in zoo_names() if fnmatch.fnmatchcase(n, pattern)]
+    if not names:
+        raise UnknownModelError(f"no loadable OpenSTL checkpoint matches {pattern!r} (see stzoo list 'openstl:*')")
+    out: dict[str, str] = {}
+    for i, name in enumerate(names, 1):
+        repo_id = validate_repo_id(f"{namespace}/{hub_repo_name(name)}")
+        if dry_run:
+            out[repo_id] = "dry-run"
+            log_fn(f"[{i}/{len(names)}] {name} -> {repo_id} (dry run)")
+            continue
+        folder, _ = ensure_converted(name)
+        out[repo_id] = push_folder(
+            folder,
+            repo_id,
+            revision=revision,
+            private=private,
+            token=token,
+            commit_message=f"Mirror OpenSTL's {catalog_entry(name)['file']} (converted by stzoo)",
+        )
+        log_fn(f"[{i}/{len(names)}] {name} -> {repo_id}@{out[repo_id]}")
+    return out
