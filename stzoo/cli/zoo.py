@@ -103,6 +103,12 @@ def _cmd_download(args: argparse.Namespace) -> int:
             print("no zoo entry has released weights yet: nothing to download")
             return 0
     for name in names:
+        if name.startswith("openstl:"):  # OpenSTL's published file: downloaded, converted, cached
+            from stzoo.convert.openstl.zoo import ensure_converted
+
+            folder, how = ensure_converted(name)
+            print(f"{name}: {folder} ({'already converted' if how == 'openstl-cache' else 'downloaded and converted'})")
+            continue
         if name.startswith(HUB_PREFIX):
             from stzoo.zoo.download import hub_download
             from stzoo.zoo.folder import CONFIG_NAME, WEIGHTS_NAME, read_config

@@ -377,3 +377,17 @@ def test_hub_mirror_pushes_to_the_loopback_hub(server, tmp_path):
         assert "model-index:" in card.split("\n---")[0] and "MSE (reported by OpenSTL)" in card
         assert "value: 24.6" in card and "## Origin" in card
         assert json.loads(files["config.json"])["openstl"]["url"] == server.url + PATH
+
+
+def test_cli_download_and_list(server, tmp_path, capsys):
+    from stzoo.cli.main import main
+
+    assert main(["download", f"openstl:{TAU}"]) == 0
+    assert "downloaded and converted" in capsys.readouterr().out
+    assert main(["download", f"openstl:{TAU}"]) == 0
+    assert "already converted" in capsys.readouterr().out
+    assert main(["list", "openstl:mmnist*"]) == 0
+    out = capsys.readouterr().out
+    assert "reported by OpenSTL" in out and f"openstl:{TAU}" in out and "24.6" in out
+    assert main(["list", "tau-mmnist-paper"]) == 0
+    assert "openstl:mmnist_tau_one_ep2000" in capsys.readouterr().out  # where its weights come from
