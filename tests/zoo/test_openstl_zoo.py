@@ -87,7 +87,7 @@ CATALOG = {
             0.32,
         ),
         "weather_t2m_tau_cos_ep50": _ck("weather-5-625-weights", "weather_t2m_5_625", "TAU", "tau", _TAU, 1.1),
-        "mmnist_prednet_one_ep200": _ck("mmnist-weights", "mmnist", "PredNet", None, {}, 161.38),
+        "mmnist_futurenet_one_ep200": _ck("mmnist-weights", "mmnist", "FutureNet", None, {}, 161.38),
     },
 }
 for _stem, _e in CATALOG["checkpoints"].items():
@@ -171,7 +171,7 @@ def test_unknown_and_unimplemented_names(server):
     with pytest.raises(UnknownModelError):
         stzoo.load("openstl:../../etc/passwd")
     with pytest.raises(WeightsNotAvailableError, match="does not implement"):
-        stzoo.load("openstl:mmnist_prednet_one_ep200")
+        stzoo.load("openstl:mmnist_futurenet_one_ep200")
     assert server.log == []
 
 
