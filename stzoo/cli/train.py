@@ -62,6 +62,8 @@ def train_config(arch: str, config: dict[str, Any], settings: list[tuple[str, An
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    import os
+
     from stzoo.api import info
     from stzoo.training.train import train
 
@@ -94,12 +96,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         curve_sequences=args.curve_sequences,
         data_workers=args.data_workers,
         data_pool=args.data_pool,
+        accumulate=args.accumulate,
+        sync_batchnorm=args.sync_batchnorm,
+        dist_timeout_s=args.dist_timeout * 60,
     )
-    print(
-        json.dumps(
-            {k: summary[k] for k in ("step", "total_steps", "wall_clock_s", "metrics") if k in summary}, indent=2
-        )
-    )
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
+        keys = ("step", "total_steps", "wall_clock_s", "call_wall_s", "metrics", "budget")
+        print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=2))
     return 0
 
 
@@ -305,8 +308,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train a zoo entry's architecture on a generated dataset (resumable)",
         description="Train NAME's architecture, config and recipe. The recipes' default is the "
         "papers' schedule, 200 epochs of 10,000 sequences: days on a 2-core CPU. On a CPU give a "
-        "budget instead, e.g. `stzoo train tau-mmnist-s --out runs/tau --time-budget 60` (the "
-        "schedule is laid over 60 minutes and the run stops annealed). See docs/training.md.",
+        "budget instead, e.g. `stzoo train tau-mmnist-s --out runs/tau --time-budget 60` (training and the "
+        "final evaluation fit in 60 minutes; the run stops annealed). Data-parallel on N GPUs or several "
+        "nodes: `torchrun --nproc_per_node N -m stzoo train ...` (--batch-size is the global batch, the "
+        "same run on any number of processes). See docs/training.md.",
     )
     p.add_argument("name", help="zoo entry whose architecture, config and recipe to train (stzoo list)")
     p.add_argument("--out", required=True, help="run folder (checkpoint, logs); resumes if it exists (required)")
@@ -326,7 +331,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=positive_int,
         default=10000,
         metavar="N",
-        help="test sequences of the final evaluation in summary.json; 0 skips it (default: 10000)",
+        help="test sequences of the final evaluation in summary.json; 0 skips it; with --time-budget, "
+        "fewer if they do not fit in its share (default: 10000)",
+    )
+    p.add_argument(
+        "--accumulate",
+        type=int,
+        default=1,
+        metavar="N",
+        help="split each process's share of the --batch-size sequences into N micro-batches before the one "
+        "optimizer step: the same global batch on fewer devices or in less memory (default: 1)",
+    )
+    p.add_argument(
+        "--sync-batchnorm",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="under torchrun, BatchNorm layers normalise with the statistics of the whole global batch, "
+        "as one process would; --no-sync-batchnorm: each process with its own share's (default: on)",
+    )
+    p.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=30.0,
+        metavar="MIN",
+        help="under torchrun, how long a process waits for the others before the job stops (a dead or "
+        "stuck process); resume by running the command again (default: 30)",
     )
     p.add_argument(
         "--checkpoint-every",
@@ -359,8 +388,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=positive_float,
         default=None,
         metavar="MIN",
-        help="lay the learning-rate schedule over MIN minutes of training and stop, annealed and "
-        "checkpointed, when they are spent (or when --epochs are done, if sooner) (default: none)",
+        help="bound the whole run, training and final evaluation, by MIN minutes: the cost of evaluating is "
+        "measured first and kept aside (the whole --eval-sequences if they fit in 10%% of the budget, else "
+        "as many as do, at least 16; summary.json says how many), the learning-rate schedule is laid over "
+        "the rest and training stops there, annealed and checkpointed (or when --epochs are done, if "
+        "sooner). Not counted: start-up, checkpoint writes and --curve-every measurements (default: none)",
     )
     p.add_argument(
         "--budget-clock",
@@ -416,7 +448,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name, typ, what in (
         ("epochs", positive_int, "epochs of --epoch-size sequences (the recipes: 200, days on a CPU)"),
         ("epoch_size", positive_int, "sequences per epoch"),
-        ("batch_size", int, "sequences per step"),
+        ("batch_size", int, "sequences per optimizer step, over all processes (the global batch)"),
         ("lr", positive_float, "peak learning rate (OneCycle)"),
         ("loss", str, "mse or mse+ddr"),
         ("alpha", finite_float(0.0), "DDR weight of the mse+ddr loss"),

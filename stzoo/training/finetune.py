@@ -19,7 +19,8 @@ plus ``checkpoint.pt`` (to resume), ``history.json`` and ``log.jsonl``.
 
 Distributed: launched with ``torchrun`` (``WORLD_SIZE`` > 1 in the environment), every process
 reads the data, :class:`torch.utils.data.DistributedSampler` gives each its share of every epoch,
-the model is wrapped in ``DistributedDataParallel`` (gloo on CPU, NCCL on GPUs), losses and
+the model is wrapped in ``DistributedDataParallel`` (gloo on CPU, NCCL on GPUs), its BatchNorm layers
+normalise over every process's clips (:func:`~stzoo.training.distributed.sync_batchnorm`), losses and
 metrics are averaged over all processes, and only rank 0 writes files.
 """
 
@@ -67,7 +68,7 @@ from stzoo.training.checkpoints import (
     restore_training_state,
     save_training_checkpoint,
 )
-from stzoo.training.distributed import Dist, setup
+from stzoo.training.distributed import Dist, setup, sync_batchnorm
 from stzoo.training.evaluation import evaluate, evaluate_copy_last
 from stzoo.training.loop import Clocks, Loop, make_optimizer
 from stzoo.training.train import Recipe, _hardware
@@ -1040,7 +1041,8 @@ def _run(
         if at_report:
             loop.checkpoint()
 
-    loop.run(batch_of, after_step)
+    with sync_batchnorm(model, dist_):  # BatchNorm over the whole global batch, as one process
+        loop.run(batch_of, after_step)
     loop.checkpoint()
     step = loop.step
 

@@ -17,6 +17,7 @@ as callables; both clocks (wall and CPU seconds, summed over resumes) live in :c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -30,6 +31,7 @@ from torch import Tensor, nn
 
 from stzoo.errors import ConfigError
 from stzoo.models import Recipe
+from stzoo.training.distributed import Dist
 from stzoo.training.losses import compute_loss
 
 __all__ = [
@@ -126,6 +128,7 @@ def train_step(
     progress: float,
     amp: bool,
     accumulate: int = 1,
+    scale: float = 1.0,
 ) -> Tensor:
     """One optimizer step on the float batch ``seq`` (B×T×C×H×W); returns the batch's loss (detached).
 
@@ -133,21 +136,26 @@ def train_step(
     ``accumulate`` > 1 splits the batch into that many micro-batches (one forward and backward each,
     their losses weighted by their share of the batch) before the one optimizer step: the same
     gradient as the whole batch for a loss that is a mean over it, in less memory. ``net`` computes
-    the loss (a DistributedDataParallel wrapper, or ``model`` itself); ``model``'s trainable
-    parameters are clipped to ``recipe.grad_clip``."""
+    the loss (a DistributedDataParallel wrapper, or ``model`` itself; its gradients are only averaged
+    over the processes at the last micro-batch); ``model``'s trainable parameters are clipped to
+    ``recipe.grad_clip``. ``scale`` multiplies the loss that is differentiated (not the one returned):
+    with several processes, ``world × this process's share of the global batch``, so that the average
+    DistributedDataParallel takes is the global batch's mean even when the shares differ by one."""
     if accumulate == 1:
         with torch.autocast(seq.device.type, dtype=torch.bfloat16, enabled=amp):
             loss = compute_loss(net, recipe, seq, teacher_p, progress=progress)
-        optimizer_step(loss, model, opt, sched, recipe.grad_clip)
+        optimizer_step(loss * scale if scale != 1.0 else loss, model, opt, sched, recipe.grad_clip)
         return loss.detach()
     opt.zero_grad(set_to_none=True)
     total = seq.new_zeros(())
-    for part in seq.tensor_split(accumulate):
-        if not len(part):  # fewer sequences than micro-batches
-            continue
-        with torch.autocast(seq.device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = compute_loss(net, recipe, part, teacher_p, progress=progress) * (len(part) / len(seq))
-        loss.backward()
+    parts = [part for part in seq.tensor_split(accumulate) if len(part)]  # fewer sequences than micro-batches
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        sync = contextlib.nullcontext() if last or not hasattr(net, "no_sync") else net.no_sync()
+        with sync:
+            with torch.autocast(seq.device.type, dtype=torch.bfloat16, enabled=amp):
+                loss = compute_loss(net, recipe, part, teacher_p, progress=progress) * (len(part) / len(seq))
+            (loss * scale if scale != 1.0 else loss).backward()
         total += loss.detach().float()
     _clip_and_step(model, opt, sched, recipe.grad_clip)
     return total
@@ -199,6 +207,9 @@ class Loop:
         log_path: ``log.jsonl`` to append one record to every ``log_every`` steps and at the last step
             (None: no log, e.g. a process other than rank 0).
         average: turns this process's loss into the one reported (e.g. the mean over processes).
+        scale_of: the loss weight of this process at a step (see ``scale`` of :func:`train_step`; None: 1).
+        dist: the process group; with several processes the budget's clock is rank 0's (:meth:`spent`),
+            so every process takes the same learning rate and stops at the same step.
         desc, progress: the progress bar's label; whether to show it.
     """
 
@@ -225,6 +236,8 @@ class Loop:
         log_every: int = 1,
         epoch_base: int = 0,
         average: Callable[[float], float] | None = None,
+        scale_of: Callable[[int], float] | None = None,
+        dist: Dist | None = None,
         desc: str = "train",
         progress: bool = True,
     ) -> None:
@@ -240,13 +253,17 @@ class Loop:
         self.time_budget_s, self.budget_clock = time_budget_s, budget_clock
         self.log_path, self.log_every, self.average = log_path, log_every, average
         self.desc, self.progress = desc, progress
+        self.scale_of, self.dist = scale_of, dist
         self.running: float | None = None  # the smoothed loss shown on the bar and logged as loss_avg
         self._log: IO[str] | None = None
 
     def spent(self) -> float:
-        """Budget seconds used so far, on the budget's clock."""
+        """Budget seconds used so far, on the budget's clock (rank 0's, the same on every process)."""
         wall, cpu = self.clocks.now()
-        return cpu if self.budget_clock == "cpu" else wall
+        value = cpu if self.budget_clock == "cpu" else wall
+        if self.dist is not None and self.dist.world > 1:
+            value = self.dist.from_main([value], self.device)[0]
+        return value
 
     @property
     def fraction(self) -> float:
@@ -305,6 +322,7 @@ class Loop:
                     progress=min(frac, 1.0),
                     amp=self.amp,
                     accumulate=self.accumulate,
+                    scale=1.0 if self.scale_of is None else self.scale_of(self.step),
                 )
                 self.step += 1
                 if self.time_budget_s is not None and frac >= 1.0:
