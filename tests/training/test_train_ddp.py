@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import TESTS, subprocess_env
+from helpers.ddp_train_worker import batchnorm_case
 from test_train import LSTM_CFG, TAU_CFG, _fake_digits, _write_idx_gz
 
 from stzoo.training.distributed import Dist, part, sync_batchnorm
@@ -60,21 +61,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(world: int, args: list[str], tmp: Path, **env: str) -> list[subprocess.Popen]:
-    """``world`` processes of ``python args``, with the variables any env:// launcher sets."""
+def _launch(world: int, args: list[str], tmp: Path, strip: bool = False) -> list[subprocess.Popen]:
+    """``world`` processes of ``python args``, with the variables any env:// launcher sets (``strip``:
+    one process without them, e.g. torchrun, which sets them for its own)."""
     port = str(_free_port())
     procs = []
     for rank in range(world):
-        e = subprocess_env(
-            OMP_NUM_THREADS="1",
-            RANK=str(rank),
-            LOCAL_RANK=str(rank),
-            WORLD_SIZE=str(world),
-            LOCAL_WORLD_SIZE=str(world),
-            MASTER_ADDR="127.0.0.1",
-            MASTER_PORT=port,
-            **env,
-        )
+        e = subprocess_env(OMP_NUM_THREADS="1")
+        for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+            e.pop(k, None)
+        if not strip:
+            e.update(
+                RANK=str(rank),
+                LOCAL_RANK=str(rank),
+                WORLD_SIZE=str(world),
+                LOCAL_WORLD_SIZE=str(world),
+                MASTER_ADDR="127.0.0.1",
+                MASTER_PORT=port,
+            )
         log = open(tmp / f"rank{rank}.log", "w")
         procs.append(subprocess.Popen([sys.executable, *args], env=e, stdout=log, stderr=subprocess.STDOUT))
     return procs
@@ -134,7 +138,8 @@ def test_sync_batchnorm_is_a_no_op_alone_and_leaves_the_model_as_it_was():
 
 
 def test_two_processes_match_one_and_resume_on_one(tmp_path, mnist_dir):
-    """One launch of 2 processes, four runs in its group; the references run here, in one process."""
+    """One torchrun launch of 2 processes, four runs and the BatchNorm cases in its group; the references
+    run here, in one process."""
     tau, lstm = _recipe(), _recipe(loss="mse", scheduled_sampling=0.0)
     runs = {
         "tau_sync": ("tau", TAU_CFG, tau, {}),
@@ -152,14 +157,28 @@ def test_two_processes_match_one_and_resume_on_one(tmp_path, mnist_dir):
         }
         for name, (arch, cfg, recipe, kw) in runs.items()
     ]
+    plan.append({"batchnorm": str(tmp_path)})
     (tmp_path / "plan.json").write_text(json.dumps(plan))
-    procs = _launch(2, [str(WORKER), str(tmp_path / "plan.json")], tmp_path)
+    torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    procs = _launch(1, [*torchrun, str(WORKER), str(tmp_path / "plan.json")], tmp_path, strip=True)
     # meanwhile, the one-process references
     _single("tau", TAU_CFG, tmp_path / "one_tau", tau, mnist_dir)
     _single("tau", TAU_CFG, tmp_path / "one_tau_acc", tau, mnist_dir, accumulate=2)
     _single("convlstm", LSTM_CFG, tmp_path / "one_lstm", lstm, mnist_dir)
     _single("convlstm", LSTM_CFG, tmp_path / "one_lstm_acc", lstm, mnist_dir, accumulate=2)
     _wait(procs, tmp_path)
+
+    # synchronised BatchNorm layers (1d, 2d, 3d; both running-average rules) on 2 shares ≡ one on the batch
+    shares = [torch.load(tmp_path / f"bn_rank{r}.pt", weights_only=True) for r in (0, 1)]
+    for i, (r0, r1) in enumerate(zip(*shares)):
+        want = batchnorm_case(i)
+        for k in ("y0", "y1", "dx0", "dx1"):
+            torch.testing.assert_close(torch.cat([r0[k], r1[k]]), want[k], rtol=1e-5, atol=1e-5)
+        for k in ("dweight", "dbias"):  # DistributedDataParallel sums (then averages) the parameters' ones
+            torch.testing.assert_close(r0[k] + r1[k], want[k], rtol=1e-5, atol=1e-5)
+        for k in ("running_mean", "running_var"):
+            torch.testing.assert_close(r0[k], want[k], rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(r1[k], want[k], rtol=1e-5, atol=1e-6)
 
     one, one_acc = _losses(tmp_path / "one_tau"), _losses(tmp_path / "one_tau_acc")
     assert len(one) == 4
