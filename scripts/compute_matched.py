@@ -70,6 +70,8 @@ def run_one(
             str(args.budget),
             "--budget-clock",
             "cpu",
+            "--budget-covers",  # equal training compute for every method; the evaluation comes after
+            "training",
             "--dtype",
             args.dtype,
             "--curve-every",

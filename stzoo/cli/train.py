@@ -99,6 +99,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         accumulate=args.accumulate,
         sync_batchnorm=args.sync_batchnorm,
         dist_timeout_s=args.dist_timeout * 60,
+        budget_covers=args.budget_covers,
     )
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
         keys = ("step", "total_steps", "wall_clock_s", "call_wall_s", "metrics", "budget")
@@ -393,6 +394,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "as many as do, at least 16; summary.json says how many), the learning-rate schedule is laid over "
         "the rest and training stops there, annealed and checkpointed (or when --epochs are done, if "
         "sooner). Not counted: start-up, checkpoint writes and --curve-every measurements (default: none)",
+    )
+    p.add_argument(
+        "--budget-covers",
+        choices=("all", "training"),
+        default="all",
+        help="what --time-budget bounds: all (training and the final evaluation) or training (the whole "
+        "budget trains, then every --eval-sequences is measured however long it takes: equal training "
+        "compute for a comparison of methods) (default: all)",
     )
     p.add_argument(
         "--budget-clock",

@@ -87,7 +87,30 @@ def test_a_tiny_budget_bounds_training_and_evaluation(tmp_path, mnist_dir):  # n
     assert summary["step"] < summary["total_steps"]  # stopped on the clock
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     longest_step = max(b["wall_clock_s"] - a["wall_clock_s"] for a, b in zip([{"wall_clock_s": 0.0}, *log], log))
-    # the step that crossed the training budget is finished, not cut
-    assert summary["wall_clock_s"] <= summary["budget"]["training_budget_s"] + longest_step + 1e-6
+    # the step that crosses the training budget is finished, and one more, annealed, is the last
+    assert summary["wall_clock_s"] <= summary["budget"]["training_budget_s"] + 2 * longest_step + 1e-6
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["budget"] == summary["budget"] and on_disk["call_wall_s"] <= wall
+
+
+def test_a_budget_for_training_only_measures_every_sequence_after_it(tmp_path, mnist_dir):  # noqa: F811
+    """``budget_covers="training"`` (the compute-matched comparison's): the whole budget trains, then the
+    final evaluation measures every sequence asked for."""
+    recipe = Recipe(lr=1e-3, epochs=1000, epoch_size=4, batch_size=2, frames_in=4, frames_out=4, loss="mse")
+    summary = train(
+        "tau",
+        TAU_CFG,
+        tmp_path,
+        dataset_options={"mnist_dir": mnist_dir},
+        recipe=recipe,
+        device="cpu",
+        progress=False,
+        time_budget_s=1.0,
+        eval_sequences=40,
+        dtype="float32",
+        budget_covers="training",
+    )
+    assert "budget" not in summary and summary["metrics"]["sequences"] == 40
+    assert summary["wall_clock_s"] >= 1.0  # trained until the whole budget was spent
+    with pytest.raises(train_mod.ConfigError, match="budget_covers"):
+        train("tau", TAU_CFG, tmp_path / "x", recipe=recipe, budget_covers="everything")
