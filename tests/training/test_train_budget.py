@@ -58,9 +58,11 @@ def test_the_final_evaluation_is_sized_from_the_measured_speed(monkeypatch, requ
 
 
 def test_a_tiny_budget_bounds_training_and_evaluation(tmp_path, mnist_dir):  # noqa: F811
-    """3 s of budget with the default 10,000 evaluation sequences: the call ends within the budget plus
-    a slack for starting up (stated below), having measured as many sequences as fitted."""
-    budget, slack = 3.0, 8.0  # slack: building the model and data, checkpoint writes, a loaded machine
+    """3 CPU-seconds of budget with the default 10,000 evaluation sequences: the call's CPU time ends within
+    the budget plus a slack (stated below), having measured as many sequences as fitted. The CPU clock, so
+    that a loaded machine (other test processes) does not change what is measured; wall time is only
+    bounded loosely."""
+    budget, slack = 3.0, 6.0  # slack: building the model and data, checkpoint writes, the annealed last step
     recipe = Recipe(lr=1e-3, epochs=1000, epoch_size=4, batch_size=2, frames_in=4, frames_out=4, loss="mse")
     # start-up is outside the budget; its one-time part is the import of torch's compiler by the first
     # optimizer of the process (26 s on the loaded test machine), done here before the clock starts
@@ -75,20 +77,21 @@ def test_a_tiny_budget_bounds_training_and_evaluation(tmp_path, mnist_dir):  # n
         device="cpu",
         progress=False,
         time_budget_s=budget,
+        budget_clock="cpu",
         dtype="float32",
         log_every=1,
     )
     wall, cpu = time.monotonic() - t0, time.process_time() - c0
-    assert wall <= budget + slack, (wall, summary["budget"])
-    assert cpu <= budget + slack  # the process's CPU seconds: an upper bound too (no speed claim)
+    assert cpu <= budget + slack, (cpu, summary["budget"])  # an upper bound only, no speed claim
+    assert wall <= budget + 120.0  # whatever else the machine runs meanwhile
     final = summary["budget"]["final_evaluation"]
     assert final["requested"] == 10000 and MIN_EVAL_SEQUENCES <= final["sequences"] < 10000
     assert summary["metrics"]["sequences"] == final["sequences"]
     assert summary["step"] < summary["total_steps"]  # stopped on the clock
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
-    longest_step = max(b["wall_clock_s"] - a["wall_clock_s"] for a, b in zip([{"wall_clock_s": 0.0}, *log], log))
+    longest_step = max(b["cpu_s"] - a["cpu_s"] for a, b in zip([{"cpu_s": 0.0}, *log], log))
     # the step that crosses the training budget is finished, and one more, annealed, is the last
-    assert summary["wall_clock_s"] <= summary["budget"]["training_budget_s"] + 2 * longest_step + 1e-6
+    assert summary["cpu_s"] <= summary["budget"]["training_budget_s"] + 2 * longest_step + 1e-6
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["budget"] == summary["budget"] and on_disk["call_wall_s"] <= wall
 
