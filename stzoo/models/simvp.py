@@ -21,7 +21,15 @@ SimVP maps T frames to the next T in one pass, with no recurrence:
         ``x ← x + s₂ ⊙ MLP(BN₂(x))``, ``MLP = 1×1 → 3×3 depthwise → GELU → 1×1`` (``mlp_ratio``),
 
      where the first block narrows to ``hid_T`` and the last widens back to ``T·hid_S`` with a 1×1
-     ``reduction`` conv after the block (OpenSTL's ``MetaBlock``),
+     ``reduction`` conv after the block (OpenSTL's ``MetaBlock``);
+   * the ten MetaFormer translators of OpenSTL's MetaVP benchmark — ``"vit"``, ``"swin"``, ``"mlp"``
+     (MLP-Mixer), ``"convmixer"``, ``"uniformer"``, ``"poolformer"``, ``"convnext"``, ``"van"``,
+     ``"hornet"``, ``"moga"`` (MogaNet) — the same stack of ``N_T`` ``MetaBlock`` s with another block
+     inside (:mod:`stzoo.models.simvp_translators` states each one's equations). Two of them fix
+     something of the resolution: MLP-Mixer's token MLP has one weight per position of the H'×W'
+     map the config's ``height`` / ``width`` give (those sizes only), and Swin's window (7 if H' is a
+     multiple of 7, else max(4, H' // 16), at most 8) comes from the config's ``height``, so frames must
+     be multiples of ``2^(N_S/2) · window``,
 3. a spatial **decoder** (shared with TAU) maps every frame's features back to a frame; the encoder
    skip is added before its last layer.
 
@@ -54,16 +62,35 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from stzoo.errors import ConfigError
-from stzoo.models.base import Architecture, ChannelParam, ModelConfig, Recipe, cfg_field, raise_if_bad_frames, register
+from stzoo.errors import ConfigError, InputError
+from stzoo.models.base import (
+    Architecture,
+    ChannelParam,
+    ModelConfig,
+    Recipe,
+    cfg_field,
+    check_frames,
+    get_architecture,
+    raise_if_bad_frames,
+    register,
+)
+from stzoo.models.simvp_translators import (
+    METAFORMER_TYPES,
+    MODEL_TYPE_ALIASES,
+    MetaTranslator,
+    check_metaformer_widths,
+    swin_window,
+)
 from stzoo.models.tau import ConvNormAct, Decoder, DropPath, Encoder, MixMlp, large_kernel_convs
 
-__all__ = ["SimVP", "SimVPConfig", "ARCHITECTURE", "INCEP_KERNELS", "INCEP_GROUPS"]
+__all__ = ["SimVP", "SimVPConfig", "ARCHITECTURE", "INCEP_KERNELS", "INCEP_GROUPS", "MODEL_TYPES"]
 
 #: kernel sizes of the four parallel branches of an IncepU block (OpenSTL's ``incep_ker``, fixed there)
 INCEP_KERNELS = (3, 5, 7, 11)
 #: groups of the IncepU branches' convs and GroupNorms (OpenSTL: 8, or 1 when hid_T/2 is not a multiple)
 INCEP_GROUPS = 8
+#: every translator (``model_type``): SimVP v1's, gSTA and the ten MetaFormers, spelt as OpenSTL's configs
+MODEL_TYPES = ("incepu", "gsta", *METAFORMER_TYPES)
 
 
 @dataclass
@@ -75,20 +102,21 @@ class SimVPConfig(ModelConfig):
     channels: int = cfg_field(1, lo=1, hi=64)  # colour channels of a frame
     height: int = cfg_field(64, lo=1, hi=8192)  # training size (any multiple of the downsampling runs)
     width: int = cfg_field(64, lo=1, hi=8192)  # (training width)
-    model_type: str = cfg_field("gsta", choices=("incepu", "gsta"))  # translator: IncepU (SimVP v1) or gSTA (v2)
+    model_type: str = cfg_field("gsta", choices=MODEL_TYPES)  # translator: IncepU (v1), gSTA (v2) or a MetaFormer
     hid_S: int = cfg_field(64, lo=2, hi=1024)  # channels of the spatial encoder / decoder (even)
     hid_T: int = cfg_field(512, lo=2, hi=8192)  # channels inside the translator
     N_S: int = cfg_field(4, lo=2, hi=16)  # encoder (= decoder) layers, strides 1,2,1,2,... (even)
     N_T: int = cfg_field(8, lo=2, hi=64)  # translator blocks (IncepU: encoder and decoder blocks each)
-    mlp_ratio: float = cfg_field(8.0, lo=0.01, hi=64.0)  # gSTA only: MLP expansion inside each block
-    drop: float = cfg_field(0.0, lo=0.0, hi=0.99)  # gSTA only: dropout in the MLPs
-    drop_path: float = cfg_field(0.0, lo=0.0, hi=0.99)  # gSTA only: stochastic depth of the last block (see above)
+    mlp_ratio: float = cfg_field(8.0, lo=0.01, hi=64.0)  # not IncepU / ConvMixer: MLP expansion in each block
+    drop: float = cfg_field(0.0, lo=0.0, hi=0.99)  # not IncepU / ConvMixer: dropout in the MLPs
+    drop_path: float = cfg_field(0.0, lo=0.0, hi=0.99)  # not IncepU / ConvMixer: stochastic depth of the last block
     kernel_size: int = cfg_field(21, lo=3, hi=63)  # gSTA only: attention's nominal kernel (5×5 ∘ 7×7 dil. 3)
     spatio_kernel: int = cfg_field(3, lo=1, hi=15)  # conv kernel of the encoder / decoder (odd)
 
     def validate(self) -> None:
-        if isinstance(self.model_type, str):  # OpenSTL writes 'IncepU' / 'gSTA'
-            object.__setattr__(self, "model_type", self.model_type.lower())
+        if isinstance(self.model_type, str):  # OpenSTL writes 'IncepU' / 'gSTA' / 'MLPMixer' / 'MogaNet'
+            kind = self.model_type.lower()
+            object.__setattr__(self, "model_type", MODEL_TYPE_ALIASES.get(kind, kind))
         super().validate()
         if self.N_S % 2:
             raise ConfigError(f"SimVP needs an even N_S >= 2 (strides 1,2,1,2,...), got N_S={self.N_S}")
@@ -105,8 +133,29 @@ class SimVPConfig(ModelConfig):
                     f"(hid_T/2 = {self.hid_T // 2} is a multiple of "
                     f"{INCEP_GROUPS}): frames·hid_S must be a multiple of {g}"
                 )
-        elif min(int(self.hid_T * self.mlp_ratio), int(self.frames * self.hid_S * self.mlp_ratio)) < 1:
-            raise ConfigError(f"mlp_ratio={self.mlp_ratio} leaves the gSTA MLP with no hidden channel")
+        elif self.model_type == "gsta":
+            if min(int(self.hid_T * self.mlp_ratio), int(self.frames * self.hid_S * self.mlp_ratio)) < 1:
+                raise ConfigError(f"mlp_ratio={self.mlp_ratio} leaves the gSTA MLP with no hidden channel")
+        else:
+            check_metaformer_widths(self.model_type, (self.frames * self.hid_S, self.hid_T), self.mlp_ratio)
+            down = 2 ** (self.N_S // 2)
+            if self.height % down or self.width % down:
+                raise ConfigError(
+                    f"model_type={self.model_type!r} builds weights for the translator's H'×W' map: height "
+                    f"and width ({self.height}×{self.width}) must be multiples of 2^(N_S/2) = {down}"
+                )
+            if self.model_type == "swin":
+                window, _ = swin_window(self.height // down, self.width // down)
+                if (self.height // down) % window or (self.width // down) % window:
+                    raise ConfigError(
+                        f"Swin's {window}×{window} windows must tile the {self.height // down}×"
+                        f"{self.width // down} translator map (height and width over {down})"
+                    )
+
+    def resolution(self) -> tuple[int, int]:
+        """H'×W', the translator's map at the config's height and width."""
+        down = 2 ** (self.N_S // 2)
+        return self.height // down, self.width // down
 
 
 def incep_groups(hid_T: int) -> int:
@@ -290,9 +339,14 @@ class SimVP(nn.Module):
         width = cfg.frames * cfg.hid_S
         if cfg.model_type == "incepu":
             self.translator: nn.Module = IncepUTranslator(width, cfg.hid_T, cfg.N_T)  # B×(T·hid_S)×H'×W'
-        else:
+        elif cfg.model_type == "gsta":
             self.translator = GSTATranslator(
                 width, cfg.hid_T, cfg.N_T, cfg.kernel_size, cfg.mlp_ratio, cfg.drop, cfg.drop_path
+            )
+        else:
+            rates = [0.0] * cfg.N_T if cfg.model_type == "convmixer" else gsta_drop_path_rates(cfg.N_T, cfg.drop_path)
+            self.translator = MetaTranslator(
+                cfg.model_type, width, cfg.hid_T, cfg.N_T, cfg.resolution(), cfg.mlp_ratio, cfg.drop, rates
             )
         self.decoder = Decoder(cfg.hid_S, cfg.channels, cfg.N_S, cfg.spatio_kernel)  # (B·T)×C×H×W
         spatial = [m for part in (self.encoder, self.decoder) for m in part.modules() if isinstance(m, ConvNormAct)]
@@ -303,7 +357,17 @@ class SimVP(nn.Module):
                     nn.init.zeros_(m.bias)
 
     def check_input(self, x: Tensor) -> None:
-        """Raise one clear error listing every rule of the input contract ``x`` breaks."""
+        """Raise one clear error listing every rule of the input contract ``x`` breaks (MLP-Mixer's
+        translator also needs the config's height and width exactly)."""
+        if self.config.model_type == "mlp" and x.dim() == 5 and tuple(x.shape[-2:]) != (self.height, self.width):
+            problems = check_frames(get_architecture(self), self.config, tuple(x.shape))
+            problems.append(
+                f"this SimVP-MLP-Mixer runs at {self.height}×{self.width} only (its token MLPs hold one weight "
+                f"per position of the {self.height // self.downsample}×{self.width // self.downsample} translator "
+                f"map), got {x.shape[-2]}×{x.shape[-1]}; resize the frames, or adapt the model to the new size "
+                "(stzoo.training.adapt.adapt(p, height=..., width=...), which re-initialises those weights)"
+            )
+            raise InputError("; ".join(problems))
         raise_if_bad_frames(self, x)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -325,6 +389,29 @@ def _frames_params(cfg: SimVPConfig) -> list[str]:
     return ["translator.blocks.0.", f"translator.blocks.{cfg.N_T - 1}.reduction."]
 
 
+def _resolution_params(cfg: SimVPConfig) -> list[str]:
+    """Weights whose shape depends on height / width: MLP-Mixer's token MLPs, Swin's bias tables (whose
+    window follows the height)."""
+    if cfg.model_type == "mlp":
+        return [f"translator.blocks.{i}.block.mlp_tokens." for i in range(cfg.N_T)]
+    if cfg.model_type == "swin":
+        return [f"translator.blocks.{i}.block.attn.relative_position_bias_table" for i in range(cfg.N_T)]
+    return []
+
+
+def _size_multiple(cfg: SimVPConfig) -> int:
+    down = 2 ** (cfg.N_S // 2)
+    return down * swin_window(*cfg.resolution())[0] if cfg.model_type == "swin" else down
+
+
+def _size_reason(cfg: SimVPConfig) -> str:
+    down = 2 ** (cfg.N_S // 2)
+    if cfg.model_type == "swin":
+        w = swin_window(*cfg.resolution())[0]
+        return f"SimVP-Swin with N_S={cfg.N_S} downsamples by {down} and attends in {w}×{w} windows"
+    return f"SimVP with N_S={cfg.N_S} downsamples by {down}"
+
+
 ARCHITECTURE = register(
     Architecture(
         name="simvp",
@@ -341,8 +428,8 @@ ARCHITECTURE = register(
             "height": "height",
             "width": "width",
         },
-        size_multiple=lambda cfg: 2 ** (cfg.N_S // 2),
-        size_reason=lambda cfg: f"SimVP with N_S={cfg.N_S} downsamples by {2 ** (cfg.N_S // 2)}",
+        size_multiple=_size_multiple,
+        size_reason=_size_reason,
         channel_params=lambda cfg: {
             "encoder.layers.0.conv.weight": ChannelParam(1, "in"),
             "decoder.readout.weight": ChannelParam(0, "out"),
@@ -351,6 +438,7 @@ ARCHITECTURE = register(
         frames_params=_frames_params,
         # peak memory estimate: measured ~6.8·hid_S per pixel-frame
         activation_floats=lambda cfg, b, t, h, w: 16.0 * cfg.hid_S * b * t * h * w,
+        resolution_params=_resolution_params,
         tiny_config={
             "model_type": "gsta",
             "frames": 4,
@@ -362,7 +450,8 @@ ARCHITECTURE = register(
             "N_T": 2,
             "mlp_ratio": 2.0,
         },
-        description="SimVP (Gao et al., CVPR 2022; IncepU translator) and SimVP-gSTA (Tan et al., 2022): "
-        "CNN encoder, translator over the stacked frames, CNN decoder",
+        description="SimVP (Gao et al., CVPR 2022; IncepU translator), SimVP-gSTA (Tan et al., 2022) and the "
+        "MetaVP translators of OpenSTL (ViT, Swin, MLP-Mixer, ConvMixer, UniFormer, PoolFormer, ConvNeXt, VAN, "
+        "HorNet, MogaNet): CNN encoder, translator over the stacked frames, CNN decoder",
     )
 )

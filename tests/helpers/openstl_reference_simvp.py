@@ -174,9 +174,10 @@ def _mid_meta(sd: dict, z: Tensor, n_t: int) -> Tensor:
 
 
 @torch.no_grad()
-def simvp_forward(sd: dict[str, Tensor], x_raw: Tensor) -> Tensor:
+def simvp_forward(sd: dict[str, Tensor], x_raw: Tensor, translator=None) -> Tensor:
     """``SimVP_Model.forward`` in eval mode (= ``SimVP._predict`` for aft == pre): B×T×C×H×W → B×T×C×H×W.
-    The translator is told apart by its tensors: IncepU has ``hid.dec.*``."""
+    The translator is told apart by its tensors: IncepU has ``hid.dec.*``; ``translator`` (a function of
+    the stacked B×(T·hid_S)×H'×W' map) replaces both (the MetaFormer reference passes its own)."""
     b, t, c, h, w = x_raw.shape
     n_s = len({k.split(".")[2] for k in sd if k.startswith("enc.enc.")})
     n_t = len({k.split(".")[2] for k in sd if k.startswith("hid.enc.")})
@@ -188,7 +189,10 @@ def simvp_forward(sd: dict[str, Tensor], x_raw: Tensor) -> Tensor:
     _, c_, h_, w_ = latent.shape
     z = latent.view(b, t, c_, h_, w_).reshape(b, t * c_, h_, w_)
     incepu = any(k.startswith("hid.dec.") for k in sd)
-    z = _mid_incep(sd, z, n_t) if incepu else _mid_meta(sd, z, n_t)
+    if translator is not None:
+        z = translator(z)
+    else:
+        z = _mid_incep(sd, z, n_t) if incepu else _mid_meta(sd, z, n_t)
     hid = z.reshape(b, t, c_, h_, w_).reshape(b * t, c_, h_, w_)
     ups = list(reversed(samplings))
     for i in range(n_s - 1):

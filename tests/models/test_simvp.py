@@ -206,8 +206,10 @@ def test_config_is_checked_against_the_weights():
         from_openstl(incepu, "simvp", {"model_type": "gSTA"})
     with pytest.raises(ConfigError, match=r"model_type='incepu'.*model_type='gsta'"):
         from_openstl(gsta, "simvp_gsta", {"model_type": "IncepU"})
-    with pytest.raises(ConfigError, match="'incepu' and 'gsta' translators only"):
+    with pytest.raises(ConfigError, match=r"model_type='convnext'.*model_type='gsta'"):
         from_openstl(gsta, "simvp", {"model_type": "convnext"})
+    with pytest.raises(ConfigError, match="none of OpenSTL's SimVP translators"):
+        from_openstl(gsta, "simvp", {"model_type": "resnet"})
     with pytest.raises(ConfigError, match=r"hid_T=64.*hid_T=32"):
         from_openstl(incepu, "simvp", {"hid_T": 64})
     with pytest.raises(ConfigError, match=r"frames_in=5.*frames"):
@@ -244,10 +246,10 @@ def test_unknown_missing_and_misshaped_tensors_are_named():
     short_dec = {k: v for k, v in incepu.items() if not k.startswith("hid.dec.2.")}
     with pytest.raises(InputError, match="3 encoder blocks but 2 decoder blocks"):
         from_openstl(short_dec, "simvp")
-    # another OpenSTL MetaBlock (ConvNeXt-like keys): not a translator stzoo's simvp has
+    # a block none of OpenSTL's SimVP translators has
     other = {k: v for k, v in gsta.items() if ".block." not in k}
-    other["hid.enc.0.block.conv_dw.weight"] = torch.zeros(32, 1, 7, 7)
-    with pytest.raises(InputError, match="neither IncepU.*nor gSTA"):
+    other["hid.enc.0.block.conv_xy.weight"] = torch.zeros(32, 1, 7, 7)
+    with pytest.raises(InputError, match="none of OpenSTL's: not IncepU.*gSTA.*MetaFormer"):
         from_openstl(other, "simvp")
     lstm = ref_tau.convlstm_state_dict(patch_channels=4, num_hidden=[4])
     with pytest.raises(InputError, match="SimVP"):
