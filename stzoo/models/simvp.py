@@ -46,9 +46,10 @@ layer reads 2·hid_S channels), and its defaults are hid_T 256, groups 4, lr 0.0
 ``SimVP_IncepU`` keeps v1's translator (the same ``Mid_Xnet``) inside the SimVPv2 encoder / decoder
 (SiLU, PixelShuffle, additive skip) and uses groups 8, hid_T 512, lr 1e-3, as here.
 
-Training-only details kept from OpenSTL: the gSTA blocks' stochastic-depth rates are
-``linspace(0.01, drop_path, N_T)`` for blocks ``0 … N_T - 2`` and ``drop_path`` for the last block
-(so even ``drop_path=0`` drops the first blocks' branches with probability ≤ 0.01 while training);
+Training-only details kept from OpenSTL: the gSTA (and MetaFormer, ConvMixer excepted) blocks'
+stochastic-depth rates are ``linspace(0.01, drop_path, N_T)`` for blocks ``0 … N_T - 2`` and
+``drop_path`` for the last block (so even ``drop_path=0`` drops the first blocks' branches with
+probability ≤ 0.01 while training);
 the encoder / decoder convs start from a truncated normal (std 0.02, zero bias) and the gSTA blocks'
 convs from N(0, 2 / fan_out) with zero bias, as OpenSTL initialises them. This module does no I/O.
 """
@@ -96,7 +97,8 @@ MODEL_TYPES = ("incepu", "gsta", *METAFORMER_TYPES)
 @dataclass
 class SimVPConfig(ModelConfig):
     """SimVP's settings. The defaults are OpenSTL's Moving MNIST ``SimVP_gSTA.py`` (46,769,665
-    parameters); ``model_type="incepu"`` with the same defaults is ``SimVP_IncepU.py`` (57,946,113)."""
+    parameters); ``model_type="incepu"`` with the same defaults is ``SimVP_IncepU.py`` (57,946,113), and
+    each MetaFormer ``model_type`` with them is OpenSTL's ``SimVP_<type>.py`` (e.g. ``"vit"`` 46,102,273)."""
 
     frames: int = cfg_field(10, lo=1, hi=1000)  # T: frames read and predicted per call
     channels: int = cfg_field(1, lo=1, hi=64)  # colour channels of a frame
