@@ -42,6 +42,7 @@ __all__ = [
     "ChannelParam",
     "Architecture",
     "ARCHITECTURES",
+    "DERIVED",
     "register",
     "get_architecture",
     "check_frames",
@@ -246,6 +247,10 @@ class Architecture:
 #: architecture id → its declaration
 ARCHITECTURES: dict[str, Architecture] = {}
 
+#: suffix → factory: an id ``<base><suffix>`` (e.g. ``tau+persistence``) not yet registered is made by
+#: ``factory(ARCHITECTURES[base])`` on first use (see :mod:`stzoo.models.persistence`)
+DERIVED: dict[str, Callable[[Architecture], Architecture]] = {}
+
 
 def register(arch: Architecture, *, replace: bool = False) -> Architecture:
     """Add ``arch`` to the registry (``replace=True`` to overwrite an existing id). Returns it."""
@@ -271,6 +276,10 @@ def get_architecture(name: Any) -> Architecture:
         name = getattr(name, "arch", None)
     elif isinstance(name, ModelConfig):
         name = name.arch
+    if isinstance(name, str) and name not in ARCHITECTURES:
+        for suffix, make in DERIVED.items():
+            if name.endswith(suffix) and name[: -len(suffix)] in ARCHITECTURES:
+                return make(ARCHITECTURES[name[: -len(suffix)]])
     if not isinstance(name, str) or name not in ARCHITECTURES:
         raise UnknownModelError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}")
     return ARCHITECTURES[name]

@@ -882,7 +882,7 @@ def test_default_finetune_of_a_released_model_beats_copy_last_frame_on_held_out_
 def test_default_precision_follows_the_cpus_bf16_units(tmp_path, monkeypatch, native):
     """amp=None (the default, --dtype auto) trains under bf16 autocast exactly where the device computes
     bf16 natively, and the model's training block says which precision it got."""
-    import stzoo.training.finetune as ft
+    import stzoo.training.finetune_run as ft
 
     monkeypatch.setattr(ft, "native_bf16", lambda device: native)
     seen = []
