@@ -172,6 +172,9 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             command=args.command_line,
             cli=True,
+            head=args.head,
+            augment=args.augment,
+            time_budget=args.time_budget or None,
         )
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
         print(
@@ -480,7 +483,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         )
     p.set_defaults(func=_cmd_train)
 
-    from stzoo.training.finetune import AUTO_MAX_STEPS, AUTO_MIN_STEPS, AUTO_PASSES, DEFAULT_LR
+    from stzoo.training.finetune import AUTO_MAX_STEPS, AUTO_MIN_STEPS, AUTO_PASSES, DEFAULT_LR, DEFAULT_TIME_BUDGET
 
     p = sub.add_parser(
         "finetune",
@@ -675,6 +678,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-name", default=None, help="name in the model card (default: NAME-finetuned)")
     p.add_argument(
         "--push-to-hub", default=None, metavar="REPO_ID", help="upload the result to this Hub repo (default: no upload)"
+    )
+    p.add_argument(
+        "--head",
+        choices=("persistence", "direct"),
+        default="persistence",
+        help="persistence: forecast = last frame + a learned change, starting as copy-last; direct: the "
+        "model as it is (default: persistence)",
+    )
+    p.add_argument(
+        "--augment",
+        default="auto",
+        metavar="auto|none|LIST",
+        help="training-clip augmentation: auto (horizontal flips), none, or a comma list of hflip, vflip, "
+        "reverse (time reversal) (default: auto)",
+    )
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        default=DEFAULT_TIME_BUDGET,
+        metavar="MIN",
+        help="minutes --steps auto plans for, from timed steps on this machine; 0: no limit "
+        f"(default: {DEFAULT_TIME_BUDGET:g})",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars (default: off)")
     p.set_defaults(func=_cmd_finetune)

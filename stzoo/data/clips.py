@@ -145,10 +145,28 @@ def _is_collection(folder: Path) -> bool:
     )
 
 
-def _read_path(path: Path, layout: str | None, channels: int) -> list[Video]:
+#: a folder of videos is read at most this many folders deep (a guard against link farms)
+MAX_FOLDER_DEPTH = 8
+
+
+def _read_path(
+    path: Path, layout: str | None, channels: int, seen: set[str] | None = None, depth: int = 0
+) -> list[Video]:
+    """The videos at ``path``. Links are followed, but each real file or folder is read once (``seen``
+    holds real paths), so a link back into the folder cannot read a video twice or loop."""
     if not path.exists():
         raise InputError(f"no such file or folder: '{path}'")
+    seen = set() if seen is None else seen
+    real = os.path.realpath(path)
+    if real in seen:
+        return []
+    seen.add(real)
     if path.is_dir():
+        if depth > MAX_FOLDER_DEPTH:
+            raise InputError(
+                f"'{path}' lies more than {MAX_FOLDER_DEPTH} folders deep in the data folder; put the "
+                "videos at most that deep (or name the folders one by one)"
+            )
         entries = [p for p in list_folder(path) if not p.name.startswith(".")]  # unlistable: one InputError
         if not entries:
             raise InputError(
@@ -159,7 +177,7 @@ def _read_path(path: Path, layout: str | None, channels: int) -> list[Video]:
             videos: list[Video] = []
             for p in sorted(entries, key=lambda p: _natural_key(p.name)):
                 if p.is_dir() or p.suffix.lower() in COLLECTION_SUFFIXES:
-                    videos.extend(_read_path(p, layout, channels))
+                    videos.extend(_read_path(p, layout, channels, seen, depth + 1))
             return videos
     a = read_frames(path)  # images: T×H×W×C uint8; arrays: as stored; errors name the file
     if isinstance(a, np.ndarray) and a.dtype == np.uint8 and path.suffix.lower() not in (".npy", ".npz"):
@@ -217,7 +235,10 @@ def load_videos(data: Any, *, layout: str | None = None, channels: int = 1) -> l
         InputTypeError: an object that is not a video.
     """
     if isinstance(data, (str, os.PathLike)):
-        return _read_path(Path(os.fspath(data)).expanduser(), layout, channels)
+        found = _read_path(Path(os.fspath(data)).expanduser(), layout, channels)
+        if not found:
+            raise InputError(f"no videos in '{os.fspath(data)}': its entries only link back to folders already read")
+        return found
     if isinstance(data, (np.ndarray, Tensor)):
         return _array_to_videos(data, "the array", layout, channels)
     if isinstance(data, (list, tuple)):

@@ -3,15 +3,23 @@
 The loop::
 
     read + check every video  →  convert (channels, size)  →  split train / validation
-    adapt the model (channels / size / frames; see stzoo.training.adapt)
-    size the step budget from the data (steps="auto"); measure copy-last-frame on the validation clips
+    adapt the model (channels / size / frames; see stzoo.training.adapt); add the persistence head
+        (head="persistence", the default: forecast = last frame + learned change, starting as copy-last)
+    size the step budget from the data (steps="auto"), time a few steps and cut it to time_budget;
+        print the estimate
+    measure copy-last-frame on the validation clips; validate the starting model (step 0): the first best
     for each epoch (the last one may be shorter, so the run is exactly the budget):
-        for each batch of the epoch's shuffled clips (a pure function of seed and epoch):
+        for each batch of the epoch's shuffled clips (a pure function of seed and epoch), flipped /
+        reversed per `augment` (a pure function of seed and step):
             the step of stzoo.training.loop (loss, backward, clip, AdamW + OneCycle step; bar, log)
             every `checkpoint_every` steps: atomic checkpoint (model, optimizer, scheduler, RNG)
         validate (MSE / MAE / SSIM / PSNR); new best → write the save_pretrained folder
         atomic checkpoint; early stopping after `patience` epochs without improvement
-    compare the kept model with copy-last-frame; warn in plain words when it does not beat it
+    compare the kept model with copy-last-frame; if it does not beat it, the folder gets the
+    persistence-equivalent model (labelled so in its card) and a warning says so in plain words
+
+Static footage (no frame differs from the one before) is not trained on: copy-last is exact, and the
+folder gets the persistence-equivalent model with a message saying why.
 
 All errors about the data are raised before the first step. The output folder holds the best
 model in the :func:`stzoo.zoo.folder.save_pretrained` layout (``stzoo.load(out_dir)`` loads it),
@@ -25,6 +33,7 @@ metrics are averaged over all processes, and only rank 0 writes files.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,7 +57,15 @@ from stzoo.interfaces import PredictorLike
 from stzoo.models import get_architecture
 from stzoo.training.checkpoints import holding_run_lock
 from stzoo.training.distributed import setup
-from stzoo.training.finetune_data import _check_size, _native_size, _target_channels, _target_size
+from stzoo.training.finetune_budget import DEFAULT_TIME_BUDGET
+from stzoo.training.finetune_data import (
+    _check_size,
+    _native_size,
+    _target_channels,
+    _target_size,
+    is_static,
+    parse_augment,
+)
 from stzoo.training.finetune_history import (
     AUTO_MAX_STEPS,
     AUTO_MIN_STEPS,
@@ -74,7 +91,12 @@ __all__ = [
     "AUTO_MIN_STEPS",
     "AUTO_MAX_STEPS",
     "plan_steps",
+    "HEADS",
+    "DEFAULT_TIME_BUDGET",
 ]
+
+#: ``head``: forecast = last frame + learned change (the default), or the model as it is
+HEADS = ("persistence", "direct")
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,6 +137,9 @@ def finetune(
     progress: bool = True,
     command: str | None = None,
     cli: bool = False,
+    head: str = "persistence",
+    augment: str | Sequence[str] | None = "auto",
+    time_budget: float | None = DEFAULT_TIME_BUDGET,
 ) -> FinetuneResult:
     """Fine-tune ``predictor`` on ``data`` and write the best model to ``out_dir``.
 
@@ -181,6 +206,16 @@ def finetune(
         command: the command line, recorded in the model card.
         cli: name command-line flags (``--val 0``) instead of Python arguments (``val=0``) in
             errors and warnings; ``stzoo finetune`` sets it.
+        head: ``"persistence"`` (default): wrap the model so that its forecast is the last observed
+            frame plus a learned change, starting as exactly copy-last (see
+            :mod:`stzoo.models.persistence`; recorded in the folder's config, so ``stzoo.load`` rebuilds
+            it); ``"direct"``: train the model as it is (the behaviour before the head existed).
+        augment: ``"auto"`` (default: horizontal flips), ``"none"``, or names from
+            ``"hflip"``, ``"vflip"``, ``"reverse"`` (time reversal), as a list or comma-separated; each
+            applied to a training clip with probability ½.
+        time_budget: minutes of training and validation that ``steps="auto"`` plans for: a few steps
+            are timed first and the budget is cut to what fits (the estimate is printed before the
+            first step). ``None``: no time limit. Ignored with ``steps=N`` or ``epochs=N``.
 
     Returns:
         :class:`FinetuneResult` ``(predictor, history)``: a new Predictor with the best weights, and
@@ -233,6 +268,9 @@ def finetune(
             progress=progress,
             command=command,
             cli=cli,
+            head=head,
+            augment=augment,
+            time_budget=time_budget,
         )
 
 
@@ -277,7 +315,21 @@ def _finetune(
     progress: bool,
     command: str | None,
     cli: bool,
+    head: str,
+    augment: str | Sequence[str] | None,
+    time_budget: float | None,
 ) -> FinetuneResult:
+    if head not in HEADS:
+        raise InputError(f"{arg('head', '--head')} must be one of {', '.join(HEADS)}, got {head!r}")
+    augment = parse_augment(augment)
+    if time_budget is not None and (
+        isinstance(time_budget, bool) or not isinstance(time_budget, (int, float)) or not 0 < time_budget < math.inf
+    ):
+        raise InputError(
+            f"{arg('time_budget', '--time-budget')} must be a positive number of minutes or "
+            + arg("None", "0 (no limit)")
+            + f", got {time_budget!r}"
+        )
     for label, v in (("batch_size", batch_size), ("stride", stride), ("checkpoint_every", checkpoint_every)):
         _positive_int(label, v)
     if epochs is not None:
@@ -382,6 +434,10 @@ def _finetune(
         split_note=split_note,
         auto_val=auto_val,
         cli=cli,
+        head=head,
+        augment=augment,
+        time_budget=None if time_budget is None else float(time_budget),
+        static=is_static(list(videos) + list(held)),
     )
 
     dist_, dev = setup(device)

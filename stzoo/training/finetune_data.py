@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from stzoo.data.clips import Video, arg
 from stzoo.errors import InputError
@@ -148,3 +149,57 @@ def _data_summary(videos: Sequence[Video], limit: int = 5) -> str:
 def _native_size(videos: Sequence[Video]) -> tuple[int, int] | None:
     sizes = {v.size for v in videos}
     return sizes.pop() if len(sizes) == 1 else None
+
+
+# --------------------------------------------------------------------------------------------
+# learning more from little footage
+#: the augmentations :func:`augment_batch` knows: mirror left-right, mirror top-bottom, play backwards
+AUGMENTATIONS = ("hflip", "vflip", "reverse")
+#: ``augment="auto"``: mirrored left-right, a scene filmed by a camera is as plausible as the original
+#: (people walk both ways, cars drive both ways); upside down it is not (gravity), nor backwards in
+#: time (falling, pouring, settling), so those are options, not defaults
+AUTO_AUGMENT = ("hflip",)
+
+
+def parse_augment(augment: Any) -> tuple[str, ...]:
+    """``augment`` (``"auto"``, ``"none"``/None, a comma-separated string or a list of names) → names."""
+    if augment is None or augment == "none":
+        return ()
+    if augment == "auto":
+        return AUTO_AUGMENT
+    names = [a.strip() for a in augment.split(",")] if isinstance(augment, str) else augment
+    if not isinstance(names, (list, tuple)) or not all(isinstance(a, str) for a in names):
+        raise InputError(
+            f"{arg('augment', '--augment')} must be 'auto', 'none' or names from {', '.join(AUGMENTATIONS)}, "
+            f"got {augment!r}"
+        )
+    bad = [a for a in names if a not in AUGMENTATIONS]
+    if bad:
+        raise InputError(
+            f"{arg('augment', '--augment')}: unknown augmentation(s) {bad}; choose from "
+            f"{', '.join(AUGMENTATIONS)}, or 'auto' / 'none'"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def augment_batch(batch: Tensor, kinds: Sequence[str], seed: int, step: int) -> Tensor:
+    """``batch`` (B×T×C×H×W) with each clip mirrored / reversed with probability ½ per kind in ``kinds``.
+
+    The draws are a pure function of ``seed`` and ``step``, so a resumed run sees the same batches."""
+    if not kinds:
+        return batch
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    dims = {"hflip": -1, "vflip": -2, "reverse": 1}
+    out = batch
+    for kind in kinds:
+        pick = torch.rand(batch.shape[0], generator=gen) < 0.5
+        if pick.any():
+            idx = pick.nonzero().flatten().to(batch.device)
+            out = out.clone() if out is batch else out
+            out[idx] = out[idx].flip(dims[kind])
+    return out
+
+
+def is_static(videos: Sequence[Video]) -> bool:
+    """True when no video changes from one frame to the next: copying the last frame is exact."""
+    return all(torch.equal(v.frames[1:], v.frames[:-1]) for v in videos)

@@ -28,6 +28,7 @@ __all__ = [
     "TRAIN_CHECK_CLIPS",
     "MAX_VALIDATIONS",
     "plan_steps",
+    "replan",
     "verdict",
 ]
 
@@ -98,6 +99,19 @@ def plan_steps(
     }
 
 
+def replan(plan: dict[str, Any], steps: int) -> dict[str, Any]:
+    """``plan`` (from :func:`plan_steps`) with ``steps`` optimizer steps instead, the same epoch length."""
+    per_epoch = plan["steps_per_epoch"]
+    n_epochs = math.ceil(steps / per_epoch)
+    return {
+        **plan,
+        "steps": steps,
+        "epochs": n_epochs,
+        "passes": round(plan["passes"] * steps / max(1, plan["steps"]), 2),
+        "validate_every": math.ceil(n_epochs / MAX_VALIDATIONS),
+    }
+
+
 #: what a fine-tuning checkpoint holds (``step_log``, the N×2 [step, loss] of every step so far, is optional)
 _CHECKPOINT_KEYS: dict[str, Any] = {
     "fingerprint": dict,
@@ -148,6 +162,14 @@ class FinetuneHistory:
         beats_persistence: whether the kept model's MSE is below copy-last-frame's (on the
             validation clips, else on the training clips); ``None`` before the end.
         warnings: plain-words warnings (also issued as :class:`FinetuneWarning`).
+        head: ``"persistence"`` (forecast = last frame + learned change, see
+            :mod:`stzoo.models.persistence`) or ``"direct"`` (the model as it is).
+        start: the validation of the starting model, before any step (``{"epoch": 0, "step": 0,
+            "val": ...}``); a candidate like every epoch, so the folder never keeps a model worse than
+            the start. ``None`` without validation data.
+        kept: what the folder holds: ``"fine-tuned"`` (the best validated state), or
+            ``"persistence-equivalent"`` when nothing beat copying the last frame (the model with its
+            persistence head at the copy-last start; also for a static clip).
     """
 
     epochs: list[dict[str, Any]] = field(default_factory=list)
@@ -164,6 +186,9 @@ class FinetuneHistory:
     train_check: dict[str, Any] | None = None
     beats_persistence: bool | None = None
     warnings: list[str] = field(default_factory=list)
+    head: str = "persistence"
+    start: dict[str, Any] | None = None
+    kept: str = ""
 
     @property
     def train_losses(self) -> list[float]:
@@ -177,7 +202,12 @@ class FinetuneHistory:
             f"trained {p.get('steps', '?')} step(s) in {len(self.epochs)} epoch(s) ({p.get('rule', '')})"
             + (", stopped early" if self.stopped_early else "")
         ]
-        if self.best is not None and self.persistence is not None:
+        if self.kept.startswith("persistence-equivalent"):
+            lines.append(
+                "kept: the persistence-equivalent model (it forecasts the last observed frame): nothing "
+                "beat copying the last frame" + (" (the footage never changes)" if "static" in self.kept else "")
+            )
+        elif self.best is not None and self.persistence is not None:
             b, c = self.best, self.persistence
             lines.append(
                 f"validation ({b['sequences']} clips), best epoch {self.best_epoch}: MSE {b['mse']:.4g}, "
@@ -209,4 +239,6 @@ def verdict(mse: float, baseline: float) -> str:
     """How an MSE compares with copy-last-frame's, in words."""
     if mse < baseline:
         return f"{100 * (1 - mse / baseline):.0f} % lower than copy-last-frame"
+    if baseline <= 0:  # copy-last is exact (static footage): nothing can beat it
+        return "copy-last-frame is exact here (MSE 0): nothing can beat repeating the last frame"
     return f"{mse / baseline:.2g}× copy-last-frame's: NOT better than repeating the last frame"

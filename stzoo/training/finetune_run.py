@@ -5,7 +5,6 @@ Split from :mod:`stzoo.training.finetune`, which checks the arguments and prepar
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
 import sys
@@ -21,6 +20,7 @@ from torch import Tensor, nn
 from stzoo.data.clips import ClipDataset, arg
 from stzoo.errors import ConfigError
 from stzoo.interfaces import PredictorLike
+from stzoo.models.persistence import DEFAULT_HIDDEN, has_persistence_head, with_persistence
 from stzoo.runtime import cpu_description, native_bf16
 from stzoo.training.adapt import adapt
 from stzoo.training.checkpoints import (
@@ -35,7 +35,9 @@ from stzoo.training.checkpoints import (
 )
 from stzoo.training.distributed import Dist
 from stzoo.training.evaluation import evaluate, evaluate_copy_last
-from stzoo.training.finetune_data import _apply_freeze, _data_summary, _frozen_norm_layers
+from stzoo.training.finetune_budget import estimate_text, fit_to_time, time_forward, time_step
+from stzoo.training.finetune_card import KEPT_FINETUNED, KEPT_PERSISTENCE, KEPT_STATIC, CardFacts, card_entry, printable
+from stzoo.training.finetune_data import _apply_freeze, _data_summary, _frozen_norm_layers, augment_batch
 from stzoo.training.finetune_history import (
     _CHECKPOINT_KEYS,
     CHECKPOINT_NAME,
@@ -46,11 +48,10 @@ from stzoo.training.finetune_history import (
     FinetuneResult,
     FinetuneWarning,
     plan_steps,
-    verdict,
+    replan,
 )
 from stzoo.training.loop import Clocks, Loop, make_optimizer
 from stzoo.training.train import Recipe, _hardware
-from stzoo.zoo.entry import ZooEntry
 
 __all__ = ["run", "Options"]
 
@@ -79,6 +80,43 @@ class Options:
     split_note: str
     auto_val: bool
     cli: bool
+    head: str = "persistence"
+    augment: tuple[str, ...] = ()
+    time_budget: float | None = None
+    static: bool = False
+
+
+def _state(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+
+
+def _with_head(base: PredictorLike) -> PredictorLike:
+    """``base`` (adapted) with a persistence head at its copy-last start, unless it has one already."""
+    if has_persistence_head(base.model):
+        return base
+    wrapped = with_persistence(base.model)
+    entry = base.entry.replace(
+        architecture=wrapped.arch, config={**dict(base.entry.config), "head_hidden": DEFAULT_HIDDEN}
+    )
+    return base.derive(wrapped, base.spec, entry=entry)
+
+
+def _refuse_existing(ckpt_path: Path, o: Options) -> None:
+    if ckpt_path.exists() and not o.resume:
+        raise ConfigError(
+            f"{o.out_dir} already holds a fine-tuning checkpoint ({CHECKPOINT_NAME}): pass "
+            + arg("resume=True", "--resume")
+            + " to continue that run, or choose another output folder ("
+            + arg("out_dir", "--out")
+            + ")"
+        )
+
+
+def _remedy() -> str:
+    return (
+        "Delete it and run without " + arg("resume=True", "--resume") + " to start afresh, or choose "
+        "another output folder (" + arg("out_dir", "--out") + ")."
+    )
 
 
 def run(
@@ -96,16 +134,10 @@ def run(
 
     out = o.out_dir
     ckpt_path = out / CHECKPOINT_NAME
-    if ckpt_path.exists() and not o.resume:
-        raise ConfigError(
-            f"{out} already holds a fine-tuning checkpoint ({CHECKPOINT_NAME}): pass "
-            + arg("resume=True", "--resume")
-            + " to continue that run, or choose another output folder ("
-            + arg("out_dir", "--out")
-            + ")"
-        )
+    _refuse_existing(ckpt_path, o)
+    ck = load_checkpoint(ckpt_path, dev, _CHECKPOINT_KEYS, remedy=_remedy()) if ckpt_path.exists() else None
     torch.manual_seed(recipe.seed)
-    base, report = adapt(
+    adapted, report = adapt(
         predictor,
         channels=o.channels,
         height=o.size[0],
@@ -113,60 +145,76 @@ def run(
         frames_in=recipe.frames_in,
         frames_out=recipe.frames_out,
     )
+    base = _with_head(adapted) if o.head == "persistence" or o.static else adapted
     model = base.model.to(dev).float().train()
     frozen = _apply_freeze(model, o.freeze)
     frozen_norms = _frozen_norm_layers(model, o.freeze)
     sampler = DistributedSampler(
         train_ds, num_replicas=dist_.world, rank=dist_.rank, shuffle=True, seed=recipe.seed, drop_last=False
     )
-    plan = plan_steps(len(sampler), recipe.batch_size, steps=o.steps, epochs=o.epochs)
+    planned_steps = o.steps
+    if ck is not None and o.steps in (None, "auto") and o.epochs is None:
+        planned_steps = ck["fingerprint"].get("total_steps", o.steps)  # the budget the run was planned with
+    plan = plan_steps(len(sampler), recipe.batch_size, steps=planned_steps, epochs=o.epochs)
     plan["train_clips"] = len(train_ds)
-    recipe = replace(recipe, epochs=plan["epochs"])
-    steps_per_epoch, total = plan["steps_per_epoch"], plan["steps"]
-    opt, sched = make_optimizer([p for p in model.parameters() if p.requires_grad], recipe, total)
     net: nn.Module = model
     if dist_.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     amp = o.amp if o.amp is not None else native_bf16(dev)
+    if o.static:
+        plan = replan(plan, 0) | {"rule": "none: the footage never changes, copying the last frame is exact"}
+    elif ck is None:  # time a few steps of this model on this data and device; fit "auto" to time_budget
+        probe = train_ds.take(list(range(min(recipe.batch_size, len(train_ds))))).to(dev)
+        step_s = time_step(net, model, replace(recipe, epochs=plan["epochs"]), probe, amp=amp)
+        val_s = 0.0
+        if val_ds is not None:
+            batches = math.ceil(len(val_ds) / dist_.world / recipe.batch_size)
+            val_s = batches * time_forward(model, probe, recipe.frames_in, recipe.frames_out)
+        step_s, val_s = (v / dist_.world for v in dist_.all_sum([step_s, val_s], dev))  # one plan for all ranks
+        auto = o.steps in (None, "auto") and o.epochs is None
+        plan = fit_to_time(plan, step_s=step_s, val_s=val_s, minutes=o.time_budget if auto else None)
+        if o.progress and dist_.main:
+            print(estimate_text(plan, _hardware(dev)), file=sys.stderr, flush=True)
+    recipe = replace(recipe, epochs=max(1, plan["epochs"]))
+    steps_per_epoch, total = plan["steps_per_epoch"], plan["steps"]
+    opt, sched = make_optimizer([p for p in model.parameters() if p.requires_grad], recipe, total)
     base_name = predictor.name or f"{arch}-custom"
     data_info = {
-        "train": train_ds.describe() + "; " + _data_summary(train_ds.videos),
-        "validation": (val_ds.describe() + "; " + _data_summary(val_ds.videos)) if val_ds else None,
-        "split": o.split_note,
+        "train": printable(train_ds.describe() + "; " + _data_summary(train_ds.videos)),
+        "validation": printable(val_ds.describe() + "; " + _data_summary(val_ds.videos)) if val_ds else None,
+        "split": printable(o.split_note),
         "channels": o.channels,
         "size": list(o.size),
         "native_size": o.native,
         "frames_in": recipe.frames_in,
         "frames_out": recipe.frames_out,
+        "augment": list(o.augment),
     }
     fingerprint = {
-        "arch": arch,
+        "arch": base.entry.architecture,
         "config": dict(base.entry.config),
         "recipe": asdict(recipe),
         "train_clips": len(train_ds),
         "val_clips": len(val_ds) if val_ds else 0,
         "world_size": dist_.world,
         "frozen": frozen,
+        "augment": list(o.augment),
     }
     if o.epochs is None:  # with epochs=N the recipe fixes the budget; with steps, record it
         fingerprint["total_steps"] = total
     history = FinetuneHistory(
-        out_dir=str(out), data=data_info, adaptation=report.to_dict(), world_size=dist_.world, plan=plan
+        out_dir=str(out), data=data_info, adaptation=report.to_dict(), world_size=dist_.world, plan=plan, head=o.head
     )
     if val_ds is not None:  # the baseline every run is compared with, on the same validation clips
         history.persistence = _measure(None, val_ds, range(len(val_ds)), recipe, dist_, dev)
     step, wall, cpu, bad_epochs = 0, 0.0, 0.0, 0
     loss_sum, loss_n = 0.0, 0  # this epoch's training loss so far (kept across a resume)
     best_state: dict[str, Tensor] | None = None
+    start_state = _state(model)  # step 0: with the persistence head, exactly copy-last
     earlier_steps: list[dict[str, float]] = []  # the steps of the calls before a resume (for history.json)
-    if ckpt_path.exists():
-        remedy = (
-            "Delete it and run without " + arg("resume=True", "--resume") + " to start afresh, or choose "
-            "another output folder (" + arg("out_dir", "--out") + ")."
-        )
-        ck = load_checkpoint(ckpt_path, dev, _CHECKPOINT_KEYS, remedy=remedy)
+    if ck is not None:
         refuse_other_run(
             ckpt_path,
             ck["fingerprint"],
@@ -178,7 +226,7 @@ def run(
             + arg("out_dir", "--out")
             + ")",
         )
-        with refusing_unfit_state(ckpt_path, remedy, "this run"):
+        with refusing_unfit_state(ckpt_path, _remedy(), "this run"):
             if not 0 <= ck["step"] <= total or not all(
                 isinstance(r, dict) and isinstance(r.get("epoch"), int) for r in ck["epochs"]
             ):
@@ -197,88 +245,58 @@ def run(
         wall, cpu = float(ck["wall_clock_s"]), float(ck.get("cpu_s", 0.0))
         history.epochs, history.stopped_early = ck["epochs"], ck["stopped_early"]
         history.best_epoch, history.best = ck["best_epoch"], ck["best"]
+        history.start = ck.get("start")
         if history.best_epoch is not None and (out / "model.safetensors").is_file():
             from stzoo.zoo.hub import load_safetensors
 
             best_state = load_safetensors(out / "model.safetensors")
+            if set(best_state) != set(start_state):  # the folder holds another kind of model: ignore it
+                best_state = None
     if dist_.main:
         out.mkdir(parents=True, exist_ok=True)
+    clocks = Clocks(wall, cpu)
+    facts = CardFacts(
+        base_name=base_name,
+        data_info=data_info,
+        changes=report.changes,
+        reinitialised=report.reinitialised,
+        recipe=asdict(recipe),
+        budget=plan["rule"],
+        hardware=_hardware(dev) + (f" × {dist_.world} processes" if dist_.world > 1 else ""),
+        dtype="bfloat16" if amp else "float32",
+        cpu=cpu_description(),
+        command=o.command or "stzoo.training.finetune",
+        split_note=o.split_note,
+        head=o.head,
+    )
 
-    def entry_for(epoch_rec: dict[str, Any] | None) -> ZooEntry:
-        entry = {
-            k: v for k, v in base.entry.to_dict().items() if k not in ("adapted", "weights", "metrics", "training")
-        }
-        entry["base_model"] = base_name
-        val_txt = ""
-        pers = history.persistence
-        if epoch_rec and epoch_rec.get("val"):
-            v = epoch_rec["val"]
-            entry["metrics"] = {
-                "dataset": f"fine-tuning validation data: {data_info['validation']}",
-                "split": "validation",
-                "sequences": int(v["sequences"]),
-                **{k: round(float(v[k]), 4) for k in ("mse", "mae", "ssim", "psnr")},
-                **({f"copy_last_frame_{k}": round(float(pers[k]), 4) for k in ("mse", "ssim")} if pers else {}),
-                "command": o.command or "stzoo.training.finetune",
-            }
-            val_txt = (
-                f" Validation after epoch {epoch_rec['epoch']}: MSE {v['mse']:.4g}, SSIM {v['ssim']:.4g} "
-                f"(per-frame sums, see stzoo.metrics)"
-            )
-            if pers:
-                val_txt += (
-                    f"; copying the last frame on the same clips: MSE {pers['mse']:.4g}, SSIM "
-                    f"{pers['ssim']:.4g} ({verdict(v['mse'], pers['mse'])})"
-                )
-            val_txt += "."
-        elif history.train_check is not None:
-            m, cl = history.train_check["model"], history.train_check["copy_last_frame"]
-            val_txt = (
-                f" No validation data ({o.split_note}). On {history.train_check['clips']} training clips "
-                f"(seen in training, so not a held-out measurement): MSE {m['mse']:.4g}, SSIM {m['ssim']:.4g}; "
-                f"copying the last frame: MSE {cl['mse']:.4g}, SSIM {cl['ssim']:.4g} "
-                f"({verdict(m['mse'], cl['mse'])})."
-            )
-        if history.warnings:
-            val_txt += " Warning: " + " ".join(history.warnings)
-        changes = "; ".join(f"{k} {x} → {y}" for k, (x, y) in report.changes.items())
-        entry["description"] = (
-            f"{base_name} fine-tuned with stzoo on {data_info['train']}."
-            + (
-                f" Adapted: {changes}; re-initialised: {', '.join(report.reinitialised) or 'none'}."
-                if report.changes
-                else ""
-            )
-            + val_txt
+    def make_predictor(
+        state: dict[str, Tensor] | None, rec: dict[str, Any] | None, kept: str = KEPT_FINETUNED, of=None
+    ) -> PredictorLike:
+        of = of or base
+        m = of.model if state is None else _fresh(of, state)
+        entry = card_entry(
+            of.entry,
+            history,
+            facts,
+            rec,
+            kept=kept,
+            steps=loop.step,
+            epochs=len(history.epochs),
+            wall_clock_s=clocks.wall,
         )
-        entry["training"] = {
-            "recipe": asdict(recipe),
-            "epochs": len(history.epochs),
-            "steps": loop.step,
-            "budget": plan["rule"],
-            "hardware": _hardware(dev) + (f" × {dist_.world} processes" if dist_.world > 1 else ""),
-            "dtype": "bfloat16" if amp else "float32",
-            "cpu": cpu_description(),
-            "wall_clock_s": round(clocks.wall, 1),
-            "command": o.command or "stzoo.training.finetune",
-            "date": datetime.date.today().isoformat(),
-        }
-        return ZooEntry.from_dict(None, entry)
+        return of.derive(m, of.spec, name=o.name or f"{base_name}-finetuned", entry=entry)
 
-    def make_predictor(state: dict[str, Tensor] | None, epoch_rec: dict[str, Any] | None) -> PredictorLike:
-        m = base.model if state is None else _fresh(base, state)
-        return base.derive(m, base.spec, name=o.name or f"{base_name}-finetuned", entry=entry_for(epoch_rec))
-
-    def write_model(state: dict[str, Tensor] | None, epoch_rec: dict[str, Any] | None) -> None:
+    def write_model(
+        state: dict[str, Tensor] | None, rec: dict[str, Any] | None, kept: str = KEPT_FINETUNED, of=None
+    ) -> None:
         if dist_.main:
-            make_predictor(state, epoch_rec).save_pretrained(out)
+            make_predictor(state, rec, kept, of).save_pretrained(out)
 
     def write_history() -> None:  # every epoch and every step of the run, this call's and the earlier ones
         doc = history.to_dict()
         doc["steps"] = earlier_steps + doc["steps"]
         atomic_write_text(out / HISTORY_NAME, json.dumps(doc, indent=2, default=str))
-
-    clocks = Clocks(wall, cpu)
 
     def save_checkpoint() -> None:
         rngs = dist_.gather(capture_rng_state(dev))
@@ -302,6 +320,7 @@ def run(
                 best_epoch=history.best_epoch,
                 best=history.best,
                 step_log=step_log,
+                **({"start": history.start} if history.start is not None else {}),
             )
             write_history()
         dist_.barrier()
@@ -326,6 +345,11 @@ def run(
         desc="finetune",
         progress=o.progress and dist_.main,
     )
+    if ck is None and val_ds is not None:  # step 0 is a candidate too: never keep worse than the start
+        history.start = {"epoch": 0, "step": 0, "val": _measure(model, val_ds, range(len(val_ds)), recipe, dist_, dev)}
+        history.best_epoch, history.best, best_state = 0, history.start["val"], start_state
+        write_model(best_state, history.start)
+        clocks.lap()
     epoch_order: dict[int, list[int]] = {}  # the current epoch's shuffled clip order
 
     def batch_of(s: int) -> Tensor:
@@ -338,7 +362,8 @@ def run(
             for norm in frozen_norms:  # frozen BatchNorm layers keep (and use) their running statistics
                 norm.eval()
         idx = epoch_order[epoch][i * recipe.batch_size : (i + 1) * recipe.batch_size]
-        return train_ds.take(idx).to(dev, non_blocking=True)
+        batch = augment_batch(train_ds.take(idx), o.augment, recipe.seed * 7919 + dist_.rank, s)
+        return batch.to(dev, non_blocking=True)
 
     def after_step(value: float) -> None:
         """Record the step; checkpoint every ``checkpoint_every`` steps; at the end of an epoch validate,
@@ -375,7 +400,7 @@ def run(
         if improved:
             bad_epochs = 0
             history.best_epoch, history.best = rec["epoch"], rec.get("val")
-            best_state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+            best_state = _state(model)
             write_model(best_state, rec)
         elif at_report:
             bad_epochs += 1
@@ -386,15 +411,33 @@ def run(
         if at_report:
             loop.checkpoint()
 
-    loop.run(batch_of, after_step)
-    loop.checkpoint()
+    if not o.static:
+        loop.run(batch_of, after_step)
+        loop.checkpoint()
     step = loop.step
 
-    best_rec = next((r for r in history.epochs if r["epoch"] == history.best_epoch), None)
+    best_rec = history.start if history.best_epoch == 0 else None
+    best_rec = best_rec or next((r for r in history.epochs if r["epoch"] == history.best_epoch), None)
     if best_state is None:  # no epoch finished yet (max_steps inside the first epoch): the current weights
-        best_state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+        best_state = _state(model)
     _compare(history, model, best_state, train_ds, val_ds, recipe, o, dist_, dev, finished=step >= total)
-    write_model(best_state, best_rec)
+    kept, keep = KEPT_FINETUNED, base
+    if o.static or history.beats_persistence is False or (o.head == "persistence" and history.best_epoch == 0):
+        # nothing beat copying the last frame: keep the model that IS copy-last, not a worse one
+        kept = KEPT_STATIC if o.static else KEPT_PERSISTENCE
+        if has_persistence_head(base.model):
+            best_state = start_state
+        else:  # head="direct": the starting model with a persistence head at its copy-last start
+            keep = _with_head(adapted)
+            keep.model.base.load_state_dict(start_state)
+            best_state = _state(keep.model)
+        history.beats_persistence = False
+        if history.start is None or keep is not base:
+            best_rec = {"epoch": 0, "step": 0, "val": history.persistence} if history.persistence else None
+        else:
+            best_rec = history.start
+    history.kept = kept
+    write_model(best_state, best_rec, kept, keep)
     if dist_.main:
         write_history()
         if o.progress and not o.cli:  # the command line prints its own summary
@@ -406,7 +449,7 @@ def run(
 
             push_folder(out, o.push_to_hub, commit_message=f"Fine-tuned {base_name} with stzoo")
     dist_.barrier()
-    result = make_predictor(best_state, best_rec)
+    result = make_predictor(best_state, best_rec, kept, keep)
     result.model.to(dev)
     return FinetuneResult(result, history)
 
@@ -471,6 +514,14 @@ def _compare(
 ) -> None:
     """Set ``history.beats_persistence``, ``train_check`` (no validation data) and ``warnings``."""
     history.warnings = []
+    if o.static:
+        history.beats_persistence = False
+        history.warnings.append(
+            "the footage never changes (every frame equals the one before), so copying the last frame is "
+            "exact and there is nothing to learn: the folder holds the persistence-equivalent model, which "
+            "forecasts the last observed frame. Fine-tune on footage in which something moves."
+        )
+        return
     if val_ds is None:
         if o.auto_val:  # asked for validation ("auto") but the data could not spare any: say so
             history.warnings.append(

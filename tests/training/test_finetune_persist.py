@@ -1,0 +1,241 @@
+"""Fine-tuning that never loses to copy-last (issue 36): the persistence head, step-0 validation, the
+persistence-equivalent fallback, augmentation, the time-fitted budget; and audit items F7 (symlink
+loops in data folders), F10 (static clips) and F14 (non-UTF-8 file names) of issue 31."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from helpers.realistic_video import realistic_clips
+from test_finetune import FAST, TAU_CFG, square_video, tiny
+
+import stzoo
+from stzoo.cli.main import main
+from stzoo.data.clips import load_videos
+from stzoo.errors import InputError
+from stzoo.frames import write_gif
+from stzoo.models import ARCHITECTURES, build_model, get_architecture
+from stzoo.models.persistence import SUFFIX, has_persistence_head, with_persistence
+from stzoo.training.finetune import FinetuneWarning, finetune
+from stzoo.training.finetune_budget import MIN_TIMED_STEPS, fit_to_time
+from stzoo.training.finetune_data import augment_batch, parse_augment
+from stzoo.training.finetune_history import plan_steps
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+QUICK = dict(progress=False, patience=None)
+
+
+def _frames(p, clip):
+    """The last observed frame of ``clip``'s first window, as predict returns frames (uint8)."""
+    return np.repeat(clip[p.spec.frames_in - 1 : p.spec.frames_in], p.spec.frames_out, axis=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# the head
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("arch", ["tau", "convlstm", "simvp", "predrnn"])
+def test_untrained_head_is_exactly_copy_last_and_rebuilds_from_its_config(arch, tmp_path):
+    cfg = ARCHITECTURES[arch].tiny_config
+    torch.manual_seed(0)
+    wrapped = with_persistence(build_model(arch, cfg)).eval()
+    assert wrapped.arch == arch + SUFFIX and get_architecture(wrapped.arch).any_frames is False
+    x = torch.rand(2, wrapped.frames_in, wrapped.channels, cfg["height"], cfg["width"])
+    y = wrapped(x)
+    assert y.shape == (2, wrapped.frames_out, wrapped.channels, cfg["height"], cfg["width"])
+    assert torch.equal(y, x[:, -1:].expand_as(y))  # exactly the last frame, whatever the base computes
+    with torch.no_grad():  # once trained, the head changes the forecast
+        wrapped.head.out.bias.fill_(0.1)
+    assert not torch.equal(wrapped(x), y)
+    # the registry rebuilds it from the name and config alone (what stzoo.load does with config.json)
+    again = build_model(wrapped.arch, wrapped.config.to_dict())
+    again.load_state_dict(wrapped.state_dict())
+    torch.testing.assert_close(again.eval()(x), wrapped(x))
+
+
+def test_head_checks_the_window():
+    wrapped = with_persistence(build_model("convlstm", ARCHITECTURES["convlstm"].tiny_config))
+    with pytest.raises(InputError, match="maps 4 frames"):
+        wrapped(torch.rand(1, 3, 1, 16, 16))
+
+
+def test_default_finetune_records_the_head_and_load_forecaster_onnx_work(tmp_path):
+    clips = realistic_clips(2, frames=24, height=16, width=16, rgb=False)
+    p2, hist = finetune(tiny("tau"), clips, steps=6, batch_size=4, lr=1e-2, out_dir=tmp_path, **QUICK)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["architecture"] == "tau+persistence" and cfg["config"]["head_hidden"] >= 1
+    assert cfg["training"]["head"] == "persistence" and hist.head == "persistence"
+    q = stzoo.load(tmp_path)
+    assert has_persistence_head(q.model)
+    x = clips[0][:4]
+    np.testing.assert_array_equal(q.predict(x), p2.predict(x))
+    f = stzoo.Forecaster(q, horizon=4)
+    for frame in x:
+        f.push(frame)
+    assert f.forecast().shape == (4, 16, 16)
+    pytest.importorskip("onnx")
+    q.export_onnx(tmp_path / "m.onnx")
+    assert (tmp_path / "m.onnx").stat().st_size > 0
+
+
+def test_direct_head_keeps_the_old_architecture(tmp_path):
+    clips = realistic_clips(2, frames=24, height=16, width=16, rgb=False)
+    _, hist = finetune(tiny("tau"), clips, steps=2, head="direct", out_dir=tmp_path, **QUICK)
+    assert hist.head == "direct"
+    assert hist.kept == "fine-tuned" or json.loads((tmp_path / "config.json").read_text())["architecture"].endswith(
+        SUFFIX
+    )
+    with pytest.raises(InputError, match="head"):
+        finetune(tiny("tau"), clips, head="residual", out_dir=tmp_path / "x", **QUICK)
+
+
+# ---------------------------------------------------------------------------------------------
+# never worse than doing nothing
+# ---------------------------------------------------------------------------------------------
+def test_step_zero_is_validated_and_a_run_that_learns_nothing_keeps_copy_last(tmp_path):
+    clips = realistic_clips(3, frames=24, height=16, width=16, rgb=False)
+    with pytest.warns(FinetuneWarning, match="does not beat copying the last frame"):
+        p2, hist = finetune(tiny("tau"), clips, steps=2, lr=1e-9, batch_size=4, out_dir=tmp_path, **QUICK)
+    assert hist.start["step"] == 0 and hist.start["val"]["mse"] == pytest.approx(hist.persistence["mse"], rel=1e-5)
+    assert hist.best_epoch == 0 and hist.kept == "persistence-equivalent" and hist.beats_persistence is False
+    card = (tmp_path / "README.md").read_text()
+    assert "PERSISTENCE-EQUIVALENT" in card and "before any training (step 0)" in card
+    assert json.loads((tmp_path / "config.json").read_text())["training"]["kept"] == "persistence-equivalent"
+    q = stzoo.load(tmp_path)
+    for p in (p2, q):
+        np.testing.assert_array_equal(p.predict(clips[0][:4]), _frames(p, clips[0]))
+
+
+def test_direct_model_worse_than_copy_last_is_replaced_by_the_persistence_model(tmp_path):
+    clips = realistic_clips(3, frames=24, height=16, width=16, rgb=False)
+    with pytest.warns(FinetuneWarning):
+        p2, hist = finetune(tiny("tau"), clips, steps=2, lr=1e-9, head="direct", out_dir=tmp_path, **QUICK)
+    assert hist.start["val"]["mse"] > hist.persistence["mse"]  # the random model starts worse than copy-last
+    assert hist.kept == "persistence-equivalent"
+    q = stzoo.load(tmp_path)
+    assert q.entry.architecture == "tau+persistence"
+    np.testing.assert_array_equal(q.predict(clips[0][:4]), _frames(q, clips[0]))
+    assert json.loads((tmp_path / "config.json").read_text())["metrics"]["mse"] == round(hist.persistence["mse"], 4)
+
+
+def test_a_run_that_learns_keeps_its_best_validated_state(tmp_path):
+    clips = realistic_clips(3, frames=32, height=16, width=16, rgb=False)
+    _, hist = finetune(tiny("tau"), clips, steps=40, lr=1e-2, batch_size=4, out_dir=tmp_path, **QUICK)
+    assert hist.kept == "fine-tuned" and hist.best_epoch >= 1 and hist.beats_persistence
+    assert hist.best["mse"] < hist.persistence["mse"] and hist.best["mse"] == min(
+        [hist.start["val"]["mse"]] + [e["val"]["mse"] for e in hist.epochs if "val" in e]
+    )
+
+
+def test_static_clip_saves_the_persistence_model_with_a_clear_message(tmp_path, capsys):  # F10
+    clip = np.repeat(square_video(frames=1), 24, axis=0)
+    with pytest.warns(FinetuneWarning, match="never changes"):
+        p2, hist = finetune(tiny("tau"), [clip, clip], out_dir=tmp_path / "py", **FAST)
+    assert hist.kept.startswith("persistence-equivalent") and hist.steps == []
+    assert "never changes" in (tmp_path / "py" / "README.md").read_text()
+    np.testing.assert_array_equal(stzoo.load(tmp_path / "py").predict(clip[:4]), clip[:4])
+    tiny("tau").save_pretrained(tmp_path / "base")
+    write_gif(clip, tmp_path / "still.gif")
+    rc = main(["finetune", str(tmp_path / "base"), "--data", str(tmp_path / "still.gif"), "--out", str(tmp_path / "c")])
+    out = capsys.readouterr()
+    assert rc == 0 and "never changes" in out.out and "Traceback" not in out.err
+    assert stzoo.load(tmp_path / "c").predict(clip[:4]).shape == (4, 16, 16)
+
+
+# ---------------------------------------------------------------------------------------------
+# learning more from little footage
+# ---------------------------------------------------------------------------------------------
+def test_augment_names_and_batches():
+    assert parse_augment("auto") == ("hflip",) and parse_augment("none") == () and parse_augment(None) == ()
+    assert parse_augment("hflip,reverse") == ("hflip", "reverse") == parse_augment(["hflip", "reverse"])
+    with pytest.raises(InputError, match="unknown augmentation"):
+        parse_augment("rotate")
+    batch = torch.rand(16, 6, 1, 4, 5)
+    a, b = augment_batch(batch, ("hflip",), 0, 3), augment_batch(batch, ("hflip",), 0, 3)
+    assert torch.equal(a, b)  # a pure function of seed and step (a resumed run sees the same batches)
+    flipped = [i for i in range(16) if not torch.equal(a[i], batch[i])]
+    assert 0 < len(flipped) < 16 and all(torch.equal(a[i], batch[i].flip(-1)) for i in flipped)
+    r = augment_batch(batch, ("reverse",), 0, 3)
+    assert any(torch.equal(r[i], batch[i].flip(0)) and not torch.equal(r[i], batch[i]) for i in range(16))
+    assert torch.equal(augment_batch(batch, (), 0, 3), batch)
+
+
+def test_time_budget_cuts_auto_steps_and_the_estimate_is_printed(tmp_path, capsys):
+    plan = plan_steps(400, 8)  # 2000 steps by the data rule
+    fit = fit_to_time(plan, step_s=1.0, val_s=2.0, minutes=5)
+    assert fit["steps"] < plan["steps"] and fit["steps"] * 1.0 + 2.0 * (1 + fit["epochs"]) <= 5 * 60 + 2
+    assert "to fit 5 min" in fit["rule"] and fit["estimate_s"] <= 5 * 60 + 2
+    assert fit_to_time(plan, step_s=100.0, val_s=0.0, minutes=1)["steps"] == MIN_TIMED_STEPS
+    assert fit_to_time(plan, step_s=1.0, val_s=0.0, minutes=None)["steps"] == plan["steps"]
+    clips = realistic_clips(2, frames=24, height=16, width=16, rgb=False)
+    _, hist = finetune(tiny("tau"), clips, steps=3, out_dir=tmp_path, patience=None)
+    assert "finetune plan: 3 step(s)" in capsys.readouterr().err and hist.plan["step_s"] > 0
+
+
+def test_cli_head_augment_and_time_budget(tmp_path, capsys):
+    tiny("tau").save_pretrained(tmp_path / "base")
+    clips = realistic_clips(2, frames=24, height=16, width=16, rgb=False)
+    for i, c in enumerate(clips):
+        write_gif(c, tmp_path / f"c{i}.gif")
+    common = ["finetune", str(tmp_path / "base"), "--data", str(tmp_path / "c0.gif"), str(tmp_path / "c1.gif")]
+    rc = main([*common, "--out", str(tmp_path / "o"), "--steps", "2", "--head", "direct", "--augment", "none", "-q"])
+    assert rc == 0
+    hist = json.loads((tmp_path / "o" / "history.json").read_text())
+    assert hist["head"] == "direct" and hist["data"]["augment"] == []
+    assert main([*common, "--out", str(tmp_path / "p"), "--augment", "spin"]) == 2
+    assert "unknown augmentation" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# audit items F7 and F14 (issue 31)
+# ---------------------------------------------------------------------------------------------
+def test_symlink_loops_in_a_data_folder_read_each_video_once(tmp_path):  # F7
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    np.save(data / "a.npy", square_video(0))
+    np.save(data / "sub" / "b.npy", square_video(1))
+    os.symlink(data, data / "loop")  # back to the top
+    os.symlink(data / "sub", data / "sub" / "self")  # into itself
+    os.symlink(data / "a.npy", data / "sub" / "a-again.npy")  # the same file twice
+    videos = load_videos(data)
+    assert sorted(v.name.rsplit("/", 1)[-1] for v in videos) == ["a.npy'", "b.npy'"]
+    only_links = tmp_path / "links"
+    only_links.mkdir()
+    os.symlink(only_links, only_links / "me")
+    with pytest.raises(InputError, match="no videos in"):
+        load_videos(only_links)
+
+
+def test_deep_folders_are_refused_with_a_clear_error(tmp_path):  # F7: bounded depth
+    deep = tmp_path / "d"
+    cur = deep
+    for i in range(12):
+        cur = cur / f"l{i}"
+    cur.mkdir(parents=True)
+    np.save(cur / "a.npy", square_video(0))
+    with pytest.raises(InputError, match="folders deep"):
+        load_videos(deep)
+
+
+def test_non_utf8_file_names_survive_the_final_save(tmp_path):  # F14
+    folder = os.fsencode(tmp_path / "data")
+    os.mkdir(folder)
+    for i, raw in enumerate((b"clip\xff.npy", b"\xe9t\xe9.npy")):
+        np.save(os.path.join(folder, raw), square_video(i))
+    try:
+        names = os.listdir(folder)
+    except OSError:  # a file system that refuses such names: nothing to test
+        pytest.skip("the file system refuses non-UTF-8 names")
+    assert len(names) == 2
+    _, hist = finetune(tiny(), os.fsdecode(folder), steps=2, out_dir=tmp_path / "out", **QUICK)
+    card = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
+    assert "\\udcff" in card or "\\xff" in card
+    assert stzoo.load(tmp_path / "out").predict(square_video(0)[:4]).shape == (4, 16, 16)
+    json.loads((tmp_path / "out" / "history.json").read_text(encoding="utf-8"))
+
+
+def test_tiny_config_tau_unchanged():
+    assert TAU_CFG["frames"] == 4  # the helpers these tests share with test_finetune.py
