@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from helpers.realistic_video import realistic_video  # noqa: E402
 
 import stzoo  # noqa: E402
-from stzoo.data.clips import ClipDataset, Video, convert_video, load_videos  # noqa: E402
+from stzoo.data.clips import ClipDataset, convert_video, load_videos  # noqa: E402
 from stzoo.runtime import cpu_description  # noqa: E402
 from stzoo.training.adapt import adapt  # noqa: E402
 from stzoo.training.evaluation import evaluate, evaluate_copy_last  # noqa: E402

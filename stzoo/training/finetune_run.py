@@ -545,11 +545,14 @@ def _compare(
         }
         score, base, where = mine["mse"], history.train_check["copy_last_frame"]["mse"], "even on its training clips"
     elif history.best is not None and history.persistence is not None:
-        score, base, where = history.best["mse"], history.persistence["mse"], "on the validation clips"
+        trained = [e["val"]["mse"] for e in history.epochs if "val" in e]  # the states training reached
+        score = min(trained) if trained and history.best_epoch == 0 else history.best["mse"]
+        base, where = history.persistence["mse"], "on the validation clips"
     else:  # stopped (max_steps) before the first validation
         history.beats_persistence = None
         return
-    history.beats_persistence = bool(score < base)
+    # the start (best_epoch 0) is the starting model, not a fine-tuned one: it beats nothing
+    history.beats_persistence = bool(score < base) and history.best_epoch != 0
     if history.beats_persistence or not finished:
         return
     tips = []
@@ -566,7 +569,8 @@ def _compare(
     tips.append("more or longer videos")
     history.warnings.append(
         f"the fine-tuned model does not beat copying the last frame {where}: MSE {score:.4g} against {base:.4g} "
-        f"for repeating the last input frame, so its forecasts are worse than doing nothing. Try "
+        f"for repeating the last input frame, so the folder holds the persistence-equivalent model instead (it "
+        f"forecasts the last observed frame: never worse than doing nothing). To learn more, try "
         + ", ".join(tips[:-1])
         + " or "
         + tips[-1]
