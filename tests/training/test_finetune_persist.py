@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from helpers.realistic_video import realistic_clips
-from test_finetune import FAST, TAU_CFG, square_video, tiny
+from test_finetune import FAST, square_video, tiny
 
 import stzoo
 from stzoo.cli.main import main
@@ -242,5 +242,12 @@ def test_non_utf8_file_names_survive_the_final_save(tmp_path):  # F14
     json.loads((tmp_path / "out" / "history.json").read_text(encoding="utf-8"))
 
 
-def test_tiny_config_tau_unchanged():
-    assert TAU_CFG["frames"] == 4  # the helpers these tests share with test_finetune.py
+def test_resume_keeps_the_time_fitted_budget(tmp_path):
+    clips = realistic_clips(2, frames=24, height=16, width=16, rgb=False)
+    kw = dict(batch_size=4, out_dir=tmp_path, **QUICK)
+    _, first = finetune(tiny("tau"), clips, time_budget=1e-4, max_steps=2, **kw)  # the budget: what fits
+    assert first.plan["steps"] == MIN_TIMED_STEPS and "to fit" in first.plan["rule"]
+    _, rest = finetune(tiny("tau"), clips, resume=True, **kw)  # another budget would be another run
+    assert rest.steps[0]["step"] == 3 and rest.steps[-1]["step"] == MIN_TIMED_STEPS
+    with pytest.raises(InputError, match="time_budget"):
+        finetune(tiny("tau"), clips, time_budget=-1, **{**kw, "out_dir": tmp_path / "x"})
