@@ -78,7 +78,8 @@ def card_entry(
 
     ``rec``: the epoch record whose state is kept (epoch 0: the start), or ``None``; ``kept``: one of
     ``KEPT_*`` — a persistence-equivalent model says so first thing in its description."""
-    entry = {k: v for k, v in base_entry.to_dict().items() if k not in ("adapted", "weights", "metrics", "training")}
+    stale = ("adapted", "weights", "metrics", "training", "gate", "flops", "speed", "strip", "rollout", "bf16")
+    entry = {k: v for k, v in base_entry.to_dict().items() if k not in stale}  # records of the base's weights
     entry["base_model"] = facts.base_name
     pers = history.persistence
     val_txt = ""

@@ -154,7 +154,9 @@ def run(
     )
     planned_steps = o.steps
     if ck is not None and o.steps in (None, "auto") and o.epochs is None:
-        planned_steps = ck["fingerprint"].get("total_steps", o.steps)  # the budget the run was planned with
+        recorded = ck["fingerprint"].get("total_steps")  # the budget the run was planned with
+        if isinstance(recorded, int) and not isinstance(recorded, bool) and 1 <= recorded <= 10**9:
+            planned_steps = recorded  # (anything else: refused below as another run's fingerprint)
     plan = plan_steps(len(sampler), recipe.batch_size, steps=planned_steps, epochs=o.epochs)
     plan["train_clips"] = len(train_ds)
     net: nn.Module = model
