@@ -26,7 +26,7 @@ __all__ = ["DEFAULT_TIME_BUDGET", "MIN_TIMED_STEPS", "time_step", "time_forward"
 #: ``time_budget`` by default: minutes of training and validation a default fine-tune plans for
 DEFAULT_TIME_BUDGET = 6.0
 #: a time budget never plans fewer steps than this (the estimate then says it runs over)
-MIN_TIMED_STEPS = 30
+MIN_TIMED_STEPS = 10
 
 
 def time_step(net: nn.Module, model: nn.Module, recipe: Recipe, batch: Tensor, *, amp: bool, repeats: int = 2) -> float:
