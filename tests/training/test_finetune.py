@@ -875,7 +875,8 @@ def test_default_finetune_of_a_released_model_beats_copy_last_frame_on_held_out_
     trained or validated on, score the result against copying the last frame."""
     train = realistic_clips(2, frames=48, height=24, width=32)
     held = realistic_clips(2, frames=48, height=24, width=32, first_seed=100)
-    p, hist = finetune(stzoo.load("tau-mmnist-s"), train, out_dir=tmp_path, progress=False)
+    # every option at its default but the time budget, which depends on how loaded the test machine is
+    p, hist = finetune(stzoo.load("tau-mmnist-s"), train, out_dir=tmp_path, progress=False, time_budget=None)
     assert hist.adaptation["changes"]["channels"] == [1, 3] and hist.data["size"] == [24, 32]
     assert hist.beats_persistence and hist.best["mse"] < hist.persistence["mse"] and hist.warnings == []
     ds = ClipDataset(load_videos(held), 20)
