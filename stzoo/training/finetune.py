@@ -27,7 +27,8 @@ plus ``checkpoint.pt`` (to resume), ``history.json`` and ``log.jsonl``.
 
 Distributed: launched with ``torchrun`` (``WORLD_SIZE`` > 1 in the environment), every process
 reads the data, :class:`torch.utils.data.DistributedSampler` gives each its share of every epoch,
-the model is wrapped in ``DistributedDataParallel`` (gloo on CPU, NCCL on GPUs), losses and
+the model is wrapped in ``DistributedDataParallel`` (gloo on CPU, NCCL on GPUs), its BatchNorm layers
+normalise over every process's clips (:func:`~stzoo.training.distributed.sync_batchnorm`), losses and
 metrics are averaged over all processes, and only rank 0 writes files.
 """
 

@@ -33,7 +33,7 @@ from stzoo.training.checkpoints import (
     restore_training_state,
     save_training_checkpoint,
 )
-from stzoo.training.distributed import Dist
+from stzoo.training.distributed import Dist, sync_batchnorm
 from stzoo.training.evaluation import evaluate, evaluate_copy_last
 from stzoo.training.finetune_budget import estimate_text, fit_to_time, time_forward, time_step
 from stzoo.training.finetune_card import KEPT_FINETUNED, KEPT_PERSISTENCE, KEPT_STATIC, CardFacts, card_entry, printable
@@ -414,7 +414,8 @@ def run(
             loop.checkpoint()
 
     if not o.static:
-        loop.run(batch_of, after_step)
+        with sync_batchnorm(model, dist_):  # BatchNorm over the whole global batch, as one process
+            loop.run(batch_of, after_step)
         loop.checkpoint()
     step = loop.step
 
