@@ -225,9 +225,9 @@ def test_a_killed_process_stops_the_job_and_it_resumes_on_one(tmp_path, mnist_di
         "--device",
         "cpu",
         "--eval-sequences",
-        "0",
+        "1",
         "--checkpoint-every",
-        "0",
+        "0.01",
         "--dist-timeout",
         "1",
     ]
