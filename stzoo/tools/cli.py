@@ -220,9 +220,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("names", nargs="*", help="entries (default: every released entry with metrics)")
     p.add_argument("--manifest", default=None, help="manifest to update (default: the package's)")
-    p.add_argument(
-        "--command-line", default=None, help="the command to record in each gate record (default: none recorded)"
-    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_dataset_options(p)
     add_threads(p)

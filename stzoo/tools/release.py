@@ -313,6 +313,8 @@ def _release_candidate(
     gate["dataset"] = described
     final_name = f"{name}-{info['sha256'][:12]}.safetensors"
     new_entry = dict(entry)
+    for stale in WEIGHTS_RECORDS:  # measured on the weights being replaced: re-measure them for the new ones
+        new_entry.pop(stale, None)
     new_entry["weights"] = {
         "filename": final_name,
         "sha256": info["sha256"],
@@ -429,6 +431,9 @@ def _check_better(
             f"{old['mse']:.2f}; pass --force to replace it anyway"
         )
 
+
+#: manifest records that describe one weights file (its bf16 change, forecast strip, rollout); a release drops them
+WEIGHTS_RECORDS = ("bf16", "strip", "rollout")
 
 _CANDIDATE = re.compile(r"^\.(?P<name>[a-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{16}\.candidate$")
 _CONTENT_NAMED = re.compile(r"^(?P<name>[a-z0-9-]+)-[0-9a-f]{12}\.safetensors$")

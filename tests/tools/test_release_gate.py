@@ -130,7 +130,11 @@ def test_gate_refuses_an_undertrained_run_and_force_marks_it(tmp_path, mnist_dir
     assert "copy-last-frame" in str(info.value) and "--force" in str(info.value)
     assert manifest.read_text() == before and not [p for p in wdir.iterdir() if p.suffix != ".lock"]
 
+    m = json.loads(manifest.read_text())  # a record of the weights being replaced: the release drops it
+    m["models"][NAME]["strip"] = {"path": "assets/old.png", "sequence": 0, "dataset": "old weights' strip"}
+    manifest.write_text(json.dumps(m))
     entry = release_to_manifest(NAME, run, force=True, **kw)
+    assert "strip" not in entry and "strip" not in json.loads(manifest.read_text())["models"][NAME]
     gate = entry["gate"]
     assert gate["passed"] is False and gate["forced"] is True and gate["failed"]
     assert gate["sequences"] == 3 and gate["mean_frame"]["frame"] == "constant 0"
