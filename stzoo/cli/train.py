@@ -332,7 +332,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--eval-sequences",
-        type=positive_int,
+        type=nonnegative_int,
         default=10000,
         metavar="N",
         help="test sequences of the final evaluation in summary.json; 0 skips it; with --time-budget, "

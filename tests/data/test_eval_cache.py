@@ -359,7 +359,9 @@ def test_cli_evaluate_uses_the_cache_and_gives_the_same_numbers(tmp_path, cache,
     other_batch = run_cli(args[:-2] + ["--batch-size", "5"], capsys)
     for k in ("mse", "mae", "ssim", "psnr"):
         assert other_batch[k] == pytest.approx(off[k], rel=1e-9)
-    assert main(args[:-2] + ["--batch-size", "0"]) == 2
+    with pytest.raises(SystemExit) as refused:  # argparse refuses it before anything runs
+        main(args[:-2] + ["--batch-size", "0"])
+    assert refused.value.code == 2
 
 
 def test_cli_evaluate_help_states_every_default(capsys):
