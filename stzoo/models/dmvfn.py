@@ -421,6 +421,16 @@ ARCHITECTURE = register(
         size_reason=_reason,
         channel_params=_channel_params,
         training_forward=dmvfn_training_forward,
+        # conservative: every block's features at its scale (a few maps alive each), the flows, masks and warped
+        # frames at full size, and the frames kept for the rollout
+        activation_floats=lambda cfg, b, t, h, w: (
+            b
+            * (
+                sum(8.0 * f * h * w / (s * s) for f, s in zip(cfg.num_features, cfg.scales))
+                + 64.0 * cfg.channels * h * w
+                + 2.0 * t * cfg.channels * h * w
+            )
+        ),
         tiny_config={
             "frames_in": 4,
             "frames_out": 4,

@@ -179,8 +179,23 @@ def persistence_architecture(base: str | Architecture) -> Architecture:
             "(stzoo.models.persistence)",
             training_forward=_training_forward,
             tiny_config=dict(base.tiny_config),
+            activation_floats=_head_activations(base),
         )
     )
+
+
+def _head_activations(base: Architecture) -> Any:
+    """The base's activation estimate plus the head's: its two 3×3 convolutions at full size read the past frames,
+    the last frame and the base's forecast (≤ 2·T + 1 frames of C channels) and hold ``head_hidden`` maps."""
+    if base.activation_floats is None:
+        return None
+    channels_key = base.spec_keys.get("channels", "channels")
+
+    def floats(cfg: Any, b: int, t: int, h: int, w: int) -> float:
+        c = int(getattr(cfg, channels_key, 3))
+        return float(base.activation_floats(cfg, b, t, h, w)) + 4.0 * b * h * w * (cfg.head_hidden + (2 * t + 1) * c)
+
+    return floats
 
 
 def _derive(base: Architecture) -> Architecture:

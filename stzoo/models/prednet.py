@@ -386,6 +386,18 @@ ARCHITECTURE = register(
         size_reason=_reason,
         channel_params=_channel_params,
         training_forward=prednet_training_forward,
+        # conservative: per layer l (at 1/2^l size) its R, the ConvLSTM's gates, A, Â and the errors E = [±(Â−A)],
+        # each a few maps alive at once, plus the frames kept for the rollout
+        activation_floats=lambda cfg, b, t, h, w: (
+            b
+            * (
+                sum(
+                    (h * w / 4**layer) * 16.0 * (4 * r + 4 * a)
+                    for layer, (r, a) in enumerate(zip(cfg.r_channels, (cfg.channels, *cfg.a_channels)))
+                )
+                + 2.0 * t * cfg.channels * h * w
+            )
+        ),
         tiny_config={
             "frames_in": 4,
             "frames_out": 4,
