@@ -134,7 +134,9 @@ def card_metadata(cfg: dict[str, Any]) -> dict[str, Any]:
     """
     arch = str(cfg["architecture"])
     dataset = training_dataset(cfg)
-    tags = ["stzoo", "video-prediction", "spatiotemporal-forecasting", arch.replace("_", "-")]
+    # a derived architecture (``convlstm+persistence``) is tagged by its base and by what was added to it
+    tags = ["stzoo", "video-prediction", "spatiotemporal-forecasting"]
+    tags += [part.replace("_", "-") for part in arch.split("+")]
     spec = DATASETS.get(dataset or "")  # its tag and Hub datasets (stzoo.data.registry.DatasetSpec)
     if spec is not None and spec.tag:
         tags.append(spec.tag)
