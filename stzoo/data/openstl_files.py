@@ -14,7 +14,8 @@ the values back for scoring) and, for maps, ``latitudes``.
 :class:`OpenSTLMovingDigits` draws Moving MNIST sequences with OpenSTL's generator (its trajectories clamp
 at the border and flip the direction; positions are truncated to integers; digits on a CIFAR-10 background
 are binarised), seeded per ``(seed, epoch, index)``: the training data of ``mmnist_canonical``,
-``mfmnist`` and ``mmnist_cifar``.
+``mfmnist`` and ``mmnist_cifar``. Those three differ only in their files and their words:
+:class:`MovingDigitsFiles` holds their readers and builds each one's :class:`~stzoo.data.registry.DatasetSpec`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import importlib
 import os
 import pickle
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +32,16 @@ import numpy as np
 import torch
 
 from stzoo.data.mnist import read_idx
-from stzoo.data.registry import DATA_DIR_OPTION
+from stzoo.data.registry import DATA_DIR_OPTION, DatasetSpec
 from stzoo.errors import InputError
+from stzoo.metrics import OpenSTLConvention
 
 __all__ = [
     "DATA_DIR_OPTION",
     "DATA_ENV",
     "ClipSet",
     "OpenSTLMovingDigits",
+    "MovingDigitsFiles",
     "find_path",
     "data_root",
     "require",
@@ -336,6 +340,77 @@ def time_major_test_set(path: Path, dataset: str, num_sequences: int | None = No
         return seq if seq.dtype == np.uint8 else np.clip(np.rint(seq), 0, 255).astype(np.uint8)
 
     return ClipSet(read, range(arr.shape[1]), seq_len, "uint8", num_sequences=num_sequences)
+
+
+@dataclass(frozen=True)
+class MovingDigitsFiles:
+    """The files of a Moving MNIST variant in OpenSTL's layout, and the dataset's readers of them.
+
+    Args:
+        dataset: the dataset's name (in error messages).
+        test_file: the fixed test set, relative to the OpenSTL data root (``moving_mnist/mnist_test_seq.npy``).
+        digits: the IDX file(s) of the training digits, first found wins (``.gz`` or not).
+        digits_what: how an error names them (``"MNIST training digits"``).
+        backgrounds: CIFAR-10 folder(s) (``cifar-10-batches-py``) for a coloured variant; None: black canvas.
+    """
+
+    dataset: str
+    test_file: str
+    digits: tuple[str, ...]
+    digits_what: str
+    backgrounds: tuple[str, ...] | None = None
+
+    def train(self, data_dir: str | os.PathLike | None = None, **kw: Any) -> OpenSTLMovingDigits:
+        """Training sequences drawn with OpenSTL's generator from the digits (and backgrounds) under ``data_dir``."""
+        root = data_root(data_dir, self.dataset)
+        digits = load_idx_images(find_path(root, self.digits, self.dataset, self.digits_what))
+        if self.backgrounds is None:
+            return OpenSTLMovingDigits(digits, **kw)
+        backgrounds = load_cifar10(find_path(root, self.backgrounds, self.dataset, "CIFAR-10 folder"))
+        return OpenSTLMovingDigits(digits, backgrounds, **kw)
+
+    def test(
+        self,
+        data_dir: str | os.PathLike | None = None,
+        num_sequences: int | None = None,
+        seq_len: int = 20,
+        **_: Any,
+    ) -> ClipSet:
+        """The fixed test set: ``test_file`` under ``data_dir``, memory-mapped (other keywords are ignored)."""
+        root = data_root(data_dir, self.dataset)
+        path = find_path(root, [self.test_file], self.dataset, "test file")
+        return time_major_test_set(path, self.dataset, num_sequences, seq_len)
+
+    def cached(self, sequences: int, *, cache: Any = True, progress: bool = False, data_dir: Any = None) -> ClipSet:
+        """The first ``sequences`` test sequences; the file is read in place, so there is no cache to use."""
+        return self.test(data_dir, sequences)
+
+    def spec(self, *, label: str, description: str, test_description: str, citation: str, tag: str) -> DatasetSpec:
+        """The dataset's :class:`~stzoo.data.registry.DatasetSpec`: 64×64 uint8 frames (1 channel, 3 on
+        backgrounds), 10,000 test sequences, OpenSTL's metrics, ``--data-dir``; the rest in its words."""
+        colour = self.backgrounds is not None
+        return DatasetSpec(
+            name=self.dataset,
+            label=label,
+            description=description,
+            channels=3 if colour else 1,
+            height=64,
+            width=64,
+            dtype="uint8",
+            value_range=(0.0, 1.0),
+            normalisation=f"8-bit {'RGB' if colour else 'grey'} levels divided by 255 (OpenSTL: the same)",
+            test_seed=0,
+            test_size=10000,
+            make_train=self.train,
+            make_test=self.test,
+            cached_test=self.cached,
+            cache_naming=f"none: {Path(self.test_file).name} is memory-mapped in place",
+            test_description=test_description,
+            openstl_metrics=OpenSTLConvention(),
+            citation=citation,
+            tag=tag,
+            options=(DATA_DIR_OPTION,),
+        )
 
 
 def sequences_array(dataset: Any, count: int | None = None) -> np.ndarray:
