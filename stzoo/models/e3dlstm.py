@@ -72,7 +72,13 @@ from torch import Tensor, nn
 
 from stzoo.errors import ConfigError, InputError
 from stzoo.models.base import Architecture, Recipe, cfg_field, check_frames, get_architecture, register
-from stzoo.models.recurrent import RecurrentConfig, RecurrentNet, recurrent_declaration
+from stzoo.models.recurrent import (
+    RecurrentConfig,
+    RecurrentNet,
+    recurrent_declaration,
+    recurrent_tiny_config,
+    rollout_activation_floats,
+)
 
 __all__ = [
     "E3DLSTM",
@@ -259,20 +265,11 @@ ARCHITECTURE = register(
         config=E3DLSTMConfig,
         **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": E3DLSTM_RECIPE},
         resolution_params=lambda cfg: [f"cells.{i}.norm_c." for i in range(cfg.num_layers)],
-        # peak memory estimate: states + gates per step; outputs per frame
-        activation_floats=lambda cfg, b, t, h, w: (
-            b * t * h * w * (64.0 + 16.0 * cfg.num_layers * cfg.num_hidden * cfg.window_length / cfg.patch_size**2)
+        # every cell keeps a window of window_length states
+        activation_floats=lambda cfg, b, t, h, w: rollout_activation_floats(
+            cfg, b, t, h, w, cell_floats=16.0 * cfg.window_length
         ),
-        tiny_config={
-            "frames_in": 4,
-            "frames_out": 4,
-            "height": 16,
-            "width": 16,
-            "num_layers": 2,
-            "num_hidden": 8,
-            "patch_size": 4,
-            "filter_size": 3,
-        },
+        tiny_config=recurrent_tiny_config(),
         description="E3D-LSTM (Wang et al., ICLR 2019): 3-D conv LSTM cells over a window of frames with an eidetic "
         "memory recalled by self-attention",
         training_forward=e3dlstm_training_forward,

@@ -71,7 +71,7 @@ from stzoo.models.base import (
     get_architecture,
     register,
 )
-from stzoo.models.recurrent import RecurrentNet
+from stzoo.models.recurrent import RecurrentNet, rollout_activation_floats
 
 __all__ = ["MAU", "MAUConfig", "MAUCell", "MAU_RECIPE", "ARCHITECTURE"]
 
@@ -255,9 +255,9 @@ ARCHITECTURE = register(
             "readout.bias": ChannelParam(0, "out"),
         },
         resolution_params=_resolution_params,
-        # peak memory estimate: states + gates per step; outputs per frame
-        activation_floats=lambda cfg, b, t, h, w: (
-            b * t * h * w * (64.0 + 16.0 * cfg.num_layers * cfg.num_hidden * cfg.tau / cfg.sr_size**2)
+        # every cell attends over the last tau steps' states, on a grid sr_size times smaller
+        activation_floats=lambda cfg, b, t, h, w: rollout_activation_floats(
+            cfg, b, t, h, w, cell_floats=16.0 * cfg.tau, grid=cfg.sr_size
         ),
         tiny_config={
             "frames_in": 4,

@@ -76,7 +76,13 @@ from torch import Tensor, nn
 
 from stzoo.errors import ConfigError, InputError
 from stzoo.models.base import Architecture, Recipe, cfg_field, check_frames, get_architecture, register
-from stzoo.models.recurrent import RecurrentConfig, RecurrentNet, recurrent_declaration
+from stzoo.models.recurrent import (
+    RecurrentConfig,
+    RecurrentNet,
+    recurrent_declaration,
+    recurrent_tiny_config,
+    rollout_activation_floats,
+)
 
 __all__ = ["MIM", "MIMConfig", "STLSTMCell", "MIMBlock", "PeepholeConvLSTM", "MIM_RECIPE", "ARCHITECTURE"]
 
@@ -267,20 +273,8 @@ ARCHITECTURE = register(
         config=MIMConfig,
         **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": MIM_RECIPE},
         resolution_params=_resolution_params,
-        # peak memory estimate: states + gates per step; outputs per frame
-        activation_floats=lambda cfg, b, t, h, w: (
-            b * t * h * w * (64.0 + 24.0 * cfg.num_layers * cfg.num_hidden / cfg.patch_size**2)
-        ),
-        tiny_config={
-            "frames_in": 4,
-            "frames_out": 4,
-            "height": 16,
-            "width": 16,
-            "num_layers": 3,
-            "num_hidden": 8,
-            "patch_size": 4,
-            "filter_size": 3,
-        },
+        activation_floats=lambda cfg, b, t, h, w: rollout_activation_floats(cfg, b, t, h, w, cell_floats=24.0),
+        tiny_config=recurrent_tiny_config(num_layers=3),
         description="MIM (Wang et al., CVPR 2019): ST-LSTM + Memory In Memory blocks (MIM-N on hidden-state "
         "differences, MIM-S) with a zigzag memory",
     )

@@ -48,7 +48,13 @@ from torch import Tensor, nn
 
 from stzoo.errors import ConfigError, InputError
 from stzoo.models.base import Architecture, Recipe, cfg_field, register
-from stzoo.models.recurrent import RecurrentConfig, RecurrentNet, recurrent_declaration
+from stzoo.models.recurrent import (
+    RecurrentConfig,
+    RecurrentNet,
+    recurrent_declaration,
+    recurrent_tiny_config,
+    rollout_activation_floats,
+)
 
 __all__ = [
     "PredRNN",
@@ -341,20 +347,8 @@ ARCHITECTURE = register(
         model=PredRNN,
         config=PredRNNConfig,
         **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": PREDRNN_RECIPE},
-        # peak memory estimate: states + gates per step; outputs per frame
-        activation_floats=lambda cfg, b, t, h, w: (
-            b * t * h * w * (64.0 + 16.0 * cfg.num_layers * cfg.num_hidden / cfg.patch_size**2)
-        ),
-        tiny_config={
-            "frames_in": 4,
-            "frames_out": 4,
-            "height": 16,
-            "width": 16,
-            "num_layers": 2,
-            "num_hidden": 8,
-            "patch_size": 4,
-            "filter_size": 3,
-        },
+        activation_floats=rollout_activation_floats,
+        tiny_config=recurrent_tiny_config(),
         description="PredRNN (Wang et al., NeurIPS 2017): ST-LSTM cells with a zigzag spatiotemporal memory",
     )
 )
@@ -365,21 +359,8 @@ ARCHITECTURE_V2 = register(
         model=PredRNNv2,
         config=PredRNNv2Config,
         **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": PREDRNN_V2_RECIPE},
-        # peak memory estimate: states + gates per step; outputs per frame
-        activation_floats=lambda cfg, b, t, h, w: (
-            b * t * h * w * (64.0 + 16.0 * cfg.num_layers * cfg.num_hidden / cfg.patch_size**2)
-        ),
-        tiny_config={
-            "frames_in": 4,
-            "frames_out": 4,
-            "height": 16,
-            "width": 16,
-            "num_layers": 2,
-            "num_hidden": 8,
-            "patch_size": 4,
-            "filter_size": 3,
-            "decouple_beta": 0.05,
-        },
+        activation_floats=rollout_activation_floats,
+        tiny_config=recurrent_tiny_config(decouple_beta=0.05),
         description="PredRNN-V2 (Wang et al., TPAMI 2022): PredRNN with memory decoupling and reverse "
         "scheduled sampling",
         training_forward=predrnn_v2_training_forward,

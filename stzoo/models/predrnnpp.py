@@ -54,7 +54,13 @@ import torch
 from torch import Tensor, nn
 
 from stzoo.models.base import Architecture, Recipe, cfg_field, register
-from stzoo.models.recurrent import RecurrentConfig, RecurrentNet, recurrent_declaration
+from stzoo.models.recurrent import (
+    RecurrentConfig,
+    RecurrentNet,
+    recurrent_declaration,
+    recurrent_tiny_config,
+    rollout_activation_floats,
+)
 
 __all__ = ["PredRNNpp", "PredRNNppConfig", "CausalLSTMCell", "GradientHighwayUnit", "PREDRNNPP_RECIPE", "ARCHITECTURE"]
 
@@ -180,20 +186,8 @@ ARCHITECTURE = register(
         model=PredRNNpp,
         config=PredRNNppConfig,
         **{**recurrent_declaration("cells.0.conv_x.weight"), "recipe": PREDRNNPP_RECIPE},
-        # peak memory estimate: states + gates per step; outputs per frame
-        activation_floats=lambda cfg, b, t, h, w: (
-            b * t * h * w * (64.0 + 16.0 * cfg.num_layers * cfg.num_hidden / cfg.patch_size**2)
-        ),
-        tiny_config={
-            "frames_in": 4,
-            "frames_out": 4,
-            "height": 16,
-            "width": 16,
-            "num_layers": 2,
-            "num_hidden": 8,
-            "patch_size": 4,
-            "filter_size": 3,
-        },
+        activation_floats=rollout_activation_floats,
+        tiny_config=recurrent_tiny_config(),
         description="PredRNN++ (Wang et al., ICML 2018): Causal LSTM cells with a zigzag memory and a "
         "Gradient Highway Unit",
     )

@@ -16,7 +16,14 @@ from torch import Tensor, nn
 from stzoo.errors import ConfigError, InputError
 from stzoo.models.base import ChannelParam, ModelConfig, Recipe, cfg_field, raise_if_bad_frames
 
-__all__ = ["RecurrentNet", "RecurrentConfig", "RECURRENT_RECIPE", "recurrent_declaration"]
+__all__ = [
+    "RecurrentNet",
+    "RecurrentConfig",
+    "RECURRENT_RECIPE",
+    "recurrent_declaration",
+    "rollout_activation_floats",
+    "recurrent_tiny_config",
+]
 
 
 @dataclass
@@ -66,6 +73,33 @@ def recurrent_declaration(first_cell_input: str) -> dict[str, Any]:
         size_reason=lambda cfg: f"patch_size={cfg.patch_size} cuts frames into patches (patch size {cfg.patch_size})",
         channel_params=channel_params,
     )
+
+
+def rollout_activation_floats(
+    cfg: Any, b: int, t: int, h: int, w: int, *, cell_floats: float = 16.0, grid: int | None = None
+) -> float:
+    """Peak-memory estimate (floats) of a net that rolls a stack of cells over ``b``×``t`` frames of ``h``×``w``:
+    the states and gates of every step, ``cell_floats`` per hidden channel of each of ``cfg.num_layers`` cells
+    on the state grid (``h``×``w`` divided by ``grid``², default ``cfg.patch_size``), plus 64 floats per input
+    pixel for the frames and outputs. An :attr:`~stzoo.models.base.Architecture.activation_floats`."""
+    grid = cfg.patch_size if grid is None else grid
+    return b * t * h * w * (64.0 + cell_floats * cfg.num_layers * cfg.num_hidden / grid**2)
+
+
+def recurrent_tiny_config(**changes: Any) -> dict[str, Any]:
+    """The contract tests' tiny configuration of a patch-reshape recurrent net (4 → 4 frames of 16×16, two
+    cells of 8 hidden channels, patch 4, 3×3 filters), with ``changes`` on top; a fresh dict each call."""
+    tiny = {
+        "frames_in": 4,
+        "frames_out": 4,
+        "height": 16,
+        "width": 16,
+        "num_layers": 2,
+        "num_hidden": 8,
+        "patch_size": 4,
+        "filter_size": 3,
+    }
+    return {**tiny, **changes}
 
 
 class RecurrentNet(nn.Module):

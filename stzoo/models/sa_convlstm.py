@@ -24,7 +24,13 @@ from torch import Tensor, nn
 
 from stzoo.models.base import Architecture, cfg_field, register
 from stzoo.models.convlstm import ConvLSTMCell
-from stzoo.models.recurrent import RecurrentConfig, RecurrentNet, recurrent_declaration
+from stzoo.models.recurrent import (
+    RecurrentConfig,
+    RecurrentNet,
+    recurrent_declaration,
+    recurrent_tiny_config,
+    rollout_activation_floats,
+)
 
 __all__ = ["SAConvLSTM", "SelfAttentionMemory", "SAConvLSTMCell", "SAConvLSTMConfig", "ARCHITECTURE"]
 
@@ -108,25 +114,11 @@ ARCHITECTURE = register(
         model=SAConvLSTM,
         config=SAConvLSTMConfig,
         **recurrent_declaration("cells.0.lstm.conv_x.weight"),
-        # peak memory estimate: self-attention memory: quadratic in positions
+        # plus the self-attention memory: quadratic in positions
         activation_floats=lambda cfg, b, t, h, w: (
-            b
-            * (
-                t * h * w * (64.0 + 16.0 * cfg.num_layers * cfg.num_hidden / cfg.patch_size**2)
-                + 4.0 * cfg.num_layers * (h * w / cfg.patch_size**2) ** 2
-            )
+            rollout_activation_floats(cfg, b, t, h, w) + b * 4.0 * cfg.num_layers * (h * w / cfg.patch_size**2) ** 2
         ),
-        tiny_config={
-            "frames_in": 4,
-            "frames_out": 4,
-            "height": 16,
-            "width": 16,
-            "num_layers": 2,
-            "num_hidden": 8,
-            "patch_size": 4,
-            "filter_size": 3,
-            "attn_dim": 4,
-        },
+        tiny_config=recurrent_tiny_config(attn_dim=4),
         description="SA-ConvLSTM (Lin et al., AAAI 2020): ConvLSTM cells with a self-attention memory",
     )
 )
