@@ -56,15 +56,9 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.fixture(scope="module")
 def fake_mnist(tmp_path_factory):
     """A folder of tiny fake MNIST IDX files (32 training and 16 test "digits"), for end-to-end runs."""
-    import numpy as np
-    from test_train import _fake_digits, _write_idx_gz
+    from helpers.fake_mnist import write_fake_mnist
 
-    root = tmp_path_factory.mktemp("fake_mnist")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 32), ("t10k", 16)):
-        _write_idx_gz(root / f"{split}-images-idx3-ubyte.gz", _fake_digits(rng, n))
-        _write_idx_gz(root / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, n).astype(np.uint8))
-    return root
+    return write_fake_mnist(tmp_path_factory.mktemp("fake_mnist"), seed=0, train=32, test=16)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import os
 import re
 import shlex
 import subprocess
@@ -19,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import subprocess_env
 
 from stzoo.cli.main import build_parser
 from stzoo.tools.cli import build_parser as build_maint_parser
@@ -108,12 +108,11 @@ def test_user_help_does_not_list_maintainer_commands():
 
 
 def _run_help(*module: str) -> str:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(
         [sys.executable, "-m", *module, "--help"],
         capture_output=True,
         text=True,
-        env=env,
+        env=subprocess_env(),
         cwd=ROOT,
         check=False,
         timeout=120,

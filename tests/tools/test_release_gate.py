@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_train import _fake_digits, _without_release, _write_idx_gz
+from helpers.fake_mnist import write_fake_mnist
+from helpers.releases import manifest_copy
 
 from stzoo.errors import ConfigError, UndertrainedWarning
 from stzoo.models import Recipe
@@ -28,13 +29,7 @@ NAME = "convlstm-mmnist-s"
 
 @pytest.fixture(scope="module")
 def mnist_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("fake_mnist_gate")
-    rng = np.random.default_rng(1)
-    _write_idx_gz(root / "train-images-idx3-ubyte.gz", _fake_digits(rng, 64))
-    _write_idx_gz(root / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, 64).astype(np.uint8))
-    _write_idx_gz(root / "t10k-images-idx3-ubyte.gz", _fake_digits(rng, 32))
-    _write_idx_gz(root / "t10k-labels-idx1-ubyte.gz", rng.integers(0, 10, 32).astype(np.uint8))
-    return root
+    return write_fake_mnist(tmp_path_factory.mktemp("fake_mnist_gate"), seed=1, train=64, test=32)
 
 
 def _one_step_run(out: Path, mnist_dir: Path, seed: int) -> Path:
@@ -51,10 +46,7 @@ def run(tmp_path_factory, mnist_dir) -> Path:
 
 
 def _setup(tmp_path: Path, mnist_dir: Path) -> tuple[Path, Path, dict]:
-    from stzoo.zoo.manifest import load_manifest
-
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps(_without_release(load_manifest(), NAME), indent=2))
+    manifest = manifest_copy(tmp_path / "manifest.json", NAME, indent=2)
     wdir = tmp_path / "w"
     kw = dict(
         weights_dir=wdir,

@@ -22,17 +22,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from helpers import subprocess_env
+from helpers.fake_mnist import write_fake_mnist
 from helpers.hostile import refuse
+from helpers.releases import manifest_copy
 from test_finetune import square_video, tiny
-from test_train import LSTM_CFG, _fake_digits, _write_idx_gz
+from test_train import LSTM_CFG
 
 import stzoo
 import stzoo.zoo.folder as pretrained
-import stzoo.zoo.manifest
 from stzoo.errors import CheckpointError
 from stzoo.tools.release import release
 from stzoo.training.finetune import CHECKPOINT_NAME, finetune
@@ -45,11 +45,7 @@ FT_KW = dict(epochs=2, lr=1e-2, batch_size=4, val=0, progress=False, patience=No
 # ---- fixtures: one real train run and one real fine-tuning run ----------------------------------------
 @pytest.fixture(scope="module")
 def mnist(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("fake_mnist")
-    rng = np.random.default_rng(0)
-    _write_idx_gz(root / "train-images-idx3-ubyte.gz", _fake_digits(rng, 16))
-    _write_idx_gz(root / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, 16).astype(np.uint8))
-    return root
+    return write_fake_mnist(tmp_path_factory.mktemp("fake_mnist"), seed=0, train=16, test=0)
 
 
 @pytest.fixture(scope="module")
@@ -252,8 +248,7 @@ def test_release_to_manifest_refuses_crafted_pickle(tmp_path, train_run):
     out = _copy(train_run, tmp_path)
     marker = tmp_path / "marker"
     damage(out / "checkpoint.pt", "evil", marker)
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps(stzoo.zoo.manifest.load_manifest()))
+    manifest = manifest_copy(tmp_path / "manifest.json", None)
     r = refuse(
         f"from stzoo.tools.release import release_to_manifest\nrelease_to_manifest('convlstm-mmnist-s', "
         f"{str(out)!r}, weights_dir={str(tmp_path / 'w')!r}, manifest_path={str(manifest)!r}, "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
 import json
 import math
@@ -13,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.fake_mnist import write_fake_mnist
+from helpers.releases import manifest_copy, release_args, train_args
 
 import stzoo.training.loop as loop_mod
 import stzoo.training.train as train_mod
@@ -40,27 +41,9 @@ def one_thread():
 # ---------------------------------------------------------------------------------------------
 # a tiny fake MNIST folder
 # ---------------------------------------------------------------------------------------------
-def _write_idx_gz(path: Path, arr: np.ndarray) -> None:
-    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + np.ascontiguousarray(arr, np.uint8).tobytes())
-
-
-def _fake_digits(rng: np.random.Generator, n: int) -> np.ndarray:
-    d = np.zeros((n, 28, 28), np.uint8)
-    d[:, 6:22, 6:22] = rng.integers(100, 256, size=(n, 16, 16))
-    return d
-
-
 @pytest.fixture(scope="module")
 def mnist_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("fake_mnist")
-    rng = np.random.default_rng(0)
-    _write_idx_gz(root / "train-images-idx3-ubyte.gz", _fake_digits(rng, 64))
-    _write_idx_gz(root / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, 64).astype(np.uint8))
-    _write_idx_gz(root / "t10k-images-idx3-ubyte.gz", _fake_digits(rng, 32))
-    _write_idx_gz(root / "t10k-labels-idx1-ubyte.gz", rng.integers(0, 10, 32).astype(np.uint8))
-    return root
+    return write_fake_mnist(tmp_path_factory.mktemp("fake_mnist"), seed=0, train=64, test=32)
 
 
 def _log(out: Path) -> list[dict]:
@@ -474,77 +457,20 @@ def test_cli_train_then_release_updates_a_manifest(tmp_path, mnist_dir, capsys):
     """`stzoo train` (a couple of steps) then `stzoo-maint release` into a copy of the manifest."""
     from stzoo.cli.main import main
     from stzoo.tools.cli import main as maint
-    from stzoo.zoo.manifest import load_manifest, validate_manifest
+    from stzoo.zoo.manifest import validate_manifest
 
     run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "convlstm-mmnist-s",
-                "--out",
-                str(run),
-                "--mnist-dir",
-                str(mnist_dir),
-                "--epochs",
-                "1",
-                "--epoch-size",
-                "4",
-                "--batch-size",
-                "2",
-                "--eval-sequences",
-                "0",
-            ]
-        )
-        == 0
-    )
+    assert main(train_args(run, mnist_dir, 4)) == 0
     assert _ckpt(run)["step"] == 2
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps(load_manifest()))
+    manifest = manifest_copy(tmp_path / "manifest.json", None)
     released = json.loads(manifest.read_text())["models"]["convlstm-mmnist-s"]["metrics"]["sequences"]
     capsys.readouterr()
-    assert (
-        maint(
-            [
-                "release",
-                "convlstm-mmnist-s",
-                "--run",
-                str(run),
-                "--mnist-dir",
-                str(mnist_dir),  # 3 test
-                "--sequences",
-                "3",
-                "--weights-dir",
-                str(tmp_path / "w"),
-                "--manifest",
-                str(manifest),
-            ]
-        )
-        != 0
-    )
+    assert maint(release_args(run, mnist_dir, manifest, tmp_path / "w", 3)) != 0  # 3 test sequences
     assert "cannot be compared" in capsys.readouterr().err  # sequences vs the release's 10000
     assert released != 3 and not list((tmp_path / "w").glob("*.safetensors"))
-    manifest.write_text(json.dumps(_without_release(load_manifest(), "convlstm-mmnist-s")))
-    assert (
-        maint(
-            [
-                "release",
-                "convlstm-mmnist-s",
-                "--run",
-                str(run),
-                "--mnist-dir",
-                str(mnist_dir),
-                "--sequences",
-                "3",
-                "--weights-dir",
-                str(tmp_path / "w"),
-                "--manifest",
-                str(manifest),
-                "--force",  # a two-step run is below the release gate (tests/tools/test_release_gate.py)
-            ]
-        )
-        == 0
-    )
+    manifest_copy(manifest)
+    # a two-step run is below the release gate (tests/tools/test_release_gate.py): --force
+    assert maint(release_args(run, mnist_dir, manifest, tmp_path / "w", 3, "--force")) == 0
     m = json.loads(manifest.read_text())
     validate_manifest(m)
     entry = m["models"]["convlstm-mmnist-s"]
@@ -562,32 +488,10 @@ def test_release_keeps_what_another_writer_put_in_the_manifest_meanwhile(tmp_pat
     import stzoo.tools.release as release_mod
     from stzoo.cli.main import main
     from stzoo.tools.cli import main as maint
-    from stzoo.zoo.manifest import load_manifest
 
     run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "convlstm-mmnist-s",
-                "--out",
-                str(run),
-                "--mnist-dir",
-                str(mnist_dir),
-                "--epochs",
-                "1",
-                "--epoch-size",
-                "2",
-                "--batch-size",
-                "2",
-                "--eval-sequences",
-                "0",
-            ]
-        )
-        == 0
-    )
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps(_without_release(load_manifest(), "convlstm-mmnist-s")))
+    assert main(train_args(run, mnist_dir)) == 0
+    manifest = manifest_copy(tmp_path / "manifest.json")
     real = release_mod.evaluate
 
     def evaluate_while_another_writer_edits(*args, **kwargs):
@@ -597,26 +501,8 @@ def test_release_keeps_what_another_writer_put_in_the_manifest_meanwhile(tmp_pat
         return real(*args, **kwargs)
 
     monkeypatch.setattr(release_mod, "evaluate", evaluate_while_another_writer_edits)
-    assert (
-        maint(
-            [
-                "release",
-                "convlstm-mmnist-s",
-                "--run",
-                str(run),
-                "--mnist-dir",
-                str(mnist_dir),
-                "--sequences",
-                "2",
-                "--weights-dir",
-                str(tmp_path / "w"),
-                "--manifest",
-                str(manifest),
-                "--force",  # a two-step run is below the release gate (tests/tools/test_release_gate.py)
-            ]
-        )
-        == 0
-    )
+    # a two-step run is below the release gate (tests/tools/test_release_gate.py): --force
+    assert maint(release_args(run, mnist_dir, manifest, tmp_path / "w", 2, "--force")) == 0
     m = json.loads(manifest.read_text())
     assert m["models"]["tau-mmnist-s"]["bf16"] == {"written": "meanwhile"}
     assert m["models"]["convlstm-mmnist-s"]["metrics"]["sequences"] == 2
@@ -629,22 +515,7 @@ def test_cli_train_config_setting_trains_another_size_which_release_refuses(tmp_
     from stzoo.tools.cli import main as maint
 
     run = tmp_path / "run"
-    base = [
-        "train",
-        "convlstm-mmnist-s",
-        "--out",
-        str(run),
-        "--mnist-dir",
-        str(mnist_dir),
-        "--epochs",
-        "1",
-        "--epoch-size",
-        "2",
-        "--batch-size",
-        "2",
-        "--eval-sequences",
-        "0",
-    ]
+    base = train_args(run, mnist_dir)
     assert main(base + ["--config", "num_hidden=8", "--config", "num_layers=1"]) == 0
     ck = _ckpt(run)
     assert ck["config"]["num_hidden"] == 8 and ck["config"]["num_layers"] == 1
@@ -658,29 +529,8 @@ def test_cli_train_config_setting_trains_another_size_which_release_refuses(tmp_
     with pytest.raises(SystemExit):
         main(base + ["--config", "num_hidden"])  # not KEY=VALUE: argparse's usage error
     assert "expected KEY=VALUE" in capsys.readouterr().err
-    from stzoo.zoo.manifest import load_manifest
-
-    manifest = tmp_path / "m.json"
-    manifest.write_text(json.dumps(_without_release(load_manifest(), "convlstm-mmnist-s")))
-    assert (
-        maint(
-            [
-                "release",
-                "convlstm-mmnist-s",
-                "--run",
-                str(run),
-                "--mnist-dir",
-                str(mnist_dir),
-                "--sequences",
-                "2",
-                "--weights-dir",
-                str(tmp_path / "w"),
-                "--manifest",
-                str(manifest),
-            ]
-        )
-        != 0
-    )
+    manifest = manifest_copy(tmp_path / "m.json")
+    assert maint(release_args(run, mnist_dir, manifest, tmp_path / "w", 2)) != 0
     assert "but convlstm-mmnist-s is" in capsys.readouterr().err
 
 
@@ -697,13 +547,6 @@ def test_progress_bar_is_not_redrawn_every_step_off_a_terminal(tmp_path, mnist_d
     )
     err = capsys.readouterr().err
     assert err.count("train convlstm") <= 3, err  # 12 steps: start, (maybe one timed redraw), close
-
-
-def _without_release(manifest: dict, name: str) -> dict:
-    """A manifest in which entry ``name`` has no released weights yet."""
-    for key in ("weights", "metrics", "training", "gate"):
-        manifest["models"][name].pop(key, None)
-    return manifest
 
 
 def test_one_cycle_lr_matches_torch_onecycle():
@@ -767,10 +610,9 @@ def test_release_keeps_a_ledger_of_warm_started_runs(tmp_path, mnist_dir):
     run gives the ledger A, B, C with its totals. A chain with a gap, and a release that is not better, are
     refused and leave the manifest and the weights file as they were."""
     from stzoo.tools.release import release_to_manifest
-    from stzoo.zoo.manifest import load_manifest, validate_manifest
+    from stzoo.zoo.manifest import validate_manifest
 
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps(_without_release(load_manifest(), "convlstm-mmnist-s")))
+    manifest = manifest_copy(tmp_path / "manifest.json")
     wdir = tmp_path / "w"
     recipe = Recipe(lr=1e-2, epochs=1, epoch_size=4, batch_size=2, frames_in=4, frames_out=4, loss="mse")
     kw = dict(dataset_options={"mnist_dir": mnist_dir}, device="cpu", eval_sequences=0, progress=False, dtype="float32")
@@ -946,7 +788,6 @@ def test_release_reuses_the_runs_measurement_only_for_those_weights(tmp_path, mn
     test set; another test-set size, or a summary whose weights hash does not match, is measured again."""
     import stzoo.tools.release as release_mod
     from stzoo.tools.release import release_to_manifest
-    from stzoo.zoo.manifest import load_manifest
 
     cfg = {"num_layers": 2, "num_hidden": 32, "patch_size": 4, "filter_size": 5}  # convlstm-mmnist-s
     recipe = Recipe(lr=1e-2, epochs=1, epoch_size=4, batch_size=2, frames_in=10, frames_out=10, loss="mse")
@@ -966,8 +807,7 @@ def test_release_reuses_the_runs_measurement_only_for_those_weights(tmp_path, mn
     monkeypatch.setattr(release_mod, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
 
     def rel(n: int, name: str) -> dict:
-        manifest = tmp_path / f"{name}.json"
-        manifest.write_text(json.dumps(_without_release(load_manifest(), "convlstm-mmnist-s")))
+        manifest = manifest_copy(tmp_path / f"{name}.json")
         return release_to_manifest(
             "convlstm-mmnist-s",
             tmp_path / "run",

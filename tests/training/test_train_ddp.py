@@ -22,7 +22,8 @@ import pytest
 import torch
 from helpers import TESTS, subprocess_env
 from helpers.ddp_train_worker import batchnorm_case
-from test_train import LSTM_CFG, TAU_CFG, _fake_digits, _write_idx_gz
+from helpers.fake_mnist import fake_digits, write_idx_gz
+from test_train import LSTM_CFG, TAU_CFG
 
 from stzoo.training.distributed import Dist, part, sync_batchnorm
 from stzoo.training.train import Recipe, train
@@ -39,11 +40,11 @@ def mnist_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("fake_mnist_ddp")
     rng = np.random.default_rng(0)
     # digits from faint to bright: sequences whose statistics differ, as BatchNorm's shares of a batch would
-    digits = (_fake_digits(rng, 64) * rng.uniform(0.05, 1.0, (64, 1, 1))).astype(np.uint8)
-    _write_idx_gz(root / "train-images-idx3-ubyte.gz", digits)
-    _write_idx_gz(root / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, 64).astype(np.uint8))
-    _write_idx_gz(root / "t10k-images-idx3-ubyte.gz", _fake_digits(rng, 32))
-    _write_idx_gz(root / "t10k-labels-idx1-ubyte.gz", rng.integers(0, 10, 32).astype(np.uint8))
+    digits = (fake_digits(rng, 64) * rng.uniform(0.05, 1.0, (64, 1, 1))).astype(np.uint8)
+    write_idx_gz(root / "train-images-idx3-ubyte.gz", digits)
+    write_idx_gz(root / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, 64).astype(np.uint8))
+    write_idx_gz(root / "t10k-images-idx3-ubyte.gz", fake_digits(rng, 32))
+    write_idx_gz(root / "t10k-labels-idx1-ubyte.gz", rng.integers(0, 10, 32).astype(np.uint8))
     return root
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
 import sys
 import time
@@ -17,16 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import openstl_zoo_files as zf
+from helpers import subprocess_env
+from helpers.release_server import ReleaseServer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from helpers import openstl_zoo_files as zf  # noqa: E402
-from helpers.release_server import ReleaseServer  # noqa: E402
-
-import stzoo  # noqa: E402
-from stzoo.convert.openstl import zoo  # noqa: E402
-from stzoo.errors import UnknownModelError, WeightsNotAvailableError  # noqa: E402
-from stzoo.zoo import http  # noqa: E402
-from stzoo.zoo.hub import ChecksumError, HubError, HubTimeoutError  # noqa: E402
+import stzoo
+from stzoo.convert.openstl import zoo
+from stzoo.errors import UnknownModelError, WeightsNotAvailableError
+from stzoo.zoo import http
+from stzoo.zoo.hub import ChecksumError, HubError, HubTimeoutError
 
 _DS = {
     "openstl_dataname": "mmnist",
@@ -319,7 +317,7 @@ print("ok", p.spec.frames_in)
 def test_two_processes_at_once(server, tmp_path):
     cat = tmp_path / "catalog.json"
     cat.write_text(json.dumps(CATALOG))
-    env = {**os.environ, "PYTHONPATH": str(Path(stzoo.__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    env = subprocess_env(OMP_NUM_THREADS="1")
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _CHILD, str(cat), TAU], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -355,14 +353,9 @@ def test_hub_mirror_pushes_to_the_loopback_hub(server, tmp_path):
     cat = tmp_path / "catalog.json"
     cat.write_text(json.dumps(CATALOG))
     with FakeHub() as hub:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(Path(stzoo.__file__).resolve().parents[1]),
-            "OMP_NUM_THREADS": "1",
-            "HF_ENDPOINT": hub.url,
-            "HF_HOME": str(tmp_path / "hf"),
-            "HF_TOKEN": "hf_stzoo_test_token",
-        }
+        env = subprocess_env(
+            OMP_NUM_THREADS="1", HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf"), HF_TOKEN="hf_stzoo_test_token"
+        )
         env.pop("HF_HUB_OFFLINE", None)
         run = subprocess.run(
             [sys.executable, "-c", _MIRROR_CHILD, str(cat)], env=env, capture_output=True, text=True, timeout=300
