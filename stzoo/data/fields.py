@@ -1,4 +1,5 @@
-"""Helpers for any registered dataset: the on-disk cache of a generated test set, and previews.
+"""Helpers for any registered dataset: the on-disk cache of a generated test set, and previews; and what the
+generated-field datasets share (:class:`SimulatedSequences`, their checks of settings).
 
 The datasets themselves, by name, are in :mod:`stzoo.data.registry` (``get_dataset``, ``make_dataset``,
 ``list_datasets``). :func:`stzoo.training.evaluation.evaluate_copy_last` scores the copy-last-frame forecast
@@ -8,16 +9,93 @@ on any of them.
 from __future__ import annotations
 
 import functools
+import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import torch
+from torch.utils.data import Dataset
 
 from stzoo.data.registry import get_dataset, make_dataset
 from stzoo.errors import ConfigError, InputError
 
-__all__ = ["preview_frames", "save_preview", "cached_test_set", "field_test_cache", "channel_ranges"]
+__all__ = [
+    "preview_frames",
+    "save_preview",
+    "cached_test_set",
+    "field_test_cache",
+    "channel_ranges",
+    "SimulatedSequences",
+    "setting_int",
+    "setting_number",
+]
+
+
+def setting_int(value: Any, name: str, minimum: int) -> int:
+    """``value`` as an int of at least ``minimum``; one :class:`~stzoo.errors.ConfigError` naming ``name`` else."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def setting_number(value: Any, name: str, *, minimum: float | None = None, positive: bool = False) -> float:
+    """``value`` as a finite float (positive, at least ``minimum``, when asked); one
+    :class:`~stzoo.errors.ConfigError` naming ``name`` else."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be finite, got {value}")
+    if positive and value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+class SimulatedSequences(Dataset):
+    """Base of the generated-field datasets (Gray–Scott, Kolmogorov flow): ``num_sequences`` sequences per
+    epoch, sequence ``i`` of epoch ``e`` a pure function of ``(seed, e, i)``, simulated together by the
+    subclass's ``_frames(indices)`` (an N×T×C×H×W float32 array)."""
+
+    num_sequences: int
+    seed: int
+    epoch: int
+
+    def _frames(self, indices: Sequence[int]) -> np.ndarray:
+        raise NotImplementedError
+
+    def set_epoch(self, epoch: int) -> None:
+        """Return epoch ``epoch``'s sequences from now on."""
+        self.epoch = setting_int(epoch, "epoch", 0)
+
+    def __len__(self) -> int:
+        return self.num_sequences
+
+    def _check_index(self, index: int) -> int:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise InputError(f"index must be an integer, got {index!r}")
+        if not 0 <= index < self.num_sequences:
+            raise IndexError(f"index {index} out of range for {self.num_sequences} sequences")
+        return int(index)
+
+    def sequence(self, index: int) -> np.ndarray:
+        """Sequence ``index`` of the current epoch as a ``seq_len×C×size×size`` float32 array."""
+        return self._frames([self._check_index(index)])[0]
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.from_numpy(self.sequence(index))
+
+    def batch(self, start: int, stop: int) -> torch.Tensor:
+        """Sequences ``start..stop-1`` simulated together: B×T×C×H×W float32."""
+        indices = [self._check_index(i) for i in range(start, stop)]
+        if not indices:
+            raise InputError(f"batch({start}, {stop}) is empty")
+        return torch.from_numpy(self._frames(indices))
 
 
 def field_test_cache(name: str) -> Callable[..., Any]:

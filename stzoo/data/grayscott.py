@@ -79,10 +79,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
-from stzoo.data.fields import field_test_cache
+from stzoo.data.fields import SimulatedSequences, field_test_cache, setting_int, setting_number
 from stzoo.data.registry import DatasetSpec, register_dataset
 from stzoo.errors import ConfigError, InputError
 
@@ -142,23 +140,6 @@ REGIMES: dict[str, Regime] = {
 }
 
 
-def _finite_number(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ConfigError(f"{name} must be finite, got {value}")
-    return value
-
-
-def _int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
-    return int(value)
-
-
 def stable_dt(F: float = F_MAX, k: float = 0.0, *, dx: float = DX, D_u: float = D_U, D_v: float = D_V) -> float:
     """The largest dt (tu) for which explicit Euler keeps u in [0, 1] and v ≥ 0 (see the module doc):
     ``min(1 / (4 D_u/dx² + 1 + F), 1 / (4 D_v/dx² + F + k))``."""
@@ -170,9 +151,9 @@ def check_parameters(
 ) -> tuple[float, float]:
     """Refuse (ConfigError) F, k outside the documented range, non-positive dx, negative diffusion or a
     dt above :func:`stable_dt`; return ``(F, k)`` as floats."""
-    F, k = _finite_number(F, "F"), _finite_number(k, "k")
-    dt, dx = _finite_number(dt, "dt"), _finite_number(dx, "dx")
-    D_u, D_v = _finite_number(D_u, "D_u"), _finite_number(D_v, "D_v")
+    F, k = setting_number(F, "F"), setting_number(k, "k")
+    dt, dx = setting_number(dt, "dt"), setting_number(dx, "dx")
+    D_u, D_v = setting_number(D_u, "D_u"), setting_number(D_v, "D_v")
     if not 0.0 <= F <= F_MAX:
         raise ConfigError(f"feed rate F = {F} is outside the supported range [0, {F_MAX}]")
     if not 0.0 <= k <= K_MAX:
@@ -254,7 +235,7 @@ def grayscott_step(
         v += lv
 
 
-class GrayScott(Dataset):
+class GrayScott(SimulatedSequences):
     """``num_sequences`` Gray–Scott sequences, each a float32 array ``seq_len×2×size×size`` (U, V).
 
     Args:
@@ -286,13 +267,13 @@ class GrayScott(Dataset):
         dt: float = DT,
         dx: float = DX,
     ):
-        self.num_sequences = _int(num_sequences, "num_sequences", 1)
-        self.seq_len = _int(seq_len, "seq_len", 1)
-        self.size = _int(size, "size", MIN_SIZE)
-        self.frame_every = _int(frame_every, "frame_every", 1)
-        self.burn_in = _int(burn_in, "burn_in", 0)
-        self.seed, self.epoch = _int(seed, "seed", 0), _int(epoch, "epoch", 0)
-        self.dt, self.dx = _finite_number(dt, "dt"), _finite_number(dx, "dx")
+        self.num_sequences = setting_int(num_sequences, "num_sequences", 1)
+        self.seq_len = setting_int(seq_len, "seq_len", 1)
+        self.size = setting_int(size, "size", MIN_SIZE)
+        self.frame_every = setting_int(frame_every, "frame_every", 1)
+        self.burn_in = setting_int(burn_in, "burn_in", 0)
+        self.seed, self.epoch = setting_int(seed, "seed", 0), setting_int(epoch, "epoch", 0)
+        self.dt, self.dx = setting_number(dt, "dt"), setting_number(dx, "dx")
         names = list(REGIMES) if regimes is None else list(regimes)
         if not names:
             raise ConfigError("regimes must name at least one regime")
@@ -311,19 +292,6 @@ class GrayScott(Dataset):
                 name = f"F={F},k={k}"
             F, k = check_parameters(F, k, dt=self.dt, dx=self.dx)
             self.regimes.append((name, F, k))
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = _int(epoch, "epoch", 0)
-
-    def __len__(self) -> int:
-        return self.num_sequences
-
-    def _check_index(self, index: int) -> int:
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise InputError(f"index must be an integer, got {index!r}")
-        if not 0 <= index < self.num_sequences:
-            raise IndexError(f"index {index} out of range for {self.num_sequences} sequences")
-        return int(index)
 
     def regime_of(self, index: int) -> str:
         """The name of the regime sequence ``index`` of the current epoch is drawn from."""
@@ -350,7 +318,7 @@ class GrayScott(Dataset):
         np.clip(v, 0.0, 1.0, out=v)
         return u, v, F, k
 
-    def _simulate(self, indices: Sequence[int]) -> np.ndarray:
+    def _frames(self, indices: Sequence[int]) -> np.ndarray:
         states = [self.initial_state(i) for i in indices]
         u = np.stack([s[0] for s in states]).astype(np.float32)
         v = np.stack([s[1] for s in states]).astype(np.float32)
@@ -370,20 +338,6 @@ class GrayScott(Dataset):
                 f"(dt = {self.dt}, dx = {self.dx}) are outside what the solver handles"
             )
         return out
-
-    def sequence(self, index: int) -> np.ndarray:
-        """Sequence ``index`` of the current epoch as a ``seq_len×2×size×size`` float32 array."""
-        return self._simulate([self._check_index(index)])[0]
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return torch.from_numpy(self.sequence(index))
-
-    def batch(self, start: int, stop: int) -> torch.Tensor:
-        """Sequences ``start..stop-1`` integrated together: B×T×2×H×W float32."""
-        indices = [self._check_index(i) for i in range(start, stop)]
-        if not indices:
-            raise InputError(f"batch({start}, {stop}) is empty")
-        return torch.from_numpy(self._simulate(indices))
 
 
 def grayscott_test_set(num_sequences: int = TEST_SIZE, seed: int = TEST_SEED, **kwargs) -> GrayScott:

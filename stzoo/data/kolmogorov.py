@@ -66,11 +66,10 @@ import math
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from stzoo.data.fields import field_test_cache
+from stzoo.data.fields import SimulatedSequences, field_test_cache, setting_int, setting_number
 from stzoo.data.registry import DatasetSpec, register_dataset
-from stzoo.errors import ConfigError, InputError
+from stzoo.errors import ConfigError
 
 __all__ = [
     "SPEC",
@@ -115,29 +114,8 @@ def unit_to_vorticity(x, scale: float = VORTICITY_SCALE):
     return scale * np.arctanh(np.clip(2 * x - 1, -1 + eps, 1 - eps))
 
 
-def _number(value, name: str, *, minimum: float | None = None, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ConfigError(f"{name} must be finite, got {value}")
-    if positive and value <= 0:
-        raise ConfigError(f"{name} must be positive, got {value}")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
-    return int(value)
-
-
 def _check_size(n) -> int:
-    n = _int(n, "size", MIN_SIZE)
+    n = setting_int(n, "size", MIN_SIZE)
     if n % 2:
         raise ConfigError(f"size must be even for the real FFT grid (Nyquist mode), got {n}")
     return n
@@ -164,16 +142,16 @@ class SpectralNS2D:
         check_cfl: bool = True,
     ):
         self.n = _check_size(n)
-        self.viscosity = _number(viscosity, "viscosity", minimum=0.0)
-        self.drag = _number(drag, "drag", minimum=0.0)
-        self.forcing_amplitude = _number(forcing_amplitude, "forcing_amplitude", minimum=0.0)
-        self.forcing_wavenumber = _int(forcing_wavenumber, "forcing_wavenumber", 1)
+        self.viscosity = setting_number(viscosity, "viscosity", minimum=0.0)
+        self.drag = setting_number(drag, "drag", minimum=0.0)
+        self.forcing_amplitude = setting_number(forcing_amplitude, "forcing_amplitude", minimum=0.0)
+        self.forcing_wavenumber = setting_int(forcing_wavenumber, "forcing_wavenumber", 1)
         if self.forcing_wavenumber >= self.n / 3:
             raise ConfigError(
                 f"forcing_wavenumber {self.forcing_wavenumber} is not resolved on a {n}×{n} grid "
                 f"after 2/3 dealiasing (it must be below {n / 3:.1f})"
             )
-        self.dt = _number(dt, "dt", positive=True)
+        self.dt = setting_number(dt, "dt", positive=True)
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ConfigError(f"dtype must be float32 or float64, got {self.dtype}")
@@ -340,7 +318,7 @@ def random_vorticity(
     return w * (rms / w.std())
 
 
-class Kolmogorov(Dataset):
+class Kolmogorov(SimulatedSequences):
     """``num_sequences`` Kolmogorov-flow sequences, each a float32 array ``seq_len×1×size×size``.
 
     Values are ``0.5 + 0.5·tanh(ω/VORTICITY_SCALE)`` in (0, 1); :func:`unit_to_vorticity` maps back.
@@ -382,14 +360,14 @@ class Kolmogorov(Dataset):
         init_rms: float = 2.5,
         float32: bool = True,
     ):
-        self.num_sequences = _int(num_sequences, "num_sequences", 1)
-        self.seq_len = _int(seq_len, "seq_len", 1)
+        self.num_sequences = setting_int(num_sequences, "num_sequences", 1)
+        self.seq_len = setting_int(seq_len, "seq_len", 1)
         self.size = _check_size(size)
-        self.frame_every = _int(frame_every, "frame_every", 1)
-        self.spin_up = _int(spin_up, "spin_up", 0)
-        self.seed, self.epoch = _int(seed, "seed", 0), _int(epoch, "epoch", 0)
-        self.init_rms = _number(init_rms, "init_rms", positive=True)
-        viscosity = _number(viscosity, "viscosity")
+        self.frame_every = setting_int(frame_every, "frame_every", 1)
+        self.spin_up = setting_int(spin_up, "spin_up", 0)
+        self.seed, self.epoch = setting_int(seed, "seed", 0), setting_int(epoch, "epoch", 0)
+        self.init_rms = setting_number(init_rms, "init_rms", positive=True)
+        viscosity = setting_number(viscosity, "viscosity")
         if viscosity <= 0:
             raise ConfigError(f"viscosity must be positive, got {viscosity}")
         self.solver = SpectralNS2D(
@@ -421,19 +399,6 @@ class Kolmogorov(Dataset):
     def reynolds(self) -> float:
         return math.sqrt(self.solver.forcing_amplitude) / self.solver.viscosity
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = _int(epoch, "epoch", 0)
-
-    def __len__(self) -> int:
-        return self.num_sequences
-
-    def _check_index(self, index: int) -> int:
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise InputError(f"index must be an integer, got {index!r}")
-        if not 0 <= index < self.num_sequences:
-            raise IndexError(f"index {index} out of range for {self.num_sequences} sequences")
-        return int(index)
-
     def initial_vorticity(self, index: int) -> np.ndarray:
         """The physical initial vorticity (float64, size×size) of sequence ``index`` of this epoch."""
         rng = np.random.default_rng([self.seed, self.epoch, self._check_index(index)])
@@ -454,20 +419,6 @@ class Kolmogorov(Dataset):
     def _frames(self, indices) -> np.ndarray:
         w = self.vorticity(indices)
         return vorticity_to_unit(w).astype(np.float32)[:, :, None]
-
-    def sequence(self, index: int) -> np.ndarray:
-        """Sequence ``index`` of the current epoch as a ``seq_len×1×size×size`` float32 array in (0, 1)."""
-        return self._frames([self._check_index(index)])[0]
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return torch.from_numpy(self.sequence(index))
-
-    def batch(self, start: int, stop: int) -> torch.Tensor:
-        """Sequences ``start..stop-1`` integrated together: B×T×1×H×W float32."""
-        indices = [self._check_index(i) for i in range(start, stop)]
-        if not indices:
-            raise InputError(f"batch({start}, {stop}) is empty")
-        return torch.from_numpy(self._frames(indices))
 
 
 def kolmogorov_test_set(num_sequences: int = TEST_SIZE, seed: int = TEST_SEED, **kwargs) -> Kolmogorov:
