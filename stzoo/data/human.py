@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from stzoo.data.openstl_files import DATA_DIR_OPTION, ClipSet, data_root, find_path, resize_frames
+from stzoo.data.openstl_files import DATA_DIR_OPTION, ClipSet, data_root, find_path, resize_frames, split_readers
 from stzoo.data.registry import DatasetSpec, register_dataset
 from stzoo.errors import InputError
 from stzoo.metrics import OpenSTLConvention
@@ -93,10 +93,6 @@ def _make(
     )
 
 
-def _cached(sequences: int, *, cache: Any = True, progress: bool = False, data_dir: Any = None) -> ClipSet:
-    return _make("test", data_dir, sequences)
-
-
 SPEC = register_dataset(
     DatasetSpec(
         name=NAME,
@@ -112,9 +108,7 @@ SPEC = register_dataset(
         test_size=0,
         frames_in=4,
         frames_out=4,
-        make_train=lambda data_dir=None, **kw: _make("train", data_dir, **kw),
-        make_test=lambda data_dir=None, **kw: _make("test", data_dir, **kw),
-        cached_test=_cached,
+        **split_readers(_make),
         cache_naming="none: frames are read from the files as needed",
         test_description="Human3.6M test.txt (OpenSTL/STRPM), every 5th frame, {frames_in}→{frames_out}",
         openstl_metrics=OpenSTLConvention(),

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from stzoo.data.openstl_files import DATA_DIR_OPTION, ClipSet, data_root, require, scan_starts
+from stzoo.data.openstl_files import DATA_DIR_OPTION, ClipSet, data_root, require, scan_starts, split_readers
 from stzoo.data.registry import DatasetSpec, register_dataset
 from stzoo.errors import InputError
 from stzoo.metrics import OpenSTLConvention
@@ -138,10 +138,6 @@ def _make(
     )
 
 
-def _cached(sequences: int, *, cache: Any = True, progress: bool = False, data_dir: Any = None) -> ClipSet:
-    return _make("test", data_dir, sequences)
-
-
 SPEC = register_dataset(
     DatasetSpec(
         name=NAME,
@@ -157,9 +153,7 @@ SPEC = register_dataset(
         test_size=0,
         frames_in=10,
         frames_out=1,
-        make_train=lambda data_dir=None, **kw: _make("train", data_dir, **kw),
-        make_test=lambda data_dir=None, **kw: _make("test", data_dir, **kw),
-        cached_test=_cached,
+        **split_readers(_make),
         cache_naming="caltech/data_cache.npy and indices_cache.npy next to the videos, as OpenSTL writes them",
         test_description="Caltech Pedestrian (OpenSTL's windows), {frames_in}→{frames_out}",
         openstl_metrics=OpenSTLConvention(),

@@ -15,7 +15,6 @@ not consecutive is skipped. Scored with mean 0, std 1.
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from stzoo.data.openstl_files import DATA_DIR_OPTION, ClipSet, data_root, require, resize_frames
+from stzoo.data.openstl_files import DATA_DIR_OPTION, ClipSet, data_root, require, resize_frames, split_readers
 from stzoo.data.registry import DatasetSpec, register_dataset
 from stzoo.errors import InputError
 from stzoo.metrics import OpenSTLConvention
@@ -162,10 +161,6 @@ def _make(
     )
 
 
-def _cached(sequences: int, *, cache: Any = True, progress: bool = False, data_dir: str | os.PathLike | None = None):
-    return _make("test", data_dir, sequences)
-
-
 SPEC = register_dataset(
     DatasetSpec(
         name=NAME,
@@ -181,9 +176,7 @@ SPEC = register_dataset(
         test_size=0,
         frames_in=10,
         frames_out=20,
-        make_train=lambda data_dir=None, **kw: _make("train", data_dir, **kw),
-        make_test=lambda data_dir=None, **kw: _make("test", data_dir, **kw),
-        cached_test=_cached,
+        **split_readers(_make),
         cache_naming="none: frames are read from the files as needed",
         test_description="KTH persons 17–25, OpenSTL's windows, {frames_in}→{frames_out}",
         openstl_metrics=OpenSTLConvention(),

@@ -50,6 +50,7 @@ __all__ = [
     "resize_frames",
     "scan_starts",
     "sequences_array",
+    "split_readers",
     "time_major_test_set",
 ]
 
@@ -92,6 +93,21 @@ def require(module: str, extra: str, dataset: str) -> Any:
             f"reading {dataset} needs the Python package {module!r}, which is not installed: run "
             f'`pip install -e ".[{extra}]"` from a stzoo checkout (or `pip install {module}`)'
         ) from exc
+
+
+def split_readers(make: Callable[..., Any]) -> dict[str, Callable[..., Any]]:
+    """The ``make_train`` / ``make_test`` / ``cached_test`` of a :class:`~stzoo.data.registry.DatasetSpec`
+    whose splits ``make(split, data_dir, num_sequences=None, ...)`` reads from the user's files (``split``
+    ``"train"`` or ``"test"``); the "cached" test set is the test split read in place (nothing is cached)."""
+
+    def cached(sequences: int, *, cache: Any = True, progress: bool = False, data_dir: Any = None) -> Any:
+        return make("test", data_dir, sequences)
+
+    return dict(
+        make_train=lambda data_dir=None, **kw: make("train", data_dir, **kw),
+        make_test=lambda data_dir=None, **kw: make("test", data_dir, **kw),
+        cached_test=cached,
+    )
 
 
 def load_idx_images(path: Path) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from stzoo.data.openstl_files import DATA_DIR_OPTION, ClipSet, data_root, find_path
+from stzoo.data.openstl_files import DATA_DIR_OPTION, ClipSet, data_root, find_path, split_readers
 from stzoo.data.registry import DatasetSpec, register_dataset
 from stzoo.errors import InputError
 from stzoo.metrics import OpenSTLConvention
@@ -60,10 +60,6 @@ def _make(
     )
 
 
-def _cached(sequences: int, *, cache: Any = True, progress: bool = False, data_dir: Any = None):
-    return _make("test", data_dir, sequences)
-
-
 SPEC = register_dataset(
     DatasetSpec(
         name=NAME,
@@ -79,9 +75,7 @@ SPEC = register_dataset(
         test_size=0,
         frames_in=4,
         frames_out=4,
-        make_train=lambda data_dir=None, **kw: _make("train", data_dir, **kw),
-        make_test=lambda data_dir=None, **kw: _make("test", data_dir, **kw),
-        cached_test=_cached,
+        **split_readers(_make),
         cache_naming="none: dataset.npz is read into memory",
         test_description="TaxiBJ X_test/Y_test of OpenSTL's dataset.npz, {frames_in}→{frames_out}",
         openstl_metrics=OpenSTLConvention(),

@@ -21,12 +21,13 @@ physical units, which OpenSTL does not report.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stzoo.data.openstl_files import DATA_DIR_OPTION, ClipSet, data_root, require
+from stzoo.data.openstl_files import DATA_DIR_OPTION, ClipSet, data_root, require, split_readers
 from stzoo.data.registry import DatasetSpec, register_dataset
 from stzoo.errors import InputError
 from stzoo.metrics import OpenSTLConvention
@@ -141,9 +142,6 @@ def _spec(short: str) -> DatasetSpec:
     name = f"weather_{short}_5_625"
     channels = len(VARIABLES[short])
 
-    def cached(sequences: int, *, cache: Any = True, progress: bool = False, data_dir: Any = None) -> ClipSet:
-        return _make(short, name, "test", data_dir, sequences)
-
     return register_dataset(
         DatasetSpec(
             name=name,
@@ -161,9 +159,7 @@ def _spec(short: str) -> DatasetSpec:
             test_size=0,
             frames_in=12,
             frames_out=12,
-            make_train=lambda data_dir=None, **kw: _make(short, name, "train", data_dir, **kw),
-            make_test=lambda data_dir=None, **kw: _make(short, name, "test", data_dir, **kw),
-            cached_test=cached,
+            **split_readers(functools.partial(_make, short, name)),
             cache_naming="none: the NetCDF files are read into memory",
             test_description=f"WeatherBench 5.625° {short} 2017–2018 (OpenSTL protocol) {{frames_in}}→{{frames_out}}",
             openstl_metrics=OpenSTLConvention(metrics=("mse", "rmse", "mae"), spatial_norm=True),
