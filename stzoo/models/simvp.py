@@ -60,7 +60,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-from einops import rearrange
 from torch import Tensor, nn
 
 from stzoo.errors import ConfigError, InputError
@@ -82,7 +81,15 @@ from stzoo.models.simvp_translators import (
     check_metaformer_widths,
     swin_window,
 )
-from stzoo.models.tau import ConvNormAct, Decoder, DropPath, Encoder, MixMlp, large_kernel_convs
+from stzoo.models.tau import (
+    ConvNormAct,
+    Decoder,
+    Encoder,
+    EncoderTranslatorDecoder,
+    TAUBlock,
+    Translator,
+    large_kernel_convs,
+)
 
 __all__ = ["SimVP", "SimVPConfig", "ARCHITECTURE", "INCEP_KERNELS", "INCEP_GROUPS", "MODEL_TYPES"]
 
@@ -256,9 +263,12 @@ class SpatialAttention(nn.Module):
         return self.proj_2(self.gate(self.act(self.proj_1(x)))) + x
 
 
-class GSTABlock(nn.Module):
+class GSTABlock(TAUBlock):
     """x + s1 · SA(BN(x)), then x + s2 · MLP(BN(x)); then a 1×1 conv to a new width where it changes.
-    OpenSTL's ``MetaBlock`` holding a ``GASubBlock``."""
+    OpenSTL's ``MetaBlock`` holding a ``GASubBlock``: TAU's block with spatial attention, initialised as
+    OpenSTL initialises it."""
+
+    attention = SpatialAttention
 
     def __init__(
         self,
@@ -270,25 +280,12 @@ class GSTABlock(nn.Module):
         drop_path: float,
         init_value: float = 1e-2,
     ):
-        super().__init__()
-        self.norm1 = nn.BatchNorm2d(dim)
-        self.attn = SpatialAttention(dim, kernel_size)
-        self.norm2 = nn.BatchNorm2d(dim)
-        self.mlp = MixMlp(dim, int(dim * mlp_ratio), drop)
-        self.layer_scale_1 = nn.Parameter(torch.full((dim,), init_value))
-        self.layer_scale_2 = nn.Parameter(torch.full((dim,), init_value))
-        self.drop_path = DropPath(drop_path)
-        self.reduction = nn.Conv2d(dim, out_dim, 1) if dim != out_dim else None
+        super().__init__(dim, out_dim, kernel_size, mlp_ratio, drop, drop_path, init_value)
         for m in (*self.attn.modules(), *self.mlp.modules()):  # OpenSTL's GASubBlock._init_weights
             if isinstance(m, nn.Conv2d) and not m.weight.is_meta:  # (nothing to draw when only counting)
                 fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
                 nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
                 nn.init.zeros_(m.bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.drop_path(self.layer_scale_1[:, None, None] * self.attn(self.norm1(x)))
-        x = x + self.drop_path(self.layer_scale_2[:, None, None] * self.mlp(self.norm2(x)))
-        return x if self.reduction is None else self.reduction(x)
 
 
 def gsta_drop_path_rates(n_blocks: int, drop_path: float) -> list[float]:
@@ -297,29 +294,17 @@ def gsta_drop_path_rates(n_blocks: int, drop_path: float) -> list[float]:
     return rates[:-1] + [float(drop_path)]
 
 
-class GSTATranslator(nn.Module):
+class GSTATranslator(Translator):
     """N_T gSTA blocks over B×(T·hid_S)×H'×W'; the first narrows to hid_T, the last widens back."""
 
-    def __init__(
-        self, c_in: int, c_hid: int, n_blocks: int, kernel_size: int, mlp_ratio: float, drop: float, drop_path: float
-    ):
-        super().__init__()
-        rates = gsta_drop_path_rates(n_blocks, drop_path)
-        widths = [c_in] + [c_hid] * (n_blocks - 1) + [c_in]
-        self.blocks = nn.ModuleList(
-            GSTABlock(widths[i], widths[i + 1], kernel_size, mlp_ratio, drop, rates[i]) for i in range(n_blocks)
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        for block in self.blocks:
-            x = block(x)
-        return x
+    block = GSTABlock
+    drop_path_rates = staticmethod(gsta_drop_path_rates)
 
 
 # --------------------------------------------------------------------------------------------
 # The whole net
 # --------------------------------------------------------------------------------------------
-class SimVP(nn.Module):
+class SimVP(EncoderTranslatorDecoder):
     """SimVP with the IncepU or the gSTA translator. Maps B×T×C×H×W frames to the next T frames.
 
     ``height`` and ``width`` must be divisible by ``2 ** (N_S // 2)``; the config's ``height``/``width``
@@ -371,14 +356,6 @@ class SimVP(nn.Module):
             )
             raise InputError("; ".join(problems))
         raise_if_bad_frames(self, x)
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.check_input(x)
-        b = x.shape[0]
-        z, skip = self.encoder(rearrange(x, "b t c h w -> (b t) c h w"))  # (B·T)×hid_S×H'×W'
-        z = self.translator(rearrange(z, "(b t) c h w -> b (t c) h w", b=b))  # frames stacked on channels
-        y = self.decoder(rearrange(z, "b (t c) h w -> (b t) c h w", c=self.hid_S), skip)
-        return rearrange(y, "(b t) c h w -> b t c h w", b=b)
 
 
 # --------------------------------------------------------------------------------------------

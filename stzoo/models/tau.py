@@ -201,7 +201,13 @@ class DropPath(nn.Module):
 
 
 class TAUBlock(nn.Module):
-    """x + s1 · TA(BN(x)), then x + s2 · MLP(BN(x)); optionally a 1×1 conv to a new width."""
+    """x + s1 · TA(BN(x)), then x + s2 · MLP(BN(x)); optionally a 1×1 conv to a new width.
+
+    The attention unit is :attr:`attention` (built as ``attention(dim, kernel_size)``): SimVP's gSTA block
+    is this block with spatial attention."""
+
+    #: the attention unit (TAU's: temporal attention)
+    attention: type[nn.Module] = TemporalAttention
 
     def __init__(
         self,
@@ -215,7 +221,7 @@ class TAUBlock(nn.Module):
     ):
         super().__init__()
         self.norm1 = nn.BatchNorm2d(dim)
-        self.attn = TemporalAttention(dim, kernel_size)
+        self.attn = self.attention(dim, kernel_size)
         self.norm2 = nn.BatchNorm2d(dim)
         self.mlp = MixMlp(dim, int(dim * mlp_ratio), drop)
         self.layer_scale_1 = nn.Parameter(torch.full((dim,), init_value))
@@ -230,16 +236,24 @@ class TAUBlock(nn.Module):
 
 
 class Translator(nn.Module):
-    """N_T TAU blocks over B×(T·hid_S)×H'×W'; the first narrows to hid_T, the last widens back."""
+    """N_T TAU blocks (:attr:`block`) over B×(T·hid_S)×H'×W'; the first narrows to hid_T, the last widens back."""
+
+    #: the block class
+    block: type[nn.Module] = TAUBlock
+
+    @staticmethod
+    def drop_path_rates(n_blocks: int, drop_path: float) -> list[float]:
+        """Stochastic-depth rate of each block: linspace(0, drop_path, N_T)."""
+        return torch.linspace(0, drop_path, n_blocks, device="cpu").tolist()
 
     def __init__(
         self, c_in: int, c_hid: int, n_blocks: int, kernel_size: int, mlp_ratio: float, drop: float, drop_path: float
     ):
         super().__init__()
-        rates = torch.linspace(0, drop_path, n_blocks, device="cpu").tolist()
+        rates = self.drop_path_rates(n_blocks, drop_path)
         widths = [c_in] + [c_hid] * (n_blocks - 1) + [c_in]
         self.blocks = nn.ModuleList(
-            TAUBlock(widths[i], widths[i + 1], kernel_size, mlp_ratio, drop, rates[i]) for i in range(n_blocks)
+            self.block(widths[i], widths[i + 1], kernel_size, mlp_ratio, drop, rates[i]) for i in range(n_blocks)
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -251,7 +265,27 @@ class Translator(nn.Module):
 # --------------------------------------------------------------------------------------------
 # The whole net
 # --------------------------------------------------------------------------------------------
-class TAU(nn.Module):
+class EncoderTranslatorDecoder(nn.Module):
+    """What TAU and SimVP share around their translators: each frame encoded alone, the T encodings stacked
+    on channels for the translator, each frame decoded alone with its encoder skip. Subclasses build
+    ``encoder``, ``translator``, ``decoder`` and set ``hid_S``."""
+
+    hid_S: int
+
+    def check_input(self, x: Tensor) -> None:
+        """Raise one clear error listing every rule of the input contract ``x`` breaks."""
+        raise_if_bad_frames(self, x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.check_input(x)
+        b = x.shape[0]
+        z, skip = self.encoder(rearrange(x, "b t c h w -> (b t) c h w"))  # (B·T)×hid_S×H'×W'
+        z = self.translator(rearrange(z, "(b t) c h w -> b (t c) h w", b=b))  # frames stacked on channels
+        y = self.decoder(rearrange(z, "b (t c) h w -> (b t) c h w", c=self.hid_S), skip)
+        return rearrange(y, "(b t) c h w -> b t c h w", b=b)
+
+
+class TAU(EncoderTranslatorDecoder):
     """SimVP-style TAU. Maps B×T×C×H×W frames to the next T frames (same shape).
 
     ``height`` and ``width`` must be divisible by ``2 ** (N_S // 2)``. ``height``/``width`` in the
@@ -274,18 +308,6 @@ class TAU(nn.Module):
             cfg.frames * cfg.hid_S, cfg.hid_T, cfg.N_T, cfg.kernel_size, cfg.mlp_ratio, cfg.drop, cfg.drop_path
         )  # B×(T·hid_S)×H/4×W/4
         self.decoder = Decoder(cfg.hid_S, cfg.channels, cfg.N_S, cfg.spatio_kernel)  # (B·T)×C×H×W
-
-    def check_input(self, x: Tensor) -> None:
-        """Raise one clear error listing every rule of the input contract ``x`` breaks."""
-        raise_if_bad_frames(self, x)
-
-    def forward(self, x: Tensor) -> Tensor:
-        self.check_input(x)
-        b = x.shape[0]
-        z, skip = self.encoder(rearrange(x, "b t c h w -> (b t) c h w"))  # (B·T)×hid_S×H'×W'
-        z = self.translator(rearrange(z, "(b t) c h w -> b (t c) h w", b=b))  # frames stacked on channels
-        y = self.decoder(rearrange(z, "b (t c) h w -> (b t) c h w", c=self.hid_S), skip)
-        return rearrange(y, "(b t) c h w -> b t c h w", b=b)
 
 
 # --------------------------------------------------------------------------------------------
