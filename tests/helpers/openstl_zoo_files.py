@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from helpers import openstl_reference as ref
+from helpers import openstl_reference_crevnet as rcrev
 from helpers import openstl_reference_e3dlstm as re3
 from helpers import openstl_reference_mau as rmau
 from helpers import openstl_reference_mim as rmim
@@ -56,6 +57,16 @@ def _patched(fn):
         return fn(cfg, p * p * c, (h // p, w // p), int(cfg.get("filter_size", 5)), seed)
 
     return build
+
+
+def _crevnet(cfg: dict[str, Any], shape: tuple[int, ...], seed: int) -> dict[str, torch.Tensor]:
+    """CrevNet: the autoencoder is fixed by the frame channels; rnn_size must match it (checked by the importer)."""
+    return rcrev.crevnet_state_dict(
+        channels=shape[2],
+        rnn_size=int(cfg.get("rnn_size", 32 * shape[2])),
+        predictor_rnn_layers=int(cfg.get("predictor_rnn_layers", 8)),
+        seed=seed,
+    )
 
 
 BUILDERS = {
@@ -104,6 +115,7 @@ BUILDERS = {
         seed=seed,
     ),
     "phydnet": lambda cfg, shape, seed: rphy.phydnet_state_dict(channels=shape[2], seed=seed),
+    "crevnet": _crevnet,
 }
 
 

@@ -86,7 +86,8 @@ class OpenSTLMethod:
         config_keys: config keys (OpenSTL's and stzoo's) that describe this model besides the input ones.
         resolve: ``(state, resolver) -> (stzoo config incl. input keys, input spec, OpenSTL class name)``:
             reads the sizes from tensor shapes and checks the config against them.
-        pairs: ``(stzoo keys, config) -> (stzoo key → (OpenSTL key or None for zeros, transform), unused)``,
+        pairs: ``(stzoo keys, config) -> (stzoo key → (OpenSTL key or None, transform), unused)``; a key
+            with no OpenSTL source is zeros, or ``transform(zeros)`` (e.g. an identity) when one is given;
             ``unused`` mapping OpenSTL keys its forward never reads to their expected shapes.
         model_config: the stzoo model config from the resolved one (drop input-only keys).
         card_notes: extra lines for the model card's Origin section (how values were transformed).
@@ -543,8 +544,9 @@ def map_openstl_state_dict(
     out: dict[str, Tensor] = {}
     wrong: list[str] = []
     for key, (src, transform) in pairs.items():
-        if src is None:
-            out[key] = torch.zeros(target[key].shape, dtype=target[key].dtype)
+        if src is None:  # not in OpenSTL's file: zeros, or what the transform makes of them
+            zeros = torch.zeros(target[key].shape, dtype=target[key].dtype)
+            out[key] = zeros if transform is None else transform(zeros)
             continue
         if src not in state:
             continue
