@@ -649,9 +649,13 @@ def openstl_zoo_page(catalog: dict[str, Any] | None = None) -> str:
         "conventions and the numbers OpenSTL reports for it.",
         "",
         f"**{n_ok} of the {len(ckpts)}** are files of a method stzoo has an importer for "
-        "([Importing OpenSTL checkpoints](openstl.md)); the others need a method stzoo does not implement yet "
-        "(last column of the overview). Every file is named `openstl:<file stem>`, the stem exactly as OpenSTL "
-        "names the file.",
+        "([Importing OpenSTL checkpoints](openstl.md))"
+        + (
+            "; the others need a method stzoo does not implement yet (last column of the overview)"
+            if n_ok < len(ckpts)
+            else " (last column of the overview)"
+        )
+        + ". Every file is named `openstl:<file stem>`, the stem exactly as OpenSTL names the file.",
         "",
         "> **Metrics on this page are reported by OpenSTL.** Every MSE, MAE, SSIM, PSNR, LPIPS, RMSE, Params, "
         "FLOPs and FPS below is copied from OpenSTL's tables (`docs/en/model_zoos/*_benchmarks.md`), measured by "
