@@ -226,3 +226,30 @@ def test_the_published_crevnet_checkpoint_converts_with_its_catalogue_config():
     with torch.no_grad():
         y = model(torch.rand(1, 10, 1, 64, 64), 1)
     assert y.shape == (1, 1, 1, 64, 64) and torch.isfinite(y).all()
+
+
+def test_the_paper_entry_loads_openstls_file_by_name(tmp_path, monkeypatch):
+    """``crevnet-mmnist-paper`` resolves to OpenSTL's one CrevNet file, fetched from a loopback release server
+    (random weights in OpenSTL's layout), converted and forecasting at Moving MNIST's shape."""
+    import io
+
+    from helpers.release_server import ReleaseServer
+
+    from stzoo.convert.openstl import zoo
+    from stzoo.zoo.manifest import get_entry
+
+    stem = "mmnist_crevnet_one_ep200"
+    assert zoo.paper_counterpart(get_entry("crevnet-mmnist-paper")) == stem
+    buf = io.BytesIO()
+    torch.save(rc.crevnet_state_dict(seed=2), buf)
+    monkeypatch.setenv("STZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("STZOO_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with ReleaseServer({f"/mmnist-weights/{stem}.pth": buf.getvalue()}) as srv:
+        monkeypatch.setenv("STZOO_OPENSTL_ENDPOINT", srv.url)
+        p = stzoo.load("crevnet-mmnist-paper")
+    assert p.name == "crevnet-mmnist-paper" and p.entry.extra["source"] == f"openstl:{stem}"
+    assert p.model.arch == "crevnet" and count_parameters(p.model) == OPENSTL_PARAMS + 2
+    frames = np.random.default_rng(0).integers(0, 256, (10, 64, 64), dtype=np.uint8)
+    y = p.predict(frames, horizon=2)
+    assert y.shape == (2, 64, 64) and y.dtype == np.uint8
