@@ -58,6 +58,7 @@ from stzoo.zoo.hub import (
 __all__ = [
     "hub_download",
     "hub_timeout",
+    "env_seconds",
     "DOWNLOAD_ATTEMPTS",
     "CHECKSUM_ATTEMPTS",
     "HUB_TIMEOUT_ENV",
@@ -298,23 +299,30 @@ def _explain(
 
 
 # ---- downloads: stzoo decides every path -------------------------------------------------------
-def hub_timeout() -> float:
-    """The overall deadline of one Hub file download, in seconds: ``$STZOO_HUB_TIMEOUT``, else
-    :data:`DEFAULT_HUB_TIMEOUT_S`. Raises :class:`~stzoo.errors.InputError` for a value that is not a
-    positive number."""
-    raw = os.environ.get(HUB_TIMEOUT_ENV, "").strip()
+def env_seconds(name: str, default: float, example: int) -> float:
+    """A number of seconds from the environment variable ``name``, else ``default``. Raises
+    :class:`~stzoo.errors.InputError` for a value that is not a positive number (its message suggests
+    ``name=example``)."""
+    raw = os.environ.get(name, "").strip()
     if not raw:
-        return DEFAULT_HUB_TIMEOUT_S
+        return default
     try:
         value = float(raw)
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
         raise InputError(
-            f"{HUB_TIMEOUT_ENV}={_short(raw)} is not a positive number of seconds; unset it for the "
-            f"default ({DEFAULT_HUB_TIMEOUT_S:g} s) or set e.g. {HUB_TIMEOUT_ENV}=1800"
+            f"{name}={_short(raw)} is not a positive number of seconds; unset it for the "
+            f"default ({default:g} s) or set e.g. {name}={example}"
         )
     return value
+
+
+def hub_timeout() -> float:
+    """The overall deadline of one Hub file download, in seconds: ``$STZOO_HUB_TIMEOUT``, else
+    :data:`DEFAULT_HUB_TIMEOUT_S`. Raises :class:`~stzoo.errors.InputError` for a value that is not a
+    positive number."""
+    return env_seconds(HUB_TIMEOUT_ENV, DEFAULT_HUB_TIMEOUT_S, 1800)
 
 
 class _Deadline:

@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from stzoo.errors import InputError, StzooError, WeightsNotAvailableError
-from stzoo.zoo.download import MAX_RETRY_AFTER_S
+from stzoo.errors import StzooError, WeightsNotAvailableError
+from stzoo.zoo.download import MAX_RETRY_AFTER_S, env_seconds
 from stzoo.zoo.hub import ChecksumError, HubError, HubTimeoutError, _short
 
 __all__ = [
@@ -88,19 +88,7 @@ def download_timeout() -> float:
     """The deadline of one :func:`fetch_file` call: ``$STZOO_DOWNLOAD_TIMEOUT`` seconds, else
     :data:`DEFAULT_DOWNLOAD_TIMEOUT_S`. Raises :class:`~stzoo.errors.InputError` for a value that is not a
     positive number."""
-    raw = os.environ.get(DOWNLOAD_TIMEOUT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_DOWNLOAD_TIMEOUT_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise InputError(
-            f"{DOWNLOAD_TIMEOUT_ENV}={_short(raw)} is not a positive number of seconds; unset it for the default "
-            f"({DEFAULT_DOWNLOAD_TIMEOUT_S:g} s) or set e.g. {DOWNLOAD_TIMEOUT_ENV}=3600"
-        )
-    return value
+    return env_seconds(DOWNLOAD_TIMEOUT_ENV, DEFAULT_DOWNLOAD_TIMEOUT_S, 3600)
 
 
 @contextlib.contextmanager
