@@ -59,6 +59,7 @@ __all__ = [
     "hub_download",
     "hub_timeout",
     "env_seconds",
+    "retry_after_seconds",
     "DOWNLOAD_ATTEMPTS",
     "CHECKSUM_ATTEMPTS",
     "HUB_TIMEOUT_ENV",
@@ -129,25 +130,29 @@ def _is_transient(exc: BaseException) -> bool:
     )
 
 
-def _retry_after(exc: BaseException) -> float | None:
-    """Seconds a 429/503 answer's ``Retry-After`` header asks for (a number or an HTTP date), or None."""
-    response = getattr(exc, "response", None)
-    raw = getattr(response, "headers", {}).get("Retry-After") if response is not None else None
+def retry_after_seconds(raw: object) -> float | None:
+    """Seconds a ``Retry-After`` header's value asks for (a number or an HTTP date; never negative), or None
+    when it is absent or unreadable."""
     if not raw:
         return None
     raw = str(raw).strip()[:100]
     try:
         value = float(raw)
     except ValueError:
+        import datetime
         from email.utils import parsedate_to_datetime
 
         try:
-            import datetime
-
             value = (parsedate_to_datetime(raw) - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
         except (TypeError, ValueError, OverflowError):
             return None
     return max(value, 0.0) if math.isfinite(value) else None
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """Seconds a 429/503 answer's ``Retry-After`` header asks for (a number or an HTTP date), or None."""
+    response = getattr(exc, "response", None)
+    return retry_after_seconds(getattr(response, "headers", {}).get("Retry-After") if response is not None else None)
 
 
 def _with_retries(fn: Callable[[], T], what: str, attempts: int | None = None, deadline: _Deadline | None = None) -> T:

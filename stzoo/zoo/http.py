@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import math
 import os
 import re
 import sys
@@ -42,7 +41,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from stzoo.errors import StzooError, WeightsNotAvailableError
-from stzoo.zoo.download import MAX_RETRY_AFTER_S, env_seconds
+from stzoo.zoo.download import MAX_RETRY_AFTER_S, env_seconds, retry_after_seconds
 from stzoo.zoo.hub import ChecksumError, HubError, HubTimeoutError, _short
 
 __all__ = [
@@ -133,23 +132,6 @@ class _Retry(Exception):
     def __init__(self, message: str, wait: float | None = None) -> None:
         super().__init__(message)
         self.wait = wait
-
-
-def _retry_after(raw: str | None) -> float | None:
-    if not raw:
-        return None
-    raw = raw.strip()[:100]
-    try:
-        value = float(raw)
-    except ValueError:
-        import datetime
-        from email.utils import parsedate_to_datetime
-
-        try:
-            value = (parsedate_to_datetime(raw) - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
-        except (TypeError, ValueError, OverflowError):
-            return None
-    return max(value, 0.0) if math.isfinite(value) else None
 
 
 def _check_url(url: str, what: str) -> str:
@@ -252,7 +234,7 @@ def _transfer(
         if status in (404, 410):
             raise WeightsNotAvailableError(f"HTTP {status}")
         if status in _TRANSIENT_STATUS:
-            raise _Retry(f"HTTP {status}", _retry_after(response.headers.get("Retry-After")))
+            raise _Retry(f"HTTP {status}", retry_after_seconds(response.headers.get("Retry-After")))
         if status == 416 and have:  # the partial file is not a prefix the server recognises: start over
             part.unlink(missing_ok=True)
             raise _Retry("HTTP 416 for the resumed range; starting over", 0.0)
