@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -113,6 +114,7 @@ def scores(p, held: list[np.ndarray]) -> list[tuple[dict, dict]]:
 def run_one(model_name: str, name: str, args: argparse.Namespace) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         clips, desc = footage(name, args, Path(tmp))
+        names = [Path(c).name for c in OPENSTL_CLIPS] if name == "openstl-examples" and not args.quick else []
         base = stzoo.load(model_name)
         window = base.spec.frames_in + base.spec.frames_out
         held_n = window + args.held_windows - 1
@@ -124,10 +126,16 @@ def run_one(model_name: str, name: str, args: argparse.Namespace) -> list[dict]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FinetuneWarning)
             t0, c0 = time.perf_counter(), time.process_time()
+            load0 = os.getloadavg()[0]
             quick = {"time_budget": 0.3} if args.quick else {}  # the smoke test only: every default otherwise
-            tuned, hist = finetune(base, given, out_dir=Path(tmp) / "out", progress=not args.quiet, **quick)
+            chosen = {k: v for k, v in (("select", args.select), ("split", args.split)) if v is not None}
+            tuned, hist = finetune(base, given, out_dir=Path(tmp) / "out", progress=not args.quiet, **quick, **chosen)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            load = (load0, os.getloadavg()[0])
         after = scores(tuned, held)
+        if args.keep is not None:  # the fine-tune's history (every validation, per video) for a closer look
+            args.keep.mkdir(parents=True, exist_ok=True)
+            shutil.copy(Path(tmp) / "out" / "history.json", args.keep / f"{model_name}-{name}.json")
     rows = []
     for i, ((b, c), (a, _)) in enumerate(zip(before, after)):
         rows.append(
@@ -136,6 +144,7 @@ def run_one(model_name: str, name: str, args: argparse.Namespace) -> list[dict]:
                 "footage": name,
                 "desc": desc,
                 "clip": i + 1,
+                "name": names[i] if names else "",
                 "clips": len(clips),
                 "given": f"{len(given)}×{given[0].shape[0]}",
                 "held": a["sequences"],
@@ -147,13 +156,24 @@ def run_one(model_name: str, name: str, args: argparse.Namespace) -> list[dict]:
                 "steps": hist.plan["steps"],
                 "kept": hist.kept,
                 "estimate_s": hist.plan.get("estimate_s"),
+                "step_s": hist.plan.get("step_s"),
+                "load": load,
+                "split": hist.data.get("split"),
+                "selection": hist.selection,
+                "best_epoch": hist.best_epoch,
+                "epochs": len(hist.epochs),
             }
         )
     return rows
 
 
 def table(rows: list[dict], args: argparse.Namespace, load: tuple[tuple, tuple]) -> str:
-    described = dict.fromkeys(f"* `{r['footage']}`: {r['desc']}" for r in rows)
+    described = dict.fromkeys(
+        f"* `{r['footage']}`: {r['desc']}. Fine-tune: {r['steps']} steps ({r['step_s']:.3g} s per step timed "
+        f"before the start), kept epoch {r['best_epoch']} of {r['epochs']}; {r['split']}; kept state: "
+        f"{r['selection'] or '(no validation)'}; load average {r['load'][0]:.1f} → {r['load'][1]:.1f}"
+        for r in rows
+    )
     lines = [
         START,
         "",
@@ -162,7 +182,9 @@ def table(rows: list[dict], args: argparse.Namespace, load: tuple[tuple, tuple])
         f"{'/'.join(f'{v:.1f}' for v in load[0])} at the start, {'/'.join(f'{v:.1f}' for v in load[1])} at the "
         f"end (a shared machine: times are indicative). Command: "
         f"`{' '.join(['python', 'benchmarks/finetune_defaults.py', *sys.argv[1:]])}`. Every fine-tune option at "
-        f"its default; scored on the {args.held_windows} held-out windows at the end of each clip (never trained "
+        f"its default{'' if args.select is None and args.split is None else ' but those named in the command'}; "
+        "CPU time is the benchmark process's (time.process_time) over the whole fine-tune call; "
+        f"scored on the {args.held_windows} held-out windows at the end of each clip (never trained "
         "or validated on). MSE is summed per frame (stzoo.metrics), lower is better; SSIM higher is better.",
         "",
         *described,
@@ -173,10 +195,11 @@ def table(rows: list[dict], args: argparse.Namespace, load: tuple[tuple, tuple])
     ]
     for r in rows:
         c, b, a = r["copy"], r["base"], r["tuned"]
+        clip = f"{r['clip']}/{r['clips']}" + (f" `{r['name']}`" if r["name"] else "")
         beats = ("yes" if a["mse"] < c["mse"] else "**no**") + ", " + ("yes" if a["ssim"] > c["ssim"] else "**no**")
         est = f" ({r['estimate_s'] / 60:.1f} min)" if r.get("estimate_s") else ""
         lines.append(
-            f"| `{r['model']}` | {r['footage']} | {r['clip']}/{r['clips']} | {r['given']} | {r['held']} | "
+            f"| `{r['model']}` | {r['footage']} | {clip} | {r['given']} | {r['held']} | "
             f"{c['mse']:.2f} / {c['ssim']:.3f} | {b['mse']:.1f} / {b['ssim']:.3f} | {a['mse']:.2f} / {a['ssim']:.3f} | "
             f"{beats} | {r['steps']} | {r['kept']} | {r['wall_s'] / 60:.1f} min{est} | {r['cpu_s'] / 60:.1f} min |"
         )
@@ -199,6 +222,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--quick", action="store_true", help="two 32×32 clips, synthetic grey only (seconds)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    ap.add_argument("--keep", type=Path, default=None, metavar="DIR", help="copy each history.json into DIR")
+    ap.add_argument("--select", default=None, help="finetune's select (default: its default)")
+    ap.add_argument("--split", default=None, help="finetune's split (default: its default)")
     ap.add_argument("--write", type=Path, default=None, metavar="FILE", help="replace the table in FILE")
     args = ap.parse_args()
     if args.threads:

@@ -175,6 +175,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
             head=args.head,
             augment=args.augment,
             time_budget=args.time_budget or None,
+            select=args.select,
         )
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
         print(
@@ -565,8 +566,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--split",
         choices=("auto", "video", "time"),
         default="auto",
-        help="how --val holds data out: whole videos, the end of every video, or auto: by video for "
-        "two or more videos, else by time (default: auto)",
+        help="how --val holds data out: whole videos, the end of every video, or auto: with --val auto the end of "
+        "every video for up to 8 videos that can spare it, else whole videos; with a fraction by video for two or "
+        "more videos, else by time (default: auto)",
+    )
+    p.add_argument(
+        "--select",
+        choices=("every-clip", "mean"),
+        default="every-clip",
+        help="which validated state to keep: every-clip: the lowest validation MSE among the states not worse than "
+        "copying the last frame on any validation video; mean: the lowest validation MSE over all clips "
+        "(default: every-clip)",
     )
     p.add_argument(
         "--stride", type=positive_int, default=1, metavar="N", help="frames between clip starts (default: 1)"

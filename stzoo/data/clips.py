@@ -8,8 +8,9 @@ The pipeline behind :func:`stzoo.training.finetune.finetune`:
 2. :func:`convert_video` converts channels (grey ↔ RGB) and resizes;
 3. :func:`split_videos` separates training and validation data *by video* (several videos) or *by
    time* (validation = the end of each video), so no validation frame is ever trained on;
-   :func:`auto_split` (``val="auto"``) does the same when the data can spare a validation part and
-   trains on everything, saying why, when it cannot (one short clip);
+   :func:`auto_split` (``val="auto"``) does the same when the data can spare a validation part (by
+   time for a few videos, so every one is validated on) and trains on everything, saying why, when
+   it cannot (one short clip);
 4. :class:`ClipDataset` cuts sliding windows of ``T_in + T_out`` frames with a stride.
 """
 
@@ -45,6 +46,7 @@ __all__ = [
     "check_lengths",
     "COLLECTION_SUFFIXES",
     "AUTO_VAL_FRACTION",
+    "AUTO_TIME_MAX_VIDEOS",
     "arg",
     "naming",
 ]
@@ -66,6 +68,9 @@ COLLECTION_SUFFIXES: tuple[str, ...] = (
 
 #: the fraction of the data ``val="auto"`` holds out (see :func:`auto_split`)
 AUTO_VAL_FRACTION = 0.2
+#: ``val="auto"`` with ``split="auto"`` validates on the end of every video (a split by time) for up to this
+#: many videos, so the state kept is chosen on every one of a few clips; more videos: whole videos held out
+AUTO_TIME_MAX_VIDEOS = 8
 
 # Whether messages name command-line flags (``--val 0``) or Python arguments (``val=0``): the
 # ``stzoo finetune`` command sets it for the duration of the call (see :func:`naming`).
@@ -360,17 +365,51 @@ def split_videos(
     return train, held
 
 
+def _time_cuts(videos: Sequence[Video], window: int, fraction: float) -> list[int] | str:
+    """Where :func:`auto_split` cuts each video by time, or why it cannot (a note in words).
+
+    Each video holds out its last ``fraction`` of frames but at least one clip (``window`` frames) and
+    keeps at least one clip's worth to train on; all the training parts together hold at least two
+    clips' worth (``2·window`` frames)."""
+    cuts = []
+    for v in videos:
+        n_val = max(v.length - int(math.floor(v.length * (1 - fraction))), window)
+        if v.length - n_val < (2 * window if len(videos) == 1 else window):
+            need = 3 * window if len(videos) == 1 else 2 * window
+            return (
+                f"{v.describe()} is too short to hold out one clip ({window} frames) at its end and keep "
+                f"{'two clips' if len(videos) == 1 else 'one clip'}' worth for training, so every frame is trained "
+                f"on. Give at least {need} frames per video, "
+                + ("a second video, " if len(videos) == 1 else "")
+                + "or separate validation videos ("
+                + arg("val=[...]", "--val-data PATH")
+                + ") to measure the model on frames it has not seen"
+            )
+        cuts.append(v.length - n_val)
+    if sum(cuts) < 2 * window:
+        return (
+            f"the videos' training parts hold {sum(cuts)} frames, fewer than two clips' worth ({2 * window}), so "
+            "every frame is trained on. Give longer videos or separate validation videos ("
+            + arg("val=[...]", "--val-data PATH")
+            + ")"
+        )
+    return cuts
+
+
 def auto_split(
     videos: Sequence[Video], *, window: int, split: str = "auto", fraction: float = AUTO_VAL_FRACTION
 ) -> tuple[list[Video], list[Video], str]:
     """The ``val="auto"`` split: validation data when the videos can spare it, none when they cannot.
 
-    * By video (two or more videos, or ``split="video"``): the last ``max(1, round(fraction·n))``
-      videos, as :func:`split_videos` does.
-    * By time (one video, or ``split="time"``): the last ``fraction`` of every video's frames, but
-      at least one clip (``window`` frames), provided at least two clips' worth of frames
-      (``2·window``) stay for training. A 75-frame video with 20-frame clips keeps frames 0-54 to
-      train on and validates on frames 55-74.
+    * By time (``split="time"``; and ``split="auto"`` with at most ``AUTO_TIME_MAX_VIDEOS`` videos
+      when every one can spare it): the last ``fraction`` of every video's frames, but at least one
+      clip (``window`` frames) each, provided every video keeps one clip's worth of frames to train
+      on and the training parts hold two clips' worth in all (one video: ``2·window`` of its own). A
+      75-frame video with 20-frame clips keeps frames 0-54 to train on and validates on frames 55-74.
+      Training and validation clips never share a frame, and every video is validated on, so the
+      state kept is chosen on every video (see ``select`` in :func:`stzoo.training.finetune.finetune`).
+    * By video (``split="video"``; and ``split="auto"`` with more videos, or videos too short to cut):
+      the last ``max(1, round(fraction·n))`` videos, as :func:`split_videos` does.
     * Otherwise (e.g. one 48-frame video with 20-frame clips): no validation; everything is trained
       on and the returned note says why.
 
@@ -380,30 +419,27 @@ def auto_split(
     videos = list(videos)
     if split not in ("auto", "video", "time"):
         raise InputError(f"{arg('split', '--split')} must be 'auto', 'video' or 'time', got {split!r}")
+    cuts = _time_cuts(videos, window, fraction) if split != "video" else "by video"
     if split == "auto":
-        split = "video" if len(videos) >= 2 else "time"
+        split = "time" if len(videos) <= AUTO_TIME_MAX_VIDEOS and not isinstance(cuts, str) else "video"
+        if split == "video" and len(videos) < 2:
+            split = "time"  # one video that cannot be cut: no validation (the note says why)
     if split == "video":
         train, held = split_videos(videos, fraction, split="video", window=window)
         return train, held, f"validation: the last {len(held)} of {len(videos)} videos (whole videos)"
-    cuts = []
-    for v in videos:
-        n_val = max(v.length - int(math.floor(v.length * (1 - fraction))), window)
-        if v.length - n_val < 2 * window:
-            return (
-                videos,
-                [],
-                (
-                    f"{v.describe()} is too short to hold out one clip ({window} frames) and keep "
-                    f"two clips' worth ({2 * window} frames) for training, so every frame is trained on. Give "
-                    f"at least {3 * window} frames per video, a second video, or separate validation videos ("
-                    + arg("val=[...]", "--val-data PATH")
-                    + ") to measure the model on frames it has not seen"
-                ),
-            )
-        cuts.append(v.length - n_val)
+    if isinstance(cuts, str):
+        return videos, [], cuts
     train = [Video(f"{v.name} frames 0-{c - 1}", v.frames[:c]) for v, c in zip(videos, cuts)]
     held = [Video(f"{v.name} frames {c}-{v.length - 1}", v.frames[c:]) for v, c in zip(videos, cuts)]
-    return train, held, "validation: the end of every video (at least one clip each, never trained on)"
+    return (
+        train,
+        held,
+        (
+            f"validation: the end of every video ({len(videos)} video(s): the last "
+            f"{', '.join(str(v.length - c) for v, c in zip(videos, cuts))} frames; never trained on, no clip shares "
+            "a frame with a training clip)"
+        ),
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,13 +7,14 @@ The loop::
         (head="persistence", the default: forecast = last frame + learned change, starting as copy-last)
     size the step budget from the data (steps="auto"), time a few steps and cut it to time_budget;
         print the estimate
-    measure copy-last-frame on the validation clips; validate the starting model (step 0): the first best
+    measure copy-last-frame on every validation video; validate the starting model (step 0): the first best
     for each epoch (the last one may be shorter, so the run is exactly the budget):
         for each batch of the epoch's shuffled clips (a pure function of seed and epoch), flipped /
         reversed per `augment` (a pure function of seed and step):
             the step of stzoo.training.loop (loss, backward, clip, AdamW + OneCycle step; bar, log)
             every `checkpoint_every` steps: atomic checkpoint (model, optimizer, scheduler, RNG)
-        validate (MSE / MAE / SSIM / PSNR); new best → write the save_pretrained folder
+        validate (MSE / MAE / SSIM / PSNR, per video); new best (lowest MSE among the states not worse
+            than copy-last on any validation video, see ``select``) → write the save_pretrained folder
         atomic checkpoint; early stopping after `patience` epochs without improvement
     compare the kept model with copy-last-frame; if it does not beat it, the folder gets the
     persistence-equivalent model (labelled so in its card) and a warning says so in plain words
@@ -78,7 +79,7 @@ from stzoo.training.finetune_history import (
     FinetuneWarning,
     plan_steps,
 )
-from stzoo.training.finetune_run import Options, run
+from stzoo.training.finetune_run import SELECTIONS, Options, run
 from stzoo.training.train import Recipe
 
 __all__ = [
@@ -94,6 +95,7 @@ __all__ = [
     "plan_steps",
     "HEADS",
     "DEFAULT_TIME_BUDGET",
+    "SELECTIONS",
 ]
 
 #: ``head``: forecast = last frame + learned change (the default), or the model as it is
@@ -141,6 +143,7 @@ def finetune(
     head: str = "persistence",
     augment: str | Sequence[str] | None = "auto",
     time_budget: float | None = DEFAULT_TIME_BUDGET,
+    select: str = "every-clip",
 ) -> FinetuneResult:
     """Fine-tune ``predictor`` on ``data`` and write the best model to ``out_dir``.
 
@@ -156,13 +159,17 @@ def finetune(
         lr: peak learning rate of the OneCycle schedule (AdamW): a warm-up from ``lr / 25`` over
             the first 30 % of the steps, then a cosine decay to about zero.
         batch_size: clips per optimizer step (per process under torchrun).
-        val: validation data. ``"auto"`` (default): hold out the last 20 % (at least one clip)
-            when that leaves two clips' worth of frames to train on, else train without validation
-            and say so (see :func:`stzoo.data.clips.auto_split`); a fraction in [0, 1) of ``data``
-            held out (see ``split``; 0: no validation, the last epoch is kept); or separate
+        val: validation data. ``"auto"`` (default): with up to eight videos, the end of every video
+            (its last 20 %, at least one clip, no clip sharing a frame with a training clip) when each
+            keeps a clip's worth to train on, so the kept state is chosen on every video; with more
+            videos (or videos too short to cut) the last 20 % of the videos; else train without
+            validation and say so (see :func:`stzoo.data.clips.auto_split`); a fraction in [0, 1) of
+            ``data`` held out (see ``split``; 0: no validation, the last epoch is kept); or separate
             videos in any form ``data`` takes.
-        split: how a fraction is held out: ``"video"`` (whole videos), ``"time"`` (the end of every
-            video) or ``"auto"`` (by video for two or more videos, else by time).
+        split: how validation data is held out: ``"video"`` (whole videos: the behaviour before the
+            split by time became the default for a few videos), ``"time"`` (the end of every video) or
+            ``"auto"`` (``val="auto"``: as described there; a fraction: by video for two or more
+            videos, else by time).
         stride: frames between the starts of consecutive clips.
         loss: ``"mse"`` or ``"mse+ddr"`` (TAU's differential divergence regularisation, weight ``alpha``).
         alpha: the DDR weight.
@@ -217,6 +224,11 @@ def finetune(
         time_budget: minutes of training and validation that ``steps="auto"`` plans for: a few steps
             are timed first and the budget is cut to what fits (the estimate is printed before the
             first step). ``None``: no time limit. Ignored with ``steps=N`` or ``epochs=N``.
+        select: how the kept state is chosen among the validated ones (the start, step 0, included):
+            ``"every-clip"`` (default): the lowest validation MSE among the states that are not worse
+            than copying the last frame on any validation video (MSE and SSIM), so the folder is never
+            worse than persistence on any of its validation clips; ``"mean"``: the lowest validation MSE
+            over all validation clips (the rule before). Recorded in the history and the model card.
 
     Returns:
         :class:`FinetuneResult` ``(predictor, history)``: a new Predictor with the best weights, and
@@ -272,6 +284,7 @@ def finetune(
             head=head,
             augment=augment,
             time_budget=time_budget,
+            select=select,
         )
 
 
@@ -319,9 +332,12 @@ def _finetune(
     head: str,
     augment: str | Sequence[str] | None,
     time_budget: float | None,
+    select: str,
 ) -> FinetuneResult:
     if head not in HEADS:
         raise InputError(f"{arg('head', '--head')} must be one of {', '.join(HEADS)}, got {head!r}")
+    if select not in SELECTIONS:
+        raise InputError(f"{arg('select', '--select')} must be one of {', '.join(SELECTIONS)}, got {select!r}")
     augment = parse_augment(augment)
     if time_budget is not None and (
         isinstance(time_budget, bool) or not isinstance(time_budget, (int, float)) or not 0 < time_budget < math.inf
@@ -439,6 +455,7 @@ def _finetune(
         augment=augment,
         time_budget=None if time_budget is None else float(time_budget),
         static=is_static(list(videos) + list(held)),
+        select=select,
     )
 
     dist_, dev = setup(device)

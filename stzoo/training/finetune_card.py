@@ -46,6 +46,7 @@ class CardFacts:
     command: str
     split_note: str
     head: str
+    selection: str = ""
 
 
 def _val_text(history: FinetuneHistory, facts: CardFacts, rec: dict[str, Any], kept: str) -> str:
@@ -133,6 +134,8 @@ def card_entry(
         "budget": facts.budget,
         "head": facts.head,
         "kept": kept,
+        "split": printable(facts.split_note),
+        **({"selection": facts.selection} if facts.selection else {}),
         "hardware": facts.hardware,
         "dtype": facts.dtype,
         "cpu": facts.cpu,

@@ -144,8 +144,9 @@ class FinetuneHistory:
         steps: ``{"step", "loss"}`` for every optimizer step run by this call (loss averaged over
             processes). ``history.json`` in the output folder lists every step of the run, across
             resumes.
-        best_epoch: the epoch whose weights were kept (lowest validation MSE; the last epoch when
-            there is no validation data).
+        best_epoch: the epoch whose weights were kept (lowest validation MSE, by the ``selection`` rule;
+            the last epoch when there is no validation data; ``None`` when no validated state passed the
+            rule).
         best: that epoch's validation metrics (``None`` without validation data).
         stopped_early: whether early stopping ended the run.
         out_dir: the output folder.
@@ -167,6 +168,11 @@ class FinetuneHistory:
         start: the validation of the starting model, before any step (``{"epoch": 0, "step": 0,
             "val": ...}``); a candidate like every epoch, so the folder never keeps a model worse than
             the start. ``None`` without validation data.
+        persistence_clips: copy-last-frame on each validation video apart (``video`` names it; the
+            metrics of ``persistence``); every validated record (``start``, ``epochs``) has the same list as
+            ``val_clips`` and, with ``select="every-clip"``, ``worse_than_copy_last_on``: the videos on
+            which that state is worse than copy-last (a state with any is never kept).
+        selection: the rule that chose the kept state, in words (empty without validation data).
         kept: what the folder holds: ``"fine-tuned"`` (the best validated state), or
             ``"persistence-equivalent"`` when nothing beat copying the last frame (the model with its
             persistence head at the copy-last start; also for a static clip).
@@ -189,6 +195,8 @@ class FinetuneHistory:
     head: str = "persistence"
     start: dict[str, Any] | None = None
     kept: str = ""
+    persistence_clips: list[dict[str, Any]] = field(default_factory=list)
+    selection: str = ""
 
     @property
     def train_losses(self) -> list[float]:

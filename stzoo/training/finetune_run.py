@@ -53,7 +53,17 @@ from stzoo.training.finetune_history import (
 from stzoo.training.loop import Clocks, Loop, make_optimizer
 from stzoo.training.train import Recipe, _hardware
 
-__all__ = ["run", "Options"]
+__all__ = ["run", "Options", "SELECTIONS", "SAFE_TOLERANCE"]
+
+#: ``select``: how the kept state is chosen among the validated ones (step 0 included). ``"every-clip"``:
+#: the lowest validation MSE among the states that are not worse than copy-last on ANY validation video
+#: (MSE and SSIM); ``"mean"``: the lowest validation MSE over all validation clips (the rule before)
+SELECTIONS = ("every-clip", "mean")
+#: ``select="every-clip"``: a state counts as worse than copy-last on a video when its MSE there exceeds
+#: copy-last's by more than this fraction, or its SSIM falls below copy-last's by more than this (absolute):
+#: only float rounding is forgiven (the start with a persistence head IS copy-last), so "never worse than
+#: persistence on its own validation clips" holds for every clip
+SAFE_TOLERANCE = 1e-6
 
 
 @dataclass
@@ -84,6 +94,7 @@ class Options:
     augment: tuple[str, ...] = ()
     time_budget: float | None = None
     static: bool = False
+    select: str = "every-clip"
 
 
 def _state(model: nn.Module) -> dict[str, Tensor]:
@@ -193,6 +204,7 @@ def run(
         "frames_in": recipe.frames_in,
         "frames_out": recipe.frames_out,
         "augment": list(o.augment),
+        "selection": o.select if val_ds is not None else None,
     }
     fingerprint = {
         "arch": base.entry.architecture,
@@ -203,14 +215,21 @@ def run(
         "world_size": dist_.world,
         "frozen": frozen,
         "augment": list(o.augment),
+        "select": o.select,
     }
     if o.epochs is None:  # with epochs=N the recipe fixes the budget; with steps, record it
         fingerprint["total_steps"] = total
     history = FinetuneHistory(
-        out_dir=str(out), data=data_info, adaptation=report.to_dict(), world_size=dist_.world, plan=plan, head=o.head
+        out_dir=str(out),
+        data=data_info,
+        adaptation=report.to_dict(),
+        world_size=dist_.world,
+        plan=plan,
+        head=o.head,
+        selection=_selection_text(o.select) if val_ds is not None else "",
     )
     if val_ds is not None:  # the baseline every run is compared with, on the same validation clips
-        history.persistence = _measure(None, val_ds, range(len(val_ds)), recipe, dist_, dev)
+        history.persistence, history.persistence_clips = _measure_clips(None, val_ds, recipe, dist_, dev)
     step, wall, cpu, bad_epochs = 0, 0.0, 0.0, 0
     loss_sum, loss_n = 0.0, 0  # this epoch's training loss so far (kept across a resume)
     best_state: dict[str, Tensor] | None = None
@@ -270,6 +289,7 @@ def run(
         command=o.command or "stzoo.training.finetune",
         split_note=o.split_note,
         head=o.head,
+        selection=history.selection,
     )
 
     def make_predictor(
@@ -348,9 +368,14 @@ def run(
         progress=o.progress and dist_.main,
     )
     if ck is None and val_ds is not None:  # step 0 is a candidate too: never keep worse than the start
-        history.start = {"epoch": 0, "step": 0, "val": _measure(model, val_ds, range(len(val_ds)), recipe, dist_, dev)}
-        history.best_epoch, history.best, best_state = 0, history.start["val"], start_state
-        write_model(best_state, history.start)
+        history.start = {"epoch": 0, "step": 0}
+        history.start["val"], history.start["val_clips"] = _measure_clips(model, val_ds, recipe, dist_, dev)
+        worse = _worse_clips(history.start, history, o.select)
+        if worse is not None:
+            history.start["worse_than_copy_last_on"] = worse
+        if not worse:  # (head="direct": a start worse than copy-last on a clip is no candidate)
+            history.best_epoch, history.best, best_state = 0, history.start["val"], start_state
+            write_model(best_state, history.start)
         clocks.lap()
     epoch_order: dict[int, list[int]] = {}  # the current epoch's shuffled clip order
 
@@ -390,10 +415,13 @@ def run(
         at_report = (epoch + 1) % plan["validate_every"] == 0 or loop.step >= total
         improved = False
         if at_report and val_ds is not None:
-            rec["val"] = _measure(model, val_ds, range(len(val_ds)), recipe, dist_, dev)
+            rec["val"], rec["val_clips"] = _measure_clips(model, val_ds, recipe, dist_, dev)
+            worse = _worse_clips(rec, history, o.select)
+            if worse is not None:
+                rec["worse_than_copy_last_on"] = worse
             score = rec["val"]["mse"]
             best = history.best["mse"] if history.best else math.inf
-            improved = score < best - o.min_delta
+            improved = not worse and score < best - o.min_delta
         elif at_report:
             improved = True
         clocks.lap()
@@ -421,9 +449,10 @@ def run(
 
     best_rec = history.start if history.best_epoch == 0 else None
     best_rec = best_rec or next((r for r in history.epochs if r["epoch"] == history.best_epoch), None)
+    finished = step >= total
     if best_state is None:  # no epoch finished yet (max_steps inside the first epoch): the current weights
         best_state = _state(model)
-    _compare(history, model, best_state, train_ds, val_ds, recipe, o, dist_, dev, finished=step >= total)
+    _compare(history, model, best_state, train_ds, val_ds, recipe, o, dist_, dev, finished=finished)
     kept, keep = KEPT_FINETUNED, base
     if o.static or history.beats_persistence is False or (o.head == "persistence" and history.best_epoch == 0):
         # nothing beat copying the last frame: keep the model that IS copy-last, not a worse one
@@ -502,6 +531,44 @@ def _measure(
     return {**{k: total[j] / n for j, k in enumerate(keys)}, "sequences": int(n), "local_sequences": len(share)}
 
 
+def _measure_clips(
+    model: nn.Module | None, ds: ClipDataset, recipe: Recipe, dist_: Dist, dev: torch.device
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """:func:`_measure` on every video of ``ds`` apart, and over all its clips: ``(overall, per video)``;
+    each per-video record also names the video."""
+    groups: dict[int, list[int]] = {}
+    for i, (vi, _) in enumerate(ds.index):
+        groups.setdefault(vi, []).append(i)
+    per = [{"video": ds.videos[vi].name, **_measure(model, ds, idx, recipe, dist_, dev)} for vi, idx in groups.items()]
+    n = sum(c["sequences"] for c in per)
+    overall: dict[str, float] = {k: sum(c[k] * c["sequences"] for c in per) / n for k in ("mse", "mae", "ssim", "psnr")}
+    overall["sequences"] = n
+    overall["local_sequences"] = sum(c["local_sequences"] for c in per)
+    return overall, per
+
+
+def _worse_clips(rec: dict[str, Any], history: FinetuneHistory, select: str) -> list[str] | None:
+    """The validation videos on which the state of ``rec`` is worse than copy-last (MSE or SSIM, see
+    ``SAFE_TOLERANCE``); ``None`` where the rule does not apply (``select="mean"``)."""
+    if select != "every-clip" or not history.persistence_clips:
+        return None
+    return [
+        c["video"]
+        for c, p in zip(rec["val_clips"], history.persistence_clips)
+        if c["mse"] > p["mse"] * (1 + SAFE_TOLERANCE) or c["ssim"] < p["ssim"] - SAFE_TOLERANCE
+    ]
+
+
+def _selection_text(select: str) -> str:
+    """The rule that chose the kept state, in words (history and card)."""
+    if select == "every-clip":
+        return (
+            "the lowest validation MSE among the validated states (step 0 included) that are not worse than "
+            "copying the last frame on any validation video (MSE and SSIM)"
+        )
+    return "the lowest validation MSE over all validation clips (step 0 included)"
+
+
 def _compare(
     history: FinetuneHistory,
     model: nn.Module,
@@ -547,16 +614,26 @@ def _compare(
             "copy_last_frame": _measure(None, train_ds, idx, recipe, dist_, dev),
         }
         score, base, where = mine["mse"], history.train_check["copy_last_frame"]["mse"], "even on its training clips"
-    elif history.best is not None and history.persistence is not None:
+    elif history.persistence is not None and (history.best is not None or (finished and history.epochs)):
         trained = [e["val"]["mse"] for e in history.epochs if "val" in e]  # the states training reached
-        score = min(trained) if trained and history.best_epoch == 0 else history.best["mse"]
+        score = min(trained) if trained and history.best_epoch in (0, None) else history.best["mse"]
         base, where = history.persistence["mse"], "on the validation clips"
     else:  # stopped (max_steps) before the first validation
         history.beats_persistence = None
         return
     # the start (best_epoch 0) is the starting model, not a fine-tuned one: it beats nothing
-    history.beats_persistence = bool(score < base) and history.best_epoch != 0
+    history.beats_persistence = bool(score < base) and history.best_epoch not in (0, None)
     if history.beats_persistence or not finished:
+        return
+    rejected = [e for e in history.epochs if e.get("worse_than_copy_last_on") and e["val"]["mse"] < base]
+    if rejected:  # lower mean MSE than copy-last, but worse on some video: the every-clip rule said no
+        best = min(rejected, key=lambda e: e["val"]["mse"])
+        history.warnings.append(
+            f"no fine-tuned state was at least as good as copying the last frame on every validation video: the "
+            f"best by mean MSE (epoch {best['epoch']}: {best['val']['mse']:.4g} against {base:.4g}) was worse on "
+            f"{', '.join(best['worse_than_copy_last_on'][:3])}, so the folder holds the persistence-equivalent "
+            "model (" + arg("select='mean'", "--select mean") + " keeps the best mean instead)."
+        )
         return
     tips = []
     if o.epochs is not None:
