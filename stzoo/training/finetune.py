@@ -226,7 +226,7 @@ def finetune(
             first step). ``None``: no time limit. Ignored with ``steps=N`` or ``epochs=N``.
         select: how the kept state is chosen among the validated ones (the start, step 0, included):
             ``"every-clip"`` (default): the lowest validation MSE among the states that are not worse
-            than copying the last frame on any validation video (MSE and SSIM), so the folder is never
+            than copying the last frame on any validation video (by MSE), so the folder is never
             worse than persistence on any of its validation clips; ``"mean"``: the lowest validation MSE
             over all validation clips (the rule before). Recorded in the history and the model card.
 

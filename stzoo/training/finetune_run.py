@@ -56,13 +56,12 @@ from stzoo.training.train import Recipe, _hardware
 __all__ = ["run", "Options", "SELECTIONS", "SAFE_TOLERANCE"]
 
 #: ``select``: how the kept state is chosen among the validated ones (step 0 included). ``"every-clip"``:
-#: the lowest validation MSE among the states that are not worse than copy-last on ANY validation video
-#: (MSE and SSIM); ``"mean"``: the lowest validation MSE over all validation clips (the rule before)
+#: the lowest validation MSE among the states whose MSE is not above copy-last's on ANY validation video;
+#: ``"mean"``: the lowest validation MSE over all validation clips (the rule before)
 SELECTIONS = ("every-clip", "mean")
 #: ``select="every-clip"``: a state counts as worse than copy-last on a video when its MSE there exceeds
-#: copy-last's by more than this fraction, or its SSIM falls below copy-last's by more than this (absolute):
-#: only float rounding is forgiven (the start with a persistence head IS copy-last), so "never worse than
-#: persistence on its own validation clips" holds for every clip
+#: copy-last's by more than this fraction: only float rounding is forgiven (the start with a persistence head
+#: IS copy-last), so "never worse than persistence on its own validation clips" holds for every clip
 SAFE_TOLERANCE = 1e-6
 
 
@@ -548,14 +547,14 @@ def _measure_clips(
 
 
 def _worse_clips(rec: dict[str, Any], history: FinetuneHistory, select: str) -> list[str] | None:
-    """The validation videos on which the state of ``rec`` is worse than copy-last (MSE or SSIM, see
+    """The validation videos on which the state of ``rec`` has a higher MSE than copy-last (see
     ``SAFE_TOLERANCE``); ``None`` where the rule does not apply (``select="mean"``)."""
     if select != "every-clip" or not history.persistence_clips:
         return None
     return [
         c["video"]
         for c, p in zip(rec["val_clips"], history.persistence_clips)
-        if c["mse"] > p["mse"] * (1 + SAFE_TOLERANCE) or c["ssim"] < p["ssim"] - SAFE_TOLERANCE
+        if c["mse"] > p["mse"] * (1 + SAFE_TOLERANCE)
     ]
 
 
@@ -564,7 +563,7 @@ def _selection_text(select: str) -> str:
     if select == "every-clip":
         return (
             "the lowest validation MSE among the validated states (step 0 included) that are not worse than "
-            "copying the last frame on any validation video (MSE and SSIM)"
+            "copying the last frame on any validation video (by MSE)"
         )
     return "the lowest validation MSE over all validation clips (step 0 included)"
 
