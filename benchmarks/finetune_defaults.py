@@ -20,7 +20,8 @@ Footage (nothing is downloaded, nothing is committed):
   ``tests/helpers/realistic_video.py`` (textured background, camera noise, a slowly walking textured
   figure, light drift), grey and RGB.
 
-Usage (the CPU is shared: one thread, under nice, and the load is recorded)::
+Usage (the CPU is shared: one thread, under nice, and the load is recorded; ``--rows`` saves a run's rows
+so that footage sets run apart can be tabled together with ``--from``)::
 
     nice -n 10 python benchmarks/finetune_defaults.py --threads 1
     nice -n 10 python benchmarks/finetune_defaults.py --threads 1 --write docs/finetuning.md
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import shutil
 import subprocess
@@ -128,7 +130,11 @@ def run_one(model_name: str, name: str, args: argparse.Namespace) -> list[dict]:
             t0, c0 = time.perf_counter(), time.process_time()
             load0 = os.getloadavg()[0]
             quick = {"time_budget": 0.3} if args.quick else {}  # the smoke test only: every default otherwise
-            chosen = {k: v for k, v in (("select", args.select), ("split", args.split)) if v is not None}
+            chosen = {
+                k: v
+                for k, v in (("select", args.select), ("split", args.split), ("budget_clock", args.budget_clock))
+                if v is not None
+            }
             tuned, hist = finetune(base, given, out_dir=Path(tmp) / "out", progress=not args.quiet, **quick, **chosen)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             load = (load0, os.getloadavg()[0])
@@ -162,12 +168,14 @@ def run_one(model_name: str, name: str, args: argparse.Namespace) -> list[dict]:
                 "selection": hist.selection,
                 "best_epoch": hist.best_epoch,
                 "epochs": len(hist.epochs),
+                "held_windows": args.held_windows,
             }
         )
     return rows
 
 
-def table(rows: list[dict], args: argparse.Namespace, load: tuple[tuple, tuple]) -> str:
+def table(rows: list[dict], runs: list[dict]) -> str:
+    """The Markdown block: ``rows`` (one per clip) from the benchmark ``runs`` (command, load, threads)."""
     described = dict.fromkeys(
         f"* `{r['footage']}`: {r['desc']}. Fine-tune: {r['steps']} steps ({r['step_s']:.3g} s per step timed "
         f"before the start), kept epoch {r['best_epoch']} of {r['epochs']}; {r['split']}; kept state: "
@@ -177,15 +185,19 @@ def table(rows: list[dict], args: argparse.Namespace, load: tuple[tuple, tuple])
     lines = [
         START,
         "",
-        f"Machine: {cpu_description()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s), "
-        f"torch {torch.__version__}, {dt.date.today().isoformat()}; load average (1/5/15 min) "
-        f"{'/'.join(f'{v:.1f}' for v in load[0])} at the start, {'/'.join(f'{v:.1f}' for v in load[1])} at the "
-        f"end (a shared machine: times are indicative). Command: "
-        f"`{' '.join(['python', 'benchmarks/finetune_defaults.py', *sys.argv[1:]])}`. Every fine-tune option at "
-        f"its default{'' if args.select is None and args.split is None else ' but those named in the command'}; "
-        "CPU time is the benchmark process's (time.process_time) over the whole fine-tune call; "
-        f"scored on the {args.held_windows} held-out windows at the end of each clip (never trained "
-        "or validated on). MSE is summed per frame (stzoo.metrics), lower is better; SSIM higher is better.",
+        f"Machine: {cpu_description()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{dt.date.today().isoformat()}. "
+        + " ".join(
+            f"Command: `{r['command']}` ({r['threads']} torch thread(s); load average (1/5/15 min) "
+            f"{'/'.join(f'{v:.1f}' for v in r['load'][0])} at its start, "
+            f"{'/'.join(f'{v:.1f}' for v in r['load'][1])} at its end)."
+            for r in runs
+        )
+        + " A shared machine: wall times are indicative, CPU time (time.process_time of the benchmark process "
+        "over the whole fine-tune call: reading, adapting, timing, training, validating, writing) is the "
+        "measure. Every fine-tune option at its default but those named in the command; scored on the "
+        f"{rows[0]['held_windows']} held-out windows at the end of each clip (never trained or validated on). "
+        "MSE is summed per frame (stzoo.metrics), lower is better; SSIM higher is better.",
         "",
         *described,
         "",
@@ -225,6 +237,11 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, default=None, metavar="DIR", help="copy each history.json into DIR")
     ap.add_argument("--select", default=None, help="finetune's select (default: its default)")
     ap.add_argument("--split", default=None, help="finetune's split (default: its default)")
+    ap.add_argument("--budget-clock", default=None, help="finetune's budget_clock (default: its default)")
+    ap.add_argument("--rows", type=Path, default=None, metavar="FILE", help="also save the rows as JSON")
+    ap.add_argument(
+        "--from", dest="from_", type=Path, nargs="+", default=None, metavar="FILE", help="table from saved rows"
+    )
     ap.add_argument("--write", type=Path, default=None, metavar="FILE", help="replace the table in FILE")
     args = ap.parse_args()
     if args.threads:
@@ -232,7 +249,13 @@ def main() -> None:
     if args.quick:
         args.footage, args.frames = ["synthetic-grey"], 50
     load0 = os.getloadavg()
-    rows = []
+    rows, runs = [], []
+    if args.from_:
+        for f in args.from_:
+            saved = json.loads(f.read_text())
+            rows += saved["rows"]
+            runs.append(saved["run"])
+        args.footage = []
     for name in args.footage:
         for model in args.models:
             new = run_one(model, name, args)
@@ -246,7 +269,17 @@ def main() -> None:
                     file=sys.stderr,
                     flush=True,
                 )
-    text = table(rows, args, (load0, os.getloadavg()))
+    if not args.from_:
+        runs = [
+            {
+                "command": " ".join(["python", "benchmarks/finetune_defaults.py", *sys.argv[1:]]),
+                "threads": torch.get_num_threads(),
+                "load": [load0, os.getloadavg()],
+            }
+        ]
+        if args.rows:
+            args.rows.write_text(json.dumps({"run": runs[0], "rows": rows}, indent=1))
+    text = table(rows, runs)
     print(text)
     if args.write:
         doc = args.write.read_text()

@@ -176,6 +176,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
             augment=args.augment,
             time_budget=args.time_budget or None,
             select=args.select,
+            budget_clock=args.budget_clock,
         )
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
         print(
@@ -710,6 +711,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="MIN",
         help="minutes --steps auto plans for, from timed steps on this machine; 0: no limit "
         f"(default: {DEFAULT_TIME_BUDGET:g})",
+    )
+    p.add_argument(
+        "--budget-clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="what --time-budget counts when the steps are timed: wall-clock time on this machine as loaded now, "
+        "or this process's CPU time (the plan a quiet machine would make) (default: wall)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars (default: off)")
     p.set_defaults(func=_cmd_finetune)

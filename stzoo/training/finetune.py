@@ -59,7 +59,7 @@ from stzoo.interfaces import PredictorLike
 from stzoo.models import get_architecture
 from stzoo.training.checkpoints import holding_run_lock
 from stzoo.training.distributed import setup
-from stzoo.training.finetune_budget import DEFAULT_TIME_BUDGET
+from stzoo.training.finetune_budget import BUDGET_CLOCKS, DEFAULT_TIME_BUDGET
 from stzoo.training.finetune_data import (
     _check_size,
     _native_size,
@@ -144,6 +144,7 @@ def finetune(
     augment: str | Sequence[str] | None = "auto",
     time_budget: float | None = DEFAULT_TIME_BUDGET,
     select: str = "every-clip",
+    budget_clock: str = "wall",
 ) -> FinetuneResult:
     """Fine-tune ``predictor`` on ``data`` and write the best model to ``out_dir``.
 
@@ -229,6 +230,9 @@ def finetune(
             than copying the last frame on any validation video (by MSE), so the folder is never
             worse than persistence on any of its validation clips; ``"mean"``: the lowest validation MSE
             over all validation clips (the rule before). Recorded in the history and the model card.
+        budget_clock: the clock ``time_budget`` is measured on: ``"wall"`` (default: elapsed time on this
+            machine as loaded now; a busy machine plans fewer steps) or ``"cpu"`` (this process's CPU time:
+            the plan a quiet machine would make; the run then takes about ``time_budget`` CPU-minutes).
 
     Returns:
         :class:`FinetuneResult` ``(predictor, history)``: a new Predictor with the best weights, and
@@ -285,6 +289,7 @@ def finetune(
             augment=augment,
             time_budget=time_budget,
             select=select,
+            budget_clock=budget_clock,
         )
 
 
@@ -333,11 +338,16 @@ def _finetune(
     augment: str | Sequence[str] | None,
     time_budget: float | None,
     select: str,
+    budget_clock: str,
 ) -> FinetuneResult:
     if head not in HEADS:
         raise InputError(f"{arg('head', '--head')} must be one of {', '.join(HEADS)}, got {head!r}")
     if select not in SELECTIONS:
         raise InputError(f"{arg('select', '--select')} must be one of {', '.join(SELECTIONS)}, got {select!r}")
+    if budget_clock not in BUDGET_CLOCKS:
+        raise InputError(
+            f"{arg('budget_clock', '--budget-clock')} must be one of {', '.join(BUDGET_CLOCKS)}, got {budget_clock!r}"
+        )
     augment = parse_augment(augment)
     if time_budget is not None and (
         isinstance(time_budget, bool) or not isinstance(time_budget, (int, float)) or not 0 < time_budget < math.inf
@@ -456,6 +466,7 @@ def _finetune(
         time_budget=None if time_budget is None else float(time_budget),
         static=is_static(list(videos) + list(held)),
         select=select,
+        budget_clock=budget_clock,
     )
 
     dist_, dev = setup(device)

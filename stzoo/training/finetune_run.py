@@ -35,7 +35,7 @@ from stzoo.training.checkpoints import (
 )
 from stzoo.training.distributed import Dist, sync_batchnorm
 from stzoo.training.evaluation import evaluate, evaluate_copy_last
-from stzoo.training.finetune_budget import estimate_text, fit_to_time, time_forward, time_step
+from stzoo.training.finetune_budget import clock_of, estimate_text, fit_to_time, time_forward, time_step
 from stzoo.training.finetune_card import KEPT_FINETUNED, KEPT_PERSISTENCE, KEPT_STATIC, CardFacts, card_entry, printable
 from stzoo.training.finetune_data import _apply_freeze, _data_summary, _frozen_norm_layers, augment_batch
 from stzoo.training.finetune_history import (
@@ -94,6 +94,7 @@ class Options:
     time_budget: float | None = None
     static: bool = False
     select: str = "every-clip"
+    budget_clock: str = "wall"
 
 
 def _state(model: nn.Module) -> dict[str, Tensor]:
@@ -179,14 +180,17 @@ def run(
         plan = replan(plan, 0) | {"rule": "none: the footage never changes, copying the last frame is exact"}
     elif ck is None:  # time a few steps of this model on this data and device; fit "auto" to time_budget
         probe = train_ds.take(list(range(min(recipe.batch_size, len(train_ds))))).to(dev)
-        step_s = time_step(net, model, replace(recipe, epochs=plan["epochs"]), probe, amp=amp)
+        clock = clock_of(o.budget_clock)
+        step_s = time_step(net, model, replace(recipe, epochs=plan["epochs"]), probe, amp=amp, clock=clock)
         val_s = 0.0
         if val_ds is not None:
             batches = math.ceil(len(val_ds) / dist_.world / recipe.batch_size)
-            val_s = batches * time_forward(model, probe, recipe.frames_in, recipe.frames_out)
+            val_s = batches * time_forward(model, probe, recipe.frames_in, recipe.frames_out, clock)
         step_s, val_s = (v / dist_.world for v in dist_.all_sum([step_s, val_s], dev))  # one plan for all ranks
         auto = o.steps in (None, "auto") and o.epochs is None
-        plan = fit_to_time(plan, step_s=step_s, val_s=val_s, minutes=o.time_budget if auto else None)
+        plan = fit_to_time(
+            plan, step_s=step_s, val_s=val_s, minutes=o.time_budget if auto else None, budget_clock=o.budget_clock
+        )
         if o.progress and dist_.main:
             print(estimate_text(plan, _hardware(dev)), file=sys.stderr, flush=True)
     recipe = replace(recipe, epochs=max(1, plan["epochs"]))

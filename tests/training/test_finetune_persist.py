@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -251,3 +252,76 @@ def test_resume_keeps_the_time_fitted_budget(tmp_path):
     assert rest.steps[0]["step"] == 3 and rest.steps[-1]["step"] == MIN_TIMED_STEPS
     with pytest.raises(InputError, match="time_budget"):
         finetune(tiny("tau"), clips, time_budget=-1, **{**kw, "out_dir": tmp_path / "x"})
+
+
+# ---------------------------------------------------------------------------------------------
+# validation on every clip, and a kept state never worse than copy-last on any of them
+# ---------------------------------------------------------------------------------------------
+def _ramps(turn_at: int | None, frames: int = 24, seed: int = 0) -> np.ndarray:
+    """A still texture whose brightness rises by 0.02 a frame, T×16×16 float in [0, 1]; from frame
+    ``turn_at`` on it falls instead (a trend learned on the rise is wrong there)."""
+    texture = np.random.default_rng(seed).uniform(0.1, 0.3, (16, 16))
+    t = np.arange(frames, dtype=float)
+    level = 0.02 * (t if turn_at is None else np.where(t < turn_at, t, 2 * (turn_at - 1) - t))
+    return (texture[None] + level[:, None, None]).clip(0, 1).astype(np.float32)
+
+
+def test_auto_validation_holds_out_the_end_of_every_clip():
+    from stzoo.data.clips import AUTO_TIME_MAX_VIDEOS, auto_split
+
+    five = load_videos([square_video(s) for s in range(5)])  # 24 frames each, 8-frame clips
+    train, held, note = auto_split(five, window=8)
+    assert [v.length for v in train] == [16] * 5 and [v.length for v in held] == [8] * 5 and "every video" in note
+    for v, tr, va in zip(five, train, held):  # the two parts tile the video: no frame in both
+        assert torch.equal(torch.cat([tr.frames, va.frames]), v.frames)
+    train, held, note = auto_split(five, window=8, split="video")  # the behaviour before, on request
+    assert len(train) == 4 and [v.name for v in held] == ["video 4 of the list"] and "whole videos" in note
+    many = load_videos([square_video(s) for s in range(AUTO_TIME_MAX_VIDEOS + 1)])
+    assert len(auto_split(many, window=8)[1]) == round(0.2 * len(many))  # many videos: whole videos
+    short = load_videos([square_video(s, frames=12) for s in range(3)])  # cannot spare 8 frames each
+    train, held, note = auto_split(short, window=8)
+    assert len(train) == 2 and len(held) == 1 and "whole videos" in note
+
+
+def test_every_clip_selection_never_keeps_a_state_worse_than_copy_last_on_a_clip(tmp_path):
+    """Five clips keep rising; on the sixth the rise turns into a fall exactly where its validation
+    window's forecast begins. Every state that learned "keep rising" beats copy-last on the mean of the
+    six validation windows but loses on the sixth: the mean rule keeps such a state, the every-clip rule
+    (the default) does not."""
+    clips = [_ramps(None, seed=s) for s in range(5)] + [_ramps(20, seed=5)]  # window 8: val = frames 16-23
+    kw = dict(steps=40, lr=1e-2, batch_size=8, augment="none", **QUICK)
+    with warnings.catch_warnings():  # (the every-clip run may warn that it kept copy-last)
+        warnings.simplefilter("ignore", FinetuneWarning)
+        _, mean = finetune(tiny("tau"), clips, select="mean", out_dir=tmp_path / "mean", **kw)
+        _, safe = finetune(tiny("tau"), clips, out_dir=tmp_path / "safe", **kw)
+    for h in (mean, safe):
+        assert [c["video"].rsplit(" ", 1)[-1] for c in h.persistence_clips] == ["16-23"] * 6  # every clip's end
+    turned, copy_turned = (lambda h: h.epochs[h.best_epoch - 1]["val_clips"][5]["mse"]), mean.persistence_clips[5]
+    assert mean.kept == "fine-tuned" and mean.best["mse"] < mean.persistence["mse"]
+    assert turned(mean) > copy_turned["mse"]  # the mean rule kept a state worse than copy-last on clip 6
+    assert any(e.get("worse_than_copy_last_on") for e in safe.epochs)  # the rule had something to refuse
+    kept = safe.start if safe.best_epoch == 0 else safe.epochs[safe.best_epoch - 1]
+    assert all(c["mse"] <= p["mse"] * (1 + 1e-6) for c, p in zip(kept["val_clips"], safe.persistence_clips))
+    training = json.loads((tmp_path / "safe" / "config.json").read_text())["training"]
+    assert "every validation video" in training["selection"] and "end of every video" in training["split"]
+    # the folder, scored again on clip 6's validation window: not worse than copying the last frame
+    from stzoo.data.clips import ClipDataset
+    from stzoo.training.evaluation import evaluate, evaluate_copy_last
+
+    ds = ClipDataset(load_videos(clips[5][16:]), 8)
+    got = evaluate(stzoo.load(tmp_path / "safe").model, ds, frames_in=4, frames_out=4, progress=False)["mse"]
+    assert got <= evaluate_copy_last(ds, frames_in=4, frames_out=4, progress=False)["mse"] * (1 + 1e-5)
+
+
+def test_select_is_checked_and_reachable_from_the_cli(tmp_path, capsys):
+    with pytest.raises(InputError, match="select"):
+        finetune(tiny("tau"), [square_video(s) for s in range(2)], select="best", out_dir=tmp_path, **QUICK)
+    tiny("tau").save_pretrained(tmp_path / "base")
+    for s in range(2):
+        np.save(tmp_path / f"v{s}.npy", square_video(s))
+    argv = ["finetune", str(tmp_path / "base"), "--data", str(tmp_path / "v0.npy"), str(tmp_path / "v1.npy")]
+    rc = main([*argv, "--out", str(tmp_path / "o"), "--steps", "2", "--select", "mean", "--split", "video", "--quiet"])
+    assert rc == 0
+    hist = json.loads((tmp_path / "o" / "history.json").read_text())
+    assert hist["data"]["selection"] == "mean" and "whole videos" in hist["data"]["split"]
+    assert "lowest validation MSE over all" in hist["selection"]
