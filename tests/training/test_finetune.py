@@ -694,8 +694,10 @@ def test_auto_validation_fits_the_data():
     (v48,) = load_videos(square_video(frames=48))
     train, held, note = auto_split([v48], window=20)
     assert held == [] and train[0].length == 48 and "too short" in note and "val=[...]" in note
-    several = load_videos([square_video(s) for s in range(5)])
+    several = load_videos([square_video(s) for s in range(5)])  # a few videos: the end of every one
     train, held, _ = auto_split(several, window=8)
+    assert len(train) == len(held) == 5 and [v.name for v in held][-1] == "video 4 of the list frames 16-23"
+    train, held, _ = auto_split(several, window=8, split="video")
     assert len(train) == 4 and [v.name for v in held] == ["video 4 of the list"]
 
 
@@ -703,7 +705,8 @@ def test_copy_last_frame_baseline_in_history_card_and_config(tmp_path):
     from stzoo.training.train import evaluate_copy_last
 
     videos = [square_video(s) for s in range(3)]
-    _, hist = finetune(tiny(), videos, steps=10, lr=1e-2, batch_size=8, out_dir=tmp_path, **FAST)  # val="auto"
+    # val="auto", whole videos held out: the last one
+    _, hist = finetune(tiny(), videos, steps=10, lr=1e-2, batch_size=8, split="video", out_dir=tmp_path, **FAST)
     held = ClipDataset(load_videos(videos[2:]), 8)
     expected = evaluate_copy_last(held, frames_in=4, frames_out=4, progress=False)
     assert hist.persistence["sequences"] == len(held) == hist.best["sequences"]
@@ -728,7 +731,9 @@ def test_warns_when_the_model_does_not_beat_copy_last_frame(tmp_path, capsys):
         r"size='native'",
     ) as caught:
         _, hist = finetune(tiny(), videos, steps=2, lr=1e-6, batch_size=8, size=(16, 16), out_dir=tmp_path, **FAST)
-    assert hist.beats_persistence is False and hist.best["mse"] > hist.persistence["mse"]
+    validated = [hist.start["val"]["mse"]] + [e["val"]["mse"] for e in hist.epochs if "val" in e]
+    assert hist.beats_persistence is False and min(validated) > hist.persistence["mse"]
+    assert hist.best is None and hist.kept == "persistence-equivalent"  # no validated state was kept
     assert "--steps" not in str(caught[0].message)
     assert "Warning: the fine-tuned model does not beat" in (tmp_path / "README.md").read_text()
     assert json.loads((tmp_path / "history.json").read_text())["warnings"] == hist.warnings

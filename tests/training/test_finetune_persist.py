@@ -128,9 +128,8 @@ def test_a_run_that_learns_keeps_its_best_validated_state(tmp_path):
     clips = realistic_clips(3, frames=32, height=16, width=16, rgb=False)
     _, hist = finetune(tiny("tau"), clips, steps=40, lr=1e-2, batch_size=4, out_dir=tmp_path, **QUICK)
     assert hist.kept == "fine-tuned" and hist.best_epoch >= 1 and hist.beats_persistence
-    assert hist.best["mse"] < hist.persistence["mse"] and hist.best["mse"] == min(
-        [hist.start["val"]["mse"]] + [e["val"]["mse"] for e in hist.epochs if "val" in e]
-    )
+    eligible = [e["val"]["mse"] for e in hist.epochs if "val" in e and not e["worse_than_copy_last_on"]]
+    assert hist.best["mse"] < hist.persistence["mse"] and hist.best["mse"] == min([hist.start["val"]["mse"], *eligible])
 
 
 def test_static_clip_saves_the_persistence_model_with_a_clear_message(tmp_path, capsys):  # F10
@@ -284,31 +283,31 @@ def test_auto_validation_holds_out_the_end_of_every_clip():
 
 
 def test_every_clip_selection_never_keeps_a_state_worse_than_copy_last_on_a_clip(tmp_path):
-    """Five clips keep rising; on the sixth the rise turns into a fall exactly where its validation
+    """Four clips keep rising; on the fifth the rise turns into a fall exactly where its validation
     window's forecast begins. Every state that learned "keep rising" beats copy-last on the mean of the
-    six validation windows but loses on the sixth: the mean rule keeps such a state, the every-clip rule
+    five validation windows but loses on the fifth: the mean rule keeps such a state, the every-clip rule
     (the default) does not."""
-    clips = [_ramps(None, seed=s) for s in range(5)] + [_ramps(20, seed=5)]  # window 8: val = frames 16-23
-    kw = dict(steps=40, lr=1e-2, batch_size=8, augment="none", **QUICK)
+    clips = [_ramps(None, seed=s) for s in range(4)] + [_ramps(20, seed=5)]  # window 8: val = frames 16-23
+    kw = dict(steps=20, lr=1e-2, batch_size=8, augment="none", **QUICK)
     with warnings.catch_warnings():  # (the every-clip run may warn that it kept copy-last)
         warnings.simplefilter("ignore", FinetuneWarning)
         _, mean = finetune(tiny("tau"), clips, select="mean", out_dir=tmp_path / "mean", **kw)
         _, safe = finetune(tiny("tau"), clips, out_dir=tmp_path / "safe", **kw)
     for h in (mean, safe):
-        assert [c["video"].rsplit(" ", 1)[-1] for c in h.persistence_clips] == ["16-23"] * 6  # every clip's end
-    turned, copy_turned = (lambda h: h.epochs[h.best_epoch - 1]["val_clips"][5]["mse"]), mean.persistence_clips[5]
+        assert [c["video"].rsplit(" ", 1)[-1] for c in h.persistence_clips] == ["16-23"] * 5  # every clip's end
+    turned, copy_turned = (lambda h: h.epochs[h.best_epoch - 1]["val_clips"][4]["mse"]), mean.persistence_clips[4]
     assert mean.kept == "fine-tuned" and mean.best["mse"] < mean.persistence["mse"]
-    assert turned(mean) > copy_turned["mse"]  # the mean rule kept a state worse than copy-last on clip 6
+    assert turned(mean) > copy_turned["mse"]  # the mean rule kept a state worse than copy-last on clip 5
     assert any(e.get("worse_than_copy_last_on") for e in safe.epochs)  # the rule had something to refuse
     kept = safe.start if safe.best_epoch == 0 else safe.epochs[safe.best_epoch - 1]
     assert all(c["mse"] <= p["mse"] * (1 + 1e-6) for c, p in zip(kept["val_clips"], safe.persistence_clips))
     training = json.loads((tmp_path / "safe" / "config.json").read_text())["training"]
-    assert "every validation video" in training["selection"] and "end of every video" in training["split"]
-    # the folder, scored again on clip 6's validation window: not worse than copying the last frame
+    assert "any validation video" in training["selection"] and "end of every video" in training["split"]
+    # the folder, scored again on clip 5's validation window: not worse than copying the last frame
     from stzoo.data.clips import ClipDataset
     from stzoo.training.evaluation import evaluate, evaluate_copy_last
 
-    ds = ClipDataset(load_videos(clips[5][16:]), 8)
+    ds = ClipDataset(load_videos(clips[4][16:]), 8)
     got = evaluate(stzoo.load(tmp_path / "safe").model, ds, frames_in=4, frames_out=4, progress=False)["mse"]
     assert got <= evaluate_copy_last(ds, frames_in=4, frames_out=4, progress=False)["mse"] * (1 + 1e-5)
 
