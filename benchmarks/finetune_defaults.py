@@ -15,7 +15,8 @@ Footage (nothing is downloaded, nothing is committed):
 * ``openstl-examples``: the five example clips in OpenSTL's repository (``examples/train/*.avi``,
   ``examples/val/*.avi``, ``examples/test/*.avi``; Apache-2.0), read from a local git mirror with
   ``git show`` at run time (``--openstl-mirror``): 75 frames each, 32 × 32 RGB, MPEG-4, a person walking
-  past a static camera (KTH-like). All five are given to one fine-tune (their first ``75 − held`` frames);
+  past a static camera (KTH-like). All five are given to one fine-tune (their first ``75 − held`` frames;
+  the default split validates on the end of each of them);
 * ``synthetic-grey`` / ``synthetic-rgb``: one 120-frame clip at 72 × 88 made by
   ``tests/helpers/realistic_video.py`` (textured background, camera noise, a slowly walking textured
   figure, light drift), grey and RGB.
@@ -26,6 +27,10 @@ so that footage sets run apart can be tabled together with ``--from``)::
     nice -n 10 python benchmarks/finetune_defaults.py --threads 1
     nice -n 10 python benchmarks/finetune_defaults.py --threads 1 --write docs/finetuning.md
     python benchmarks/finetune_defaults.py --quick                        # smoke test (seconds)
+    # a busy machine: the plan a quiet one would make, each footage set in its own process, one table
+    nice -n 10 python benchmarks/finetune_defaults.py --threads 1 --budget-clock cpu \
+        --footage synthetic-rgb --rows rgb.json                            # (likewise the other sets)
+    python benchmarks/finetune_defaults.py --from openstl.json grey.json rgb.json --write docs/finetuning.md
 
 ``--write`` replaces the text between ``<!-- finetune-defaults:start -->`` and
 ``<!-- finetune-defaults:end -->`` in FILE.
