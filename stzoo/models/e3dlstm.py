@@ -103,6 +103,9 @@ class E3DLSTMConfig(RecurrentConfig):
     width: int = cfg_field(64, lo=1, hi=8192)  # the frame width it runs at
     num_hidden: int = cfg_field(128, lo=1, hi=2048)  # hidden channels N of every layer
     window_length: int = cfg_field(2, lo=2, hi=16)  # frames the 3-D convs see per step (OpenSTL: 2, fixed)
+    stride: int = cfg_field(
+        1, lo=1, hi=4
+    )  # stride of the 3-D gate convs (OpenSTL's KTH config: 2), output resized back
 
     def validate(self) -> None:
         super().validate()
@@ -124,24 +127,26 @@ def _depth_indices(d_in: int, d_out: int) -> list[int]:
 class EideticCell(nn.Module):
     """One E3D-LSTM layer (equations in the module docstring). (X, H, C, history) → (H', C')."""
 
-    def __init__(self, c_in: int, c_hid: int, filter_size: int, window: int, grid: tuple[int, int]):
+    def __init__(self, c_in: int, c_hid: int, filter_size: int, window: int, grid: tuple[int, int], stride: int = 1):
         super().__init__()
         n, k = c_hid, filter_size
         self.c_hid = n
-        self.conv_x = nn.Conv3d(
-            c_in, 6 * n, (TEMPORAL_KERNEL, k, k), padding=(0, k // 2, k // 2), bias=False
-        )  # i, g, r, o, i', g' from the input
-        self.conv_h = nn.Conv3d(
-            n, 4 * n, (TEMPORAL_KERNEL, k, k), padding=(0, k // 2, k // 2), bias=False
-        )  # i, g, r, o from H_{t−1}
-        self.conv_oc = nn.Conv3d(n, n, (TEMPORAL_KERNEL, k, k), padding=(0, k // 2, k // 2), bias=False)  # C_t → o
-        self.conv_om = nn.Conv3d(n, n, (TEMPORAL_KERNEL, k, k), padding=(0, k // 2, k // 2), bias=False)  # M_t → o
+        # stride s on every axis (OpenSTL passes one int to its Conv3d); the outputs are resized back (nearest)
+        kw = {"padding": (0, k // 2, k // 2), "stride": stride, "bias": False}
+        self.conv_x = nn.Conv3d(c_in, 6 * n, (TEMPORAL_KERNEL, k, k), **kw)  # i, g, r, o, i', g' from the input
+        self.conv_h = nn.Conv3d(n, 4 * n, (TEMPORAL_KERNEL, k, k), **kw)  # i, g, r, o from H_{t−1}
+        self.conv_oc = nn.Conv3d(n, n, (TEMPORAL_KERNEL, k, k), **kw)  # C_t → o
+        self.conv_om = nn.Conv3d(n, n, (TEMPORAL_KERNEL, k, k), **kw)  # M_t → o
         self.conv_last = nn.Conv3d(2 * n, n, 1, bias=False)  # [C_t ; M_t] → H_t
         self.norm_c = nn.LayerNorm([n, window, *grid])  # over N×w×h×w, per-position affine
 
     @staticmethod
-    def _restore(y: Tensor, depth: int) -> Tensor:
-        """Nearest resize of a conv output's depth axis back to ``depth`` (w − 1 → w; OpenSTL's ``tf_Conv3d``)."""
+    def _restore(y: Tensor, like: Tensor) -> Tensor:
+        """Nearest resize of a conv output back to the depth × height × width of ``like`` (w − 1 → w, and the
+        grid a stride shrank; OpenSTL's ``tf_Conv3d``). Element-wise gate arithmetic commutes with it."""
+        depth = like.shape[2]
+        if tuple(y.shape[3:]) != tuple(like.shape[3:]):
+            return F.interpolate(y, size=tuple(like.shape[2:]), mode="nearest")
         d = y.shape[2]
         if d == depth:
             return y
@@ -160,16 +165,16 @@ class EideticCell(nn.Module):
         return (attn @ kv).reshape(r.shape)
 
     def forward(self, x: Tensor, h: Tensor, c: Tensor, history: Tensor) -> tuple[Tensor, Tensor]:
-        n, depth = self.c_hid, h.shape[2]
+        n = self.c_hid
         i_x, g_x, r_x, o_x, i2_x, g2_x = torch.split(self.conv_x(x), n, dim=1)  # each B×N×(w−1)×h×w
         i_h, g_h, r_h, o_h = torch.split(self.conv_h(h), n, dim=1)
         i = torch.sigmoid(i_x + i_h)
-        r = self._restore(torch.sigmoid(r_x + r_h), depth)  # B×N×w×h×w
+        r = self._restore(torch.sigmoid(r_x + r_h), h)  # B×N×w×h×w
         g = torch.tanh(g_x + g_h)
-        c = self.norm_c(c + self.recall(r, history)) + self._restore(i * g, depth)
-        m = self._restore(torch.sigmoid(i2_x) * torch.tanh(g2_x), depth)  # the never-updated memory's M_t
+        c = self.norm_c(c + self.recall(r, history)) + self._restore(i * g, h)
+        m = self._restore(torch.sigmoid(i2_x) * torch.tanh(g2_x), h)  # the never-updated memory's M_t
         o = torch.tanh(o_x + o_h + self.conv_oc(c) + self.conv_om(m))
-        h = torch.tanh(self.conv_last(torch.cat([c, m], dim=1))) * self._restore(torch.sigmoid(o), depth)
+        h = torch.tanh(self.conv_last(torch.cat([c, m], dim=1))) * self._restore(torch.sigmoid(o), h)
         return h, c
 
 
@@ -195,7 +200,7 @@ class E3DLSTM(RecurrentNet):
         self.readout = nn.Conv3d(cfg.num_hidden, patch_ch, (self.window, 1, 1), stride=(self.window, 1, 1), bias=False)
 
     def make_cell(self, c_in: int, c_hid: int, filter_size: int) -> nn.Module:
-        return EideticCell(c_in, c_hid, filter_size, self.window, self.grid)
+        return EideticCell(c_in, c_hid, filter_size, self.window, self.grid, self.config.stride)
 
     def check_input(self, x: Tensor) -> None:
         """The recurrent nets' rules, plus: the frames must have the size this model was built for."""

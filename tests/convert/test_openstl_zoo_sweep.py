@@ -1,38 +1,47 @@
-"""Every loadable entry of OpenSTL's catalogue, end to end, through a loopback release server.
+"""Every entry of OpenSTL's catalogue, end to end, through a loopback release server.
 
-For each ``openstl:<stem>`` whose method stzoo implements, the server serves a file in OpenSTL's published
-layout (random weights at the entry's config, OpenSTL's tensor names, built by the independent reference
-helpers); the test downloads, converts, loads, predicts one frame at the dataset's shape (batch 1, in the
-dataset's natural units), and loads again offline from the cache. Entries with the same method, config and
+For each ``openstl:<stem>`` (all 269 loadable files: every one has a builder), the server serves a file in
+OpenSTL's published layout (random weights at the entry's config, OpenSTL's tensor names, built by the
+independent reference helpers, tests/helpers/openstl_zoo_files.py). Entries with the same method, config and
 input shape share one file (built once per worker: the parametrisation is sorted so that they run together).
-Paper-size models make this the heaviest test of the suite; see docs/openstl.md for what it costs."""
+
+* ``test_entry_downloads_converts_and_verifies_offline`` — EVERY entry, in every CI run: downloads the file,
+  converts it strictly with the entry's OpenSTL config into the cache folder, checks the folder's config
+  (architecture, the dataset's frames / channels / size, units) and then finds it again offline, every file
+  checked against the sha256 recorded at conversion.
+* ``test_entry_end_to_end`` — download, convert, ``stzoo.load``, predict one frame at the dataset's shape
+  (batch 1, in the dataset's natural units) and ``stzoo.load`` again offline. Paper-size models make this the
+  heaviest test of the suite (up to a CPU-minute an entry for the recurrent models on 128×128 and 256×256
+  frames), so by default it runs once per method kind (23 kinds; datasets in turn, small grids); the forward
+  at every dataset's config is also checked against OpenSTL's own (tests/convert/test_openstl_zoo_parity.py).
+
+``STZOO_OPENSTL_SWEEP=all`` runs ``test_entry_end_to_end`` for every entry instead (what it cost when measured:
+docs/openstl.md)."""
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import openstl_zoo_files as zf
+from helpers.release_server import ReleaseServer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from helpers import openstl_zoo_files as zf  # noqa: E402
-from helpers.release_server import ReleaseServer  # noqa: E402
-
-import stzoo  # noqa: E402
-from stzoo.convert.openstl import zoo  # noqa: E402
-from stzoo.convert.openstl.catalog import load_catalog  # noqa: E402
+import stzoo
+from stzoo.convert.openstl import zoo
+from stzoo.convert.openstl.catalog import load_catalog
 
 CATALOG = load_catalog()
 DATASETS = CATALOG["datasets"]
 ENTRIES = {s: e for s, e in CATALOG["checkpoints"].items() if zoo.arch_for(e) is not None}
 ORDER = sorted(ENTRIES, key=lambda s: (zf.file_key(ENTRIES[s], DATASETS[ENTRIES[s]["dataset"]]), s))
-#: ``STZOO_OPENSTL_SWEEP=all`` runs every loadable entry (paper size: up to a CPU-minute each on a loaded 2-core
-#: machine). By default every method runs once, on the small grids (TaxiBJ 32×32, WeatherBench 32×64), the
-#: datasets taken in turn; the image datasets' uint8 path is covered at small size by tests/zoo/test_openstl_zoo.py.
+#: ``STZOO_OPENSTL_SWEEP=all`` runs the end-to-end test for every loadable entry. By default it runs once per
+#: method kind, on the small grids (TaxiBJ 32×32, WeatherBench 32×64), the datasets taken in turn (the image
+#: datasets' uint8 path is covered at small size by tests/zoo/test_openstl_zoo.py), and every entry runs the
+#: download → convert → offline-verify path.
 SWEEP_ENV = "STZOO_OPENSTL_SWEEP"
 SMALL_GRID = 32 * 64
 
@@ -54,7 +63,10 @@ def _covering(stems: list[str]) -> list[str]:
     return [s for s in ORDER if s in out]
 
 
-SELECTED = ORDER if os.environ.get(SWEEP_ENV, "").lower() == "all" else _covering(ORDER)
+FULL = os.environ.get(SWEEP_ENV, "").lower() == "all"
+SELECTED = ORDER if FULL else _covering(ORDER)
+#: the entries that run only the conversion path (all of them unless the end-to-end test runs every entry)
+CONVERTED = [] if FULL else ORDER
 
 
 @functools.lru_cache(maxsize=1)  # one paper-size file in memory at a time; neighbours in ORDER share it
@@ -91,11 +103,45 @@ def _natural_frames(spec) -> np.ndarray:  # noqa: ANN001
     return rng.uniform(u.offset + u.scale * lo, u.offset + u.scale * hi, shape).astype(np.float32)
 
 
+def test_every_loadable_entry_has_a_builder():
+    """No entry is skipped silently: every file whose method stzoo implements is served by the tests."""
+    assert len(ENTRIES) == len(ORDER) > 0
+    assert [s for s in ORDER if zf.builder_for(ENTRIES[s]) is None] == []
+
+
+@pytest.mark.parametrize("stem", CONVERTED)
+def test_entry_downloads_converts_and_verifies_offline(stem, server, tmp_path, monkeypatch):
+    entry = ENTRIES[stem]
+    monkeypatch.setenv("STZOO_CACHE", str(tmp_path))
+    monkeypatch.setenv("STZOO_OPENSTL_ENDPOINT", server.url)
+    monkeypatch.delenv("STZOO_OFFLINE", raising=False)
+    try:
+        folder, how = zoo.ensure_converted(f"openstl:{stem}", show_progress=False)
+        assert how == "download" and folder == zoo.model_folder(f"openstl:{stem}")
+        cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        assert cfg["architecture"] == zoo.arch_for(entry) and cfg["name"] == f"openstl:{stem}"
+        t_in, t_out, c, h, w = zf.shape_of(entry, DATASETS[entry["dataset"]])
+        got = cfg["input"]
+        assert (got["frames_in"], got["frames_out"], got["channels"], got["height"], got["width"]) == (
+            t_in,
+            t_out,
+            c,
+            h,
+            w,
+        )
+        assert got == {**zoo.describe(f"openstl:{stem}")["input"], **{k: got[k] for k in ("frames_in", "frames_out")}}
+        notes = cfg["openstl"]["notes"]
+        assert not [n for n in notes if "disagrees" in n], notes  # every published config imports as it is
+        assert not (tmp_path / "openstl" / "downloads" / entry["file"]).exists()
+        monkeypatch.setenv("STZOO_OFFLINE", "1")
+        assert zoo.ensure_converted(f"openstl:{stem}") == (folder, "openstl-cache")  # every file re-hashed
+    finally:
+        shutil.rmtree(tmp_path / "openstl", ignore_errors=True)  # a paper-size folder per entry: do not keep it
+
+
 @pytest.mark.parametrize("stem", SELECTED)
 def test_entry_end_to_end(stem, server, tmp_path, monkeypatch):
     entry = ENTRIES[stem]
-    if zf.builder_for(entry) is None:
-        pytest.skip(f"no reference builder for {entry['openstl_method']} / {entry.get('model_type')} in the tests")
     ds = DATASETS[entry["dataset"]]
     monkeypatch.setenv("STZOO_CACHE", str(tmp_path))
     monkeypatch.setenv("STZOO_OPENSTL_ENDPOINT", server.url)
@@ -119,3 +165,76 @@ def test_entry_end_to_end(stem, server, tmp_path, monkeypatch):
         assert q.entry.config == p.entry.config
     finally:
         shutil.rmtree(tmp_path / "openstl", ignore_errors=True)  # a paper-size folder per entry: do not keep it
+
+
+# ---- stzoo-maint hub mirror 'openstl:*' against the loopback Hub ---------------------------------------------
+_MIRROR_CHILD = """
+import json, sys
+import numpy as np
+import stzoo
+from stzoo.convert.openstl import zoo
+pushed = {}
+for pattern in sys.argv[2:]:
+    pushed.update(zoo.mirror_to_hub(pattern, "org", log_fn=lambda line: None))
+name = sys.argv[1]
+p = stzoo.load("hf-hub:org/openstl-" + name)
+q = stzoo.load("openstl:" + name)
+s = p.spec
+lo, hi = s.value_range
+x = np.random.default_rng(0).uniform(s.units.offset + s.units.scale * lo, s.units.offset + s.units.scale * hi,
+                                     (s.frames_in, s.channels, s.height, s.width)).astype(np.float32)
+same = bool((p.predict(x, horizon=2) == q.predict(x, horizon=2)).all())
+print(json.dumps({"pushed": sorted(pushed), "same": same, "source": p.entry.extra.get("source")}))
+"""
+#: mirrored by the test: five methods on TaxiBJ, then MAU on the four WeatherBench variables
+MIRROR_PATTERNS = ("openstl:taxibj_p*", "openstl:weather_*_mau_*")
+
+
+def test_hub_mirror_pushes_several_methods_and_datasets(server, tmp_path):
+    import fnmatch
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from helpers.hf_server import FakeHub
+
+    want = sorted(
+        f"org/openstl-{s}" for s in ENTRIES if any(fnmatch.fnmatchcase(f"openstl:{s}", p) for p in MIRROR_PATTERNS)
+    )
+    assert len(want) >= 8 and len({ENTRIES[r.split("openstl-")[1]]["dataset"] for r in want}) >= 5
+    assert len({ENTRIES[r.split("openstl-")[1]]["openstl_method"] for r in want}) >= 5
+    with FakeHub() as hub:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(Path(stzoo.__file__).resolve().parents[1]),
+            "OMP_NUM_THREADS": "1",
+            "HF_ENDPOINT": hub.url,
+            "HF_HOME": str(tmp_path / "hf"),
+            "HF_TOKEN": "hf_stzoo_test_token",
+            "STZOO_CACHE": str(tmp_path / "cache"),
+            "STZOO_OPENSTL_ENDPOINT": server.url,
+        }
+        for key in ("HF_HUB_OFFLINE", "STZOO_OFFLINE"):
+            env.pop(key, None)
+        run = subprocess.run(
+            [sys.executable, "-c", _MIRROR_CHILD, "taxibj_predrnn_cos_ep50", *MIRROR_PATTERNS],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        out = json.loads(run.stdout.strip().splitlines()[-1])
+        assert out["pushed"] == want and sorted(hub.repos) == want
+        assert out["same"] and out["source"].startswith("hf-hub:org/openstl-taxibj_predrnn_cos_ep50@")
+        for repo_id in want:
+            repo = hub.repos[repo_id]
+            files = repo["commits"][repo["refs"]["main"]]
+            assert {"README.md", "config.json", "model.safetensors"} <= set(files)
+            stem = repo_id.split("openstl-")[1]
+            cfg = json.loads(files["config.json"])
+            assert cfg["name"] == f"openstl:{stem}" and cfg["architecture"] == zoo.arch_for(ENTRIES[stem])
+            assert cfg["openstl"]["url"] == f"{server.url}/{ENTRIES[stem]['tag']}/{stem}.pth"
+            card = files["README.md"].decode()
+            assert "## Origin" in card and "model-index:" in card.split("\n---")[0]
+            assert "MSE (reported by OpenSTL)" in card  # OpenSTL's numbers, labelled as theirs

@@ -82,10 +82,11 @@ def e3dlstm_state_dict(
     return out
 
 
-def _tf_conv3d(x: Tensor, w: Tensor) -> Tensor:
-    """``tf_Conv3d``: Conv3d (padding 0 in depth, k//2 in space, stride 1), then a nearest resize to the
-    input's depth × height × width."""
-    y = F.conv3d(x, w, padding=(0, w.shape[-2] // 2, w.shape[-1] // 2))
+def _tf_conv3d(x: Tensor, w: Tensor, stride: int = 1) -> Tensor:
+    """``tf_Conv3d``: Conv3d (padding 0 in depth, k//2 in space, the config's ``stride`` on all three axes
+    as the int OpenSTL passes; its KTH config has 2), then a nearest resize to the input's depth × height ×
+    width."""
+    y = F.conv3d(x, w, stride=stride, padding=(0, w.shape[-2] // 2, w.shape[-1] // 2))
     return F.interpolate(y, size=x.shape[-3:], mode="nearest")
 
 
@@ -97,18 +98,18 @@ def _attn(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
 
 
 def _cell(
-    sd: dict, p: str, x: Tensor, h: Tensor, c: Tensor, gm: Tensor, history: Tensor
+    sd: dict, p: str, x: Tensor, h: Tensor, c: Tensor, gm: Tensor, history: Tensor, s: int = 1
 ) -> tuple[Tensor, Tensor, Tensor]:
     n = h.shape[1]
-    i_h, g_h, r_h, o_h = torch.split(_tf_conv3d(h, sd[f"{p}.conv_h.0.conv3d.weight"]), n, dim=1)
-    i_x, g_x, r_x, o_x, ti_x, tg_x, tf_x = torch.split(_tf_conv3d(x, sd[f"{p}.conv_x.0.conv3d.weight"]), n, dim=1)
+    i_h, g_h, r_h, o_h = torch.split(_tf_conv3d(h, sd[f"{p}.conv_h.0.conv3d.weight"], s), n, dim=1)
+    i_x, g_x, r_x, o_x, ti_x, tg_x, tf_x = torch.split(_tf_conv3d(x, sd[f"{p}.conv_x.0.conv3d.weight"], s), n, dim=1)
     i_t, r_t, g_t = torch.sigmoid(i_x + i_h), torch.sigmoid(r_x + r_h), torch.tanh(g_x + g_h)
     new_c = c + _attn(r_t, history, history)
     new_c = F.layer_norm(new_c, new_c.shape[1:], sd[f"{p}._norm_c_t.weight"], sd[f"{p}._norm_c_t.bias"]) + i_t * g_t
-    i_m, f_m, g_m, m_m = torch.split(_tf_conv3d(gm, sd[f"{p}.conv_gm.0.conv3d.weight"]), n, dim=1)
+    i_m, f_m, g_m, m_m = torch.split(_tf_conv3d(gm, sd[f"{p}.conv_gm.0.conv3d.weight"], s), n, dim=1)
     new_gm = torch.sigmoid(tf_x + f_m + 1.0) * torch.tanh(m_m) + torch.sigmoid(ti_x + i_m) * torch.tanh(tg_x + g_m)
-    o_c = _tf_conv3d(new_c, sd[f"{p}.conv_new_cell.0.conv3d.weight"])
-    o_m = _tf_conv3d(new_gm, sd[f"{p}.conv_new_gm.0.conv3d.weight"])
+    o_c = _tf_conv3d(new_c, sd[f"{p}.conv_new_cell.0.conv3d.weight"], s)
+    o_m = _tf_conv3d(new_gm, sd[f"{p}.conv_new_gm.0.conv3d.weight"], s)
     gate = torch.tanh(o_x + o_h + o_c + o_m)
     mem = _tf_conv3d(torch.cat((new_c, new_gm), 1), sd[f"{p}.conv_last.conv3d.weight"])
     return torch.tanh(mem) * torch.sigmoid(gate), new_c, gm  # the memory given, not new_gm (as OpenSTL)
@@ -122,6 +123,7 @@ def e3dlstm_model_forward(
     pre_seq_length: int,
     aft_seq_length: int,
     window: int = 2,
+    stride: int = 1,
 ) -> Tensor:
     """``E3DLSTM_Model.forward`` (reverse_scheduled_sampling=0): channels-last patches B×T×h×w×p²C and a
     channels-last mask in, the ``T − 1`` one-step predictions out (channels-last)."""
@@ -147,14 +149,16 @@ def e3dlstm_model_forward(
         for i in range(n_layers):
             c_history[i] = c_t[i] if t == 0 else torch.cat((c_history[i], c_t[i]), 1)
             inp = net if i == 0 else h_t[i - 1]
-            h_t[i], c_t[i], memory = _cell(sd, f"cell_list.{i}", inp, h_t[i], c_t[i], memory, c_history[i])
+            h_t[i], c_t[i], memory = _cell(sd, f"cell_list.{i}", inp, h_t[i], c_t[i], memory, c_history[i], stride)
         x_gen = F.conv3d(h_t[-1], sd["conv_last.weight"], stride=(window, 1, 1)).squeeze(2)
         next_frames.append(x_gen)
     return torch.stack(next_frames, dim=0).permute(1, 0, 3, 4, 2).contiguous()
 
 
 @torch.no_grad()
-def e3dlstm_predict(sd: dict[str, Tensor], batch_x: Tensor, batch_y: Tensor, patch_size: int) -> Tensor:
+def e3dlstm_predict(
+    sd: dict[str, Tensor], batch_x: Tensor, batch_y: Tensor, patch_size: int, stride: int = 1
+) -> Tensor:
     """OpenSTL's ``E3DLSTM`` method ``forward`` (``PredRNN.forward``: inference) on B×T×C×H×W: the
     ``batch_y.shape[1]`` predicted frames. ``batch_y`` only enters multiplied by a zero mask."""
     pre, aft = batch_x.shape[1], batch_y.shape[1]
@@ -163,6 +167,6 @@ def e3dlstm_predict(sd: dict[str, Tensor], batch_x: Tensor, batch_y: Tensor, pat
     window = sd["conv_last.weight"].shape[2]
     dat = reshape_patch(torch.cat([batch_x, batch_y], dim=1).permute(0, 1, 3, 4, 2).contiguous(), p)
     flag = batch_x.new_zeros(b, aft - 1, h // p, w // p, p * p * c)
-    gen = e3dlstm_model_forward(sd, dat, flag, pre_seq_length=pre, aft_seq_length=aft, window=window)
+    gen = e3dlstm_model_forward(sd, dat, flag, pre_seq_length=pre, aft_seq_length=aft, window=window, stride=stride)
     gen = reshape_patch_back(gen, p)
     return gen[:, -aft:].permute(0, 1, 4, 2, 3).contiguous()

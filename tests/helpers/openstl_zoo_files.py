@@ -15,13 +15,16 @@ import torch
 
 from helpers import openstl_reference as ref
 from helpers import openstl_reference_crevnet as rcrev
+from helpers import openstl_reference_dmvfn as rdmv
 from helpers import openstl_reference_e3dlstm as re3
 from helpers import openstl_reference_mau as rmau
 from helpers import openstl_reference_mim as rmim
 from helpers import openstl_reference_phydnet as rphy
+from helpers import openstl_reference_prednet as rpn
 from helpers import openstl_reference_predrnn as rpr
 from helpers import openstl_reference_predrnnpp as rpp
 from helpers import openstl_reference_simvp as rsim
+from helpers import openstl_reference_simvp_metaformer as rmeta
 
 __all__ = ["BUILDERS", "builder_for", "file_key", "state_dict_for", "file_bytes", "shape_of"]
 
@@ -41,13 +44,36 @@ def shape_of(entry: dict[str, Any], dataset: dict[str, Any]) -> tuple[int, int, 
 
 def _simvp(model_type: str):
     def build(cfg: dict[str, Any], shape: tuple[int, ...], seed: int) -> dict[str, torch.Tensor]:
-        t, _, c, _, _ = shape
-        kw = {k: int(cfg[k]) for k in ("hid_S", "hid_T", "N_S", "N_T") if k in cfg}
+        t, _, c, h, w = shape
+        kw: dict[str, Any] = {k: int(cfg[k]) for k in ("hid_S", "hid_T", "N_S", "N_T") if k in cfg}
+        if "mlp_ratio" in cfg:
+            kw["mlp_ratio"] = float(cfg["mlp_ratio"])
+        if "spatio_kernel_enc" in cfg:
+            kw["spatio_kernel"] = int(cfg["spatio_kernel_enc"])
         if model_type == "tau":
             return ref.tau_state_dict(channels=c, frames=t, seed=seed, **kw)
+        if model_type in rmeta.TYPES:
+            return rmeta.metaformer_state_dict(model_type, channels=c, frames=t, height=h, width=w, seed=seed, **kw)
         return rsim.simvp_state_dict(model_type, channels=c, frames=t, seed=seed, **kw)
 
     return build
+
+
+def _prednet(cfg: dict[str, Any], shape: tuple[int, ...], seed: int) -> dict[str, torch.Tensor]:
+    """OpenSTL's ``PredNet_Model`` (tag OpenSTLv0.3.0) at the config's stack sizes; every kernel 3 as in all of
+    OpenSTL's PredNet configs (a config with other sizes is refused here rather than built wrong)."""
+    stack = [int(v) for v in cfg.get("stack_sizes", (shape[2], 32, 64, 128, 256))]
+    r_stack = [int(v) for v in cfg.get("R_stack_sizes", stack)]
+    sizes = {int(k) for key in ("A_filt_sizes", "Ahat_filt_sizes", "R_filt_sizes") for k in cfg.get(key, (3,))}
+    if sizes != {3}:
+        raise ValueError(f"the PredNet reference builds 3x3 kernels only, the config has {sorted(sizes)}")
+    return rpn.prednet_state_dict(stack, r_stack, k=3, seed=seed)
+
+
+def _dmvfn(cfg: dict[str, Any], shape: tuple[int, ...], seed: int) -> dict[str, torch.Tensor]:
+    """OpenSTL's ``DMVFN_Model`` (tag OpenSTLv0.3.0) at the config's blocks and routing width."""
+    features = [int(v) for v in cfg.get("num_features", [160] * 3 + [80] * 3 + [44] * 3)]
+    return rdmv.dmvfn_state_dict(shape[2], features, routing_out=int(cfg.get("routing_out_channels", 32)), seed=seed)
 
 
 def _patched(fn):
@@ -73,6 +99,7 @@ BUILDERS = {
     "tau": _simvp("tau"),
     "simvp_gsta": _simvp("gsta"),
     "simvp_incepu": _simvp("incepu"),
+    **{f"simvp_{t}": _simvp(t) for t in rmeta.TYPES},
     "convlstm": _patched(
         lambda cfg, pc, grid, k, seed: ref.convlstm_state_dict(
             patch_channels=pc, num_hidden=_hidden(cfg), filter_size=k, grid=grid, seed=seed
@@ -116,6 +143,8 @@ BUILDERS = {
     ),
     "phydnet": lambda cfg, shape, seed: rphy.phydnet_state_dict(channels=shape[2], seed=seed),
     "crevnet": _crevnet,
+    "prednet": _prednet,
+    "dmvfn": _dmvfn,
 }
 
 

@@ -184,8 +184,9 @@ def test_importer_reads_window_and_frame_size_from_the_weights():
         from_openstl(state, "e3dlstm", {"patch_size": 4, "height": 64})
     with pytest.raises(ConfigError, match="method='mim'"):
         from_openstl(state, "e3dlstm", {"method": "MIM", "patch_size": 4})
-    with pytest.raises(ConfigError, match="stride=2"):
-        from_openstl(state, "e3dlstm", {"patch_size": 4, "stride": 2})
+    with pytest.raises(ConfigError, match="stride=5"):  # KTH's stride 2 is implemented (parity: test_openstl_zoo)
+        from_openstl(state, "e3dlstm", {"patch_size": 4, "stride": 5})
+    assert from_openstl(state, "e3dlstm", {"patch_size": 4, "stride": 2}).model.config.stride == 2
 
 
 def test_mismatched_checkpoints_are_clear_errors():

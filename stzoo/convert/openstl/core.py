@@ -336,10 +336,18 @@ RECURRENT_KEYS = frozenset({"num_hidden", "num_layers", "filter_size", "stride",
 
 
 def check_recurrent_variant(
-    state: Mapping[str, Tensor], r: _Resolver, *, label: str, names: tuple[str, ...], arch: str, ln_pattern: str
+    state: Mapping[str, Tensor],
+    r: _Resolver,
+    *,
+    label: str,
+    names: tuple[str, ...],
+    arch: str,
+    ln_pattern: str,
+    strides: tuple[int, ...] = (1,),
 ) -> None:
     """Refuse what stzoo cannot convert exactly: another method named by the config, OpenSTL's
-    ``layer_norm=1`` variant (its LayerNorms over channels × height × width of every gate), stride ≠ 1."""
+    ``layer_norm=1`` variant (its LayerNorms over channels × height × width of every gate), a stride that
+    stzoo's model does not implement (``strides``: those it does; 1 for most)."""
     method = r.lookup("method")
     if method is not None and method[0] not in names:
         raise ConfigError(
@@ -357,9 +365,11 @@ def check_recurrent_variant(
             "layer_norm=0 checkpoints (OpenSTL's default configs) are supported."
         )
     stride = r.lookup("stride")
-    if stride is not None and stride[0] != 1:
+    if stride is not None and stride[0] not in strides:
         raise ConfigError(
-            f"the {stride[1]} says stride={stride[0]}; stzoo's {label} (like OpenSTL's configs) uses stride 1 only"
+            f"the {stride[1]} says stride={stride[0]}; stzoo's {label} implements stride "
+            + " or ".join(map(str, strides))
+            + " only (the weights cannot tell the stride, so converting with another would change the function)"
         )
 
 
@@ -497,6 +507,19 @@ def _fmt_keys(keys: list[str], limit: int = 8) -> str:
     return ", ".join(keys[:limit]) + (f" ... ({len(keys)} in all)" if len(keys) > limit else "")
 
 
+def _target_state(arch: str, model_cfg: dict[str, Any]) -> dict[str, Tensor]:
+    """The names, shapes and dtypes of ``arch``'s state dict at ``model_cfg``, from a model built on the meta
+    device (no memory allocated, no random initialisation: building a paper-size model on the CPU costs
+    seconds). A model whose constructor needs real values (e.g. reads a tensor back) is built on the CPU."""
+    from stzoo.models import build_model
+
+    try:
+        with torch.device("meta"):
+            return build_model(arch, model_cfg).state_dict()
+    except (NotImplementedError, RuntimeError):  # an op with no meta kernel, or a value read back
+        return build_model(arch, model_cfg).state_dict()
+
+
 def map_openstl_state_dict(
     state: Mapping[str, Tensor],
     arch: str,
@@ -523,8 +546,6 @@ def map_openstl_state_dict(
         InputError: unknown, missing or wrongly shaped tensors (each named), or an unsupported variant.
         ConfigError: the config is unreadable, incomplete or contradicts the weights.
     """
-    from stzoo.models import build_model
-
     method = openstl_method(arch)
     given, ignored = _normalise(config or {}, method, lenient_config, "the config")
     ckpt_cfg, _ = _normalise(
@@ -536,7 +557,7 @@ def map_openstl_state_dict(
     r = _Resolver(given, ckpt_cfg)
     cfg, spec, openstl_model = method.resolve(state, r)
     model_cfg = method.model_config(cfg)
-    target = build_model(method.arch, model_cfg).state_dict()  # names, shapes and dtypes to map onto
+    target = _target_state(method.arch, model_cfg)  # names, shapes and dtypes to map onto
     pairs, unused = method.pairs(list(target), cfg)
     wanted = {src for src, _ in pairs.values() if src is not None}
     unknown = sorted(set(state) - wanted - set(unused))
@@ -545,7 +566,7 @@ def map_openstl_state_dict(
     wrong: list[str] = []
     for key, (src, transform) in pairs.items():
         if src is None:  # not in OpenSTL's file: zeros, or what the transform makes of them
-            zeros = torch.zeros(target[key].shape, dtype=target[key].dtype)
+            zeros = torch.zeros(target[key].shape, dtype=target[key].dtype, device="cpu")
             out[key] = zeros if transform is None else transform(zeros)
             continue
         if src not in state:

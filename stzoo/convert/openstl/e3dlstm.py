@@ -54,6 +54,8 @@ from stzoo.errors import InputError
 __all__ = ["E3DLSTM"]
 
 _WHAT = "OpenSTL's E3D-LSTM model (E3DLSTM_Model)"
+#: strides of the 3-D gate convolutions stzoo's E3D-LSTM implements (OpenSTL's configs: 1, KTH's 2)
+STRIDES = (1, 2, 3, 4)
 
 
 def _resolve(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any], dict[str, Any], str]:
@@ -66,6 +68,7 @@ def _resolve(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any],
         names=("e3dlstm", "e3d_lstm"),
         arch="e3dlstm",
         ln_pattern=r"^cell_list\.\d+\.conv_[a-z_]+\.1\.",
+        strides=STRIDES,
     )
     n_layers = _count(_indices(state, r"^cell_list\.(\d+)\."), "the cells cell_list.N")
     hidden = []
@@ -112,6 +115,8 @@ def _resolve(state: Mapping[str, Tensor], r: _Resolver) -> tuple[dict[str, Any],
         "filter_size": r.inferred("filter_size", int(first.shape[-1])),
         "window_length": r.inferred("window_length", window),
     }
+    # the stride of the gate convs leaves no trace in the tensors: from the config (OpenSTL's KTH config: 2)
+    cfg["stride"] = r.chosen("stride", 1, note="default (1, as in OpenSTL's configs other than KTH's)")
     p, c = resolve_patch_and_channels(
         r, int(first.shape[1]), "E3D-LSTM", grid=grid, config_file="configs/mmnist/E3DLSTM.py"
     )

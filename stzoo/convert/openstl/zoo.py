@@ -253,6 +253,8 @@ def _model_config(entry: dict[str, Any], arch: str) -> dict[str, Any]:
 
 
 _INPUT_ONLY = ("in_shape", "pre_seq_length", "aft_seq_length", "total_length")
+#: config values the tensors cannot tell (E3D-LSTM's conv stride): kept when the tensors overrule the rest
+_NOT_IN_TENSORS = ("stride",)
 
 
 def _convert(entry: dict[str, Any], arch: str, pth: Path) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
@@ -261,8 +263,8 @@ def _convert(entry: dict[str, Any], arch: str, pth: Path) -> tuple[dict[str, Any
     settings alone: the tensors win. Returns the stzoo state dict, the conversion record and notes."""
     state, info = load_openstl_checkpoint(pth)
     cfg = _model_config(entry, arch)
-    tries = [cfg, {k: v for k, v in cfg.items() if k in (*_INPUT_ONLY, "patch_size")}]
-    tries.append({k: v for k, v in cfg.items() if k in _INPUT_ONLY})
+    tries = [cfg, {k: v for k, v in cfg.items() if k in (*_INPUT_ONLY, *_NOT_IN_TENSORS, "patch_size")}]
+    tries.append({k: v for k, v in cfg.items() if k in (*_INPUT_ONLY, *_NOT_IN_TENSORS)})
     notes: list[str] = []
     error: ConfigError | None = None
     for i, given in enumerate(tries):
