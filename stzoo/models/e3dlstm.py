@@ -5,7 +5,9 @@ Each step, the bottom layer reads the last ``window_length`` frames (patch-resha
 depth axis: B×P×w×h×w with w = ``window_length``, the oldest first, zeros before the first frame);
 every layer's states H and C are B×N×w×h×w. ``*`` is a 3-D convolution with a 2×k×k kernel and no
 padding in depth (so a depth-w input gives depth w−1), followed by a nearest resize of the depth axis
-back to w (OpenSTL's ``tf_Conv3d``; with w = 2 the single depth slice is repeated). For layer l, with X
+back to w (OpenSTL's ``tf_Conv3d``; with w = 2 the single depth slice is repeated). With ``stride`` s > 1
+(OpenSTL's KTH config has 2) the W_x, W_h, W_oc, W_om convolutions stride by s on all three axes and the nearest
+resize restores depth, height and width alike. For layer l, with X
 its input (the window for l = 1, H^{l−1}_t above), H = H^l_{t−1}, C = C^l_{t−1}::
 
     [i_x, g_x, r_x, o_x, i'_x, g'_x] = W_x * X          [i_h, g_h, r_h, o_h] = W_h * H
@@ -103,9 +105,7 @@ class E3DLSTMConfig(RecurrentConfig):
     width: int = cfg_field(64, lo=1, hi=8192)  # the frame width it runs at
     num_hidden: int = cfg_field(128, lo=1, hi=2048)  # hidden channels N of every layer
     window_length: int = cfg_field(2, lo=2, hi=16)  # frames the 3-D convs see per step (OpenSTL: 2, fixed)
-    stride: int = cfg_field(
-        1, lo=1, hi=4
-    )  # stride of the 3-D gate convs (OpenSTL's KTH config: 2), output resized back
+    stride: int = cfg_field(1, lo=1, hi=4)  # 3-D gate conv stride, outputs resized back (OpenSTL's KTH config: 2)
 
     def validate(self) -> None:
         super().validate()
