@@ -299,8 +299,10 @@ def _convert(entry: dict[str, Any], arch: str, pth: Path) -> tuple[dict[str, Any
     raise error
 
 
-def _record_files(folder: Path) -> dict[str, str]:
-    return {n: sha256_file(folder / n) for n in (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)}
+def _record_files(folder: Path, known: dict[str, str] | None = None) -> dict[str, str]:
+    """sha256 of each file of a converted folder (``known``: hashes already computed of files written here)."""
+    known = known or {}
+    return {n: known.get(n) or sha256_file(folder / n) for n in (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)}
 
 
 def _card(cfg: dict[str, Any], entry: dict[str, Any], record: dict[str, Any], notes: list[str]) -> str:
@@ -452,12 +454,13 @@ def _build(entry: dict[str, Any], arch: str, pth: Path, original: dict[str, Any]
         weights = staging / WEIGHTS_NAME
         meta = json.dumps({"arch": arch, "config": model_cfg}, sort_keys=True)
         save_file(state, str(weights), metadata={"stzoo": meta})
-        cfg["weights"] = {"filename": WEIGHTS_NAME, "sha256": sha256_file(weights), "size": weights.stat().st_size}
+        weights_sha = sha256_file(weights)  # hashed once: the largest file (paper-size models: hundreds of MB)
+        cfg["weights"] = {"filename": WEIGHTS_NAME, "sha256": weights_sha, "size": weights.stat().st_size}
         (staging / CONFIG_NAME).write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         read_config(staging / CONFIG_NAME)  # what later loads check
         ZooEntry.from_dict(None, {k: v for k, v in cfg.items() if k not in ("stzoo_format", "library")})
         (staging / CARD_NAME).write_text(_card(cfg, entry, record, notes), encoding="utf-8")
-        record["files"] = _record_files(staging)
+        record["files"] = _record_files(staging, {WEIGHTS_NAME: weights_sha})
         (staging / RECORD_NAME).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         for name in (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME, RECORD_NAME):
             fsync_path(staging / name)
