@@ -16,7 +16,7 @@ Swin's window) are sized by the frame; they are built at the smaller size. DMVFN
 routing (``routing="bernoulli"``) from the same generator state.
 
 By default each method kind runs once (datasets taken in turn, as the end-to-end sweep's default does);
-``STZOO_OPENSTL_SWEEP=all`` runs every key (191 when this was written). Measured cost: docs/openstl.md."""
+``STZOO_OPENSTL_SWEEP=all`` runs every key (192 when this was written). Measured cost: docs/openstl.md."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ import os
 import pytest
 import torch
 from helpers import openstl_reference as ref
+from helpers import openstl_reference_crevnet as rcrev
 from helpers import openstl_reference_dmvfn as rdmv
 from helpers import openstl_reference_e3dlstm as re3
 from helpers import openstl_reference_mau as rmau
@@ -151,6 +152,8 @@ def _reference(kind: str, cfg: dict, sd: dict, x: torch.Tensor, aft: int) -> tor
         return rpn.prednet_predict(sd, x, y, float(cfg.get("pixel_max", 1.0)))
     if kind == "dmvfn":
         return rdmv.dmvfn_inference(sd, x, aft, [int(s) for s in cfg["scale"]], float(cfg.get("beta", 0.5)))
+    if kind == "crevnet":
+        return rcrev.crevnet_predict(sd, x, y)
     raise AssertionError(f"no reference forward for {kind}")
 
 

@@ -1,6 +1,6 @@
 """Every entry of OpenSTL's catalogue, end to end, through a loopback release server.
 
-For each ``openstl:<stem>`` (all 269 loadable files: every one has a builder), the server serves a file in
+For each ``openstl:<stem>`` (all 270 files: every one has a builder), the server serves a file in
 OpenSTL's published layout (random weights at the entry's config, OpenSTL's tensor names, built by the
 independent reference helpers, tests/helpers/openstl_zoo_files.py). Entries with the same method, config and
 input shape share one file (built once per worker: the parametrisation is sorted so that they run together).
@@ -12,8 +12,9 @@ input shape share one file (built once per worker: the parametrisation is sorted
 * ``test_entry_end_to_end`` — download, convert, ``stzoo.load``, predict one frame at the dataset's shape
   (batch 1, in the dataset's natural units) and ``stzoo.load`` again offline. Paper-size models make this the
   heaviest test of the suite (up to a CPU-minute an entry for the recurrent models on 128×128 and 256×256
-  frames), so by default it runs once per method kind (23 kinds; datasets in turn, small grids); the forward
-  at every dataset's config is also checked against OpenSTL's own (tests/convert/test_openstl_zoo_parity.py).
+  frames), so by default it runs once per method kind (each kind with an entry on the small grids, datasets
+  in turn; CrevNet, published for Moving MNIST only, runs end to end in tests/zoo/test_openstl_zoo.py); the
+  forward at every dataset's config is also checked against OpenSTL's own (tests/convert/test_openstl_zoo_parity.py).
 
 ``STZOO_OPENSTL_SWEEP=all`` runs ``test_entry_end_to_end`` for every entry instead (what it cost when measured:
 docs/openstl.md)."""
