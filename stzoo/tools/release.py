@@ -90,6 +90,11 @@ def _ledger_record(run: Path, ck: dict[str, Any], result_sha: str) -> dict[str, 
     return {
         "run": run.name,
         "init_sha256": (meta.get("init_from") or {}).get("sha256"),
+        **(
+            {"init_tensors_sha256": meta["init_from"]["tensors_sha256"]}
+            if (meta.get("init_from") or {}).get("tensors_sha256")
+            else {}
+        ),
         "result_sha256": result_sha,
         "steps": int(ck["step"]),
         "sequences": int(ck["step"]) * int(recipe["batch_size"]),
@@ -270,8 +275,9 @@ def _release_candidate(
     if not previous and (legacy := _legacy_record(entry)) is not None:
         previous = [legacy]
     start = records[0]["init_sha256"]
-    if start is not None and (not previous or start != previous[-1]["result_sha256"]):
-        if not entry.get("weights") or start != entry["weights"]["sha256"]:
+    starts = {start, records[0].get("init_tensors_sha256")} - {None}
+    if start is not None and (not previous or previous[-1]["result_sha256"] not in starts):
+        if not entry.get("weights") or entry["weights"]["sha256"] not in starts:
             raise ConfigError(
                 f"{chain[0]} started from weights with sha256 {start}, which are neither {name}'s "
                 "current release nor the end of its ledger; pass the runs in between with "
@@ -280,7 +286,7 @@ def _release_candidate(
     if start is None:
         previous = []  # trained from scratch: the ledger starts again
     for before, after in zip(records, records[1:]):
-        if after["init_sha256"] != before["result_sha256"]:
+        if before["result_sha256"] not in (after["init_sha256"], after.get("init_tensors_sha256")):
             raise ConfigError(
                 f"run {after['run']} did not start from the final weights of {before['run']} "
                 f"(sha256 {after['init_sha256']} vs {before['result_sha256']})"

@@ -574,7 +574,13 @@ def _train(
         load_state_dict_strict(
             model, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, f"--init-from {init_path}"
         )
-        init_info = {"path": init_path.name, "sha256": sha256_file(init_path)}
+        # sha256 of the file, and of the weights as a release would write them (what a ledger matches: a
+        # file saved by other means holds the same tensors under another file sha256)
+        init_info = {
+            "path": init_path.name,
+            "sha256": sha256_file(init_path),
+            "tensors_sha256": weights_sha({"arch": arch, "config": config, "model": model.state_dict()}),
+        }
     resumed = exists
     eval_plan: dict[str, Any] | None = None
     if resumed:

@@ -639,8 +639,15 @@ def test_release_keeps_a_ledger_of_warm_started_runs(tmp_path, mnist_dir):
     assert not list(wdir.glob("*.candidate"))
 
     train("convlstm", cfg, tmp_path / "B", recipe=dataclasses.replace(recipe, seed=1), init_from=released, **kw)
-    b_weights = tmp_path / "b.safetensors"
-    release(tmp_path / "B", b_weights)
+    b_released = tmp_path / "b.safetensors"
+    release(tmp_path / "B", b_released)
+    # C starts from B's final weights saved by other means (no stzoo metadata: another file sha256, the same
+    # tensors); the ledger matches them by the weights' own sha256
+    from safetensors.torch import load_file, save_file
+
+    b_weights = tmp_path / "b-plain.safetensors"
+    save_file(load_file(str(b_released)), str(b_weights))
+    assert hashlib.sha256(b_weights.read_bytes()).digest() != hashlib.sha256(b_released.read_bytes()).digest()
     train("convlstm", cfg, tmp_path / "C", recipe=dataclasses.replace(recipe, seed=2), init_from=b_weights, **kw)
     before = manifest.read_text()
     with pytest.raises(train_mod.ConfigError, match="prior_runs"):
@@ -650,7 +657,12 @@ def test_release_keeps_a_ledger_of_warm_started_runs(tmp_path, mnist_dir):
     runs = entry["training"]["runs"]
     assert [r["run"] for r in runs] == ["A", "B", "C"]
     assert runs[0]["init_sha256"] is None and runs[1]["init_sha256"] == first_sha == runs[0]["result_sha256"]
-    assert runs[2]["init_sha256"] == runs[1]["result_sha256"] == hashlib.sha256(b_weights.read_bytes()).hexdigest()
+    assert runs[2]["init_sha256"] == hashlib.sha256(b_weights.read_bytes()).hexdigest() != runs[1]["result_sha256"]
+    assert (
+        runs[2]["init_tensors_sha256"]
+        == runs[1]["result_sha256"]
+        == hashlib.sha256(b_released.read_bytes()).hexdigest()
+    )
     assert runs[2]["result_sha256"] == entry["weights"]["sha256"]
     totals = entry["training"]["totals"]
     assert totals["runs"] == 3 and totals["steps"] == 6 and totals["sequences"] == 12
