@@ -179,11 +179,20 @@ def run_one(model_name: str, name: str, args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def _kept_state(r: dict) -> str:
+    """Which validated state the folder holds, in words (epoch 0 of a fine-tuned run: stage 1's head)."""
+    if r["best_epoch"] == 0 and r["kept"] == "fine-tuned":
+        return f"stage 1's state (the head trained alone; none of stage 2's {r['epochs']} epochs beat it)"
+    if r["best_epoch"] in (0, None):
+        return "copy-last (the persistence-equivalent model)"
+    return f"stage 2's epoch {r['best_epoch']} of {r['epochs']}"
+
+
 def table(rows: list[dict], runs: list[dict]) -> str:
     """The Markdown block: ``rows`` (one per clip) from the benchmark ``runs`` (command, load, threads)."""
     described = dict.fromkeys(
         f"* `{r['footage']}`: {r['desc']}. Fine-tune: {r['steps']} steps ({r['step_s']:.3g} s per step timed "
-        f"before the start), kept epoch {r['best_epoch']} of {r['epochs']}; {r['split']}; kept state: "
+        f"before the start, stage 2), kept {_kept_state(r)}; {r['split']}; kept state: "
         f"{r['selection'] or '(no validation)'}; load average {r['load'][0]:.1f} → {r['load'][1]:.1f}"
         for r in rows
     )

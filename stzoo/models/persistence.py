@@ -7,18 +7,28 @@ only move away from persistence where training finds something better::
 
     base(x)  = the wrapped architecture's forecast, B×T_out×C×H×W (any architecture, unchanged)
     last     = x[:, -1]                                  the last observed frame
-    context  = [x_0 − last, …, x_{T−2} − last, last]     what the past says about each pixel
-    change_t = out(GELU(ctx(context) + chg(base_t − last)))    two 3×3 convolutions, ``head_hidden`` wide
+    motion   = ctx(x_0 − last, …, x_{T−2} − last) ⊙ (1 + cnt(last))     what moved, scaled by what is there
+    change_t = out(GELU(motion ⊙ (1 + step_t) + gate · chg(base_t − last)))
     ŷ_t      = last + change_t
 
-``out`` starts at zero (weights and bias), so ``ŷ_t = last`` before any training, whatever ``base``
-computes; its gradient is not zero, so the first steps learn the change from the context (e.g. a
-temporal average where nothing moves, which removes camera noise) and, through ``chg``, how much of
-the base's forecast to trust. Nothing here depends on the wrapped architecture.
+``ctx``, ``cnt``, ``chg`` and ``out`` are 3×3 convolutions ``head_hidden`` wide, ``step_t`` a learned vector per
+future frame (the change may grow with the horizon) and ``gate`` a learned scalar. ``out`` starts at zero, so
+``ŷ_t = last`` before any training, whatever ``base`` computes; its gradient is not zero, so the first steps
+learn the change. ``ctx`` and ``out`` have no bias and GELU(0) = 0, so **where nothing moved in the observed
+window, the head forecasts no change** (exactly, while the gate is zero): a static scene stays as it is. The gate
+starts at zero: the base's forecast enters only as far as training finds it useful. Nothing here depends on
+the wrapped architecture.
+
+With ``use_base`` off (or, in eval mode, with the gate at zero) the base is not run at all: fine-tuning
+first trains the head alone (cheap: a few small convolutions; see :mod:`stzoo.training.finetune_run`), then
+the base with it; a folder whose gate stayed at zero forecasts at the head's cost.
+
+``head_version`` 1 (folders written before version 2; the config default) is the first head:
+``change_t = out(GELU(ctx(x_0 − last, …, x_{T−2} − last, last) + chg(base_t − last)))``, ``out`` with a bias.
 
 The wrapped model is a registered architecture of its own, named ``<base>+persistence`` (e.g.
 ``tau+persistence``), built on first use by :func:`stzoo.models.get_architecture`: its config is the
-base's config plus ``head_hidden``, so a folder written by ``save_pretrained`` records the head in
+base's config plus ``head_hidden`` and ``head_version``, so a folder written by ``save_pretrained`` records the head in
 ``config.json`` and ``stzoo.load`` rebuilds it. It always reads a window of ``frames_in`` frames and
 writes ``frames_out`` (a recurrent base is rolled out inside); longer horizons come by rollout, as
 for TAU, and the Forecaster uses windows.
@@ -48,6 +58,7 @@ from stzoo.models.base import (
 __all__ = [
     "SUFFIX",
     "DEFAULT_HIDDEN",
+    "HEAD_VERSION",
     "PersistenceHead",
     "WithPersistence",
     "persistence_architecture",
@@ -60,6 +71,8 @@ __all__ = [
 SUFFIX = "+persistence"
 #: the head's hidden channels by default
 DEFAULT_HIDDEN = 32
+#: the head a new wrapper gets: 2 (per-future-frame terms and a gated base path); 1: the first head
+HEAD_VERSION = 2
 
 
 class PersistenceHead(nn.Module):
@@ -69,32 +82,79 @@ class PersistenceHead(nn.Module):
         frames_in: frames of the observed window (``T``).
         channels: colour channels ``C``.
         hidden: channels of the hidden layer.
+        frames_out: future frames (``T_out``; version 2 has a term per future frame).
+        version: 2 (default) or 1 (the first head; folders written before version 2), see the module's doc.
     """
 
-    def __init__(self, frames_in: int, channels: int, hidden: int = DEFAULT_HIDDEN):
+    def __init__(
+        self,
+        frames_in: int,
+        channels: int,
+        hidden: int = DEFAULT_HIDDEN,
+        frames_out: int | None = None,
+        version: int = HEAD_VERSION,
+    ):
         super().__init__()
-        self.frames_in, self.channels = frames_in, channels
-        self.ctx = nn.Conv2d(frames_in * channels, hidden, 3, padding=1)  # (T−1 differences + last)·C → hidden
+        self.frames_in, self.channels, self.version = frames_in, channels, version
+        #: whether the base's forecast is computed and used (fine-tuning's stage 1 trains the head without it)
+        self.use_base = True
         self.chg = nn.Conv2d(channels, hidden, 3, padding=1, bias=False)  # the base's change, per future frame
-        self.out = nn.Conv2d(hidden, channels, 3, padding=1)  # hidden → change; zero at the start
+        if version >= 2:
+            if frames_in < 2:
+                raise ConfigError(
+                    f"persistence head version 2 reads the observed motion: needs frames_in >= 2, got {frames_in}"
+                )
+            # no biases on the path from the observed differences: no motion in, no change out
+            self.ctx = nn.Conv2d((frames_in - 1) * channels, hidden, 3, padding=1, bias=False)
+            self.cnt = nn.Conv2d(channels, hidden, 3, padding=1)  # the last frame's content scales it; 0 at first
+            self.steps = nn.Parameter(torch.zeros(frames_out or frames_in, hidden, 1, 1))  # per future frame
+            self.gate = nn.Parameter(torch.zeros(()))  # how much of the base's change to use; none at the start
+            self.out = nn.Conv2d(hidden, channels, 3, padding=1, bias=False)  # hidden → change; zero at the start
+            nn.init.zeros_(self.cnt.weight)
+            nn.init.zeros_(self.cnt.bias)
+        else:
+            self.ctx = nn.Conv2d(frames_in * channels, hidden, 3, padding=1)  # (T−1 differences + last)·C → hidden
+            self.out = nn.Conv2d(hidden, channels, 3, padding=1)
+            nn.init.zeros_(self.out.bias)
         nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: Tensor, base: Tensor) -> Tensor:
-        """``x``: B×T×C×H×W observed frames; ``base``: B×T_out×C×H×W forecast of the wrapped model."""
-        b, t_out, c, h, w = base.shape
+    @property
+    def needs_base(self) -> bool:
+        """Whether :meth:`forward` reads the base's forecast. A version-2 head does not with ``use_base`` off,
+        nor in eval mode with its gate at zero (the base's change would be multiplied by zero), so the base
+        need not run; in training mode it does (the gate's gradient needs the base's change)."""
+        if self.version < 2 or self.training:
+            return self.version < 2 or self.use_base
+        if not self.use_base:
+            return False
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():  # export: no data-dependent branch
+            return True
+        return bool(self.gate.detach() != 0)
+
+    def forward(self, x: Tensor, base: Tensor | None) -> Tensor:
+        """``x``: B×T×C×H×W observed frames; ``base``: B×T_out×C×H×W forecast of the wrapped model (``None``
+        allowed where :attr:`needs_base` is False)."""
+        b, _, c, h, w = x.shape
         last = x[:, -1:]
-        context = torch.cat([x[:, :-1] - last, last], 1).flatten(1, 2)  # B×T·C×H×W
-        shared = self.ctx(context)  # B×hidden×H×W, once for every future frame
-        per_step = self.chg((base - last).flatten(0, 1)).view(b, t_out, -1, h, w)
-        change = self.out(F.gelu(shared.unsqueeze(1) + per_step).flatten(0, 1)).view(b, t_out, c, h, w)
+        if self.version >= 2:
+            t_out = self.steps.shape[0]
+            hid = self.ctx((x[:, :-1] - last).flatten(1, 2)) * (1 + self.cnt(last[:, 0]))  # B×hidden×H×W
+            hid = hid.unsqueeze(1) * (1 + self.steps.unsqueeze(0))  # B×T_out×hidden×H×W
+            if base is not None and self.use_base:
+                hid = hid + self.gate * self.chg((base - last).flatten(0, 1)).view(b, t_out, -1, h, w)
+        else:
+            assert base is not None
+            t_out = base.shape[1]
+            context = torch.cat([x[:, :-1] - last, last], 1).flatten(1, 2)  # B×T·C×H×W
+            hid = self.ctx(context).unsqueeze(1) + self.chg((base - last).flatten(0, 1)).view(b, t_out, -1, h, w)
+        change = self.out(F.gelu(hid).flatten(0, 1)).view(b, t_out, c, h, w)
         return last + change
 
 
 class WithPersistence(nn.Module):
     """A model of any registered architecture wrapped with a :class:`PersistenceHead`.
 
-    Built from the config of ``<base>+persistence`` (the base's config plus ``head_hidden``); the
+    Built from the config of ``<base>+persistence`` (the base's config plus ``head_hidden``, ``head_version``); the
     base model is ``self.base``, the head ``self.head``. Reads ``frames_in`` frames, writes
     ``frames_out``."""
 
@@ -107,12 +167,13 @@ class WithPersistence(nn.Module):
         base = ARCHITECTURES[spec.name[: -len(SUFFIX)]]
         own = config.to_dict()
         hidden = own.pop("head_hidden")
+        version = own.pop("head_version", 1)
         self.config = config
         self.base = base.model(base.make_config(own))
         self.frames_in = int(getattr(config, spec.spec_keys["frames_in"]))
         self.frames_out = int(getattr(config, spec.spec_keys["frames_out"]))
         self.channels = int(getattr(config, spec.spec_keys["channels"]))
-        self.head = PersistenceHead(self.frames_in, self.channels, hidden)
+        self.head = PersistenceHead(self.frames_in, self.channels, hidden, self.frames_out, version)
 
     def check_input(self, x: Tensor) -> None:
         """The wrapped architecture's input rules, and the window of ``frames_in`` frames."""
@@ -128,6 +189,8 @@ class WithPersistence(nn.Module):
                 f"{self.arch} writes {self.frames_out} frames per call, got n_out={n_out}; longer horizons by rollout"
             )
         raise_if_bad_frames(self, x)
+        if not self.head.needs_base:  # the head alone (its base gate at zero and turned off): skip the base
+            return self.head(x, None)
         pred = self.base(x, self.frames_out) if getattr(self.base, "recurrent", False) else self.base(x)
         return self.head(x, pred.to(x.dtype))
 
@@ -148,7 +211,10 @@ def persistence_architecture(base: str | Architecture) -> Architecture:
         return ARCHITECTURES[name]
     cfg_cls = dataclasses.make_dataclass(
         base.config.__name__ + "WithPersistence",
-        [("head_hidden", int, cfg_field(DEFAULT_HIDDEN, lo=1, hi=1024))],  # the head's hidden channels
+        [
+            ("head_hidden", int, cfg_field(DEFAULT_HIDDEN, lo=1, hi=1024)),  # the head's hidden channels
+            ("head_version", int, cfg_field(1, choices=(1, 2))),  # absent from a config: 1, the first head
+        ],
         bases=(base.config,),
         namespace={"__module__": __name__, "__doc__": f"{base.config.__name__} plus the persistence head's width."},
     )
@@ -173,7 +239,7 @@ def persistence_architecture(base: str | Architecture) -> Architecture:
             size_multiple=base.size_multiple,
             size_reason=base.size_reason,
             channel_params=lambda cfg: {f"base.{k}": v for k, v in base.channel_params(cfg).items()},
-            frames_params=lambda cfg: prefixed(base.frames_params)(cfg) + ["head.ctx."],
+            frames_params=lambda cfg: prefixed(base.frames_params)(cfg) + ["head.ctx.", "head.steps"],
             resolution_params=prefixed(base.resolution_params),
             description=f"{base.description or base.name}, forecasting last frame + a learned change "
             "(stzoo.models.persistence)",
@@ -186,14 +252,17 @@ def persistence_architecture(base: str | Architecture) -> Architecture:
 
 def _head_activations(base: Architecture) -> Any:
     """The base's activation estimate plus the head's: its two 3×3 convolutions at full size read the past frames,
-    the last frame and the base's forecast (≤ 2·T + 1 frames of C channels) and hold ``head_hidden`` maps."""
+    the last frame and the base's forecast (≤ 2·T + 1 frames of C channels) and hold ``head_hidden`` maps per
+    future frame and one shared."""
     if base.activation_floats is None:
         return None
     channels_key = base.spec_keys.get("channels", "channels")
 
     def floats(cfg: Any, b: int, t: int, h: int, w: int) -> float:
         c = int(getattr(cfg, channels_key, 3))
-        return float(base.activation_floats(cfg, b, t, h, w)) + 4.0 * b * h * w * (cfg.head_hidden + (2 * t + 1) * c)
+        return float(base.activation_floats(cfg, b, t, h, w)) + 4.0 * b * h * w * (
+            cfg.head_hidden * (t + 1) + (2 * t + 1) * c
+        )
 
     return floats
 
@@ -215,7 +284,7 @@ def base_of(arch: str) -> str:
     return arch[: -len(SUFFIX)] if arch.endswith(SUFFIX) else arch
 
 
-def with_persistence(model: nn.Module, hidden: int = DEFAULT_HIDDEN) -> WithPersistence:
+def with_persistence(model: nn.Module, hidden: int = DEFAULT_HIDDEN, version: int = HEAD_VERSION) -> WithPersistence:
     """``model`` (any registered architecture, holding its ``config``) wrapped with a new persistence head.
 
     The wrapper's ``base`` holds a copy of ``model``'s weights; the head starts as copy-last, so the
@@ -225,7 +294,7 @@ def with_persistence(model: nn.Module, hidden: int = DEFAULT_HIDDEN) -> WithPers
     if config is None:
         raise ConfigError(f"{type(model).__name__} does not record its config (model.config)")
     arch = persistence_architecture(spec)
-    wrapped = arch.model(arch.make_config({**config.to_dict(), "head_hidden": hidden}))
+    wrapped = arch.model(arch.make_config({**config.to_dict(), "head_hidden": hidden, "head_version": version}))
     wrapped.base.load_state_dict(model.state_dict())
     p = next(model.parameters(), None)
     return wrapped.to(p.device, p.dtype) if p is not None else wrapped

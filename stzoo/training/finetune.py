@@ -5,16 +5,20 @@ The loop::
     read + check every video  →  convert (channels, size)  →  split train / validation
     adapt the model (channels / size / frames; see stzoo.training.adapt); add the persistence head
         (head="persistence", the default: forecast = last frame + learned change, starting as copy-last)
-    size the step budget from the data (steps="auto"), time a few steps and cut it to time_budget;
-        print the estimate
-    measure copy-last-frame on every validation video; validate the starting model (step 0): the first best
+    size the step budget from the data (steps="auto"), time a few steps and cut it to time_budget (less the
+        share of stage 1); print the estimate
+    measure copy-last-frame on every validation video
+    stage 1 (the persistence head, version 2): train the head alone, the base not run (cheap; at most
+        HEAD_STAGE_SHARE of time_budget), validated like the epochs below; its best state (else copy-last)
+        starts stage 2
+    stage 2: validate the starting model (step 0): the first best
     for each epoch (the last one may be shorter, so the run is exactly the budget):
         for each batch of the epoch's shuffled clips (a pure function of seed and epoch), flipped /
         reversed per `augment` (a pure function of seed and step):
             the step of stzoo.training.loop (loss, backward, clip, AdamW + OneCycle step; bar, log)
             every `checkpoint_every` steps: atomic checkpoint (model, optimizer, scheduler, RNG)
         validate (MSE / MAE / SSIM / PSNR, per video); new best (lowest MSE among the states not worse
-            than copy-last on any validation video, see ``select``) → write the save_pretrained folder
+            than copy-last on any validation video by MSE or SSIM, see ``select``) → write the folder
         atomic checkpoint; early stopping after `patience` epochs without improvement
     compare the kept model with copy-last-frame; if it does not beat it, the folder gets the
     persistence-equivalent model (labelled so in its card) and a warning says so in plain words
@@ -227,9 +231,10 @@ def finetune(
             first step). ``None``: no time limit. Ignored with ``steps=N`` or ``epochs=N``.
         select: how the kept state is chosen among the validated ones (the start, step 0, included):
             ``"every-clip"`` (default): the lowest validation MSE among the states that are not worse
-            than copying the last frame on any validation video (by MSE), so the folder is never
-            worse than persistence on any of its validation clips; ``"mean"``: the lowest validation MSE
-            over all validation clips (the rule before). Recorded in the history and the model card.
+            than copying the last frame on any validation video (neither a higher MSE nor a lower SSIM),
+            so the folder is never worse than persistence on any of its validation clips; ``"mean"``: the
+            lowest validation MSE over all validation clips (the rule before). Recorded in the history and
+            the model card.
         budget_clock: the clock ``time_budget`` is measured on: ``"wall"`` (default: elapsed time on this
             machine as loaded now; a busy machine plans fewer steps) or ``"cpu"`` (this process's CPU time:
             the plan a quiet machine would make; the run then takes about ``time_budget`` CPU-minutes).

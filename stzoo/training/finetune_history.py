@@ -165,9 +165,12 @@ class FinetuneHistory:
         warnings: plain-words warnings (also issued as :class:`FinetuneWarning`).
         head: ``"persistence"`` (forecast = last frame + learned change, see
             :mod:`stzoo.models.persistence`) or ``"direct"`` (the model as it is).
-        start: the validation of the starting model, before any step (``{"epoch": 0, "step": 0,
+        start: the validation of the starting model, before any step of stage 2 (``{"epoch": 0, "step": 0,
             "val": ...}``); a candidate like every epoch, so the folder never keeps a model worse than
-            the start. ``None`` without validation data.
+            the start. With the persistence head (version 2) the start is the head trained alone (stage 1,
+            the base not run) when that beat copy-last, else copy-last itself; ``start["head_stage"]`` records
+            stage 1 (``steps``, ``validations``, ``kept``, ``best_epoch``, ``seconds``). ``None`` without
+            validation data.
         persistence_clips: copy-last-frame on each validation video apart (``video`` names it; the
             metrics of ``persistence``); every validated record (``start``, ``epochs``) has the same list as
             ``val_clips`` and, with ``select="every-clip"``, ``worse_than_copy_last_on``: the videos on
@@ -203,6 +206,12 @@ class FinetuneHistory:
         """The per-step losses of this call, in order."""
         return [s["loss"] for s in self.steps]
 
+    @property
+    def head_trained(self) -> bool:
+        """Whether the start of stage 2 (``start``, epoch 0) is the persistence head trained alone in stage 1
+        (a fine-tuned state), not the copy-last start."""
+        return bool(self.start and (self.start.get("head_stage") or {}).get("kept"))
+
     def summary(self) -> str:
         """A few lines for people: budget, the kept model against copy-last-frame, warnings."""
         p = self.plan
@@ -218,7 +227,9 @@ class FinetuneHistory:
         elif self.best is not None and self.persistence is not None:
             b, c = self.best, self.persistence
             lines.append(
-                f"validation ({b['sequences']} clips), best epoch {self.best_epoch}: MSE {b['mse']:.4g}, "
+                f"validation ({b['sequences']} clips), best "
+                + ("state: the head trained alone (stage 1)" if self.best_epoch == 0 else f"epoch {self.best_epoch}")
+                + f": MSE {b['mse']:.4g}, "
                 f"SSIM {b['ssim']:.4g}; copy-last-frame on the same clips: MSE {c['mse']:.4g}, "
                 f"SSIM {c['ssim']:.4g} ({verdict(b['mse'], c['mse'])})"
             )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -20,7 +21,7 @@ from torch import Tensor, nn
 from stzoo.data.clips import ClipDataset, arg
 from stzoo.errors import ConfigError
 from stzoo.interfaces import PredictorLike
-from stzoo.models.persistence import DEFAULT_HIDDEN, has_persistence_head, with_persistence
+from stzoo.models.persistence import DEFAULT_HIDDEN, HEAD_VERSION, has_persistence_head, with_persistence
 from stzoo.runtime import cpu_description, native_bf16
 from stzoo.training.adapt import adapt
 from stzoo.training.checkpoints import (
@@ -51,18 +52,24 @@ from stzoo.training.finetune_history import (
     replan,
 )
 from stzoo.training.loop import Clocks, Loop, make_optimizer
+from stzoo.training.losses import compute_loss
 from stzoo.training.train import Recipe, _hardware
 
 __all__ = ["run", "Options", "SELECTIONS", "SAFE_TOLERANCE"]
 
 #: ``select``: how the kept state is chosen among the validated ones (step 0 included). ``"every-clip"``:
-#: the lowest validation MSE among the states whose MSE is not above copy-last's on ANY validation video;
+#: the lowest validation MSE among the states whose MSE is not above copy-last's and whose SSIM is not below it
+#: on ANY validation video;
 #: ``"mean"``: the lowest validation MSE over all validation clips (the rule before)
 SELECTIONS = ("every-clip", "mean")
 #: ``select="every-clip"``: a state counts as worse than copy-last on a video when its MSE there exceeds
-#: copy-last's by more than this fraction: only float rounding is forgiven (the start with a persistence head
-#: IS copy-last), so "never worse than persistence on its own validation clips" holds for every clip
+#: copy-last's by more than this fraction, or its SSIM is lower by more than this: only float rounding is
+#: forgiven (the start with a persistence head IS copy-last), so "never worse than persistence on its own
+#: validation clips" holds for every clip, by either measure
 SAFE_TOLERANCE = 1e-6
+#: with ``steps="auto"`` and a time budget: the share of ``time_budget`` that stage 1 (the persistence head
+#: trained alone) may use at most; stage 2 (the head with the base) is planned for the rest
+HEAD_STAGE_SHARE = 0.2
 
 
 @dataclass
@@ -105,10 +112,10 @@ def _with_head(base: PredictorLike) -> PredictorLike:
     """``base`` (adapted) with a persistence head at its copy-last start, unless it has one already."""
     if has_persistence_head(base.model):
         return base
-    wrapped = with_persistence(base.model)
-    entry = base.entry.replace(
-        architecture=wrapped.arch, config={**dict(base.entry.config), "head_hidden": DEFAULT_HIDDEN}
-    )
+    version = HEAD_VERSION if base.spec.frames_in >= 2 else 1  # (version 2 reads motion: two frames or more)
+    wrapped = with_persistence(base.model, DEFAULT_HIDDEN, version)
+    head = {"head_hidden": DEFAULT_HIDDEN, "head_version": version}
+    entry = base.entry.replace(architecture=wrapped.arch, config={**dict(base.entry.config), **head})
     return base.derive(wrapped, base.spec, entry=entry)
 
 
@@ -188,9 +195,10 @@ def run(
             val_s = batches * time_forward(model, probe, recipe.frames_in, recipe.frames_out, clock)
         step_s, val_s = (v / dist_.world for v in dist_.all_sum([step_s, val_s], dev))  # one plan for all ranks
         auto = o.steps in (None, "auto") and o.epochs is None
-        plan = fit_to_time(
-            plan, step_s=step_s, val_s=val_s, minutes=o.time_budget if auto else None, budget_clock=o.budget_clock
-        )
+        minutes = o.time_budget if auto else None
+        if minutes is not None and _stage1_applies(model, val_ds, o):  # stage 1 (the head alone) gets its share
+            minutes *= 1 - HEAD_STAGE_SHARE
+        plan = fit_to_time(plan, step_s=step_s, val_s=val_s, minutes=minutes, budget_clock=o.budget_clock)
         if o.progress and dist_.main:
             print(estimate_text(plan, _hardware(dev)), file=sys.stderr, flush=True)
     recipe = replace(recipe, epochs=max(1, plan["epochs"]))
@@ -237,6 +245,9 @@ def run(
     loss_sum, loss_n = 0.0, 0  # this epoch's training loss so far (kept across a resume)
     best_state: dict[str, Tensor] | None = None
     start_state = _state(model)  # step 0: with the persistence head, exactly copy-last
+    head_stage = None
+    if ck is None:  # stage 1: the persistence head alone, the base not run (its best state starts stage 2)
+        head_stage = _train_head_alone(model, train_ds, val_ds, recipe, o, history, dev)
     earlier_steps: list[dict[str, float]] = []  # the steps of the calls before a resume (for history.json)
     if ck is not None:
         refuse_other_run(
@@ -373,11 +384,13 @@ def run(
     if ck is None and val_ds is not None:  # step 0 is a candidate too: never keep worse than the start
         history.start = {"epoch": 0, "step": 0}
         history.start["val"], history.start["val_clips"] = _measure_clips(model, val_ds, recipe, dist_, dev)
+        if head_stage is not None:
+            history.start["head_stage"] = head_stage
         worse = _worse_clips(history.start, history, o.select)
         if worse is not None:
             history.start["worse_than_copy_last_on"] = worse
         if not worse:  # (head="direct": a start worse than copy-last on a clip is no candidate)
-            history.best_epoch, history.best, best_state = 0, history.start["val"], start_state
+            history.best_epoch, history.best, best_state = 0, history.start["val"], _state(model)
             write_model(best_state, history.start)
         clocks.lap()
     epoch_order: dict[int, list[int]] = {}  # the current epoch's shuffled clip order
@@ -457,7 +470,11 @@ def run(
         best_state = _state(model)
     _compare(history, model, best_state, train_ds, val_ds, recipe, o, dist_, dev, finished=finished)
     kept, keep = KEPT_FINETUNED, base
-    if o.static or history.beats_persistence is False or (o.head == "persistence" and history.best_epoch == 0):
+    if (
+        o.static
+        or history.beats_persistence is False
+        or (o.head == "persistence" and history.best_epoch == 0 and not history.head_trained)
+    ):
         # nothing beat copying the last frame: keep the model that IS copy-last, not a worse one
         kept = KEPT_STATIC if o.static else KEPT_PERSISTENCE
         if has_persistence_head(base.model):
@@ -487,6 +504,103 @@ def run(
     result = make_predictor(best_state, best_rec, kept, keep)
     result.model.to(dev)
     return FinetuneResult(result, history)
+
+
+def _train_head_alone(
+    model: nn.Module,
+    train_ds: ClipDataset,
+    val_ds: ClipDataset | None,
+    recipe: Recipe,
+    o: Options,
+    history: FinetuneHistory,
+    dev: torch.device,
+) -> dict[str, Any] | None:
+    """Stage 1 of a fine-tune with the persistence head: train the head alone, from its copy-last start.
+
+    The base is not run (``head.use_base`` off; its gate stays at zero), so a step costs a few small
+    convolutions; the data-sized step budget (:func:`plan_steps`, not cut to the time budget) and the recipe's
+    learning rate, batches, augmentation and loss. Validated like stage 2 (``select``); the best state that beats
+    copy-last by the rule is loaded into ``model`` (else the head goes back to copy-last) and starts stage 2,
+    whose step 0 validates it. Every process runs the whole of it on all the clips (it is cheap, and no
+    communication keeps every process's head the same). Returns what happened (``steps``, ``validations``,
+    ``kept``, ``best_epoch``, ``seconds``), or ``None`` where there is no such stage: no version-2 head, no
+    validation data, static footage, or a head frozen by ``freeze``."""
+    if not _stage1_applies(model, val_ds, o):
+        return None
+    head = model.head
+    params = [p for n, p in head.named_parameters() if p.requires_grad and n != "gate"]
+    t0 = time.perf_counter()
+    plan = plan_steps(len(train_ds), recipe.batch_size, steps=o.steps, epochs=o.epochs)
+    head.use_base = False
+    try:
+        if o.steps in (None, "auto") and o.epochs is None and o.time_budget is not None:  # cut to its share
+            probe = train_ds.take(list(range(min(recipe.batch_size, len(train_ds))))).to(dev)
+            clock = clock_of(o.budget_clock)
+            step_s = time_step(model, model, recipe, probe, amp=False, clock=clock)
+            val_s = math.ceil(len(val_ds) / recipe.batch_size) * time_forward(
+                model, probe, recipe.frames_in, recipe.frames_out, clock
+            )
+            plan = fit_to_time(
+                plan, step_s=step_s, val_s=val_s, minutes=o.time_budget * HEAD_STAGE_SHARE, budget_clock=o.budget_clock
+            )
+    finally:
+        head.use_base = True
+    steps, per_epoch = plan["steps"], plan["steps_per_epoch"]
+    opt, sched = make_optimizer(params, recipe, steps)
+    start = {k: v.detach().clone() for k, v in head.state_dict().items()}
+    gen = torch.Generator().manual_seed(recipe.seed + 104_729)
+    local, order = Dist(), []
+    best_mse, best_epoch, best = history.persistence["mse"], None, None
+    validations: list[dict[str, Any]] = []
+    head.use_base = False
+    model.train()
+    try:
+        for s in range(steps):
+            epoch, i = divmod(s, per_epoch)
+            if i == 0:
+                order = torch.randperm(len(train_ds), generator=gen).tolist()
+            idx = order[i * recipe.batch_size : (i + 1) * recipe.batch_size]
+            batch = augment_batch(train_ds.take(idx), o.augment, recipe.seed * 7919 + 1, s).to(dev)
+            loss = compute_loss(model, recipe, batch, 0.0, progress=s / steps)
+            loss.backward()
+            if recipe.grad_clip:
+                nn.utils.clip_grad_norm_(params, recipe.grad_clip)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            last_of_epoch = i + 1 == per_epoch or s + 1 == steps
+            if not last_of_epoch or ((epoch + 1) % plan["validate_every"] and s + 1 < steps):
+                continue
+            val, clips = _measure_clips(model, val_ds, recipe, local, dev)
+            rec: dict[str, Any] = {"epoch": epoch + 1, "step": s + 1, "val": val, "val_clips": clips}
+            worse = _worse_clips(rec, history, o.select)
+            validations.append(
+                {"epoch": epoch + 1, "step": s + 1, "mse": val["mse"], "ssim": val["ssim"]}
+                | ({"worse_than_copy_last_on": worse} if worse is not None else {})
+            )
+            if not worse and val["mse"] < best_mse:
+                best_mse, best_epoch = val["mse"], epoch + 1
+                best = {k: v.detach().clone() for k, v in head.state_dict().items()}
+    finally:
+        head.use_base = True
+    head.load_state_dict(best if best is not None else start)
+    return {
+        "steps": steps,
+        "rule": plan["rule"],
+        "validations": validations,
+        "kept": best is not None,
+        "best_epoch": best_epoch,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+def _stage1_applies(model: nn.Module, val_ds: ClipDataset | None, o: Options) -> bool:
+    """Whether a fine-tune has stage 1 (the persistence head trained alone): a version-2 head with parameters to
+    train, validation data to choose its state by, and footage that moves."""
+    head = getattr(model, "head", None)
+    if not has_persistence_head(model) or getattr(head, "version", 1) < 2 or val_ds is None or o.static:
+        return False
+    return any(p.requires_grad for n, p in head.named_parameters() if n != "gate")
 
 
 def _fresh(base: PredictorLike, state: dict[str, Tensor]) -> nn.Module:
@@ -551,14 +665,14 @@ def _measure_clips(
 
 
 def _worse_clips(rec: dict[str, Any], history: FinetuneHistory, select: str) -> list[str] | None:
-    """The validation videos on which the state of ``rec`` has a higher MSE than copy-last (see
-    ``SAFE_TOLERANCE``); ``None`` where the rule does not apply (``select="mean"``)."""
+    """The validation videos on which the state of ``rec`` is worse than copy-last: a higher MSE or a lower
+    SSIM (see ``SAFE_TOLERANCE``); ``None`` where the rule does not apply (``select="mean"``)."""
     if select != "every-clip" or not history.persistence_clips:
         return None
     return [
         c["video"]
         for c, p in zip(rec["val_clips"], history.persistence_clips)
-        if c["mse"] > p["mse"] * (1 + SAFE_TOLERANCE)
+        if c["mse"] > p["mse"] * (1 + SAFE_TOLERANCE) or c["ssim"] < p["ssim"] - SAFE_TOLERANCE
     ]
 
 
@@ -567,7 +681,7 @@ def _selection_text(select: str) -> str:
     if select == "every-clip":
         return (
             "the lowest validation MSE among the validated states (step 0 included) that are not worse than "
-            "copying the last frame on any validation video (by MSE)"
+            "copying the last frame on any validation video (neither a higher MSE nor a lower SSIM)"
         )
     return "the lowest validation MSE over all validation clips (step 0 included)"
 
@@ -587,6 +701,8 @@ def _compare(
 ) -> None:
     """Set ``history.beats_persistence``, ``train_check`` (no validation data) and ``warnings``."""
     history.warnings = []
+    # the start (best_epoch 0) is the starting model, not a fine-tuned one, unless stage 1 trained its head
+    untrained = history.best_epoch is None or (history.best_epoch == 0 and not history.head_trained)
     if o.static:
         history.beats_persistence = False
         history.warnings.append(
@@ -619,13 +735,12 @@ def _compare(
         score, base, where = mine["mse"], history.train_check["copy_last_frame"]["mse"], "even on its training clips"
     elif history.persistence is not None and (history.best is not None or (finished and history.epochs)):
         trained = [e["val"]["mse"] for e in history.epochs if "val" in e]  # the states training reached
-        score = min(trained) if trained and history.best_epoch in (0, None) else history.best["mse"]
+        score = min(trained) if trained and untrained else history.best["mse"]
         base, where = history.persistence["mse"], "on the validation clips"
     else:  # stopped (max_steps) before the first validation
         history.beats_persistence = None
         return
-    # the start (best_epoch 0) is the starting model, not a fine-tuned one: it beats nothing
-    history.beats_persistence = bool(score < base) and history.best_epoch not in (0, None)
+    history.beats_persistence = bool(score < base) and not untrained
     if history.beats_persistence or not finished:
         return
     rejected = [e for e in history.epochs if e.get("worse_than_copy_last_on") and e["val"]["mse"] < base]
@@ -634,7 +749,8 @@ def _compare(
         history.warnings.append(
             f"no fine-tuned state was at least as good as copying the last frame on every validation video: the "
             f"best by mean MSE (epoch {best['epoch']}: {best['val']['mse']:.4g} against {base:.4g}) was worse on "
-            f"{', '.join(best['worse_than_copy_last_on'][:3])}, so the folder holds the persistence-equivalent "
+            f"{printable(', '.join(best['worse_than_copy_last_on'][:3]))}, so the folder holds the "
+            "persistence-equivalent "
             "model (" + arg("select='mean'", "--select mean") + " keeps the best mean instead)."
         )
         return

@@ -49,12 +49,56 @@ def test_untrained_head_is_exactly_copy_last_and_rebuilds_from_its_config(arch, 
     assert y.shape == (2, wrapped.frames_out, wrapped.channels, cfg["height"], cfg["width"])
     assert torch.equal(y, x[:, -1:].expand_as(y))  # exactly the last frame, whatever the base computes
     with torch.no_grad():  # once trained, the head changes the forecast
-        wrapped.head.out.bias.fill_(0.1)
+        wrapped.head.out.weight.fill_(0.1)
     assert not torch.equal(wrapped(x), y)
     # the registry rebuilds it from the name and config alone (what stzoo.load does with config.json)
     again = build_model(wrapped.arch, wrapped.config.to_dict())
     again.load_state_dict(wrapped.state_dict())
     torch.testing.assert_close(again.eval()(x), wrapped(x))
+
+
+def test_head_forecasts_no_change_where_nothing_moved_and_runs_the_base_only_when_it_counts():
+    """Version 2: no biases on the motion path, so a still window is forecast still (exactly) however the head
+    was trained, while its gate is zero; in eval mode with the gate at zero the base is not even run."""
+    cfg = ARCHITECTURES["tau"].tiny_config
+    torch.manual_seed(0)
+    wrapped = with_persistence(build_model("tau", cfg)).eval()
+    assert wrapped.head.version == 2 and wrapped.config.head_version == 2
+    with torch.no_grad():
+        for p in wrapped.head.parameters():
+            p.normal_()
+        wrapped.head.gate.zero_()
+    shape = (2, wrapped.frames_in, wrapped.channels, cfg["height"], cfg["width"])
+    still = torch.rand(shape[0], 1, *shape[2:]).expand(shape).contiguous()
+    assert torch.equal(wrapped(still), still[:, -1:].expand(-1, wrapped.frames_out, -1, -1, -1))
+    moving = torch.rand(shape)
+    assert not torch.equal(wrapped(moving), moving[:, -1:].expand(-1, wrapped.frames_out, -1, -1, -1))
+    calls = []
+    wrapped.base.register_forward_hook(lambda *a: calls.append(1))
+    wrapped(moving)
+    assert calls == []  # eval, gate 0: the base's change would be multiplied by zero
+    wrapped.train()(moving)
+    assert len(calls) == 1  # training: the gate's gradient needs it
+    with torch.no_grad():
+        wrapped.head.gate.fill_(0.5)
+    before = wrapped.eval()(still)
+    assert len(calls) == 2 and not torch.equal(before, still[:, -1:].expand_as(before))  # the base's change counts
+
+
+def test_folders_written_with_the_first_head_still_load_and_forecast_the_same(tmp_path):
+    """A config without ``head_version`` is a version-1 head (the layout before version 2)."""
+    cfg = ARCHITECTURES["convlstm"].tiny_config
+    torch.manual_seed(0)
+    old = with_persistence(build_model("convlstm", cfg), version=1).eval()
+    with torch.no_grad():
+        old.head.out.bias.fill_(0.05)
+    config = old.config.to_dict()
+    config.pop("head_version")
+    again = build_model(old.arch, config)
+    assert again.head.version == 1 and not hasattr(again.head, "gate")
+    again.load_state_dict(old.state_dict())  # strict: the same tensors
+    x = torch.rand(1, old.frames_in, old.channels, cfg["height"], cfg["width"])
+    torch.testing.assert_close(again.eval()(x), old(x))
 
 
 def test_head_checks_the_window():
@@ -126,8 +170,8 @@ def test_direct_model_worse_than_copy_last_is_replaced_by_the_persistence_model(
 
 def test_a_run_that_learns_keeps_its_best_validated_state(tmp_path):
     clips = realistic_clips(3, frames=32, height=16, width=16, rgb=False)
-    _, hist = finetune(tiny("tau"), clips, steps=40, lr=1e-2, batch_size=4, out_dir=tmp_path, **QUICK)
-    assert hist.kept == "fine-tuned" and hist.best_epoch >= 1 and hist.beats_persistence
+    _, hist = finetune(tiny("tau"), clips, steps=80, lr=1e-2, batch_size=4, out_dir=tmp_path, **QUICK)
+    assert hist.kept == "fine-tuned" and hist.beats_persistence and (hist.best_epoch >= 1 or hist.head_trained)
     eligible = [e["val"]["mse"] for e in hist.epochs if "val" in e and not e["worse_than_copy_last_on"]]
     assert hist.best["mse"] < hist.persistence["mse"] and hist.best["mse"] == min([hist.start["val"]["mse"], *eligible])
 
@@ -240,6 +284,8 @@ def test_non_utf8_file_names_survive_the_final_save(tmp_path):  # F14
     assert "udcff" in card or "udce9" in card  # the names, escaped
     assert stzoo.load(tmp_path / "out").predict(square_video(0)[:4]).shape == (4, 16, 16)
     json.loads((tmp_path / "out" / "history.json").read_text(encoding="utf-8"))
+    for w in hist.warnings:  # the warnings that name videos name them escaped too
+        w.encode("utf-8")
 
 
 def test_resume_keeps_the_time_fitted_budget(tmp_path):
@@ -300,7 +346,10 @@ def test_every_clip_selection_never_keeps_a_state_worse_than_copy_last_on_a_clip
     assert turned(mean) > copy_turned["mse"]  # the mean rule kept a state worse than copy-last on clip 5
     assert any(e.get("worse_than_copy_last_on") for e in safe.epochs)  # the rule had something to refuse
     kept = safe.start if safe.best_epoch == 0 else safe.epochs[safe.best_epoch - 1]
-    assert all(c["mse"] <= p["mse"] * (1 + 1e-6) for c, p in zip(kept["val_clips"], safe.persistence_clips))
+    assert all(
+        c["mse"] <= p["mse"] * (1 + 1e-6) and c["ssim"] >= p["ssim"] - 1e-6
+        for c, p in zip(kept["val_clips"], safe.persistence_clips)
+    )
     training = json.loads((tmp_path / "safe" / "config.json").read_text())["training"]
     assert "any validation video" in training["selection"] and "end of every video" in training["split"]
     # the folder, scored again on clip 5's validation window: not worse than copying the last frame
@@ -324,3 +373,22 @@ def test_select_is_checked_and_reachable_from_the_cli(tmp_path, capsys):
     hist = json.loads((tmp_path / "o" / "history.json").read_text())
     assert hist["data"]["selection"] == "mean" and "whole videos" in hist["data"]["split"]
     assert "lowest validation MSE over all" in hist["selection"]
+
+
+def test_every_clip_rule_refuses_a_lower_ssim_even_with_a_lower_mse():
+    """A state is worse than copy-last on a video when it loses by either measure: a lower MSE does not buy
+    back a lower SSIM (the folder must not be worse than persistence on its own clips by either)."""
+    from stzoo.training.finetune_history import FinetuneHistory
+    from stzoo.training.finetune_run import _worse_clips
+
+    history = FinetuneHistory()
+    history.persistence_clips = [{"video": v, "mse": 2.0, "ssim": 0.8} for v in ("a", "b", "c")]
+    rec = {
+        "val_clips": [
+            {"video": "a", "mse": 1.0, "ssim": 0.79},  # better MSE, worse SSIM
+            {"video": "b", "mse": 2.5, "ssim": 0.9},  # worse MSE, better SSIM
+            {"video": "c", "mse": 2.0, "ssim": 0.8},  # a tie is not worse
+        ]
+    }
+    assert _worse_clips(rec, history, "every-clip") == ["a", "b"]
+    assert _worse_clips(rec, history, "mean") is None
