@@ -576,8 +576,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=("every-clip", "mean"),
         default="every-clip",
         help="which validated state to keep: every-clip: the lowest validation MSE among the states not worse than "
-        "copying the last frame on any validation video; mean: the lowest validation MSE over all clips "
-        "(default: every-clip)",
+        "copying the last frame on any validation video (by MSE or SSIM); mean: the lowest validation MSE over "
+        "all clips (default: every-clip)",
     )
     p.add_argument(
         "--stride", type=positive_int, default=1, metavar="N", help="frames between clip starts (default: 1)"
