@@ -186,13 +186,10 @@ def run(
     if o.static:
         plan = replan(plan, 0) | {"rule": "none: the footage never changes, copying the last frame is exact"}
     elif ck is None:  # time a few steps of this model on this data and device; fit "auto" to time_budget
-        probe = train_ds.take(list(range(min(recipe.batch_size, len(train_ds))))).to(dev)
-        clock = clock_of(o.budget_clock)
-        step_s = time_step(net, model, replace(recipe, epochs=plan["epochs"]), probe, amp=amp, clock=clock)
-        val_s = 0.0
-        if val_ds is not None:
-            batches = math.ceil(len(val_ds) / dist_.world / recipe.batch_size)
-            val_s = batches * time_forward(model, probe, recipe.frames_in, recipe.frames_out, clock)
+        timed = replace(recipe, epochs=plan["epochs"])
+        step_s, val_s = _time_step_and_validation(
+            net, model, timed, train_ds, val_ds, o, dev, amp=amp, world=dist_.world
+        )
         step_s, val_s = (v / dist_.world for v in dist_.all_sum([step_s, val_s], dev))  # one plan for all ranks
         auto = o.steps in (None, "auto") and o.epochs is None
         minutes = o.time_budget if auto else None
@@ -531,30 +528,20 @@ def _train_head_alone(
     params = [p for n, p in head.named_parameters() if p.requires_grad and n != "gate"]
     t0 = time.perf_counter()
     plan = plan_steps(len(train_ds), recipe.batch_size, steps=o.steps, epochs=o.epochs)
-    head.use_base = False
-    try:
-        if o.steps in (None, "auto") and o.epochs is None and o.time_budget is not None:  # cut to its share
-            probe = train_ds.take(list(range(min(recipe.batch_size, len(train_ds))))).to(dev)
-            clock = clock_of(o.budget_clock)
-            step_s = time_step(model, model, recipe, probe, amp=False, clock=clock)
-            val_s = math.ceil(len(val_ds) / recipe.batch_size) * time_forward(
-                model, probe, recipe.frames_in, recipe.frames_out, clock
-            )
-            plan = fit_to_time(
-                plan, step_s=step_s, val_s=val_s, minutes=o.time_budget * HEAD_STAGE_SHARE, budget_clock=o.budget_clock
-            )
-    finally:
-        head.use_base = True
-    steps, per_epoch = plan["steps"], plan["steps_per_epoch"]
-    opt, sched = make_optimizer(params, recipe, steps)
     start = {k: v.detach().clone() for k, v in head.state_dict().items()}
     gen = torch.Generator().manual_seed(recipe.seed + 104_729)
     local, order = Dist(), []
     best_mse, best_epoch, best = history.persistence["mse"], None, None
     validations: list[dict[str, Any]] = []
     head.use_base = False
-    model.train()
     try:
+        if o.steps in (None, "auto") and o.epochs is None and o.time_budget is not None:  # cut to its share
+            step_s, val_s = _time_step_and_validation(model, model, recipe, train_ds, val_ds, o, dev, amp=False)
+            minutes = o.time_budget * HEAD_STAGE_SHARE
+            plan = fit_to_time(plan, step_s=step_s, val_s=val_s, minutes=minutes, budget_clock=o.budget_clock)
+        steps, per_epoch = plan["steps"], plan["steps_per_epoch"]
+        opt, sched = make_optimizer(params, recipe, steps)
+        model.train()
         for s in range(steps):
             epoch, i = divmod(s, per_epoch)
             if i == 0:
@@ -592,6 +579,30 @@ def _train_head_alone(
         "best_epoch": best_epoch,
         "seconds": round(time.perf_counter() - t0, 2),
     }
+
+
+def _time_step_and_validation(
+    net: nn.Module,
+    model: nn.Module,
+    recipe: Recipe,
+    train_ds: ClipDataset,
+    val_ds: ClipDataset | None,
+    o: Options,
+    dev: torch.device,
+    *,
+    amp: bool,
+    world: int = 1,
+) -> tuple[float, float]:
+    """Seconds of one training step of ``net`` on a batch of the first training clips, and of one validation
+    (this process's share of ``val_ds`` among ``world``; 0 without validation data), on ``o.budget_clock``."""
+    probe = train_ds.take(list(range(min(recipe.batch_size, len(train_ds))))).to(dev)
+    clock = clock_of(o.budget_clock)
+    step_s = time_step(net, model, recipe, probe, amp=amp, clock=clock)
+    val_s = 0.0
+    if val_ds is not None:
+        batches = math.ceil(len(val_ds) / world / recipe.batch_size)
+        val_s = batches * time_forward(model, probe, recipe.frames_in, recipe.frames_out, clock)
+    return step_s, val_s
 
 
 def _stage1_applies(model: nn.Module, val_ds: ClipDataset | None, o: Options) -> bool:
