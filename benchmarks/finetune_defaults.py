@@ -137,7 +137,12 @@ def run_one(model_name: str, name: str, args: argparse.Namespace) -> list[dict]:
             quick = {"time_budget": 0.3} if args.quick else {}  # the smoke test only: every default otherwise
             chosen = {
                 k: v
-                for k, v in (("select", args.select), ("split", args.split), ("budget_clock", args.budget_clock))
+                for k, v in (
+                    ("select", args.select),
+                    ("split", args.split),
+                    ("budget_clock", args.budget_clock),
+                    ("seed", args.seed),
+                )
                 if v is not None
             }
             tuned, hist = finetune(base, given, out_dir=Path(tmp) / "out", progress=not args.quiet, **quick, **chosen)
@@ -252,6 +257,7 @@ def main() -> None:
     ap.add_argument("--select", default=None, help="finetune's select (default: its default)")
     ap.add_argument("--split", default=None, help="finetune's split (default: its default)")
     ap.add_argument("--budget-clock", default=None, help="finetune's budget_clock (default: its default)")
+    ap.add_argument("--seed", type=int, default=None, help="finetune's seed (default: its default)")
     ap.add_argument("--rows", type=Path, default=None, metavar="FILE", help="also save the rows as JSON")
     ap.add_argument(
         "--from", dest="from_", type=Path, nargs="+", default=None, metavar="FILE", help="table from saved rows"

@@ -702,7 +702,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="auto",
         metavar="auto|none|LIST",
         help="training-clip augmentation: auto (horizontal flips), none, or a comma list of hflip, vflip, "
-        "reverse (time reversal) (default: auto)",
+        "reverse (time reversal), crop (a window shifted by up to 1/8 of the frame) (default: auto)",
     )
     p.add_argument(
         "--time-budget",

@@ -3,28 +3,42 @@
 On real footage at video frame rates, repeating the last observed frame ("copy-last", persistence)
 is a strong forecast; a model trained on other data (digits, simulations) starts far worse than it.
 Wrapping a model with this head makes the *untrained* model exactly copy-last, so fine-tuning can
-only move away from persistence where training finds something better::
+only move away from persistence where training finds something better. The head (version 3, the default) works
+on each colour channel alike (any channel count), from the last ``k = min(frames_in, 3)`` observed frames::
 
-    base(x)  = the wrapped architecture's forecast, B×T_out×C×H×W (any architecture, unchanged)
-    last     = x[:, -1]                                  the last observed frame
-    motion   = ctx(x_0 − last, …, x_{T−2} − last) ⊙ (1 + cnt(last))     what moved, scaled by what is there
-    change_t = out(GELU(motion ⊙ (1 + step_t) + gate · chg(base_t − last)))
-    ŷ_t      = last + change_t
+    base(x)    = the wrapped architecture's forecast, B×T_out×C×H×W (any architecture, unchanged)
+    last       = x[:, -1]                                   the last observed frame
+    h          = feat(last, x_{-2} − last, …, x_{-k} − last)  two 3×3 convolutions, ``head_hidden`` wide
+    kernel_t   = softmax(logits_t(h))                        per pixel: weights over the 3×3 neighbourhoods
+                                                             of the k last frames (9·k, summing to 1)
+    change_t   = amount_t(h) ⊙ Σ_j kernel_t,j ⊙ (neighbour_j − last) + gate · (base_t − last)
+    ŷ_t        = last + change_t
 
-``ctx``, ``cnt``, ``chg`` and ``out`` are 3×3 convolutions ``head_hidden`` wide, ``step_t`` a learned vector per
-future frame (the change may grow with the horizon) and ``gate`` a learned scalar. ``out`` starts at zero, so
-``ŷ_t = last`` before any training, whatever ``base`` computes; its gradient is not zero, so the first steps
-learn the change. ``ctx`` and ``out`` have no bias and GELU(0) = 0, so **where nothing moved in the observed
-window, the head forecasts no change** (exactly, while the gate is zero): a static scene stays as it is. The gate
-starts at zero: the base's forecast enters only as far as training finds it useful. Nothing here depends on
-the wrapped architecture.
+``logits`` and ``amount`` are 1×1 convolutions that start at zero, and ``gate`` a scalar at zero: ``ŷ_t = last``
+before any training, whatever ``base`` computes; the gradient of ``amount`` is not zero, so the first steps learn
+the change. Each future frame moves each pixel towards a learned, content-dependent mix of where it and its
+neighbours were (``amount`` = 1: exactly that mix; between 0 and 1: part way): motion, temporal smoothing and
+the spatial blur that hedges an uncertain future are all such mixes, and a uniform still scene stays as it is.
+On real footage whose future regime differs from the one trained on (a person walking, then an empty room with
+compression noise), this per-pixel rule carried over where a learned global change did not (docs/finetuning.md).
+A mix reaches one pixel from where a pixel was, whatever the horizon: faster motion is the base's to add, through
+the gate (mixing the forecast frame by frame instead reached further, but compounded the blur over empty scenes).
+The training loss adds ``SSIM_WEIGHT`` · (1 − SSIM) of the forecast to the recipe's (frames of 11×11 or more; the
+wrapper's ``ssim_loss_weight``, read by :func:`stzoo.training.losses.compute_loss`), so the smoothing it learns does
+not buy MSE with structure. The gate lets the base's forecast in only as far as
+training finds it useful. Nothing here depends on the wrapped architecture.
 
 With ``use_base`` off (or, in eval mode, with the gate at zero) the base is not run at all: fine-tuning
 first trains the head alone (cheap: a few small convolutions; see :mod:`stzoo.training.finetune_run`), then
 the base with it; a folder whose gate stayed at zero forecasts at the head's cost.
 
-``head_version`` 1 (folders written before version 2; the config default) is the first head:
-``change_t = out(GELU(ctx(x_0 − last, …, x_{T−2} − last, last) + chg(base_t − last)))``, ``out`` with a bias.
+Earlier versions load as they were written (``head_version`` in the config; absent: 1):
+
+* version 2: ``change_t = out(GELU(ctx(x_0 − last, …, x_{T−2} − last) ⊙ (1 + cnt(last)) ⊙ (1 + step_t) + gate ·
+  chg(base_t − last)))`` (3×3 convolutions, ``out`` zero at the start, no biases on the motion path: a still window
+  is forecast still);
+* version 1: ``change_t = out(GELU(ctx(x_0 − last, …, x_{T−2} − last, last) + chg(base_t − last)))``, ``out`` with a
+  bias.
 
 The wrapped model is a registered architecture of its own, named ``<base>+persistence`` (e.g.
 ``tau+persistence``), built on first use by :func:`stzoo.models.get_architecture`: its config is the
@@ -41,6 +55,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor, nn
 
 from stzoo.errors import ConfigError
@@ -70,9 +85,13 @@ __all__ = [
 #: the architecture id of a wrapped model is the base's id followed by this
 SUFFIX = "+persistence"
 #: the head's hidden channels by default
-DEFAULT_HIDDEN = 32
-#: the head a new wrapper gets: 2 (per-future-frame terms and a gated base path); 1: the first head
-HEAD_VERSION = 2
+DEFAULT_HIDDEN = 16
+#: the head a new wrapper gets: 3 (a per-pixel kernel over the last frames); 2: a motion-gated change; 1: the first
+HEAD_VERSION = 3
+#: version 3 reads the 3×3 neighbourhoods of at most this many of the last observed frames
+KERNEL_FRAMES = 3
+#: version 3's training loss adds this times (1 − SSIM) of the forecast (frames of at least 11×11)
+SSIM_WEIGHT = 0.003
 
 
 class PersistenceHead(nn.Module):
@@ -82,8 +101,8 @@ class PersistenceHead(nn.Module):
         frames_in: frames of the observed window (``T``).
         channels: colour channels ``C``.
         hidden: channels of the hidden layer.
-        frames_out: future frames (``T_out``; version 2 has a term per future frame).
-        version: 2 (default) or 1 (the first head; folders written before version 2), see the module's doc.
+        frames_out: future frames (``T_out``; versions 2 and 3 have terms per future frame).
+        version: 3 (default), 2 or 1 (heads of folders written before), see the module's doc.
     """
 
     def __init__(
@@ -98,8 +117,26 @@ class PersistenceHead(nn.Module):
         self.frames_in, self.channels, self.version = frames_in, channels, version
         #: whether the base's forecast is computed and used (fine-tuning's stage 1 trains the head without it)
         self.use_base = True
+        t_out = frames_out or frames_in
+        if version >= 3:
+            # per channel (shared by every channel, so any channel count): features of the last frames → a
+            # per-pixel kernel over their 3×3 neighbourhoods and how far to move towards it, per future frame
+            self.taps = min(frames_in, KERNEL_FRAMES)
+            self.feat = nn.Sequential(
+                nn.Conv2d(self.taps, hidden, 3, padding=1, padding_mode="replicate"),
+                nn.GELU(),
+                nn.Conv2d(hidden, hidden, 3, padding=1, padding_mode="replicate"),
+                nn.GELU(),
+            )
+            self.logits = nn.Conv2d(hidden, t_out * self.taps * 9, 1)  # zero at the start: a uniform kernel
+            self.amount = nn.Conv2d(hidden, t_out, 1)  # zero at the start: no change
+            self.gate = nn.Parameter(torch.zeros(()))  # how much of the base's change to use; none at the start
+            for conv in (self.logits, self.amount):
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
+            return
         self.chg = nn.Conv2d(channels, hidden, 3, padding=1, bias=False)  # the base's change, per future frame
-        if version >= 2:
+        if version == 2:
             if frames_in < 2:
                 raise ConfigError(
                     f"persistence head version 2 reads the observed motion: needs frames_in >= 2, got {frames_in}"
@@ -107,7 +144,7 @@ class PersistenceHead(nn.Module):
             # no biases on the path from the observed differences: no motion in, no change out
             self.ctx = nn.Conv2d((frames_in - 1) * channels, hidden, 3, padding=1, bias=False)
             self.cnt = nn.Conv2d(channels, hidden, 3, padding=1)  # the last frame's content scales it; 0 at first
-            self.steps = nn.Parameter(torch.zeros(frames_out or frames_in, hidden, 1, 1))  # per future frame
+            self.steps = nn.Parameter(torch.zeros(t_out, hidden, 1, 1))  # per future frame
             self.gate = nn.Parameter(torch.zeros(()))  # how much of the base's change to use; none at the start
             self.out = nn.Conv2d(hidden, channels, 3, padding=1, bias=False)  # hidden → change; zero at the start
             nn.init.zeros_(self.cnt.weight)
@@ -120,7 +157,7 @@ class PersistenceHead(nn.Module):
 
     @property
     def needs_base(self) -> bool:
-        """Whether :meth:`forward` reads the base's forecast. A version-2 head does not with ``use_base`` off,
+        """Whether :meth:`forward` reads the base's forecast. A version-2 or -3 head does not with ``use_base`` off,
         nor in eval mode with its gate at zero (the base's change would be multiplied by zero), so the base
         need not run; in training mode it does (the gate's gradient needs the base's change)."""
         if self.version < 2 or self.training:
@@ -136,6 +173,8 @@ class PersistenceHead(nn.Module):
         allowed where :attr:`needs_base` is False)."""
         b, _, c, h, w = x.shape
         last = x[:, -1:]
+        if self.version >= 3:
+            return self._kernel_forward(x, base)
         if self.version >= 2:
             t_out = self.steps.shape[0]
             hid = self.ctx((x[:, :-1] - last).flatten(1, 2)) * (1 + self.cnt(last[:, 0]))  # B×hidden×H×W
@@ -149,6 +188,26 @@ class PersistenceHead(nn.Module):
             hid = self.ctx(context).unsqueeze(1) + self.chg((base - last).flatten(0, 1)).view(b, t_out, -1, h, w)
         change = self.out(F.gelu(hid).flatten(0, 1)).view(b, t_out, c, h, w)
         return last + change
+
+    def _kernel_forward(self, x: Tensor, base: Tensor | None) -> Tensor:
+        """Version 3: ŷ_t = last + amount_t ⊙ Σ_j kernel_t,j ⊙ (neighbour_j − last) over the 3×3 neighbourhoods of
+        the last k observed frames, plus gate · (base_t − last)."""
+        b, _, c, h, w = x.shape
+        t_out, k = self.amount.out_channels, self.taps
+        seen = rearrange(x[:, -k:], "b k c h w -> (b c) k h w")
+        last = seen[:, -1:]
+        hid = self.feat(torch.cat([last, seen[:, :-1] - last], 1))  # (B·C)×hidden×H×W
+        kernel = rearrange(self.logits(hid), "n (t j) h w -> n t j h w", t=t_out).softmax(2)
+        near = rearrange(_neighbours(seen), "n j (h w) -> n 1 j h w", h=h) - last.unsqueeze(1)
+        change = rearrange(self.amount(hid) * (kernel * near).sum(2), "(b c) t h w -> b t c h w", b=b)
+        if base is not None and self.use_base:
+            change = change + self.gate * (base - x[:, -1:])
+        return x[:, -1:] + change
+
+
+def _neighbours(frames: Tensor) -> Tensor:
+    """N×k×H×W → N×(k·9)×(H·W): every pixel's 3×3 neighbourhood in each frame, borders replicated."""
+    return F.unfold(F.pad(frames, (1, 1, 1, 1), mode="replicate"), 3)
 
 
 class WithPersistence(nn.Module):
@@ -174,6 +233,8 @@ class WithPersistence(nn.Module):
         self.frames_out = int(getattr(config, spec.spec_keys["frames_out"]))
         self.channels = int(getattr(config, spec.spec_keys["channels"]))
         self.head = PersistenceHead(self.frames_in, self.channels, hidden, self.frames_out, version)
+        #: read by stzoo.training.losses.compute_loss: version 3 trains on MSE + this · (1 − SSIM)
+        self.ssim_loss_weight = SSIM_WEIGHT if version >= 3 else 0.0
 
     def check_input(self, x: Tensor) -> None:
         """The wrapped architecture's input rules, and the window of ``frames_in`` frames."""
@@ -213,7 +274,7 @@ def persistence_architecture(base: str | Architecture) -> Architecture:
         base.config.__name__ + "WithPersistence",
         [
             ("head_hidden", int, cfg_field(DEFAULT_HIDDEN, lo=1, hi=1024)),  # the head's hidden channels
-            ("head_version", int, cfg_field(1, choices=(1, 2))),  # absent from a config: 1, the first head
+            ("head_version", int, cfg_field(1, choices=(1, 2, 3))),  # absent from a config: 1, the first head
         ],
         bases=(base.config,),
         namespace={"__module__": __name__, "__doc__": f"{base.config.__name__} plus the persistence head's width."},
@@ -239,7 +300,7 @@ def persistence_architecture(base: str | Architecture) -> Architecture:
             size_multiple=base.size_multiple,
             size_reason=base.size_reason,
             channel_params=lambda cfg: {f"base.{k}": v for k, v in base.channel_params(cfg).items()},
-            frames_params=lambda cfg: prefixed(base.frames_params)(cfg) + ["head.ctx.", "head.steps"],
+            frames_params=lambda cfg: prefixed(base.frames_params)(cfg) + _HEAD_FRAMES_PARAMS,
             resolution_params=prefixed(base.resolution_params),
             description=f"{base.description or base.name}, forecasting last frame + a learned change "
             "(stzoo.models.persistence)",
@@ -250,19 +311,25 @@ def persistence_architecture(base: str | Architecture) -> Architecture:
     )
 
 
+#: the head's weights whose shapes depend on the numbers of frames (versions 2 and 3)
+_HEAD_FRAMES_PARAMS = ["head.ctx.", "head.steps", "head.feat.0.", "head.logits.", "head.amount."]
+
+
 def _head_activations(base: Architecture) -> Any:
-    """The base's activation estimate plus the head's: its two 3×3 convolutions at full size read the past frames,
-    the last frame and the base's forecast (≤ 2·T + 1 frames of C channels) and hold ``head_hidden`` maps per
-    future frame and one shared."""
+    """The base's activation estimate plus the head's: it reads the past frames, the last frame and the base's
+    forecast (≤ 2·T + 1 frames of C channels); version 3 holds, per channel, a few ``head_hidden``-wide maps and
+    a kernel over 9·3 neighbours per future frame; versions 1–2 ``head_hidden`` maps per future frame and one shared."""
     if base.activation_floats is None:
         return None
     channels_key = base.spec_keys.get("channels", "channels")
 
     def floats(cfg: Any, b: int, t: int, h: int, w: int) -> float:
         c = int(getattr(cfg, channels_key, 3))
-        return float(base.activation_floats(cfg, b, t, h, w)) + 4.0 * b * h * w * (
-            cfg.head_hidden * (t + 1) + (2 * t + 1) * c
-        )
+        if getattr(cfg, "head_version", 1) >= 3:  # per channel: hidden maps, and the kernels and neighbours per frame
+            head = c * (4 * cfg.head_hidden + 4 * t * 9 * KERNEL_FRAMES) + (2 * t + 1) * c
+        else:
+            head = cfg.head_hidden * (t + 1) + (2 * t + 1) * c
+        return float(base.activation_floats(cfg, b, t, h, w)) + 4.0 * b * h * w * head
 
     return floats
 

@@ -8,7 +8,7 @@ The loop::
     size the step budget from the data (steps="auto"), time a few steps and cut it to time_budget (less the
         share of stage 1); print the estimate
     measure copy-last-frame on every validation video
-    stage 1 (the persistence head, version 2): train the head alone, the base not run (cheap; at most
+    stage 1 (the persistence head, version 2 or 3): train the head alone, the base not run (cheap; at most
         HEAD_STAGE_SHARE of time_budget), validated like the epochs below; its best state (else copy-last)
         starts stage 2
     stage 2: validate the starting model (step 0): the first best
@@ -224,7 +224,8 @@ def finetune(
             :mod:`stzoo.models.persistence`; recorded in the folder's config, so ``stzoo.load`` rebuilds
             it); ``"direct"``: train the model as it is (the behaviour before the head existed).
         augment: ``"auto"`` (default: horizontal flips), ``"none"``, or names from
-            ``"hflip"``, ``"vflip"``, ``"reverse"`` (time reversal), as a list or comma-separated; each
+            ``"hflip"``, ``"vflip"``, ``"reverse"`` (time reversal), ``"crop"`` (the clip seen through a
+            window shifted by up to 1/8 of the frame, the edge repeated), as a list or comma-separated; each
             applied to a training clip with probability ½.
         time_budget: minutes of training and validation that ``steps="auto"`` plans for: a few steps
             are timed first and the budget is cut to what fits (the estimate is printed before the

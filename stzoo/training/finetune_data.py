@@ -153,8 +153,11 @@ def _native_size(videos: Sequence[Video]) -> tuple[int, int] | None:
 
 # --------------------------------------------------------------------------------------------
 # learning more from little footage
-#: the augmentations :func:`augment_batch` knows: mirror left-right, mirror top-bottom, play backwards
-AUGMENTATIONS = ("hflip", "vflip", "reverse")
+#: the augmentations :func:`augment_batch` knows: mirror left-right, mirror top-bottom, play backwards, and crop
+#: (the frame seen through a window shifted by up to ``CROP_SHIFT`` of its height and width, the edge repeated)
+AUGMENTATIONS = ("hflip", "vflip", "reverse", "crop")
+#: the largest shift of ``"crop"``, as a fraction of the frame's height and width
+CROP_SHIFT = 1 / 8
 #: ``augment="auto"``: mirrored left-right, a scene filmed by a camera is as plausible as the original
 #: (people walk both ways, cars drive both ways); upside down it is not (gravity), nor backwards in
 #: time (falling, pouring, settling), so those are options, not defaults
@@ -183,21 +186,42 @@ def parse_augment(augment: Any) -> tuple[str, ...]:
 
 
 def augment_batch(batch: Tensor, kinds: Sequence[str], seed: int, step: int) -> Tensor:
-    """``batch`` (B×T×C×H×W) with each clip mirrored / reversed with probability ½ per kind in ``kinds``.
+    """``batch`` (B×T×C×H×W) with each clip mirrored / reversed / cropped with probability ½ per kind in ``kinds``.
 
-    The draws are a pure function of ``seed`` and ``step``, so a resumed run sees the same batches."""
+    ``"crop"`` shows a clip through a window of its own size shifted by a random whole number of pixels, up to
+    ``CROP_SHIFT`` of the height and of the width each way, the same for all its frames (the motion is kept),
+    the pixels beyond the frame repeating its edge: the frame size does not change, so it suits every
+    architecture. The draws are a pure function of ``seed`` and ``step``, so a resumed run sees the same
+    batches."""
     if not kinds:
         return batch
     gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
     dims = {"hflip": -1, "vflip": -2, "reverse": 1}
+    h, w = batch.shape[-2:]
+    reach = (int(h * CROP_SHIFT), int(w * CROP_SHIFT))
     out = batch
     for kind in kinds:
         pick = torch.rand(batch.shape[0], generator=gen) < 0.5
+        if kind == "crop":  # (drawn only for crops: the other kinds' draws stay what they were)
+            shifts = torch.stack([torch.randint(-r, r + 1, (batch.shape[0],), generator=gen) for r in reach], 1)
         if pick.any():
             idx = pick.nonzero().flatten().to(batch.device)
             out = out.clone() if out is batch else out
-            out[idx] = out[idx].flip(dims[kind])
+            if kind == "crop":
+                for i in idx.tolist():
+                    out[i] = shift_frames(out[i], *shifts[i].tolist())
+            else:
+                out[idx] = out[idx].flip(dims[kind])
     return out
+
+
+def shift_frames(frames: Tensor, dy: int, dx: int) -> Tensor:
+    """``frames`` (…×H×W) seen through a window of the same size moved ``dy`` pixels down and ``dx`` right: pixel
+    (y, x) of the result is pixel (y + dy, x + dx) of the input, clamped to the frame (its edge repeated)."""
+    h, w = frames.shape[-2:]
+    rows = (torch.arange(h, device=frames.device) + dy).clamp(0, h - 1)
+    cols = (torch.arange(w, device=frames.device) + dx).clamp(0, w - 1)
+    return frames[..., rows, :][..., cols]
 
 
 def is_static(videos: Sequence[Video]) -> bool:

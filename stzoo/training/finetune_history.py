@@ -167,8 +167,8 @@ class FinetuneHistory:
             :mod:`stzoo.models.persistence`) or ``"direct"`` (the model as it is).
         start: the validation of the starting model, before any step of stage 2 (``{"epoch": 0, "step": 0,
             "val": ...}``); a candidate like every epoch, so the folder never keeps a model worse than
-            the start. With the persistence head (version 2) the start is the head trained alone (stage 1,
-            the base not run) when that beat copy-last, else copy-last itself; ``start["head_stage"]`` records
+            the start. With the persistence head (version 2 or 3) the start is the head trained alone (stage
+            1, the base not run) when that beat copy-last, else copy-last itself; ``start["head_stage"]`` records
             stage 1 (``steps``, ``validations``, ``kept``, ``best_epoch``, ``seconds``). ``None`` without
             validation data.
         persistence_clips: copy-last-frame on each validation video apart (``video`` names it; the

@@ -112,9 +112,8 @@ def _with_head(base: PredictorLike) -> PredictorLike:
     """``base`` (adapted) with a persistence head at its copy-last start, unless it has one already."""
     if has_persistence_head(base.model):
         return base
-    version = HEAD_VERSION if base.spec.frames_in >= 2 else 1  # (version 2 reads motion: two frames or more)
-    wrapped = with_persistence(base.model, DEFAULT_HIDDEN, version)
-    head = {"head_hidden": DEFAULT_HIDDEN, "head_version": version}
+    wrapped = with_persistence(base.model, DEFAULT_HIDDEN, HEAD_VERSION)
+    head = {"head_hidden": DEFAULT_HIDDEN, "head_version": HEAD_VERSION}
     entry = base.entry.replace(architecture=wrapped.arch, config={**dict(base.entry.config), **head})
     return base.derive(wrapped, base.spec, entry=entry)
 
@@ -520,8 +519,8 @@ def _train_head_alone(
     copy-last by the rule is loaded into ``model`` (else the head goes back to copy-last) and starts stage 2,
     whose step 0 validates it. Every process runs the whole of it on all the clips (it is cheap, and no
     communication keeps every process's head the same). Returns what happened (``steps``, ``validations``,
-    ``kept``, ``best_epoch``, ``seconds``), or ``None`` where there is no such stage: no version-2 head, no
-    validation data, static footage, or a head frozen by ``freeze``."""
+    ``kept``, ``best_epoch``, ``seconds``), or ``None`` where there is no such stage: no head of version 2 or
+    later, no validation data, static footage, or a head frozen by ``freeze``."""
     if not _stage1_applies(model, val_ds, o):
         return None
     head = model.head
@@ -606,8 +605,8 @@ def _time_step_and_validation(
 
 
 def _stage1_applies(model: nn.Module, val_ds: ClipDataset | None, o: Options) -> bool:
-    """Whether a fine-tune has stage 1 (the persistence head trained alone): a version-2 head with parameters to
-    train, validation data to choose its state by, and footage that moves."""
+    """Whether a fine-tune has stage 1 (the persistence head trained alone): a head of version 2 or later with
+    parameters to train, validation data to choose its state by, and footage that moves."""
     head = getattr(model, "head", None)
     if not has_persistence_head(model) or getattr(head, "version", 1) < 2 or val_ds is None or o.static:
         return False

@@ -19,10 +19,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stzoo.errors import ConfigError, InputError
+from stzoo.metrics import frame_ssim
 from stzoo.models import ARCHITECTURES, Recipe
 from stzoo.training.evaluation import _is_recurrent
 
-__all__ = ["ddr_loss", "mse_ddr_loss", "compute_loss"]
+__all__ = ["ddr_loss", "mse_ddr_loss", "compute_loss", "SSIM_LOSS_MIN_SIZE"]
+
+#: the SSIM term of :func:`compute_loss` needs frames at least this many pixels a side (its 11×11 window)
+SSIM_LOSS_MIN_SIZE = 11
 
 
 def ddr_loss(pred: Tensor, target: Tensor, tau: float = 0.1, reduction: str = "mean") -> Tensor:
@@ -60,7 +64,9 @@ def compute_loss(model: nn.Module, recipe: Recipe, seq: Tensor, teacher_p: float
     An architecture that declares its own ``training_forward`` (see :class:`stzoo.models.Architecture`)
     makes the prediction itself from the batch and ``progress`` (fraction of training done) and may add
     a loss term of its own; the others are run here, the recurrent ones with scheduled sampling at
-    teacher-forcing probability ``teacher_p``. The recipe's loss (MSE or MSE+DDR) is applied to both."""
+    teacher-forcing probability ``teacher_p``. The recipe's loss (MSE or MSE+DDR) is applied to both. A model
+    with an ``ssim_loss_weight`` attribute (the persistence head, version 3) adds that weight times (1 − SSIM) of
+    its forecast, on frames of at least ``SSIM_LOSS_MIN_SIZE`` pixels a side (SSIM's window; smaller have none)."""
     own = getattr(getattr(model, "module", model), "arch", None)
     extra = None
     x, y = seq[:, : recipe.frames_in], seq[:, recipe.frames_in : recipe.frames_in + recipe.frames_out]
@@ -80,4 +86,7 @@ def compute_loss(model: nn.Module, recipe: Recipe, seq: Tensor, teacher_p: float
         loss = mse_ddr_loss(pred.float(), target, alpha=recipe.alpha)
     else:
         raise ConfigError(f"unknown loss {recipe.loss!r}; use 'mse' or 'mse+ddr'")
+    weight = float(getattr(getattr(model, "module", model), "ssim_loss_weight", 0.0))
+    if weight and min(pred.shape[-2:]) >= SSIM_LOSS_MIN_SIZE:
+        loss = loss + weight * (1 - frame_ssim(pred.float(), target).mean())
     return loss if extra is None else loss + extra

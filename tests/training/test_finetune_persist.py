@@ -4,6 +4,7 @@ loops in data folders), F10 (static clips) and F14 (non-UTF-8 file names) of iss
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import warnings
@@ -19,12 +20,21 @@ from stzoo.cli.main import main
 from stzoo.data.clips import load_videos
 from stzoo.errors import InputError
 from stzoo.frames import write_gif
+from stzoo.metrics import frame_ssim
 from stzoo.models import ARCHITECTURES, build_model, get_architecture
-from stzoo.models.persistence import SUFFIX, has_persistence_head, with_persistence
+from stzoo.models.persistence import (
+    HEAD_VERSION,
+    SSIM_WEIGHT,
+    SUFFIX,
+    PersistenceHead,
+    has_persistence_head,
+    with_persistence,
+)
 from stzoo.training.finetune import FinetuneWarning, finetune
 from stzoo.training.finetune_budget import MIN_TIMED_STEPS, fit_to_time
-from stzoo.training.finetune_data import augment_batch, parse_augment
+from stzoo.training.finetune_data import augment_batch, parse_augment, shift_frames
 from stzoo.training.finetune_history import plan_steps
+from stzoo.training.losses import compute_loss
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 QUICK = dict(progress=False, patience=None)
@@ -49,7 +59,7 @@ def test_untrained_head_is_exactly_copy_last_and_rebuilds_from_its_config(arch, 
     assert y.shape == (2, wrapped.frames_out, wrapped.channels, cfg["height"], cfg["width"])
     assert torch.equal(y, x[:, -1:].expand_as(y))  # exactly the last frame, whatever the base computes
     with torch.no_grad():  # once trained, the head changes the forecast
-        wrapped.head.out.weight.fill_(0.1)
+        wrapped.head.amount.bias.fill_(0.5)
     assert not torch.equal(wrapped(x), y)
     # the registry rebuilds it from the name and config alone (what stzoo.load does with config.json)
     again = build_model(wrapped.arch, wrapped.config.to_dict())
@@ -62,7 +72,7 @@ def test_head_forecasts_no_change_where_nothing_moved_and_runs_the_base_only_whe
     was trained, while its gate is zero; in eval mode with the gate at zero the base is not even run."""
     cfg = ARCHITECTURES["tau"].tiny_config
     torch.manual_seed(0)
-    wrapped = with_persistence(build_model("tau", cfg)).eval()
+    wrapped = with_persistence(build_model("tau", cfg), version=2).eval()
     assert wrapped.head.version == 2 and wrapped.config.head_version == 2
     with torch.no_grad():
         for p in wrapped.head.parameters():
@@ -83,6 +93,91 @@ def test_head_forecasts_no_change_where_nothing_moved_and_runs_the_base_only_whe
         wrapped.head.gate.fill_(0.5)
     before = wrapped.eval()(still)
     assert len(calls) == 2 and not torch.equal(before, still[:, -1:].expand_as(before))  # the base's change counts
+
+
+def test_kernel_head_moves_each_pixel_towards_a_mix_of_its_neighbours_channel_by_channel():
+    """Version 3 (the default): however it was trained, a uniform still window stays as it is (every neighbour
+    equals the last frame, replicated at the borders), each channel is forecast by the same rule (permuting the
+    channels permutes the forecast), and with ``amount`` = 1 the forecast stays within the range of the last
+    frames (a convex mix of neighbours); in eval mode with the gate at zero the base is not run."""
+    cfg = dict(ARCHITECTURES["tau"].tiny_config, channels=3)
+    torch.manual_seed(0)
+    wrapped = with_persistence(build_model("tau", cfg)).eval()
+    assert wrapped.head.version == HEAD_VERSION == 3 and wrapped.config.head_version == 3
+    with torch.no_grad():
+        for p in wrapped.head.parameters():
+            p.normal_()
+        wrapped.head.gate.zero_()
+    shape = (2, wrapped.frames_in, 3, cfg["height"], cfg["width"])
+    flat = torch.rand(2, 1, 3, 1, 1).expand(shape).contiguous()
+    torch.testing.assert_close(wrapped(flat), flat[:, -1:].expand(-1, wrapped.frames_out, -1, -1, -1))
+    x = torch.rand(shape)
+    y = wrapped(x)
+    assert not torch.equal(y, x[:, -1:].expand_as(y))
+    order = [2, 0, 1]
+    torch.testing.assert_close(wrapped(x[:, :, order]), y[:, :, order])
+    with torch.no_grad():
+        wrapped.head.amount.weight.zero_()
+        wrapped.head.amount.bias.fill_(1.0)
+    y = wrapped(x)
+    seen = x[:, -wrapped.head.taps :]
+    assert y.min() >= seen.min() - 1e-6 and y.max() <= seen.max() + 1e-6
+    calls = []
+    wrapped.base.register_forward_hook(lambda *a: calls.append(1))
+    wrapped(x)
+    assert calls == []
+    with torch.no_grad():
+        wrapped.head.gate.fill_(0.5)
+    assert not torch.equal(wrapped(x), y) and len(calls) == 1
+
+
+@pytest.mark.parametrize("frames_in", [1, 2, 5])
+def test_kernel_head_reads_as_many_of_the_last_frames_as_there_are(frames_in):
+    """Version 3 mixes the neighbourhoods of min(frames_in, 3) frames: a one-frame window works (version 2 could
+    not: it reads differences), and the frames before those are not read."""
+    head = PersistenceHead(frames_in, 2, hidden=4, frames_out=3).eval()
+    assert head.taps == min(frames_in, 3)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in head.parameters():
+            p.normal_()
+    x = torch.rand(2, frames_in, 2, 12, 12)
+    y = head(x, None)
+    assert y.shape == (2, 3, 2, 12, 12) and not torch.equal(y, x[:, -1:].expand_as(y))
+    if frames_in > 3:
+        older = x.clone()
+        older[:, : frames_in - 3] = torch.rand_like(older[:, : frames_in - 3])
+        torch.testing.assert_close(head(older, None), y)
+
+
+@pytest.mark.parametrize("size", [16, 8])
+def test_kernel_head_trains_on_mse_plus_a_little_ssim_where_frames_have_it(size):
+    """Version 3's training loss is the recipe's plus ``SSIM_WEIGHT`` · (1 − SSIM) (frames of 11×11 or more);
+    the earlier heads' is the recipe's alone."""
+    cfg = dict(ARCHITECTURES["tau"].tiny_config, height=size, width=size)
+    torch.manual_seed(0)
+    seq = torch.rand(2, 8, 1, size, size)
+    for version in (3, 2):
+        torch.manual_seed(0)
+        wrapped = with_persistence(build_model("tau", cfg), version=version).train()
+        with torch.no_grad():
+            for p in wrapped.head.parameters():
+                p.normal_(0, 0.1)
+        arch = get_architecture(wrapped.arch)
+        recipe = dataclasses.replace(
+            arch.recipe, frames_in=wrapped.frames_in, frames_out=wrapped.frames_out, loss="mse"
+        )
+        x, target = seq[:, : wrapped.frames_in], seq[:, wrapped.frames_in : wrapped.frames_in + wrapped.frames_out]
+        pred = wrapped(x)
+        expected = torch.nn.functional.mse_loss(pred, target)
+        if version == 3 and size >= 11:
+            term = SSIM_WEIGHT * (1 - frame_ssim(pred, target).mean())
+            assert term > 1e-4  # (random frames: SSIM far from 1)
+            expected = expected + term
+        loss = compute_loss(wrapped, recipe, seq, 0.0)
+        torch.testing.assert_close(loss, expected)
+        loss.backward()
+        assert all(p.grad is not None for p in wrapped.head.parameters() if p is not wrapped.head.gate)
 
 
 def test_folders_written_with_the_first_head_still_load_and_forecast_the_same(tmp_path):
@@ -207,6 +302,37 @@ def test_augment_names_and_batches():
     r = augment_batch(batch, ("reverse",), 0, 3)
     assert any(torch.equal(r[i], batch[i].flip(0)) and not torch.equal(r[i], batch[i]) for i in range(16))
     assert torch.equal(augment_batch(batch, (), 0, 3), batch)
+
+
+def test_crop_shifts_each_picked_clip_as_a_whole_and_keeps_the_frame_size():
+    """``"crop"``: a clip seen through a window shifted by up to 1/8 of the frame, the same for all its frames, the
+    edge repeated; the other kinds draw as before (a run without crops sees the same batches)."""
+    torch.manual_seed(0)
+    batch = torch.rand(32, 4, 2, 16, 24)
+    out = augment_batch(batch, ("crop",), 0, 5)
+    assert out.shape == batch.shape and torch.equal(out, augment_batch(batch, ("crop",), 0, 5))
+    shifted = 0
+    for clip, orig in zip(out, batch):
+        if torch.equal(clip, orig):
+            continue
+        found = [
+            (dy, dx)
+            for dy in range(-2, 3)
+            for dx in range(-3, 4)
+            if torch.equal(clip[..., 2:-2, 3:-3], orig[..., 2 + dy : 14 + dy, 3 + dx : 21 + dx])
+        ]
+        assert len(found) == 1 and found[0] != (0, 0)  # one shift within 1/8 of 16 and of 24, whole clip
+        dy, dx = found[0]
+        assert torch.equal(clip, shift_frames(orig, dy, dx))
+        shifted += 1
+    assert 0 < shifted < 32
+    edge = shift_frames(torch.arange(5.0).view(1, 5), 0, 2)
+    assert edge.tolist() == [[2.0, 3.0, 4.0, 4.0, 4.0]]  # beyond the frame: its edge repeated
+    both = augment_batch(batch, ("hflip", "crop"), 0, 5)
+    flipped = augment_batch(batch, ("hflip",), 0, 5)
+    shifts = [(dy, dx) for dy in range(-2, 3) for dx in range(-3, 4)]
+    assert all(any(torch.equal(both[i], shift_frames(flipped[i], *d)) for d in shifts) for i in range(32))
+    assert parse_augment("hflip,crop") == ("hflip", "crop")
 
 
 def test_time_budget_cuts_auto_steps_and_the_estimate_is_printed(tmp_path, capsys):
