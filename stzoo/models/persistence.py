@@ -160,11 +160,11 @@ class PersistenceHead(nn.Module):
         """Whether :meth:`forward` reads the base's forecast. A version-2 or -3 head does not with ``use_base`` off,
         nor in eval mode with its gate at zero (the base's change would be multiplied by zero), so the base
         need not run; in training mode it does (the gate's gradient needs the base's change)."""
-        if self.version < 2 or self.training:
-            return self.version < 2 or self.use_base
+        if self.version < 2:
+            return True
         if not self.use_base:
             return False
-        if torch.compiler.is_compiling() or torch.jit.is_tracing():  # export: no data-dependent branch
+        if self.training or torch.compiler.is_compiling() or torch.jit.is_tracing():  # export: no data branch
             return True
         return bool(self.gate.detach() != 0)
 
@@ -262,6 +262,10 @@ def _training_forward(model: nn.Module, recipe: Any, seq: Tensor, progress: floa
     return model(x), seq[:, recipe.frames_in : recipe.frames_in + recipe.frames_out], None
 
 
+#: the head's weights whose shapes depend on the numbers of frames (versions 2 and 3)
+_HEAD_FRAMES_PARAMS = ["head.ctx.", "head.steps", "head.feat.0.", "head.logits.", "head.amount."]
+
+
 def persistence_architecture(base: str | Architecture) -> Architecture:
     """The registered architecture ``<base>+persistence`` (registered on first call)."""
     base = get_architecture(base) if isinstance(base, str) else base
@@ -311,10 +315,6 @@ def persistence_architecture(base: str | Architecture) -> Architecture:
     )
 
 
-#: the head's weights whose shapes depend on the numbers of frames (versions 2 and 3)
-_HEAD_FRAMES_PARAMS = ["head.ctx.", "head.steps", "head.feat.0.", "head.logits.", "head.amount."]
-
-
 def _head_activations(base: Architecture) -> Any:
     """The base's activation estimate plus the head's: it reads the past frames, the last frame and the base's
     forecast (≤ 2·T + 1 frames of C channels); version 3 holds, per channel, a few ``head_hidden``-wide maps and
@@ -326,10 +326,10 @@ def _head_activations(base: Architecture) -> Any:
     def floats(cfg: Any, b: int, t: int, h: int, w: int) -> float:
         c = int(getattr(cfg, channels_key, 3))
         if getattr(cfg, "head_version", 1) >= 3:  # per channel: hidden maps, and the kernels and neighbours per frame
-            head = c * (4 * cfg.head_hidden + 4 * t * 9 * KERNEL_FRAMES) + (2 * t + 1) * c
+            held = c * (4 * cfg.head_hidden + 4 * t * 9 * KERNEL_FRAMES)
         else:
-            head = cfg.head_hidden * (t + 1) + (2 * t + 1) * c
-        return float(base.activation_floats(cfg, b, t, h, w)) + 4.0 * b * h * w * head
+            held = cfg.head_hidden * (t + 1)
+        return float(base.activation_floats(cfg, b, t, h, w)) + 4.0 * b * h * w * (held + (2 * t + 1) * c)
 
     return floats
 

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from stzoo.data.clips import ClipDataset, arg
 from stzoo.errors import ConfigError
 from stzoo.interfaces import PredictorLike
-from stzoo.models.persistence import DEFAULT_HIDDEN, HEAD_VERSION, has_persistence_head, with_persistence
+from stzoo.models.persistence import has_persistence_head, with_persistence
 from stzoo.runtime import cpu_description, native_bf16
 from stzoo.training.adapt import adapt
 from stzoo.training.checkpoints import (
@@ -51,8 +51,7 @@ from stzoo.training.finetune_history import (
     plan_steps,
     replan,
 )
-from stzoo.training.loop import Clocks, Loop, make_optimizer
-from stzoo.training.losses import compute_loss
+from stzoo.training.loop import Clocks, Loop, make_optimizer, train_step
 from stzoo.training.train import Recipe, _hardware
 
 __all__ = ["run", "Options", "SELECTIONS", "SAFE_TOLERANCE"]
@@ -112,8 +111,8 @@ def _with_head(base: PredictorLike) -> PredictorLike:
     """``base`` (adapted) with a persistence head at its copy-last start, unless it has one already."""
     if has_persistence_head(base.model):
         return base
-    wrapped = with_persistence(base.model, DEFAULT_HIDDEN, HEAD_VERSION)
-    head = {"head_hidden": DEFAULT_HIDDEN, "head_version": HEAD_VERSION}
+    wrapped = with_persistence(base.model)  # the default width and the newest version: recorded in its config
+    head = {k: getattr(wrapped.config, k) for k in ("head_hidden", "head_version")}
     entry = base.entry.replace(architecture=wrapped.arch, config={**dict(base.entry.config), **head})
     return base.derive(wrapped, base.spec, entry=entry)
 
@@ -527,7 +526,7 @@ def _train_head_alone(
     params = [p for n, p in head.named_parameters() if p.requires_grad and n != "gate"]
     t0 = time.perf_counter()
     plan = plan_steps(len(train_ds), recipe.batch_size, steps=o.steps, epochs=o.epochs)
-    start = {k: v.detach().clone() for k, v in head.state_dict().items()}
+    start = _state(head)
     gen = torch.Generator().manual_seed(recipe.seed + 104_729)
     local, order = Dist(), []
     best_mse, best_epoch, best = history.persistence["mse"], None, None
@@ -547,13 +546,8 @@ def _train_head_alone(
                 order = torch.randperm(len(train_ds), generator=gen).tolist()
             idx = order[i * recipe.batch_size : (i + 1) * recipe.batch_size]
             batch = augment_batch(train_ds.take(idx), o.augment, recipe.seed * 7919 + 1, s).to(dev)
-            loss = compute_loss(model, recipe, batch, 0.0, progress=s / steps)
-            loss.backward()
-            if recipe.grad_clip:
-                nn.utils.clip_grad_norm_(params, recipe.grad_clip)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+            # (clips the trainable parameters with a gradient: the head's, the base and the gate are not run)
+            train_step(model, model, recipe, opt, sched, batch, teacher_p=0.0, progress=s / steps, amp=False)
             last_of_epoch = i + 1 == per_epoch or s + 1 == steps
             if not last_of_epoch or ((epoch + 1) % plan["validate_every"] and s + 1 < steps):
                 continue
@@ -566,7 +560,7 @@ def _train_head_alone(
             )
             if not worse and val["mse"] < best_mse:
                 best_mse, best_epoch = val["mse"], epoch + 1
-                best = {k: v.detach().clone() for k, v in head.state_dict().items()}
+                best = _state(head)
     finally:
         head.use_base = True
     head.load_state_dict(best if best is not None else start)

@@ -67,7 +67,8 @@ def compute_loss(model: nn.Module, recipe: Recipe, seq: Tensor, teacher_p: float
     teacher-forcing probability ``teacher_p``. The recipe's loss (MSE or MSE+DDR) is applied to both. A model
     with an ``ssim_loss_weight`` attribute (the persistence head, version 3) adds that weight times (1 − SSIM) of
     its forecast, on frames of at least ``SSIM_LOSS_MIN_SIZE`` pixels a side (SSIM's window; smaller have none)."""
-    own = getattr(getattr(model, "module", model), "arch", None)
+    inner = getattr(model, "module", model)  # (a DistributedDataParallel wrapper holds the model)
+    own = getattr(inner, "arch", None)
     extra = None
     x, y = seq[:, : recipe.frames_in], seq[:, recipe.frames_in : recipe.frames_in + recipe.frames_out]
     if own in ARCHITECTURES and ARCHITECTURES[own].training_forward is not None:
@@ -86,7 +87,7 @@ def compute_loss(model: nn.Module, recipe: Recipe, seq: Tensor, teacher_p: float
         loss = mse_ddr_loss(pred.float(), target, alpha=recipe.alpha)
     else:
         raise ConfigError(f"unknown loss {recipe.loss!r}; use 'mse' or 'mse+ddr'")
-    weight = float(getattr(getattr(model, "module", model), "ssim_loss_weight", 0.0))
+    weight = float(getattr(inner, "ssim_loss_weight", 0.0))
     if weight and min(pred.shape[-2:]) >= SSIM_LOSS_MIN_SIZE:
         loss = loss + weight * (1 - frame_ssim(pred.float(), target).mean())
     return loss if extra is None else loss + extra
